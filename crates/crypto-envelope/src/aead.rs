@@ -1,0 +1,115 @@
+//! The [`Aead`] seam every cipher plugs into.
+
+use crate::algorithm::AlgorithmId;
+use crate::keys::SecretKey;
+
+/// The one error an AEAD operation reports. It is deliberately opaque: a
+/// failed open says nothing about *why* it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AeadError {
+    /// The tag did not verify: wrong key, wrong nonce, wrong AAD, or the
+    /// ciphertext or tag was changed.
+    #[error("authentication failed")]
+    Authentication,
+    /// A nonce, tag or key of the wrong length, or a message longer than the
+    /// algorithm allows.
+    #[error("invalid length for this algorithm")]
+    InvalidLength,
+}
+
+/// An authenticated cipher bound to one key.
+///
+/// This is the seam between sealkv and the cipher crates: the WAL, the page
+/// store and the archives only ever hold a `dyn Aead`. An implementation must
+/// verify the tag in constant time and must not release any plaintext from
+/// [`Aead::open_in_place_detached`] unless the tag verifies (on failure, the
+/// buffer's contents are unspecified and must not be used).
+///
+/// Implement it (with an [`AeadAlgorithm`] factory) to add a cipher without
+/// forking sealkv.
+pub trait Aead: Send + Sync {
+    /// The algorithm's stable on-disk id.
+    fn algorithm(&self) -> AlgorithmId;
+
+    /// Nonce length in bytes.
+    fn nonce_len(&self) -> usize;
+
+    /// Tag length in bytes.
+    fn tag_len(&self) -> usize;
+
+    /// Encrypts `buf` in place and writes the tag to `tag`
+    /// (`tag.len() == self.tag_len()`).
+    fn seal_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), AeadError>;
+
+    /// Verifies `tag` over `aad` and the ciphertext in `buf`, then decrypts
+    /// `buf` in place.
+    fn open_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), AeadError>;
+
+    /// Encrypts `buf` in place and appends the tag.
+    fn seal_in_place_append(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> Result<(), AeadError> {
+        let len = buf.len();
+        buf.resize(len + self.tag_len(), 0);
+        let (body, tag) = buf.split_at_mut(len);
+        let result = self.seal_in_place_detached(nonce, aad, body, tag);
+        if result.is_err() {
+            buf.truncate(len);
+        }
+        result
+    }
+
+    /// Opens a buffer of ciphertext followed by its tag, in place, and
+    /// truncates the tag away. Returns the plaintext.
+    fn open_in_place_append<'a>(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &'a mut [u8],
+    ) -> Result<&'a mut [u8], AeadError> {
+        let body_len = buf
+            .len()
+            .checked_sub(self.tag_len())
+            .ok_or(AeadError::InvalidLength)?;
+        let (body, tag) = buf.split_at_mut(body_len);
+        self.open_in_place_detached(nonce, aad, body, tag)?;
+        Ok(body)
+    }
+}
+
+/// A factory for [`Aead`] instances of one algorithm: what a
+/// [`CryptoProvider`](crate::CryptoProvider) lists.
+pub trait AeadAlgorithm: Send + Sync {
+    /// The algorithm's stable on-disk id.
+    fn id(&self) -> AlgorithmId;
+
+    /// A short human-readable name.
+    fn name(&self) -> &'static str;
+
+    /// Key length in bytes.
+    fn key_len(&self) -> usize;
+
+    /// Nonce length in bytes.
+    fn nonce_len(&self) -> usize;
+
+    /// Tag length in bytes.
+    fn tag_len(&self) -> usize;
+
+    /// A cipher keyed with `key`.
+    fn new_aead(&self, key: &SecretKey) -> Result<Box<dyn Aead>, AeadError>;
+}

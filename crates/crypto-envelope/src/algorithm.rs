@@ -1,0 +1,143 @@
+//! The built-in algorithms and their stable on-disk ids.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The stable on-disk identifier of an AEAD algorithm.
+///
+/// Ids below `0x8000` are reserved for sealkv's built-in algorithms
+/// ([`EncryptionAlgorithm`]); a third-party cipher picks one at or above
+/// [`AlgorithmId::FIRST_CUSTOM`] and registers it in a
+/// [`CryptoProvider`](crate::CryptoProvider).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AlgorithmId(pub u16);
+
+impl AlgorithmId {
+    /// The first id free for third-party algorithms.
+    pub const FIRST_CUSTOM: u16 = 0x8000;
+}
+
+impl fmt::Debug for AlgorithmId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match EncryptionAlgorithm::from_id(*self) {
+            Some(a) => write!(f, "AlgorithmId({a})"),
+            None => write!(f, "AlgorithmId({:#06x})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for AlgorithmId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match EncryptionAlgorithm::from_id(*self) {
+            Some(a) => a.fmt(f),
+            None => write!(f, "custom algorithm {:#06x}", self.0),
+        }
+    }
+}
+
+/// The AEAD algorithms sealkv ships.
+///
+/// All three take 256-bit keys and 96-bit nonces and produce 128-bit tags.
+/// The on-disk ids are part of the file formats and never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum EncryptionAlgorithm {
+    /// AES-256-GCM: the default; fastest where the CPU has AES and carry-less
+    /// multiply instructions (every x86-64 and ARMv8 server and laptop).
+    #[default]
+    Aes256Gcm,
+    /// ChaCha20-Poly1305: constant-time in software, for CPUs without AES
+    /// instructions.
+    ChaCha20Poly1305,
+    /// AES-256-GCM-SIV: nonce-misuse resistant; used for deterministic
+    /// field encryption and for wrapping keys in the registry.
+    Aes256GcmSiv,
+}
+
+impl EncryptionAlgorithm {
+    /// Every built-in algorithm.
+    pub const ALL: [EncryptionAlgorithm; 3] = [
+        EncryptionAlgorithm::Aes256Gcm,
+        EncryptionAlgorithm::ChaCha20Poly1305,
+        EncryptionAlgorithm::Aes256GcmSiv,
+    ];
+
+    /// The stable on-disk id.
+    pub const fn id(self) -> AlgorithmId {
+        AlgorithmId(match self {
+            EncryptionAlgorithm::Aes256Gcm => 1,
+            EncryptionAlgorithm::ChaCha20Poly1305 => 2,
+            EncryptionAlgorithm::Aes256GcmSiv => 3,
+        })
+    }
+
+    /// The built-in algorithm with on-disk id `id`, if any.
+    pub fn from_id(id: AlgorithmId) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.id() == id)
+    }
+
+    /// The canonical name, as accepted by [`FromStr`] and printed by
+    /// [`Display`](fmt::Display).
+    pub const fn name(self) -> &'static str {
+        match self {
+            EncryptionAlgorithm::Aes256Gcm => "aes-256-gcm",
+            EncryptionAlgorithm::ChaCha20Poly1305 => "chacha20-poly1305",
+            EncryptionAlgorithm::Aes256GcmSiv => "aes-256-gcm-siv",
+        }
+    }
+}
+
+impl fmt::Display for EncryptionAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error for an algorithm name that is not one of ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown encryption algorithm {0:?}; expected one of aes-256-gcm, chacha20-poly1305, aes-256-gcm-siv"
+)]
+pub struct UnknownAlgorithm(pub String);
+
+impl FromStr for EncryptionAlgorithm {
+    type Err = UnknownAlgorithm;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.trim().to_ascii_lowercase().replace('_', "-");
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == norm)
+            .ok_or_else(|| UnknownAlgorithm(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids_round_trip_and_are_stable() {
+        let expected = [
+            (1, "aes-256-gcm"),
+            (2, "chacha20-poly1305"),
+            (3, "aes-256-gcm-siv"),
+        ];
+        for (alg, (id, name)) in EncryptionAlgorithm::ALL.into_iter().zip(expected) {
+            assert_eq!(alg.id(), AlgorithmId(id));
+            assert_eq!(alg.to_string(), name);
+            assert_eq!(name.parse::<EncryptionAlgorithm>().unwrap(), alg);
+            assert_eq!(EncryptionAlgorithm::from_id(AlgorithmId(id)), Some(alg));
+        }
+        assert_eq!(
+            "AES_256_GCM".parse::<EncryptionAlgorithm>().unwrap(),
+            EncryptionAlgorithm::Aes256Gcm
+        );
+        assert!("aes-128-gcm".parse::<EncryptionAlgorithm>().is_err());
+        assert_eq!(EncryptionAlgorithm::from_id(AlgorithmId(0)), None);
+        assert_eq!(
+            EncryptionAlgorithm::default(),
+            EncryptionAlgorithm::Aes256Gcm
+        );
+    }
+}

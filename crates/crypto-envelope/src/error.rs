@@ -1,0 +1,44 @@
+//! Errors of the crypto envelope.
+
+use crate::aead::AeadError;
+use crate::algorithm::AlgorithmId;
+use crate::keys::{KeyError, KeyId};
+use crate::session::Domain;
+
+/// Errors from sealing, opening and key handling.
+///
+/// No variant carries key material, and none is formatted from it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// The provider has no algorithm with this id.
+    #[error("unsupported encryption algorithm {0}")]
+    UnsupportedAlgorithm(AlgorithmId),
+    /// A key of the wrong length for its algorithm.
+    #[error("key is {actual} bytes, the algorithm needs {expected}")]
+    KeyLength {
+        /// Length the algorithm needs.
+        expected: usize,
+        /// Length given.
+        actual: usize,
+    },
+    /// The cipher failed: authentication (tampering, wrong key) or a length.
+    #[error("AEAD operation failed: {0}")]
+    Aead(#[from] AeadError),
+    /// A unit names a data key that the keyring does not hold.
+    #[error("data key {0} is not in the keyring (retired or never known)")]
+    MissingDataKey(KeyId),
+    /// Sealing was asked for with no active data key.
+    #[error("the keyring has no active data key")]
+    NoActiveKey,
+    /// The writer session has used all of its nonces in this domain; start a
+    /// new session.
+    #[error("writer session exhausted its nonces for {0:?}; start a new session")]
+    SessionExhausted(Domain),
+    /// The operating system's random number generator failed.
+    #[error("the OS random number generator failed: {0}")]
+    Rng(getrandom::Error),
+    /// A key could not be loaded or derived.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}

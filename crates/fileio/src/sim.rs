@@ -1,0 +1,526 @@
+//! An in-memory file system that knows which bytes are durable.
+//!
+//! Every write and length change lands in a file's *live* contents and in a
+//! list of pending operations; `sync_data` makes the live contents durable.
+//! Directory entries work the same way: a file created, renamed or removed is
+//! durable only after `sync_dir` of its directory. [`SimVfs::crash`] throws
+//! away everything that was not made durable, as a power cut would, and
+//! [`SimVfs::crash_torn`] keeps a random prefix of the pending writes of each
+//! file, the last one possibly cut short, to model torn writes.
+//!
+//! Handles opened before a crash fail every call afterwards with an I/O
+//! error, like the handles of a process that died.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::vfs::{LockKind, OpenMode, Vfs, VfsFile, VfsLock};
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Write { offset: u64, bytes: Vec<u8> },
+    SetLen(u64),
+}
+
+#[derive(Debug, Default)]
+struct InodeState {
+    live: Vec<u8>,
+    durable: Vec<u8>,
+    pending: Vec<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Inode {
+    state: Mutex<InodeState>,
+}
+
+#[derive(Debug, Default)]
+struct LockState {
+    shared: usize,
+    exclusive: bool,
+}
+
+#[derive(Debug, Default)]
+struct Namespace {
+    /// Entries as the running system sees them.
+    live: BTreeMap<PathBuf, Arc<Inode>>,
+    /// Entries as they would be found after a crash.
+    durable: BTreeMap<PathBuf, Arc<Inode>>,
+    dirs: std::collections::BTreeSet<PathBuf>,
+    locks: HashMap<PathBuf, LockState>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    ns: Mutex<Namespace>,
+    epoch: AtomicU64,
+}
+
+/// An in-memory, crash-simulating [`Vfs`]. Clones share the same files.
+#[derive(Debug, Default, Clone)]
+pub struct SimVfs {
+    shared: Arc<Shared>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in a test thread must not wedge the simulated disk.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file", path.display()),
+    )
+}
+
+/// A tiny deterministic generator (SplitMix64) for torn-write choices.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+}
+
+fn apply(data: &mut Vec<u8>, op: &Pending) {
+    match op {
+        Pending::Write { offset, bytes } => {
+            let start = *offset as usize;
+            let end = start + bytes.len();
+            if data.len() < end {
+                data.resize(end, 0);
+            }
+            data[start..end].copy_from_slice(bytes);
+        }
+        Pending::SetLen(len) => data.resize(*len as usize, 0),
+    }
+}
+
+impl SimVfs {
+    /// An empty simulated file system.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Simulates a power cut: every file goes back to its durable contents,
+    /// every directory to its durable entries, every lock is released, and
+    /// every handle opened before now fails from here on.
+    pub fn crash(&self) {
+        self.crash_inner(None);
+    }
+
+    /// Like [`SimVfs::crash`], but each file keeps a random prefix (chosen
+    /// by `seed`) of the writes made since its last fsync, the last kept write
+    /// possibly cut short: a torn write.
+    pub fn crash_torn(&self, seed: u64) {
+        self.crash_inner(Some(SplitMix(seed)));
+    }
+
+    fn crash_inner(&self, mut torn: Option<SplitMix>) {
+        let mut ns = lock(&self.shared.ns);
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+        ns.live = ns.durable.clone();
+        ns.locks.clear();
+        for inode in ns.live.values() {
+            let mut st = lock(&inode.state);
+            let mut data = st.durable.clone();
+            if let Some(rng) = torn.as_mut() {
+                let keep = rng.below(st.pending.len() as u64 + 1) as usize;
+                for (i, op) in st.pending.iter().take(keep).enumerate() {
+                    if i + 1 == keep
+                        && let Pending::Write { offset, bytes } = op
+                    {
+                        let cut = rng.below(bytes.len() as u64 + 1) as usize;
+                        let partial = Pending::Write {
+                            offset: *offset,
+                            bytes: bytes[..cut].to_vec(),
+                        };
+                        apply(&mut data, &partial);
+                        continue;
+                    }
+                    apply(&mut data, op);
+                }
+            }
+            st.live = data.clone();
+            st.durable = data;
+            st.pending.clear();
+        }
+    }
+
+    /// The live contents of the file at `path` (for tests that tamper with
+    /// or inspect files).
+    pub fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let ns = lock(&self.shared.ns);
+        let inode = ns.live.get(path).ok_or_else(|| not_found(path))?;
+        let st = lock(&inode.state);
+        Ok(st.live.clone())
+    }
+
+    /// Replaces the contents of the file at `path`, durably, creating it if
+    /// needed (for tests that tamper with files or plant old copies).
+    pub fn write_file(&self, path: &Path, bytes: &[u8]) {
+        let mut ns = lock(&self.shared.ns);
+        let inode = ns.live.entry(path.to_path_buf()).or_default().clone();
+        ns.durable.insert(path.to_path_buf(), inode.clone());
+        let mut st = lock(&inode.state);
+        st.live = bytes.to_vec();
+        st.durable = bytes.to_vec();
+        st.pending.clear();
+    }
+
+    /// Every live file path, sorted.
+    pub fn files(&self) -> Vec<PathBuf> {
+        lock(&self.shared.ns).live.keys().cloned().collect()
+    }
+
+    /// Copies every live file under `from` to the same relative path under
+    /// `to`, durably (a `cp -r` of a database directory).
+    pub fn copy_tree(&self, from: &Path, to: &Path) {
+        let files: Vec<(PathBuf, Vec<u8>)> = {
+            let ns = lock(&self.shared.ns);
+            ns.live
+                .iter()
+                .filter_map(|(p, inode)| {
+                    let rel = p.strip_prefix(from).ok()?;
+                    Some((to.join(rel), lock(&inode.state).live.clone()))
+                })
+                .collect()
+        };
+        {
+            let mut ns = lock(&self.shared.ns);
+            ns.dirs.insert(to.to_path_buf());
+        }
+        for (path, bytes) in files {
+            self.write_file(&path, &bytes);
+        }
+    }
+}
+
+struct SimFile {
+    inode: Arc<Inode>,
+    shared: Arc<Shared>,
+    epoch: u64,
+    writable: bool,
+    path: PathBuf,
+}
+
+impl fmt::Debug for SimFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimFile").field("path", &self.path).finish()
+    }
+}
+
+impl SimFile {
+    fn check(&self) -> io::Result<()> {
+        if self.shared.epoch.load(Ordering::SeqCst) != self.epoch {
+            return Err(io::Error::other(
+                "simulated crash: this handle belongs to a dead process",
+            ));
+        }
+        Ok(())
+    }
+    fn check_write(&self) -> io::Result<()> {
+        self.check()?;
+        if !self.writable {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "file opened read-only",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl VfsFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.check()?;
+        let st = lock(&self.inode.state);
+        let len = st.live.len() as u64;
+        if offset >= len {
+            return Ok(0);
+        }
+        let start = offset as usize;
+        let n = buf.len().min(st.live.len() - start);
+        buf[..n].copy_from_slice(&st.live[start..start + n]);
+        Ok(n)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.check_write()?;
+        let mut st = lock(&self.inode.state);
+        let op = Pending::Write {
+            offset,
+            bytes: buf.to_vec(),
+        };
+        apply(&mut st.live, &op);
+        st.pending.push(op);
+        Ok(buf.len())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.check()?;
+        let mut st = lock(&self.inode.state);
+        st.durable = st.live.clone();
+        st.pending.clear();
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.check_write()?;
+        let mut st = lock(&self.inode.state);
+        let op = Pending::SetLen(len);
+        apply(&mut st.live, &op);
+        st.pending.push(op);
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.check()?;
+        Ok(lock(&self.inode.state).live.len() as u64)
+    }
+}
+
+#[derive(Debug)]
+struct SimLock {
+    shared: Arc<Shared>,
+    path: PathBuf,
+    kind: LockKind,
+    epoch: u64,
+}
+
+impl VfsLock for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        if self.shared.epoch.load(Ordering::SeqCst) != self.epoch {
+            return; // the crash already released it
+        }
+        let mut ns = lock(&self.shared.ns);
+        if let Some(st) = ns.locks.get_mut(&self.path) {
+            match self.kind {
+                LockKind::Shared => st.shared = st.shared.saturating_sub(1),
+                LockKind::Exclusive => st.exclusive = false,
+            }
+        }
+    }
+}
+
+impl Vfs for SimVfs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
+        let mut ns = lock(&self.shared.ns);
+        let existing = ns.live.get(path).cloned();
+        let inode = match (mode, existing) {
+            (OpenMode::CreateNew, Some(_)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{}: exists", path.display()),
+                ));
+            }
+            (OpenMode::Read | OpenMode::ReadWrite, None) => return Err(not_found(path)),
+            (_, Some(inode)) => inode,
+            (OpenMode::CreateNew | OpenMode::CreateOrOpen, None) => {
+                let parent = parent_of(path);
+                if !parent.as_os_str().is_empty() && !ns.dirs.contains(&parent) {
+                    return Err(not_found(&parent));
+                }
+                let inode = Arc::new(Inode::default());
+                ns.live.insert(path.to_path_buf(), inode.clone());
+                inode
+            }
+        };
+        Ok(Arc::new(SimFile {
+            inode,
+            shared: self.shared.clone(),
+            epoch: self.shared.epoch.load(Ordering::SeqCst),
+            writable: mode.writable(),
+            path: path.to_path_buf(),
+        }))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut ns = lock(&self.shared.ns);
+        ns.live
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut ns = lock(&self.shared.ns);
+        let inode = ns.live.remove(from).ok_or_else(|| not_found(from))?;
+        ns.live.insert(to.to_path_buf(), inode);
+        Ok(())
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        // Directories are durable at once: the engine creates them only at
+        // database creation, before anything that needs to survive a crash.
+        let mut ns = lock(&self.shared.ns);
+        let mut p = Some(path);
+        while let Some(dir) = p {
+            if dir.as_os_str().is_empty() {
+                break;
+            }
+            ns.dirs.insert(dir.to_path_buf());
+            p = dir.parent();
+        }
+        Ok(())
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+        let ns = lock(&self.shared.ns);
+        if !ns.dirs.contains(path) {
+            return Err(not_found(path));
+        }
+        let mut out: Vec<PathBuf> = ns
+            .live
+            .keys()
+            .filter(|p| p.parent() == Some(path))
+            .cloned()
+            .collect();
+        out.extend(ns.dirs.iter().filter(|p| p.parent() == Some(path)).cloned());
+        out.sort();
+        Ok(out)
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        let ns = lock(&self.shared.ns);
+        Ok(ns.live.contains_key(path) || ns.dirs.contains(path))
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let mut ns = lock(&self.shared.ns);
+        let Namespace { live, durable, .. } = &mut *ns;
+        durable.retain(|p, _| p.parent() != Some(path));
+        for (p, inode) in live.iter() {
+            if p.parent() == Some(path) {
+                durable.insert(p.clone(), inode.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>> {
+        let mut ns = lock(&self.shared.ns);
+        if !ns.live.contains_key(path) {
+            ns.live
+                .insert(path.to_path_buf(), Arc::new(Inode::default()));
+        }
+        let st = ns.locks.entry(path.to_path_buf()).or_default();
+        let free = match kind {
+            LockKind::Shared => !st.exclusive,
+            LockKind::Exclusive => !st.exclusive && st.shared == 0,
+        };
+        if !free {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the lock is held by another handle",
+            ));
+        }
+        match kind {
+            LockKind::Shared => st.shared += 1,
+            LockKind::Exclusive => st.exclusive = true,
+        }
+        Ok(Box::new(SimLock {
+            shared: self.shared.clone(),
+            path: path.to_path_buf(),
+            kind,
+            epoch: self.shared.epoch.load(Ordering::SeqCst),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (SimVfs, PathBuf) {
+        let vfs = SimVfs::new();
+        let dir = PathBuf::from("/db");
+        vfs.create_dir_all(&dir).unwrap();
+        (vfs, dir)
+    }
+
+    #[test]
+    fn unsynced_data_and_entries_are_lost_on_crash() {
+        let (vfs, dir) = setup();
+        let a = dir.join("a");
+        let f = vfs.open(&a, OpenMode::CreateNew).unwrap();
+        f.write_all_at(b"durable", 0).unwrap();
+        f.sync_data().unwrap();
+        vfs.sync_dir(&dir).unwrap();
+        f.write_all_at(b"XX", 0).unwrap();
+        let b = dir.join("b");
+        let g = vfs.open(&b, OpenMode::CreateNew).unwrap();
+        g.write_all_at(b"lost", 0).unwrap();
+        g.sync_data().unwrap(); // data synced, but the entry is not
+
+        vfs.crash();
+        assert!(f.len().is_err(), "old handles are dead");
+        assert_eq!(vfs.read_file(&a).unwrap(), b"durable");
+        assert!(!vfs.exists(&b).unwrap());
+    }
+
+    #[test]
+    fn rename_is_durable_only_after_sync_dir() {
+        let (vfs, dir) = setup();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        vfs.write_file(&a, b"one");
+        vfs.rename(&a, &b).unwrap();
+        vfs.crash();
+        assert!(vfs.exists(&a).unwrap());
+        assert!(!vfs.exists(&b).unwrap());
+        vfs.rename(&a, &b).unwrap();
+        vfs.sync_dir(&dir).unwrap();
+        vfs.crash();
+        assert_eq!(vfs.read_file(&b).unwrap(), b"one");
+        assert!(!vfs.exists(&a).unwrap());
+    }
+
+    #[test]
+    fn torn_crash_keeps_a_prefix_of_pending_writes() {
+        for seed in 0..64 {
+            let (vfs, dir) = setup();
+            let a = dir.join("a");
+            vfs.write_file(&a, b"");
+            let f = vfs.open(&a, OpenMode::ReadWrite).unwrap();
+            f.write_all_at(b"0123", 0).unwrap();
+            f.write_all_at(b"4567", 4).unwrap();
+            vfs.crash_torn(seed);
+            let got = vfs.read_file(&a).unwrap();
+            assert!(b"01234567".starts_with(&got), "seed {seed}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn locks_exclude_and_release() {
+        let (vfs, dir) = setup();
+        let p = dir.join("LOCK");
+        let l = vfs.lock(&p, LockKind::Exclusive).unwrap();
+        assert_eq!(
+            vfs.lock(&p, LockKind::Shared).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        drop(l);
+        let _s = vfs.lock(&p, LockKind::Shared).unwrap();
+        assert!(vfs.lock(&p, LockKind::Exclusive).is_err());
+        vfs.crash();
+        let _x = vfs.lock(&p, LockKind::Exclusive).unwrap();
+    }
+}
