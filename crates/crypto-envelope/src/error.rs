@@ -35,6 +35,9 @@ pub enum CryptoError {
     /// new session.
     #[error("writer session exhausted its nonces for {0:?}; start a new session")]
     SessionExhausted(Domain),
+    /// A nonce ticket was spent on a sealer other than the one that drew it.
+    #[error("a nonce ticket was used with a sealer that did not draw it")]
+    ForeignTicket,
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed: {0}")]
     Rng(getrandom::Error),

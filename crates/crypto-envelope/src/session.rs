@@ -236,8 +236,7 @@ impl DomainSealer {
         tag: &mut [u8],
     ) -> Result<(), CryptoError> {
         if ticket.sealer != self.serial {
-            debug_assert!(false, "nonce ticket used with another sealer");
-            return Err(CryptoError::Aead(crate::AeadError::InvalidLength));
+            return Err(CryptoError::ForeignTicket);
         }
         if let Some(o) = &self.observer {
             o.sealed(&self.id, ticket.counter);

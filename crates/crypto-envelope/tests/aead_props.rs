@@ -1,0 +1,82 @@
+//! Property tests: every algorithm round-trips random keys, nonces, AAD and
+//! lengths up to 64 KiB, and any single bit flipped in ciphertext, tag,
+//! nonce or AAD makes opening fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use proptest::prelude::*;
+use sealkv_crypto_envelope::{AeadError, CryptoProvider, EncryptionAlgorithm, SecretKey};
+
+fn alg() -> impl Strategy<Value = EncryptionAlgorithm> {
+    prop::sample::select(EncryptionAlgorithm::ALL.to_vec())
+}
+
+/// Which part of a sealed message to damage.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Ciphertext,
+    Tag,
+    Nonce,
+    Aad,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn round_trip(
+        alg in alg(),
+        key in prop::array::uniform32(any::<u8>()),
+        nonce in prop::array::uniform12(any::<u8>()),
+        aad in prop::collection::vec(any::<u8>(), 0..64),
+        len in prop_oneof![0usize..64, 64usize..=65536],
+        fill in any::<u8>(),
+    ) {
+        let aead = CryptoProvider::default()
+            .builtin(alg, &SecretKey::from_bytes(&key).unwrap())
+            .unwrap();
+        let pt: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ fill).collect();
+        let mut buf = pt.clone();
+        let mut tag = [0u8; 16];
+        aead.seal_in_place_detached(&nonce, &aad, &mut buf, &mut tag).unwrap();
+        if len >= 16 {
+            prop_assert_ne!(&buf, &pt);
+        }
+        aead.open_in_place_detached(&nonce, &aad, &mut buf, &tag).unwrap();
+        prop_assert_eq!(buf, pt);
+    }
+
+    #[test]
+    fn any_single_bit_flip_fails(
+        alg in alg(),
+        key in prop::array::uniform32(any::<u8>()),
+        nonce in prop::array::uniform12(any::<u8>()),
+        aad in prop::collection::vec(any::<u8>(), 1..48),
+        pt in prop::collection::vec(any::<u8>(), 1..512),
+        part in prop_oneof![
+            Just(Part::Ciphertext), Just(Part::Tag), Just(Part::Nonce), Just(Part::Aad)
+        ],
+        pick in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let aead = CryptoProvider::default()
+            .builtin(alg, &SecretKey::from_bytes(&key).unwrap())
+            .unwrap();
+        let mut ct = pt.clone();
+        let mut tag = [0u8; 16];
+        aead.seal_in_place_detached(&nonce, &aad, &mut ct, &mut tag).unwrap();
+        let (mut nonce, mut aad) = (nonce, aad);
+        {
+            let target: &mut [u8] = match part {
+                Part::Ciphertext => &mut ct,
+                Part::Tag => &mut tag,
+                Part::Nonce => &mut nonce,
+                Part::Aad => &mut aad,
+            };
+            let i = pick.index(target.len());
+            target[i] ^= 1 << bit;
+        }
+        let result = aead.open_in_place_detached(&nonce, &aad, &mut ct, &tag);
+        prop_assert_eq!(result, Err(AeadError::Authentication));
+    }
+}
