@@ -14,6 +14,8 @@
 //!   [`session`] module for the argument that they never repeat);
 //! - the [`Keyring`] of unwrapped data keys, which opens units by the
 //!   (data key, session, domain) recorded in their headers;
+//! - [`field`]-level encryption: single values sealed under field keys, in
+//!   randomized (default) or deterministic mode;
 //! - the CRC32C [`checksum_tag`] that stands in for a tag when encryption is
 //!   off, so sealed and plaintext units share one layout.
 //!
@@ -48,6 +50,7 @@ mod aead;
 mod algorithm;
 mod checksum;
 mod error;
+pub mod field;
 mod ids;
 mod kdf;
 mod keyring;
