@@ -1,0 +1,230 @@
+//! Test helpers shared by sealkv's crates (a dev-dependency only).
+//!
+//! - [`Canaries`] and [`scan_for_plaintext`]: write recognisable keys and
+//!   values, then prove that no file holds any of them — nor any 8-byte
+//!   window of them — when encryption at rest is on.
+//! - [`NonceRecorder`]: a [`SealObserver`] that records every (subkey,
+//!   nonce) pair sealed, across reopens and copies, and finds repeats.
+//!
+//! # Example
+//!
+//! ```
+//! use sealkv_testkit::{Canaries, scan_for_plaintext};
+//!
+//! let canaries = Canaries::new(4);
+//! let files = vec![("data".to_string(), vec![0u8; 64])];
+//! assert!(scan_for_plaintext(&files, &canaries).is_empty());
+//! let leaky = vec![("wal".to_string(), canaries.key(2).to_vec())];
+//! assert_eq!(scan_for_plaintext(&leaky, &canaries).len(), 1);
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+
+use sealkv_crypto_envelope::{SealObserver, SubkeyId};
+use sealkv_fileio::{SimVfs, Vfs};
+
+/// The window length scanned for: any 8 consecutive bytes of a canary.
+pub const WINDOW: usize = 8;
+
+/// Recognisable plaintext keys and values: each 32 bytes long, made of a
+/// fixed tag and a pseudo-random tail, so no window of them occurs by chance
+/// in ciphertext or in sealkv's own headers.
+#[derive(Debug, Clone)]
+pub struct Canaries {
+    keys: Vec<Vec<u8>>,
+    values: Vec<Vec<u8>>,
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn canary(prefix: &[u8], i: usize) -> Vec<u8> {
+    let mut state = (i as u64) ^ u64::from_le_bytes(*b"sealkvCN");
+    let mut v = prefix.to_vec();
+    v.extend_from_slice(format!("{i:06}").as_bytes());
+    while v.len() < 32 {
+        // Printable bytes, so a leak is easy to see in a hex dump.
+        v.push(b'a' + (splitmix(&mut state) % 26) as u8);
+    }
+    v
+}
+
+impl Canaries {
+    /// `n` canary keys and `n` canary values.
+    pub fn new(n: usize) -> Self {
+        Canaries {
+            keys: (0..n).map(|i| canary(b"CANARYKEY-", i)).collect(),
+            values: (0..n).map(|i| canary(b"CANARYVAL-", i)).collect(),
+        }
+    }
+
+    /// Canary key `i`.
+    pub fn key(&self, i: usize) -> &[u8] {
+        &self.keys[i]
+    }
+
+    /// Canary value `i`.
+    pub fn value(&self, i: usize) -> &[u8] {
+        &self.values[i]
+    }
+
+    /// How many pairs.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Every key and value.
+    pub fn all(&self) -> impl Iterator<Item = &[u8]> {
+        self.keys
+            .iter()
+            .chain(self.values.iter())
+            .map(Vec::as_slice)
+    }
+}
+
+/// A place where plaintext was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leak {
+    /// The file.
+    pub file: String,
+    /// Offset of the window in the file.
+    pub offset: usize,
+    /// The window that matched.
+    pub window: Vec<u8>,
+}
+
+/// Every place in `files` (name, contents) where an 8-byte window of any
+/// canary occurs. Reports at most one leak per file and canary window start.
+pub fn scan_for_plaintext(files: &[(String, Vec<u8>)], canaries: &Canaries) -> Vec<Leak> {
+    let mut windows: HashSet<&[u8]> = HashSet::new();
+    for c in canaries.all() {
+        if c.len() < WINDOW {
+            windows.insert(c);
+        } else {
+            windows.extend(c.windows(WINDOW));
+        }
+    }
+    let mut leaks = Vec::new();
+    for (name, bytes) in files {
+        if bytes.len() < WINDOW {
+            continue;
+        }
+        let mut last_hit: Option<usize> = None;
+        for (offset, w) in bytes.windows(WINDOW).enumerate() {
+            if windows.contains(w) {
+                // Report runs once, not once per overlapping window.
+                if last_hit.is_none_or(|l| offset > l + WINDOW) {
+                    leaks.push(Leak {
+                        file: name.clone(),
+                        offset,
+                        window: w.to_vec(),
+                    });
+                }
+                last_hit = Some(offset);
+            }
+        }
+    }
+    leaks
+}
+
+/// Every file under `dir` on the real file system, recursively, as (path,
+/// contents).
+pub fn read_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every live file of a [`SimVfs`] under `dir`, as (path, contents).
+pub fn read_sim_tree(vfs: &SimVfs, dir: &Path) -> Vec<(String, Vec<u8>)> {
+    vfs.files()
+        .into_iter()
+        .filter(|p| p.starts_with(dir) && vfs.exists(p).unwrap_or(false))
+        .filter_map(|p| Some((p.display().to_string(), vfs.read_file(&p).ok()?)))
+        .collect()
+}
+
+/// Records every (subkey, nonce counter) sealed by the sessions it observes.
+#[derive(Debug, Default)]
+pub struct NonceRecorder {
+    seen: Mutex<Vec<(SubkeyId, u64)>>,
+}
+
+impl NonceRecorder {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many seals were recorded.
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// Every (subkey, counter) pair recorded more than once, with its count.
+    pub fn repeats(&self) -> Vec<((SubkeyId, u64), usize)> {
+        let mut counts: HashMap<(SubkeyId, u64), usize> = HashMap::new();
+        for pair in self.seen.lock().unwrap().iter() {
+            *counts.entry(*pair).or_default() += 1;
+        }
+        counts.into_iter().filter(|(_, n)| *n > 1).collect()
+    }
+
+    /// How many distinct sessions (salts) were seen.
+    pub fn sessions(&self) -> usize {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .map(|(s, _)| s.salt)
+            .collect::<HashSet<_>>()
+            .len()
+    }
+}
+
+impl SealObserver for NonceRecorder {
+    fn sealed(&self, subkey: &SubkeyId, counter: u64) {
+        self.seen.lock().unwrap().push((*subkey, counter));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_any_window_and_only_real_ones() {
+        let c = Canaries::new(3);
+        let mut bytes = vec![0u8; 100];
+        bytes[40..48].copy_from_slice(&c.value(1)[10..18]);
+        let files = vec![("f".to_string(), bytes)];
+        let leaks = scan_for_plaintext(&files, &c);
+        assert_eq!(leaks.len(), 1);
+        assert_eq!(leaks[0].offset, 40);
+        let clean = vec![("g".to_string(), (0..=255u8).collect::<Vec<_>>())];
+        assert!(scan_for_plaintext(&clean, &c).is_empty());
+    }
+}
