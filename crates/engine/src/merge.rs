@@ -22,40 +22,42 @@ pub(crate) trait SortedSource<E> {
 
 struct Peeked<E> {
     source: Box<dyn SortedSource<E> + Send>,
+    /// The element fetched from the source's front and not yet consumed.
     front: Option<ScanItem>,
+    /// The element fetched from the source's back and not yet consumed.
     back: Option<ScanItem>,
-    front_done: bool,
-    back_done: bool,
+    /// The source has nothing left: what remains is in `front`/`back`.
+    exhausted: bool,
 }
 
 impl<E> Peeked<E> {
-    /// The source's smallest unconsumed key, fetching it if needed. When the
-    /// source's own front is exhausted, its last element may be sitting in
-    /// `back`.
-    fn peek_front(&mut self) -> Result<Option<&ScanItem>, E> {
-        if self.front.is_none() && !self.front_done {
-            match self.source.next_front()? {
-                Some(item) => self.front = Some(item),
-                None => {
-                    self.front_done = true;
-                    self.front = self.back.take();
-                }
-            }
+    /// The smallest unconsumed element, fetching it if needed. Once the
+    /// source is exhausted, the last element may sit in either slot.
+    fn head_front(&mut self) -> Result<Option<&ScanItem>, E> {
+        if self.front.is_none() && !self.exhausted {
+            self.front = self.source.next_front()?;
+            self.exhausted = self.front.is_none();
         }
-        Ok(self.front.as_ref())
+        Ok(self.front.as_ref().or(self.back.as_ref()))
     }
 
-    fn peek_back(&mut self) -> Result<Option<&ScanItem>, E> {
-        if self.back.is_none() && !self.back_done {
-            match self.source.next_back()? {
-                Some(item) => self.back = Some(item),
-                None => {
-                    self.back_done = true;
-                    self.back = self.front.take();
-                }
-            }
+    /// The largest unconsumed element, fetching it if needed.
+    fn head_back(&mut self) -> Result<Option<&ScanItem>, E> {
+        if self.back.is_none() && !self.exhausted {
+            self.back = self.source.next_back()?;
+            self.exhausted = self.back.is_none();
         }
-        Ok(self.back.as_ref())
+        Ok(self.back.as_ref().or(self.front.as_ref()))
+    }
+
+    /// Consumes the element `head_front` returned.
+    fn take_front(&mut self) -> Option<ScanItem> {
+        self.front.take().or_else(|| self.back.take())
+    }
+
+    /// Consumes the element `head_back` returned.
+    fn take_back(&mut self) -> Option<ScanItem> {
+        self.back.take().or_else(|| self.front.take())
     }
 }
 
@@ -79,8 +81,7 @@ impl<E> MergeIter<E> {
                     source,
                     front: None,
                     back: None,
-                    front_done: false,
-                    back_done: false,
+                    exhausted: false,
                 })
                 .collect(),
             front_last: None,
@@ -92,33 +93,29 @@ impl<E> MergeIter<E> {
     /// The next visible key and value from the front.
     fn step_front(&mut self) -> Result<Option<KeyValue>, E> {
         loop {
-            // The smallest key at any source's front; the first source
-            // holding it wins.
-            for s in self.sources.iter_mut() {
-                s.peek_front()?;
-            }
-            let mut best: Option<(usize, &[u8])> = None;
-            for (i, s) in self.sources.iter().enumerate() {
-                if let Some((k, _)) = &s.front
-                    && best.is_none_or(|(_, b)| k.as_slice() < b)
+            // The smallest key at any source's front; the first (newest)
+            // source holding it wins.
+            let mut best: Option<(usize, Vec<u8>)> = None;
+            for (i, s) in self.sources.iter_mut().enumerate() {
+                if let Some((k, _)) = s.head_front()?
+                    && best.as_ref().is_none_or(|(_, b)| k < b)
                 {
-                    best = Some((i, k.as_slice()));
+                    best = Some((i, k.clone()));
                 }
             }
             let Some((winner, key)) = best else {
                 return Ok(None);
             };
-            if self.back_last.as_deref().is_some_and(|b| key >= b) {
+            if self.back_last.as_ref().is_some_and(|b| key >= *b) {
                 return Ok(None);
             }
-            let key = key.to_vec();
             let mut value = None;
             for (i, s) in self.sources.iter_mut().enumerate() {
-                if s.front.as_ref().is_some_and(|(k, _)| *k == key)
-                    && let Some((_, v)) = s.front.take()
-                    && i == winner
-                {
-                    value = Some(v);
+                if s.head_front()?.is_some_and(|(k, _)| *k == key) {
+                    let item = s.take_front();
+                    if i == winner {
+                        value = item.map(|(_, v)| v);
+                    }
                 }
             }
             self.front_last = Some(key.clone());
@@ -132,31 +129,27 @@ impl<E> MergeIter<E> {
     /// The next visible key and value from the back.
     fn step_back(&mut self) -> Result<Option<KeyValue>, E> {
         loop {
-            for s in self.sources.iter_mut() {
-                s.peek_back()?;
-            }
-            let mut best: Option<(usize, &[u8])> = None;
-            for (i, s) in self.sources.iter().enumerate() {
-                if let Some((k, _)) = &s.back
-                    && best.is_none_or(|(_, b)| k.as_slice() > b)
+            let mut best: Option<(usize, Vec<u8>)> = None;
+            for (i, s) in self.sources.iter_mut().enumerate() {
+                if let Some((k, _)) = s.head_back()?
+                    && best.as_ref().is_none_or(|(_, b)| k > b)
                 {
-                    best = Some((i, k.as_slice()));
+                    best = Some((i, k.clone()));
                 }
             }
             let Some((winner, key)) = best else {
                 return Ok(None);
             };
-            if self.front_last.as_deref().is_some_and(|f| key <= f) {
+            if self.front_last.as_ref().is_some_and(|f| key <= *f) {
                 return Ok(None);
             }
-            let key = key.to_vec();
             let mut value = None;
             for (i, s) in self.sources.iter_mut().enumerate() {
-                if s.back.as_ref().is_some_and(|(k, _)| *k == key)
-                    && let Some((_, v)) = s.back.take()
-                    && i == winner
-                {
-                    value = Some(v);
+                if s.head_back()?.is_some_and(|(k, _)| *k == key) {
+                    let item = s.take_back();
+                    if i == winner {
+                        value = item.map(|(_, v)| v);
+                    }
                 }
             }
             self.back_last = Some(key.clone());
@@ -244,7 +237,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(ProptestConfig::with_cases(2048))]
 
         #[test]
         fn interleaved_front_and_back_match_the_model(
@@ -272,6 +265,26 @@ mod tests {
             prop_assert!(it.next().is_none());
             prop_assert!(it.next_back().is_none());
         }
+    }
+
+    #[test]
+    fn last_element_of_a_source_is_found_from_either_end() {
+        // Regression: a source's last element, fetched by the front, must
+        // still be found from the back once the other source is used up.
+        let l0: BTreeMap<_, _> = [
+            (vec![], Some(vec![])),
+            (vec![0], Some(vec![])),
+            (vec![4], Some(vec![])),
+        ]
+        .into_iter()
+        .collect();
+        let l1: BTreeMap<_, _> = [(vec![1], Some(vec![]))].into_iter().collect();
+        let mut it = MergeIter::new(sources(&[l0, l1]));
+        assert_eq!(it.next().unwrap().unwrap().0, Vec::<u8>::new());
+        assert_eq!(it.next_back().unwrap().unwrap().0, vec![4]);
+        assert_eq!(it.next().unwrap().unwrap().0, vec![0]);
+        assert_eq!(it.next_back().unwrap().unwrap().0, vec![1]);
+        assert!(it.next().is_none() && it.next_back().is_none());
     }
 
     #[test]
