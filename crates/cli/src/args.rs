@@ -76,7 +76,7 @@ pub(crate) enum Command {
         /// The key.
         key: String,
     },
-    /// Print records, one "key<TAB>value" line each (or JSON lines).
+    /// Print records, one `key<TAB>value` line each (or JSON lines).
     #[command(
         after_help = "Example:\n  sealkv --db ./data --key-file prod.key scan --prefix user: --limit 10"
     )]
@@ -97,7 +97,7 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Load "key<TAB>value" lines or JSON lines from FILE.
+    /// Load `key<TAB>value` lines or JSON lines from FILE.
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key load records.tsv")]
     Load {
         /// The file to load.
