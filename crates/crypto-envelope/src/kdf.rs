@@ -27,6 +27,7 @@ pub enum KekPurpose {
     Archive,
 }
 
+#[allow(dead_code)]
 impl KekPurpose {
     fn label(self) -> &'static [u8] {
         match self {
@@ -39,7 +40,7 @@ impl KekPurpose {
 }
 
 /// HKDF-SHA256(ikm, salt, info = concatenation of `info`) -> 32 bytes.
-pub fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> SecretKey {
+pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> SecretKey {
     let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
     // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expansion cannot
@@ -52,7 +53,9 @@ pub fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> SecretKey {
 
 /// The subkey of `kek` for `purpose` in database `db_id`:
 /// HKDF(KEK, salt = db id, "sealkv/v1" || label).
-pub fn kek_subkey(kek: &MasterKey, db_id: &crate::DbId, purpose: KekPurpose) -> SecretKey {
+// Used by the key registry (in review on its own branch).
+#[allow(dead_code)]
+pub(crate) fn kek_subkey(kek: &MasterKey, db_id: &crate::DbId, purpose: KekPurpose) -> SecretKey {
     hkdf_sha256(
         kek.secret().expose(),
         db_id.as_bytes(),

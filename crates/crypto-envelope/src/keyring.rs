@@ -34,7 +34,45 @@ pub struct Keyring {
     db_id: DbId,
     provider: Arc<CryptoProvider>,
     state: RwLock<State>,
-    openers: RwLock<HashMap<SubkeyId, Arc<dyn Aead>>>,
+    openers: RwLock<HashMap<SubkeyId, Opener>>,
+}
+
+/// An open-only handle on one session subkey: it verifies and decrypts
+/// units, and cannot seal (sealing happens only through a
+/// [`WriterSession`], which owns the nonce counter).
+#[derive(Clone)]
+pub struct Opener {
+    aead: Arc<dyn Aead>,
+}
+
+impl fmt::Debug for Opener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opener")
+            .field("algorithm", &self.aead.algorithm())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Opener {
+    /// Opens, in place, a unit sealed with nonce counter `counter`:
+    /// verifies `tag` over `aad` and `buf`, then decrypts `buf`. On failure
+    /// `buf` is left as ciphertext or zeroed, never as unverified plaintext.
+    pub fn open(
+        &self,
+        counter: u64,
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), CryptoError> {
+        self.aead
+            .open_in_place_detached(&nonce_for(counter), aad, buf, tag)?;
+        Ok(())
+    }
+
+    /// The tag length of the subkey's algorithm.
+    pub fn tag_len(&self) -> usize {
+        self.aead.tag_len()
+    }
 }
 
 impl fmt::Debug for Keyring {
@@ -80,8 +118,10 @@ impl Keyring {
     /// Adds (or replaces) a data key.
     pub fn insert(&self, key: DataKey) {
         let id = key.id;
-        self.write().keys.insert(id, key);
+        let mut st = self.write();
+        st.keys.insert(id, key);
         self.forget_openers(id);
+        drop(st);
     }
 
     /// Removes a data key: units sealed under it can no longer be opened.
@@ -91,10 +131,12 @@ impl Keyring {
         if st.active == Some(id) {
             st.active = None;
         }
-        drop(st);
         self.forget_openers(id);
+        drop(st);
     }
 
+    /// Drops cached openers of key `id`. Called with the state lock held
+    /// (lock order: state, then openers).
     fn forget_openers(&self, id: KeyId) {
         self.openers
             .write()
@@ -141,31 +183,35 @@ impl Keyring {
         WriterSession::start(&self.provider, &self.db_id, dek, st.observer.clone())
     }
 
-    /// The cipher that opens units sealed under subkey `id`.
-    pub fn opener(&self, id: &SubkeyId) -> Result<Arc<dyn Aead>, CryptoError> {
-        if let Some(a) = self
+    /// The open-only handle for units sealed under subkey `id`, derived
+    /// once and cached.
+    pub fn opener(&self, id: &SubkeyId) -> Result<Opener, CryptoError> {
+        if let Some(o) = self
             .openers
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
         {
-            return Ok(a.clone());
+            return Ok(o.clone());
         }
-        let aead: Arc<dyn Aead> = {
-            let st = self.read();
-            let dek = st
-                .keys
-                .get(&id.dek)
-                .ok_or(CryptoError::MissingDataKey(id.dek))?;
-            let sub = session_subkey(dek, &self.db_id, &id.salt, id.domain);
-            Arc::from(self.provider.new_aead(dek.algorithm, &sub)?)
+        // Lock order: state, then openers. Holding the state lock while
+        // inserting keeps a concurrent `remove` of the key from being
+        // undone by a stale insert.
+        let st = self.read();
+        let dek = st
+            .keys
+            .get(&id.dek)
+            .ok_or(CryptoError::MissingDataKey(id.dek))?;
+        let sub = session_subkey(dek, &self.db_id, &id.salt, id.domain);
+        let opener = Opener {
+            aead: Arc::from(self.provider.new_aead(dek.algorithm, &sub)?),
         };
         let mut map = self.openers.write().unwrap_or_else(|p| p.into_inner());
         if map.len() >= OPENER_CACHE_LIMIT {
             map.clear();
         }
-        map.insert(*id, aead.clone());
-        Ok(aead)
+        map.insert(*id, opener.clone());
+        Ok(opener)
     }
 
     /// Opens, in place, a unit sealed under subkey `id` with nonce counter
@@ -178,9 +224,7 @@ impl Keyring {
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<(), CryptoError> {
-        let aead = self.opener(id)?;
-        aead.open_in_place_detached(&nonce_for(counter), aad, buf, tag)?;
-        Ok(())
+        self.opener(id)?.open(counter, aad, buf, tag)
     }
 }
 

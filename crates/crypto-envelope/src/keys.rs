@@ -125,11 +125,29 @@ impl MasterKey {
     /// Reads a key file: exactly 32 raw bytes, or 64 hex digits with an
     /// optional trailing newline.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
+        use std::io::Read;
         let path = path.as_ref();
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::File {
+        let io_err = |source| KeyError::File {
             path: path.to_path_buf(),
             source,
-        })?);
+        };
+        let file = std::fs::File::open(path).map_err(io_err)?;
+        if !file.metadata().map_err(io_err)?.is_file() {
+            return Err(KeyError::KeyFileFormat {
+                path: path.to_path_buf(),
+            });
+        }
+        // A key file is 32 raw bytes or 64 hex digits and a line end: read
+        // at most a little more than that, never a whole device or log.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_FILE_MAX + 1));
+        file.take(KEY_FILE_MAX as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_err)?;
+        if bytes.len() > KEY_FILE_MAX {
+            return Err(KeyError::KeyFileFormat {
+                path: path.to_path_buf(),
+            });
+        }
         if bytes.len() == KEY_LEN {
             return Self::from_bytes(&bytes);
         }
@@ -174,22 +192,34 @@ impl MasterKey {
         .map_err(|_| KeyError::KdfParams {
             reason: "rejected by Argon2",
         })?;
+        let blocks = argon_params.block_count();
         let argon = argon2::Argon2::new(
             argon2::Algorithm::Argon2id,
             argon2::Version::V0x13,
             argon_params,
         );
         let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        // Argon2's working memory holds values derived from the passphrase:
+        // own it, and wipe it before it is freed.
+        let mut memory = Zeroizing::new(vec![argon2::Block::default(); blocks]);
         argon
-            .hash_password_into(passphrase.expose().as_bytes(), salt, &mut out[..])
+            .hash_password_into_with_memory(
+                passphrase.expose().as_bytes(),
+                salt,
+                &mut out[..],
+                &mut memory[..],
+            )
             .map_err(|_| KeyError::KdfParams {
                 reason: "Argon2 failed",
             })?;
+        drop(memory);
         Ok(MasterKey(SecretKey::from_array(&mut out)))
     }
 
-    /// The key's secret.
-    pub fn secret(&self) -> &SecretKey {
+    #[allow(dead_code)] // used by the key registry
+    /// The key's secret (crate-private: only derivations inside this crate
+    /// touch it).
+    pub(crate) fn secret(&self) -> &SecretKey {
         &self.0
     }
 }
@@ -211,8 +241,9 @@ impl DataKey {
         DataKey { id, algorithm, key }
     }
 
-    /// The key's secret.
-    pub fn secret(&self) -> &SecretKey {
+    /// The key's secret (crate-private: only derivations inside this crate
+    /// touch it).
+    pub(crate) fn secret(&self) -> &SecretKey {
         &self.key
     }
 }
@@ -273,6 +304,9 @@ pub struct KdfParams {
     pub parallelism: u32,
 }
 
+/// The longest key file accepted: 64 hex digits and `\r\n`.
+const KEY_FILE_MAX: usize = 2 * KEY_LEN + 2;
+
 impl KdfParams {
     /// The weakest parameters sealkv accepts: OWASP's minimum for Argon2id
     /// (19 MiB, 2 passes, 1 lane). Anything below is refused, also when
@@ -291,8 +325,18 @@ impl KdfParams {
         parallelism: 1,
     };
 
-    /// Checks the parameters against [`KdfParams::FLOOR`] and sane upper
-    /// bounds (4 GiB, 64 passes, 64 lanes).
+    /// The strongest parameters sealkv accepts: 1 GiB, 16 passes, 8 lanes.
+    /// Parameters are read from the registry's public header before the
+    /// key can be checked, so a tampered header must not be able to make an
+    /// open allocate gigabytes or run for minutes.
+    pub const CEILING: KdfParams = KdfParams {
+        memory_kib: 1024 * 1024,
+        iterations: 16,
+        parallelism: 8,
+    };
+
+    /// Checks the parameters against [`KdfParams::FLOOR`] and
+    /// [`KdfParams::CEILING`].
     pub fn check(&self) -> Result<(), KeyError> {
         if self.memory_kib < Self::FLOOR.memory_kib
             || self.iterations < Self::FLOOR.iterations
@@ -302,9 +346,12 @@ impl KdfParams {
                 reason: "below the floor of 19 MiB, 2 passes, 1 lane",
             });
         }
-        if self.memory_kib > 4 * 1024 * 1024 || self.iterations > 64 || self.parallelism > 64 {
+        if self.memory_kib > Self::CEILING.memory_kib
+            || self.iterations > Self::CEILING.iterations
+            || self.parallelism > Self::CEILING.parallelism
+        {
             return Err(KeyError::KdfParams {
-                reason: "above the limit of 4 GiB, 64 passes, 64 lanes",
+                reason: "above the ceiling of 1 GiB, 16 passes, 8 lanes",
             });
         }
         Ok(())
@@ -448,6 +495,62 @@ pub enum KeyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_or_non_regular_key_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; 4096]).unwrap();
+        assert!(matches!(
+            MasterKey::from_file(&big),
+            Err(KeyError::KeyFileFormat { .. })
+        ));
+        // 64 hex digits and CRLF is the longest accepted form.
+        let crlf = dir.path().join("crlf");
+        std::fs::write(&crlf, format!("{}\r\n", "0f".repeat(32))).unwrap();
+        assert_eq!(
+            MasterKey::from_file(&crlf).unwrap().secret().expose(),
+            &[0x0f; 32]
+        );
+        assert!(matches!(
+            MasterKey::from_file(dir.path()),
+            Err(KeyError::KeyFileFormat { .. } | KeyError::File { .. })
+        ));
+    }
+
+    #[test]
+    fn kdf_costs_outside_floor_and_ceiling_are_refused() {
+        assert!(KdfParams::FLOOR.check().is_ok());
+        assert!(KdfParams::CEILING.check().is_ok());
+        assert!(KdfParams::DEFAULT.check().is_ok());
+        for p in [
+            KdfParams {
+                memory_kib: KdfParams::CEILING.memory_kib + 1,
+                ..KdfParams::DEFAULT
+            },
+            KdfParams {
+                iterations: 17,
+                ..KdfParams::DEFAULT
+            },
+            KdfParams {
+                parallelism: 9,
+                ..KdfParams::DEFAULT
+            },
+            KdfParams {
+                memory_kib: 19 * 1024 - 1,
+                ..KdfParams::DEFAULT
+            },
+            KdfParams {
+                iterations: 1,
+                ..KdfParams::DEFAULT
+            },
+        ] {
+            assert!(
+                matches!(p.check(), Err(KeyError::KdfParams { .. })),
+                "{p:?}"
+            );
+        }
+    }
 
     #[test]
     fn wrong_lengths_and_bad_hex_are_typed_errors() {

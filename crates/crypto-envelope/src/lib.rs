@@ -65,8 +65,8 @@ pub use algorithm::{AlgorithmId, EncryptionAlgorithm, UnknownAlgorithm};
 pub use checksum::{TAG_LEN, checksum_tag, verify_checksum_tag};
 pub use error::CryptoError;
 pub use ids::DbId;
-pub use kdf::{KekPurpose, LABEL_PREFIX, hkdf_sha256, kek_subkey};
-pub use keyring::Keyring;
+pub use kdf::{KekPurpose, LABEL_PREFIX};
+pub use keyring::{Keyring, Opener};
 pub use keys::{
     DataKey, KEY_LEN, KdfParams, KeyError, KeyId, KeyProvider, KeySource, MasterKey, Passphrase,
     SecretKey,

@@ -8,9 +8,10 @@ use crate::aead::{Aead, AeadAlgorithm, AeadError};
 use crate::algorithm::{AlgorithmId, EncryptionAlgorithm};
 use crate::keys::SecretKey;
 
-/// One RustCrypto cipher behind the [`Aead`] trait. Keys are zeroized when the
-/// cipher is dropped (the RustCrypto types implement `ZeroizeOnDrop` with
-/// their `zeroize` feature, which the workspace enables).
+/// One RustCrypto cipher behind the [`Aead`] trait. Key schedules are wiped
+/// when the cipher is dropped: the workspace turns on the `zeroize` features
+/// of `aes-gcm`, `chacha20poly1305` and `aes` (the block cipher inside
+/// `aes-gcm-siv`), and a test checks `ZeroizeOnDrop` at compile time.
 struct RustCryptoAead<C> {
     cipher: C,
     id: AlgorithmId,
@@ -119,3 +120,19 @@ pub(crate) static ALGORITHMS: [RustCryptoAlgorithm; 3] = [
     RustCryptoAlgorithm(EncryptionAlgorithm::ChaCha20Poly1305),
     RustCryptoAlgorithm(EncryptionAlgorithm::Aes256GcmSiv),
 ];
+
+#[cfg(test)]
+mod tests {
+    /// Compile-time proof that every cipher this provider holds wipes its
+    /// key schedule on drop (the `zeroize` features are on). AES-256-GCM-SIV
+    /// keeps an `aes::Aes256` as its key-generating key; its per-message
+    /// keys are stack temporaries that aes-gcm-siv 0.12 does not wipe
+    /// (documented in SECURITY.md).
+    #[test]
+    fn ciphers_zeroize_on_drop() {
+        fn wipes<T: zeroize::ZeroizeOnDrop>() {}
+        wipes::<aes_gcm::Aes256Gcm>();
+        wipes::<chacha20poly1305::ChaCha20Poly1305>();
+        wipes::<aes::Aes256>();
+    }
+}

@@ -125,7 +125,7 @@ pub fn nonce_for(counter: u64) -> [u8; NONCE_LEN] {
 }
 
 /// Derives the session subkey of `dek` for (`db_id`, `salt`, `domain`).
-pub fn session_subkey(
+pub(crate) fn session_subkey(
     dek: &DataKey,
     db_id: &DbId,
     salt: &SessionSalt,

@@ -7,28 +7,24 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use sealkv_crypto_envelope::session::session_subkey;
 use sealkv_crypto_envelope::{
     CryptoProvider, DataKey, DbId, Domain, EncryptionAlgorithm, KeyId, Keyring, SealObserver,
     SecretKey, SubkeyId,
 };
 
-/// Records every (actual subkey bytes, nonce counter) sealed.
+/// Records every (subkey id, nonce counter) sealed, as the observer sees
+/// it, and every sealed output of an all-zero unit: two seals under the same
+/// (subkey, nonce) of the same plaintext give the same output, so distinct
+/// outputs prove distinct pairs without looking at key bytes.
 #[derive(Default)]
 struct Recorder {
-    dek: Mutex<Option<DataKey>>,
-    db: Mutex<Option<DbId>>,
-    seen: Mutex<Vec<([u8; 32], u64)>>,
+    seen: Mutex<Vec<(SubkeyId, u64)>>,
+    outputs: Mutex<Vec<Vec<u8>>>,
 }
 
 impl SealObserver for Recorder {
     fn sealed(&self, subkey: &SubkeyId, counter: u64) {
-        let dek = self.dek.lock().unwrap().clone().unwrap();
-        let db = self.db.lock().unwrap().unwrap();
-        let sub = session_subkey(&dek, &db, &subkey.salt, subkey.domain);
-        let mut k = [0u8; 32];
-        k.copy_from_slice(sub.expose());
-        self.seen.lock().unwrap().push((k, counter));
+        self.seen.lock().unwrap().push((*subkey, counter));
     }
 }
 
@@ -38,8 +34,6 @@ fn keyring(db: DbId, key: &[u8; 32], rec: &Arc<Recorder>) -> Keyring {
         EncryptionAlgorithm::Aes256Gcm.id(),
         SecretKey::from_bytes(key).unwrap(),
     );
-    *rec.dek.lock().unwrap() = Some(dek.clone());
-    *rec.db.lock().unwrap() = Some(db);
     let r = Keyring::new(db, Arc::new(CryptoProvider::default()));
     r.insert(dek);
     r.set_active(KeyId(1)).unwrap();
@@ -47,7 +41,7 @@ fn keyring(db: DbId, key: &[u8; 32], rec: &Arc<Recorder>) -> Keyring {
     r
 }
 
-fn seal_some(r: &Keyring, n: usize) {
+fn seal_some(r: &Keyring, rec: &Recorder, n: usize) {
     // Each call is a new writer session, like each reopen of a database.
     let s = r.start_session().unwrap();
     for domain in [Domain::Wal, Domain::Page, Domain::Meta] {
@@ -55,6 +49,9 @@ fn seal_some(r: &Keyring, n: usize) {
             let mut buf = [0u8; 32];
             let mut tag = [0u8; 16];
             s.sealer(domain).seal(b"", &mut buf, &mut tag).unwrap();
+            let mut out = buf.to_vec();
+            out.extend_from_slice(&tag);
+            rec.outputs.lock().unwrap().push(out);
         }
     }
 }
@@ -64,6 +61,13 @@ fn assert_no_repeats(rec: &Recorder, expected: usize) {
     assert_eq!(seen.len(), expected);
     let unique: HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "a (subkey, nonce) pair repeated");
+    let outputs = rec.outputs.lock().unwrap();
+    let unique: HashSet<_> = outputs.iter().collect();
+    assert_eq!(
+        unique.len(),
+        outputs.len(),
+        "two seals produced one key stream"
+    );
 }
 
 #[test]
@@ -75,8 +79,8 @@ fn two_copies_of_a_database_never_share_a_subkey_nonce_pair() {
     let original = keyring(db, &[0x22; 32], &rec);
     let copy = keyring(db, &[0x22; 32], &rec);
     for _ in 0..5 {
-        seal_some(&original, 50);
-        seal_some(&copy, 50);
+        seal_some(&original, &rec, 50);
+        seal_some(&copy, &rec, 50);
     }
     assert_no_repeats(&rec, 2 * 5 * 3 * 50);
 }
@@ -90,16 +94,19 @@ fn concurrent_sealers_draw_distinct_counters() {
         .map(|_| {
             let s = s.clone();
             std::thread::spawn(move || {
+                let mut outs = Vec::new();
                 for _ in 0..500 {
                     let mut buf = [0u8; 16];
                     let mut tag = [0u8; 16];
                     s.sealer(Domain::Wal).seal(b"", &mut buf, &mut tag).unwrap();
+                    outs.push([&buf[..], &tag[..]].concat());
                 }
+                outs
             })
         })
         .collect();
     for t in threads {
-        t.join().unwrap();
+        rec.outputs.lock().unwrap().extend(t.join().unwrap());
     }
     assert_no_repeats(&rec, 2000);
     let counters: HashSet<u64> = rec.seen.lock().unwrap().iter().map(|(_, c)| *c).collect();
