@@ -19,7 +19,9 @@ fn temp_path(path: &Path) -> PathBuf {
 /// leaves either the old file or the new one, whole: write `path.tmp`, fsync
 /// it, rename it over `path`, fsync the directory.
 ///
-/// A stale `path.tmp` from an earlier crash is overwritten.
+/// A stale `path.tmp` from an earlier crash is overwritten. The temporary
+/// name is fixed, so two writers of one path must not run at once: callers
+/// hold the database's exclusive lock (every sealkv caller does).
 pub fn write_atomic(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let tmp = temp_path(path);
     let dir = match path.parent() {
@@ -48,10 +50,27 @@ pub fn write_atomic(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<(), File
 
 /// Reads the whole file at `path`.
 pub fn read_whole(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, FileError> {
+    read_bounded(vfs, path, u64::MAX)
+}
+
+/// Reads the whole file at `path`, refusing (with an `InvalidData` error,
+/// before allocating) a file longer than `max_len` bytes: for small files
+/// whose size an attacker or a damaged disk could inflate.
+pub fn read_bounded(vfs: &dyn Vfs, path: &Path, max_len: u64) -> Result<Vec<u8>, FileError> {
     let file = vfs
         .open(path, OpenMode::Read)
         .map_err(FileError::with(FileOp::Open, path))?;
     let len = file.len().map_err(FileError::with(FileOp::Read, path))?;
+    if len > max_len {
+        return Err(FileError::new(
+            FileOp::Read,
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("file is {len} bytes, more than the {max_len} expected"),
+            ),
+        ));
+    }
     let len = usize::try_from(len).map_err(|_| {
         FileError::new(
             FileOp::Read,
@@ -63,4 +82,31 @@ pub fn read_whole(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, FileError> {
     file.read_exact_at(&mut buf, 0)
         .map_err(FileError::with(FileOp::Read, path))?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimVfs;
+
+    #[test]
+    fn read_bounded_refuses_oversized_files_before_reading() {
+        let sim = SimVfs::new();
+        let path = Path::new("/db/KEYS");
+        sim.write_file(path, &[7u8; 100]);
+        assert_eq!(read_bounded(&sim, path, 100).unwrap(), vec![7u8; 100]);
+        let err = read_bounded(&sim, path, 99).unwrap_err();
+        assert_eq!(err.op, FileOp::Read);
+        assert_eq!(err.source.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn write_atomic_survives_a_crash_before_the_directory_sync() {
+        let sim = SimVfs::new();
+        let path = Path::new("/db/KEYS");
+        sim.write_file(path, b"old");
+        write_atomic(&sim, path, b"new").unwrap();
+        sim.crash();
+        assert_eq!(read_whole(&sim, path).unwrap(), b"new");
+    }
 }

@@ -43,9 +43,9 @@ mod sim;
 mod std_vfs;
 mod vfs;
 
-pub use atomic::{read_whole, write_atomic};
+pub use atomic::{read_bounded, read_whole, write_atomic};
 pub use error::{FileError, FileOp};
 pub use faulty::{FaultKind, FaultPlan, FaultyVfs, OpCounts, OpKind};
-pub use sim::SimVfs;
+pub use sim::{SECTOR, SimVfs};
 pub use std_vfs::StdVfs;
 pub use vfs::{LockKind, OpenMode, Vfs, VfsFile, VfsLock};

@@ -4,9 +4,20 @@
 //! list of pending operations; `sync_data` makes the live contents durable.
 //! Directory entries work the same way: a file created, renamed or removed is
 //! durable only after `sync_dir` of its directory. [`SimVfs::crash`] throws
-//! away everything that was not made durable, as a power cut would, and
-//! [`SimVfs::crash_torn`] keeps a random prefix of the pending writes of each
-//! file, the last one possibly cut short, to model torn writes.
+//! away everything that was not made durable, as a power cut would.
+//! [`SimVfs::crash_torn`] models what a real disk leaves after a power cut:
+//! each write made since the file's last fsync is independently kept,
+//! lost, or torn at 512-byte sector granularity (some of its sectors reach
+//! the disk, others do not), in any order, and a lost write that had
+//! extended the file may leave the new length behind filled with zeros.
+//! [`SimVfs::crash_torn_prefix`] is the gentler, opt-in model of a disk
+//! that persists writes in order: a prefix of the pending writes survives,
+//! the last one possibly cut short.
+//!
+//! A failed fsync (see [`SimVfs::forget_unsynced`], used by
+//! [`crate::FaultyVfs::over_sim`]) behaves as on Linux: the writes it should
+//! have made durable stay visible to readers but never reach the disk, and
+//! a later successful fsync does not bring them back.
 //!
 //! Handles opened before a crash fail every call afterwards with an I/O
 //! error, like the handles of a process that died.
@@ -82,6 +93,9 @@ fn not_found(path: &Path) -> io::Error {
     )
 }
 
+/// The sector size at which [`SimVfs::crash_torn`] tears writes.
+pub const SECTOR: u64 = 512;
+
 /// A tiny deterministic generator (SplitMix64) for torn-write choices.
 struct SplitMix(u64);
 
@@ -95,6 +109,76 @@ impl SplitMix {
     }
     fn below(&mut self, n: u64) -> u64 {
         if n == 0 { 0 } else { self.next() % n }
+    }
+}
+
+/// How a crash treats writes that were not fsynced.
+enum Torn {
+    Prefix(SplitMix),
+    Scattered(SplitMix),
+}
+
+/// Keeps a prefix of `pending`, the last kept write possibly cut short.
+fn tear_prefix(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix) {
+    let keep = rng.below(pending.len() as u64 + 1) as usize;
+    for (i, op) in pending.iter().take(keep).enumerate() {
+        if i + 1 == keep
+            && let Pending::Write { offset, bytes } = op
+        {
+            let cut = rng.below(bytes.len() as u64 + 1) as usize;
+            let partial = Pending::Write {
+                offset: *offset,
+                bytes: bytes[..cut].to_vec(),
+            };
+            apply(data, &partial);
+            continue;
+        }
+        apply(data, op);
+    }
+}
+
+/// Keeps, loses or tears (per 512-byte sector) each pending operation on
+/// its own.
+fn tear_scattered(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix) {
+    for op in pending {
+        match op {
+            Pending::SetLen(_) => {
+                if rng.below(2) == 0 {
+                    apply(data, op);
+                }
+            }
+            Pending::Write { offset, bytes } => {
+                let end = offset + bytes.len() as u64;
+                match rng.below(3) {
+                    0 => apply(data, op),
+                    choice => {
+                        // Lost (1) or torn (2): sector by sector.
+                        let mut sector_start = offset - offset % SECTOR;
+                        while sector_start < end {
+                            let lo = sector_start.max(*offset);
+                            let hi = (sector_start + SECTOR).min(end);
+                            if choice == 2 && rng.below(2) == 0 {
+                                let a = (lo - offset) as usize;
+                                let b = (hi - offset) as usize;
+                                apply(
+                                    data,
+                                    &Pending::Write {
+                                        offset: lo,
+                                        bytes: bytes[a..b].to_vec(),
+                                    },
+                                );
+                            }
+                            sector_start += SECTOR;
+                        }
+                        // The new size may have reached the disk without
+                        // the data: a zero-filled extension.
+                        if (data.len() as u64) < end && rng.below(2) == 0 {
+                            data.resize(end as usize, 0);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -125,14 +209,34 @@ impl SimVfs {
         self.crash_inner(None);
     }
 
-    /// Like [`SimVfs::crash`], but each file keeps a random prefix (chosen
-    /// by `seed`) of the writes made since its last fsync, the last kept write
-    /// possibly cut short: a torn write.
+    /// Like [`SimVfs::crash`], but each write or length change made since
+    /// a file's last fsync independently (choices driven by `seed`):
+    /// reaches the disk whole; is lost; or, for writes, is torn: each
+    /// 512-byte sector it touches reaches the disk or not. A lost or torn
+    /// write that extended the file may leave the extension behind as
+    /// zeros (the size reached the disk, the data did not).
     pub fn crash_torn(&self, seed: u64) {
-        self.crash_inner(Some(SplitMix(seed)));
+        self.crash_inner(Some(Torn::Scattered(SplitMix(seed))));
     }
 
-    fn crash_inner(&self, mut torn: Option<SplitMix>) {
+    /// Like [`SimVfs::crash`], but each file keeps a random prefix (chosen
+    /// by `seed`) of the writes made since its last fsync, the last kept
+    /// write possibly cut short: a disk that persists writes in order.
+    pub fn crash_torn_prefix(&self, seed: u64) {
+        self.crash_inner(Some(Torn::Prefix(SplitMix(seed))));
+    }
+
+    /// Drops the pending (unsynced) writes of the file at `path` from what
+    /// will ever reach the disk, while readers keep seeing them: what Linux
+    /// does to dirty pages when an fsync fails with EIO.
+    pub fn forget_unsynced(&self, path: &Path) {
+        let ns = lock(&self.shared.ns);
+        if let Some(inode) = ns.live.get(path) {
+            lock(&inode.state).pending.clear();
+        }
+    }
+
+    fn crash_inner(&self, mut torn: Option<Torn>) {
         let mut ns = lock(&self.shared.ns);
         self.shared.epoch.fetch_add(1, Ordering::SeqCst);
         ns.live = ns.durable.clone();
@@ -140,22 +244,10 @@ impl SimVfs {
         for inode in ns.live.values() {
             let mut st = lock(&inode.state);
             let mut data = st.durable.clone();
-            if let Some(rng) = torn.as_mut() {
-                let keep = rng.below(st.pending.len() as u64 + 1) as usize;
-                for (i, op) in st.pending.iter().take(keep).enumerate() {
-                    if i + 1 == keep
-                        && let Pending::Write { offset, bytes } = op
-                    {
-                        let cut = rng.below(bytes.len() as u64 + 1) as usize;
-                        let partial = Pending::Write {
-                            offset: *offset,
-                            bytes: bytes[..cut].to_vec(),
-                        };
-                        apply(&mut data, &partial);
-                        continue;
-                    }
-                    apply(&mut data, op);
-                }
+            match torn.as_mut() {
+                None => {}
+                Some(Torn::Prefix(rng)) => tear_prefix(&mut data, &st.pending, rng),
+                Some(Torn::Scattered(rng)) => tear_scattered(&mut data, &st.pending, rng),
             }
             st.live = data.clone();
             st.durable = data;
@@ -176,6 +268,11 @@ impl SimVfs {
     /// needed (for tests that tamper with files or plant old copies).
     pub fn write_file(&self, path: &Path, bytes: &[u8]) {
         let mut ns = lock(&self.shared.ns);
+        let mut parent = path.parent();
+        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            ns.dirs.insert(dir.to_path_buf());
+            parent = dir.parent();
+        }
         let inode = ns.live.entry(path.to_path_buf()).or_default().clone();
         ns.durable.insert(path.to_path_buf(), inode.clone());
         let mut st = lock(&inode.state);
@@ -276,8 +373,14 @@ impl VfsFile for SimFile {
     fn sync_data(&self) -> io::Result<()> {
         self.check()?;
         let mut st = lock(&self.inode.state);
-        st.durable = st.live.clone();
-        st.pending.clear();
+        // Only what is pending reaches the disk: writes dropped by a failed
+        // fsync (`forget_unsynced`) stay lost even though readers see them.
+        let InodeState {
+            durable, pending, ..
+        } = &mut *st;
+        for op in pending.drain(..) {
+            apply(durable, &op);
+        }
         Ok(())
     }
 
@@ -494,7 +597,7 @@ mod tests {
     }
 
     #[test]
-    fn torn_crash_keeps_a_prefix_of_pending_writes() {
+    fn prefix_crash_keeps_a_prefix_of_pending_writes() {
         for seed in 0..64 {
             let (vfs, dir) = setup();
             let a = dir.join("a");
@@ -502,10 +605,77 @@ mod tests {
             let f = vfs.open(&a, OpenMode::ReadWrite).unwrap();
             f.write_all_at(b"0123", 0).unwrap();
             f.write_all_at(b"4567", 4).unwrap();
-            vfs.crash_torn(seed);
+            vfs.crash_torn_prefix(seed);
             let got = vfs.read_file(&a).unwrap();
             assert!(b"01234567".starts_with(&got), "seed {seed}: {got:?}");
         }
+    }
+
+    #[test]
+    fn scattered_crash_tears_whole_sectors_in_any_order() {
+        // Old contents: 4 sectors of 'o'. Pending: one write of 4 sectors
+        // of 'n' over it and one appending 2 sectors of 'a'.
+        let s = SECTOR as usize;
+        let mut outcomes = std::collections::BTreeSet::new();
+        for seed in 0..256 {
+            let (vfs, dir) = setup();
+            let a = dir.join("a");
+            vfs.write_file(&a, &vec![b'o'; 4 * s]);
+            let f = vfs.open(&a, OpenMode::ReadWrite).unwrap();
+            f.write_all_at(&vec![b'n'; 4 * s], 0).unwrap();
+            f.write_all_at(&vec![b'a'; 2 * s], 4 * s as u64).unwrap();
+            vfs.crash_torn(seed);
+            let got = vfs.read_file(&a).unwrap();
+            assert!([4 * s, 5 * s, 6 * s].contains(&got.len()), "seed {seed}");
+            let mut pattern = String::new();
+            for (i, sector) in got.chunks(s).enumerate() {
+                let first = sector[0];
+                assert!(
+                    sector.iter().all(|b| *b == first),
+                    "seed {seed}: torn inside a sector"
+                );
+                let allowed: &[u8] = if i < 4 { b"on" } else { b"a\0" };
+                assert!(
+                    allowed.contains(&first),
+                    "seed {seed}: sector {i} is {first}"
+                );
+                pattern.push(if first == 0 { 'z' } else { first as char });
+            }
+            outcomes.insert(pattern);
+        }
+        // Sectors of one write survive independently, and the appended
+        // write can survive while the earlier one is lost.
+        assert!(
+            outcomes.contains("onononaa")
+                || outcomes
+                    .iter()
+                    .any(|p| p.starts_with("o") && p.ends_with("aa"))
+        );
+        assert!(
+            outcomes
+                .iter()
+                .any(|p| p[..4].contains('o') && p[..4].contains('n'))
+        );
+        assert!(
+            outcomes.iter().any(|p| p.ends_with("zz")),
+            "zero-filled extension"
+        );
+        assert!(outcomes.len() > 16, "{outcomes:?}");
+    }
+
+    #[test]
+    fn writes_dropped_by_a_failed_fsync_never_reach_the_disk() {
+        let (vfs, dir) = setup();
+        let a = dir.join("a");
+        vfs.write_file(&a, b"old!");
+        let f = vfs.open(&a, OpenMode::ReadWrite).unwrap();
+        f.write_all_at(b"new!", 0).unwrap();
+        vfs.forget_unsynced(&a);
+        assert_eq!(vfs.read_file(&a).unwrap(), b"new!", "readers still see it");
+        f.write_all_at(b"!", 4).unwrap();
+        f.sync_data().unwrap();
+        vfs.crash();
+        assert_eq!(vfs.read_file(&a).unwrap(), b"old!!");
     }
 
     #[test]

@@ -98,9 +98,13 @@ impl Vfs for StdVfs {
         #[cfg(not(unix))]
         {
             // Directory handles cannot be fsynced portably; Windows is not a
-            // promised platform yet (see the README).
+            // promised platform yet (see the README). Say so rather than
+            // claim a durability that was not obtained.
             let _ = path;
-            Ok(())
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "directory fsync is not supported on this platform",
+            ))
         }
     }
 
