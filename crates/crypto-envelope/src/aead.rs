@@ -112,4 +112,11 @@ pub trait AeadAlgorithm: Send + Sync {
 
     /// A cipher keyed with `key`.
     fn new_aead(&self, key: &SecretKey) -> Result<Box<dyn Aead>, AeadError>;
+
+    /// Whether repeating a nonce only reveals equality of messages (as with
+    /// AES-GCM-SIV) rather than breaking confidentiality and authenticity.
+    /// Deterministic field encryption runs only on such algorithms.
+    fn misuse_resistant(&self) -> bool {
+        false
+    }
 }

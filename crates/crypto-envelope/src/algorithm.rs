@@ -76,6 +76,11 @@ impl EncryptionAlgorithm {
         Self::ALL.into_iter().find(|a| a.id() == id)
     }
 
+    /// Whether the algorithm is nonce-misuse resistant (AES-256-GCM-SIV).
+    pub const fn misuse_resistant(self) -> bool {
+        matches!(self, EncryptionAlgorithm::Aes256GcmSiv)
+    }
+
     /// The canonical name, as accepted by [`FromStr`] and printed by
     /// [`Display`](fmt::Display).
     pub const fn name(self) -> &'static str {

@@ -41,6 +41,16 @@ pub enum CryptoError {
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed: {0}")]
     Rng(getrandom::Error),
+    /// A provider refused an algorithm implementation (wrong shape, a
+    /// reserved id it does not faithfully implement, a duplicate), or an
+    /// implementation built a cipher that is not what it claimed.
+    #[error("algorithm {id} refused by the provider: {reason}")]
+    ProviderRejected {
+        /// The algorithm's id.
+        id: AlgorithmId,
+        /// Why.
+        reason: &'static str,
+    },
     /// A key could not be loaded or derived.
     #[error(transparent)]
     Key(#[from] KeyError),

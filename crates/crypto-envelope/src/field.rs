@@ -18,11 +18,20 @@
 //! - **Deterministic** (explicit opt-in, [`seal_deterministic`]): the same
 //!   value under the same key and field id always gives the same
 //!   ciphertext, so an application can look values up by equality. It needs
-//!   a nonce-misuse-resistant cipher (AES-256-GCM-SIV); the subkey is
-//!   `HKDF-SHA256(field key, field id, "sealkv/v1/field/deterministic")` and
-//!   the AAD binds the field id, not the record key. **What it leaks:** who
-//!   can read the files learns which records share a value in that field
-//!   (and how many distinct values there are), never the values.
+//!   a nonce-misuse-resistant cipher (AES-256-GCM-SIV, or a provider
+//!   algorithm that declares [`misuse_resistant`](crate::AeadAlgorithm::misuse_resistant));
+//!   the subkey is `HKDF-SHA256(field key, salt = 32 zero bytes,
+//!   "sealkv/v1/field/deterministic" || u32 BE len(field id) || field id)`
+//!   (the length prefix keeps field ids that differ only by trailing zero
+//!   bytes apart) and the AAD binds the field id, not the record key.
+//!   **What it leaks:** who can read the files learns which records share a
+//!   value in that field (and how many distinct values there are), never
+//!   the values; and a deterministic value can be copied to another record
+//!   of the same field without detection, since it is not bound to its
+//!   record.
+//!
+//! Both modes leak the value's length (ciphertext = value + 8-byte header
+//! [+ 32-byte salt] + 16-byte tag); pad values first if lengths matter.
 //!
 //! # Format
 //!
@@ -56,7 +65,7 @@
 //! # }
 //! ```
 
-use crate::algorithm::{AlgorithmId, EncryptionAlgorithm};
+use crate::algorithm::AlgorithmId;
 use crate::error::CryptoError;
 use crate::kdf::{LABEL_PREFIX, hkdf_sha256};
 use crate::keys::{DataKey, KeyId};
@@ -120,8 +129,11 @@ pub enum FieldError {
     /// key or field id) changed.
     #[error("field-sealed value failed authentication")]
     Authentication,
-    /// Deterministic mode needs AES-256-GCM-SIV.
-    #[error("deterministic field encryption needs aes-256-gcm-siv, the key is {0}")]
+    /// Deterministic mode needs a misuse-resistant algorithm
+    /// (AES-256-GCM-SIV).
+    #[error(
+        "deterministic field encryption needs a misuse-resistant algorithm such as aes-256-gcm-siv, the key's is {0}"
+    )]
     NotMisuseResistant(AlgorithmId),
     /// A cipher or randomness failure.
     #[error(transparent)]
@@ -172,12 +184,29 @@ fn randomized_subkey(key: &DataKey, salt: &[u8]) -> crate::SecretKey {
     )
 }
 
-fn deterministic_subkey(key: &DataKey, field_id: &[u8]) -> crate::SecretKey {
-    hkdf_sha256(
+fn deterministic_subkey(key: &DataKey, field_id: &[u8]) -> Result<crate::SecretKey, FieldError> {
+    let len = u32::try_from(field_id.len())
+        .map_err(|_| FieldError::Malformed("field id longer than 4 GiB"))?;
+    Ok(hkdf_sha256(
         key.secret().expose(),
-        field_id,
-        &[LABEL_PREFIX, b"/field/deterministic"],
-    )
+        &[0u8; 32],
+        &[
+            LABEL_PREFIX,
+            b"/field/deterministic",
+            &len.to_be_bytes(),
+            field_id,
+        ],
+    ))
+}
+
+/// Refuses deterministic mode on a key whose algorithm is not
+/// misuse-resistant in `provider`.
+fn check_misuse_resistant(provider: &CryptoProvider, key: &DataKey) -> Result<(), FieldError> {
+    if provider.algorithm(key.algorithm)?.misuse_resistant() {
+        Ok(())
+    } else {
+        Err(FieldError::NotMisuseResistant(key.algorithm))
+    }
 }
 
 /// Seals `value` of the record `record_key` under `key` with a fresh
@@ -213,11 +242,9 @@ pub fn seal_deterministic(
     field_id: &[u8],
     value: &[u8],
 ) -> Result<Vec<u8>, FieldError> {
-    if key.algorithm != EncryptionAlgorithm::Aes256GcmSiv.id() {
-        return Err(FieldError::NotMisuseResistant(key.algorithm));
-    }
+    check_misuse_resistant(provider, key)?;
     let header = encode_header(FieldMode::Deterministic, key);
-    let aead = provider.new_aead(key.algorithm, &deterministic_subkey(key, field_id))?;
+    let aead = provider.new_aead(key.algorithm, &deterministic_subkey(key, field_id)?)?;
     let mut out = Vec::with_capacity(HEADER_LEN + value.len() + TAG_LEN);
     out.extend_from_slice(&header);
     out.extend_from_slice(value);
@@ -256,7 +283,10 @@ pub fn open(
                 .ok_or(FieldError::Malformed("truncated salt"))?;
             (HEADER_LEN + SALT_LEN, randomized_subkey(key, salt))
         }
-        FieldMode::Deterministic => (HEADER_LEN, deterministic_subkey(key, context)),
+        FieldMode::Deterministic => {
+            check_misuse_resistant(provider, key)?;
+            (HEADER_LEN, deterministic_subkey(key, context)?)
+        }
     };
     let body_len = sealed
         .len()
@@ -274,7 +304,7 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SecretKey;
+    use crate::{EncryptionAlgorithm, SecretKey};
 
     fn key(id: u32, alg: EncryptionAlgorithm) -> DataKey {
         DataKey::new(KeyId(id), alg.id(), SecretKey::random().unwrap())
@@ -312,6 +342,11 @@ mod tests {
         let c = seal_deterministic(&p, &k, b"phone", b"ada@example.com").unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
+        // Field ids that differ only by trailing zero bytes stay apart.
+        let z1 = seal_deterministic(&p, &k, b"id", b"v").unwrap();
+        let z2 = seal_deterministic(&p, &k, b"id\0", b"v").unwrap();
+        assert_ne!(z1, z2);
+        assert!(open(&p, &k, b"id\0", &z1).is_err());
         assert_eq!(open(&p, &k, b"email", &a).unwrap(), b"ada@example.com");
         assert!(matches!(
             open(&p, &k, b"phone", &a),

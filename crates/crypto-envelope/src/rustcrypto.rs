@@ -102,6 +102,10 @@ impl AeadAlgorithm for RustCryptoAlgorithm {
         16
     }
 
+    fn misuse_resistant(&self) -> bool {
+        self.0.misuse_resistant()
+    }
+
     fn new_aead(&self, key: &SecretKey) -> Result<Box<dyn Aead>, AeadError> {
         let id = self.0.id();
         match self.0 {
