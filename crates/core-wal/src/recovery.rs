@@ -437,6 +437,17 @@ impl Recovery<'_> {
                 removed_any = true;
             }
         }
+        // Every record kept is older than `first_seq` (the engine flushed
+        // past the end of the log): the segments are obsolete, and keeping
+        // them would leave a sequence gap before the new segment.
+        if expected.is_some_and(|e| e < from) {
+            for s in &segs {
+                if kept.remove(&s.n).is_some() {
+                    self.remove(s, &mut report)?;
+                    removed_any = true;
+                }
+            }
+        }
         if removed_any {
             self.vfs
                 .sync_dir(self.dir)

@@ -159,3 +159,19 @@ fn roll_starts_a_new_segment_and_interval_mode_syncs() {
     let (_w, _, seen) = open(&v, &opts).unwrap();
     assert_eq!(seen.len(), 2);
 }
+
+#[test]
+fn a_log_wholly_older_than_first_seq_is_dropped_and_numbering_continues() {
+    let opts = options(None);
+    let (s, v, _) = fresh_log(&opts, 5, 10);
+    let mut o = opts.clone();
+    o.first_seq = Seq(100);
+    let (wal, report, seen) = open(&v, &o).unwrap();
+    assert!(seen.is_empty());
+    assert_eq!(report.segments_removed, vec![1]);
+    assert_eq!(wal.append(&batch(7, 10)).unwrap(), Seq(100));
+    wal.close().unwrap();
+    assert!(!sealkv_fileio::Vfs::exists(&s, &seg_path(1)).unwrap());
+    let (_w, _, seen) = open(&v, &o).unwrap();
+    assert_eq!(seen.len(), 1);
+}
