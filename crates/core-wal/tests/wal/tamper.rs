@@ -189,3 +189,46 @@ fn key_and_mode_mismatches_are_named() {
         })
     ));
 }
+
+#[test]
+fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
+    for prot in PROTECTIONS {
+        let opts = options(prot);
+        let (s, v) = sim();
+        let (wal, _, _) = open(&v, &opts).unwrap();
+        let batches: Vec<_> = (0..4).map(|i| batch(i, 30)).collect();
+        wal.append(&batches[0]).unwrap();
+        wal.append(&batches[1]).unwrap();
+        assert_eq!(wal.roll().unwrap(), 2);
+        wal.append(&batches[2]).unwrap();
+        wal.append(&batches[3]).unwrap();
+        wal.close().unwrap();
+        let ranges = record_ranges(&batches[..2]);
+        let good1 = s.read_file(&seg_path(1)).unwrap();
+        // The last record of segment 1: not a torn tail, since segment 2
+        // was written after segment 1 was fsynced.
+        let mut bad = good1.clone();
+        bad[ranges[1].0 + 36] ^= 4;
+        s.write_file(&seg_path(1), &bad);
+        match open(&v, &opts) {
+            Err(Error::Corruption {
+                segment: 1, offset, ..
+            }) => {
+                assert_eq!(offset, ranges[1].0 as u64)
+            }
+            other => panic!("{prot:?}: {:?}", other.map(|x| x.1)),
+        }
+        s.write_file(&seg_path(1), &good1);
+        // A missing middle segment.
+        let seg2 = s.read_file(&seg_path(2)).unwrap();
+        let (_w, _, seen) = open(&v, &opts).unwrap();
+        assert_eq!(seen.len(), 4);
+        drop(_w);
+        sealkv_fileio::Vfs::remove_file(&s, &seg_path(2)).unwrap();
+        assert!(matches!(open(&v, &opts), Err(Error::Corruption { .. })));
+        // Put back, the log opens again.
+        s.write_file(&seg_path(2), &seg2);
+        let (_w, _, seen) = open(&v, &opts).unwrap();
+        assert_eq!(seen.len(), 4);
+    }
+}
