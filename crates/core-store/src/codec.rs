@@ -1,0 +1,187 @@
+//! Sealing and opening whole pages: the one place the page format meets the
+//! crypto envelope.
+//!
+//! A page is `header (64, clear) | body (sealed) | tag (16)`. The AAD binds
+//! the database id, the algorithm, the page size, the format version, the
+//! page's *slot* number (not the one it claims) and the whole clear header
+//! (kind, DEK id, nonce counter, session salt, txn). Plaintext mode keeps the
+//! layout and puts a CRC32C over the same AAD and the body in the tag slot.
+
+use std::sync::Arc;
+
+use sealkv_crypto_envelope::{
+    CryptoError, DbId, Domain, KeyId, Keyring, SessionSalt, SubkeyId, WriterSession, checksum_tag,
+    verify_checksum_tag,
+};
+
+use crate::error::{Result, StoreError};
+use crate::format::{FORMAT_VERSION, PAGE_HEADER_LEN, PageHeader, PageKind, TAG_LEN, Tag};
+
+const AAD_LABEL: &[u8; 14] = b"sealkv/page/v1";
+const AAD_LEN: usize = 14 + 16 + 2 + 4 + 2 + 8 + PAGE_HEADER_LEN;
+
+/// How pages are protected.
+pub(crate) enum Mode {
+    /// CRC32C in the tag slot.
+    Plain,
+    /// AEAD; `session` is present when the store is open for writing.
+    Sealed {
+        keyring: Arc<Keyring>,
+        session: Option<WriterSession>,
+    },
+}
+
+/// Seals and opens the pages of one file.
+pub(crate) struct Codec {
+    pub(crate) db_id: DbId,
+    pub(crate) algorithm: u16,
+    pub(crate) page_size: usize,
+    pub(crate) mode: Mode,
+}
+
+impl Codec {
+    pub(crate) fn body_len(&self) -> usize {
+        self.page_size - PAGE_HEADER_LEN - TAG_LEN
+    }
+
+    fn aad(&self, page: u64, header: &[u8]) -> [u8; AAD_LEN] {
+        let mut a = [0u8; AAD_LEN];
+        a[..14].copy_from_slice(AAD_LABEL);
+        a[14..30].copy_from_slice(self.db_id.as_bytes());
+        a[30..32].copy_from_slice(&self.algorithm.to_be_bytes());
+        a[32..36].copy_from_slice(&(self.page_size as u32).to_be_bytes());
+        a[36..38].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+        a[38..46].copy_from_slice(&page.to_be_bytes());
+        a[46..].copy_from_slice(&header[..PAGE_HEADER_LEN]);
+        a
+    }
+
+    /// Seals a full page buffer whose body is already filled in; writes the
+    /// header and the tag and returns the tag.
+    pub(crate) fn seal(&self, buf: &mut [u8], kind: PageKind, page: u64, txn: u64) -> Result<Tag> {
+        debug_assert_eq!(buf.len(), self.page_size);
+        let p = self.page_size;
+        let mut tag = [0u8; TAG_LEN];
+        match &self.mode {
+            Mode::Plain => {
+                PageHeader {
+                    kind,
+                    dek: 0,
+                    counter: 0,
+                    salt: [0; 32],
+                    page,
+                    txn,
+                }
+                .write(buf);
+                let aad = self.aad(page, buf);
+                tag = checksum_tag(&aad, &buf[PAGE_HEADER_LEN..p - TAG_LEN]);
+            }
+            Mode::Sealed { session, .. } => {
+                let session = session.as_ref().ok_or(StoreError::ReadOnly)?;
+                let domain = if kind == PageKind::Meta {
+                    Domain::Meta
+                } else {
+                    Domain::Page
+                };
+                let sealer = session.sealer(domain);
+                let ticket = sealer.draw()?;
+                PageHeader {
+                    kind,
+                    dek: session.dek().0,
+                    counter: ticket.counter(),
+                    salt: session.salt().0,
+                    page,
+                    txn,
+                }
+                .write(buf);
+                let aad = self.aad(page, buf);
+                sealer.seal_with(
+                    ticket,
+                    &aad,
+                    &mut buf[PAGE_HEADER_LEN..p - TAG_LEN],
+                    &mut tag,
+                )?;
+            }
+        }
+        buf[p - TAG_LEN..].copy_from_slice(&tag);
+        Ok(tag)
+    }
+
+    /// Authenticates (and decrypts in place) page `page` read into `buf`.
+    /// Checks the header's kind against `want` and its page number against
+    /// the slot. Returns the header.
+    pub(crate) fn open(&self, buf: &mut [u8], page: u64, want: &[PageKind]) -> Result<PageHeader> {
+        let p = self.page_size;
+        if buf.len() != p {
+            return Err(StoreError::corrupt(page, "page truncated"));
+        }
+        let h = PageHeader::read(buf, page)?;
+        let aad = self.aad(page, buf);
+        let (body, tag) = buf[PAGE_HEADER_LEN..].split_at_mut(p - PAGE_HEADER_LEN - TAG_LEN);
+        match &self.mode {
+            Mode::Plain => {
+                if !verify_checksum_tag(&aad, body, tag) {
+                    return Err(StoreError::corrupt(page, "checksum mismatch"));
+                }
+            }
+            Mode::Sealed { keyring, .. } => {
+                let domain = if h.kind == PageKind::Meta {
+                    Domain::Meta
+                } else {
+                    Domain::Page
+                };
+                let id = SubkeyId {
+                    dek: KeyId(h.dek),
+                    salt: SessionSalt(h.salt),
+                    domain,
+                };
+                match keyring.open(&id, h.counter, &aad, body, tag) {
+                    Ok(()) => {}
+                    Err(CryptoError::MissingDataKey(_)) => {
+                        return Err(StoreError::MissingKey { page });
+                    }
+                    Err(_) => return Err(StoreError::corrupt(page, "authentication failed")),
+                }
+            }
+        }
+        if h.page != page {
+            return Err(StoreError::corrupt(page, "page number mismatch"));
+        }
+        if !want.contains(&h.kind) {
+            return Err(StoreError::corrupt(
+                page,
+                format!(
+                    "expected a {} page, found a {} page",
+                    want_name(want),
+                    h.kind.name()
+                ),
+            ));
+        }
+        Ok(h)
+    }
+
+    /// Opens `buf` as page `page` and checks its tag against what the parent
+    /// expects: a mismatch that still authenticates is a rollback.
+    pub(crate) fn open_expected(
+        &self,
+        buf: &mut [u8],
+        page: u64,
+        expected: &Tag,
+        want: &[PageKind],
+    ) -> Result<PageHeader> {
+        let p = self.page_size;
+        let stored = buf.get(p - TAG_LEN..).unwrap_or(&[]) == expected.as_slice();
+        let h = self.open(buf, page, want)?;
+        if !stored {
+            return Err(StoreError::Rollback { page });
+        }
+        Ok(h)
+    }
+}
+
+fn want_name(want: &[PageKind]) -> &'static str {
+    match want {
+        [k] => k.name(),
+        _ => "tree",
+    }
+}

@@ -1,0 +1,198 @@
+//! Tree nodes: a decoded leaf or branch body with an index of its entries.
+//!
+//! Body layout (inside the sealed part of a page):
+//!
+//! ```text
+//! u16 count, then `count` entries, then zero padding
+//! leaf entry:   u16 klen | key | u8 0 | u32 vlen | value          (inline)
+//!               u16 klen | key | u8 1 | u64 vlen | u64 page | tag  (overflow)
+//! branch entry: u16 klen | key | u64 child page | child tag
+//! ```
+//!
+//! Keys are strictly increasing. In a branch, entry `i` routes keys `>=
+//! key(i)` and `< key(i+1)`; the first entry also takes every smaller key.
+
+use std::cmp::Ordering;
+
+use crate::error::{Result, StoreError};
+use crate::format::{Tag, be16, be32, be64, tag_at};
+
+/// A value as a leaf stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValRef<'a> {
+    Inline(&'a [u8]),
+    Overflow { len: u64, page: u64, tag: Tag },
+}
+
+/// A child pointer: page number and the tag the child must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildRef {
+    /// The page.
+    pub page: u64,
+    /// Its expected tag.
+    pub tag: Tag,
+}
+
+/// A decoded tree page.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) leaf: bool,
+    pub(crate) body: Box<[u8]>,
+    /// Start offset of each entry, plus the end of the last one.
+    offs: Vec<u32>,
+}
+
+impl Node {
+    /// Parses and checks a body (page number `page` for errors).
+    pub(crate) fn decode(leaf: bool, body: Box<[u8]>, page: u64) -> Result<Node> {
+        let bad = |what: &str| StoreError::corrupt(page, what);
+        let count = be16(&body, 0).ok_or_else(|| bad("node truncated"))? as usize;
+        if count == 0 {
+            return Err(bad("empty node"));
+        }
+        let mut offs = Vec::with_capacity(count + 1);
+        let mut at = 2usize;
+        for _ in 0..count {
+            offs.push(at as u32);
+            let klen = be16(&body, at).ok_or_else(|| bad("entry truncated"))? as usize;
+            at += 2 + klen;
+            if leaf {
+                let flag = *body.get(at).ok_or_else(|| bad("entry truncated"))?;
+                at += 1;
+                at += match flag {
+                    0 => 4 + be32(&body, at).ok_or_else(|| bad("entry truncated"))? as usize,
+                    1 => 32,
+                    _ => return Err(bad("bad value flag")),
+                };
+            } else {
+                at += 24;
+            }
+            if at > body.len() {
+                return Err(bad("entry overruns the page"));
+            }
+        }
+        offs.push(at as u32);
+        let n = Node { leaf, body, offs };
+        for i in 1..count {
+            if n.key(i - 1) >= n.key(i) {
+                return Err(bad("keys out of order"));
+            }
+        }
+        if leaf {
+            for i in 0..count {
+                if let ValRef::Overflow { page: 0, .. } = n.val(i) {
+                    return Err(bad("overflow value points at page 0"));
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.offs.len() - 1
+    }
+
+    /// The encoded bytes of entry `i`.
+    pub(crate) fn raw(&self, i: usize) -> &[u8] {
+        &self.body[self.offs[i] as usize..self.offs[i + 1] as usize]
+    }
+
+    pub(crate) fn key(&self, i: usize) -> &[u8] {
+        let at = self.offs[i] as usize;
+        let klen = u16::from_be_bytes([self.body[at], self.body[at + 1]]) as usize;
+        &self.body[at + 2..at + 2 + klen]
+    }
+
+    /// The value of leaf entry `i`.
+    pub(crate) fn val(&self, i: usize) -> ValRef<'_> {
+        debug_assert!(self.leaf);
+        let at = self.offs[i] as usize + 2 + self.key(i).len();
+        let b = &self.body;
+        if b[at] == 0 {
+            let len = be32(b, at + 1).unwrap_or(0) as usize;
+            ValRef::Inline(&b[at + 5..at + 5 + len])
+        } else {
+            ValRef::Overflow {
+                len: be64(b, at + 1).unwrap_or(0),
+                page: be64(b, at + 9).unwrap_or(0),
+                tag: tag_at(b, at + 17).unwrap_or_default(),
+            }
+        }
+    }
+
+    /// The child of branch entry `i`.
+    pub(crate) fn child(&self, i: usize) -> ChildRef {
+        debug_assert!(!self.leaf);
+        let at = self.offs[i] as usize + 2 + self.key(i).len();
+        ChildRef {
+            page: be64(&self.body, at).unwrap_or(0),
+            tag: tag_at(&self.body, at + 8).unwrap_or_default(),
+        }
+    }
+
+    /// Leaf: the index of `key` or where it would go.
+    pub(crate) fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.key(mid).cmp(key) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    /// Branch: the child that routes `key`.
+    pub(crate) fn route(&self, key: &[u8]) -> usize {
+        match self.search(key) {
+            Ok(i) => i,
+            Err(0) => 0,
+            Err(i) => i - 1,
+        }
+    }
+
+    /// Bytes this node is charged in the cache.
+    pub(crate) fn weight(&self) -> usize {
+        self.body.len() + self.offs.len() * 4 + 64
+    }
+}
+
+/// Appends a leaf entry with an inline value.
+pub(crate) fn put_inline(out: &mut Vec<u8>, key: &[u8], val: &[u8]) {
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(key);
+    out.push(0);
+    out.extend_from_slice(&(val.len() as u32).to_be_bytes());
+    out.extend_from_slice(val);
+}
+
+/// Appends a leaf entry whose value lives in an overflow chain.
+pub(crate) fn put_overflow(out: &mut Vec<u8>, key: &[u8], len: u64, first: ChildRef) {
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(key);
+    out.push(1);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&first.page.to_be_bytes());
+    out.extend_from_slice(&first.tag);
+}
+
+/// Appends a branch entry.
+pub(crate) fn put_branch(out: &mut Vec<u8>, key: &[u8], child: ChildRef) {
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&child.page.to_be_bytes());
+    out.extend_from_slice(&child.tag);
+}
+
+/// Size of a leaf entry with an inline value.
+pub(crate) fn inline_size(klen: usize, vlen: usize) -> usize {
+    2 + klen + 1 + 4 + vlen
+}
+
+/// Key of an encoded entry.
+pub(crate) fn entry_key(raw: &[u8]) -> &[u8] {
+    let klen = u16::from_be_bytes([raw[0], raw[1]]) as usize;
+    &raw[2..2 + klen]
+}

@@ -1,0 +1,394 @@
+//! Read snapshots: point lookups and ordered ranges over one committed root.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::node::{ChildRef, Node, ValRef};
+use crate::store::{Inner, Snapshot, Store};
+
+/// A read snapshot: a consistent view of one committed transaction.
+///
+/// Readers never block the writer nor each other. While a `ReadTxn` lives,
+/// the pages of its tree are not reused. It is `Send + Sync` and may outlive
+/// the `Store` handle it came from.
+pub struct ReadTxn {
+    inner: Arc<Inner>,
+    snap: Arc<Snapshot>,
+}
+
+impl std::fmt::Debug for ReadTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadTxn").field("txn", &self.txn()).finish()
+    }
+}
+
+impl Drop for ReadTxn {
+    fn drop(&mut self) {
+        self.inner.unregister_reader(self.snap.meta.txn);
+    }
+}
+
+impl Store {
+    /// Opens a read snapshot at the last committed transaction.
+    pub fn read(&self) -> ReadTxn {
+        let snap = self.inner.register_reader();
+        ReadTxn {
+            inner: self.inner.clone(),
+            snap,
+        }
+    }
+}
+
+/// A key-value pair.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+pub(crate) fn value_of(inner: &Inner, v: ValRef<'_>, page_count: u64) -> Result<Vec<u8>> {
+    match v {
+        ValRef::Inline(b) => Ok(b.to_vec()),
+        ValRef::Overflow { len, page, tag } => {
+            inner.read_overflow(ChildRef { page, tag }, len, page_count)
+        }
+    }
+}
+
+pub(crate) fn tree_get(
+    inner: &Inner,
+    root: Option<ChildRef>,
+    page_count: u64,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    let Some(mut r) = root else { return Ok(None) };
+    loop {
+        let node = inner.load_node(r, page_count)?;
+        if node.leaf {
+            return match node.search(key) {
+                Ok(i) => Ok(Some(value_of(inner, node.val(i), page_count)?)),
+                Err(_) => Ok(None),
+            };
+        }
+        r = node.child(node.route(key));
+    }
+}
+
+impl ReadTxn {
+    /// The transaction this snapshot shows.
+    pub fn txn(&self) -> u64 {
+        self.snap.meta.txn
+    }
+
+    /// The application metadata committed with this transaction.
+    pub fn app_meta(&self) -> &[u8] {
+        &self.snap.meta.app_meta
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        tree_get(
+            &self.inner,
+            self.snap.meta.root,
+            self.snap.meta.page_count,
+            key,
+        )
+    }
+
+    /// The entries with `lower <= key < upper` (per the bounds), in order;
+    /// the iterator is double-ended.
+    pub fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Range {
+        Range {
+            inner: self.inner.clone(),
+            root: self.snap.meta.root,
+            page_count: self.snap.meta.page_count,
+            lower: lower.map(<[u8]>::to_vec),
+            upper: upper.map(<[u8]>::to_vec),
+            front: None,
+            back: None,
+            done: self.snap.meta.root.is_none(),
+            _snap: self.snap.clone(),
+            last_front: None,
+            last_back: None,
+        }
+    }
+
+    /// Every entry, in order.
+    pub fn iter(&self) -> Range {
+        self.range(Bound::Unbounded, Bound::Unbounded)
+    }
+}
+
+/// An ordered, double-ended iterator over a range of a snapshot. Items are
+/// `Result`s: after an error the iterator ends.
+pub struct Range {
+    inner: Arc<Inner>,
+    root: Option<ChildRef>,
+    page_count: u64,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    /// Path to the next entry from the front: (node, index).
+    front: Option<Vec<(Arc<Node>, usize)>>,
+    /// Path to one past the next entry from the back.
+    back: Option<Vec<(Arc<Node>, usize)>>,
+    done: bool,
+    _snap: Arc<Snapshot>,
+    last_front: Option<Vec<u8>>,
+    last_back: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Range")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Range {
+    fn seek_front(&self) -> Result<Vec<(Arc<Node>, usize)>> {
+        let mut path = Vec::new();
+        let Some(mut r) = self.root else {
+            return Ok(path);
+        };
+        loop {
+            let node = self.inner.load_node(r, self.page_count)?;
+            if node.leaf {
+                let i = match &self.lower {
+                    Bound::Unbounded => 0,
+                    Bound::Included(k) => node.search(k).unwrap_or_else(|i| i),
+                    Bound::Excluded(k) => match node.search(k) {
+                        Ok(i) => i + 1,
+                        Err(i) => i,
+                    },
+                };
+                path.push((node, i));
+                return Ok(path);
+            }
+            let i = match &self.lower {
+                Bound::Unbounded => 0,
+                Bound::Included(k) | Bound::Excluded(k) => node.route(k),
+            };
+            r = node.child(i);
+            path.push((node, i));
+        }
+    }
+
+    fn seek_back(&self) -> Result<Vec<(Arc<Node>, usize)>> {
+        let mut path = Vec::new();
+        let Some(mut r) = self.root else {
+            return Ok(path);
+        };
+        loop {
+            let node = self.inner.load_node(r, self.page_count)?;
+            if node.leaf {
+                let i = match &self.upper {
+                    Bound::Unbounded => node.len(),
+                    Bound::Excluded(k) => node.search(k).unwrap_or_else(|i| i),
+                    Bound::Included(k) => match node.search(k) {
+                        Ok(i) => i + 1,
+                        Err(i) => i,
+                    },
+                };
+                path.push((node, i));
+                return Ok(path);
+            }
+            let i = match &self.upper {
+                Bound::Unbounded => node.len() - 1,
+                Bound::Included(k) | Bound::Excluded(k) => node.route(k),
+            };
+            r = node.child(i);
+            path.push((node, i));
+        }
+    }
+
+    /// Moves a front path to the first entry of the next leaf.
+    fn advance_front(&self, path: &mut Vec<(Arc<Node>, usize)>) -> Result<bool> {
+        path.pop();
+        loop {
+            let Some((node, i)) = path.last_mut() else {
+                return Ok(false);
+            };
+            if *i + 1 < node.len() {
+                *i += 1;
+                let mut r = node.child(*i);
+                loop {
+                    let n = self.inner.load_node(r, self.page_count)?;
+                    let leaf = n.leaf;
+                    if !leaf {
+                        r = n.child(0);
+                    }
+                    path.push((n, 0));
+                    if leaf {
+                        return Ok(true);
+                    }
+                }
+            }
+            path.pop();
+        }
+    }
+
+    /// Moves a back path to one past the last entry of the previous leaf.
+    fn advance_back(&self, path: &mut Vec<(Arc<Node>, usize)>) -> Result<bool> {
+        path.pop();
+        loop {
+            let Some((node, i)) = path.last_mut() else {
+                return Ok(false);
+            };
+            if *i > 0 {
+                *i -= 1;
+                let mut r = node.child(*i);
+                loop {
+                    let n = self.inner.load_node(r, self.page_count)?;
+                    if n.leaf {
+                        let len = n.len();
+                        path.push((n, len));
+                        return Ok(true);
+                    }
+                    let last = n.len() - 1;
+                    r = n.child(last);
+                    path.push((n, last));
+                }
+            }
+            path.pop();
+        }
+    }
+
+    fn past_upper(&self, k: &[u8]) -> bool {
+        match &self.upper {
+            Bound::Unbounded => false,
+            Bound::Included(u) => k > u.as_slice(),
+            Bound::Excluded(u) => k >= u.as_slice(),
+        }
+    }
+
+    fn before_lower(&self, k: &[u8]) -> bool {
+        match &self.lower {
+            Bound::Unbounded => false,
+            Bound::Included(l) => k < l.as_slice(),
+            Bound::Excluded(l) => k <= l.as_slice(),
+        }
+    }
+
+    fn step_front(&mut self) -> Result<Option<Entry>> {
+        if self.front.is_none() {
+            self.front = Some(self.seek_front()?);
+        }
+        let mut path = self.front.take().unwrap_or_default();
+        let out = loop {
+            let Some((node, i)) = path.last_mut() else {
+                break None;
+            };
+            if *i < node.len() {
+                let idx = *i;
+                *i += 1;
+                let key = node.key(idx);
+                if self.past_upper(key) {
+                    break None;
+                }
+                let node = node.clone();
+                break Some((node, idx));
+            }
+            if !self.advance_front(&mut path)? {
+                break None;
+            }
+        };
+        self.front = Some(path);
+        let Some((node, idx)) = out else {
+            self.done = true;
+            return Ok(None);
+        };
+        // Meeting the back cursor ends the range.
+        if self
+            .last_back
+            .as_deref()
+            .is_some_and(|b| node.key(idx) >= b)
+        {
+            self.done = true;
+            return Ok(None);
+        }
+        self.last_front = Some(node.key(idx).to_vec());
+        let v = value_of(&self.inner, node.val(idx), self.page_count)?;
+        Ok(Some((node.key(idx).to_vec(), v)))
+    }
+
+    fn step_back(&mut self) -> Result<Option<Entry>> {
+        if self.back.is_none() {
+            self.back = Some(self.seek_back()?);
+        }
+        let mut path = self.back.take().unwrap_or_default();
+        let out = loop {
+            let Some((node, i)) = path.last_mut() else {
+                break None;
+            };
+            if *i > 0 {
+                *i -= 1;
+                let idx = *i;
+                if self.before_lower(node.key(idx)) {
+                    break None;
+                }
+                break Some((node.clone(), idx));
+            }
+            if !self.advance_back(&mut path)? {
+                break None;
+            }
+        };
+        self.back = Some(path);
+        let Some((node, idx)) = out else {
+            self.done = true;
+            return Ok(None);
+        };
+        if self
+            .last_front
+            .as_deref()
+            .is_some_and(|f| node.key(idx) <= f)
+        {
+            self.done = true;
+            return Ok(None);
+        }
+        self.last_back = Some(node.key(idx).to_vec());
+        let v = value_of(&self.inner, node.val(idx), self.page_count)?;
+        Ok(Some((node.key(idx).to_vec(), v)))
+    }
+}
+
+impl Iterator for Range {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.step_front() {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl DoubleEndedIterator for Range {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.step_back() {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl ReadTxn {
+    pub(crate) fn meta(&self) -> &crate::meta::Meta {
+        &self.snap.meta
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+}

@@ -1,0 +1,677 @@
+//! The store: opening and creating the page file, shared state, page
+//! loading, reader tracking.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::ThreadId;
+
+use sealkv_crypto_envelope::{DbId, Keyring};
+use sealkv_fileio::{FileError, FileOp, LockKind, OpenMode, Vfs, VfsFile, VfsLock};
+
+use crate::cache::PageCache;
+use crate::codec::{Codec, Mode};
+use crate::error::{Result, StoreError};
+use crate::format::{
+    DEFAULT_PAGE_SIZE, FIRST_DATA_PAGE, FileHeader, META_A, PAGE_HEADER_LEN, PageKind, TAG_LEN,
+    Tag, check_page_size,
+};
+use crate::meta::{FreeEntry, Meta, decode_free};
+use crate::node::{ChildRef, Node};
+
+/// How to create or open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Page size for a new file (a power of two from 4 KiB to 64 KiB); an
+    /// existing file keeps its own.
+    pub page_size: u32,
+    /// Bytes of decoded pages the cache may hold.
+    pub cache_bytes: usize,
+    /// The keyring: `None` = plaintext (CRC32C per page).
+    pub keyring: Option<Arc<Keyring>>,
+    /// The database id: for a new plaintext file (default: random; an
+    /// encrypted file takes the keyring's); when opening, a file with
+    /// another id is refused.
+    pub db_id: Option<DbId>,
+    /// Open read-only (a shared lock; no writer session).
+    pub read_only: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            page_size: DEFAULT_PAGE_SIZE,
+            cache_bytes: 64 << 20,
+            keyring: None,
+            db_id: None,
+            read_only: false,
+        }
+    }
+}
+
+/// What opening found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenReport {
+    /// The committed transaction the store opened at.
+    pub txn: u64,
+    /// The meta slot (page 1 or 2) it came from.
+    pub meta_page: u64,
+    /// Set when the newest meta page authenticated but its tree or free
+    /// list did not, and the older meta was taken instead: what was wrong.
+    /// The engine must check its WAL anchor before trusting the older state.
+    pub fell_back: Option<String>,
+    /// What was wrong with the other meta slot, if it did not authenticate
+    /// (normal on a fresh file and after a crash during a commit).
+    pub other_slot: Option<String>,
+    /// Pages in the file (high-water mark).
+    pub page_count: u64,
+    /// Free pages.
+    pub free_pages: u64,
+}
+
+/// Counters, for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Last committed transaction.
+    pub txn: u64,
+    /// Pages in the file (high-water mark).
+    pub page_count: u64,
+    /// Free pages (reusable now or later).
+    pub free_pages: u64,
+    /// Cache hits.
+    pub cache_hits: u64,
+    /// Cache misses.
+    pub cache_misses: u64,
+    /// Bytes held by the cache.
+    pub cache_bytes: usize,
+    /// Pages read from the file.
+    pub pages_read: u64,
+    /// Pages written to the file.
+    pub pages_written: u64,
+    /// Commits made by this handle.
+    pub commits: u64,
+    /// Live read snapshots.
+    pub readers: usize,
+}
+
+/// A committed state readers can hold.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) meta: Meta,
+}
+
+/// The writer's private state.
+pub(crate) struct WriterState {
+    pub(crate) free: Vec<FreeEntry>,
+    pub(crate) chain: Vec<ChildRef>,
+    pub(crate) file_len: u64,
+}
+
+pub(crate) struct WriterGate {
+    pub(crate) owner: Option<ThreadId>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    pub(crate) file: Arc<dyn VfsFile>,
+    _lock: Box<dyn VfsLock>,
+    pub(crate) codec: Codec,
+    pub(crate) cache: PageCache,
+    pub(crate) current: RwLock<Arc<Snapshot>>,
+    pub(crate) readers: Mutex<BTreeMap<u64, usize>>,
+    pub(crate) gate: Mutex<WriterGate>,
+    pub(crate) gate_cv: Condvar,
+    pub(crate) wstate: Mutex<WriterState>,
+    pub(crate) poisoned: AtomicBool,
+    pub(crate) read_only: bool,
+    pub(crate) pages_read: AtomicU64,
+    pub(crate) pages_written: AtomicU64,
+    pub(crate) commits: AtomicU64,
+}
+
+/// A page file: a copy-on-write B+tree of sealed pages.
+///
+/// `Store` is cheap to clone (an `Arc`) and `Send + Sync`: any number of
+/// threads may hold [`ReadTxn`](crate::ReadTxn)s while one thread at a time
+/// holds the [`WriteTxn`](crate::WriteTxn).
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("page_size", &self.inner.codec.page_size)
+            .field(
+                "encrypted",
+                &matches!(self.inner.codec.mode, Mode::Sealed { .. }),
+            )
+            .field("read_only", &self.inner.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+fn take_lock(vfs: &dyn Vfs, path: &Path, kind: LockKind) -> Result<Box<dyn VfsLock>> {
+    let lp = lock_path(path);
+    vfs.lock(&lp, kind).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            StoreError::Locked
+        } else {
+            StoreError::Io(FileError::new(FileOp::Lock, &lp, e))
+        }
+    })
+}
+
+impl Store {
+    /// Creates a new, empty page file at `path` (it must not exist).
+    pub fn create(
+        vfs: Arc<dyn Vfs>,
+        path: &Path,
+        options: StoreOptions,
+    ) -> Result<(Store, OpenReport)> {
+        check_page_size(options.page_size)?;
+        if options.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let lock = take_lock(&*vfs, path, LockKind::Exclusive)?;
+        let (db_id, algorithm, mode) = match &options.keyring {
+            Some(k) => {
+                let session = k.start_session()?;
+                if options.db_id.is_some_and(|id| id != *k.db_id()) {
+                    return Err(StoreError::WrongDatabase);
+                }
+                (
+                    *k.db_id(),
+                    session.algorithm().0,
+                    Mode::Sealed {
+                        keyring: k.clone(),
+                        session: Some(session),
+                    },
+                )
+            }
+            None => (
+                match options.db_id {
+                    Some(id) => id,
+                    None => DbId::random()?,
+                },
+                0,
+                Mode::Plain,
+            ),
+        };
+        let header = FileHeader {
+            page_size: options.page_size,
+            encrypted: options.keyring.is_some(),
+            algorithm,
+            db_id,
+        };
+        let file = vfs
+            .open(path, OpenMode::CreateNew)
+            .map_err(FileError::with(FileOp::Open, path))?;
+        let codec = Codec {
+            db_id,
+            algorithm,
+            page_size: options.page_size as usize,
+            mode,
+        };
+        let meta = Meta {
+            txn: 0,
+            root: None,
+            page_count: FIRST_DATA_PAGE,
+            free_head: None,
+            free_pages: 0,
+            app_meta: Vec::new(),
+        };
+        let p = options.page_size as usize;
+        let mut buf = header.encode();
+        let mut mpage = vec![0u8; p];
+        meta.encode(&mut mpage[PAGE_HEADER_LEN..p - TAG_LEN]);
+        codec.seal(&mut mpage, PageKind::Meta, META_A, 0)?;
+        buf.extend_from_slice(&mpage);
+        buf.resize(p * FIRST_DATA_PAGE as usize, 0);
+        let wr = |e| StoreError::Io(FileError::new(FileOp::Write, path, e));
+        file.write_all_at(&buf, 0).map_err(wr)?;
+        file.sync_all()
+            .map_err(|e| StoreError::Io(FileError::new(FileOp::Sync, path, e)))?;
+        if let Some(dir) = path.parent() {
+            vfs.sync_dir(dir)
+                .map_err(|e| StoreError::Io(FileError::new(FileOp::SyncDir, dir, e)))?;
+        }
+        let report = OpenReport {
+            txn: 0,
+            meta_page: META_A,
+            fell_back: None,
+            other_slot: None,
+            page_count: FIRST_DATA_PAGE,
+            free_pages: 0,
+        };
+        let store = Store::assemble(
+            path,
+            file,
+            lock,
+            codec,
+            options.cache_bytes,
+            meta,
+            (Vec::new(), Vec::new()),
+            false,
+        )?;
+        Ok((store, report))
+    }
+
+    /// Opens an existing page file, starting a new writer session unless
+    /// `read_only`.
+    pub fn open(
+        vfs: Arc<dyn Vfs>,
+        path: &Path,
+        options: StoreOptions,
+    ) -> Result<(Store, OpenReport)> {
+        let kind = if options.read_only {
+            LockKind::Shared
+        } else {
+            LockKind::Exclusive
+        };
+        let lock = take_lock(&*vfs, path, kind)?;
+        let mode = if options.read_only {
+            OpenMode::Read
+        } else {
+            OpenMode::ReadWrite
+        };
+        let file = vfs
+            .open(path, mode)
+            .map_err(FileError::with(FileOp::Open, path))?;
+        let rd = |e| StoreError::Io(FileError::new(FileOp::Read, path, e));
+        let file_len = file.len().map_err(rd)?;
+        let mut start = [0u8; 16];
+        let n = file.read_at(&mut start, 0).map_err(rd)?;
+        let page_size = FileHeader::peek_page_size(start.get(..n).unwrap_or(&[]))
+            .ok_or_else(|| StoreError::corrupt(0, "bad magic: not a sealkv page file"))?;
+        check_page_size(page_size).map_err(|_| StoreError::corrupt(0, "invalid page size"))?;
+        let p = page_size as u64;
+        if file_len < p * FIRST_DATA_PAGE {
+            return Err(StoreError::corrupt(
+                0,
+                "file shorter than its header and meta pages",
+            ));
+        }
+        let mut hbuf = vec![0u8; p as usize];
+        file.read_exact_at(&mut hbuf, 0).map_err(rd)?;
+        let header = FileHeader::decode(&hbuf)?;
+        if options.db_id.is_some_and(|id| id != header.db_id) {
+            return Err(StoreError::WrongDatabase);
+        }
+        let mode = match (&options.keyring, header.encrypted) {
+            (None, true) => return Err(StoreError::EncryptedStore),
+            (Some(_), false) => return Err(StoreError::NotEncrypted),
+            (None, false) => Mode::Plain,
+            (Some(k), true) => {
+                if *k.db_id() != header.db_id {
+                    return Err(StoreError::WrongDatabase);
+                }
+                let session = if options.read_only {
+                    None
+                } else {
+                    let s = k.start_session()?;
+                    if s.algorithm().0 != header.algorithm {
+                        return Err(StoreError::AlgorithmMismatch {
+                            file: header.algorithm,
+                            key: s.algorithm().0,
+                        });
+                    }
+                    Some(s)
+                };
+                Mode::Sealed {
+                    keyring: k.clone(),
+                    session,
+                }
+            }
+        };
+        let codec = Codec {
+            db_id: header.db_id,
+            algorithm: header.algorithm,
+            page_size: page_size as usize,
+            mode,
+        };
+        // Both meta slots; newest first.
+        let mut metas = Vec::new();
+        let mut problems = Vec::new();
+        for slot in [META_A, META_A + 1] {
+            let mut buf = vec![0u8; p as usize];
+            file.read_exact_at(&mut buf, slot * p).map_err(rd)?;
+            match codec
+                .open(&mut buf, slot, &[PageKind::Meta])
+                .and_then(|_| Meta::decode(&buf[PAGE_HEADER_LEN..], slot))
+            {
+                Ok(m) if m.txn % 2 == slot - META_A => metas.push((slot, m)),
+                Ok(_) => problems.push(format!("meta page {slot}: transaction in the wrong slot")),
+                Err(e @ StoreError::MissingKey { .. }) => return Err(e),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        metas.sort_by_key(|m| std::cmp::Reverse(m.1.txn));
+        let mut last_err = None;
+        for (slot, meta) in metas {
+            match check_meta(&file, &codec, &meta, file_len, path) {
+                Ok(free) => {
+                    let report = OpenReport {
+                        txn: meta.txn,
+                        meta_page: slot,
+                        fell_back: last_err.as_ref().map(|e: &StoreError| e.to_string()),
+                        other_slot: (!problems.is_empty()).then(|| problems.join("; ")),
+                        page_count: meta.page_count,
+                        free_pages: free.0.len() as u64,
+                    };
+                    let store = Store::assemble(
+                        path,
+                        file,
+                        lock,
+                        codec,
+                        options.cache_bytes,
+                        meta,
+                        free,
+                        options.read_only,
+                    )?;
+                    return Ok((store, report));
+                }
+                Err(e @ (StoreError::MissingKey { .. } | StoreError::Io(_))) => return Err(e),
+                Err(e) => {
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| {
+            StoreError::corrupt(
+                META_A,
+                format!("no valid meta page: {}", problems.join("; ")),
+            )
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        path: &Path,
+        file: Arc<dyn VfsFile>,
+        lock: Box<dyn VfsLock>,
+        codec: Codec,
+        cache_bytes: usize,
+        meta: Meta,
+        (free, chain): (Vec<FreeEntry>, Vec<ChildRef>),
+        read_only: bool,
+    ) -> Result<Store> {
+        let file_len = file
+            .len()
+            .map_err(|e| StoreError::Io(FileError::new(FileOp::Read, path, e)))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                file,
+                _lock: lock,
+                codec,
+                cache: PageCache::new(cache_bytes),
+                current: RwLock::new(Arc::new(Snapshot { meta })),
+                readers: Mutex::new(BTreeMap::new()),
+                gate: Mutex::new(WriterGate { owner: None }),
+                gate_cv: Condvar::new(),
+                wstate: Mutex::new(WriterState {
+                    free,
+                    chain,
+                    file_len,
+                }),
+                poisoned: AtomicBool::new(false),
+                read_only,
+                pages_read: AtomicU64::new(0),
+                pages_written: AtomicU64::new(0),
+                commits: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The page size.
+    pub fn page_size(&self) -> u32 {
+        self.inner.codec.page_size as u32
+    }
+
+    /// The longest key this store accepts (a quarter of a page, less
+    /// entry overhead: 964 bytes with 4 KiB pages).
+    pub fn max_key_len(&self) -> usize {
+        max_key_len(self.inner.codec.body_len())
+    }
+
+    /// The database id.
+    pub fn db_id(&self) -> DbId {
+        self.inner.codec.db_id
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> StoreStats {
+        let i = &self.inner;
+        let snap = i.snapshot();
+        StoreStats {
+            txn: snap.meta.txn,
+            page_count: snap.meta.page_count,
+            free_pages: snap.meta.free_pages,
+            cache_hits: i.cache.hits.load(Ordering::Relaxed),
+            cache_misses: i.cache.misses.load(Ordering::Relaxed),
+            cache_bytes: i.cache.bytes(),
+            pages_read: i.pages_read.load(Ordering::Relaxed),
+            pages_written: i.pages_written.load(Ordering::Relaxed),
+            commits: i.commits.load(Ordering::Relaxed),
+            readers: lock(&i.readers).values().sum(),
+        }
+    }
+}
+
+pub(crate) fn max_key_len(body: usize) -> usize {
+    body / 4 - 40
+}
+
+/// Checks a meta's root and free list; returns the free list.
+fn check_meta(
+    file: &Arc<dyn VfsFile>,
+    codec: &Codec,
+    meta: &Meta,
+    file_len: u64,
+    path: &Path,
+) -> Result<(Vec<FreeEntry>, Vec<ChildRef>)> {
+    let p = codec.page_size as u64;
+    if meta.page_count < FIRST_DATA_PAGE || meta.page_count.saturating_mul(p) > file_len {
+        return Err(StoreError::corrupt(
+            META_A + meta.txn % 2,
+            "page count beyond the end of the file (truncated?)",
+        ));
+    }
+    if let Some(root) = meta.root {
+        let mut buf = vec![0u8; p as usize];
+        read_page(file, codec, root.page, meta.page_count, &mut buf, path)?;
+        codec.open_expected(
+            &mut buf,
+            root.page,
+            &root.tag,
+            &[PageKind::Branch, PageKind::Leaf],
+        )?;
+    }
+    load_free_list(file, codec, meta, path)
+}
+
+/// Reads page `page` raw (no authentication) into `buf`.
+pub(crate) fn read_page(
+    file: &Arc<dyn VfsFile>,
+    codec: &Codec,
+    page: u64,
+    page_count: u64,
+    buf: &mut [u8],
+    path: &Path,
+) -> Result<()> {
+    if page < FIRST_DATA_PAGE || page >= page_count {
+        return Err(StoreError::corrupt(page, "page number out of range"));
+    }
+    let p = codec.page_size as u64;
+    file.read_exact_at(buf, page * p).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            StoreError::corrupt(page, "page beyond the end of the file")
+        } else {
+            StoreError::Io(FileError::new(FileOp::Read, path, e))
+        }
+    })
+}
+
+pub(crate) fn load_free_list(
+    file: &Arc<dyn VfsFile>,
+    codec: &Codec,
+    meta: &Meta,
+    path: &Path,
+) -> Result<(Vec<FreeEntry>, Vec<ChildRef>)> {
+    let mut out = Vec::new();
+    let mut chain = Vec::new();
+    let mut next = meta.free_head;
+    let mut buf = vec![0u8; codec.page_size];
+    let mut hops = 0u64;
+    while let Some(r) = next {
+        hops += 1;
+        if hops > meta.page_count {
+            return Err(StoreError::corrupt(r.page, "free list loops"));
+        }
+        read_page(file, codec, r.page, meta.page_count, &mut buf, path)?;
+        codec.open_expected(&mut buf, r.page, &r.tag, &[PageKind::FreeList])?;
+        let (n, entries) = decode_free(&buf[PAGE_HEADER_LEN..codec.page_size - TAG_LEN], r.page)?;
+        for e in &entries {
+            if e.page < FIRST_DATA_PAGE || e.page >= meta.page_count {
+                return Err(StoreError::corrupt(r.page, "free-list entry out of range"));
+            }
+        }
+        out.extend(entries);
+        chain.push(r);
+        next = n;
+    }
+    if out.len() as u64 != meta.free_pages {
+        return Err(StoreError::corrupt(
+            meta.free_head.map_or(META_A, |r| r.page),
+            "free-list length differs from the meta page's count",
+        ));
+    }
+    Ok((out, chain))
+}
+
+impl Inner {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reads, authenticates and decodes a tree node, through the cache.
+    pub(crate) fn load_node(&self, r: ChildRef, page_count: u64) -> Result<Arc<Node>> {
+        if let Some(n) = self.cache.get(r.page, &r.tag) {
+            return Ok(n);
+        }
+        let mut buf = vec![0u8; self.codec.page_size];
+        self.read_raw(r.page, page_count, &mut buf)?;
+        let h = self.codec.open_expected(
+            &mut buf,
+            r.page,
+            &r.tag,
+            &[PageKind::Branch, PageKind::Leaf],
+        )?;
+        let body: Box<[u8]> = buf[PAGE_HEADER_LEN..self.codec.page_size - TAG_LEN].into();
+        let node = Arc::new(Node::decode(h.kind == PageKind::Leaf, body, r.page)?);
+        self.cache.insert(r.page, r.tag, node.clone());
+        Ok(node)
+    }
+
+    pub(crate) fn read_raw(&self, page: u64, page_count: u64, buf: &mut [u8]) -> Result<()> {
+        self.pages_read.fetch_add(1, Ordering::Relaxed);
+        read_page(&self.file, &self.codec, page, page_count, buf, &self.path)
+    }
+
+    /// Reads an overflow value of `len` bytes starting at `first`.
+    pub(crate) fn read_overflow(
+        &self,
+        first: ChildRef,
+        len: u64,
+        page_count: u64,
+    ) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(len.min(crate::MAX_VALUE_LEN as u64) as usize);
+        let mut next = Some(first);
+        let mut buf = vec![0u8; self.codec.page_size];
+        let mut hops = 0;
+        while let Some(r) = next {
+            hops += 1;
+            if hops > page_count {
+                return Err(StoreError::corrupt(r.page, "overflow chain loops"));
+            }
+            self.read_raw(r.page, page_count, &mut buf)?;
+            self.codec
+                .open_expected(&mut buf, r.page, &r.tag, &[PageKind::Overflow])?;
+            let (n, data) = overflow_body(
+                &buf[PAGE_HEADER_LEN..self.codec.page_size - TAG_LEN],
+                r.page,
+            )?;
+            out.extend_from_slice(data);
+            if out.len() as u64 > len {
+                return Err(StoreError::corrupt(
+                    r.page,
+                    "overflow chain longer than its value",
+                ));
+            }
+            next = n;
+        }
+        if out.len() as u64 != len {
+            return Err(StoreError::corrupt(
+                first.page,
+                "overflow chain shorter than its value",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Registers a reader at the current snapshot.
+    pub(crate) fn register_reader(&self) -> Arc<Snapshot> {
+        let mut r = lock(&self.readers);
+        let snap = self.snapshot();
+        *r.entry(snap.meta.txn).or_default() += 1;
+        snap
+    }
+
+    pub(crate) fn unregister_reader(&self, txn: u64) {
+        let mut r = lock(&self.readers);
+        if let Some(c) = r.get_mut(&txn) {
+            *c -= 1;
+            if *c == 0 {
+                r.remove(&txn);
+            }
+        }
+    }
+
+    pub(crate) fn oldest_reader(&self) -> Option<u64> {
+        lock(&self.readers).keys().next().copied()
+    }
+}
+
+/// Overflow page body: `u64 next | next tag | u32 len | data`.
+pub(crate) const OVERFLOW_HEAD: usize = 28;
+
+pub(crate) fn overflow_body(body: &[u8], page: u64) -> Result<(Option<ChildRef>, &[u8])> {
+    use crate::format::{be32, be64, tag_at};
+    let bad = || StoreError::corrupt(page, "overflow page malformed");
+    let np = be64(body, 0).ok_or_else(bad)?;
+    let tag: Tag = tag_at(body, 8).ok_or_else(bad)?;
+    let len = be32(body, 24).ok_or_else(bad)? as usize;
+    let data = body
+        .get(OVERFLOW_HEAD..OVERFLOW_HEAD + len)
+        .ok_or_else(bad)?;
+    Ok(((np != 0).then_some(ChildRef { page: np, tag }), data))
+}

@@ -1,0 +1,385 @@
+//! `verify()`: a read-only walk of every reachable and every free page.
+
+use crate::error::{Result, StoreError};
+use crate::format::{FIRST_DATA_PAGE, FileHeader, PAGE_HEADER_LEN, PageKind, TAG_LEN};
+use crate::meta::Meta;
+use crate::meta::decode_free;
+use crate::node::{ChildRef, Node, ValRef};
+use crate::read::ReadTxn;
+use crate::store::{Inner, Store, overflow_body};
+
+/// One problem `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The page at fault.
+    pub page: u64,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// The transaction verified.
+    pub txn: u64,
+    /// Pages in the file (high-water mark).
+    pub page_count: u64,
+    /// Tree pages reachable from the root.
+    pub tree_pages: u64,
+    /// Overflow pages reachable from the tree.
+    pub overflow_pages: u64,
+    /// Free-list pages.
+    pub free_list_pages: u64,
+    /// Free pages.
+    pub free_pages: u64,
+    /// Key-value entries.
+    pub entries: u64,
+    /// Free pages that no longer hold the version the free list records
+    /// but may legitimately have been overwritten by a transaction that
+    /// never committed (a crash): listed, not counted as problems.
+    pub overwritten_free: Vec<u64>,
+    /// Problems, each naming its page.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// Whether no problem was found.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// What a page of a snapshot is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PageRole {
+    /// A branch or leaf of the tree.
+    Tree,
+    /// Part of a large value.
+    Overflow,
+    /// A page of the free list.
+    FreeList,
+    /// A free page.
+    Free,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Unknown,
+    Tree,
+    Overflow,
+    FreeList,
+    Free,
+}
+
+struct Walk<'a> {
+    inner: &'a Inner,
+    page_count: u64,
+    uses: Vec<Use>,
+    report: VerifyReport,
+    leaf_depth: Option<usize>,
+    buf: Vec<u8>,
+}
+
+impl Walk<'_> {
+    fn problem(&mut self, page: u64, what: impl Into<String>) {
+        self.report.problems.push(Problem {
+            page,
+            what: what.into(),
+        });
+    }
+
+    fn error(&mut self, e: StoreError, page: u64) {
+        match e {
+            StoreError::Corruption { page, what } => self.problem(page, what),
+            StoreError::Rollback { page } => self.problem(page, "stale version (rollback)"),
+            other => self.problem(page, other.to_string()),
+        }
+    }
+
+    /// Marks a page used; false (with a problem) if already used.
+    fn mark(&mut self, page: u64, u: Use) -> bool {
+        match self.uses.get_mut(page as usize) {
+            Some(slot) if *slot == Use::Unknown => {
+                *slot = u;
+                true
+            }
+            Some(_) => {
+                self.problem(page, "page used twice (or both used and free)");
+                false
+            }
+            None => {
+                self.problem(page, "page number out of range");
+                false
+            }
+        }
+    }
+
+    fn read_open(&mut self, r: ChildRef, want: &[PageKind]) -> Result<crate::format::PageHeader> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let res = self
+            .inner
+            .read_raw(r.page, self.page_count, &mut buf)
+            .and_then(|()| {
+                self.inner
+                    .codec
+                    .open_expected(&mut buf, r.page, &r.tag, want)
+            });
+        self.buf = buf;
+        res
+    }
+
+    fn node(&mut self, r: ChildRef) -> Result<Node> {
+        let h = self.read_open(r, &[PageKind::Branch, PageKind::Leaf])?;
+        let ps = self.inner.codec.page_size;
+        let body: Box<[u8]> = self.buf[PAGE_HEADER_LEN..ps - TAG_LEN].into();
+        Node::decode(h.kind == PageKind::Leaf, body, r.page)
+    }
+
+    fn tree(&mut self, r: ChildRef, lower: Option<&[u8]>, upper: Option<&[u8]>, depth: usize) {
+        if !self.mark(r.page, Use::Tree) {
+            return;
+        }
+        self.report.tree_pages += 1;
+        let node = match self.node(r) {
+            Ok(n) => n,
+            Err(e) => return self.error(e, r.page),
+        };
+        let n = node.len();
+        let first_bound = if node.leaf { 0 } else { 1 };
+        for i in 0..n {
+            let k = node.key(i);
+            if i >= first_bound && lower.is_some_and(|l| k < l) {
+                self.problem(r.page, format!("entry {i} below its parent's separator"));
+            }
+            if upper.is_some_and(|u| k >= u) {
+                self.problem(r.page, format!("entry {i} not below the next separator"));
+            }
+        }
+        if node.leaf {
+            match self.leaf_depth {
+                None => self.leaf_depth = Some(depth),
+                Some(d) if d != depth => self.problem(r.page, "leaf at uneven depth"),
+                Some(_) => {}
+            }
+            self.report.entries += n as u64;
+            for i in 0..n {
+                if let ValRef::Overflow { len, page, tag } = node.val(i) {
+                    self.overflow(ChildRef { page, tag }, len);
+                }
+            }
+            return;
+        }
+        for i in 0..n {
+            let lo = if i == 0 { lower } else { Some(node.key(i)) };
+            let hi = if i + 1 < n {
+                Some(node.key(i + 1))
+            } else {
+                upper
+            };
+            self.tree(node.child(i), lo, hi, depth + 1);
+        }
+    }
+
+    fn overflow(&mut self, first: ChildRef, len: u64) {
+        let mut next = Some(first);
+        let mut total = 0u64;
+        while let Some(r) = next {
+            if !self.mark(r.page, Use::Overflow) {
+                return;
+            }
+            self.report.overflow_pages += 1;
+            if let Err(e) = self.read_open(r, &[PageKind::Overflow]) {
+                return self.error(e, r.page);
+            }
+            let ps = self.inner.codec.page_size;
+            match overflow_body(&self.buf[PAGE_HEADER_LEN..ps - TAG_LEN], r.page) {
+                Ok((n, data)) => {
+                    total += data.len() as u64;
+                    next = n;
+                }
+                Err(e) => return self.error(e, r.page),
+            }
+        }
+        if total != len {
+            self.problem(first.page, "overflow chain length differs from its value's");
+        }
+    }
+
+    fn free_list(&mut self, head: Option<ChildRef>, txn: u64, expected: u64) {
+        let mut next = head;
+        let mut entries = Vec::new();
+        while let Some(r) = next {
+            if !self.mark(r.page, Use::FreeList) {
+                return;
+            }
+            self.report.free_list_pages += 1;
+            if let Err(e) = self.read_open(r, &[PageKind::FreeList]) {
+                return self.error(e, r.page);
+            }
+            let ps = self.inner.codec.page_size;
+            match decode_free(&self.buf[PAGE_HEADER_LEN..ps - TAG_LEN], r.page) {
+                Ok((n, es)) => {
+                    entries.extend(es);
+                    next = n;
+                }
+                Err(e) => return self.error(e, r.page),
+            }
+        }
+        if entries.len() as u64 != expected {
+            self.problem(
+                head.map_or(1, |r| r.page),
+                "free-list length differs from the meta page's count",
+            );
+        }
+        for e in entries {
+            if !self.mark(e.page, Use::Free) {
+                continue;
+            }
+            self.report.free_pages += 1;
+            let mut buf = std::mem::take(&mut self.buf);
+            let ok = match self.inner.read_raw(e.page, self.page_count, &mut buf) {
+                Err(err) => {
+                    self.buf = buf;
+                    self.error(err, e.page);
+                    continue;
+                }
+                Ok(()) if e.zeroed => buf.iter().all(|&b| b == 0),
+                Ok(()) => {
+                    let want = [
+                        PageKind::Branch,
+                        PageKind::Leaf,
+                        PageKind::Overflow,
+                        PageKind::FreeList,
+                    ];
+                    self.inner
+                        .codec
+                        .open_expected(&mut buf, e.page, &e.tag, &want)
+                        .is_ok()
+                }
+            };
+            self.buf = buf;
+            if !ok {
+                // Pages freed by the last commit belong to the older meta's
+                // tree and are never overwritten before the next commit.
+                if e.freed >= txn {
+                    self.problem(e.page, "free page does not hold its recorded version");
+                } else {
+                    self.report.overwritten_free.push(e.page);
+                }
+            }
+        }
+    }
+}
+
+fn walk(inner: &Inner, meta: &Meta) -> (VerifyReport, Vec<Use>) {
+    let ps = inner.codec.page_size;
+    let mut w = Walk {
+        inner,
+        page_count: meta.page_count,
+        uses: vec![Use::Unknown; usize::try_from(meta.page_count).unwrap_or(0)],
+        report: VerifyReport {
+            txn: meta.txn,
+            page_count: meta.page_count,
+            ..VerifyReport::default()
+        },
+        leaf_depth: None,
+        buf: vec![0u8; ps],
+    };
+    let mut hbuf = vec![0u8; ps];
+    match inner.file.read_exact_at(&mut hbuf, 0) {
+        Ok(()) => match FileHeader::decode(&hbuf) {
+            Ok(h) if h.db_id == inner.codec.db_id && h.algorithm == inner.codec.algorithm => {}
+            Ok(_) => w.problem(0, "header changed since open"),
+            Err(e) => w.error(e, 0),
+        },
+        Err(e) => w.problem(0, format!("unreadable: {e}")),
+    }
+    for p in 0..FIRST_DATA_PAGE.min(meta.page_count) {
+        if let Some(u) = w.uses.get_mut(p as usize) {
+            *u = Use::Tree;
+        }
+    }
+    if let Some(root) = meta.root {
+        w.tree(root, None, None, 0);
+    }
+    w.free_list(meta.free_head, meta.txn, meta.free_pages);
+    let mut uses = std::mem::take(&mut w.uses);
+    for (p, u) in uses.iter().enumerate() {
+        if *u == Use::Unknown {
+            w.report.problems.push(Problem {
+                page: p as u64,
+                what: "leaked: neither reachable nor free".into(),
+            });
+        }
+    }
+    for u in uses.iter_mut().take(FIRST_DATA_PAGE as usize) {
+        *u = Use::Unknown;
+    }
+    (w.report, uses)
+}
+
+impl Store {
+    /// Checks the whole file, read-only: authenticates every reachable and
+    /// every free page, checks key order, separators, depth, overflow
+    /// lengths, the free-list count, and that every page is exactly one of
+    /// header/meta, tree, overflow, free-list or free. Returns a report
+    /// naming each problem.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let snap = self.read();
+        Ok(walk(&self.inner, snap.meta()).0)
+    }
+}
+
+impl ReadTxn {
+    /// Every page of this snapshot (tree, overflow, free list and free
+    /// pages) with its role, in page order: what a physical backup copies
+    /// (the tree and overflow pages) and what `reseal` would rewrite. Fails
+    /// with the first problem found if the snapshot does not verify.
+    pub fn pages(&self) -> Result<Vec<(u64, PageRole)>> {
+        let (report, uses) = walk(self.inner(), self.meta());
+        if let Some(p) = report.problems.into_iter().next() {
+            return Err(StoreError::Corruption {
+                page: p.page,
+                what: p.what,
+            });
+        }
+        Ok(uses
+            .iter()
+            .enumerate()
+            .filter_map(|(p, u)| {
+                let role = match u {
+                    Use::Unknown => return None,
+                    Use::Tree => PageRole::Tree,
+                    Use::Overflow => PageRole::Overflow,
+                    Use::FreeList => PageRole::FreeList,
+                    Use::Free => PageRole::Free,
+                };
+                Some((p as u64, role))
+            })
+            .collect())
+    }
+
+    /// The raw (sealed) bytes of page `page` as stored, unauthenticated:
+    /// for page-exact copies. Pages 0-2 (header and meta slots) included.
+    pub fn raw_page(&self, page: u64) -> Result<Vec<u8>> {
+        let inner = self.inner();
+        let ps = inner.codec.page_size;
+        let mut buf = vec![0u8; ps];
+        if page >= self.meta().page_count {
+            return Err(StoreError::corrupt(page, "page number out of range"));
+        }
+        inner
+            .file
+            .read_exact_at(&mut buf, page * ps as u64)
+            .map_err(|e| {
+                StoreError::Io(sealkv_fileio::FileError::new(
+                    sealkv_fileio::FileOp::Read,
+                    &inner.path,
+                    e,
+                ))
+            })?;
+        Ok(buf)
+    }
+}

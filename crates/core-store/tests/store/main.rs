@@ -1,0 +1,11 @@
+//! Integration tests of the page store (one binary, one module per concern).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod crash;
+mod errors;
+mod fuzz;
+mod model;
+mod nonce;
+mod readers;
+mod tamper;

@@ -1,0 +1,198 @@
+//! The store against a `BTreeMap` model: random transactions (puts,
+//! deletes, large values, aborts), reopen between them, ranges both ways.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use proptest::prelude::*;
+use sealkv_fileio::SimVfs;
+
+use crate::common::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u16, usize, u8),
+    Delete(u16),
+}
+
+#[derive(Debug, Clone)]
+struct Txn {
+    ops: Vec<Op>,
+    abort: bool,
+    reopen: bool,
+    range: (u16, u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0u16..400, prop_oneof![8 => 0usize..200, 1 => 900usize..20_000], any::<u8>())
+            .prop_map(|(k, l, b)| Op::Put(k, l, b)),
+        3 => (0u16..400).prop_map(Op::Delete),
+    ]
+}
+
+fn txn() -> impl Strategy<Value = Txn> {
+    (
+        prop::collection::vec(op(), 0..120),
+        prop::bool::weighted(0.15),
+        prop::bool::weighted(0.2),
+        (0u16..400, 0u16..400),
+    )
+        .prop_map(|(ops, abort, reopen, range)| Txn {
+            ops,
+            abort,
+            reopen,
+            range,
+        })
+}
+
+fn k(i: u16) -> Vec<u8> {
+    format!("k{i:05}").into_bytes()
+}
+
+fn v(len: usize, b: u8) -> Vec<u8> {
+    (0..len).map(|i| b.wrapping_add(i as u8)).collect()
+}
+
+fn run(txns: Vec<Txn>, encrypted: bool) -> Result<(), TestCaseError> {
+    let sim = SimVfs::new();
+    let ring = encrypted.then(keyring);
+    let mut store = create(&sim, ring.clone());
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for t in txns {
+        let mut w = store.write().unwrap();
+        let mut next = model.clone();
+        for o in &t.ops {
+            match *o {
+                Op::Put(i, len, b) => {
+                    w.put(&k(i), &v(len, b)).unwrap();
+                    next.insert(k(i), v(len, b));
+                }
+                Op::Delete(i) => {
+                    w.delete(&k(i)).unwrap();
+                    next.remove(&k(i));
+                }
+            }
+        }
+        if t.abort {
+            w.abort();
+        } else {
+            w.commit().unwrap();
+            model = next;
+        }
+        if t.reopen {
+            drop(store);
+            store = open(&sim, ring.clone());
+        }
+        let r = store.read();
+        let got = all(&r);
+        let want: Vec<_> = model.clone().into_iter().collect();
+        prop_assert_eq!(&got, &want);
+        let rev: Vec<_> = r.iter().rev().collect::<Result<_, _>>().unwrap();
+        let mut want_rev = want.clone();
+        want_rev.reverse();
+        prop_assert_eq!(rev, want_rev);
+        let (a, b) = (k(t.range.0.min(t.range.1)), k(t.range.0.max(t.range.1)));
+        let got: Vec<_> = r
+            .range(Bound::Included(&a[..]), Bound::Excluded(&b[..]))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let want: Vec<_> = model
+            .range::<Vec<u8>, _>((Bound::Included(&a), Bound::Excluded(&b)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        prop_assert_eq!(&got, &want);
+        // Alternate ends: front and back must meet exactly once.
+        let mut it = r.range(Bound::Excluded(&a[..]), Bound::Included(&b[..]));
+        let mut front = Vec::new();
+        let mut back = Vec::new();
+        while let Some(e) = it.next() {
+            front.push(e.unwrap());
+            match it.next_back() {
+                Some(e) => back.push(e.unwrap()),
+                None => break,
+            }
+        }
+        back.reverse();
+        front.extend(back);
+        let want: Vec<_> = model
+            .range::<Vec<u8>, _>((Bound::Excluded(&a), Bound::Included(&b)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        prop_assert_eq!(front, want);
+        for i in [t.range.0, t.range.1] {
+            prop_assert_eq!(r.get(&k(i)).unwrap(), model.get(&k(i)).cloned());
+        }
+    }
+    let report = store.verify().unwrap();
+    prop_assert!(report.is_clean(), "{:?}", report.problems);
+    prop_assert_eq!(report.entries, model.len() as u64);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn plaintext_matches_model(txns in prop::collection::vec(txn(), 1..12)) {
+        run(txns, false)?;
+    }
+
+    #[test]
+    fn sealed_matches_model(txns in prop::collection::vec(txn(), 1..12)) {
+        run(txns, true)?;
+    }
+}
+
+#[test]
+fn many_commits_reuse_pages_and_stay_verified() {
+    let sim = SimVfs::new();
+    let store = create(&sim, Some(keyring()));
+    for g in 0..30u32 {
+        let mut w = store.write().unwrap();
+        for i in 0..300u32 {
+            if (i + g) % 7 == 0 {
+                w.delete(&key(i)).unwrap();
+            } else {
+                w.put(&key(i), &val(i, g)).unwrap();
+            }
+        }
+        w.commit().unwrap();
+    }
+    let r = store.read();
+    for i in 0..300u32 {
+        let want = ((i + 29) % 7 != 0).then(|| val(i, 29));
+        assert_eq!(r.get(&key(i)).unwrap(), want, "key {i}");
+    }
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    // Pages are reused: the file stays far below 30 full copies.
+    assert!(report.page_count < 120, "page count {}", report.page_count);
+    assert!(report.free_pages > 0);
+}
+
+#[test]
+fn large_value_round_trips_and_limit_is_enforced() {
+    let sim = SimVfs::new();
+    let store = create(&sim, Some(keyring()));
+    let big: Vec<u8> = (0..16 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut w = store.write().unwrap();
+    w.put(b"big", &big).unwrap();
+    let err = w
+        .put(b"huge", &vec![0; sealkv_core_store::MAX_VALUE_LEN + 1])
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        sealkv_core_store::StoreError::ValueTooLarge { .. }
+    ));
+    w.commit().unwrap();
+    drop(store);
+    let store = open(&sim, Some(keyring()));
+    assert_eq!(store.read().get(b"big").unwrap().as_deref(), Some(&big[..]));
+    let mut w = store.write().unwrap();
+    w.delete(b"big").unwrap();
+    w.commit().unwrap();
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert!(report.free_pages > 4000);
+}
