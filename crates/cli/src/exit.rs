@@ -13,12 +13,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Exit code: `get` of an absent key.
-#[allow(dead_code)] // Used by `get`, which needs the engine.
 pub(crate) const NOT_FOUND: u8 = 1;
+/// Exit code: usage error.
+pub(crate) const USAGE: u8 = 2;
 /// Exit code: key problem.
 pub(crate) const KEY_PROBLEM: u8 = 3;
 /// Exit code: corruption.
-#[allow(dead_code)] // Used by `verify`, which needs the engine.
 pub(crate) const CORRUPTION: u8 = 4;
 /// Exit code: any other error.
 pub(crate) const OTHER: u8 = 5;
@@ -39,6 +39,21 @@ pub(crate) enum CliError {
     /// A key could not be made or read.
     #[error("{0}")]
     Key(String),
+    /// An input file that is not in the expected format.
+    #[error("{0}")]
+    Input(String),
+    /// Options that do not go together.
+    #[error("{0}")]
+    Usage(String),
+    /// `get` of an absent key (no message).
+    #[error("key not found")]
+    NotFound,
+    /// A check found problems (already reported on stdout).
+    #[error("{0}")]
+    CheckFailed(String),
+    /// The database said no.
+    #[error(transparent)]
+    Db(#[from] sealkv::Error),
     /// The command needs a part of sealkv that is not built yet.
     #[error(
         "`{0}` is not available yet: the storage engine is still being built (see the README's status)"
@@ -50,8 +65,25 @@ impl CliError {
     /// The contract's exit code for this error.
     pub(crate) fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
+            CliError::NotFound => NOT_FOUND,
+            CliError::Usage(_) => USAGE,
             CliError::Key(_) => KEY_PROBLEM,
-            CliError::Exists(_) | CliError::Io { .. } | CliError::NotYet(_) => OTHER,
+            CliError::CheckFailed(_) => CORRUPTION,
+            CliError::Db(e) => db_code(e),
+            CliError::Exists(_)
+            | CliError::Io { .. }
+            | CliError::Input(_)
+            | CliError::NotYet(_) => OTHER,
         })
+    }
+}
+
+/// The exit code of an engine error.
+fn db_code(e: &sealkv::Error) -> u8 {
+    use sealkv::Error as E;
+    match e {
+        E::MissingKey | E::EncryptedDatabase | E::WrongKey | E::Key(_) => KEY_PROBLEM,
+        E::Corruption { .. } | E::Rollback { .. } => CORRUPTION,
+        _ => OTHER,
     }
 }

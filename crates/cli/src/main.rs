@@ -1,15 +1,18 @@
 //! The `sealkv` command-line tool.
 //!
 //! The command names, flags and exit codes are a contract (see `--help` and
-//! the README): scripts depend on them. Today `keygen` works; the commands
-//! that need the storage engine answer with a clear "not available yet" and
-//! exit code 5 until the engine lands.
+//! the README): scripts depend on them. Commands whose part of sealkv is not
+//! built yet (backups, archives, re-encryption) answer with a clear "not
+//! available yet" and exit code 5.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod commands;
 mod exit;
 mod keygen;
+mod open;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -19,8 +22,32 @@ use crate::args::{Cli, Command};
 use crate::exit::CliError;
 
 fn run(cli: Cli) -> Result<(), CliError> {
-    match cli.command {
-        Command::Keygen { path } => keygen::run(&path),
+    let g = &cli.global;
+    match &cli.command {
+        Command::Keygen { path } => keygen::run(path),
+        Command::Init { page_size } => commands::init(g, *page_size),
+        Command::Put { key, value } => commands::put(g, key, value),
+        Command::Get { key } => commands::get(g, key),
+        Command::Delete { key } => commands::delete(g, key),
+        Command::Scan {
+            prefix,
+            start,
+            end,
+            limit,
+            json,
+        } => commands::scan(
+            g,
+            &commands::ScanArgs {
+                prefix: prefix.as_deref(),
+                start: start.as_deref(),
+                end: end.as_deref(),
+                limit: *limit,
+                json: *json,
+            },
+        ),
+        Command::Load { file } => commands::load(g, file),
+        Command::Flush => commands::flush(g),
+        Command::Stats { json } => commands::stats(g, *json),
         other => Err(CliError::NotYet(other.name())),
     }
 }

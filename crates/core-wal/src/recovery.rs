@@ -58,6 +58,9 @@ pub(crate) struct Recovery<'a> {
     pub(crate) opts: &'a WalOptions,
     /// The active data key and its algorithm, when sealing.
     pub(crate) active: Option<(KeyId, AlgorithmId)>,
+    /// Read and replay only: nothing is cut, removed or written (a torn
+    /// tail is still left out of the replay and reported).
+    pub(crate) read_only: bool,
 }
 
 fn io(op: FileOp, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -68,7 +71,14 @@ impl Recovery<'_> {
     fn open_segment(&self, n: u64, path: PathBuf) -> Result<Seg> {
         let file = self
             .vfs
-            .open(&path, OpenMode::ReadWrite)
+            .open(
+                &path,
+                if self.read_only {
+                    OpenMode::Read
+                } else {
+                    OpenMode::ReadWrite
+                },
+            )
             .map_err(io(FileOp::Open, &path))?;
         let len = file.len().map_err(io(FileOp::Read, &path))?;
         let mut seg = Seg {
@@ -139,6 +149,10 @@ impl Recovery<'_> {
     }
 
     fn remove(&self, seg: &Seg, report: &mut RecoveryReport) -> Result<()> {
+        if self.read_only {
+            report.segments_removed.push(seg.n);
+            return Ok(());
+        }
         self.vfs
             .remove_file(&seg.path)
             .map_err(io(FileOp::Remove, &seg.path))?;
@@ -147,6 +161,9 @@ impl Recovery<'_> {
     }
 
     fn cut(&self, seg: &Seg, at: u64) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         seg.file
             .set_len(at)
             .map_err(io(FileOp::SetLen, &seg.path))?;
@@ -556,6 +573,7 @@ pub fn fuzz_replay(bytes: &[u8]) {
             dir,
             opts: &opts,
             active: None,
+            read_only: false,
         };
         let _ = rec.run(&mut |_, b: Batch| {
             let _ = b.iter().count();

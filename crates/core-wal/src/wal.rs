@@ -228,6 +228,7 @@ impl Wal {
             dir: &dir,
             opts: &options,
             active,
+            read_only: false,
         }
         .run(&mut |seq, batch| replay(seq, batch).map_err(Into::into))?;
         let mut report = recovered.report;
@@ -444,6 +445,39 @@ impl Wal {
     /// Makes every record appended so far durable.
     pub fn sync(&self) -> Result<()> {
         self.exclusive(|sh, cur| sh.sync_current(cur))
+    }
+
+    /// Replays the log in `dir` without changing anything: for a database
+    /// opened read-only. Delivers the same batches [`Wal::open`] would and
+    /// reports what it would repair (a torn tail is left out of the replay
+    /// but not cut; segments it would remove are listed, not removed). A
+    /// missing directory is an empty log.
+    pub fn replay_read_only<F, E>(
+        vfs: Arc<dyn Vfs>,
+        dir: impl AsRef<Path>,
+        options: WalOptions,
+        mut replay: F,
+    ) -> Result<RecoveryReport>
+    where
+        F: FnMut(Seq, Batch) -> std::result::Result<(), E>,
+        E: Into<ReplayError>,
+    {
+        let dir = dir.as_ref();
+        if options.first_seq.0 == 0 {
+            return Err(Error::InvalidOptions("first_seq must be at least 1"));
+        }
+        if !vfs.exists(dir).map_err(io_err(FileOp::Dir, dir))? {
+            return Ok(RecoveryReport::default());
+        }
+        let recovered = Recovery {
+            vfs: vfs.as_ref(),
+            dir,
+            opts: &options,
+            active: None,
+            read_only: true,
+        }
+        .run(&mut |seq, batch| replay(seq, batch).map_err(Into::into))?;
+        Ok(recovered.report)
     }
 
     /// Starts a new segment: the current one is fsynced, and every later

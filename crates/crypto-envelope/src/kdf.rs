@@ -27,7 +27,6 @@ pub enum KekPurpose {
     Archive,
 }
 
-#[allow(dead_code)]
 impl KekPurpose {
     fn label(self) -> &'static [u8] {
         match self {
@@ -53,8 +52,6 @@ pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> SecretKey 
 
 /// The subkey of `kek` for `purpose` in database `db_id`:
 /// HKDF(KEK, salt = db id, "sealkv/v1" || label).
-// Used by the key registry (in review on its own branch).
-#[allow(dead_code)]
 pub(crate) fn kek_subkey(kek: &MasterKey, db_id: &crate::DbId, purpose: KekPurpose) -> SecretKey {
     hkdf_sha256(
         kek.secret().expose(),

@@ -216,7 +216,6 @@ impl MasterKey {
         Ok(MasterKey(SecretKey::from_array(&mut out)))
     }
 
-    #[allow(dead_code)] // used by the key registry
     /// The key's secret (crate-private: only derivations inside this crate
     /// touch it).
     pub(crate) fn secret(&self) -> &SecretKey {

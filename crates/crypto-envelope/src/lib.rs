@@ -14,6 +14,9 @@
 //!   [`session`] module for the argument that they never repeat);
 //! - the [`Keyring`] of unwrapped data keys, which opens units by the
 //!   (data key, session, domain) recorded in their headers;
+//! - the key [`registry`]: data and field keys wrapped under the master
+//!   key in one authenticated file, with rotation, rekey, retirement and
+//!   crypto-shredding;
 //! - [`field`]-level encryption: single values sealed under field keys, in
 //!   randomized (default) or deterministic mode;
 //! - the CRC32C [`checksum_tag`] that stands in for a tag when encryption is
@@ -57,6 +60,7 @@ mod keyring;
 mod keys;
 mod provider;
 pub mod random;
+pub mod registry;
 mod rustcrypto;
 pub mod session;
 

@@ -1,16 +1,65 @@
 //! sealkv: an embedded key-value storage engine with encryption at rest.
 //!
-//! **Status: being built** (issue 5). This is the facade crate most users
-//! will depend on: `Config`, `Db`, the memtable, flushing, snapshots,
-//! field-level encryption and key rotation, composing the write-ahead log
-//! (`sealkv-core-wal`) and the page store (`sealkv-core-store`). There is no
-//! `Db` to open yet; what exists is internal groundwork (the multi-version
-//! memtable and the double-ended merging iterator), and a re-export of the
-//! cryptographic envelope, which is built.
+//! Open a directory, write and read byte keys and values, iterate ranges
+//! both ways, take consistent snapshots. With `encrypt_at_rest` on, every
+//! byte the engine writes — WAL, pages, metadata, the key registry — is
+//! sealed with an AEAD; the API is the same either way.
+//!
+//! ```
+//! use sealkv::{Config, Db, WriteBatch};
+//! use sealkv::crypto::MasterKey;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let key = MasterKey::from_hex(&"42".repeat(32))?;
+//! let db = Db::open_with_config(Config::new(dir.path()).encryption_key(key.clone()))?;
+//!
+//! let mut batch = WriteBatch::new();
+//! batch.put(b"user/1", b"ada").put(b"user/2", b"grace");
+//! db.write(&batch)?;
+//! let users: Vec<_> = db.prefix(b"user/")?.collect::<Result<_, _>>()?;
+//! assert_eq!(users.len(), 2);
+//! db.close()?;
+//!
+//! // Without the key, the database does not open.
+//! assert!(matches!(
+//!     Db::open(dir.path()),
+//!     Err(sealkv::Error::EncryptedDatabase)
+//! ));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The layers below are crates of their own: [`crypto`]
+//! (`sealkv-crypto-envelope`: ciphers, keys, the key registry), the
+//! write-ahead log (`sealkv-core-wal`) and the page file (`sealkv-core-store`).
 
 pub use sealkv_crypto_envelope as crypto;
 
-#[allow(dead_code)] // Used by `Db`, which is being built.
+mod batch;
+mod config;
+mod db;
+mod errmap;
+mod error;
+mod flush;
+mod iter;
+mod keyops;
+mod keys;
 mod memtable;
-#[allow(dead_code)] // Used by `Db`, which is being built.
 mod merge;
+mod meta;
+mod open;
+mod publish;
+mod snapshot;
+mod stats;
+mod storeglue;
+mod tree;
+mod walglue;
+
+pub use batch::{MAX_BATCH_LEN, MAX_VALUE_LEN, WriteBatch};
+pub use config::{Config, RecoveryMode, SyncMode};
+pub use db::Db;
+pub use error::Error;
+pub use iter::DbIter;
+pub use snapshot::Snapshot;
+pub use stats::{EncryptionStatus, Stats};

@@ -87,6 +87,16 @@ impl Canaries {
         self.keys.is_empty()
     }
 
+    /// The same canaries without the keys: for scans where keys are
+    /// expected on disk (field-level encryption in a plaintext database
+    /// seals values only).
+    pub fn values_only(&self) -> Canaries {
+        Canaries {
+            keys: Vec::new(),
+            values: self.values.clone(),
+        }
+    }
+
     /// Every key and value.
     pub fn all(&self) -> impl Iterator<Item = &[u8]> {
         self.keys

@@ -1,0 +1,252 @@
+//! The data commands: init, put, get, delete, scan, load, flush, stats,
+//! rotate-key, rekey.
+
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+
+use sealkv::{Config, Db, WriteBatch};
+
+use crate::args::Global;
+use crate::exit::CliError;
+use crate::open;
+use crate::progress;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |source| CliError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn stdout_err(source: std::io::Error) -> CliError {
+    CliError::Io {
+        path: "<stdout>".into(),
+        source,
+    }
+}
+
+/// `init`: a new database, encrypted when a key is given.
+pub(crate) fn init(g: &Global, page_size: Option<u32>) -> Result<(), CliError> {
+    let dir = open::db_dir(g)?;
+    let key = open::key_source(g)?;
+    match (&key, g.plaintext) {
+        (Some(_), true) => {
+            return Err(CliError::Usage(
+                "a key and --plaintext contradict each other".into(),
+            ));
+        }
+        (None, false) => {
+            return Err(CliError::Usage(
+                "give a key option for an encrypted database, or --plaintext".into(),
+            ));
+        }
+        _ => {}
+    }
+    if dir.join("data.sealkv").exists() {
+        return Err(CliError::Exists(dir.to_path_buf()));
+    }
+    let mut config = Config::new(dir);
+    if let Some(k) = key {
+        config = config.key_source(k);
+    }
+    if let Some(alg) = open::algorithm(g)? {
+        config = config.encryption_algorithm(alg);
+    }
+    if let Some(p) = page_size {
+        config = config.page_size(p);
+    }
+    Db::open_with_config(config)?.close()?;
+    Ok(())
+}
+
+pub(crate) fn put(g: &Global, key: &str, value: &str) -> Result<(), CliError> {
+    let db = open::open(g)?;
+    if value == "-" {
+        let mut v = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut v)
+            .map_err(io(Path::new("<stdin>")))?;
+        db.put(key, v)?;
+    } else {
+        db.put(key, value)?;
+    }
+    db.close()?;
+    Ok(())
+}
+
+pub(crate) fn get(g: &Global, key: &str) -> Result<(), CliError> {
+    let db = open::open_read_only(g)?;
+    let value = db.get(key)?.ok_or(CliError::NotFound)?;
+    std::io::stdout().write_all(&value).map_err(stdout_err)?;
+    Ok(())
+}
+
+pub(crate) fn delete(g: &Global, key: &str) -> Result<(), CliError> {
+    let db = open::open(g)?;
+    db.delete(key)?;
+    db.close()?;
+    Ok(())
+}
+
+/// What `scan` selects.
+pub(crate) struct ScanArgs<'a> {
+    pub(crate) prefix: Option<&'a str>,
+    pub(crate) start: Option<&'a str>,
+    pub(crate) end: Option<&'a str>,
+    pub(crate) limit: Option<u64>,
+    pub(crate) json: bool,
+}
+
+pub(crate) fn scan(g: &Global, a: &ScanArgs<'_>) -> Result<(), CliError> {
+    use std::ops::Bound;
+    let db = open::open_read_only(g)?;
+    let iter = match (a.prefix, a.start, a.end) {
+        (Some(p), None, None) => db.prefix(p)?,
+        (Some(_), _, _) => {
+            return Err(CliError::Usage(
+                "--prefix cannot be combined with --start/--end".into(),
+            ));
+        }
+        (None, s, e) => db.range::<&[u8]>((
+            s.map_or(Bound::Unbounded, |s| Bound::Included(s.as_bytes())),
+            e.map_or(Bound::Unbounded, |e| Bound::Excluded(e.as_bytes())),
+        ))?,
+    };
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    let limit = a.limit.unwrap_or(u64::MAX);
+    for item in iter.take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+        let (k, v) = item?;
+        if a.json {
+            let line = format!(
+                "{{\"key\":{},\"value\":{}}}",
+                json_string(&k),
+                json_string(&v)
+            );
+            writeln!(out, "{line}").map_err(stdout_err)?;
+        } else {
+            out.write_all(&k).map_err(stdout_err)?;
+            out.write_all(b"\t").map_err(stdout_err)?;
+            out.write_all(&v).map_err(stdout_err)?;
+            out.write_all(b"\n").map_err(stdout_err)?;
+        }
+    }
+    out.flush().map_err(stdout_err)?;
+    Ok(())
+}
+
+/// A JSON string of `bytes`, read as UTF-8 with invalid bytes replaced
+/// (U+FFFD): JSON output is for text records; use the tab format for bytes.
+pub(crate) fn json_string(bytes: &[u8]) -> String {
+    serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()).to_string()
+}
+
+/// Parses one `load` line: `key<TAB>value`, or a JSON object with string
+/// fields "key" and "value".
+fn parse_line(line: &str) -> Option<(String, String)> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim_start().starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let k = v.get("key")?.as_str()?.to_string();
+        let val = v.get("value")?.as_str()?.to_string();
+        return Some((k, val));
+    }
+    let (k, v) = line.split_once('\t')?;
+    Some((k.to_string(), v.to_string()))
+}
+
+pub(crate) fn load(g: &Global, file: &Path) -> Result<(), CliError> {
+    let db = open::open(g)?;
+    let f = std::fs::File::open(file).map_err(io(file))?;
+    let total = f.metadata().map_err(io(file))?.len();
+    let bar = progress::bytes(total, "load");
+    let reader = std::io::BufReader::new(f);
+    let mut batch = WriteBatch::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(io(file))?;
+        bar.inc(line.len() as u64 + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (k, v) = parse_line(&line).ok_or_else(|| {
+            CliError::Input(format!(
+                "{}:{}: expected key<TAB>value or a JSON object with \"key\" and \"value\"",
+                file.display(),
+                n + 1
+            ))
+        })?;
+        batch.put(k, v);
+        if batch.len() >= 1000 {
+            db.write(&batch)?;
+            batch.clear();
+        }
+    }
+    db.write(&batch)?;
+    bar.finish_and_clear();
+    db.close()?;
+    Ok(())
+}
+
+pub(crate) fn flush(g: &Global) -> Result<(), CliError> {
+    let db = open::open(g)?;
+    db.flush()?;
+    db.close()?;
+    Ok(())
+}
+
+pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
+    let db = open::open_read_only(g)?;
+    let s = db.stats()?;
+    let enc = &s.encryption;
+    let alg = enc
+        .algorithm
+        .map(|a| {
+            sealkv::crypto::EncryptionAlgorithm::from_id(a)
+                .map_or_else(|| a.to_string(), |b| b.to_string())
+        })
+        .unwrap_or_else(|| "none".into());
+    let deks: Vec<String> = enc
+        .data_keys
+        .iter()
+        .map(|(id, pages)| format!("{}:{pages}", id.0))
+        .collect();
+    let fields: Vec<String> = enc.field_keys.iter().map(|id| id.0.to_string()).collect();
+    let rows: Vec<(&str, String)> = vec![
+        ("path", db.path().display().to_string()),
+        ("encrypt_at_rest", enc.encrypt_at_rest.to_string()),
+        ("algorithm", alg),
+        (
+            "active_data_key",
+            enc.active_key.map_or("none".into(), |k| k.0.to_string()),
+        ),
+        ("data_keys_pages", deks.join(",")),
+        ("field_keys", fields.join(",")),
+        ("registry_generation", enc.registry_generation.to_string()),
+        ("last_seq", s.last_seq.to_string()),
+        ("applied_seq", s.applied_seq.to_string()),
+        ("memtable_bytes", s.memtable_bytes.to_string()),
+        ("wal_bytes", s.wal_bytes.to_string()),
+        ("pages", s.pages.to_string()),
+        ("cache_hit_rate", format!("{:.3}", s.cache_hit_rate())),
+        ("torn_tails_repaired", s.torn_tails_repaired.to_string()),
+    ];
+    let mut out = std::io::stdout().lock();
+    if json {
+        let body: Vec<String> = rows
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}:{}",
+                    json_string(k.as_bytes()),
+                    json_string(v.as_bytes())
+                )
+            })
+            .collect();
+        writeln!(out, "{{{}}}", body.join(",")).map_err(stdout_err)?;
+    } else {
+        for (k, v) in rows {
+            writeln!(out, "{k:<22}{v}").map_err(stdout_err)?;
+        }
+    }
+    Ok(())
+}

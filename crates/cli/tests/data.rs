@@ -1,0 +1,180 @@
+//! The data commands and their exit codes, on real databases.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn sealkv() -> Command {
+    Command::cargo_bin("sealkv").unwrap()
+}
+
+/// A key file and an initialized encrypted database.
+fn encrypted(dir: &Path) -> (String, String) {
+    let key = dir.join("k.key");
+    sealkv().arg("keygen").arg(&key).assert().success();
+    let db = dir.join("db");
+    sealkv()
+        .arg("--db")
+        .arg(&db)
+        .arg("--key-file")
+        .arg(&key)
+        .arg("init")
+        .assert()
+        .success()
+        .stdout("");
+    (db.display().to_string(), key.display().to_string())
+}
+
+#[test]
+fn put_get_delete_scan_flush_stats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, key) = encrypted(tmp.path());
+    let k = |args: &[&str]| {
+        let mut c = sealkv();
+        c.args(["--db", &db, "--key-file", &key]).args(args);
+        c
+    };
+    k(&["put", "user:1", "Ada"]).assert().success().stdout("");
+    k(&["put", "user:2", "-"])
+        .write_stdin("Grace")
+        .assert()
+        .success();
+    k(&["put", "other", "x"]).assert().success();
+    k(&["get", "user:1"]).assert().success().stdout("Ada");
+    k(&["get", "nope"]).assert().code(1).stdout("");
+    k(&["scan", "--prefix", "user:"])
+        .assert()
+        .success()
+        .stdout("user:1\tAda\nuser:2\tGrace\n");
+    k(&["scan", "--start", "user:2", "--json"])
+        .assert()
+        .success()
+        .stdout("{\"key\":\"user:2\",\"value\":\"Grace\"}\n");
+    k(&["scan", "--limit", "1"])
+        .assert()
+        .success()
+        .stdout("other\tx\n");
+    k(&["delete", "user:1"]).assert().success();
+    k(&["get", "user:1"]).assert().code(1);
+    k(&["flush"]).assert().success();
+    let out = k(&["stats"]).assert().success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("encrypt_at_rest       true"), "{text}");
+    assert!(text.contains("aes-256-gcm"), "{text}");
+    let key_hex = std::fs::read_to_string(&key).unwrap();
+    assert!(!text.contains(key_hex.trim()), "stats shows no key");
+    let json = k(&["stats", "--json"]).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    assert_eq!(v["encrypt_at_rest"], "true");
+}
+
+#[test]
+fn key_problems_exit_3_and_say_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, _key) = encrypted(tmp.path());
+    // No key for an encrypted database.
+    let out = sealkv()
+        .args(["--db", &db, "get", "k"])
+        .assert()
+        .code(3)
+        .stdout("");
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("encrypted"), "{err}");
+    // The wrong key.
+    let other = tmp.path().join("other.key");
+    sealkv().arg("keygen").arg(&other).assert().success();
+    sealkv()
+        .args(["--db", &db, "--key-file"])
+        .arg(&other)
+        .args(["get", "k"])
+        .assert()
+        .code(3);
+    // A bad key file.
+    let bad = tmp.path().join("bad.key");
+    std::fs::write(&bad, "not a key").unwrap();
+    sealkv()
+        .args(["--db", &db, "--key-file"])
+        .arg(&bad)
+        .args(["get", "k"])
+        .assert()
+        .code(3);
+}
+
+#[test]
+fn init_usage_and_existing_destination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let db = db.to_str().unwrap();
+    // Neither a key nor --plaintext; both.
+    sealkv().args(["--db", db, "init"]).assert().code(2);
+    let key = tmp.path().join("k.key");
+    sealkv().arg("keygen").arg(&key).assert().success();
+    sealkv()
+        .args(["--db", db, "--plaintext", "--key-file"])
+        .arg(&key)
+        .arg("init")
+        .assert()
+        .code(2);
+    sealkv()
+        .args(["--db", db, "--plaintext", "init"])
+        .assert()
+        .success();
+    sealkv()
+        .args(["--db", db, "--plaintext", "init"])
+        .assert()
+        .code(5);
+    sealkv()
+        .args(["--db", db, "put", "a", "b"])
+        .assert()
+        .success();
+    sealkv()
+        .args(["--db", db, "get", "a"])
+        .assert()
+        .success()
+        .stdout("b");
+}
+
+#[test]
+fn load_reads_tab_and_json_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let db = db.to_str().unwrap();
+    sealkv()
+        .args(["--db", db, "--plaintext", "init"])
+        .assert()
+        .success();
+    let file = tmp.path().join("in.txt");
+    std::fs::write(&file, "a\t1\n{\"key\":\"b\",\"value\":\"2\"}\n\nc\t3\n").unwrap();
+    sealkv()
+        .args(["--db", db, "load"])
+        .arg(&file)
+        .assert()
+        .success();
+    sealkv()
+        .args(["--db", db, "scan"])
+        .assert()
+        .success()
+        .stdout("a\t1\nb\t2\nc\t3\n");
+    std::fs::write(&file, "no tab here\n").unwrap();
+    let out = sealkv()
+        .args(["--db", db, "load"])
+        .arg(&file)
+        .assert()
+        .code(5);
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("in.txt:1"), "{err}");
+}
+
+#[test]
+fn a_second_writer_is_refused_with_exit_5() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let handle = sealkv::Db::open(&db).unwrap();
+    sealkv()
+        .args(["--db", db.to_str().unwrap(), "put", "a", "b"])
+        .assert()
+        .code(5);
+    drop(handle);
+}

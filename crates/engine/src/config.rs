@@ -1,0 +1,274 @@
+//! [`Config`]: how a database is opened.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sealkv_crypto_envelope::{
+    CryptoProvider, EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passphrase,
+};
+use sealkv_fileio::{StdVfs, Vfs};
+
+pub use sealkv_core_wal::{RecoveryMode, SyncMode};
+
+use crate::error::Error;
+
+/// Smallest and largest page sizes.
+const PAGE_SIZES: std::ops::RangeInclusive<u32> = 4096..=65536;
+
+/// How to open (or create) a database.
+///
+/// Build one with [`Config::new`] and the builder methods; every option has
+/// a sane default. `Debug` never shows the key.
+///
+/// ```
+/// use sealkv::{Config, SyncMode};
+/// use sealkv::crypto::MasterKey;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config::new("/tmp/my-db")
+///     .encryption_key(MasterKey::from_hex(&"11".repeat(32))?)
+///     .sync_mode(SyncMode::Always)
+///     .cache_size(128 << 20);
+/// assert!(!format!("{config:?}").contains("1111"));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) path: PathBuf,
+    pub(crate) encrypt_at_rest: bool,
+    pub(crate) key: Option<KeySource>,
+    /// `None`: AES-256-GCM for a new database, whatever an existing one uses.
+    pub(crate) algorithm: Option<EncryptionAlgorithm>,
+    pub(crate) sync_mode: SyncMode,
+    pub(crate) wal_flush_size: u64,
+    pub(crate) wal_flush_interval: Option<Duration>,
+    pub(crate) wal_segment_size: u64,
+    pub(crate) page_size: u32,
+    pub(crate) cache_size: u64,
+    pub(crate) recovery_mode: RecoveryMode,
+    pub(crate) read_only: bool,
+    pub(crate) create_if_missing: bool,
+    pub(crate) provider: Arc<CryptoProvider>,
+    pub(crate) vfs: Arc<dyn Vfs>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = match &self.key {
+            None => "none",
+            Some(KeySource::Key(_)) => "raw key <redacted>",
+            Some(KeySource::Passphrase { .. }) => "passphrase <redacted>",
+            Some(KeySource::Provider(_)) => "key provider",
+        };
+        f.debug_struct("Config")
+            .field("path", &self.path)
+            .field("encrypt_at_rest", &self.encrypt_at_rest)
+            .field("encryption_key", &key)
+            .field("encryption_algorithm", &self.algorithm)
+            .field("sync_mode", &self.sync_mode)
+            .field("wal_flush_size", &self.wal_flush_size)
+            .field("wal_flush_interval", &self.wal_flush_interval)
+            .field("page_size", &self.page_size)
+            .field("cache_size", &self.cache_size)
+            .field("recovery_mode", &self.recovery_mode)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Defaults for the database at `path`: plaintext, AES-256-GCM when
+    /// encryption is turned on, `SyncMode::Always`, 64 MiB memtables,
+    /// 4 KiB pages, a 64 MiB page cache, created if missing.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Config {
+            path: path.as_ref().to_path_buf(),
+            encrypt_at_rest: false,
+            key: None,
+            algorithm: None,
+            sync_mode: SyncMode::Always,
+            wal_flush_size: 64 << 20,
+            wal_flush_interval: None,
+            wal_segment_size: 64 << 20,
+            page_size: 4096,
+            cache_size: 64 << 20,
+            recovery_mode: RecoveryMode::default(),
+            read_only: false,
+            create_if_missing: true,
+            provider: Arc::new(CryptoProvider::default()),
+            vfs: Arc::new(StdVfs::new()),
+        }
+    }
+
+    /// Seal every byte written (default off). Needs a key.
+    pub fn encrypt_at_rest(mut self, on: bool) -> Self {
+        self.encrypt_at_rest = on;
+        self
+    }
+
+    /// The master key, and turns `encrypt_at_rest` on. To hold field keys
+    /// in a plaintext database, call `.encrypt_at_rest(false)` after this.
+    pub fn encryption_key(mut self, key: MasterKey) -> Self {
+        self.key = Some(KeySource::Key(key));
+        self.encrypt_at_rest = true;
+        self
+    }
+
+    /// A passphrase instead of a raw key (through Argon2id with the default
+    /// cost for a new database; an existing one uses its stored cost), and
+    /// turns `encrypt_at_rest` on.
+    pub fn passphrase(mut self, passphrase: Passphrase) -> Self {
+        self.key = Some(KeySource::passphrase(passphrase));
+        self.encrypt_at_rest = true;
+        self
+    }
+
+    /// Any [`KeySource`] (a raw key, a passphrase with a chosen cost, or a
+    /// `KeyProvider` such as a KMS), and turns `encrypt_at_rest` on.
+    pub fn key_source(mut self, source: KeySource) -> Self {
+        self.key = Some(source);
+        self.encrypt_at_rest = true;
+        self
+    }
+
+    /// A passphrase with an explicit Argon2id cost for a new database.
+    pub fn passphrase_with_cost(self, passphrase: Passphrase, params: KdfParams) -> Self {
+        self.key_source(KeySource::Passphrase { passphrase, params })
+    }
+
+    /// The cipher for a new database (default AES-256-GCM). Naming another
+    /// one than an existing database's is `AlgorithmMismatch`; not naming
+    /// one opens whatever the database uses.
+    pub fn encryption_algorithm(mut self, algorithm: EncryptionAlgorithm) -> Self {
+        self.algorithm = Some(algorithm);
+        self
+    }
+
+    /// The algorithm a new database gets.
+    pub(crate) fn algorithm_for_new(&self) -> EncryptionAlgorithm {
+        self.algorithm.unwrap_or(EncryptionAlgorithm::Aes256Gcm)
+    }
+
+    /// When writes are made durable (default `Always`).
+    pub fn sync_mode(mut self, mode: SyncMode) -> Self {
+        self.sync_mode = mode;
+        self
+    }
+
+    /// Memtable size (bytes) that triggers a flush to the page file.
+    pub fn wal_flush_size(mut self, bytes: u64) -> Self {
+        self.wal_flush_size = bytes;
+        self
+    }
+
+    /// Flush at least this often when there are writes (default: only by
+    /// size, `flush()` and `close()`).
+    pub fn wal_flush_interval(mut self, every: Option<Duration>) -> Self {
+        self.wal_flush_interval = every;
+        self
+    }
+
+    /// Size at which a WAL segment rolls over (default 64 MiB).
+    pub fn wal_segment_size(mut self, bytes: u64) -> Self {
+        self.wal_segment_size = bytes;
+        self
+    }
+
+    /// Page size of a new database: a power of two from 4 KiB to 64 KiB.
+    pub fn page_size(mut self, bytes: u32) -> Self {
+        self.page_size = bytes;
+        self
+    }
+
+    /// Bytes of decrypted pages kept in memory (default 64 MiB).
+    pub fn cache_size(mut self, bytes: u64) -> Self {
+        self.cache_size = bytes;
+        self
+    }
+
+    /// How WAL damage is treated at open (default: a torn tail is cut,
+    /// anything else is `Corruption`).
+    pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
+        self.recovery_mode = mode;
+        self
+    }
+
+    /// Open for reading only, with a shared lock that excludes writers.
+    pub fn read_only(mut self, on: bool) -> Self {
+        self.read_only = on;
+        self
+    }
+
+    /// Create the database if the directory holds none (default on).
+    pub fn create_if_missing(mut self, on: bool) -> Self {
+        self.create_if_missing = on;
+        self
+    }
+
+    /// The cipher implementations (default: RustCrypto).
+    pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// The file system (default: the real one). Tests use a simulated or
+    /// fault-injecting one.
+    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
+        self.vfs = vfs;
+        self
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checks the options against each other.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.encrypt_at_rest && self.key.is_none() {
+            return Err(Error::MissingKey);
+        }
+        if !self.page_size.is_power_of_two() || !PAGE_SIZES.contains(&self.page_size) {
+            return Err(Error::InvalidConfig(format!(
+                "page size {} is not a power of two from 4 KiB to 64 KiB",
+                self.page_size
+            )));
+        }
+        if self.wal_flush_size < 64 << 10 {
+            return Err(Error::InvalidConfig(format!(
+                "wal_flush_size {} is below the minimum of 64 KiB",
+                self.wal_flush_size
+            )));
+        }
+        if self.wal_segment_size < 64 << 10 {
+            return Err(Error::InvalidConfig(format!(
+                "wal_segment_size {} is below the minimum of 64 KiB",
+                self.wal_segment_size
+            )));
+        }
+        if self.wal_flush_interval == Some(Duration::ZERO) {
+            return Err(Error::InvalidConfig(
+                "wal_flush_interval must be longer than zero".into(),
+            ));
+        }
+        if self.read_only && self.create_if_missing && !self.path_exists()? {
+            return Err(Error::InvalidConfig(
+                "read_only cannot create a database: the directory holds none".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn path_exists(&self) -> Result<bool, Error> {
+        self.vfs.exists(&self.path).map_err(|e| {
+            Error::Io(sealkv_fileio::FileError::new(
+                sealkv_fileio::FileOp::Open,
+                &self.path,
+                e,
+            ))
+        })
+    }
+}

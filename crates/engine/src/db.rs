@@ -1,0 +1,570 @@
+//! [`Db`]: an open database.
+//!
+//! # Write path
+//!
+//! `write(batch)` appends the batch to the WAL (group commit; durable per
+//! the sync mode), inserts it into the active memtable under the sequence
+//! number the WAL gave it, then publishes it: readers see batch `n` only
+//! once every batch before it is applied too ([`Publisher`]). Writers hold
+//! the *gate* shared while they do this; freezing the memtable takes it
+//! exclusively, so a frozen memtable holds exactly the batches up to the
+//! sequence number recorded at the freeze, and the WAL rolls to a new
+//! segment at that point.
+//!
+//! # Flush
+//!
+//! The flusher applies the oldest frozen memtable to the page file in one
+//! copy-on-write transaction whose meta page records the last sequence
+//! number applied, then drops the memtable and retires the WAL segments
+//! the *previous* flush covered (one flush behind, so the older meta slot
+//! stays backed by the log).
+//!
+//! # Read path
+//!
+//! A read takes, under the memtable lock, the visible sequence number, the
+//! memtables and a page-file read transaction, so it sees one consistent
+//! state: memtables filtered to the visible sequence number, then the tree.
+
+use std::collections::VecDeque;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
+
+use sealkv_core_store::{ReadTxn, Store};
+use sealkv_core_wal::Wal;
+use sealkv_fileio::VfsLock;
+
+use crate::batch::WriteBatch;
+use crate::config::Config;
+use crate::error::Error;
+use crate::flush::FlushSignal;
+use crate::iter::{DbIter, MemSource, borrowed as bound_ref, prefix_upper};
+use crate::keys::KeyState;
+use crate::memtable::{Memtable, Seq};
+use crate::merge::SortedSource;
+use crate::meta::EngineMeta;
+use crate::publish::Publisher;
+use crate::snapshot::Snapshot;
+use crate::stats::{Counters, Stats};
+use sealkv_core_wal::BatchOp;
+
+/// File names inside a database directory.
+pub(crate) const DATA_FILE: &str = "data.sealkv";
+pub(crate) const WAL_DIR: &str = "wal";
+pub(crate) const LOCK_FILE: &str = "LOCK";
+pub(crate) const KEYS_FILE: &str = "KEYS";
+
+/// A memtable frozen for flushing, with what its flush will record.
+#[derive(Debug, Clone)]
+pub(crate) struct Frozen {
+    pub(crate) mem: Arc<Memtable>,
+    /// Every batch up to this sequence number is in this memtable or older
+    /// state.
+    pub(crate) last_seq: Seq,
+    /// The WAL segment rolled to at the freeze.
+    pub(crate) next_segment: u64,
+}
+
+/// The memtables: the active one and the frozen ones, newest first.
+#[derive(Debug)]
+pub(crate) struct Memtables {
+    pub(crate) active: Arc<Memtable>,
+    pub(crate) frozen: VecDeque<Frozen>,
+}
+
+impl Memtables {
+    fn frozen_bytes(&self) -> usize {
+        self.frozen.iter().map(|f| f.mem.approx_bytes()).sum()
+    }
+}
+
+/// State only the flusher (or `flush()`) touches, under its mutex.
+#[derive(Debug)]
+pub(crate) struct FlushState {
+    pub(crate) meta: EngineMeta,
+}
+
+/// The shared state of an open database.
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) dir: PathBuf,
+    pub(crate) keys: Option<KeyState>,
+    /// Whether the WAL and the page file are sealed.
+    pub(crate) sealed: bool,
+    pub(crate) wal: Option<Wal>,
+    pub(crate) store: Store,
+    pub(crate) mems: RwLock<Memtables>,
+    /// Writers share it; freezing takes it alone.
+    pub(crate) gate: RwLock<()>,
+    pub(crate) publisher: Publisher,
+    pub(crate) flush_state: Mutex<FlushState>,
+    pub(crate) signal: Arc<FlushSignal>,
+    pub(crate) flusher: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) poisoned: AtomicBool,
+    pub(crate) closed: AtomicBool,
+    pub(crate) counters: Counters,
+    pub(crate) torn_tails: AtomicU64,
+    pub(crate) _lock: Box<dyn VfsLock>,
+}
+
+/// An open database. Cheap to clone (a reference count) and to share across
+/// threads; the database closes when the last clone is dropped or
+/// [`Db::close`] is called.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let db = sealkv::Db::open(dir.path())?;
+/// db.put(b"hello", b"world")?;
+/// assert_eq!(db.get(b"hello")?.as_deref(), Some(&b"world"[..]));
+/// db.close()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.inner.dir)
+            .field("encrypted", &self.inner.sealed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Db {
+    /// Opens (creating if needed) a plaintext database at `path` with the
+    /// default configuration.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db, Error> {
+        Self::open_with_config(Config::new(path))
+    }
+
+    /// Opens (or creates) the database `config` describes.
+    pub fn open_with_config(config: Config) -> Result<Db, Error> {
+        crate::open::open(config)
+    }
+
+    /// The value of `key`, if any.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
+        let key = key.as_ref();
+        self.check_open()?;
+        let view = self.inner.view()?;
+        view.get(key)
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), Error> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.write(&b)
+    }
+
+    /// Removes `key` (no error if it is absent).
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<(), Error> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.write(&b)
+    }
+
+    /// Applies `batch` atomically. Returns once it is durable as the sync
+    /// mode promises; it is then visible to every later read.
+    pub fn write(&self, batch: &WriteBatch) -> Result<(), Error> {
+        self.check_open()?;
+        batch.check(self.max_key_len())?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.inner.write(batch)
+    }
+
+    /// The keys in `range`, in order; reverse with `.rev()`.
+    pub fn range<K: AsRef<[u8]>>(
+        &self,
+        range: impl std::ops::RangeBounds<K>,
+    ) -> Result<DbIter, Error> {
+        self.check_open()?;
+        let lower = range.start_bound().map(|k| k.as_ref().to_vec());
+        let upper = range.end_bound().map(|k| k.as_ref().to_vec());
+        let view = self.inner.view()?;
+        Ok(view.iter(bound_ref(&lower), bound_ref(&upper)))
+    }
+
+    /// The keys starting with `prefix`, in order; reverse with `.rev()`.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Result<DbIter, Error> {
+        self.check_open()?;
+        let prefix = prefix.as_ref();
+        let upper = prefix_upper(prefix);
+        let view = self.inner.view()?;
+        Ok(view.iter(Bound::Included(prefix), bound_ref(&upper)))
+    }
+
+    /// A consistent, read-only view as of now, unaffected by later writes.
+    pub fn snapshot(&self) -> Result<Snapshot, Error> {
+        self.check_open()?;
+        Ok(Snapshot::new(self.inner.view()?))
+    }
+
+    /// Writes every acknowledged batch into the page file and retires the
+    /// WAL it no longer needs.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.check_open()?;
+        self.inner.flush_all()
+    }
+
+    /// Flushes, stops the flusher and closes the files. Other clones of this
+    /// `Db` fail with [`Error::Closed`] afterwards.
+    pub fn close(self) -> Result<(), Error> {
+        self.inner.close()
+    }
+
+    /// Counters and the encryption status.
+    pub fn stats(&self) -> Result<Stats, Error> {
+        self.check_open()?;
+        self.inner.stats()
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The longest key this database accepts: a quarter of a page less
+    /// overhead (964 bytes with 4 KiB pages, 16 324 with 64 KiB pages).
+    pub fn max_key_len(&self) -> usize {
+        self.inner.store.max_key_len()
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Refuses changes to a closed, read-only or poisoned database.
+    pub(crate) fn check_writable(&self) -> Result<(), Error> {
+        self.check_open()?;
+        if self.inner.wal.is_none() {
+            return Err(Error::ReadOnly);
+        }
+        if self.inner.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+}
+
+/// One consistent read state: a sequence number, the memtables, and a page
+/// file read transaction.
+pub(crate) struct View {
+    pub(crate) at: Seq,
+    pub(crate) mems: Vec<Arc<Memtable>>,
+    pub(crate) tree: ReadTxn,
+    pub(crate) db: Arc<Inner>,
+}
+
+impl View {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        for m in &self.mems {
+            if let Some(slot) = m.get(key, self.at) {
+                return Ok(slot);
+            }
+        }
+        self.db.counters.tree_reads.fetch_add(1, Ordering::Relaxed);
+        self.tree.get(key).map_err(|e| self.db.store_error(e))
+    }
+
+    pub(crate) fn iter(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> DbIter {
+        let mut sources: Vec<Box<dyn SortedSource<Error> + Send>> = self
+            .mems
+            .iter()
+            .map(|m| {
+                Box::new(MemSource::new(m.clone(), self.at, lower, upper))
+                    as Box<dyn SortedSource<Error> + Send>
+            })
+            .collect();
+        sources.push(Box::new(crate::tree::TreeSource::new(
+            &self.tree,
+            lower,
+            upper,
+            self.db.clone(),
+        )));
+        DbIter::new(sources)
+    }
+}
+
+impl Inner {
+    /// The current consistent read state.
+    pub(crate) fn view(self: &Arc<Self>) -> Result<View, Error> {
+        // Under the memtable lock no freeze can happen, so any page-file
+        // commit the read transaction sees holds only batches at or below
+        // the visible sequence number read here.
+        let mems = read(&self.mems);
+        let at = self.publisher.visible();
+        let mut list = Vec::with_capacity(1 + mems.frozen.len());
+        list.push(mems.active.clone());
+        list.extend(mems.frozen.iter().map(|f| f.mem.clone()));
+        let tree = self.store.read();
+        drop(mems);
+        Ok(View {
+            at,
+            mems: list,
+            tree,
+            db: self.clone(),
+        })
+    }
+
+    fn write(self: &Arc<Self>, batch: &WriteBatch) -> Result<(), Error> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
+        self.wait_for_backlog()?;
+        let gate = read(&self.gate);
+        let seq = match wal.append(&batch.inner) {
+            Ok(seq) => seq.0,
+            Err(e) => {
+                // The batch's outcome is unknown (it may be in the log).
+                self.poison();
+                return Err(self.wal_error(e));
+            }
+        };
+        let active = read(&self.mems).active.clone();
+        for op in batch.ops() {
+            match op {
+                BatchOp::Put { key, value } => active.insert(key, seq, Some(value)),
+                BatchOp::Delete { key } => active.insert(key, seq, None),
+            }
+        }
+        self.publisher.finish(seq);
+        drop(gate);
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_written
+            .fetch_add(batch.size_in_bytes() as u64, Ordering::Relaxed);
+        if active.approx_bytes() as u64 >= self.config.wal_flush_size
+            && self.freeze(self.config.wal_flush_size)?
+        {
+            self.signal.kick();
+        }
+        Ok(())
+    }
+
+    /// Blocks a writer while frozen memtables waiting for flush hold more
+    /// than twice the flush size.
+    fn wait_for_backlog(&self) -> Result<(), Error> {
+        let bound = 2 * self.config.wal_flush_size as usize;
+        let mut st = self.signal.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(Error::Poisoned);
+            }
+            if st.stop || read(&self.mems).frozen_bytes() <= bound {
+                return Ok(());
+            }
+            self.counters.stalls.fetch_add(1, Ordering::Relaxed);
+            st = self
+                .signal
+                .done
+                .wait_timeout(st, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Freezes the active memtable if it holds something and at least
+    /// `min_bytes`, and rolls the WAL. Returns whether it froze.
+    pub(crate) fn freeze(&self, min_bytes: u64) -> Result<bool, Error> {
+        let Some(wal) = self.wal.as_ref() else {
+            return Ok(false);
+        };
+        let _gate = write(&self.gate);
+        {
+            let mems = read(&self.mems);
+            if mems.active.is_empty() || (mems.active.approx_bytes() as u64) < min_bytes {
+                return Ok(false);
+            }
+        }
+        let last_seq = self.publisher.visible();
+        let next_segment = match wal.roll() {
+            Ok(segment) => segment,
+            Err(e) => {
+                self.poison();
+                return Err(self.wal_error(e));
+            }
+        };
+        let mut mems = write(&self.mems);
+        let old = std::mem::replace(&mut mems.active, Arc::new(Memtable::new()));
+        debug_assert!(old.max_seq() <= last_seq);
+        mems.frozen.push_front(Frozen {
+            mem: old,
+            last_seq,
+            next_segment,
+        });
+        Ok(true)
+    }
+
+    /// Flushes every frozen memtable, oldest first.
+    fn flush_frozen(&self, st: &mut FlushState) -> Result<(), Error> {
+        loop {
+            let oldest = read(&self.mems).frozen.back().cloned();
+            let Some(frozen) = oldest else { return Ok(()) };
+            self.flush_one(st, &frozen)?;
+        }
+    }
+
+    fn flush_one(&self, st: &mut FlushState, frozen: &Frozen) -> Result<(), Error> {
+        let mut txn = self.store.write().map_err(|e| self.store_error(e))?;
+        let mut lower: Bound<Vec<u8>> = Bound::Unbounded;
+        loop {
+            let chunk = frozen
+                .mem
+                .scan(bound_ref(&lower), Bound::Unbounded, Seq::MAX, 1024, false);
+            let Some((last, _)) = chunk.last() else { break };
+            lower = Bound::Excluded(last.clone());
+            for (key, slot) in chunk {
+                match slot {
+                    Some(value) => txn.put(&key, &value),
+                    None => txn.delete(&key),
+                }
+                .map_err(|e| self.store_error(e))?;
+            }
+        }
+        let meta = EngineMeta {
+            applied_seq: frozen.last_seq,
+            prev_applied_seq: st.meta.applied_seq,
+            anchor_segment: frozen.next_segment,
+            registry_generation: self.keys.as_ref().map_or(0, KeyState::generation),
+            reencrypt_cursor: st.meta.reencrypt_cursor.clone(),
+        };
+        txn.set_app_meta(&meta.encode())
+            .map_err(|e| self.store_error(e))?;
+        if let Err(e) = txn.commit() {
+            self.poison();
+            return Err(self.store_error(e));
+        }
+        let retire_to = st.meta.applied_seq;
+        st.meta = meta;
+        {
+            let mut mems = write(&self.mems);
+            debug_assert!(
+                mems.frozen
+                    .back()
+                    .is_some_and(|f| Arc::ptr_eq(&f.mem, &frozen.mem))
+            );
+            mems.frozen.pop_back();
+        }
+        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        if let Some(wal) = &self.wal {
+            // One flush behind: the older meta slot may still be the one
+            // that opens after a crash, and it needs the log after it.
+            wal.retire(sealkv_core_wal::Seq(retire_to))
+                .map_err(|e| self.wal_error(e))?;
+        }
+        self.signal.done.notify_all();
+        Ok(())
+    }
+
+    /// `flush()`: freeze what is active and flush everything frozen.
+    pub(crate) fn flush_all(&self) -> Result<(), Error> {
+        if self.wal.is_none() {
+            return Ok(());
+        }
+        let mut st = self.flush_state.lock().unwrap_or_else(|p| p.into_inner());
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        self.freeze(0)?;
+        self.flush_frozen(&mut st)
+    }
+
+    /// What the flusher thread runs when woken.
+    pub(crate) fn background_flush(&self, by_interval: bool) {
+        let mut st = self.flush_state.lock().unwrap_or_else(|p| p.into_inner());
+        if self.poisoned.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let result = (|| {
+            if by_interval {
+                self.freeze(0)?;
+            }
+            self.flush_frozen(&mut st)
+        })();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "background flush failed; the database stops accepting writes");
+            self.poison();
+        }
+    }
+
+    pub(crate) fn close(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let flushed = if self.poisoned.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            self.flush_all()
+        };
+        self.closed.store(true, Ordering::Release);
+        self.signal.stop();
+        let handle = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
+        if let Some(wal) = &self.wal {
+            wal.sync().map_err(|e| self.wal_error(e))?;
+        }
+        flushed
+    }
+
+    fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+        self.signal.done.notify_all();
+    }
+
+    pub(crate) fn stats(&self) -> Result<Stats, Error> {
+        crate::stats::collect(self)
+    }
+
+    pub(crate) fn store_error(&self, e: sealkv_core_store::StoreError) -> Error {
+        crate::errmap::store(&self.dir, e)
+    }
+
+    pub(crate) fn wal_error(&self, e: sealkv_core_wal::Error) -> Error {
+        crate::errmap::wal(&self.dir, e)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: stop the flusher (it holds only a weak
+        // reference) and make the log durable. Unflushed memtables are in
+        // the WAL and are replayed at the next open.
+        self.signal.stop();
+        if let Some(wal) = &self.wal
+            && !self.closed.load(Ordering::Acquire)
+            && let Err(e) = wal.sync()
+        {
+            tracing::warn!(error = %e, "sync of the WAL at drop failed");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Lifting the layers' errors into the engine's: the cases a user acts on
+//! (corruption, rollback, a poisoned log) get the engine's own variants,
+//! naming the file; the rest keep their layer's detail.
+
+use std::path::Path;
+
+use crate::db::{DATA_FILE, KEYS_FILE, WAL_DIR};
+use crate::error::Error;
+
+/// The file name of WAL segment `n` (as core-wal names it).
+fn segment_file(dir: &Path, n: u64) -> std::path::PathBuf {
+    dir.join(WAL_DIR).join(format!("{n:020}.wal"))
+}
+
+/// A WAL error, in the engine's terms.
+pub(crate) fn wal(dir: &Path, e: sealkv_core_wal::Error) -> Error {
+    use sealkv_core_wal::Error as W;
+    match e {
+        W::Corruption {
+            segment,
+            offset,
+            what,
+        } => Error::Corruption {
+            file: segment_file(dir, segment),
+            what: format!("at offset {offset}: {what}"),
+        },
+        W::WrongDatabase { segment } => Error::Corruption {
+            file: segment_file(dir, segment),
+            what: "the segment belongs to another database".into(),
+        },
+        W::AlgorithmMismatch {
+            segment,
+            found,
+            expected,
+        } => Error::Corruption {
+            file: segment_file(dir, segment),
+            what: format!("the header names algorithm {found}, its data key is {expected}"),
+        },
+        W::MissingKey { segment, dek } => Error::Corruption {
+            file: segment_file(dir, segment),
+            what: format!("sealed under data key {dek}, which the key registry does not hold"),
+        },
+        W::EncryptedLog { .. } => Error::EncryptedDatabase,
+        W::PlaintextLog { segment } => Error::Corruption {
+            file: segment_file(dir, segment),
+            what: "a plaintext segment in an encrypted database".into(),
+        },
+        W::Replay { seq, source } => Error::Corruption {
+            file: dir.join(WAL_DIR),
+            what: format!("at sequence {seq}: {source}"),
+        },
+        W::Poisoned { .. } => Error::Poisoned,
+        W::Io(e) => Error::Io(e),
+        other => Error::Wal(other),
+    }
+}
+
+/// A page-file error, in the engine's terms.
+pub(crate) fn store(dir: &Path, e: sealkv_core_store::StoreError) -> Error {
+    use sealkv_core_store::StoreError as S;
+    let file = dir.join(DATA_FILE);
+    match e {
+        S::Corruption { page, what } => Error::Corruption {
+            file,
+            what: format!("page {page}: {what}"),
+        },
+        S::Rollback { page } => Error::Rollback {
+            file,
+            what: format!("page {page} is an older version than its parent expects"),
+        },
+        S::Io(e) => Error::Io(e),
+        other => Error::Store(other),
+    }
+}
+
+/// A key-registry error, in the engine's terms.
+pub(crate) fn registry(dir: &Path, e: sealkv_crypto_envelope::registry::RegistryError) -> Error {
+    use sealkv_crypto_envelope::registry::RegistryError as R;
+    match e {
+        R::WrongKey => Error::WrongKey,
+        R::Corruption { what, offset } => Error::Corruption {
+            file: dir.join(KEYS_FILE),
+            what: format!("at offset {offset}: {what}"),
+        },
+        R::UnknownKey(id) => Error::UnknownKey(id),
+        R::KeyDestroyed(id) => Error::KeyDestroyed(id),
+        R::Io(e) => Error::Io(e),
+        other => Error::Registry(other),
+    }
+}

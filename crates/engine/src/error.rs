@@ -1,0 +1,125 @@
+//! [`Error`]: everything that can go wrong opening or using a database.
+
+use std::path::PathBuf;
+
+use sealkv_crypto_envelope::{AlgorithmId, CryptoError, KeyError, KeyId};
+use sealkv_fileio::FileError;
+
+/// Errors of the engine. None carries key material.
+///
+/// The variants a user is expected to act on come first: a key problem, a
+/// damaged file, a locked database. Errors from the layers below keep their
+/// detail in the `Wal`, `Store` and `Registry` variants, but the cases that
+/// matter (wrong key, corruption, rollback) are lifted to the variants of
+/// their own, so `matches!(e, Error::WrongKey)` works whichever file told.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Encryption at rest is on and no key was given.
+    #[error("encrypt_at_rest is on but no encryption key was given")]
+    MissingKey,
+    /// The database is encrypted and was opened without a key.
+    #[error("the database is encrypted: open it with its encryption key")]
+    EncryptedDatabase,
+    /// The key does not open the database's key registry.
+    #[error("wrong encryption key for this database")]
+    WrongKey,
+    /// The database is plaintext and the configuration asks for encryption.
+    #[error(
+        "the database at {} is not encrypted; to encrypt it, export it and import the export into a new encrypted database (`sealkv export` / `sealkv import`)",
+        path.display()
+    )]
+    PlaintextDatabase {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// The configuration names another algorithm than the database's.
+    #[error(
+        "the database is sealed with {database}, the configuration asks for {config}; changing algorithm is a migration (export and import)"
+    )]
+    AlgorithmMismatch {
+        /// The database's algorithm.
+        database: AlgorithmId,
+        /// The configured algorithm.
+        config: AlgorithmId,
+    },
+    /// Another process (or another `Db` in this one) holds the database.
+    #[error("the database at {} is locked by another process or handle", path.display())]
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// The directory holds no database, and creating one was not asked for.
+    #[error("no database at {}", path.display())]
+    NotFound {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The options contradict each other or are out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A file failed authentication or a structural check.
+    #[error("corruption in {}: {what}", file.display())]
+    Corruption {
+        /// The damaged file.
+        file: PathBuf,
+        /// What is wrong, where (offset or page).
+        what: String,
+    },
+    /// A page authenticated but is not the version its parent expects: an
+    /// older copy of it was put back (tampering, not bit rot).
+    #[error("rollback detected in {}: {what}", file.display())]
+    Rollback {
+        /// The file.
+        file: PathBuf,
+        /// Which page.
+        what: String,
+    },
+    /// An earlier write failed to be made durable; the database accepts no
+    /// writes until it is reopened (the failed write's outcome is unknown).
+    #[error("the database stopped accepting writes after a failed write or fsync; reopen it")]
+    Poisoned,
+    /// The database was opened read-only.
+    #[error("the database is open read-only")]
+    ReadOnly,
+    /// The database was closed.
+    #[error("the database is closed")]
+    Closed,
+    /// A key or value exceeds the limits.
+    #[error("{what} of {len} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// "key" or "value".
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A data or field key id the registry does not hold.
+    #[error("key {0} is unknown to this database")]
+    UnknownKey(KeyId),
+    /// A field key was destroyed: the values sealed under it are gone.
+    #[error("field key {0} was destroyed; values sealed under it cannot be read")]
+    KeyDestroyed(KeyId),
+    /// A key could not be loaded or derived.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A cipher or randomness failure.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// A field-sealed value could not be opened.
+    #[error(transparent)]
+    Field(#[from] sealkv_crypto_envelope::field::FieldError),
+    /// The key registry failed.
+    #[error(transparent)]
+    Registry(sealkv_crypto_envelope::registry::RegistryError),
+    /// The write-ahead log failed.
+    #[error(transparent)]
+    Wal(sealkv_core_wal::Error),
+    /// The page file failed.
+    #[error(transparent)]
+    Store(sealkv_core_store::StoreError),
+    /// An I/O error, with its path.
+    #[error(transparent)]
+    Io(#[from] FileError),
+}

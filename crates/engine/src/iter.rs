@@ -1,0 +1,183 @@
+//! Iterators over a database: the memtables and the tree merged, newest
+//! first, read from either end.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::Error;
+use crate::memtable::{Memtable, ScanItem, Seq};
+use crate::merge::{MergeIter, SortedSource};
+
+/// Keys fetched from a memtable at a time.
+const CHUNK: usize = 256;
+
+fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+pub(crate) fn borrowed(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k),
+        Bound::Excluded(k) => Bound::Excluded(k),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// A memtable as a [`SortedSource`]: scanned in chunks, the front chunk
+/// bounded by what the back has taken and the reverse, so the two ends never
+/// yield one key twice; `None` from either end means nothing is left.
+pub(crate) struct MemSource {
+    mem: Arc<Memtable>,
+    at: Seq,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    front: std::vec::IntoIter<ScanItem>,
+    back: std::vec::IntoIter<ScanItem>,
+}
+
+impl MemSource {
+    pub(crate) fn new(
+        mem: Arc<Memtable>,
+        at: Seq,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Self {
+        MemSource {
+            mem,
+            at,
+            lower: owned(lower),
+            upper: owned(upper),
+            front: Vec::new().into_iter(),
+            back: Vec::new().into_iter(),
+        }
+    }
+}
+
+impl SortedSource<Error> for MemSource {
+    fn next_front(&mut self) -> Result<Option<ScanItem>, Error> {
+        if let Some(item) = self.front.next() {
+            return Ok(Some(item));
+        }
+        let chunk = self.mem.scan(
+            borrowed(&self.lower),
+            borrowed(&self.upper),
+            self.at,
+            CHUNK,
+            false,
+        );
+        let Some((last, _)) = chunk.last() else {
+            // Nothing left between the ends but what the back already
+            // fetched: take it from its small end, so `None` means empty.
+            return Ok(self.back.next_back());
+        };
+        self.lower = Bound::Excluded(last.clone());
+        self.front = chunk.into_iter();
+        Ok(self.front.next())
+    }
+
+    fn next_back(&mut self) -> Result<Option<ScanItem>, Error> {
+        if let Some(item) = self.back.next() {
+            return Ok(Some(item));
+        }
+        let chunk = self.mem.scan(
+            borrowed(&self.lower),
+            borrowed(&self.upper),
+            self.at,
+            CHUNK,
+            true,
+        );
+        let Some((last, _)) = chunk.last() else {
+            return Ok(self.front.next_back());
+        };
+        self.upper = Bound::Excluded(last.clone());
+        self.back = chunk.into_iter();
+        Ok(self.back.next())
+    }
+}
+
+/// An iterator over the keys of a range, in key order (or reversed with
+/// [`DoubleEndedIterator::rev`]), as of the moment it was created. Items
+/// are `Result`s: a page that fails authentication ends the iteration with
+/// its error, never with wrong data.
+pub struct DbIter {
+    inner: MergeIter<Error>,
+}
+
+impl DbIter {
+    pub(crate) fn new(sources: Vec<Box<dyn SortedSource<Error> + Send>>) -> Self {
+        DbIter {
+            inner: MergeIter::new(sources),
+        }
+    }
+}
+
+impl Iterator for DbIter {
+    type Item = Result<(Vec<u8>, Vec<u8>), Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
+    }
+}
+
+impl DoubleEndedIterator for DbIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.inner.next_back()
+    }
+}
+
+/// The upper bound of the keys that start with `prefix`: the prefix with
+/// its last byte below 0xff incremented and what follows dropped, or no
+/// bound if it is all 0xff.
+pub(crate) fn prefix_upper(prefix: &[u8]) -> Bound<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Bound::Excluded(end);
+        }
+    }
+    Bound::Unbounded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_upper_bounds() {
+        assert_eq!(prefix_upper(b"ab"), Bound::Excluded(b"ac".to_vec()));
+        assert_eq!(prefix_upper(b"a\xff"), Bound::Excluded(b"b".to_vec()));
+        assert_eq!(prefix_upper(b"\xff\xff"), Bound::Unbounded);
+        assert_eq!(prefix_upper(b""), Bound::Unbounded);
+    }
+
+    #[test]
+    fn mem_source_front_and_back_meet_without_repeats() {
+        let mem = Arc::new(Memtable::new());
+        for i in 0..1000u32 {
+            mem.insert(&i.to_be_bytes(), u64::from(i) + 1, Some(b"v"));
+        }
+        let mut s = MemSource::new(mem, u64::MAX, Bound::Unbounded, Bound::Unbounded);
+        let mut seen = Vec::new();
+        let mut flip = false;
+        loop {
+            flip = !flip;
+            let item = if flip { s.next_front() } else { s.next_back() };
+            match item.unwrap() {
+                Some((k, _)) => seen.push(k),
+                None => break,
+            }
+        }
+        // `None` from one end means nothing is left at either.
+        assert!(s.next_front().unwrap().is_none());
+        assert!(s.next_back().unwrap().is_none());
+        let n = seen.len();
+        seen.sort();
+        seen.dedup();
+        assert_eq!((n, seen.len()), (1000, 1000));
+    }
+}

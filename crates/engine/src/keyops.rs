@@ -1,0 +1,140 @@
+//! Key management and field-level encryption on an open database.
+
+use sealkv_crypto_envelope::field::{self, FieldMode};
+use sealkv_crypto_envelope::{EncryptionAlgorithm, KeyId, KeySource};
+
+use crate::db::Db;
+use crate::error::Error;
+use crate::keys::KeyState;
+
+impl Db {
+    fn keys(&self) -> Result<&KeyState, Error> {
+        self.inner.keys.as_ref().ok_or(Error::MissingKey)
+    }
+
+    /// Re-wraps every data key and field key under `new_key`, durably. No
+    /// data is rewritten, so it takes milliseconds; afterwards only the new
+    /// key opens the database.
+    ///
+    /// What it does not do: someone holding the old key *and* an old copy
+    /// of the key registry (every backup has one) can still unwrap the data
+    /// keys, which are unchanged. After a key compromise, rotate the data key
+    /// and re-encrypt instead.
+    pub fn rekey(&self, new_key: KeySource) -> Result<(), Error> {
+        self.check_writable()?;
+        self.keys()?.rekey(new_key)
+    }
+
+    /// A new random field key for randomized field encryption, sealed with
+    /// the database's algorithm (AES-256-GCM for a plaintext database),
+    /// stored wrapped in the key registry. Needs a key, even with
+    /// `encrypt_at_rest` off.
+    pub fn create_field_key(&self) -> Result<KeyId, Error> {
+        let keys = self.keys()?;
+        let alg = if self.inner.sealed {
+            keys.algorithm()
+        } else {
+            EncryptionAlgorithm::Aes256Gcm.id()
+        };
+        self.check_writable()?;
+        keys.add_field_key(alg, &self.inner.config.provider)
+    }
+
+    /// A new random field key for deterministic field encryption
+    /// (AES-256-GCM-SIV: equal values give equal ciphertexts, which lets an
+    /// application look values up by equality, and leaks which records share
+    /// a value).
+    pub fn create_deterministic_field_key(&self) -> Result<KeyId, Error> {
+        self.check_writable()?;
+        self.keys()?.add_field_key(
+            EncryptionAlgorithm::Aes256GcmSiv.id(),
+            &self.inner.config.provider,
+        )
+    }
+
+    /// Destroys field key `id`, durably: every value sealed under it is
+    /// unreadable from now on, in this database and after reopening
+    /// (crypto-shredding). Older backups, exports and copies of the key
+    /// registry still hold the key.
+    pub fn destroy_field_key(&self, id: KeyId) -> Result<(), Error> {
+        self.check_writable()?;
+        self.keys()?.destroy_field_key(id)
+    }
+
+    /// Stores `value` under `key`, sealed on its own with field key
+    /// `field_key` (randomized: a fresh salt per value, bound to `key`). The
+    /// value stays ciphertext in the memtable, the WAL and the pages, even
+    /// with `encrypt_at_rest` off; read it with [`Db::get_sealed`].
+    pub fn put_sealed(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        field_key: KeyId,
+    ) -> Result<(), Error> {
+        let key = key.as_ref();
+        let fk = self.keys()?.field_key(field_key)?;
+        let sealed = field::seal_randomized(&self.inner.config.provider, &fk, key, value.as_ref())?;
+        self.put(key, sealed)
+    }
+
+    /// Stores `value` under `key` sealed deterministically for field
+    /// `field_id` (the field key must be a deterministic one).
+    pub fn put_deterministic(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        field_key: KeyId,
+        field_id: &[u8],
+    ) -> Result<(), Error> {
+        let fk = self.keys()?.field_key(field_key)?;
+        let sealed =
+            field::seal_deterministic(&self.inner.config.provider, &fk, field_id, value.as_ref())?;
+        self.put(key, sealed)
+    }
+
+    /// The deterministic ciphertext `value` would have for `field_id`: look
+    /// it up by equality among stored values.
+    pub fn deterministic_token(
+        &self,
+        value: impl AsRef<[u8]>,
+        field_key: KeyId,
+        field_id: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let fk = self.keys()?.field_key(field_key)?;
+        Ok(field::seal_deterministic(
+            &self.inner.config.provider,
+            &fk,
+            field_id,
+            value.as_ref(),
+        )?)
+    }
+
+    /// Reads and opens a field-sealed value. `field_id` is needed for
+    /// deterministic values (and ignored for randomized ones, which are
+    /// bound to their record key). A destroyed field key answers
+    /// [`Error::KeyDestroyed`].
+    pub fn get_sealed(
+        &self,
+        key: impl AsRef<[u8]>,
+        field_id: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let key = key.as_ref();
+        let Some(sealed) = self.get(key)? else {
+            return Ok(None);
+        };
+        let header = field::header(&sealed)?;
+        let fk = self.keys()?.field_key(header.key_id)?;
+        let context = match header.mode {
+            FieldMode::Randomized => key,
+            FieldMode::Deterministic => field_id.ok_or(Error::InvalidConfig(
+                "a deterministic value needs its field id to be opened".into(),
+            ))?,
+        };
+        Ok(Some(field::open(
+            &self.inner.config.provider,
+            &fk,
+            context,
+            &sealed,
+        )?))
+    }
+}

@@ -1,0 +1,197 @@
+//! The database's keys: the master key, the key registry file, and the
+//! keyring the WAL and the page file seal with.
+//!
+//! Every change to the registry (a rotation, a new or destroyed field key,
+//! a rekey) is made durable — written whole to a temporary file, fsynced,
+//! renamed over `KEYS`, directory fsynced — before anything depends on it:
+//! no unit is sealed under a new data key before the registry that holds it
+//! is on disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sealkv_crypto_envelope::registry::{KeyRegistry, RegistryFile};
+use sealkv_crypto_envelope::{AlgorithmId, DataKey, DbId, KeyId, KeySource, Keyring};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::stats::EncryptionStatus;
+
+/// The open key registry and what was derived from it.
+pub(crate) struct KeyState {
+    path: PathBuf,
+    dir: PathBuf,
+    file: RegistryFile,
+    registry: Mutex<KeyRegistry>,
+    source: Mutex<KeySource>,
+    keyring: Arc<Keyring>,
+}
+
+impl KeyState {
+    fn reg(&self) -> MutexGuard<'_, KeyRegistry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn map(&self, e: sealkv_crypto_envelope::registry::RegistryError) -> Error {
+        crate::errmap::registry(&self.dir, e)
+    }
+
+    /// Creates the registry of a new database, with one active data key.
+    pub(crate) fn create(config: &Config, path: &Path, db_id: DbId) -> Result<Self, Error> {
+        let dir = config.path.clone();
+        let source = config.key.clone().ok_or(Error::MissingKey)?;
+        let map = |e| crate::errmap::registry(&dir, e);
+        let registry = KeyRegistry::create(
+            db_id,
+            &source,
+            config.algorithm_for_new().id(),
+            &config.provider,
+        )
+        .map_err(map)?;
+        let file = RegistryFile::new(config.vfs.clone(), path);
+        file.create(&registry).map_err(map)?;
+        Self::assemble(config, path, file, registry, source)
+    }
+
+    /// Opens the registry of an existing database with the configured key.
+    pub(crate) fn open(config: &Config, path: &Path) -> Result<Self, Error> {
+        let dir = config.path.clone();
+        let source = config.key.clone().ok_or(Error::MissingKey)?;
+        let map = |e| crate::errmap::registry(&dir, e);
+        let file = RegistryFile::new(config.vfs.clone(), path);
+        let registry = file.load(&source, &config.provider).map_err(map)?;
+        Self::assemble(config, path, file, registry, source)
+    }
+
+    fn assemble(
+        config: &Config,
+        path: &Path,
+        file: RegistryFile,
+        registry: KeyRegistry,
+        source: KeySource,
+    ) -> Result<Self, Error> {
+        let keyring = Arc::new(Keyring::new(*registry.db_id(), config.provider.clone()));
+        registry
+            .fill_keyring(&keyring)
+            .map_err(|e| crate::errmap::registry(&config.path, e))?;
+        Ok(KeyState {
+            path: path.to_path_buf(),
+            dir: config.path.clone(),
+            file,
+            registry: Mutex::new(registry),
+            source: Mutex::new(source),
+            keyring,
+        })
+    }
+
+    /// The keyring the WAL and the page file use.
+    pub(crate) fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
+    }
+
+    /// The registry's generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.reg().generation()
+    }
+
+    /// The algorithm of the active data key.
+    pub(crate) fn algorithm(&self) -> AlgorithmId {
+        self.reg().active_data_key().algorithm
+    }
+
+    /// Writes `registry` durably, then installs it.
+    fn commit(
+        &self,
+        reg: &mut MutexGuard<'_, KeyRegistry>,
+        next: KeyRegistry,
+    ) -> Result<(), Error> {
+        self.file.replace(&next).map_err(|e| self.map(e))?;
+        **reg = next;
+        Ok(())
+    }
+
+    /// A new active data key: durable in the registry before it is handed
+    /// to the keyring, so nothing is sealed under a key the disk lacks.
+    pub(crate) fn rotate(&self) -> Result<KeyId, Error> {
+        let mut reg = self.reg();
+        let mut next = reg.clone();
+        let id = next.rotate_data_key().map_err(|e| self.map(e))?;
+        let dek = next.data_key(id).map_err(|e| self.map(e))?;
+        self.commit(&mut reg, next)?;
+        self.keyring.insert(dek);
+        self.keyring.set_active(id)?;
+        Ok(id)
+    }
+
+    /// Retires data key `id`: it no longer opens anything.
+    pub(crate) fn retire(&self, id: KeyId) -> Result<(), Error> {
+        let mut reg = self.reg();
+        let mut next = reg.clone();
+        next.retire_data_key(id).map_err(|e| self.map(e))?;
+        self.commit(&mut reg, next)?;
+        self.keyring.remove(id);
+        Ok(())
+    }
+
+    /// Re-wraps every key under `new`.
+    pub(crate) fn rekey(&self, new: KeySource) -> Result<(), Error> {
+        let mut reg = self.reg();
+        let mut next = reg.clone();
+        next.rekey(&new).map_err(|e| self.map(e))?;
+        self.commit(&mut reg, next)?;
+        *self.source.lock().unwrap_or_else(|p| p.into_inner()) = new;
+        Ok(())
+    }
+
+    /// A new field key.
+    pub(crate) fn add_field_key(
+        &self,
+        algorithm: AlgorithmId,
+        provider: &sealkv_crypto_envelope::CryptoProvider,
+    ) -> Result<KeyId, Error> {
+        let mut reg = self.reg();
+        let mut next = reg.clone();
+        let id = next
+            .add_field_key(algorithm, provider)
+            .map_err(|e| self.map(e))?;
+        self.commit(&mut reg, next)?;
+        Ok(id)
+    }
+
+    /// Field key `id`.
+    pub(crate) fn field_key(&self, id: KeyId) -> Result<DataKey, Error> {
+        self.reg().field_key(id).map_err(|e| self.map(e))
+    }
+
+    /// Destroys field key `id` for good.
+    pub(crate) fn destroy_field_key(&self, id: KeyId) -> Result<(), Error> {
+        let mut reg = self.reg();
+        let mut next = reg.clone();
+        next.destroy_field_key(id).map_err(|e| self.map(e))?;
+        self.commit(&mut reg, next)
+    }
+
+    /// The encryption status for `stats()`.
+    pub(crate) fn status(&self, sealed: bool) -> EncryptionStatus {
+        let reg = self.reg();
+        let active = reg.active_data_key();
+        EncryptionStatus {
+            encrypt_at_rest: sealed,
+            algorithm: sealed.then_some(active.algorithm),
+            active_key: sealed.then_some(active.id),
+            data_keys: if sealed {
+                reg.data_key_ids()
+            } else {
+                Vec::new()
+            },
+            field_keys: reg.field_key_ids(),
+            registry_generation: reg.generation(),
+        }
+    }
+
+    /// The registry file's path.
+    #[allow(dead_code)]
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,222 @@
+//! Opening and creating a database: lock, keys, page file, WAL replay, and
+//! the checks that tie them together (brief section 4).
+//!
+//! Creation writes the key registry first, then the page file, then the
+//! WAL directory; the page file is the commit point. A directory with a
+//! registry but no page file and no WAL segment is an interrupted creation
+//! and is started over; with WAL segments it is refused.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, RwLock};
+
+use sealkv_core_store::{OpenReport, Store};
+use sealkv_crypto_envelope::DbId;
+use sealkv_fileio::{FileError, FileOp, LockKind, Vfs, VfsLock};
+
+use crate::config::Config;
+use crate::db::{DATA_FILE, Db, FlushState, Inner, KEYS_FILE, LOCK_FILE, Memtables, WAL_DIR};
+use crate::error::Error;
+use crate::flush::{self, FlushSignal};
+use crate::keys::KeyState;
+use crate::memtable::Memtable;
+use crate::meta::EngineMeta;
+use crate::publish::Publisher;
+use crate::stats::Counters;
+
+fn io(op: FileOp, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Io(FileError::new(op, path, e))
+}
+
+fn exists(vfs: &dyn Vfs, path: &Path) -> Result<bool, Error> {
+    vfs.exists(path).map_err(io(FileOp::Open, path))
+}
+
+fn take_lock(config: &Config) -> Result<Box<dyn VfsLock>, Error> {
+    let path = config.path.join(LOCK_FILE);
+    let kind = if config.read_only {
+        LockKind::Shared
+    } else {
+        LockKind::Exclusive
+    };
+    config.vfs.lock(&path, kind).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::Locked {
+                path: config.path.clone(),
+            }
+        } else {
+            Error::Io(FileError::new(FileOp::Lock, &path, e))
+        }
+    })
+}
+
+/// Whether `wal/` holds any file.
+fn wal_has_segments(vfs: &dyn Vfs, dir: &Path) -> Result<bool, Error> {
+    let wal = dir.join(WAL_DIR);
+    if !exists(vfs, &wal)? {
+        return Ok(false);
+    }
+    Ok(!vfs
+        .read_dir(&wal)
+        .map_err(io(FileOp::Dir, &wal))?
+        .is_empty())
+}
+
+pub(crate) fn open(config: Config) -> Result<Db, Error> {
+    config.validate()?;
+    let vfs = config.vfs.clone();
+    let dir = config.path.clone();
+    let data = dir.join(DATA_FILE);
+    if !exists(&*vfs, &data)? && (config.read_only || !config.create_if_missing) {
+        return Err(Error::NotFound { path: dir });
+    }
+    vfs.create_dir_all(&dir).map_err(io(FileOp::Dir, &dir))?;
+    let lock = take_lock(&config)?;
+
+    let create = !exists(&*vfs, &data)?;
+    let keys_path = dir.join(KEYS_FILE);
+    let (keys, sealed, store, report) = if create {
+        if wal_has_segments(&*vfs, &dir)? {
+            return Err(Error::Corruption {
+                file: data,
+                what: "the page file is missing but the WAL holds segments".into(),
+            });
+        }
+        let db_id = DbId::random()?;
+        // With a key, a registry even for a plaintext database: it holds
+        // the field keys.
+        let keys = match &config.key {
+            Some(_) => Some(KeyState::create(&config, &keys_path, db_id)?),
+            None => None,
+        };
+        let sealed = config.encrypt_at_rest;
+        let ring = keys
+            .as_ref()
+            .filter(|_| sealed)
+            .map(|k| k.keyring().clone());
+        let store = crate::storeglue::create(&config, &data, db_id, ring)?;
+        (keys, sealed, store, None)
+    } else {
+        open_existing(&config, &data, &keys_path)?
+    };
+    let meta = EngineMeta::decode(store.read().app_meta(), &data)?;
+    if let Some(k) = &keys
+        && meta.registry_generation > k.generation()
+    {
+        return Err(Error::Rollback {
+            file: dir.join(KEYS_FILE),
+            what: format!(
+                "the key registry is at generation {}, the page file was written at {}: an older copy of the registry was put back",
+                k.generation(),
+                meta.registry_generation
+            ),
+        });
+    }
+
+    let active = Arc::new(Memtable::new());
+    if let Some(why) = report.as_ref().and_then(|r| r.fell_back.as_ref()) {
+        tracing::warn!(%why, "the newest meta page was unusable; opened the older one");
+    }
+    // The WAL replay checks that the log continues the page file exactly,
+    // so a fallback to the older meta that would skip acknowledged writes
+    // is refused there.
+    let replay = crate::walglue::open(
+        &config,
+        &dir,
+        store.db_id(),
+        keys.as_ref().filter(|_| sealed),
+        &meta,
+        &active,
+    )?;
+
+    let signal = Arc::new(FlushSignal::default());
+    let inner = Arc::new(Inner {
+        config: config.clone(),
+        dir: dir.clone(),
+        keys,
+        sealed,
+        wal: replay.wal,
+        store,
+        mems: RwLock::new(Memtables {
+            active,
+            frozen: Default::default(),
+        }),
+        gate: RwLock::new(()),
+        publisher: Publisher::new(replay.last_seq),
+        flush_state: Mutex::new(FlushState { meta }),
+        signal: signal.clone(),
+        flusher: Mutex::new(None),
+        poisoned: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+        counters: Counters::default(),
+        torn_tails: AtomicU64::new(replay.torn_tails),
+        _lock: lock,
+    });
+    if inner.wal.is_some() {
+        let handle = flush::spawn(Arc::downgrade(&inner), signal, config.wal_flush_interval)
+            .map_err(io(FileOp::Open, &dir))?;
+        *inner.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+    }
+    Ok(Db { inner })
+}
+
+type Existing = (Option<KeyState>, bool, Store, Option<OpenReport>);
+
+/// Opens the registry (if any) and the page file of an existing database,
+/// telling an encrypted database from a plaintext one.
+fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Existing, Error> {
+    use crate::storeglue::Opened;
+    let has_registry = exists(&*config.vfs, keys_path)?;
+    let keys = match (&config.key, has_registry) {
+        (Some(_), true) => Some(KeyState::open(config, keys_path)?),
+        _ => None,
+    };
+    let ring = keys.as_ref().map(|k| k.keyring().clone());
+    match crate::storeglue::open(config, data, ring)? {
+        Opened::Store(store, report) => {
+            let sealed = keys.is_some();
+            if !sealed && config.encrypt_at_rest {
+                return Err(Error::PlaintextDatabase {
+                    path: config.path.clone(),
+                });
+            }
+            if let (true, Some(k), Some(asked)) = (sealed, &keys, config.algorithm)
+                && k.algorithm() != asked.id()
+            {
+                return Err(Error::AlgorithmMismatch {
+                    database: k.algorithm(),
+                    config: asked.id(),
+                });
+            }
+            // A plaintext database opened with a key (encrypt_at_rest off)
+            // and no registry yet: make one, for field keys.
+            let keys = match (keys, &config.key) {
+                (None, Some(_)) if !config.read_only => {
+                    Some(KeyState::create(config, keys_path, store.db_id())?)
+                }
+                (keys, _) => keys,
+            };
+            Ok((keys, sealed, store, Some(report)))
+        }
+        Opened::Encrypted if !has_registry => Err(Error::Corruption {
+            file: keys_path.to_path_buf(),
+            what: "the page file is encrypted but the key registry is missing".into(),
+        }),
+        Opened::Encrypted => Err(Error::EncryptedDatabase),
+        // A plaintext database whose registry holds only field keys.
+        Opened::Plaintext => {
+            if config.encrypt_at_rest {
+                return Err(Error::PlaintextDatabase {
+                    path: config.path.clone(),
+                });
+            }
+            match crate::storeglue::open(config, data, None)? {
+                Opened::Store(store, report) => Ok((keys, false, store, Some(report))),
+                _ => Err(Error::Corruption {
+                    file: data.to_path_buf(),
+                    what: "the page file changed its protection while opening".into(),
+                }),
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! [`Stats`]: what a database holds and what it has done.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sealkv_crypto_envelope::{AlgorithmId, KeyId};
+
+use crate::Error;
+use crate::db::Inner;
+
+/// Counters kept by an open database.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) writes: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) stalls: AtomicU64,
+    pub(crate) tree_reads: AtomicU64,
+}
+
+/// The encryption status of a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EncryptionStatus {
+    /// Whether every byte written is sealed.
+    pub encrypt_at_rest: bool,
+    /// The algorithm of the active data key (`None` for plaintext).
+    pub algorithm: Option<AlgorithmId>,
+    /// The data key new writes are sealed under.
+    pub active_key: Option<KeyId>,
+    /// Every data key still readable (units sealed under older ones than
+    /// the active key remain until a re-encryption retires them).
+    pub data_keys: Vec<KeyId>,
+    /// Field keys held (not destroyed).
+    pub field_keys: Vec<KeyId>,
+    /// The key registry's generation.
+    pub registry_generation: u64,
+}
+
+/// A point-in-time report on an open database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Batches written since open.
+    pub writes: u64,
+    /// Bytes of keys and values written since open.
+    pub bytes_written: u64,
+    /// Memtable flushes since open.
+    pub flushes: u64,
+    /// Times a writer waited for the flusher.
+    pub write_stalls: u64,
+    /// Reads that reached the page file.
+    pub tree_reads: u64,
+    /// Bytes in memtables (active and frozen).
+    pub memtable_bytes: u64,
+    /// The last sequence number visible to readers.
+    pub last_seq: u64,
+    /// The last sequence number in the page file.
+    pub applied_seq: u64,
+    /// Torn WAL tails cut at open.
+    pub torn_tails_repaired: u64,
+    /// Bytes of WAL on disk.
+    pub wal_bytes: u64,
+    /// Pages in the page file.
+    pub pages: u64,
+    /// Decrypted-page cache hits and misses since open.
+    pub cache_hits: u64,
+    /// Decrypted-page cache misses since open.
+    pub cache_misses: u64,
+    /// Encryption status.
+    pub encryption: EncryptionStatus,
+}
+
+impl Stats {
+    /// Cache hits over lookups, 0 when there were none.
+    pub fn cache_hit_rate(&self) -> f64 {
+        let total = self.cache_hits + self.cache_misses;
+        if total == 0 {
+            0.0
+        } else {
+            self.cache_hits as f64 / total as f64
+        }
+    }
+}
+
+pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
+    let memtable_bytes = {
+        let mems = db.mems.read().unwrap_or_else(|p| p.into_inner());
+        mems.active.approx_bytes()
+            + mems
+                .frozen
+                .iter()
+                .map(|f| f.mem.approx_bytes())
+                .sum::<usize>()
+    } as u64;
+    let applied_seq = db
+        .flush_state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .meta
+        .applied_seq;
+    let store = db.store.stats();
+    let wal_bytes = wal_bytes(db);
+    let encryption = match &db.keys {
+        None => EncryptionStatus {
+            encrypt_at_rest: false,
+            algorithm: None,
+            active_key: None,
+            data_keys: Vec::new(),
+            field_keys: Vec::new(),
+            registry_generation: 0,
+        },
+        Some(keys) => keys.status(db.sealed),
+    };
+    let c = &db.counters;
+    Ok(Stats {
+        writes: c.writes.load(Ordering::Relaxed),
+        bytes_written: c.bytes_written.load(Ordering::Relaxed),
+        flushes: c.flushes.load(Ordering::Relaxed),
+        write_stalls: c.stalls.load(Ordering::Relaxed),
+        tree_reads: c.tree_reads.load(Ordering::Relaxed),
+        memtable_bytes,
+        last_seq: db.publisher.visible(),
+        applied_seq,
+        torn_tails_repaired: db.torn_tails.load(Ordering::Relaxed),
+        wal_bytes,
+        pages: store.page_count,
+        cache_hits: store.cache_hits,
+        cache_misses: store.cache_misses,
+        encryption,
+    })
+}
+
+/// Bytes of WAL segment files on disk.
+fn wal_bytes(db: &Inner) -> u64 {
+    let dir = db.dir.join(crate::db::WAL_DIR);
+    let vfs = &db.config.vfs;
+    let Ok(files) = vfs.read_dir(&dir) else {
+        return 0;
+    };
+    files
+        .iter()
+        .filter_map(|p| vfs.open(p, sealkv_fileio::OpenMode::Read).ok())
+        .filter_map(|f| f.len().ok())
+        .sum()
+}

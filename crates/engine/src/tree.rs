@@ -1,0 +1,50 @@
+//! The page file's tree as a [`SortedSource`] for the merging iterator.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use sealkv_core_store::{Range, ReadTxn};
+
+use crate::Error;
+use crate::db::Inner;
+use crate::memtable::ScanItem;
+use crate::merge::SortedSource;
+
+/// A range of one page-file snapshot. Its front and back never cross (the
+/// store's iterator guarantees it), and after an error it ends.
+pub(crate) struct TreeSource {
+    range: Range,
+    db: Arc<Inner>,
+}
+
+impl TreeSource {
+    pub(crate) fn new(
+        tree: &ReadTxn,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        db: Arc<Inner>,
+    ) -> Self {
+        TreeSource {
+            range: tree.range(lower, upper),
+            db,
+        }
+    }
+}
+
+impl SortedSource<Error> for TreeSource {
+    fn next_front(&mut self) -> Result<Option<ScanItem>, Error> {
+        match self.range.next() {
+            None => Ok(None),
+            Some(Ok((k, v))) => Ok(Some((k, Some(v)))),
+            Some(Err(e)) => Err(self.db.store_error(e)),
+        }
+    }
+
+    fn next_back(&mut self) -> Result<Option<ScanItem>, Error> {
+        match self.range.next_back() {
+            None => Ok(None),
+            Some(Ok((k, v))) => Ok(Some((k, Some(v)))),
+            Some(Err(e)) => Err(self.db.store_error(e)),
+        }
+    }
+}

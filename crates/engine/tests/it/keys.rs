@@ -1,0 +1,134 @@
+//! Rekey, field-level encryption and crypto-shredding through `Db`.
+
+use sealkv::crypto::{EncryptionAlgorithm, KeySource};
+use sealkv::{Db, Error};
+use sealkv_fileio::SimVfs;
+use sealkv_testkit::{Canaries, read_sim_tree, scan_for_plaintext};
+
+use crate::support::{dir, key, sim_config};
+
+#[test]
+fn rekey_then_only_the_new_key_opens_and_data_is_intact() {
+    let vfs = SimVfs::new();
+    let alg = Some(EncryptionAlgorithm::Aes256Gcm);
+    let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
+    db.put(b"a", b"1").unwrap();
+    let fk = db.create_field_key().unwrap();
+    db.put_sealed(b"secret", b"field value", fk).unwrap();
+    db.flush().unwrap();
+    db.put(b"b", b"2").unwrap();
+    db.rekey(KeySource::Key(key(99))).unwrap();
+    db.close().unwrap();
+
+    assert!(matches!(
+        Db::open_with_config(sim_config(&vfs, alg)),
+        Err(Error::WrongKey)
+    ));
+    let db = Db::open_with_config(sim_config(&vfs, None).encryption_key(key(99))).unwrap();
+    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(
+        db.get_sealed(b"secret", None).unwrap().as_deref(),
+        Some(&b"field value"[..])
+    );
+}
+
+#[test]
+fn field_values_stay_sealed_even_without_encryption_at_rest() {
+    let vfs = SimVfs::new();
+    let canaries = Canaries::new(40);
+    // A plaintext database that holds a key for its field keys.
+    let config = || {
+        sim_config(&vfs, None)
+            .encryption_key(key(5))
+            .encrypt_at_rest(false)
+    };
+    let db = Db::open_with_config(config()).unwrap();
+    let fk = db.create_field_key().unwrap();
+    // Record keys are plain (the database is plaintext); values are sealed.
+    let rec = |i: usize| format!("rec/{i:03}").into_bytes();
+    for i in 0..canaries.len() {
+        db.put_sealed(rec(i), canaries.value(i), fk).unwrap();
+    }
+    db.flush().unwrap();
+    for i in 0..10 {
+        db.put_sealed(rec(i), canaries.value(i + 10), fk).unwrap();
+    }
+    let values = canaries.values_only();
+    let leaks = scan_for_plaintext(&read_sim_tree(&vfs, &dir()), &values);
+    assert!(leaks.is_empty(), "{leaks:?}");
+    assert_eq!(
+        db.get_sealed(rec(3), None).unwrap().as_deref(),
+        Some(canaries.value(13))
+    );
+    // A sealed value moved to another record does not open.
+    let moved = db.get(rec(20)).unwrap().unwrap();
+    db.put(rec(21), &moved).unwrap();
+    assert!(matches!(db.get_sealed(rec(21), None), Err(Error::Field(_))));
+    db.close().unwrap();
+    let db = Db::open_with_config(config()).unwrap();
+    assert_eq!(
+        db.get_sealed(rec(30), None).unwrap().as_deref(),
+        Some(canaries.value(30))
+    );
+}
+
+#[test]
+fn destroying_a_field_key_shreds_its_values_for_good() {
+    let vfs = SimVfs::new();
+    let alg = Some(EncryptionAlgorithm::Aes256Gcm);
+    let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
+    let tenant_a = db.create_field_key().unwrap();
+    let tenant_b = db.create_field_key().unwrap();
+    db.put_sealed(b"a/email", b"a@example.com", tenant_a)
+        .unwrap();
+    db.put_sealed(b"b/email", b"b@example.com", tenant_b)
+        .unwrap();
+    db.destroy_field_key(tenant_a).unwrap();
+    assert!(matches!(
+        db.get_sealed(b"a/email", None),
+        Err(Error::KeyDestroyed(id)) if id == tenant_a
+    ));
+    assert_eq!(
+        db.get_sealed(b"b/email", None).unwrap().as_deref(),
+        Some(&b"b@example.com"[..])
+    );
+    db.close().unwrap();
+    let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
+    assert!(matches!(
+        db.get_sealed(b"a/email", None),
+        Err(Error::KeyDestroyed(_))
+    ));
+    assert!(db.get_sealed(b"b/email", None).unwrap().is_some());
+}
+
+#[test]
+fn deterministic_values_can_be_found_by_equality() {
+    let vfs = SimVfs::new();
+    let db = Db::open_with_config(sim_config(&vfs, Some(EncryptionAlgorithm::Aes256Gcm))).unwrap();
+    let fk = db.create_deterministic_field_key().unwrap();
+    db.put_deterministic(b"user/1/email", b"ada@example.com", fk, b"email")
+        .unwrap();
+    db.put_deterministic(b"user/2/email", b"bob@example.com", fk, b"email")
+        .unwrap();
+    let token = db
+        .deterministic_token(b"ada@example.com", fk, b"email")
+        .unwrap();
+    let hits: Vec<_> = db
+        .prefix(b"user/")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|(_, v)| *v == token)
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(hits, vec![b"user/1/email".to_vec()]);
+    assert_eq!(
+        db.get_sealed(b"user/1/email", Some(b"email"))
+            .unwrap()
+            .as_deref(),
+        Some(&b"ada@example.com"[..])
+    );
+    // Randomized keys cannot be used deterministically.
+    let random = db.create_field_key().unwrap();
+    assert!(db.put_deterministic(b"x", b"y", random, b"email").is_err());
+}

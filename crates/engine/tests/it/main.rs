@@ -1,0 +1,10 @@
+//! Engine integration tests: one binary, one module per concern.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod basic;
+mod crash;
+mod encryption;
+mod keys;
+mod model;
+mod support;
