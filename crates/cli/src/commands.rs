@@ -205,11 +205,7 @@ pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
                 .map_or_else(|| a.to_string(), |b| b.to_string())
         })
         .unwrap_or_else(|| "none".into());
-    let deks: Vec<String> = enc
-        .data_keys
-        .iter()
-        .map(|(id, pages)| format!("{}:{pages}", id.0))
-        .collect();
+    let deks: Vec<String> = enc.data_keys.iter().map(|id| id.0.to_string()).collect();
     let fields: Vec<String> = enc.field_keys.iter().map(|id| id.0.to_string()).collect();
     let rows: Vec<(&str, String)> = vec![
         ("path", db.path().display().to_string()),
@@ -219,7 +215,7 @@ pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
             "active_data_key",
             enc.active_key.map_or("none".into(), |k| k.0.to_string()),
         ),
-        ("data_keys_pages", deks.join(",")),
+        ("data_keys", deks.join(",")),
         ("field_keys", fields.join(",")),
         ("registry_generation", enc.registry_generation.to_string()),
         ("last_seq", s.last_seq.to_string()),
@@ -249,4 +245,29 @@ pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `verify`: every file checked; any finding is printed and exits 4.
+pub(crate) fn verify(g: &Global) -> Result<(), CliError> {
+    let db = open::open_read_only(g)?;
+    let report = db.verify()?;
+    let mut out = std::io::stdout().lock();
+    for f in &report.findings {
+        writeln!(out, "{}: {}", f.file.display(), f.what).map_err(stdout_err)?;
+    }
+    if report.is_clean() {
+        writeln!(
+            out,
+            "ok: {} entries, {} pages, {} WAL records checked",
+            report.entries, report.pages_checked, report.wal_records
+        )
+        .map_err(stdout_err)?;
+        Ok(())
+    } else {
+        Err(CliError::CheckFailed(format!(
+            "{} problem(s) found in {}",
+            report.findings.len(),
+            db.path().display()
+        )))
+    }
 }

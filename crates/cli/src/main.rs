@@ -48,6 +48,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Load { file } => commands::load(g, file),
         Command::Flush => commands::flush(g),
         Command::Stats { json } => commands::stats(g, *json),
+        Command::Verify => commands::verify(g),
         other => Err(CliError::NotYet(other.name())),
     }
 }

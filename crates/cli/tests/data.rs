@@ -178,3 +178,28 @@ fn a_second_writer_is_refused_with_exit_5() {
         .code(5);
     drop(handle);
 }
+
+#[test]
+fn verify_exits_0_when_clean_and_4_on_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, key) = encrypted(tmp.path());
+    let k = |args: &[&str]| {
+        let mut c = sealkv();
+        c.args(["--db", &db, "--key-file", &key]).args(args);
+        c
+    };
+    for i in 0..200 {
+        k(&["put", &format!("key{i}"), "value"]).assert().success();
+    }
+    k(&["flush"]).assert().success();
+    k(&["verify"]).assert().success();
+    let data = Path::new(&db).join("data.sealkv");
+    let mut bytes = std::fs::read(&data).unwrap();
+    for at in (3 * 4096 + 100..bytes.len()).step_by(4096) {
+        bytes[at] ^= 1;
+    }
+    std::fs::write(&data, &bytes).unwrap();
+    let out = k(&["verify"]).assert().code(4);
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("data.sealkv"), "{err}");
+}

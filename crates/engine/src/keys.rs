@@ -110,29 +110,6 @@ impl KeyState {
         Ok(())
     }
 
-    /// A new active data key: durable in the registry before it is handed
-    /// to the keyring, so nothing is sealed under a key the disk lacks.
-    pub(crate) fn rotate(&self) -> Result<KeyId, Error> {
-        let mut reg = self.reg();
-        let mut next = reg.clone();
-        let id = next.rotate_data_key().map_err(|e| self.map(e))?;
-        let dek = next.data_key(id).map_err(|e| self.map(e))?;
-        self.commit(&mut reg, next)?;
-        self.keyring.insert(dek);
-        self.keyring.set_active(id)?;
-        Ok(id)
-    }
-
-    /// Retires data key `id`: it no longer opens anything.
-    pub(crate) fn retire(&self, id: KeyId) -> Result<(), Error> {
-        let mut reg = self.reg();
-        let mut next = reg.clone();
-        next.retire_data_key(id).map_err(|e| self.map(e))?;
-        self.commit(&mut reg, next)?;
-        self.keyring.remove(id);
-        Ok(())
-    }
-
     /// Re-wraps every key under `new`.
     pub(crate) fn rekey(&self, new: KeySource) -> Result<(), Error> {
         let mut reg = self.reg();
@@ -187,6 +164,20 @@ impl KeyState {
             field_keys: reg.field_key_ids(),
             registry_generation: reg.generation(),
         }
+    }
+
+    /// Reads and opens the registry file again (for `verify`).
+    pub(crate) fn reload(&self) -> Result<(), Error> {
+        let source = self
+            .source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let provider = self.keyring.provider().clone();
+        self.file
+            .load(&source, &provider)
+            .map(|_| ())
+            .map_err(|e| self.map(e))
     }
 
     /// The registry file's path.

@@ -54,6 +54,7 @@ mod snapshot;
 mod stats;
 mod storeglue;
 mod tree;
+mod verify;
 mod walglue;
 
 pub use batch::{MAX_BATCH_LEN, MAX_VALUE_LEN, WriteBatch};
@@ -63,3 +64,4 @@ pub use error::Error;
 pub use iter::DbIter;
 pub use snapshot::Snapshot;
 pub use stats::{EncryptionStatus, Stats};
+pub use verify::{Finding, VerifyReport};

@@ -33,7 +33,7 @@ fn run(seed: u64, alg: Option<EncryptionAlgorithm>) {
     let kinds = [OpKind::Write, OpKind::Sync, OpKind::SetLen, OpKind::SyncDir];
     let kind = kinds[(seed % kinds.len() as u64) as usize];
     let nth = 1 + (seed * 7919) % 60;
-    let fault = if seed % 5 == 0 {
+    let fault = if seed.is_multiple_of(5) {
         FaultKind::NoSpace
     } else {
         FaultKind::Eio

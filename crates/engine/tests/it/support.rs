@@ -1,22 +1,22 @@
 //! Shared helpers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use sealkv::crypto::{EncryptionAlgorithm, MasterKey};
 use sealkv::{Config, SyncMode};
 use sealkv_fileio::SimVfs;
 
-pub fn key(byte: u8) -> MasterKey {
+pub(crate) fn key(byte: u8) -> MasterKey {
     MasterKey::from_bytes(&[byte; 32]).unwrap()
 }
 
-pub fn dir() -> PathBuf {
+pub(crate) fn dir() -> PathBuf {
     PathBuf::from("/db")
 }
 
 /// A config on a simulated disk, small flush sizes so flushes happen.
-pub fn sim_config(vfs: &SimVfs, alg: Option<EncryptionAlgorithm>) -> Config {
+pub(crate) fn sim_config(vfs: &SimVfs, alg: Option<EncryptionAlgorithm>) -> Config {
     let mut c = Config::new(dir())
         .vfs(Arc::new(vfs.clone()))
         .sync_mode(SyncMode::Always)
@@ -29,19 +29,14 @@ pub fn sim_config(vfs: &SimVfs, alg: Option<EncryptionAlgorithm>) -> Config {
 }
 
 /// Plaintext, then each built-in algorithm.
-pub fn modes() -> Vec<Option<EncryptionAlgorithm>> {
+pub(crate) fn modes() -> Vec<Option<EncryptionAlgorithm>> {
     let mut m = vec![None];
     m.extend(EncryptionAlgorithm::ALL.map(Some));
     m
 }
 
-pub fn collect(
+pub(crate) fn collect(
     iter: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), sealkv::Error>>,
 ) -> Vec<(Vec<u8>, Vec<u8>)> {
     iter.collect::<Result<Vec<_>, _>>().unwrap()
-}
-
-#[allow(dead_code)]
-pub fn path_str(p: &Path) -> String {
-    p.display().to_string()
 }
