@@ -9,6 +9,7 @@
 
 mod args;
 mod commands;
+mod demo;
 mod exit;
 mod keygen;
 mod open;
@@ -49,6 +50,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Flush => commands::flush(g),
         Command::Stats { json } => commands::stats(g, *json),
         Command::Verify => commands::verify(g),
+        Command::Demo => demo::run(),
         other => Err(CliError::NotYet(other.name())),
     }
 }

@@ -203,3 +203,13 @@ fn verify_exits_0_when_clean_and_4_on_damage() {
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(err.contains("data.sealkv"), "{err}");
 }
+
+#[test]
+fn demo_runs_and_finds_no_plaintext() {
+    let out = sealkv().arg("demo").assert().success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("texts: 0 found"), "{text}");
+    assert!(text.contains("0 problems"), "{text}");
+    assert!(text.contains("crypto-shredding"), "{text}");
+    assert!(text.contains("old master key now gets WrongKey"), "{text}");
+}
