@@ -38,10 +38,6 @@ use crate::seal::Protect;
 const POOL_MAX: usize = 64;
 /// A commit group stops growing past this many bytes.
 const GROUP_MAX: usize = 4 << 20;
-/// How long, and how many times, a leader under `SyncMode::Always` waits
-/// for a record that is being sealed to join its group.
-const FILL_WAIT: Duration = Duration::from_micros(50);
-const FILL_WAITS: u32 = 8;
 
 /// A sealed record waiting for its turn to be written.
 #[derive(Debug)]
@@ -124,11 +120,7 @@ struct Shared {
     protect: Protect,
     session: Session,
     state: Mutex<State>,
-    /// Signalled when a commit finishes or the log is poisoned.
     cond: Condvar,
-    /// Signalled when a sealed record is put in its slot while a leader is
-    /// active.
-    filled: Condvar,
     current: Mutex<Current>,
     stop: AtomicBool,
 }
@@ -268,7 +260,6 @@ impl Wal {
                 stats,
             }),
             cond: Condvar::new(),
-            filled: Condvar::new(),
             current: Mutex::new(Current {
                 segment,
                 path,
@@ -364,9 +355,6 @@ impl Wal {
         let idx = (seq - st.slot_base) as usize;
         if let Some(slot) = st.slots.get_mut(idx) {
             *slot = Some(Ready { seq, segment, buf });
-        }
-        if st.leader {
-            sh.filled.notify_one();
         }
         st.stats.appends += 1;
         let always = sh.sync_mode == SyncMode::Always;
@@ -567,35 +555,19 @@ impl Shared {
             // Take the ready records at the front, one segment at a time.
             let mut taken = std::mem::take(&mut cur.taken);
             let mut st = lock(&self.state);
-            let mut bytes = 0usize;
-            let mut seg = None;
-            let mut waits = 0;
-            while st.poisoned.is_none() {
-                match st.slots.front() {
-                    Some(Some(r)) if seg.is_none_or(|s| s == r.segment) && bytes < GROUP_MAX => {
-                        seg = Some(r.segment);
-                        bytes += r.buf.len();
-                        if let Some(Some(r)) = st.slots.pop_front() {
-                            taken.push(r);
-                        }
-                        st.slot_base += 1;
+            if st.poisoned.is_none() {
+                let mut bytes = 0usize;
+                let mut seg = None;
+                while let Some(Some(r)) = st.slots.front() {
+                    if seg.is_some_and(|s| s != r.segment) || bytes >= GROUP_MAX {
+                        break;
                     }
-                    // The next record is being sealed right now. Under
-                    // `Always` an fsync costs far more than a seal: wait a
-                    // moment for it to join this group.
-                    Some(None)
-                        if self.sync_mode == SyncMode::Always
-                            && !taken.is_empty()
-                            && waits < FILL_WAITS =>
-                    {
-                        waits += 1;
-                        st = self
-                            .filled
-                            .wait_timeout(st, FILL_WAIT)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
+                    seg = Some(r.segment);
+                    bytes += r.buf.len();
+                    if let Some(Some(r)) = st.slots.pop_front() {
+                        taken.push(r);
                     }
-                    _ => break,
+                    st.slot_base += 1;
                 }
             }
             if taken.is_empty() {
