@@ -39,6 +39,8 @@ use sealkv_crypto_envelope::{AlgorithmId, DbId, KeyId, SessionSalt, TAG_LEN};
 pub(crate) const MAGIC: [u8; 8] = *b"SEALKVWL";
 /// Format version written and accepted.
 pub(crate) const VERSION: u16 = 1;
+/// Largest sequence number accepted (far beyond any real log).
+pub(crate) const MAX_SEQ: u64 = i64::MAX as u64;
 /// Segment header length.
 pub(crate) const HEADER_LEN: usize = 128;
 /// Header bytes covered by the header tag.
@@ -130,6 +132,11 @@ impl SegmentHeader {
         if u32_at(b, 20) != 0 || b.get(96..112)?.iter().any(|&x| x != 0) {
             return None;
         }
+        // Sequence numbers live in 1..=i64::MAX, so `+ 1` never overflows.
+        let first_seq = u64_at(b, 32);
+        if first_seq == 0 || first_seq > MAX_SEQ {
+            return None;
+        }
         let mut db = [0u8; 16];
         db.copy_from_slice(b.get(48..64)?);
         let mut salt = [0u8; 32];
@@ -139,7 +146,7 @@ impl SegmentHeader {
             algorithm: AlgorithmId(u16_at(b, 12)),
             dek: KeyId(u32_at(b, 16)),
             segment: u64_at(b, 24),
-            first_seq: u64_at(b, 32),
+            first_seq,
             counter: u64_at(b, 40),
             db_id: DbId(db),
             salt: SessionSalt(salt),

@@ -11,7 +11,8 @@ use sealkv_fileio::{FileError, FileOp, OpenMode, Vfs, VfsFile};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::format::{
-    HEADER_LEN, RECORD_HEADER_LEN, RecordHeader, SegmentHeader, parse_segment_name, segment_path,
+    HEADER_LEN, MAX_SEQ, RECORD_HEADER_LEN, RecordHeader, SegmentHeader, parse_segment_name,
+    segment_path,
 };
 use crate::options::{RecoveryMode, RecoveryReport, Seq, Skipped, TornTail, WalOptions};
 use crate::reader::SegmentReader;
@@ -488,7 +489,7 @@ fn read_record(
     } else {
         hdr.seq == next
     };
-    if !seq_ok {
+    if !seq_ok || hdr.seq > MAX_SEQ {
         return Ok(Err("record out of sequence"));
     }
     if hdr.len as usize > MAX_BODY_LEN {

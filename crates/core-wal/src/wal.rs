@@ -159,8 +159,8 @@ impl Wal {
         E: Into<ReplayError>,
     {
         let dir = dir.as_ref().to_path_buf();
-        if options.first_seq.0 == 0 {
-            return Err(Error::InvalidOptions("first_seq must be at least 1"));
+        if options.first_seq.0 == 0 || options.first_seq.0 > crate::format::MAX_SEQ {
+            return Err(Error::InvalidOptions("first_seq must be in 1..=i64::MAX"));
         }
         if options.segment_size < (HEADER_LEN + RECORD_OVERHEAD) as u64 {
             return Err(Error::InvalidOptions(
