@@ -34,8 +34,9 @@ use crate::options::{RecoveryReport, Seq, SyncMode, WalOptions, WalStats};
 use crate::recovery::{MAX_BODY_LEN, Recovery, ReplayError};
 use crate::seal::Protect;
 
-/// Record buffers kept for reuse.
+/// Record buffers kept for reuse, and the largest one kept.
 const POOL_MAX: usize = 64;
+const POOL_BUF_MAX: usize = 1 << 20;
 /// A commit group stops growing past this many bytes.
 const GROUP_MAX: usize = 4 << 20;
 
@@ -595,7 +596,8 @@ impl Shared {
                 }
             }
             for r in taken.drain(..) {
-                if st.pool.len() < POOL_MAX {
+                // Keep ordinary buffers; let a huge one go.
+                if st.pool.len() < POOL_MAX && r.buf.capacity() <= POOL_BUF_MAX {
                     st.pool.push(r.buf);
                 }
             }
