@@ -31,6 +31,8 @@
 //!
 //! All integers are little-endian.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::path::{Path, PathBuf};
 
 use sealkv_crypto_envelope::{AlgorithmId, DbId, KeyId, SessionSalt, TAG_LEN};
@@ -58,7 +60,8 @@ const DOMAIN_WAL: u8 = 1;
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     b.get(at..at + 2)
-        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u16::from_le_bytes)
 }
 fn u32_at(b: &[u8], at: usize) -> u32 {
     b.get(at..at + 4)
@@ -188,12 +191,13 @@ pub(crate) struct RecordHeader {
 impl RecordHeader {
     pub(crate) fn encode_into(&self, b: &mut [u8]) {
         debug_assert!(b.len() >= RECORD_HEADER_LEN);
-        if let Some(b) = b.get_mut(..RECORD_HEADER_LEN) {
-            b[0..4].copy_from_slice(&self.len.to_le_bytes());
-            b[4..8].fill(0);
-            b[8..16].copy_from_slice(&self.seq.to_le_bytes());
-            b[16..24].copy_from_slice(&self.counter.to_le_bytes());
-            b[24..32].copy_from_slice(&self.durable_mark.to_le_bytes());
+        let mut h = [0u8; RECORD_HEADER_LEN];
+        h[0..4].copy_from_slice(&self.len.to_le_bytes());
+        h[8..16].copy_from_slice(&self.seq.to_le_bytes());
+        h[16..24].copy_from_slice(&self.counter.to_le_bytes());
+        h[24..32].copy_from_slice(&self.durable_mark.to_le_bytes());
+        if let Some(dst) = b.get_mut(..RECORD_HEADER_LEN) {
+            dst.copy_from_slice(&h);
         }
     }
 
@@ -228,6 +232,7 @@ pub(crate) fn record_aad(ctx: &[u8; CTX_LEN], header: &[u8]) -> [u8; AAD_LEN] {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

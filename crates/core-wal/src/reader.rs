@@ -1,6 +1,8 @@
 //! A buffered positional reader over one segment file, so recovery reads a
 //! large segment in big chunks without holding all of it in memory.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -1,6 +1,8 @@
 //! Recovery: reads every segment at open, replays valid records in order,
 //! and decides what damage means (the argument is in `docs/WAL.md`).
 
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
