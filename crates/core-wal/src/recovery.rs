@@ -440,6 +440,17 @@ impl Recovery<'_> {
                 removed_any = true;
             }
         }
+        // What was replayed may still sit unsynced in the OS cache (a
+        // previous session under `Never` or `Interval` that died without
+        // a power cut). Make it durable before the new session writes a
+        // segment after it: otherwise a later power cut could lose the end
+        // of this segment while keeping the next one — a hole in the
+        // middle of the log.
+        for s in &segs {
+            if kept.contains_key(&s.n) {
+                s.file.sync_data().map_err(io(FileOp::Sync, &s.path))?;
+            }
+        }
         // Every record kept is older than `first_seq` (the engine flushed
         // past the end of the log): the segments are obsolete, and keeping
         // them would leave a sequence gap before the new segment.
