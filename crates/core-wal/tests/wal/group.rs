@@ -146,13 +146,17 @@ fn appends_race_with_roll_sync_new_session_and_retire() {
                     let mut retired = 0;
                     for k in 0..60u32 {
                         match k % 4 {
-                            0 => drop(wal.roll().unwrap()),
+                            0 => {
+                                wal.roll().unwrap();
+                            }
                             1 => wal.sync().unwrap(),
-                            2 if prot.is_some() => drop(wal.new_session().unwrap()),
+                            2 if prot.is_some() => {
+                                wal.new_session().unwrap();
+                            }
                             _ => {
                                 let d = wal.durable_seq();
                                 wal.sync().unwrap();
-                                drop(wal.retire(Seq(d.0 / 2)).unwrap());
+                                wal.retire(Seq(d.0 / 2)).unwrap();
                                 retired = retired.max(d.0 / 2);
                             }
                         }
