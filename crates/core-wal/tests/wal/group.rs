@@ -185,3 +185,49 @@ fn appends_race_with_roll_sync_new_session_and_retire() {
         }
     }
 }
+
+/// A failed fsync reaches every appender waiting on it, and every later
+/// append fails; acknowledged records survive a power cut.
+#[test]
+fn a_failed_group_fsync_reaches_every_waiter() {
+    use sealkv_fileio::FaultPlan;
+    use std::sync::Mutex;
+    let opts = options(Some(sealkv_crypto_envelope::EncryptionAlgorithm::Aes256Gcm));
+    let sim = SimVfs::new();
+    let faulty = FaultyVfs::over_sim(&sim);
+    let v: Arc<dyn Vfs> = Arc::new(SlowSync(Arc::new(faulty.clone())));
+    let (wal, _, _) = open(&v, &opts).unwrap();
+    let wal = Arc::new(wal);
+    faulty.arm(FaultPlan::once(OpKind::Sync, 6));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let wal = wal.clone();
+            let acked = acked.clone();
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    match wal.append(&batch(t * 1000 + i, 32)) {
+                        Ok(s) => acked.lock().unwrap().push(s.0),
+                        Err(e) => return e,
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect();
+    for h in threads {
+        let e = h.join().unwrap();
+        assert!(matches!(e, sealkv_core_wal::Error::Poisoned { .. }), "{e}");
+    }
+    assert!(matches!(
+        wal.sync(),
+        Err(sealkv_core_wal::Error::Poisoned { .. })
+    ));
+    let durable = wal.durable_seq().0;
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.iter().all(|&s| s <= durable));
+    drop(wal);
+    sim.crash();
+    let (_w, _, seen) = open(&v, &opts).unwrap();
+    assert!(seen.len() as u64 >= durable);
+}
