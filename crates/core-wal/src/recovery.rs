@@ -47,6 +47,9 @@ struct Seg {
     len: u64,
     header: Option<(SegmentHeader, Verify)>,
     bad_header: &'static str,
+    /// A refusal (wrong mode, missing key...) raised only if the segment
+    /// is still needed: an obsolete segment under a retired key is fine.
+    refusal: Option<Error>,
 }
 
 /// A valid record found by scanning past damage.
@@ -81,6 +84,7 @@ impl Recovery<'_> {
             len,
             header: None,
             bad_header: "",
+            refusal: None,
         };
         let mut bytes = [0u8; HEADER_LEN];
         if len < HEADER_LEN as u64 {
@@ -94,7 +98,32 @@ impl Recovery<'_> {
             seg.bad_header = "not a segment header of this format";
             return Ok(seg);
         };
-        let verify = match (&self.opts.keyring, h.sealed) {
+        let verify = match self.verifier(n, &h) {
+            Ok(v) => v,
+            Err(e) => {
+                seg.refusal = Some(e);
+                return Ok(seg);
+            }
+        };
+        if !verify.header(&h, &bytes) {
+            seg.bad_header = "segment header fails authentication";
+            return Ok(seg);
+        }
+        if h.db_id != self.opts.db_id {
+            seg.refusal = Some(Error::WrongDatabase { segment: n });
+            return Ok(seg);
+        }
+        if h.segment != n {
+            seg.bad_header = "segment header names another segment number";
+            return Ok(seg);
+        }
+        seg.header = Some((h, verify));
+        Ok(seg)
+    }
+
+    /// How to verify a segment with header `h`, or why it cannot be read.
+    fn verifier(&self, n: u64, h: &SegmentHeader) -> Result<Verify> {
+        Ok(match (&self.opts.keyring, h.sealed) {
             (None, true) => return Err(Error::EncryptedLog { segment: n }),
             (Some(_), false) => return Err(Error::PlaintextLog { segment: n }),
             (None, false) => Verify::Plain,
@@ -125,20 +154,7 @@ impl Recovery<'_> {
                 };
                 Verify::Sealed(ring.opener(&id)?)
             }
-        };
-        if !verify.header(&h, &bytes) {
-            seg.bad_header = "segment header fails authentication";
-            return Ok(seg);
-        }
-        if h.db_id != self.opts.db_id {
-            return Err(Error::WrongDatabase { segment: n });
-        }
-        if h.segment != n {
-            seg.bad_header = "segment header names another segment number";
-            return Ok(seg);
-        }
-        seg.header = Some((h, verify));
-        Ok(seg)
+        })
     }
 
     fn remove(&self, seg: &Seg, report: &mut RecoveryReport) -> Result<()> {
@@ -181,6 +197,7 @@ impl Recovery<'_> {
         // created when the process died: nothing in it was acknowledged.
         if let Some(last) = segs.last()
             && last.header.is_none()
+            && last.refusal.is_none()
         {
             let mut r = SegmentReader::new(last.file.clone(), last.path.clone(), last.len);
             let header_only = last.len <= HEADER_LEN as u64 || r.zero_from(HEADER_LEN as u64)?;
@@ -200,6 +217,9 @@ impl Recovery<'_> {
             removed_any = true;
         }
 
+        if let Some(e) = segs.iter_mut().find_map(|s| s.refusal.take()) {
+            return Err(e);
+        }
         let mut expected: Option<u64> = None;
         let mut kept = BTreeMap::new();
         let mut body = Vec::new();

@@ -97,3 +97,35 @@ fn new_session_moves_to_a_new_salt_and_the_active_key() {
     assert_eq!(rec.sessions(), 5);
     assert!(rec.repeats().is_empty());
 }
+
+/// A segment sealed under a data key that was since retired is refused
+/// only while it is still needed: once older than `first_seq` it is removed.
+#[test]
+fn an_obsolete_segment_under_a_retired_key_is_removed_not_refused() {
+    use sealkv_crypto_envelope::{DataKey, KeyId, SecretKey};
+    let opts = options(Some(EncryptionAlgorithm::Aes256Gcm));
+    let ring = opts.keyring.clone().unwrap();
+    let (_s, v) = sim();
+    let (wal, _, _) = open(&v, &opts).unwrap();
+    wal.append(&batch(1, 20)).unwrap();
+    ring.insert(DataKey::new(
+        KeyId(2),
+        EncryptionAlgorithm::Aes256Gcm.id(),
+        SecretKey::from_bytes(&[8; 32]).unwrap(),
+    ));
+    ring.set_active(KeyId(2)).unwrap();
+    wal.new_session().unwrap();
+    wal.append(&batch(2, 20)).unwrap();
+    wal.close().unwrap();
+    ring.remove(KeyId(1));
+    assert!(matches!(
+        open(&v, &opts),
+        Err(sealkv_core_wal::Error::MissingKey { segment: 1, .. })
+    ));
+    let mut o = opts.clone();
+    o.first_seq = sealkv_core_wal::Seq(2);
+    let (_w, report, seen) = open(&v, &o).unwrap();
+    assert_eq!(report.segments_removed, vec![1]);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1, batch(2, 20));
+}
