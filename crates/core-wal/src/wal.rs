@@ -73,6 +73,8 @@ struct State {
     written_seq: u64,
     durable_seq: u64,
     leader: bool,
+    /// Threads sleeping on `cond`.
+    waiters: usize,
     poisoned: Option<Arc<Error>>,
     closed: bool,
     /// Live segments and their first sequence numbers.
@@ -275,6 +277,7 @@ impl Wal {
                 written_seq: first_seq - 1,
                 durable_seq: first_seq - 1,
                 leader: false,
+                waiters: 0,
                 poisoned: None,
                 closed: false,
                 segments,
@@ -416,7 +419,7 @@ impl Wal {
                 st = lock(&sh.state);
                 continue;
             }
-            st = sh.cond.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = sh.wait_on(st);
         }
     }
 
@@ -441,7 +444,7 @@ impl Wal {
                     continue;
                 }
             }
-            st = sh.cond.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = sh.wait_on(st);
         }
         st.leader = true;
         drop(st);
@@ -630,9 +633,12 @@ impl Shared {
             }
             if taken.is_empty() {
                 st.leader = false;
+                let wake = st.waiters > 0;
                 drop(st);
                 cur.taken = taken;
-                self.cond.notify_all();
+                if wake {
+                    self.cond.notify_all();
+                }
                 return;
             }
             drop(st);
@@ -658,10 +664,23 @@ impl Shared {
                     st.pool.push(r.buf);
                 }
             }
+            // A notify is a syscall; skip it when nobody waits (a waiter
+            // checks its condition under this lock before it sleeps).
+            let wake = st.waiters > 0;
             drop(st);
             cur.taken = taken;
-            self.cond.notify_all();
+            if wake {
+                self.cond.notify_all();
+            }
         }
+    }
+
+    /// Sleeps on `cond`, counted in `waiters`.
+    fn wait_on<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.waiters += 1;
+        let mut st = self.cond.wait(st).unwrap_or_else(|p| p.into_inner());
+        st.waiters -= 1;
+        st
     }
 
     /// Writes one group; returns whether it was fsynced.
