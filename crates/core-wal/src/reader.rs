@@ -12,7 +12,7 @@ use crate::error::Result;
 
 const CHUNK: usize = 1 << 20;
 
-#[derive(Debug)]
+/// (No `Debug`: the buffer holds segment bytes.)
 pub(crate) struct SegmentReader {
     file: Arc<dyn VfsFile>,
     path: PathBuf,

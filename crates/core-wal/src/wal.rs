@@ -15,6 +15,7 @@
 //!    (per the sync mode), and wakes everyone it covered.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -42,8 +43,8 @@ const POOL_BUF_MAX: usize = 1 << 20;
 /// A commit group stops growing past this many bytes.
 const GROUP_MAX: usize = 4 << 20;
 
-/// A sealed record waiting for its turn to be written.
-#[derive(Debug)]
+/// A sealed record waiting for its turn to be written. (No `Debug`:
+/// buffers hold record bytes.)
 struct Ready {
     seq: u64,
     segment: u64,
@@ -52,7 +53,6 @@ struct Ready {
     sealing: Arc<Sealing>,
 }
 
-#[derive(Debug)]
 struct State {
     /// The writer session new reservations seal under.
     sealing: Arc<Sealing>,
@@ -84,7 +84,6 @@ struct State {
 }
 
 /// What only the leader touches.
-#[derive(Debug)]
 struct Current {
     segment: u64,
     path: PathBuf,
@@ -164,7 +163,6 @@ impl Session {
     }
 }
 
-#[derive(Debug)]
 struct Shared {
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
@@ -182,10 +180,24 @@ struct Shared {
 ///
 /// `Wal` is `Send + Sync`: share it (`Arc<Wal>`) and append from many
 /// threads; concurrent appends are committed together.
-#[derive(Debug)]
 pub struct Wal {
     shared: Arc<Shared>,
     syncer: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Wal {
+    // Record buffers never reach `Debug`: only the log's position.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = lock(&self.shared.state);
+        f.debug_struct("Wal")
+            .field("dir", &self.shared.dir)
+            .field("sync_mode", &self.shared.sync_mode)
+            .field("sealed", &st.sealing.session.sealed)
+            .field("next_seq", &st.next_seq)
+            .field("durable_seq", &st.durable_seq)
+            .field("segment", &st.res_segment)
+            .finish_non_exhaustive()
+    }
 }
 
 fn io_err(op: FileOp, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
