@@ -9,6 +9,8 @@
 //!   2 (delete) | key_len u32 LE | key
 //! ```
 
+#![deny(clippy::indexing_slicing)]
+
 use std::fmt;
 
 const PUT: u8 = 1;
@@ -165,8 +167,8 @@ impl Batch {
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let b = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_le_bytes(b))
 }
 
 fn take(bytes: &[u8], pos: usize) -> Result<(&[u8], usize), BatchError> {
@@ -229,6 +231,7 @@ impl<'a> IntoIterator for &'a Batch {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

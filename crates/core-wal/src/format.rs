@@ -31,6 +31,8 @@
 //!
 //! All integers are little-endian.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::path::{Path, PathBuf};
 
 use sealkv_crypto_envelope::{AlgorithmId, DbId, KeyId, SessionSalt, TAG_LEN};
@@ -39,6 +41,8 @@ use sealkv_crypto_envelope::{AlgorithmId, DbId, KeyId, SessionSalt, TAG_LEN};
 pub(crate) const MAGIC: [u8; 8] = *b"SEALKVWL";
 /// Format version written and accepted.
 pub(crate) const VERSION: u16 = 1;
+/// Largest sequence number accepted (far beyond any real log).
+pub(crate) const MAX_SEQ: u64 = i64::MAX as u64;
 /// Segment header length.
 pub(crate) const HEADER_LEN: usize = 128;
 /// Header bytes covered by the header tag.
@@ -56,7 +60,8 @@ const DOMAIN_WAL: u8 = 1;
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     b.get(at..at + 2)
-        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u16::from_le_bytes)
 }
 fn u32_at(b: &[u8], at: usize) -> u32 {
     b.get(at..at + 4)
@@ -130,6 +135,11 @@ impl SegmentHeader {
         if u32_at(b, 20) != 0 || b.get(96..112)?.iter().any(|&x| x != 0) {
             return None;
         }
+        // Sequence numbers live in 1..=i64::MAX, so `+ 1` never overflows.
+        let first_seq = u64_at(b, 32);
+        if first_seq == 0 || first_seq > MAX_SEQ {
+            return None;
+        }
         let mut db = [0u8; 16];
         db.copy_from_slice(b.get(48..64)?);
         let mut salt = [0u8; 32];
@@ -139,7 +149,7 @@ impl SegmentHeader {
             algorithm: AlgorithmId(u16_at(b, 12)),
             dek: KeyId(u32_at(b, 16)),
             segment: u64_at(b, 24),
-            first_seq: u64_at(b, 32),
+            first_seq,
             counter: u64_at(b, 40),
             db_id: DbId(db),
             salt: SessionSalt(salt),
@@ -181,12 +191,13 @@ pub(crate) struct RecordHeader {
 impl RecordHeader {
     pub(crate) fn encode_into(&self, b: &mut [u8]) {
         debug_assert!(b.len() >= RECORD_HEADER_LEN);
-        if let Some(b) = b.get_mut(..RECORD_HEADER_LEN) {
-            b[0..4].copy_from_slice(&self.len.to_le_bytes());
-            b[4..8].fill(0);
-            b[8..16].copy_from_slice(&self.seq.to_le_bytes());
-            b[16..24].copy_from_slice(&self.counter.to_le_bytes());
-            b[24..32].copy_from_slice(&self.durable_mark.to_le_bytes());
+        let mut h = [0u8; RECORD_HEADER_LEN];
+        h[0..4].copy_from_slice(&self.len.to_le_bytes());
+        h[8..16].copy_from_slice(&self.seq.to_le_bytes());
+        h[16..24].copy_from_slice(&self.counter.to_le_bytes());
+        h[24..32].copy_from_slice(&self.durable_mark.to_le_bytes());
+        if let Some(dst) = b.get_mut(..RECORD_HEADER_LEN) {
+            dst.copy_from_slice(&h);
         }
     }
 
@@ -221,6 +232,7 @@ pub(crate) fn record_aad(ctx: &[u8; CTX_LEN], header: &[u8]) -> [u8; AAD_LEN] {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

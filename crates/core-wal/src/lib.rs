@@ -20,7 +20,9 @@
 //!   the [`RecoveryReport`]; damage that was provably fsynced is
 //!   [`Error::Corruption`] unless a lenient mode was chosen.
 //! - [`Wal::roll`] starts a new segment; [`Wal::retire`] removes segments a
-//!   flush made obsolete.
+//!   flush made obsolete; [`Wal::new_session`] moves to a new writer session
+//!   (after a data-key rotation, and by itself when a session has spent its
+//!   2^32 nonces).
 //!
 //! All file access goes through [`sealkv_fileio::Vfs`]. The on-disk format
 //! is in `docs/FORMAT.md`, the semantics in `docs/WAL.md`.

@@ -175,6 +175,8 @@ pub struct WalStats {
     pub writes: u64,
     /// fsyncs of segment files.
     pub syncs: u64,
+    /// Writer sessions started after the one made at open.
+    pub sessions: u64,
     /// Explicit rolls that started a new segment.
     pub rolls: u64,
     /// Segments created (including the one made at open).

@@ -1,6 +1,8 @@
 //! A buffered positional reader over one segment file, so recovery reads a
 //! large segment in big chunks without holding all of it in memory.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use crate::error::Result;
 
 const CHUNK: usize = 1 << 20;
 
-#[derive(Debug)]
+/// (No `Debug`: the buffer holds segment bytes.)
 pub(crate) struct SegmentReader {
     file: Arc<dyn VfsFile>,
     path: PathBuf,

@@ -1,6 +1,8 @@
 //! Recovery: reads every segment at open, replays valid records in order,
 //! and decides what damage means (the argument is in `docs/WAL.md`).
 
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +13,8 @@ use sealkv_fileio::{FileError, FileOp, OpenMode, Vfs, VfsFile};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::format::{
-    HEADER_LEN, RECORD_HEADER_LEN, RecordHeader, SegmentHeader, parse_segment_name, segment_path,
+    HEADER_LEN, MAX_SEQ, RECORD_HEADER_LEN, RecordHeader, SegmentHeader, parse_segment_name,
+    segment_path,
 };
 use crate::options::{RecoveryMode, RecoveryReport, Seq, Skipped, TornTail, WalOptions};
 use crate::reader::SegmentReader;
@@ -44,6 +47,9 @@ struct Seg {
     len: u64,
     header: Option<(SegmentHeader, Verify)>,
     bad_header: &'static str,
+    /// A refusal (wrong mode, missing key...) raised only if the segment
+    /// is still needed: an obsolete segment under a retired key is fine.
+    refusal: Option<Error>,
 }
 
 /// A valid record found by scanning past damage.
@@ -88,6 +94,7 @@ impl Recovery<'_> {
             len,
             header: None,
             bad_header: "",
+            refusal: None,
         };
         let mut bytes = [0u8; HEADER_LEN];
         if len < HEADER_LEN as u64 {
@@ -101,7 +108,32 @@ impl Recovery<'_> {
             seg.bad_header = "not a segment header of this format";
             return Ok(seg);
         };
-        let verify = match (&self.opts.keyring, h.sealed) {
+        let verify = match self.verifier(n, &h) {
+            Ok(v) => v,
+            Err(e) => {
+                seg.refusal = Some(e);
+                return Ok(seg);
+            }
+        };
+        if !verify.header(&h, &bytes) {
+            seg.bad_header = "segment header fails authentication";
+            return Ok(seg);
+        }
+        if h.db_id != self.opts.db_id {
+            seg.refusal = Some(Error::WrongDatabase { segment: n });
+            return Ok(seg);
+        }
+        if h.segment != n {
+            seg.bad_header = "segment header names another segment number";
+            return Ok(seg);
+        }
+        seg.header = Some((h, verify));
+        Ok(seg)
+    }
+
+    /// How to verify a segment with header `h`, or why it cannot be read.
+    fn verifier(&self, n: u64, h: &SegmentHeader) -> Result<Verify> {
+        Ok(match (&self.opts.keyring, h.sealed) {
             (None, true) => return Err(Error::EncryptedLog { segment: n }),
             (Some(_), false) => return Err(Error::PlaintextLog { segment: n }),
             (None, false) => Verify::Plain,
@@ -132,20 +164,7 @@ impl Recovery<'_> {
                 };
                 Verify::Sealed(ring.opener(&id)?)
             }
-        };
-        if !verify.header(&h, &bytes) {
-            seg.bad_header = "segment header fails authentication";
-            return Ok(seg);
-        }
-        if h.db_id != self.opts.db_id {
-            return Err(Error::WrongDatabase { segment: n });
-        }
-        if h.segment != n {
-            seg.bad_header = "segment header names another segment number";
-            return Ok(seg);
-        }
-        seg.header = Some((h, verify));
-        Ok(seg)
+        })
     }
 
     fn remove(&self, seg: &Seg, report: &mut RecoveryReport) -> Result<()> {
@@ -195,6 +214,7 @@ impl Recovery<'_> {
         // created when the process died: nothing in it was acknowledged.
         if let Some(last) = segs.last()
             && last.header.is_none()
+            && last.refusal.is_none()
         {
             let mut r = SegmentReader::new(last.file.clone(), last.path.clone(), last.len);
             let header_only = last.len <= HEADER_LEN as u64 || r.zero_from(HEADER_LEN as u64)?;
@@ -214,6 +234,9 @@ impl Recovery<'_> {
             removed_any = true;
         }
 
+        if let Some(e) = segs.iter_mut().find_map(|s| s.refusal.take()) {
+            return Err(e);
+        }
         let mut expected: Option<u64> = None;
         let mut kept = BTreeMap::new();
         let mut body = Vec::new();
@@ -454,6 +477,17 @@ impl Recovery<'_> {
                 removed_any = true;
             }
         }
+        // What was replayed may still sit unsynced in the OS cache (a
+        // previous session under `Never` or `Interval` that died without
+        // a power cut). Make it durable before the new session writes a
+        // segment after it: otherwise a later power cut could lose the end
+        // of this segment while keeping the next one — a hole in the
+        // middle of the log.
+        for s in &segs {
+            if kept.contains_key(&s.n) {
+                s.file.sync_data().map_err(io(FileOp::Sync, &s.path))?;
+            }
+        }
         // Every record kept is older than `first_seq` (the engine flushed
         // past the end of the log): the segments are obsolete, and keeping
         // them would leave a sequence gap before the new segment.
@@ -505,7 +539,7 @@ fn read_record(
     } else {
         hdr.seq == next
     };
-    if !seq_ok {
+    if !seq_ok || hdr.seq > MAX_SEQ {
         return Ok(Err("record out of sequence"));
     }
     if hdr.len as usize > MAX_BODY_LEN {

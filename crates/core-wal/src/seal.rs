@@ -1,6 +1,8 @@
 //! Sealing and opening records and headers: AEAD under the writer
 //! session's WAL subkey, or CRC32C in plaintext mode.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::sync::Arc;
 
 use sealkv_crypto_envelope::{

@@ -15,13 +15,16 @@
 //!    (per the sync mode), and wakes everyone it covered.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sealkv_crypto_envelope::{AlgorithmId, DbId, Domain, KeyId, SessionSalt, TAG_LEN};
+use sealkv_crypto_envelope::{
+    AlgorithmId, CryptoError, DbId, Domain, KeyId, Keyring, SessionSalt, TAG_LEN,
+};
 use sealkv_fileio::{FileError, FileOp, OpenMode, Vfs, VfsFile};
 
 use crate::batch::Batch;
@@ -34,25 +37,25 @@ use crate::options::{RecoveryReport, Seq, SyncMode, WalOptions, WalStats};
 use crate::recovery::{MAX_BODY_LEN, Recovery, ReplayError};
 use crate::seal::Protect;
 
-/// Record buffers kept for reuse.
+/// Record buffers kept for reuse, and the largest one kept.
 const POOL_MAX: usize = 64;
+const POOL_BUF_MAX: usize = 1 << 20;
 /// A commit group stops growing past this many bytes.
 const GROUP_MAX: usize = 4 << 20;
-/// How long, and how many times, a leader under `SyncMode::Always` waits
-/// for a record that is being sealed to join its group.
-const FILL_WAIT: Duration = Duration::from_micros(50);
-const FILL_WAITS: u32 = 8;
 
-/// A sealed record waiting for its turn to be written.
-#[derive(Debug)]
+/// A sealed record waiting for its turn to be written. (No `Debug`:
+/// buffers hold record bytes.)
 struct Ready {
     seq: u64,
     segment: u64,
     buf: Vec<u8>,
+    /// The session it was sealed under (its segment's header names it).
+    sealing: Arc<Sealing>,
 }
 
-#[derive(Debug)]
 struct State {
+    /// The writer session new reservations seal under.
+    sealing: Arc<Sealing>,
     /// Next sequence number to reserve.
     next_seq: u64,
     /// Sequence number of `slots[0]`.
@@ -70,6 +73,8 @@ struct State {
     written_seq: u64,
     durable_seq: u64,
     leader: bool,
+    /// Threads sleeping on `cond`.
+    waiters: usize,
     poisoned: Option<Arc<Error>>,
     closed: bool,
     /// Live segments and their first sequence numbers.
@@ -79,7 +84,6 @@ struct State {
 }
 
 /// What only the leader touches.
-#[derive(Debug)]
 struct Current {
     segment: u64,
     path: PathBuf,
@@ -100,6 +104,50 @@ struct Session {
     salt: SessionSalt,
 }
 
+/// One writer session: how it seals and what its headers record.
+#[derive(Debug)]
+struct Sealing {
+    protect: Protect,
+    session: Session,
+}
+
+impl Sealing {
+    /// Starts a new writer session (a fresh salt) under the active key, or
+    /// the plaintext "session".
+    fn start(keyring: Option<&Arc<Keyring>>, db_id: DbId) -> Result<Sealing> {
+        let Some(ring) = keyring else {
+            return Ok(Sealing {
+                protect: Protect::Plain,
+                session: Session {
+                    db_id,
+                    sealed: false,
+                    algorithm: AlgorithmId(0),
+                    dek: KeyId(0),
+                    salt: SessionSalt([0; 32]),
+                },
+            });
+        };
+        if *ring.db_id() != db_id {
+            return Err(Error::WrongDatabase { segment: 0 });
+        }
+        let ws = ring.start_session()?;
+        let sealer = ws.sealer(Domain::Wal).clone();
+        if sealer.tag_len() != TAG_LEN {
+            return Err(Error::InvalidOptions("the algorithm's tag is not 16 bytes"));
+        }
+        Ok(Sealing {
+            protect: Protect::Sealed(sealer),
+            session: Session {
+                db_id,
+                sealed: true,
+                algorithm: ws.algorithm(),
+                dek: ws.dek(),
+                salt: *ws.salt(),
+            },
+        })
+    }
+}
+
 impl Session {
     fn header(&self, segment: u64, first_seq: u64, counter: u64) -> SegmentHeader {
         SegmentHeader {
@@ -115,20 +163,15 @@ impl Session {
     }
 }
 
-#[derive(Debug)]
 struct Shared {
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
     sync_mode: SyncMode,
     segment_size: u64,
-    protect: Protect,
-    session: Session,
+    keyring: Option<Arc<Keyring>>,
+    db_id: DbId,
     state: Mutex<State>,
-    /// Signalled when a commit finishes or the log is poisoned.
     cond: Condvar,
-    /// Signalled when a sealed record is put in its slot while a leader is
-    /// active.
-    filled: Condvar,
     current: Mutex<Current>,
     stop: AtomicBool,
 }
@@ -137,10 +180,24 @@ struct Shared {
 ///
 /// `Wal` is `Send + Sync`: share it (`Arc<Wal>`) and append from many
 /// threads; concurrent appends are committed together.
-#[derive(Debug)]
 pub struct Wal {
     shared: Arc<Shared>,
     syncer: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Wal {
+    // Record buffers never reach `Debug`: only the log's position.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = lock(&self.shared.state);
+        f.debug_struct("Wal")
+            .field("dir", &self.shared.dir)
+            .field("sync_mode", &self.shared.sync_mode)
+            .field("sealed", &st.sealing.session.sealed)
+            .field("next_seq", &st.next_seq)
+            .field("durable_seq", &st.durable_seq)
+            .field("segment", &st.res_segment)
+            .finish_non_exhaustive()
+    }
 }
 
 fn io_err(op: FileOp, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -167,8 +224,8 @@ impl Wal {
         E: Into<ReplayError>,
     {
         let dir = dir.as_ref().to_path_buf();
-        if options.first_seq.0 == 0 {
-            return Err(Error::InvalidOptions("first_seq must be at least 1"));
+        if options.first_seq.0 == 0 || options.first_seq.0 > crate::format::MAX_SEQ {
+            return Err(Error::InvalidOptions("first_seq must be in 1..=i64::MAX"));
         }
         if options.segment_size < (HEADER_LEN + RECORD_OVERHEAD) as u64 {
             return Err(Error::InvalidOptions(
@@ -180,40 +237,10 @@ impl Wal {
         {
             return Err(Error::InvalidOptions("the sync interval must not be zero"));
         }
-        let (protect, session) = match &options.keyring {
-            None => (
-                Protect::Plain,
-                Session {
-                    db_id: options.db_id,
-                    sealed: false,
-                    algorithm: AlgorithmId(0),
-                    dek: KeyId(0),
-                    salt: SessionSalt([0; 32]),
-                },
-            ),
-            Some(ring) => {
-                if *ring.db_id() != options.db_id {
-                    return Err(Error::WrongDatabase { segment: 0 });
-                }
-                // A new session for every open: never seal again under an
-                // earlier session's subkey.
-                let ws = ring.start_session()?;
-                let sealer = ws.sealer(Domain::Wal).clone();
-                if sealer.tag_len() != TAG_LEN {
-                    return Err(Error::InvalidOptions("the algorithm's tag is not 16 bytes"));
-                }
-                (
-                    Protect::Sealed(sealer),
-                    Session {
-                        db_id: options.db_id,
-                        sealed: true,
-                        algorithm: ws.algorithm(),
-                        dek: ws.dek(),
-                        salt: *ws.salt(),
-                    },
-                )
-            }
-        };
+        // A new session for every open: never seal again under an earlier
+        // session's subkey.
+        let sealing = Arc::new(Sealing::start(options.keyring.as_ref(), options.db_id)?);
+        let session = &sealing.session;
         if !vfs.exists(&dir).map_err(io_err(FileOp::Dir, &dir))? {
             vfs.create_dir_all(&dir)
                 .map_err(io_err(FileOp::Dir, &dir))?;
@@ -234,7 +261,7 @@ impl Wal {
         let mut report = recovered.report;
         let segment = recovered.max_segment + 1;
         let first_seq = recovered.next_seq;
-        let (file, path) = create_segment(&*vfs, &dir, &protect, &session, segment, first_seq)?;
+        let (file, path) = create_segment(&*vfs, &dir, &sealing, segment, first_seq)?;
         report.write_segment = segment;
         let mut segments = recovered.segments;
         segments.insert(segment, first_seq);
@@ -248,9 +275,10 @@ impl Wal {
             dir,
             sync_mode: options.sync_mode,
             segment_size: options.segment_size,
-            protect,
-            session,
+            keyring: options.keyring.clone(),
+            db_id: options.db_id,
             state: Mutex::new(State {
+                sealing: sealing.clone(),
                 next_seq: first_seq,
                 slot_base: first_seq,
                 slots: VecDeque::new(),
@@ -262,6 +290,7 @@ impl Wal {
                 written_seq: first_seq - 1,
                 durable_seq: first_seq - 1,
                 leader: false,
+                waiters: 0,
                 poisoned: None,
                 closed: false,
                 segments,
@@ -269,7 +298,6 @@ impl Wal {
                 stats,
             }),
             cond: Condvar::new(),
-            filled: Condvar::new(),
             current: Mutex::new(Current {
                 segment,
                 path,
@@ -310,19 +338,23 @@ impl Wal {
         if st.closed {
             return Err(Error::Closed);
         }
-        let mut buf = st.pool.pop().unwrap_or_default();
-        let ticket = match sh.protect.draw() {
+        let ticket = match st.sealing.protect.draw() {
             Ok(t) => t,
-            Err(e) => {
-                st.pool.push(buf);
-                return Err(e);
+            // A session that has spent its nonces is replaced (brief 3.3);
+            // its records go to a new segment.
+            Err(Error::Crypto(CryptoError::SessionExhausted(_))) => {
+                sh.rotate_session(&mut st)?;
+                st.sealing.protect.draw()?
             }
+            Err(e) => return Err(e),
         };
+        let sealing = st.sealing.clone();
+        let mut buf = st.pool.pop().unwrap_or_default();
         // Reserve: sequence, segment (rotating by size), durable mark.
         if st.res_end > HEADER_LEN as u64 && st.res_end + total as u64 > sh.segment_size {
             st.res_segment += 1;
             st.res_end = HEADER_LEN as u64;
-            st.res_ctx = sh.session.header(st.res_segment, 0, 0).context();
+            st.res_ctx = sealing.session.header(st.res_segment, 0, 0).context();
         }
         let seq = st.next_seq;
         st.next_seq += 1;
@@ -351,7 +383,7 @@ impl Wal {
             durable_mark,
         };
         hdr.encode_into(&mut buf);
-        let sealed = sh.protect.seal_record(ticket, &ctx, &mut buf);
+        let sealed = sealing.protect.seal_record(ticket, &ctx, &mut buf);
 
         let mut st = lock(&sh.state);
         if let Err(e) = sealed {
@@ -364,10 +396,12 @@ impl Wal {
         }
         let idx = (seq - st.slot_base) as usize;
         if let Some(slot) = st.slots.get_mut(idx) {
-            *slot = Some(Ready { seq, segment, buf });
-        }
-        if st.leader {
-            sh.filled.notify_one();
+            *slot = Some(Ready {
+                seq,
+                segment,
+                buf,
+                sealing,
+            });
         }
         st.stats.appends += 1;
         let always = sh.sync_mode == SyncMode::Always;
@@ -398,7 +432,7 @@ impl Wal {
                 st = lock(&sh.state);
                 continue;
             }
-            st = sh.cond.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = sh.wait_on(st);
         }
     }
 
@@ -423,7 +457,7 @@ impl Wal {
                     continue;
                 }
             }
-            st = sh.cond.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = sh.wait_on(st);
         }
         st.leader = true;
         drop(st);
@@ -492,18 +526,45 @@ impl Wal {
             if st.res_end > HEADER_LEN as u64 {
                 st.res_segment += 1;
                 st.res_end = HEADER_LEN as u64;
-                st.res_ctx = sh.session.header(st.res_segment, 0, 0).context();
+                st.res_ctx = st.sealing.session.header(st.res_segment, 0, 0).context();
                 st.stats.rolls += 1;
             }
             st.res_segment
         };
-        // Every record reserved before the roll is written once we lead;
-        // records reserved after it belong to `target` or later.
+        self.create_reserved(target)
+    }
+
+    /// Starts a new writer session (a fresh salt, under the keyring's
+    /// active data key) in a new segment, which it returns. The engine
+    /// calls it after rotating the data key, so new records are sealed
+    /// under the new key; the log also does it by itself when a session
+    /// has spent its nonces.
+    pub fn new_session(&self) -> Result<u64> {
+        let sh = &*self.shared;
+        let target = {
+            let mut st = lock(&sh.state);
+            if let Some(p) = &st.poisoned {
+                return Err(Error::Poisoned { cause: p.clone() });
+            }
+            sh.rotate_session(&mut st)?;
+            st.res_segment
+        };
+        self.create_reserved(target)
+    }
+
+    /// Syncs the current segment and creates segment `target` (reserved
+    /// by the caller) unless a record already did.
+    fn create_reserved(&self, target: u64) -> Result<u64> {
+        // Every record reserved before is written once we lead; records
+        // reserved after belong to `target` or later.
         self.exclusive(|sh, cur| {
             sh.sync_current(cur)?;
             if cur.segment < target {
-                let first_seq = lock(&sh.state).slot_base;
-                sh.switch(cur, target, first_seq)?;
+                let (first_seq, sealing) = {
+                    let st = lock(&sh.state);
+                    (st.slot_base, st.sealing.clone())
+                };
+                sh.switch(cur, target, first_seq, &sealing)?;
             }
             Ok(target)
         })
@@ -601,42 +662,29 @@ impl Shared {
             // Take the ready records at the front, one segment at a time.
             let mut taken = std::mem::take(&mut cur.taken);
             let mut st = lock(&self.state);
-            let mut bytes = 0usize;
-            let mut seg = None;
-            let mut waits = 0;
-            while st.poisoned.is_none() {
-                match st.slots.front() {
-                    Some(Some(r)) if seg.is_none_or(|s| s == r.segment) && bytes < GROUP_MAX => {
-                        seg = Some(r.segment);
-                        bytes += r.buf.len();
-                        if let Some(Some(r)) = st.slots.pop_front() {
-                            taken.push(r);
-                        }
-                        st.slot_base += 1;
+            if st.poisoned.is_none() {
+                let mut bytes = 0usize;
+                let mut seg = None;
+                while let Some(Some(r)) = st.slots.front() {
+                    if seg.is_some_and(|s| s != r.segment) || bytes >= GROUP_MAX {
+                        break;
                     }
-                    // The next record is being sealed right now. Under
-                    // `Always` an fsync costs far more than a seal: wait a
-                    // moment for it to join this group.
-                    Some(None)
-                        if self.sync_mode == SyncMode::Always
-                            && !taken.is_empty()
-                            && waits < FILL_WAITS =>
-                    {
-                        waits += 1;
-                        st = self
-                            .filled
-                            .wait_timeout(st, FILL_WAIT)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
+                    seg = Some(r.segment);
+                    bytes += r.buf.len();
+                    if let Some(Some(r)) = st.slots.pop_front() {
+                        taken.push(r);
                     }
-                    _ => break,
+                    st.slot_base += 1;
                 }
             }
             if taken.is_empty() {
                 st.leader = false;
+                let wake = st.waiters > 0;
                 drop(st);
                 cur.taken = taken;
-                self.cond.notify_all();
+                if wake {
+                    self.cond.notify_all();
+                }
                 return;
             }
             drop(st);
@@ -657,22 +705,36 @@ impl Shared {
                 }
             }
             for r in taken.drain(..) {
-                if st.pool.len() < POOL_MAX {
+                // Keep ordinary buffers; let a huge one go.
+                if st.pool.len() < POOL_MAX && r.buf.capacity() <= POOL_BUF_MAX {
                     st.pool.push(r.buf);
                 }
             }
+            // A notify is a syscall; skip it when nobody waits (a waiter
+            // checks its condition under this lock before it sleeps).
+            let wake = st.waiters > 0;
             drop(st);
             cur.taken = taken;
-            self.cond.notify_all();
+            if wake {
+                self.cond.notify_all();
+            }
         }
+    }
+
+    /// Sleeps on `cond`, counted in `waiters`.
+    fn wait_on<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.waiters += 1;
+        let mut st = self.cond.wait(st).unwrap_or_else(|p| p.into_inner());
+        st.waiters -= 1;
+        st
     }
 
     /// Writes one group; returns whether it was fsynced.
     fn commit(&self, cur: &mut Current, taken: &[Ready]) -> Result<bool> {
-        let first = taken.first().map_or(0, |r| r.seq);
-        let segment = taken.first().map_or(cur.segment, |r| r.segment);
-        if segment != cur.segment {
-            self.switch(cur, segment, first)?;
+        if let Some(r) = taken.first()
+            && r.segment != cur.segment
+        {
+            self.switch(cur, r.segment, r.seq, &r.sealing)?;
         }
         let bytes: usize = taken.iter().map(|r| r.buf.len()).sum();
         let result = if let [one] = taken {
@@ -722,28 +784,37 @@ impl Shared {
         Ok(())
     }
 
-    /// Makes the current segment durable, then creates segment `n`
-    /// (header fsynced, directory fsynced) and makes it current.
-    fn switch(&self, cur: &mut Current, n: u64, first_seq: u64) -> Result<()> {
+    /// Makes the current segment durable, then creates segment `n` (and
+    /// any number between, empty, so numbers stay contiguous), each with
+    /// its header and directory entry fsynced, and makes `n` current.
+    fn switch(&self, cur: &mut Current, n: u64, first_seq: u64, sealing: &Sealing) -> Result<()> {
+        debug_assert!(n > cur.segment);
         self.sync_current(cur)?;
-        let (file, path) = create_segment(
-            &*self.vfs,
-            &self.dir,
-            &self.protect,
-            &self.session,
-            n,
-            first_seq,
-        )?;
-        cur.segment = n;
-        cur.path = path;
-        cur.file = file;
-        cur.end = HEADER_LEN as u64;
-        cur.synced = HEADER_LEN as u64;
-        let mut st = lock(&self.state);
-        st.segments.insert(n, first_seq);
-        st.stats.segments_created += 1;
-        st.synced_segment = n;
-        st.synced_end = HEADER_LEN as u64;
+        while cur.segment < n {
+            let next = cur.segment + 1;
+            let (file, path) = create_segment(&*self.vfs, &self.dir, sealing, next, first_seq)?;
+            cur.segment = next;
+            cur.path = path;
+            cur.file = file;
+            cur.end = HEADER_LEN as u64;
+            cur.synced = HEADER_LEN as u64;
+            let mut st = lock(&self.state);
+            st.segments.insert(next, first_seq);
+            st.stats.segments_created += 1;
+            st.synced_segment = next;
+            st.synced_end = HEADER_LEN as u64;
+        }
+        Ok(())
+    }
+
+    /// Replaces the writer session; later reservations go to a new
+    /// segment, since a segment's header names one session.
+    fn rotate_session(&self, st: &mut State) -> Result<()> {
+        st.sealing = Arc::new(Sealing::start(self.keyring.as_ref(), self.db_id)?);
+        st.res_segment += 1;
+        st.res_end = HEADER_LEN as u64;
+        st.res_ctx = st.sealing.session.header(st.res_segment, 0, 0).context();
+        st.stats.sessions += 1;
         Ok(())
     }
 
@@ -771,11 +842,11 @@ impl Shared {
 fn create_segment(
     vfs: &dyn Vfs,
     dir: &Path,
-    protect: &Protect,
-    session: &Session,
+    sealing: &Sealing,
     n: u64,
     first_seq: u64,
 ) -> Result<(Arc<dyn VfsFile>, PathBuf)> {
+    let Sealing { protect, session } = sealing;
     let path = segment_path(dir, n);
     let ticket = protect.draw()?;
     let counter = ticket.as_ref().map_or(0, |t| t.counter());

@@ -32,3 +32,21 @@ fn sealed_segments_hold_no_plaintext_and_plaintext_ones_do() {
         }
     }
 }
+
+#[test]
+fn debug_output_shows_no_record_bytes() {
+    let canaries = Canaries::new(2);
+    let (_s, v) = sim();
+    let (wal, _, _) = open(&v, &options(None)).unwrap();
+    let mut b = Batch::new();
+    b.put(canaries.key(0), canaries.value(0));
+    assert!(!format!("{b:?}").contains("CANARY"));
+    wal.append(&b).unwrap();
+    wal.append(&b).unwrap();
+    let shown = format!("{wal:?}");
+    assert!(shown.contains("next_seq: 3"), "{shown}");
+    assert!(
+        !shown.contains("CANARY") && !shown.contains("67, 65, 78"),
+        "{shown}"
+    );
+}
