@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use sealkv_crypto_envelope::{
     CryptoError, DbId, Domain, KeyId, Keyring, SessionSalt, SubkeyId, WriterSession, checksum_tag,
-    verify_checksum_tag,
 };
 
 use crate::error::{Result, StoreError};
@@ -74,7 +73,7 @@ impl Codec {
                 }
                 .write(buf);
                 let aad = self.aad(page, buf);
-                tag = checksum_tag(&aad, &buf[PAGE_HEADER_LEN..p - TAG_LEN]);
+                tag = plain_tag(&aad, &buf[PAGE_HEADER_LEN..p - TAG_LEN], txn);
             }
             Mode::Sealed { session, .. } => {
                 let session = session.as_ref().ok_or(StoreError::ReadOnly)?;
@@ -120,7 +119,7 @@ impl Codec {
         let (body, tag) = buf[PAGE_HEADER_LEN..].split_at_mut(p - PAGE_HEADER_LEN - TAG_LEN);
         match &self.mode {
             Mode::Plain => {
-                if !verify_checksum_tag(&aad, body, tag) {
+                if plain_tag(&aad, body, h.txn) != *tag {
                     return Err(StoreError::corrupt(page, "checksum mismatch"));
                 }
             }
@@ -177,6 +176,16 @@ impl Codec {
         }
         Ok(h)
     }
+}
+
+/// Plaintext mode's tag: the CRC32C of AAD and body (bytes 0..4, as
+/// `checksum_tag` makes it), then the writing transaction id (bytes 4..12),
+/// so that two versions of one page never share a tag (the cache key and
+/// the parent's freshness check) even when their CRCs collide.
+fn plain_tag(aad: &[u8], body: &[u8], txn: u64) -> Tag {
+    let mut tag = checksum_tag(aad, body);
+    tag[4..12].copy_from_slice(&txn.to_be_bytes());
+    tag
 }
 
 fn want_name(want: &[PageKind]) -> &'static str {

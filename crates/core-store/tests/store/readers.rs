@@ -129,3 +129,34 @@ fn readers_run_concurrently_with_the_writer() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn a_range_outliving_its_read_txn_keeps_its_pages() {
+    let sim = SimVfs::new();
+    let store = create(&sim, None);
+    let mut w = store.write().unwrap();
+    for i in 0..2000u32 {
+        w.put(&key(i), &val(i, 0)).unwrap();
+    }
+    w.commit().unwrap();
+    let r = store.read();
+    let mut range = r.iter();
+    drop(r);
+    let first = range.next().unwrap().unwrap();
+    assert_eq!(first.1, val(0, 0));
+    for g in 1..10u32 {
+        let mut w = store.write().unwrap();
+        for i in 0..2000u32 {
+            w.put(&key(i), &val(i, g)).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let rest: Vec<_> = range.collect::<Result<_, _>>().unwrap();
+    assert_eq!(rest.len(), 1999);
+    assert!(
+        rest.iter()
+            .enumerate()
+            .all(|(i, (_, v))| *v == val(i as u32 + 1, 0))
+    );
+    assert_eq!(store.stats().readers, 0);
+}
