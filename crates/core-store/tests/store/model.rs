@@ -25,7 +25,7 @@ struct Txn {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0u16..400, prop_oneof![8 => 0usize..200, 1 => 900usize..20_000], any::<u8>())
+        6 => (0u16..400, prop_oneof![8 => 0usize..200, 2 => 500usize..900, 1 => 900usize..20_000], any::<u8>())
             .prop_map(|(k, l, b)| Op::Put(k, l, b)),
         3 => (0u16..400).prop_map(Op::Delete),
     ]
