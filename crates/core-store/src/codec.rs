@@ -7,7 +7,7 @@
 //! (kind, DEK id, nonce counter, session salt, txn). Plaintext mode keeps the
 //! layout and puts a CRC32C over the same AAD and the body in the tag slot.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use sealkv_crypto_envelope::{
     CryptoError, DbId, Domain, KeyId, Keyring, SessionSalt, SubkeyId, WriterSession, checksum_tag,
@@ -26,7 +26,7 @@ pub(crate) enum Mode {
     /// AEAD; `session` is present when the store is open for writing.
     Sealed {
         keyring: Arc<Keyring>,
-        session: Option<WriterSession>,
+        session: Option<RwLock<Arc<WriterSession>>>,
     },
 }
 
@@ -75,15 +75,27 @@ impl Codec {
                 let aad = self.aad(page, buf);
                 tag = plain_tag(&aad, &buf[PAGE_HEADER_LEN..p - TAG_LEN], txn);
             }
-            Mode::Sealed { session, .. } => {
-                let session = session.as_ref().ok_or(StoreError::ReadOnly)?;
+            Mode::Sealed { session, keyring } => {
+                let slot = session.as_ref().ok_or(StoreError::ReadOnly)?;
                 let domain = if kind == PageKind::Meta {
                     Domain::Meta
                 } else {
                     Domain::Page
                 };
+                let mut session = slot.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let ticket = match session.sealer(domain).draw() {
+                    Ok(t) => t,
+                    Err(CryptoError::SessionExhausted(_)) => {
+                        // 2^32 seals in this session: start a new one (new
+                        // salt, new subkeys) and go on under it.
+                        let fresh = Arc::new(keyring.start_session()?);
+                        *slot.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+                        session = fresh;
+                        session.sealer(domain).draw()?
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let sealer = session.sealer(domain);
-                let ticket = sealer.draw()?;
                 PageHeader {
                     kind,
                     dek: session.dek().0,
