@@ -7,11 +7,10 @@
 //! (kind, DEK id, nonce counter, session salt, txn). Plaintext mode keeps the
 //! layout and puts a CRC32C over the same AAD and the body in the tag slot.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use sealkv_crypto_envelope::{
     CryptoError, DbId, Domain, KeyId, Keyring, SessionSalt, SubkeyId, WriterSession, checksum_tag,
-    verify_checksum_tag,
 };
 
 use crate::error::{Result, StoreError};
@@ -27,7 +26,7 @@ pub(crate) enum Mode {
     /// AEAD; `session` is present when the store is open for writing.
     Sealed {
         keyring: Arc<Keyring>,
-        session: Option<WriterSession>,
+        session: Option<RwLock<Arc<WriterSession>>>,
     },
 }
 
@@ -74,17 +73,29 @@ impl Codec {
                 }
                 .write(buf);
                 let aad = self.aad(page, buf);
-                tag = checksum_tag(&aad, &buf[PAGE_HEADER_LEN..p - TAG_LEN]);
+                tag = plain_tag(&aad, &buf[PAGE_HEADER_LEN..p - TAG_LEN], txn);
             }
-            Mode::Sealed { session, .. } => {
-                let session = session.as_ref().ok_or(StoreError::ReadOnly)?;
+            Mode::Sealed { session, keyring } => {
+                let slot = session.as_ref().ok_or(StoreError::ReadOnly)?;
                 let domain = if kind == PageKind::Meta {
                     Domain::Meta
                 } else {
                     Domain::Page
                 };
+                let mut session = slot.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let ticket = match session.sealer(domain).draw() {
+                    Ok(t) => t,
+                    Err(CryptoError::SessionExhausted(_)) => {
+                        // 2^32 seals in this session: start a new one (new
+                        // salt, new subkeys) and go on under it.
+                        let fresh = Arc::new(keyring.start_session()?);
+                        *slot.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+                        session = fresh;
+                        session.sealer(domain).draw()?
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let sealer = session.sealer(domain);
-                let ticket = sealer.draw()?;
                 PageHeader {
                     kind,
                     dek: session.dek().0,
@@ -120,7 +131,7 @@ impl Codec {
         let (body, tag) = buf[PAGE_HEADER_LEN..].split_at_mut(p - PAGE_HEADER_LEN - TAG_LEN);
         match &self.mode {
             Mode::Plain => {
-                if !verify_checksum_tag(&aad, body, tag) {
+                if plain_tag(&aad, body, h.txn) != *tag {
                     return Err(StoreError::corrupt(page, "checksum mismatch"));
                 }
             }
@@ -177,6 +188,16 @@ impl Codec {
         }
         Ok(h)
     }
+}
+
+/// Plaintext mode's tag: the CRC32C of AAD and body (bytes 0..4, as
+/// `checksum_tag` makes it), then the writing transaction id (bytes 4..12),
+/// so that two versions of one page never share a tag (the cache key and
+/// the parent's freshness check) even when their CRCs collide.
+fn plain_tag(aad: &[u8], body: &[u8], txn: u64) -> Tag {
+    let mut tag = checksum_tag(aad, body);
+    tag[4..12].copy_from_slice(&txn.to_be_bytes());
+    tag
 }
 
 fn want_name(want: &[PageKind]) -> &'static str {

@@ -9,6 +9,23 @@
 //! as [`StoreError::Rollback`]. Commits write new pages, fsync, then write the
 //! meta page and fsync: a crash leaves either the old or the new state.
 //!
+//! - **Readers** ([`Store::read`]) each hold one committed root; any number
+//!   run beside the single writer ([`Store::write`]) without blocking it or
+//!   each other. Pages freed by commit N are reused from commit N+2 on, and
+//!   only once no reader holds a snapshot older than N.
+//! - **The cache** holds decoded pages keyed by (page, expected tag), bounded
+//!   in bytes and sharded. A hit costs no decryption and is still exactly
+//!   the version its parent names. Decrypted pages are plaintext in memory:
+//!   the cache is as sensitive as the data.
+//! - **[`Store::verify`]** walks every reachable and free page;
+//!   [`Store::zero_free_pages`] wipes the free ones; [`ReadTxn::pages`] and
+//!   [`ReadTxn::raw_page`] let a physical backup copy a snapshot page by
+//!   page, still sealed.
+//! - Each open for writing is a new writer session (fresh salt); a session
+//!   that reaches 2^32 seals is replaced by a new one.
+//!
+//! The byte layout is in `docs/FORMAT.md`, section "Page file".
+//!
 //! # Example
 //!
 //! ```

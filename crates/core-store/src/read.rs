@@ -15,17 +15,25 @@ use crate::store::{Inner, Snapshot, Store};
 pub struct ReadTxn {
     inner: Arc<Inner>,
     snap: Arc<Snapshot>,
+    guard: Arc<ReaderGuard>,
+}
+
+/// Keeps a snapshot registered (its pages from reuse) while a `ReadTxn` or
+/// any `Range` made from it lives.
+struct ReaderGuard {
+    inner: Arc<Inner>,
+    txn: u64,
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        self.inner.unregister_reader(self.txn);
+    }
 }
 
 impl std::fmt::Debug for ReadTxn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadTxn").field("txn", &self.txn()).finish()
-    }
-}
-
-impl Drop for ReadTxn {
-    fn drop(&mut self) {
-        self.inner.unregister_reader(self.snap.meta.txn);
     }
 }
 
@@ -35,6 +43,10 @@ impl Store {
         let snap = self.inner.register_reader();
         ReadTxn {
             inner: self.inner.clone(),
+            guard: Arc::new(ReaderGuard {
+                inner: self.inner.clone(),
+                txn: snap.meta.txn,
+            }),
             snap,
         }
     }
@@ -104,7 +116,7 @@ impl ReadTxn {
             front: None,
             back: None,
             done: self.snap.meta.root.is_none(),
-            _snap: self.snap.clone(),
+            _guard: self.guard.clone(),
             last_front: None,
             last_back: None,
         }
@@ -117,7 +129,8 @@ impl ReadTxn {
 }
 
 /// An ordered, double-ended iterator over a range of a snapshot. Items are
-/// `Result`s: after an error the iterator ends.
+/// `Result`s: after an error the iterator ends. It keeps its snapshot's
+/// pages from reuse even after the `ReadTxn` is dropped.
 pub struct Range {
     inner: Arc<Inner>,
     root: Option<ChildRef>,
@@ -129,7 +142,7 @@ pub struct Range {
     /// Path to one past the next entry from the back.
     back: Option<Vec<(Arc<Node>, usize)>>,
     done: bool,
-    _snap: Arc<Snapshot>,
+    _guard: Arc<ReaderGuard>,
     last_front: Option<Vec<u8>>,
     last_back: Option<Vec<u8>>,
 }

@@ -200,7 +200,7 @@ impl Store {
                     session.algorithm().0,
                     Mode::Sealed {
                         keyring: k.clone(),
-                        session: Some(session),
+                        session: Some(std::sync::RwLock::new(Arc::new(session))),
                     },
                 )
             }
@@ -331,7 +331,7 @@ impl Store {
                             key: s.algorithm().0,
                         });
                     }
-                    Some(s)
+                    Some(std::sync::RwLock::new(Arc::new(s)))
                 };
                 Mode::Sealed {
                     keyring: k.clone(),

@@ -395,7 +395,17 @@ impl Commit<'_> {
             } else {
                 let reps = self.apply(node.child(i), &ops[start..end], false)?;
                 for (j, (k, c)) in reps.into_iter().enumerate() {
-                    entries.push((if j == 0 { node.key(i).to_vec() } else { k }, c));
+                    // Child i > 0 keeps its separator (every key routed to it
+                    // is >= it). The first child also takes keys below its
+                    // old first key, so it takes its new first key: the old
+                    // one could be above the next new child's first key.
+                    let sep = if j == 0 && i > 0 {
+                        node.key(i).to_vec()
+                    } else {
+                        k
+                    };
+                    debug_assert!(entries.last().is_none_or(|(prev, _)| *prev < sep));
+                    entries.push((sep, c));
                 }
             }
             start = end;

@@ -1,1 +1,184 @@
-//! errors
+//! Every error a caller can provoke, with its variant.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sealkv_core_store::{Store, StoreError, StoreOptions};
+use sealkv_crypto_envelope::{
+    CryptoProvider, DataKey, DbId, EncryptionAlgorithm, KeyId, Keyring, SecretKey,
+};
+use sealkv_fileio::{SimVfs, Vfs};
+
+use crate::common::*;
+
+fn vfs(sim: &SimVfs) -> Arc<dyn Vfs> {
+    Arc::new(sim.clone())
+}
+
+#[test]
+fn open_errors() {
+    let sim = SimVfs::new();
+    drop(create(&sim, Some(keyring())));
+    let p = path();
+    let e = Store::open(vfs(&sim), &p, opts(None)).unwrap_err();
+    assert!(matches!(e, StoreError::EncryptedStore), "{e:?}");
+    let e = Store::open(
+        vfs(&sim),
+        &p,
+        opts(Some(keyring_with(DbId([3; 16]), [42; 32]))),
+    )
+    .unwrap_err();
+    assert!(matches!(e, StoreError::WrongDatabase), "{e:?}");
+    // The right db id but not the key that sealed the pages.
+    let e = Store::open(
+        vfs(&sim),
+        &p,
+        opts(Some(keyring_with(DbId([7; 16]), [1; 32]))),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, StoreError::Corruption { page: 1 | 2, .. }),
+        "{e:?}"
+    );
+    // Another algorithm for the active key.
+    let k = Keyring::new(DbId([7; 16]), Arc::new(CryptoProvider::default()));
+    k.insert(DataKey::new(
+        KeyId(1),
+        EncryptionAlgorithm::ChaCha20Poly1305.id(),
+        SecretKey::from_bytes(&[42; 32]).unwrap(),
+    ));
+    k.set_active(KeyId(1)).unwrap();
+    let e = Store::open(vfs(&sim), &p, opts(Some(Arc::new(k)))).unwrap_err();
+    assert!(
+        matches!(e, StoreError::AlgorithmMismatch { file: 1, key: 2 }),
+        "{e:?}"
+    );
+    // A keyring without the page's key.
+    let k = Keyring::new(DbId([7; 16]), Arc::new(CryptoProvider::default()));
+    k.insert(DataKey::new(
+        KeyId(2),
+        EncryptionAlgorithm::Aes256Gcm.id(),
+        SecretKey::from_bytes(&[42; 32]).unwrap(),
+    ));
+    k.set_active(KeyId(2)).unwrap();
+    let e = Store::open(vfs(&sim), &p, opts(Some(Arc::new(k)))).unwrap_err();
+    assert!(matches!(e, StoreError::MissingKey { .. }), "{e:?}");
+
+    let plain = SimVfs::new();
+    drop(create(&plain, None));
+    let e = Store::open(vfs(&plain), &p, opts(Some(keyring()))).unwrap_err();
+    assert!(matches!(e, StoreError::NotEncrypted), "{e:?}");
+    let e = Store::open(vfs(&plain), Path::new("/db/missing"), opts(None)).unwrap_err();
+    assert!(matches!(e, StoreError::Io(_)), "{e:?}");
+    let e = Store::create(
+        vfs(&plain),
+        Path::new("/db/x"),
+        StoreOptions {
+            page_size: 5000,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, StoreError::InvalidPageSize(5000)), "{e:?}");
+}
+
+#[test]
+fn locking_and_read_only() {
+    let sim = SimVfs::new();
+    let store = create(&sim, None);
+    let e = Store::open(vfs(&sim), &path(), opts(None)).unwrap_err();
+    assert!(matches!(e, StoreError::Locked), "{e:?}");
+    let ro = StoreOptions {
+        read_only: true,
+        ..opts(None)
+    };
+    let e = Store::open(vfs(&sim), &path(), ro.clone()).unwrap_err();
+    assert!(matches!(e, StoreError::Locked), "{e:?}");
+    drop(store);
+    let (r1, _) = Store::open(vfs(&sim), &path(), ro.clone()).unwrap();
+    let (_r2, _) = Store::open(vfs(&sim), &path(), ro).unwrap();
+    assert!(matches!(r1.write().unwrap_err(), StoreError::ReadOnly));
+    assert!(matches!(
+        r1.zero_free_pages().unwrap_err(),
+        StoreError::ReadOnly
+    ));
+}
+
+#[test]
+fn write_errors_and_the_single_writer() {
+    let sim = SimVfs::new();
+    let store = create(&sim, None);
+    let mut w = store.write().unwrap();
+    // A second write on the same thread is refused, not a deadlock.
+    assert!(matches!(
+        store.write().unwrap_err(),
+        StoreError::WriteInProgress
+    ));
+    let max = store.max_key_len();
+    assert_eq!(max, 964);
+    assert!(matches!(
+        w.put(&vec![1; max + 1], b"v").unwrap_err(),
+        StoreError::KeyTooLarge { .. }
+    ));
+    w.put(&vec![1; max], &vec![2; 3000]).unwrap();
+    assert!(matches!(
+        w.set_app_meta(&[0; 1025]).unwrap_err(),
+        StoreError::AppMetaTooLarge { .. }
+    ));
+    let e = w
+        .apply(vec![
+            (b"a".to_vec(), Some(b"1".to_vec())),
+            (vec![0; max + 1], None),
+        ])
+        .unwrap_err();
+    assert!(matches!(e, StoreError::KeyTooLarge { .. }));
+    assert_eq!(
+        w.get(b"a").unwrap(),
+        None,
+        "a refused batch applies nothing"
+    );
+    w.set_app_meta(b"anchor").unwrap();
+    w.commit().unwrap();
+    assert_eq!(store.read().app_meta(), b"anchor");
+    assert_eq!(
+        store.read().get(&vec![1; max]).unwrap(),
+        Some(vec![2; 3000])
+    );
+
+    // Another thread waits for the writer instead of failing.
+    let w = store.write().unwrap();
+    let s2 = store.clone();
+    let h = std::thread::spawn(move || {
+        let mut w = s2.write().unwrap();
+        w.put(b"t", b"2").unwrap();
+        w.commit().unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    w.abort();
+    assert_eq!(h.join().unwrap(), 2);
+}
+
+#[test]
+fn page_sizes_up_to_64k_work() {
+    for ps in [8192u32, 65536] {
+        let sim = SimVfs::new();
+        let v = vfs(&sim);
+        v.create_dir_all(Path::new("/db")).unwrap();
+        let o = StoreOptions {
+            page_size: ps,
+            ..opts(Some(keyring()))
+        };
+        let (store, _) = Store::create(v.clone(), &path(), o.clone()).unwrap();
+        let mut w = store.write().unwrap();
+        for i in 0..3000u32 {
+            w.put(&key(i), &val(i, 0)).unwrap();
+        }
+        w.put(b"big", &vec![5; 200_000]).unwrap();
+        w.commit().unwrap();
+        drop(store);
+        let (store, _) = Store::open(v, &path(), o).unwrap();
+        assert_eq!(store.page_size(), ps);
+        assert_eq!(all(&store.read()).len(), 3001);
+        assert!(store.verify().unwrap().is_clean());
+    }
+}

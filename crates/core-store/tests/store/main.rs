@@ -3,6 +3,7 @@
 
 mod common;
 mod crash;
+mod engine_repro;
 mod errors;
 mod fuzz;
 mod model;
