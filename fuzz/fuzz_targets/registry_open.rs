@@ -10,9 +10,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sha2::{Digest, Sha256};
 use sealkv_crypto_envelope::registry::KeyRegistry;
 use sealkv_crypto_envelope::{KdfParams, KeySource, MasterKey, Passphrase};
+use sha2::{Digest, Sha256};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(raw) = MasterKey::from_bytes(&[0x5a; 32]) else {

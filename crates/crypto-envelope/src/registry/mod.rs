@@ -68,6 +68,7 @@ mod error;
 mod file;
 mod format;
 mod kek;
+mod types;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -81,6 +82,7 @@ use crate::provider::CryptoProvider;
 
 pub use error::RegistryError;
 pub use file::{MAX_REGISTRY_LEN, REGISTRY_FILE_NAME, RegistryFile};
+pub use types::{KekKind, KeyInfo, KeyPurpose, KeyState};
 
 use format::{Header, StoredKdf};
 use kek::KekKeys;
@@ -88,88 +90,6 @@ use kek::KekKeys;
 /// The registry format version this build writes (and the only one it
 /// reads).
 pub const REGISTRY_FORMAT_VERSION: u16 = format::VERSION;
-
-/// How the registry's master key (KEK) is obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KekKind {
-    /// A raw 256-bit key (given directly or by a key provider).
-    Raw,
-    /// A passphrase, stretched with Argon2id under the salt and cost stored
-    /// in the registry header.
-    Passphrase,
-}
-
-impl fmt::Display for KekKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            KekKind::Raw => "raw key",
-            KekKind::Passphrase => "passphrase",
-        })
-    }
-}
-
-impl KekKind {
-    fn of(source: &KeySource) -> Self {
-        if source.is_passphrase() {
-            KekKind::Passphrase
-        } else {
-            KekKind::Raw
-        }
-    }
-}
-
-/// What a key is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyPurpose {
-    /// A data key (DEK): seals WAL records, pages and metadata through
-    /// writer sessions.
-    Data,
-    /// A field key: seals single values ([`crate::field`]).
-    Field,
-}
-
-impl fmt::Display for KeyPurpose {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            KeyPurpose::Data => "data",
-            KeyPurpose::Field => "field",
-        })
-    }
-}
-
-/// Where a key is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KeyState {
-    /// Data key: the one new sessions seal under. Field key: usable.
-    Active,
-    /// Data key superseded by a rotation: opens old units, seals nothing.
-    Readable,
-    /// Data key retired: its material is gone from the registry.
-    Retired,
-    /// Field key destroyed: its material is gone from the registry.
-    Destroyed,
-}
-
-impl KeyState {
-    /// Whether the registry holds the key's material in this state.
-    pub fn has_material(self) -> bool {
-        matches!(self, KeyState::Active | KeyState::Readable)
-    }
-}
-
-/// The public facts about one key: never its material.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyInfo {
-    /// The key's id, unique in its database and never reused.
-    pub id: KeyId,
-    /// What it is for.
-    pub purpose: KeyPurpose,
-    /// The algorithm it seals with.
-    pub algorithm: AlgorithmId,
-    /// Its state.
-    pub state: KeyState,
-}
 
 /// A key's material and its wrapped form under the current KEK.
 #[derive(Clone)]
