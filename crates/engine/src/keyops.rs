@@ -37,7 +37,7 @@ impl Db {
             EncryptionAlgorithm::Aes256Gcm.id()
         };
         self.check_writable()?;
-        keys.add_field_key(alg, &self.inner.config.provider)
+        keys.add_field_key(alg)
     }
 
     /// A new random field key for deterministic field encryption
@@ -46,10 +46,8 @@ impl Db {
     /// a value).
     pub fn create_deterministic_field_key(&self) -> Result<KeyId, Error> {
         self.check_writable()?;
-        self.keys()?.add_field_key(
-            EncryptionAlgorithm::Aes256GcmSiv.id(),
-            &self.inner.config.provider,
-        )
+        self.keys()?
+            .add_field_key(EncryptionAlgorithm::Aes256GcmSiv.id())
     }
 
     /// Destroys field key `id`, durably: every value sealed under it is

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use sealkv_crypto_envelope::registry::{KeyRegistry, RegistryFile};
+use sealkv_crypto_envelope::registry::{KeyPurpose, KeyRegistry, RegistryFile};
 use sealkv_crypto_envelope::{AlgorithmId, DataKey, DbId, KeyId, KeySource, Keyring};
 
 use crate::config::Config;
@@ -41,14 +41,15 @@ impl KeyState {
         let dir = config.path.clone();
         let source = config.key.clone().ok_or(Error::MissingKey)?;
         let map = |e| crate::errmap::registry(&dir, e);
-        let registry = KeyRegistry::create(
+        let registry = KeyRegistry::create_with_provider(
             db_id,
             &source,
             config.algorithm_for_new().id(),
-            &config.provider,
+            config.provider.clone(),
         )
         .map_err(map)?;
-        let file = RegistryFile::new(config.vfs.clone(), path);
+        let file = RegistryFile::new(config.vfs.clone(), &config.path);
+        debug_assert_eq!(file.path(), path);
         file.create(&registry).map_err(map)?;
         Self::assemble(config, path, file, registry, source)
     }
@@ -58,8 +59,11 @@ impl KeyState {
         let dir = config.path.clone();
         let source = config.key.clone().ok_or(Error::MissingKey)?;
         let map = |e| crate::errmap::registry(&dir, e);
-        let file = RegistryFile::new(config.vfs.clone(), path);
-        let registry = file.load(&source, &config.provider).map_err(map)?;
+        let file = RegistryFile::new(config.vfs.clone(), &config.path);
+        debug_assert_eq!(file.path(), path);
+        let registry = file
+            .load_with_provider(&source, config.provider.clone())
+            .map_err(map)?;
         Self::assemble(config, path, file, registry, source)
     }
 
@@ -96,7 +100,7 @@ impl KeyState {
 
     /// The algorithm of the active data key.
     pub(crate) fn algorithm(&self) -> AlgorithmId {
-        self.reg().active_data_key().algorithm
+        algorithm_of(&self.reg())
     }
 
     /// Writes `registry` durably, then installs it.
@@ -105,7 +109,7 @@ impl KeyState {
         reg: &mut MutexGuard<'_, KeyRegistry>,
         next: KeyRegistry,
     ) -> Result<(), Error> {
-        self.file.replace(&next).map_err(|e| self.map(e))?;
+        self.file.store(&next).map_err(|e| self.map(e))?;
         **reg = next;
         Ok(())
     }
@@ -121,16 +125,10 @@ impl KeyState {
     }
 
     /// A new field key.
-    pub(crate) fn add_field_key(
-        &self,
-        algorithm: AlgorithmId,
-        provider: &sealkv_crypto_envelope::CryptoProvider,
-    ) -> Result<KeyId, Error> {
+    pub(crate) fn add_field_key(&self, algorithm: AlgorithmId) -> Result<KeyId, Error> {
         let mut reg = self.reg();
         let mut next = reg.clone();
-        let id = next
-            .add_field_key(algorithm, provider)
-            .map_err(|e| self.map(e))?;
+        let id = next.add_field_key(algorithm).map_err(|e| self.map(e))?;
         self.commit(&mut reg, next)?;
         Ok(id)
     }
@@ -151,17 +149,23 @@ impl KeyState {
     /// The encryption status for `stats()`.
     pub(crate) fn status(&self, sealed: bool) -> EncryptionStatus {
         let reg = self.reg();
-        let active = reg.active_data_key();
+        let keys = reg.keys();
+        let ids = |p: KeyPurpose| -> Vec<KeyId> {
+            keys.iter()
+                .filter(|k| k.purpose == p && k.state.has_material())
+                .map(|k| k.id)
+                .collect()
+        };
         EncryptionStatus {
             encrypt_at_rest: sealed,
-            algorithm: sealed.then_some(active.algorithm),
-            active_key: sealed.then_some(active.id),
+            algorithm: sealed.then(|| algorithm_of(&reg)),
+            active_key: sealed.then(|| reg.active_data_key()),
             data_keys: if sealed {
-                reg.data_key_ids()
+                ids(KeyPurpose::Data)
             } else {
                 Vec::new()
             },
-            field_keys: reg.field_key_ids(),
+            field_keys: ids(KeyPurpose::Field),
             registry_generation: reg.generation(),
         }
     }
@@ -175,7 +179,7 @@ impl KeyState {
             .clone();
         let provider = self.keyring.provider().clone();
         self.file
-            .load(&source, &provider)
+            .load_with_provider(&source, provider)
             .map(|_| ())
             .map_err(|e| self.map(e))
     }
@@ -185,4 +189,10 @@ impl KeyState {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The algorithm of the registry's active data key.
+fn algorithm_of(reg: &KeyRegistry) -> AlgorithmId {
+    reg.key(reg.active_data_key())
+        .map_or(reg.default_algorithm(), |k| k.algorithm)
 }

@@ -1,81 +1,104 @@
-//! [`RegistryError`].
+//! [`RegistryError`]: what can go wrong creating, opening, changing or
+//! storing a key registry.
+
+use std::path::PathBuf;
 
 use sealkv_fileio::FileError;
 
 use crate::algorithm::AlgorithmId;
 use crate::error::CryptoError;
+use crate::ids::DbId;
 use crate::keys::{KeyError, KeyId};
 
-/// Problems creating, opening or changing a key registry. No variant
-/// carries key material.
+use super::{KekKind, KeyPurpose};
+
+/// Errors of the key registry.
+///
+/// No variant carries key material, and none is formatted from it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
-    /// The file is damaged: a structural check or the hash failed.
-    #[error("key registry corrupt at offset {offset}: {what}")]
+    /// The registry bytes are damaged or malformed: a bad magic, a length
+    /// that does not add up, a hash mismatch, a MAC mismatch, a field with an
+    /// impossible value, or a wrapped key that does not open.
+    #[error("key registry is corrupt at offset {offset}: {what}")]
     Corruption {
-        /// What is wrong.
+        /// What failed.
         what: &'static str,
-        /// Byte offset of the problem (0 when it concerns the whole file).
+        /// Byte offset in the registry of the part that failed.
         offset: u64,
     },
-    /// The master key does not open this registry (the key check failed).
-    #[error("wrong master key for this key registry")]
+    /// The master key (KEK) is not the one this registry was made with: the
+    /// key-check value does not match.
+    #[error("wrong master key: it does not open this key registry")]
     WrongKey,
-    /// A passphrase was given for a raw-key registry, or the reverse.
-    #[error("the registry was created with a {expected}, not a {given}")]
+    /// A passphrase was given for a registry made with a raw key, or the
+    /// other way round.
+    #[error("the registry's master key is a {registry}, but a {given} was given")]
     KekKindMismatch {
-        /// What the registry needs.
-        expected: &'static str,
+        /// What the registry records.
+        registry: KekKind,
         /// What was given.
-        given: &'static str,
+        given: KekKind,
     },
-    /// The data key was retired: nothing sealed under it remains.
+    /// The data key was retired: its material is gone from the registry.
     #[error("data key {0} is retired")]
     KeyRetired(KeyId),
-    /// The field key was destroyed: values sealed under it are gone.
+    /// The field key was destroyed: its material is gone for good.
     #[error("field key {0} was destroyed")]
     KeyDestroyed(KeyId),
-    /// No key with this id.
+    /// No key with this id was ever in the registry.
     #[error("no key {0} in the registry")]
     UnknownKey(KeyId),
-    /// A data key was asked for as a field key, or the reverse.
-    #[error("key {0} is not a {1} key")]
-    WrongPurpose(KeyId, &'static str),
-    /// The active data key cannot be retired.
-    #[error("data key {0} is the active one; rotate first")]
+    /// The key exists but serves the other purpose.
+    #[error("key {id} is a {actual} key, not a {expected} key")]
+    WrongPurpose {
+        /// The key.
+        id: KeyId,
+        /// The purpose the operation needs.
+        expected: KeyPurpose,
+        /// The key's purpose.
+        actual: KeyPurpose,
+    },
+    /// The operation is refused for the active data key (rotate first).
+    #[error("data key {0} is the active data key; rotate before retiring it")]
     ActiveKey(KeyId),
-    /// The Argon2id cost recorded is outside the accepted range.
-    #[error("the registry's passphrase cost is refused: {0}")]
-    KdfCost(KeyError),
-    /// The provider does not offer the algorithm a key names.
-    #[error("algorithm {0} is not offered by the crypto provider")]
-    UnknownAlgorithm(AlgorithmId),
-    /// A format version this build does not read.
-    #[error("key registry format version {0} is not supported")]
+    /// Passphrase KDF cost below the floor or above the ceiling (also when
+    /// read from a registry: a tampered header cannot weaken the KDF or make
+    /// opening allocate gigabytes).
+    #[error("passphrase KDF cost refused")]
+    KdfCost(#[source] KeyError),
+    /// The crypto provider does not offer this algorithm.
+    #[error("algorithm {algorithm} is not offered by the crypto provider")]
+    UnknownAlgorithm {
+        /// The algorithm id.
+        algorithm: AlgorithmId,
+    },
+    /// The registry was written by a format version this build cannot read.
+    #[error("key registry format version {0} is not supported (this build reads version 1)")]
     UnsupportedVersion(u16),
-    /// `create` found a registry already there.
-    #[error("a key registry already exists at {}", .0.display())]
-    AlreadyExists(std::path::PathBuf),
-    /// The registry holds as many keys as it can.
-    #[error("the key registry is full")]
-    Exhausted,
-    /// The master key could not be loaded or derived.
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    /// A cipher or randomness failure.
-    #[error(transparent)]
-    Crypto(#[from] CryptoError),
-    /// I/O on the registry file.
+    /// The registry file exists already.
+    #[error("key registry {} exists already", .0.display())]
+    AlreadyExists(PathBuf),
+    /// The registry belongs to another database than the keyring.
+    #[error("key registry of database {registry} cannot fill the keyring of database {keyring}")]
+    DbMismatch {
+        /// The registry's database.
+        registry: DbId,
+        /// The keyring's database.
+        keyring: DbId,
+    },
+    /// Key ids or the generation number are exhausted (2^32 keys, 2^64
+    /// changes).
+    #[error("key registry {0} exhausted")]
+    Exhausted(&'static str),
+    /// An I/O error on the registry file.
     #[error(transparent)]
     Io(#[from] FileError),
-}
-
-impl RegistryError {
-    pub(crate) fn corrupt(what: &'static str, offset: usize) -> Self {
-        RegistryError::Corruption {
-            what,
-            offset: offset as u64,
-        }
-    }
+    /// A cryptographic operation failed (RNG, cipher construction).
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The master key could not be obtained (key provider, passphrase).
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }

@@ -1,250 +1,412 @@
-//! The registry's byte format (version 1). Big-endian throughout.
-//!
-//! ```text
-//! header (public, 89 bytes)
-//!   0   8  magic "SKVKEYS\0"
-//!   8   2  format version (1)
-//!   10  16 database id
-//!   26  1  KEK kind: 1 raw key, 2 passphrase (Argon2id)
-//!   27  32 Argon2id salt (zeros for a raw key)
-//!   59  4  Argon2id memory (KiB)     } zeros for a raw key
-//!   63  4  Argon2id passes           }
-//!   67  4  Argon2id lanes            }
-//!   71  2  default algorithm id (of new data keys)
-//!   73  8  generation (increases on every change)
-//!   81  4  active data key id
-//!   85  4  entry count n (at most 65 536)
-//! 89   32  key check: HMAC-SHA256(KEK subkey "key-check", header)
-//! 121  n x 68-byte entries
-//!   0   4  key id
-//!   4   1  purpose: 1 data key, 2 field key
-//!   5   2  algorithm id
-//!   7   1  state: 1 live, 2 retired (data), 3 destroyed (field)
-//!   8   12 nonce                     } zeros when retired or destroyed:
-//!   20  48 wrapped key + tag         } the key is gone from the file
-//! then 32  MAC: HMAC-SHA256(KEK subkey "registry-mac", everything before)
-//! then 32  SHA-256 of everything before (unkeyed: tells damage from a
-//!          wrong key before any key is derived)
-//! ```
-//!
-//! A wrapped key is the 32-byte key sealed with AES-256-GCM-SIV under the
-//! KEK subkey "wrap", with a random nonce per write and AAD
-//! `"sealkv/v1/registry-entry" || version || db id || key id || purpose ||
-//! algorithm`, so an entry cannot be moved to another id, purpose,
-//! algorithm or database.
+//! The registry's byte layout (format version 1, big-endian): parsing into
+//! plain fields, and the constants both directions share. No cryptography
+//! here beyond the unkeyed SHA-256; docs/FORMAT.md documents every byte.
+
+use sha2::{Digest, Sha256};
 
 use crate::algorithm::AlgorithmId;
 use crate::ids::DbId;
 use crate::keys::{KdfParams, KeyId};
 
-use super::RegistryError;
+use super::error::RegistryError;
+use super::{KekKind, KeyPurpose, KeyState};
 
-pub(crate) const MAGIC: &[u8; 8] = b"SKVKEYS\0";
-pub(crate) const VERSION: u16 = 1;
-pub(crate) const HEADER_LEN: usize = 89;
-pub(crate) const CHECK_LEN: usize = 32;
-pub(crate) const ENTRY_LEN: usize = 68;
-pub(crate) const MAC_LEN: usize = 32;
-pub(crate) const HASH_LEN: usize = 32;
-pub(crate) const WRAP_NONCE_LEN: usize = 12;
-pub(crate) const WRAPPED_LEN: usize = 48;
-/// Most entries a registry holds.
-pub(crate) const MAX_ENTRIES: usize = 1 << 16;
-/// Longest valid registry file.
-pub const MAX_FILE_LEN: usize =
-    HEADER_LEN + CHECK_LEN + MAX_ENTRIES * ENTRY_LEN + MAC_LEN + HASH_LEN;
-pub(crate) const ENTRY_AAD_LABEL: &[u8] = b"sealkv/v1/registry-entry";
+/// The file's first eight bytes.
+pub(super) const MAGIC: &[u8; 8] = b"SEALKEYS";
+/// The format version this build writes and reads.
+pub(super) const VERSION: u16 = 1;
+/// Length of the public header (magic through key count).
+pub(super) const HEADER_LEN: usize = 90;
+/// Offset of the key-check value.
+pub(super) const KEY_CHECK_OFFSET: usize = HEADER_LEN;
+/// Length of a MAC, the key check or the hash.
+pub(super) const DIGEST_LEN: usize = 32;
+/// Offset of the first entry.
+pub(super) const ENTRIES_OFFSET: usize = KEY_CHECK_OFFSET + DIGEST_LEN;
+/// Length of an entry's fixed part.
+pub(super) const ENTRY_FIXED_LEN: usize = 8;
+/// Length of a wrapped key: 32 bytes of ciphertext and a 16-byte tag.
+pub(super) const WRAPPED_LEN: usize = 48;
+/// The shortest valid registry: header, key check, no entries, MAC, hash.
+pub(super) const MIN_LEN: usize = ENTRIES_OFFSET + 2 * DIGEST_LEN;
 
-/// How the KEK is obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum KekKind {
-    Raw,
-    Passphrase { salt: [u8; 32], params: KdfParams },
+const OFF_VERSION: usize = 8;
+const OFF_DB_ID: usize = 10;
+const OFF_KEK_KIND: usize = 26;
+const OFF_RESERVED: usize = 27;
+const OFF_SALT: usize = 28;
+const OFF_KDF: usize = 60;
+const OFF_ALGORITHM: usize = 72;
+pub(super) const OFF_GENERATION: usize = 74;
+const OFF_NEXT_ID: usize = 82;
+const OFF_KEY_COUNT: usize = 86;
+
+/// The passphrase KDF's salt and cost, as stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct StoredKdf {
+    pub(super) salt: [u8; 32],
+    pub(super) params: KdfParams,
 }
 
-/// What a key is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Purpose {
-    Data,
-    Field,
+/// The public header, decoded.
+pub(super) struct Header {
+    pub(super) db_id: DbId,
+    pub(super) kek_kind: KekKind,
+    pub(super) kdf: Option<StoredKdf>,
+    pub(super) default_algorithm: AlgorithmId,
+    pub(super) generation: u64,
+    pub(super) next_id: u32,
+    pub(super) key_count: u32,
 }
 
-impl Purpose {
-    pub(crate) fn byte(self) -> u8 {
-        match self {
-            Purpose::Data => 1,
-            Purpose::Field => 2,
-        }
+/// One entry, decoded (the wrapped key still sealed).
+pub(super) struct RawEntry {
+    pub(super) id: KeyId,
+    pub(super) purpose: KeyPurpose,
+    pub(super) state: KeyState,
+    pub(super) algorithm: AlgorithmId,
+    pub(super) wrapped: Option<[u8; WRAPPED_LEN]>,
+    pub(super) offset: u64,
+}
+
+/// A registry whose structure and hash check out, before any key is used.
+pub(super) struct Parsed<'a> {
+    pub(super) header: Header,
+    /// Bytes `0..HEADER_LEN`: what the key check covers.
+    pub(super) header_bytes: &'a [u8],
+    pub(super) key_check: &'a [u8],
+    /// Everything the registry MAC covers.
+    pub(super) mac_input: &'a [u8],
+    pub(super) mac: &'a [u8],
+    pub(super) entries: Vec<RawEntry>,
+}
+
+fn corrupt(what: &'static str, offset: usize) -> RegistryError {
+    RegistryError::Corruption {
+        what,
+        offset: offset as u64,
     }
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Purpose::Data => "data",
-            Purpose::Field => "field",
-        }
+}
+
+/// A little cursor that never panics: every read is bounds-checked.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], RegistryError> {
+        let end = self.pos.checked_add(n).ok_or(corrupt(what, self.pos))?;
+        let s = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(corrupt(what, self.pos))?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], RegistryError> {
+        let at = self.pos;
+        self.take(N, what)?
+            .try_into()
+            .map_err(|_| corrupt(what, at))
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, RegistryError> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    fn u16(&mut self, what: &'static str) -> Result<u16, RegistryError> {
+        self.array(what).map(u16::from_be_bytes)
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32, RegistryError> {
+        self.array(what).map(u32::from_be_bytes)
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, RegistryError> {
+        self.array(what).map(u64::from_be_bytes)
     }
 }
 
-/// Whether a key's bytes are still in the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum State {
-    Live,
-    Retired,
-    Destroyed,
+/// SHA-256 of `bytes`.
+pub(super) fn sha256(bytes: &[u8]) -> [u8; DIGEST_LEN] {
+    Sha256::digest(bytes).into()
 }
 
-impl State {
-    pub(crate) fn byte(self) -> u8 {
-        match self {
-            State::Live => 1,
-            State::Retired => 2,
-            State::Destroyed => 3,
-        }
+/// Checks, in order: length and magic, the file hash, the version, then the
+/// whole structure. Passes only bytes whose every field is well-formed; no
+/// key is needed or used.
+pub(super) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RegistryError> {
+    if bytes.len() < MAGIC.len() || bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+        return Err(corrupt("not a key registry (bad magic)", 0));
     }
-}
-
-/// The public header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Header {
-    pub(crate) db_id: DbId,
-    pub(crate) kek: KekKind,
-    pub(crate) algorithm: AlgorithmId,
-    pub(crate) generation: u64,
-    pub(crate) active: KeyId,
-    pub(crate) count: u32,
-}
-
-impl Header {
-    pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
-        let mut h = [0u8; HEADER_LEN];
-        h[0..8].copy_from_slice(MAGIC);
-        h[8..10].copy_from_slice(&VERSION.to_be_bytes());
-        h[10..26].copy_from_slice(self.db_id.as_bytes());
-        match self.kek {
-            KekKind::Raw => h[26] = 1,
-            KekKind::Passphrase { salt, params } => {
-                h[26] = 2;
-                h[27..59].copy_from_slice(&salt);
-                h[59..63].copy_from_slice(&params.memory_kib.to_be_bytes());
-                h[63..67].copy_from_slice(&params.iterations.to_be_bytes());
-                h[67..71].copy_from_slice(&params.parallelism.to_be_bytes());
+    if bytes.len() < MIN_LEN {
+        return Err(corrupt(
+            "registry shorter than its fixed parts",
+            bytes.len(),
+        ));
+    }
+    let hash_at = bytes.len() - DIGEST_LEN;
+    let (body, hash) = bytes.split_at(hash_at);
+    if sha256(body)[..] != hash[..] {
+        return Err(corrupt("file hash mismatch", hash_at));
+    }
+    let mut r = Reader {
+        bytes: body,
+        pos: OFF_VERSION,
+    };
+    let version = r.u16("version")?;
+    if version != VERSION {
+        return Err(RegistryError::UnsupportedVersion(version));
+    }
+    debug_assert_eq!(r.pos, OFF_DB_ID);
+    let db_id = DbId(r.array("database id")?);
+    let kek_kind = match r.u8("KEK kind")? {
+        1 => KekKind::Raw,
+        2 => KekKind::Passphrase,
+        _ => return Err(corrupt("unknown KEK kind", OFF_KEK_KIND)),
+    };
+    if r.u8("reserved")? != 0 {
+        return Err(corrupt("reserved byte is not zero", OFF_RESERVED));
+    }
+    debug_assert_eq!(r.pos, OFF_SALT);
+    let salt: [u8; 32] = r.array("KDF salt")?;
+    debug_assert_eq!(r.pos, OFF_KDF);
+    let params = KdfParams {
+        memory_kib: r.u32("KDF memory")?,
+        iterations: r.u32("KDF passes")?,
+        parallelism: r.u32("KDF lanes")?,
+    };
+    let kdf = match kek_kind {
+        KekKind::Raw => {
+            if salt != [0; 32]
+                || params
+                    != (KdfParams {
+                        memory_kib: 0,
+                        iterations: 0,
+                        parallelism: 0,
+                    })
+            {
+                return Err(corrupt("KDF fields set for a raw master key", OFF_SALT));
             }
+            None
         }
-        h[71..73].copy_from_slice(&self.algorithm.0.to_be_bytes());
-        h[73..81].copy_from_slice(&self.generation.to_be_bytes());
-        h[81..85].copy_from_slice(&self.active.0.to_be_bytes());
-        h[85..89].copy_from_slice(&self.count.to_be_bytes());
-        h
+        KekKind::Passphrase => {
+            params.check().map_err(RegistryError::KdfCost)?;
+            Some(StoredKdf { salt, params })
+        }
+    };
+    debug_assert_eq!(r.pos, OFF_ALGORITHM);
+    let default_algorithm = AlgorithmId(r.u16("default algorithm")?);
+    debug_assert_eq!(r.pos, OFF_GENERATION);
+    let generation = r.u64("generation")?;
+    if generation == 0 {
+        return Err(corrupt("generation is zero", OFF_GENERATION));
     }
+    debug_assert_eq!(r.pos, OFF_NEXT_ID);
+    let next_id = r.u32("next key id")?;
+    debug_assert_eq!(r.pos, OFF_KEY_COUNT);
+    let key_count = r.u32("key count")?;
+    debug_assert_eq!(r.pos, HEADER_LEN);
+    let key_check = r.take(DIGEST_LEN, "key check")?;
 
-    /// Parses a header; checks magic and version only (the rest is
-    /// trusted once the hash and key check pass).
-    pub(crate) fn decode(b: &[u8]) -> Result<Header, RegistryError> {
-        let b: &[u8; HEADER_LEN] = b
-            .get(..HEADER_LEN)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(RegistryError::corrupt("shorter than the header", 0))?;
-        if &b[0..8] != MAGIC {
-            return Err(RegistryError::corrupt(
-                "not a sealkv key registry (bad magic)",
-                0,
+    let mac_at = body.len() - DIGEST_LEN;
+    // Each entry takes at least ENTRY_FIXED_LEN bytes: bound the count by the
+    // length before allocating for it.
+    let room = (mac_at - ENTRIES_OFFSET) / ENTRY_FIXED_LEN;
+    if key_count as usize > room {
+        return Err(corrupt("key count larger than the file", OFF_KEY_COUNT));
+    }
+    let mut entries = Vec::with_capacity(key_count as usize);
+    let mut data_active = 0usize;
+    let mut last_id: Option<u32> = None;
+    for _ in 0..key_count {
+        let offset = r.pos;
+        if offset >= mac_at {
+            return Err(corrupt("entries run into the MAC", offset));
+        }
+        let id = r.u32("key id")?;
+        if last_id.is_some_and(|l| id <= l) || id == 0 || id >= next_id {
+            return Err(corrupt(
+                "key ids not increasing, zero, or not below the next id",
+                offset,
             ));
         }
-        let version = u16::from_be_bytes([b[8], b[9]]);
-        if version != VERSION {
-            return Err(RegistryError::UnsupportedVersion(version));
+        last_id = Some(id);
+        let purpose = match r.u8("purpose")? {
+            1 => KeyPurpose::Data,
+            2 => KeyPurpose::Field,
+            _ => return Err(corrupt("unknown key purpose", offset + 4)),
+        };
+        let state = match (purpose, r.u8("state")?) {
+            (_, 1) => KeyState::Active,
+            (KeyPurpose::Data, 2) => KeyState::Readable,
+            (KeyPurpose::Data, 3) => KeyState::Retired,
+            (KeyPurpose::Field, 4) => KeyState::Destroyed,
+            _ => return Err(corrupt("key state impossible for its purpose", offset + 5)),
+        };
+        if purpose == KeyPurpose::Data && state == KeyState::Active {
+            data_active += 1;
         }
-        let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        let mut db = [0u8; 16];
-        db.copy_from_slice(&b[10..26]);
-        let kek = match b[26] {
-            1 => KekKind::Raw,
-            2 => {
-                let mut salt = [0u8; 32];
-                salt.copy_from_slice(&b[27..59]);
-                KekKind::Passphrase {
-                    salt,
-                    params: KdfParams {
-                        memory_kib: u32_at(59),
-                        iterations: u32_at(63),
-                        parallelism: u32_at(67),
-                    },
-                }
-            }
-            _ => return Err(RegistryError::corrupt("unknown KEK kind", 26)),
+        let algorithm = AlgorithmId(r.u16("algorithm")?);
+        let wrapped = if state.has_material() {
+            Some(r.array::<WRAPPED_LEN>("wrapped key")?)
+        } else {
+            None
         };
-        let mut gen_bytes = [0u8; 8];
-        gen_bytes.copy_from_slice(&b[73..81]);
-        Ok(Header {
-            db_id: DbId(db),
-            kek,
-            algorithm: AlgorithmId(u16::from_be_bytes([b[71], b[72]])),
-            generation: u64::from_be_bytes(gen_bytes),
-            active: KeyId(u32_at(81)),
-            count: u32_at(85),
-        })
-    }
-}
-
-/// One entry as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RawEntry {
-    pub(crate) id: KeyId,
-    pub(crate) purpose: Purpose,
-    pub(crate) algorithm: AlgorithmId,
-    pub(crate) state: State,
-    pub(crate) nonce: [u8; WRAP_NONCE_LEN],
-    pub(crate) wrapped: [u8; WRAPPED_LEN],
-}
-
-impl RawEntry {
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.id.0.to_be_bytes());
-        out.push(self.purpose.byte());
-        out.extend_from_slice(&self.algorithm.0.to_be_bytes());
-        out.push(self.state.byte());
-        out.extend_from_slice(&self.nonce);
-        out.extend_from_slice(&self.wrapped);
-    }
-
-    /// Parses the entry at `at` (whose bytes are `b`).
-    pub(crate) fn decode(b: &[u8], at: usize) -> Result<RawEntry, RegistryError> {
-        let b: &[u8; ENTRY_LEN] = b
-            .try_into()
-            .map_err(|_| RegistryError::corrupt("truncated entry", at))?;
-        let purpose = match b[4] {
-            1 => Purpose::Data,
-            2 => Purpose::Field,
-            _ => return Err(RegistryError::corrupt("unknown key purpose", at + 4)),
-        };
-        let state = match b[7] {
-            1 => State::Live,
-            2 => State::Retired,
-            3 => State::Destroyed,
-            _ => return Err(RegistryError::corrupt("unknown key state", at + 7)),
-        };
-        let mut nonce = [0u8; WRAP_NONCE_LEN];
-        nonce.copy_from_slice(&b[8..20]);
-        let mut wrapped = [0u8; WRAPPED_LEN];
-        wrapped.copy_from_slice(&b[20..68]);
-        Ok(RawEntry {
-            id: KeyId(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+        entries.push(RawEntry {
+            id: KeyId(id),
             purpose,
-            algorithm: AlgorithmId(u16::from_be_bytes([b[5], b[6]])),
             state,
-            nonce,
+            algorithm,
             wrapped,
-        })
+            offset: offset as u64,
+        });
     }
+    if r.pos != mac_at {
+        return Err(corrupt("entries do not end where the MAC starts", r.pos));
+    }
+    if data_active != 1 {
+        return Err(corrupt("not exactly one active data key", ENTRIES_OFFSET));
+    }
+    let (mac_input, rest) = body.split_at(mac_at);
+    Ok(Parsed {
+        header: Header {
+            db_id,
+            kek_kind,
+            kdf,
+            default_algorithm,
+            generation,
+            next_id,
+            key_count,
+        },
+        header_bytes: body.get(..HEADER_LEN).ok_or(corrupt("header", 0))?,
+        key_check,
+        mac_input,
+        mac: rest,
+        entries,
+    })
+}
 
-    /// The AAD that binds a wrapped key to its place.
-    pub(crate) fn aad(&self, db_id: &DbId) -> Vec<u8> {
-        let mut a = Vec::with_capacity(ENTRY_AAD_LABEL.len() + 2 + 16 + 4 + 1 + 2);
-        a.extend_from_slice(ENTRY_AAD_LABEL);
-        a.extend_from_slice(&VERSION.to_be_bytes());
-        a.extend_from_slice(db_id.as_bytes());
-        a.extend_from_slice(&self.id.0.to_be_bytes());
-        a.push(self.purpose.byte());
-        a.extend_from_slice(&self.algorithm.0.to_be_bytes());
-        a
+/// Encodes the public header.
+pub(super) fn encode_header(h: &Header) -> [u8; HEADER_LEN] {
+    let mut out = [0u8; HEADER_LEN];
+    let mut w = Writer {
+        out: &mut out,
+        pos: 0,
+    };
+    w.put(MAGIC);
+    w.put(&VERSION.to_be_bytes());
+    w.put(h.db_id.as_bytes());
+    w.put(&[
+        match h.kek_kind {
+            KekKind::Raw => 1,
+            KekKind::Passphrase => 2,
+        },
+        0,
+    ]);
+    let (salt, p) = match &h.kdf {
+        Some(k) => (k.salt, k.params),
+        None => (
+            [0; 32],
+            KdfParams {
+                memory_kib: 0,
+                iterations: 0,
+                parallelism: 0,
+            },
+        ),
+    };
+    w.put(&salt);
+    w.put(&p.memory_kib.to_be_bytes());
+    w.put(&p.iterations.to_be_bytes());
+    w.put(&p.parallelism.to_be_bytes());
+    w.put(&h.default_algorithm.0.to_be_bytes());
+    w.put(&h.generation.to_be_bytes());
+    w.put(&h.next_id.to_be_bytes());
+    w.put(&h.key_count.to_be_bytes());
+    debug_assert_eq!(w.pos, HEADER_LEN);
+    out
+}
+
+struct Writer<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, b: &[u8]) {
+        // The header is a fixed layout of fixed-size fields: this cannot run
+        // past the end; stay total anyway.
+        if let Some(dst) = self.out.get_mut(self.pos..self.pos + b.len()) {
+            dst.copy_from_slice(b);
+        } else {
+            debug_assert!(false, "header field past the header");
+        }
+        self.pos += b.len();
     }
+}
+
+/// Appends one entry.
+pub(super) fn encode_entry(
+    out: &mut Vec<u8>,
+    id: KeyId,
+    purpose: KeyPurpose,
+    state: KeyState,
+    algorithm: AlgorithmId,
+    wrapped: Option<&[u8; WRAPPED_LEN]>,
+) {
+    debug_assert_eq!(state.has_material(), wrapped.is_some());
+    out.extend_from_slice(&id.0.to_be_bytes());
+    out.push(match purpose {
+        KeyPurpose::Data => 1,
+        KeyPurpose::Field => 2,
+    });
+    out.push(match state {
+        KeyState::Active => 1,
+        KeyState::Readable => 2,
+        KeyState::Retired => 3,
+        KeyState::Destroyed => 4,
+    });
+    out.extend_from_slice(&algorithm.0.to_be_bytes());
+    if let Some(w) = wrapped {
+        out.extend_from_slice(w);
+    }
+}
+
+/// The AAD that binds a wrapped key to its database, id, purpose, algorithm
+/// and the format version.
+pub(super) fn wrap_aad(
+    db_id: &DbId,
+    id: KeyId,
+    purpose: KeyPurpose,
+    algorithm: AlgorithmId,
+) -> [u8; 33] {
+    let mut aad = [0u8; 33];
+    let mut w = Writer {
+        out: &mut aad,
+        pos: 0,
+    };
+    w.put(MAGIC);
+    w.put(&VERSION.to_be_bytes());
+    w.put(db_id.as_bytes());
+    w.put(&id.0.to_be_bytes());
+    w.put(&[match purpose {
+        KeyPurpose::Data => 1,
+        KeyPurpose::Field => 2,
+    }]);
+    w.put(&algorithm.0.to_be_bytes());
+    debug_assert_eq!(w.pos, 33);
+    aad
+}
+
+/// The wrapping nonce of key `id`: eight zero bytes, then the id.
+pub(super) fn wrap_nonce(id: KeyId) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    let mut w = Writer {
+        out: &mut n,
+        pos: 8,
+    };
+    w.put(&id.0.to_be_bytes());
+    n
 }

@@ -1,393 +1,479 @@
-//! The key registry: a database's data keys and field keys, wrapped under
-//! its master key (KEK), in one authenticated file.
+//! The key registry: the authenticated set of wrapped keys of one database.
 //!
-//! - Data keys (DEKs) seal the WAL, pages and metadata through writer
-//!   sessions. One is active; rotation adds a new active one and keeps the
-//!   old ones readable until they are retired (after a re-encryption).
-//! - Field keys seal single values (field-level encryption). Destroying one
-//!   removes its bytes from the file for good (crypto-shredding).
-//! - The KEK never seals data: HKDF subkeys of it wrap the keys, compute the
-//!   key check and MAC the file. `rekey` re-wraps everything under a new
-//!   KEK without changing a single data key.
+//! A database's data is sealed with random data keys (DEKs); the user's
+//! master key (the KEK) only wraps them. The registry holds every key of the
+//! database, wrapped, with its id, purpose, algorithm and state:
 //!
-//! Opening checks, in order: structure and the unkeyed SHA-256 (damage ->
-//! [`RegistryError::Corruption`]); the KDF cost if a passphrase; the key
-//! check, an HMAC under a KEK subkey compared in constant time (mismatch ->
-//! [`RegistryError::WrongKey`] — never "the AEAD failed", since AES-GCM is
-//! not key-committing); the MAC over the whole file, then every wrapped key
-//! (failures -> `Corruption`). The byte format is in [`format`] and
-//! `docs/FORMAT.md`.
+//! - **data keys**: exactly one is [`KeyState::Active`] (new writer sessions
+//!   seal under it); after [`KeyRegistry::rotate_data_key`] the previous ones
+//!   stay [`KeyState::Readable`] so old units still open; once a re-encryption
+//!   pass has rewritten everything, [`KeyRegistry::retire_data_key`] drops a
+//!   key's material ([`KeyState::Retired`]);
+//! - **field keys** for field-level encryption ([`crate::field`]):
+//!   [`KeyRegistry::add_field_key`] draws one, and
+//!   [`KeyRegistry::destroy_field_key`] removes its wrapped bytes from the
+//!   registry for good (crypto-shredding; older copies of the registry, as
+//!   in backups, still hold it).
+//!
+//! Every change increments the [`generation`](KeyRegistry::generation), which
+//! the page store records so that a registry put back from an older copy is
+//! noticed. [`KeyRegistry::rekey`] re-wraps every key under a new KEK in
+//! O(keys); no key changes, so no data is rewritten (and whoever holds the
+//! old KEK *and* an old copy of the registry can still read: after a KEK
+//! compromise, rotate and re-encrypt).
+//!
+//! The registry's bytes (docs/FORMAT.md, "Key registry") end with an unkeyed
+//! SHA-256, so damage is told apart from a wrong key: [`KeyRegistry::open`]
+//! checks the structure and the hash (`Corruption`), then the key check, an
+//! HMAC under a KEK subkey compared in constant time (`WrongKey`), then an
+//! HMAC over the whole file and every wrapped key (`Corruption`). It never
+//! uses "the AEAD opened" as the wrong-key test. [`RegistryFile`] keeps the
+//! registry in the database directory and replaces it crash-safely.
+//!
+//! # Example
 //!
 //! ```
 //! use sealkv_crypto_envelope::registry::KeyRegistry;
-//! use sealkv_crypto_envelope::{CryptoProvider, DbId, EncryptionAlgorithm, KeySource, MasterKey};
+//! use sealkv_crypto_envelope::{DbId, EncryptionAlgorithm, KeySource, MasterKey};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let provider = CryptoProvider::default();
-//! let kek = KeySource::Key(MasterKey::from_bytes(&[9; 32])?);
-//! let mut reg = KeyRegistry::create(DbId::random()?, &kek, EncryptionAlgorithm::Aes256Gcm.id(), &provider)?;
-//! let old = reg.active_data_key().id;
-//! let new = reg.rotate_data_key()?;
-//! let bytes = reg.to_bytes()?;
-//! let reopened = KeyRegistry::open(&bytes, &kek, &provider)?;
-//! assert_eq!(reopened.active_data_key().id, new);
-//! assert!(reopened.data_key(old).is_ok());
+//! let kek = KeySource::Key(MasterKey::random()?);
+//! let mut registry = KeyRegistry::create(DbId::random()?, &kek, EncryptionAlgorithm::Aes256Gcm.id())?;
+//! let first = registry.active_data_key();
+//! let second = registry.rotate_data_key()?;
+//! let tenant = registry.add_field_key(EncryptionAlgorithm::Aes256GcmSiv.id())?;
+//!
+//! let bytes = registry.to_bytes();
+//! let reopened = KeyRegistry::open(&bytes, &kek)?;
+//! assert_eq!(reopened.active_data_key(), second);
+//! assert_eq!(reopened.generation(), registry.generation());
+//! assert!(reopened.data_key(first).is_ok()); // still readable
+//! assert!(reopened.field_key(tenant).is_ok());
+//!
+//! // The WAL and the page store get the data keys through a keyring.
+//! let keyring = reopened.to_keyring()?;
+//! assert_eq!(keyring.active(), Some(second));
+//!
+//! // Another master key is told apart from damage.
+//! let other = KeySource::Key(MasterKey::random()?);
+//! assert!(matches!(
+//!     KeyRegistry::open(&bytes, &other),
+//!     Err(sealkv_crypto_envelope::registry::RegistryError::WrongKey)
+//! ));
 //! # Ok(())
 //! # }
 //! ```
 
 mod error;
 mod file;
-pub mod format;
+mod format;
+mod kek;
+mod types;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
-use crate::algorithm::{AlgorithmId, EncryptionAlgorithm};
+use crate::algorithm::AlgorithmId;
 use crate::ids::DbId;
-use crate::kdf::{KekPurpose, kek_subkey};
 use crate::keyring::Keyring;
-use crate::keys::{DataKey, KEY_LEN, KeyId, KeySource, MasterKey, SecretKey};
+use crate::keys::{DataKey, KdfParams, KeyId, KeySource, SecretKey};
 use crate::provider::CryptoProvider;
 
 pub use error::RegistryError;
-pub use file::RegistryFile;
-use format::{
-    CHECK_LEN, ENTRY_LEN, HASH_LEN, HEADER_LEN, Header, KekKind, MAC_LEN, MAX_ENTRIES, Purpose,
-    RawEntry, State, WRAP_NONCE_LEN, WRAPPED_LEN,
-};
+pub use file::{MAX_REGISTRY_LEN, REGISTRY_FILE_NAME, RegistryFile};
+pub use types::{KekKind, KeyInfo, KeyPurpose, KeyState};
 
-/// One key, unwrapped (or gone).
+use format::{Header, StoredKdf};
+use kek::KekKeys;
+
+/// The registry format version this build writes (and the only one it
+/// reads).
+pub const REGISTRY_FORMAT_VERSION: u16 = format::VERSION;
+
+/// A key's material and its wrapped form under the current KEK.
 #[derive(Clone)]
-struct Entry {
-    id: KeyId,
-    purpose: Purpose,
-    algorithm: AlgorithmId,
-    state: State,
-    /// `None` once retired or destroyed.
-    key: Option<SecretKey>,
+struct Material {
+    secret: SecretKey,
+    wrapped: [u8; format::WRAPPED_LEN],
 }
 
-/// A database's keys, unwrapped in memory. Clone it to prepare a change,
-/// write the clone durably ([`RegistryFile::replace`]), then keep it.
+#[derive(Clone)]
+struct Entry {
+    info: KeyInfo,
+    material: Option<Material>,
+}
+
+/// The authenticated set of wrapped keys of one database. See the
+/// [module docs](self).
+///
+/// It holds the keys unwrapped in zeroizing memory, and the KEK's registry
+/// subkeys (not the KEK). `Debug` shows ids, purposes, algorithms and
+/// states, never key material.
 #[derive(Clone)]
 pub struct KeyRegistry {
     db_id: DbId,
-    kek: MasterKey,
+    provider: Arc<CryptoProvider>,
     kek_kind: KekKind,
-    algorithm: AlgorithmId,
+    kdf: Option<StoredKdf>,
+    kek: KekKeys,
+    default_algorithm: AlgorithmId,
     generation: u64,
-    active: KeyId,
-    entries: Vec<Entry>,
+    next_id: u32,
+    entries: BTreeMap<KeyId, Entry>,
 }
 
 impl fmt::Debug for KeyRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ids = |p: Purpose| -> Vec<u32> {
-            self.entries
-                .iter()
-                .filter(|e| e.purpose == p && e.state == State::Live)
-                .map(|e| e.id.0)
-                .collect()
-        };
         f.debug_struct("KeyRegistry")
             .field("db_id", &self.db_id)
             .field("generation", &self.generation)
-            .field("active", &self.active)
-            .field("data_keys", &ids(Purpose::Data))
-            .field("field_keys", &ids(Purpose::Field))
+            .field("kek_kind", &self.kek_kind)
+            .field("kdf_params", &self.kdf.map(|k| k.params))
+            .field("default_algorithm", &self.default_algorithm)
+            .field("keys", &self.keys())
             .finish_non_exhaustive()
     }
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac(key: &SecretKey, parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC takes keys of any length: this cannot fail.
-    let mut mac = match <HmacSha256 as KeyInit>::new_from_slice(key.expose()) {
-        Ok(m) => m,
-        Err(_) => unreachable_hmac(),
-    };
-    for p in parts {
-        mac.update(p);
+/// Resolves the KEK from `source` for a registry of kind `kind` with `kdf`.
+fn resolve_kek(
+    source: &KeySource,
+    kind: KekKind,
+    kdf: Option<&StoredKdf>,
+    db_id: &DbId,
+) -> Result<KekKeys, RegistryError> {
+    let given = KekKind::of(source);
+    if given != kind {
+        return Err(RegistryError::KekKindMismatch {
+            registry: kind,
+            given,
+        });
     }
-    mac.finalize().into_bytes().into()
+    let kek = match (kind, kdf) {
+        (KekKind::Passphrase, Some(k)) => {
+            k.params.check().map_err(RegistryError::KdfCost)?;
+            source.resolve(Some((&k.salt, k.params)))?
+        }
+        (KekKind::Passphrase, None) => {
+            return Err(RegistryError::Corruption {
+                what: "passphrase registry without KDF parameters",
+                offset: 26,
+            });
+        }
+        (KekKind::Raw, _) => source.resolve(None)?,
+    };
+    Ok(KekKeys::derive(&kek, db_id))
 }
 
-#[cold]
-fn unreachable_hmac() -> HmacSha256 {
-    debug_assert!(false, "HMAC accepts keys of every length");
-    // A fixed key: the caller's MAC then simply never verifies.
-    <HmacSha256 as KeyInit>::new(&Default::default())
-}
-
-/// What kind of KEK `source` gives, for a new registry.
-fn new_kek_kind(source: &KeySource) -> Result<KekKind, RegistryError> {
+/// A fresh KDF salt and the cost asked for by `source`, if it is a
+/// passphrase.
+fn new_kdf(source: &KeySource) -> Result<Option<StoredKdf>, RegistryError> {
     match source {
         KeySource::Passphrase { params, .. } => {
             params.check().map_err(RegistryError::KdfCost)?;
             let mut salt = [0u8; 32];
             crate::random::fill(&mut salt)?;
-            Ok(KekKind::Passphrase {
+            Ok(Some(StoredKdf {
                 salt,
                 params: *params,
-            })
+            }))
         }
-        _ => Ok(KekKind::Raw),
+        _ => Ok(None),
     }
-}
-
-/// The KEK from `source` for a registry of `kind`.
-fn resolve(source: &KeySource, kind: &KekKind) -> Result<MasterKey, RegistryError> {
-    match (kind, source.is_passphrase()) {
-        (KekKind::Raw, false) => Ok(source.resolve(None)?),
-        (KekKind::Passphrase { salt, params }, true) => {
-            params.check().map_err(RegistryError::KdfCost)?;
-            Ok(source.resolve(Some((salt, *params)))?)
-        }
-        (KekKind::Raw, true) => Err(RegistryError::KekKindMismatch {
-            expected: "raw key",
-            given: "passphrase",
-        }),
-        (KekKind::Passphrase { .. }, false) => Err(RegistryError::KekKindMismatch {
-            expected: "passphrase",
-            given: "raw key",
-        }),
-    }
-}
-
-fn check_algorithm(provider: &CryptoProvider, id: AlgorithmId) -> Result<(), RegistryError> {
-    provider
-        .algorithm(id)
-        .map(|_| ())
-        .map_err(|_| RegistryError::UnknownAlgorithm(id))
 }
 
 impl KeyRegistry {
-    /// A new registry for database `db_id`, with one fresh active data key
-    /// of `algorithm`, under the KEK `source` gives (a passphrase gets a new
-    /// random salt and the cost it names).
+    /// A new registry for database `db_id` under the KEK from `kek`, with a
+    /// fresh random active data key for `algorithm` (also the default
+    /// algorithm of later rotations), using the default crypto provider.
+    ///
+    /// For a passphrase, a random salt is drawn and the cost in the
+    /// [`KeySource::Passphrase`] is recorded (refused outside
+    /// [`KdfParams::FLOOR`]..=[`KdfParams::CEILING`]).
     pub fn create(
         db_id: DbId,
-        source: &KeySource,
+        kek: &KeySource,
         algorithm: AlgorithmId,
-        provider: &CryptoProvider,
     ) -> Result<Self, RegistryError> {
-        check_algorithm(provider, algorithm)?;
-        let kek_kind = new_kek_kind(source)?;
-        let kek = resolve(source, &kek_kind)?;
-        Ok(KeyRegistry {
-            db_id,
-            kek,
-            kek_kind,
-            algorithm,
-            generation: 1,
-            active: KeyId(1),
-            entries: vec![Entry {
-                id: KeyId(1),
-                purpose: Purpose::Data,
-                algorithm,
-                state: State::Live,
-                key: Some(SecretKey::random()?),
-            }],
-        })
+        Self::create_with_provider(db_id, kek, algorithm, Arc::new(CryptoProvider::default()))
     }
 
-    /// Opens a registry from its bytes with the KEK `source` gives.
-    pub fn open(
-        bytes: &[u8],
-        source: &KeySource,
-        provider: &CryptoProvider,
+    /// [`KeyRegistry::create`] with a chosen crypto provider, which must
+    /// offer `algorithm`.
+    pub fn create_with_provider(
+        db_id: DbId,
+        kek: &KeySource,
+        algorithm: AlgorithmId,
+        provider: Arc<CryptoProvider>,
     ) -> Result<Self, RegistryError> {
-        let header = Header::decode(bytes)?;
-        let count = header.count as usize;
-        if count == 0 || count > MAX_ENTRIES {
-            return Err(RegistryError::corrupt("impossible key count", 85));
-        }
-        let body_end = HEADER_LEN + CHECK_LEN + count * ENTRY_LEN;
-        let expected_len = body_end + MAC_LEN + HASH_LEN;
-        if bytes.len() != expected_len {
-            return Err(RegistryError::corrupt(
-                "file length does not match its key count (truncated or extended)",
-                bytes.len().min(expected_len),
-            ));
-        }
-        let (hashed, hash) = bytes.split_at(expected_len - HASH_LEN);
-        if Sha256::digest(hashed).as_slice() != hash {
-            return Err(RegistryError::corrupt(
-                "checksum mismatch: the file is damaged",
-                expected_len - HASH_LEN,
-            ));
-        }
-        let kek = resolve(source, &header.kek)?;
-        let check = hmac(
-            &kek_subkey(&kek, &header.db_id, KekPurpose::KeyCheck),
-            &[&bytes[..HEADER_LEN]],
-        );
-        if !bool::from(check.ct_eq(&bytes[HEADER_LEN..HEADER_LEN + CHECK_LEN])) {
+        check_algorithm(&provider, algorithm)?;
+        let kek_kind = KekKind::of(kek);
+        let kdf = new_kdf(kek)?;
+        let keys = resolve_kek(kek, kek_kind, kdf.as_ref(), &db_id)?;
+        let mut reg = KeyRegistry {
+            db_id,
+            provider,
+            kek_kind,
+            kdf,
+            kek: keys,
+            default_algorithm: algorithm,
+            generation: 0,
+            next_id: 1,
+            entries: BTreeMap::new(),
+        };
+        reg.insert_new(KeyPurpose::Data, algorithm)?;
+        reg.generation = 1;
+        Ok(reg)
+    }
+
+    /// Opens registry bytes with the KEK from `kek` and the default crypto
+    /// provider.
+    ///
+    /// Checks, in order: length, magic, file hash and version, then the
+    /// structure (`Corruption`, `UnsupportedVersion`), the KDF cost
+    /// (`KdfCost`) and KEK kind (`KekKindMismatch`), then the key check
+    /// (`WrongKey`), the registry MAC and every wrapped key (`Corruption`),
+    /// then the algorithms (`UnknownAlgorithm`). Never panics on any input.
+    pub fn open(bytes: &[u8], kek: &KeySource) -> Result<Self, RegistryError> {
+        Self::open_with_provider(bytes, kek, Arc::new(CryptoProvider::default()))
+    }
+
+    /// [`KeyRegistry::open`] with a chosen crypto provider.
+    pub fn open_with_provider(
+        bytes: &[u8],
+        kek: &KeySource,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, RegistryError> {
+        let parsed = format::parse(bytes)?;
+        let h = &parsed.header;
+        let keys = resolve_kek(kek, h.kek_kind, h.kdf.as_ref(), &h.db_id)?;
+        if !keys.verify_key_check(parsed.header_bytes, parsed.key_check) {
             return Err(RegistryError::WrongKey);
         }
-        let mac = hmac(
-            &kek_subkey(&kek, &header.db_id, KekPurpose::RegistryMac),
-            &[&bytes[..body_end]],
-        );
-        if !bool::from(mac.ct_eq(&bytes[body_end..body_end + MAC_LEN])) {
-            return Err(RegistryError::corrupt(
-                "the registry MAC does not verify",
-                body_end,
-            ));
+        if !keys.verify_mac(parsed.mac_input, parsed.mac) {
+            return Err(RegistryError::Corruption {
+                what: "registry MAC mismatch",
+                offset: parsed.mac_input.len() as u64,
+            });
         }
-        // Wrapping is sealkv's own: always the built-in AES-256-GCM-SIV.
-        let wrap = CryptoProvider::default().builtin(
-            EncryptionAlgorithm::Aes256GcmSiv,
-            &kek_subkey(&kek, &header.db_id, KekPurpose::Wrap),
-        )?;
-        let mut entries = Vec::with_capacity(count);
-        for i in 0..count {
-            let at = HEADER_LEN + CHECK_LEN + i * ENTRY_LEN;
-            let raw = RawEntry::decode(&bytes[at..at + ENTRY_LEN], at)?;
-            if entries.last().is_some_and(|e: &Entry| e.id >= raw.id) {
-                return Err(RegistryError::corrupt("key ids out of order", at));
-            }
-            let key = match raw.state {
-                State::Live => {
-                    check_algorithm(provider, raw.algorithm)?;
-                    let mut k = [0u8; KEY_LEN];
-                    k.copy_from_slice(&raw.wrapped[..KEY_LEN]);
-                    wrap.open_in_place_detached(
-                        &raw.nonce,
-                        &raw.aad(&header.db_id),
-                        &mut k,
-                        &raw.wrapped[KEY_LEN..],
-                    )
-                    .map_err(|_| RegistryError::corrupt("a wrapped key does not open", at))?;
-                    Some(SecretKey::from_array(&mut k))
-                }
-                State::Retired | State::Destroyed => None,
-            };
-            entries.push(Entry {
+        let mut entries = BTreeMap::new();
+        for raw in &parsed.entries {
+            let info = KeyInfo {
                 id: raw.id,
                 purpose: raw.purpose,
                 algorithm: raw.algorithm,
                 state: raw.state,
-                key,
-            });
+            };
+            let material = match &raw.wrapped {
+                None => None,
+                Some(w) => {
+                    let aad = format::wrap_aad(&h.db_id, raw.id, raw.purpose, raw.algorithm);
+                    let secret =
+                        keys.unwrap(raw.id, &aad, w)?
+                            .ok_or(RegistryError::Corruption {
+                                what: "wrapped key does not open",
+                                offset: raw.offset,
+                            })?;
+                    Some(Material {
+                        secret,
+                        wrapped: *w,
+                    })
+                }
+            };
+            entries.insert(raw.id, Entry { info, material });
         }
-        let reg = KeyRegistry {
-            db_id: header.db_id,
-            kek,
-            kek_kind: header.kek,
-            algorithm: header.algorithm,
-            generation: header.generation,
-            active: header.active,
+        debug_assert_eq!(entries.len(), h.key_count as usize);
+        check_algorithm(&provider, h.default_algorithm)?;
+        for e in entries.values() {
+            if e.material.is_some() {
+                check_algorithm(&provider, e.info.algorithm)?;
+            }
+        }
+        Ok(KeyRegistry {
+            db_id: h.db_id,
+            provider,
+            kek_kind: h.kek_kind,
+            kdf: h.kdf,
+            kek: keys,
+            default_algorithm: h.default_algorithm,
+            generation: h.generation,
+            next_id: h.next_id,
             entries,
-        };
-        match reg.entry(reg.active) {
-            Some(e) if e.purpose == Purpose::Data && e.key.is_some() => Ok(reg),
-            _ => Err(RegistryError::corrupt(
-                "the active data key is not a live data key",
-                81,
-            )),
-        }
+        })
     }
 
-    /// The registry as bytes, every key wrapped anew (fresh random nonces).
-    pub fn to_bytes(&self) -> Result<Vec<u8>, RegistryError> {
-        let count = u32::try_from(self.entries.len()).map_err(|_| RegistryError::Exhausted)?;
-        let header = Header {
+    /// The registry's bytes: header, key check, entries, MAC, hash.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let header = format::encode_header(&Header {
             db_id: self.db_id,
-            kek: self.kek_kind,
-            algorithm: self.algorithm,
+            kek_kind: self.kek_kind,
+            kdf: self.kdf,
+            default_algorithm: self.default_algorithm,
             generation: self.generation,
-            active: self.active,
-            count,
-        }
-        .encode();
+            next_id: self.next_id,
+            key_count: u32::try_from(self.entries.len()).unwrap_or(u32::MAX),
+        });
         let mut out = Vec::with_capacity(
-            HEADER_LEN + CHECK_LEN + self.entries.len() * ENTRY_LEN + MAC_LEN + HASH_LEN,
+            format::MIN_LEN + self.entries.len() * (format::ENTRY_FIXED_LEN + format::WRAPPED_LEN),
         );
         out.extend_from_slice(&header);
-        out.extend_from_slice(&hmac(
-            &kek_subkey(&self.kek, &self.db_id, KekPurpose::KeyCheck),
-            &[&header],
-        ));
-        let wrap_key = kek_subkey(&self.kek, &self.db_id, KekPurpose::Wrap);
-        let wrap =
-            CryptoProvider::default().builtin(EncryptionAlgorithm::Aes256GcmSiv, &wrap_key)?;
-        for e in &self.entries {
-            let mut raw = RawEntry {
-                id: e.id,
-                purpose: e.purpose,
-                algorithm: e.algorithm,
-                state: e.state,
-                nonce: [0; WRAP_NONCE_LEN],
-                wrapped: [0; WRAPPED_LEN],
-            };
-            if let Some(key) = &e.key {
-                crate::random::fill(&mut raw.nonce)?;
-                let aad = raw.aad(&self.db_id);
-                let (body, tag) = raw.wrapped.split_at_mut(KEY_LEN);
-                body.copy_from_slice(key.expose());
-                wrap.seal_in_place_detached(&raw.nonce, &aad, body, tag)
-                    .map_err(crate::CryptoError::from)?;
-            }
-            raw.encode(&mut out);
+        out.extend_from_slice(&self.kek.key_check(&header));
+        for e in self.entries.values() {
+            format::encode_entry(
+                &mut out,
+                e.info.id,
+                e.info.purpose,
+                e.info.state,
+                e.info.algorithm,
+                e.material.as_ref().map(|m| &m.wrapped),
+            );
         }
-        let mac = hmac(
-            &kek_subkey(&self.kek, &self.db_id, KekPurpose::RegistryMac),
-            &[&out],
-        );
+        let mac = self.kek.mac(&out);
         out.extend_from_slice(&mac);
-        let hash = Sha256::digest(&out);
+        let hash = format::sha256(&out);
         out.extend_from_slice(&hash);
-        Ok(out)
+        out
     }
 
-    fn entry(&self, id: KeyId) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.id == id)
-    }
-
-    fn entry_mut(&mut self, id: KeyId) -> Option<&mut Entry> {
-        self.entries.iter_mut().find(|e| e.id == id)
-    }
-
-    fn next_id(&self) -> Result<KeyId, RegistryError> {
-        if self.entries.len() >= MAX_ENTRIES {
-            return Err(RegistryError::Exhausted);
-        }
-        let last = self.entries.last().map_or(0, |e| e.id.0);
-        last.checked_add(1)
-            .map(KeyId)
-            .ok_or(RegistryError::Exhausted)
-    }
-
-    fn add(&mut self, purpose: Purpose, algorithm: AlgorithmId) -> Result<KeyId, RegistryError> {
-        let id = self.next_id()?;
-        self.entries.push(Entry {
+    /// Draws a new key, wraps it and inserts it; returns its id. Does not
+    /// bump the generation.
+    fn insert_new(
+        &mut self,
+        purpose: KeyPurpose,
+        algorithm: AlgorithmId,
+    ) -> Result<KeyId, RegistryError> {
+        let id = KeyId(self.next_id);
+        let next = self
+            .next_id
+            .checked_add(1)
+            .ok_or(RegistryError::Exhausted("key ids"))?;
+        let secret = SecretKey::random()?;
+        let aad = format::wrap_aad(&self.db_id, id, purpose, algorithm);
+        let wrapped = self.kek.wrap(id, &aad, &secret)?;
+        self.entries.insert(
             id,
-            purpose,
-            algorithm,
-            state: State::Live,
-            key: Some(SecretKey::random()?),
-        });
-        self.generation += 1;
+            Entry {
+                info: KeyInfo {
+                    id,
+                    purpose,
+                    algorithm,
+                    state: KeyState::Active,
+                },
+                material: Some(Material { secret, wrapped }),
+            },
+        );
+        self.next_id = next;
         Ok(id)
     }
 
-    /// The key `id` of `purpose`, if it is live.
-    fn live(&self, id: KeyId, purpose: Purpose) -> Result<DataKey, RegistryError> {
-        let e = self.entry(id).ok_or(RegistryError::UnknownKey(id))?;
-        if e.purpose != purpose {
-            return Err(RegistryError::WrongPurpose(id, purpose.name()));
+    fn bump(&mut self) -> Result<u64, RegistryError> {
+        self.generation
+            .checked_add(1)
+            .ok_or(RegistryError::Exhausted("generation numbers"))
+    }
+
+    /// Makes a fresh random data key (of the default algorithm) the active
+    /// one; the previous active key stays readable. Returns the new id.
+    ///
+    /// Store the registry durably before the first seal under the new key.
+    pub fn rotate_data_key(&mut self) -> Result<KeyId, RegistryError> {
+        let generation = self.bump()?;
+        let old = self.active_data_key();
+        let id = self.insert_new(KeyPurpose::Data, self.default_algorithm)?;
+        if let Some(e) = self.entries.get_mut(&old) {
+            e.info.state = KeyState::Readable;
         }
-        match (&e.key, e.state) {
-            (Some(k), State::Live) => Ok(DataKey::new(e.id, e.algorithm, k.clone())),
-            (_, State::Destroyed) => Err(RegistryError::KeyDestroyed(id)),
-            _ => Err(RegistryError::KeyRetired(id)),
+        self.generation = generation;
+        debug_assert_eq!(self.active_data_key(), id);
+        Ok(id)
+    }
+
+    /// Adds a fresh random field key for `algorithm` (AES-256-GCM-SIV for
+    /// deterministic field encryption). Returns its id.
+    pub fn add_field_key(&mut self, algorithm: AlgorithmId) -> Result<KeyId, RegistryError> {
+        check_algorithm(&self.provider, algorithm)?;
+        let generation = self.bump()?;
+        let id = self.insert_new(KeyPurpose::Field, algorithm)?;
+        self.generation = generation;
+        Ok(id)
+    }
+
+    fn entry_mut(&mut self, id: KeyId, purpose: KeyPurpose) -> Result<&mut Entry, RegistryError> {
+        let e = self
+            .entries
+            .get_mut(&id)
+            .ok_or(RegistryError::UnknownKey(id))?;
+        if e.info.purpose != purpose {
+            return Err(RegistryError::WrongPurpose {
+                id,
+                expected: purpose,
+                actual: e.info.purpose,
+            });
         }
+        Ok(e)
+    }
+
+    /// Retires data key `id`: its material is removed from the registry, so
+    /// units sealed under it no longer open. For the end of a re-encryption
+    /// pass. Refused for the active key (`ActiveKey`) and for a key already
+    /// retired (`KeyRetired`).
+    pub fn retire_data_key(&mut self, id: KeyId) -> Result<(), RegistryError> {
+        let generation = self.bump()?;
+        let e = self.entry_mut(id, KeyPurpose::Data)?;
+        match e.info.state {
+            KeyState::Active => return Err(RegistryError::ActiveKey(id)),
+            KeyState::Retired => return Err(RegistryError::KeyRetired(id)),
+            _ => {}
+        }
+        e.info.state = KeyState::Retired;
+        e.material = None;
+        self.generation = generation;
+        Ok(())
+    }
+
+    /// Destroys field key `id`: its wrapped bytes leave the registry for
+    /// good, and values sealed under it can never be opened from this
+    /// registry again. Copies made before (backups, exports, old registry
+    /// files) still hold it. The id stays, answering `KeyDestroyed`.
+    pub fn destroy_field_key(&mut self, id: KeyId) -> Result<(), RegistryError> {
+        let generation = self.bump()?;
+        let e = self.entry_mut(id, KeyPurpose::Field)?;
+        if e.info.state == KeyState::Destroyed {
+            return Err(RegistryError::KeyDestroyed(id));
+        }
+        e.info.state = KeyState::Destroyed;
+        e.material = None;
+        self.generation = generation;
+        Ok(())
+    }
+
+    /// Re-wraps every key under the KEK from `new_kek` (which may change
+    /// between raw key and passphrase; a passphrase gets a fresh salt).
+    /// O(number of keys); no key changes, so no data is rewritten.
+    pub fn rekey(&mut self, new_kek: &KeySource) -> Result<(), RegistryError> {
+        let generation = self.bump()?;
+        let kind = KekKind::of(new_kek);
+        let kdf = new_kdf(new_kek)?;
+        let keys = resolve_kek(new_kek, kind, kdf.as_ref(), &self.db_id)?;
+        let mut rewrapped = Vec::with_capacity(self.entries.len());
+        for e in self.entries.values() {
+            if let Some(m) = &e.material {
+                let aad =
+                    format::wrap_aad(&self.db_id, e.info.id, e.info.purpose, e.info.algorithm);
+                rewrapped.push((e.info.id, keys.wrap(e.info.id, &aad, &m.secret)?));
+            }
+        }
+        for (id, wrapped) in rewrapped {
+            if let Some(m) = self.entries.get_mut(&id).and_then(|e| e.material.as_mut()) {
+                m.wrapped = wrapped;
+            }
+        }
+        self.kek = keys;
+        self.kek_kind = kind;
+        self.kdf = kdf;
+        self.generation = generation;
+        Ok(())
     }
 
     /// The database this registry belongs to.
@@ -395,123 +481,117 @@ impl KeyRegistry {
         &self.db_id
     }
 
-    /// Increases on every change; the page file records it, so a registry
-    /// put back from an older copy is detected.
+    /// The generation: 1 at creation, +1 on every change.
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
-    /// The algorithm new data keys get.
-    pub fn algorithm(&self) -> AlgorithmId {
-        self.algorithm
+    /// How the KEK is obtained.
+    pub fn kek_kind(&self) -> KekKind {
+        self.kek_kind
     }
 
-    /// Whether the KEK comes from a passphrase.
-    pub fn is_passphrase(&self) -> bool {
-        matches!(self.kek_kind, KekKind::Passphrase { .. })
+    /// The passphrase KDF's cost, for a passphrase registry.
+    pub fn kdf_params(&self) -> Option<KdfParams> {
+        self.kdf.map(|k| k.params)
     }
 
-    /// The data key new writes are sealed under.
-    pub fn active_data_key(&self) -> DataKey {
-        // `open` and every change keep the active key live.
-        self.live(self.active, Purpose::Data).unwrap_or_else(|_| {
-            debug_assert!(false, "the active data key is always live");
-            DataKey::new(
-                self.active,
-                self.algorithm,
-                SecretKey::from_array(&mut [0; KEY_LEN]),
-            )
-        })
+    /// The algorithm of new data keys.
+    pub fn default_algorithm(&self) -> AlgorithmId {
+        self.default_algorithm
     }
 
-    /// Data key `id`, if live.
+    /// The crypto provider.
+    pub fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.provider
+    }
+
+    /// The id of the active data key.
+    pub fn active_data_key(&self) -> KeyId {
+        let active = self
+            .entries
+            .values()
+            .find(|e| e.info.purpose == KeyPurpose::Data && e.info.state == KeyState::Active)
+            .map(|e| e.info.id);
+        debug_assert!(active.is_some(), "a registry always has an active data key");
+        active.unwrap_or(KeyId(0))
+    }
+
+    /// Every key's public facts, by id.
+    pub fn keys(&self) -> Vec<KeyInfo> {
+        self.entries.values().map(|e| e.info).collect()
+    }
+
+    /// The public facts of key `id`.
+    pub fn key(&self, id: KeyId) -> Option<KeyInfo> {
+        self.entries.get(&id).map(|e| e.info)
+    }
+
+    fn usable(&self, id: KeyId, purpose: KeyPurpose) -> Result<DataKey, RegistryError> {
+        let e = self.entries.get(&id).ok_or(RegistryError::UnknownKey(id))?;
+        if e.info.purpose != purpose {
+            return Err(RegistryError::WrongPurpose {
+                id,
+                expected: purpose,
+                actual: e.info.purpose,
+            });
+        }
+        match (&e.material, e.info.state) {
+            (Some(m), _) => Ok(DataKey::new(id, e.info.algorithm, m.secret.clone())),
+            (None, KeyState::Destroyed) => Err(RegistryError::KeyDestroyed(id)),
+            (None, _) => Err(RegistryError::KeyRetired(id)),
+        }
+    }
+
+    /// Data key `id` (active or readable).
     pub fn data_key(&self, id: KeyId) -> Result<DataKey, RegistryError> {
-        self.live(id, Purpose::Data)
+        self.usable(id, KeyPurpose::Data)
     }
 
-    /// Field key `id`, if live.
+    /// Field key `id`, for [`crate::field`].
     pub fn field_key(&self, id: KeyId) -> Result<DataKey, RegistryError> {
-        self.live(id, Purpose::Field)
+        self.usable(id, KeyPurpose::Field)
     }
 
-    /// Ids of the live data keys.
-    pub fn data_key_ids(&self) -> Vec<KeyId> {
-        self.ids(Purpose::Data)
-    }
-
-    /// Ids of the live field keys.
-    pub fn field_key_ids(&self) -> Vec<KeyId> {
-        self.ids(Purpose::Field)
-    }
-
-    fn ids(&self, purpose: Purpose) -> Vec<KeyId> {
-        self.entries
-            .iter()
-            .filter(|e| e.purpose == purpose && e.state == State::Live)
-            .map(|e| e.id)
-            .collect()
-    }
-
-    /// A new random data key of the registry's algorithm becomes the active
-    /// one; the old ones stay readable.
-    pub fn rotate_data_key(&mut self) -> Result<KeyId, RegistryError> {
-        let id = self.add(Purpose::Data, self.algorithm)?;
-        self.active = id;
-        Ok(id)
-    }
-
-    /// A new random field key of `algorithm` (checked against `provider`).
-    pub fn add_field_key(
-        &mut self,
-        algorithm: AlgorithmId,
-        provider: &CryptoProvider,
-    ) -> Result<KeyId, RegistryError> {
-        check_algorithm(provider, algorithm)?;
-        self.add(Purpose::Field, algorithm)
-    }
-
-    /// Removes data key `id` (after a re-encryption, nothing needs it).
-    pub fn retire_data_key(&mut self, id: KeyId) -> Result<(), RegistryError> {
-        if id == self.active {
-            return Err(RegistryError::ActiveKey(id));
-        }
-        self.live(id, Purpose::Data)?;
-        if let Some(e) = self.entry_mut(id) {
-            e.state = State::Retired;
-            e.key = None;
-        }
-        self.generation += 1;
-        Ok(())
-    }
-
-    /// Destroys field key `id`: once the registry is written, its bytes are
-    /// gone from the file and every value sealed under it is unreadable.
-    pub fn destroy_field_key(&mut self, id: KeyId) -> Result<(), RegistryError> {
-        self.live(id, Purpose::Field)?;
-        if let Some(e) = self.entry_mut(id) {
-            e.state = State::Destroyed;
-            e.key = None;
-        }
-        self.generation += 1;
-        Ok(())
-    }
-
-    /// Re-wraps every key under the KEK `source` gives (a passphrase gets a
-    /// new salt). No data key or field key changes.
-    pub fn rekey(&mut self, source: &KeySource) -> Result<(), RegistryError> {
-        let kind = new_kek_kind(source)?;
-        self.kek = resolve(source, &kind)?;
-        self.kek_kind = kind;
-        self.generation += 1;
-        Ok(())
-    }
-
-    /// Puts every live data key into `keyring` and marks the active one.
+    /// Puts every readable data key into `keyring`, removes retired ones
+    /// from it, and makes the active key the keyring's active key.
     pub fn fill_keyring(&self, keyring: &Keyring) -> Result<(), RegistryError> {
-        for id in self.data_key_ids() {
-            keyring.insert(self.data_key(id)?);
+        if keyring.db_id() != &self.db_id {
+            return Err(RegistryError::DbMismatch {
+                registry: self.db_id,
+                keyring: *keyring.db_id(),
+            });
         }
-        keyring.set_active(self.active)?;
+        for e in self.entries.values() {
+            if e.info.purpose != KeyPurpose::Data {
+                continue;
+            }
+            match &e.material {
+                Some(m) => {
+                    keyring.insert(DataKey::new(e.info.id, e.info.algorithm, m.secret.clone()))
+                }
+                None => keyring.remove(e.info.id),
+            }
+        }
+        keyring.set_active(self.active_data_key())?;
         Ok(())
+    }
+
+    /// A new keyring with every readable data key, on this registry's
+    /// provider.
+    pub fn to_keyring(&self) -> Result<Keyring, RegistryError> {
+        let keyring = Keyring::new(self.db_id, self.provider.clone());
+        self.fill_keyring(&keyring)?;
+        Ok(keyring)
     }
 }
+
+fn check_algorithm(provider: &CryptoProvider, algorithm: AlgorithmId) -> Result<(), RegistryError> {
+    provider
+        .algorithm(algorithm)
+        .map(|_| ())
+        .map_err(|_| RegistryError::UnknownAlgorithm { algorithm })
+}
+
+#[cfg(test)]
+mod tests;
