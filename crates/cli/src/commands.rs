@@ -271,3 +271,22 @@ pub(crate) fn verify(g: &Global) -> Result<(), CliError> {
         )))
     }
 }
+
+/// `rotate-key`: new writes are sealed under a new data key.
+pub(crate) fn rotate_key(g: &Global) -> Result<(), CliError> {
+    let db = open::open(g)?;
+    let id = db.rotate_data_key()?;
+    db.close()?;
+    writeln!(std::io::stdout(), "active data key: {}", id.0).map_err(stdout_err)?;
+    Ok(())
+}
+
+/// `rekey --new-key-file PATH`: re-wrap the keys under a new master key.
+pub(crate) fn rekey(g: &Global, new_key_file: &Path) -> Result<(), CliError> {
+    let new = sealkv::crypto::MasterKey::from_file(new_key_file)
+        .map_err(|e| CliError::Key(e.to_string()))?;
+    let db = open::open(g)?;
+    db.rekey(sealkv::crypto::KeySource::Key(new))?;
+    db.close()?;
+    Ok(())
+}

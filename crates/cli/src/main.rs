@@ -50,6 +50,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Flush => commands::flush(g),
         Command::Stats { json } => commands::stats(g, *json),
         Command::Verify => commands::verify(g),
+        Command::RotateKey => commands::rotate_key(g),
+        Command::Rekey { new_key_file } => commands::rekey(g, new_key_file),
         Command::Demo => demo::run(),
         other => Err(CliError::NotYet(other.name())),
     }

@@ -211,5 +211,39 @@ fn demo_runs_and_finds_no_plaintext() {
     assert!(text.contains("texts: 0 found"), "{text}");
     assert!(text.contains("0 problems"), "{text}");
     assert!(text.contains("crypto-shredding"), "{text}");
+    assert!(text.contains("data-key rotation"), "{text}");
     assert!(text.contains("old master key now gets WrongKey"), "{text}");
+}
+
+#[test]
+fn rotate_key_and_rekey() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, key) = encrypted(tmp.path());
+    sealkv()
+        .args(["--db", &db, "--key-file", &key, "put", "a", "1"])
+        .assert()
+        .success();
+    sealkv()
+        .args(["--db", &db, "--key-file", &key, "rotate-key"])
+        .assert()
+        .success()
+        .stdout("active data key: 2\n");
+    let new = tmp.path().join("new.key");
+    sealkv().arg("keygen").arg(&new).assert().success();
+    sealkv()
+        .args(["--db", &db, "--key-file", &key, "rekey", "--new-key-file"])
+        .arg(&new)
+        .assert()
+        .success();
+    sealkv()
+        .args(["--db", &db, "--key-file", &key, "get", "a"])
+        .assert()
+        .code(3);
+    sealkv()
+        .args(["--db", &db, "--key-file"])
+        .arg(&new)
+        .args(["get", "a"])
+        .assert()
+        .success()
+        .stdout("1");
 }

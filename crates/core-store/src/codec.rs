@@ -39,6 +39,26 @@ pub(crate) struct Codec {
 }
 
 impl Codec {
+    /// Starts a new writer session under the keyring's active data key
+    /// (after a data-key rotation): every page sealed from now on records
+    /// the new session's salt and key.
+    pub(crate) fn new_session(&self) -> crate::error::Result<()> {
+        match &self.mode {
+            Mode::Plain => Ok(()),
+            Mode::Sealed { session: None, .. } => Err(StoreError::ReadOnly),
+            Mode::Sealed {
+                session: Some(slot),
+                keyring,
+            } => {
+                let fresh = Arc::new(keyring.start_session()?);
+                *slot.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Codec {
     pub(crate) fn body_len(&self) -> usize {
         self.page_size - PAGE_HEADER_LEN - TAG_LEN
     }

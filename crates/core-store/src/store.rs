@@ -439,6 +439,14 @@ impl Store {
         })
     }
 
+    /// Starts a new writer session under the keyring's active data key:
+    /// call it after rotating the data key, so new pages are sealed under
+    /// the new key (old pages stay readable under the key they record).
+    /// A plaintext store has nothing to do; a read-only one refuses.
+    pub fn new_session(&self) -> Result<()> {
+        self.inner.codec.new_session()
+    }
+
     /// The page size.
     pub fn page_size(&self) -> u32 {
         self.inner.codec.page_size as u32

@@ -36,9 +36,11 @@ pub(crate) fn wal(dir: &Path, e: sealkv_core_wal::Error) -> Error {
             file: segment_file(dir, segment),
             what: format!("the header names algorithm {found}, its data key is {expected}"),
         },
-        W::MissingKey { segment, dek } => Error::Corruption {
-            file: segment_file(dir, segment),
-            what: format!("sealed under data key {dek}, which the key registry does not hold"),
+        W::MissingKey { segment, dek } => Error::Rollback {
+            file: dir.join(KEYS_FILE),
+            what: format!(
+                "WAL segment {segment} is sealed under data key {dek}, which the key registry does not hold: an older copy of the registry was put back"
+            ),
         },
         W::EncryptedLog { .. } => Error::EncryptedDatabase,
         W::PlaintextLog { segment } => Error::Corruption {
@@ -67,6 +69,12 @@ pub(crate) fn store(dir: &Path, e: sealkv_core_store::StoreError) -> Error {
         S::Rollback { page } => Error::Rollback {
             file,
             what: format!("page {page} is an older version than its parent expects"),
+        },
+        S::MissingKey { page } => Error::Rollback {
+            file: dir.join(KEYS_FILE),
+            what: format!(
+                "page {page} is sealed under a data key the key registry does not hold: an older copy of the registry was put back"
+            ),
         },
         S::Io(e) => Error::Io(e),
         other => Error::Store(other),

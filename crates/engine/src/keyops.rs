@@ -25,6 +25,39 @@ impl Db {
         self.keys()?.rekey(new_key)
     }
 
+    /// Starts sealing under a new random data key: the key registry holding
+    /// it is made durable first, then the WAL and the page file start new
+    /// writer sessions under it. Everything already written stays readable
+    /// under the data key it records; re-encryption (a later release)
+    /// rewrites it under the newest key and retires the old ones.
+    pub fn rotate_data_key(&self) -> Result<KeyId, Error> {
+        self.check_writable()?;
+        if !self.inner.sealed {
+            return Err(Error::InvalidConfig(
+                "the database is not encrypted at rest: it has no data key to rotate".into(),
+            ));
+        }
+        let keys = self.keys()?;
+        let inner = &self.inner;
+        // No flush and no write may run while the sessions change.
+        let _flush = inner.flush_state.lock().unwrap_or_else(|p| p.into_inner());
+        let _gate = inner.gate.write().unwrap_or_else(|p| p.into_inner());
+        let id = keys.rotate()?;
+        let switched = inner
+            .wal
+            .as_ref()
+            .map_or(Ok(0), sealkv_core_wal::Wal::new_session)
+            .map_err(|e| inner.wal_error(e))
+            .and_then(|_| inner.store.new_session().map_err(|e| inner.store_error(e)));
+        if let Err(e) = switched {
+            inner
+                .poisoned
+                .store(true, std::sync::atomic::Ordering::Release);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
     /// A new random field key for randomized field encryption, sealed with
     /// the database's algorithm (AES-256-GCM for a plaintext database),
     /// stored wrapped in the key registry. Needs a key, even with

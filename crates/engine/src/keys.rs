@@ -114,6 +114,20 @@ impl KeyState {
         Ok(())
     }
 
+    /// A new active data key: durable in the registry before the keyring
+    /// hands it to any writer session, so nothing is sealed under a key the
+    /// disk lacks.
+    pub(crate) fn rotate(&self) -> Result<KeyId, Error> {
+        let mut reg = self.reg();
+        let mut next = reg.clone();
+        let id = next.rotate_data_key().map_err(|e| self.map(e))?;
+        let dek = next.data_key(id).map_err(|e| self.map(e))?;
+        self.commit(&mut reg, next)?;
+        self.keyring.insert(dek);
+        self.keyring.set_active(id)?;
+        Ok(id)
+    }
+
     /// Re-wraps every key under `new`.
     pub(crate) fn rekey(&self, new: KeySource) -> Result<(), Error> {
         let mut reg = self.reg();

@@ -132,3 +132,65 @@ fn deterministic_values_can_be_found_by_equality() {
     let random = db.create_field_key().unwrap();
     assert!(db.put_deterministic(b"x", b"y", random, b"email").is_err());
 }
+
+#[test]
+fn rotation_seals_new_writes_under_a_new_key_and_old_data_stays_readable() {
+    let vfs = SimVfs::new();
+    let alg = Some(EncryptionAlgorithm::ChaCha20Poly1305);
+    let canaries = Canaries::new(60);
+    let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
+    for i in 0..30 {
+        db.put(canaries.key(i), canaries.value(i)).unwrap();
+    }
+    db.flush().unwrap();
+    let before = db.stats().unwrap().encryption;
+    let new = db.rotate_data_key().unwrap();
+    assert_ne!(Some(new), before.active_key);
+    for i in 30..60 {
+        db.put(canaries.key(i), canaries.value(i)).unwrap();
+    }
+    let after = db.stats().unwrap().encryption;
+    assert_eq!(after.active_key, Some(new));
+    assert_eq!(after.data_keys.len(), 2);
+    assert!(after.registry_generation > before.registry_generation);
+    db.flush().unwrap();
+    db.close().unwrap();
+    let leaks = scan_for_plaintext(&read_sim_tree(&vfs, &dir()), &canaries);
+    assert!(leaks.is_empty(), "{leaks:?}");
+    let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
+    for i in 0..60 {
+        assert_eq!(
+            db.get(canaries.key(i)).unwrap().as_deref(),
+            Some(canaries.value(i))
+        );
+    }
+    assert!(db.verify().unwrap().is_clean());
+    // A plaintext database has no data key to rotate.
+    let plain = SimVfs::new();
+    let db = Db::open_with_config(sim_config(&plain, None)).unwrap();
+    assert!(matches!(
+        db.rotate_data_key(),
+        Err(Error::MissingKey | Error::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn an_older_registry_put_back_is_detected() {
+    let vfs = SimVfs::new();
+    let alg = Some(EncryptionAlgorithm::Aes256Gcm);
+    let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
+    db.put(b"k", b"v").unwrap();
+    db.flush().unwrap();
+    let keys_path = dir().join("KEYS");
+    let old = vfs.read_file(&keys_path).unwrap();
+    db.rotate_data_key().unwrap();
+    db.put(b"k2", b"v2").unwrap();
+    db.flush().unwrap();
+    db.close().unwrap();
+    vfs.write_file(&keys_path, &old);
+    let err = Db::open_with_config(sim_config(&vfs, alg)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Rollback { file, .. } if file.ends_with("KEYS")),
+        "{err:?}"
+    );
+}
