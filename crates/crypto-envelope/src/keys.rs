@@ -201,7 +201,14 @@ impl MasterKey {
         let mut out = Zeroizing::new([0u8; KEY_LEN]);
         // Argon2's working memory holds values derived from the passphrase:
         // own it, and wipe it before it is freed.
-        let mut memory = Zeroizing::new(vec![argon2::Block::default(); blocks]);
+        let mut blocks_vec: Vec<argon2::Block> = Vec::new();
+        blocks_vec
+            .try_reserve_exact(blocks)
+            .map_err(|_| KeyError::KdfParams {
+                reason: "not enough memory for the passphrase KDF",
+            })?;
+        blocks_vec.resize(blocks, argon2::Block::default());
+        let mut memory = Zeroizing::new(blocks_vec);
         argon
             .hash_password_into_with_memory(
                 passphrase.expose().as_bytes(),
@@ -324,14 +331,14 @@ impl KdfParams {
         parallelism: 1,
     };
 
-    /// The strongest parameters sealkv accepts: 1 GiB, 16 passes, 8 lanes.
+    /// The strongest parameters sealkv accepts: 256 MiB, 8 passes, 4 lanes.
     /// Parameters are read from the registry's public header before the
     /// key can be checked, so a tampered header must not be able to make an
     /// open allocate gigabytes or run for minutes.
     pub const CEILING: KdfParams = KdfParams {
-        memory_kib: 1024 * 1024,
-        iterations: 16,
-        parallelism: 8,
+        memory_kib: 256 * 1024,
+        iterations: 8,
+        parallelism: 4,
     };
 
     /// Checks the parameters against [`KdfParams::FLOOR`] and
@@ -350,7 +357,7 @@ impl KdfParams {
             || self.parallelism > Self::CEILING.parallelism
         {
             return Err(KeyError::KdfParams {
-                reason: "above the ceiling of 1 GiB, 16 passes, 8 lanes",
+                reason: "above the ceiling of 256 MiB, 8 passes, 4 lanes",
             });
         }
         Ok(())

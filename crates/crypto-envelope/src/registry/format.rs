@@ -218,7 +218,8 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RegistryError> {
     if key_count as usize > room {
         return Err(corrupt("key count larger than the file", OFF_KEY_COUNT));
     }
-    let mut entries = Vec::with_capacity(key_count as usize);
+    // Bounded: the count comes from the file, before any key check.
+    let mut entries = Vec::with_capacity((key_count as usize).min(4096));
     let mut data_active = 0usize;
     let mut last_id: Option<u32> = None;
     for _ in 0..key_count {

@@ -77,13 +77,14 @@ impl KekKeys {
         aad: &[u8],
         key: &SecretKey,
     ) -> Result<[u8; WRAPPED_LEN], RegistryError> {
-        let mut out = [0u8; WRAPPED_LEN];
+        // Holds the plaintext key until it is sealed: wiped if sealing fails.
+        let mut out = zeroize::Zeroizing::new([0u8; WRAPPED_LEN]);
         let (body, tag) = out.split_at_mut(KEY_LEN);
         body.copy_from_slice(key.expose());
         self.wrapper()?
             .seal_in_place_detached(&wrap_nonce(id), aad, body, tag)
             .map_err(crate::CryptoError::from)?;
-        Ok(out)
+        Ok(*out)
     }
 
     /// Opens the wrapped key of entry `id`; `None` if it does not
