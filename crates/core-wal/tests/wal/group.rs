@@ -1,0 +1,233 @@
+//! Group commit: concurrent durable appenders share fsyncs.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sealkv_fileio::{FaultyVfs, LockKind, OpKind, OpenMode, SimVfs, Vfs, VfsFile, VfsLock};
+
+use crate::*;
+
+/// A disk whose fsync takes a millisecond, like a real one.
+#[derive(Debug)]
+struct SlowSync(Arc<dyn Vfs>);
+#[derive(Debug)]
+struct SlowFile(Arc<dyn VfsFile>);
+
+impl VfsFile for SlowFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.0.write_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        std::thread::sleep(Duration::from_millis(1));
+        self.0.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+}
+
+impl Vfs for SlowSync {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
+        Ok(Arc::new(SlowFile(self.0.open(path, mode)?)))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.0.remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.0.rename(from, to)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.0.create_dir_all(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+        self.0.read_dir(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.0.exists(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.0.sync_dir(path)
+    }
+    fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>> {
+        self.0.lock(path, kind)
+    }
+}
+
+#[test]
+fn eight_durable_appenders_share_fsyncs() {
+    for prot in PROTECTIONS {
+        let opts = options(prot);
+        let sim = SimVfs::new();
+        let faulty = FaultyVfs::new(Arc::new(sim.clone()));
+        let v: Arc<dyn Vfs> = Arc::new(SlowSync(Arc::new(faulty.clone())));
+        let (wal, _, _) = open(&v, &opts).unwrap();
+        let wal = Arc::new(wal);
+        let before = faulty.counts();
+        let per_thread = 100u64;
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let wal = wal.clone();
+                std::thread::spawn(move || {
+                    let mut seqs = Vec::new();
+                    for i in 0..per_thread {
+                        seqs.push(wal.append(&batch(t * 1000 + i, 64)).unwrap());
+                        // Acknowledged means durable.
+                        assert!(wal.durable_seq() >= *seqs.last().unwrap());
+                    }
+                    seqs
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .map(|s| s.0)
+            .collect();
+        all.sort();
+        assert_eq!(all, (1..=800).collect::<Vec<_>>());
+        let after = faulty.counts();
+        let syncs = after.get(OpKind::Sync) - before.get(OpKind::Sync);
+        let writes = after.get(OpKind::Write) - before.get(OpKind::Write);
+        assert!(syncs * 2 < 800, "{prot:?}: {syncs} fsyncs for 800 appends");
+        assert!(
+            writes * 2 < 800,
+            "{prot:?}: {writes} writes for 800 appends"
+        );
+        assert_eq!(wal.stats().syncs, syncs);
+        Arc::try_unwrap(wal).unwrap().close().unwrap();
+        sim.crash();
+        let (_w, _, seen) = open(&v, &opts).unwrap();
+        assert_eq!(seen.len(), 800);
+    }
+}
+
+/// Appenders race with roll, sync, new_session and retire from another
+/// thread: every acknowledged batch is replayed under its sequence number,
+/// nothing else is, and numbering is dense.
+#[test]
+fn appends_race_with_roll_sync_new_session_and_retire() {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    for (round, prot) in PROTECTIONS.into_iter().enumerate() {
+        for sync in [
+            sealkv_core_wal::SyncMode::Never,
+            sealkv_core_wal::SyncMode::Always,
+        ] {
+            let mut opts = with_sync(options(prot), sync);
+            opts.segment_size = 4096;
+            let (_s, v) = sim();
+            let (wal, _, _) = open(&v, &opts).unwrap();
+            let wal = Arc::new(wal);
+            let acked = Arc::new(Mutex::new(BTreeMap::new()));
+            let writers: Vec<_> = (0..6u64)
+                .map(|t| {
+                    let wal = wal.clone();
+                    let acked = acked.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..150u64 {
+                            let b = batch(t * 10_000 + i, (i as usize * 37) % 700);
+                            let seq = wal.append(&b).unwrap();
+                            assert!(acked.lock().unwrap().insert(seq.0, b).is_none());
+                        }
+                    })
+                })
+                .collect();
+            let admin = {
+                let wal = wal.clone();
+                std::thread::spawn(move || {
+                    let mut retired = 0;
+                    for k in 0..60u32 {
+                        match k % 4 {
+                            0 => {
+                                wal.roll().unwrap();
+                            }
+                            1 => wal.sync().unwrap(),
+                            2 if prot.is_some() => {
+                                wal.new_session().unwrap();
+                            }
+                            _ => {
+                                let d = wal.durable_seq();
+                                wal.sync().unwrap();
+                                wal.retire(Seq(d.0 / 2)).unwrap();
+                                retired = retired.max(d.0 / 2);
+                            }
+                        }
+                        std::thread::yield_now();
+                    }
+                    retired
+                })
+            };
+            for h in writers {
+                h.join().unwrap();
+            }
+            let retired = admin.join().unwrap();
+            let acked = Arc::try_unwrap(acked).unwrap().into_inner().unwrap();
+            assert_eq!(acked.len(), 900);
+            assert_eq!(*acked.keys().next_back().unwrap(), 900);
+            Arc::try_unwrap(wal).unwrap().close().unwrap();
+            // Replay from just past what was retired, as the engine would.
+            opts.first_seq = Seq(retired + 1);
+            let (_w, report, seen) = open(&v, &opts).unwrap();
+            assert_eq!(report.torn_tail, None, "round {round}");
+            assert_eq!(seen.len() as u64, 900 - retired);
+            assert_eq!(seen.first().map(|(s, _)| s.0), Some(retired + 1));
+            for (seq, b) in &seen {
+                assert_eq!(Some(b), acked.get(&seq.0), "seq {seq}");
+            }
+        }
+    }
+}
+
+/// A failed fsync reaches every appender waiting on it, and every later
+/// append fails; acknowledged records survive a power cut.
+#[test]
+fn a_failed_group_fsync_reaches_every_waiter() {
+    use sealkv_fileio::FaultPlan;
+    use std::sync::Mutex;
+    let opts = options(Some(sealkv_crypto_envelope::EncryptionAlgorithm::Aes256Gcm));
+    let sim = SimVfs::new();
+    let faulty = FaultyVfs::over_sim(&sim);
+    let v: Arc<dyn Vfs> = Arc::new(SlowSync(Arc::new(faulty.clone())));
+    let (wal, _, _) = open(&v, &opts).unwrap();
+    let wal = Arc::new(wal);
+    faulty.arm(FaultPlan::once(OpKind::Sync, 6));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let wal = wal.clone();
+            let acked = acked.clone();
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    match wal.append(&batch(t * 1000 + i, 32)) {
+                        Ok(s) => acked.lock().unwrap().push(s.0),
+                        Err(e) => return e,
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect();
+    for h in threads {
+        let e = h.join().unwrap();
+        assert!(matches!(e, sealkv_core_wal::Error::Poisoned { .. }), "{e}");
+    }
+    assert!(matches!(
+        wal.sync(),
+        Err(sealkv_core_wal::Error::Poisoned { .. })
+    ));
+    let durable = wal.durable_seq().0;
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.iter().all(|&s| s <= durable));
+    drop(wal);
+    sim.crash();
+    let (_w, _, seen) = open(&v, &opts).unwrap();
+    assert!(seen.len() as u64 >= durable);
+}
