@@ -57,6 +57,7 @@ mod keyring;
 mod keys;
 mod provider;
 pub mod random;
+pub mod registry;
 mod rustcrypto;
 pub mod session;
 

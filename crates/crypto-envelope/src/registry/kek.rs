@@ -1,0 +1,117 @@
+//! The three subkeys a registry derives from its master key (KEK), and what
+//! it does with them: wrap keys, compute the key check, MAC the file.
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::algorithm::EncryptionAlgorithm;
+use crate::ids::DbId;
+use crate::kdf::{KekPurpose, kek_subkey};
+use crate::keys::{KEY_LEN, KeyId, MasterKey, SecretKey};
+use crate::provider::CryptoProvider;
+
+use super::error::RegistryError;
+use super::format::{DIGEST_LEN, WRAPPED_LEN, wrap_nonce};
+
+/// The KEK's registry subkeys. The KEK itself is not kept.
+#[derive(Clone)]
+pub(super) struct KekKeys {
+    wrap: SecretKey,
+    check: SecretKey,
+    mac: SecretKey,
+}
+
+fn hmac(key: &SecretKey, parts: &[&[u8]]) -> [u8; DIGEST_LEN] {
+    // HMAC takes keys of any length: construction cannot fail.
+    let mut m = match <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose()) {
+        Ok(m) => m,
+        Err(_) => {
+            debug_assert!(false, "HMAC accepts any key length");
+            return [0; DIGEST_LEN];
+        }
+    };
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+impl KekKeys {
+    pub(super) fn derive(kek: &MasterKey, db_id: &DbId) -> Self {
+        KekKeys {
+            wrap: kek_subkey(kek, db_id, KekPurpose::Wrap),
+            check: kek_subkey(kek, db_id, KekPurpose::KeyCheck),
+            mac: kek_subkey(kek, db_id, KekPurpose::RegistryMac),
+        }
+    }
+
+    pub(super) fn key_check(&self, header: &[u8]) -> [u8; DIGEST_LEN] {
+        hmac(&self.check, &[header])
+    }
+
+    pub(super) fn mac(&self, body: &[u8]) -> [u8; DIGEST_LEN] {
+        hmac(&self.mac, &[body])
+    }
+
+    /// Whether `expected` is the key check of `header`, in constant time.
+    pub(super) fn verify_key_check(&self, header: &[u8], expected: &[u8]) -> bool {
+        bool::from(self.key_check(header)[..].ct_eq(expected))
+    }
+
+    /// Whether `expected` is the MAC of `body`, in constant time.
+    pub(super) fn verify_mac(&self, body: &[u8], expected: &[u8]) -> bool {
+        bool::from(self.mac(body)[..].ct_eq(expected))
+    }
+
+    fn wrapper(&self) -> Result<Box<dyn crate::Aead>, RegistryError> {
+        // Always RustCrypto's AES-256-GCM-SIV: the registry format fixes the
+        // wrapping cipher, whatever provider seals the data.
+        Ok(CryptoProvider::rustcrypto().builtin(EncryptionAlgorithm::Aes256GcmSiv, &self.wrap)?)
+    }
+
+    /// Seals `key` for entry `id` with `aad`.
+    pub(super) fn wrap(
+        &self,
+        id: KeyId,
+        aad: &[u8],
+        key: &SecretKey,
+    ) -> Result<[u8; WRAPPED_LEN], RegistryError> {
+        let mut out = [0u8; WRAPPED_LEN];
+        let (body, tag) = out.split_at_mut(KEY_LEN);
+        body.copy_from_slice(key.expose());
+        self.wrapper()?
+            .seal_in_place_detached(&wrap_nonce(id), aad, body, tag)
+            .map_err(crate::CryptoError::from)?;
+        Ok(out)
+    }
+
+    /// Opens the wrapped key of entry `id`; `None` if it does not
+    /// authenticate.
+    pub(super) fn unwrap(
+        &self,
+        id: KeyId,
+        aad: &[u8],
+        wrapped: &[u8; WRAPPED_LEN],
+    ) -> Result<Option<SecretKey>, RegistryError> {
+        let mut buf = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+        let (body, tag) = wrapped.split_at(KEY_LEN);
+        buf.copy_from_slice(body);
+        match self
+            .wrapper()?
+            .open_in_place_detached(&wrap_nonce(id), aad, &mut buf[..], tag)
+        {
+            Ok(()) => Ok(Some(SecretKey::from_array(&mut buf))),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+impl KekKeys {
+    /// The three subkeys, concatenated, for tests that search output for
+    /// them.
+    pub(super) fn clone_secrets_for_test(&self) -> Vec<u8> {
+        [self.wrap.expose(), self.check.expose(), self.mac.expose()].concat()
+    }
+}

@@ -1,0 +1,100 @@
+//! Tests that need key material (crate-private): the file-level and
+//! behavioural tests are in `tests/registry.rs`.
+
+use super::*;
+use crate::EncryptionAlgorithm;
+use crate::keys::MasterKey;
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn registry() -> (KeyRegistry, KeySource) {
+    let kek = KeySource::Key(MasterKey::from_bytes(&[0x42; 32]).unwrap());
+    let reg =
+        KeyRegistry::create(DbId([3; 16]), &kek, EncryptionAlgorithm::Aes256Gcm.id()).unwrap();
+    (reg, kek)
+}
+
+#[test]
+fn destroyed_field_key_bytes_leave_the_file() {
+    let (mut reg, kek) = registry();
+    let keep = reg
+        .add_field_key(EncryptionAlgorithm::Aes256GcmSiv.id())
+        .unwrap();
+    let doomed = reg
+        .add_field_key(EncryptionAlgorithm::Aes256GcmSiv.id())
+        .unwrap();
+    let doomed_secret = reg.field_key(doomed).unwrap().secret().expose().to_vec();
+    let doomed_wrapped = reg.entries[&doomed].material.as_ref().unwrap().wrapped;
+    let before = reg.to_bytes();
+    assert!(
+        contains(&before, &doomed_wrapped),
+        "the wrapped key is in the file before"
+    );
+    reg.destroy_field_key(doomed).unwrap();
+    let after = reg.to_bytes();
+    assert!(!contains(&after, &doomed_wrapped));
+    assert!(!contains(&after, &doomed_secret));
+    assert!(!contains(&after, &doomed_secret[..16]));
+    let reopened = KeyRegistry::open(&after, &kek).unwrap();
+    assert!(
+        matches!(reopened.field_key(doomed), Err(RegistryError::KeyDestroyed(id)) if id == doomed)
+    );
+    assert!(reopened.entries[&doomed].material.is_none());
+    assert!(reopened.field_key(keep).is_ok());
+    // No plaintext key is ever in the file.
+    for id in [keep, reopened.active_data_key()] {
+        let e = &reopened.entries[&id];
+        let secret = e.material.as_ref().unwrap().secret.expose();
+        assert!(!contains(&after, secret));
+        assert!(!contains(&after, &secret[..8]));
+    }
+}
+
+#[test]
+fn retired_data_key_bytes_leave_the_file() {
+    let (mut reg, _) = registry();
+    let old = reg.active_data_key();
+    let wrapped = reg.entries[&old].material.as_ref().unwrap().wrapped;
+    reg.rotate_data_key().unwrap();
+    assert!(contains(&reg.to_bytes(), &wrapped));
+    reg.retire_data_key(old).unwrap();
+    assert!(!contains(&reg.to_bytes(), &wrapped));
+}
+
+#[test]
+fn debug_shows_no_key_material() {
+    let (mut reg, _) = registry();
+    reg.add_field_key(EncryptionAlgorithm::Aes256GcmSiv.id())
+        .unwrap();
+    reg.rotate_data_key().unwrap();
+    let dbg = format!("{reg:?}");
+    let alt = format!("{reg:#?}");
+    let mut secrets: Vec<Vec<u8>> = reg
+        .entries
+        .values()
+        .filter_map(|e| e.material.as_ref())
+        .flat_map(|m| [m.secret.expose().to_vec(), m.wrapped.to_vec()])
+        .collect();
+    secrets.push(reg.kek.clone_secrets_for_test());
+    for s in [&dbg, &alt] {
+        let lower = s.to_lowercase();
+        for secret in &secrets {
+            for chunk in secret.chunks(4) {
+                assert!(
+                    !lower.contains(&hex::encode(chunk)),
+                    "hex of key bytes in {s}"
+                );
+            }
+            let decimal = format!("{:?}", &secret[..4]);
+            assert!(
+                !s.contains(&decimal[1..decimal.len() - 1]),
+                "decimal key bytes in {s}"
+            );
+            let upper = hex::encode_upper(&secret[..4]);
+            assert!(!s.contains(&upper));
+        }
+        assert!(s.contains("KeyRegistry") && s.contains("generation"));
+    }
+}
