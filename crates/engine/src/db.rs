@@ -448,6 +448,7 @@ impl Inner {
             prev_applied_seq: st.meta.applied_seq,
             anchor_segment: frozen.next_segment,
             registry_generation: self.keys.as_ref().map_or(0, KeyState::generation),
+            registry_hash: self.keys.as_ref().map_or([0; 32], KeyState::fingerprint),
             reencrypt_cursor: st.meta.reencrypt_cursor.clone(),
         };
         txn.set_app_meta(&meta.encode())

@@ -98,6 +98,18 @@ impl KeyState {
         self.reg().generation()
     }
 
+    /// The registry's fingerprint: the SHA-256 trailer of its encoding
+    /// (which is deterministic), recorded by each flush so a registry of
+    /// another copy of this database at the same generation is detected.
+    pub(crate) fn fingerprint(&self) -> [u8; 32] {
+        let bytes = self.reg().to_bytes();
+        let mut out = [0u8; 32];
+        if let Some(tail) = bytes.get(bytes.len().saturating_sub(32)..) {
+            out.copy_from_slice(tail);
+        }
+        out
+    }
+
     /// The algorithm of the active data key.
     pub(crate) fn algorithm(&self) -> AlgorithmId {
         algorithm_of(&self.reg())

@@ -10,8 +10,10 @@
 //! 21  8  anchor_segment     the WAL segment that begins right after
 //!                           applied_seq (rolled to when the memtable froze)
 //! 29  8  registry_generation  generation of the key registry (0: none)
-//! 37  8  reencrypt_cursor_len  0, or length of the cursor key that follows
-//! 45  n  reencrypt cursor key
+//! 37  32 registry_hash      SHA-256 trailer of the registry file at that
+//!                           generation (zeros: none)
+//! 69  8  reencrypt_cursor_len  0, or length of the cursor key that follows
+//! 77  n  reencrypt cursor key
 //! ```
 //!
 //! All integers big-endian. The meta page is sealed and authenticated by
@@ -21,7 +23,7 @@ use crate::Error;
 
 const MAGIC: &[u8; 4] = b"SKVE";
 const VERSION: u8 = 1;
-const FIXED_LEN: usize = 45;
+const FIXED_LEN: usize = 77;
 
 /// The engine's fields of one committed meta page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,6 +32,7 @@ pub(crate) struct EngineMeta {
     pub(crate) prev_applied_seq: u64,
     pub(crate) anchor_segment: u64,
     pub(crate) registry_generation: u64,
+    pub(crate) registry_hash: [u8; 32],
     pub(crate) reencrypt_cursor: Option<Vec<u8>>,
 }
 
@@ -44,10 +47,11 @@ impl EngineMeta {
             self.prev_applied_seq,
             self.anchor_segment,
             self.registry_generation,
-            cursor.len() as u64,
         ] {
             out.extend_from_slice(&v.to_be_bytes());
         }
+        out.extend_from_slice(&self.registry_hash);
+        out.extend_from_slice(&(cursor.len() as u64).to_be_bytes());
         out.extend_from_slice(cursor);
         out
     }
@@ -67,15 +71,19 @@ impl EngineMeta {
         if bytes.get(4) != Some(&VERSION) {
             return Err(bad("unknown version"));
         }
-        let word = |i: usize| -> Result<u64, Error> {
-            let at = 5 + 8 * i;
+        let word_at = |at: usize| -> Result<u64, Error> {
             bytes
                 .get(at..at + 8)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
                 .map(u64::from_be_bytes)
                 .ok_or_else(|| bad("truncated"))
         };
-        let cursor_len = usize::try_from(word(4)?).map_err(|_| bad("cursor length"))?;
+        let word = |i: usize| word_at(5 + 8 * i);
+        let hash: [u8; 32] = bytes
+            .get(37..69)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad("truncated"))?;
+        let cursor_len = usize::try_from(word_at(69)?).map_err(|_| bad("cursor length"))?;
         let cursor = bytes
             .get(FIXED_LEN..)
             .filter(|rest| rest.len() == cursor_len)
@@ -85,6 +93,7 @@ impl EngineMeta {
             prev_applied_seq: word(1)?,
             anchor_segment: word(2)?,
             registry_generation: word(3)?,
+            registry_hash: hash,
             reencrypt_cursor: (cursor_len > 0).then(|| cursor.to_vec()),
         })
     }
@@ -102,6 +111,7 @@ mod tests {
             prev_applied_seq: 3,
             anchor_segment: 2,
             registry_generation: 9,
+            registry_hash: [5; 32],
             reencrypt_cursor: Some(b"k".to_vec()),
         };
         let bytes = m.encode();

@@ -100,17 +100,24 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         open_existing(&config, &data, &keys_path)?
     };
     let meta = EngineMeta::decode(store.read().app_meta(), &data)?;
-    if let Some(k) = &keys
-        && meta.registry_generation > k.generation()
-    {
-        return Err(Error::Rollback {
-            file: dir.join(KEYS_FILE),
-            what: format!(
-                "the key registry is at generation {}, the page file was written at {}: an older copy of the registry was put back",
-                k.generation(),
-                meta.registry_generation
-            ),
-        });
+    if let Some(k) = &keys {
+        let (generation, fingerprint) = (k.generation(), k.fingerprint());
+        let older = meta.registry_generation > generation;
+        // A rotation is durable in the registry before the page file records
+        // it, so a newer registry is normal; at the same generation it must
+        // be the very registry the page file was written with.
+        let other = meta.registry_generation == generation
+            && meta.registry_hash != [0; 32]
+            && meta.registry_hash != fingerprint;
+        if older || other {
+            return Err(Error::Rollback {
+                file: dir.join(KEYS_FILE),
+                what: format!(
+                    "the key registry (generation {generation}) is not the one the page file was written with (generation {}): an older registry, or one from another copy of this database, was put back",
+                    meta.registry_generation
+                ),
+            });
+        }
     }
 
     let active = Arc::new(Memtable::new());

@@ -194,3 +194,41 @@ fn an_older_registry_put_back_is_detected() {
         "{err:?}"
     );
 }
+
+#[test]
+fn the_registry_of_another_copy_at_the_same_generation_is_detected() {
+    let vfs = SimVfs::new();
+    let alg = Some(EncryptionAlgorithm::Aes256Gcm);
+    let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
+    db.put(b"k", b"v").unwrap();
+    db.close().unwrap();
+    // `cp -r`: two copies, each rotates once (same generation, different keys).
+    let copy = std::path::PathBuf::from("/copy");
+    vfs.copy_tree(&dir(), &copy);
+    for path in [dir(), copy.clone()] {
+        let db = Db::open_with_config(
+            sealkv::Config::new(&path)
+                .vfs(std::sync::Arc::new(vfs.clone()))
+                .encryption_key(key(7)),
+        )
+        .unwrap();
+        db.rotate_data_key().unwrap();
+        db.put(b"k2", path.to_string_lossy().as_bytes()).unwrap();
+        db.flush().unwrap();
+        db.close().unwrap();
+    }
+    let theirs = vfs.read_file(&copy.join("KEYS")).unwrap();
+    let ours = vfs.read_file(&dir().join("KEYS")).unwrap();
+    vfs.write_file(&dir().join("KEYS"), &theirs);
+    // Detected: the newest meta page does not open under the other copy's
+    // key #2, the older one leaves WAL records the log cannot deliver.
+    let err = Db::open_with_config(sim_config(&vfs, alg)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Rollback { .. } | Error::Corruption { .. }),
+        "{err:?}"
+    );
+    // Our own registry still opens everything.
+    vfs.write_file(&dir().join("KEYS"), &ours);
+    let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
+    assert_eq!(db.get(b"k2").unwrap().as_deref(), Some(&b"/db"[..]));
+}
