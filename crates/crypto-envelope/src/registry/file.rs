@@ -56,7 +56,9 @@ impl RegistryFile {
     }
 
     /// Writes `registry` as a new file; refuses (`AlreadyExists`) if one
-    /// exists. The database directory must exist.
+    /// exists. The database directory must exist, and the caller must hold
+    /// the database's exclusive lock: the existence check and the write are
+    /// two steps, so two unlocked creators could race.
     pub fn create(&self, registry: &KeyRegistry) -> Result<(), RegistryError> {
         if self.exists()? {
             return Err(RegistryError::AlreadyExists(self.path.clone()));
