@@ -57,45 +57,47 @@ impl MemSource {
     }
 }
 
-impl SortedSource<Error> for MemSource {
-    fn next_front(&mut self) -> Result<Option<ScanItem>, Error> {
-        if let Some(item) = self.front.next() {
-            return Ok(Some(item));
+impl MemSource {
+    /// The next key from the front (`reverse` false) or the back: from the
+    /// buffered chunk, else from a new chunk between the two ends, else from
+    /// the far end of the other side's chunk, so `None` means empty.
+    fn next_from(&mut self, reverse: bool) -> Option<ScanItem> {
+        let (mine, other) = if reverse {
+            (&mut self.back, &mut self.front)
+        } else {
+            (&mut self.front, &mut self.back)
+        };
+        if let Some(item) = mine.next() {
+            return Some(item);
         }
         let chunk = self.mem.scan(
             borrowed(&self.lower),
             borrowed(&self.upper),
             self.at,
             CHUNK,
-            false,
+            reverse,
         );
         let Some((last, _)) = chunk.last() else {
-            // Nothing left between the ends but what the back already
-            // fetched: take it from its small end, so `None` means empty.
-            return Ok(self.back.next_back());
+            return other.next_back();
         };
-        self.lower = Bound::Excluded(last.clone());
-        self.front = chunk.into_iter();
-        Ok(self.front.next())
+        let bound = Bound::Excluded(last.clone());
+        if reverse {
+            self.upper = bound;
+        } else {
+            self.lower = bound;
+        }
+        *mine = chunk.into_iter();
+        mine.next()
+    }
+}
+
+impl SortedSource<Error> for MemSource {
+    fn next_front(&mut self) -> Result<Option<ScanItem>, Error> {
+        Ok(self.next_from(false))
     }
 
     fn next_back(&mut self) -> Result<Option<ScanItem>, Error> {
-        if let Some(item) = self.back.next() {
-            return Ok(Some(item));
-        }
-        let chunk = self.mem.scan(
-            borrowed(&self.lower),
-            borrowed(&self.upper),
-            self.at,
-            CHUNK,
-            true,
-        );
-        let Some((last, _)) = chunk.last() else {
-            return Ok(self.front.next_back());
-        };
-        self.upper = Bound::Excluded(last.clone());
-        self.back = chunk.into_iter();
-        Ok(self.back.next())
+        Ok(self.next_from(true))
     }
 }
 
