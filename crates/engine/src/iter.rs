@@ -102,7 +102,7 @@ impl SortedSource<Error> for MemSource {
 }
 
 /// An iterator over the keys of a range, in key order (or reversed with
-/// [`DoubleEndedIterator::rev`]), as of the moment it was created. Items
+/// [`Iterator::rev`]), as of the moment it was created. Items
 /// are `Result`s: a page that fails authentication ends the iteration with
 /// its error, never with wrong data.
 pub struct DbIter {
