@@ -611,22 +611,16 @@ impl Commit<'_> {
         let mut chain = Vec::with_capacity(pages.len());
         let chunks: Vec<&[FreeEntry]> = all.chunks(per).collect();
         debug_assert!(chunks.len() <= pages.len());
-        for (i, chunk) in chunks.iter().enumerate().rev() {
-            let page = pages[i];
+        // Every allocated page is linked into the chain: taking reusable
+        // pages shrinks the list while allocating, which can leave a page
+        // more than the entries need; it goes in as an empty chunk (the
+        // next commit frees it with the rest of the old chain).
+        for (i, &page) in pages.iter().enumerate().rev() {
+            let chunk = chunks.get(i).copied().unwrap_or(&[]);
             let nx = next;
             let r = self.write_page_at(page, PageKind::FreeList, |b| encode_free(b, nx, chunk))?;
             chain.push(r);
             next = Some(r);
-        }
-        // Pages allocated but not needed (the list shrank while allocating).
-        for &page in pages.iter().skip(chunks.len()) {
-            let r = self.write_page_at(page, PageKind::FreeList, |b| encode_free(b, None, &[]))?;
-            all.push(FreeEntry {
-                page: r.page,
-                tag: r.tag,
-                freed: self.txn,
-                zeroed: false,
-            });
         }
         chain.reverse();
         Ok((next, all, chain, zeroed))
