@@ -204,7 +204,7 @@ impl WriteTxn<'_> {
             out: Vec::new(),
         };
         for e in &ws.free {
-            if e.freed + 2 <= txn && oldest.is_none_or(|o| o >= e.freed) {
+            if e.freed + 2 <= txn && oldest.is_none_or(|o| o > e.freed) {
                 c.reusable.push(*e);
             } else {
                 c.kept.push(*e);
