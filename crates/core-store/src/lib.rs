@@ -66,6 +66,8 @@
 
 mod cache;
 mod codec;
+#[cfg(test)]
+mod depth_tests;
 mod error;
 mod format;
 mod fuzz;

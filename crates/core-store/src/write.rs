@@ -8,12 +8,13 @@ use std::sync::atomic::Ordering;
 use sealkv_fileio::{FileError, FileOp};
 
 use crate::error::{Result, StoreError};
+use crate::format::MAX_DEPTH;
 use crate::format::{MAX_APP_META, MAX_VALUE_LEN, META_A, PAGE_HEADER_LEN, PageKind, TAG_LEN};
 use crate::meta::{FreeEntry, Meta, encode_free, free_per_page};
 use crate::node::{
     ChildRef, Node, ValRef, entry_key, inline_size, put_branch, put_inline, put_overflow,
 };
-use crate::read::tree_get;
+use crate::read::{too_deep, tree_get};
 use crate::store::{Inner, OVERFLOW_HEAD, Snapshot, Store, WriterState, lock, overflow_body};
 
 /// One operation of a batch: a put (`Some(value)`) or a delete (`None`).
@@ -366,7 +367,7 @@ impl Commit<'_> {
     fn apply_root(&mut self, root: Option<ChildRef>, ops: &[Op]) -> Result<Option<ChildRef>> {
         let mut reps = match root {
             None => self.rebuild_leaf(None, ops)?,
-            Some(r) => self.apply(r, ops, true)?,
+            Some(r) => self.apply(r, ops, 0)?,
         };
         while reps.len() > 1 {
             reps = self.build_branches(&reps)?;
@@ -374,7 +375,10 @@ impl Commit<'_> {
         Ok(reps.pop().map(|(_, r)| r))
     }
 
-    fn apply(&mut self, r: ChildRef, ops: &[Op], is_root: bool) -> Result<Reps> {
+    fn apply(&mut self, r: ChildRef, ops: &[Op], depth: usize) -> Result<Reps> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep(r.page));
+        }
         let node = self.inner.load_node(r, self.base_pages)?;
         self.free(r);
         if node.leaf {
@@ -393,7 +397,7 @@ impl Commit<'_> {
             if start == end {
                 entries.push((node.key(i).to_vec(), node.child(i)));
             } else {
-                let reps = self.apply(node.child(i), &ops[start..end], false)?;
+                let reps = self.apply(node.child(i), &ops[start..end], depth + 1)?;
                 for (j, (k, c)) in reps.into_iter().enumerate() {
                     // Child i > 0 keeps its separator (every key routed to it
                     // is >= it). The first child also takes keys below its
@@ -410,7 +414,7 @@ impl Commit<'_> {
             }
             start = end;
         }
-        if is_root && entries.len() == 1 {
+        if depth == 0 && entries.len() == 1 {
             // A root with one child: the child becomes the root.
             return Ok(entries);
         }
