@@ -67,7 +67,7 @@
 mod cache;
 mod codec;
 #[cfg(test)]
-mod depth_tests;
+mod crafted_tests;
 mod error;
 mod format;
 mod fuzz;

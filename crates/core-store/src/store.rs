@@ -495,6 +495,12 @@ fn check_meta(
     path: &Path,
 ) -> Result<(Vec<FreeEntry>, Vec<ChildRef>)> {
     let p = codec.page_size as u64;
+    if meta.txn == u64::MAX {
+        return Err(StoreError::corrupt(
+            META_A + meta.txn % 2,
+            "transaction id at its maximum (no next commit)",
+        ));
+    }
     if meta.page_count < FIRST_DATA_PAGE || meta.page_count.saturating_mul(p) > file_len {
         return Err(StoreError::corrupt(
             META_A + meta.txn % 2,
@@ -558,6 +564,12 @@ pub(crate) fn load_free_list(
         for e in &entries {
             if e.page < FIRST_DATA_PAGE || e.page >= meta.page_count {
                 return Err(StoreError::corrupt(r.page, "free-list entry out of range"));
+            }
+            if e.freed > meta.txn {
+                return Err(StoreError::corrupt(
+                    r.page,
+                    "free-list entry freed after its meta's transaction",
+                ));
             }
         }
         out.extend(entries);

@@ -192,7 +192,10 @@ impl WriteTxn<'_> {
         let inner = self.store.inner.clone();
         let mut ws = lock(&inner.wstate);
         let meta0 = &self.base.meta;
-        let txn = meta0.txn + 1;
+        // Open refuses a meta at u64::MAX; checked all the same.
+        let txn = meta0.txn.checked_add(1).ok_or_else(|| {
+            StoreError::corrupt(META_A + meta0.txn % 2, "transaction id exhausted")
+        })?;
         let oldest = inner.oldest_reader();
         let mut c = Commit {
             inner: &inner,
@@ -205,7 +208,10 @@ impl WriteTxn<'_> {
             out: Vec::new(),
         };
         for e in &ws.free {
-            if e.freed + 2 <= txn && oldest.is_none_or(|o| o > e.freed) {
+            // Open refuses entries freed after their meta's transaction.
+            if e.freed.checked_add(2).is_some_and(|f| f <= txn)
+                && oldest.is_none_or(|o| o > e.freed)
+            {
                 c.reusable.push(*e);
             } else {
                 c.kept.push(*e);

@@ -1,0 +1,223 @@
+//! Crafted plaintext files (valid checksums, hostile contents): a tree that
+//! is a chain of single-child branches deeper than [`MAX_DEPTH`] (every
+//! descent must stop with `Corruption` instead of recursing or looping
+//! unbounded), and meta or free-list values at the edge of `u64`.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use sealkv_fileio::{SimVfs, Vfs};
+
+use crate::error::StoreError;
+use crate::format::{MAX_DEPTH, META_A, PAGE_HEADER_LEN, PageKind, TAG_LEN};
+use crate::meta::{FreeEntry, Meta, encode_free};
+use crate::node::{ChildRef, put_branch};
+use crate::store::{Store, StoreOptions};
+
+const PATH: &str = "/db/data.sealkv";
+
+fn options(read_only: bool) -> StoreOptions {
+    StoreOptions {
+        read_only,
+        cache_bytes: 1 << 20,
+        ..StoreOptions::default()
+    }
+}
+
+/// A plaintext file holding `k` under `depth` single-child branches.
+fn deep_file(depth: usize) -> SimVfs {
+    let sim = SimVfs::new();
+    let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
+    vfs.create_dir_all(Path::new("/db")).unwrap();
+    let (store, _) = Store::create(vfs, Path::new(PATH), options(false)).unwrap();
+    let mut w = store.write().unwrap();
+    w.put(b"k", b"v").unwrap();
+    w.commit().unwrap();
+    let meta0 = store.inner.snapshot().meta.clone();
+    let codec = &store.inner.codec;
+    let ps = codec.page_size;
+    let txn = meta0.txn + 1;
+    let mut bytes = sim.read_file(Path::new(PATH)).unwrap();
+    bytes.resize(meta0.page_count as usize * ps, 0);
+    let mut child = meta0.root.unwrap();
+    for d in 0..depth as u64 {
+        let page = meta0.page_count + d;
+        let mut body = vec![0u8; 2];
+        body[1] = 1;
+        put_branch(&mut body, b"k", child);
+        let mut buf = vec![0u8; ps];
+        buf[PAGE_HEADER_LEN..PAGE_HEADER_LEN + body.len()].copy_from_slice(&body);
+        let tag = codec.seal(&mut buf, PageKind::Branch, page, txn).unwrap();
+        bytes.extend_from_slice(&buf);
+        child = ChildRef { page, tag };
+    }
+    let meta = Meta {
+        txn,
+        root: Some(child),
+        page_count: meta0.page_count + depth as u64,
+        ..meta0
+    };
+    let slot = META_A + txn % 2;
+    let mut buf = vec![0u8; ps];
+    meta.encode(&mut buf[PAGE_HEADER_LEN..ps - TAG_LEN]);
+    codec.seal(&mut buf, PageKind::Meta, slot, txn).unwrap();
+    let at = slot as usize * ps;
+    bytes[at..at + ps].copy_from_slice(&buf);
+    drop(store);
+    sim.write_file(Path::new(PATH), &bytes);
+    sim
+}
+
+fn open(sim: &SimVfs, read_only: bool) -> Store {
+    let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
+    Store::open(vfs, Path::new(PATH), options(read_only))
+        .unwrap()
+        .0
+}
+
+#[test]
+fn a_tree_at_the_depth_limit_still_reads() {
+    let sim = deep_file(MAX_DEPTH);
+    let store = open(&sim, true);
+    let r = store.read();
+    assert_eq!(r.get(b"k").unwrap(), Some(b"v".to_vec()));
+    assert_eq!(r.iter().count(), 1);
+}
+
+#[test]
+fn a_tree_past_the_depth_limit_is_corrupt_everywhere() {
+    let sim = deep_file(MAX_DEPTH + 1);
+    let store = open(&sim, false);
+    let r = store.read();
+    assert!(matches!(r.get(b"k"), Err(StoreError::Corruption { .. })));
+    let first = r.iter().next().unwrap();
+    assert!(matches!(first, Err(StoreError::Corruption { .. })));
+    let last = r
+        .range(Bound::Unbounded, Bound::Included(b"z".as_slice()))
+        .next_back()
+        .unwrap();
+    assert!(matches!(last, Err(StoreError::Corruption { .. })));
+    let report = store.verify().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.what.contains("deeper than the limit")),
+        "{:?}",
+        report.problems
+    );
+    drop(r);
+    let mut w = store.write().unwrap();
+    w.put(b"k", b"w").unwrap();
+    assert!(matches!(w.commit(), Err(StoreError::Corruption { .. })));
+}
+
+/// A plaintext store with a few commits, its meta at an even transaction
+/// (slot A), the odd slot free to be overwritten.
+fn base_store() -> (SimVfs, Meta) {
+    let sim = SimVfs::new();
+    let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
+    vfs.create_dir_all(Path::new("/db")).unwrap();
+    let (store, _) = Store::create(vfs, Path::new(PATH), options(false)).unwrap();
+    for i in 0..4u8 {
+        let mut w = store.write().unwrap();
+        w.put(&[i], &[i; 2000]).unwrap();
+        w.commit().unwrap();
+        if store.inner.snapshot().meta.txn % 2 == 0 && i >= 2 {
+            break;
+        }
+    }
+    let meta = store.inner.snapshot().meta.clone();
+    assert_eq!(meta.txn % 2, 0);
+    assert!(meta.free_pages > 0);
+    (sim, meta)
+}
+
+/// Seals `meta` into its slot and `extra` pages (page number, kind, body)
+/// after the end of the file, all at transaction `meta.txn`.
+fn plant(sim: &SimVfs, meta: &Meta, extra: &[(u64, PageKind, Vec<u8>)]) -> Vec<ChildRef> {
+    let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
+    let (store, _) = Store::open(vfs, Path::new(PATH), options(true)).unwrap();
+    let codec = &store.inner.codec;
+    let ps = codec.page_size;
+    let mut bytes = sim.read_file(Path::new(PATH)).unwrap();
+    let mut refs = Vec::new();
+    for (page, kind, body) in extra {
+        let mut buf = vec![0u8; ps];
+        buf[PAGE_HEADER_LEN..PAGE_HEADER_LEN + body.len()].copy_from_slice(body);
+        let tag = codec.seal(&mut buf, *kind, *page, meta.txn).unwrap();
+        let at = *page as usize * ps;
+        if bytes.len() < at + ps {
+            bytes.resize(at + ps, 0);
+        }
+        bytes[at..at + ps].copy_from_slice(&buf);
+        refs.push(ChildRef { page: *page, tag });
+    }
+    let slot = META_A + meta.txn % 2;
+    let mut buf = vec![0u8; ps];
+    meta.encode(&mut buf[PAGE_HEADER_LEN..ps - TAG_LEN]);
+    codec
+        .seal(&mut buf, PageKind::Meta, slot, meta.txn)
+        .unwrap();
+    let at = slot as usize * ps;
+    bytes[at..at + ps].copy_from_slice(&buf);
+    drop(store);
+    sim.write_file(Path::new(PATH), &bytes);
+    refs
+}
+
+#[test]
+fn a_meta_at_the_last_transaction_id_is_refused() {
+    let (sim, meta0) = base_store();
+    let bad = Meta {
+        txn: u64::MAX,
+        ..meta0.clone()
+    };
+    plant(&sim, &bad, &[]);
+    let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
+    let (store, report) = Store::open(vfs, Path::new(PATH), options(false)).unwrap();
+    assert_eq!(report.txn, meta0.txn);
+    assert!(report.fell_back.is_some());
+    let mut w = store.write().unwrap();
+    w.put(b"x", b"y").unwrap();
+    assert_eq!(w.commit().unwrap(), meta0.txn + 1);
+}
+
+#[test]
+fn a_free_entry_freed_after_its_meta_is_refused() {
+    let (sim, meta0) = base_store();
+    let ps = StoreOptions::default().page_size as usize;
+    // A new free list of one entry freed "at u64::MAX", under a meta one
+    // transaction on (odd slot).
+    let page = meta0.page_count;
+    let entry = FreeEntry {
+        page: meta0.page_count - 1,
+        tag: [0; 16],
+        freed: u64::MAX,
+        zeroed: true,
+    };
+    let mut body = vec![0u8; ps - PAGE_HEADER_LEN - TAG_LEN];
+    encode_free(&mut body, None, &[entry]);
+    let txn = meta0.txn + 1;
+    let probe = Meta {
+        txn,
+        page_count: page + 1,
+        free_head: None,
+        free_pages: 1,
+        ..meta0.clone()
+    };
+    let refs = plant(&sim, &probe, &[(page, PageKind::FreeList, body)]);
+    let bad = Meta {
+        free_head: Some(refs[0]),
+        ..probe
+    };
+    plant(&sim, &bad, &[]);
+    let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
+    let (store, report) = Store::open(vfs, Path::new(PATH), options(false)).unwrap();
+    assert_eq!(report.txn, meta0.txn);
+    assert!(report.fell_back.is_some());
+    let mut w = store.write().unwrap();
+    w.put(b"x", b"y").unwrap();
+    assert_eq!(w.commit().unwrap(), meta0.txn + 1);
+}
