@@ -624,7 +624,9 @@ impl Inner {
         len: u64,
         page_count: u64,
     ) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(len.min(crate::MAX_VALUE_LEN as u64) as usize);
+        // `len` comes from the leaf: grow with the pages actually read
+        // instead of trusting it for a large reservation up front.
+        let mut out = Vec::new();
         let mut next = Some(first);
         let mut buf = vec![0u8; self.codec.page_size];
         let mut hops = 0;
