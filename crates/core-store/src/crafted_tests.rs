@@ -266,3 +266,98 @@ fn an_overflow_length_beyond_its_chain_is_corrupt() {
     let got = r.get(b"k");
     assert!(matches!(got, Err(StoreError::Corruption { .. })), "{got:?}");
 }
+
+/// A branch page at `page` whose only child is itself: its body holds its
+/// own plaintext tag, found by solving CRC32C's affine map over GF(2).
+fn self_loop_branch(store: &Store, page: u64, txn: u64, key: &[u8]) -> Option<ChildRef> {
+    let codec = &store.inner.codec;
+    let ps = codec.page_size;
+    let seal = |x: u32, rest: &[u8]| {
+        let mut body = vec![0u8, 1];
+        let mut tag = [0u8; 16];
+        tag[..4].copy_from_slice(&x.to_le_bytes());
+        tag[4..].copy_from_slice(rest);
+        put_branch(&mut body, key, ChildRef { page, tag });
+        let mut buf = vec![0u8; ps];
+        buf[PAGE_HEADER_LEN..PAGE_HEADER_LEN + body.len()].copy_from_slice(&body);
+        let t = codec.seal(&mut buf, PageKind::Branch, page, txn).unwrap();
+        (t, buf)
+    };
+    let rest = seal(0, &[0; 12]).0[4..].to_vec();
+    let f = |x: u32| u32::from_le_bytes(seal(x, &rest).0[..4].try_into().unwrap());
+    let f0 = f(0);
+    // Solve (L + I) x = f(0), with L's columns L(e_i) = f(e_i) ^ f(0).
+    let mut rows: Vec<(u32, u32)> = Vec::new(); // (coefficients, rhs) per row bit
+    let cols: Vec<u32> = (0..32).map(|i| f(1 << i) ^ f0 ^ (1 << i)).collect();
+    for r in 0..32 {
+        let mut coef = 0u32;
+        for (i, c) in cols.iter().enumerate() {
+            coef |= ((c >> r) & 1) << i;
+        }
+        rows.push((coef, (f0 >> r) & 1));
+    }
+    let mut x = 0u32;
+    let mut pivots = Vec::new();
+    for bit in 0..32 {
+        // CRC32C's polynomial has the factor (z + 1): (L + I) has rank 31,
+        // and a bit without a pivot is free (left 0).
+        let Some(at) = (pivots.len()..32).find(|&j| rows[j].0 >> bit & 1 == 1) else {
+            continue;
+        };
+        rows.swap(pivots.len(), at);
+        let p = rows[pivots.len()];
+        for (j, row) in rows.iter_mut().enumerate() {
+            if j != pivots.len() && row.0 >> bit & 1 == 1 {
+                row.0 ^= p.0;
+                row.1 ^= p.1;
+            }
+        }
+        pivots.push(bit);
+    }
+    if rows[pivots.len()..].iter().any(|r| r.1 != 0) {
+        return None; // inconsistent: no fixed point for this content
+    }
+    for (j, &bit) in pivots.iter().enumerate() {
+        x |= rows[j].1 << bit;
+    }
+    let (tag, _) = seal(x, &rest);
+    assert_eq!(u32::from_le_bytes(tag[..4].try_into().unwrap()), x);
+    assert_eq!(&tag[4..], &rest[..]);
+    Some(ChildRef { page, tag })
+}
+
+#[test]
+fn a_branch_that_is_its_own_child_is_corrupt() {
+    let (sim, meta0) = base_store();
+    let txn = meta0.txn + 1;
+    let page = meta0.page_count;
+    let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
+    let (store, _) = Store::open(vfs, Path::new(PATH), options(true)).unwrap();
+    // Whether (L + I) is singular depends on where the tag sits relative
+    // to the end of the page: vary the separator key's length.
+    let (key, r) = (1usize..64)
+        .find_map(|n| {
+            let key = vec![b'k'; n];
+            self_loop_branch(&store, page, txn, &key).map(|r| (key, r))
+        })
+        .expect("a solvable CRC system");
+    drop(store);
+    let mut body = vec![0u8, 1];
+    put_branch(&mut body, &key, r);
+    let probe = Meta {
+        txn,
+        page_count: page + 1,
+        root: Some(r),
+        ..meta0
+    };
+    let refs = plant(&sim, &probe, &[(page, PageKind::Branch, body)]);
+    assert_eq!(refs[0], r, "the planted page carries the tag it names");
+    let store = open(&sim, true);
+    let rd = store.read();
+    assert_eq!(rd.txn(), txn);
+    assert!(matches!(rd.get(b"k"), Err(StoreError::Corruption { .. })));
+    let first = rd.iter().next().unwrap();
+    assert!(matches!(first, Err(StoreError::Corruption { .. })));
+    let report = store.verify().unwrap();
+    assert!(!report.is_clean());
+}
