@@ -23,6 +23,10 @@ pub const DEFAULT_PAGE_SIZE: u32 = 4096;
 pub const MAX_VALUE_LEN: usize = 64 << 20;
 /// The longest application metadata a meta page holds.
 pub const MAX_APP_META: usize = 1024;
+/// The deepest tree descended (root at depth 0): a branch holds at least
+/// two children, so real trees stay far shallower; past it the tree is
+/// corrupt (a crafted cycle or chain).
+pub(crate) const MAX_DEPTH: usize = 64;
 /// Page number of meta slot A; slot B is the next page.
 pub(crate) const META_A: u64 = 1;
 /// The first page that can hold tree, overflow or free-list data.

@@ -12,7 +12,7 @@
 //! - **Readers** ([`Store::read`]) each hold one committed root; any number
 //!   run beside the single writer ([`Store::write`]) without blocking it or
 //!   each other. Pages freed by commit N are reused from commit N+2 on, and
-//!   only once no reader holds a snapshot older than N.
+//!   only once no reader holds snapshot N or an older one.
 //! - **The cache** holds decoded pages keyed by (page, expected tag), bounded
 //!   in bytes and sharded. A hit costs no decryption and is still exactly
 //!   the version its parent names. Decrypted pages are plaintext in memory:
@@ -66,6 +66,8 @@
 
 mod cache;
 mod codec;
+#[cfg(test)]
+mod crafted_tests;
 mod error;
 mod format;
 mod fuzz;

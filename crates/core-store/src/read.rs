@@ -3,7 +3,8 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Result, StoreError};
+use crate::format::MAX_DEPTH;
 use crate::node::{ChildRef, Node, ValRef};
 use crate::store::{Inner, Snapshot, Store};
 
@@ -71,7 +72,7 @@ pub(crate) fn tree_get(
     key: &[u8],
 ) -> Result<Option<Vec<u8>>> {
     let Some(mut r) = root else { return Ok(None) };
-    loop {
+    for _ in 0..=MAX_DEPTH {
         let node = inner.load_node(r, page_count)?;
         if node.leaf {
             return match node.search(key) {
@@ -81,6 +82,20 @@ pub(crate) fn tree_get(
         }
         r = node.child(node.route(key));
     }
+    Err(too_deep(r.page))
+}
+
+/// The error for a descent past [`MAX_DEPTH`].
+pub(crate) fn too_deep(page: u64) -> StoreError {
+    StoreError::corrupt(page, "tree deeper than the limit (a cycle?)")
+}
+
+/// Fails once a path holds more than [`MAX_DEPTH`] levels.
+fn check_depth(path: &[(Arc<Node>, usize)], next: u64) -> Result<()> {
+    if path.len() > MAX_DEPTH {
+        return Err(too_deep(next));
+    }
+    Ok(())
 }
 
 impl ReadTxn {
@@ -162,6 +177,7 @@ impl Range {
             return Ok(path);
         };
         loop {
+            check_depth(&path, r.page)?;
             let node = self.inner.load_node(r, self.page_count)?;
             if node.leaf {
                 let i = match &self.lower {
@@ -190,6 +206,7 @@ impl Range {
             return Ok(path);
         };
         loop {
+            check_depth(&path, r.page)?;
             let node = self.inner.load_node(r, self.page_count)?;
             if node.leaf {
                 let i = match &self.upper {
@@ -223,6 +240,7 @@ impl Range {
                 *i += 1;
                 let mut r = node.child(*i);
                 loop {
+                    check_depth(path, r.page)?;
                     let n = self.inner.load_node(r, self.page_count)?;
                     let leaf = n.leaf;
                     if !leaf {
@@ -249,6 +267,7 @@ impl Range {
                 *i -= 1;
                 let mut r = node.child(*i);
                 loop {
+                    check_depth(path, r.page)?;
                     let n = self.inner.load_node(r, self.page_count)?;
                     if n.leaf {
                         let len = n.len();

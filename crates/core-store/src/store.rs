@@ -495,6 +495,12 @@ fn check_meta(
     path: &Path,
 ) -> Result<(Vec<FreeEntry>, Vec<ChildRef>)> {
     let p = codec.page_size as u64;
+    if meta.txn == u64::MAX {
+        return Err(StoreError::corrupt(
+            META_A + meta.txn % 2,
+            "transaction id at its maximum (no next commit)",
+        ));
+    }
     if meta.page_count < FIRST_DATA_PAGE || meta.page_count.saturating_mul(p) > file_len {
         return Err(StoreError::corrupt(
             META_A + meta.txn % 2,
@@ -559,6 +565,12 @@ pub(crate) fn load_free_list(
             if e.page < FIRST_DATA_PAGE || e.page >= meta.page_count {
                 return Err(StoreError::corrupt(r.page, "free-list entry out of range"));
             }
+            if e.freed > meta.txn {
+                return Err(StoreError::corrupt(
+                    r.page,
+                    "free-list entry freed after its meta's transaction",
+                ));
+            }
         }
         out.extend(entries);
         chain.push(r);
@@ -612,7 +624,9 @@ impl Inner {
         len: u64,
         page_count: u64,
     ) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(len.min(crate::MAX_VALUE_LEN as u64) as usize);
+        // `len` comes from the leaf: grow with the pages actually read
+        // instead of trusting it for a large reservation up front.
+        let mut out = Vec::new();
         let mut next = Some(first);
         let mut buf = vec![0u8; self.codec.page_size];
         let mut hops = 0;

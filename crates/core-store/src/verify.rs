@@ -1,7 +1,7 @@
 //! `verify()`: a read-only walk of every reachable and every free page.
 
 use crate::error::{Result, StoreError};
-use crate::format::{FIRST_DATA_PAGE, FileHeader, PAGE_HEADER_LEN, PageKind, TAG_LEN};
+use crate::format::{FIRST_DATA_PAGE, FileHeader, MAX_DEPTH, PAGE_HEADER_LEN, PageKind, TAG_LEN};
 use crate::meta::Meta;
 use crate::meta::decode_free;
 use crate::node::{ChildRef, Node, ValRef};
@@ -138,6 +138,9 @@ impl Walk<'_> {
     }
 
     fn tree(&mut self, r: ChildRef, lower: Option<&[u8]>, upper: Option<&[u8]>, depth: usize) {
+        if depth > MAX_DEPTH {
+            return self.problem(r.page, "tree deeper than the limit (a cycle?)");
+        }
         if !self.mark(r.page, Use::Tree) {
             return;
         }

@@ -8,12 +8,13 @@ use std::sync::atomic::Ordering;
 use sealkv_fileio::{FileError, FileOp};
 
 use crate::error::{Result, StoreError};
+use crate::format::MAX_DEPTH;
 use crate::format::{MAX_APP_META, MAX_VALUE_LEN, META_A, PAGE_HEADER_LEN, PageKind, TAG_LEN};
 use crate::meta::{FreeEntry, Meta, encode_free, free_per_page};
 use crate::node::{
     ChildRef, Node, ValRef, entry_key, inline_size, put_branch, put_inline, put_overflow,
 };
-use crate::read::tree_get;
+use crate::read::{too_deep, tree_get};
 use crate::store::{Inner, OVERFLOW_HEAD, Snapshot, Store, WriterState, lock, overflow_body};
 
 /// One operation of a batch: a put (`Some(value)`) or a delete (`None`).
@@ -191,7 +192,10 @@ impl WriteTxn<'_> {
         let inner = self.store.inner.clone();
         let mut ws = lock(&inner.wstate);
         let meta0 = &self.base.meta;
-        let txn = meta0.txn + 1;
+        // Open refuses a meta at u64::MAX; checked all the same.
+        let txn = meta0.txn.checked_add(1).ok_or_else(|| {
+            StoreError::corrupt(META_A + meta0.txn % 2, "transaction id exhausted")
+        })?;
         let oldest = inner.oldest_reader();
         let mut c = Commit {
             inner: &inner,
@@ -204,7 +208,10 @@ impl WriteTxn<'_> {
             out: Vec::new(),
         };
         for e in &ws.free {
-            if e.freed + 2 <= txn && oldest.is_none_or(|o| o >= e.freed) {
+            // Open refuses entries freed after their meta's transaction.
+            if e.freed.checked_add(2).is_some_and(|f| f <= txn)
+                && oldest.is_none_or(|o| o > e.freed)
+            {
                 c.reusable.push(*e);
             } else {
                 c.kept.push(*e);
@@ -366,7 +373,7 @@ impl Commit<'_> {
     fn apply_root(&mut self, root: Option<ChildRef>, ops: &[Op]) -> Result<Option<ChildRef>> {
         let mut reps = match root {
             None => self.rebuild_leaf(None, ops)?,
-            Some(r) => self.apply(r, ops, true)?,
+            Some(r) => self.apply(r, ops, 0)?,
         };
         while reps.len() > 1 {
             reps = self.build_branches(&reps)?;
@@ -374,7 +381,10 @@ impl Commit<'_> {
         Ok(reps.pop().map(|(_, r)| r))
     }
 
-    fn apply(&mut self, r: ChildRef, ops: &[Op], is_root: bool) -> Result<Reps> {
+    fn apply(&mut self, r: ChildRef, ops: &[Op], depth: usize) -> Result<Reps> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep(r.page));
+        }
         let node = self.inner.load_node(r, self.base_pages)?;
         self.free(r);
         if node.leaf {
@@ -393,7 +403,7 @@ impl Commit<'_> {
             if start == end {
                 entries.push((node.key(i).to_vec(), node.child(i)));
             } else {
-                let reps = self.apply(node.child(i), &ops[start..end], false)?;
+                let reps = self.apply(node.child(i), &ops[start..end], depth + 1)?;
                 for (j, (k, c)) in reps.into_iter().enumerate() {
                     // Child i > 0 keeps its separator (every key routed to it
                     // is >= it). The first child also takes keys below its
@@ -410,7 +420,7 @@ impl Commit<'_> {
             }
             start = end;
         }
-        if is_root && entries.len() == 1 {
+        if depth == 0 && entries.len() == 1 {
             // A root with one child: the child becomes the root.
             return Ok(entries);
         }
@@ -611,22 +621,16 @@ impl Commit<'_> {
         let mut chain = Vec::with_capacity(pages.len());
         let chunks: Vec<&[FreeEntry]> = all.chunks(per).collect();
         debug_assert!(chunks.len() <= pages.len());
-        for (i, chunk) in chunks.iter().enumerate().rev() {
-            let page = pages[i];
+        // Every allocated page is linked into the chain: taking reusable
+        // pages shrinks the list while allocating, which can leave a page
+        // more than the entries need; it goes in as an empty chunk (the
+        // next commit frees it with the rest of the old chain).
+        for (i, &page) in pages.iter().enumerate().rev() {
+            let chunk = chunks.get(i).copied().unwrap_or(&[]);
             let nx = next;
             let r = self.write_page_at(page, PageKind::FreeList, |b| encode_free(b, nx, chunk))?;
             chain.push(r);
             next = Some(r);
-        }
-        // Pages allocated but not needed (the list shrank while allocating).
-        for &page in pages.iter().skip(chunks.len()) {
-            let r = self.write_page_at(page, PageKind::FreeList, |b| encode_free(b, None, &[]))?;
-            all.push(FreeEntry {
-                page: r.page,
-                tag: r.tag,
-                freed: self.txn,
-                zeroed: false,
-            });
         }
         chain.reverse();
         Ok((next, all, chain, zeroed))

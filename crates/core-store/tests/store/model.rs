@@ -90,10 +90,18 @@ fn run(txns: Vec<Txn>, encrypted: bool) -> Result<(), TestCaseError> {
         } else {
             w.commit().unwrap();
             model = next;
+            let report = store.verify().unwrap();
+            prop_assert!(report.is_clean(), "{:?}", report.problems);
         }
         if t.reopen {
+            let last = store.stats().txn;
             drop(store);
-            store = open(&sim, ring.clone());
+            let v: std::sync::Arc<dyn sealkv_fileio::Vfs> = std::sync::Arc::new(sim.clone());
+            let (s, report) =
+                sealkv_core_store::Store::open(v, &path(), opts(ring.clone())).unwrap();
+            prop_assert_eq!(report.fell_back, None);
+            prop_assert_eq!(report.txn, last);
+            store = s;
         }
         let r = store.read();
         let got = all(&r);

@@ -160,3 +160,32 @@ fn a_range_outliving_its_read_txn_keeps_its_pages() {
     );
     assert_eq!(store.stats().readers, 0);
 }
+
+#[test]
+fn pages_freed_by_a_readers_commit_wait_for_it() {
+    let sim = SimVfs::new();
+    let store = create(&sim, None);
+    for g in 0..2u32 {
+        let mut w = store.write().unwrap();
+        for i in 0..300u32 {
+            w.put(&key(i), &val(i, g)).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    // The reader's snapshot records the pages its commit freed as free
+    // pages holding a given version: they must stay so while it lives.
+    let r = store.read();
+    let at = store.stats().txn;
+    for g in 2..4u32 {
+        let mut w = store.write().unwrap();
+        for i in 0..300u32 {
+            w.put(&key(i), &val(i, g)).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    assert_eq!(store.stats().txn, at + 2);
+    r.pages().unwrap();
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(r.get(&key(3)).unwrap(), Some(val(3, 1)));
+}
