@@ -484,7 +484,7 @@ impl Recovery<'_> {
         // of this segment while keeping the next one — a hole in the
         // middle of the log.
         for s in &segs {
-            if kept.contains_key(&s.n) {
+            if kept.contains_key(&s.n) && !self.read_only {
                 s.file.sync_data().map_err(io(FileOp::Sync, &s.path))?;
             }
         }
@@ -499,12 +499,18 @@ impl Recovery<'_> {
                 }
             }
         }
-        if removed_any {
+        if removed_any && !self.read_only {
             self.vfs
                 .sync_dir(self.dir)
                 .map_err(io(FileOp::SyncDir, self.dir))?;
         }
         let next_seq = expected.unwrap_or(from).max(from);
+        // The new segment follows the last one kept: numbering it after a
+        // removed one (torn while being created, or cut by a point-in-time
+        // recovery) would leave a gap the next open calls corruption. A
+        // reused number is safe: the removal is durable (directory fsynced
+        // above) and the new segment's session has a new salt.
+        let max_segment = kept.keys().next_back().copied().unwrap_or(max_segment);
         Ok(Recovered {
             report,
             next_seq,

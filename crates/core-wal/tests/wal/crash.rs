@@ -109,9 +109,14 @@ fn a_crash_while_creating_a_segment_loses_nothing() {
     let (s, v, batches) = fresh_log(&opts, 3, 20);
     // A segment file that exists with a header that never reached the disk.
     s.write_file(&seg_path(2), &[0u8; 128]);
-    let (_w, report, seen) = open(&v, &opts).unwrap();
+    let (w, report, seen) = open(&v, &opts).unwrap();
     assert_eq!(report.segments_removed, vec![2]);
     assert_eq!(seen.len(), 3);
+    assert_prefix(&seen, &batches);
+    // The new segment takes number 2 again, so a second reopen sees no gap.
+    assert_eq!(report.write_segment, 2);
+    drop(w);
+    let (_w, _, seen) = open(&v, &opts).unwrap();
     assert_prefix(&seen, &batches);
 }
 
