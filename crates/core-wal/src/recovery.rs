@@ -24,6 +24,11 @@ use crate::seal::Verify;
 pub(crate) const MAX_BODY_LEN: usize = 256 << 20;
 /// How far past the expected sequence a record found after damage may be.
 const SEQ_WINDOW: u64 = 1 << 32;
+/// A damage scan may read and check at most this many times the segment's
+/// length (plus [`SCAN_WORK_SLACK`]) before it gives up with Corruption.
+const SCAN_WORK_FACTOR: u64 = 4;
+/// Room for the reader's chunked reads on small segments.
+const SCAN_WORK_SLACK: u64 = 4 << 20;
 
 /// The replay callback's error.
 pub(crate) type ReplayError = Box<dyn std::error::Error + Send + Sync>;
@@ -388,7 +393,11 @@ impl Recovery<'_> {
                         // Start at `bad` itself: a valid record out of
                         // sequence there is evidence too.
                         let mut p = bad;
-                        while let Some(f) = find_valid(&mut r, verify, &ctx, p, next, &mut body)? {
+                        // Work allowed to the whole scan (see find_valid).
+                        let limit = r.work() + SCAN_WORK_FACTOR * seg.len + SCAN_WORK_SLACK;
+                        while let Some(f) =
+                            find_valid(&mut r, verify, &ctx, seg.n, p, next, limit, &mut body)?
+                        {
                             if found.is_none() {
                                 found = Some(Found {
                                     off: f.off,
@@ -565,6 +574,7 @@ fn read_record(
     };
     body.clear();
     body.extend_from_slice(bt);
+    r.charge(n as u64);
     if !verify.record(ctx, &head_bytes, hdr.counter, body) {
         return Ok(Err("record fails authentication"));
     }
@@ -572,16 +582,30 @@ fn read_record(
 }
 
 /// The first valid record at or after `from`, scanning byte by byte.
+///
+/// A scan stops with Corruption (never a cut) once the reader's work
+/// passes `limit`: a value full of fake record headers would otherwise make
+/// it read and check a body at nearly every byte (quadratic).
+#[allow(clippy::too_many_arguments)]
 fn find_valid(
     r: &mut SegmentReader,
     verify: &Verify,
     ctx: &[u8; crate::format::CTX_LEN],
+    segment: u64,
     from: u64,
     next: u64,
+    limit: u64,
     body: &mut Vec<u8>,
 ) -> Result<Option<Found>> {
     let mut p = from;
     while p + (RECORD_HEADER_LEN + TAG_LEN) as u64 <= r.len() {
+        if r.work() > limit {
+            return Err(Error::Corruption {
+                segment,
+                offset: from,
+                what: "damage scan gave up: too many candidate records",
+            });
+        }
         if let Ok(hdr) = read_record(r, verify, ctx, p, next, true, body)? {
             return Ok(Some(Found { off: p, hdr }));
         }

@@ -232,3 +232,50 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
         assert_eq!(seen.len(), 4);
     }
 }
+
+/// A torn record whose value is full of fake record headers (each in
+/// sequence, each claiming a body that fits in the file): the damage scan
+/// must not check every candidate's body from disk. Recovery either cuts
+/// the torn tail or refuses with Corruption, within a bounded number of
+/// reads.
+#[test]
+fn a_value_full_of_fake_headers_does_not_make_the_scan_quadratic() {
+    use sealkv_fileio::{FaultyVfs, OpKind};
+    let opts = options(None);
+    let value_len = 2 << 20;
+    let claimed: u32 = 1_200_000;
+    let mut fake = [0u8; 32];
+    fake[0..4].copy_from_slice(&claimed.to_le_bytes());
+    fake[8..16].copy_from_slice(&1u64.to_le_bytes()); // seq: the next one
+    fake[24..32].copy_from_slice(&128u64.to_le_bytes()); // durable mark
+    let mut value = vec![0x77u8; value_len];
+    for chunk in value.chunks_mut(4096) {
+        if let Some(head) = chunk.get_mut(..32) {
+            head.copy_from_slice(&fake);
+        }
+    }
+    let mut b = Batch::new();
+    b.put(b"k", &value);
+    let (s, v) = sim();
+    let (wal, _, _) = open(&v, &opts).unwrap();
+    wal.append(&b).unwrap();
+    wal.close().unwrap();
+    let mut bytes = s.read_file(&seg_path(1)).unwrap();
+    bytes.truncate(bytes.len() - 1); // torn
+    s.write_file(&seg_path(1), &bytes);
+    let faulty = FaultyVfs::over_sim(&s);
+    let fv: Arc<dyn Vfs> = Arc::new(faulty.clone());
+    let before = faulty.counts().get(OpKind::Read);
+    match open(&fv, &opts) {
+        Ok((_w, report, seen)) => {
+            assert!(seen.is_empty());
+            assert_eq!(report.torn_tail.map(|t| t.offset), Some(128));
+        }
+        Err(e) => assert!(
+            matches!(e, sealkv_core_wal::Error::Corruption { .. }),
+            "{e}"
+        ),
+    }
+    let reads = faulty.counts().get(OpKind::Read) - before;
+    assert!(reads <= 32, "{reads} reads to recover a 2 MiB segment");
+}
