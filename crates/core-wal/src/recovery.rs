@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sealkv_crypto_envelope::{AlgorithmId, Domain, EncryptionAlgorithm, KeyId, SubkeyId, TAG_LEN};
+use sealkv_crypto_envelope::{Domain, SubkeyId, TAG_LEN};
 use sealkv_fileio::{FileError, FileOp, OpenMode, Vfs, VfsFile};
 
 use crate::batch::Batch;
@@ -67,8 +67,6 @@ pub(crate) struct Recovery<'a> {
     pub(crate) vfs: &'a dyn Vfs,
     pub(crate) dir: &'a Path,
     pub(crate) opts: &'a WalOptions,
-    /// The active data key and its algorithm, when sealing.
-    pub(crate) active: Option<(KeyId, AlgorithmId)>,
     /// Read and replay only: nothing is cut, removed or written (a torn
     /// tail is still left out of the replay and reported).
     pub(crate) read_only: bool,
@@ -113,8 +111,12 @@ impl Recovery<'_> {
             seg.bad_header = "not a segment header of this format";
             return Ok(seg);
         };
-        let verify = match self.verifier(n, &h) {
+        let verify = match self.verifier(n, &h, &bytes) {
             Ok(v) => v,
+            Err(Error::Corruption { what, .. }) => {
+                seg.bad_header = what;
+                return Ok(seg);
+            }
             Err(e) => {
                 seg.refusal = Some(e);
                 return Ok(seg);
@@ -136,30 +138,41 @@ impl Recovery<'_> {
         Ok(seg)
     }
 
-    /// How to verify a segment with header `h`, or why it cannot be read.
-    fn verifier(&self, n: u64, h: &SegmentHeader) -> Result<Verify> {
+    /// How to verify a segment with header `h` (encoded as `bytes`), or why
+    /// it cannot be read. Header fields are not yet authenticated here, so
+    /// a mode mismatch is named only when the header otherwise checks out;
+    /// a header that cannot be what it claims is `Corruption`.
+    fn verifier(&self, n: u64, h: &SegmentHeader, bytes: &[u8; HEADER_LEN]) -> Result<Verify> {
+        let corrupt = |what| Error::Corruption {
+            segment: n,
+            offset: 0,
+            what,
+        };
         Ok(match (&self.opts.keyring, h.sealed) {
-            (None, true) => return Err(Error::EncryptedLog { segment: n }),
-            (Some(_), false) => return Err(Error::PlaintextLog { segment: n }),
+            (None, true) => {
+                // Unverifiable without a key; but a plaintext header with
+                // its flag flipped is damage, not a sealed log.
+                let mut plain = *bytes;
+                plain[10] &= !1;
+                if Verify::Plain.header(h, &plain) {
+                    return Err(corrupt("segment header's sealed flag is flipped"));
+                }
+                return Err(Error::EncryptedLog { segment: n });
+            }
+            (Some(_), false) => {
+                if Verify::Plain.header(h, bytes) {
+                    return Err(Error::PlaintextLog { segment: n });
+                }
+                return Err(corrupt("segment header fails authentication"));
+            }
             (None, false) => Verify::Plain,
             (Some(ring), true) => {
+                // An unauthenticated claim: a flipped key id also lands
+                // here (see WAL.md). A flipped algorithm fails the tag.
                 if !ring.contains(h.dek) {
                     return Err(Error::MissingKey {
                         segment: n,
                         dek: h.dek,
-                    });
-                }
-                // Only a known algorithm counts as a mismatch: any other
-                // value is damage, found by the tag check below.
-                if let Some((dek, alg)) = self.active
-                    && dek == h.dek
-                    && alg != h.algorithm
-                    && EncryptionAlgorithm::from_id(h.algorithm).is_some()
-                {
-                    return Err(Error::AlgorithmMismatch {
-                        segment: n,
-                        found: h.algorithm,
-                        expected: alg,
                     });
                 }
                 let id = SubkeyId {
@@ -636,7 +649,6 @@ pub fn fuzz_replay(bytes: &[u8]) {
             vfs: &sim,
             dir,
             opts: &opts,
-            active: None,
             read_only: false,
         };
         let _ = rec.run(&mut |_, b: Batch| {

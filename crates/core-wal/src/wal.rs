@@ -253,12 +253,10 @@ impl Wal {
                     .map_err(io_err(FileOp::SyncDir, parent))?;
             }
         }
-        let active = session.sealed.then_some((session.dek, session.algorithm));
         let recovered = Recovery {
             vfs: vfs.as_ref(),
             dir: &dir,
             opts: &options,
-            active,
             read_only: false,
         }
         .run(&mut |seq, batch| replay(seq, batch).map_err(Into::into))?;
@@ -514,7 +512,6 @@ impl Wal {
             vfs: vfs.as_ref(),
             dir,
             opts: &options,
-            active: None,
             read_only: true,
         }
         .run(&mut |seq, batch| replay(seq, batch).map_err(Into::into))?;

@@ -146,13 +146,19 @@ fn key_and_mode_mismatches_are_named() {
         reopen_with(&sealed, &options(None)),
         Err(Error::EncryptedLog { segment: 1 })
     ));
-    // The same key id, now holding a ChaCha key.
+    // The same key id, now holding a ChaCha key: the header's algorithm
+    // field is not trusted before authentication, and the header fails
+    // its tag under the ChaCha key.
     assert!(matches!(
         reopen_with(
             &sealed,
             &options(Some(EncryptionAlgorithm::ChaCha20Poly1305))
         ),
-        Err(Error::AlgorithmMismatch { segment: 1, .. })
+        Err(Error::Corruption {
+            segment: 1,
+            offset: 0,
+            ..
+        })
     ));
     // A keyring without the segment's data key.
     let ring = sealkv_crypto_envelope::Keyring::new(
@@ -278,4 +284,36 @@ fn a_value_full_of_fake_headers_does_not_make_the_scan_quadratic() {
     }
     let reads = faulty.counts().get(OpKind::Read) - before;
     assert!(reads <= 32, "{reads} reads to recover a 2 MiB segment");
+}
+
+/// Header fields are not trusted before the header is authenticated: a
+/// flipped algorithm or sealed flag is Corruption, not a named refusal.
+#[test]
+fn flipped_header_fields_are_corruption_not_refusals() {
+    let aes = options(Some(EncryptionAlgorithm::Aes256Gcm));
+    let (s, _v, _) = fresh_log(&aes, 2, 10);
+    let sealed = s.read_file(&seg_path(1)).unwrap();
+    let corrupt = |r: Result<Replayed>| {
+        matches!(
+            r,
+            Err(Error::Corruption {
+                segment: 1,
+                offset: 0,
+                ..
+            })
+        )
+    };
+    // Algorithm bytes naming ChaCha20-Poly1305.
+    let mut b = sealed.clone();
+    b[12..14].copy_from_slice(&EncryptionAlgorithm::ChaCha20Poly1305.id().0.to_le_bytes());
+    assert!(corrupt(reopen_with(&b, &aes)));
+    // Sealed flag cleared on a sealed segment.
+    let mut b = sealed.clone();
+    b[10] &= !1;
+    assert!(corrupt(reopen_with(&b, &aes)));
+    // Sealed flag set on a plaintext segment.
+    let (s, _v, _) = fresh_log(&options(None), 2, 10);
+    let mut b = s.read_file(&seg_path(1)).unwrap();
+    b[10] |= 1;
+    assert!(corrupt(reopen_with(&b, &options(None))));
 }
