@@ -19,6 +19,9 @@ pub(crate) struct SegmentReader {
     len: u64,
     buf: Vec<u8>,
     buf_off: u64,
+    /// Bytes read from the file plus bytes charged by the caller: what a
+    /// damage scan has cost so far.
+    work: u64,
 }
 
 impl SegmentReader {
@@ -29,11 +32,23 @@ impl SegmentReader {
             len,
             buf: Vec::new(),
             buf_off: 0,
+            work: 0,
         }
     }
 
     pub(crate) fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Bytes read from the file so far, plus whatever [`charge`](Self::charge)
+    /// added.
+    pub(crate) fn work(&self) -> u64 {
+        self.work
+    }
+
+    /// Counts `n` bytes of work done on bytes already read (verifying them).
+    pub(crate) fn charge(&mut self, n: u64) {
+        self.work = self.work.saturating_add(n);
     }
 
     /// The `n` bytes at `off`, or `None` if they run past the end of the
@@ -53,6 +68,7 @@ impl SegmentReader {
                 .read_exact_at(&mut self.buf, off)
                 .map_err(|e| FileError::new(FileOp::Read, &self.path, e))?;
             self.buf_off = off;
+            self.work = self.work.saturating_add(want as u64);
         }
         let start = (off - self.buf_off) as usize;
         Ok(self.buf.get(start..start + n))

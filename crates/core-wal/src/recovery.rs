@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sealkv_crypto_envelope::{AlgorithmId, Domain, EncryptionAlgorithm, KeyId, SubkeyId, TAG_LEN};
+use sealkv_crypto_envelope::{Domain, SubkeyId, TAG_LEN};
 use sealkv_fileio::{FileError, FileOp, OpenMode, Vfs, VfsFile};
 
 use crate::batch::Batch;
@@ -24,6 +24,11 @@ use crate::seal::Verify;
 pub(crate) const MAX_BODY_LEN: usize = 256 << 20;
 /// How far past the expected sequence a record found after damage may be.
 const SEQ_WINDOW: u64 = 1 << 32;
+/// A damage scan may read and check at most this many times the segment's
+/// length (plus [`SCAN_WORK_SLACK`]) before it gives up with Corruption.
+const SCAN_WORK_FACTOR: u64 = 4;
+/// Room for the reader's chunked reads on small segments.
+const SCAN_WORK_SLACK: u64 = 4 << 20;
 
 /// The replay callback's error.
 pub(crate) type ReplayError = Box<dyn std::error::Error + Send + Sync>;
@@ -62,8 +67,6 @@ pub(crate) struct Recovery<'a> {
     pub(crate) vfs: &'a dyn Vfs,
     pub(crate) dir: &'a Path,
     pub(crate) opts: &'a WalOptions,
-    /// The active data key and its algorithm, when sealing.
-    pub(crate) active: Option<(KeyId, AlgorithmId)>,
     /// Read and replay only: nothing is cut, removed or written (a torn
     /// tail is still left out of the replay and reported).
     pub(crate) read_only: bool,
@@ -108,8 +111,12 @@ impl Recovery<'_> {
             seg.bad_header = "not a segment header of this format";
             return Ok(seg);
         };
-        let verify = match self.verifier(n, &h) {
+        let verify = match self.verifier(n, &h, &bytes) {
             Ok(v) => v,
+            Err(Error::Corruption { what, .. }) => {
+                seg.bad_header = what;
+                return Ok(seg);
+            }
             Err(e) => {
                 seg.refusal = Some(e);
                 return Ok(seg);
@@ -131,30 +138,41 @@ impl Recovery<'_> {
         Ok(seg)
     }
 
-    /// How to verify a segment with header `h`, or why it cannot be read.
-    fn verifier(&self, n: u64, h: &SegmentHeader) -> Result<Verify> {
+    /// How to verify a segment with header `h` (encoded as `bytes`), or why
+    /// it cannot be read. Header fields are not yet authenticated here, so
+    /// a mode mismatch is named only when the header otherwise checks out;
+    /// a header that cannot be what it claims is `Corruption`.
+    fn verifier(&self, n: u64, h: &SegmentHeader, bytes: &[u8; HEADER_LEN]) -> Result<Verify> {
+        let corrupt = |what| Error::Corruption {
+            segment: n,
+            offset: 0,
+            what,
+        };
         Ok(match (&self.opts.keyring, h.sealed) {
-            (None, true) => return Err(Error::EncryptedLog { segment: n }),
-            (Some(_), false) => return Err(Error::PlaintextLog { segment: n }),
+            (None, true) => {
+                // Unverifiable without a key; but a plaintext header with
+                // its flag flipped is damage, not a sealed log.
+                let mut plain = *bytes;
+                plain[10] &= !1;
+                if Verify::Plain.header(h, &plain) {
+                    return Err(corrupt("segment header's sealed flag is flipped"));
+                }
+                return Err(Error::EncryptedLog { segment: n });
+            }
+            (Some(_), false) => {
+                if Verify::Plain.header(h, bytes) {
+                    return Err(Error::PlaintextLog { segment: n });
+                }
+                return Err(corrupt("segment header fails authentication"));
+            }
             (None, false) => Verify::Plain,
             (Some(ring), true) => {
+                // An unauthenticated claim: a flipped key id also lands
+                // here (see WAL.md). A flipped algorithm fails the tag.
                 if !ring.contains(h.dek) {
                     return Err(Error::MissingKey {
                         segment: n,
                         dek: h.dek,
-                    });
-                }
-                // Only a known algorithm counts as a mismatch: any other
-                // value is damage, found by the tag check below.
-                if let Some((dek, alg)) = self.active
-                    && dek == h.dek
-                    && alg != h.algorithm
-                    && EncryptionAlgorithm::from_id(h.algorithm).is_some()
-                {
-                    return Err(Error::AlgorithmMismatch {
-                        segment: n,
-                        found: h.algorithm,
-                        expected: alg,
                     });
                 }
                 let id = SubkeyId {
@@ -388,7 +406,11 @@ impl Recovery<'_> {
                         // Start at `bad` itself: a valid record out of
                         // sequence there is evidence too.
                         let mut p = bad;
-                        while let Some(f) = find_valid(&mut r, verify, &ctx, p, next, &mut body)? {
+                        // Work allowed to the whole scan (see find_valid).
+                        let limit = r.work() + SCAN_WORK_FACTOR * seg.len + SCAN_WORK_SLACK;
+                        while let Some(f) =
+                            find_valid(&mut r, verify, &ctx, seg.n, p, next, limit, &mut body)?
+                        {
                             if found.is_none() {
                                 found = Some(Found {
                                     off: f.off,
@@ -565,6 +587,7 @@ fn read_record(
     };
     body.clear();
     body.extend_from_slice(bt);
+    r.charge(n as u64);
     if !verify.record(ctx, &head_bytes, hdr.counter, body) {
         return Ok(Err("record fails authentication"));
     }
@@ -572,16 +595,30 @@ fn read_record(
 }
 
 /// The first valid record at or after `from`, scanning byte by byte.
+///
+/// A scan stops with Corruption (never a cut) once the reader's work
+/// passes `limit`: a value full of fake record headers would otherwise make
+/// it read and check a body at nearly every byte (quadratic).
+#[allow(clippy::too_many_arguments)]
 fn find_valid(
     r: &mut SegmentReader,
     verify: &Verify,
     ctx: &[u8; crate::format::CTX_LEN],
+    segment: u64,
     from: u64,
     next: u64,
+    limit: u64,
     body: &mut Vec<u8>,
 ) -> Result<Option<Found>> {
     let mut p = from;
     while p + (RECORD_HEADER_LEN + TAG_LEN) as u64 <= r.len() {
+        if r.work() > limit {
+            return Err(Error::Corruption {
+                segment,
+                offset: from,
+                what: "damage scan gave up: too many candidate records",
+            });
+        }
         if let Ok(hdr) = read_record(r, verify, ctx, p, next, true, body)? {
             return Ok(Some(Found { off: p, hdr }));
         }
@@ -612,7 +649,6 @@ pub fn fuzz_replay(bytes: &[u8]) {
             vfs: &sim,
             dir,
             opts: &opts,
-            active: None,
             read_only: false,
         };
         let _ = rec.run(&mut |_, b: Batch| {

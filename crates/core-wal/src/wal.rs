@@ -66,6 +66,10 @@ struct State {
     res_segment: u64,
     res_end: u64,
     res_ctx: [u8; CTX_LEN],
+    /// The session of each segment reserved but not yet created: its
+    /// header must name the session its records were sealed under, which
+    /// may no longer be `sealing` by the time it is created.
+    res_sealing: BTreeMap<u64, Arc<Sealing>>,
     /// Where the current segment is known durable.
     synced_segment: u64,
     synced_end: u64,
@@ -249,12 +253,10 @@ impl Wal {
                     .map_err(io_err(FileOp::SyncDir, parent))?;
             }
         }
-        let active = session.sealed.then_some((session.dek, session.algorithm));
         let recovered = Recovery {
             vfs: vfs.as_ref(),
             dir: &dir,
             opts: &options,
-            active,
             read_only: false,
         }
         .run(&mut |seq, batch| replay(seq, batch).map_err(Into::into))?;
@@ -285,6 +287,7 @@ impl Wal {
                 res_segment: segment,
                 res_end: HEADER_LEN as u64,
                 res_ctx,
+                res_sealing: BTreeMap::new(),
                 synced_segment: segment,
                 synced_end: HEADER_LEN as u64,
                 written_seq: first_seq - 1,
@@ -355,6 +358,8 @@ impl Wal {
             st.res_segment += 1;
             st.res_end = HEADER_LEN as u64;
             st.res_ctx = sealing.session.header(st.res_segment, 0, 0).context();
+            let n = st.res_segment;
+            st.res_sealing.insert(n, sealing.clone());
         }
         let seq = st.next_seq;
         st.next_seq += 1;
@@ -507,7 +512,6 @@ impl Wal {
             vfs: vfs.as_ref(),
             dir,
             opts: &options,
-            active: None,
             read_only: true,
         }
         .run(&mut |seq, batch| replay(seq, batch).map_err(Into::into))?;
@@ -527,6 +531,8 @@ impl Wal {
                 st.res_segment += 1;
                 st.res_end = HEADER_LEN as u64;
                 st.res_ctx = st.sealing.session.header(st.res_segment, 0, 0).context();
+                let (n, sealing) = (st.res_segment, st.sealing.clone());
+                st.res_sealing.insert(n, sealing);
                 st.stats.rolls += 1;
             }
             st.res_segment
@@ -560,9 +566,12 @@ impl Wal {
         self.exclusive(|sh, cur| {
             sh.sync_current(cur)?;
             if cur.segment < target {
+                // The session `target` was reserved under, not the current
+                // one: another thread may have rotated it since.
                 let (first_seq, sealing) = {
                     let st = lock(&sh.state);
-                    (st.slot_base, st.sealing.clone())
+                    let sealing = st.res_sealing.get(&target).unwrap_or(&st.sealing);
+                    (st.slot_base, sealing.clone())
                 };
                 sh.switch(cur, target, first_seq, &sealing)?;
             }
@@ -787,11 +796,15 @@ impl Shared {
     /// Makes the current segment durable, then creates segment `n` (and
     /// any number between, empty, so numbers stay contiguous), each with
     /// its header and directory entry fsynced, and makes `n` current.
+    /// Each segment gets the session it was reserved under; `sealing` is
+    /// for any that has none recorded.
     fn switch(&self, cur: &mut Current, n: u64, first_seq: u64, sealing: &Sealing) -> Result<()> {
         debug_assert!(n > cur.segment);
         self.sync_current(cur)?;
         while cur.segment < n {
             let next = cur.segment + 1;
+            let reserved = lock(&self.state).res_sealing.get(&next).cloned();
+            let sealing = reserved.as_deref().unwrap_or(sealing);
             let (file, path) = create_segment(&*self.vfs, &self.dir, sealing, next, first_seq)?;
             cur.segment = next;
             cur.path = path;
@@ -800,6 +813,8 @@ impl Shared {
             cur.synced = HEADER_LEN as u64;
             let mut st = lock(&self.state);
             st.segments.insert(next, first_seq);
+            // Created: drop its reservation (and any older one).
+            st.res_sealing = st.res_sealing.split_off(&(next + 1));
             st.stats.segments_created += 1;
             st.synced_segment = next;
             st.synced_end = HEADER_LEN as u64;
@@ -814,6 +829,8 @@ impl Shared {
         st.res_segment += 1;
         st.res_end = HEADER_LEN as u64;
         st.res_ctx = st.sealing.session.header(st.res_segment, 0, 0).context();
+        let (n, sealing) = (st.res_segment, st.sealing.clone());
+        st.res_sealing.insert(n, sealing);
         st.stats.sessions += 1;
         Ok(())
     }

@@ -38,12 +38,9 @@ fn a_flipped_bit_anywhere_never_yields_a_wrong_batch() {
                     let hit = ranges.iter().find(|r| r.0 <= pos && pos < r.1);
                     assert_eq!(offset, hit.map_or(0, |r| r.0 as u64), "flip at {pos}");
                 }
-                // The algorithm field flipped to another known algorithm:
-                // refused before the tag is checked, by name.
-                Err(Error::AlgorithmMismatch { .. }) if (12..14).contains(&pos) => {}
-                // Likewise the sealed flag and the data key id: refused as
-                // a plaintext/encrypted log or a key the keyring lacks.
-                Err(Error::PlaintextLog { .. } | Error::EncryptedLog { .. }) if pos == 10 => {}
+                // The data key id cannot be authenticated without the key:
+                // a flipped id names a key the keyring lacks. (A flipped
+                // algorithm or sealed flag is Corruption, above.)
                 Err(Error::MissingKey { .. }) if (16..20).contains(&pos) => {}
                 Err(e) => panic!("{prot:?} flip at {pos}: unexpected {e}"),
             }
@@ -146,13 +143,19 @@ fn key_and_mode_mismatches_are_named() {
         reopen_with(&sealed, &options(None)),
         Err(Error::EncryptedLog { segment: 1 })
     ));
-    // The same key id, now holding a ChaCha key.
+    // The same key id, now holding a ChaCha key: the header's algorithm
+    // field is not trusted before authentication, and the header fails
+    // its tag under the ChaCha key.
     assert!(matches!(
         reopen_with(
             &sealed,
             &options(Some(EncryptionAlgorithm::ChaCha20Poly1305))
         ),
-        Err(Error::AlgorithmMismatch { segment: 1, .. })
+        Err(Error::Corruption {
+            segment: 1,
+            offset: 0,
+            ..
+        })
     ));
     // A keyring without the segment's data key.
     let ring = sealkv_crypto_envelope::Keyring::new(
@@ -231,4 +234,83 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
         let (_w, _, seen) = open(&v, &opts).unwrap();
         assert_eq!(seen.len(), 4);
     }
+}
+
+/// A torn record whose value is full of fake record headers (each in
+/// sequence, each claiming a body that fits in the file): the damage scan
+/// must not check every candidate's body from disk. Recovery either cuts
+/// the torn tail or refuses with Corruption, within a bounded number of
+/// reads.
+#[test]
+fn a_value_full_of_fake_headers_does_not_make_the_scan_quadratic() {
+    use sealkv_fileio::{FaultyVfs, OpKind};
+    let opts = options(None);
+    let value_len = 2 << 20;
+    let claimed: u32 = 1_200_000;
+    let mut fake = [0u8; 32];
+    fake[0..4].copy_from_slice(&claimed.to_le_bytes());
+    fake[8..16].copy_from_slice(&1u64.to_le_bytes()); // seq: the next one
+    fake[24..32].copy_from_slice(&128u64.to_le_bytes()); // durable mark
+    let mut value = vec![0x77u8; value_len];
+    for chunk in value.chunks_mut(4096) {
+        if let Some(head) = chunk.get_mut(..32) {
+            head.copy_from_slice(&fake);
+        }
+    }
+    let mut b = Batch::new();
+    b.put(b"k", &value);
+    let (s, v) = sim();
+    let (wal, _, _) = open(&v, &opts).unwrap();
+    wal.append(&b).unwrap();
+    wal.close().unwrap();
+    let mut bytes = s.read_file(&seg_path(1)).unwrap();
+    bytes.truncate(bytes.len() - 1); // torn
+    s.write_file(&seg_path(1), &bytes);
+    let faulty = FaultyVfs::over_sim(&s);
+    let fv: Arc<dyn Vfs> = Arc::new(faulty.clone());
+    let before = faulty.counts().get(OpKind::Read);
+    match open(&fv, &opts) {
+        Ok((_w, report, seen)) => {
+            assert!(seen.is_empty());
+            assert_eq!(report.torn_tail.map(|t| t.offset), Some(128));
+        }
+        Err(e) => assert!(
+            matches!(e, sealkv_core_wal::Error::Corruption { .. }),
+            "{e}"
+        ),
+    }
+    let reads = faulty.counts().get(OpKind::Read) - before;
+    assert!(reads <= 32, "{reads} reads to recover a 2 MiB segment");
+}
+
+/// Header fields are not trusted before the header is authenticated: a
+/// flipped algorithm or sealed flag is Corruption, not a named refusal.
+#[test]
+fn flipped_header_fields_are_corruption_not_refusals() {
+    let aes = options(Some(EncryptionAlgorithm::Aes256Gcm));
+    let (s, _v, _) = fresh_log(&aes, 2, 10);
+    let sealed = s.read_file(&seg_path(1)).unwrap();
+    let corrupt = |r: Result<Replayed>| {
+        matches!(
+            r,
+            Err(Error::Corruption {
+                segment: 1,
+                offset: 0,
+                ..
+            })
+        )
+    };
+    // Algorithm bytes naming ChaCha20-Poly1305.
+    let mut b = sealed.clone();
+    b[12..14].copy_from_slice(&EncryptionAlgorithm::ChaCha20Poly1305.id().0.to_le_bytes());
+    assert!(corrupt(reopen_with(&b, &aes)));
+    // Sealed flag cleared on a sealed segment.
+    let mut b = sealed.clone();
+    b[10] &= !1;
+    assert!(corrupt(reopen_with(&b, &aes)));
+    // Sealed flag set on a plaintext segment.
+    let (s, _v, _) = fresh_log(&options(None), 2, 10);
+    let mut b = s.read_file(&seg_path(1)).unwrap();
+    b[10] |= 1;
+    assert!(corrupt(reopen_with(&b, &options(None))));
 }
