@@ -361,3 +361,51 @@ fn a_branch_that_is_its_own_child_is_corrupt() {
     let report = store.verify().unwrap();
     assert!(!report.is_clean());
 }
+
+#[test]
+fn verify_reports_an_unsorted_free_list() {
+    let (sim, meta0) = base_store();
+    let ps = StoreOptions::default().page_size as usize;
+    let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
+    let (store, _) = Store::open(vfs, Path::new(PATH), options(true)).unwrap();
+    let (mut entries, chain) = crate::store::load_free_list(
+        &store.inner.file,
+        &store.inner.codec,
+        &meta0,
+        Path::new(PATH),
+    )
+    .unwrap();
+    drop(store);
+    assert_eq!(chain.len(), 1);
+    assert!(entries.len() >= 2);
+    entries.reverse();
+    let mut body = vec![0u8; ps - PAGE_HEADER_LEN - TAG_LEN];
+    encode_free(&mut body, None, &entries);
+    // The same free list, its entries out of order, on a new page one
+    // transaction on (the old list page is left leaked).
+    let page = meta0.page_count;
+    let probe = Meta {
+        txn: meta0.txn + 1,
+        page_count: page + 1,
+        ..meta0.clone()
+    };
+    let refs = plant(&sim, &probe, &[(page, PageKind::FreeList, body)]);
+    plant(
+        &sim,
+        &Meta {
+            free_head: Some(refs[0]),
+            ..probe
+        },
+        &[],
+    );
+    let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
+    let (store, report) = Store::open(vfs, Path::new(PATH), options(true)).unwrap();
+    assert_eq!(report.txn, meta0.txn + 1);
+    let problems = store.verify().unwrap().problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.page == page && p.what.contains("not sorted")),
+        "{problems:?}"
+    );
+}

@@ -121,6 +121,11 @@ impl FileHeader {
             _ => return Err(bad("invalid flags")),
         };
         let algorithm = be16(page, 16).ok_or_else(|| bad("header truncated"))?;
+        let reserved_zero =
+            |r: std::ops::Range<usize>| page.get(r).is_some_and(|b| b.iter().all(|&x| x == 0));
+        if !(reserved_zero(15..16) && reserved_zero(18..20) && reserved_zero(36..p - 4)) {
+            return Err(bad("non-zero reserved header bytes"));
+        }
         if encrypted == (algorithm == 0) {
             return Err(bad("algorithm does not match the encryption flag"));
         }
@@ -233,6 +238,29 @@ mod tests {
             let mut c = b.clone();
             c[i] ^= 0x10;
             assert!(FileHeader::decode(&c).is_err(), "flip at {i}");
+        }
+    }
+
+    #[test]
+    fn non_zero_reserved_header_bytes_are_corrupt() {
+        let h = FileHeader {
+            page_size: 4096,
+            encrypted: true,
+            algorithm: 1,
+            db_id: DbId([9; 16]),
+        };
+        let b = h.encode();
+        for i in [15usize, 18, 19, 36, 100, 4091] {
+            let mut c = b.clone();
+            c[i] = 1;
+            // A valid checksum: only the reserved byte is wrong.
+            let crc = crc32c::crc32c(&c[..4092]);
+            c[4092..].copy_from_slice(&crc.to_be_bytes());
+            let e = FileHeader::decode(&c).unwrap_err();
+            assert!(
+                matches!(e, StoreError::Corruption { page: 0, .. }),
+                "byte {i}: {e:?}"
+            );
         }
     }
 

@@ -321,7 +321,11 @@ impl Store {
                 if *k.db_id() != header.db_id {
                     return Err(StoreError::WrongDatabase);
                 }
-                let session = if options.read_only {
+                // The active key's algorithm must be the file's, read-only
+                // or not. A read-only open needs no active key; when there
+                // is one, a session is started only to read its algorithm
+                // (starting a session seals nothing).
+                let s = if options.read_only && k.active().is_none() {
                     None
                 } else {
                     let s = k.start_session()?;
@@ -331,8 +335,11 @@ impl Store {
                             key: s.algorithm().0,
                         });
                     }
-                    Some(std::sync::RwLock::new(Arc::new(s)))
+                    Some(s)
                 };
+                let session = s
+                    .filter(|_| !options.read_only)
+                    .map(|s| std::sync::RwLock::new(Arc::new(s)));
                 Mode::Sealed {
                     keyring: k.clone(),
                     session,

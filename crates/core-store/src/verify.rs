@@ -2,8 +2,8 @@
 
 use crate::error::{Result, StoreError};
 use crate::format::{FIRST_DATA_PAGE, FileHeader, MAX_DEPTH, PAGE_HEADER_LEN, PageKind, TAG_LEN};
-use crate::meta::Meta;
 use crate::meta::decode_free;
+use crate::meta::{FreeEntry, Meta};
 use crate::node::{ChildRef, Node, ValRef};
 use crate::read::ReadTxn;
 use crate::store::{Inner, Store, overflow_body};
@@ -224,6 +224,15 @@ impl Walk<'_> {
             let ps = self.inner.codec.page_size;
             match decode_free(&self.buf[PAGE_HEADER_LEN..ps - TAG_LEN], r.page) {
                 Ok((n, es)) => {
+                    // Entries are sorted by page number across the chain.
+                    let mut last = entries.last().map(|e: &FreeEntry| e.page);
+                    for e in &es {
+                        if last.is_some_and(|l| e.page <= l) {
+                            self.problem(r.page, "free-list entries not sorted by page number");
+                            break;
+                        }
+                        last = Some(e.page);
+                    }
                     entries.extend(es);
                     next = n;
                 }

@@ -83,6 +83,34 @@ fn open_errors() {
 }
 
 #[test]
+fn a_read_only_open_refuses_another_algorithm() {
+    let sim = SimVfs::new();
+    drop(create(&sim, Some(keyring())));
+    let k = Keyring::new(DbId([7; 16]), Arc::new(CryptoProvider::default()));
+    k.insert(DataKey::new(
+        KeyId(1),
+        EncryptionAlgorithm::ChaCha20Poly1305.id(),
+        SecretKey::from_bytes(&[42; 32]).unwrap(),
+    ));
+    k.set_active(KeyId(1)).unwrap();
+    let ro = StoreOptions {
+        read_only: true,
+        ..opts(Some(Arc::new(k)))
+    };
+    let e = Store::open(vfs(&sim), &path(), ro).unwrap_err();
+    assert!(
+        matches!(e, StoreError::AlgorithmMismatch { file: 1, key: 2 }),
+        "{e:?}"
+    );
+    // The right algorithm still opens read-only.
+    let ro = StoreOptions {
+        read_only: true,
+        ..opts(Some(keyring()))
+    };
+    Store::open(vfs(&sim), &path(), ro).unwrap();
+}
+
+#[test]
 fn locking_and_read_only() {
     let sim = SimVfs::new();
     let store = create(&sim, None);
