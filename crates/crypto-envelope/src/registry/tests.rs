@@ -98,3 +98,58 @@ fn debug_shows_no_key_material() {
         assert!(s.contains("KeyRegistry") && s.contains("generation"));
     }
 }
+
+/// Re-seals `bytes` after an edit the way only the KEK holder could: the
+/// MAC recomputed with the registry's own subkey, then the trailing hash.
+fn reseal(reg: &KeyRegistry, bytes: &mut [u8]) {
+    use sha2::{Digest, Sha256};
+    let len = bytes.len();
+    let mac_at = len - 2 * format::DIGEST_LEN;
+    let mac = reg.kek.mac(&bytes[..mac_at]);
+    bytes[mac_at..mac_at + format::DIGEST_LEN].copy_from_slice(&mac);
+    let hash = Sha256::digest(&bytes[..len - format::DIGEST_LEN]);
+    bytes[len - format::DIGEST_LEN..].copy_from_slice(&hash);
+}
+
+#[test]
+fn a_wrapped_key_moved_or_relabelled_does_not_open_even_with_a_valid_mac() {
+    let (mut reg, kek) = registry();
+    let siv = EncryptionAlgorithm::Aes256GcmSiv.id();
+    reg.add_field_key(siv).unwrap();
+    reg.add_field_key(siv).unwrap();
+    let bytes = reg.to_bytes();
+    // Entries with material: id(4) purpose(1) state(1) algorithm(2) wrapped(48).
+    let entry = format::ENTRY_FIXED_LEN + format::WRAPPED_LEN;
+    let first = format::ENTRIES_OFFSET; // the data key
+    let second = first + entry; // field key 2
+    let third = second + entry; // field key 3
+    let wrapped = |at: usize| at + format::ENTRY_FIXED_LEN..at + entry;
+    let expect_at = |b: &[u8], at: usize, case: &str| match KeyRegistry::open(b, &kek) {
+        Err(RegistryError::Corruption { what, offset }) => {
+            assert_eq!(what, "wrapped key does not open", "{case}");
+            assert_eq!(offset, at as u64, "{case}");
+        }
+        other => panic!("{case}: {other:?}"),
+    };
+    // Swap the wrapped keys of the two field keys: each is bound to its id.
+    let mut b = bytes.clone();
+    let (x, y) = (b[wrapped(second)].to_vec(), b[wrapped(third)].to_vec());
+    b[wrapped(second)].copy_from_slice(&y);
+    b[wrapped(third)].copy_from_slice(&x);
+    reseal(&reg, &mut b);
+    expect_at(&b, second, "swapped");
+    // Relabel a field key's algorithm: bound by the AAD.
+    let mut b = bytes.clone();
+    b[second + 6..second + 8].copy_from_slice(&EncryptionAlgorithm::Aes256Gcm.id().0.to_be_bytes());
+    reseal(&reg, &mut b);
+    expect_at(&b, second, "algorithm");
+    // Edit one byte of the data key's wrapping.
+    let mut b = bytes.clone();
+    b[first + format::ENTRY_FIXED_LEN + 3] ^= 0x40;
+    reseal(&reg, &mut b);
+    expect_at(&b, first, "edited");
+    // The untouched bytes, resealed, still open: the helper is faithful.
+    let mut b = bytes;
+    reseal(&reg, &mut b);
+    assert!(KeyRegistry::open(&b, &kek).is_ok());
+}
