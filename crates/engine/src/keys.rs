@@ -23,6 +23,9 @@ pub(crate) struct KeyState {
     dir: PathBuf,
     file: RegistryFile,
     registry: Mutex<KeyRegistry>,
+    /// The registry's fingerprint, computed when it changes (not at every
+    /// flush: encoding re-wraps every key). Written under the registry lock.
+    fingerprint: Mutex<[u8; 32]>,
     source: Mutex<KeySource>,
     keyring: Arc<Keyring>,
 }
@@ -82,6 +85,7 @@ impl KeyState {
             path: path.to_path_buf(),
             dir: config.path.clone(),
             file,
+            fingerprint: Mutex::new(fingerprint_of(&registry)),
             registry: Mutex::new(registry),
             source: Mutex::new(source),
             keyring,
@@ -102,12 +106,7 @@ impl KeyState {
     /// (which is deterministic), recorded by each flush so a registry of
     /// another copy of this database at the same generation is detected.
     pub(crate) fn fingerprint(&self) -> [u8; 32] {
-        let bytes = self.reg().to_bytes();
-        let mut out = [0u8; 32];
-        if let Some(tail) = bytes.get(bytes.len().saturating_sub(32)..) {
-            out.copy_from_slice(tail);
-        }
-        out
+        *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The algorithm of the active data key.
@@ -122,6 +121,7 @@ impl KeyState {
         next: KeyRegistry,
     ) -> Result<(), Error> {
         self.file.store(&next).map_err(|e| self.map(e))?;
+        *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) = fingerprint_of(&next);
         **reg = next;
         Ok(())
     }
@@ -221,4 +221,14 @@ impl KeyState {
 fn algorithm_of(reg: &KeyRegistry) -> AlgorithmId {
     reg.key(reg.active_data_key())
         .map_or(reg.default_algorithm(), |k| k.algorithm)
+}
+
+/// The SHA-256 trailer of the registry's (deterministic) encoding.
+fn fingerprint_of(reg: &KeyRegistry) -> [u8; 32] {
+    let bytes = reg.to_bytes();
+    let mut out = [0u8; 32];
+    if let Some(tail) = bytes.get(bytes.len().saturating_sub(32)..) {
+        out.copy_from_slice(tail);
+    }
+    out
 }
