@@ -3,7 +3,7 @@
 //! ```text
 //! segment header (128 bytes, authenticated by its tag):
 //!   0  magic "SEALKVWL"        8
-//!   8  format version u16      (1)
+//!   8  format version u16      (2; 1 is still read)
 //!  10  flags u16               bit 0: sealed
 //!  12  algorithm u16           0 when plaintext
 //!  14  domain u8 (1 = WAL), reserved u8
@@ -19,12 +19,16 @@
 //!
 //! record (at 128, then back to back):
 //!   0  body length u32
-//!   4  reserved u32 (0)
-//!   8  sequence u64
+//!   4  flags u32               bit 0: sync marker (version 2 only); other bits 0
+//!   8  sequence u64            a marker carries the sequence the next record will have
 //!  16  nonce counter u64       0 when plaintext
 //!  24  durable mark u64        the segment was fsynced up to here when this record was made
-//!  32  body                    the encoded batch, sealed in place
+//!  32  body                    the encoded batch, sealed in place (empty in a marker)
 //!  32+len  tag [16]
+//!
+//! A sync marker is written right after an fsync that left nothing after the
+//! last record: its durable mark is its own offset, and it proves to recovery
+//! that every byte before it was durable (docs/WAL.md).
 //! record AAD = segment context (64 bytes) || record header (32 bytes)
 //! segment context = version u16, algorithm u16, dek u32, segment u64, db id, salt
 //! ```
@@ -39,8 +43,10 @@ use sealkv_crypto_envelope::{AlgorithmId, DbId, KeyId, SessionSalt, TAG_LEN};
 
 /// Magic bytes at the start of every segment.
 pub(crate) const MAGIC: [u8; 8] = *b"SEALKVWL";
-/// Format version written and accepted.
-pub(crate) const VERSION: u16 = 1;
+/// Format version written. Version 2 added sync markers.
+pub(crate) const VERSION: u16 = 2;
+/// Oldest format version still read (no sync markers).
+pub(crate) const OLDEST_VERSION: u16 = 1;
 /// Largest sequence number accepted (far beyond any real log).
 pub(crate) const MAX_SEQ: u64 = i64::MAX as u64;
 /// Segment header length.
@@ -57,6 +63,8 @@ pub(crate) const CTX_LEN: usize = 64;
 pub(crate) const AAD_LEN: usize = CTX_LEN + RECORD_HEADER_LEN;
 const FLAG_SEALED: u16 = 1;
 const DOMAIN_WAL: u8 = 1;
+/// Record flag: the record is a sync marker.
+const RECORD_FLAG_MARKER: u32 = 1;
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     b.get(at..at + 2)
@@ -92,6 +100,8 @@ pub(crate) fn parse_segment_name(path: &Path) -> Option<u64> {
 /// A decoded segment header (before or after its tag is checked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SegmentHeader {
+    /// Format version of the segment ([`VERSION`] when written).
+    pub(crate) version: u16,
     pub(crate) sealed: bool,
     pub(crate) algorithm: AlgorithmId,
     pub(crate) dek: KeyId,
@@ -107,7 +117,7 @@ impl SegmentHeader {
     pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
         let flags = if self.sealed { FLAG_SEALED } else { 0 };
         b[10..12].copy_from_slice(&flags.to_le_bytes());
         b[12..14].copy_from_slice(&self.algorithm.0.to_le_bytes());
@@ -125,7 +135,8 @@ impl SegmentHeader {
     /// of this format (bad magic, version, flags or reserved bytes).
     pub(crate) fn decode(b: &[u8]) -> Option<SegmentHeader> {
         let b = b.get(..HEADER_LEN)?;
-        if b.get(0..8)? != MAGIC || u16_at(b, 8) != VERSION {
+        let version = u16_at(b, 8);
+        if b.get(0..8)? != MAGIC || !(OLDEST_VERSION..=VERSION).contains(&version) {
             return None;
         }
         let flags = u16_at(b, 10);
@@ -145,6 +156,7 @@ impl SegmentHeader {
         let mut salt = [0u8; 32];
         salt.copy_from_slice(b.get(64..96)?);
         Some(SegmentHeader {
+            version,
             sealed: flags & FLAG_SEALED != 0,
             algorithm: AlgorithmId(u16_at(b, 12)),
             dek: KeyId(u32_at(b, 16)),
@@ -166,10 +178,15 @@ impl SegmentHeader {
         &mut encoded[HEADER_BODY..]
     }
 
+    /// Whether records of this segment may be sync markers.
+    pub(crate) fn has_markers(&self) -> bool {
+        self.version >= 2
+    }
+
     /// The segment context that starts every record's AAD.
     pub(crate) fn context(&self) -> [u8; CTX_LEN] {
         let mut c = [0u8; CTX_LEN];
-        c[0..2].copy_from_slice(&VERSION.to_le_bytes());
+        c[0..2].copy_from_slice(&self.version.to_le_bytes());
         c[2..4].copy_from_slice(&self.algorithm.0.to_le_bytes());
         c[4..8].copy_from_slice(&self.dek.0.to_le_bytes());
         c[8..16].copy_from_slice(&self.segment.to_le_bytes());
@@ -183,6 +200,8 @@ impl SegmentHeader {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecordHeader {
     pub(crate) len: u32,
+    /// A sync marker: no batch, only a durable mark (its own offset).
+    pub(crate) marker: bool,
     pub(crate) seq: u64,
     pub(crate) counter: u64,
     pub(crate) durable_mark: u64,
@@ -193,6 +212,8 @@ impl RecordHeader {
         debug_assert!(b.len() >= RECORD_HEADER_LEN);
         let mut h = [0u8; RECORD_HEADER_LEN];
         h[0..4].copy_from_slice(&self.len.to_le_bytes());
+        let flags = if self.marker { RECORD_FLAG_MARKER } else { 0 };
+        h[4..8].copy_from_slice(&flags.to_le_bytes());
         h[8..16].copy_from_slice(&self.seq.to_le_bytes());
         h[16..24].copy_from_slice(&self.counter.to_le_bytes());
         h[24..32].copy_from_slice(&self.durable_mark.to_le_bytes());
@@ -201,14 +222,16 @@ impl RecordHeader {
         }
     }
 
-    /// Parses a record header; `None` if the reserved bytes are not zero.
+    /// Parses a record header; `None` if an unknown flag is set.
     pub(crate) fn decode(b: &[u8]) -> Option<RecordHeader> {
         let b = b.get(..RECORD_HEADER_LEN)?;
-        if u32_at(b, 4) != 0 {
+        let flags = u32_at(b, 4);
+        if flags & !RECORD_FLAG_MARKER != 0 {
             return None;
         }
         Some(RecordHeader {
             len: u32_at(b, 0),
+            marker: flags & RECORD_FLAG_MARKER != 0,
             seq: u64_at(b, 8),
             counter: u64_at(b, 16),
             durable_mark: u64_at(b, 24),
@@ -239,6 +262,7 @@ mod tests {
     #[test]
     fn header_round_trip_and_names() {
         let h = SegmentHeader {
+            version: VERSION,
             sealed: true,
             algorithm: AlgorithmId(1),
             dek: KeyId(7),
@@ -254,6 +278,7 @@ mod tests {
         assert_eq!(parse_segment_name(Path::new("/w/42.wal")), None);
         let r = RecordHeader {
             len: 5,
+            marker: false,
             seq: 6,
             counter: 7,
             durable_mark: 128,
@@ -261,5 +286,24 @@ mod tests {
         let mut b = [0u8; RECORD_HEADER_LEN];
         r.encode_into(&mut b);
         assert_eq!(RecordHeader::decode(&b), Some(r));
+        let m = RecordHeader {
+            len: 0,
+            marker: true,
+            seq: 7,
+            counter: 8,
+            durable_mark: 300,
+        };
+        m.encode_into(&mut b);
+        assert_eq!(RecordHeader::decode(&b), Some(m));
+        b[4] = 2;
+        assert_eq!(RecordHeader::decode(&b), None, "unknown flag");
+        let mut old = h;
+        old.version = OLDEST_VERSION;
+        assert_eq!(SegmentHeader::decode(&old.encode()), Some(old));
+        assert!(!old.has_markers() && h.has_markers());
+        assert_ne!(old.context(), h.context(), "the version is authenticated");
+        let mut future = h.encode();
+        future[8] = 3;
+        assert_eq!(SegmentHeader::decode(&future), None);
     }
 }

@@ -153,6 +153,8 @@ pub struct RecoveryReport {
     pub last_seq: Option<Seq>,
     /// Segments read.
     pub segments_read: u64,
+    /// Sync markers read (proofs that the bytes before them were durable).
+    pub sync_markers: u64,
     /// A torn tail that was cut, if any.
     pub torn_tail: Option<TornTail>,
     /// Damage skipped or cut by a lenient recovery mode.
@@ -175,6 +177,9 @@ pub struct WalStats {
     pub writes: u64,
     /// fsyncs of segment files.
     pub syncs: u64,
+    /// Sync markers written (after an fsync that left nothing after the
+    /// last record; see `docs/WAL.md`).
+    pub sync_markers: u64,
     /// Writer sessions started after the one made at open.
     pub sessions: u64,
     /// Explicit rolls that started a new segment.

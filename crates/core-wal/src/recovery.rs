@@ -371,10 +371,16 @@ impl Recovery<'_> {
             };
             kept.insert(seg.n, h.first_seq);
             let ctx = h.context();
+            let markers = h.has_markers();
             let mut r = SegmentReader::new(seg.file.clone(), seg.path.clone(), seg.len);
             let mut off = HEADER_LEN as u64;
             while off < seg.len {
-                match read_record(&mut r, verify, &ctx, off, next, false, &mut body)? {
+                match read_record(&mut r, verify, &ctx, markers, off, next, false, &mut body)? {
+                    Ok(hdr) if hdr.marker => {
+                        // Proof of durability only; nothing to replay.
+                        report.sync_markers += 1;
+                        off += hdr.total_len();
+                    }
                     Ok(hdr) => {
                         let batch = Batch::decode(body.get(..hdr.len as usize).unwrap_or(&[]));
                         let Ok(batch) = batch else {
@@ -408,9 +414,9 @@ impl Recovery<'_> {
                         let mut p = bad;
                         // Work allowed to the whole scan (see find_valid).
                         let limit = r.work() + SCAN_WORK_FACTOR * seg.len + SCAN_WORK_SLACK;
-                        while let Some(f) =
-                            find_valid(&mut r, verify, &ctx, seg.n, p, next, limit, &mut body)?
-                        {
+                        while let Some(f) = find_valid(
+                            &mut r, verify, &ctx, markers, seg.n, p, next, limit, &mut body,
+                        )? {
                             if found.is_none() {
                                 found = Some(Found {
                                     off: f.off,
@@ -545,10 +551,12 @@ impl Recovery<'_> {
 /// Reads and verifies the record at `off`. With `scan`, the sequence only
 /// has to fall in a window at or past `next`; otherwise it must equal it.
 /// On success the plaintext body is in `body[..len]`.
+#[allow(clippy::too_many_arguments)]
 fn read_record(
     r: &mut SegmentReader,
     verify: &Verify,
     ctx: &[u8; crate::format::CTX_LEN],
+    markers: bool,
     off: u64,
     next: u64,
     scan: bool,
@@ -562,6 +570,11 @@ fn read_record(
     let Some(hdr) = RecordHeader::decode(&head_bytes) else {
         return Ok(Err("record header is malformed"));
     };
+    // A marker is written at the synced end, right after the fsync: its
+    // mark is its own offset, and it has no body. Only version 2 has them.
+    if hdr.marker && (!markers || hdr.len != 0 || hdr.durable_mark != off) {
+        return Ok(Err("sync marker is malformed"));
+    }
     let seq_ok = if scan {
         hdr.seq >= next && hdr.seq - next < SEQ_WINDOW
     } else {
@@ -604,6 +617,7 @@ fn find_valid(
     r: &mut SegmentReader,
     verify: &Verify,
     ctx: &[u8; crate::format::CTX_LEN],
+    markers: bool,
     segment: u64,
     from: u64,
     next: u64,
@@ -619,7 +633,7 @@ fn find_valid(
                 what: "damage scan gave up: too many candidate records",
             });
         }
-        if let Ok(hdr) = read_record(r, verify, ctx, p, next, true, body)? {
+        if let Ok(hdr) = read_record(r, verify, ctx, markers, p, next, true, body)? {
             return Ok(Some(Found { off: p, hdr }));
         }
         p += 1;

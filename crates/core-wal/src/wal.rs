@@ -92,8 +92,19 @@ struct Current {
     segment: u64,
     path: PathBuf,
     file: Arc<dyn VfsFile>,
+    /// The session the segment's header names, and its record context:
+    /// what a sync marker is sealed under.
+    sealing: Arc<Sealing>,
+    ctx: [u8; CTX_LEN],
+    /// Sequence number of the next record in this segment.
+    next_seq: u64,
     end: u64,
     synced: u64,
+    /// End of the last record (not marker) written, and the durable mark
+    /// the last sync marker claimed: a marker is due when an fsync covered
+    /// records no marker vouches for yet.
+    records_end: u64,
+    claimed: u64,
     group: Vec<u8>,
     taken: Vec<Ready>,
     last_sync: Instant,
@@ -155,6 +166,7 @@ impl Sealing {
 impl Session {
     fn header(&self, segment: u64, first_seq: u64, counter: u64) -> SegmentHeader {
         SegmentHeader {
+            version: crate::format::VERSION,
             sealed: self.sealed,
             algorithm: self.algorithm,
             dek: self.dek,
@@ -305,8 +317,13 @@ impl Wal {
                 segment,
                 path,
                 file,
+                sealing: sealing.clone(),
+                ctx: res_ctx,
+                next_seq: first_seq,
                 end: HEADER_LEN as u64,
                 synced: HEADER_LEN as u64,
+                records_end: HEADER_LEN as u64,
+                claimed: HEADER_LEN as u64,
                 group: Vec::new(),
                 taken: Vec::new(),
                 last_sync: Instant::now(),
@@ -383,6 +400,7 @@ impl Wal {
         buf.resize(total, 0);
         let hdr = RecordHeader {
             len: body.len() as u32,
+            marker: false,
             seq,
             counter: ticket.as_ref().map_or(0, |t| t.counter()),
             durable_mark,
@@ -481,9 +499,10 @@ impl Wal {
         out
     }
 
-    /// Makes every record appended so far durable.
+    /// Makes every record appended so far durable (and writes a sync
+    /// marker after them, see `docs/WAL.md`).
     pub fn sync(&self) -> Result<()> {
-        self.exclusive(|sh, cur| sh.sync_current(cur))
+        self.exclusive(|sh, cur| sh.sync_current(cur, true))
     }
 
     /// Replays the log in `dir` without changing anything: for a database
@@ -564,7 +583,7 @@ impl Wal {
         // Every record reserved before is written once we lead; records
         // reserved after belong to `target` or later.
         self.exclusive(|sh, cur| {
-            sh.sync_current(cur)?;
+            sh.seal_tail(cur)?;
             if cur.segment < target {
                 // The session `target` was reserved under, not the current
                 // one: another thread may have rotated it since.
@@ -626,9 +645,10 @@ impl Wal {
         lock(&self.shared.state).stats
     }
 
-    /// Syncs everything appended and closes the log; later appends fail.
+    /// Syncs everything appended, with a durable sync marker after it, and
+    /// closes the log; later appends fail.
     pub fn close(mut self) -> Result<()> {
-        let out = self.sync();
+        let out = self.exclusive(|sh, cur| sh.seal_tail(cur));
         self.stop_syncer();
         lock(&self.shared.state).closed = true;
         out
@@ -760,6 +780,10 @@ impl Shared {
         };
         result.map_err(io_err(FileOp::Write, &cur.path))?;
         cur.end += bytes as u64;
+        cur.records_end = cur.end;
+        if let Some(r) = taken.last() {
+            cur.next_seq = r.seq + 1;
+        }
         {
             let mut st = lock(&self.state);
             st.stats.writes += 1;
@@ -771,13 +795,20 @@ impl Shared {
             SyncMode::Never => false,
         };
         if sync {
-            self.sync_current(cur)?;
+            // A record already reserved will be written and fsynced in
+            // its own group, which decides again: a marker is only worth
+            // its write when the log goes idle.
+            let idle = lock(&self.state).slots.is_empty();
+            self.sync_current(cur, idle)?;
         }
         Ok(sync)
     }
 
-    /// fsyncs the current segment if it has unsynced bytes.
-    fn sync_current(&self, cur: &mut Current) -> Result<()> {
+    /// fsyncs the current segment if it has unsynced bytes; with `mark`,
+    /// then writes a sync marker if the fsync covered records that nothing
+    /// written after them vouches for yet. The marker itself is left
+    /// unsynced (the next fsync covers it; [`Shared::seal_tail`] syncs it).
+    fn sync_current(&self, cur: &mut Current, mark: bool) -> Result<()> {
         if cur.synced < cur.end {
             cur.file
                 .sync_data()
@@ -786,10 +817,62 @@ impl Shared {
             lock(&self.state).stats.syncs += 1;
         }
         cur.last_sync = Instant::now();
+        if mark && cur.records_end > cur.claimed && cur.synced >= cur.records_end {
+            self.write_marker(cur)?;
+        }
         let mut st = lock(&self.state);
         st.synced_segment = cur.segment;
         st.synced_end = cur.synced;
         st.durable_seq = st.written_seq;
+        Ok(())
+    }
+
+    /// fsyncs the current segment, writes a sync marker if one is due, and
+    /// fsyncs that too: the segment's end is durable and proven (before a
+    /// roll or a close, when nothing may follow it in this segment).
+    fn seal_tail(&self, cur: &mut Current) -> Result<()> {
+        self.sync_current(cur, true)?;
+        self.sync_current(cur, false)
+    }
+
+    /// Writes a sync marker at the end of the current segment, right after
+    /// an fsync: a sealed, empty record whose durable mark is its own
+    /// offset. Recovery takes it as proof that every byte before it was
+    /// durable, so damage there is `Corruption`, never a torn tail.
+    fn write_marker(&self, cur: &mut Current) -> Result<()> {
+        debug_assert_eq!(cur.synced, cur.end, "a marker follows an fsync");
+        let ticket = match cur.sealing.protect.draw() {
+            Ok(t) => t,
+            // The session has spent its nonces: the next append moves to a
+            // new session and segment, whose records carry marks. Without
+            // the marker this tail is only as well proven as before.
+            Err(Error::Crypto(CryptoError::SessionExhausted(_))) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut rec = [0u8; RECORD_OVERHEAD];
+        RecordHeader {
+            len: 0,
+            marker: true,
+            seq: cur.next_seq,
+            counter: ticket.as_ref().map_or(0, |t| t.counter()),
+            durable_mark: cur.end,
+        }
+        .encode_into(&mut rec);
+        cur.sealing
+            .protect
+            .seal_record(ticket, &cur.ctx, &mut rec)?;
+        cur.file
+            .write_all_at(&rec, cur.end)
+            .map_err(io_err(FileOp::Write, &cur.path))?;
+        cur.claimed = cur.end;
+        cur.end += RECORD_OVERHEAD as u64;
+        let mut st = lock(&self.state);
+        st.stats.sync_markers += 1;
+        st.stats.bytes_written += RECORD_OVERHEAD as u64;
+        // Keep the size accounting of reservations in step with the file.
+        if st.res_segment == cur.segment {
+            st.res_end += RECORD_OVERHEAD as u64;
+        }
         Ok(())
     }
 
@@ -798,19 +881,33 @@ impl Shared {
     /// its header and directory entry fsynced, and makes `n` current.
     /// Each segment gets the session it was reserved under; `sealing` is
     /// for any that has none recorded.
-    fn switch(&self, cur: &mut Current, n: u64, first_seq: u64, sealing: &Sealing) -> Result<()> {
+    fn switch(
+        &self,
+        cur: &mut Current,
+        n: u64,
+        first_seq: u64,
+        sealing: &Arc<Sealing>,
+    ) -> Result<()> {
         debug_assert!(n > cur.segment);
-        self.sync_current(cur)?;
+        self.seal_tail(cur)?;
         while cur.segment < n {
             let next = cur.segment + 1;
             let reserved = lock(&self.state).res_sealing.get(&next).cloned();
-            let sealing = reserved.as_deref().unwrap_or(sealing);
-            let (file, path) = create_segment(&*self.vfs, &self.dir, sealing, next, first_seq)?;
+            let sealing = match reserved {
+                Some(s) => s,
+                None => Arc::clone(sealing),
+            };
+            let (file, path) = create_segment(&*self.vfs, &self.dir, &sealing, next, first_seq)?;
             cur.segment = next;
             cur.path = path;
             cur.file = file;
+            cur.ctx = sealing.session.header(next, first_seq, 0).context();
+            cur.sealing = sealing;
+            cur.next_seq = first_seq;
             cur.end = HEADER_LEN as u64;
             cur.synced = HEADER_LEN as u64;
+            cur.records_end = HEADER_LEN as u64;
+            cur.claimed = HEADER_LEN as u64;
             let mut st = lock(&self.state);
             st.segments.insert(next, first_seq);
             // Created: drop its reservation (and any older one).
@@ -846,7 +943,7 @@ impl Shared {
         drop(st);
         let r = {
             let mut cur = lock(&self.current);
-            self.sync_current(&mut cur)
+            self.sync_current(&mut cur, true)
         };
         if let Err(e) = r {
             lock(&self.state).poisoned.get_or_insert(Arc::new(e));

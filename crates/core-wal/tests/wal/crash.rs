@@ -12,8 +12,15 @@ fn cut_at_every_byte_of_the_last_records_recovers_the_complete_prefix() {
         let opts = options(prot);
         let (s, _v, batches) = fresh_log(&opts, 6, 40);
         let full = s.read_file(&seg_path(1)).unwrap();
-        let ranges = record_ranges(&batches);
-        assert_eq!(ranges.last().unwrap().1, full.len());
+        let ranges = record_ranges(&full);
+        let all = units(&full);
+        assert_eq!(ranges.len(), batches.len());
+        assert_eq!(all.last().unwrap().1, full.len());
+        // Each durable append is followed by a sync marker (log idle).
+        assert!(
+            all.last().unwrap().2,
+            "{prot:?}: a closed log ends in a marker"
+        );
         let from = ranges[2].0;
         for cut in from..=full.len() {
             let s2 = SimVfs::new();
@@ -23,11 +30,12 @@ fn cut_at_every_byte_of_the_last_records_recovers_the_complete_prefix() {
             let complete = ranges.iter().filter(|r| r.1 <= cut).count();
             assert_eq!(seen.len(), complete, "{prot:?} cut {cut}");
             assert_prefix(&seen, &batches);
-            let at_boundary = ranges.iter().any(|r| r.1 == cut) || cut == 128;
+            let at_boundary = all.iter().any(|u| u.1 == cut) || cut == 128;
             assert_eq!(report.torn_tail.is_none(), at_boundary, "cut {cut}");
             if let Some(t) = &report.torn_tail {
-                assert_eq!(t.offset, ranges[complete].0 as u64);
-                assert_eq!(t.bytes_cut, (cut - ranges[complete].0) as u64);
+                let torn = all.iter().find(|u| u.1 > cut).unwrap().0;
+                assert_eq!(t.offset, torn as u64);
+                assert_eq!(t.bytes_cut, (cut - torn) as u64);
             }
             // The cut is durable: appending then crashing and replaying
             // again gives the prefix plus the new record.
@@ -49,12 +57,14 @@ fn absolute_consistency_refuses_a_torn_tail() {
     let opts = options(None);
     let (s, v, batches) = fresh_log(&opts, 3, 40);
     let full = s.read_file(&seg_path(1)).unwrap();
-    s.write_file(&seg_path(1), &full[..full.len() - 5]);
+    let ranges = record_ranges(&full);
+    assert_eq!(ranges.len(), batches.len());
+    // Torn inside the last record (a crash before its fsync).
+    s.write_file(&seg_path(1), &full[..ranges[2].1 - 5]);
     let strict = with_mode(
         opts.clone(),
         sealkv_core_wal::RecoveryMode::AbsoluteConsistency,
     );
-    let ranges = record_ranges(&batches);
     match open(&v, &strict) {
         Err(Error::Corruption {
             segment: 1, offset, ..

@@ -108,17 +108,33 @@ pub fn batch(i: u64, size: usize) -> Batch {
     b
 }
 
-/// Byte ranges of the records of a single-segment file holding `batches`.
-pub fn record_ranges(batches: &[Batch]) -> Vec<(usize, usize)> {
+/// One unit of a segment file: `(start, end, is_sync_marker)`.
+pub type Unit = (usize, usize, bool);
+
+/// The records and sync markers of a segment file, in order (walks the
+/// length fields; stops at the first unit that does not fit).
+pub fn units(file: &[u8]) -> Vec<Unit> {
+    let mut out = Vec::new();
     let mut off = 128;
-    batches
-        .iter()
-        .map(|b| {
-            let end = off + 32 + b.encoded().len() + 16;
-            let r = (off, end);
-            off = end;
-            r
-        })
+    while off + 48 <= file.len() {
+        let len = u32::from_le_bytes(file[off..off + 4].try_into().unwrap()) as usize;
+        let marker = file[off + 4] & 1 == 1;
+        let end = off + 48 + len;
+        if end > file.len() {
+            break;
+        }
+        out.push((off, end, marker));
+        off = end;
+    }
+    out
+}
+
+/// Byte ranges of the records (not markers) of a segment file.
+pub fn record_ranges(file: &[u8]) -> Vec<(usize, usize)> {
+    units(file)
+        .into_iter()
+        .filter(|u| !u.2)
+        .map(|u| (u.0, u.1))
         .collect()
 }
 

@@ -18,24 +18,29 @@ fn a_flipped_bit_anywhere_never_yields_a_wrong_batch() {
         let opts = options(prot);
         let (s, _v, batches) = fresh_log(&opts, 5, 24);
         let full = s.read_file(&seg_path(1)).unwrap();
-        let ranges = record_ranges(&batches);
-        let last_start = ranges.last().unwrap().0;
+        let ranges = record_ranges(&full);
+        let all = units(&full);
+        assert_eq!(ranges.len(), batches.len());
+        // A closed log ends with a durable sync marker.
+        let last = *all.last().unwrap();
+        assert!(last.2);
         for pos in 0..full.len() {
             let mut bytes = full.clone();
             bytes[pos] ^= 1 << (pos % 8);
             match reopen_with(&bytes, &opts) {
                 Ok(seen) => {
-                    // Only the last record may go (the torn-tail rule); any
-                    // earlier flip is proven fsynced by a later record.
-                    assert!(pos >= last_start, "{prot:?} flip at {pos} was cut as torn");
-                    assert_eq!(seen.len(), batches.len() - 1);
+                    // Only the final sync marker may go (the torn-tail
+                    // rule); every record is proven fsynced by a marker
+                    // after it.
+                    assert!(pos >= last.0, "{prot:?} flip at {pos} was cut as torn");
+                    assert_eq!(seen.len(), batches.len());
                     assert_prefix(&seen, &batches);
                 }
                 Err(Error::Corruption {
                     segment: 1, offset, ..
                 }) => {
-                    assert!(pos < last_start, "{prot:?} flip at {pos}");
-                    let hit = ranges.iter().find(|r| r.0 <= pos && pos < r.1);
+                    assert!(pos < last.0, "{prot:?} flip at {pos}");
+                    let hit = all.iter().find(|r| r.0 <= pos && pos < r.1);
                     assert_eq!(offset, hit.map_or(0, |r| r.0 as u64), "flip at {pos}");
                 }
                 // The data key id cannot be authenticated without the key:
@@ -63,8 +68,7 @@ fn dropped_duplicated_and_reordered_records_are_detected() {
         // Equal sizes, so a moved record lands exactly where another was.
         let (s, _v, _) = fresh_log(&opts, 5, 30);
         let full = s.read_file(&seg_path(1)).unwrap();
-        let batches: Vec<_> = (0..5).map(|i| batch(i, 30)).collect();
-        let ranges = record_ranges(&batches);
+        let ranges = record_ranges(&full);
         for (name, order) in [
             ("drop", vec![0, 1, 3, 4]),
             ("duplicate", vec![0, 1, 2, 2, 3, 4]),
@@ -112,8 +116,8 @@ fn a_segment_or_record_from_another_database_under_the_same_key_is_detected() {
         ));
         // One record spliced into the middle of a segment.
         let mut seg_a = sa.read_file(&seg_path(1)).unwrap();
-        let batches: Vec<_> = (0..5).map(|i| batch(i, 30)).collect();
-        let r = record_ranges(&batches)[2];
+        let r = record_ranges(&seg_a)[2];
+        assert_eq!(r, record_ranges(&seg_b)[2]);
         seg_a[r.0..r.1].copy_from_slice(&seg_b[r.0..r.1]);
         assert!(matches!(
             reopen_with(&seg_a, &a),
@@ -206,8 +210,8 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
         wal.append(&batches[2]).unwrap();
         wal.append(&batches[3]).unwrap();
         wal.close().unwrap();
-        let ranges = record_ranges(&batches[..2]);
         let good1 = s.read_file(&seg_path(1)).unwrap();
+        let ranges = record_ranges(&good1);
         // The last record of segment 1: not a torn tail, since segment 2
         // was written after segment 1 was fsynced.
         let mut bad = good1.clone();
@@ -264,7 +268,8 @@ fn a_value_full_of_fake_headers_does_not_make_the_scan_quadratic() {
     wal.append(&b).unwrap();
     wal.close().unwrap();
     let mut bytes = s.read_file(&seg_path(1)).unwrap();
-    bytes.truncate(bytes.len() - 1); // torn
+    let record = record_ranges(&bytes)[0];
+    bytes.truncate(record.1 - 1); // torn inside the record
     s.write_file(&seg_path(1), &bytes);
     let faulty = FaultyVfs::over_sim(&s);
     let fv: Arc<dyn Vfs> = Arc::new(faulty.clone());
