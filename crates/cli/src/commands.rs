@@ -205,7 +205,12 @@ pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
                 .map_or_else(|| a.to_string(), |b| b.to_string())
         })
         .unwrap_or_else(|| "none".into());
-    let deks: Vec<String> = enc.data_keys.iter().map(|id| id.0.to_string()).collect();
+    let coverage = db.key_coverage()?;
+    let deks: Vec<String> = coverage
+        .keys
+        .iter()
+        .map(|k| format!("{}({} pages, {} wal)", k.id.0, k.pages, k.wal_segments))
+        .collect();
     let fields: Vec<String> = enc.field_keys.iter().map(|id| id.0.to_string()).collect();
     let rows: Vec<(&str, String)> = vec![
         ("path", db.path().display().to_string()),
@@ -216,6 +221,7 @@ pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
             enc.active_key.map_or("none".into(), |k| k.0.to_string()),
         ),
         ("data_keys", deks.join(",")),
+        ("reencrypt_pending", coverage.reencrypt_pending.to_string()),
         ("field_keys", fields.join(",")),
         ("registry_generation", enc.registry_generation.to_string()),
         ("last_seq", s.last_seq.to_string()),
@@ -278,6 +284,43 @@ pub(crate) fn rotate_key(g: &Global) -> Result<(), CliError> {
     let id = db.rotate_data_key()?;
     db.close()?;
     writeln!(std::io::stdout(), "active data key: {}", id.0).map_err(stdout_err)?;
+    Ok(())
+}
+
+/// `reencrypt`: everything rewritten under the active data key, old data
+/// keys retired; a progress bar over the page file's pages.
+pub(crate) fn reencrypt(g: &Global) -> Result<(), CliError> {
+    let db = open::open(g)?;
+    let bar = progress::pages(0, "reencrypt");
+    let report = db.reencrypt(&mut |p| {
+        bar.set_length(p.pages_estimate.max(p.pages_written));
+        bar.set_position(p.pages_written);
+        std::ops::ControlFlow::Continue(())
+    })?;
+    bar.finish_and_clear();
+    db.close()?;
+    let retired: Vec<String> = report.retired.iter().map(|k| k.0.to_string()).collect();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "reencrypted {} entries; {} free pages zeroed; retired data keys: {}",
+        report.entries,
+        report.pages_zeroed,
+        if retired.is_empty() {
+            "none".to_string()
+        } else {
+            retired.join(",")
+        }
+    )
+    .map_err(stdout_err)?;
+    for k in report.coverage.keys.iter().filter(|k| !k.active) {
+        writeln!(
+            out,
+            "data key {} kept: still seals {} pages and {} WAL segments (a reader held them?)",
+            k.id.0, k.pages, k.wal_segments
+        )
+        .map_err(stdout_err)?;
+    }
     Ok(())
 }
 

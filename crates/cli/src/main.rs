@@ -51,6 +51,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stats { json } => commands::stats(g, *json),
         Command::Verify => commands::verify(g),
         Command::RotateKey => commands::rotate_key(g),
+        Command::Reencrypt => commands::reencrypt(g),
         Command::Rekey { new_key_file } => commands::rekey(g, new_key_file),
         Command::Demo => demo::run(),
         other => Err(CliError::NotYet(other.name())),

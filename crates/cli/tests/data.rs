@@ -228,6 +228,22 @@ fn rotate_key_and_rekey() {
         .assert()
         .success()
         .stdout("active data key: 2\n");
+    let out = sealkv()
+        .args(["--db", &db, "--key-file", &key, "reencrypt"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains("reencrypted 1 entries") && text.contains("retired data keys: 1"),
+        "{text}"
+    );
+    let out = sealkv()
+        .args(["--db", &db, "--key-file", &key, "stats"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let line = text.lines().find(|l| l.starts_with("data_keys")).unwrap();
+    assert!(line.contains(" 2(") && !line.contains(" 1("), "{line}");
     let new = tmp.path().join("new.key");
     sealkv().arg("keygen").arg(&new).assert().success();
     sealkv()

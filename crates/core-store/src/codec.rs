@@ -59,6 +59,11 @@ impl Codec {
 }
 
 impl Codec {
+    /// Whether pages are sealed (not checksummed).
+    pub(crate) fn sealed(&self) -> bool {
+        matches!(self.mode, Mode::Sealed { .. })
+    }
+
     pub(crate) fn body_len(&self) -> usize {
         self.page_size - PAGE_HEADER_LEN - TAG_LEN
     }

@@ -1,7 +1,9 @@
 //! `verify()`: a read-only walk of every reachable and every free page.
 
 use crate::error::{Result, StoreError};
-use crate::format::{FIRST_DATA_PAGE, FileHeader, MAX_DEPTH, PAGE_HEADER_LEN, PageKind, TAG_LEN};
+use crate::format::{
+    FIRST_DATA_PAGE, FileHeader, MAX_DEPTH, META_A, PAGE_HEADER_LEN, PageKind, TAG_LEN,
+};
 use crate::meta::decode_free;
 use crate::meta::{FreeEntry, Meta};
 use crate::node::{ChildRef, Node, ValRef};
@@ -341,6 +343,53 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         let snap = self.read();
         Ok(walk(&self.inner, snap.meta()).0)
+    }
+}
+
+impl Store {
+    /// How many pages of the file, as they are on disk right now, name each
+    /// data key id in their clear header: every page, reachable or free,
+    /// the meta slots included; zeroed pages name none. Plaintext files
+    /// name none. Headers are read without authentication (a tampered one
+    /// counts for the key it claims), which errs toward keeping a key.
+    /// Used to decide when a data key can be retired. Concurrent commits
+    /// may change the answer: callers that act on it hold off writers.
+    pub fn key_usage(
+        &self,
+    ) -> Result<std::collections::BTreeMap<sealkv_crypto_envelope::KeyId, u64>> {
+        let inner = &self.inner;
+        let mut usage = std::collections::BTreeMap::new();
+        if !inner.codec.sealed() {
+            return Ok(usage);
+        }
+        let ps = inner.codec.page_size as u64;
+        let io = |e| {
+            StoreError::Io(sealkv_fileio::FileError::new(
+                sealkv_fileio::FileOp::Read,
+                &inner.path,
+                e,
+            ))
+        };
+        let pages = inner.file.len().map_err(io)? / ps;
+        // Read in runs of pages; look only at each page's header.
+        let run = (1u64 << 20).div_ceil(ps).max(1);
+        let mut buf = Vec::new();
+        let mut page = META_A;
+        while page < pages {
+            let n = run.min(pages - page);
+            buf.resize((n * ps) as usize, 0);
+            inner.file.read_exact_at(&mut buf, page * ps).map_err(io)?;
+            for chunk in buf.chunks_exact(ps as usize) {
+                let Some(head) = chunk.get(..8) else { continue };
+                if chunk.iter().all(|&b| b == 0) {
+                    continue;
+                }
+                let dek = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+                *usage.entry(sealkv_crypto_envelope::KeyId(dek)).or_insert(0) += 1;
+            }
+            page += n;
+        }
+        Ok(usage)
     }
 }
 

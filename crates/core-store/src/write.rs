@@ -178,6 +178,13 @@ impl WriteTxn<'_> {
         Ok(())
     }
 
+    /// Makes this commit also zero every free page that no meta slot's
+    /// tree and no reader can still need (as [`Store::zero_free_pages`]
+    /// does in a commit of its own).
+    pub fn zero_free_pages_on_commit(&mut self) {
+        self.zero_free = true;
+    }
+
     /// Drops every buffered change.
     pub fn abort(self) {}
 
@@ -186,6 +193,12 @@ impl WriteTxn<'_> {
     /// poisoned (the commit may or may not be durable; reopen to find out).
     pub fn commit(self) -> Result<u64> {
         Ok(self.commit_inner()?.0)
+    }
+
+    /// [`commit`](WriteTxn::commit), also returning how many free pages it
+    /// zeroed (see [`WriteTxn::zero_free_pages_on_commit`]).
+    pub fn commit_counting_zeroed(self) -> Result<(u64, u64)> {
+        self.commit_inner()
     }
 
     fn commit_inner(mut self) -> Result<(u64, u64)> {

@@ -630,6 +630,34 @@ impl Wal {
         Ok(victims.len())
     }
 
+    /// How many live segments (not yet retired) each data key id sealed,
+    /// read from their headers (0 is plaintext). Used to decide when a
+    /// data key can be retired: a segment under it must be retired first.
+    pub fn key_usage(&self) -> Result<BTreeMap<KeyId, u64>> {
+        let sh = &*self.shared;
+        let live: Vec<u64> = lock(&sh.state).segments.keys().copied().collect();
+        let mut usage = BTreeMap::new();
+        for n in live {
+            let path = segment_path(&sh.dir, n);
+            let file = match sh.vfs.open(&path, OpenMode::Read) {
+                Ok(f) => f,
+                // Retired meanwhile.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(FileOp::Open, &path)(e)),
+            };
+            let mut bytes = [0u8; HEADER_LEN];
+            file.read_exact_at(&mut bytes, 0)
+                .map_err(io_err(FileOp::Read, &path))?;
+            let h = SegmentHeader::decode(&bytes).ok_or(Error::Corruption {
+                segment: n,
+                offset: 0,
+                what: "not a segment header of this format",
+            })?;
+            *usage.entry(h.dek).or_insert(0) += 1;
+        }
+        Ok(usage)
+    }
+
     /// The sequence number the next append will get.
     pub fn next_seq(&self) -> Seq {
         Seq(lock(&self.shared.state).next_seq)

@@ -247,7 +247,7 @@ impl Db {
         self.inner.store.max_key_len()
     }
 
-    fn check_open(&self) -> Result<(), Error> {
+    pub(crate) fn check_open(&self) -> Result<(), Error> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -542,7 +542,7 @@ impl Inner {
         flushed
     }
 
-    fn poison(&self) {
+    pub(crate) fn poison(&self) {
         self.poisoned.store(true, Ordering::Release);
         self.signal.done.notify_all();
     }

@@ -28,8 +28,8 @@ impl Db {
     /// Starts sealing under a new random data key: the key registry holding
     /// it is made durable first, then the WAL and the page file start new
     /// writer sessions under it. Everything already written stays readable
-    /// under the data key it records; re-encryption (a later release)
-    /// rewrites it under the newest key and retires the old ones.
+    /// under the data key it records; [`Db::reencrypt`] rewrites it under
+    /// the newest key and retires the old ones.
     pub fn rotate_data_key(&self) -> Result<KeyId, Error> {
         self.check_writable()?;
         if !self.inner.sealed {

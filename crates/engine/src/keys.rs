@@ -172,6 +172,33 @@ impl KeyState {
         self.commit(&mut reg, next)
     }
 
+    /// Retires data key `id` durably: its material leaves the registry and
+    /// the keyring. The caller has checked that nothing on disk uses it.
+    pub(crate) fn retire_data_key(&self, id: KeyId) -> Result<(), Error> {
+        let mut reg = self.reg();
+        let mut next = reg.clone();
+        next.retire_data_key(id).map_err(|e| self.map(e))?;
+        self.commit(&mut reg, next)?;
+        self.keyring.remove(id);
+        Ok(())
+    }
+
+    /// The active data key.
+    pub(crate) fn active_data_key(&self) -> KeyId {
+        self.reg().active_data_key()
+    }
+
+    /// Every data key the registry holds material for (active or
+    /// readable), by id.
+    pub(crate) fn data_keys_with_material(&self) -> Vec<KeyId> {
+        self.reg()
+            .keys()
+            .iter()
+            .filter(|k| k.purpose == KeyPurpose::Data && k.state.has_material())
+            .map(|k| k.id)
+            .collect()
+    }
+
     /// The encryption status for `stats()`.
     pub(crate) fn status(&self, sealed: bool) -> EncryptionStatus {
         let reg = self.reg();

@@ -12,8 +12,10 @@
 //! 29  8  registry_generation  generation of the key registry (0: none)
 //! 37  32 registry_hash      SHA-256 trailer of the registry file at that
 //!                           generation (zeros: none)
-//! 69  8  reencrypt_cursor_len  0, or length of the cursor key that follows
-//! 77  n  reencrypt cursor key
+//! 69  8  cursor_field_len   0: no re-encryption under way; n > 0: one
+//!                           is, and the n - 1 bytes that follow are the
+//!                           last key it rewrote (which may be empty)
+//! 77  n-1 reencrypt cursor key
 //! ```
 //!
 //! All integers big-endian. The meta page is sealed and authenticated by
@@ -39,6 +41,12 @@ pub(crate) struct EngineMeta {
 impl EngineMeta {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let cursor = self.reencrypt_cursor.as_deref().unwrap_or_default();
+        // 0 is "no cursor"; otherwise 1 + the key's length (the empty key
+        // is a cursor too).
+        let field_len = self
+            .reencrypt_cursor
+            .as_ref()
+            .map_or(0, |c| c.len() as u64 + 1);
         let mut out = Vec::with_capacity(FIXED_LEN + cursor.len());
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
@@ -51,7 +59,7 @@ impl EngineMeta {
             out.extend_from_slice(&v.to_be_bytes());
         }
         out.extend_from_slice(&self.registry_hash);
-        out.extend_from_slice(&(cursor.len() as u64).to_be_bytes());
+        out.extend_from_slice(&field_len.to_be_bytes());
         out.extend_from_slice(cursor);
         out
     }
@@ -83,10 +91,10 @@ impl EngineMeta {
             .get(37..69)
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| bad("truncated"))?;
-        let cursor_len = usize::try_from(word_at(69)?).map_err(|_| bad("cursor length"))?;
+        let field_len = usize::try_from(word_at(69)?).map_err(|_| bad("cursor length"))?;
         let cursor = bytes
             .get(FIXED_LEN..)
-            .filter(|rest| rest.len() == cursor_len)
+            .filter(|rest| rest.len() + 1 == field_len || (field_len == 0 && rest.is_empty()))
             .ok_or_else(|| bad("cursor length does not match"))?;
         Ok(EngineMeta {
             applied_seq: word(0)?,
@@ -94,7 +102,7 @@ impl EngineMeta {
             anchor_segment: word(2)?,
             registry_generation: word(3)?,
             registry_hash: hash,
-            reencrypt_cursor: (cursor_len > 0).then(|| cursor.to_vec()),
+            reencrypt_cursor: (field_len > 0).then(|| cursor.to_vec()),
         })
     }
 }
@@ -123,6 +131,13 @@ mod tests {
                 EngineMeta::decode(&bytes[..n], p),
                 Err(Error::Corruption { .. })
             ));
+        }
+        for cursor in [None, Some(Vec::new())] {
+            let m = EngineMeta {
+                reencrypt_cursor: cursor,
+                ..m.clone()
+            };
+            assert_eq!(EngineMeta::decode(&m.encode(), p).unwrap(), m);
         }
         let mut bad = bytes.clone();
         bad[0] ^= 1;

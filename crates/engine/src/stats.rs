@@ -28,7 +28,9 @@ pub struct EncryptionStatus {
     /// The data key new writes are sealed under.
     pub active_key: Option<KeyId>,
     /// Every data key still readable (units sealed under older ones than
-    /// the active key remain until a re-encryption retires them).
+    /// the active key remain until [`Db::reencrypt`](crate::Db::reencrypt)
+    /// retires them; [`Db::key_coverage`](crate::Db::key_coverage) says
+    /// what each still seals).
     pub data_keys: Vec<KeyId>,
     /// Field keys held (not destroyed).
     pub field_keys: Vec<KeyId>,

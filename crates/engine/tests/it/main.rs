@@ -7,4 +7,5 @@ mod crash;
 mod encryption;
 mod keys;
 mod model;
+mod reencrypt;
 mod support;
