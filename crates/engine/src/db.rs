@@ -423,7 +423,7 @@ impl Inner {
     }
 
     /// Flushes every frozen memtable, oldest first.
-    fn flush_frozen(&self, st: &mut FlushState) -> Result<(), Error> {
+    pub(crate) fn flush_frozen(&self, st: &mut FlushState) -> Result<(), Error> {
         loop {
             let oldest = read(&self.mems).frozen.back().cloned();
             let Some(frozen) = oldest else { return Ok(()) };

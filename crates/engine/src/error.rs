@@ -49,6 +49,12 @@ pub enum Error {
         /// The database directory.
         path: PathBuf,
     },
+    /// A backup's destination exists and replacing it was not asked for.
+    #[error("{} already exists; refusing to overwrite it", path.display())]
+    DestinationExists {
+        /// The destination.
+        path: PathBuf,
+    },
     /// The directory holds no database, and creating one was not asked for.
     #[error("no database at {}", path.display())]
     NotFound {

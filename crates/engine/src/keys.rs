@@ -237,6 +237,20 @@ impl KeyState {
             .map_err(|e| self.map(e))
     }
 
+    /// The registry file's bytes as they are on disk, with the key source
+    /// that opens them, read together under the registry lock (no rotation,
+    /// rekey or retirement can land between the two): what a backup copies.
+    pub(crate) fn backup_copy(&self) -> Result<(Vec<u8>, KeySource), Error> {
+        let _reg = self.reg();
+        let bytes = self.file.read_bytes().map_err(|e| self.map(e))?;
+        let source = self
+            .source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok((bytes, source))
+    }
+
     /// The registry file's path.
     #[allow(dead_code)]
     pub(crate) fn path(&self) -> &Path {

@@ -36,6 +36,7 @@
 
 pub use sealkv_crypto_envelope as crypto;
 
+mod backup;
 mod batch;
 mod config;
 mod db;
@@ -58,6 +59,7 @@ mod tree;
 mod verify;
 mod walglue;
 
+pub use backup::{BackupOptions, BackupProgress, BackupReport};
 pub use batch::{MAX_BATCH_LEN, MAX_VALUE_LEN, WriteBatch};
 pub use config::{Config, RecoveryMode, SyncMode};
 pub use db::Db;

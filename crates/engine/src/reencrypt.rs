@@ -207,7 +207,7 @@ impl Db {
 
 impl Inner {
     /// The flush lock, refused once the database is poisoned.
-    fn lock_flush(&self) -> Result<MutexGuard<'_, FlushState>, Error> {
+    pub(crate) fn lock_flush(&self) -> Result<MutexGuard<'_, FlushState>, Error> {
         let st = self.flush_state.lock().unwrap_or_else(|p| p.into_inner());
         if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Poisoned);
@@ -253,7 +253,7 @@ impl Inner {
     /// Commits `txn` with the engine's meta fields (WAL position unchanged,
     /// the registry as it is now, `cursor`), then retires the WAL one
     /// commit behind, as a flush does. Returns the pages zeroed.
-    fn commit_meta(
+    pub(crate) fn commit_meta(
         &self,
         st: &mut FlushState,
         mut txn: WriteTxn<'_>,

@@ -23,7 +23,7 @@ pub enum OpKind {
     SetLen,
     /// `rename`.
     Rename,
-    /// `remove_file`.
+    /// `remove_file` and `remove_dir`.
     Remove,
     /// `open`.
     Open,
@@ -325,6 +325,13 @@ impl Vfs for FaultyVfs {
         match self.state.tick(OpKind::Rename) {
             Some(f) => Err(fault_error(f)),
             None => self.inner.rename(from, to),
+        }
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        match self.state.tick(OpKind::Remove) {
+            Some(f) => Err(fault_error(f)),
+            None => self.inner.remove_dir(path),
         }
     }
 

@@ -486,6 +486,22 @@ impl Vfs for SimVfs {
         Ok(())
     }
 
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let mut ns = lock(&self.shared.ns);
+        if !ns.dirs.contains(path) {
+            return Err(not_found(path));
+        }
+        let child = |p: &PathBuf| p.parent() == Some(path);
+        if ns.live.keys().any(child) || ns.dirs.iter().any(child) {
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                format!("{} is not empty", path.display()),
+            ));
+        }
+        ns.dirs.remove(path);
+        Ok(())
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
         let ns = lock(&self.shared.ns);
         if !ns.dirs.contains(path) {

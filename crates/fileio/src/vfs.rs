@@ -133,6 +133,17 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// Creates `path` and any missing parents.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
 
+    /// Removes the empty directory `path`. Not durable until
+    /// [`Vfs::sync_dir`] of its parent. The default refuses with
+    /// [`io::ErrorKind::Unsupported`] (for test file systems that never
+    /// remove directories).
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("removing the directory {} is not supported", path.display()),
+        ))
+    }
+
     /// Lists the entries of the directory `path` (full paths), sorted.
     fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
 
@@ -161,6 +172,9 @@ impl<V: Vfs + ?Sized> Vfs for Arc<V> {
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         (**self).create_dir_all(path)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        (**self).remove_dir(path)
     }
     fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
         (**self).read_dir(path)
