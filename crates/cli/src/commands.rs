@@ -278,6 +278,74 @@ pub(crate) fn verify(g: &Global) -> Result<(), CliError> {
     }
 }
 
+/// `backup DEST`: a hot physical backup, with a progress bar over the page
+/// file's bytes.
+pub(crate) fn backup(g: &Global, dest: &Path) -> Result<(), CliError> {
+    let db = open::open(g)?;
+    let bar = progress::bytes(0, "backup");
+    let report = db.backup_to(dest, &mut |p| {
+        bar.set_length(p.bytes_total);
+        bar.set_position(p.bytes_done);
+    });
+    bar.finish_and_clear();
+    let closed = db.close();
+    let report = report?;
+    closed?;
+    writeln!(
+        std::io::stdout(),
+        "backup at sequence {}: {} pages ({} bytes, {} copied sealed, {} free pages zeroed), {} in {}",
+        report.seq,
+        report.pages,
+        report.bytes,
+        report.pages_copied,
+        report.free_pages_zeroed,
+        if report.encrypted {
+            "encrypted"
+        } else {
+            "plaintext"
+        },
+        report.path.display()
+    )
+    .map_err(stdout_err)?;
+    Ok(())
+}
+
+/// `restore BACKUP DEST`: checks the backup with the key, then puts a copy
+/// under a new data key in place.
+pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliError> {
+    let mut config = sealkv::Config::new(backup).create_if_missing(false);
+    if let Some(source) = open::key_source(g)? {
+        config = config.key_source(source);
+    }
+    let bar = progress::bytes(0, "restore");
+    let report = sealkv_backup::restore(
+        &config,
+        dest,
+        &sealkv_backup::RestoreOptions::new(),
+        &mut |p| {
+            bar.set_length(p.bytes_total);
+            bar.set_position(p.bytes_done);
+        },
+    );
+    bar.finish_and_clear();
+    let report = report.map_err(|e| match e {
+        sealkv_backup::RestoreError::Db(e) => CliError::Db(e),
+        damaged => CliError::CheckFailed(damaged.to_string()),
+    })?;
+    let rotated = report
+        .rotated_to
+        .map_or(String::new(), |k| format!("; new data key {}", k.0));
+    writeln!(
+        std::io::stdout(),
+        "restored {} at sequence {} into {}{rotated}",
+        backup.display(),
+        report.seq,
+        report.path.display()
+    )
+    .map_err(stdout_err)?;
+    Ok(())
+}
+
 /// `rotate-key`: new writes are sealed under a new data key.
 pub(crate) fn rotate_key(g: &Global) -> Result<(), CliError> {
     let db = open::open(g)?;
