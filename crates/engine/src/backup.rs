@@ -124,7 +124,10 @@ struct Capture {
     txn: ReadTxn,
     header: Vec<u8>,
     meta_page: Vec<u8>,
-    registry: Option<(Vec<u8>, KeySource)>,
+    /// The registry file and the key source that opens it (none when this
+    /// handle was opened without a key: a plaintext database whose
+    /// registry holds only field keys).
+    registry: Option<(Vec<u8>, Option<KeySource>)>,
     seq: u64,
 }
 
@@ -204,10 +207,11 @@ impl Db {
             report.path = dest.to_path_buf();
             Ok(report)
         })();
-        if result.is_err() && exists(&*vfs, &tmp).unwrap_or(false) {
-            if let Err(e) = remove_tree(&*vfs, &tmp) {
-                tracing::warn!(path = %tmp.display(), error = %e, "could not remove a failed backup's temporary directory");
-            }
+        if result.is_err()
+            && exists(&*vfs, &tmp).unwrap_or(false)
+            && let Err(e) = remove_tree(&*vfs, &tmp)
+        {
+            tracing::warn!(path = %tmp.display(), error = %e, "could not remove a failed backup's temporary directory");
         }
         result
     }
@@ -238,7 +242,22 @@ impl Inner {
         let meta_page = txn
             .raw_page(META_A + txn.txn() % 2)
             .map_err(|e| self.store_error(e))?;
-        let registry = self.keys.as_ref().map(|k| k.backup_copy()).transpose()?;
+        let registry = match &self.keys {
+            Some(k) => Some(
+                k.backup_copy()
+                    .map(|(bytes, source)| (bytes, Some(source)))?,
+            ),
+            None => {
+                // Without a key nothing can change the registry.
+                let path = self.dir.join(KEYS_FILE);
+                if exists(&*self.config.vfs, &path)? {
+                    let bytes = sealkv_fileio::read_whole(&*self.config.vfs, &path)?;
+                    Some((bytes, None))
+                } else {
+                    None
+                }
+            }
+        };
         drop(st);
         Ok(Capture {
             txn,
@@ -357,7 +376,7 @@ impl Inner {
 fn finish_copy(
     live: &Inner,
     tmp: &Path,
-    registry: Option<(Vec<u8>, KeySource)>,
+    registry: Option<(Vec<u8>, Option<KeySource>)>,
     seq: u64,
     options: &BackupOptions,
 ) -> Result<Option<KeyId>, Error> {
@@ -367,7 +386,7 @@ fn finish_copy(
     config.create_if_missing = false;
     config.algorithm = None;
     config.encrypt_at_rest = live.sealed;
-    config.key = registry.map(|(_, source)| source);
+    config.key = registry.and_then(|(_, source)| source);
     let copy = Db::open_with_config(config)?;
     let result = (|| {
         let rotated = if options.rotate_data_key && copy.inner.sealed {

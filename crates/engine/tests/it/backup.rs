@@ -306,3 +306,57 @@ fn an_empty_database_backs_up() {
         assert!(copy.verify().unwrap().is_clean());
     }
 }
+
+#[test]
+fn the_field_key_registry_of_a_plaintext_database_travels_even_without_the_key() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    let with_key = |p: &Path| Config::new(p).encryption_key(key(3)).encrypt_at_rest(false);
+    let db = Db::open_with_config(with_key(&live)).unwrap();
+    let field = db.create_field_key().unwrap();
+    db.put_sealed(b"ssn", b"078-05-1120", field).unwrap();
+    db.close().unwrap();
+    // Opened without the key, the registry is still copied.
+    let db = Db::open(&live).unwrap();
+    let dest = root.path().join("backup");
+    db.backup_to(&dest, &mut |_| {}).unwrap();
+    assert!(dest.join("KEYS").exists());
+    let copy = Db::open_with_config(with_key(&dest)).unwrap();
+    assert_eq!(
+        copy.get_sealed(b"ssn", None).unwrap().as_deref(),
+        Some(&b"078-05-1120"[..])
+    );
+    assert!(copy.verify().unwrap().is_clean());
+}
+
+#[test]
+fn a_read_only_handle_backs_up_only_what_its_page_file_holds() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    let db = Db::open_with_config(config(&live, None)).unwrap();
+    db.put(b"flushed", b"1").unwrap();
+    db.flush().unwrap();
+    db.put(b"in the log only", b"2").unwrap();
+    drop(db);
+    let ro = Db::open_with_config(config(&live, None).read_only(true)).unwrap();
+    let dest = root.path().join("backup");
+    assert!(matches!(
+        ro.backup_to(&dest, &mut |_| {}),
+        Err(Error::ReadOnly)
+    ));
+    assert!(!dest.exists());
+    drop(ro);
+    // Flushed, a read-only handle backs it up.
+    Db::open_with_config(config(&live, None))
+        .unwrap()
+        .close()
+        .unwrap();
+    let ro = Db::open_with_config(config(&live, None).read_only(true)).unwrap();
+    let report = ro.backup_to(&dest, &mut |_| {}).unwrap();
+    assert_eq!(report.seq, 2);
+    let copy = Db::open(&dest).unwrap();
+    assert_eq!(
+        copy.get(b"in the log only").unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+}
