@@ -22,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let modes = [
         ("plaintext", None),
         ("aes-256-gcm", Some(EncryptionAlgorithm::Aes256Gcm)),
-        ("chacha20-poly1305", Some(EncryptionAlgorithm::ChaCha20Poly1305)),
+        (
+            "chacha20-poly1305",
+            Some(EncryptionAlgorithm::ChaCha20Poly1305),
+        ),
     ];
     for (name, alg) in modes {
         let dir = tempfile::tempdir()?;

@@ -360,3 +360,52 @@ fn a_read_only_handle_backs_up_only_what_its_page_file_holds() {
         Some(&b"2"[..])
     );
 }
+
+#[test]
+fn backups_taken_while_keys_rotate_and_reencryption_retires_them_open_and_verify() {
+    let alg = Some(EncryptionAlgorithm::Aes256Gcm);
+    let root = tempfile::tempdir().unwrap();
+    let db = Db::open_with_config(config(&root.path().join("live"), alg)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                write_batch(&db, 0, i);
+                i += 1;
+            }
+            i
+        })
+    };
+    let rotator = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut retired = 0;
+            while !stop.load(Ordering::Relaxed) {
+                db.rotate_data_key().unwrap();
+                let report = db
+                    .reencrypt(&mut |_| std::ops::ControlFlow::Continue(()))
+                    .unwrap();
+                retired += report.retired.len();
+            }
+            retired
+        })
+    };
+    for n in 0..6 {
+        let dest = root.path().join(format!("backup{n}"));
+        let report = db.backup_to(&dest, &mut |_| {}).unwrap();
+        let copy = Db::open_with_config(config(&dest, alg)).unwrap();
+        let v = copy.verify().unwrap();
+        assert!(v.is_clean(), "backup {n}: {v:?}");
+        let mut model = BTreeMap::new();
+        model_of(0, report.seq, &mut model);
+        assert_eq!(contents(&copy), model, "backup {n}");
+        copy.close().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let retired = rotator.join().unwrap();
+    assert!(retired > 0, "no data key was retired while backups ran");
+    assert!(db.verify().unwrap().is_clean());
+}
