@@ -597,6 +597,23 @@ mod tests {
     }
 
     #[test]
+    fn remove_dir_removes_only_an_empty_directory() {
+        let (vfs, dir) = setup();
+        let sub = dir.join("sub");
+        vfs.create_dir_all(&sub).unwrap();
+        vfs.write_file(&sub.join("f"), b"x");
+        let e = vfs.remove_dir(&sub).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::DirectoryNotEmpty);
+        vfs.remove_file(&sub.join("f")).unwrap();
+        vfs.remove_dir(&sub).unwrap();
+        assert!(!vfs.exists(&sub).unwrap());
+        assert_eq!(
+            vfs.remove_dir(&sub).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
     fn rename_is_durable_only_after_sync_dir() {
         let (vfs, dir) = setup();
         let (a, b) = (dir.join("a"), dir.join("b"));
