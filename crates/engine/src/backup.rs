@@ -185,6 +185,13 @@ impl Db {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        if overlaps(&inner.dir, &parent, &name) {
+            return Err(Error::InvalidConfig(format!(
+                "backup destination {} is inside the database directory {} or contains it",
+                dest.display(),
+                inner.dir.display()
+            )));
+        }
         if exists(&*vfs, dest)? && !options.replace_existing {
             return Err(Error::DestinationExists {
                 path: dest.to_path_buf(),
@@ -445,6 +452,17 @@ fn publish(vfs: &dyn Vfs, tmp: &Path, dest: &Path, parent: &Path, name: &str) ->
         let _ = vfs.sync_dir(parent);
     }
     Ok(())
+}
+
+/// Whether `parent/name` is the database directory `live`, inside it, or
+/// contains it (then replacing it would delete the live database). Paths
+/// are compared resolved where they exist on the real file system, else as
+/// given.
+fn overlaps(live: &Path, parent: &Path, name: &str) -> bool {
+    let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let live = resolve(live);
+    let dest = resolve(parent).join(name);
+    live.starts_with(&dest) || dest.starts_with(&live)
 }
 
 /// A hidden sibling name for `name`, unique in this process.

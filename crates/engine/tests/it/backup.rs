@@ -409,3 +409,31 @@ fn backups_taken_while_keys_rotate_and_reencryption_retires_them_open_and_verify
     assert!(retired > 0, "no data key was retired while backups ran");
     assert!(db.verify().unwrap().is_clean());
 }
+
+#[test]
+fn a_destination_that_is_or_holds_the_database_is_refused_even_when_replacing() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    let db = Db::open_with_config(config(&live, None)).unwrap();
+    db.put(b"a", b"1").unwrap();
+    let replace = BackupOptions::new().replace_existing(true);
+    for dest in [
+        live.clone(),
+        root.path().to_path_buf(),
+        live.join("inside"),
+        live.join("wal").join("x"),
+        root.path().join("live").join("..").join("live"),
+    ] {
+        let err = db.backup_with(&dest, &replace, &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidConfig(_)),
+            "{}: {err:?}",
+            dest.display()
+        );
+    }
+    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    db.close().unwrap();
+    let db = Db::open_with_config(config(&live, None)).unwrap();
+    assert!(db.verify().unwrap().is_clean());
+    assert!(!live.join("inside").exists());
+}
