@@ -142,11 +142,8 @@ mod tests {
             }
         }
         // Not the registry's subkeys either (different label family).
-        let reg = crate::kdf::kek_subkey(
-            &key(1),
-            &crate::DbId([2; 16]),
-            crate::KekPurpose::Archive,
-        );
+        let reg =
+            crate::kdf::kek_subkey(&key(1), &crate::DbId([2; 16]), crate::KekPurpose::Archive);
         assert_ne!(reg.expose(), a.chunk.expose());
     }
 

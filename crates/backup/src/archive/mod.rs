@@ -29,7 +29,7 @@ pub use error::{ArchiveError, Location};
 pub use format::{Header, KeyKind, Protection, Trailer};
 pub use import::{ImportOptions, import};
 pub use reader::{ArchiveReader, Record, verify_archive};
-pub use writer::{ArchiveWriter, ExportOptions, export};
+pub use writer::{ArchiveWriter, ExportOptions, export, export_snapshot};
 
 /// How far an export, import or verify has got, for progress bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

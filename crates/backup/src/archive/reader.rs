@@ -13,9 +13,9 @@ use sealkv::crypto::{CryptoProvider, KeySource};
 
 use super::error::{ArchiveError, Location, io};
 use super::format::{
-    CHUNK_TAG_LEN, FRAME_LEN, HEADER_LEN, Header, HeaderProblem, KEY_CHECK_AT, CRC_AT,
-    MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN, Protection, RECORD_PREFIX_LEN, TRAILER_LEN,
-    Trailer, parse_frame, parse_record_prefix,
+    CHUNK_TAG_LEN, CRC_AT, FRAME_LEN, HEADER_LEN, Header, HeaderProblem, KEY_CHECK_AT,
+    MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN, Protection, RECORD_PREFIX_LEN, TRAILER_LEN, Trailer,
+    parse_frame, parse_record_prefix,
 };
 use super::stream::{ChunkCipher, cipher, import_key};
 use super::{ArchiveSummary, Progress};
@@ -275,7 +275,11 @@ impl<R: Read> ArchiveReader<R> {
         let mut prefix = Vec::with_capacity(RECORD_PREFIX_LEN);
         self.take(RECORD_PREFIX_LEN, &mut prefix)?;
         let mut p = [0u8; RECORD_PREFIX_LEN];
-        p.copy_from_slice(prefix.get(..RECORD_PREFIX_LEN).unwrap_or(&[0; RECORD_PREFIX_LEN]));
+        p.copy_from_slice(
+            prefix
+                .get(..RECORD_PREFIX_LEN)
+                .unwrap_or(&[0; RECORD_PREFIX_LEN]),
+        );
         let (klen, vlen) = parse_record_prefix(&p);
         if klen > MAX_RECORD_KEY_LEN || vlen > MAX_RECORD_VALUE_LEN {
             return Err(self.corrupt(self.at, "record length out of range"));
@@ -332,7 +336,7 @@ pub fn verify_archive(
 ) -> Result<ArchiveSummary, ArchiveError> {
     let (mut reader, total) = open_file(path, key, &CryptoProvider::default())?;
     while reader.next_record()?.is_some() {
-        if reader.records_read() % PROGRESS_EVERY == 0 {
+        if reader.records_read().is_multiple_of(PROGRESS_EVERY) {
             progress(&Progress {
                 bytes_done: reader.bytes_read(),
                 bytes_total: Some(total),

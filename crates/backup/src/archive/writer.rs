@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sealkv::Db;
-use sealkv::crypto::{CryptoProvider, EncryptionAlgorithm, KeySource};
+use sealkv::crypto::{CryptoProvider, DbId, EncryptionAlgorithm, KeySource};
+use sealkv::{Db, Snapshot};
 
 use super::error::{ArchiveError, io};
 use super::files::TempFile;
@@ -133,7 +133,7 @@ impl<W: Write> ArchiveWriter<W> {
         mut out: W,
         path: &Path,
         options: &ExportOptions,
-        source_db: sealkv::crypto::DbId,
+        source_db: DbId,
         snapshot_seq: u64,
     ) -> Result<Self, ArchiveError> {
         if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&options.chunk_size) {
@@ -300,19 +300,31 @@ pub fn export(
     options: &ExportOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<ArchiveSummary, ArchiveError> {
+    let snapshot = db.snapshot()?;
+    export_snapshot(&snapshot, db.id(), dest, options, progress)
+}
+
+/// Exports the records of `snapshot` (of the database with id `source_db`)
+/// into a new archive at `dest`, as [`export`] does.
+pub fn export_snapshot(
+    snapshot: &Snapshot,
+    source_db: DbId,
+    dest: &Path,
+    options: &ExportOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<ArchiveSummary, ArchiveError> {
     if !options.replace_existing && dest.symlink_metadata().is_ok() {
         return Err(ArchiveError::Exists {
             path: dest.to_path_buf(),
         });
     }
-    let snapshot = db.snapshot()?;
     let temp = TempFile::create(dest)?;
     let out = BufWriter::with_capacity(1 << 20, temp.file()?);
-    let mut writer = ArchiveWriter::new(out, dest, options, db.id(), snapshot.seq())?;
+    let mut writer = ArchiveWriter::new(out, dest, options, source_db, snapshot.seq())?;
     for record in snapshot.range::<&[u8]>(..) {
         let (key, value) = record?;
         writer.push(&key, &value)?;
-        if writer.records() % PROGRESS_EVERY == 0 {
+        if writer.records().is_multiple_of(PROGRESS_EVERY) {
             progress(&Progress {
                 bytes_done: writer.bytes_written(),
                 bytes_total: None,
