@@ -41,4 +41,4 @@
 
 pub mod archive;
 
-pub use archive::{ArchiveError, ArchiveSummary, ExportOptions, ImportOptions, Progress};
+pub use archive::{ArchiveError, ArchiveSummary, ExportOptions, ImportOptions};

@@ -2,8 +2,7 @@
 //!
 //! The command names, flags and exit codes are a contract (see `--help` and
 //! the README): scripts depend on them. Commands whose part of sealkv is not
-//! built yet answer with a clear "not
-//! available yet" and exit code 5.
+//! built yet answer with a clear "not available yet" and exit code 5.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
