@@ -11,7 +11,7 @@
 //! anywhere, and names the chunk; a wrong key is told apart from damage by
 //! the header's key check ([`ArchiveError::WrongKey`]).
 //!
-//! The modules, one job each: [`format`] (bytes), `stream` (sealing
+//! The modules, one job each: [`format`](mod@format) (bytes), `stream` (sealing
 //! chunks), `writer` ([`ArchiveWriter`], [`export`]), `reader`
 //! ([`ArchiveReader`], [`verify_archive`]), `import` ([`import`]).
 
