@@ -472,6 +472,13 @@ fn destinations_are_refused_unless_replacing_and_failures_leave_nothing() {
         Err(ArchiveError::Exists { .. })
     ));
     assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+    // A failing export (here: a chunk size out of range) leaves no file.
+    let failed = dir.path().join("failed.skva");
+    assert!(matches!(
+        archive::export(&db, &failed, &opts.clone().chunk_size(8), &mut |_| {}),
+        Err(ArchiveError::InvalidOptions(_))
+    ));
+    assert!(!failed.exists());
     archive::export(
         &db,
         &file,
