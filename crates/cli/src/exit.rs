@@ -54,6 +54,9 @@ pub(crate) enum CliError {
     /// The database said no.
     #[error(transparent)]
     Db(#[from] sealkv::Error),
+    /// An archive could not be written or read.
+    #[error(transparent)]
+    Archive(#[from] sealkv_backup::ArchiveError),
     /// The command needs a part of sealkv that is not built yet.
     #[error(
         "`{0}` is not available yet: the storage engine is still being built (see the README's status)"
@@ -70,6 +73,7 @@ impl CliError {
             CliError::Key(_) => KEY_PROBLEM,
             CliError::CheckFailed(_) => CORRUPTION,
             CliError::Db(e) => db_code(e),
+            CliError::Archive(e) => archive_code(e),
             CliError::Exists(_)
             | CliError::Io { .. }
             | CliError::Input(_)
@@ -84,6 +88,17 @@ fn db_code(e: &sealkv::Error) -> u8 {
     match e {
         E::MissingKey | E::EncryptedDatabase | E::WrongKey | E::Key(_) => KEY_PROBLEM,
         E::Corruption { .. } | E::Rollback { .. } => CORRUPTION,
+        _ => OTHER,
+    }
+}
+
+/// The exit code of an archive error.
+fn archive_code(e: &sealkv_backup::ArchiveError) -> u8 {
+    use sealkv_backup::ArchiveError as A;
+    match e {
+        A::WrongKey { .. } | A::MissingKey { .. } | A::Key(_) => KEY_PROBLEM,
+        A::Corruption { .. } | A::Truncated { .. } | A::Unsupported { .. } => CORRUPTION,
+        A::Db(e) => db_code(e),
         _ => OTHER,
     }
 }

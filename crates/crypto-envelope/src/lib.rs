@@ -19,6 +19,8 @@
 //!   crypto-shredding;
 //! - [`field`]-level encryption: single values sealed under field keys, in
 //!   randomized (default) or deterministic mode;
+//! - [`archive`] keys: the chunk key and key check of a logical export,
+//!   derived per archive from its key and a fresh salt;
 //! - the CRC32C [`checksum_tag`] that stands in for a tag when encryption is
 //!   off, so sealed and plaintext units share one layout.
 //!
@@ -51,6 +53,7 @@
 
 mod aead;
 mod algorithm;
+pub mod archive;
 mod checksum;
 mod error;
 pub mod field;

@@ -241,6 +241,12 @@ impl Db {
         &self.inner.dir
     }
 
+    /// The database's id (recorded in every file's header; archives
+    /// record it as their source).
+    pub fn id(&self) -> sealkv_crypto_envelope::DbId {
+        self.inner.store.db_id()
+    }
+
     /// The longest key this database accepts: a quarter of a page less
     /// overhead (964 bytes with 4 KiB pages, 16 324 with 64 KiB pages).
     pub fn max_key_len(&self) -> usize {

@@ -1,0 +1,98 @@
+//! [`import`]: a new database from an archive.
+
+use std::path::Path;
+
+use sealkv::crypto::{CryptoProvider, KeySource};
+use sealkv::{Config, Db, SyncMode, WriteBatch};
+
+use super::error::ArchiveError;
+use super::files::TempDir;
+use super::reader::open_file;
+use super::{ArchiveSummary, Progress};
+
+/// Records are written in batches of at most this many bytes...
+const BATCH_BYTES: usize = 4 << 20;
+/// ...or this many records.
+const BATCH_RECORDS: usize = 4096;
+
+/// How to import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    replace_existing: bool,
+}
+
+impl ImportOptions {
+    /// Defaults: an existing destination is refused.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replace a database already at the destination (off by default). The
+    /// old one is removed only after the new one is complete and in place.
+    pub fn replace_existing(mut self, on: bool) -> Self {
+        self.replace_existing = on;
+        self
+    }
+}
+
+/// Builds a new database at `dest` from the archive at `archive`, opened
+/// with `archive_key` if it is sealed.
+///
+/// `config` makes the new database's [`Config`] for a directory: any
+/// algorithm, key, page size, encrypted or not — this is the migration path
+/// between plaintext and encrypted databases and between algorithms. It is
+/// called with a temporary directory next to `dest`; the database is built
+/// there, closed (flushed and synced), and renamed to `dest` only when the
+/// whole archive has been read and checked, so a failed import leaves no
+/// database behind. The archive is checked as it is read; any damage stops
+/// the import with the error naming the chunk.
+pub fn import(
+    archive: &Path,
+    archive_key: Option<&KeySource>,
+    dest: &Path,
+    config: &dyn Fn(&Path) -> Config,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<ArchiveSummary, ArchiveError> {
+    if !options.replace_existing && dest.symlink_metadata().is_ok() {
+        return Err(ArchiveError::Exists {
+            path: dest.to_path_buf(),
+        });
+    }
+    let (mut reader, total) = open_file(archive, archive_key, &CryptoProvider::default())?;
+    let temp = TempDir::name(dest)?;
+    // Nothing is acknowledged to anyone before the final close and rename:
+    // no need to fsync every batch.
+    let db = Db::open_with_config(config(temp.path()).sync_mode(SyncMode::Never))?;
+    let mut batch = WriteBatch::new();
+    let result = (|| {
+        while let Some((key, value)) = reader.next_record()? {
+            batch.put(&key, &value);
+            if batch.len() >= BATCH_RECORDS || batch.size_in_bytes() >= BATCH_BYTES {
+                db.write(&batch)?;
+                batch.clear();
+                progress(&Progress {
+                    bytes_done: reader.bytes_read(),
+                    bytes_total: Some(total),
+                    records_done: reader.records_read(),
+                    records_total: None,
+                });
+            }
+        }
+        db.write(&batch)?;
+        db.flush()?;
+        Ok::<_, ArchiveError>(())
+    })();
+    let closed = db.close();
+    result?;
+    closed?;
+    temp.commit(dest, options.replace_existing)?;
+    let summary = reader.summary();
+    progress(&Progress {
+        bytes_done: summary.archive_bytes,
+        bytes_total: Some(total),
+        records_done: summary.records,
+        records_total: Some(summary.records),
+    });
+    Ok(summary)
+}

@@ -1,0 +1,350 @@
+//! Writing archives: [`ArchiveWriter`] (records in, chunks out) and
+//! [`export`] (a database snapshot into an archive file).
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sealkv::crypto::{CryptoProvider, DbId, EncryptionAlgorithm, KeySource};
+use sealkv::{Db, Snapshot};
+
+use super::error::{ArchiveError, io};
+use super::files::TempFile;
+use super::format::{
+    CHUNK_TAG_LEN, DEFAULT_CHUNK_SIZE, FRAME_LEN, HEADER_LEN, Header, KeyKind, MAX_CHUNK_SIZE,
+    MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN, MIN_CHUNK_SIZE, Protection, RECORD_PREFIX_LEN,
+    Trailer, frame, record_prefix,
+};
+use super::stream::{ChunkCipher, cipher, export_key};
+use super::{ArchiveSummary, Progress};
+
+/// How to write an archive.
+///
+/// Sealed is the default way ([`ExportOptions::sealed`]); an unencrypted
+/// archive needs the loudly named [`ExportOptions::plaintext_unencrypted`].
+#[derive(Clone)]
+pub struct ExportOptions {
+    key: Option<KeySource>,
+    algorithm: EncryptionAlgorithm,
+    chunk_size: u32,
+    replace_existing: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+impl std::fmt::Debug for ExportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportOptions")
+            .field("sealed", &self.key.is_some())
+            .field("algorithm", &self.algorithm)
+            .field("chunk_size", &self.chunk_size)
+            .field("replace_existing", &self.replace_existing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExportOptions {
+    /// A sealed archive under `key` (the database's master key, a separate
+    /// backup key, or a passphrase), AES-256-GCM, 256 KiB chunks.
+    pub fn sealed(key: KeySource) -> Self {
+        ExportOptions {
+            key: Some(key),
+            algorithm: EncryptionAlgorithm::Aes256Gcm,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            replace_existing: false,
+            provider: Arc::new(CryptoProvider::default()),
+        }
+    }
+
+    /// An archive whose records anyone who reads the file can read:
+    /// CRC32C checksums per chunk, no encryption. Only for moving data out
+    /// of sealkv on purpose.
+    pub fn plaintext_unencrypted() -> Self {
+        ExportOptions {
+            key: None,
+            algorithm: EncryptionAlgorithm::Aes256Gcm,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            replace_existing: false,
+            provider: Arc::new(CryptoProvider::default()),
+        }
+    }
+
+    /// The cipher for a sealed archive (AES-256-GCM by default).
+    pub fn algorithm(mut self, algorithm: EncryptionAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Record bytes per chunk, between 64 bytes and 16 MiB.
+    pub fn chunk_size(mut self, bytes: u32) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+
+    /// Replace a file already at the destination (off by default).
+    pub fn replace_existing(mut self, on: bool) -> Self {
+        self.replace_existing = on;
+        self
+    }
+
+    /// The ciphers to seal with (the default provider otherwise).
+    pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// Whether the archive will be sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.key.is_some()
+    }
+}
+
+/// Writes records into an archive stream: the header first, then chunks of
+/// `chunk_size` record bytes as they fill, then a partial chunk and the
+/// trailer on [`ArchiveWriter::finish`]. Records must come in strictly
+/// ascending key order (a snapshot's order), which readers check.
+pub struct ArchiveWriter<W: Write> {
+    out: W,
+    header: [u8; HEADER_LEN],
+    cipher: ChunkCipher,
+    chunk_size: usize,
+    buf: Vec<u8>,
+    index: u64,
+    trailer: Trailer,
+    written: u64,
+    last_key: Option<Vec<u8>>,
+    summary: ArchiveSummary,
+}
+
+impl<W: Write> std::fmt::Debug for ArchiveWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveWriter")
+            .field("chunks", &self.index)
+            .field("records", &self.trailer.records)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// Starts an archive of the records of database `source_db` as of
+    /// `snapshot_seq` on `out` and writes its header. `out` is named
+    /// `path` in errors.
+    pub fn new(
+        mut out: W,
+        path: &Path,
+        options: &ExportOptions,
+        source_db: DbId,
+        snapshot_seq: u64,
+    ) -> Result<Self, ArchiveError> {
+        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&options.chunk_size) {
+            return Err(ArchiveError::InvalidOptions(format!(
+                "chunk size {} is outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}",
+                options.chunk_size
+            )));
+        }
+        let mut salt = [0u8; 32];
+        sealkv::crypto::random::fill(&mut salt)?;
+        let (key, protection) = match &options.key {
+            None => (None, Protection::PlaintextUnencrypted),
+            Some(source) => {
+                let (key, kind): (_, KeyKind) = export_key(source)?;
+                (
+                    Some(key),
+                    Protection::Sealed {
+                        algorithm: options.algorithm.id(),
+                        kind,
+                    },
+                )
+            }
+        };
+        let header = Header {
+            protection,
+            chunk_size: options.chunk_size,
+            salt,
+            source_db,
+            snapshot_seq,
+            created_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        };
+        let (cipher, keys) = cipher(&protection, key.as_ref(), &salt, &options.provider)?;
+        let bytes = header.encode(|b| keys.as_ref().map(|k| k.key_check(b)).unwrap_or([0; 32]));
+        out.write_all(&bytes).map_err(io(path))?;
+        let chunk_size = options.chunk_size as usize;
+        Ok(ArchiveWriter {
+            out,
+            header: bytes,
+            cipher,
+            chunk_size,
+            buf: Vec::with_capacity(chunk_size),
+            index: 0,
+            trailer: Trailer::default(),
+            written: HEADER_LEN as u64,
+            last_key: None,
+            summary: ArchiveSummary {
+                header,
+                records: 0,
+                data_bytes: 0,
+                archive_bytes: 0,
+                chunks: 0,
+                path: path.to_path_buf(),
+            },
+        })
+    }
+
+    /// Appends one record.
+    pub fn push(&mut self, key: &[u8], value: &[u8]) -> Result<(), ArchiveError> {
+        let (Ok(klen), Ok(vlen)) = (u32::try_from(key.len()), u32::try_from(value.len())) else {
+            return Err(ArchiveError::InvalidOptions("record too large".into()));
+        };
+        if klen > MAX_RECORD_KEY_LEN || vlen > MAX_RECORD_VALUE_LEN {
+            return Err(ArchiveError::InvalidOptions(format!(
+                "record of {klen}-byte key and {vlen}-byte value exceeds the archive limits"
+            )));
+        }
+        if self.last_key.as_deref().is_some_and(|last| key <= last) {
+            return Err(ArchiveError::InvalidOptions(
+                "records must come in strictly ascending key order".into(),
+            ));
+        }
+        self.append(&record_prefix(klen, vlen))?;
+        self.append(key)?;
+        self.append(value)?;
+        match &mut self.last_key {
+            Some(k) => {
+                k.clear();
+                k.extend_from_slice(key);
+            }
+            None => self.last_key = Some(key.to_vec()),
+        }
+        self.trailer.records += 1;
+        self.trailer.data_bytes += u64::from(klen) + u64::from(vlen);
+        self.trailer.stream_bytes += (RECORD_PREFIX_LEN + key.len() + value.len()) as u64;
+        Ok(())
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u64 {
+        self.trailer.records
+    }
+
+    /// Archive bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.written
+    }
+
+    fn append(&mut self, mut bytes: &[u8]) -> Result<(), ArchiveError> {
+        while !bytes.is_empty() {
+            let room = self.chunk_size - self.buf.len();
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            self.buf.extend_from_slice(now);
+            bytes = rest;
+            if self.buf.len() == self.chunk_size {
+                self.emit(false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals and writes the buffered bytes as the next chunk.
+    fn emit(&mut self, last: bool) -> Result<(), ArchiveError> {
+        let len = self.buf.len() as u32;
+        let frame: [u8; FRAME_LEN] = frame(last, len);
+        let tag: [u8; CHUNK_TAG_LEN] =
+            self.cipher
+                .seal(&self.header, self.index, &frame, &mut self.buf)?;
+        let path = self.summary.path.clone();
+        self.out.write_all(&frame).map_err(io(&path))?;
+        self.out.write_all(&self.buf).map_err(io(&path))?;
+        self.out.write_all(&tag).map_err(io(&path))?;
+        self.written += (FRAME_LEN + self.buf.len() + CHUNK_TAG_LEN) as u64;
+        self.index += 1;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes the last partial chunk and the trailer, flushes, and returns
+    /// the output and what was written.
+    pub fn finish(mut self) -> Result<(W, ArchiveSummary), ArchiveError> {
+        if !self.buf.is_empty() {
+            self.emit(false)?;
+        }
+        self.buf.extend_from_slice(&self.trailer.encode());
+        self.emit(true)?;
+        let path = self.summary.path.clone();
+        self.out.flush().map_err(io(&path))?;
+        let mut summary = self.summary;
+        summary.records = self.trailer.records;
+        summary.data_bytes = self.trailer.data_bytes;
+        summary.archive_bytes = self.written;
+        summary.chunks = self.index;
+        Ok((self.out, summary))
+    }
+}
+
+/// Progress is reported about every this many records.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// Exports the records of a snapshot of `db` (taken now; writers may go
+/// on) into a new archive at `dest`.
+///
+/// The archive is written under a temporary name next to `dest`, fsynced,
+/// and renamed only when complete, so a failed export never leaves a file
+/// that looks like a good archive. An existing `dest` is refused unless
+/// [`ExportOptions::replace_existing`]. `progress` is called as records go
+/// out (totals are not known in advance: `None`).
+pub fn export(
+    db: &Db,
+    dest: &Path,
+    options: &ExportOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<ArchiveSummary, ArchiveError> {
+    let snapshot = db.snapshot()?;
+    export_snapshot(&snapshot, db.id(), dest, options, progress)
+}
+
+/// Exports the records of `snapshot` (of the database with id `source_db`)
+/// into a new archive at `dest`, as [`export`] does.
+pub fn export_snapshot(
+    snapshot: &Snapshot,
+    source_db: DbId,
+    dest: &Path,
+    options: &ExportOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<ArchiveSummary, ArchiveError> {
+    if !options.replace_existing && dest.symlink_metadata().is_ok() {
+        return Err(ArchiveError::Exists {
+            path: dest.to_path_buf(),
+        });
+    }
+    let temp = TempFile::create(dest)?;
+    let out = BufWriter::with_capacity(1 << 20, temp.file()?);
+    let mut writer = ArchiveWriter::new(out, dest, options, source_db, snapshot.seq())?;
+    for record in snapshot.range::<&[u8]>(..) {
+        let (key, value) = record?;
+        writer.push(&key, &value)?;
+        if writer.records().is_multiple_of(PROGRESS_EVERY) {
+            progress(&Progress {
+                bytes_done: writer.bytes_written(),
+                bytes_total: None,
+                records_done: writer.records(),
+                records_total: None,
+            });
+        }
+    }
+    let (out, summary) = writer.finish()?;
+    let file = out.into_inner().map_err(|e| ArchiveError::Io {
+        path: dest.to_path_buf(),
+        source: e.into_error(),
+    })?;
+    drop(file);
+    temp.commit(dest, options.replace_existing)?;
+    progress(&Progress {
+        bytes_done: summary.archive_bytes,
+        bytes_total: Some(summary.archive_bytes),
+        records_done: summary.records,
+        records_total: Some(summary.records),
+    });
+    Ok(summary)
+}

@@ -1,0 +1,163 @@
+//! The archive commands: export, import, verify-archive.
+
+use std::io::Write;
+use std::path::Path;
+
+use sealkv::Config;
+use sealkv::crypto::{AlgorithmId, EncryptionAlgorithm, KeySource, MasterKey};
+use sealkv_backup::archive::{self, ArchiveSummary, ExportOptions, ImportOptions, Protection};
+
+use crate::args::Global;
+use crate::exit::CliError;
+use crate::open;
+use crate::progress;
+
+fn stdout_err(source: std::io::Error) -> CliError {
+    CliError::Io {
+        path: "<stdout>".into(),
+        source,
+    }
+}
+
+/// The archive key: `--archive-key-file`, else the key options.
+fn archive_key(g: &Global, file: Option<&Path>) -> Result<Option<KeySource>, CliError> {
+    match file {
+        Some(path) => Ok(Some(KeySource::Key(
+            MasterKey::from_file(path).map_err(|e| CliError::Key(e.to_string()))?,
+        ))),
+        None => open::key_source(g),
+    }
+}
+
+fn algorithm_name(id: AlgorithmId) -> String {
+    EncryptionAlgorithm::from_id(id)
+        .map_or_else(|| format!("algorithm {}", id.0), |a| a.to_string())
+}
+
+fn describe(s: &ArchiveSummary) -> String {
+    let protection = match s.header.protection {
+        Protection::PlaintextUnencrypted => "PLAINTEXT (unencrypted, checksummed)".to_string(),
+        Protection::Sealed { algorithm, .. } => {
+            format!("sealed with {}", algorithm_name(algorithm))
+        }
+    };
+    format!(
+        "{} records, {} bytes of keys and values, {} chunks, {} archive bytes, {protection}; source database {}, snapshot {}",
+        s.records,
+        s.data_bytes,
+        s.chunks,
+        s.archive_bytes,
+        s.header.source_db,
+        s.header.snapshot_seq
+    )
+}
+
+/// `export FILE [--archive-key-file K | --plaintext-export]`.
+pub(crate) fn export(
+    g: &Global,
+    file: &Path,
+    archive_key_file: Option<&Path>,
+    plaintext_export: bool,
+) -> Result<(), CliError> {
+    let options = if plaintext_export {
+        ExportOptions::plaintext_unencrypted()
+    } else {
+        let key = archive_key(g, archive_key_file)?.ok_or_else(|| {
+            CliError::Key(
+                "exports are sealed: give a key (--key-file, --key-env, --passphrase-env, --passphrase or --archive-key-file), or --plaintext-export for an UNENCRYPTED archive".into(),
+            )
+        })?;
+        ExportOptions::sealed(key)
+    };
+    let db = open::open_read_only(g)?;
+    let bar = progress::bytes(0, "export");
+    let summary = archive::export(&db, file, &options, &mut |p| {
+        bar.set_length(p.bytes_total.unwrap_or(p.bytes_done));
+        bar.set_position(p.bytes_done);
+    })?;
+    bar.finish_and_clear();
+    db.close()?;
+    if plaintext_export {
+        eprintln!(
+            "sealkv: warning: {} is NOT encrypted: anyone who can read it can read every record",
+            file.display()
+        );
+    }
+    writeln!(std::io::stdout(), "exported {}", describe(&summary)).map_err(stdout_err)?;
+    Ok(())
+}
+
+/// `--db NEWDIR [key] [--algorithm A] [--plaintext] import FILE
+/// [--archive-key-file K]`: the key options are the new database's key
+/// (unless `--plaintext`) and, without `--archive-key-file`, the archive's.
+pub(crate) fn import(
+    g: &Global,
+    file: &Path,
+    archive_key_file: Option<&Path>,
+) -> Result<(), CliError> {
+    let dest = open::db_dir(g)?;
+    let db_key = open::key_source(g)?;
+    let algorithm = open::algorithm(g)?;
+    if !g.plaintext && db_key.is_none() {
+        return Err(CliError::Usage(
+            "import needs a key for the new database, or --plaintext for an unencrypted one".into(),
+        ));
+    }
+    let archive_key = archive_key(g, archive_key_file)?;
+    let make = |dir: &Path| {
+        let mut c = Config::new(dir);
+        if !g.plaintext {
+            if let Some(k) = &db_key {
+                c = c.encrypt_at_rest(true).key_source(k.clone());
+            }
+            if let Some(a) = algorithm {
+                c = c.encryption_algorithm(a);
+            }
+        }
+        c
+    };
+    let bar = progress::bytes(0, "import");
+    let summary = archive::import(
+        file,
+        archive_key.as_ref(),
+        dest,
+        &make,
+        &ImportOptions::new(),
+        &mut |p| {
+            bar.set_length(p.bytes_total.unwrap_or(p.bytes_done));
+            bar.set_position(p.bytes_done);
+        },
+    )?;
+    bar.finish_and_clear();
+    writeln!(
+        std::io::stdout(),
+        "imported {} records ({} bytes) into {} ({})",
+        summary.records,
+        summary.data_bytes,
+        dest.display(),
+        if g.plaintext {
+            "plaintext"
+        } else {
+            "encrypted"
+        }
+    )
+    .map_err(stdout_err)?;
+    Ok(())
+}
+
+/// `verify-archive FILE [--archive-key-file K]`.
+pub(crate) fn verify(
+    g: &Global,
+    file: &Path,
+    archive_key_file: Option<&Path>,
+) -> Result<(), CliError> {
+    let key = archive_key(g, archive_key_file)?;
+    let bar = progress::bytes(0, "verify");
+    let summary = archive::verify_archive(file, key.as_ref(), &mut |p| {
+        bar.set_length(p.bytes_total.unwrap_or(p.bytes_done));
+        bar.set_position(p.bytes_done);
+    })?;
+    bar.finish_and_clear();
+    writeln!(std::io::stdout(), "ok: {}", describe(&summary)).map_err(stdout_err)?;
+    Ok(())
+}
