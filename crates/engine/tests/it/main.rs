@@ -5,6 +5,7 @@
 mod basic;
 mod crash;
 mod encryption;
+mod faults;
 mod golden;
 mod keys;
 mod model;
