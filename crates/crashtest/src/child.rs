@@ -1,11 +1,14 @@
 //! The child: opens the database and writes batches until it is killed,
 //! telling the parent on stdout what it is doing.
 //!
-//! Lines (each written in one `write(2)`, well under the pipe's atomic
-//! size): `open`; `begin write B` before batch `B` is handed to the
-//! engine and `ack B` only after `Db::write` returned `Ok`; `begin flush` /
-//! `end flush`, `begin rotate` / `end rotate` and `begin reencrypt` /
-//! `step` / `end reencrypt` around the operations the parent aims at.
+//! One writer thread per stream, all at once (so group commit is under the
+//! kill); stream 0's thread also flushes, rotates the data key and
+//! re-encrypts at random. Lines (each written whole under the stdout lock,
+//! in one `write(2)`, well under the pipe's atomic size): `open`; `begin
+//! write T B` before batch `B` of stream `T` is handed to the engine and
+//! `ack T B` only after `Db::write` returned `Ok`; `begin flush` / `end
+//! flush`, `begin rotate` / `end rotate` and `begin reencrypt` / `step` /
+//! `end reencrypt` around the operations the parent aims at.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -15,15 +18,15 @@ use sealkv::Db;
 
 use crate::mode::Mode;
 use crate::rng::Rng;
-use crate::workload::batch;
+use crate::workload::{STREAMS, batch};
 
 /// What the parent tells a child.
 #[derive(Debug)]
 pub(crate) struct ChildArgs {
     pub(crate) dir: PathBuf,
     pub(crate) mode: Mode,
-    /// The first batch to write.
-    pub(crate) next: u64,
+    /// The first batch to write, per stream.
+    pub(crate) next: Vec<u64>,
     pub(crate) seed: u64,
 }
 
@@ -40,40 +43,79 @@ fn say(line: &str) -> Result<(), String> {
 
 /// Runs until killed; returns only on an error (or after `MAX_BATCHES`).
 pub(crate) fn run(args: &ChildArgs) -> Result<(), String> {
+    if args.next.len() != STREAMS {
+        return Err(format!("--next needs {STREAMS} batch numbers"));
+    }
     let config = args.mode.config(&args.dir)?;
     let db = Db::open_with_config(config).map_err(|e| format!("open: {e}"))?;
     say("open")?;
-    let mut rng = Rng::new(args.seed);
-    let sealed = args.mode.sealed();
-    let mut b = args.next;
-    while b < args.next + MAX_BATCHES {
+    let threads: Vec<_> = (0..STREAMS)
+        .map(|t| {
+            let db = db.clone();
+            let (next, seed, sealed) = (args.next[t], args.seed ^ t as u64, args.mode.sealed());
+            std::thread::spawn(move || writer(&db, t, next, seed, sealed && t == 0))
+        })
+        .collect();
+    for t in threads {
+        // The first error ends the process: the parent reads it on stderr.
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("a writer thread panicked".into()),
+        }
+    }
+    std::mem::forget(db);
+    Ok(())
+}
+
+/// Stream `t`'s writer; with `ops`, it also flushes, rotates and
+/// re-encrypts.
+fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), String> {
+    let fail = |e: String| {
+        let _ = writeln!(std::io::stderr(), "sealkv-crash child: {e}");
+        std::process::exit(3)
+    };
+    let mut rng = Rng::new(seed);
+    let mut b = next;
+    while b < next + MAX_BATCHES {
         let roll = rng.below(1000);
-        if roll < 25 {
-            say("begin flush")?;
-            db.flush().map_err(|e| format!("flush: {e}"))?;
-            say("end flush")?;
-        } else if sealed && roll < 40 {
-            say("begin rotate")?;
-            db.rotate_data_key()
-                .map_err(|e| format!("rotate_data_key: {e}"))?;
-            say("end rotate")?;
-        } else if sealed && roll < 47 {
-            say("begin reencrypt")?;
+        let done = if t == 0 && roll < 25 {
+            say("begin flush")
+                .and_then(|()| db.flush().map_err(|e| format!("flush: {e}")))
+                .and_then(|()| say("end flush"))
+        } else if ops && roll < 40 {
+            say("begin rotate")
+                .and_then(|()| {
+                    db.rotate_data_key()
+                        .map(|_| ())
+                        .map_err(|e| format!("rotate_data_key: {e}"))
+                })
+                .and_then(|()| say("end rotate"))
+        } else if ops && roll < 47 {
             let mut step = |_: &sealkv::ReencryptProgress| match say("step") {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()),
             };
-            db.reencrypt(&mut step)
-                .map_err(|e| format!("reencrypt: {e}"))?;
-            say("end reencrypt")?;
+            say("begin reencrypt")
+                .and_then(|()| {
+                    db.reencrypt(&mut step)
+                        .map(|_| ())
+                        .map_err(|e| format!("reencrypt: {e}"))
+                })
+                .and_then(|()| say("end reencrypt"))
         } else {
-            say(&format!("begin write {b}"))?;
-            db.write(&batch(b))
-                .map_err(|e| format!("write of batch {b}: {e}"))?;
-            say(&format!("ack {b}"))?;
+            let r = say(&format!("begin write {t} {b}"))
+                .and_then(|()| {
+                    db.write(&batch(t, b))
+                        .map_err(|e| format!("write of batch {b} of stream {t}: {e}"))
+                })
+                .and_then(|()| say(&format!("ack {t} {b}")));
             b += 1;
+            r
+        };
+        if let Err(e) = done {
+            fail(e);
         }
     }
-    std::mem::forget(db);
     Ok(())
 }

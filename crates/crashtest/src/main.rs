@@ -6,14 +6,15 @@
 //!
 //! Each cycle starts a child process (this same binary, `child`
 //! subcommand) that opens the database with `SyncMode::Always` and writes
-//! batches, flushes, rotates the data key and re-encrypts at random,
-//! printing `ack B` on stdout only after `Db::write` returned `Ok` for
-//! batch `B`. The parent SIGKILLs it at a random instant — a random delay
+//! batches from three threads at once (three streams of numbered batches),
+//! flushes, rotates the data key and re-encrypts at random, printing `ack T
+//! B` on stdout only after `Db::write` returned `Ok` for batch `B` of
+//! stream `T`. The parent SIGKILLs it at a random instant — a random delay
 //! after start or after open, or shortly after a chosen `begin flush`,
 //! `begin rotate`, `begin reencrypt`, re-encryption `step` or `begin write`
 //! marker — then reopens the database itself and checks that every
 //! acknowledged batch is present and whole, that no batch is partly
-//! applied, that nothing beyond the batch in flight appeared, and that
+//! applied, that nothing beyond the batches in flight appeared, and that
 //! `Db::verify` finds nothing. The next cycle continues on the same
 //! directory. Modes take turns, each in its own directory.
 //!
@@ -74,13 +75,20 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
 }
 
 fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
-    let (mut dir, mut mode, mut next, mut seed) = (None, None, 1, 0);
+    let (mut dir, mut mode, mut next, mut seed) = (None, None, Vec::new(), 0);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--dir" => dir = it.next().map(PathBuf::from),
             "--mode" => mode = Some(Mode::parse(it.next().ok_or("--mode needs a value")?)?),
-            "--next" => next = number(it.next(), "--next")?,
+            "--next" => {
+                next = it
+                    .next()
+                    .ok_or("--next needs a value")?
+                    .split(',')
+                    .map(|n| n.parse().map_err(|_| format!("--next: {n:?} is no number")))
+                    .collect::<Result<_, String>>()?;
+            }
             "--seed" => seed = number(it.next(), "--seed")?,
             other => return Err(format!("unknown child argument {other:?}")),
         }

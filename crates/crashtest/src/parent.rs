@@ -12,7 +12,7 @@ use sealkv::Db;
 
 use crate::mode::Mode;
 use crate::rng::{Rng, mix};
-use crate::workload;
+use crate::workload::{self, STREAMS};
 
 /// What `sealkv-crash` was asked to do.
 #[derive(Debug)]
@@ -28,7 +28,7 @@ pub(crate) struct RunArgs {
 
 /// A cycle gives up waiting for its kill point after this long and kills
 /// the child anyway.
-const CYCLE_TIMEOUT: Duration = Duration::from_secs(5);
+const CYCLE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// When to kill the child.
 #[derive(Debug, Clone, Copy)]
@@ -67,10 +67,10 @@ impl Plan {
             &["begin write", "begin flush"]
         };
         let marker = markers[rng.below(markers.len() as u64) as usize];
-        let nth = if marker == "begin write" {
-            1 + rng.below(60)
-        } else {
-            1 + rng.below(2)
+        let nth = match marker {
+            "begin write" => 1 + rng.below(40),
+            "begin flush" | "step" => 1 + rng.below(2),
+            _ => 1,
         };
         // Right away, inside the first half millisecond, or within 5 ms.
         let delay = match rng.below(3) {
@@ -100,8 +100,8 @@ struct ModeFigures {
     in_flight_applied: u64,
     /// Torn WAL tails the reopen repaired.
     torn_tails: u64,
-    /// The last batch applied, as of the last check.
-    last: u64,
+    /// The last batch applied of each stream, as of the last check.
+    last: [u64; STREAMS],
 }
 
 /// Everything a run found.
@@ -124,7 +124,7 @@ impl Summary {
         );
         for (mode, f) in &self.per_mode {
             println!(
-                "  {:<18} {:>5} cycles, {:>7} batches acknowledged, {:>4} in-flight batches found applied, {:>4} torn WAL tails repaired, last batch {}",
+                "  {:<18} {:>5} cycles, {:>7} batches acknowledged, {:>4} in-flight batches found applied, {:>4} torn WAL tails repaired, last batches {:?}",
                 mode.name(),
                 f.cycles,
                 f.acked,
@@ -148,26 +148,27 @@ impl Summary {
 /// What one child run told the parent.
 #[derive(Debug, Default)]
 struct Observed {
-    acked: Option<u64>,
-    attempted: Option<u64>,
+    /// The last batch acknowledged, per stream.
+    acked: [Option<u64>; STREAMS],
+    /// The last batch handed to the engine, per stream.
+    attempted: [Option<u64>; STREAMS],
     markers: BTreeMap<&'static str, u64>,
     opened_at: Option<Instant>,
     out_of_order: Option<String>,
 }
 
 impl Observed {
-    fn take(&mut self, line: &str, now: Instant, next: u64) {
+    fn take(&mut self, line: &str, now: Instant, next: &[u64; STREAMS]) {
         if line == "open" {
             self.opened_at = Some(now);
-        } else if let Some(b) = line.strip_prefix("ack ") {
-            let b = b.parse::<u64>().unwrap_or(0);
-            let want = self.acked.map_or(next, |a| a + 1);
+        } else if let Some((t, b)) = line.strip_prefix("ack ").and_then(stream_batch) {
+            let want = self.acked[t].map_or(next[t], |a| a + 1);
             if b != want && self.out_of_order.is_none() {
-                self.out_of_order = Some(format!("ack {b} where {want} was expected"));
+                self.out_of_order = Some(format!("ack {t} {b} where {want} was expected"));
             }
-            self.acked = Some(b);
-        } else if let Some(b) = line.strip_prefix("begin write ") {
-            self.attempted = b.parse::<u64>().ok();
+            self.acked[t] = Some(b);
+        } else if let Some((t, b)) = line.strip_prefix("begin write ").and_then(stream_batch) {
+            self.attempted[t] = Some(b);
         }
         for m in [
             "begin write",
@@ -181,6 +182,13 @@ impl Observed {
             }
         }
     }
+}
+
+/// `"T B"` as (stream, batch), if well formed.
+fn stream_batch(s: &str) -> Option<(usize, u64)> {
+    let (t, b) = s.split_once(' ')?;
+    let t = t.parse::<usize>().ok().filter(|t| *t < STREAMS)?;
+    Some((t, b.parse().ok()?))
 }
 
 /// Reads complete lines from `r` onto `tx`; a line cut by the kill (no
@@ -203,14 +211,15 @@ fn pump(r: impl Read, tx: mpsc::Sender<(Instant, String)>) {
     }
 }
 
-fn spawn_child(dir: &Path, mode: Mode, next: u64, seed: u64) -> Result<Child, String> {
+fn spawn_child(dir: &Path, mode: Mode, next: &[u64; STREAMS], seed: u64) -> Result<Child, String> {
+    let next: Vec<String> = next.iter().map(u64::to_string).collect();
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     Command::new(exe)
         .arg("child")
         .arg("--dir")
         .arg(dir)
         .args(["--mode", mode.name()])
-        .args(["--next", &next.to_string()])
+        .args(["--next", &next.join(",")])
         .args(["--seed", &seed.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -229,7 +238,13 @@ struct Killed {
 }
 
 /// Runs one child until the plan says kill, then SIGKILLs it.
-fn run_child(dir: &Path, mode: Mode, next: u64, seed: u64, plan: Plan) -> Result<Killed, String> {
+fn run_child(
+    dir: &Path,
+    mode: Mode,
+    next: &[u64; STREAMS],
+    seed: u64,
+    plan: Plan,
+) -> Result<Killed, String> {
     let mut child = spawn_child(dir, mode, next, seed)?;
     let start = Instant::now();
     let (tx, rx) = mpsc::channel();
@@ -293,7 +308,7 @@ fn run_child(dir: &Path, mode: Mode, next: u64, seed: u64, plan: Plan) -> Result
 }
 
 /// Reopens the database after a kill and checks it.
-fn reopen_and_check(dir: &Path, mode: Mode, acked: u64, attempted: u64) -> Checked {
+fn reopen_and_check(dir: &Path, mode: Mode, acked: &[u64], attempted: &[u64]) -> Checked {
     let mut out = Checked::default();
     let db = match mode
         .config(dir)
@@ -361,11 +376,15 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         let (mode, mut figures) = summary.per_mode[slot].clone();
         let dir = base.join(mode.name());
         let plan = Plan::choose(&mut rng, mode.sealed());
-        let next = figures.last + 1;
-        let killed = run_child(&dir, mode, next, mix(args.seed ^ cycle), plan)?;
+        let next = figures.last.map(|l| l + 1);
+        let killed = run_child(&dir, mode, &next, mix(args.seed ^ cycle), plan)?;
         let obs = &killed.observed;
-        let acked = obs.acked.unwrap_or(figures.last).max(figures.last);
-        let attempted = obs.attempted.unwrap_or(acked).max(acked);
+        let acked: Vec<u64> = (0..STREAMS)
+            .map(|t| obs.acked[t].unwrap_or(0).max(figures.last[t]))
+            .collect();
+        let attempted: Vec<u64> = (0..STREAMS)
+            .map(|t| obs.attempted[t].unwrap_or(0).max(acked[t]))
+            .collect();
         let reason = killed
             .reason
             .clone()
@@ -381,7 +400,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         if let Some(why) = &obs.out_of_order {
             findings.push(format!("the child acknowledged out of order: {why}"));
         }
-        let checked = reopen_and_check(&dir, mode, acked, attempted);
+        let checked = reopen_and_check(&dir, mode, &acked, &attempted);
         if let Some(e) = checked.open_failed {
             findings.push(e);
         }
@@ -391,26 +410,29 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         findings.extend(checked.check.findings);
         findings.extend(checked.verify);
         figures.cycles += 1;
-        figures.acked += acked - figures.last;
         figures.torn_tails += checked.torn_tails;
-        if checked.check.last > acked {
-            figures.in_flight_applied += 1;
+        for (t, &acked) in acked.iter().enumerate() {
+            figures.acked += acked - figures.last[t];
+            let found = checked.check.lasts.get(t).copied().unwrap_or(0);
+            figures.in_flight_applied += found.saturating_sub(acked);
         }
         if args.verbose {
             eprintln!(
-                "cycle {cycle} {}: killed {reason}, batches {next}..: acked to {acked}, attempted to {attempted}, found {}",
+                "cycle {cycle} {}: killed {reason}, batches from {next:?}: acked to {acked:?}, attempted to {attempted:?}, found {:?}",
                 mode.name(),
-                checked.check.last
+                checked.check.lasts
             );
         } else if (cycle + 1) % 100 == 0 {
             eprintln!("  {} cycles done", cycle + 1);
         }
-        figures.last = checked.check.last;
+        for (t, l) in checked.check.lasts.iter().enumerate() {
+            figures.last[t] = *l;
+        }
         summary.per_mode[slot].1 = figures;
         if !findings.is_empty() {
             for f in findings {
                 summary.findings.push(format!(
-                    "cycle {cycle} ({}, killed {reason}, batches from {next}, acked to {acked}, attempted to {attempted}): {f}",
+                    "cycle {cycle} ({}, killed {reason}, batches from {next:?}, acked to {acked:?}, attempted to {attempted:?}): {f}",
                     mode.name()
                 ));
             }
