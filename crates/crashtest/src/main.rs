@@ -68,6 +68,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             "--mode" => run.modes = Mode::parse_list(it.next().ok_or("--mode needs a value")?)?,
             "--dir" => run.dir = Some(PathBuf::from(it.next().ok_or("--dir needs a path")?)),
             "--verbose" => run.verbose = true,
+            "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
