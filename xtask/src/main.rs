@@ -5,8 +5,12 @@
 //!   passes locally, CI will be green.
 //! - `fuzz [TARGET] [--seconds N]`: runs cargo-fuzz targets (nightly).
 //! - `bench`: the criterion suite.
+//! - `crash [--cycles N] [--mode M] [--seed S]`: the crash-kill harness, in
+//!   release (see `crash.rs`).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod crash;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -98,7 +102,8 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench") => run("cargo", &["bench", "-p", "sealkv-benches"], &[]),
-        _ => Err("usage: cargo xtask <ci | fuzz [TARGET] [--seconds N] | bench>".to_string()),
+        Some("crash") => crash::crash(&args[1..]),
+        _ => Err("usage: cargo xtask <ci | fuzz [TARGET] [--seconds N] | bench | crash [--cycles N] [--mode M] [--seed S]>".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -41,16 +41,18 @@ fn put_get_delete_range_prefix_snapshot_across_flush_and_reopen() {
 
 #[test]
 fn batches_apply_together_and_later_ops_win() {
-    let vfs = SimVfs::new();
-    let db = Db::open_with_config(sim_config(&vfs, None)).unwrap();
-    let mut b = WriteBatch::new();
-    b.put(b"a", b"1")
-        .put(b"a", b"2")
-        .put(b"b", b"x")
-        .delete(b"b");
-    db.write(&b).unwrap();
-    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"2"[..]));
-    assert_eq!(db.get(b"b").unwrap(), None);
+    for mode in modes() {
+        let vfs = SimVfs::new();
+        let db = Db::open_with_config(sim_config(&vfs, mode)).unwrap();
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"1")
+            .put(b"a", b"2")
+            .put(b"b", b"x")
+            .delete(b"b");
+        db.write(&b).unwrap();
+        assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(db.get(b"b").unwrap(), None);
+    }
 }
 
 #[test]
@@ -66,21 +68,23 @@ fn real_disk_round_trip_and_second_open_is_locked() {
 
 #[test]
 fn read_only_sees_everything_and_refuses_writes() {
-    let vfs = SimVfs::new();
-    let db = Db::open_with_config(sim_config(&vfs, None)).unwrap();
-    db.put(b"flushed", b"1").unwrap();
-    db.flush().unwrap();
-    db.put(b"in-wal", b"2").unwrap();
-    drop(db);
-    let ro = Db::open_with_config(sim_config(&vfs, None).read_only(true)).unwrap();
-    assert_eq!(ro.get(b"flushed").unwrap().as_deref(), Some(&b"1"[..]));
-    assert_eq!(ro.get(b"in-wal").unwrap().as_deref(), Some(&b"2"[..]));
-    assert!(matches!(ro.put(b"z", b"z"), Err(Error::ReadOnly)));
-    // A writer cannot open while a reader holds the shared lock.
-    assert!(matches!(
-        Db::open_with_config(sim_config(&vfs, None)),
-        Err(Error::Locked { .. })
-    ));
+    for mode in modes() {
+        let vfs = SimVfs::new();
+        let db = Db::open_with_config(sim_config(&vfs, mode)).unwrap();
+        db.put(b"flushed", b"1").unwrap();
+        db.flush().unwrap();
+        db.put(b"in-wal", b"2").unwrap();
+        drop(db);
+        let ro = Db::open_with_config(sim_config(&vfs, mode).read_only(true)).unwrap();
+        assert_eq!(ro.get(b"flushed").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(ro.get(b"in-wal").unwrap().as_deref(), Some(&b"2"[..]));
+        assert!(matches!(ro.put(b"z", b"z"), Err(Error::ReadOnly)));
+        // A writer cannot open while a reader holds the shared lock.
+        assert!(matches!(
+            Db::open_with_config(sim_config(&vfs, mode)),
+            Err(Error::Locked { .. })
+        ));
+    }
 }
 
 #[test]
@@ -105,115 +109,114 @@ fn config_errors_are_typed() {
 
 #[test]
 fn too_large_keys_and_values_are_refused() {
-    let vfs = SimVfs::new();
-    let db = Db::open_with_config(sim_config(&vfs, None)).unwrap();
-    let big_key = vec![0u8; db.max_key_len() + 1];
-    db.put(vec![1u8; db.max_key_len()], b"longest key").unwrap();
-    db.flush().unwrap();
-    assert!(matches!(
-        db.put(&big_key, b"v"),
-        Err(Error::TooLarge { what: "key", .. })
-    ));
-    let big_val = vec![0u8; sealkv::MAX_VALUE_LEN + 1];
-    assert!(matches!(
-        db.put(b"k", &big_val),
-        Err(Error::TooLarge { what: "value", .. })
-    ));
+    for mode in modes() {
+        let vfs = SimVfs::new();
+        let db = Db::open_with_config(sim_config(&vfs, mode)).unwrap();
+        let big_key = vec![0u8; db.max_key_len() + 1];
+        db.put(vec![1u8; db.max_key_len()], b"longest key").unwrap();
+        db.flush().unwrap();
+        assert!(matches!(
+            db.put(&big_key, b"v"),
+            Err(Error::TooLarge { what: "key", .. })
+        ));
+        let big_val = vec![0u8; sealkv::MAX_VALUE_LEN + 1];
+        assert!(matches!(
+            db.put(b"k", &big_val),
+            Err(Error::TooLarge { what: "value", .. })
+        ));
+    }
 }
 
 #[test]
 fn closed_handles_answer_closed() {
-    let vfs = SimVfs::new();
-    let db = Db::open_with_config(sim_config(&vfs, None)).unwrap();
-    let other = db.clone();
-    db.close().unwrap();
-    assert!(matches!(other.get(b"k"), Err(Error::Closed)));
-    assert!(matches!(other.put(b"k", b"v"), Err(Error::Closed)));
+    for mode in modes() {
+        let vfs = SimVfs::new();
+        let db = Db::open_with_config(sim_config(&vfs, mode)).unwrap();
+        let other = db.clone();
+        db.close().unwrap();
+        assert!(matches!(other.get(b"k"), Err(Error::Closed)));
+        assert!(matches!(other.put(b"k", b"v"), Err(Error::Closed)));
+    }
 }
 
 #[test]
 fn verify_is_clean_then_names_a_damaged_page() {
-    use sealkv::crypto::EncryptionAlgorithm;
-    let vfs = SimVfs::new();
-    let alg = Some(EncryptionAlgorithm::Aes256Gcm);
-    let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
-    for i in 0..300u32 {
-        db.put(format!("k{i:05}"), vec![7u8; 100]).unwrap();
-    }
-    db.flush().unwrap();
-    db.put(b"in-wal", b"x").unwrap();
-    let report = db.verify().unwrap();
-    assert!(report.is_clean(), "{report:?}");
-    assert_eq!(report.entries, 300);
-    assert_eq!(report.wal_records, 1);
-    db.close().unwrap();
-    // Damage one byte of every page after the header and the two meta
-    // pages: every reachable one is then damaged.
-    let path = crate::support::dir().join("data.sealkv");
-    let mut bytes = vfs.read_file(&path).unwrap();
-    for at in (3 * 4096 + 100..bytes.len()).step_by(4096) {
-        bytes[at] ^= 0x01;
-    }
-    vfs.write_file(&path, &bytes);
-    match Db::open_with_config(sim_config(&vfs, alg)) {
-        Ok(db) => {
-            let report = db.verify().unwrap();
-            assert!(!report.is_clean());
-            assert!(
-                report.findings[0].file.ends_with("data.sealkv"),
-                "{report:?}"
-            );
+    for mode in modes() {
+        let vfs = SimVfs::new();
+        let alg = mode;
+        let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
+        for i in 0..300u32 {
+            db.put(format!("k{i:05}"), vec![7u8; 100]).unwrap();
         }
-        Err(e) => assert!(matches!(e, Error::Corruption { .. }), "{e:?}"),
+        db.flush().unwrap();
+        db.put(b"in-wal", b"x").unwrap();
+        let report = db.verify().unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.entries, 300);
+        assert_eq!(report.wal_records, 1);
+        db.close().unwrap();
+        // Damage one byte of every page after the header and the two meta
+        // pages: every reachable one is then damaged.
+        let path = crate::support::dir().join("data.sealkv");
+        let mut bytes = vfs.read_file(&path).unwrap();
+        for at in (3 * 4096 + 100..bytes.len()).step_by(4096) {
+            bytes[at] ^= 0x01;
+        }
+        vfs.write_file(&path, &bytes);
+        match Db::open_with_config(sim_config(&vfs, alg)) {
+            Ok(db) => {
+                let report = db.verify().unwrap();
+                assert!(!report.is_clean());
+                assert!(
+                    report.findings[0].file.ends_with("data.sealkv"),
+                    "{report:?}"
+                );
+            }
+            Err(e) => assert!(matches!(e, Error::Corruption { .. }), "{e:?}"),
+        }
     }
 }
 
 #[test]
 fn concurrent_writers_and_readers_lose_nothing() {
     use std::sync::Arc;
-    let vfs = SimVfs::new();
-    let db = Db::open_with_config(sim_config(
-        &vfs,
-        Some(sealkv::crypto::EncryptionAlgorithm::Aes256Gcm),
-    ))
-    .unwrap();
-    let db = Arc::new(db);
-    let writers: Vec<_> = (0..4u32)
-        .map(|t| {
+    for mode in modes() {
+        let vfs = SimVfs::new();
+        let db = Db::open_with_config(sim_config(&vfs, mode)).unwrap();
+        let db = Arc::new(db);
+        let writers: Vec<_> = (0..4u32)
+            .map(|t| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    for i in 0..300u32 {
+                        let mut b = WriteBatch::new();
+                        b.put(format!("t{t}/{i:04}/a"), [t as u8; 64])
+                            .put(format!("t{t}/{i:04}/b"), [t as u8; 64]);
+                        db.write(&b).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let reader = {
             let db = db.clone();
             std::thread::spawn(move || {
-                for i in 0..300u32 {
-                    let mut b = WriteBatch::new();
-                    b.put(format!("t{t}/{i:04}/a"), [t as u8; 64])
-                        .put(format!("t{t}/{i:04}/b"), [t as u8; 64]);
-                    db.write(&b).unwrap();
+                for _ in 0..50 {
+                    // Batches are atomic for readers too: a snapshot never sees
+                    // half of one.
+                    let snap = db.snapshot().unwrap();
+                    let keys: Vec<_> = collect(snap.range::<&[u8]>(..));
+                    assert_eq!(keys.len() % 2, 0, "a torn batch was visible");
                 }
             })
-        })
-        .collect();
-    let reader = {
-        let db = db.clone();
-        std::thread::spawn(move || {
-            for _ in 0..50 {
-                // Batches are atomic for readers too: a snapshot never sees
-                // half of one.
-                let snap = db.snapshot().unwrap();
-                let keys: Vec<_> = collect(snap.range::<&[u8]>(..));
-                assert_eq!(keys.len() % 2, 0, "a torn batch was visible");
-            }
-        })
-    };
-    for w in writers {
-        w.join().unwrap();
+        };
+        for w in writers {
+            w.join().unwrap();
+        }
+        reader.join().unwrap();
+        assert_eq!(collect(db.range::<&[u8]>(..).unwrap()).len(), 4 * 300 * 2);
+        let db = Arc::try_unwrap(db).unwrap();
+        db.close().unwrap();
+        let db = Db::open_with_config(sim_config(&vfs, mode)).unwrap();
+        assert_eq!(collect(db.range::<&[u8]>(..).unwrap()).len(), 2400);
     }
-    reader.join().unwrap();
-    assert_eq!(collect(db.range::<&[u8]>(..).unwrap()).len(), 4 * 300 * 2);
-    let db = Arc::try_unwrap(db).unwrap();
-    db.close().unwrap();
-    let db = Db::open_with_config(sim_config(
-        &vfs,
-        Some(sealkv::crypto::EncryptionAlgorithm::Aes256Gcm),
-    ))
-    .unwrap();
-    assert_eq!(collect(db.range::<&[u8]>(..).unwrap()).len(), 2400);
 }

@@ -7,7 +7,7 @@ use sealkv::crypto::EncryptionAlgorithm;
 use sealkv::{Db, SyncMode, WriteBatch};
 use sealkv_fileio::{FaultKind, FaultPlan, FaultyVfs, OpKind, SimVfs};
 
-use crate::support::sim_config;
+use crate::support::{modes, sim_config};
 
 /// Batch `i` writes two keys of its own and overwrites one shared key.
 fn batch(i: u32) -> WriteBatch {
@@ -109,16 +109,21 @@ fn faults_then_torn_crash_plaintext() {
 
 #[test]
 fn faults_then_torn_crash_sealed() {
-    for seed in 40..80 {
-        run(seed, Some(EncryptionAlgorithm::Aes256Gcm));
+    // Each algorithm in turn.
+    let algs = EncryptionAlgorithm::ALL;
+    for seed in 40..100 {
+        run(seed, Some(algs[(seed % algs.len() as u64) as usize]));
     }
 }
 
 #[test]
 fn unsynced_writes_vanish_as_a_suffix_of_whole_batches() {
-    for seed in 0..20 {
+    let modes = modes();
+    for seed in 0..24 {
+        // Each mode in turn.
+        let mode = modes[seed as usize % modes.len()];
         let sim = SimVfs::new();
-        let db = Db::open_with_config(sim_config(&sim, None).sync_mode(SyncMode::Never)).unwrap();
+        let db = Db::open_with_config(sim_config(&sim, mode).sync_mode(SyncMode::Never)).unwrap();
         for i in 0..60u32 {
             db.write(&batch(i)).unwrap();
             if i == 29 {
@@ -127,7 +132,7 @@ fn unsynced_writes_vanish_as_a_suffix_of_whole_batches() {
         }
         std::mem::forget(db);
         sim.crash_torn(seed);
-        let db = Db::open_with_config(sim_config(&sim, None)).unwrap();
+        let db = Db::open_with_config(sim_config(&sim, mode)).unwrap();
         let flags: Vec<_> = (0..60).map(|i| present(&db, i)).collect();
         let n = flags.iter().take_while(|p| **p == (true, true)).count();
         assert!(n >= 30, "seed {seed}: flushed batches lost");

@@ -8,7 +8,7 @@ use sealkv::{Db, Error};
 use sealkv_fileio::SimVfs;
 use sealkv_testkit::{Canaries, read_sim_tree, scan_for_plaintext};
 
-use crate::support::{dir, key, sim_config};
+use crate::support::{dir, key, modes, sim_config};
 
 fn fill(db: &Db, canaries: &Canaries) {
     for i in 0..canaries.len() {
@@ -56,29 +56,31 @@ fn plaintext_mode_does_write_the_canaries() {
 
 #[test]
 fn every_wrong_key_gets_its_own_error() {
-    let vfs = SimVfs::new();
-    let db = Db::open_with_config(sim_config(&vfs, Some(EncryptionAlgorithm::Aes256Gcm))).unwrap();
-    db.put(b"k", b"v").unwrap();
-    db.close().unwrap();
-    let plain = || sim_config(&vfs, None);
-    assert!(matches!(
-        Db::open_with_config(plain()),
-        Err(Error::EncryptedDatabase)
-    ));
-    assert!(matches!(
-        Db::open_with_config(plain().encryption_key(key(8))),
-        Err(Error::WrongKey)
-    ));
-    assert!(matches!(
-        Db::open_with_config(
-            plain()
-                .encryption_key(key(7))
-                .encryption_algorithm(EncryptionAlgorithm::ChaCha20Poly1305)
-        ),
-        Err(Error::AlgorithmMismatch { .. })
-    ));
-    let db = Db::open_with_config(plain().encryption_key(key(7))).unwrap();
-    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    for alg in EncryptionAlgorithm::ALL {
+        let vfs = SimVfs::new();
+        let db = Db::open_with_config(sim_config(&vfs, Some(alg))).unwrap();
+        db.put(b"k", b"v").unwrap();
+        db.close().unwrap();
+        let plain = || sim_config(&vfs, None);
+        assert!(matches!(
+            Db::open_with_config(plain()),
+            Err(Error::EncryptedDatabase)
+        ));
+        assert!(matches!(
+            Db::open_with_config(plain().encryption_key(key(8))),
+            Err(Error::WrongKey)
+        ));
+        let other = EncryptionAlgorithm::ALL
+            .into_iter()
+            .find(|a| *a != alg)
+            .unwrap();
+        assert!(matches!(
+            Db::open_with_config(plain().encryption_key(key(7)).encryption_algorithm(other)),
+            Err(Error::AlgorithmMismatch { .. })
+        ));
+        let db = Db::open_with_config(plain().encryption_key(key(7))).unwrap();
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
 }
 
 #[test]
@@ -99,53 +101,55 @@ fn a_plaintext_database_refuses_to_be_opened_as_encrypted() {
 
 #[test]
 fn a_flipped_byte_anywhere_never_returns_wrong_data() {
-    let alg = Some(EncryptionAlgorithm::Aes256Gcm);
-    let vfs = SimVfs::new();
-    let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
-    let expected: Vec<(Vec<u8>, Vec<u8>)> = (0..200u32)
-        .map(|i| (format!("key{i:05}").into_bytes(), vec![i as u8; 40]))
-        .collect();
-    for (k, v) in &expected[..150] {
-        db.put(k, v).unwrap();
-    }
-    db.flush().unwrap();
-    for (k, v) in &expected[150..] {
-        db.put(k, v).unwrap();
-    }
-    db.close().unwrap();
-    let pristine = vfs.clone();
-    let files: Vec<_> = read_sim_tree(&pristine, &dir());
-    let mut checked = 0;
-    for (name, bytes) in &files {
-        if name.ends_with("LOCK") || bytes.is_empty() {
-            continue;
+    for mode in modes() {
+        let alg = mode;
+        let vfs = SimVfs::new();
+        let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = (0..200u32)
+            .map(|i| (format!("key{i:05}").into_bytes(), vec![i as u8; 40]))
+            .collect();
+        for (k, v) in &expected[..150] {
+            db.put(k, v).unwrap();
         }
-        // About 80 offsets per file, spread over all of it.
-        let step = (bytes.len() / 80).max(1);
-        for offset in (0..bytes.len()).step_by(step) {
-            let vfs = SimVfs::new();
-            for (n, b) in &files {
-                vfs.write_file(Path::new(n), b);
-            }
-            let mut damaged = bytes.clone();
-            damaged[offset] ^= 0x10;
-            vfs.write_file(Path::new(name), &damaged);
-            let Ok(db) = Db::open_with_config(sim_config(&vfs, alg)) else {
-                checked += 1;
+        db.flush().unwrap();
+        for (k, v) in &expected[150..] {
+            db.put(k, v).unwrap();
+        }
+        db.close().unwrap();
+        let pristine = vfs.clone();
+        let files: Vec<_> = read_sim_tree(&pristine, &dir());
+        let mut checked = 0;
+        for (name, bytes) in &files {
+            if name.ends_with("LOCK") || bytes.is_empty() {
                 continue;
-            };
-            for (k, v) in &expected {
-                match db.get(k) {
-                    Ok(Some(got)) => assert_eq!(&got, v, "{name}@{offset}: wrong data"),
-                    Ok(None) => {
-                        // Only a cut WAL tail may lose the newest records.
-                        assert!(name.contains("wal"), "{name}@{offset}: lost {k:?}");
-                    }
-                    Err(_) => {}
-                }
             }
-            checked += 1;
+            // About 80 offsets per file, spread over all of it.
+            let step = (bytes.len() / 80).max(1);
+            for offset in (0..bytes.len()).step_by(step) {
+                let vfs = SimVfs::new();
+                for (n, b) in &files {
+                    vfs.write_file(Path::new(n), b);
+                }
+                let mut damaged = bytes.clone();
+                damaged[offset] ^= 0x10;
+                vfs.write_file(Path::new(name), &damaged);
+                let Ok(db) = Db::open_with_config(sim_config(&vfs, alg)) else {
+                    checked += 1;
+                    continue;
+                };
+                for (k, v) in &expected {
+                    match db.get(k) {
+                        Ok(Some(got)) => assert_eq!(&got, v, "{name}@{offset}: wrong data"),
+                        Ok(None) => {
+                            // Only a cut WAL tail may lose the newest records.
+                            assert!(name.contains("wal"), "{name}@{offset}: lost {k:?}");
+                        }
+                        Err(_) => {}
+                    }
+                }
+                checked += 1;
+            }
         }
+        assert!(checked > 20, "{checked}");
     }
-    assert!(checked > 20, "{checked}");
 }

@@ -6,6 +6,7 @@ mod backup;
 mod basic;
 mod crash;
 mod encryption;
+mod faults;
 mod golden;
 mod keys;
 mod model;

@@ -13,10 +13,7 @@ use sealkv_testkit::{Canaries, read_sim_tree, scan_for_plaintext};
 
 use crate::support::{dir, sim_config};
 
-const ALGS: [EncryptionAlgorithm; 2] = [
-    EncryptionAlgorithm::Aes256Gcm,
-    EncryptionAlgorithm::ChaCha20Poly1305,
-];
+const ALGS: [EncryptionAlgorithm; 3] = EncryptionAlgorithm::ALL;
 
 /// Data key ids named in the clear headers of every page of the page file
 /// and every WAL segment, read independently of the engine: page header

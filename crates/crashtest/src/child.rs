@@ -1,0 +1,121 @@
+//! The child: opens the database and writes batches until it is killed,
+//! telling the parent on stdout what it is doing.
+//!
+//! One writer thread per stream, all at once (so group commit is under the
+//! kill); stream 0's thread also flushes, rotates the data key and
+//! re-encrypts at random. Lines (each written whole under the stdout lock,
+//! in one `write(2)`, well under the pipe's atomic size): `open`; `begin
+//! write T B` before batch `B` of stream `T` is handed to the engine and
+//! `ack T B` only after `Db::write` returned `Ok`; `begin flush` / `end
+//! flush`, `begin rotate` / `end rotate` and `begin reencrypt` / `step` /
+//! `end reencrypt` around the operations the parent aims at.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use sealkv::Db;
+
+use crate::mode::Mode;
+use crate::rng::Rng;
+use crate::workload::{STREAMS, batch};
+
+/// What the parent tells a child.
+#[derive(Debug)]
+pub(crate) struct ChildArgs {
+    pub(crate) dir: PathBuf,
+    pub(crate) mode: Mode,
+    /// The first batch to write, per stream.
+    pub(crate) next: Vec<u64>,
+    pub(crate) seed: u64,
+}
+
+/// After this many batches a child stops by itself (the parent always
+/// kills it long before; a child that stops is a finding).
+const MAX_BATCHES: u64 = 200_000;
+
+fn say(line: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(format!("{line}\n").as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("stdout: {e}"))
+}
+
+/// Runs until killed; returns only on an error (or after `MAX_BATCHES`).
+pub(crate) fn run(args: &ChildArgs) -> Result<(), String> {
+    if args.next.len() != STREAMS {
+        return Err(format!("--next needs {STREAMS} batch numbers"));
+    }
+    let config = args.mode.config(&args.dir)?;
+    let db = Db::open_with_config(config).map_err(|e| format!("open: {e}"))?;
+    say("open")?;
+    let threads: Vec<_> = (0..STREAMS)
+        .map(|t| {
+            let db = db.clone();
+            let (next, seed, sealed) = (args.next[t], args.seed ^ t as u64, args.mode.sealed());
+            std::thread::spawn(move || writer(&db, t, next, seed, sealed && t == 0))
+        })
+        .collect();
+    for t in threads {
+        // The first error ends the process: the parent reads it on stderr.
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("a writer thread panicked".into()),
+        }
+    }
+    std::mem::forget(db);
+    Ok(())
+}
+
+/// Stream `t`'s writer; with `ops`, it also flushes, rotates and
+/// re-encrypts.
+fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), String> {
+    let fail = |e: String| {
+        let _ = writeln!(std::io::stderr(), "sealkv-crash child: {e}");
+        std::process::exit(3)
+    };
+    let mut rng = Rng::new(seed);
+    let mut b = next;
+    while b < next + MAX_BATCHES {
+        let roll = rng.below(1000);
+        let done = if t == 0 && roll < 25 {
+            say("begin flush")
+                .and_then(|()| db.flush().map_err(|e| format!("flush: {e}")))
+                .and_then(|()| say("end flush"))
+        } else if ops && roll < 40 {
+            say("begin rotate")
+                .and_then(|()| {
+                    db.rotate_data_key()
+                        .map(|_| ())
+                        .map_err(|e| format!("rotate_data_key: {e}"))
+                })
+                .and_then(|()| say("end rotate"))
+        } else if ops && roll < 47 {
+            let mut step = |_: &sealkv::ReencryptProgress| match say("step") {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            };
+            say("begin reencrypt")
+                .and_then(|()| {
+                    db.reencrypt(&mut step)
+                        .map(|_| ())
+                        .map_err(|e| format!("reencrypt: {e}"))
+                })
+                .and_then(|()| say("end reencrypt"))
+        } else {
+            let r = say(&format!("begin write {t} {b}"))
+                .and_then(|()| {
+                    db.write(&batch(t, b))
+                        .map_err(|e| format!("write of batch {b} of stream {t}: {e}"))
+                })
+                .and_then(|()| say(&format!("ack {t} {b}")));
+            b += 1;
+            r
+        };
+        if let Err(e) = done {
+            fail(e);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! The protection modes a run covers, and the configuration both processes
+//! open the database with.
+
+use std::path::Path;
+
+use sealkv::crypto::{EncryptionAlgorithm, MasterKey};
+use sealkv::{Config, SyncMode};
+
+/// Plaintext, or sealed with one algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Plaintext,
+    Sealed(EncryptionAlgorithm),
+}
+
+impl Mode {
+    /// Plaintext, then every built-in algorithm.
+    pub(crate) fn all() -> Vec<Mode> {
+        let mut m = vec![Mode::Plaintext];
+        m.extend(EncryptionAlgorithm::ALL.map(Mode::Sealed));
+        m
+    }
+
+    /// `plaintext`, `aes`, `chacha`, `siv` or `all`.
+    pub(crate) fn parse_list(s: &str) -> Result<Vec<Mode>, String> {
+        Ok(match s {
+            "all" => Self::all(),
+            other => vec![Self::parse(other)?],
+        })
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Mode, String> {
+        Ok(match s {
+            "plaintext" => Mode::Plaintext,
+            "aes" | "aes-256-gcm" => Mode::Sealed(EncryptionAlgorithm::Aes256Gcm),
+            "chacha" | "chacha20-poly1305" => Mode::Sealed(EncryptionAlgorithm::ChaCha20Poly1305),
+            "siv" | "aes-256-gcm-siv" => Mode::Sealed(EncryptionAlgorithm::Aes256GcmSiv),
+            other => {
+                return Err(format!(
+                    "unknown mode {other:?} (plaintext, aes, chacha, siv or all)"
+                ));
+            }
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Plaintext => "plaintext",
+            Mode::Sealed(alg) => alg.name(),
+        }
+    }
+
+    pub(crate) fn sealed(self) -> bool {
+        matches!(self, Mode::Sealed(_))
+    }
+
+    /// The configuration of the database at `dir`: every write fsynced
+    /// before it is acknowledged, and the smallest memtables and WAL
+    /// segments the engine accepts, so flushes and segment rolls are
+    /// frequent. The key is a fixed test key.
+    pub(crate) fn config(self, dir: &Path) -> Result<Config, String> {
+        let config = Config::new(dir)
+            .sync_mode(SyncMode::Always)
+            .wal_flush_size(64 << 10)
+            .wal_segment_size(64 << 10)
+            .page_size(4096);
+        Ok(match self {
+            Mode::Plaintext => config,
+            Mode::Sealed(alg) => {
+                let key = MasterKey::from_bytes(&[0x5a; 32]).map_err(|e| e.to_string())?;
+                config.encryption_key(key).encryption_algorithm(alg)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        for m in Mode::all() {
+            assert_eq!(Mode::parse(m.name()).unwrap(), m);
+        }
+        assert_eq!(Mode::parse_list("all").unwrap().len(), 4);
+        assert_eq!(Mode::parse("aes").unwrap().name(), "aes-256-gcm");
+        assert!(Mode::parse("rot13").is_err());
+    }
+}

@@ -1,0 +1,62 @@
+//! The crash-kill harness, small: 52 kill-and-reopen cycles, 13 in each
+//! mode (plaintext and each algorithm). `cargo xtask crash --cycles N`
+//! runs it big, in release.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+fn figure(stdout: &str, label: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{stdout}"))
+}
+
+#[test]
+fn fifty_two_kill_cycles_lose_no_acknowledged_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sealkv-crash"))
+        .args(["--cycles", "52", "--mode", "all", "--seed", "7"])
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "harness failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.starts_with("crash-kill: 52 cycles"), "{stdout}");
+    assert_eq!(figure(&stdout, "lost acknowledged batches:"), 0);
+    assert_eq!(figure(&stdout, "partial or wrong batches:"), 0);
+    assert_eq!(figure(&stdout, "verify findings:"), 0);
+    assert_eq!(figure(&stdout, "findings:"), 0);
+    // Every mode ran its share and acknowledged batches.
+    for mode in [
+        "plaintext",
+        "aes-256-gcm ",
+        "chacha20-poly1305",
+        "aes-256-gcm-siv",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(mode))
+            .unwrap_or_else(|| panic!("no line for {mode}:\n{stdout}"));
+        assert!(line.contains(" 13 cycles"), "{line}");
+        assert!(!line.contains(" 0 batches acknowledged"), "{line}");
+    }
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sealkv-crash"))
+        .args(["--mode", "rot13"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode"));
+}
