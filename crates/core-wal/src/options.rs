@@ -180,6 +180,9 @@ pub struct WalStats {
     /// Sync markers written (after an fsync that left nothing after the
     /// last record; see `docs/WAL.md`).
     pub sync_markers: u64,
+    /// Sync markers whose write failed and was taken back (the records
+    /// before them stayed durable and acknowledged).
+    pub sync_marker_failures: u64,
     /// Writer sessions started after the one made at open.
     pub sessions: u64,
     /// Explicit rolls that started a new segment.

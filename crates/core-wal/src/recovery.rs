@@ -591,6 +591,12 @@ fn read_record(
     if hdr.durable_mark < HEADER_LEN as u64 {
         return Ok(Err("record's durable mark is impossible"));
     }
+    // A strict read also wants the mark at or before the record (the
+    // writer never claims more than was synced before it). A scan takes
+    // such a record as evidence instead: bytes before it were removed.
+    if !scan && hdr.durable_mark > off {
+        return Ok(Err("record's durable mark is past its own offset"));
+    }
     if off + hdr.total_len() > r.len() {
         return Ok(Err("record cut short"));
     }

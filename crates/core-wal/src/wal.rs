@@ -37,6 +37,15 @@ use crate::options::{RecoveryReport, Seq, SyncMode, WalOptions, WalStats};
 use crate::recovery::{MAX_BODY_LEN, Recovery, ReplayError};
 use crate::seal::Protect;
 
+/// Whether [`Shared::sync_current`] writes a sync marker after its fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    No,
+    Yes,
+    /// Only if no record is reserved (the log is idle).
+    IfIdle,
+}
+
 /// Record buffers kept for reuse, and the largest one kept.
 const POOL_MAX: usize = 64;
 const POOL_BUF_MAX: usize = 1 << 20;
@@ -502,7 +511,7 @@ impl Wal {
     /// Makes every record appended so far durable (and writes a sync
     /// marker after them, see `docs/WAL.md`).
     pub fn sync(&self) -> Result<()> {
-        self.exclusive(|sh, cur| sh.sync_current(cur, true))
+        self.exclusive(|sh, cur| sh.sync_current(cur, Mark::Yes))
     }
 
     /// Replays the log in `dir` without changing anything: for a database
@@ -816,6 +825,10 @@ impl Shared {
             let mut st = lock(&self.state);
             st.stats.writes += 1;
             st.stats.bytes_written += bytes as u64;
+            // Written to the OS: what an fsync from here on makes durable.
+            if let Some(r) = taken.last() {
+                st.written_seq = r.seq;
+            }
         }
         let sync = match self.sync_mode {
             SyncMode::Always => true,
@@ -823,11 +836,7 @@ impl Shared {
             SyncMode::Never => false,
         };
         if sync {
-            // A record already reserved will be written and fsynced in
-            // its own group, which decides again: a marker is only worth
-            // its write when the log goes idle.
-            let idle = lock(&self.state).slots.is_empty();
-            self.sync_current(cur, idle)?;
+            self.sync_current(cur, Mark::IfIdle)?;
         }
         Ok(sync)
     }
@@ -836,7 +845,7 @@ impl Shared {
     /// then writes a sync marker if the fsync covered records that nothing
     /// written after them vouches for yet. The marker itself is left
     /// unsynced (the next fsync covers it; [`Shared::seal_tail`] syncs it).
-    fn sync_current(&self, cur: &mut Current, mark: bool) -> Result<()> {
+    fn sync_current(&self, cur: &mut Current, mark: Mark) -> Result<()> {
         if cur.synced < cur.end {
             cur.file
                 .sync_data()
@@ -845,13 +854,25 @@ impl Shared {
             lock(&self.state).stats.syncs += 1;
         }
         cur.last_sync = Instant::now();
-        if mark && cur.records_end > cur.claimed && cur.synced >= cur.records_end {
+        // Durable now, whatever happens to the marker.
+        let idle = {
+            let mut st = lock(&self.state);
+            st.synced_segment = cur.segment;
+            st.synced_end = cur.synced;
+            st.durable_seq = st.written_seq;
+            st.slots.is_empty()
+        };
+        let want = match mark {
+            Mark::No => false,
+            Mark::Yes => true,
+            // A record reserved meanwhile will be written and fsynced in
+            // its own group, which decides again: a marker is only worth
+            // its write when the log goes idle.
+            Mark::IfIdle => idle,
+        };
+        if want && cur.records_end > cur.claimed && cur.synced >= cur.records_end {
             self.write_marker(cur)?;
         }
-        let mut st = lock(&self.state);
-        st.synced_segment = cur.segment;
-        st.synced_end = cur.synced;
-        st.durable_seq = st.written_seq;
         Ok(())
     }
 
@@ -859,8 +880,8 @@ impl Shared {
     /// fsyncs that too: the segment's end is durable and proven (before a
     /// roll or a close, when nothing may follow it in this segment).
     fn seal_tail(&self, cur: &mut Current) -> Result<()> {
-        self.sync_current(cur, true)?;
-        self.sync_current(cur, false)
+        self.sync_current(cur, Mark::Yes)?;
+        self.sync_current(cur, Mark::No)
     }
 
     /// Writes a sync marker at the end of the current segment, right after
@@ -889,9 +910,18 @@ impl Shared {
         cur.sealing
             .protect
             .seal_record(ticket, &cur.ctx, &mut rec)?;
-        cur.file
-            .write_all_at(&rec, cur.end)
-            .map_err(io_err(FileOp::Write, &cur.path))?;
+        if cur.file.write_all_at(&rec, cur.end).is_err() {
+            // The marker is an extra proof, not a promise: the records
+            // before it are durable already. Take back whatever part of it
+            // reached the file, so it can never sit as garbage before a
+            // later record or segment; only if that fails too is the file's
+            // state unknown.
+            cur.file
+                .set_len(cur.end)
+                .map_err(io_err(FileOp::SetLen, &cur.path))?;
+            lock(&self.state).stats.sync_marker_failures += 1;
+            return Ok(());
+        }
         cur.claimed = cur.end;
         cur.end += RECORD_OVERHEAD as u64;
         let mut st = lock(&self.state);
@@ -971,7 +1001,7 @@ impl Shared {
         drop(st);
         let r = {
             let mut cur = lock(&self.current);
-            self.sync_current(&mut cur, true)
+            self.sync_current(&mut cur, Mark::Yes)
         };
         if let Err(e) = r {
             lock(&self.state).poisoned.get_or_insert(Arc::new(e));

@@ -112,3 +112,24 @@ fn a_failed_segment_creation_poisons_and_open_fails_cleanly() {
     f.arm(FaultPlan::once(OpKind::SyncDir, 1));
     assert!(matches!(open(&v, &opts), Err(Error::Io(_))));
 }
+
+/// A sync marker is an extra proof: when its write fails after a good
+/// fsync, the durable append is still acknowledged, the log goes on, and
+/// the partial marker is taken back (review of the sync-marker change).
+#[test]
+fn a_failed_sync_marker_write_after_a_good_fsync_is_not_fatal() {
+    let opts = options(Some(EncryptionAlgorithm::Aes256Gcm));
+    let (s, f, v) = faulty();
+    let (wal, _, _) = open(&v, &opts).unwrap();
+    // Write #1 is the record, then its fsync, then write #2: the marker.
+    f.arm(FaultPlan::once(OpKind::Write, 2).with_fault(FaultKind::NoSpace));
+    assert_eq!(wal.append(&batch(1, 20)).unwrap(), Seq(1));
+    assert_eq!(wal.stats().sync_marker_failures, 1);
+    assert_eq!(wal.append(&batch(2, 20)).unwrap(), Seq(2));
+    assert_eq!(wal.stats().sync_markers, 1);
+    drop(wal);
+    s.crash();
+    let (_w, report, seen) = open(&v, &opts).unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(report.torn_tail.is_none());
+}
