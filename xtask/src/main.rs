@@ -51,6 +51,47 @@ fn ci() -> Result<(), String> {
         &[],
     )?;
     run("cargo", &["test", "--workspace"], &[])?;
+    // The optional `ring` provider: its known-answer and property tests, and
+    // a database written by each provider opened with the other. Only the
+    // crates it touches are rebuilt (ring compiles in about 15 s).
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "sealkv-crypto-envelope",
+            "-p",
+            "sealkv",
+            "-p",
+            "sealkv-cli",
+            "--features",
+            "ring",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    run(
+        "cargo",
+        &["test", "-p", "sealkv-crypto-envelope", "--features", "ring"],
+        &[],
+    )?;
+    run(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "sealkv",
+            "--features",
+            "ring",
+            "--test",
+            "it",
+            "provider_interop",
+        ],
+        &[],
+    )?;
     run(
         "cargo",
         &["doc", "--workspace", "--no-deps"],

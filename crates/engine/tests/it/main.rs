@@ -8,5 +8,7 @@ mod encryption;
 mod golden;
 mod keys;
 mod model;
+#[cfg(feature = "ring")]
+mod provider_interop;
 mod reencrypt;
 mod support;
