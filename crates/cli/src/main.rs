@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod bench;
 mod commands;
 mod demo;
 mod exit;
@@ -54,6 +55,20 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Reencrypt => commands::reencrypt(g),
         Command::Rekey { new_key_file } => commands::rekey(g, new_key_file),
         Command::Demo => demo::run(),
+        Command::Bench {
+            n,
+            json,
+            rounds,
+            value_size,
+        } => bench::run(
+            g.db.as_deref(),
+            &bench::Options {
+                records: n.unwrap_or(bench::DEFAULT_RECORDS),
+                rounds: rounds.unwrap_or(bench::DEFAULT_ROUNDS),
+                value_len: *value_size,
+                json: *json,
+            },
+        ),
         other => Err(CliError::NotYet(other.name())),
     }
 }

@@ -1,0 +1,139 @@
+//! `sealkv bench`: the one-run plaintext vs encrypted report.
+//!
+//! Every workload runs for every mode (plaintext, AES-256-GCM and
+//! ChaCha20-Poly1305 with the default provider, and with `ring` when built
+//! with that feature) interleaved in this one process, for several rounds
+//! with the mode order rotated each round; the report gives each mode's
+//! median and its ratio to plaintext, and each mode's peak RSS. `cargo xtask
+//! bench` runs this and writes the report into `docs/PERFORMANCE.md`.
+
+mod report;
+mod workload;
+
+use std::path::Path;
+
+use crate::exit::CliError;
+use workload::{Measure, Mode, Shape, Target, Workload};
+
+/// The options of one `sealkv bench` run.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// Records per workload at 100-byte values.
+    pub(crate) records: u64,
+    /// Rounds of every workload per mode.
+    pub(crate) rounds: u32,
+    /// Only this value size, instead of 100 bytes and then 4 KiB.
+    pub(crate) value_len: Option<usize>,
+    /// JSON lines instead of the markdown report.
+    pub(crate) json: bool,
+}
+
+/// Default records per workload: about a minute for the whole report on a
+/// two-core machine.
+pub(crate) const DEFAULT_RECORDS: u64 = 100_000;
+/// Default rounds.
+pub(crate) const DEFAULT_ROUNDS: u32 = 3;
+
+/// The measurements of one value size.
+pub(crate) struct Results {
+    pub(crate) shape: Shape,
+    pub(crate) modes: Vec<Mode>,
+    /// `samples[workload][mode]`: one measure per round.
+    pub(crate) samples: Vec<Vec<Vec<Measure>>>,
+    /// Peak RSS in bytes seen while each mode ran, if the kernel tells.
+    pub(crate) peak_rss: Vec<Option<u64>>,
+}
+
+/// Runs the benchmark under `parent` (a temporary directory inside it) and
+/// prints the report.
+pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliError> {
+    if options.records == 0 || options.rounds == 0 {
+        return Err(CliError::Usage(
+            "bench: --n and --rounds must be at least 1".into(),
+        ));
+    }
+    let tmp = match parent {
+        Some(p) => tempfile::Builder::new()
+            .prefix("sealkv-bench")
+            .tempdir_in(p),
+        None => tempfile::Builder::new().prefix("sealkv-bench").tempdir(),
+    }
+    .map_err(|source| CliError::Io {
+        path: parent.unwrap_or(Path::new("/tmp")).to_path_buf(),
+        source,
+    })?;
+    let shapes = match options.value_len {
+        Some(v) => vec![Shape {
+            records: options.records,
+            value_len: v,
+        }],
+        None => vec![
+            Shape {
+                records: options.records,
+                value_len: 100,
+            },
+            Shape {
+                records: (options.records / 10).max(1),
+                value_len: 4096,
+            },
+        ],
+    };
+    let machine = report::Machine::probe(tmp.path());
+    let mut all = Vec::new();
+    for shape in shapes {
+        let results = measure(tmp.path(), shape, options.rounds)?;
+        if options.json {
+            report::print_json(&results);
+        }
+        all.push(results);
+    }
+    if !options.json {
+        report::print_markdown(&machine.finish(), options, &all);
+    }
+    Ok(())
+}
+
+/// Runs every workload for every mode, `rounds` times, interleaved.
+fn measure(root: &Path, shape: Shape, rounds: u32) -> Result<Results, CliError> {
+    let modes = Mode::all();
+    let targets: Vec<Target> = modes
+        .iter()
+        .enumerate()
+        .map(|(i, mode)| Target {
+            mode: mode.clone(),
+            dir: root.join(format!("v{}-m{i}", shape.value_len)),
+            shape,
+        })
+        .collect();
+    let mut samples = vec![vec![Vec::new(); modes.len()]; Workload::ALL.len()];
+    let mut peak_rss = vec![None; modes.len()];
+    for round in 0..rounds as usize {
+        for (w, workload) in Workload::ALL.into_iter().enumerate() {
+            // Rotate the order of the modes each round, so none always runs
+            // first (cold) or last.
+            for k in 0..targets.len() {
+                let m = (k + round) % targets.len();
+                let Some(target) = targets.get(m) else {
+                    continue;
+                };
+                report::reset_peak_rss();
+                let measure = target.run(workload)?;
+                if let (Some(rss), Some(slot)) = (report::peak_rss(), peak_rss.get_mut(m)) {
+                    *slot = Some(slot.unwrap_or(0).max(rss));
+                }
+                if let Some(s) = samples.get_mut(w).and_then(|s| s.get_mut(m)) {
+                    s.push(measure);
+                }
+            }
+        }
+    }
+    for t in &targets {
+        workload::remove_dir(&t.dir)?;
+    }
+    Ok(Results {
+        shape,
+        modes,
+        samples,
+        peak_rss,
+    })
+}
