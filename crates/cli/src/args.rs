@@ -202,6 +202,10 @@ pub(crate) enum Command {
         /// Only this value size in bytes (default: 100, then 4096).
         #[arg(long, value_name = "BYTES")]
         value_size: Option<usize>,
+        /// Only plaintext and this mode (a column name of the report, e.g.
+        /// "aes-256-gcm" or "aes-256-gcm (ring)"): for profiling one mode.
+        #[arg(long, value_name = "MODE")]
+        only: Option<String>,
     },
     /// The guided tour: an encrypted database, a scan for plaintext, a
     /// backup, a key rotation.

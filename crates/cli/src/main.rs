@@ -60,12 +60,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
             json,
             rounds,
             value_size,
+            only,
         } => bench::run(
             g.db.as_deref(),
             &bench::Options {
                 records: n.unwrap_or(bench::DEFAULT_RECORDS),
                 rounds: rounds.unwrap_or(bench::DEFAULT_ROUNDS),
                 value_len: *value_size,
+                only: only.clone(),
                 json: *json,
             },
         ),

@@ -1,4 +1,4 @@
-//! `sealkv bench`: the contract's JSON fields, the markdown report, the
+//! `sealkv bench`: the contract's JSON fields, the markdown report, `--only`, the
 //! temporary databases cleaned up, and usage errors.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -25,7 +25,15 @@ fn json_has_one_object_per_workload_with_the_contract_fields() {
     let tmp = tempfile::tempdir().unwrap();
     let out = sealkv()
         .args(["--db", tmp.path().to_str().unwrap()])
-        .args(["bench", "--n", "300", "--rounds", "1", "--value-size", "100"])
+        .args([
+            "bench",
+            "--n",
+            "300",
+            "--rounds",
+            "1",
+            "--value-size",
+            "100",
+        ])
         .arg("--json")
         .assert()
         .success();
@@ -80,9 +88,30 @@ fn the_report_is_a_markdown_table_with_ratios_and_peak_rss() {
     }
     assert!(
         text.lines()
-            .any(|l| l.starts_with("| peak RSS |") && l.contains("MiB")),
+            .any(|l| l.starts_with("Peak RSS of the whole process") && l.contains(" MiB ")),
         "{text}"
     );
+}
+
+#[test]
+fn only_keeps_plaintext_and_the_named_mode_and_refuses_unknown_names() {
+    let out = sealkv()
+        .args(["bench", "--n", "100", "--rounds", "1", "--value-size", "10"])
+        .args(["--only", "chacha20-poly1305", "--json"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    for line in text.lines() {
+        let o: serde_json::Value = serde_json::from_str(line).unwrap();
+        let mut modes: Vec<&String> = o["modes_ops_per_sec"].as_object().unwrap().keys().collect();
+        modes.sort();
+        assert_eq!(modes, ["chacha20-poly1305", "plaintext"], "{o}");
+    }
+    sealkv()
+        .args(["bench", "--only", "rot13"])
+        .assert()
+        .code(2)
+        .stdout("");
 }
 
 #[test]

@@ -24,6 +24,8 @@ pub(crate) struct Options {
     pub(crate) rounds: u32,
     /// Only this value size, instead of 100 bytes and then 4 KiB.
     pub(crate) value_len: Option<usize>,
+    /// Only plaintext and the mode of this name.
+    pub(crate) only: Option<String>,
     /// JSON lines instead of the markdown report.
     pub(crate) json: bool,
 }
@@ -40,8 +42,10 @@ pub(crate) struct Results {
     pub(crate) modes: Vec<Mode>,
     /// `samples[workload][mode]`: one measure per round.
     pub(crate) samples: Vec<Vec<Vec<Measure>>>,
-    /// Peak RSS in bytes seen while each mode ran, if the kernel tells.
-    pub(crate) peak_rss: Vec<Option<u64>>,
+    /// Peak RSS in bytes of the whole process while these ran, if the
+    /// kernel tells. One figure, not one per mode: the allocator keeps freed
+    /// memory, so a mode's run starts at the high mark of the one before.
+    pub(crate) peak_rss: Option<u64>,
 }
 
 /// Runs the benchmark under `parent` (a temporary directory inside it) and
@@ -51,6 +55,17 @@ pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliErr
         return Err(CliError::Usage(
             "bench: --n and --rounds must be at least 1".into(),
         ));
+    }
+    let mut modes = Mode::all();
+    if let Some(only) = &options.only {
+        if !modes.iter().any(|m| m.name == only.as_str()) {
+            let names: Vec<_> = modes.iter().map(|m| m.name).collect();
+            return Err(CliError::Usage(format!(
+                "bench: no mode {only:?}; this build has {}",
+                names.join(", ")
+            )));
+        }
+        modes.retain(|m| m.algorithm.is_none() || m.name == only.as_str());
     }
     let tmp = match parent {
         Some(p) => tempfile::Builder::new()
@@ -81,7 +96,7 @@ pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliErr
     let machine = report::Machine::probe(tmp.path());
     let mut all = Vec::new();
     for shape in shapes {
-        let results = measure(tmp.path(), shape, options.rounds)?;
+        let results = measure(tmp.path(), &modes, shape, options.rounds)?;
         if options.json {
             report::print_json(&results);
         }
@@ -94,8 +109,7 @@ pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliErr
 }
 
 /// Runs every workload for every mode, `rounds` times, interleaved.
-fn measure(root: &Path, shape: Shape, rounds: u32) -> Result<Results, CliError> {
-    let modes = Mode::all();
+fn measure(root: &Path, modes: &[Mode], shape: Shape, rounds: u32) -> Result<Results, CliError> {
     let targets: Vec<Target> = modes
         .iter()
         .enumerate()
@@ -106,7 +120,7 @@ fn measure(root: &Path, shape: Shape, rounds: u32) -> Result<Results, CliError> 
         })
         .collect();
     let mut samples = vec![vec![Vec::new(); modes.len()]; Workload::ALL.len()];
-    let mut peak_rss = vec![None; modes.len()];
+    report::reset_peak_rss();
     for round in 0..rounds as usize {
         for (w, workload) in Workload::ALL.into_iter().enumerate() {
             // Rotate the order of the modes each round, so none always runs
@@ -116,23 +130,20 @@ fn measure(root: &Path, shape: Shape, rounds: u32) -> Result<Results, CliError> 
                 let Some(target) = targets.get(m) else {
                     continue;
                 };
-                report::reset_peak_rss();
                 let measure = target.run(workload)?;
-                if let (Some(rss), Some(slot)) = (report::peak_rss(), peak_rss.get_mut(m)) {
-                    *slot = Some(slot.unwrap_or(0).max(rss));
-                }
                 if let Some(s) = samples.get_mut(w).and_then(|s| s.get_mut(m)) {
                     s.push(measure);
                 }
             }
         }
     }
+    let peak_rss = report::peak_rss();
     for t in &targets {
         workload::remove_dir(&t.dir)?;
     }
     Ok(Results {
         shape,
-        modes,
+        modes: modes.to_vec(),
         samples,
         peak_rss,
     })
