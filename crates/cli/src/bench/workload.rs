@@ -243,21 +243,21 @@ impl Scatter {
 }
 
 impl Target {
-    fn config(&self, create: bool) -> Config {
+    fn config(&self, create: bool) -> Result<Config, CliError> {
         let mut c = Config::new(&self.dir)
             .create_if_missing(create)
             .crypto_provider(self.mode.provider.clone());
         if let Some(alg) = self.mode.algorithm {
             // A fixed benchmark key: the data is throwaway.
-            if let Ok(key) = MasterKey::from_bytes(&[0x42; 32]) {
-                c = c.encryption_key(key).encryption_algorithm(alg);
-            }
+            let key =
+                MasterKey::from_bytes(&[0x42; 32]).map_err(|e| CliError::Key(e.to_string()))?;
+            c = c.encryption_key(key).encryption_algorithm(alg);
         }
-        c
+        Ok(c)
     }
 
     fn open(&self, create: bool) -> Result<Db, CliError> {
-        Ok(Db::open_with_config(self.config(create))?)
+        Ok(Db::open_with_config(self.config(create)?)?)
     }
 
     /// A fresh, empty database directory for this mode.
