@@ -1,6 +1,11 @@
 //! Seal and open throughput of each algorithm at 4 KiB and 64 KiB, through
 //! sealkv's `Aead` trait and through a `DomainSealer` (the path pages and WAL
-//! records take), next to the raw cipher crate for comparison.
+//! records take), next to the raw cipher crate for comparison. With
+//! `--features ring` the `ring` provider is measured too, and with
+//! `--features aws-lc-rs` the raw aws-lc-rs ciphers (the second provider we
+//! measured and did not pick):
+//!
+//! `cargo bench -p sealkv-benches --features ring,aws-lc-rs --bench aead`
 
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)]
 
@@ -16,12 +21,26 @@ use sealkv_crypto_envelope::{
 
 const SIZES: [usize; 2] = [4 * 1024, 64 * 1024];
 
+/// Every provider this build has, by name.
+fn providers() -> Vec<(&'static str, CryptoProvider)> {
+    #[allow(unused_mut)]
+    let mut p = vec![("rustcrypto", CryptoProvider::rustcrypto())];
+    #[cfg(feature = "ring")]
+    p.push(("ring", CryptoProvider::ring()));
+    p
+}
+
 fn bench_aead(c: &mut Criterion) {
-    let provider = CryptoProvider::default();
+    for (pname, provider) in providers() {
+        bench_provider(c, pname, &provider);
+    }
+}
+
+fn bench_provider(c: &mut Criterion, pname: &str, provider: &CryptoProvider) {
     let key = SecretKey::from_bytes(&[0x42; 32]).expect("32 bytes");
     for alg in EncryptionAlgorithm::ALL {
         let aead = provider.builtin(alg, &key).expect("builtin algorithm");
-        let mut group = c.benchmark_group(format!("aead/{alg}"));
+        let mut group = c.benchmark_group(format!("aead/{pname}/{alg}"));
         for size in SIZES {
             group.throughput(Throughput::Bytes(size as u64));
             let mut buf = vec![0u8; size];
@@ -89,5 +108,38 @@ fn bench_session_vs_raw(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_aead, bench_session_vs_raw);
+/// The raw aws-lc-rs ciphers, sealing in place at each size.
+#[cfg(feature = "aws-lc-rs")]
+fn bench_aws_lc_rs(c: &mut Criterion) {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+    for (name, alg) in [
+        ("aes-256-gcm", &AES_256_GCM),
+        ("chacha20-poly1305", &CHACHA20_POLY1305),
+    ] {
+        let key = LessSafeKey::new(UnboundKey::new(alg, &[0x42; 32]).expect("32 bytes"));
+        let mut group = c.benchmark_group(format!("aead/aws-lc-rs-raw/{name}"));
+        for size in SIZES {
+            group.throughput(Throughput::Bytes(size as u64));
+            let mut buf = vec![0u8; size];
+            group.bench_with_input(BenchmarkId::new("seal", size), &size, |b, _| {
+                b.iter(|| {
+                    let tag = key
+                        .seal_in_place_separate_tag(
+                            Nonce::assume_unique_for_key(nonce_for(1)),
+                            Aad::from(b"aad"),
+                            &mut buf,
+                        )
+                        .expect("seal");
+                    black_box(tag);
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+#[cfg(not(feature = "aws-lc-rs"))]
+fn bench_aws_lc_rs(_: &mut Criterion) {}
+
+criterion_group!(benches, bench_aead, bench_session_vs_raw, bench_aws_lc_rs);
 criterion_main!(benches);

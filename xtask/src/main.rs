@@ -4,7 +4,11 @@
 //!   whole test suite, and the docs with warnings denied. If `cargo xtask ci`
 //!   passes locally, CI will be green.
 //! - `fuzz [TARGET] [--seconds N]`: runs cargo-fuzz targets (nightly).
-//! - `bench`: the criterion suite.
+//! - `bench [ARGS]`: the one-run report — builds the CLI in release with the
+//!   `ring` provider, runs `sealkv bench ARGS` (e.g. `--n 1000000`), prints
+//!   the report and writes it into `docs/PERFORMANCE.md` between the
+//!   `<!-- bench:begin -->` and `<!-- bench:end -->` markers.
+//! - `criterion [ARGS]`: the criterion suite (`cargo bench -p sealkv-benches`).
 //! - `crash [--cycles N] [--mode M] [--seed S]`: the crash-kill harness, in
 //!   release (see `crash.rs`).
 
@@ -55,6 +59,47 @@ fn ci() -> Result<(), String> {
         &[],
     )?;
     run("cargo", &["test", "--workspace"], &[])?;
+    // The optional `ring` provider: its known-answer and property tests, and
+    // a database written by each provider opened with the other. Only the
+    // crates it touches are rebuilt (ring compiles in about 15 s).
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "sealkv-crypto-envelope",
+            "-p",
+            "sealkv",
+            "-p",
+            "sealkv-cli",
+            "--features",
+            "ring",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    run(
+        "cargo",
+        &["test", "-p", "sealkv-crypto-envelope", "--features", "ring"],
+        &[],
+    )?;
+    run(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "sealkv",
+            "--features",
+            "ring",
+            "--test",
+            "it",
+            "provider_interop",
+        ],
+        &[],
+    )?;
     run(
         "cargo",
         &["doc", "--workspace", "--no-deps"],
@@ -96,14 +141,83 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+const BEGIN: &str = "<!-- bench:begin -->";
+const END: &str = "<!-- bench:end -->";
+
+/// `cargo xtask bench`: runs the CLI's report and writes it into
+/// docs/PERFORMANCE.md.
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut cmd_args: Vec<&str> = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "sealkv-cli",
+        "--features",
+        "ring",
+        "--",
+        "bench",
+    ];
+    cmd_args.extend(args.iter().map(String::as_str));
+    eprintln!("$ cargo {}", cmd_args.join(" "));
+    let out = Command::new("cargo")
+        .args(&cmd_args)
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("`sealkv bench` failed: {}", out.status));
+    }
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{report}");
+    if args.iter().any(|a| a == "--json") {
+        return Ok(());
+    }
+    let command = if args.is_empty() {
+        "cargo xtask bench".to_string()
+    } else {
+        format!("cargo xtask bench {}", args.join(" "))
+    };
+    let section = format!(
+        "{BEGIN}\n\nCommand: `{command}` (runs `cargo {}`).\n\n{}\n{END}",
+        cmd_args.join(" "),
+        report.trim_end()
+    );
+    let path = root().join("docs").join("PERFORMANCE.md");
+    let doc = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
+        return Err(format!(
+            "{} has no {BEGIN} ... {END} section to replace",
+            path.display()
+        ));
+    };
+    if e < b {
+        return Err(format!("{}: {END} before {BEGIN}", path.display()));
+    }
+    let new = format!("{}{section}{}", &doc[..b], &doc[e + END.len()..]);
+    std::fs::write(&path, new).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!("xtask: wrote the report into {}", path.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(&args[1..]),
-        Some("bench") => run("cargo", &["bench", "-p", "sealkv-benches"], &[]),
+        Some("bench") => bench(&args[1..]),
+        Some("criterion") => {
+            let mut a = vec!["bench", "-p", "sealkv-benches"];
+            a.extend(args[1..].iter().map(String::as_str));
+            run("cargo", &a, &[])
+        }
         Some("crash") => crash::crash(&args[1..]),
-        _ => Err("usage: cargo xtask <ci | fuzz [TARGET] [--seconds N] | bench | crash [--cycles N] [--mode M] [--seed S]>".to_string()),
+        _ => Err(
+            "usage: cargo xtask <ci | fuzz [TARGET] [--seconds N] | bench [ARGS] | criterion [ARGS] | crash [--cycles N] [--mode M] [--seed S]>"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

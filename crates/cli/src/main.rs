@@ -8,6 +8,7 @@
 
 mod archive;
 mod args;
+mod bench;
 mod commands;
 mod demo;
 mod exit;
@@ -69,6 +70,22 @@ fn run(cli: Cli) -> Result<(), CliError> {
             archive_key_file,
         } => archive::verify(g, file, archive_key_file.as_deref()),
         Command::Demo => demo::run(),
+        Command::Bench {
+            n,
+            json,
+            rounds,
+            value_size,
+            only,
+        } => bench::run(
+            g.db.as_deref(),
+            &bench::Options {
+                records: n.unwrap_or(bench::DEFAULT_RECORDS),
+                rounds: rounds.unwrap_or(bench::DEFAULT_ROUNDS),
+                value_len: *value_size,
+                only: only.clone(),
+                json: *json,
+            },
+        ),
         other => Err(CliError::NotYet(other.name())),
     }
 }

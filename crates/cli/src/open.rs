@@ -1,8 +1,9 @@
 //! From the global options to an open database.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use sealkv::crypto::{EncryptionAlgorithm, KeySource, MasterKey, Passphrase};
+use sealkv::crypto::{CryptoProvider, EncryptionAlgorithm, KeySource, MasterKey, Passphrase};
 use sealkv::{Config, Db};
 
 use crate::args::Global;
@@ -59,6 +60,16 @@ pub(crate) fn algorithm(g: &Global) -> Result<Option<EncryptionAlgorithm>, CliEr
         .map_err(|e| CliError::Usage(e.to_string()))
 }
 
+/// The cipher implementations: `ring`'s when the tool is built with the
+/// `ring` feature, RustCrypto's otherwise. Both write the same bytes, so a
+/// database moves freely between the two builds.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    #[cfg(feature = "ring")]
+    return Arc::new(CryptoProvider::ring());
+    #[cfg(not(feature = "ring"))]
+    Arc::new(CryptoProvider::rustcrypto())
+}
+
 /// The `--db` directory (required by the commands that call this).
 pub(crate) fn db_dir(g: &Global) -> Result<&Path, CliError> {
     g.db.as_deref()
@@ -67,7 +78,9 @@ pub(crate) fn db_dir(g: &Global) -> Result<&Path, CliError> {
 
 /// The configuration for an existing database at `--db`.
 pub(crate) fn config(g: &Global) -> Result<Config, CliError> {
-    let mut config = Config::new(db_dir(g)?).create_if_missing(false);
+    let mut config = Config::new(db_dir(g)?)
+        .create_if_missing(false)
+        .crypto_provider(provider());
     if let Some(source) = key_source(g)? {
         config = config.key_source(source);
     }

@@ -1,4 +1,6 @@
-//! The decrypted-page cache: decoded tree nodes keyed by (page, tag).
+//! The decrypted-page cache: decoded tree nodes, and whole overflow values,
+//! keyed by (page, tag) — for a value, its first overflow page's, which
+//! commits to the whole chain through the next-page tags it holds.
 //!
 //! Keying by the tag the parent expects means a page that was freed and
 //! reused (new contents, new tag) can never be served from its old entry,
@@ -17,8 +19,17 @@ const SHARDS: usize = 16;
 
 type Key = (u64, Tag);
 
+/// What an entry holds.
+#[derive(Clone)]
+enum Item {
+    /// A decoded tree node.
+    Node(Arc<Node>),
+    /// A whole overflow value, decrypted.
+    Value(Arc<[u8]>),
+}
+
 struct Entry {
-    node: Arc<Node>,
+    item: Item,
     weight: usize,
     referenced: bool,
 }
@@ -53,13 +64,13 @@ impl PageCache {
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn get(&self, page: u64, tag: &Tag) -> Option<Arc<Node>> {
+    fn get_item(&self, page: u64, tag: &Tag) -> Option<Item> {
         let mut s = self.shard(page);
         match s.map.get_mut(&(page, *tag)) {
             Some(e) => {
                 e.referenced = true;
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(e.node.clone())
+                Some(e.item.clone())
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
@@ -68,8 +79,37 @@ impl PageCache {
         }
     }
 
+    /// The decoded node of page `page` with tag `tag`, if cached.
+    pub(crate) fn get(&self, page: u64, tag: &Tag) -> Option<Arc<Node>> {
+        match self.get_item(page, tag)? {
+            Item::Node(n) => Some(n),
+            Item::Value(_) => None,
+        }
+    }
+
+    /// The overflow value whose first page is `page` with tag `tag`, if
+    /// cached.
+    pub(crate) fn get_value(&self, page: u64, tag: &Tag) -> Option<Arc<[u8]>> {
+        match self.get_item(page, tag)? {
+            Item::Value(v) => Some(v),
+            Item::Node(_) => None,
+        }
+    }
+
+    /// Caches the decoded node of page `page`.
     pub(crate) fn insert(&self, page: u64, tag: Tag, node: Arc<Node>) {
         let weight = node.weight();
+        self.insert_item(page, tag, Item::Node(node), weight);
+    }
+
+    /// Caches the overflow value whose first page is `page`.
+    pub(crate) fn insert_value(&self, page: u64, tag: Tag, value: Arc<[u8]>) {
+        // The bytes plus the entry's own bookkeeping.
+        let weight = value.len() + 64;
+        self.insert_item(page, tag, Item::Value(value), weight);
+    }
+
+    fn insert_item(&self, page: u64, tag: Tag, item: Item, weight: usize) {
         if weight > self.budget_per_shard {
             return;
         }
@@ -81,7 +121,7 @@ impl PageCache {
         s.map.insert(
             key,
             Entry {
-                node,
+                item,
                 weight,
                 referenced: false,
             },

@@ -631,6 +631,14 @@ impl Inner {
         len: u64,
         page_count: u64,
     ) -> Result<Vec<u8>> {
+        // A cached value was read and authenticated whole under this very
+        // first-page tag (which commits to the rest of the chain): no
+        // page is read or decrypted twice while it stays cached.
+        if let Some(v) = self.cache.get_value(first.page, &first.tag)
+            && v.len() as u64 == len
+        {
+            return Ok(v.to_vec());
+        }
         // `len` comes from the leaf: grow with the pages actually read
         // instead of trusting it for a large reservation up front.
         let mut out = Vec::new();
@@ -664,6 +672,8 @@ impl Inner {
                 "overflow chain shorter than its value",
             ));
         }
+        self.cache
+            .insert_value(first.page, first.tag, Arc::from(out.as_slice()));
         Ok(out)
     }
 

@@ -64,6 +64,8 @@ mod keys;
 mod provider;
 pub mod random;
 pub mod registry;
+#[cfg(feature = "ring")]
+mod ring_provider;
 mod rustcrypto;
 pub mod session;
 

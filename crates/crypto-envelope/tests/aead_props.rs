@@ -1,6 +1,8 @@
 //! Property tests: every algorithm round-trips random keys, nonces, AAD and
 //! lengths up to 64 KiB, and any single bit flipped in ciphertext, tag,
-//! nonce or AAD makes opening fail.
+//! nonce or AAD makes opening fail — with every provider this build has.
+//! With `--features ring`, `ring` and RustCrypto must also produce the same
+//! bytes and open each other's output.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,6 +11,19 @@ use sealkv_crypto_envelope::{AeadError, CryptoProvider, EncryptionAlgorithm, Sec
 
 fn alg() -> impl Strategy<Value = EncryptionAlgorithm> {
     prop::sample::select(EncryptionAlgorithm::ALL.to_vec())
+}
+
+/// Every provider this build has.
+fn providers() -> Vec<CryptoProvider> {
+    #[allow(unused_mut)]
+    let mut p = vec![CryptoProvider::rustcrypto()];
+    #[cfg(feature = "ring")]
+    p.push(CryptoProvider::ring());
+    p
+}
+
+fn provider() -> impl Strategy<Value = CryptoProvider> {
+    prop::sample::select(providers())
 }
 
 /// Which part of a sealed message to damage.
@@ -25,6 +40,7 @@ proptest! {
 
     #[test]
     fn round_trip(
+        provider in provider(),
         alg in alg(),
         key in prop::array::uniform32(any::<u8>()),
         nonce in prop::array::uniform12(any::<u8>()),
@@ -32,7 +48,7 @@ proptest! {
         len in prop_oneof![0usize..64, 64usize..=65536],
         fill in any::<u8>(),
     ) {
-        let aead = CryptoProvider::default()
+        let aead = provider
             .builtin(alg, &SecretKey::from_bytes(&key).unwrap())
             .unwrap();
         let pt: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ fill).collect();
@@ -48,6 +64,7 @@ proptest! {
 
     #[test]
     fn any_single_bit_flip_fails(
+        provider in provider(),
         alg in alg(),
         key in prop::array::uniform32(any::<u8>()),
         nonce in prop::array::uniform12(any::<u8>()),
@@ -59,7 +76,7 @@ proptest! {
         pick in any::<prop::sample::Index>(),
         bit in 0u8..8,
     ) {
-        let aead = CryptoProvider::default()
+        let aead = provider
             .builtin(alg, &SecretKey::from_bytes(&key).unwrap())
             .unwrap();
         let mut ct = pt.clone();
@@ -78,5 +95,30 @@ proptest! {
         }
         let result = aead.open_in_place_detached(&nonce, &aad, &mut ct, &tag);
         prop_assert_eq!(result, Err(AeadError::Authentication));
+    }
+
+    /// `ring` seals to RustCrypto's exact bytes, and each opens the other's.
+    #[cfg(feature = "ring")]
+    #[test]
+    fn ring_and_rustcrypto_agree(
+        alg in alg(),
+        key in prop::array::uniform32(any::<u8>()),
+        nonce in prop::array::uniform12(any::<u8>()),
+        aad in prop::collection::vec(any::<u8>(), 0..64),
+        pt in prop::collection::vec(any::<u8>(), 0..5000),
+    ) {
+        let key = SecretKey::from_bytes(&key).unwrap();
+        let ring = CryptoProvider::ring().builtin(alg, &key).unwrap();
+        let rc = CryptoProvider::rustcrypto().builtin(alg, &key).unwrap();
+        let (mut a, mut b) = (pt.clone(), pt.clone());
+        let (mut ta, mut tb) = ([0u8; 16], [0u8; 16]);
+        ring.seal_in_place_detached(&nonce, &aad, &mut a, &mut ta).unwrap();
+        rc.seal_in_place_detached(&nonce, &aad, &mut b, &mut tb).unwrap();
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!(ta, tb);
+        rc.open_in_place_detached(&nonce, &aad, &mut a, &ta).unwrap();
+        ring.open_in_place_detached(&nonce, &aad, &mut b, &tb).unwrap();
+        prop_assert_eq!(&a, &pt);
+        prop_assert_eq!(&b, &pt);
     }
 }

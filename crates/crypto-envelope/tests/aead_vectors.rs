@@ -19,6 +19,15 @@ struct Vector {
     tag: &'static str,
 }
 
+/// Every provider this build has, by name.
+fn providers() -> Vec<(&'static str, CryptoProvider)> {
+    #[allow(unused_mut)]
+    let mut p = vec![("rustcrypto", CryptoProvider::rustcrypto())];
+    #[cfg(feature = "ring")]
+    p.push(("ring", CryptoProvider::ring()));
+    p
+}
+
 fn h(s: &str) -> Vec<u8> {
     hex::decode(s.replace([' ', '\n'], "")).unwrap()
 }
@@ -95,7 +104,12 @@ const VECTORS: &[Vector] = &[
 
 #[test]
 fn vectors_seal_to_the_published_answer_and_open_back() {
-    let provider = CryptoProvider::default();
+    for (pname, provider) in providers() {
+        seal_vectors(pname, &provider);
+    }
+}
+
+fn seal_vectors(pname: &str, provider: &CryptoProvider) {
     for v in VECTORS {
         let aead = provider
             .builtin(v.alg, &SecretKey::from_bytes(&h(v.key)).unwrap())
@@ -108,13 +122,13 @@ fn vectors_seal_to_the_published_answer_and_open_back() {
         assert_eq!(
             hex::encode(&buf),
             v.ct.replace(' ', ""),
-            "{}: ciphertext",
+            "{pname} {}: ciphertext",
             v.name
         );
-        assert_eq!(hex::encode(tag), v.tag, "{}: tag", v.name);
+        assert_eq!(hex::encode(tag), v.tag, "{pname} {}: tag", v.name);
         aead.open_in_place_detached(&nonce, &aad, &mut buf, &tag)
             .unwrap();
-        assert_eq!(buf, h(v.pt), "{}: plaintext", v.name);
+        assert_eq!(buf, h(v.pt), "{pname} {}: plaintext", v.name);
         assert_eq!(aead.algorithm(), v.alg.id());
         assert_eq!((aead.nonce_len(), aead.tag_len()), (12, 16));
     }
@@ -122,7 +136,12 @@ fn vectors_seal_to_the_published_answer_and_open_back() {
 
 #[test]
 fn vectors_must_fail_to_open_when_anything_changes() {
-    let provider = CryptoProvider::default();
+    for (pname, provider) in providers() {
+        tamper_vectors(pname, &provider);
+    }
+}
+
+fn tamper_vectors(pname: &str, provider: &CryptoProvider) {
     for v in VECTORS {
         let aead = provider
             .builtin(v.alg, &SecretKey::from_bytes(&h(v.key)).unwrap())
@@ -132,13 +151,13 @@ fn vectors_must_fail_to_open_when_anything_changes() {
             let mut buf = ct.to_vec();
             aead.open_in_place_detached(nonce, aad, &mut buf, tag)
         };
-        assert_eq!(fails(&nonce, &aad, &ct, &tag), Ok(()), "{}", v.name);
+        assert_eq!(fails(&nonce, &aad, &ct, &tag), Ok(()), "{pname} {}", v.name);
         let mut t = tag.clone();
         t[0] ^= 0x80;
         assert_eq!(
             fails(&nonce, &aad, &ct, &t),
             Err(AeadError::Authentication),
-            "{}: tag",
+            "{pname} {}: tag",
             v.name
         );
         let mut n = nonce.clone();
@@ -146,7 +165,7 @@ fn vectors_must_fail_to_open_when_anything_changes() {
         assert_eq!(
             fails(&n, &aad, &ct, &tag),
             Err(AeadError::Authentication),
-            "{}: nonce",
+            "{pname} {}: nonce",
             v.name
         );
         let mut a = aad.clone();
@@ -154,7 +173,7 @@ fn vectors_must_fail_to_open_when_anything_changes() {
         assert_eq!(
             fails(&nonce, &a, &ct, &tag),
             Err(AeadError::Authentication),
-            "{}: aad",
+            "{pname} {}: aad",
             v.name
         );
         if !ct.is_empty() {
@@ -163,14 +182,14 @@ fn vectors_must_fail_to_open_when_anything_changes() {
             assert_eq!(
                 fails(&nonce, &aad, &c, &tag),
                 Err(AeadError::Authentication),
-                "{}: ct",
+                "{pname} {}: ct",
                 v.name
             );
             // Truncating the ciphertext is a change too.
             assert_eq!(
                 fails(&nonce, &aad, &ct[..ct.len() - 1], &tag),
                 Err(AeadError::Authentication),
-                "{}: truncated",
+                "{pname} {}: truncated",
                 v.name
             );
         }
@@ -188,7 +207,12 @@ fn vectors_must_fail_to_open_when_anything_changes() {
 
 #[test]
 fn append_and_detached_forms_agree() {
-    let provider = CryptoProvider::default();
+    for (_, provider) in providers() {
+        append_vs_detached(&provider);
+    }
+}
+
+fn append_vs_detached(provider: &CryptoProvider) {
     for alg in EncryptionAlgorithm::ALL {
         let aead = provider
             .builtin(alg, &SecretKey::from_bytes(&[9; 32]).unwrap())

@@ -9,5 +9,6 @@ mod freelist;
 mod fuzz;
 mod model;
 mod nonce;
+mod overflow_cache;
 mod readers;
 mod tamper;

@@ -10,5 +10,7 @@ mod faults;
 mod golden;
 mod keys;
 mod model;
+#[cfg(feature = "ring")]
+mod provider_interop;
 mod reencrypt;
 mod support;
