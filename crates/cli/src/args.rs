@@ -212,31 +212,3 @@ pub(crate) enum Command {
     #[command(after_help = "Example:\n  sealkv demo")]
     Demo,
 }
-
-impl Command {
-    /// The command's name on the command line.
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            Command::Keygen { .. } => "keygen",
-            Command::Init { .. } => "init",
-            Command::Put { .. } => "put",
-            Command::Get { .. } => "get",
-            Command::Delete { .. } => "delete",
-            Command::Scan { .. } => "scan",
-            Command::Load { .. } => "load",
-            Command::Flush => "flush",
-            Command::Stats { .. } => "stats",
-            Command::Verify => "verify",
-            Command::Backup { .. } => "backup",
-            Command::Restore { .. } => "restore",
-            Command::Export { .. } => "export",
-            Command::Import { .. } => "import",
-            Command::VerifyArchive { .. } => "verify-archive",
-            Command::Rekey { .. } => "rekey",
-            Command::RotateKey => "rotate-key",
-            Command::Reencrypt => "reencrypt",
-            Command::Bench { .. } => "bench",
-            Command::Demo => "demo",
-        }
-    }
-}

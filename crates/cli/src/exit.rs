@@ -57,11 +57,6 @@ pub(crate) enum CliError {
     /// An archive could not be written or read.
     #[error(transparent)]
     Archive(#[from] sealkv_backup::ArchiveError),
-    /// The command needs a part of sealkv that is not built yet.
-    #[error(
-        "`{0}` is not available yet: the storage engine is still being built (see the README's status)"
-    )]
-    NotYet(&'static str),
 }
 
 impl CliError {
@@ -74,10 +69,7 @@ impl CliError {
             CliError::CheckFailed(_) => CORRUPTION,
             CliError::Db(e) => db_code(e),
             CliError::Archive(e) => archive_code(e),
-            CliError::Exists(_)
-            | CliError::Io { .. }
-            | CliError::Input(_)
-            | CliError::NotYet(_) => OTHER,
+            CliError::Exists(_) | CliError::Io { .. } | CliError::Input(_) => OTHER,
         })
     }
 }

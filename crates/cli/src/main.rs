@@ -1,8 +1,7 @@
 //! The `sealkv` command-line tool.
 //!
 //! The command names, flags and exit codes are a contract (see `--help` and
-//! the README): scripts depend on them. Commands whose part of sealkv is not
-//! built yet answer with a clear "not available yet" and exit code 5.
+//! the README): scripts depend on them.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -86,7 +85,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 json: *json,
             },
         ),
-        other => Err(CliError::NotYet(other.name())),
     }
 }
 
