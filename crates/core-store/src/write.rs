@@ -223,6 +223,9 @@ impl WriteTxn<'_> {
         for e in &ws.free {
             // Open refuses entries freed after their meta's transaction.
             if e.freed.checked_add(2).is_some_and(|f| f <= txn)
+                // A reader at transaction o may walk its own free list
+                // (`ReadTxn::pages`, a backup), which vouches for the pages
+                // freed by commit o: keep those too.
                 && oldest.is_none_or(|o| o > e.freed)
             {
                 c.reusable.push(*e);
@@ -253,6 +256,27 @@ impl WriteTxn<'_> {
         };
         let out = mem::take(&mut c.out);
         let high = c.high;
+        if self.zero_free {
+            // The file past the last page holds nothing live, but a commit
+            // that died before its meta page may have left pages there:
+            // cut it away and grow it back (the space reads as zeros).
+            let p = inner.codec.page_size as u64;
+            let io = |op| {
+                let path = &inner.path;
+                move |e| StoreError::Io(FileError::new(op, path, e))
+            };
+            if ws.file_len > high * p {
+                let keep = ws.file_len;
+                let cut = inner
+                    .file
+                    .set_len(high * p)
+                    .and_then(|()| inner.file.set_len(keep));
+                if let Err(e) = cut {
+                    inner.poisoned.store(true, Ordering::SeqCst);
+                    return Err(io(FileOp::SetLen)(e));
+                }
+            }
+        }
         let result = write_out(&inner, &mut ws, out, high, &meta);
         if result.is_err() {
             inner.poisoned.store(true, Ordering::SeqCst);
@@ -588,17 +612,20 @@ impl Commit<'_> {
         Ok(())
     }
 
-    /// Zeroes every reusable free page not yet zeroed; returns how many.
+    /// Zeroes every reusable free page; returns how many were not yet
+    /// recorded as zeroed. Pages already recorded as zeroed are written
+    /// with zeros again: a commit that died before its meta page may have
+    /// written into them since.
     fn zero_reusable(&mut self) -> u64 {
         let ps = self.inner.codec.page_size;
         let mut n = 0;
         for e in &mut self.reusable {
             if !e.zeroed {
-                e.zeroed = true;
-                e.tag = [0; 16];
-                self.out.push((e.page, vec![0u8; ps]));
                 n += 1;
             }
+            e.zeroed = true;
+            e.tag = [0; 16];
+            self.out.push((e.page, vec![0u8; ps]));
         }
         n
     }

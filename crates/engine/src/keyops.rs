@@ -40,9 +40,13 @@ impl Db {
         let keys = self.keys()?;
         let inner = &self.inner;
         // No flush and no write may run while the sessions change.
-        let _flush = inner.flush_state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut flush = inner.flush_state.lock().unwrap_or_else(|p| p.into_inner());
         let _gate = inner.gate.write().unwrap_or_else(|p| p.into_inner());
         let id = keys.rotate()?;
+        // A re-encryption under way targeted the old key: the next one
+        // starts over (durable with the next commit; until then a resumed
+        // pass ends with a second pass, see `reencrypt`).
+        flush.meta.reencrypt_cursor = None;
         let switched = inner
             .wal
             .as_ref()

@@ -40,6 +40,15 @@ const STEP_BYTES: usize = 4 << 20;
 /// Commits that zero free pages at the end: pages freed by a commit are
 /// still part of the other meta slot's tree until the next one.
 const FINISH_COMMITS: usize = 3;
+/// Passes at most (a second one only when a rotation stranded pages).
+const PASSES: usize = 2;
+/// How long a pass waits, in all, for readers holding old pages.
+const READER_WAITS: usize = 50;
+const READER_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+/// Longest cursor key kept in the meta page (it has room for about 1 KiB
+/// of engine fields); a longer last key is cut to this prefix, and the next
+/// step goes on from the prefix itself (re-putting a few entries).
+const MAX_CURSOR: usize = 512;
 
 /// Where a re-encryption stands, passed to the progress callback after
 /// every step.
@@ -158,36 +167,61 @@ impl Db {
             ..ReencryptProgress::default()
         };
         let written_at_start = stats.pages_written;
-        let mut report = ReencryptReport::default();
-        loop {
-            let done = inner.reseal_step(&mut state)?;
-            state.pages_written = inner
+        let pages_written = |inner: &Inner| {
+            inner
                 .store
                 .stats()
                 .pages_written
-                .saturating_sub(written_at_start);
-            report.entries = state.entries;
-            if done {
+                .saturating_sub(written_at_start)
+        };
+        let mut report = ReencryptReport::default();
+        for pass in 0..PASSES {
+            loop {
+                let done = inner.reseal_step(&mut state)?;
+                state.pages_written = pages_written(inner);
+                report.entries = state.entries;
+                if done {
+                    break;
+                }
+                if progress(&state).is_break() {
+                    report.coverage = inner.key_coverage()?;
+                    return Ok(report);
+                }
+            }
+            report.pages_zeroed += inner.finish_pass()?;
+            // Retire what nothing names any more. The scan runs without the
+            // flush lock: a key that is not active gains no page and no
+            // segment, so what it reads can only shrink meanwhile.
+            let mut coverage = inner.key_coverage()?;
+            let mut waited = 0;
+            while coverage.keys.iter().any(|k| !k.active && !k.is_unused())
+                && inner.store.stats().readers > 0
+                && waited < READER_WAITS
+            {
+                // A reader (a snapshot, an iterator) still holds pages
+                // sealed under an old key: give it a moment, then zero
+                // what it let go of.
+                std::thread::sleep(READER_WAIT);
+                waited += 1;
+                report.pages_zeroed += inner.finish_pass()?;
+                coverage = inner.key_coverage()?;
+            }
+            for k in &coverage.keys {
+                if !k.active && k.is_unused() {
+                    keys.retire_data_key(k.id)?;
+                    report.retired.push(k.id);
+                }
+            }
+            // Pages still under an old key with no reader holding them were
+            // rewritten under a key rotated away since (a rotation during a
+            // stopped pass): one more pass from the start.
+            let stranded = coverage.keys.iter().any(|k| !k.active && k.pages > 0)
+                && inner.store.stats().readers == 0;
+            if !stranded || pass + 1 == PASSES {
                 break;
             }
-            if progress(&state).is_break() {
-                report.coverage = inner.key_coverage()?;
-                return Ok(report);
-            }
         }
-        let mut st = inner.lock_flush()?;
-        for _ in 0..FINISH_COMMITS {
-            let mut txn = inner.store.write().map_err(|e| inner.store_error(e))?;
-            txn.zero_free_pages_on_commit();
-            report.pages_zeroed += inner.commit_meta(&mut st, txn, None)?;
-        }
-        report.retired = inner.retire_unused_keys(keys, &st)?;
-        drop(st);
-        state.pages_written = inner
-            .store
-            .stats()
-            .pages_written
-            .saturating_sub(written_at_start);
+        state.pages_written = pages_written(inner);
         let _ = progress(&state);
         report.complete = true;
         report.coverage = inner.key_coverage()?;
@@ -212,6 +246,9 @@ impl Inner {
         if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         Ok(st)
     }
 
@@ -224,27 +261,41 @@ impl Inner {
         // sees exactly the state the transaction builds on.
         let read = self.store.read();
         debug_assert_eq!(read.txn(), txn.base_txn());
-        let lower = match &st.meta.reencrypt_cursor {
+        // Every key up to and including the cursor was put back; a cut
+        // cursor (a prefix of the last key) is taken inclusively.
+        let start = st.meta.reencrypt_cursor.clone();
+        let lower = match &start {
+            Some(c) if c.len() >= MAX_CURSOR => Bound::Included(c.as_slice()),
             Some(c) => Bound::Excluded(c.as_slice()),
             None => Bound::Unbounded,
         };
-        let mut range = read.range(lower, Bound::Unbounded);
+        let mut range = read.range(lower, Bound::Unbounded).peekable();
         let (mut n, mut bytes) = (0usize, 0usize);
-        let mut last: Option<Vec<u8>> = None;
-        while n < STEP_ENTRIES && bytes < STEP_BYTES {
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            // Stop at the step's bounds, but never on a cursor equal to
+            // where this step began (many long keys sharing a prefix):
+            // that would repeat the step for ever.
+            let bounded = n >= STEP_ENTRIES || bytes >= STEP_BYTES;
+            if bounded && cursor != start {
+                break;
+            }
             let Some(entry) = range.next() else { break };
             let (key, value) = entry.map_err(|e| self.store_error(e))?;
             txn.put(&key, &value).map_err(|e| self.store_error(e))?;
             n += 1;
             bytes += key.len() + value.len();
-            last = Some(key);
+            cursor = Some(key.get(..MAX_CURSOR).unwrap_or(&key).to_vec());
         }
-        let more = match range.next() {
+        let more = match range.peek() {
             None => false,
             Some(Ok(_)) => true,
-            Some(Err(e)) => return Err(self.store_error(e)),
+            Some(Err(_)) => match range.next() {
+                Some(Err(e)) => return Err(self.store_error(e)),
+                _ => true,
+            },
         };
-        let cursor = if more { last } else { None };
+        let cursor = if more { cursor } else { None };
         self.commit_meta(&mut st, txn, cursor)?;
         state.entries += n as u64;
         Ok(!more)
@@ -285,18 +336,19 @@ impl Inner {
         Ok(zeroed)
     }
 
-    /// Retires every readable (not active) data key that nothing on disk
-    /// names. Called with the flush lock held, so no commit runs meanwhile.
-    fn retire_unused_keys(&self, keys: &KeyState, st: &FlushState) -> Result<Vec<KeyId>, Error> {
-        let coverage = self.coverage(st.meta.reencrypt_cursor.is_some())?;
-        let mut retired = Vec::new();
-        for k in coverage.keys {
-            if !k.active && k.is_unused() {
-                keys.retire_data_key(k.id)?;
-                retired.push(k.id);
-            }
+    /// The commits that end a pass: each zeroes every free page no reader
+    /// needs (the pages the steps freed still hold old ciphertext; pages
+    /// freed by one commit are the other meta slot's until the next) and
+    /// retires the WAL one commit behind. Returns the pages newly zeroed.
+    fn finish_pass(&self) -> Result<u64, Error> {
+        let mut st = self.lock_flush()?;
+        let mut zeroed = 0;
+        for _ in 0..FINISH_COMMITS {
+            let mut txn = self.store.write().map_err(|e| self.store_error(e))?;
+            txn.zero_free_pages_on_commit();
+            zeroed += self.commit_meta(&mut st, txn, None)?;
         }
-        Ok(retired)
+        Ok(zeroed)
     }
 
     pub(crate) fn key_coverage(&self) -> Result<KeyCoverage, Error> {
