@@ -62,6 +62,12 @@ pub struct Stats {
     pub torn_tails_repaired: u64,
     /// Bytes of WAL on disk.
     pub wal_bytes: u64,
+    /// WAL sync markers written since open (proofs that the log's end was
+    /// fsynced; see `docs/WAL.md`).
+    pub wal_sync_markers: u64,
+    /// WAL sync markers whose write failed and was taken back (the writes
+    /// before them stayed durable): a sign of a failing or full disk.
+    pub wal_sync_marker_failures: u64,
     /// Pages in the page file.
     pub pages: u64,
     /// Decrypted-page cache hits and misses since open.
@@ -102,6 +108,11 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
         .applied_seq;
     let store = db.store.stats();
     let wal_bytes = wal_bytes(db);
+    let wal_stats = db
+        .wal
+        .as_ref()
+        .map(sealkv_core_wal::Wal::stats)
+        .unwrap_or_default();
     let encryption = match &db.keys {
         None => EncryptionStatus {
             encrypt_at_rest: false,
@@ -125,6 +136,8 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
         applied_seq,
         torn_tails_repaired: db.torn_tails.load(Ordering::Relaxed),
         wal_bytes,
+        wal_sync_markers: wal_stats.sync_markers,
+        wal_sync_marker_failures: wal_stats.sync_marker_failures,
         pages: store.page_count,
         cache_hits: store.cache_hits,
         cache_misses: store.cache_misses,
