@@ -342,7 +342,53 @@ impl Store {
     /// naming each problem.
     pub fn verify(&self) -> Result<VerifyReport> {
         let snap = self.read();
-        Ok(walk(&self.inner, snap.meta()).0)
+        let mut report = walk(&self.inner, snap.meta()).0;
+        if let Some(what) = self.other_meta_problem(snap.meta().txn)
+            // A commit since the snapshot rewrites that slot: not damage.
+            && self.read().txn() == snap.meta().txn
+        {
+            report.problems.push(Problem {
+                page: META_A + (snap.meta().txn + 1) % 2,
+                what,
+            });
+        }
+        Ok(report)
+    }
+
+    /// The other meta slot must hold the commit before `txn`, intact: it is
+    /// what an open falls back to. A damaged or replayed slot, or one that
+    /// holds a *later* commit (open fell back past it: that commit's meta
+    /// page or tree was unusable), is reported.
+    fn other_meta_problem(&self, txn: u64) -> Option<String> {
+        if txn == 0 {
+            return None;
+        }
+        let inner = &self.inner;
+        let slot = META_A + (txn + 1) % 2;
+        let ps = inner.codec.page_size;
+        let mut buf = vec![0u8; ps];
+        if let Err(e) = inner.file.read_exact_at(&mut buf, slot * ps as u64) {
+            return Some(format!("other meta slot unreadable: {e}"));
+        }
+        let meta = inner
+            .codec
+            .open(&mut buf, slot, &[PageKind::Meta])
+            .and_then(|_| Meta::decode(buf.get(PAGE_HEADER_LEN..).unwrap_or(&[]), slot));
+        match meta {
+            Err(e) => Some(format!(
+                "other meta slot (the fallback) is damaged: {e}; a crash while writing it, or tampering"
+            )),
+            Ok(m) if m.txn + 1 == txn => None,
+            Ok(m) if m.txn > txn => Some(format!(
+                "meta slot holds transaction {}, newer than the one opened ({txn}): its meta page or tree was unusable at open, which fell back to the older state",
+                m.txn
+            )),
+            Ok(m) => Some(format!(
+                "other meta slot holds transaction {}, expected {}: an older copy put back",
+                m.txn,
+                txn - 1
+            )),
+        }
     }
 }
 

@@ -38,6 +38,30 @@ impl VerifyReport {
 }
 
 impl Db {
+    /// The role of every page of the page file's current state, in page
+    /// order ("tree", "overflow", "free-list", "free"; the header and meta
+    /// pages 0-2 are not listed): for inspection tools and the tamper
+    /// tests. Fails with `Corruption` if the state does not verify.
+    #[doc(hidden)]
+    pub fn page_roles(&self) -> Result<Vec<(u64, &'static str)>, Error> {
+        self.check_open()?;
+        let read = self.inner.store.read();
+        let pages = read.pages().map_err(|e| self.inner.store_error(e))?;
+        Ok(pages
+            .into_iter()
+            .map(|(p, role)| {
+                let name = match role {
+                    sealkv_core_store::PageRole::Tree => "tree",
+                    sealkv_core_store::PageRole::Overflow => "overflow",
+                    sealkv_core_store::PageRole::FreeList => "free-list",
+                    sealkv_core_store::PageRole::Free => "free",
+                    _ => "other",
+                };
+                (p, name)
+            })
+            .collect())
+    }
+
     /// Checks every file of the database without changing any: the key
     /// registry (it is read and opened again), every page of the page file
     /// (reachable and free, authenticated and structurally checked), and

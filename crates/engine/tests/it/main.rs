@@ -14,3 +14,4 @@ mod model;
 mod provider_interop;
 mod reencrypt;
 mod support;
+mod tamper;
