@@ -3,8 +3,9 @@
 //!
 //! Creation writes the key registry first, then the page file, then the
 //! WAL directory; the page file is the commit point. A directory with a
-//! registry but no page file and no WAL segment is an interrupted creation
-//! and is started over; with WAL segments it is refused.
+//! registry but no page file and no WAL segment is an interrupted creation:
+//! the registry is set aside as `KEYS.interrupted` and the creation starts
+//! over; with WAL segments it is refused.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -50,6 +51,40 @@ fn take_lock(config: &Config) -> Result<Box<dyn VfsLock>, Error> {
     })
 }
 
+/// A registry without a page file and without WAL segments is what an
+/// interrupted creation leaves (the registry is made durable first). It
+/// sealed nothing yet, but it is not deleted — it could be the only copy of
+/// the keys of a page file moved away — only renamed to
+/// `KEYS.interrupted[.N]`, durably, so the creation can start over.
+fn set_aside_interrupted_registry(vfs: &dyn Vfs, dir: &Path, keys: &Path) -> Result<(), Error> {
+    let mut n = 0u32;
+    let target = loop {
+        let name = if n == 0 {
+            format!("{KEYS_FILE}.interrupted")
+        } else {
+            format!("{KEYS_FILE}.interrupted.{n}")
+        };
+        let candidate = dir.join(name);
+        if !exists(vfs, &candidate)? {
+            break candidate;
+        }
+        n = n.saturating_add(1);
+        if n == u32::MAX {
+            return Err(Error::InvalidConfig(
+                "too many KEYS.interrupted files in the database directory".into(),
+            ));
+        }
+    };
+    tracing::warn!(
+        from = %keys.display(),
+        to = %target.display(),
+        "a key registry without a page file (an interrupted creation) was set aside"
+    );
+    vfs.rename(keys, &target)
+        .map_err(io(FileOp::Rename, keys))?;
+    vfs.sync_dir(dir).map_err(io(FileOp::SyncDir, dir))
+}
+
 /// Whether `wal/` holds any file.
 fn wal_has_segments(vfs: &dyn Vfs, dir: &Path) -> Result<bool, Error> {
     let wal = dir.join(WAL_DIR);
@@ -81,6 +116,9 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
                 file: data,
                 what: "the page file is missing but the WAL holds segments".into(),
             });
+        }
+        if exists(&*vfs, &keys_path)? {
+            set_aside_interrupted_registry(&*vfs, &dir, &keys_path)?;
         }
         let db_id = DbId::random()?;
         // With a key, a registry even for a plaintext database: it holds

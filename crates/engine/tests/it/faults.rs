@@ -421,7 +421,6 @@ fn every_fault_position_in_every_mode() {
 /// stake (nothing was), but the user must delete `KEYS` by hand. Found by
 /// failing the 2nd write or the 2nd directory fsync of the creation.
 #[test]
-#[ignore = "bug: an interrupted creation leaves KEYS behind and the directory never opens (open.rs)"]
 fn faults_while_creating_leave_a_directory_that_opens() {
     for mode in modes() {
         for op in [
