@@ -212,6 +212,12 @@ fn demo_runs_and_finds_no_plaintext() {
     assert!(text.contains("0 problems"), "{text}");
     assert!(text.contains("crypto-shredding"), "{text}");
     assert!(text.contains("data-key rotation"), "{text}");
+    assert!(
+        text.contains("hot backup")
+            && text.contains("the copy verifies with 0 problems and reads the same (ok)"),
+        "{text}"
+    );
+    assert!(text.contains("retired data keys [1]"), "{text}");
     assert!(text.contains("old master key now gets WrongKey"), "{text}");
 }
 
