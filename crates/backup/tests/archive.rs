@@ -133,9 +133,12 @@ fn round_trips_across_every_pair_of_flavors() {
                 let k2 = key(2);
                 let dest = dir.path().join(format!("dst{i}{j}{sealed}"));
                 let make = |d: &Path| config(d, *to, &k2).page_size(8192);
+                // A plaintext archive is read with no key (with one it is
+                // refused: see plaintext_archive_is_refused_when_a_key_is_given).
+                let archive_key = src(&k1);
                 let read = archive::import(
                     &file,
-                    Some(&src(&k1)),
+                    sealed.then_some(&archive_key),
                     &dest,
                     &make,
                     &ImportOptions::new(),
@@ -614,5 +617,87 @@ proptest! {
         prop_assert_eq!(summary.archive_bytes, bytes.len() as u64);
         let read = read_bytes(&bytes, Some(&src(&key(7)))).unwrap();
         prop_assert_eq!(read, records);
+    }
+}
+
+/// Review of the archive (A1, A3): a plaintext archive in a sealed one's
+/// place is refused when a key is given (it is read only with no key), and
+/// a reader stops for good at its first error.
+#[test]
+fn plaintext_archive_is_refused_when_a_key_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(1);
+    let db = Db::open_with_config(config(&dir.path().join("src"), Flavor::Aes, &k)).unwrap();
+    let model = fill(&db, 50);
+    let file = dir.path().join("p.skva");
+    archive::export(
+        &db,
+        &file,
+        &ExportOptions::plaintext_unencrypted(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let err = archive::verify_archive(&file, Some(&src(&k)), &mut |_| {}).unwrap_err();
+    assert!(matches!(err, ArchiveError::NotSealed { .. }), "{err:?}");
+    let dest = dir.path().join("dst");
+    let make = |d: &Path| config(d, Flavor::Aes, &k);
+    let err = archive::import(
+        &file,
+        Some(&src(&k)),
+        &dest,
+        &make,
+        &ImportOptions::new(),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(matches!(err, ArchiveError::NotSealed { .. }), "{err:?}");
+    assert!(!dest.exists());
+    let read = archive::import(
+        &file,
+        None,
+        &dest,
+        &make,
+        &ImportOptions::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(read.records, model.len() as u64);
+
+    // A damaged chunk: the first error, then every later call fails too.
+    let sealed = dir.path().join("s.skva");
+    archive::export(
+        &db,
+        &sealed,
+        &ExportOptions::sealed(src(&k)).chunk_size(256),
+        &mut |_| {},
+    )
+    .unwrap();
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    let mut reader = ArchiveReader::open(
+        &bytes[..],
+        Path::new("s.skva"),
+        Some(&src(&k)),
+        &Default::default(),
+    )
+    .unwrap();
+    let mut first_err = None;
+    for _ in 0..10_000 {
+        match reader.next_record() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("a damaged archive read to its end"),
+            Err(e) => {
+                first_err = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(first_err.is_some());
+    for _ in 0..3 {
+        assert!(
+            reader.next_record().is_err(),
+            "a reader went on after an error"
+        );
     }
 }

@@ -20,7 +20,14 @@ fn stdout_err(source: std::io::Error) -> CliError {
 }
 
 /// The archive key: `--archive-key-file`, else the key options.
-fn archive_key(g: &Global, file: Option<&Path>) -> Result<Option<KeySource>, CliError> {
+fn archive_key(
+    g: &Global,
+    file: Option<&Path>,
+    plaintext_archive: bool,
+) -> Result<Option<KeySource>, CliError> {
+    if plaintext_archive {
+        return Ok(None);
+    }
     match file {
         Some(path) => Ok(Some(KeySource::Key(
             MasterKey::from_file(path).map_err(|e| CliError::Key(e.to_string()))?,
@@ -62,7 +69,7 @@ pub(crate) fn export(
     let options = if plaintext_export {
         ExportOptions::plaintext_unencrypted()
     } else {
-        let key = archive_key(g, archive_key_file)?.ok_or_else(|| {
+        let key = archive_key(g, archive_key_file, false)?.ok_or_else(|| {
             CliError::Key(
                 "exports are sealed: give a key (--key-file, --key-env, --passphrase-env, --passphrase or --archive-key-file), or --plaintext-export for an UNENCRYPTED archive".into(),
             )
@@ -94,6 +101,7 @@ pub(crate) fn import(
     g: &Global,
     file: &Path,
     archive_key_file: Option<&Path>,
+    plaintext_archive: bool,
 ) -> Result<(), CliError> {
     let dest = open::db_dir(g)?;
     let db_key = open::key_source(g)?;
@@ -103,7 +111,7 @@ pub(crate) fn import(
             "import needs a key for the new database, or --plaintext for an unencrypted one".into(),
         ));
     }
-    let archive_key = archive_key(g, archive_key_file)?;
+    let archive_key = archive_key(g, archive_key_file, plaintext_archive)?;
     let make = |dir: &Path| {
         let mut c = Config::new(dir);
         if !g.plaintext {
@@ -150,8 +158,9 @@ pub(crate) fn verify(
     g: &Global,
     file: &Path,
     archive_key_file: Option<&Path>,
+    plaintext_archive: bool,
 ) -> Result<(), CliError> {
-    let key = archive_key(g, archive_key_file)?;
+    let key = archive_key(g, archive_key_file, plaintext_archive)?;
     let bar = progress::bytes(0, "verify");
     let summary = archive::verify_archive(file, key.as_ref(), &mut |p| {
         bar.set_length(p.bytes_total.unwrap_or(p.bytes_done));

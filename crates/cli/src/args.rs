@@ -158,6 +158,11 @@ pub(crate) enum Command {
         /// The archive's key, if not the database key options.
         #[arg(long, value_name = "K")]
         archive_key_file: Option<PathBuf>,
+        /// The archive is a plaintext export (not sealed): read it without
+        /// a key. Without this flag a plaintext archive is refused whenever
+        /// a key is given, since anyone can write one.
+        #[arg(long, conflicts_with = "archive_key_file")]
+        plaintext_archive: bool,
     },
     /// Check an archive end to end without importing it.
     #[command(
@@ -169,6 +174,9 @@ pub(crate) enum Command {
         /// The archive's key, if not the key options.
         #[arg(long, value_name = "K")]
         archive_key_file: Option<PathBuf>,
+        /// The archive is a plaintext export: check it without a key.
+        #[arg(long, conflicts_with = "archive_key_file")]
+        plaintext_archive: bool,
     },
     /// Re-wrap the data keys under a new master key.
     #[command(

@@ -89,7 +89,10 @@ fn archive_code(e: &sealkv_backup::ArchiveError) -> u8 {
     use sealkv_backup::ArchiveError as A;
     match e {
         A::WrongKey { .. } | A::MissingKey { .. } | A::Key(_) => KEY_PROBLEM,
-        A::Corruption { .. } | A::Truncated { .. } | A::Unsupported { .. } => CORRUPTION,
+        A::Corruption { .. }
+        | A::Truncated { .. }
+        | A::Unsupported { .. }
+        | A::NotSealed { .. } => CORRUPTION,
         A::Db(e) => db_code(e),
         _ => OTHER,
     }

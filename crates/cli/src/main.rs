@@ -63,11 +63,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Import {
             file,
             archive_key_file,
-        } => archive::import(g, file, archive_key_file.as_deref()),
+            plaintext_archive,
+        } => archive::import(g, file, archive_key_file.as_deref(), *plaintext_archive),
         Command::VerifyArchive {
             file,
             archive_key_file,
-        } => archive::verify(g, file, archive_key_file.as_deref()),
+            plaintext_archive,
+        } => archive::verify(g, file, archive_key_file.as_deref(), *plaintext_archive),
         Command::Demo => demo::run(),
         Command::Bench {
             n,

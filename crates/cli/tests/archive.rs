@@ -222,6 +222,38 @@ fn a_separate_archive_key_and_a_plaintext_export() {
         .assert()
         .success();
     assert_eq!(scan(&dest, None), scan(&db, Some(&key)));
+    // A key given for a plaintext archive: refused (anyone can write one),
+    // exit 4, nothing imported; --plaintext-archive reads it on purpose.
+    let out = sealkv()
+        .arg("--key-file")
+        .arg(&key)
+        .arg("verify-archive")
+        .arg(&pfile)
+        .assert()
+        .code(4)
+        .stdout("");
+    assert!(stderr(&out).contains("NOT sealed"), "{}", stderr(&out));
+    let enc = dir.path().join("p-enc");
+    sealkv()
+        .arg("--db")
+        .arg(&enc)
+        .arg("--key-file")
+        .arg(&key)
+        .arg("import")
+        .arg(&pfile)
+        .assert()
+        .code(4);
+    assert!(!enc.exists());
+    sealkv()
+        .arg("--db")
+        .arg(&enc)
+        .arg("--key-file")
+        .arg(&key)
+        .args(["import", "--plaintext-archive"])
+        .arg(&pfile)
+        .assert()
+        .success();
+    assert_eq!(scan(&enc, Some(&key)), scan(&db, Some(&key)));
     // Neither a key nor --plaintext for the new database: usage error.
     sealkv()
         .arg("--db")

@@ -185,6 +185,14 @@ impl Db {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        // Replacing through a symbolic link would remove what it points to
+        // (an older backup, or the live database itself).
+        if std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::InvalidConfig(format!(
+                "backup destination {} is a symbolic link: give the real directory",
+                dest.display()
+            )));
+        }
         if overlaps(&inner.dir, &parent, &name) {
             return Err(Error::InvalidConfig(format!(
                 "backup destination {} is inside the database directory {} or contains it",

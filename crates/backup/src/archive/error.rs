@@ -41,6 +41,17 @@ impl Location {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ArchiveError {
+    /// A key was given but the archive is not sealed (a plaintext export,
+    /// or one put in the sealed one's place): refused, since anyone can
+    /// write a plaintext archive. Read it deliberately with no key.
+    #[error(
+        "the archive {} is NOT sealed (a plaintext export, or a replacement): refused because a key was given; read it without a key (CLI: --plaintext-archive) only if you made it",
+        file.display()
+    )]
+    NotSealed {
+        /// The archive.
+        file: PathBuf,
+    },
     /// The key does not open this archive (its key check does not match).
     #[error("wrong key for the archive {}", file.display())]
     WrongKey {

@@ -61,9 +61,17 @@ pub fn import(
     }
     let (mut reader, total) = open_file(archive, archive_key, &CryptoProvider::default())?;
     let temp = TempDir::name(dest)?;
+    let cfg = config(temp.path());
+    if cfg.path() != temp.path() {
+        // Building anywhere else would write into a database the caller
+        // did not name as the destination.
+        return Err(ArchiveError::Db(sealkv::Error::InvalidConfig(
+            "import's config function must use the directory it is given".into(),
+        )));
+    }
     // Nothing is acknowledged to anyone before the final close and rename:
     // no need to fsync every batch.
-    let db = Db::open_with_config(config(temp.path()).sync_mode(SyncMode::Never))?;
+    let db = Db::open_with_config(cfg.sync_mode(SyncMode::Never))?;
     let mut batch = WriteBatch::new();
     let result = (|| {
         while let Some((key, value)) = reader.next_record()? {

@@ -57,6 +57,8 @@ pub struct ArchiveReader<R: Read> {
     counted: Trailer,
     last_key: Option<Vec<u8>>,
     finished: bool,
+    /// An error ended the reading.
+    failed: bool,
 }
 
 impl<R: Read> std::fmt::Debug for ArchiveReader<R> {
@@ -102,6 +104,12 @@ impl<R: Read> ArchiveReader<R> {
             },
         })?;
         let master = match &header.protection {
+            // A key given means a sealed archive is expected: a plaintext
+            // one in its place (anyone can write one, with any records)
+            // must not be accepted silently. Read one with no key.
+            Protection::PlaintextUnencrypted if key.is_some() => {
+                return Err(ArchiveError::NotSealed { file });
+            }
             Protection::PlaintextUnencrypted => None,
             Protection::Sealed { kind, .. } => {
                 let source = key.ok_or_else(|| ArchiveError::MissingKey { file: file.clone() })?;
@@ -128,6 +136,7 @@ impl<R: Read> ArchiveReader<R> {
             next_index: 0,
             next_offset: HEADER_LEN as u64,
             trailer: None,
+            failed: false,
             counted: Trailer::default(),
             last_key: None,
             finished: false,
@@ -248,8 +257,22 @@ impl<R: Read> ArchiveReader<R> {
     }
 
     /// The next record, or `None` after the last one (once the trailer's
-    /// counts have been checked).
+    /// counts have been checked). After an error the reader is done: every
+    /// later call fails too (nothing unauthenticated is ever parsed).
     pub fn next_record(&mut self) -> Result<Option<Record>, ArchiveError> {
+        if self.failed {
+            return Err(self.corrupt(self.at, "reading stopped at an earlier error"));
+        }
+        let out = self.next_record_inner();
+        if out.is_err() {
+            self.failed = true;
+            self.data.clear();
+            self.pos = 0;
+        }
+        out
+    }
+
+    fn next_record_inner(&mut self) -> Result<Option<Record>, ArchiveError> {
         if self.finished {
             return Ok(None);
         }

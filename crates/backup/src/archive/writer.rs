@@ -114,6 +114,9 @@ pub struct ArchiveWriter<W: Write> {
     written: u64,
     last_key: Option<Vec<u8>>,
     summary: ArchiveSummary,
+    /// A write failed: the archive is incomplete, and nothing more is
+    /// sealed (a chunk index is never sealed twice).
+    failed: bool,
 }
 
 impl<W: Write> std::fmt::Debug for ArchiveWriter<W> {
@@ -182,6 +185,7 @@ impl<W: Write> ArchiveWriter<W> {
             trailer: Trailer::default(),
             written: HEADER_LEN as u64,
             last_key: None,
+            failed: false,
             summary: ArchiveSummary {
                 header,
                 records: 0,
@@ -195,6 +199,7 @@ impl<W: Write> ArchiveWriter<W> {
 
     /// Appends one record.
     pub fn push(&mut self, key: &[u8], value: &[u8]) -> Result<(), ArchiveError> {
+        self.check_not_failed()?;
         let (Ok(klen), Ok(vlen)) = (u32::try_from(key.len()), u32::try_from(value.len())) else {
             return Err(ArchiveError::InvalidOptions("record too large".into()));
         };
@@ -249,18 +254,38 @@ impl<W: Write> ArchiveWriter<W> {
 
     /// Seals and writes the buffered bytes as the next chunk.
     fn emit(&mut self, last: bool) -> Result<(), ArchiveError> {
+        self.check_not_failed()?;
         let len = self.buf.len() as u32;
         let frame: [u8; FRAME_LEN] = frame(last, len);
+        // Whatever happens next, this index is spent and the buffer (now
+        // ciphertext) is never sealed again.
+        self.failed = true;
         let tag: [u8; CHUNK_TAG_LEN] =
             self.cipher
                 .seal(&self.header, self.index, &frame, &mut self.buf)?;
-        let path = self.summary.path.clone();
-        self.out.write_all(&frame).map_err(io(&path))?;
-        self.out.write_all(&self.buf).map_err(io(&path))?;
-        self.out.write_all(&tag).map_err(io(&path))?;
-        self.written += (FRAME_LEN + self.buf.len() + CHUNK_TAG_LEN) as u64;
         self.index += 1;
+        let path = self.summary.path.clone();
+        let written = self
+            .out
+            .write_all(&frame)
+            .and_then(|()| self.out.write_all(&self.buf))
+            .and_then(|()| self.out.write_all(&tag));
+        self.written += (FRAME_LEN + self.buf.len() + CHUNK_TAG_LEN) as u64;
         self.buf.clear();
+        written.map_err(io(&path))?;
+        self.failed = false;
+        Ok(())
+    }
+
+    fn check_not_failed(&self) -> Result<(), ArchiveError> {
+        if self.failed {
+            return Err(ArchiveError::Io {
+                path: self.summary.path.clone(),
+                source: std::io::Error::other(
+                    "an earlier write failed: this archive is incomplete",
+                ),
+            });
+        }
         Ok(())
     }
 

@@ -437,3 +437,32 @@ fn a_destination_that_is_or_holds_the_database_is_refused_even_when_replacing() 
     assert!(db.verify().unwrap().is_clean());
     assert!(!live.join("inside").exists());
 }
+
+/// Review (P1): a destination that is a symbolic link is refused, even with
+/// replace: replacing it would have removed what it points to.
+#[cfg(unix)]
+#[test]
+fn a_symlinked_destination_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let live = tmp.path().join("live");
+    let db = sealkv::Db::open(&live).unwrap();
+    db.put(b"k", b"v").unwrap();
+    let target = tmp.path().join("older-backup");
+    db.backup_to(&target, &mut |_| {}).unwrap();
+    let link = tmp.path().join("latest");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let options = sealkv::BackupOptions::new().replace_existing(true);
+    let err = db.backup_with(&link, &options, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, sealkv::Error::InvalidConfig(_)), "{err:?}");
+    assert!(
+        target.join("data.sealkv").exists(),
+        "the linked backup was touched"
+    );
+    let link_to_live = tmp.path().join("to-live");
+    std::os::unix::fs::symlink(&live, &link_to_live).unwrap();
+    assert!(
+        db.backup_with(&link_to_live, &options, &mut |_| {})
+            .is_err()
+    );
+    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
