@@ -615,7 +615,8 @@ proptest! {
         let (bytes, summary) = w.finish().unwrap();
         prop_assert_eq!(summary.records, records.len() as u64);
         prop_assert_eq!(summary.archive_bytes, bytes.len() as u64);
-        let read = read_bytes(&bytes, Some(&src(&key(7)))).unwrap();
+        let k = src(&key(7));
+        let read = read_bytes(&bytes, sealed.then_some(&k)).unwrap();
         prop_assert_eq!(read, records);
     }
 }
