@@ -256,7 +256,10 @@ pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
 /// `verify`: every file checked; any finding is printed and exits 4.
 pub(crate) fn verify(g: &Global) -> Result<(), CliError> {
     let db = open::open_read_only(g)?;
-    let report = db.verify()?;
+    let bar = progress::spinner("verify");
+    let report = db.verify();
+    bar.finish_and_clear();
+    let report = report?;
     let mut out = std::io::stdout().lock();
     for f in &report.findings {
         writeln!(out, "{}: {}", f.file.display(), f.what).map_err(stdout_err)?;

@@ -120,6 +120,9 @@ fn measure(root: &Path, modes: &[Mode], shape: Shape, rounds: u32) -> Result<Res
         })
         .collect();
     let mut samples = vec![vec![Vec::new(); modes.len()]; Workload::ALL.len()];
+    // A bar over the runs, on standard error when it is a terminal.
+    let runs = u64::from(rounds) * (Workload::ALL.len() * targets.len()) as u64;
+    let bar = crate::progress::count(runs, "bench");
     report::reset_peak_rss();
     for round in 0..rounds as usize {
         for (w, workload) in Workload::ALL.into_iter().enumerate() {
@@ -131,12 +134,14 @@ fn measure(root: &Path, modes: &[Mode], shape: Shape, rounds: u32) -> Result<Res
                     continue;
                 };
                 let measure = target.run(workload)?;
+                bar.inc(1);
                 if let Some(s) = samples.get_mut(w).and_then(|s| s.get_mut(m)) {
                     s.push(measure);
                 }
             }
         }
     }
+    bar.finish_and_clear();
     let peak_rss = report::peak_rss();
     for t in &targets {
         workload::remove_dir(&t.dir)?;
