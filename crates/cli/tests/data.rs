@@ -269,3 +269,26 @@ fn rotate_key_and_rekey() {
         .success()
         .stdout("1");
 }
+
+#[test]
+fn a_passphrase_from_the_environment_opens_and_a_wrong_one_is_exit_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db").display().to_string();
+    let with = |phrase: &str, args: &[&str]| {
+        let mut c = sealkv();
+        c.env("SEALKV_TEST_PASSPHRASE", phrase)
+            .args(["--db", &db, "--passphrase-env", "SEALKV_TEST_PASSPHRASE"])
+            .args(args);
+        c
+    };
+    let good = "correct horse battery staple, and then some";
+    with(good, &["init"]).assert().success();
+    with(good, &["put", "k", "v"]).assert().success();
+    with(good, &["get", "k"]).assert().success().stdout("v");
+    let out = with("a wrong passphrase entirely", &["get", "k"])
+        .assert()
+        .code(3)
+        .stdout("");
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(!err.contains("wrong passphrase entirely"), "{err}");
+}
