@@ -42,9 +42,6 @@ use crate::meta::EngineMeta;
 /// "Page file"); transaction `t` lives in slot `1 + t % 2`.
 const META_A: u64 = 1;
 const FIRST_DATA_PAGE: u64 = 3;
-/// Commits that zero and record the free pages (as re-encryption ends):
-/// pages freed by commit `n` are reusable from commit `n + 2`.
-const FINISH_COMMITS: usize = 3;
 /// Bytes copied between progress reports.
 const RUN_BYTES: usize = 1 << 20;
 
@@ -420,12 +417,7 @@ fn finish_copy(
                 ),
             });
         }
-        for _ in 0..FINISH_COMMITS {
-            let mut txn = inner.store.write().map_err(|e| inner.store_error(e))?;
-            txn.zero_free_pages_on_commit();
-            let cursor = st.meta.reencrypt_cursor.clone();
-            inner.commit_meta(&mut st, txn, cursor)?;
-        }
+        inner.zeroing_commits(&mut st)?;
         drop(st);
         Ok(rotated)
     })();

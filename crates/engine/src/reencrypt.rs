@@ -346,11 +346,22 @@ impl Inner {
     /// retires the WAL one commit behind. Returns the pages newly zeroed.
     fn finish_pass(&self) -> Result<u64, Error> {
         let mut st = self.lock_flush()?;
+        self.zeroing_commits(&mut st)
+    }
+
+    /// Commits, one after another, that each zero every free page no reader
+    /// and no meta slot needs (pages freed by a commit are the other meta
+    /// slot's until the next one), keeping the engine's meta fields (the
+    /// re-encryption cursor included) and retiring the WAL one commit
+    /// behind. Returns the pages newly zeroed. Used at the end of a
+    /// re-encryption pass and of a backup copy.
+    pub(crate) fn zeroing_commits(&self, st: &mut FlushState) -> Result<u64, Error> {
         let mut zeroed = 0;
         for _ in 0..FINISH_COMMITS {
             let mut txn = self.store.write().map_err(|e| self.store_error(e))?;
             txn.zero_free_pages_on_commit();
-            zeroed += self.commit_meta(&mut st, txn, None)?;
+            let cursor = st.meta.reencrypt_cursor.clone();
+            zeroed += self.commit_meta(st, txn, cursor)?;
         }
         Ok(zeroed)
     }

@@ -79,12 +79,7 @@ pub fn import(
             if batch.len() >= BATCH_RECORDS || batch.size_in_bytes() >= BATCH_BYTES {
                 db.write(&batch)?;
                 batch.clear();
-                progress(&Progress {
-                    bytes_done: reader.bytes_read(),
-                    bytes_total: Some(total),
-                    records_done: reader.records_read(),
-                    records_total: None,
-                });
+                progress(&Progress::reading(&reader, total));
             }
         }
         db.write(&batch)?;
@@ -96,11 +91,6 @@ pub fn import(
     closed?;
     temp.commit(dest, options.replace_existing)?;
     let summary = reader.summary();
-    progress(&Progress {
-        bytes_done: summary.archive_bytes,
-        bytes_total: Some(total),
-        records_done: summary.records,
-        records_total: Some(summary.records),
-    });
+    progress(&Progress::finished(&summary, total));
     Ok(summary)
 }

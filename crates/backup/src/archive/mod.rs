@@ -46,6 +46,31 @@ pub struct Progress {
     pub records_total: Option<u64>,
 }
 
+impl Progress {
+    /// The last report, from what was written or read and checked.
+    pub(crate) fn finished(summary: &ArchiveSummary, bytes_total: u64) -> Progress {
+        Progress {
+            bytes_done: summary.archive_bytes,
+            bytes_total: Some(bytes_total),
+            records_done: summary.records,
+            records_total: Some(summary.records),
+        }
+    }
+
+    /// A report while reading an archive of `bytes_total` bytes.
+    pub(crate) fn reading<R: std::io::Read>(
+        reader: &ArchiveReader<R>,
+        bytes_total: u64,
+    ) -> Progress {
+        Progress {
+            bytes_done: reader.bytes_read(),
+            bytes_total: Some(bytes_total),
+            records_done: reader.records_read(),
+            records_total: None,
+        }
+    }
+}
+
 /// What an archive holds, as written or as read and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveSummary {

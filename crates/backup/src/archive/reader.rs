@@ -360,20 +360,10 @@ pub fn verify_archive(
     let (mut reader, total) = open_file(path, key, &CryptoProvider::default())?;
     while reader.next_record()?.is_some() {
         if reader.records_read().is_multiple_of(PROGRESS_EVERY) {
-            progress(&Progress {
-                bytes_done: reader.bytes_read(),
-                bytes_total: Some(total),
-                records_done: reader.records_read(),
-                records_total: None,
-            });
+            progress(&Progress::reading(&reader, total));
         }
     }
     let summary = reader.summary();
-    progress(&Progress {
-        bytes_done: summary.archive_bytes,
-        bytes_total: Some(total),
-        records_done: summary.records,
-        records_total: Some(summary.records),
-    });
+    progress(&Progress::finished(&summary, total));
     Ok(summary)
 }

@@ -365,11 +365,6 @@ pub fn export_snapshot(
     })?;
     drop(file);
     temp.commit(dest, options.replace_existing)?;
-    progress(&Progress {
-        bytes_done: summary.archive_bytes,
-        bytes_total: Some(summary.archive_bytes),
-        records_done: summary.records,
-        records_total: Some(summary.records),
-    });
+    progress(&Progress::finished(&summary, summary.archive_bytes));
     Ok(summary)
 }
