@@ -362,7 +362,7 @@ pub(crate) fn rotate_key(g: &Global) -> Result<(), CliError> {
 /// keys retired; a progress bar over the page file's pages.
 pub(crate) fn reencrypt(g: &Global) -> Result<(), CliError> {
     let db = open::open(g)?;
-    let bar = progress::pages(0, "reencrypt");
+    let bar = progress::count(0, "reencrypt", " pages");
     let report = db.reencrypt(&mut |p| {
         bar.set_length(p.pages_estimate.max(p.pages_written));
         bar.set_position(p.pages_written);

@@ -24,18 +24,6 @@ pub(crate) fn bytes(total: u64, what: &'static str) -> ProgressBar {
     bar
 }
 
-/// A bar over `total` pages.
-pub(crate) fn pages(total: u64, what: &'static str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total), target());
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} pages ({eta})")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(what);
-    bar
-}
-
 /// A spinner for work with no known total (it ticks on its own).
 pub(crate) fn spinner(what: &'static str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, target());
@@ -47,10 +35,12 @@ pub(crate) fn spinner(what: &'static str) -> ProgressBar {
     bar
 }
 
-/// A bar over `total` steps.
-pub(crate) fn count(total: u64, what: &'static str) -> ProgressBar {
+/// A bar over `total` steps, counted as `unit` (e.g. `" pages"`, or
+/// empty).
+pub(crate) fn count(total: u64, what: &'static str, unit: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), target());
-    if let Ok(style) = ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} ({eta})") {
+    let template = format!("{{msg:>10}} [{{bar:30}}] {{pos}}/{{len}}{unit} ({{eta}})");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what);

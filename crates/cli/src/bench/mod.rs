@@ -122,7 +122,7 @@ fn measure(root: &Path, modes: &[Mode], shape: Shape, rounds: u32) -> Result<Res
     let mut samples = vec![vec![Vec::new(); modes.len()]; Workload::ALL.len()];
     // A bar over the runs, on standard error when it is a terminal.
     let runs = u64::from(rounds) * (Workload::ALL.len() * targets.len()) as u64;
-    let bar = crate::progress::count(runs, "bench");
+    let bar = crate::progress::count(runs, "bench", " runs");
     report::reset_peak_rss();
     for round in 0..rounds as usize {
         for (w, workload) in Workload::ALL.into_iter().enumerate() {
