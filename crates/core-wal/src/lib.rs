@@ -67,6 +67,7 @@
 mod batch;
 mod error;
 mod format;
+mod fuzz;
 mod options;
 mod reader;
 mod recovery;
@@ -75,10 +76,10 @@ mod wal;
 
 pub use batch::{Batch, BatchError, BatchIter, BatchOp};
 pub use error::{Error, Result};
+#[doc(hidden)]
+pub use fuzz::fuzz_replay;
 pub use options::{
     DEFAULT_SEGMENT_SIZE, RecoveryMode, RecoveryReport, Seq, Skipped, SyncMode, TornTail,
     WalOptions, WalStats,
 };
-#[doc(hidden)]
-pub use recovery::fuzz_replay;
 pub use wal::Wal;

@@ -5,6 +5,8 @@
 //!   window of them — when encryption at rest is on.
 //! - [`NonceRecorder`]: a [`SealObserver`] that records every (subkey,
 //!   nonce) pair sealed, across reopens and copies, and finds repeats.
+//! - [`fuzz_inputs`] and [`write_fuzz_seed`]: the committed seed corpus and
+//!   crash regressions of a cargo-fuzz target, replayed by stable tests.
 //!
 //! # Example
 //!
@@ -177,6 +179,47 @@ pub fn read_sim_tree(vfs: &SimVfs, dir: &Path) -> Vec<(String, Vec<u8>)> {
         .filter(|p| p.starts_with(dir) && vfs.exists(p).unwrap_or(false))
         .filter_map(|p| Some((p.display().to_string(), vfs.read_file(&p).ok()?)))
         .collect()
+}
+
+/// The repository's `fuzz/` directory.
+fn fuzz_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+}
+
+/// Every committed input of fuzz target `target`: its seed corpus
+/// (`fuzz/corpus/TARGET/`) and the inputs that ever crashed it
+/// (`fuzz/regressions/TARGET/`), as (file name, bytes), sorted. Stable
+/// tests run each through the target's entry point, so a crash found by
+/// the fuzzer stays a regression test without nightly.
+pub fn fuzz_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for kind in ["corpus", "regressions"] {
+        let dir = fuzz_dir().join(kind).join(target);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let p = entry.unwrap().path();
+            if p.is_file() {
+                let name = format!(
+                    "{kind}/{target}/{}",
+                    p.file_name().unwrap().to_string_lossy()
+                );
+                out.push((name, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Writes `bytes` as seed `name` of fuzz target `target`
+/// (`fuzz/corpus/TARGET/NAME`): for the ignored tests that regenerate the
+/// committed seeds from real files.
+pub fn write_fuzz_seed(target: &str, name: &str, bytes: &[u8]) {
+    let dir = fuzz_dir().join("corpus").join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
 }
 
 /// Records every (subkey, nonce counter) sealed by the sessions it observes.
