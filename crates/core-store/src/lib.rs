@@ -83,7 +83,7 @@ pub use format::{
     DEFAULT_PAGE_SIZE, FORMAT_VERSION, MAX_APP_META, MAX_PAGE_SIZE, MAX_VALUE_LEN, MIN_PAGE_SIZE,
     Tag,
 };
-pub use fuzz::fuzz_open;
+pub use fuzz::{fuzz_open, fuzz_page};
 pub use node::ChildRef;
 pub use read::{Entry, Range, ReadTxn};
 pub use store::{OpenReport, Store, StoreOptions, StoreStats};
