@@ -236,6 +236,47 @@ impl SimVfs {
         }
     }
 
+    /// A new, independent simulated disk holding what a power cut now
+    /// would leave (as [`SimVfs::crash_torn`] with `seed` would), while this
+    /// one runs on untouched. A test "kills" an instance by forking the disk
+    /// and reopening on the fork: whatever the killed instance's threads
+    /// still do lands on the old disk, as a killed process never touches
+    /// its files again. Files linked under several names stay linked.
+    pub fn fork_crashed_torn(&self, seed: u64) -> SimVfs {
+        let ns = lock(&self.shared.ns);
+        let mut rng = SplitMix(seed);
+        let mut copies: HashMap<*const Inode, Arc<Inode>> = HashMap::new();
+        let mut out = Namespace {
+            dirs: ns.dirs.clone(),
+            ..Namespace::default()
+        };
+        for (path, inode) in &ns.durable {
+            let copy = copies
+                .entry(Arc::as_ptr(inode))
+                .or_insert_with(|| {
+                    let st = lock(&inode.state);
+                    let mut data = st.durable.clone();
+                    tear_scattered(&mut data, &st.pending, &mut rng);
+                    Arc::new(Inode {
+                        state: Mutex::new(InodeState {
+                            live: data.clone(),
+                            durable: data,
+                            pending: Vec::new(),
+                        }),
+                    })
+                })
+                .clone();
+            out.live.insert(path.clone(), copy.clone());
+            out.durable.insert(path.clone(), copy);
+        }
+        SimVfs {
+            shared: Arc::new(Shared {
+                ns: Mutex::new(out),
+                epoch: AtomicU64::new(0),
+            }),
+        }
+    }
+
     fn crash_inner(&self, mut torn: Option<Torn>) {
         let mut ns = lock(&self.shared.ns);
         self.shared.epoch.fetch_add(1, Ordering::SeqCst);
@@ -594,6 +635,39 @@ mod tests {
         assert!(f.len().is_err(), "old handles are dead");
         assert_eq!(vfs.read_file(&a).unwrap(), b"durable");
         assert!(!vfs.exists(&b).unwrap());
+    }
+
+    #[test]
+    fn a_crashed_fork_holds_the_durable_state_and_is_independent() {
+        let (vfs, dir) = setup();
+        let a = dir.join("a");
+        let f = vfs.open(&a, OpenMode::CreateNew).unwrap();
+        f.write_all_at(&[1u8; 2048], 0).unwrap();
+        f.sync_data().unwrap();
+        vfs.sync_dir(&dir).unwrap();
+        f.write_all_at(&[2u8; 2048], 0).unwrap();
+        let b = dir.join("b");
+        vfs.open(&b, OpenMode::CreateNew).unwrap();
+
+        let fork = vfs.fork_crashed_torn(7);
+        // Each sector of the unsynced write reached the disk or not.
+        let seen = fork.read_file(&a).unwrap();
+        assert_eq!(seen.len(), 2048);
+        for sector in seen.chunks(SECTOR as usize) {
+            assert!(sector.iter().all(|&x| x == 1) || sector.iter().all(|&x| x == 2));
+        }
+        assert!(
+            !fork.exists(&b).unwrap(),
+            "the entry was never made durable"
+        );
+        // The old disk runs on as before, and what happens there stays there.
+        assert!(f.len().is_ok(), "old handles still work on the old disk");
+        f.write_all_at(&[3u8; 2048], 0).unwrap();
+        vfs.remove_file(&a).unwrap();
+        assert_eq!(fork.read_file(&a).unwrap(), seen);
+        // The fork's contents are durable: a crash of the fork keeps them.
+        fork.crash();
+        assert_eq!(fork.read_file(&a).unwrap(), seen);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod basic;
 mod crash;
 mod encryption;
 mod faults;
+mod fuzz;
 mod golden;
 mod keys;
 mod model;
