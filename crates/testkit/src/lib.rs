@@ -5,6 +5,8 @@
 //!   window of them — when encryption at rest is on.
 //! - [`NonceRecorder`]: a [`SealObserver`] that records every (subkey,
 //!   nonce) pair sealed, across reopens and copies, and finds repeats.
+//! - [`secrets`]: key hygiene — a scanner for every form a key or a
+//!   passphrase could leak in, and a capture of every `tracing` event.
 //!
 //! # Example
 //!
@@ -25,6 +27,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use sealkv_crypto_envelope::{SealObserver, SubkeyId};
+
+pub mod secrets;
 use sealkv_fileio::{SimVfs, Vfs};
 
 /// The window length scanned for: any 8 consecutive bytes of a canary.
