@@ -88,8 +88,16 @@ pub struct BackupSummary {
 
 /// Opens the backup `backup` describes read-only and checks every file.
 fn open_checked(backup: &Config) -> Result<(Db, VerifyReport), RestoreError> {
+    tracing::debug!(backup = %backup.path().display(), "physical backup check started");
     let db = Db::open_with_config(backup.clone().read_only(true).create_if_missing(false))?;
     let report = db.verify()?;
+    tracing::debug!(
+        backup = %backup.path().display(),
+        entries = report.entries,
+        pages_checked = report.pages_checked,
+        findings = report.findings.len(),
+        "physical backup checked"
+    );
     if !report.is_clean() {
         return Err(RestoreError::Damaged {
             path: backup.path().to_path_buf(),
@@ -172,5 +180,12 @@ pub fn restore(
     let closed = db.close();
     let report = report?;
     closed?;
+    tracing::debug!(
+        backup = %backup.path().display(),
+        dest = %dest.display(),
+        pages = report.pages,
+        rotated_to = ?report.rotated_to,
+        "physical backup restored"
+    );
     Ok(report)
 }

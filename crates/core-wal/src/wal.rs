@@ -636,6 +636,11 @@ impl Wal {
         sh.vfs
             .sync_dir(&sh.dir)
             .map_err(io_err(FileOp::SyncDir, &sh.dir))?;
+        tracing::debug!(
+            up_to_seq = up_to.0,
+            segments = ?victims,
+            "WAL segments retired"
+        );
         Ok(victims.len())
     }
 
@@ -973,6 +978,13 @@ impl Shared {
             st.stats.segments_created += 1;
             st.synced_segment = next;
             st.synced_end = HEADER_LEN as u64;
+            tracing::debug!(
+                segment = next,
+                first_seq,
+                data_key = %cur.sealing.session.dek,
+                path = %cur.path.display(),
+                "WAL segment started"
+            );
         }
         Ok(())
     }

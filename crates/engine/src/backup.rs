@@ -206,6 +206,11 @@ impl Db {
             return Err(Error::NotFound { path: parent });
         }
         let tmp = parent.join(unique_name(&name, "tmp"));
+        tracing::debug!(
+            dest = %dest.display(),
+            rotate_data_key = options.rotate_data_key,
+            "physical backup started"
+        );
         let cap = inner.capture()?;
         let result = (|| {
             vfs.create_dir_all(&tmp).map_err(io(FileOp::Dir, &tmp))?;
@@ -217,6 +222,16 @@ impl Db {
             }
             publish(&*vfs, &tmp, dest, &parent, &name)?;
             report.path = dest.to_path_buf();
+            tracing::debug!(
+                dest = %dest.display(),
+                seq = report.seq,
+                pages = report.pages,
+                pages_copied = report.pages_copied,
+                bytes = report.bytes,
+                encrypted = report.encrypted,
+                rotated_to = ?report.rotated_to,
+                "physical backup finished"
+            );
             Ok(report)
         })();
         if result.is_err()

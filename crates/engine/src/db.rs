@@ -438,6 +438,12 @@ impl Inner {
     }
 
     fn flush_one(&self, st: &mut FlushState, frozen: &Frozen) -> Result<(), Error> {
+        let written = tracing::enabled!(tracing::Level::DEBUG).then(|| self.store.stats());
+        tracing::debug!(
+            up_to_seq = frozen.last_seq,
+            memtable_bytes = frozen.mem.approx_bytes(),
+            "flush started"
+        );
         let mut txn = self.store.write().map_err(|e| self.store_error(e))?;
         let mut lower: Bound<Vec<u8>> = Bound::Unbounded;
         loop {
@@ -486,6 +492,15 @@ impl Inner {
             wal.retire(sealkv_core_wal::Seq(retire_to))
                 .map_err(|e| self.wal_error(e))?;
         }
+        tracing::debug!(
+            applied_seq = frozen.last_seq,
+            pages_written = written.map_or(0, |w| self
+                .store
+                .stats()
+                .pages_written
+                .saturating_sub(w.pages_written)),
+            "flush committed"
+        );
         self.signal.done.notify_all();
         Ok(())
     }
@@ -525,6 +540,7 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Ok(());
         }
+        tracing::debug!(path = %self.dir.display(), "database closing");
         let flushed = if self.poisoned.load(Ordering::Acquire) {
             Ok(())
         } else {

@@ -76,6 +76,12 @@ pub(crate) fn store(dir: &Path, e: sealkv_core_store::StoreError) -> Error {
                 "page {page} is sealed under a data key the key registry does not hold: an older copy of the registry was put back"
             ),
         },
+        S::WrongDatabase => Error::Corruption {
+            file,
+            what: "the page file belongs to another database than the key registry and the WAL \
+                   (a file put in from another database)"
+                .into(),
+        },
         S::Io(e) => Error::Io(e),
         other => Error::Store(other),
     }

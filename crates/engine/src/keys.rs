@@ -54,6 +54,13 @@ impl KeyState {
         let file = RegistryFile::new(config.vfs.clone(), &config.path);
         debug_assert_eq!(file.path(), path);
         file.create(&registry).map_err(map)?;
+        tracing::debug!(
+            path = %path.display(),
+            algorithm = %algorithm_of(&registry),
+            active_key = %registry.active_data_key(),
+            generation = registry.generation(),
+            "key registry created"
+        );
         Self::assemble(config, path, file, registry, source)
     }
 
@@ -67,6 +74,14 @@ impl KeyState {
         let registry = file
             .load_with_provider(&source, config.provider.clone())
             .map_err(map)?;
+        tracing::debug!(
+            path = %path.display(),
+            algorithm = %algorithm_of(&registry),
+            active_key = %registry.active_data_key(),
+            generation = registry.generation(),
+            keys = registry.keys().len(),
+            "key registry opened"
+        );
         Self::assemble(config, path, file, registry, source)
     }
 
@@ -121,6 +136,11 @@ impl KeyState {
         next: KeyRegistry,
     ) -> Result<(), Error> {
         self.file.store(&next).map_err(|e| self.map(e))?;
+        tracing::trace!(
+            path = %self.path.display(),
+            generation = next.generation(),
+            "key registry written"
+        );
         *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) = fingerprint_of(&next);
         **reg = next;
         Ok(())
@@ -137,6 +157,7 @@ impl KeyState {
         self.commit(&mut reg, next)?;
         self.keyring.insert(dek);
         self.keyring.set_active(id)?;
+        tracing::debug!(new_key = %id, generation = reg.generation(), "data key rotated");
         Ok(id)
     }
 
@@ -147,6 +168,10 @@ impl KeyState {
         next.rekey(&new).map_err(|e| self.map(e))?;
         self.commit(&mut reg, next)?;
         *self.source.lock().unwrap_or_else(|p| p.into_inner()) = new;
+        tracing::debug!(
+            generation = reg.generation(),
+            "every key re-wrapped under a new master key (rekey)"
+        );
         Ok(())
     }
 
@@ -156,6 +181,7 @@ impl KeyState {
         let mut next = reg.clone();
         let id = next.add_field_key(algorithm).map_err(|e| self.map(e))?;
         self.commit(&mut reg, next)?;
+        tracing::debug!(field_key = %id, %algorithm, "field key created");
         Ok(id)
     }
 
@@ -169,7 +195,9 @@ impl KeyState {
         let mut reg = self.reg();
         let mut next = reg.clone();
         next.destroy_field_key(id).map_err(|e| self.map(e))?;
-        self.commit(&mut reg, next)
+        self.commit(&mut reg, next)?;
+        tracing::debug!(field_key = %id, "field key destroyed");
+        Ok(())
     }
 
     /// Retires data key `id` durably: its material leaves the registry and
@@ -180,6 +208,7 @@ impl KeyState {
         next.retire_data_key(id).map_err(|e| self.map(e))?;
         self.commit(&mut reg, next)?;
         self.keyring.remove(id);
+        tracing::debug!(retired_key = %id, "data key retired: its material left the registry");
         Ok(())
     }
 

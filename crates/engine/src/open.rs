@@ -174,6 +174,25 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         &active,
     )?;
 
+    tracing::debug!(
+        path = %dir.display(),
+        created = create,
+        read_only = config.read_only,
+        encrypted = sealed,
+        algorithm = %keys
+            .as_ref()
+            .filter(|_| sealed)
+            .map_or_else(|| "none".to_string(), |k| k.algorithm().to_string()),
+        active_key = %keys
+            .as_ref()
+            .filter(|_| sealed)
+            .map_or_else(|| "none".to_string(), |k| k.active_data_key().to_string()),
+        registry_generation = keys.as_ref().map_or(0, KeyState::generation),
+        applied_seq = meta.applied_seq,
+        replayed_batches = replay.last_seq.saturating_sub(meta.applied_seq),
+        torn_tails = replay.torn_tails,
+        "database opened"
+    );
     let signal = Arc::new(FlushSignal::default());
     let inner = Arc::new(Inner {
         config: config.clone(),

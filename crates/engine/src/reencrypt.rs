@@ -175,6 +175,11 @@ impl Db {
                 .saturating_sub(written_at_start)
         };
         let mut report = ReencryptReport::default();
+        tracing::debug!(
+            active_key = %keys.active_data_key(),
+            pages_estimate = state.pages_estimate,
+            "re-encryption started"
+        );
         for pass in 0..PASSES {
             loop {
                 let done = inner.reseal_step(&mut state)?;
@@ -185,10 +190,20 @@ impl Db {
                 }
                 if progress(&state).is_break() {
                     report.coverage = inner.key_coverage()?;
+                    tracing::debug!(
+                        entries = report.entries,
+                        "re-encryption stopped by the caller; the next call resumes it"
+                    );
                     return Ok(report);
                 }
             }
             report.pages_zeroed += inner.finish_pass()?;
+            tracing::debug!(
+                pass,
+                entries = state.entries,
+                pages_zeroed = report.pages_zeroed,
+                "re-encryption pass finished"
+            );
             // Retire what nothing names any more. The scan runs without the
             // flush lock: a key that is not active gains no page and no
             // segment, so what it reads can only shrink meanwhile.
@@ -229,6 +244,13 @@ impl Db {
         let _ = progress(&state);
         report.complete = true;
         report.coverage = inner.key_coverage()?;
+        tracing::debug!(
+            entries = report.entries,
+            pages_written = state.pages_written,
+            pages_zeroed = report.pages_zeroed,
+            retired = report.retired.len(),
+            "re-encryption complete"
+        );
         Ok(report)
     }
 
@@ -301,6 +323,7 @@ impl Inner {
         };
         let cursor = if more { cursor } else { None };
         self.commit_meta(&mut st, txn, cursor)?;
+        tracing::trace!(entries = n, bytes, more, "re-encryption step committed");
         state.entries += n as u64;
         Ok(!more)
     }
@@ -334,8 +357,15 @@ impl Inner {
         let retire_to = st.meta.applied_seq;
         st.meta = meta;
         if let Some(wal) = &self.wal {
-            wal.retire(sealkv_core_wal::Seq(retire_to))
+            let retired = wal
+                .retire(sealkv_core_wal::Seq(retire_to))
                 .map_err(|e| self.wal_error(e))?;
+            tracing::trace!(
+                applied_seq = st.meta.applied_seq,
+                pages_zeroed = zeroed,
+                wal_segments_retired = retired,
+                "commit"
+            );
         }
         Ok(zeroed)
     }

@@ -9,8 +9,9 @@ use crate::vfs::{LockKind, OpenMode, Vfs, VfsFile, VfsLock};
 
 /// The operating system's file system.
 ///
-/// New files are created with mode `0600` on Unix: a database's files are
-/// nobody else's business, sealed or not.
+/// New files are created with mode `0600` and new directories with mode
+/// `0700` on Unix: a database's files are nobody else's business, sealed or
+/// not.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdVfs;
 
@@ -74,7 +75,14 @@ impl Vfs for StdVfs {
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        fs::create_dir_all(path)
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(path)
     }
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
@@ -200,6 +208,25 @@ mod tests {
         let _shared2 = vfs.lock(&path, LockKind::Shared).unwrap();
         let err = vfs.lock(&path, LockKind::Exclusive).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_directories_are_private_and_existing_ones_are_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = StdVfs::new();
+        let deep = dir.path().join("a").join("b");
+        vfs.create_dir_all(&deep).unwrap();
+        for d in [dir.path().join("a"), deep.clone()] {
+            let mode = fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        // An existing directory keeps the mode its owner chose.
+        fs::set_permissions(&deep, fs::Permissions::from_mode(0o750)).unwrap();
+        vfs.create_dir_all(&deep).unwrap();
+        let mode = fs::metadata(&deep).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o750);
     }
 
     #[test]

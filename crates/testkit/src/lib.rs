@@ -7,6 +7,8 @@
 //!   nonce) pair sealed, across reopens and copies, and finds repeats.
 //! - [`fuzz_inputs`] and [`write_fuzz_seed`]: the committed seed corpus and
 //!   crash regressions of a cargo-fuzz target, replayed by stable tests.
+//! - [`secrets`]: key hygiene — a scanner for every form a key or a
+//!   passphrase could leak in, and a capture of every `tracing` event.
 //!
 //! # Example
 //!
@@ -27,6 +29,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use sealkv_crypto_envelope::{SealObserver, SubkeyId};
+
+pub mod secrets;
 use sealkv_fileio::{SimVfs, Vfs};
 
 /// The window length scanned for: any 8 consecutive bytes of a canary.

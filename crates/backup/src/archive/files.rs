@@ -49,11 +49,16 @@ impl TempFile {
     /// Creates the temporary sibling of `dest`.
     pub(crate) fn create(dest: &Path) -> Result<Self, ArchiveError> {
         let path = sibling(dest, "tmp")?;
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        // Sealed or not, an export is nobody else's business: `0600`, as
+        // the database's own files.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts.open(&path).map_err(io(&path))?;
         Ok(TempFile {
             path,
             file: Some(file),

@@ -59,6 +59,12 @@ pub fn import(
             path: dest.to_path_buf(),
         });
     }
+    tracing::debug!(
+        archive = %archive.display(),
+        dest = %dest.display(),
+        keyed = archive_key.is_some(),
+        "archive import started"
+    );
     let (mut reader, total) = open_file(archive, archive_key, &CryptoProvider::default())?;
     let temp = TempDir::name(dest)?;
     let cfg = config(temp.path());
@@ -91,6 +97,7 @@ pub fn import(
     closed?;
     temp.commit(dest, options.replace_existing)?;
     let summary = reader.summary();
+    summary.log("archive import");
     progress(&Progress::finished(&summary, total));
     Ok(summary)
 }

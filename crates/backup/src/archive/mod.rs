@@ -93,4 +93,18 @@ impl ArchiveSummary {
     pub fn is_sealed(&self) -> bool {
         matches!(self.header.protection, Protection::Sealed { .. })
     }
+
+    /// The `debug` event that ends an export, an import or a check: counts
+    /// and the path, never a key, a salt or a record.
+    pub(crate) fn log(&self, what: &'static str) {
+        tracing::debug!(
+            path = %self.path.display(),
+            sealed = self.is_sealed(),
+            records = self.records,
+            data_bytes = self.data_bytes,
+            archive_bytes = self.archive_bytes,
+            chunks = self.chunks,
+            "{what} finished"
+        );
+    }
 }

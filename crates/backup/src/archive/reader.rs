@@ -357,6 +357,7 @@ pub fn verify_archive(
     key: Option<&KeySource>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<ArchiveSummary, ArchiveError> {
+    tracing::debug!(path = %path.display(), keyed = key.is_some(), "archive check started");
     let (mut reader, total) = open_file(path, key, &CryptoProvider::default())?;
     while reader.next_record()?.is_some() {
         if reader.records_read().is_multiple_of(PROGRESS_EVERY) {
@@ -364,6 +365,7 @@ pub fn verify_archive(
         }
     }
     let summary = reader.summary();
+    summary.log("archive check");
     progress(&Progress::finished(&summary, total));
     Ok(summary)
 }

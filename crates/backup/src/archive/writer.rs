@@ -343,6 +343,7 @@ pub fn export_snapshot(
             path: dest.to_path_buf(),
         });
     }
+    tracing::debug!(dest = %dest.display(), seq = snapshot.seq(), "archive export started");
     let temp = TempFile::create(dest)?;
     let out = BufWriter::with_capacity(1 << 20, temp.file()?);
     let mut writer = ArchiveWriter::new(out, dest, options, source_db, snapshot.seq())?;
@@ -365,6 +366,7 @@ pub fn export_snapshot(
     })?;
     drop(file);
     temp.commit(dest, options.replace_existing)?;
+    summary.log("archive export");
     progress(&Progress::finished(&summary, summary.archive_bytes));
     Ok(summary)
 }
