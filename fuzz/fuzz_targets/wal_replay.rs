@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    sealkv_core_wal::fuzz_replay(data);
+    sealkv_core_wal::fuzz_replay_one_mode(data);
 });

@@ -77,7 +77,7 @@ mod wal;
 pub use batch::{Batch, BatchError, BatchIter, BatchOp};
 pub use error::{Error, Result};
 #[doc(hidden)]
-pub use fuzz::fuzz_replay;
+pub use fuzz::{fuzz_replay, fuzz_replay_one_mode};
 pub use options::{
     DEFAULT_SEGMENT_SIZE, RecoveryMode, RecoveryReport, Seq, Skipped, SyncMode, TornTail,
     WalOptions, WalStats,
