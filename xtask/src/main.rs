@@ -8,7 +8,9 @@
 //! - `bench [ARGS]`: the one-run report — builds the CLI in release with the
 //!   `ring` provider, runs `sealkv bench ARGS` (e.g. `--n 1000000`), prints
 //!   the report and writes it into `docs/PERFORMANCE.md` between the
-//!   `<!-- bench:begin -->` and `<!-- bench:end -->` markers.
+//!   `<!-- bench:begin -->` and `<!-- bench:end -->` markers. With
+//!   `--peers`, builds with the `peers` feature too (redb and SQLite beside
+//!   sealkv).
 //! - `criterion [ARGS]`: the criterion suite (`cargo bench -p sealkv-benches`).
 //! - `crash [--cycles N] [--mode M] [--seed S]`: the crash-kill harness, in
 //!   release (see `crash.rs`).
@@ -158,6 +160,12 @@ const END: &str = "<!-- bench:end -->";
 /// `cargo xtask bench`: runs the CLI's report and writes it into
 /// docs/PERFORMANCE.md.
 fn bench(args: &[String]) -> Result<(), String> {
+    // `--peers` (redb and SQLite beside sealkv) needs the CLI's `peers` feature.
+    let features = if args.iter().any(|a| a == "--peers") {
+        "ring,peers"
+    } else {
+        "ring"
+    };
     let mut cmd_args: Vec<&str> = vec![
         "run",
         "--release",
@@ -165,7 +173,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         "-p",
         "sealkv-cli",
         "--features",
-        "ring",
+        features,
         "--",
         "bench",
     ];

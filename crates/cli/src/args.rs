@@ -196,7 +196,9 @@ pub(crate) enum Command {
     /// One-run plaintext vs encrypted benchmark on a temporary database
     /// (under --db DIR if given): every workload for every mode, interleaved,
     /// with ratios to plaintext and peak RSS.
-    #[command(after_help = "Example:\n  sealkv bench --n 100000 --json")]
+    #[command(
+        after_help = "Example:\n  sealkv bench --n 100000 --json\n  sealkv bench --n 1000000 --value-size 100 --peers   # build with --features peers"
+    )]
     Bench {
         /// Records per workload at 100-byte values (a tenth of it at 4 KiB).
         #[arg(long, visible_alias = "records", value_name = "N")]
@@ -214,6 +216,11 @@ pub(crate) enum Command {
         /// "aes-256-gcm" or "aes-256-gcm (ring)"): for profiling one mode.
         #[arg(long, value_name = "MODE")]
         only: Option<String>,
+        /// Also run redb and SQLite on fillrandom, readrandom after reopen,
+        /// scan and single durable puts, and print encrypted sealkv over the
+        /// best of them (needs a build with `--features peers`).
+        #[arg(long)]
+        peers: bool,
     },
     /// The guided tour: an encrypted database, a scan for plaintext, a
     /// backup, a key rotation.

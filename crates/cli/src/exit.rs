@@ -57,6 +57,14 @@ pub(crate) enum CliError {
     /// An archive could not be written or read.
     #[error(transparent)]
     Archive(#[from] sealkv_backup::ArchiveError),
+    /// A peer engine of `sealkv bench --peers` failed on its database file.
+    #[cfg(feature = "peers")]
+    #[error("{engine} at {}: {message}", path.display())]
+    Peer {
+        engine: &'static str,
+        path: PathBuf,
+        message: String,
+    },
 }
 
 impl CliError {
@@ -70,6 +78,8 @@ impl CliError {
             CliError::Db(e) => db_code(e),
             CliError::Archive(e) => archive_code(e),
             CliError::Exists(_) | CliError::Io { .. } | CliError::Input(_) => OTHER,
+            #[cfg(feature = "peers")]
+            CliError::Peer { .. } => OTHER,
         })
     }
 }

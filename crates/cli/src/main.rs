@@ -77,6 +77,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             rounds,
             value_size,
             only,
+            peers,
         } => bench::run(
             g.db.as_deref(),
             &bench::Options {
@@ -85,6 +86,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 value_len: *value_size,
                 only: only.clone(),
                 json: *json,
+                peers: *peers,
             },
         ),
     }

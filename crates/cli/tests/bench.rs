@@ -122,3 +122,127 @@ fn zero_records_is_a_usage_error() {
         .code(2)
         .stdout("");
 }
+
+/// `--peers` in a build with feature `peers`: the table against redb and
+/// SQLite, and the JSON fields.
+#[cfg(feature = "peers")]
+#[test]
+fn peers_adds_a_table_against_redb_and_sqlite_with_ratios() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = sealkv()
+        .args(["--db", tmp.path().to_str().unwrap()])
+        .args([
+            "bench",
+            "--n",
+            "1200",
+            "--rounds",
+            "2",
+            "--value-size",
+            "100",
+        ])
+        .arg("--peers")
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains("#### Against redb and SQLite (1200 records, 100-byte values)"),
+        "{text}"
+    );
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("| workload | sealkv plaintext |"))
+        .unwrap_or_else(|| panic!("no peers table: {text}"));
+    assert!(
+        header.contains(" redb | SQLite | aes-256-gcm ÷ best peer |"),
+        "{header}"
+    );
+    let columns = header.matches('|').count();
+    for w in [
+        "fillrandom",
+        "readrandom-after-reopen",
+        "scan",
+        "single-put-durable",
+    ] {
+        // The sealkv table's row, then the peers table's (more columns).
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("| {w} |")))
+            .collect();
+        assert_eq!(rows.len(), 2, "{w}: {text}");
+        let peers_row = rows[1];
+        assert_eq!(peers_row.matches('|').count(), columns, "{peers_row}");
+        // The last cell is a positive ratio.
+        let ratio: f64 = peers_row
+            .trim_end_matches('|')
+            .rsplit('|')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(ratio > 0.0, "{peers_row}");
+    }
+    // Workloads the peers do not run have no row in their table.
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("| fillseq |"))
+            .count(),
+        1
+    );
+
+    let out = sealkv()
+        .args(["--db", tmp.path().to_str().unwrap()])
+        .args([
+            "bench",
+            "--n",
+            "300",
+            "--rounds",
+            "1",
+            "--value-size",
+            "100",
+        ])
+        .args(["--peers", "--json"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    for line in text.lines() {
+        let o: serde_json::Value = serde_json::from_str(line).unwrap();
+        let w = o["workload"].as_str().unwrap();
+        let ran = matches!(
+            w,
+            "fillrandom" | "readrandom-after-reopen" | "scan" | "single-put-durable"
+        );
+        assert_eq!(o.get("peers_ops_per_sec").is_some(), ran, "{o}");
+        if ran {
+            let peers = o["peers_ops_per_sec"].as_object().unwrap();
+            let redb = peers["redb"].as_f64().unwrap();
+            let sqlite = peers["SQLite"].as_f64().unwrap();
+            assert!(redb > 0.0 && sqlite > 0.0, "{o}");
+            let enc = o["encrypted_ops_per_sec"].as_f64().unwrap();
+            let r = o["encrypted_over_best_peer"].as_f64().unwrap();
+            assert!(
+                (r - enc / redb.max(sqlite)).abs() < 1e-9 * r.max(1.0),
+                "{o}"
+            );
+        }
+    }
+    // The peers' databases are gone too.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+/// `--peers` in a build without feature `peers`: a usage error naming it,
+/// before any work.
+#[cfg(not(feature = "peers"))]
+#[test]
+fn peers_without_the_feature_is_a_usage_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = sealkv()
+        .args(["--db", tmp.path().to_str().unwrap()])
+        .args(["bench", "--n", "100", "--peers"])
+        .assert()
+        .code(2)
+        .stdout("");
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("--features peers"), "{err}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}

@@ -6,7 +6,13 @@
 //! with the mode order rotated each round; the report gives each mode's
 //! median and its ratio to plaintext, and each mode's peak RSS. `cargo xtask
 //! bench` runs this and writes the report into `docs/PERFORMANCE.md`.
+//!
+//! With `--peers` (a build with feature `peers`), redb and SQLite run issue
+//! 8's comparison workloads in the same rounds, interleaved with sealkv's
+//! modes, and a second table gives encrypted sealkv over the best of them.
 
+#[cfg(feature = "peers")]
+mod peers;
 mod report;
 mod workload;
 
@@ -28,6 +34,36 @@ pub(crate) struct Options {
     pub(crate) only: Option<String>,
     /// JSON lines instead of the markdown report.
     pub(crate) json: bool,
+    /// Also run the peer engines (redb, SQLite; feature `peers`).
+    pub(crate) peers: bool,
+}
+
+/// Another engine run beside sealkv's modes (`--peers`), on the workloads
+/// of issue 8's comparison.
+pub(crate) trait Peer {
+    /// Column name in the report.
+    fn name(&self) -> &'static str;
+    /// The directory its database lives in (removed after the run).
+    fn dir(&self) -> &Path;
+    /// Runs `workload`, assuming the ones before it in [`Workload::ALL`]
+    /// ran; `None` for a workload this peer does not run.
+    fn run(&self, workload: Workload) -> Result<Option<Measure>, CliError>;
+}
+
+/// The usage error of `--peers` in a build without the feature.
+const NO_PEERS: &str = "bench: --peers needs a build with the `peers` feature \
+     (cargo build --release -p sealkv-cli --features peers)";
+
+/// The peer engines for one shape, their databases under `root`.
+#[cfg(feature = "peers")]
+fn peer_engines(root: &Path, shape: Shape) -> Result<Vec<Box<dyn Peer>>, CliError> {
+    Ok(peers::all(root, shape))
+}
+
+/// Without feature `peers` there are none: a usage error.
+#[cfg(not(feature = "peers"))]
+fn peer_engines(_root: &Path, _shape: Shape) -> Result<Vec<Box<dyn Peer>>, CliError> {
+    Err(CliError::Usage(NO_PEERS.into()))
 }
 
 /// Default records per workload: about a minute for the whole report on a
@@ -42,6 +78,11 @@ pub(crate) struct Results {
     pub(crate) modes: Vec<Mode>,
     /// `samples[workload][mode]`: one measure per round.
     pub(crate) samples: Vec<Vec<Vec<Measure>>>,
+    /// The peer engines' names (empty without `--peers`).
+    pub(crate) peers: Vec<&'static str>,
+    /// `peer_samples[workload][peer]`: one measure per round, none for a
+    /// workload the peers do not run.
+    pub(crate) peer_samples: Vec<Vec<Vec<Measure>>>,
     /// Peak RSS in bytes of the whole process while these ran, if the
     /// kernel tells. One figure, not one per mode: the allocator keeps freed
     /// memory, so a mode's run starts at the high mark of the one before.
@@ -55,6 +96,9 @@ pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliErr
         return Err(CliError::Usage(
             "bench: --n and --rounds must be at least 1".into(),
         ));
+    }
+    if options.peers && !cfg!(feature = "peers") {
+        return Err(CliError::Usage(NO_PEERS.into()));
     }
     let mut modes = Mode::all();
     if let Some(only) = &options.only {
@@ -96,7 +140,12 @@ pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliErr
     let machine = report::Machine::probe(tmp.path());
     let mut all = Vec::new();
     for shape in shapes {
-        let results = measure(tmp.path(), &modes, shape, options.rounds)?;
+        let peers = if options.peers {
+            peer_engines(tmp.path(), shape)?
+        } else {
+            Vec::new()
+        };
+        let results = measure(tmp.path(), &modes, &peers, shape, options.rounds)?;
         if options.json {
             report::print_json(&results);
         }
@@ -108,8 +157,15 @@ pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliErr
     Ok(())
 }
 
-/// Runs every workload for every mode, `rounds` times, interleaved.
-fn measure(root: &Path, modes: &[Mode], shape: Shape, rounds: u32) -> Result<Results, CliError> {
+/// Runs every workload for every mode and peer, `rounds` times,
+/// interleaved.
+fn measure(
+    root: &Path,
+    modes: &[Mode],
+    peers: &[Box<dyn Peer>],
+    shape: Shape,
+    rounds: u32,
+) -> Result<Results, CliError> {
     let targets: Vec<Target> = modes
         .iter()
         .enumerate()
@@ -120,24 +176,34 @@ fn measure(root: &Path, modes: &[Mode], shape: Shape, rounds: u32) -> Result<Res
         })
         .collect();
     let mut samples = vec![vec![Vec::new(); modes.len()]; Workload::ALL.len()];
-    // A bar over the runs, on standard error when it is a terminal.
-    let runs = u64::from(rounds) * (Workload::ALL.len() * targets.len()) as u64;
+    let mut peer_samples = vec![vec![Vec::new(); peers.len()]; Workload::ALL.len()];
+    // A bar over the runs, on standard error when it is a terminal (the
+    // peers' runs of workloads they skip count too: they take no time).
+    let engines = targets.len() + peers.len();
+    let runs = u64::from(rounds) * (Workload::ALL.len() * engines) as u64;
     let bar = crate::progress::count(runs, "bench", " runs");
     report::reset_peak_rss();
     for round in 0..rounds as usize {
         for (w, workload) in Workload::ALL.into_iter().enumerate() {
-            // Rotate the order of the modes each round, so none always runs
-            // first (cold) or last.
-            for k in 0..targets.len() {
-                let m = (k + round) % targets.len();
-                let Some(target) = targets.get(m) else {
-                    continue;
-                };
-                let measure = target.run(workload)?;
-                bar.inc(1);
-                if let Some(s) = samples.get_mut(w).and_then(|s| s.get_mut(m)) {
-                    s.push(measure);
+            // Rotate the order of the modes (and peers) each round, so none
+            // always runs first (cold) or last.
+            for k in 0..engines {
+                let m = (k + round) % engines;
+                if let Some(target) = targets.get(m) {
+                    let measure = target.run(workload)?;
+                    if let Some(s) = samples.get_mut(w).and_then(|s| s.get_mut(m)) {
+                        s.push(measure);
+                    }
+                } else {
+                    let p = m.saturating_sub(targets.len());
+                    if let Some(peer) = peers.get(p)
+                        && let Some(measure) = peer.run(workload)?
+                        && let Some(s) = peer_samples.get_mut(w).and_then(|s| s.get_mut(p))
+                    {
+                        s.push(measure);
+                    }
                 }
+                bar.inc(1);
             }
         }
     }
@@ -146,10 +212,15 @@ fn measure(root: &Path, modes: &[Mode], shape: Shape, rounds: u32) -> Result<Res
     for t in &targets {
         workload::remove_dir(&t.dir)?;
     }
+    for p in peers {
+        workload::remove_dir(p.dir())?;
+    }
     Ok(Results {
         shape,
         modes: modes.to_vec(),
         samples,
+        peers: peers.iter().map(|p| p.name()).collect(),
+        peer_samples,
         peak_rss,
     })
 }

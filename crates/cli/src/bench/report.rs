@@ -112,6 +112,19 @@ fn medians(results: &Results, w: usize) -> Vec<f64> {
         .unwrap_or_default()
 }
 
+/// Medians of one workload, per peer; `None` if the peers did not run it.
+fn peer_medians(results: &Results, w: usize) -> Option<Vec<f64>> {
+    let per_peer = results.peer_samples.get(w)?;
+    if per_peer.is_empty() || per_peer.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    Some(per_peer.iter().map(|s| median(s)).collect())
+}
+
+/// The sealkv modes of the peers table: plaintext and AES-256-GCM with each
+/// provider, those this run has (`--only` may leave some out).
+const PEER_TABLE_MODES: [&str; 3] = ["plaintext", "aes-256-gcm", "aes-256-gcm (ring)"];
+
 fn ops(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.2}M", x / 1e6)
@@ -197,13 +210,19 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
             println!("{line}");
         }
         if let Some(b) = results.peak_rss {
+            let peers = if results.peers.is_empty() {
+                ""
+            } else {
+                ", the peer engines' runs included"
+            };
             println!();
             println!(
-                "Peak RSS of the whole process while this table ran: {:.1} MiB (configured \
-                 bounds: 64 MiB page cache + 64 MiB memtable).",
+                "Peak RSS of the whole process while this table ran{peers}: {:.1} MiB \
+                 (configured bounds: 64 MiB page cache + 64 MiB memtable).",
                 b as f64 / (1 << 20) as f64
             );
         }
+        print_peers_markdown(results);
     }
     println!();
     println!("Workloads (N = the records of the table):");
@@ -215,6 +234,77 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
         "- peak RSS: the process's VmHWM, reset when the table starts; one figure for all \
          modes, since the allocator keeps freed memory and a mode's run starts at the high \
          mark of the one before."
+    );
+}
+
+/// Prints the table against the peer engines, if they ran: each engine's
+/// median ops/s and encrypted sealkv's ratio to the best peer.
+fn print_peers_markdown(results: &Results) {
+    if results.peers.is_empty() {
+        return;
+    }
+    let cols: Vec<(usize, &str)> = PEER_TABLE_MODES
+        .iter()
+        .filter_map(|name| {
+            let i = results.modes.iter().position(|m| m.name == *name)?;
+            Some((i, *name))
+        })
+        .collect();
+    let encrypted: Vec<(usize, &str)> = cols
+        .iter()
+        .copied()
+        .filter(|(i, _)| results.modes.get(*i).is_some_and(|m| m.algorithm.is_some()))
+        .collect();
+    println!();
+    println!(
+        "#### Against redb and SQLite ({} records, {}-byte values)",
+        results.shape.records, results.shape.value_len
+    );
+    println!();
+    let mut header = String::from("| workload |");
+    let mut rule = String::from("|---|");
+    for (_, name) in &cols {
+        header.push_str(&format!(" sealkv {name} |"));
+        rule.push_str("---:|");
+    }
+    for p in &results.peers {
+        header.push_str(&format!(" {p} |"));
+        rule.push_str("---:|");
+    }
+    for (_, name) in &encrypted {
+        header.push_str(&format!(" {name} ÷ best peer |"));
+        rule.push_str("---:|");
+    }
+    println!("{header}");
+    println!("{rule}");
+    for (w, workload) in Workload::ALL.into_iter().enumerate() {
+        let Some(peers) = peer_medians(results, w) else {
+            continue;
+        };
+        let med = medians(results, w);
+        let at = |i: usize| med.get(i).copied().unwrap_or(0.0);
+        let best = peers.iter().copied().fold(0.0, f64::max);
+        let mut line = format!("| {} |", workload.name());
+        for (i, _) in &cols {
+            line.push_str(&format!(" {} |", cell(workload, at(*i))));
+        }
+        for x in &peers {
+            line.push_str(&format!(" {} |", cell(workload, *x)));
+        }
+        for (i, _) in &encrypted {
+            line.push_str(&format!(" {:.2} |", at(*i) / best.max(1e-9)));
+        }
+        println!("{line}");
+    }
+    println!();
+    println!(
+        "Same records, orders and checks as sealkv's workloads; the peers in the same rounds, \
+         interleaved with sealkv's modes. Durable batches: redb one write transaction per \
+         1,000 records with Durability::Immediate; SQLite (bundled) WAL journal, \
+         synchronous=FULL, one transaction per 1,000 records into a WITHOUT ROWID table with a \
+         BLOB primary key. Default caches: sealkv 64 MiB, redb 1 GiB, SQLite 2,000 KiB. A \
+         ratio above 1 means encrypted sealkv is ahead of the best plaintext peer (for \
+         single-put-durable, in puts per second: 1 / median latency)."
     );
 }
 
@@ -233,7 +323,7 @@ pub(crate) fn print_json(results: &Results) {
             .zip(&med)
             .map(|(m, x)| (m.name.to_string(), serde_json::json!(x)))
             .collect();
-        let obj = serde_json::json!({
+        let mut obj = serde_json::json!({
             "workload": workload.name(),
             "records": results.shape.records,
             "value_len": results.shape.value_len,
@@ -242,6 +332,22 @@ pub(crate) fn print_json(results: &Results) {
             "ratio": enc / plain.max(1e-9),
             "modes_ops_per_sec": modes,
         });
+        // With --peers, on the workloads they ran: each peer's figure and
+        // the encrypted figure above over the best of them.
+        if let (Some(peers), Some(fields)) = (peer_medians(results, w), obj.as_object_mut()) {
+            let best = peers.iter().copied().fold(0.0, f64::max);
+            let by_name: serde_json::Map<String, serde_json::Value> = results
+                .peers
+                .iter()
+                .zip(&peers)
+                .map(|(p, x)| (p.to_string(), serde_json::json!(x)))
+                .collect();
+            fields.insert("peers_ops_per_sec".into(), by_name.into());
+            fields.insert(
+                "encrypted_over_best_peer".into(),
+                serde_json::json!(enc / best.max(1e-9)),
+            );
+        }
         println!("{obj}");
     }
 }

@@ -167,7 +167,8 @@ impl Workload {
     }
 }
 
-fn key(i: u64) -> [u8; 16] {
+/// The 16-byte key of record `i`.
+pub(crate) fn key(i: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(b"user-key");
     k[8..].copy_from_slice(&i.to_be_bytes());
@@ -175,7 +176,7 @@ fn key(i: u64) -> [u8; 16] {
 }
 
 /// Fills `buf` with the value of record `i` in `round`.
-fn value_into(i: u64, round: u64, buf: &mut [u8]) {
+pub(crate) fn value_into(i: u64, round: u64, buf: &mut [u8]) {
     let mut x = i
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(round.wrapping_mul(0xD1B5_4A32_D192_ED03))
@@ -433,7 +434,8 @@ impl Target {
     }
 }
 
-fn mismatch(i: u64) -> CliError {
+/// The error of a record that did not read back as written.
+pub(crate) fn mismatch(i: u64) -> CliError {
     CliError::CheckFailed(format!("bench: record {i} did not read back as written"))
 }
 
