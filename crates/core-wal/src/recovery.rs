@@ -373,8 +373,28 @@ impl Recovery<'_> {
             let markers = h.has_markers();
             let mut r = SegmentReader::new(seg.file.clone(), seg.path.clone(), seg.len);
             let mut off = HEADER_LEN as u64;
+            let check = if mode == RecoveryMode::SkipAnyCorruptedRecords {
+                Check::NextMoved
+            } else {
+                Check::Next
+            };
+            // Skip mode reports once per segment that records were moved.
+            let mut moved_reported = false;
             while off < seg.len {
-                match read_record(&mut r, verify, &ctx, markers, off, next, false, &mut body)? {
+                let read = read_record(&mut r, verify, &ctx, markers, off, next, check, &mut body)?;
+                if let Ok(hdr) = &read
+                    && hdr.durable_mark > off
+                    && !moved_reported
+                {
+                    moved_reported = true;
+                    report.skipped.push(Skipped {
+                        segment: seg.n,
+                        offset: off,
+                        len: 0,
+                        what: "record's durable mark is past its own offset: bytes before it were removed",
+                    });
+                }
+                match read {
                     Ok(hdr) if hdr.marker => {
                         // Proof of durability only; nothing to replay.
                         report.sync_markers += 1;
@@ -440,18 +460,16 @@ impl Recovery<'_> {
                         match mode {
                             RecoveryMode::SkipAnyCorruptedRecords => {
                                 if let Some(f) = found {
-                                    // A record the scan accepts at the damage
-                                    // offset itself failed only a strict check
-                                    // (its durable mark lies past its own
-                                    // offset: authenticated, yet not what the
-                                    // writer makes). Skip it whole: resuming
-                                    // at it would fail the same way forever.
-                                    let (resume, seq) = if f.off == bad {
-                                        (f.off + f.hdr.total_len(), f.hdr.seq.saturating_add(1))
-                                    } else {
-                                        (f.off, f.hdr.seq)
-                                    };
-                                    debug_assert!(resume > bad);
+                                    // Resume at the record found, expecting
+                                    // its sequence: the strict read then
+                                    // takes what the scan took. One found at
+                                    // the damage offset itself would fail
+                                    // the same way again: refuse rather
+                                    // than loop.
+                                    if f.off == bad && f.hdr.seq == next {
+                                        return Err(corruption);
+                                    }
+                                    let (resume, seq) = (f.off, f.hdr.seq);
                                     report.skipped.push(Skipped {
                                         segment: seg.n,
                                         offset: bad,
@@ -559,9 +577,23 @@ impl Recovery<'_> {
     }
 }
 
-/// Reads and verifies the record at `off`. With `scan`, the sequence only
-/// has to fall in a window at or past `next`; otherwise it must equal it.
-/// On success the plaintext body is in `body[..len]`.
+/// How strictly [`read_record`] checks a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// The record expected next: sequence `next` exactly, and a durable
+    /// mark at or before the record (the writer never claims more).
+    Next,
+    /// The same, but a durable mark past the record is taken: bytes before
+    /// it were removed. Skip mode replays every record that authenticates
+    /// in sequence, wherever it now sits.
+    NextMoved,
+    /// The damage scan: the sequence may fall in a window at or past
+    /// `next`, and a mark past the record is evidence of removed bytes.
+    Scan,
+}
+
+/// Reads and verifies the record at `off` under `check`. On success the
+/// plaintext body is in `body[..len]`.
 #[allow(clippy::too_many_arguments)]
 fn read_record(
     r: &mut SegmentReader,
@@ -570,7 +602,7 @@ fn read_record(
     markers: bool,
     off: u64,
     next: u64,
-    scan: bool,
+    check: Check,
     body: &mut Vec<u8>,
 ) -> Result<Result<RecordHeader, &'static str>> {
     let Some(head) = r.get(off, RECORD_HEADER_LEN)? else {
@@ -586,7 +618,7 @@ fn read_record(
     if hdr.marker && (!markers || hdr.len != 0 || hdr.durable_mark != off) {
         return Ok(Err("sync marker is malformed"));
     }
-    let seq_ok = if scan {
+    let seq_ok = if check == Check::Scan {
         hdr.seq >= next && hdr.seq - next < SEQ_WINDOW
     } else {
         hdr.seq == next
@@ -605,7 +637,7 @@ fn read_record(
     // A strict read also wants the mark at or before the record (the
     // writer never claims more than was synced before it). A scan takes
     // such a record as evidence instead: bytes before it were removed.
-    if !scan && hdr.durable_mark > off {
+    if check == Check::Next && hdr.durable_mark > off {
         return Ok(Err("record's durable mark is past its own offset"));
     }
     if off + hdr.total_len() > r.len() {
@@ -650,7 +682,7 @@ fn find_valid(
                 what: "damage scan gave up: too many candidate records",
             });
         }
-        if let Ok(hdr) = read_record(r, verify, ctx, markers, p, next, true, body)? {
+        if let Ok(hdr) = read_record(r, verify, ctx, markers, p, next, Check::Scan, body)? {
             return Ok(Some(Found { off: p, hdr }));
         }
         p += 1;
