@@ -9,6 +9,9 @@
 //! cargo run --release -p sealkv --example memory_bound -- 1000000 plain
 //! ```
 //!
+//! A third argument sets `flush_commit_size` in MiB (default: the
+//! configuration's default), to compare its cost.
+//!
 //! One mode per run: the allocator keeps freed memory, so a second mode in
 //! the same process would start at the first one's high mark.
 
@@ -54,6 +57,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = args.next().unwrap_or_else(|| "aes".into());
     let dir = tempfile::tempdir()?;
     let mut config = Config::new(dir.path().join("db"));
+    if let Some(mib) = args.next() {
+        config = config.flush_commit_size(mib.parse::<u64>()? << 20);
+    }
     match mode.as_str() {
         "plain" => {}
         "aes" => config = config.encryption_key(MasterKey::from_hex(&"42".repeat(32))?),

@@ -13,11 +13,12 @@
 //!
 //! # Flush
 //!
-//! The flusher applies the oldest frozen memtable to the page file in one
-//! copy-on-write transaction whose meta page records the last sequence
-//! number applied, then drops the memtable and retires the WAL segments
-//! the *previous* flush covered (one flush behind, so the older meta slot
-//! stays backed by the log).
+//! The flusher applies the oldest frozen memtable to the page file in
+//! copy-on-write transactions of at most `flush_commit_size` memtable bytes
+//! each, in key order; the last one's meta page records the last sequence
+//! number applied (the ones before keep the previous one). Then it drops
+//! the memtable and retires the WAL segments the *previous* flush covered
+//! (one flush behind, so the older meta slot stays backed by the log).
 //!
 //! # Read path
 //!
