@@ -17,6 +17,13 @@ use crate::node::{
 use crate::read::{too_deep, tree_get};
 use crate::store::{Inner, OVERFLOW_HEAD, Snapshot, Store, WriterState, lock, overflow_body};
 
+/// Bytes of sealed pages a commit holds in memory before writing them out
+/// (sorted, in runs) ahead of its fsync: the memory a commit needs stays
+/// this constant however many pages it rewrites. Writing early is safe:
+/// every page a commit writes is new or free (no meta slot's tree and no
+/// reader uses it), and nothing points at it before the meta page.
+pub(crate) const SPILL_BYTES: usize = 4 << 20;
+
 /// One operation of a batch: a put (`Some(value)`) or a delete (`None`).
 pub type Op = (Vec<u8>, Option<Vec<u8>>);
 
@@ -219,6 +226,8 @@ impl WriteTxn<'_> {
             freed: Vec::new(),
             high: meta0.page_count,
             out: Vec::new(),
+            file_len: ws.file_len,
+            spilled: 0,
         };
         for e in &ws.free {
             // Open refuses entries freed after their meta's transaction.
@@ -237,12 +246,19 @@ impl WriteTxn<'_> {
         c.reusable
             .sort_unstable_by_key(|e| std::cmp::Reverse(e.page));
         let ops: Vec<Op> = mem::take(&mut self.pending).into_iter().collect();
-        let root = if ops.is_empty() {
-            meta0.root
-        } else {
-            c.apply_root(meta0.root, &ops)?
-        };
-        let (free_head, free_all, chain, zeroed) = c.build_free_list(&ws.chain, self.zero_free)?;
+        let built = (|| {
+            let root = if ops.is_empty() {
+                meta0.root
+            } else {
+                c.apply_root(meta0.root, &ops)?
+            };
+            Ok::<_, StoreError>((root, c.build_free_list(&ws.chain, self.zero_free)?))
+        })();
+        drop(ops);
+        // Pages written early may have grown the file, even if the commit
+        // then failed.
+        ws.file_len = c.file_len;
+        let (root, (free_head, free_all, chain, zeroed)) = built?;
         let meta = Meta {
             txn,
             root,
@@ -256,6 +272,7 @@ impl WriteTxn<'_> {
         };
         let out = mem::take(&mut c.out);
         let high = c.high;
+        let spilled = c.spilled;
         if self.zero_free {
             // The file past the last page holds nothing live, but a commit
             // that died before its meta page may have left pages there:
@@ -277,7 +294,7 @@ impl WriteTxn<'_> {
                 }
             }
         }
-        let result = write_out(&inner, &mut ws, out, high, &meta);
+        let result = write_out(&inner, &mut ws, out, high, &meta, spilled);
         if result.is_err() {
             inner.poisoned.store(true, Ordering::SeqCst);
         }
@@ -290,24 +307,33 @@ impl WriteTxn<'_> {
     }
 }
 
-/// Writes the pages, fsyncs, writes the meta page, fsyncs.
-fn write_out(
-    inner: &Inner,
-    ws: &mut WriterState,
-    mut out: Vec<(u64, Vec<u8>)>,
-    high: u64,
-    meta: &Meta,
-) -> Result<()> {
+/// Grows the file (by an eighth, at least 64 pages) to hold `pages` pages.
+fn grow_to(inner: &Inner, file_len: &mut u64, pages: u64) -> Result<()> {
+    let p = inner.codec.page_size as u64;
+    let need = pages * p;
+    if need > *file_len {
+        let grow = (*file_len / 8).max(64 * p);
+        let new_len = need.max(*file_len + grow).div_ceil(p) * p;
+        inner
+            .file
+            .set_len(new_len)
+            .map_err(|e| StoreError::Io(FileError::new(FileOp::SetLen, &inner.path, e)))?;
+        *file_len = new_len;
+    }
+    Ok(())
+}
+
+/// Writes sealed pages in page order, coalescing neighbours into runs of
+/// up to 1 MiB, growing the file first if they reach past its end. No
+/// fsync. Returns how many pages it wrote.
+fn write_pages(inner: &Inner, file_len: &mut u64, mut out: Vec<(u64, Vec<u8>)>) -> Result<u64> {
+    let Some(last) = out.iter().map(|(pg, _)| *pg).max() else {
+        return Ok(0);
+    };
+    grow_to(inner, file_len, last + 1)?;
     let p = inner.codec.page_size as u64;
     let path = &inner.path;
     let io = |op| move |e| StoreError::Io(FileError::new(op, path, e));
-    let need = high * p;
-    if need > ws.file_len {
-        let grow = (ws.file_len / 8).max(64 * p);
-        let new_len = need.max(ws.file_len + grow).div_ceil(p) * p;
-        inner.file.set_len(new_len).map_err(io(FileOp::SetLen))?;
-        ws.file_len = new_len;
-    }
     out.sort_unstable_by_key(|(pg, _)| *pg);
     let mut run: Vec<u8> = Vec::new();
     let mut run_start = 0u64;
@@ -333,6 +359,24 @@ fn write_out(
             .write_all_at(&run, run_start * p)
             .map_err(io(FileOp::Write))?;
     }
+    Ok(n)
+}
+
+/// Writes the pages not yet written (`spilled` were, earlier), fsyncs,
+/// writes the meta page, fsyncs.
+fn write_out(
+    inner: &Inner,
+    ws: &mut WriterState,
+    out: Vec<(u64, Vec<u8>)>,
+    high: u64,
+    meta: &Meta,
+    spilled: u64,
+) -> Result<()> {
+    let p = inner.codec.page_size as u64;
+    let path = &inner.path;
+    let io = |op| move |e| StoreError::Io(FileError::new(op, path, e));
+    grow_to(inner, &mut ws.file_len, high)?;
+    let n = spilled + write_pages(inner, &mut ws.file_len, out)?;
     inner.file.sync_data().map_err(io(FileOp::Sync))?;
     let slot = META_A + meta.txn % 2;
     let ps = inner.codec.page_size;
@@ -359,7 +403,12 @@ struct Commit<'a> {
     /// Pages this commit frees.
     freed: Vec<FreeEntry>,
     high: u64,
+    /// Sealed pages not yet written, at most [`SPILL_BYTES`] of them.
     out: Vec<(u64, Vec<u8>)>,
+    /// The file's length as grown so far.
+    file_len: u64,
+    /// Pages already written out by [`Commit::push_out`].
+    spilled: u64,
 }
 
 type Reps = Vec<(Vec<u8>, ChildRef)>;
@@ -398,8 +447,28 @@ impl Commit<'_> {
         let mut buf = vec![0u8; ps];
         fill(&mut buf[PAGE_HEADER_LEN..ps - TAG_LEN]);
         let tag = self.inner.codec.seal(&mut buf, kind, page, self.txn)?;
-        self.out.push((page, buf));
+        self.push_out(page, buf)?;
         Ok(ChildRef { page, tag })
+    }
+
+    /// Queues a sealed page; past [`SPILL_BYTES`] writes the queue out (no
+    /// fsync). A failed write poisons the store, as a failed commit does.
+    fn push_out(&mut self, page: u64, buf: Vec<u8>) -> Result<()> {
+        self.out.push((page, buf));
+        if self.out.len() * self.inner.codec.page_size < SPILL_BYTES {
+            return Ok(());
+        }
+        let out = mem::take(&mut self.out);
+        match write_pages(self.inner, &mut self.file_len, out) {
+            Ok(n) => {
+                self.spilled += n;
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.poisoned.store(true, Ordering::SeqCst);
+                Err(e)
+            }
+        }
     }
 
     fn write_page(&mut self, kind: PageKind, fill: impl FnOnce(&mut [u8])) -> Result<ChildRef> {
@@ -616,18 +685,22 @@ impl Commit<'_> {
     /// recorded as zeroed. Pages already recorded as zeroed are written
     /// with zeros again: a commit that died before its meta page may have
     /// written into them since.
-    fn zero_reusable(&mut self) -> u64 {
+    fn zero_reusable(&mut self) -> Result<u64> {
         let ps = self.inner.codec.page_size;
         let mut n = 0;
-        for e in &mut self.reusable {
+        for i in 0..self.reusable.len() {
+            let Some(e) = self.reusable.get_mut(i) else {
+                break;
+            };
             if !e.zeroed {
                 n += 1;
             }
             e.zeroed = true;
             e.tag = [0; 16];
-            self.out.push((e.page, vec![0u8; ps]));
+            let page = e.page;
+            self.push_out(page, vec![0u8; ps])?;
         }
-        n
+        Ok(n)
     }
 
     /// Frees the old free-list pages and writes the new list; returns its
@@ -650,7 +723,7 @@ impl Commit<'_> {
             }
             pages.push(self.alloc());
         }
-        let zeroed = if zero { self.zero_reusable() } else { 0 };
+        let zeroed = if zero { self.zero_reusable()? } else { 0 };
         let mut all: Vec<FreeEntry> =
             Vec::with_capacity(self.reusable.len() + self.kept.len() + self.freed.len());
         all.extend(self.reusable.iter().rev());

@@ -13,11 +13,12 @@
 //!
 //! # Flush
 //!
-//! The flusher applies the oldest frozen memtable to the page file in one
-//! copy-on-write transaction whose meta page records the last sequence
-//! number applied, then drops the memtable and retires the WAL segments
-//! the *previous* flush covered (one flush behind, so the older meta slot
-//! stays backed by the log).
+//! The flusher applies the oldest frozen memtable to the page file in
+//! copy-on-write transactions of at most `flush_commit_size` memtable bytes
+//! each, in key order; the last one's meta page records the last sequence
+//! number applied (the ones before keep the previous one). Then it drops
+//! the memtable and retires the WAL segments the *previous* flush covered
+//! (one flush behind, so the older meta slot stays backed by the log).
 //!
 //! # Read path
 //!
@@ -437,6 +438,17 @@ impl Inner {
         }
     }
 
+    /// Applies `frozen` to the page file in commits of at most
+    /// `flush_commit_size` memtable bytes each, in key order, then drops it
+    /// and retires the WAL one flush behind.
+    ///
+    /// Every commit but the last keeps the engine meta as it was (the same
+    /// applied sequence number and WAL anchor): a crash between them opens
+    /// a tree holding part of the memtable, and the replay of the log from
+    /// the old anchor rewrites the same keys on top (the memtable shadows
+    /// the tree, and the newest version of each key wins either way).
+    /// Readers keep reading the frozen memtable, which shadows those keys,
+    /// until the last commit is done.
     fn flush_one(&self, st: &mut FlushState, frozen: &Frozen) -> Result<(), Error> {
         let written = tracing::enabled!(tracing::Level::DEBUG).then(|| self.store.stats());
         tracing::debug!(
@@ -444,23 +456,8 @@ impl Inner {
             memtable_bytes = frozen.mem.approx_bytes(),
             "flush started"
         );
-        let mut txn = self.store.write().map_err(|e| self.store_error(e))?;
-        let mut lower: Bound<Vec<u8>> = Bound::Unbounded;
-        loop {
-            let chunk = frozen
-                .mem
-                .scan(bound_ref(&lower), Bound::Unbounded, Seq::MAX, 1024, false);
-            let Some((last, _)) = chunk.last() else { break };
-            lower = Bound::Excluded(last.clone());
-            for (key, slot) in chunk {
-                match slot {
-                    Some(value) => txn.put(&key, &value),
-                    None => txn.delete(&key),
-                }
-                .map_err(|e| self.store_error(e))?;
-            }
-        }
-        let meta = EngineMeta {
+        let budget = usize::try_from(self.config.flush_commit_size).unwrap_or(usize::MAX);
+        let done = EngineMeta {
             applied_seq: frozen.last_seq,
             prev_applied_seq: st.meta.applied_seq,
             anchor_segment: frozen.next_segment,
@@ -468,14 +465,42 @@ impl Inner {
             registry_hash: self.keys.as_ref().map_or([0; 32], KeyState::fingerprint),
             reencrypt_cursor: st.meta.reencrypt_cursor.clone(),
         };
-        txn.set_app_meta(&meta.encode())
-            .map_err(|e| self.store_error(e))?;
-        if let Err(e) = txn.commit() {
-            self.poison();
-            return Err(self.store_error(e));
+        // The meta of the commits before the last: the WAL position as it
+        // was, the registry as it is now (the pages are sealed under it).
+        let partial = EngineMeta {
+            registry_generation: done.registry_generation,
+            registry_hash: done.registry_hash,
+            ..st.meta.clone()
+        };
+        let mut entries = frozen.mem.newest().peekable();
+        loop {
+            let mut txn = self.store.write().map_err(|e| self.store_error(e))?;
+            let mut taken = 0usize;
+            while taken < budget {
+                let Some(e) = entries.next() else { break };
+                taken += e.counted_bytes();
+                match e.value() {
+                    Some(value) => txn.put(e.key(), value),
+                    None => txn.delete(e.key()),
+                }
+                .map_err(|e| self.store_error(e))?;
+            }
+            let last = entries.peek().is_none();
+            let meta = if last { &done } else { &partial };
+            txn.set_app_meta(&meta.encode())
+                .map_err(|e| self.store_error(e))?;
+            if let Err(e) = txn.commit() {
+                self.poison();
+                return Err(self.store_error(e));
+            }
+            self.counters.flush_commits.fetch_add(1, Ordering::Relaxed);
+            if last {
+                break;
+            }
+            st.meta = partial.clone();
         }
         let retire_to = st.meta.applied_seq;
-        st.meta = meta;
+        st.meta = done;
         {
             let mut mems = write(&self.mems);
             debug_assert!(

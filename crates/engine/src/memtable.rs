@@ -11,13 +11,14 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use crossbeam_skiplist::SkipMap;
+use crossbeam_skiplist::map::{Entry, Iter};
 
 /// A sequence number: every batch written gets the next one.
 pub(crate) type Seq = u64;
 
 /// Bytes of bookkeeping counted per entry on top of key and value, so the
 /// size bound also holds for many tiny entries.
-const ENTRY_OVERHEAD: usize = 64;
+pub(crate) const ENTRY_OVERHEAD: usize = 64;
 
 /// A user key at a sequence number. Ordered by key ascending, then sequence
 /// number descending (newest version first).
@@ -132,6 +133,16 @@ impl Memtable {
         self.max_seq.load(AtomicOrdering::Relaxed)
     }
 
+    /// Every key's newest version (tombstones included), in ascending key
+    /// order, by reference: the flusher reads a frozen memtable through
+    /// this without copying it.
+    pub(crate) fn newest(&self) -> Newest<'_> {
+        Newest {
+            iter: self.map.iter(),
+            last: None,
+        }
+    }
+
     /// Up to `limit` keys within `(lower, upper)` as of `at`, each with its
     /// newest visible version (tombstones included), in ascending key order,
     /// or descending with `reverse`.
@@ -183,6 +194,52 @@ impl Memtable {
             out.push(item);
         }
         out
+    }
+}
+
+/// The iterator of [`Memtable::newest`].
+pub(crate) struct Newest<'a> {
+    iter: Iter<'a, InternalKey, Slot>,
+    last: Option<Entry<'a, InternalKey, Slot>>,
+}
+
+/// One key's newest version, borrowed from the memtable.
+pub(crate) struct NewestEntry<'a>(Entry<'a, InternalKey, Slot>);
+
+impl NewestEntry<'_> {
+    /// The user key.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.0.key().key
+    }
+
+    /// The value, or `None` for a tombstone.
+    pub(crate) fn value(&self) -> Option<&[u8]> {
+        self.0.value().as_deref()
+    }
+
+    /// The bytes this entry counts for in the memtable's size.
+    pub(crate) fn counted_bytes(&self) -> usize {
+        self.key().len() + self.value().map_or(0, <[u8]>::len) + ENTRY_OVERHEAD
+    }
+}
+
+impl<'a> Iterator for Newest<'a> {
+    type Item = NewestEntry<'a>;
+
+    fn next(&mut self) -> Option<NewestEntry<'a>> {
+        loop {
+            let e = self.iter.next()?;
+            // Versions of a key come newest first: skip the older ones.
+            if self
+                .last
+                .as_ref()
+                .is_some_and(|l| l.key().key == e.key().key)
+            {
+                continue;
+            }
+            self.last = Some(e.clone());
+            return Some(NewestEntry(e));
+        }
     }
 }
 
@@ -275,6 +332,12 @@ mod tests {
             if let (Some(a), Some(b)) = (&lo_key, &hi_key) {
                 prop_assume!(a < b || (a == b && matches!((&lo, &hi), (Bound::Included(_), Bound::Included(_)))));
             }
+            // The flusher's view: every key's newest version, in order.
+            let newest: Vec<ScanItem> = m
+                .newest()
+                .map(|e| (e.key().to_vec(), e.value().map(<[u8]>::to_vec)))
+                .collect();
+            prop_assert_eq!(newest, model_scan(&model, &Bound::Unbounded, &Bound::Unbounded, Seq::MAX, false));
             let want = model_scan(&model, &lo, &hi, at, reverse);
             // Chunked scanning, as iterators do it, must reassemble the whole.
             let mut got = Vec::new();

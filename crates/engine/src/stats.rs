@@ -14,6 +14,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_written: AtomicU64,
     pub(crate) flushes: AtomicU64,
     pub(crate) stalls: AtomicU64,
+    pub(crate) flush_commits: AtomicU64,
     pub(crate) tree_reads: AtomicU64,
 }
 
@@ -48,6 +49,9 @@ pub struct Stats {
     pub bytes_written: u64,
     /// Memtable flushes since open.
     pub flushes: u64,
+    /// Page-file commits made by flushes since open (a flush of a memtable
+    /// larger than `flush_commit_size` makes several).
+    pub flush_commits: u64,
     /// Times a writer waited for the flusher.
     pub write_stalls: u64,
     /// Reads that reached the page file.
@@ -129,6 +133,7 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
         writes: c.writes.load(Ordering::Relaxed),
         bytes_written: c.bytes_written.load(Ordering::Relaxed),
         flushes: c.flushes.load(Ordering::Relaxed),
+        flush_commits: c.flush_commits.load(Ordering::Relaxed),
         write_stalls: c.stalls.load(Ordering::Relaxed),
         tree_reads: c.tree_reads.load(Ordering::Relaxed),
         memtable_bytes,

@@ -11,4 +11,5 @@ mod model;
 mod nonce;
 mod overflow_cache;
 mod readers;
+mod spill;
 mod tamper;

@@ -4,6 +4,7 @@
 
 mod backup;
 mod basic;
+mod chunked_flush;
 mod crash;
 mod encryption;
 mod faults;
