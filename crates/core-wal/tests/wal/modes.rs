@@ -330,7 +330,10 @@ fn skip_mode_replays_every_record_after_a_removed_one() {
             let (_w, report, seen) = open(&v2, &mode).unwrap();
             let seqs: Vec<u64> = seen.iter().map(|(s, _)| s.0).collect();
             assert_eq!(seqs, vec![1, 2, 4, 5], "{sync:?} {prot:?}");
-            assert!(!report.skipped.is_empty(), "{sync:?} {prot:?}: the gap is reported");
+            assert!(
+                !report.skipped.is_empty(),
+                "{sync:?} {prot:?}: the gap is reported"
+            );
         }
     }
 }
