@@ -469,15 +469,14 @@ impl Recovery<'_> {
                                     if f.off == bad && f.hdr.seq == next {
                                         return Err(corruption);
                                     }
-                                    let (resume, seq) = (f.off, f.hdr.seq);
                                     report.skipped.push(Skipped {
                                         segment: seg.n,
                                         offset: bad,
-                                        len: resume - bad,
+                                        len: f.off - bad,
                                         what,
                                     });
-                                    off = resume;
-                                    next = seq;
+                                    off = f.off;
+                                    next = f.hdr.seq;
                                     continue;
                                 }
                                 if !is_last {
