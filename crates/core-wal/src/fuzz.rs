@@ -21,14 +21,7 @@ use crate::recovery::Recovery;
 /// the fuzz target and by a proptest; not part of the API.
 #[doc(hidden)]
 pub fn fuzz_replay(bytes: &[u8]) {
-    let fixed = fix_checksums(bytes);
-    for mode in MODES {
-        replay(bytes, mode);
-        if let Some(fixed) = &fixed {
-            replay(fixed, mode);
-        }
-    }
-    let _ = Batch::decode(bytes);
+    replay_in(bytes, &MODES);
     let _ = SegmentHeader::decode(bytes);
     let _ = RecordHeader::decode(bytes);
 }
@@ -38,12 +31,19 @@ pub fn fuzz_replay(bytes: &[u8]) {
 /// every mode on every input.
 #[doc(hidden)]
 pub fn fuzz_replay_one_mode(bytes: &[u8]) {
-    let Some(&mode) = MODES.get(bytes.len() % MODES.len()) else {
-        return;
-    };
-    replay(bytes, mode);
-    if let Some(fixed) = fix_checksums(bytes) {
-        replay(&fixed, mode);
+    let at = bytes.len() % MODES.len();
+    replay_in(bytes, MODES.get(at..=at).unwrap_or(&[]));
+}
+
+/// Replays `bytes` as they are and with their checksums recomputed, in each
+/// of `modes`, then decodes them as a batch.
+fn replay_in(bytes: &[u8], modes: &[RecoveryMode]) {
+    let fixed = fix_checksums(bytes);
+    for &mode in modes {
+        replay(bytes, mode);
+        if let Some(fixed) = &fixed {
+            replay(fixed, mode);
+        }
     }
     let _ = Batch::decode(bytes);
 }
