@@ -95,6 +95,8 @@ pub struct StoreStats {
     pub commits: u64,
     /// Live read snapshots.
     pub readers: usize,
+    /// The transaction the oldest live read snapshot holds, if any.
+    pub oldest_reader: Option<u64>,
 }
 
 /// A committed state readers can hold.
@@ -474,6 +476,10 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         let i = &self.inner;
         let snap = i.snapshot();
+        let (readers, oldest_reader) = {
+            let r = lock(&i.readers);
+            (r.values().sum(), r.keys().next().copied())
+        };
         StoreStats {
             txn: snap.meta.txn,
             page_count: snap.meta.page_count,
@@ -484,7 +490,8 @@ impl Store {
             pages_read: i.pages_read.load(Ordering::Relaxed),
             pages_written: i.pages_written.load(Ordering::Relaxed),
             commits: i.commits.load(Ordering::Relaxed),
-            readers: lock(&i.readers).values().sum(),
+            readers,
+            oldest_reader,
         }
     }
 }

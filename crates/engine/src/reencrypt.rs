@@ -42,8 +42,9 @@ const STEP_BYTES: usize = 4 << 20;
 const FINISH_COMMITS: usize = 3;
 /// Passes at most (a second one only when a rotation stranded pages).
 const PASSES: usize = 2;
-/// How long a pass waits, in all, for readers holding old pages.
-const READER_WAITS: usize = 50;
+/// How long a pass waits, in all, for readers opened before its end (they
+/// may hold old pages): 100 × 20 ms.
+const READER_WAITS: usize = 100;
 const READER_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 /// Longest cursor key kept in the meta page (it has room for about 1 KiB
 /// of engine fields); a longer last key is cut to this prefix, and the next
@@ -208,22 +209,26 @@ impl Db {
             // flush lock: a key that is not active gains no page and no
             // segment, so what it reads can only shrink meanwhile.
             let mut coverage = inner.key_coverage()?;
+            // From this transaction on, no tree holds a page sealed under
+            // an old key: only readers opened before it can hold one.
+            let end = inner.store.stats().txn;
+            let predates =
+                |inner: &Inner| inner.store.stats().oldest_reader.is_some_and(|o| o < end);
+            let old_in_use = |c: &KeyCoverage| c.keys.iter().any(|k| !k.active && !k.is_unused());
             let mut waited = 0;
-            while coverage.keys.iter().any(|k| !k.active && !k.is_unused())
-                && inner.store.stats().readers > 0
-                && waited < READER_WAITS
-            {
-                // A reader (a snapshot, an iterator) still holds pages
-                // sealed under an old key: give it a moment, then zero
-                // what it let go of.
-                std::thread::sleep(READER_WAIT);
-                waited += 1;
-                // Zero again when the readers may have let go (each round
-                // is three commits: not at every tick).
-                if inner.store.stats().readers == 0 || waited % 10 == 0 {
-                    report.pages_zeroed += inner.finish_pass()?;
-                    coverage = inner.key_coverage()?;
+            while old_in_use(&coverage) && waited < READER_WAITS {
+                if predates(inner) {
+                    // A reader (a snapshot, an iterator) opened before the
+                    // pass ended may hold pages sealed under an old key:
+                    // give it a moment. Readers opened since hold none.
+                    std::thread::sleep(READER_WAIT);
+                    waited += 1;
+                    continue;
                 }
+                // Every such reader let go: zero what they held, once.
+                report.pages_zeroed += inner.finish_pass()?;
+                coverage = inner.key_coverage()?;
+                break;
             }
             for k in &coverage.keys {
                 if !k.active && k.is_unused() {
@@ -234,8 +239,8 @@ impl Db {
             // Pages still under an old key with no reader holding them were
             // rewritten under a key rotated away since (a rotation during a
             // stopped pass): one more pass from the start.
-            let stranded = coverage.keys.iter().any(|k| !k.active && k.pages > 0)
-                && inner.store.stats().readers == 0;
+            let stranded =
+                coverage.keys.iter().any(|k| !k.active && k.pages > 0) && !predates(inner);
             if !stranded || pass + 1 == PASSES {
                 break;
             }

@@ -43,8 +43,11 @@ fn reader_keeps_its_view_and_its_pages_until_dropped() {
         );
     }
     assert_eq!(store.stats().readers, 1);
+    assert_eq!(store.stats().oldest_reader, Some(reader.txn()));
+    assert!(reader.txn() < store.stats().txn);
     drop(reader);
     assert_eq!(store.stats().readers, 0);
+    assert_eq!(store.stats().oldest_reader, None);
     let latest = store.read();
     for g in 40..44u32 {
         let mut w = store.write().unwrap();
