@@ -22,6 +22,13 @@ pub const KEY_LEN: usize = 32;
 pub struct SecretKey(Box<Zeroizing<[u8; KEY_LEN]>>);
 
 impl SecretKey {
+    /// Every constructor ends here (the test-only census sees each key).
+    fn boxed(k: Box<Zeroizing<[u8; KEY_LEN]>>) -> Self {
+        #[cfg(feature = "secret-census")]
+        crate::census::record(&k);
+        SecretKey(k)
+    }
+
     /// Takes exactly [`KEY_LEN`] bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
         if bytes.len() != KEY_LEN {
@@ -32,7 +39,7 @@ impl SecretKey {
         }
         let mut k = Box::new(Zeroizing::new([0u8; KEY_LEN]));
         k.copy_from_slice(bytes);
-        Ok(SecretKey(k))
+        Ok(SecretKey::boxed(k))
     }
 
     /// Takes ownership of an array, zeroizing the caller's copy.
@@ -40,14 +47,14 @@ impl SecretKey {
         let mut k = Box::new(Zeroizing::new([0u8; KEY_LEN]));
         k.copy_from_slice(bytes);
         bytes.zeroize();
-        SecretKey(k)
+        SecretKey::boxed(k)
     }
 
     /// A fresh key from the OS CSPRNG.
     pub fn random() -> Result<Self, CryptoError> {
         let mut k = Box::new(Zeroizing::new([0u8; KEY_LEN]));
         crate::random::fill(&mut k[..])?;
-        Ok(SecretKey(k))
+        Ok(SecretKey::boxed(k))
     }
 
     /// The key's bytes. Handle with care: do not copy them anywhere that is
@@ -68,7 +75,7 @@ impl SecretKey {
         hex::decode_to_slice(s, &mut k[..]).map_err(|_| KeyError::BadHex {
             reason: "not a hex digit",
         })?;
-        Ok(SecretKey(k))
+        Ok(SecretKey::boxed(k))
     }
 
     /// The key as 64 lowercase hex digits, in a zeroizing string (for

@@ -54,6 +54,8 @@
 mod aead;
 mod algorithm;
 pub mod archive;
+#[cfg(feature = "secret-census")]
+pub mod census;
 mod checksum;
 mod error;
 pub mod field;
