@@ -78,8 +78,8 @@ pub(crate) fn store(dir: &Path, e: sealkv_core_store::StoreError) -> Error {
         },
         S::WrongDatabase => Error::Corruption {
             file,
-            what: "the page file belongs to another database than the key registry and the WAL \
-                   (a file put in from another database)"
+            what: "the page file and the key registry (KEYS) belong to different databases: \
+                   one of them was put in from another database"
                 .into(),
         },
         S::Io(e) => Error::Io(e),
