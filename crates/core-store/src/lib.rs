@@ -70,6 +70,7 @@ mod codec;
 mod crafted_tests;
 mod error;
 mod format;
+#[cfg(feature = "fuzzing")]
 mod fuzz;
 mod meta;
 mod node;
@@ -83,6 +84,8 @@ pub use format::{
     DEFAULT_PAGE_SIZE, FORMAT_VERSION, MAX_APP_META, MAX_PAGE_SIZE, MAX_VALUE_LEN, MIN_PAGE_SIZE,
     Tag,
 };
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
 pub use fuzz::{fuzz_open, fuzz_page};
 pub use node::ChildRef;
 pub use read::{Entry, Range, ReadTxn};

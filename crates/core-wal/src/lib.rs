@@ -67,6 +67,7 @@
 mod batch;
 mod error;
 mod format;
+#[cfg(feature = "fuzzing")]
 mod fuzz;
 mod options;
 mod reader;
@@ -76,6 +77,7 @@ mod wal;
 
 pub use batch::{Batch, BatchError, BatchIter, BatchOp};
 pub use error::{Error, Result};
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use fuzz::{fuzz_replay, fuzz_replay_one_mode};
 pub use options::{

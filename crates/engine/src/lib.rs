@@ -43,6 +43,7 @@ mod db;
 mod errmap;
 mod error;
 mod flush;
+#[cfg(feature = "fuzzing")]
 mod fuzz;
 mod iter;
 mod keyops;
@@ -65,7 +66,9 @@ pub use batch::{MAX_BATCH_LEN, MAX_VALUE_LEN, WriteBatch};
 pub use config::{Config, RecoveryMode, SyncMode};
 pub use db::Db;
 pub use error::Error;
-pub use fuzz::fuzz_ops;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use fuzz::{FuzzOptions, FuzzRun, OpRecord, fuzz_ops, fuzz_ops_with};
 pub use iter::DbIter;
 pub use reencrypt::{DataKeyCoverage, KeyCoverage, ReencryptProgress, ReencryptReport};
 pub use snapshot::Snapshot;

@@ -68,9 +68,16 @@ impl Db {
     /// every WAL record, strictly (a torn tail that an open would repair is
     /// a finding too). Returns the report; it is an error only when the
     /// check itself could not run.
+    ///
+    /// It holds flushes (and key rotation, re-encryption and backups, which
+    /// commit under the same lock) off while it runs, so no page-file
+    /// commit or WAL retirement is half done under it: a commit in flight
+    /// would otherwise show as damage (a meta slot newer than the state
+    /// read, a reused free page). Writes go on into the memtable meanwhile.
     pub fn verify(&self) -> Result<VerifyReport, Error> {
         let inner = &self.inner;
         let dir = &inner.dir;
+        let flush = inner.flush_state.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = VerifyReport::default();
         if let Some(keys) = &inner.keys
             && let Err(e) = keys.reload()
@@ -97,12 +104,7 @@ impl Db {
         {
             options = options.sealed(keys.keyring().clone());
         }
-        let applied = inner
-            .flush_state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .meta
-            .applied_seq;
+        let applied = flush.meta.applied_seq;
         options.first_seq = Seq(applied + 1);
         let mut records = 0u64;
         let replay = |_: Seq, _: sealkv_core_wal::Batch| -> Result<(), std::convert::Infallible> {
@@ -124,6 +126,7 @@ impl Db {
             },
         }
         report.wal_records = records;
+        drop(flush);
         Ok(report)
     }
 }

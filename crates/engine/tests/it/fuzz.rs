@@ -1,17 +1,152 @@
 //! The operation-sequence fuzz target's body (`sealkv::fuzz_ops`, the
 //! engine against a `BTreeMap` model) on stable: its committed seeds and
-//! crash regressions, and random programs through proptest.
+//! crash regressions, in background and deterministic mode, the
+//! regressions again with a crash at every disk operation of the flush
+//! they hit, and random programs through proptest.
 
 use proptest::prelude::*;
-use sealkv::fuzz_ops;
+use sealkv::{FuzzOptions, FuzzRun, fuzz_ops, fuzz_ops_with};
+
+/// Mode byte bits of `fuzz_ops` (see its docs).
+const DETERMINISTIC: u8 = 1 << 2;
+const CRASH_POINT: u8 = 1 << 4;
+
+fn deterministic() -> FuzzOptions {
+    FuzzOptions {
+        deterministic: true,
+        ..FuzzOptions::default()
+    }
+}
+
+fn regressions() -> Vec<(String, Vec<u8>)> {
+    let all = sealkv_testkit::fuzz_inputs("engine_ops");
+    let regs: Vec<_> = all
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("regressions/"))
+        .collect();
+    assert_eq!(regs.len(), 2, "the two committed engine_ops findings");
+    regs
+}
 
 #[test]
 fn committed_fuzz_inputs_hold() {
     let inputs = sealkv_testkit::fuzz_inputs("engine_ops");
     assert!(!inputs.is_empty(), "the seed corpus is committed");
     for (_, bytes) in inputs {
+        // As committed (background flushes for every input so far), and
+        // deterministic.
         fuzz_ops(&bytes);
+        fuzz_ops_with(&bytes, deterministic());
     }
+}
+
+/// Deterministic mode does the same disk operations in the same order on
+/// every run, so a crash point names the same place every time.
+#[test]
+fn deterministic_runs_repeat_exactly() {
+    for (name, bytes) in sealkv_testkit::fuzz_inputs("engine_ops") {
+        let first = fuzz_ops_with(&bytes, deterministic());
+        assert!(first.total > 0, "{name}");
+        for _ in 0..2 {
+            assert_eq!(fuzz_ops_with(&bytes, deterministic()), first, "{name}");
+        }
+    }
+}
+
+/// The disk operations a crash can interrupt from each size-triggered
+/// flush on (in deterministic mode it runs right after the write that
+/// froze the memtable; in background mode it runs on while the following
+/// operations do): from its first disk operation up to the next crash
+/// operation (8), or to the end of the run (the final verify and close).
+fn flush_windows(run: &FuzzRun) -> std::collections::BTreeSet<u64> {
+    let mut out = std::collections::BTreeSet::new();
+    for (i, op) in run.ops.iter().enumerate() {
+        if op.settled == op.end {
+            continue;
+        }
+        let until = run.ops[i + 1..]
+            .iter()
+            .find(|o| o.op == 8)
+            .map_or(run.total, |o| o.start);
+        out.extend(op.end + 1..=until);
+    }
+    out
+}
+
+/// Both committed `engine_ops` findings were seen once each with a
+/// background flush running, and never again alone. Replayed
+/// deterministically with the power cut at every disk operation of each
+/// flush a write triggered and of everything after it up to the next
+/// crash operation or the end, with two tearings each: the database must
+/// read as the model after every crash and verify clean at the end.
+#[test]
+fn regressions_survive_a_crash_at_every_point_of_the_flushes_they_run() {
+    let mut crashes = 0;
+    for (name, bytes) in regressions() {
+        let clean = fuzz_ops_with(&bytes, deterministic());
+        let points = flush_windows(&clean);
+        assert!(!points.is_empty(), "{name}: a write triggers a flush");
+        for &k in &points {
+            for seed in [k, !k] {
+                let run = fuzz_ops_with(
+                    &bytes,
+                    FuzzOptions {
+                        deterministic: true,
+                        crash_at: Some(k),
+                        crash_seed: seed,
+                    },
+                );
+                assert!(run.crashed_in.is_some(), "{name}: crash at {k} fired");
+                crashes += 1;
+            }
+        }
+    }
+    assert!(crashes > 100, "{crashes} crash points");
+}
+
+/// The same for every disk operation of each regression's whole run
+/// (`cargo test --release -p sealkv --test it every_crash_point -- --ignored`).
+#[test]
+#[ignore = "thousands of runs: a few minutes in release"]
+fn regressions_survive_a_crash_at_every_crash_point() {
+    for (name, bytes) in regressions() {
+        let clean = fuzz_ops_with(&bytes, deterministic());
+        for k in 1..=clean.total {
+            for seed in [k, !k] {
+                let run = fuzz_ops_with(
+                    &bytes,
+                    FuzzOptions {
+                        deterministic: true,
+                        crash_at: Some(k),
+                        crash_seed: seed,
+                    },
+                );
+                assert!(run.crashed_in.is_some(), "{name}: crash at {k} fired");
+            }
+        }
+        eprintln!("{name}: {} crash points, 2 tearings each", clean.total);
+    }
+}
+
+/// The mode byte turns deterministic mode and a crash point on: the same
+/// program with bit 4 and a crash point crashes there.
+#[test]
+fn the_mode_byte_chooses_deterministic_mode_and_a_crash_point() {
+    let mut p = program(1 | DETERMINISTIC, 5, 120);
+    fuzz_ops(&p);
+    let clean = fuzz_ops_with(&p, deterministic());
+    let at = clean.total / 2;
+    let opts = FuzzOptions {
+        deterministic: true,
+        crash_at: Some(at + 1),
+        crash_seed: at,
+    };
+    // The crash point's two bytes, which `fuzz_ops_with` skips.
+    p[0] |= CRASH_POINT;
+    p.splice(1..1, (at as u16).to_be_bytes());
+    let run = fuzz_ops_with(&p, opts);
+    assert!(run.crashed_in.is_some());
+    fuzz_ops(&p);
 }
 
 /// A program that runs every operation once with arguments from a simple
@@ -34,8 +169,8 @@ fn program(mode: u8, seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// Regenerates the committed seeds of `engine_ops`: one program per
-/// protection mode (`cargo test -p sealkv --test it write_fuzz_seeds --
-/// --ignored`).
+/// protection mode, background and deterministic (`cargo test -p sealkv
+/// --test it write_fuzz_seeds -- --ignored`).
 #[test]
 #[ignore = "writes into fuzz/corpus"]
 fn write_fuzz_seeds() {
@@ -43,6 +178,13 @@ fn write_fuzz_seeds() {
         let p = program(mode, u64::from(mode) + 1, 240);
         fuzz_ops(&p);
         sealkv_testkit::write_fuzz_seed("engine_ops", &format!("every-op-mode-{mode}"), &p);
+        let p = program(mode | DETERMINISTIC, u64::from(mode) + 1, 240);
+        fuzz_ops(&p);
+        sealkv_testkit::write_fuzz_seed(
+            "engine_ops",
+            &format!("every-op-deterministic-mode-{mode}"),
+            &p,
+        );
     }
 }
 
@@ -52,5 +194,157 @@ proptest! {
     #[test]
     fn random_programs_read_as_the_model(bytes in prop::collection::vec(any::<u8>(), 1..200)) {
         fuzz_ops(&bytes);
+    }
+
+    /// Random programs with a crash at a random disk operation.
+    #[test]
+    fn random_programs_survive_a_crash_anywhere(
+        bytes in prop::collection::vec(any::<u8>(), 1..160),
+        at in 1u64..2000,
+        seed in any::<u64>(),
+    ) {
+        fuzz_ops_with(&bytes, FuzzOptions { deterministic: true, crash_at: Some(at), crash_seed: seed });
+    }
+}
+
+/// The first `engine_ops` finding ("meta slot holds transaction 16, newer
+/// than the one opened (15)") came from the first harness, which crashed
+/// the *shared* simulated disk (`SimVfs::crash_torn`) and reopened it while
+/// the killed instance's flusher was still inside a commit. A `SimFile`
+/// write checked its handle's epoch before taking the file's lock, and the
+/// crash kept the same inodes for the reopened disk: a meta-page write the
+/// flusher had started before the crash could land after the reopen, in
+/// the reopened file. This replays that exact interleaving (the commit's
+/// meta-page write held back past the crash and the reopen, then landing)
+/// and gets the very finding; the harness now forks the crashed disk, so
+/// no write of a killed instance can reach the reopened one.
+#[test]
+fn the_first_finding_is_a_write_of_the_killed_instance_landing_after_the_reopen() {
+    use std::io;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use sealkv::{Config, Db, SyncMode};
+    use sealkv_fileio::{LockKind, OpenMode, SimVfs, Vfs, VfsFile, VfsLock};
+
+    /// The disk a crash then left, and the write held back (offset, bytes).
+    type Held = Option<(SimVfs, u64, Vec<u8>)>;
+
+    /// Holds back the next meta-page write of the page file: forks the
+    /// disk as a power cut then would leave it, keeps the write, fails it.
+    #[derive(Debug, Clone, Default)]
+    struct HoldMeta {
+        sim: SimVfs,
+        armed: Arc<AtomicBool>,
+        held: Arc<Mutex<Held>>,
+    }
+    #[derive(Debug)]
+    struct File {
+        inner: Arc<dyn VfsFile>,
+        vfs: HoldMeta,
+        data: bool,
+    }
+    impl VfsFile for File {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            self.inner.read_at(buf, offset)
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+            let meta_slot = offset == 4096 || offset == 8192;
+            if self.data && meta_slot && self.vfs.armed.swap(false, Ordering::SeqCst) {
+                let fork = self.vfs.sim.fork_crashed_torn(1);
+                *self.vfs.held.lock().unwrap() = Some((fork, offset, buf.to_vec()));
+                return Err(io::Error::other("killed"));
+            }
+            self.inner.write_at(buf, offset)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.inner.sync_data()
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+    }
+    impl Vfs for HoldMeta {
+        fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
+            Ok(Arc::new(File {
+                inner: self.sim.open(path, mode)?,
+                vfs: self.clone(),
+                data: path.ends_with("data.sealkv"),
+            }))
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            self.sim.remove_file(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            self.sim.rename(from, to)
+        }
+        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+            self.sim.create_dir_all(path)
+        }
+        fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+            self.sim.read_dir(path)
+        }
+        fn exists(&self, path: &Path) -> io::Result<bool> {
+            self.sim.exists(path)
+        }
+        fn sync_dir(&self, path: &Path) -> io::Result<()> {
+            self.sim.sync_dir(path)
+        }
+        fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>> {
+            self.sim.lock(path, kind)
+        }
+    }
+
+    for alg in crate::support::modes() {
+        let config = |vfs: Arc<dyn Vfs>| {
+            let mut c = Config::new("/db")
+                .vfs(vfs)
+                .sync_mode(SyncMode::Always)
+                .wal_flush_size(64 << 10);
+            if let Some(alg) = alg {
+                c = c
+                    .encryption_key(crate::support::key(7))
+                    .encryption_algorithm(alg);
+            }
+            c
+        };
+        let hold = HoldMeta::default();
+        let db = Db::open_with_config(config(Arc::new(hold.clone()))).unwrap();
+        db.put(b"a", b"1").unwrap();
+        db.flush().unwrap();
+        db.put(b"b", b"2").unwrap();
+        // The flush's commit writes its pages, fsyncs, then its meta page:
+        // the power goes out just before that write reaches the file.
+        hold.armed.store(true, Ordering::SeqCst);
+        assert!(db.flush().is_err());
+        drop(db);
+        let (found, offset, meta) = hold.held.lock().unwrap().take().unwrap();
+        let db = Db::open_with_config(config(Arc::new(found.clone()))).unwrap();
+        assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+        assert!(
+            db.verify().unwrap().is_clean(),
+            "{alg:?}: clean after the crash"
+        );
+        // The killed instance's write lands now, in the reopened file.
+        let file = found
+            .open(Path::new("/db/data.sealkv"), OpenMode::ReadWrite)
+            .unwrap();
+        file.write_all_at(&meta, offset).unwrap();
+        let report = db.verify().unwrap();
+        assert_eq!(report.findings.len(), 1, "{alg:?}: {:?}", report.findings);
+        assert!(
+            report.findings[0]
+                .what
+                .contains("newer than the one opened"),
+            "{alg:?}: {:?}",
+            report.findings
+        );
+        // The database itself reads on as it was.
+        assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
     }
 }

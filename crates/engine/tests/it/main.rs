@@ -17,3 +17,4 @@ mod provider_interop;
 mod reencrypt;
 mod support;
 mod tamper;
+mod verify_race;

@@ -1,0 +1,212 @@
+//! `Db::verify` while the flusher thread is inside a page-file commit.
+//!
+//! Both `engine_ops` fuzz findings ran `verify()` right after writes that
+//! froze a memtable, so a background flush could still be committing while
+//! it walked the file. This pauses the flusher at each write and fsync of
+//! the page file in turn, runs `verify()` there, and requires it clean: a
+//! commit in progress is not damage.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use sealkv::Db;
+use sealkv_fileio::{LockKind, OpenMode, SimVfs, Vfs, VfsFile, VfsLock};
+
+use crate::support::{modes, sim_config};
+
+#[derive(Debug, Default)]
+struct Gate {
+    /// Page-file writes and fsyncs the flusher thread made so far.
+    seen: u64,
+    /// The one to stop before.
+    stop_at: u64,
+    paused: bool,
+    go: bool,
+}
+
+/// Stops the flusher thread before its `stop_at`-th page-file write or
+/// fsync until the test lets it go.
+#[derive(Debug, Clone, Default)]
+struct PauseVfs {
+    sim: SimVfs,
+    gate: Arc<(Mutex<Gate>, Condvar)>,
+}
+
+impl PauseVfs {
+    fn point(&self) {
+        if std::thread::current().name() != Some("sealkv-flush") {
+            return;
+        }
+        let (m, cv) = &*self.gate;
+        let mut g = m.lock().unwrap();
+        g.seen += 1;
+        if g.seen == g.stop_at {
+            g.paused = true;
+            cv.notify_all();
+            while !g.go {
+                g = cv.wait(g).unwrap();
+            }
+        }
+    }
+
+    /// Waits until the flusher is paused; false if it never got there.
+    fn wait_paused(&self) -> bool {
+        let (m, cv) = &*self.gate;
+        let g = m.lock().unwrap();
+        let (g, _) = cv
+            .wait_timeout_while(g, Duration::from_secs(10), |g| !g.paused)
+            .unwrap();
+        g.paused
+    }
+
+    fn release(&self) {
+        let (m, cv) = &*self.gate;
+        m.lock().unwrap().go = true;
+        cv.notify_all();
+    }
+}
+
+#[derive(Debug)]
+struct File {
+    inner: Arc<dyn VfsFile>,
+    vfs: PauseVfs,
+    data: bool,
+}
+
+impl VfsFile for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        if self.data {
+            self.vfs.point();
+        }
+        self.inner.write_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        if self.data {
+            self.vfs.point();
+        }
+        self.inner.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+}
+
+impl Vfs for PauseVfs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
+        Ok(Arc::new(File {
+            inner: self.sim.open(path, mode)?,
+            vfs: self.clone(),
+            data: path.ends_with("data.sealkv"),
+        }))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.sim.remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.sim.rename(from, to)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.sim.create_dir_all(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+        self.sim.read_dir(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.sim.exists(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.sim.sync_dir(path)
+    }
+    fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>> {
+        self.sim.lock(path, kind)
+    }
+}
+
+/// A database with free pages to reuse (three rounds of overwrites, each
+/// flushed), then enough writes to freeze a memtable: the flusher thread
+/// starts a commit that reuses them. Pauses it before its `stop_at`-th
+/// page-file write or fsync and returns what `verify()` found there; with
+/// `stop_at` 0, lets it run and returns `Err(how many there are)`.
+fn run_with_pause(
+    alg: Option<sealkv::crypto::EncryptionAlgorithm>,
+    stop_at: u64,
+) -> Result<Vec<String>, u64> {
+    let vfs = PauseVfs::default();
+    vfs.gate.0.lock().unwrap().stop_at = stop_at;
+    let config = sim_config(&vfs.sim, alg).vfs(Arc::new(vfs.clone()));
+    let db = Db::open_with_config(config).unwrap();
+    for round in 0..3u8 {
+        for i in 0..40u32 {
+            db.put(i.to_be_bytes(), vec![round; 1000]).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    // Past the 64 KiB flush size: the last put freezes and wakes the
+    // flusher.
+    for i in 0..80u32 {
+        db.put(i.to_be_bytes(), vec![9; 1000]).unwrap();
+    }
+    if stop_at == 0 {
+        // Counting run: let the flusher finish, report its pause points.
+        while db.stats().unwrap().flushes < 4 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let seen = vfs.gate.0.lock().unwrap().seen;
+        db.close().unwrap();
+        return Err(seen);
+    }
+    let paused = vfs.wait_paused();
+    assert!(paused, "{alg:?}: the flusher reached pause point {stop_at}");
+    let findings = {
+        // On its own thread: it may wait for the flush (a verify that
+        // holds commits off would).
+        let db = db.clone();
+        let verify = std::thread::spawn(move || db.verify().unwrap());
+        // Whatever verify does without waiting for the flush is done by
+        // then (a small database: milliseconds).
+        std::thread::sleep(Duration::from_millis(100));
+        vfs.release();
+        let report = verify.join().unwrap();
+        report
+            .findings
+            .iter()
+            .map(|f| f.what.clone())
+            .collect::<Vec<_>>()
+    };
+    db.flush().unwrap();
+    let after = db.verify().unwrap();
+    assert!(
+        after.is_clean(),
+        "{alg:?}: after the flush: {:?}",
+        after.findings
+    );
+    for i in 0..80u32 {
+        assert_eq!(db.get(i.to_be_bytes()).unwrap(), Some(vec![9; 1000]));
+    }
+    db.close().unwrap();
+    Ok(findings)
+}
+
+#[test]
+fn verify_during_a_background_commit_finds_nothing() {
+    for alg in modes() {
+        let points = run_with_pause(alg, 0).unwrap_err();
+        let mut bad = Vec::new();
+        for stop_at in 1..=points {
+            let findings = run_with_pause(alg, stop_at).unwrap();
+            if !findings.is_empty() {
+                bad.push((stop_at, findings));
+            }
+        }
+        assert!(points >= 3, "{alg:?}: the flush wrote pages and its meta");
+        assert!(bad.is_empty(), "{alg:?}: {points} pause points: {bad:?}");
+    }
+}
