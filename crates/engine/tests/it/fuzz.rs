@@ -24,7 +24,7 @@ fn regressions() -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .filter(|(name, _)| name.starts_with("regressions/"))
         .collect();
-    assert_eq!(regs.len(), 2, "the two committed engine_ops findings");
+    assert_eq!(regs.len(), 4, "the committed engine_ops findings");
     regs
 }
 
