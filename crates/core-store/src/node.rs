@@ -43,49 +43,47 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    /// Parses and checks a body (page number `page` for errors).
+    /// Parses and checks a body (page number `page` for errors), keeping
+    /// the whole buffer.
     pub(crate) fn decode(leaf: bool, body: Box<[u8]>, page: u64) -> Result<Node> {
+        let offs = index(leaf, &body, page)?;
+        Node { leaf, body, offs }.checked(page)
+    }
+
+    /// Parses and checks a body like [`Node::decode`], but keeps a copy of
+    /// only its entries: the zero padding after the last one is dropped, so
+    /// a cached node is charged (and holds) what it uses, not a whole page.
+    pub(crate) fn decode_used(leaf: bool, body: &[u8], page: u64) -> Result<Node> {
+        let offs = index(leaf, body, page)?;
+        let end = offs.last().map_or(0, |&e| e as usize);
+        let used = body
+            .get(..end)
+            .ok_or_else(|| StoreError::corrupt(page, "entry overruns the page"))?;
+        Node {
+            leaf,
+            body: used.into(),
+            offs,
+        }
+        .checked(page)
+    }
+
+    /// The checks that need the index: keys strictly increasing, and no
+    /// overflow value at page 0.
+    fn checked(self, page: u64) -> Result<Node> {
         let bad = |what: &str| StoreError::corrupt(page, what);
-        let count = be16(&body, 0).ok_or_else(|| bad("node truncated"))? as usize;
-        if count == 0 {
-            return Err(bad("empty node"));
-        }
-        let mut offs = Vec::with_capacity(count + 1);
-        let mut at = 2usize;
-        for _ in 0..count {
-            offs.push(at as u32);
-            let klen = be16(&body, at).ok_or_else(|| bad("entry truncated"))? as usize;
-            at += 2 + klen;
-            if leaf {
-                let flag = *body.get(at).ok_or_else(|| bad("entry truncated"))?;
-                at += 1;
-                at += match flag {
-                    0 => 4 + be32(&body, at).ok_or_else(|| bad("entry truncated"))? as usize,
-                    1 => 32,
-                    _ => return Err(bad("bad value flag")),
-                };
-            } else {
-                at += 24;
-            }
-            if at > body.len() {
-                return Err(bad("entry overruns the page"));
-            }
-        }
-        offs.push(at as u32);
-        let n = Node { leaf, body, offs };
-        for i in 1..count {
-            if n.key(i - 1) >= n.key(i) {
+        for i in 1..self.len() {
+            if self.key(i - 1) >= self.key(i) {
                 return Err(bad("keys out of order"));
             }
         }
-        if leaf {
-            for i in 0..count {
-                if let ValRef::Overflow { page: 0, .. } = n.val(i) {
+        if self.leaf {
+            for i in 0..self.len() {
+                if let ValRef::Overflow { page: 0, .. } = self.val(i) {
                     return Err(bad("overflow value points at page 0"));
                 }
             }
         }
-        Ok(n)
+        Ok(self)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -157,6 +155,39 @@ impl Node {
     pub(crate) fn weight(&self) -> usize {
         self.body.len() + self.offs.len() * 4 + 64
     }
+}
+
+/// The start offset of each entry of `body`, plus the end of the last one,
+/// checking that every entry lies inside it.
+fn index(leaf: bool, body: &[u8], page: u64) -> Result<Vec<u32>> {
+    let bad = |what: &str| StoreError::corrupt(page, what);
+    let count = be16(body, 0).ok_or_else(|| bad("node truncated"))? as usize;
+    if count == 0 {
+        return Err(bad("empty node"));
+    }
+    let mut offs = Vec::with_capacity(count + 1);
+    let mut at = 2usize;
+    for _ in 0..count {
+        offs.push(at as u32);
+        let klen = be16(body, at).ok_or_else(|| bad("entry truncated"))? as usize;
+        at += 2 + klen;
+        if leaf {
+            let flag = *body.get(at).ok_or_else(|| bad("entry truncated"))?;
+            at += 1;
+            at += match flag {
+                0 => 4 + be32(body, at).ok_or_else(|| bad("entry truncated"))? as usize,
+                1 => 32,
+                _ => return Err(bad("bad value flag")),
+            };
+        } else {
+            at += 24;
+        }
+        if at > body.len() {
+            return Err(bad("entry overruns the page"));
+        }
+    }
+    offs.push(at as u32);
+    Ok(offs)
 }
 
 /// Appends a leaf entry with an inline value.
