@@ -8,10 +8,10 @@
 //! parent names. The cache is split into shards, each under its own mutex,
 //! and bounded in bytes; eviction is CLOCK (second chance) per shard.
 //!
-//! Each shard keeps its entries in a ring of slots that the clock hand
-//! sweeps, and a map from key to slot: a hit is one map lookup, and the
-//! sweep reads the slots in place (one map operation per entry evicted,
-//! none per entry given its second chance). The map hashes the page
+//! Each shard keeps its entries in a map, and a ring of slots (key, weight
+//! and a referenced bit) that the clock hand sweeps: a hit is one map
+//! lookup and one bit set, and the sweep reads the slots in place (one map
+//! operation per entry evicted, none per entry given its second chance). The map hashes the page
 //! number and the first half of the tag with a multiply-rotate hash
 //! instead of SipHash: the keys are page numbers this file chose and tags
 //! of pages that authenticated, hashed on every node of every lookup.
@@ -78,19 +78,22 @@ enum Item {
     Value(Arc<[u8]>),
 }
 
+/// What the clock sweep needs of an entry (the entry itself lives in the
+/// map, so a hit reads no slot).
 struct Slot {
     key: Key,
-    item: Item,
     weight: usize,
-    referenced: bool,
 }
 
 #[derive(Default)]
 struct Shard {
-    /// Key to index in `slots`.
-    map: HashMap<Key, usize, BuildHasherDefault<KeyHasher>>,
+    /// Key to the entry and its index in `slots`.
+    map: HashMap<Key, (usize, Item), BuildHasherDefault<KeyHasher>>,
     /// The clock's ring; `None` for a slot whose entry was evicted.
     slots: Vec<Option<Slot>>,
+    /// The referenced bit of each slot: dense, so that the bit a hit sets
+    /// sits in a few cache lines per shard, not one per entry.
+    referenced: Vec<bool>,
     /// Indexes of the `None` slots, reused before the ring grows.
     free: Vec<usize>,
     /// The clock hand: the next slot the sweep looks at.
@@ -102,16 +105,13 @@ struct Shard {
 
 impl Shard {
     fn get(&mut self, key: &Key) -> Option<Item> {
-        let slot = self
-            .map
-            .get(key)
-            .and_then(|&i| self.slots.get_mut(i))
-            .and_then(Option::as_mut);
-        match slot {
-            Some(s) => {
-                s.referenced = true;
+        match self.map.get(key) {
+            Some((i, item)) => {
+                if let Some(r) = self.referenced.get_mut(*i) {
+                    *r = true;
+                }
                 self.hits += 1;
-                Some(s.item.clone())
+                Some(item.clone())
             }
             None => {
                 self.misses += 1;
@@ -133,19 +133,20 @@ impl Shard {
             }
             let i = self.hand;
             self.hand += 1;
-            let Some(entry) = self.slots.get_mut(i) else {
+            let (Some(entry), Some(referenced)) =
+                (self.slots.get_mut(i), self.referenced.get_mut(i))
+            else {
                 continue;
             };
-            match entry {
-                Some(s) if s.referenced => s.referenced = false,
-                Some(_) => {
-                    if let Some(s) = entry.take() {
-                        self.map.remove(&s.key);
-                        self.bytes -= s.weight;
-                        self.free.push(i);
-                    }
-                }
-                None => {}
+            if entry.is_none() {
+                continue;
+            }
+            if *referenced {
+                *referenced = false;
+            } else if let Some(s) = entry.take() {
+                self.map.remove(&s.key);
+                self.bytes -= s.weight;
+                self.free.push(i);
             }
         }
     }
@@ -155,25 +156,22 @@ impl Shard {
             return;
         }
         self.make_room(weight, budget);
-        let slot = Some(Slot {
-            key,
-            item,
-            weight,
-            referenced: false,
-        });
+        let slot = Some(Slot { key, weight });
         let i = match self.free.pop() {
             Some(i) => {
-                if let Some(s) = self.slots.get_mut(i) {
+                if let (Some(s), Some(r)) = (self.slots.get_mut(i), self.referenced.get_mut(i)) {
                     *s = slot;
+                    *r = false;
                 }
                 i
             }
             None => {
                 self.slots.push(slot);
+                self.referenced.push(false);
                 self.slots.len() - 1
             }
         };
-        self.map.insert(key, i);
+        self.map.insert(key, (i, item));
         self.bytes += weight;
     }
 }

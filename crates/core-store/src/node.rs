@@ -40,6 +40,12 @@ pub(crate) struct Node {
     pub(crate) body: Box<[u8]>,
     /// Start offset of each entry, plus the end of the last one.
     offs: Vec<u32>,
+    /// The length of the prefix every key of the node shares.
+    prefix: usize,
+    /// For each key, the 4 bytes after that prefix (zero-padded) as a
+    /// big-endian number: in key order, so a search compares these in one
+    /// small array and reads the body only where they tie.
+    heads: Vec<u32>,
 }
 
 impl Node {
@@ -47,7 +53,7 @@ impl Node {
     /// the whole buffer.
     pub(crate) fn decode(leaf: bool, body: Box<[u8]>, page: u64) -> Result<Node> {
         let offs = index(leaf, &body, page)?;
-        Node { leaf, body, offs }.checked(page)
+        Node::indexed(leaf, body, offs).checked(page)
     }
 
     /// Parses and checks a body like [`Node::decode`], but keeps a copy of
@@ -59,12 +65,30 @@ impl Node {
         let used = body
             .get(..end)
             .ok_or_else(|| StoreError::corrupt(page, "entry overruns the page"))?;
-        Node {
+        Node::indexed(leaf, used.into(), offs).checked(page)
+    }
+
+    /// A node over `body` with its entry offsets, and the search index
+    /// (shared prefix, key heads) built from them.
+    fn indexed(leaf: bool, body: Box<[u8]>, offs: Vec<u32>) -> Node {
+        let mut n = Node {
             leaf,
-            body: used.into(),
+            body,
             offs,
+            prefix: 0,
+            heads: Vec::new(),
+        };
+        let count = n.len();
+        if count > 0 {
+            // Keys are sorted (`checked` fails the node otherwise, and no
+            // search runs on it), so the first and last keys' common
+            // prefix is every key's.
+            let (first, last) = (n.key(0), n.key(count - 1));
+            n.prefix = first.iter().zip(last).take_while(|(a, b)| a == b).count();
+            let heads = (0..count).map(|i| head(n.key(i).get(n.prefix..).unwrap_or(&[])));
+            n.heads = heads.collect();
         }
-        .checked(page)
+        n
     }
 
     /// The checks that need the index: keys strictly increasing, and no
@@ -130,16 +154,30 @@ impl Node {
 
     /// Leaf: the index of `key` or where it would go.
     pub(crate) fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match self.key(mid).cmp(key) {
-                Ordering::Less => lo = mid + 1,
-                Ordering::Greater => hi = mid,
-                Ordering::Equal => return Ok(mid),
+        let n = self.len();
+        if n == 0 {
+            return Err(0);
+        }
+        let first = self.key(0);
+        let shared = first.get(..self.prefix).unwrap_or(first);
+        let Some(rest) = key.strip_prefix(shared) else {
+            // A key without the shared prefix sorts before every key of
+            // the node or after every one.
+            return if key < first { Err(0) } else { Err(n) };
+        };
+        // Heads are in key order: every key whose head is below `key`'s is
+        // smaller than it, every key whose head is above is larger; only
+        // equal heads need the whole key.
+        let h = head(rest);
+        let mut i = self.heads.partition_point(|&x| x < h);
+        while self.heads.get(i).is_some_and(|&x| x == h) {
+            match self.key(i).cmp(key) {
+                Ordering::Less => i += 1,
+                Ordering::Equal => return Ok(i),
+                Ordering::Greater => return Err(i),
             }
         }
-        Err(lo)
+        Err(i)
     }
 
     /// Branch: the child that routes `key`.
@@ -153,8 +191,16 @@ impl Node {
 
     /// Bytes this node is charged in the cache.
     pub(crate) fn weight(&self) -> usize {
-        self.body.len() + self.offs.len() * 4 + 64
+        self.body.len() + self.offs.len() * 4 + self.heads.len() * 4 + 64
     }
+}
+
+/// The first 4 bytes of `rest` (zero-padded) as a big-endian number: in the
+/// order of the byte strings, though not strictly (a tie says nothing).
+fn head(rest: &[u8]) -> u32 {
+    let mut w = [0u8; 4];
+    w.iter_mut().zip(rest).for_each(|(d, s)| *d = *s);
+    u32::from_be_bytes(w)
 }
 
 /// The start offset of each entry of `body`, plus the end of the last one,
@@ -226,4 +272,64 @@ pub(crate) fn inline_size(klen: usize, vlen: usize) -> usize {
 pub(crate) fn entry_key(raw: &[u8]) -> &[u8] {
     let klen = u16::from_be_bytes([raw[0], raw[1]]) as usize;
     &raw[2..2 + klen]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn leaf(keys: &std::collections::BTreeSet<Vec<u8>>) -> Node {
+        let mut body = (keys.len() as u16).to_be_bytes().to_vec();
+        for k in keys {
+            put_inline(&mut body, k, b"v");
+        }
+        Node::decode_used(true, &body, 3).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Keys from a small alphabet with long shared runs, so nodes have
+    /// shared prefixes, equal heads, keys that are prefixes of others, and
+    /// zero bytes that pad like the heads do.
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::sample::select(vec![&b""[..], b"user-key", b"user-kez", b"\0\0"]),
+            prop::collection::vec(prop::sample::select(vec![0u8, 1, 2, 0xff]), 0..7),
+        )
+            .prop_map(|(p, t)| [p, &t].concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn search_agrees_with_a_linear_search(
+            keys in prop::collection::btree_set(key(), 1..40),
+            probes in prop::collection::vec(key(), 1..20),
+        ) {
+            let node = leaf(&keys);
+            let sorted: Vec<&Vec<u8>> = keys.iter().collect();
+            for q in probes.iter().chain(keys.iter()) {
+                let want = match sorted.iter().position(|k| k.as_slice() >= q.as_slice()) {
+                    Some(i) if sorted[i] == q => Ok(i),
+                    Some(i) => Err(i),
+                    None => Err(sorted.len()),
+                };
+                prop_assert_eq!(node.search(q), want, "probe {:?}", q);
+            }
+        }
+    }
+
+    #[test]
+    fn a_node_keeps_only_the_bytes_its_entries_use() {
+        let keys = [b"a".to_vec(), b"b".to_vec()].into_iter().collect();
+        let full = {
+            let mut body = vec![0u8; 4000];
+            let n = leaf(&keys);
+            body[..n.body.len()].copy_from_slice(&n.body);
+            body
+        };
+        let trimmed = Node::decode_used(true, &full, 3).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(trimmed.body.len(), 2 + 2 * inline_size(1, 1));
+        assert_eq!(trimmed.val(1), ValRef::Inline(b"v"));
+    }
 }
