@@ -167,17 +167,24 @@ impl Node {
         };
         // Heads are in key order: every key whose head is below `key`'s is
         // smaller than it, every key whose head is above is larger; only
-        // equal heads need the whole key.
+        // the run of equal heads needs whole keys (a binary search, so a
+        // node whose keys share more than its prefix stays logarithmic).
         let h = head(rest);
-        let mut i = self.heads.partition_point(|&x| x < h);
-        while self.heads.get(i).is_some_and(|&x| x == h) {
-            match self.key(i).cmp(key) {
-                Ordering::Less => i += 1,
-                Ordering::Equal => return Ok(i),
-                Ordering::Greater => return Err(i),
+        let mut lo = self.heads.partition_point(|&x| x < h);
+        let mut hi = lo
+            + self
+                .heads
+                .get(lo..)
+                .map_or(0, |tail| tail.partition_point(|&x| x == h));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.key(mid).cmp(key) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Ok(mid),
             }
         }
-        Err(i)
+        Err(lo)
     }
 
     /// Branch: the child that routes `key`.
