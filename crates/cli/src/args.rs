@@ -221,6 +221,10 @@ pub(crate) enum Command {
         /// best of them (needs a build with `--features peers`).
         #[arg(long)]
         peers: bool,
+        /// sealkv's page cache in MiB (default: the configuration's, 64),
+        /// e.g. to compare with a peer's larger default cache.
+        #[arg(long, value_name = "MIB")]
+        cache_mib: Option<u64>,
     },
     /// The guided tour: an encrypted database, a scan for plaintext, a
     /// backup, a key rotation.

@@ -78,6 +78,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             value_size,
             only,
             peers,
+            cache_mib,
         } => bench::run(
             g.db.as_deref(),
             &bench::Options {
@@ -87,6 +88,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 only: only.clone(),
                 json: *json,
                 peers: *peers,
+                cache_mib: *cache_mib,
             },
         ),
     }

@@ -246,3 +246,32 @@ fn peers_without_the_feature_is_a_usage_error_naming_it() {
     assert!(err.contains("--features peers"), "{err}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn cache_mib_sets_the_page_cache_and_the_report_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = sealkv()
+        .args(["--db", tmp.path().to_str().unwrap()])
+        .args([
+            "bench",
+            "--n",
+            "200",
+            "--rounds",
+            "1",
+            "--value-size",
+            "100",
+            "--only",
+            "aes-256-gcm",
+            "--cache-mib",
+            "3",
+        ])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("3 MiB page cache from --cache-mib"), "{text}");
+    assert!(
+        text.contains("(configured bounds: 3 MiB page cache"),
+        "{text}"
+    );
+    assert!(!text.contains("64 MiB page cache"), "{text}");
+}

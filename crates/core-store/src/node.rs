@@ -40,52 +40,74 @@ pub(crate) struct Node {
     pub(crate) body: Box<[u8]>,
     /// Start offset of each entry, plus the end of the last one.
     offs: Vec<u32>,
+    /// The length of the prefix every key of the node shares.
+    prefix: usize,
+    /// For each key, the 4 bytes after that prefix (zero-padded) as a
+    /// big-endian number: in key order, so a search compares these in one
+    /// small array and reads the body only where they tie.
+    heads: Vec<u32>,
 }
 
 impl Node {
-    /// Parses and checks a body (page number `page` for errors).
+    /// Parses and checks a body (page number `page` for errors), keeping
+    /// the whole buffer.
     pub(crate) fn decode(leaf: bool, body: Box<[u8]>, page: u64) -> Result<Node> {
+        let offs = index(leaf, &body, page)?;
+        Node::indexed(leaf, body, offs).checked(page)
+    }
+
+    /// Parses and checks a body like [`Node::decode`], but keeps a copy of
+    /// only its entries: the zero padding after the last one is dropped, so
+    /// a cached node is charged (and holds) what it uses, not a whole page.
+    pub(crate) fn decode_used(leaf: bool, body: &[u8], page: u64) -> Result<Node> {
+        let offs = index(leaf, body, page)?;
+        let end = offs.last().map_or(0, |&e| e as usize);
+        let used = body
+            .get(..end)
+            .ok_or_else(|| StoreError::corrupt(page, "entry overruns the page"))?;
+        Node::indexed(leaf, used.into(), offs).checked(page)
+    }
+
+    /// A node over `body` with its entry offsets, and the search index
+    /// (shared prefix, key heads) built from them.
+    fn indexed(leaf: bool, body: Box<[u8]>, offs: Vec<u32>) -> Node {
+        let mut n = Node {
+            leaf,
+            body,
+            offs,
+            prefix: 0,
+            heads: Vec::new(),
+        };
+        let count = n.len();
+        if count > 0 {
+            // Keys are sorted (`checked` fails the node otherwise, and no
+            // search runs on it), so the first and last keys' common
+            // prefix is every key's.
+            let (first, last) = (n.key(0), n.key(count - 1));
+            n.prefix = first.iter().zip(last).take_while(|(a, b)| a == b).count();
+            let heads = (0..count).map(|i| head(n.key(i).get(n.prefix..).unwrap_or(&[])));
+            n.heads = heads.collect();
+        }
+        n
+    }
+
+    /// The checks that need the index: keys strictly increasing, and no
+    /// overflow value at page 0.
+    fn checked(self, page: u64) -> Result<Node> {
         let bad = |what: &str| StoreError::corrupt(page, what);
-        let count = be16(&body, 0).ok_or_else(|| bad("node truncated"))? as usize;
-        if count == 0 {
-            return Err(bad("empty node"));
-        }
-        let mut offs = Vec::with_capacity(count + 1);
-        let mut at = 2usize;
-        for _ in 0..count {
-            offs.push(at as u32);
-            let klen = be16(&body, at).ok_or_else(|| bad("entry truncated"))? as usize;
-            at += 2 + klen;
-            if leaf {
-                let flag = *body.get(at).ok_or_else(|| bad("entry truncated"))?;
-                at += 1;
-                at += match flag {
-                    0 => 4 + be32(&body, at).ok_or_else(|| bad("entry truncated"))? as usize,
-                    1 => 32,
-                    _ => return Err(bad("bad value flag")),
-                };
-            } else {
-                at += 24;
-            }
-            if at > body.len() {
-                return Err(bad("entry overruns the page"));
-            }
-        }
-        offs.push(at as u32);
-        let n = Node { leaf, body, offs };
-        for i in 1..count {
-            if n.key(i - 1) >= n.key(i) {
+        for i in 1..self.len() {
+            if self.key(i - 1) >= self.key(i) {
                 return Err(bad("keys out of order"));
             }
         }
-        if leaf {
-            for i in 0..count {
-                if let ValRef::Overflow { page: 0, .. } = n.val(i) {
+        if self.leaf {
+            for i in 0..self.len() {
+                if let ValRef::Overflow { page: 0, .. } = self.val(i) {
                     return Err(bad("overflow value points at page 0"));
                 }
             }
         }
-        Ok(n)
+        Ok(self)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -132,9 +154,30 @@ impl Node {
 
     /// Leaf: the index of `key` or where it would go.
     pub(crate) fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
-        let (mut lo, mut hi) = (0, self.len());
+        let n = self.len();
+        if n == 0 {
+            return Err(0);
+        }
+        let first = self.key(0);
+        let shared = first.get(..self.prefix).unwrap_or(first);
+        let Some(rest) = key.strip_prefix(shared) else {
+            // A key without the shared prefix sorts before every key of
+            // the node or after every one.
+            return if key < first { Err(0) } else { Err(n) };
+        };
+        // Heads are in key order: every key whose head is below `key`'s is
+        // smaller than it, every key whose head is above is larger; only
+        // the run of equal heads needs whole keys (a binary search, so a
+        // node whose keys share more than its prefix stays logarithmic).
+        let h = head(rest);
+        let mut lo = self.heads.partition_point(|&x| x < h);
+        let mut hi = lo
+            + self
+                .heads
+                .get(lo..)
+                .map_or(0, |tail| tail.partition_point(|&x| x == h));
         while lo < hi {
-            let mid = (lo + hi) / 2;
+            let mid = lo + (hi - lo) / 2;
             match self.key(mid).cmp(key) {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
@@ -155,8 +198,49 @@ impl Node {
 
     /// Bytes this node is charged in the cache.
     pub(crate) fn weight(&self) -> usize {
-        self.body.len() + self.offs.len() * 4 + 64
+        self.body.len() + self.offs.len() * 4 + self.heads.len() * 4 + 64
     }
+}
+
+/// The first 4 bytes of `rest` (zero-padded) as a big-endian number: in the
+/// order of the byte strings, though not strictly (a tie says nothing).
+fn head(rest: &[u8]) -> u32 {
+    let mut w = [0u8; 4];
+    w.iter_mut().zip(rest).for_each(|(d, s)| *d = *s);
+    u32::from_be_bytes(w)
+}
+
+/// The start offset of each entry of `body`, plus the end of the last one,
+/// checking that every entry lies inside it.
+fn index(leaf: bool, body: &[u8], page: u64) -> Result<Vec<u32>> {
+    let bad = |what: &str| StoreError::corrupt(page, what);
+    let count = be16(body, 0).ok_or_else(|| bad("node truncated"))? as usize;
+    if count == 0 {
+        return Err(bad("empty node"));
+    }
+    let mut offs = Vec::with_capacity(count + 1);
+    let mut at = 2usize;
+    for _ in 0..count {
+        offs.push(at as u32);
+        let klen = be16(body, at).ok_or_else(|| bad("entry truncated"))? as usize;
+        at += 2 + klen;
+        if leaf {
+            let flag = *body.get(at).ok_or_else(|| bad("entry truncated"))?;
+            at += 1;
+            at += match flag {
+                0 => 4 + be32(body, at).ok_or_else(|| bad("entry truncated"))? as usize,
+                1 => 32,
+                _ => return Err(bad("bad value flag")),
+            };
+        } else {
+            at += 24;
+        }
+        if at > body.len() {
+            return Err(bad("entry overruns the page"));
+        }
+    }
+    offs.push(at as u32);
+    Ok(offs)
 }
 
 /// Appends a leaf entry with an inline value.
@@ -195,4 +279,64 @@ pub(crate) fn inline_size(klen: usize, vlen: usize) -> usize {
 pub(crate) fn entry_key(raw: &[u8]) -> &[u8] {
     let klen = u16::from_be_bytes([raw[0], raw[1]]) as usize;
     &raw[2..2 + klen]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn leaf(keys: &std::collections::BTreeSet<Vec<u8>>) -> Node {
+        let mut body = (keys.len() as u16).to_be_bytes().to_vec();
+        for k in keys {
+            put_inline(&mut body, k, b"v");
+        }
+        Node::decode_used(true, &body, 3).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Keys from a small alphabet with long shared runs, so nodes have
+    /// shared prefixes, equal heads, keys that are prefixes of others, and
+    /// zero bytes that pad like the heads do.
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::sample::select(vec![&b""[..], b"user-key", b"user-kez", b"\0\0"]),
+            prop::collection::vec(prop::sample::select(vec![0u8, 1, 2, 0xff]), 0..7),
+        )
+            .prop_map(|(p, t)| [p, &t].concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn search_agrees_with_a_linear_search(
+            keys in prop::collection::btree_set(key(), 1..40),
+            probes in prop::collection::vec(key(), 1..20),
+        ) {
+            let node = leaf(&keys);
+            let sorted: Vec<&Vec<u8>> = keys.iter().collect();
+            for q in probes.iter().chain(keys.iter()) {
+                let want = match sorted.iter().position(|k| k.as_slice() >= q.as_slice()) {
+                    Some(i) if sorted[i] == q => Ok(i),
+                    Some(i) => Err(i),
+                    None => Err(sorted.len()),
+                };
+                prop_assert_eq!(node.search(q), want, "probe {:?}", q);
+            }
+        }
+    }
+
+    #[test]
+    fn a_node_keeps_only_the_bytes_its_entries_use() {
+        let keys = [b"a".to_vec(), b"b".to_vec()].into_iter().collect();
+        let full = {
+            let mut body = vec![0u8; 4000];
+            let n = leaf(&keys);
+            body[..n.body.len()].copy_from_slice(&n.body);
+            body
+        };
+        let trimmed = Node::decode_used(true, &full, 3).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(trimmed.body.len(), 2 + 2 * inline_size(1, 1));
+        assert_eq!(trimmed.val(1), ValRef::Inline(b"v"));
+    }
 }

@@ -304,41 +304,27 @@ impl Range {
             self.front = Some(self.seek_front()?);
         }
         let mut path = self.front.take().unwrap_or_default();
-        let out = loop {
+        let found = loop {
             let Some((node, i)) = path.last_mut() else {
-                break None;
+                break false;
             };
             if *i < node.len() {
-                let idx = *i;
                 *i += 1;
-                let key = node.key(idx);
-                if self.past_upper(key) {
-                    break None;
-                }
-                let node = node.clone();
-                break Some((node, idx));
+                break !self.past_upper(node.key(*i - 1));
             }
             if !self.advance_front(&mut path)? {
-                break None;
+                break false;
             }
         };
-        self.front = Some(path);
-        let Some((node, idx)) = out else {
-            self.done = true;
-            return Ok(None);
+        let out = match path.last() {
+            Some((node, i)) if found => self.yield_entry(node, *i - 1, false),
+            _ => Ok(None),
         };
-        // Meeting the back cursor ends the range.
-        if self
-            .last_back
-            .as_deref()
-            .is_some_and(|b| node.key(idx) >= b)
-        {
+        self.front = Some(path);
+        if !matches!(out, Ok(Some(_))) {
             self.done = true;
-            return Ok(None);
         }
-        self.last_front = Some(node.key(idx).to_vec());
-        let v = value_of(&self.inner, node.val(idx), self.page_count)?;
-        Ok(Some((node.key(idx).to_vec(), v)))
+        out
     }
 
     fn step_back(&mut self) -> Result<Option<Entry>> {
@@ -346,38 +332,54 @@ impl Range {
             self.back = Some(self.seek_back()?);
         }
         let mut path = self.back.take().unwrap_or_default();
-        let out = loop {
+        let found = loop {
             let Some((node, i)) = path.last_mut() else {
-                break None;
+                break false;
             };
             if *i > 0 {
                 *i -= 1;
-                let idx = *i;
-                if self.before_lower(node.key(idx)) {
-                    break None;
-                }
-                break Some((node.clone(), idx));
+                break !self.before_lower(node.key(*i));
             }
             if !self.advance_back(&mut path)? {
-                break None;
+                break false;
             }
         };
-        self.back = Some(path);
-        let Some((node, idx)) = out else {
-            self.done = true;
-            return Ok(None);
+        let out = match path.last() {
+            Some((node, i)) if found => self.yield_entry(node, *i, true),
+            _ => Ok(None),
         };
-        if self
-            .last_front
-            .as_deref()
-            .is_some_and(|f| node.key(idx) <= f)
-        {
+        self.back = Some(path);
+        if !matches!(out, Ok(Some(_))) {
             self.done = true;
+        }
+        out
+    }
+
+    /// Entry `idx` of leaf `node`, reached from the back (`back`) or the
+    /// front: `None` once it meets what the other end has yielded.
+    fn yield_entry(&mut self, node: &Node, idx: usize, back: bool) -> Result<Option<Entry>> {
+        let key = node.key(idx);
+        let (other, mine) = if back {
+            (&self.last_front, &mut self.last_back)
+        } else {
+            (&self.last_back, &mut self.last_front)
+        };
+        let met = other
+            .as_deref()
+            .is_some_and(|o| if back { key <= o } else { key >= o });
+        if met {
             return Ok(None);
         }
-        self.last_back = Some(node.key(idx).to_vec());
+        // Reuse the buffer: no allocation per entry for the bookkeeping.
+        match mine {
+            Some(buf) => {
+                buf.clear();
+                buf.extend_from_slice(key);
+            }
+            None => *mine = Some(key.to_vec()),
+        }
         let v = value_of(&self.inner, node.val(idx), self.page_count)?;
-        Ok(Some((node.key(idx).to_vec(), v)))
+        Ok(Some((key.to_vec(), v)))
     }
 }
 

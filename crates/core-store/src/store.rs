@@ -480,13 +480,14 @@ impl Store {
             let r = lock(&i.readers);
             (r.values().sum(), r.keys().next().copied())
         };
+        let (cache_bytes, cache_hits, cache_misses) = i.cache.counters();
         StoreStats {
             txn: snap.meta.txn,
             page_count: snap.meta.page_count,
             free_pages: snap.meta.free_pages,
-            cache_hits: i.cache.hits.load(Ordering::Relaxed),
-            cache_misses: i.cache.misses.load(Ordering::Relaxed),
-            cache_bytes: i.cache.bytes(),
+            cache_hits,
+            cache_misses,
+            cache_bytes,
             pages_read: i.pages_read.load(Ordering::Relaxed),
             pages_written: i.pages_written.load(Ordering::Relaxed),
             commits: i.commits.load(Ordering::Relaxed),
@@ -612,16 +613,20 @@ impl Inner {
         if let Some(n) = self.cache.get(r.page, &r.tag) {
             return Ok(n);
         }
-        let mut buf = vec![0u8; self.codec.page_size];
-        self.read_raw(r.page, page_count, &mut buf)?;
-        let h = self.codec.open_expected(
-            &mut buf,
-            r.page,
-            &r.tag,
-            &[PageKind::Branch, PageKind::Leaf],
-        )?;
-        let body: Box<[u8]> = buf[PAGE_HEADER_LEN..self.codec.page_size - TAG_LEN].into();
-        let node = Arc::new(Node::decode(h.kind == PageKind::Leaf, body, r.page)?);
+        let node = with_page_buf(self.codec.page_size, |buf| {
+            self.read_raw(r.page, page_count, buf)?;
+            let h = self.codec.open_expected(
+                buf,
+                r.page,
+                &r.tag,
+                &[PageKind::Branch, PageKind::Leaf],
+            )?;
+            let body = buf
+                .get(PAGE_HEADER_LEN..self.codec.page_size - TAG_LEN)
+                .ok_or_else(|| StoreError::corrupt(r.page, "page truncated"))?;
+            Node::decode_used(h.kind == PageKind::Leaf, body, r.page)
+        })?;
+        let node = Arc::new(node);
         self.cache.insert(r.page, r.tag, node.clone());
         Ok(node)
     }
@@ -649,30 +654,9 @@ impl Inner {
         // `len` comes from the leaf: grow with the pages actually read
         // instead of trusting it for a large reservation up front.
         let mut out = Vec::new();
-        let mut next = Some(first);
-        let mut buf = vec![0u8; self.codec.page_size];
-        let mut hops = 0;
-        while let Some(r) = next {
-            hops += 1;
-            if hops > page_count {
-                return Err(StoreError::corrupt(r.page, "overflow chain loops"));
-            }
-            self.read_raw(r.page, page_count, &mut buf)?;
-            self.codec
-                .open_expected(&mut buf, r.page, &r.tag, &[PageKind::Overflow])?;
-            let (n, data) = overflow_body(
-                &buf[PAGE_HEADER_LEN..self.codec.page_size - TAG_LEN],
-                r.page,
-            )?;
-            out.extend_from_slice(data);
-            if out.len() as u64 > len {
-                return Err(StoreError::corrupt(
-                    r.page,
-                    "overflow chain longer than its value",
-                ));
-            }
-            next = n;
-        }
+        with_page_buf(self.codec.page_size, |buf| {
+            self.read_chain(first, len, page_count, buf, &mut out)
+        })?;
         if out.len() as u64 != len {
             return Err(StoreError::corrupt(
                 first.page,
@@ -682,6 +666,42 @@ impl Inner {
         self.cache
             .insert_value(first.page, first.tag, Arc::from(out.as_slice()));
         Ok(out)
+    }
+
+    /// Appends the data of the overflow chain from `first` to `out`, one
+    /// page at a time through `buf`, failing once it passes `len` bytes.
+    fn read_chain(
+        &self,
+        first: ChildRef,
+        len: u64,
+        page_count: u64,
+        buf: &mut [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let mut next = Some(first);
+        let mut hops = 0;
+        while let Some(r) = next {
+            hops += 1;
+            if hops > page_count {
+                return Err(StoreError::corrupt(r.page, "overflow chain loops"));
+            }
+            self.read_raw(r.page, page_count, buf)?;
+            self.codec
+                .open_expected(buf, r.page, &r.tag, &[PageKind::Overflow])?;
+            let body = buf
+                .get(PAGE_HEADER_LEN..self.codec.page_size - TAG_LEN)
+                .ok_or_else(|| StoreError::corrupt(r.page, "page truncated"))?;
+            let (n, data) = overflow_body(body, r.page)?;
+            out.extend_from_slice(data);
+            if out.len() as u64 > len {
+                return Err(StoreError::corrupt(
+                    r.page,
+                    "overflow chain longer than its value",
+                ));
+            }
+            next = n;
+        }
+        Ok(())
     }
 
     /// Registers a reader at the current snapshot.
@@ -720,4 +740,24 @@ pub(crate) fn overflow_body(body: &[u8], page: u64) -> Result<(Option<ChildRef>,
         .get(OVERFLOW_HEAD..OVERFLOW_HEAD + len)
         .ok_or_else(bad)?;
     Ok(((np != 0).then_some(ChildRef { page: np, tag }), data))
+}
+
+thread_local! {
+    /// A page buffer per thread for reads that decode what they read
+    /// (tree nodes, overflow values) instead of keeping the buffer: one
+    /// allocation per thread instead of one per cache miss.
+    static PAGE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a page buffer of `size` bytes: this thread's reused buffer,
+/// or a fresh one if that is already in use (a nested call). Its contents
+/// on entry are unspecified: `f` must fill what it reads.
+fn with_page_buf<R>(size: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    PAGE_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.resize(size, 0);
+            f(&mut buf)
+        }
+        Err(_) => f(&mut vec![0u8; size]),
+    })
 }

@@ -8,7 +8,7 @@ use crate::meta::decode_free;
 use crate::meta::{FreeEntry, Meta};
 use crate::node::{ChildRef, Node, ValRef};
 use crate::read::ReadTxn;
-use crate::store::{Inner, Store, overflow_body};
+use crate::store::{Inner, Store, lock, overflow_body};
 
 /// One problem `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,6 +345,10 @@ impl Store {
         let mut report = walk(&self.inner, snap.meta()).0;
         if let Some(what) = self.other_meta_problem(snap.meta().txn)
             // A commit since the snapshot rewrites that slot: not damage.
+            // One still running (its meta page written, its snapshot not yet
+            // published) holds the writer gate until it has published, so
+            // check the gate too, after the slot was read.
+            && lock(&self.inner.gate).owner.is_none()
             && self.read().txn() == snap.meta().txn
         {
             report.problems.push(Problem {

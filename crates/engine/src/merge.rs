@@ -50,6 +50,16 @@ impl<E> Peeked<E> {
         Ok(self.back.as_ref().or(self.front.as_ref()))
     }
 
+    /// What `head_front` returned last, without fetching.
+    fn peek_front(&self) -> Option<&ScanItem> {
+        self.front.as_ref().or(self.back.as_ref())
+    }
+
+    /// What `head_back` returned last, without fetching.
+    fn peek_back(&self) -> Option<&ScanItem> {
+        self.back.as_ref().or(self.front.as_ref())
+    }
+
     /// Consumes the element `head_front` returned.
     fn take_front(&mut self) -> Option<ScanItem> {
         self.front.take().or_else(|| self.back.take())
@@ -90,36 +100,57 @@ impl<E> MergeIter<E> {
         }
     }
 
+    /// The index of the source whose head (front or back) comes first —
+    /// the smallest key from the front, the largest from the back — the
+    /// first (newest) source on a tie. Every head must have been fetched.
+    fn winner(&self, back: bool) -> Option<usize> {
+        let mut best: Option<(usize, &[u8])> = None;
+        for (i, s) in self.sources.iter().enumerate() {
+            let head = if back { s.peek_back() } else { s.peek_front() };
+            if let Some((k, _)) = head
+                && best.is_none_or(|(_, b)| {
+                    if back {
+                        k.as_slice() > b
+                    } else {
+                        k.as_slice() < b
+                    }
+                })
+            {
+                best = Some((i, k));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
     /// The next visible key and value from the front.
     fn step_front(&mut self) -> Result<Option<KeyValue>, E> {
         loop {
-            // The smallest key at any source's front; the first (newest)
-            // source holding it wins.
-            let mut best: Option<(usize, Vec<u8>)> = None;
-            for (i, s) in self.sources.iter_mut().enumerate() {
-                if let Some((k, _)) = s.head_front()?
-                    && best.as_ref().is_none_or(|(_, b)| k < b)
-                {
-                    best = Some((i, k.clone()));
-                }
+            for s in &mut self.sources {
+                s.head_front()?;
             }
-            let Some((winner, key)) = best else {
+            // The smallest key at any source's front; the first (newest)
+            // source holding it wins, the others' copies are dropped.
+            let Some(winner) = self.winner(false) else {
                 return Ok(None);
             };
-            if self.back_last.as_ref().is_some_and(|b| key >= *b) {
+            // Meeting the other end stops before anything is consumed.
+            let head = self.sources.get(winner).and_then(Peeked::peek_front);
+            if let (Some((k, _)), Some(last)) = (head, &self.back_last)
+                && k >= last
+            {
                 return Ok(None);
             }
-            let mut value = None;
-            for (i, s) in self.sources.iter_mut().enumerate() {
-                if s.head_front()?.is_some_and(|(k, _)| *k == key) {
-                    let item = s.take_front();
-                    if i == winner {
-                        value = item.map(|(_, v)| v);
-                    }
+            let Some((key, value)) = self.sources.get_mut(winner).and_then(Peeked::take_front)
+            else {
+                return Ok(None);
+            };
+            for s in &mut self.sources {
+                if s.peek_front().is_some_and(|(k, _)| *k == key) {
+                    s.take_front();
                 }
             }
-            self.front_last = Some(key.clone());
-            if let Some(Some(v)) = value {
+            remember(&mut self.front_last, &key);
+            if let Some(v) = value {
                 return Ok(Some((key, v)));
             }
             // A tombstone: the key is deleted; look further.
@@ -129,34 +160,45 @@ impl<E> MergeIter<E> {
     /// The next visible key and value from the back.
     fn step_back(&mut self) -> Result<Option<KeyValue>, E> {
         loop {
-            let mut best: Option<(usize, Vec<u8>)> = None;
-            for (i, s) in self.sources.iter_mut().enumerate() {
-                if let Some((k, _)) = s.head_back()?
-                    && best.as_ref().is_none_or(|(_, b)| k > b)
-                {
-                    best = Some((i, k.clone()));
-                }
+            for s in &mut self.sources {
+                s.head_back()?;
             }
-            let Some((winner, key)) = best else {
+            let Some(winner) = self.winner(true) else {
                 return Ok(None);
             };
-            if self.front_last.as_ref().is_some_and(|f| key <= *f) {
+            // Meeting the other end stops before anything is consumed.
+            let head = self.sources.get(winner).and_then(Peeked::peek_back);
+            if let (Some((k, _)), Some(last)) = (head, &self.front_last)
+                && k <= last
+            {
                 return Ok(None);
             }
-            let mut value = None;
-            for (i, s) in self.sources.iter_mut().enumerate() {
-                if s.head_back()?.is_some_and(|(k, _)| *k == key) {
-                    let item = s.take_back();
-                    if i == winner {
-                        value = item.map(|(_, v)| v);
-                    }
+            let Some((key, value)) = self.sources.get_mut(winner).and_then(Peeked::take_back)
+            else {
+                return Ok(None);
+            };
+            for s in &mut self.sources {
+                if s.peek_back().is_some_and(|(k, _)| *k == key) {
+                    s.take_back();
                 }
             }
-            self.back_last = Some(key.clone());
-            if let Some(Some(v)) = value {
+            remember(&mut self.back_last, &key);
+            if let Some(v) = value {
                 return Ok(Some((key, v)));
             }
         }
+    }
+}
+
+/// Sets `slot` to a copy of `key`, reusing its buffer (no allocation per
+/// step once the first key is remembered).
+fn remember(slot: &mut Option<Vec<u8>>, key: &[u8]) {
+    match slot {
+        Some(buf) => {
+            buf.clear();
+            buf.extend_from_slice(key);
+        }
+        None => *slot = Some(key.to_vec()),
     }
 }
 

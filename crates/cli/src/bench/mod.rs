@@ -36,6 +36,8 @@ pub(crate) struct Options {
     pub(crate) json: bool,
     /// Also run the peer engines (redb, SQLite; feature `peers`).
     pub(crate) peers: bool,
+    /// sealkv's page cache in MiB, if not the configuration's default.
+    pub(crate) cache_mib: Option<u64>,
 }
 
 /// Another engine run beside sealkv's modes (`--peers`), on the workloads
@@ -145,7 +147,14 @@ pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliErr
         } else {
             Vec::new()
         };
-        let results = measure(tmp.path(), &modes, &peers, shape, options.rounds)?;
+        let results = measure(
+            tmp.path(),
+            &modes,
+            &peers,
+            shape,
+            options.rounds,
+            options.cache_mib,
+        )?;
         if options.json {
             report::print_json(&results);
         }
@@ -165,6 +174,7 @@ fn measure(
     peers: &[Box<dyn Peer>],
     shape: Shape,
     rounds: u32,
+    cache_mib: Option<u64>,
 ) -> Result<Results, CliError> {
     let targets: Vec<Target> = modes
         .iter()
@@ -173,6 +183,7 @@ fn measure(
             mode: mode.clone(),
             dir: root.join(format!("v{}-m{i}", shape.value_len)),
             shape,
+            cache_mib,
         })
         .collect();
     let mut samples = vec![vec![Vec::new(); modes.len()]; Workload::ALL.len()];

@@ -533,6 +533,7 @@ mod tests {
                 mode: Mode::all().swap_remove(0),
                 dir: tmp.path().join("sealkv"),
                 shape,
+                cache_mib: None,
             };
             target.run(Workload::FillRandom).unwrap();
             let db = sealkv::Db::open_with_config(

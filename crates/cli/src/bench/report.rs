@@ -170,10 +170,17 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
         env!("CARGO_PKG_VERSION"),
     );
     println!();
+    let config = match options.cache_mib {
+        None => "Default configuration (SyncMode::Always, 64 MiB memtable, 64 MiB page cache"
+            .to_string(),
+        Some(m) => format!(
+            "Default configuration but for the page cache (SyncMode::Always, 64 MiB \
+             memtable, {m} MiB page cache from --cache-mib"
+        ),
+    };
     println!(
-        "Default configuration (SyncMode::Always, 64 MiB memtable, 64 MiB page cache, 4 KiB \
-         pages), 16-byte keys, {} round(s) per workload and mode, interleaved in one process \
-         with the mode order rotated each round; each cell is the median ops/s, \
+        "{config}, 4 KiB pages), 16-byte keys, {} round(s) per workload and mode, interleaved \
+         in one process with the mode order rotated each round; each cell is the median ops/s, \
          (ratio to plaintext) beside it.",
         options.rounds
     );
@@ -218,11 +225,12 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
             println!();
             println!(
                 "Peak RSS of the whole process while this table ran{peers}: {:.1} MiB \
-                 (configured bounds: 64 MiB page cache + 64 MiB memtable).",
-                b as f64 / (1 << 20) as f64
+                 (configured bounds: {} MiB page cache + 64 MiB memtable).",
+                b as f64 / (1 << 20) as f64,
+                options.cache_mib.unwrap_or(64)
             );
         }
-        print_peers_markdown(results);
+        print_peers_markdown(results, options.cache_mib.unwrap_or(64));
     }
     println!();
     println!("Workloads (N = the records of the table):");
@@ -239,7 +247,7 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
 
 /// Prints the table against the peer engines, if they ran: each engine's
 /// median ops/s and encrypted sealkv's ratio to the best peer.
-fn print_peers_markdown(results: &Results) {
+fn print_peers_markdown(results: &Results, cache_mib: u64) {
     if results.peers.is_empty() {
         return;
     }
@@ -302,9 +310,10 @@ fn print_peers_markdown(results: &Results) {
          interleaved with sealkv's modes. Durable batches: redb one write transaction per \
          1,000 records with Durability::Immediate; SQLite (bundled) WAL journal, \
          synchronous=FULL, one transaction per 1,000 records into a WITHOUT ROWID table with a \
-         BLOB primary key. Default caches: sealkv 64 MiB, redb 1 GiB, SQLite 2,000 KiB. A \
-         ratio above 1 means encrypted sealkv is ahead of the best plaintext peer (for \
-         single-put-durable, in puts per second: 1 / median latency)."
+         BLOB primary key. Caches: sealkv {} MiB, redb 1 GiB (its default), SQLite 2,000 KiB \
+         (its default). A ratio above 1 means encrypted sealkv is ahead of the best plaintext peer (for \
+         single-put-durable, in puts per second: 1 / median latency).",
+        cache_mib
     );
 }
 

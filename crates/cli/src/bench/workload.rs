@@ -81,6 +81,8 @@ pub(crate) struct Target {
     pub(crate) mode: Mode,
     pub(crate) dir: PathBuf,
     pub(crate) shape: Shape,
+    /// The page cache in MiB; `None`: the configuration's default.
+    pub(crate) cache_mib: Option<u64>,
 }
 
 /// What one workload measured: operations and elapsed time, or a median
@@ -248,6 +250,9 @@ impl Target {
         let mut c = Config::new(&self.dir)
             .create_if_missing(create)
             .crypto_provider(self.mode.provider.clone());
+        if let Some(mib) = self.cache_mib {
+            c = c.cache_size(mib << 20);
+        }
         if let Some(alg) = self.mode.algorithm {
             // A fixed benchmark key: the data is throwaway.
             let key =
