@@ -107,7 +107,7 @@ fn regressions_survive_a_crash_at_every_point_of_the_flushes_they_run() {
 /// The same for every disk operation of each regression's whole run
 /// (`cargo test --release -p sealkv --test it every_crash_point -- --ignored`).
 #[test]
-#[ignore = "thousands of runs: a few minutes in release"]
+#[ignore = "about 2,800 runs: seconds in release, minutes in debug"]
 fn regressions_survive_a_crash_at_every_crash_point() {
     for (name, bytes) in regressions() {
         let clean = fuzz_ops_with(&bytes, deterministic());
