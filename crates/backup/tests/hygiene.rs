@@ -376,6 +376,8 @@ fn check_private(path: &Path) {
 #[test]
 fn no_key_byte_reaches_a_log_line_an_error_or_debug_output_and_files_are_private() {
     let logs = capture_logs();
+    // Record every key made from here on (data keys, subkeys...).
+    sealkv_crypto_envelope::census::start();
     let mut ev = Evidence::default();
     let mut modes = vec![None];
     modes.extend(EncryptionAlgorithm::ALL.map(Some));

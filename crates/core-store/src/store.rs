@@ -751,12 +751,16 @@ thread_local! {
 
 /// Runs `f` on a page buffer of `size` bytes: this thread's reused buffer,
 /// or a fresh one if that is already in use (a nested call). Its contents
-/// on entry are unspecified: `f` must fill what it reads.
+/// on entry are unspecified: `f` must fill what it reads. The reused
+/// buffer is wiped afterwards, so a decrypted page does not outlive the
+/// read in a buffer that lives as long as the thread (and the database).
 fn with_page_buf<R>(size: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
     PAGE_BUF.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             buf.resize(size, 0);
-            f(&mut buf)
+            let r = f(&mut buf);
+            buf.fill(0);
+            r
         }
         Err(_) => f(&mut vec![0u8; size]),
     })

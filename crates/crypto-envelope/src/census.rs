@@ -8,9 +8,14 @@
 //! outputs — is also copied here (zeroized on drop), and
 //! [`recorded_keys`] hands the copies to the test.
 //!
+//! Recording starts only when a test calls [`start`]: cargo unifies a
+//! dev-dependency's features across a workspace build, so a binary built
+//! alongside the tests may carry this code, and there it records nothing.
+//!
 //! [`SecretKey`]: crate::SecretKey
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use zeroize::Zeroizing;
 
@@ -20,19 +25,36 @@ use crate::keys::KEY_LEN;
 /// ones only (bounded memory for long property tests).
 const MAX_RECORDED: usize = 1 << 20;
 
-static RECORDED: Mutex<Vec<Zeroizing<[u8; KEY_LEN]>>> = Mutex::new(Vec::new());
+/// Boxed, so growing the list moves pointers, never key bytes (a moved-from
+/// buffer is freed without being wiped).
+static RECORDED: Mutex<Vec<Box<Zeroizing<[u8; KEY_LEN]>>>> = Mutex::new(Vec::new());
+static ARMED: AtomicBool = AtomicBool::new(false);
+
+/// Starts recording every key constructed from now on in this process.
+/// Only a test may call this.
+pub fn start() {
+    ARMED.store(true, Ordering::SeqCst);
+}
 
 pub(crate) fn record(key: &[u8; KEY_LEN]) {
+    if !ARMED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut all = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
     if all.len() < MAX_RECORDED {
-        all.push(Zeroizing::new(*key));
+        all.push(Box::new(Zeroizing::new(*key)));
     }
 }
 
-/// Every key constructed in this process so far (up to about a million),
-/// oldest first, duplicates included.
+/// Every key constructed in this process since [`start`] (up to about a
+/// million), oldest first, duplicates included.
 pub fn recorded_keys() -> Vec<Zeroizing<[u8; KEY_LEN]>> {
-    RECORDED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    RECORDED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|k| Zeroizing::new(***k))
+        .collect()
 }
 
 #[cfg(test)]
@@ -41,7 +63,13 @@ mod tests {
     use crate::SecretKey;
 
     #[test]
-    fn every_constructor_is_recorded() {
+    fn every_constructor_is_recorded_once_started() {
+        let before = SecretKey::from_bytes(&[0x11; KEY_LEN]).unwrap();
+        assert!(
+            !recorded_keys().iter().any(|r| r[..] == *before.expose()),
+            "a key made before start() was recorded"
+        );
+        start();
         let a = SecretKey::random().unwrap();
         let b = SecretKey::from_bytes(&[0x5a; KEY_LEN]).unwrap();
         let mut arr = [0x3c; KEY_LEN];

@@ -73,7 +73,11 @@ impl Db {
     /// commit under the same lock) off while it runs, so no page-file
     /// commit or WAL retirement is half done under it: a commit in flight
     /// would otherwise show as damage (a meta slot newer than the state
-    /// read, a reused free page). Writes go on into the memtable meanwhile.
+    /// read, a reused free page). Writes go on into the memtable meanwhile,
+    /// until the memtables waiting for a flush reach their backlog bound
+    /// (twice `wal_flush_size`): then writers wait for the check to end,
+    /// which on a large database takes as long as reading every page once.
+    /// Run it when a pause of writes is acceptable, or on a backup.
     pub fn verify(&self) -> Result<VerifyReport, Error> {
         let inner = &self.inner;
         let dir = &inner.dir;
