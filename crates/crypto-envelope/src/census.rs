@@ -27,6 +27,7 @@ const MAX_RECORDED: usize = 1 << 20;
 
 /// Boxed, so growing the list moves pointers, never key bytes (a moved-from
 /// buffer is freed without being wiped).
+#[allow(clippy::vec_box, reason = "growing the list must not move key bytes")]
 static RECORDED: Mutex<Vec<Box<Zeroizing<[u8; KEY_LEN]>>>> = Mutex::new(Vec::new());
 static ARMED: AtomicBool = AtomicBool::new(false);
 
