@@ -221,12 +221,14 @@ proptest! {
 #[test]
 fn the_first_finding_is_a_write_of_the_killed_instance_landing_after_the_reopen() {
     use std::io;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
     use sealkv::{Config, Db, SyncMode};
-    use sealkv_fileio::{LockKind, OpenMode, SimVfs, Vfs, VfsFile, VfsLock};
+    use sealkv_fileio::{OpenMode, SimVfs, Vfs};
+
+    use crate::hookvfs::{HookVfs, PageFileOp};
 
     /// The disk a crash then left, and the write held back (offset, bytes).
     type Held = Option<(SimVfs, u64, Vec<u8>)>;
@@ -239,63 +241,20 @@ fn the_first_finding_is_a_write_of_the_killed_instance_landing_after_the_reopen(
         armed: Arc<AtomicBool>,
         held: Arc<Mutex<Held>>,
     }
-    #[derive(Debug)]
-    struct File {
-        inner: Arc<dyn VfsFile>,
-        vfs: HoldMeta,
-        data: bool,
-    }
-    impl VfsFile for File {
-        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-            self.inner.read_at(buf, offset)
-        }
-        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-            let meta_slot = offset == 4096 || offset == 8192;
-            if self.data && meta_slot && self.vfs.armed.swap(false, Ordering::SeqCst) {
-                let fork = self.vfs.sim.fork_crashed_torn(1);
-                *self.vfs.held.lock().unwrap() = Some((fork, offset, buf.to_vec()));
-                return Err(io::Error::other("killed"));
-            }
-            self.inner.write_at(buf, offset)
-        }
-        fn sync_data(&self) -> io::Result<()> {
-            self.inner.sync_data()
-        }
-        fn set_len(&self, len: u64) -> io::Result<()> {
-            self.inner.set_len(len)
-        }
-        fn len(&self) -> io::Result<u64> {
-            self.inner.len()
-        }
-    }
-    impl Vfs for HoldMeta {
-        fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
-            Ok(Arc::new(File {
-                inner: self.sim.open(path, mode)?,
-                vfs: self.clone(),
-                data: path.ends_with("data.sealkv"),
-            }))
-        }
-        fn remove_file(&self, path: &Path) -> io::Result<()> {
-            self.sim.remove_file(path)
-        }
-        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-            self.sim.rename(from, to)
-        }
-        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-            self.sim.create_dir_all(path)
-        }
-        fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
-            self.sim.read_dir(path)
-        }
-        fn exists(&self, path: &Path) -> io::Result<bool> {
-            self.sim.exists(path)
-        }
-        fn sync_dir(&self, path: &Path) -> io::Result<()> {
-            self.sim.sync_dir(path)
-        }
-        fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>> {
-            self.sim.lock(path, kind)
+    impl HoldMeta {
+        fn vfs(&self) -> HookVfs {
+            let me = self.clone();
+            HookVfs::new(self.sim.clone(), move |op| match op {
+                PageFileOp::Write { offset, buf }
+                    if (offset == 4096 || offset == 8192)
+                        && me.armed.swap(false, Ordering::SeqCst) =>
+                {
+                    let fork = me.sim.fork_crashed_torn(1);
+                    *me.held.lock().unwrap() = Some((fork, offset, buf.to_vec()));
+                    Err(io::Error::other("killed"))
+                }
+                _ => Ok(()),
+            })
         }
     }
 
@@ -313,7 +272,7 @@ fn the_first_finding_is_a_write_of_the_killed_instance_landing_after_the_reopen(
             c
         };
         let hold = HoldMeta::default();
-        let db = Db::open_with_config(config(Arc::new(hold.clone()))).unwrap();
+        let db = Db::open_with_config(config(Arc::new(hold.vfs()))).unwrap();
         db.put(b"a", b"1").unwrap();
         db.flush().unwrap();
         db.put(b"b", b"2").unwrap();

@@ -10,6 +10,7 @@ mod encryption;
 mod faults;
 mod fuzz;
 mod golden;
+mod hookvfs;
 mod keys;
 mod model;
 #[cfg(feature = "ring")]

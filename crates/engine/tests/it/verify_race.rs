@@ -6,14 +6,13 @@
 //! the page file in turn, runs `verify()` there, and requires it clean: a
 //! commit in progress is not damage.
 
-use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use sealkv::Db;
-use sealkv_fileio::{LockKind, OpenMode, SimVfs, Vfs, VfsFile, VfsLock};
+use sealkv_fileio::SimVfs;
 
+use crate::hookvfs::HookVfs;
 use crate::support::{modes, sim_config};
 
 #[derive(Debug, Default)]
@@ -61,72 +60,19 @@ impl PauseVfs {
         g.paused
     }
 
+    /// The simulated disk, pausing here before page-file writes and fsyncs.
+    fn vfs(&self) -> HookVfs {
+        let me = self.clone();
+        HookVfs::new(self.sim.clone(), move |_| {
+            me.point();
+            Ok(())
+        })
+    }
+
     fn release(&self) {
         let (m, cv) = &*self.gate;
         m.lock().unwrap().go = true;
         cv.notify_all();
-    }
-}
-
-#[derive(Debug)]
-struct File {
-    inner: Arc<dyn VfsFile>,
-    vfs: PauseVfs,
-    data: bool,
-}
-
-impl VfsFile for File {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        if self.data {
-            self.vfs.point();
-        }
-        self.inner.write_at(buf, offset)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        if self.data {
-            self.vfs.point();
-        }
-        self.inner.sync_data()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-}
-
-impl Vfs for PauseVfs {
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
-        Ok(Arc::new(File {
-            inner: self.sim.open(path, mode)?,
-            vfs: self.clone(),
-            data: path.ends_with("data.sealkv"),
-        }))
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.sim.remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.sim.rename(from, to)
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.sim.create_dir_all(path)
-    }
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
-        self.sim.read_dir(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.sim.exists(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.sim.sync_dir(path)
-    }
-    fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>> {
-        self.sim.lock(path, kind)
     }
 }
 
@@ -141,7 +87,7 @@ fn run_with_pause(
 ) -> Result<Vec<String>, u64> {
     let vfs = PauseVfs::default();
     vfs.gate.0.lock().unwrap().stop_at = stop_at;
-    let config = sim_config(&vfs.sim, alg).vfs(Arc::new(vfs.clone()));
+    let config = sim_config(&vfs.sim, alg).vfs(Arc::new(vfs.vfs()));
     let db = Db::open_with_config(config).unwrap();
     for round in 0..3u8 {
         for i in 0..40u32 {
