@@ -87,21 +87,28 @@ fn regressions_survive_a_crash_at_every_point_of_the_flushes_they_run() {
         let points = flush_windows(&clean);
         assert!(!points.is_empty(), "{name}: a write triggers a flush");
         for &k in &points {
-            for seed in [k, !k] {
-                let run = fuzz_ops_with(
-                    &bytes,
-                    FuzzOptions {
-                        deterministic: true,
-                        crash_at: Some(k),
-                        crash_seed: seed,
-                    },
-                );
-                assert!(run.crashed_in.is_some(), "{name}: crash at {k} fired");
-                crashes += 1;
-            }
+            crashes += crash_at(&name, &bytes, k);
         }
     }
     assert!(crashes > 100, "{crashes} crash points");
+}
+
+/// Runs `bytes` with the power cut at disk operation `k`, torn two ways
+/// (the run checks the database against the model after the crash and at
+/// its end); returns the runs made.
+fn crash_at(name: &str, bytes: &[u8], k: u64) -> usize {
+    for seed in [k, !k] {
+        let run = fuzz_ops_with(
+            bytes,
+            FuzzOptions {
+                deterministic: true,
+                crash_at: Some(k),
+                crash_seed: seed,
+            },
+        );
+        assert!(run.crashed_in.is_some(), "{name}: crash at {k} fired");
+    }
+    2
 }
 
 /// The same for every disk operation of each regression's whole run
@@ -112,17 +119,7 @@ fn regressions_survive_a_crash_at_every_crash_point() {
     for (name, bytes) in regressions() {
         let clean = fuzz_ops_with(&bytes, deterministic());
         for k in 1..=clean.total {
-            for seed in [k, !k] {
-                let run = fuzz_ops_with(
-                    &bytes,
-                    FuzzOptions {
-                        deterministic: true,
-                        crash_at: Some(k),
-                        crash_seed: seed,
-                    },
-                );
-                assert!(run.crashed_in.is_some(), "{name}: crash at {k} fired");
-            }
+            crash_at(&name, &bytes, k);
         }
         eprintln!("{name}: {} crash points, 2 tearings each", clean.total);
     }
