@@ -30,44 +30,59 @@ struct Peeked<E> {
     exhausted: bool,
 }
 
+/// Which end of the merge a step reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Front,
+    Back,
+}
+
+impl End {
+    /// Whether key `a` comes before key `b` when reading from this end.
+    fn before(self, a: &[u8], b: &[u8]) -> bool {
+        match self {
+            End::Front => a < b,
+            End::Back => a > b,
+        }
+    }
+}
+
 impl<E> Peeked<E> {
-    /// The smallest unconsumed element, fetching it if needed. Once the
-    /// source is exhausted, the last element may sit in either slot.
-    fn head_front(&mut self) -> Result<Option<&ScanItem>, E> {
-        if self.front.is_none() && !self.exhausted {
-            self.front = self.source.next_front()?;
-            self.exhausted = self.front.is_none();
+    /// This end's slot and the other one.
+    fn slots(&mut self, end: End) -> (&mut Option<ScanItem>, &mut Option<ScanItem>) {
+        match end {
+            End::Front => (&mut self.front, &mut self.back),
+            End::Back => (&mut self.back, &mut self.front),
         }
-        Ok(self.front.as_ref().or(self.back.as_ref()))
     }
 
-    /// The largest unconsumed element, fetching it if needed.
-    fn head_back(&mut self) -> Result<Option<&ScanItem>, E> {
-        if self.back.is_none() && !self.exhausted {
-            self.back = self.source.next_back()?;
-            self.exhausted = self.back.is_none();
+    /// Fetches the next element from `end` unless one is waiting there.
+    /// Once the source is exhausted, the last element may sit in either
+    /// slot.
+    fn fetch(&mut self, end: End) -> Result<(), E> {
+        if self.slots(end).0.is_none() && !self.exhausted {
+            let item = match end {
+                End::Front => self.source.next_front()?,
+                End::Back => self.source.next_back()?,
+            };
+            self.exhausted = item.is_none();
+            *self.slots(end).0 = item;
         }
-        Ok(self.back.as_ref().or(self.front.as_ref()))
+        Ok(())
     }
 
-    /// What `head_front` returned last, without fetching.
-    fn peek_front(&self) -> Option<&ScanItem> {
-        self.front.as_ref().or(self.back.as_ref())
+    /// The unconsumed element nearest `end` (after [`Peeked::fetch`]).
+    fn peek(&self, end: End) -> Option<&ScanItem> {
+        match end {
+            End::Front => self.front.as_ref().or(self.back.as_ref()),
+            End::Back => self.back.as_ref().or(self.front.as_ref()),
+        }
     }
 
-    /// What `head_back` returned last, without fetching.
-    fn peek_back(&self) -> Option<&ScanItem> {
-        self.back.as_ref().or(self.front.as_ref())
-    }
-
-    /// Consumes the element `head_front` returned.
-    fn take_front(&mut self) -> Option<ScanItem> {
-        self.front.take().or_else(|| self.back.take())
-    }
-
-    /// Consumes the element `head_back` returned.
-    fn take_back(&mut self) -> Option<ScanItem> {
-        self.back.take().or_else(|| self.front.take())
+    /// Consumes the element `peek(end)` returned.
+    fn take(&mut self, end: End) -> Option<ScanItem> {
+        let (near, far) = self.slots(end);
+        near.take().or_else(|| far.take())
     }
 }
 
@@ -100,21 +115,14 @@ impl<E> MergeIter<E> {
         }
     }
 
-    /// The index of the source whose head (front or back) comes first —
-    /// the smallest key from the front, the largest from the back — the
-    /// first (newest) source on a tie. Every head must have been fetched.
-    fn winner(&self, back: bool) -> Option<usize> {
+    /// The index of the source whose head at `end` comes first — the
+    /// smallest key from the front, the largest from the back — the first
+    /// (newest) source on a tie. Every head must have been fetched.
+    fn winner(&self, end: End) -> Option<usize> {
         let mut best: Option<(usize, &[u8])> = None;
         for (i, s) in self.sources.iter().enumerate() {
-            let head = if back { s.peek_back() } else { s.peek_front() };
-            if let Some((k, _)) = head
-                && best.is_none_or(|(_, b)| {
-                    if back {
-                        k.as_slice() > b
-                    } else {
-                        k.as_slice() < b
-                    }
-                })
+            if let Some((k, _)) = s.peek(end)
+                && best.is_none_or(|(_, b)| end.before(k, b))
             {
                 best = Some((i, k));
             }
@@ -122,70 +130,45 @@ impl<E> MergeIter<E> {
         best.map(|(i, _)| i)
     }
 
-    /// The next visible key and value from the front.
-    fn step_front(&mut self) -> Result<Option<KeyValue>, E> {
+    /// The next visible key and value from `end`.
+    fn step(&mut self, end: End) -> Result<Option<KeyValue>, E> {
         loop {
             for s in &mut self.sources {
-                s.head_front()?;
+                s.fetch(end)?;
             }
-            // The smallest key at any source's front; the first (newest)
+            // The first key at any source's `end`; the first (newest)
             // source holding it wins, the others' copies are dropped.
-            let Some(winner) = self.winner(false) else {
+            let Some(winner) = self.winner(end) else {
                 return Ok(None);
             };
             // Meeting the other end stops before anything is consumed.
-            let head = self.sources.get(winner).and_then(Peeked::peek_front);
-            if let (Some((k, _)), Some(last)) = (head, &self.back_last)
-                && k >= last
+            let other_last = match end {
+                End::Front => &self.back_last,
+                End::Back => &self.front_last,
+            };
+            let head = self.sources.get(winner).and_then(|s| s.peek(end));
+            if let (Some((k, _)), Some(last)) = (head, other_last)
+                && !end.before(k, last)
             {
                 return Ok(None);
             }
-            let Some((key, value)) = self.sources.get_mut(winner).and_then(Peeked::take_front)
-            else {
+            let Some((key, value)) = self.sources.get_mut(winner).and_then(|s| s.take(end)) else {
                 return Ok(None);
             };
             for s in &mut self.sources {
-                if s.peek_front().is_some_and(|(k, _)| *k == key) {
-                    s.take_front();
+                if s.peek(end).is_some_and(|(k, _)| *k == key) {
+                    s.take(end);
                 }
             }
-            remember(&mut self.front_last, &key);
+            let last = match end {
+                End::Front => &mut self.front_last,
+                End::Back => &mut self.back_last,
+            };
+            remember(last, &key);
             if let Some(v) = value {
                 return Ok(Some((key, v)));
             }
             // A tombstone: the key is deleted; look further.
-        }
-    }
-
-    /// The next visible key and value from the back.
-    fn step_back(&mut self) -> Result<Option<KeyValue>, E> {
-        loop {
-            for s in &mut self.sources {
-                s.head_back()?;
-            }
-            let Some(winner) = self.winner(true) else {
-                return Ok(None);
-            };
-            // Meeting the other end stops before anything is consumed.
-            let head = self.sources.get(winner).and_then(Peeked::peek_back);
-            if let (Some((k, _)), Some(last)) = (head, &self.front_last)
-                && k <= last
-            {
-                return Ok(None);
-            }
-            let Some((key, value)) = self.sources.get_mut(winner).and_then(Peeked::take_back)
-            else {
-                return Ok(None);
-            };
-            for s in &mut self.sources {
-                if s.peek_back().is_some_and(|(k, _)| *k == key) {
-                    s.take_back();
-                }
-            }
-            remember(&mut self.back_last, &key);
-            if let Some(v) = value {
-                return Ok(Some((key, v)));
-            }
         }
     }
 }
@@ -209,7 +192,7 @@ impl<E> Iterator for MergeIter<E> {
         if self.failed {
             return None;
         }
-        match self.step_front() {
+        match self.step(End::Front) {
             Ok(item) => item.map(Ok),
             Err(e) => {
                 self.failed = true;
@@ -224,7 +207,7 @@ impl<E> DoubleEndedIterator for MergeIter<E> {
         if self.failed {
             return None;
         }
-        match self.step_back() {
+        match self.step(End::Back) {
             Ok(item) => item.map(Ok),
             Err(e) => {
                 self.failed = true;
