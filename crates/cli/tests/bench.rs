@@ -9,6 +9,21 @@ fn sealkv() -> Command {
     Command::cargo_bin("sealkv").unwrap()
 }
 
+/// `sealkv --db DIR bench --n N --rounds R --value-size 100`.
+fn bench_in(dir: &std::path::Path, n: &str, rounds: &str) -> Command {
+    let mut c = sealkv();
+    c.args(["--db", dir.to_str().unwrap()]).args([
+        "bench",
+        "--n",
+        n,
+        "--rounds",
+        rounds,
+        "--value-size",
+        "100",
+    ]);
+    c
+}
+
 const WORKLOADS: [&str; 8] = [
     "fillseq",
     "fillrandom",
@@ -23,17 +38,7 @@ const WORKLOADS: [&str; 8] = [
 #[test]
 fn json_has_one_object_per_workload_with_the_contract_fields() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = sealkv()
-        .args(["--db", tmp.path().to_str().unwrap()])
-        .args([
-            "bench",
-            "--n",
-            "300",
-            "--rounds",
-            "1",
-            "--value-size",
-            "100",
-        ])
+    let out = bench_in(tmp.path(), "300", "1")
         .arg("--json")
         .assert()
         .success();
@@ -129,17 +134,7 @@ fn zero_records_is_a_usage_error() {
 #[test]
 fn peers_adds_a_table_against_redb_and_sqlite_with_ratios() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = sealkv()
-        .args(["--db", tmp.path().to_str().unwrap()])
-        .args([
-            "bench",
-            "--n",
-            "1200",
-            "--rounds",
-            "2",
-            "--value-size",
-            "100",
-        ])
+    let out = bench_in(tmp.path(), "1200", "2")
         .arg("--peers")
         .assert()
         .success();
@@ -190,17 +185,7 @@ fn peers_adds_a_table_against_redb_and_sqlite_with_ratios() {
         1
     );
 
-    let out = sealkv()
-        .args(["--db", tmp.path().to_str().unwrap()])
-        .args([
-            "bench",
-            "--n",
-            "300",
-            "--rounds",
-            "1",
-            "--value-size",
-            "100",
-        ])
+    let out = bench_in(tmp.path(), "300", "1")
         .args(["--peers", "--json"])
         .assert()
         .success();
@@ -250,21 +235,8 @@ fn peers_without_the_feature_is_a_usage_error_naming_it() {
 #[test]
 fn cache_mib_sets_the_page_cache_and_the_report_says_so() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = sealkv()
-        .args(["--db", tmp.path().to_str().unwrap()])
-        .args([
-            "bench",
-            "--n",
-            "200",
-            "--rounds",
-            "1",
-            "--value-size",
-            "100",
-            "--only",
-            "aes-256-gcm",
-            "--cache-mib",
-            "3",
-        ])
+    let out = bench_in(tmp.path(), "200", "1")
+        .args(["--only", "aes-256-gcm", "--cache-mib", "3"])
         .assert()
         .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
