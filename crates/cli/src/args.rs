@@ -221,8 +221,8 @@ pub(crate) enum Command {
         /// best of them (needs a build with `--features peers`).
         #[arg(long)]
         peers: bool,
-        /// sealkv's page cache in MiB (default: the configuration's, 64),
-        /// e.g. to compare with a peer's larger default cache.
+        /// sealkv's page cache in MiB (default: the configuration's, 256),
+        /// e.g. to compare at a peer's cache size.
         #[arg(long, value_name = "MIB")]
         cache_mib: Option<u64>,
     },

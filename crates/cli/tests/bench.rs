@@ -83,6 +83,14 @@ fn the_report_is_a_markdown_table_with_ratios_and_peak_rss() {
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(text.starts_with("Machine: "), "{text}");
     assert!(text.contains("### 200 records, 64-byte values"), "{text}");
+    assert!(
+        text.contains("64 MiB memtable, 256 MiB page cache, 4 KiB pages"),
+        "the report names the default cache: {text}"
+    );
+    assert!(
+        text.contains("(configured bounds: 256 MiB page cache + 64 MiB memtable)"),
+        "{text}"
+    );
     for w in WORKLOADS {
         let row = text
             .lines()

@@ -19,6 +19,11 @@ pub const MIN_PAGE_SIZE: u32 = 4096;
 pub const MAX_PAGE_SIZE: u32 = 65536;
 /// The default page size.
 pub const DEFAULT_PAGE_SIZE: u32 = 4096;
+/// The default bound of the decrypted-page cache, in bytes: 256 MiB. The
+/// cache holds what was read, up to this bound (a small database never
+/// fills it); 256 MiB keeps the whole tree of about 1.8 million records of
+/// 100 bytes.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 /// The longest value stored (longer ones get [`StoreError::ValueTooLarge`]).
 pub const MAX_VALUE_LEN: usize = 64 << 20;
 /// The longest application metadata a meta page holds.

@@ -81,8 +81,8 @@ mod write;
 
 pub use error::{Result, StoreError};
 pub use format::{
-    DEFAULT_PAGE_SIZE, FORMAT_VERSION, MAX_APP_META, MAX_PAGE_SIZE, MAX_VALUE_LEN, MIN_PAGE_SIZE,
-    Tag,
+    DEFAULT_CACHE_BYTES, DEFAULT_PAGE_SIZE, FORMAT_VERSION, MAX_APP_META, MAX_PAGE_SIZE,
+    MAX_VALUE_LEN, MIN_PAGE_SIZE, Tag,
 };
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

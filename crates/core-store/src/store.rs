@@ -26,7 +26,8 @@ pub struct StoreOptions {
     /// Page size for a new file (a power of two from 4 KiB to 64 KiB); an
     /// existing file keeps its own.
     pub page_size: u32,
-    /// Bytes of decoded pages the cache may hold.
+    /// Bytes of decoded pages the cache may hold (default
+    /// [`DEFAULT_CACHE_BYTES`](crate::DEFAULT_CACHE_BYTES)).
     pub cache_bytes: usize,
     /// The keyring: `None` = plaintext (CRC32C per page).
     pub keyring: Option<Arc<Keyring>>,
@@ -42,7 +43,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             page_size: DEFAULT_PAGE_SIZE,
-            cache_bytes: 64 << 20,
+            cache_bytes: crate::DEFAULT_CACHE_BYTES,
             keyring: None,
             db_id: None,
             read_only: false,

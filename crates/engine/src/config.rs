@@ -14,6 +14,14 @@ pub use sealkv_core_wal::{RecoveryMode, SyncMode};
 
 use crate::error::Error;
 
+/// The default page-cache bound of [`Config::cache_size`]: 256 MiB.
+///
+/// The cache fills only with pages that were read, so a small database uses
+/// what it has; 256 MiB holds the whole tree of about 1.8 million records of
+/// 16-byte keys and 100-byte values, where reads and scans no longer pay a
+/// page read and an AEAD open per miss.
+pub const DEFAULT_CACHE_SIZE: u64 = sealkv_core_store::DEFAULT_CACHE_BYTES as u64;
+
 /// Smallest and largest page sizes.
 const PAGE_SIZES: std::ops::RangeInclusive<u32> = 4096..=65536;
 
@@ -84,7 +92,8 @@ impl fmt::Debug for Config {
 impl Config {
     /// Defaults for the database at `path`: plaintext, AES-256-GCM when
     /// encryption is turned on, `SyncMode::Always`, 64 MiB memtables,
-    /// 4 KiB pages, a 64 MiB page cache, created if missing.
+    /// 4 KiB pages, a [`DEFAULT_CACHE_SIZE`] (256 MiB) page cache, created if
+    /// missing.
     pub fn new(path: impl AsRef<Path>) -> Self {
         Config {
             path: path.as_ref().to_path_buf(),
@@ -97,7 +106,7 @@ impl Config {
             wal_flush_interval: None,
             wal_segment_size: 64 << 20,
             page_size: 4096,
-            cache_size: 64 << 20,
+            cache_size: DEFAULT_CACHE_SIZE,
             recovery_mode: RecoveryMode::default(),
             read_only: false,
             create_if_missing: true,
@@ -198,7 +207,11 @@ impl Config {
         self
     }
 
-    /// Bytes of decrypted pages kept in memory (default 64 MiB).
+    /// The most bytes of decrypted pages kept in memory (default
+    /// [`DEFAULT_CACHE_SIZE`], 256 MiB). The cache holds what reads and
+    /// flushes touched, up to this bound: a database smaller than it never
+    /// fills it. Peak memory is this plus the memtables plus a constant
+    /// (docs/PERFORMANCE.md, "Memory").
     pub fn cache_size(mut self, bytes: u64) -> Self {
         self.cache_size = bytes;
         self

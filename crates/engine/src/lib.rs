@@ -63,7 +63,7 @@ mod walglue;
 
 pub use backup::{BackupOptions, BackupProgress, BackupReport};
 pub use batch::{MAX_BATCH_LEN, MAX_VALUE_LEN, WriteBatch};
-pub use config::{Config, RecoveryMode, SyncMode};
+pub use config::{Config, DEFAULT_CACHE_SIZE, RecoveryMode, SyncMode};
 pub use db::Db;
 pub use error::Error;
 #[cfg(feature = "fuzzing")]

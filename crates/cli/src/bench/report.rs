@@ -171,8 +171,10 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
     );
     println!();
     let config = match options.cache_mib {
-        None => "Default configuration (SyncMode::Always, 64 MiB memtable, 64 MiB page cache"
-            .to_string(),
+        None => format!(
+            "Default configuration (SyncMode::Always, 64 MiB memtable, {} MiB page cache",
+            default_cache_mib()
+        ),
         Some(m) => format!(
             "Default configuration but for the page cache (SyncMode::Always, 64 MiB \
              memtable, {m} MiB page cache from --cache-mib"
@@ -227,10 +229,10 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
                 "Peak RSS of the whole process while this table ran{peers}: {:.1} MiB \
                  (configured bounds: {} MiB page cache + 64 MiB memtable).",
                 b as f64 / (1 << 20) as f64,
-                options.cache_mib.unwrap_or(64)
+                options.cache_mib.unwrap_or_else(default_cache_mib)
             );
         }
-        print_peers_markdown(results, options.cache_mib.unwrap_or(64));
+        print_peers_markdown(results, options.cache_mib.unwrap_or_else(default_cache_mib));
     }
     println!();
     println!("Workloads (N = the records of the table):");
@@ -247,6 +249,11 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
 
 /// Prints the table against the peer engines, if they ran: each engine's
 /// median ops/s and encrypted sealkv's ratio to the best peer.
+/// The engine's default page cache, in MiB.
+fn default_cache_mib() -> u64 {
+    sealkv::DEFAULT_CACHE_SIZE >> 20
+}
+
 fn print_peers_markdown(results: &Results, cache_mib: u64) {
     if results.peers.is_empty() {
         return;
