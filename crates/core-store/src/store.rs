@@ -611,6 +611,20 @@ impl Inner {
 
     /// Reads, authenticates and decodes a tree node, through the cache.
     pub(crate) fn load_node(&self, r: ChildRef, page_count: u64) -> Result<Arc<Node>> {
+        self.load_node_caching(r, page_count, true)
+    }
+
+    /// Like [`Inner::load_node`], for a node a write transaction replaces:
+    /// a cached copy is used, but a node read from the file is not cached.
+    /// The commit frees the page, so no reader of a later version looks the
+    /// entry up again: caching it would only push out nodes readers use
+    /// (a flush of random keys rewrites most leaves of the tree) and, on a
+    /// write-heavy load, fill the cache with dead nodes.
+    pub(crate) fn load_node_to_replace(&self, r: ChildRef, page_count: u64) -> Result<Arc<Node>> {
+        self.load_node_caching(r, page_count, false)
+    }
+
+    fn load_node_caching(&self, r: ChildRef, page_count: u64, keep: bool) -> Result<Arc<Node>> {
         if let Some(n) = self.cache.get(r.page, &r.tag) {
             return Ok(n);
         }
@@ -628,7 +642,9 @@ impl Inner {
             Node::decode_used(h.kind == PageKind::Leaf, body, r.page)
         })?;
         let node = Arc::new(node);
-        self.cache.insert(r.page, r.tag, node.clone());
+        if keep {
+            self.cache.insert(r.page, r.tag, node.clone());
+        }
         Ok(node)
     }
 

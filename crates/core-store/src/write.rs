@@ -491,7 +491,7 @@ impl Commit<'_> {
         if depth > MAX_DEPTH {
             return Err(too_deep(r.page));
         }
-        let node = self.inner.load_node(r, self.base_pages)?;
+        let node = self.inner.load_node_to_replace(r, self.base_pages)?;
         self.free(r);
         if node.leaf {
             return self.rebuild_leaf(Some(&node), ops);

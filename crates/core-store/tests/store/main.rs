@@ -13,3 +13,4 @@ mod overflow_cache;
 mod readers;
 mod spill;
 mod tamper;
+mod write_cache;
