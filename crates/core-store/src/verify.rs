@@ -343,16 +343,22 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         let snap = self.read();
         let mut report = walk(&self.inner, snap.meta()).0;
-        if let Some(what) = self.other_meta_problem(snap.meta().txn)
-            // A commit since the snapshot rewrites that slot: not damage.
-            // One still running (its meta page written, its snapshot not yet
-            // published) holds the writer gate until it has published, so
-            // check the gate too, after the slot was read.
-            && lock(&self.inner.gate).owner.is_none()
-            && self.read().txn() == snap.meta().txn
-        {
+        // The other slot, checked while no commit runs: a commit holds the
+        // writer state from its first page to the publication of its
+        // snapshot, and its meta page rewrites that slot. A commit since the
+        // walk's snapshot rewrote it: not damage. (An open write transaction
+        // that is not committing does not hold it, and does not hide damage.)
+        let ws = lock(&self.inner.wstate);
+        let txn = snap.meta().txn;
+        let other = if self.read().txn() == txn {
+            self.other_meta_problem(txn)
+        } else {
+            None
+        };
+        drop(ws);
+        if let Some(what) = other {
             report.problems.push(Problem {
-                page: META_A + (snap.meta().txn + 1) % 2,
+                page: META_A + (txn + 1) % 2,
                 what,
             });
         }

@@ -117,6 +117,29 @@ fn flipped_header_and_meta_pages() {
 }
 
 #[test]
+fn a_damaged_fallback_slot_is_reported_while_a_write_transaction_is_open() {
+    let sim = SimVfs::new();
+    let store = populated(&sim);
+    // txn 3 lives in slot 2; slot 1 holds txn 2, what an open falls back to.
+    assert_eq!(store.read().txn(), 3);
+    assert!(store.verify().unwrap().is_clean());
+    flip(&sim, &path(), PS + 70);
+    let w = store.write().unwrap();
+    let report = store.verify().unwrap();
+    assert_eq!(
+        report.problems.iter().map(|p| p.page).collect::<Vec<_>>(),
+        vec![1],
+        "{report:?}"
+    );
+    // Committing rewrites the slot: clean again.
+    drop(w);
+    let mut w = store.write().unwrap();
+    w.put(b"k", b"v").unwrap();
+    w.commit().unwrap();
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
 fn swapped_and_moved_pages_are_detected() {
     let sim = SimVfs::new();
     let store = populated(&sim);
