@@ -456,10 +456,14 @@ impl VfsLock for SimLock {}
 
 impl Drop for SimLock {
     fn drop(&mut self) {
+        // The epoch is read under the namespace lock, which a crash holds
+        // while it bumps the epoch and clears the locks: checked before it,
+        // a crash and a reopen could slip in between and this drop would
+        // release the new holder's lock.
+        let mut ns = lock(&self.shared.ns);
         if self.shared.epoch.load(Ordering::SeqCst) != self.epoch {
             return; // the crash already released it
         }
-        let mut ns = lock(&self.shared.ns);
         if let Some(st) = ns.locks.get_mut(&self.path) {
             match self.kind {
                 LockKind::Shared => st.shared = st.shared.saturating_sub(1),
@@ -846,5 +850,19 @@ mod tests {
         assert!(vfs.lock(&p, LockKind::Exclusive).is_err());
         vfs.crash();
         let _x = vfs.lock(&p, LockKind::Exclusive).unwrap();
+    }
+
+    #[test]
+    fn a_lock_dropped_after_a_crash_leaves_the_new_holder_alone() {
+        let (vfs, dir) = setup();
+        let p = dir.join("LOCK");
+        let old = vfs.lock(&p, LockKind::Exclusive).unwrap();
+        vfs.crash();
+        let _new = vfs.lock(&p, LockKind::Exclusive).unwrap();
+        drop(old);
+        assert_eq!(
+            vfs.lock(&p, LockKind::Shared).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
     }
 }
