@@ -702,3 +702,52 @@ fn plaintext_archive_is_refused_when_a_key_is_given() {
         );
     }
 }
+
+#[test]
+fn import_and_verify_open_the_archive_with_the_provider_they_are_given() {
+    use sealkv::crypto::{CryptoError, CryptoProvider};
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(3);
+    let (_, _, model) = small_archive(dir.path(), &k, "p");
+    let file = dir.path().join("p.skva");
+    // A provider without AES-256-GCM, the archive's algorithm (here: none
+    // at all): refused, which shows it is the one used.
+    let default = CryptoProvider::default();
+    let no_aes = CryptoProvider::from_algorithms(Vec::new()).unwrap();
+    let unsupported = |e: ArchiveError| {
+        matches!(
+            e,
+            ArchiveError::Crypto(CryptoError::UnsupportedAlgorithm(id))
+                if id == EncryptionAlgorithm::Aes256Gcm.id()
+        )
+    };
+    let e = archive::verify_archive_with(&file, Some(&src(&k)), &no_aes, &mut |_| {}).unwrap_err();
+    assert!(unsupported(e));
+    let summary =
+        archive::verify_archive_with(&file, Some(&src(&k)), &default, &mut |_| {}).unwrap();
+    assert_eq!(summary.records, model.len() as u64);
+
+    let dest = dir.path().join("imported");
+    let make = |d: &Path| Config::new(d);
+    let e = archive::import(
+        &file,
+        Some(&src(&k)),
+        &dest,
+        &make,
+        &ImportOptions::new().crypto_provider(Arc::new(no_aes)),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(unsupported(e));
+    assert!(!dest.exists(), "a refused import leaves nothing");
+    archive::import(
+        &file,
+        Some(&src(&k)),
+        &dest,
+        &make,
+        &ImportOptions::new().crypto_provider(Arc::new(default)),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(contents(&Db::open(&dest).unwrap()), model);
+}

@@ -67,14 +67,14 @@ pub(crate) fn export(
     plaintext_export: bool,
 ) -> Result<(), CliError> {
     let options = if plaintext_export {
-        ExportOptions::plaintext_unencrypted()
+        ExportOptions::plaintext_unencrypted().crypto_provider(open::provider())
     } else {
         let key = archive_key(g, archive_key_file, false)?.ok_or_else(|| {
             CliError::Key(
                 "exports are sealed: give a key (--key-file, --key-env, --passphrase-env, --passphrase or --archive-key-file), or --plaintext-export for an UNENCRYPTED archive".into(),
             )
         })?;
-        ExportOptions::sealed(key)
+        ExportOptions::sealed(key).crypto_provider(open::provider())
     };
     let db = open::open_read_only(g)?;
     let bar = progress::bytes(0, "export");
@@ -113,7 +113,7 @@ pub(crate) fn import(
     }
     let archive_key = archive_key(g, archive_key_file, plaintext_archive)?;
     let make = |dir: &Path| {
-        let mut c = Config::new(dir);
+        let mut c = Config::new(dir).crypto_provider(open::provider());
         if !g.plaintext {
             if let Some(k) = &db_key {
                 c = c.encrypt_at_rest(true).key_source(k.clone());
@@ -130,7 +130,7 @@ pub(crate) fn import(
         archive_key.as_ref(),
         dest,
         &make,
-        &ImportOptions::new(),
+        &ImportOptions::new().crypto_provider(open::provider()),
         &mut |p| {
             bar.set_length(p.bytes_total.unwrap_or(p.bytes_done));
             bar.set_position(p.bytes_done);
@@ -162,7 +162,8 @@ pub(crate) fn verify(
 ) -> Result<(), CliError> {
     let key = archive_key(g, archive_key_file, plaintext_archive)?;
     let bar = progress::bytes(0, "verify");
-    let summary = archive::verify_archive(file, key.as_ref(), &mut |p| {
+    let provider = open::provider();
+    let summary = archive::verify_archive_with(file, key.as_ref(), &provider, &mut |p| {
         bar.set_length(p.bytes_total.unwrap_or(p.bytes_done));
         bar.set_position(p.bytes_done);
     })?;

@@ -316,7 +316,9 @@ pub(crate) fn backup(g: &Global, dest: &Path) -> Result<(), CliError> {
 /// `restore BACKUP DEST`: checks the backup with the key, then puts a copy
 /// under a new data key in place.
 pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliError> {
-    let mut config = sealkv::Config::new(backup).create_if_missing(false);
+    let mut config = sealkv::Config::new(backup)
+        .create_if_missing(false)
+        .crypto_provider(open::provider());
     if let Some(source) = open::key_source(g)? {
         config = config.key_source(source);
     }

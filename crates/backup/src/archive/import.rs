@@ -1,6 +1,7 @@
 //! [`import`]: a new database from an archive.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use sealkv::crypto::{CryptoProvider, KeySource};
 use sealkv::{Config, Db, SyncMode, WriteBatch};
@@ -19,12 +20,22 @@ const BATCH_RECORDS: usize = 4096;
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     replace_existing: bool,
+    provider: Arc<CryptoProvider>,
 }
 
 impl ImportOptions {
-    /// Defaults: an existing destination is refused.
+    /// Defaults: an existing destination is refused; a sealed archive is
+    /// opened with the default crypto provider.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The ciphers to open a sealed archive with (the default provider
+    /// otherwise). The new database seals with its own [`Config`]'s
+    /// provider.
+    pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.provider = provider;
+        self
     }
 
     /// Replace a database already at the destination (off by default). The
@@ -65,7 +76,7 @@ pub fn import(
         keyed = archive_key.is_some(),
         "archive import started"
     );
-    let (mut reader, total) = open_file(archive, archive_key, &CryptoProvider::default())?;
+    let (mut reader, total) = open_file(archive, archive_key, &options.provider)?;
     let temp = TempDir::name(dest)?;
     let cfg = config(temp.path());
     if cfg.path() != temp.path() {

@@ -357,8 +357,19 @@ pub fn verify_archive(
     key: Option<&KeySource>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<ArchiveSummary, ArchiveError> {
+    verify_archive_with(path, key, &CryptoProvider::default(), progress)
+}
+
+/// [`verify_archive`] with the ciphers of `provider` (e.g. the `ring`
+/// provider; any provider reads any archive whose algorithm it offers).
+pub fn verify_archive_with(
+    path: &Path,
+    key: Option<&KeySource>,
+    provider: &CryptoProvider,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<ArchiveSummary, ArchiveError> {
     tracing::debug!(path = %path.display(), keyed = key.is_some(), "archive check started");
-    let (mut reader, total) = open_file(path, key, &CryptoProvider::default())?;
+    let (mut reader, total) = open_file(path, key, provider)?;
     while reader.next_record()?.is_some() {
         if reader.records_read().is_multiple_of(PROGRESS_EVERY) {
             progress(&Progress::reading(&reader, total));
