@@ -73,7 +73,7 @@ impl Hasher for KeyHasher {
 #[derive(Clone)]
 enum Item {
     /// A decoded tree node.
-    Node(Arc<Node>),
+    Node(Node),
     /// A whole overflow value, decrypted.
     Value(Arc<[u8]>),
 }
@@ -202,7 +202,7 @@ impl PageCache {
     }
 
     /// The decoded node of page `page` with tag `tag`, if cached.
-    pub(crate) fn get(&self, page: u64, tag: &Tag) -> Option<Arc<Node>> {
+    pub(crate) fn get(&self, page: u64, tag: &Tag) -> Option<Node> {
         match self.get_item(page, tag)? {
             Item::Node(n) => Some(n),
             Item::Value(_) => None,
@@ -219,7 +219,7 @@ impl PageCache {
     }
 
     /// Caches the decoded node of page `page`.
-    pub(crate) fn insert(&self, page: u64, tag: Tag, node: Arc<Node>) {
+    pub(crate) fn insert(&self, page: u64, tag: Tag, node: Node) {
         let weight = node.weight();
         self.insert_item(page, tag, Item::Node(node), weight);
     }
@@ -254,11 +254,11 @@ impl PageCache {
 mod tests {
     use super::*;
 
-    fn node(bytes: usize) -> Arc<Node> {
+    fn node(bytes: usize) -> Node {
         // One leaf entry: u16 count, u16 klen, key "k", inline value.
         let mut body = vec![0, 1];
         crate::node::put_inline(&mut body, b"k", &vec![7u8; bytes]);
-        Arc::new(Node::decode(true, body.into(), 9).unwrap_or_else(|e| panic!("{e}")))
+        Node::decode(true, body.into(), 9).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn tag(n: u8) -> Tag {

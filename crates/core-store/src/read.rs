@@ -91,7 +91,7 @@ pub(crate) fn too_deep(page: u64) -> StoreError {
 }
 
 /// Fails once a path holds more than [`MAX_DEPTH`] levels.
-fn check_depth(path: &[(Arc<Node>, usize)], next: u64) -> Result<()> {
+fn check_depth(path: &[(Node, usize)], next: u64) -> Result<()> {
     if path.len() > MAX_DEPTH {
         return Err(too_deep(next));
     }
@@ -153,9 +153,9 @@ pub struct Range {
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
     /// Path to the next entry from the front: (node, index).
-    front: Option<Vec<(Arc<Node>, usize)>>,
+    front: Option<Vec<(Node, usize)>>,
     /// Path to one past the next entry from the back.
-    back: Option<Vec<(Arc<Node>, usize)>>,
+    back: Option<Vec<(Node, usize)>>,
     done: bool,
     _guard: Arc<ReaderGuard>,
     last_front: Option<Vec<u8>>,
@@ -171,7 +171,7 @@ impl std::fmt::Debug for Range {
 }
 
 impl Range {
-    fn seek_front(&self) -> Result<Vec<(Arc<Node>, usize)>> {
+    fn seek_front(&self) -> Result<Vec<(Node, usize)>> {
         let mut path = Vec::new();
         let Some(mut r) = self.root else {
             return Ok(path);
@@ -200,7 +200,7 @@ impl Range {
         }
     }
 
-    fn seek_back(&self) -> Result<Vec<(Arc<Node>, usize)>> {
+    fn seek_back(&self) -> Result<Vec<(Node, usize)>> {
         let mut path = Vec::new();
         let Some(mut r) = self.root else {
             return Ok(path);
@@ -230,7 +230,7 @@ impl Range {
     }
 
     /// Moves a front path to the first entry of the next leaf.
-    fn advance_front(&self, path: &mut Vec<(Arc<Node>, usize)>) -> Result<bool> {
+    fn advance_front(&self, path: &mut Vec<(Node, usize)>) -> Result<bool> {
         path.pop();
         loop {
             let Some((node, i)) = path.last_mut() else {
@@ -257,7 +257,7 @@ impl Range {
     }
 
     /// Moves a back path to one past the last entry of the previous leaf.
-    fn advance_back(&self, path: &mut Vec<(Arc<Node>, usize)>) -> Result<bool> {
+    fn advance_back(&self, path: &mut Vec<(Node, usize)>) -> Result<bool> {
         path.pop();
         loop {
             let Some((node, i)) = path.last_mut() else {

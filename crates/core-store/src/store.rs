@@ -610,7 +610,7 @@ impl Inner {
     }
 
     /// Reads, authenticates and decodes a tree node, through the cache.
-    pub(crate) fn load_node(&self, r: ChildRef, page_count: u64) -> Result<Arc<Node>> {
+    pub(crate) fn load_node(&self, r: ChildRef, page_count: u64) -> Result<Node> {
         self.load_node_caching(r, page_count, true)
     }
 
@@ -620,11 +620,11 @@ impl Inner {
     /// entry up again: caching it would only push out nodes readers use
     /// (a flush of random keys rewrites most leaves of the tree) and, on a
     /// write-heavy load, fill the cache with dead nodes.
-    pub(crate) fn load_node_to_replace(&self, r: ChildRef, page_count: u64) -> Result<Arc<Node>> {
+    pub(crate) fn load_node_to_replace(&self, r: ChildRef, page_count: u64) -> Result<Node> {
         self.load_node_caching(r, page_count, false)
     }
 
-    fn load_node_caching(&self, r: ChildRef, page_count: u64, keep: bool) -> Result<Arc<Node>> {
+    fn load_node_caching(&self, r: ChildRef, page_count: u64, keep: bool) -> Result<Node> {
         if let Some(n) = self.cache.get(r.page, &r.tag) {
             return Ok(n);
         }
@@ -641,7 +641,6 @@ impl Inner {
                 .ok_or_else(|| StoreError::corrupt(r.page, "page truncated"))?;
             Node::decode_used(h.kind == PageKind::Leaf, body, r.page)
         })?;
-        let node = Arc::new(node);
         if keep {
             self.cache.insert(r.page, r.tag, node.clone());
         }
