@@ -628,6 +628,28 @@ impl Inner {
         if let Some(n) = self.cache.get(r.page, &r.tag) {
             return Ok(n);
         }
+        self.read_node(r, page_count, keep)
+    }
+
+    /// `f` of a tree node, through the cache: on a hit, under the cache
+    /// shard's lock without taking a reference (`f` must not use the
+    /// cache); on a miss, of the node read and cached as by
+    /// [`Inner::load_node`].
+    pub(crate) fn visit_node<R>(
+        &self,
+        r: ChildRef,
+        page_count: u64,
+        f: impl Fn(&Node) -> R,
+    ) -> Result<R> {
+        if let Some(out) = self.cache.visit(r.page, &r.tag, &f) {
+            return Ok(out);
+        }
+        Ok(f(&self.read_node(r, page_count, true)?))
+    }
+
+    /// Reads, authenticates and decodes a tree node, and caches it if
+    /// `keep`.
+    fn read_node(&self, r: ChildRef, page_count: u64, keep: bool) -> Result<Node> {
         let node = with_page_buf(self.codec.page_size, |buf| {
             self.read_raw(r.page, page_count, buf)?;
             let h = self.codec.open_expected(
