@@ -37,6 +37,11 @@ pub struct ChildRef {
 /// Bytes of one index record: the key's head and the entry's offset.
 const RECORD: usize = 8;
 
+/// Index records a search counts in one pass rather than bisects (16
+/// cache lines: the whole index of a node of a 4 KiB page, which holds
+/// about 20 to 150 entries).
+const WINDOW: usize = 128;
+
 /// What a cached node costs besides its buffer: the `Arc`'s two counters
 /// and the allocator's header (32), and the cache's map entry and clock
 /// slot (about 96).
@@ -201,7 +206,7 @@ impl Node {
     }
 
     /// The first index in `lo..hi` whose head fails `pred` (heads are
-    /// sorted, so `pred` holds on a prefix of them).
+    /// sorted, so `pred` holds on a prefix of them), by bisection.
     fn partition(&self, mut lo: usize, mut hi: usize, pred: impl Fn(u32) -> bool) -> usize {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -212,6 +217,41 @@ impl Node {
             }
         }
         lo
+    }
+
+    /// Where the run of heads equal to `h` starts and ends (heads are
+    /// sorted). Bisection narrows the index down to at most [`WINDOW`]
+    /// records holding the start, then one pass counts the heads below and
+    /// at most `h` in them: in that pass no load waits for another (each
+    /// probe of a bisection waits for the one before), so the window's
+    /// cache lines are fetched together. A run going past the window is
+    /// followed by bisection.
+    fn head_run(&self, h: u32) -> (usize, usize) {
+        let n = self.len();
+        let (mut lo, mut hi) = (0, n);
+        while hi - lo > WINDOW {
+            let mid = lo + (hi - lo) / 2;
+            if self.head(mid) < h {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let p = usize::from(self.prefix);
+        let window = self
+            .data
+            .get(p + lo * RECORD..p + hi * RECORD)
+            .unwrap_or_default();
+        let (mut below, mut at_most) = (lo, lo);
+        for r in window.chunks_exact(RECORD) {
+            let x = r.first_chunk::<4>().map_or(0, |b| u32::from_ne_bytes(*b));
+            below += usize::from(x < h);
+            at_most += usize::from(x <= h);
+        }
+        if at_most == hi {
+            at_most = self.partition(hi, n, |x| x == h);
+        }
+        (below, at_most)
     }
 
     /// Leaf: the index of `key` or where it would go.
@@ -234,8 +274,7 @@ impl Node {
         // the run of equal heads needs whole keys (a binary search, so a
         // node whose keys share more than its prefix stays logarithmic).
         let h = head(rest);
-        let mut lo = self.partition(0, n, |x| x < h);
-        let mut hi = self.partition(lo, n, |x| x == h);
+        let (mut lo, mut hi) = self.head_run(h);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.key(mid).cmp(key) {
@@ -381,17 +420,42 @@ mod tests {
             keys in prop::collection::btree_set(key(), 1..40),
             probes in prop::collection::vec(key(), 1..20),
         ) {
-            let node = leaf(&keys);
-            let sorted: Vec<&Vec<u8>> = keys.iter().collect();
-            for q in probes.iter().chain(keys.iter()) {
-                let want = match sorted.iter().position(|k| k.as_slice() >= q.as_slice()) {
-                    Some(i) if sorted[i] == q => Ok(i),
-                    Some(i) => Err(i),
-                    None => Err(sorted.len()),
-                };
-                prop_assert_eq!(node.search(q), want, "probe {:?}", q);
-            }
+            agrees_with_a_linear_search(&keys, &probes)?;
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Nodes larger than the counted window: the search bisects first,
+        /// and runs of equal heads (every key starting "user") cross the
+        /// window's end.
+        #[test]
+        fn search_agrees_with_a_linear_search_in_large_nodes(
+            keys in prop::collection::btree_set(key(), WINDOW + 1..4 * WINDOW),
+            probes in prop::collection::vec(key(), 1..40),
+        ) {
+            agrees_with_a_linear_search(&keys, &probes)?;
+        }
+    }
+
+    /// `search` on a leaf of `keys` finds each of `keys` and each probe
+    /// where a linear search of the sorted keys does.
+    fn agrees_with_a_linear_search(
+        keys: &std::collections::BTreeSet<Vec<u8>>,
+        probes: &[Vec<u8>],
+    ) -> Result<(), TestCaseError> {
+        let node = leaf(keys);
+        let sorted: Vec<&Vec<u8>> = keys.iter().collect();
+        for q in probes.iter().chain(keys.iter()) {
+            let want = match sorted.iter().position(|k| k.as_slice() >= q.as_slice()) {
+                Some(i) if sorted[i] == q => Ok(i),
+                Some(i) => Err(i),
+                None => Err(sorted.len()),
+            };
+            prop_assert_eq!(node.search(q), want, "probe {:?}", q);
+        }
+        Ok(())
     }
 
     #[test]
