@@ -88,7 +88,7 @@ pub use format::{
 #[doc(hidden)]
 pub use fuzz::{fuzz_open, fuzz_page};
 pub use node::ChildRef;
-pub use read::{Entry, Range, ReadTxn};
+pub use read::{Entry, PinnedRead, Range, ReadTxn};
 pub use store::{OpenReport, Store, StoreOptions, StoreStats};
 pub use verify::{PageRole, Problem, VerifyReport};
 pub use write::{Op, WriteTxn};

@@ -53,6 +53,72 @@ impl Store {
     }
 }
 
+/// A read snapshot borrowed from its [`Store`], for point lookups: a
+/// [`ReadTxn`] without handles of its own, so opening and dropping one
+/// allocates nothing. While it lives, the pages of its tree are not reused.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use std::{path::Path, sync::Arc};
+/// # use sealkv_core_store::{Store, StoreOptions};
+/// # use sealkv_fileio::{SimVfs, Vfs};
+/// # let vfs: Arc<dyn Vfs> = Arc::new(SimVfs::new());
+/// # vfs.create_dir_all(Path::new("/db"))?;
+/// # let (store, _) = Store::create(vfs, Path::new("/db/data"), StoreOptions::default())?;
+/// let mut w = store.write()?;
+/// w.put(b"k", b"v")?;
+/// w.commit()?;
+/// let pinned = store.pin();
+/// assert_eq!(pinned.get(b"k")?.as_deref(), Some(&b"v"[..]));
+/// # Ok(())
+/// # }
+/// ```
+pub struct PinnedRead<'a> {
+    inner: &'a Inner,
+    snap: Arc<Snapshot>,
+}
+
+impl Drop for PinnedRead<'_> {
+    fn drop(&mut self) {
+        self.inner.unregister_reader(self.snap.meta.txn);
+    }
+}
+
+impl std::fmt::Debug for PinnedRead<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinnedRead")
+            .field("txn", &self.txn())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens a [`PinnedRead`] at the last committed transaction.
+    pub fn pin(&self) -> PinnedRead<'_> {
+        PinnedRead {
+            inner: &self.inner,
+            snap: self.inner.register_reader(),
+        }
+    }
+}
+
+impl PinnedRead<'_> {
+    /// The transaction this snapshot shows.
+    pub fn txn(&self) -> u64 {
+        self.snap.meta.txn
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        tree_get(
+            self.inner,
+            self.snap.meta.root,
+            self.snap.meta.page_count,
+            key,
+        )
+    }
+}
+
 /// A key-value pair.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
@@ -65,6 +131,18 @@ pub(crate) fn value_of(inner: &Inner, v: ValRef<'_>, page_count: u64) -> Result<
     }
 }
 
+/// What one level of a point lookup found.
+enum Step {
+    /// The child to descend to.
+    Child(ChildRef),
+    /// The key's value, copied out of the leaf.
+    Inline(Vec<u8>),
+    /// The key's value lives in an overflow chain of `len` bytes.
+    Overflow(ChildRef, u64),
+    /// The key is not in the tree.
+    Absent,
+}
+
 pub(crate) fn tree_get(
     inner: &Inner,
     root: Option<ChildRef>,
@@ -73,14 +151,29 @@ pub(crate) fn tree_get(
 ) -> Result<Option<Vec<u8>>> {
     let Some(mut r) = root else { return Ok(None) };
     for _ in 0..=MAX_DEPTH {
-        let node = inner.load_node(r, page_count)?;
-        if node.leaf {
-            return match node.search(key) {
-                Ok(i) => Ok(Some(value_of(inner, node.val(i), page_count)?)),
-                Err(_) => Ok(None),
-            };
+        // Each node is read in place (a cached one under its cache shard's
+        // lock, so the step touches no other cache entry: an overflow value
+        // is read after it).
+        let step = inner.visit_node(r, page_count, |node| {
+            if !node.leaf {
+                return Step::Child(node.child(node.route(key)));
+            }
+            match node.search(key).map(|i| node.val(i)) {
+                Ok(ValRef::Inline(v)) => Step::Inline(v.to_vec()),
+                Ok(ValRef::Overflow { len, page, tag }) => {
+                    Step::Overflow(ChildRef { page, tag }, len)
+                }
+                Err(_) => Step::Absent,
+            }
+        })?;
+        match step {
+            Step::Child(c) => r = c,
+            Step::Inline(v) => return Ok(Some(v)),
+            Step::Overflow(first, len) => {
+                return inner.read_overflow(first, len, page_count).map(Some);
+            }
+            Step::Absent => return Ok(None),
         }
-        r = node.child(node.route(key));
     }
     Err(too_deep(r.page))
 }
@@ -91,7 +184,7 @@ pub(crate) fn too_deep(page: u64) -> StoreError {
 }
 
 /// Fails once a path holds more than [`MAX_DEPTH`] levels.
-fn check_depth(path: &[(Arc<Node>, usize)], next: u64) -> Result<()> {
+fn check_depth(path: &[(Node, usize)], next: u64) -> Result<()> {
     if path.len() > MAX_DEPTH {
         return Err(too_deep(next));
     }
@@ -153,9 +246,9 @@ pub struct Range {
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
     /// Path to the next entry from the front: (node, index).
-    front: Option<Vec<(Arc<Node>, usize)>>,
+    front: Option<Vec<(Node, usize)>>,
     /// Path to one past the next entry from the back.
-    back: Option<Vec<(Arc<Node>, usize)>>,
+    back: Option<Vec<(Node, usize)>>,
     done: bool,
     _guard: Arc<ReaderGuard>,
     last_front: Option<Vec<u8>>,
@@ -171,7 +264,7 @@ impl std::fmt::Debug for Range {
 }
 
 impl Range {
-    fn seek_front(&self) -> Result<Vec<(Arc<Node>, usize)>> {
+    fn seek_front(&self) -> Result<Vec<(Node, usize)>> {
         let mut path = Vec::new();
         let Some(mut r) = self.root else {
             return Ok(path);
@@ -200,7 +293,7 @@ impl Range {
         }
     }
 
-    fn seek_back(&self) -> Result<Vec<(Arc<Node>, usize)>> {
+    fn seek_back(&self) -> Result<Vec<(Node, usize)>> {
         let mut path = Vec::new();
         let Some(mut r) = self.root else {
             return Ok(path);
@@ -230,7 +323,7 @@ impl Range {
     }
 
     /// Moves a front path to the first entry of the next leaf.
-    fn advance_front(&self, path: &mut Vec<(Arc<Node>, usize)>) -> Result<bool> {
+    fn advance_front(&self, path: &mut Vec<(Node, usize)>) -> Result<bool> {
         path.pop();
         loop {
             let Some((node, i)) = path.last_mut() else {
@@ -257,7 +350,7 @@ impl Range {
     }
 
     /// Moves a back path to one past the last entry of the previous leaf.
-    fn advance_back(&self, path: &mut Vec<(Arc<Node>, usize)>) -> Result<bool> {
+    fn advance_back(&self, path: &mut Vec<(Node, usize)>) -> Result<bool> {
         path.pop();
         loop {
             let Some((node, i)) = path.last_mut() else {

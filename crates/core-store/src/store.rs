@@ -610,7 +610,7 @@ impl Inner {
     }
 
     /// Reads, authenticates and decodes a tree node, through the cache.
-    pub(crate) fn load_node(&self, r: ChildRef, page_count: u64) -> Result<Arc<Node>> {
+    pub(crate) fn load_node(&self, r: ChildRef, page_count: u64) -> Result<Node> {
         self.load_node_caching(r, page_count, true)
     }
 
@@ -620,14 +620,36 @@ impl Inner {
     /// entry up again: caching it would only push out nodes readers use
     /// (a flush of random keys rewrites most leaves of the tree) and, on a
     /// write-heavy load, fill the cache with dead nodes.
-    pub(crate) fn load_node_to_replace(&self, r: ChildRef, page_count: u64) -> Result<Arc<Node>> {
+    pub(crate) fn load_node_to_replace(&self, r: ChildRef, page_count: u64) -> Result<Node> {
         self.load_node_caching(r, page_count, false)
     }
 
-    fn load_node_caching(&self, r: ChildRef, page_count: u64, keep: bool) -> Result<Arc<Node>> {
+    fn load_node_caching(&self, r: ChildRef, page_count: u64, keep: bool) -> Result<Node> {
         if let Some(n) = self.cache.get(r.page, &r.tag) {
             return Ok(n);
         }
+        self.read_node(r, page_count, keep)
+    }
+
+    /// `f` of a tree node, through the cache: on a hit, under the cache
+    /// shard's lock without taking a reference (`f` must not use the
+    /// cache); on a miss, of the node read and cached as by
+    /// [`Inner::load_node`].
+    pub(crate) fn visit_node<R>(
+        &self,
+        r: ChildRef,
+        page_count: u64,
+        f: impl Fn(&Node) -> R,
+    ) -> Result<R> {
+        if let Some(out) = self.cache.visit(r.page, &r.tag, &f) {
+            return Ok(out);
+        }
+        Ok(f(&self.read_node(r, page_count, true)?))
+    }
+
+    /// Reads, authenticates and decodes a tree node, and caches it if
+    /// `keep`.
+    fn read_node(&self, r: ChildRef, page_count: u64, keep: bool) -> Result<Node> {
         let node = with_page_buf(self.codec.page_size, |buf| {
             self.read_raw(r.page, page_count, buf)?;
             let h = self.codec.open_expected(
@@ -641,7 +663,6 @@ impl Inner {
                 .ok_or_else(|| StoreError::corrupt(r.page, "page truncated"))?;
             Node::decode_used(h.kind == PageKind::Leaf, body, r.page)
         })?;
-        let node = Arc::new(node);
         if keep {
             self.cache.insert(r.page, r.tag, node.clone());
         }

@@ -162,8 +162,7 @@ impl Db {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
         let key = key.as_ref();
         self.check_open()?;
-        let view = self.inner.view()?;
-        view.get(key)
+        self.inner.get(key)
     }
 
     /// Sets `key` to `value`.
@@ -314,6 +313,27 @@ impl View {
 }
 
 impl Inner {
+    /// The value of `key` in the current read state: what [`Inner::view`]
+    /// and [`View::get`] give, without building a view (no memtable list,
+    /// no handles: the tree snapshot is pinned for this lookup only).
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        // As in `view`: under the memtable lock no freeze can happen, so
+        // the tree snapshot pinned here holds only batches at or below
+        // `at`, and the memtables searched are the ones it lacks.
+        let mems = read(&self.mems);
+        let at = self.publisher.visible();
+        let tree = self.store.pin();
+        let memtables = std::iter::once(&mems.active).chain(mems.frozen.iter().map(|f| &f.mem));
+        for m in memtables {
+            if let Some(slot) = m.get(key, at) {
+                return Ok(slot);
+            }
+        }
+        drop(mems);
+        self.counters.tree_reads.fetch_add(1, Ordering::Relaxed);
+        tree.get(key).map_err(|e| self.store_error(e))
+    }
+
     /// The current consistent read state.
     pub(crate) fn view(self: &Arc<Self>) -> Result<View, Error> {
         // Under the memtable lock no freeze can happen, so any page-file

@@ -110,6 +110,13 @@ impl Memtable {
     /// The newest version of `key` with a sequence number at most `at`:
     /// `None` if the memtable has none, `Some(None)` for a tombstone.
     pub(crate) fn get(&self, key: &[u8], at: Seq) -> Option<Slot> {
+        if self.map.is_empty() {
+            // No search key to build (an allocation) for an empty table.
+            // The count includes every insert that returned before `at`
+            // was published (writers insert, then publish), so a count of
+            // zero means no version at or below `at`.
+            return None;
+        }
         let start = InternalKey {
             key: key.to_vec(),
             seq: at,

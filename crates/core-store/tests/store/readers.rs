@@ -66,6 +66,39 @@ fn reader_keeps_its_view_and_its_pages_until_dropped() {
 }
 
 #[test]
+fn a_pinned_read_keeps_its_view_and_its_pages_until_dropped() {
+    let sim = SimVfs::new();
+    let store = create(&sim, Some(keyring()));
+    let mut w = store.write().unwrap();
+    for i in 0..1500u32 {
+        w.put(&key(i), &val(i, 0)).unwrap();
+    }
+    w.commit().unwrap();
+    let pinned = store.pin();
+    assert_eq!(store.stats().readers, 1);
+    assert_eq!(store.stats().oldest_reader, Some(pinned.txn()));
+    // Rewrite every value many times: the writer frees the pinned tree's
+    // pages, and would reuse them but for the pin.
+    for g in 1..40u32 {
+        let mut w = store.write().unwrap();
+        for i in 0..1500u32 {
+            w.put(&key(i), &val(i, g)).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    for i in (0..1500u32).step_by(7) {
+        assert_eq!(pinned.get(&key(i)).unwrap(), Some(val(i, 0)), "key {i}");
+    }
+    assert_eq!(pinned.get(b"absent").unwrap(), None);
+    assert!(pinned.txn() < store.stats().txn);
+    drop(pinned);
+    assert_eq!(store.stats().readers, 0);
+    assert_eq!(store.stats().oldest_reader, None);
+    assert_eq!(store.pin().get(&key(7)).unwrap(), Some(val(7, 39)));
+    assert_eq!(store.stats().readers, 0, "a dropped pin unregisters");
+}
+
+#[test]
 fn freed_and_reused_page_is_never_served_from_cache() {
     let sim = SimVfs::new();
     let store = create(&sim, Some(keyring()));
