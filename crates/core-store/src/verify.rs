@@ -388,7 +388,9 @@ impl Store {
             Err(e) => Some(format!(
                 "other meta slot (the fallback) is damaged: {e}; a crash while writing it, or tampering"
             )),
-            Ok(m) if m.txn + 1 == txn => None,
+            // `txn` is at least 1 (checked above); the slot's transaction
+            // is whatever the file says, u64::MAX included.
+            Ok(m) if m.txn == txn - 1 => None,
             Ok(m) if m.txn > txn => Some(format!(
                 "meta slot holds transaction {}, newer than the one opened ({txn}): its meta page or tree was unusable at open, which fell back to the older state",
                 m.txn
