@@ -180,7 +180,9 @@ impl Db {
     }
 
     /// Applies `batch` atomically. Returns once it is durable as the sync
-    /// mode promises; it is then visible to every later read.
+    /// mode promises; it is then visible to every later read, from any
+    /// thread (with several writers, a write also waits for the batches
+    /// ordered before it to be applied).
     pub fn write(&self, batch: &WriteBatch) -> Result<(), Error> {
         self.check_open()?;
         batch.check(self.max_key_len())?;
@@ -378,6 +380,17 @@ impl Inner {
         }
         self.publisher.finish(seq);
         drop(gate);
+        // Acknowledged means visible to every later read: wait for the
+        // batches before this one that other writers are still applying.
+        // If one of them failed (the database is then poisoned), this batch
+        // never becomes visible here: its outcome is unknown, as for a
+        // write that fails.
+        if !self
+            .publisher
+            .wait_visible(seq, || self.poisoned.load(Ordering::Acquire))
+        {
+            return Err(Error::Poisoned);
+        }
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes_written

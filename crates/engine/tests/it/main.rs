@@ -9,6 +9,7 @@ mod crash;
 mod encryption;
 mod faults;
 mod fuzz;
+mod get_race;
 mod golden;
 mod hookvfs;
 mod keys;
