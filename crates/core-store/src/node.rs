@@ -458,6 +458,45 @@ mod tests {
         Ok(())
     }
 
+    /// A 64 KiB page's worth of tiny entries (far more than the counted
+    /// window), keys sharing a long prefix and ending in zero bytes: every
+    /// key is found, every absent probe lands where a binary search of the
+    /// sorted keys says.
+    #[test]
+    fn search_in_a_full_64k_leaf_of_tiny_entries() {
+        let prefix = vec![0u8; 40];
+        let keys: std::collections::BTreeSet<Vec<u8>> = (0..400u16)
+            .flat_map(|i| {
+                let p = prefix.clone();
+                [0u8, 1].map(move |z| {
+                    [&p[..], &i.to_be_bytes()[..], &[0, z][..z as usize + 1]].concat()
+                })
+            })
+            .collect();
+        let mut body = (keys.len() as u16).to_be_bytes().to_vec();
+        for k in &keys {
+            put_inline(&mut body, k, b"");
+        }
+        assert!(body.len() <= 65536 - 64, "{}", body.len());
+        body.resize(65536 - 64, 0);
+        let node = Node::decode_used(true, &body, 5).unwrap_or_else(|e| panic!("{e}"));
+        assert!(node.len() > 2 * WINDOW);
+        let sorted: Vec<&Vec<u8>> = keys.iter().collect();
+        for (i, k) in sorted.iter().enumerate() {
+            assert_eq!(node.search(k), Ok(i));
+            let mut longer = k.to_vec();
+            longer.push(0);
+            let want = sorted.binary_search(&&longer);
+            assert_eq!(node.search(&longer), want, "{longer:?}");
+            assert_eq!(
+                node.search(&k[..k.len() - 1]),
+                sorted.binary_search(&&k[..k.len() - 1].to_vec())
+            );
+        }
+        assert_eq!(node.search(&prefix[..10]), Err(0));
+        assert_eq!(node.search(&[1]), Err(keys.len()));
+    }
+
     #[test]
     fn a_node_keeps_only_the_bytes_its_entries_use() {
         let keys = [b"a".to_vec(), b"b".to_vec()].into_iter().collect();
