@@ -102,21 +102,35 @@ impl Node {
         let (first, last) = (key_at(0), key_at(count.saturating_sub(1)));
         let prefix = first.iter().zip(last).take_while(|(a, b)| a == b).count();
         let base = prefix + count * RECORD;
-        let mut data = Vec::with_capacity(base + used.len());
-        data.extend_from_slice(first.get(..prefix).unwrap_or_default());
-        for (i, &o) in offs.iter().take(count).enumerate() {
+        // Built in place in its one allocation (an exact-length iterator
+        // collects into an `Arc<[u8]>` without a second buffer): no other
+        // copy of the decrypted entries is made, or left behind unwiped.
+        let mut data: Arc<[u8]> = std::iter::repeat_n(0u8, base + used.len()).collect();
+        let buf = Arc::get_mut(&mut data).ok_or_else(|| bad("node buffer shared"))?;
+        let (index_part, body_part) = buf.split_at_mut(base);
+        let (prefix_part, records) = index_part.split_at_mut(prefix);
+        // `prefix` is at most the first key's length (computed from it).
+        let shared = first.get(..prefix).ok_or_else(|| bad("key prefix"))?;
+        prefix_part.copy_from_slice(shared);
+        for ((i, &o), rec) in offs
+            .iter()
+            .take(count)
+            .enumerate()
+            .zip(records.chunks_exact_mut(RECORD))
+        {
             let at = u32::try_from(base + (o as usize).saturating_sub(2))
                 .map_err(|_| bad("node too large"))?;
             let h = head(key_at(i).get(prefix..).unwrap_or_default());
-            data.extend_from_slice(&h.to_ne_bytes());
-            data.extend_from_slice(&at.to_ne_bytes());
+            let (h_out, at_out) = rec.split_at_mut(4);
+            h_out.copy_from_slice(&h.to_ne_bytes());
+            at_out.copy_from_slice(&at.to_ne_bytes());
         }
-        data.extend_from_slice(used);
+        body_part.copy_from_slice(used);
         Node {
             leaf,
             count: u16::try_from(count).map_err(|_| bad("too many entries"))?,
             prefix: u16::try_from(prefix).map_err(|_| bad("key too long"))?,
-            data: data.into(),
+            data,
         }
         .checked(page)
     }

@@ -110,11 +110,13 @@ impl Memtable {
     /// The newest version of `key` with a sequence number at most `at`:
     /// `None` if the memtable has none, `Some(None)` for a tombstone.
     pub(crate) fn get(&self, key: &[u8], at: Seq) -> Option<Slot> {
-        if self.map.is_empty() {
+        if self.approx_bytes() == 0 {
             // No search key to build (an allocation) for an empty table.
-            // The count includes every insert that returned before `at`
-            // was published (writers insert, then publish), so a count of
-            // zero means no version at or below `at`.
+            // A writer adds to the byte count after its insert and before
+            // it publishes its batch, and the reader loaded `at` (acquire)
+            // after that publication, so a count of zero means no version
+            // at or below `at`. (Not the skip list's `len`, which
+            // crossbeam documents as approximate under concurrent change.)
             return None;
         }
         let start = InternalKey {

@@ -852,6 +852,9 @@ mod tests {
         let _x = vfs.lock(&p, LockKind::Exclusive).unwrap();
     }
 
+    /// The sequential case of the epoch rule (a regression guard; the race
+    /// the drop's lock order closes, a crash between the epoch check and
+    /// the release, needs a thread stopped inside the drop to reproduce).
     #[test]
     fn a_lock_dropped_after_a_crash_leaves_the_new_holder_alone() {
         let (vfs, dir) = setup();

@@ -247,13 +247,13 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
     );
 }
 
-/// Prints the table against the peer engines, if they ran: each engine's
-/// median ops/s and encrypted sealkv's ratio to the best peer.
 /// The engine's default page cache, in MiB.
 fn default_cache_mib() -> u64 {
     sealkv::DEFAULT_CACHE_SIZE >> 20
 }
 
+/// Prints the table against the peer engines, if they ran: each engine's
+/// median ops/s and encrypted sealkv's ratio to the best peer.
 fn print_peers_markdown(results: &Results, cache_mib: u64) {
     if results.peers.is_empty() {
         return;
