@@ -294,21 +294,24 @@ impl View {
     }
 
     pub(crate) fn iter(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> DbIter {
+        let tree = crate::tree::TreeSource::new(&self.tree, lower, upper, self.db.clone());
+        // An empty memtable holds no version at or below `at`: writers
+        // insert before they publish, and a memtable never loses an entry.
+        // With every one empty, the tree is read without a merge.
+        if self.mems.iter().all(|m| m.is_empty()) {
+            return DbIter::tree_only(tree);
+        }
         let mut sources: Vec<Box<dyn SortedSource<Error> + Send>> = self
             .mems
             .iter()
+            .filter(|m| !m.is_empty())
             .map(|m| {
                 Box::new(MemSource::new(m.clone(), self.at, lower, upper))
                     as Box<dyn SortedSource<Error> + Send>
             })
             .collect();
-        sources.push(Box::new(crate::tree::TreeSource::new(
-            &self.tree,
-            lower,
-            upper,
-            self.db.clone(),
-        )));
-        DbIter::new(sources)
+        sources.push(Box::new(tree));
+        DbIter::merged(sources)
     }
 }
 
