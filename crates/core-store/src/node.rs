@@ -154,12 +154,14 @@ impl Node {
         Ok(self)
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         usize::from(self.count)
     }
 
     /// The `u32` at `at` in the index (0 past it: decoding built every
     /// record `len()` asks for).
+    #[inline]
     fn word(&self, at: usize) -> u32 {
         self.data
             .get(at..at + 4)
@@ -173,6 +175,7 @@ impl Node {
     }
 
     /// Where entry `i` starts in `data`; `i == len()` gives the end.
+    #[inline]
     fn start(&self, i: usize) -> usize {
         if i < self.len() {
             self.word(usize::from(self.prefix) + i * RECORD + 4) as usize
@@ -188,14 +191,29 @@ impl Node {
             .unwrap_or_default()
     }
 
+    #[inline]
     pub(crate) fn key(&self, i: usize) -> &[u8] {
         entry_key_at(&self.data, self.start(i))
     }
 
     /// The value of leaf entry `i`.
     pub(crate) fn val(&self, i: usize) -> ValRef<'_> {
+        self.entry(i).1
+    }
+
+    /// The key and value of leaf entry `i`, reading its place in the index
+    /// once (what [`Node::key`] and [`Node::val`] give).
+    #[inline]
+    pub(crate) fn entry(&self, i: usize) -> (&[u8], ValRef<'_>) {
         debug_assert!(self.leaf);
-        let at = self.start(i) + 2 + self.key(i).len();
+        let start = self.start(i);
+        let key = entry_key_at(&self.data, start);
+        (key, self.val_at(start + 2 + key.len()))
+    }
+
+    /// The value whose flag byte is at `at`.
+    #[inline]
+    fn val_at(&self, at: usize) -> ValRef<'_> {
         let b = &self.data;
         if b.get(at) == Some(&0) {
             let len = be32(b, at + 1).unwrap_or(0) as usize;
@@ -318,6 +336,7 @@ impl Node {
 
 /// The key of the entry starting at `at` in `b` (empty past the end: the
 /// decoder checked every entry it indexed).
+#[inline]
 fn entry_key_at(b: &[u8], at: usize) -> &[u8] {
     let klen = be16(b, at).unwrap_or(0) as usize;
     b.get(at + 2..at + 2 + klen).unwrap_or_default()

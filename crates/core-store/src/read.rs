@@ -122,6 +122,7 @@ impl PinnedRead<'_> {
 /// A key-value pair.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+#[inline]
 pub(crate) fn value_of(inner: &Inner, v: ValRef<'_>, page_count: u64) -> Result<Vec<u8>> {
     match v {
         ValRef::Inline(b) => Ok(b.to_vec()),
@@ -225,8 +226,8 @@ impl ReadTxn {
             back: None,
             done: self.snap.meta.root.is_none(),
             _guard: self.guard.clone(),
-            last_front: None,
-            last_back: None,
+            front_yielded: false,
+            back_yielded: false,
         }
     }
 
@@ -251,8 +252,12 @@ pub struct Range {
     back: Option<Vec<(Node, usize)>>,
     done: bool,
     _guard: Arc<ReaderGuard>,
-    last_front: Option<Vec<u8>>,
-    last_back: Option<Vec<u8>>,
+    /// The front has yielded an entry: the last one is the entry before
+    /// its path's position (the leaf it sits in is held by the path).
+    front_yielded: bool,
+    /// The back has yielded an entry: the last one is at its path's
+    /// position.
+    back_yielded: bool,
 }
 
 impl std::fmt::Debug for Range {
@@ -392,93 +397,118 @@ impl Range {
         }
     }
 
+    #[inline]
     fn step_front(&mut self) -> Result<Option<Entry>> {
         if self.front.is_none() {
             self.front = Some(self.seek_front()?);
         }
         let mut path = self.front.take().unwrap_or_default();
-        let found = loop {
-            let Some((node, i)) = path.last_mut() else {
-                break false;
-            };
-            if *i < node.len() {
-                *i += 1;
-                break !self.past_upper(node.key(*i - 1));
-            }
-            if !self.advance_front(&mut path)? {
-                break false;
-            }
-        };
-        let out = match path.last() {
-            Some((node, i)) if found => self.yield_entry(node, *i - 1, false),
-            _ => Ok(None),
-        };
+        let out = self.next_front_in(&mut path);
         self.front = Some(path);
+        self.front_yielded |= matches!(out, Ok(Some(_)));
         if !matches!(out, Ok(Some(_))) {
             self.done = true;
         }
         out
     }
 
+    #[inline]
     fn step_back(&mut self) -> Result<Option<Entry>> {
         if self.back.is_none() {
             self.back = Some(self.seek_back()?);
         }
         let mut path = self.back.take().unwrap_or_default();
-        let found = loop {
-            let Some((node, i)) = path.last_mut() else {
-                break false;
-            };
-            if *i > 0 {
-                *i -= 1;
-                break !self.before_lower(node.key(*i));
-            }
-            if !self.advance_back(&mut path)? {
-                break false;
-            }
-        };
-        let out = match path.last() {
-            Some((node, i)) if found => self.yield_entry(node, *i, true),
-            _ => Ok(None),
-        };
+        let out = self.next_back_in(&mut path);
         self.back = Some(path);
+        self.back_yielded |= matches!(out, Ok(Some(_)));
         if !matches!(out, Ok(Some(_))) {
             self.done = true;
         }
         out
     }
 
-    /// Entry `idx` of leaf `node`, reached from the back (`back`) or the
-    /// front: `None` once it meets what the other end has yielded.
-    fn yield_entry(&mut self, node: &Node, idx: usize, back: bool) -> Result<Option<Entry>> {
-        let key = node.key(idx);
-        let (other, mine) = if back {
-            (&self.last_front, &mut self.last_back)
-        } else {
-            (&self.last_back, &mut self.last_front)
+    /// Moves the front `path` one entry on and copies that entry out:
+    /// `None` past the upper bound, at the end, or where the back has been.
+    #[inline]
+    fn next_front_in(&self, path: &mut Vec<(Node, usize)>) -> Result<Option<Entry>> {
+        loop {
+            let Some((node, i)) = path.last_mut() else {
+                return Ok(None);
+            };
+            if *i < node.len() {
+                *i += 1;
+                break;
+            }
+            if !self.advance_front(path)? {
+                return Ok(None);
+            }
+        }
+        let Some((node, i)) = path.last() else {
+            return Ok(None);
         };
-        let met = other
-            .as_deref()
-            .is_some_and(|o| if back { key <= o } else { key >= o });
-        if met {
+        let (key, val) = node.entry(i.saturating_sub(1));
+        if self.past_upper(key) || self.back_last().is_some_and(|b| key >= b) {
             return Ok(None);
         }
-        // Reuse the buffer: no allocation per entry for the bookkeeping.
-        match mine {
-            Some(buf) => {
-                buf.clear();
-                buf.extend_from_slice(key);
+        let value = value_of(&self.inner, val, self.page_count)?;
+        Ok(Some((key.to_vec(), value)))
+    }
+
+    /// Moves the back `path` one entry back and copies that entry out:
+    /// `None` before the lower bound, at the start, or where the front has
+    /// been.
+    #[inline]
+    fn next_back_in(&self, path: &mut Vec<(Node, usize)>) -> Result<Option<Entry>> {
+        loop {
+            let Some((_, i)) = path.last_mut() else {
+                return Ok(None);
+            };
+            if *i > 0 {
+                *i -= 1;
+                break;
             }
-            None => *mine = Some(key.to_vec()),
+            if !self.advance_back(path)? {
+                return Ok(None);
+            }
         }
-        let v = value_of(&self.inner, node.val(idx), self.page_count)?;
-        Ok(Some((key.to_vec(), v)))
+        let Some((node, i)) = path.last() else {
+            return Ok(None);
+        };
+        let (key, val) = node.entry(*i);
+        if self.before_lower(key) || self.front_last().is_some_and(|f| key <= f) {
+            return Ok(None);
+        }
+        let value = value_of(&self.inner, val, self.page_count)?;
+        Ok(Some((key.to_vec(), value)))
+    }
+
+    /// The key the front yielded last, read in place from the leaf its
+    /// path holds (no copy per entry); `None` before its first entry.
+    #[inline]
+    fn front_last(&self) -> Option<&[u8]> {
+        if !self.front_yielded {
+            return None;
+        }
+        let (node, i) = self.front.as_ref()?.last()?;
+        Some(node.key(i.checked_sub(1)?))
+    }
+
+    /// The key the back yielded last, read in place like
+    /// [`Range::front_last`].
+    #[inline]
+    fn back_last(&self) -> Option<&[u8]> {
+        if !self.back_yielded {
+            return None;
+        }
+        let (node, i) = self.back.as_ref()?.last()?;
+        Some(node.key(*i))
     }
 }
 
 impl Iterator for Range {
     type Item = Result<Entry>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
@@ -495,6 +525,7 @@ impl Iterator for Range {
 }
 
 impl DoubleEndedIterator for Range {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::Error;
 use crate::memtable::{Memtable, ScanItem, Seq};
 use crate::merge::{MergeIter, SortedSource};
+use crate::tree::TreeSource;
 
 /// Keys fetched from a memtable at a time.
 const CHUNK: usize = 256;
@@ -106,13 +107,31 @@ impl SortedSource<Error> for MemSource {
 /// are `Result`s: a page that fails authentication ends the iteration with
 /// its error, never with wrong data.
 pub struct DbIter {
-    inner: MergeIter<Error>,
+    inner: Sources,
+}
+
+/// What a [`DbIter`] reads.
+enum Sources {
+    /// Memtables and the tree, merged newest first.
+    Merge(MergeIter<Error>),
+    /// The tree alone, read straight through: every memtable of the view
+    /// was empty, so none can hold a version the view sees (a memtable
+    /// only grows, and writers insert before they publish).
+    Tree(TreeSource),
 }
 
 impl DbIter {
-    pub(crate) fn new(sources: Vec<Box<dyn SortedSource<Error> + Send>>) -> Self {
+    /// The merge of `sources`, newest first.
+    pub(crate) fn merged(sources: Vec<Box<dyn SortedSource<Error> + Send>>) -> Self {
         DbIter {
-            inner: MergeIter::new(sources),
+            inner: Sources::Merge(MergeIter::new(sources)),
+        }
+    }
+
+    /// The tree alone, when no memtable can hold a visible version.
+    pub(crate) fn tree_only(tree: TreeSource) -> Self {
+        DbIter {
+            inner: Sources::Tree(tree),
         }
     }
 }
@@ -120,14 +139,22 @@ impl DbIter {
 impl Iterator for DbIter {
     type Item = Result<(Vec<u8>, Vec<u8>), Error>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next()
+        match &mut self.inner {
+            Sources::Merge(m) => m.next(),
+            Sources::Tree(t) => t.next_entry(),
+        }
     }
 }
 
 impl DoubleEndedIterator for DbIter {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
-        self.inner.next_back()
+        match &mut self.inner {
+            Sources::Merge(m) => m.next_back(),
+            Sources::Tree(t) => t.next_back_entry(),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use sealkv_core_store::{Range, ReadTxn};
 use crate::Error;
 use crate::db::Inner;
 use crate::memtable::ScanItem;
-use crate::merge::SortedSource;
+use crate::merge::{KeyValue, SortedSource};
 
 /// A range of one page-file snapshot. Its front and back never cross (the
 /// store's iterator guarantees it), and after an error it ends.
@@ -28,6 +28,21 @@ impl TreeSource {
             range: tree.range(lower, upper),
             db,
         }
+    }
+}
+
+impl TreeSource {
+    /// The next entry from the front, as a [`DbIter`](crate::DbIter) item
+    /// (for a view with nothing in its memtables); after an error, `None`.
+    #[inline]
+    pub(crate) fn next_entry(&mut self) -> Option<Result<KeyValue, Error>> {
+        Some(self.range.next()?.map_err(|e| self.db.store_error(e)))
+    }
+
+    /// The next entry from the back, like [`TreeSource::next_entry`].
+    #[inline]
+    pub(crate) fn next_back_entry(&mut self) -> Option<Result<KeyValue, Error>> {
+        Some(self.range.next_back()?.map_err(|e| self.db.store_error(e)))
     }
 }
 

@@ -10,6 +10,7 @@ mod fuzz;
 mod model;
 mod nonce;
 mod overflow_cache;
+mod range_ends;
 mod readers;
 mod spill;
 mod tamper;

@@ -19,4 +19,5 @@ mod provider_interop;
 mod reencrypt;
 mod support;
 mod tamper;
+mod tree_iter;
 mod verify_race;
