@@ -728,26 +728,18 @@ fn import_and_verify_open_the_archive_with_the_provider_they_are_given() {
     assert_eq!(summary.records, model.len() as u64);
 
     let dest = dir.path().join("imported");
-    let make = |d: &Path| Config::new(d);
-    let e = archive::import(
-        &file,
-        Some(&src(&k)),
-        &dest,
-        &make,
-        &ImportOptions::new().crypto_provider(Arc::new(no_aes)),
-        &mut |_| {},
-    )
-    .unwrap_err();
-    assert!(unsupported(e));
+    let import_with = |provider: CryptoProvider| {
+        archive::import(
+            &file,
+            Some(&src(&k)),
+            &dest,
+            &|d: &Path| Config::new(d),
+            &ImportOptions::new().crypto_provider(Arc::new(provider)),
+            &mut |_| {},
+        )
+    };
+    assert!(unsupported(import_with(no_aes).unwrap_err()));
     assert!(!dest.exists(), "a refused import leaves nothing");
-    archive::import(
-        &file,
-        Some(&src(&k)),
-        &dest,
-        &make,
-        &ImportOptions::new().crypto_provider(Arc::new(default)),
-        &mut |_| {},
-    )
-    .unwrap();
+    import_with(default).unwrap();
     assert_eq!(contents(&Db::open(&dest).unwrap()), model);
 }

@@ -8,15 +8,21 @@ use sealkv_fileio::SimVfs;
 
 use crate::common::*;
 
-#[test]
-fn reader_keeps_its_view_and_its_pages_until_dropped() {
-    let sim = SimVfs::new();
-    let store = create(&sim, Some(keyring()));
+/// An encrypted store holding keys 0..1500 at generation 0, in one commit.
+fn sealed_store_of_1500(sim: &SimVfs) -> sealkv_core_store::Store {
+    let store = create(sim, Some(keyring()));
     let mut w = store.write().unwrap();
     for i in 0..1500u32 {
         w.put(&key(i), &val(i, 0)).unwrap();
     }
     w.commit().unwrap();
+    store
+}
+
+#[test]
+fn reader_keeps_its_view_and_its_pages_until_dropped() {
+    let sim = SimVfs::new();
+    let store = sealed_store_of_1500(&sim);
     let reader = store.read();
     let view = all(&reader);
     let pages: Vec<(u64, Vec<u8>)> = reader
@@ -68,12 +74,7 @@ fn reader_keeps_its_view_and_its_pages_until_dropped() {
 #[test]
 fn a_pinned_read_keeps_its_view_and_its_pages_until_dropped() {
     let sim = SimVfs::new();
-    let store = create(&sim, Some(keyring()));
-    let mut w = store.write().unwrap();
-    for i in 0..1500u32 {
-        w.put(&key(i), &val(i, 0)).unwrap();
-    }
-    w.commit().unwrap();
+    let store = sealed_store_of_1500(&sim);
     let pinned = store.pin();
     assert_eq!(store.stats().readers, 1);
     assert_eq!(store.stats().oldest_reader, Some(pinned.txn()));
