@@ -146,9 +146,18 @@ fn fuzz(args: &[String]) -> Result<(), String> {
             .collect();
     }
     for t in &targets {
+        // New inputs go to a work corpus under fuzz/target (ignored by git);
+        // the committed seeds are read from fuzz/corpus/TARGET but never
+        // written, so a run leaves the tree clean and the stable tests that
+        // replay fuzz/corpus stay as fast as in CI.
+        let work = format!("fuzz/target/corpus/{t}");
+        let seeds = format!("fuzz/corpus/{t}");
+        std::fs::create_dir_all(root().join(&work))
+            .map_err(|e| format!("cannot create {work}: {e}"))?;
         let mut a = vec!["+nightly", "fuzz", "run"];
         a.extend(sanitizer);
-        a.extend([t.as_str(), "--", budget.as_str(), "-print_final_stats=1"]);
+        a.extend([t.as_str(), work.as_str(), seeds.as_str()]);
+        a.extend(["--", budget.as_str(), "-print_final_stats=1"]);
         run("cargo", &a, &[])?;
     }
     Ok(())
