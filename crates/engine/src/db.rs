@@ -286,10 +286,8 @@ pub(crate) struct View {
 
 impl View {
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        for m in &self.mems {
-            if let Some(slot) = m.get(key, self.at) {
-                return Ok(slot);
-            }
+        if let Some(slot) = newest_in(&self.mems, key, self.at) {
+            return Ok(slot);
         }
         self.db.counters.tree_reads.fetch_add(1, Ordering::Relaxed);
         self.tree.get(key).map_err(|e| self.db.store_error(e))
@@ -321,6 +319,16 @@ impl View {
     }
 }
 
+/// The newest version of `key` at or below `at` in `mems` (newest memtable
+/// first): `Some(None)` for a tombstone, `None` if none of them has one.
+fn newest_in<'a>(
+    mems: impl IntoIterator<Item = &'a Arc<Memtable>>,
+    key: &[u8],
+    at: Seq,
+) -> Option<crate::memtable::Slot> {
+    mems.into_iter().find_map(|m| m.get(key, at))
+}
+
 impl Inner {
     /// The value of `key` in the current read state: what [`Inner::view`]
     /// and [`View::get`] give, without building a view (no memtable list,
@@ -333,10 +341,8 @@ impl Inner {
         let at = self.publisher.visible();
         let tree = self.store.pin();
         let memtables = std::iter::once(&mems.active).chain(mems.frozen.iter().map(|f| &f.mem));
-        for m in memtables {
-            if let Some(slot) = m.get(key, at) {
-                return Ok(slot);
-            }
+        if let Some(slot) = newest_in(memtables, key, at) {
+            return Ok(slot);
         }
         drop(mems);
         self.counters.tree_reads.fetch_add(1, Ordering::Relaxed);
