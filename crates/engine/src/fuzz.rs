@@ -22,7 +22,8 @@ use std::sync::{Arc, MutexGuard};
 use sealkv_crypto_envelope::{EncryptionAlgorithm, MasterKey};
 use sealkv_fileio::SimVfs;
 
-use crate::db::{FlushState, Inner};
+use crate::db::Inner;
+use crate::flush::FlushState;
 use crate::{Config, Db, Error, SyncMode, WriteBatch};
 use crashvfs::{CrashPlan, CrashVfs};
 

@@ -16,9 +16,9 @@ use sealkv_crypto_envelope::DbId;
 use sealkv_fileio::{FileError, FileOp, LockKind, Vfs, VfsLock};
 
 use crate::config::Config;
-use crate::db::{DATA_FILE, Db, FlushState, Inner, KEYS_FILE, LOCK_FILE, Memtables, WAL_DIR};
+use crate::db::{DATA_FILE, Db, Inner, KEYS_FILE, LOCK_FILE, Memtables, WAL_DIR};
 use crate::error::Error;
-use crate::flush::{self, FlushSignal};
+use crate::flush::{self, FlushSignal, FlushState};
 use crate::keys::KeyState;
 use crate::memtable::Memtable;
 use crate::meta::EngineMeta;

@@ -29,8 +29,9 @@ use std::sync::MutexGuard;
 use sealkv_core_store::WriteTxn;
 use sealkv_crypto_envelope::KeyId;
 
-use crate::db::{Db, FlushState, Inner};
+use crate::db::{Db, Inner};
 use crate::error::Error;
+use crate::flush::FlushState;
 use crate::keys::KeyState;
 use crate::meta::EngineMeta;
 
