@@ -36,6 +36,27 @@ pub enum SyncMode {
     Never,
 }
 
+/// When one append is acknowledged, whatever the log's [`SyncMode`] (as
+/// redb's `Durability` and RocksDB's `WriteOptions::sync`).
+///
+/// The log is one sequence, so the prefix property holds across a mix: an
+/// fsync makes every record before it durable too, and a record that was
+/// not fsynced can be lost in a power cut only together with every record
+/// after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// As the log's [`SyncMode`] says.
+    #[default]
+    AsConfigured,
+    /// Once an fsync covers the record (group commit shares it), whatever
+    /// the sync mode.
+    Sync,
+    /// Once the record reaches the OS: a process crash loses nothing, a
+    /// power cut may lose it (until a later fsync — the interval syncer,
+    /// a synced append, a roll or a close — covers it).
+    Buffered,
+}
+
 /// What recovery does with damage. Named after RocksDB's `WALRecoveryMode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecoveryMode {

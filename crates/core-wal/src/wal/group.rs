@@ -13,7 +13,7 @@ use super::{Current, Ready, Shared, State, Wal, io_err, lock};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::format::{HEADER_LEN, RECORD_HEADER_LEN, RECORD_OVERHEAD, RecordHeader};
-use crate::options::{Seq, SyncMode};
+use crate::options::{Durability, Seq, SyncMode};
 use crate::recovery::MAX_BODY_LEN;
 use std::sync::MutexGuard;
 
@@ -38,6 +38,28 @@ impl Wal {
     /// and fsyncs. An error means the outcome is unknown: the record may
     /// or may not be found after reopening.
     pub fn append(&self, batch: &Batch) -> Result<Seq> {
+        match self.append_with(batch, Durability::AsConfigured, |_| true)? {
+            Some(seq) => Ok(seq),
+            // Admitted unconditionally above: never refused.
+            None => Err(Error::InvalidOptions("the append was not admitted")),
+        }
+    }
+
+    /// [`append`](Wal::append) with the acknowledgement `durability` asks
+    /// for, and an admission check: `admit` runs under the log's
+    /// reservation lock with the sequence number the record would get,
+    /// before anything is reserved. If it says no, nothing is appended and
+    /// the answer is `Ok(None)`; if yes, the record takes that number and
+    /// no other append can be numbered between the check and it. (The
+    /// engine checks a transaction's reads against the batches numbered
+    /// after its snapshot there.) `admit` must be quick: every appender
+    /// waits for it.
+    pub fn append_with(
+        &self,
+        batch: &Batch,
+        durability: Durability,
+        admit: impl FnOnce(Seq) -> bool,
+    ) -> Result<Option<Seq>> {
         let sh = &*self.shared;
         let body = batch.encoded();
         if body.len() > MAX_BODY_LEN {
@@ -54,10 +76,14 @@ impl Wal {
         if st.closed {
             return Err(Error::Closed);
         }
+        if !admit(Seq(st.next_seq)) {
+            return Ok(None);
+        }
         let ticket = match st.sealing.protect.draw() {
             Ok(t) => t,
-            // A session that has spent its nonces is replaced (brief 3.3);
-            // its records go to a new segment.
+            // A session that has spent its nonces is replaced: nothing is
+            // sealed again under an earlier session's subkey; its records
+            // go to a new segment.
             Err(Error::Crypto(CryptoError::SessionExhausted(_))) => {
                 sh.rotate_session(&mut st)?;
                 st.sealing.protect.draw()?
@@ -87,6 +113,11 @@ impl Wal {
         let ctx = st.res_ctx;
         st.slots.push_back(None);
         drop(st);
+        let sync = match durability {
+            Durability::AsConfigured => sh.sync_mode == SyncMode::Always,
+            Durability::Sync => true,
+            Durability::Buffered => false,
+        };
 
         // Encode and seal outside the lock.
         buf.clear();
@@ -119,13 +150,13 @@ impl Wal {
                 seq,
                 segment,
                 buf,
+                sync,
                 sealing,
             });
         }
         st.stats.appends += 1;
-        let always = sh.sync_mode == SyncMode::Always;
-        self.wait(st, seq, always)?;
-        Ok(Seq(seq))
+        self.wait(st, seq, sync)?;
+        Ok(Some(Seq(seq)))
     }
 
     /// Waits until `seq` is written (or durable, with `durable`), leading
@@ -310,11 +341,14 @@ impl Shared {
                 st.written_seq = r.seq;
             }
         }
-        let sync = match self.sync_mode {
-            SyncMode::Always => true,
-            SyncMode::Interval(d) => cur.last_sync.elapsed() >= d,
-            SyncMode::Never => false,
-        };
+        // A record whose appender waits for an fsync gets one, whatever the
+        // mode; under `Always` that is every record not asked to be
+        // buffered.
+        let sync = taken.iter().any(|r| r.sync)
+            || match self.sync_mode {
+                SyncMode::Always | SyncMode::Never => false,
+                SyncMode::Interval(d) => cur.last_sync.elapsed() >= d,
+            };
         if sync {
             self.sync_current(cur, Mark::IfIdle)?;
         }

@@ -53,6 +53,8 @@ struct Ready {
     seq: u64,
     segment: u64,
     buf: Vec<u8>,
+    /// Its appender waits for an fsync: the group that writes it syncs.
+    sync: bool,
     /// The session it was sealed under (its segment's header names it).
     sealing: Arc<Sealing>,
 }

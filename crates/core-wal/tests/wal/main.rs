@@ -21,6 +21,7 @@ use sealkv_fileio::{SimVfs, Vfs};
 
 mod canary;
 mod crash;
+mod durability;
 mod faults;
 mod fuzz;
 mod group;
