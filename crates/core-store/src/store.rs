@@ -14,8 +14,8 @@ use crate::cache::PageCache;
 use crate::codec::{Codec, Mode};
 use crate::error::{Result, StoreError};
 use crate::format::{
-    DEFAULT_PAGE_SIZE, FIRST_DATA_PAGE, FileHeader, META_A, PAGE_HEADER_LEN, PageKind, TAG_LEN,
-    Tag, check_page_size,
+    DEFAULT_PAGE_SIZE, FIRST_DATA_PAGE, FileHeader, MAX_APP_META, META_A, PAGE_HEADER_LEN,
+    PageKind, TAG_LEN, Tag, check_page_size,
 };
 use crate::meta::{FreeEntry, Meta, decode_free};
 use crate::node::{ChildRef, Node};
@@ -37,6 +37,11 @@ pub struct StoreOptions {
     pub db_id: Option<DbId>,
     /// Open read-only (a shared lock; no writer session).
     pub read_only: bool,
+    /// The application metadata of a new file's first meta page (at most
+    /// [`MAX_APP_META`](crate::MAX_APP_META) bytes), so a file is never
+    /// without it, not even after a crash right after its creation.
+    /// Ignored when opening.
+    pub initial_app_meta: Vec<u8>,
 }
 
 impl Default for StoreOptions {
@@ -47,6 +52,7 @@ impl Default for StoreOptions {
             keyring: None,
             db_id: None,
             read_only: false,
+            initial_app_meta: Vec::new(),
         }
     }
 }
@@ -237,8 +243,14 @@ impl Store {
             page_count: FIRST_DATA_PAGE,
             free_head: None,
             free_pages: 0,
-            app_meta: Vec::new(),
+            app_meta: options.initial_app_meta.clone(),
         };
+        if meta.app_meta.len() > MAX_APP_META {
+            return Err(StoreError::AppMetaTooLarge {
+                len: meta.app_meta.len(),
+                max: MAX_APP_META,
+            });
+        }
         let p = options.page_size as usize;
         let mut buf = header.encode();
         let mut mpage = vec![0u8; p];

@@ -108,6 +108,32 @@ impl Batch {
         self
     }
 
+    /// Adds a put of the key `prefix` + `key` = `value`, without joining
+    /// the two first (the engine's keyspace prefix).
+    pub fn put_prefixed(&mut self, prefix: &[u8], key: &[u8], value: &[u8]) -> &mut Self {
+        self.rep.push(PUT);
+        self.rep
+            .extend_from_slice(&len_u32(prefix.len() + key.len()).to_le_bytes());
+        self.rep.extend_from_slice(prefix);
+        self.rep.extend_from_slice(key);
+        self.rep
+            .extend_from_slice(&len_u32(value.len()).to_le_bytes());
+        self.rep.extend_from_slice(value);
+        self.bump();
+        self
+    }
+
+    /// Adds a delete of the key `prefix` + `key`.
+    pub fn delete_prefixed(&mut self, prefix: &[u8], key: &[u8]) -> &mut Self {
+        self.rep.push(DELETE);
+        self.rep
+            .extend_from_slice(&len_u32(prefix.len() + key.len()).to_le_bytes());
+        self.rep.extend_from_slice(prefix);
+        self.rep.extend_from_slice(key);
+        self.bump();
+        self
+    }
+
     /// Adds a delete of `key`.
     pub fn delete(&mut self, key: &[u8]) -> &mut Self {
         self.rep.push(DELETE);
@@ -262,5 +288,16 @@ mod tests {
         let mut extra = b.encoded().to_vec();
         extra.push(0);
         assert!(Batch::decode(&extra).is_err());
+    }
+
+    #[test]
+    fn prefixed_operations_encode_as_the_joined_key() {
+        let mut joined = Batch::new();
+        joined.put(b"\x02user", b"v").delete(b"\x02gone");
+        let mut parts = Batch::new();
+        parts
+            .put_prefixed(b"\x02", b"user", b"v")
+            .delete_prefixed(b"\x02", b"gone");
+        assert_eq!(parts, joined);
     }
 }

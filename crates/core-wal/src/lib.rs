@@ -81,8 +81,7 @@ pub use error::{Error, Result};
 #[doc(hidden)]
 pub use fuzz::{fuzz_replay, fuzz_replay_one_mode};
 pub use options::{
-    Durability,
-    DEFAULT_SEGMENT_SIZE, RecoveryMode, RecoveryReport, Seq, Skipped, SyncMode, TornTail,
-    WalOptions, WalStats,
+    DEFAULT_SEGMENT_SIZE, Durability, RecoveryMode, RecoveryReport, Seq, Skipped, SyncMode,
+    TornTail, WalOptions, WalStats,
 };
 pub use wal::Wal;

@@ -22,6 +22,9 @@ use crate::error::Error;
 /// page read and an AEAD open per miss.
 pub const DEFAULT_CACHE_SIZE: u64 = sealkv_core_store::DEFAULT_CACHE_BYTES as u64;
 
+/// The default of [`Config::transaction_retries`].
+pub const DEFAULT_TRANSACTION_RETRIES: u32 = 64;
+
 /// Smallest and largest page sizes.
 const PAGE_SIZES: std::ops::RangeInclusive<u32> = 4096..=65536;
 
@@ -60,6 +63,7 @@ pub struct Config {
     pub(crate) recovery_mode: RecoveryMode,
     pub(crate) read_only: bool,
     pub(crate) create_if_missing: bool,
+    pub(crate) transaction_retries: u32,
     pub(crate) provider: Arc<CryptoProvider>,
     pub(crate) vfs: Arc<dyn Vfs>,
 }
@@ -85,6 +89,7 @@ impl fmt::Debug for Config {
             .field("cache_size", &self.cache_size)
             .field("recovery_mode", &self.recovery_mode)
             .field("read_only", &self.read_only)
+            .field("transaction_retries", &self.transaction_retries)
             .finish_non_exhaustive()
     }
 }
@@ -110,9 +115,19 @@ impl Config {
             recovery_mode: RecoveryMode::default(),
             read_only: false,
             create_if_missing: true,
+            transaction_retries: DEFAULT_TRANSACTION_RETRIES,
             provider: Arc::new(CryptoProvider::default()),
             vfs: Arc::new(StdVfs::new()),
         }
+    }
+
+    /// How many times [`Db::transaction`](crate::Db::transaction) runs a
+    /// closure again after a conflict before it answers
+    /// [`Error::Conflict`] (default [`DEFAULT_TRANSACTION_RETRIES`]).
+    #[must_use]
+    pub fn transaction_retries(mut self, retries: u32) -> Self {
+        self.transaction_retries = retries;
+        self
     }
 
     /// Seal every byte written (default off). Needs a key.

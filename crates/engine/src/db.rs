@@ -2,14 +2,8 @@
 //!
 //! # Write path
 //!
-//! `write(batch)` appends the batch to the WAL (group commit; durable per
-//! the sync mode), inserts it into the active memtable under the sequence
-//! number the WAL gave it, then publishes it: readers see batch `n` only
-//! once every batch before it is applied too ([`Publisher`]). Writers hold
-//! the *gate* shared while they do this; freezing the memtable takes it
-//! exclusively, so a frozen memtable holds exactly the batches up to the
-//! sequence number recorded at the freeze, and the WAL rolls to a new
-//! segment at that point.
+//! Every batch goes through [`crate::write`]: admitted and numbered by the
+//! WAL, written, applied to the active memtable, published in order.
 //!
 //! # Flush
 //!
@@ -32,18 +26,24 @@ use sealkv_core_store::{ReadTxn, Store};
 use sealkv_core_wal::Wal;
 use sealkv_fileio::VfsLock;
 
+use sealkv_core_wal::Durability;
+
 use crate::batch::WriteBatch;
 use crate::config::Config;
 use crate::error::Error;
 use crate::flush::{FlushSignal, FlushState, Frozen};
-use crate::iter::{DbIter, MemSource, borrowed as bound_ref, prefix_upper};
+use crate::iter::{DbIter, MemSource, borrowed};
 use crate::keys::KeyState;
+use crate::keyspace::catalog::Catalog;
+use crate::keyspace::prefix::{DEFAULT, MAX_PREFIX_LEN, Prefix};
+use crate::keyspace::{Keyspace, UserBounds, bounds, prefix_bounds};
 use crate::memtable::{Memtable, Seq};
 use crate::merge::SortedSource;
 use crate::publish::Publisher;
 use crate::snapshot::Snapshot;
 use crate::stats::{Counters, Stats};
-use sealkv_core_wal::BatchOp;
+use crate::txn::conflict::ConflictWindow;
+use crate::write::Commit;
 
 /// File names inside a database directory.
 pub(crate) const DATA_FILE: &str = "data.sealkv";
@@ -84,7 +84,27 @@ pub(crate) struct Inner {
     pub(crate) closed: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) torn_tails: AtomicU64,
+    /// The named keyspaces.
+    pub(crate) catalog: Catalog,
+    /// Write sets of recent batches, for transactions to check against.
+    pub(crate) conflicts: Mutex<ConflictWindow>,
+    /// A number no other open database in this process has: keyspace
+    /// handles carry it, so one of another database is refused.
+    pub(crate) instance: u64,
     pub(crate) _lock: Box<dyn VfsLock>,
+}
+
+/// The source of [`Inner::instance`].
+static INSTANCES: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh [`Inner::instance`].
+pub(crate) fn next_instance() -> u64 {
+    INSTANCES.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The default keyspace's prefix: what `Db`'s own reads and writes use.
+pub(crate) fn default_prefix() -> Prefix {
+    Prefix::of(DEFAULT)
 }
 
 /// An open database. Cheap to clone (a reference count) and to share across
@@ -137,9 +157,13 @@ impl Db {
 
     /// The value of `key`, if any.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
-        let key = key.as_ref();
         self.check_open()?;
-        self.inner.get(key)
+        self.inner.get(&default_prefix().key(key.as_ref()))
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
+        Ok(self.get(key)?.is_some())
     }
 
     /// Sets `key` to `value`.
@@ -161,12 +185,28 @@ impl Db {
     /// thread (with several writers, a write also waits for the batches
     /// ordered before it to be applied).
     pub fn write(&self, batch: &WriteBatch) -> Result<(), Error> {
+        self.write_with(batch, Durability::AsConfigured)
+    }
+
+    /// [`write`](Self::write), acknowledged as `durability` says rather
+    /// than as the sync mode does: [`Durability::Buffered`] returns once
+    /// the log record reaches the OS (a power cut may lose it, together
+    /// with every write after it, never one before), [`Durability::Sync`]
+    /// once an fsync covers it.
+    pub fn write_with(&self, batch: &WriteBatch, durability: Durability) -> Result<(), Error> {
         self.check_open()?;
         batch.check(self.max_key_len())?;
+        if let Some(ks) = batch.keyspaces().find(|ks| ks.owner != self.inner.instance) {
+            return Err(Error::ForeignKeyspace {
+                name: ks.name.clone(),
+            });
+        }
         if batch.is_empty() {
             return Ok(());
         }
-        self.inner.write(batch)
+        self.inner
+            .commit(batch, Commit::plain(durability))
+            .map(|_| ())
     }
 
     /// The keys in `range`, in order; reverse with `.rev()`.
@@ -175,19 +215,52 @@ impl Db {
         range: impl std::ops::RangeBounds<K>,
     ) -> Result<DbIter, Error> {
         self.check_open()?;
-        let lower = range.start_bound().map(|k| k.as_ref().to_vec());
-        let upper = range.end_bound().map(|k| k.as_ref().to_vec());
         let view = self.inner.view()?;
-        Ok(view.iter(bound_ref(&lower), bound_ref(&upper)))
+        Ok(view.iter_in(&default_prefix(), bounds(&range)))
     }
 
     /// The keys starting with `prefix`, in order; reverse with `.rev()`.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Result<DbIter, Error> {
         self.check_open()?;
-        let prefix = prefix.as_ref();
-        let upper = prefix_upper(prefix);
         let view = self.inner.view()?;
-        Ok(view.iter(Bound::Included(prefix), bound_ref(&upper)))
+        Ok(view.iter_in(&default_prefix(), prefix_bounds(prefix.as_ref())))
+    }
+
+    /// Every key of the default keyspace, in order; reverse with `.rev()`.
+    pub fn iter(&self) -> Result<DbIter, Error> {
+        self.range::<&[u8]>(..)
+    }
+
+    /// The keyspace called `name`, created (durably) if it does not exist
+    /// yet. Names are 1 to [`MAX_KEYSPACE_NAME_LEN`](crate::MAX_KEYSPACE_NAME_LEN)
+    /// bytes; they are stored sealed like data. A read-only database
+    /// answers [`Error::KeyspaceNotFound`] for a name it lacks.
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace, Error> {
+        self.check_open()?;
+        let state = Catalog::open_or_create(&self.inner, name)?;
+        Ok(Keyspace {
+            db: self.clone(),
+            state,
+        })
+    }
+
+    /// The names of the named keyspaces, in order (the default keyspace,
+    /// which has no name, is not listed).
+    pub fn keyspaces(&self) -> Result<Vec<String>, Error> {
+        self.check_open()?;
+        Ok(self.inner.catalog.names())
+    }
+
+    /// Removes keyspace `name` with all its keys; returns whether it
+    /// existed. Handles to it answer [`Error::KeyspaceDropped`] from then
+    /// on, and no write to it is admitted after the drop. Its keys are
+    /// deleted in bounded, atomic batches before this returns (their pages
+    /// are reused once flushed); a crash in between finishes the deletion
+    /// at the next open. A new keyspace of the same name is a new, empty
+    /// keyspace.
+    pub fn drop_keyspace(&self, name: &str) -> Result<bool, Error> {
+        self.check_writable()?;
+        Catalog::drop_keyspace(&self.inner, name)
     }
 
     /// A consistent, read-only view as of now, unaffected by later writes.
@@ -226,10 +299,11 @@ impl Db {
         self.inner.store.db_id()
     }
 
-    /// The longest key this database accepts: a quarter of a page less
-    /// overhead (964 bytes with 4 KiB pages, 16 324 with 64 KiB pages).
+    /// The longest key this database accepts, in any keyspace: a quarter
+    /// of a page less overhead and the keyspace prefix (959 bytes with 4 KiB
+    /// pages, 16 319 with 64 KiB pages).
     pub fn max_key_len(&self) -> usize {
-        self.inner.store.max_key_len()
+        self.inner.store.max_key_len() - MAX_PREFIX_LEN
     }
 
     pub(crate) fn check_open(&self) -> Result<(), Error> {
@@ -245,10 +319,7 @@ impl Db {
         if self.inner.wal.is_none() {
             return Err(Error::ReadOnly);
         }
-        if self.inner.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
-        Ok(())
+        self.inner.check_poisoned()
     }
 }
 
@@ -270,29 +341,53 @@ impl View {
         self.tree.get(key).map_err(|e| self.db.store_error(e))
     }
 
-    pub(crate) fn iter(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> DbIter {
-        let tree = crate::tree::TreeSource::new(&self.tree, lower, upper, self.db.clone());
+    /// The user keys of keyspace `prefix` within `user` bounds.
+    pub(crate) fn iter_in(&self, prefix: &Prefix, (lo, hi): UserBounds) -> DbIter {
+        let lower = prefix.lower(borrowed(&lo));
+        let upper = prefix.upper(borrowed(&hi));
+        self.iter_stored_range(borrowed(&lower), borrowed(&upper), prefix.as_bytes().len())
+    }
+
+    /// Stored keys within `(lower, upper)`, each with its first `strip`
+    /// bytes cut.
+    pub(crate) fn iter_stored_range(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        strip: usize,
+    ) -> DbIter {
         // A memtable whose byte count is zero holds no version at or below
         // `at`: a writer adds to the count after its insert and before it
         // publishes its batch, `at` was loaded (acquire) after that, and a
         // memtable never loses an entry. (Not the skip list's `len`, which
         // crossbeam documents as approximate under concurrent change.) With
         // every one empty, the tree is read without a merge.
-        let empty = |m: &&Arc<Memtable>| m.approx_bytes() == 0;
-        if self.mems.iter().all(|m| empty(&m)) {
-            return DbIter::tree_only(tree);
+        if self.mems.iter().all(|m| m.approx_bytes() == 0) {
+            let tree = crate::tree::TreeSource::new(&self.tree, lower, upper, self.db.clone());
+            return DbIter::tree_only(tree, strip);
         }
+        DbIter::merged(self.sources(lower, upper), strip)
+    }
+
+    /// The memtables that hold something and the tree, newest first, each
+    /// within `(lower, upper)` of stored keys.
+    pub(crate) fn sources(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Vec<Box<dyn SortedSource<Error> + Send>> {
+        let tree = crate::tree::TreeSource::new(&self.tree, lower, upper, self.db.clone());
         let mut sources: Vec<Box<dyn SortedSource<Error> + Send>> = self
             .mems
             .iter()
-            .filter(|m| !empty(m))
+            .filter(|m| m.approx_bytes() != 0)
             .map(|m| {
                 Box::new(MemSource::new(m.clone(), self.at, lower, upper))
                     as Box<dyn SortedSource<Error> + Send>
             })
             .collect();
         sources.push(Box::new(tree));
-        DbIter::merged(sources)
+        sources
     }
 }
 
@@ -346,51 +441,17 @@ impl Inner {
         })
     }
 
-    fn write(self: &Arc<Self>, batch: &WriteBatch) -> Result<(), Error> {
+    /// Refuses writes once an earlier write or flush failed.
+    pub(crate) fn check_poisoned(&self) -> Result<(), Error> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
-        let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
-        self.wait_for_backlog()?;
-        let gate = read(&self.gate);
-        let seq = match wal.append(&batch.inner) {
-            Ok(seq) => seq.0,
-            Err(e) => {
-                // The batch's outcome is unknown (it may be in the log).
-                self.poison();
-                return Err(self.wal_error(e));
-            }
-        };
-        let active = read(&self.mems).active.clone();
-        for op in batch.ops() {
-            match op {
-                BatchOp::Put { key, value } => active.insert(key, seq, Some(value)),
-                BatchOp::Delete { key } => active.insert(key, seq, None),
-            }
-        }
-        self.publisher.finish(seq);
-        drop(gate);
-        // Acknowledged means visible to every later read: wait for the
-        // batches before this one that other writers are still applying.
-        // If one of them failed (the database is then poisoned), this batch
-        // never becomes visible here: its outcome is unknown, as for a
-        // write that fails.
-        if !self
-            .publisher
-            .wait_visible(seq, || self.poisoned.load(Ordering::Acquire))
-        {
-            return Err(Error::Poisoned);
-        }
-        self.counters.writes.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .bytes_written
-            .fetch_add(batch.size_in_bytes() as u64, Ordering::Relaxed);
-        if active.approx_bytes() as u64 >= self.config.wal_flush_size
-            && self.freeze(self.config.wal_flush_size)?
-        {
-            self.signal.kick();
-        }
         Ok(())
+    }
+
+    /// The conflict window, locked.
+    pub(crate) fn conflicts(&self) -> std::sync::MutexGuard<'_, ConflictWindow> {
+        self.conflicts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn close(&self) -> Result<(), Error> {

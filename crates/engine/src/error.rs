@@ -85,6 +85,55 @@ pub enum Error {
     /// writes until it is reopened (the failed write's outcome is unknown).
     #[error("the database stopped accepting writes after a failed write or fsync; reopen it")]
     Poisoned,
+    /// A transaction read something that a batch committed after its
+    /// snapshot changed: nothing of it was written. Run it again (as
+    /// [`Db::transaction`](crate::Db::transaction) does).
+    #[error(
+        "the transaction conflicts with a write committed after its snapshot; nothing was written"
+    )]
+    Conflict,
+    /// The keyspace was dropped; its handles no longer work.
+    #[error("keyspace {name:?} was dropped")]
+    KeyspaceDropped {
+        /// Its name.
+        name: String,
+    },
+    /// No keyspace of that name (a read-only database cannot create one).
+    #[error("no keyspace {name:?} in this database")]
+    KeyspaceNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// A keyspace name that is empty or too long.
+    #[error("a keyspace name must be 1 to {max} bytes, not {len}")]
+    InvalidKeyspaceName {
+        /// Its length in bytes.
+        len: usize,
+        /// The longest name allowed.
+        max: usize,
+    },
+    /// A keyspace handle of another database (or an earlier open of this
+    /// one) was used.
+    #[error("keyspace {name:?} belongs to another open database")]
+    ForeignKeyspace {
+        /// Its name.
+        name: String,
+    },
+    /// The files were written in a format this version does not read.
+    #[error(
+        "{} is in format {found}, this version of sealkv reads format {supported}: {advice}",
+        file.display()
+    )]
+    UnsupportedFormat {
+        /// The file.
+        file: PathBuf,
+        /// Its format version.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+        /// What to do about it.
+        advice: &'static str,
+    },
     /// The database was opened read-only.
     #[error("the database is open read-only")]
     ReadOnly,

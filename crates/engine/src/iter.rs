@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::Error;
 use crate::memtable::{Memtable, ScanItem, Seq};
-use crate::merge::{MergeIter, SortedSource};
+use crate::merge::{KeyValue, MergeIter, SortedSource};
 use crate::tree::TreeSource;
 
 /// Keys fetched from a memtable at a time.
@@ -19,6 +19,9 @@ fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
         Bound::Unbounded => Bound::Unbounded,
     }
 }
+
+/// A range of keys with owned bounds.
+pub(crate) type OwnedRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 pub(crate) fn borrowed(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     match b {
@@ -108,6 +111,8 @@ impl SortedSource<Error> for MemSource {
 /// its error, never with wrong data.
 pub struct DbIter {
     inner: Sources,
+    /// Bytes of keyspace prefix cut from each key.
+    strip: usize,
 }
 
 /// What a [`DbIter`] reads.
@@ -121,17 +126,32 @@ enum Sources {
 }
 
 impl DbIter {
-    /// The merge of `sources`, newest first.
-    pub(crate) fn merged(sources: Vec<Box<dyn SortedSource<Error> + Send>>) -> Self {
+    /// The merge of `sources`, newest first, yielding keys without their
+    /// first `strip` bytes.
+    pub(crate) fn merged(sources: Vec<Box<dyn SortedSource<Error> + Send>>, strip: usize) -> Self {
         DbIter {
             inner: Sources::Merge(MergeIter::new(sources)),
+            strip,
         }
     }
 
     /// The tree alone, when no memtable can hold a visible version.
-    pub(crate) fn tree_only(tree: TreeSource) -> Self {
+    pub(crate) fn tree_only(tree: TreeSource, strip: usize) -> Self {
         DbIter {
             inner: Sources::Tree(tree),
+            strip,
+        }
+    }
+
+    /// Cuts the keyspace prefix off an item's key (in place: no copy).
+    #[inline]
+    fn user(&self, item: Option<Result<KeyValue, Error>>) -> Option<Result<KeyValue, Error>> {
+        match item {
+            Some(Ok((mut k, v))) if self.strip > 0 => {
+                k.drain(..self.strip.min(k.len()));
+                Some(Ok((k, v)))
+            }
+            other => other,
         }
     }
 }
@@ -141,20 +161,22 @@ impl Iterator for DbIter {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        match &mut self.inner {
+        let item = match &mut self.inner {
             Sources::Merge(m) => m.next(),
             Sources::Tree(t) => t.next_entry(),
-        }
+        };
+        self.user(item)
     }
 }
 
 impl DoubleEndedIterator for DbIter {
     #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
-        match &mut self.inner {
+        let item = match &mut self.inner {
             Sources::Merge(m) => m.next_back(),
             Sources::Tree(t) => t.next_back_entry(),
-        }
+        };
+        self.user(item)
     }
 }
 

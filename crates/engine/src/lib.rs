@@ -48,6 +48,7 @@ mod fuzz;
 mod iter;
 mod keyops;
 mod keys;
+mod keyspace;
 mod memtable;
 mod merge;
 mod meta;
@@ -58,19 +59,24 @@ mod snapshot;
 mod stats;
 mod storeglue;
 mod tree;
+mod txn;
 mod verify;
 mod walglue;
+mod write;
 
 pub use backup::{BackupOptions, BackupProgress, BackupReport};
 pub use batch::{MAX_BATCH_LEN, MAX_VALUE_LEN, WriteBatch};
-pub use config::{Config, DEFAULT_CACHE_SIZE, RecoveryMode, SyncMode};
+pub use config::{Config, DEFAULT_CACHE_SIZE, DEFAULT_TRANSACTION_RETRIES, RecoveryMode, SyncMode};
 pub use db::Db;
 pub use error::Error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use fuzz::{FuzzOptions, FuzzRun, OpRecord, fuzz_ops, fuzz_ops_with};
 pub use iter::DbIter;
+pub use keyspace::{Keyspace, MAX_KEYSPACE_NAME_LEN};
 pub use reencrypt::{DataKeyCoverage, KeyCoverage, ReencryptProgress, ReencryptReport};
+pub use sealkv_core_wal::Durability;
 pub use snapshot::Snapshot;
 pub use stats::{EncryptionStatus, Stats};
+pub use txn::{CompareAndSwapError, Transaction, TxnIter};
 pub use verify::{Finding, VerifyReport};

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! 0   4  magic "SKVE"
-//! 4   1  version (1)
+//! 4   1  version (2: keys carry their keyspace's prefix)
 //! 5   8  applied_seq        last WAL sequence number applied to the tree
 //! 13  8  prev_applied_seq   applied_seq of the flush before (WAL retirement
 //!                           runs one flush behind)
@@ -20,11 +20,17 @@
 //!
 //! All integers big-endian. The meta page is sealed and authenticated by
 //! the page store; these bytes are only ever read after it verified them.
+//! A new page file records them in its first meta page, so a file without
+//! them (or with version 1) was written by a build before keyspaces, whose
+//! keys have no keyspace prefix: it is refused with
+//! [`Error::UnsupportedFormat`], never read as if its keys had one.
 
 use crate::Error;
 
 const MAGIC: &[u8; 4] = b"SKVE";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The format of databases written before keyspaces existed.
+const UNPREFIXED: u32 = 1;
 const FIXED_LEN: usize = 77;
 
 /// The engine's fields of one committed meta page.
@@ -64,10 +70,16 @@ impl EngineMeta {
         out
     }
 
-    /// Decodes the engine fields; an empty slice is a fresh page file.
+    /// Decodes the engine fields.
     pub(crate) fn decode(bytes: &[u8], file: &std::path::Path) -> Result<Self, Error> {
+        let older = || Error::UnsupportedFormat {
+            file: file.to_path_buf(),
+            found: UNPREFIXED,
+            supported: u32::from(VERSION),
+            advice: "it was written before keyspaces existed; export it with the sealkv that wrote it and import the archive into a new database",
+        };
         if bytes.is_empty() {
-            return Ok(EngineMeta::default());
+            return Err(older());
         }
         let bad = |what: &str| Error::Corruption {
             file: file.to_path_buf(),
@@ -76,8 +88,10 @@ impl EngineMeta {
         if bytes.get(..4) != Some(&MAGIC[..]) {
             return Err(bad("bad magic"));
         }
-        if bytes.get(4) != Some(&VERSION) {
-            return Err(bad("unknown version"));
+        match bytes.get(4) {
+            Some(&VERSION) => {}
+            Some(1) => return Err(older()),
+            _ => return Err(bad("unknown version")),
         }
         let word_at = |at: usize| -> Result<u64, Error> {
             bytes
@@ -125,7 +139,20 @@ mod tests {
         let bytes = m.encode();
         let p = Path::new("data.sealkv");
         assert_eq!(EngineMeta::decode(&bytes, p).unwrap(), m);
-        assert_eq!(EngineMeta::decode(&[], p).unwrap(), EngineMeta::default());
+        assert!(matches!(
+            EngineMeta::decode(&[], p),
+            Err(Error::UnsupportedFormat {
+                found: 1,
+                supported: 2,
+                ..
+            })
+        ));
+        let mut v1 = bytes.clone();
+        v1[4] = 1;
+        assert!(matches!(
+            EngineMeta::decode(&v1, p),
+            Err(Error::UnsupportedFormat { found: 1, .. })
+        ));
         for n in 1..bytes.len() {
             assert!(matches!(
                 EngineMeta::decode(&bytes[..n], p),

@@ -18,6 +18,13 @@ use sealkv_fileio::{FileError, FileOp, LockKind, Vfs, VfsLock};
 use crate::config::Config;
 use crate::db::{DATA_FILE, Db, Inner, KEYS_FILE, LOCK_FILE, Memtables, WAL_DIR};
 use crate::error::Error;
+use crate::keyspace::catalog::Catalog;
+use crate::txn::conflict::ConflictWindow;
+
+/// Bytes of recent write sets kept for transactions to check against: a
+/// transaction still open after this much has been written since its start
+/// fails with a conflict.
+const CONFLICT_WINDOW_BYTES: usize = 64 << 20;
 use crate::flush::{self, FlushSignal, FlushState};
 use crate::keys::KeyState;
 use crate::memtable::Memtable;
@@ -132,7 +139,14 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             .as_ref()
             .filter(|_| sealed)
             .map(|k| k.keyring().clone());
-        let store = crate::storeglue::create(&config, &data, db_id, ring)?;
+        // The page file records the engine's fields from its first meta
+        // page on (their version says its keys carry keyspace prefixes).
+        let first_meta = EngineMeta {
+            registry_generation: keys.as_ref().map_or(0, KeyState::generation),
+            registry_hash: keys.as_ref().map_or([0; 32], KeyState::fingerprint),
+            ..EngineMeta::default()
+        };
+        let store = crate::storeglue::create(&config, &data, db_id, ring, first_meta.encode())?;
         (keys, sealed, store, None)
     } else {
         open_existing(&config, &data, &keys_path)?
@@ -214,12 +228,19 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         closed: AtomicBool::new(false),
         counters: Counters::default(),
         torn_tails: AtomicU64::new(replay.torn_tails),
+        catalog: Catalog::default(),
+        conflicts: Mutex::new(ConflictWindow::new(replay.last_seq, CONFLICT_WINDOW_BYTES)),
+        instance: crate::db::next_instance(),
         _lock: lock,
     });
     if inner.wal.is_some() {
         let handle = flush::spawn(Arc::downgrade(&inner), signal, config.wal_flush_interval)
             .map_err(io(FileOp::Open, &dir))?;
         *inner.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+    }
+    Catalog::load(&inner)?;
+    if !config.read_only {
+        Catalog::purge_unfinished(&inner)?;
     }
     Ok(Db { inner })
 }

@@ -1,10 +1,12 @@
 //! [`Snapshot`]: reads at one fixed point.
 
-use std::ops::{Bound, RangeBounds};
+use std::ops::RangeBounds;
 
 use crate::Error;
-use crate::db::View;
-use crate::iter::{DbIter, borrowed as as_ref, prefix_upper};
+use crate::db::{View, default_prefix};
+use crate::iter::DbIter;
+use crate::keyspace::prefix::Prefix;
+use crate::keyspace::{Keyspace, bounds, prefix_bounds};
 
 /// A consistent read-only view of the database as of the moment it was
 /// taken: later writes, flushes and key rotations do not change what it
@@ -45,22 +47,62 @@ impl Snapshot {
         self.view.at
     }
 
+    /// The prefix of `ks`, refusing a keyspace of another database. (A
+    /// keyspace dropped after the snapshot was taken is still read as of
+    /// the snapshot.)
+    fn prefix_of(&self, ks: &Keyspace) -> Result<Prefix, Error> {
+        if ks.state.owner != self.view.db.instance {
+            return Err(Error::ForeignKeyspace {
+                name: ks.state.name.clone(),
+            });
+        }
+        Ok(ks.state.prefix)
+    }
+
     /// The value of `key` as of the snapshot.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
-        self.view.get(key.as_ref())
+        self.view.get(&default_prefix().key(key.as_ref()))
     }
 
     /// The keys in `range` as of the snapshot.
     pub fn range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> DbIter {
-        let lower = range.start_bound().map(|k| k.as_ref().to_vec());
-        let upper = range.end_bound().map(|k| k.as_ref().to_vec());
-        self.view.iter(as_ref(&lower), as_ref(&upper))
+        self.view.iter_in(&default_prefix(), bounds(&range))
     }
 
     /// The keys starting with `prefix` as of the snapshot.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
-        let prefix = prefix.as_ref();
-        let upper = prefix_upper(prefix);
-        self.view.iter(Bound::Included(prefix), as_ref(&upper))
+        self.view
+            .iter_in(&default_prefix(), prefix_bounds(prefix.as_ref()))
+    }
+
+    /// Every key of the default keyspace as of the snapshot.
+    pub fn iter(&self) -> DbIter {
+        self.range::<&[u8]>(..)
+    }
+
+    /// The value of `key` in keyspace `ks` as of the snapshot.
+    pub fn get_in(&self, ks: &Keyspace, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
+        self.view.get(&self.prefix_of(ks)?.key(key.as_ref()))
+    }
+
+    /// The keys of keyspace `ks` in `range` as of the snapshot.
+    pub fn range_in<K: AsRef<[u8]>>(
+        &self,
+        ks: &Keyspace,
+        range: impl RangeBounds<K>,
+    ) -> Result<DbIter, Error> {
+        Ok(self.view.iter_in(&self.prefix_of(ks)?, bounds(&range)))
+    }
+
+    /// The keys of keyspace `ks` starting with `prefix` as of the snapshot.
+    pub fn prefix_in(&self, ks: &Keyspace, prefix: impl AsRef<[u8]>) -> Result<DbIter, Error> {
+        Ok(self
+            .view
+            .iter_in(&self.prefix_of(ks)?, prefix_bounds(prefix.as_ref())))
+    }
+
+    /// Every key of keyspace `ks` as of the snapshot.
+    pub fn iter_in(&self, ks: &Keyspace) -> Result<DbIter, Error> {
+        self.range_in::<&[u8]>(ks, ..)
     }
 }

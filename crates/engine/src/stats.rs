@@ -16,6 +16,9 @@ pub(crate) struct Counters {
     pub(crate) stalls: AtomicU64,
     pub(crate) flush_commits: AtomicU64,
     pub(crate) tree_reads: AtomicU64,
+    pub(crate) transactions: AtomicU64,
+    pub(crate) conflicts: AtomicU64,
+    pub(crate) retries: AtomicU64,
 }
 
 /// The encryption status of a database.
@@ -56,6 +59,15 @@ pub struct Stats {
     pub write_stalls: u64,
     /// Reads that reached the page file.
     pub tree_reads: u64,
+    /// Transactions committed with writes since open.
+    pub transactions: u64,
+    /// Transaction commits refused for a conflict since open.
+    pub conflicts: u64,
+    /// Times [`Db::transaction`](crate::Db::transaction) ran a closure
+    /// again after a conflict.
+    pub transaction_retries: u64,
+    /// Named keyspaces.
+    pub keyspaces: u64,
     /// Bytes in memtables (active and frozen).
     pub memtable_bytes: u64,
     /// The last sequence number visible to readers.
@@ -136,6 +148,10 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
         flush_commits: c.flush_commits.load(Ordering::Relaxed),
         write_stalls: c.stalls.load(Ordering::Relaxed),
         tree_reads: c.tree_reads.load(Ordering::Relaxed),
+        transactions: c.transactions.load(Ordering::Relaxed),
+        conflicts: c.conflicts.load(Ordering::Relaxed),
+        transaction_retries: c.retries.load(Ordering::Relaxed),
+        keyspaces: db.catalog.names().len() as u64,
         memtable_bytes,
         last_seq: db.publisher.visible(),
         applied_seq,

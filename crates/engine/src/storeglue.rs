@@ -16,21 +16,27 @@ fn options(config: &Config, keyring: Option<Arc<Keyring>>, db_id: Option<DbId>) 
         keyring,
         db_id,
         read_only: config.read_only,
+        initial_app_meta: Vec::new(),
     }
 }
 
-/// Creates the page file of a new database.
+/// Creates the page file of a new database, its first meta page holding
+/// `app_meta` (the engine's fields).
 pub(crate) fn create(
     config: &Config,
     path: &Path,
     db_id: DbId,
     keyring: Option<Arc<Keyring>>,
+    app_meta: Vec<u8>,
 ) -> Result<Store, Error> {
     let dir = config.path.as_path();
     let (store, _) = Store::create(
         config.vfs.clone(),
         path,
-        options(config, keyring, Some(db_id)),
+        StoreOptions {
+            initial_app_meta: app_meta,
+            ..options(config, keyring, Some(db_id))
+        },
     )
     .map_err(|e| crate::errmap::store(dir, e))?;
     Ok(store)

@@ -91,26 +91,6 @@ impl Prefix {
     }
 }
 
-/// The keyspace a stored key belongs to and the user key after its
-/// prefix; `None` for bytes that do not start with a whole prefix (never
-/// written by the engine).
-pub(crate) fn split(stored: &[u8]) -> Option<(KeyspaceId, &[u8])> {
-    let (&first, rest) = stored.split_first()?;
-    if u32::from(first) < ONE_BYTE_LIMIT {
-        return Some((u32::from(first), rest));
-    }
-    let n = usize::from(first - ONE_BYTE_LIMIT as u8) + 1;
-    if n > 4 || rest.len() < n {
-        return None;
-    }
-    let (id_bytes, key) = rest.split_at(n);
-    let mut be = [0u8; 4];
-    be[4 - n..].copy_from_slice(id_bytes);
-    let id = u32::from_be_bytes(be);
-    // The fewest bytes only: another encoding of an id is not a prefix.
-    (id >= ONE_BYTE_LIMIT && id_bytes[0] != 0).then_some((id, key))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,24 +103,17 @@ mod tests {
         assert_eq!(Prefix::of(0xEF).as_bytes(), &[0xEF]);
         assert_eq!(Prefix::of(0xF0).as_bytes(), &[0xF0, 0xF0]);
         assert_eq!(Prefix::of(0x1234).as_bytes(), &[0xF1, 0x12, 0x34]);
-        assert_eq!(Prefix::of(u32::MAX).as_bytes(), &[0xF3, 0xFF, 0xFF, 0xFF, 0xFF]);
-    }
-
-    #[test]
-    fn malformed_prefixes_are_refused() {
-        assert_eq!(split(&[]), None);
-        assert_eq!(split(&[0xF4, 1, 2, 3, 4, 5]), None);
-        assert_eq!(split(&[0xF1, 0x12]), None);
-        // 0x12 fits in one byte: its two-byte form is not an encoding.
-        assert_eq!(split(&[0xF0, 0x12]), None);
-        assert_eq!(split(&[0xF1, 0x00, 0xF5]), None);
+        assert_eq!(
+            Prefix::of(u32::MAX).as_bytes(),
+            &[0xF3, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
     }
 
     proptest! {
         #[test]
         fn prefixes_round_trip_and_keep_order(a in any::<u32>(), b in any::<u32>(), ka in prop::collection::vec(any::<u8>(), 0..6), kb in prop::collection::vec(any::<u8>(), 0..6)) {
             let (pa, pb) = (Prefix::of(a), Prefix::of(b));
-            prop_assert_eq!(split(&pa.key(&ka)), Some((a, &ka[..])));
+            prop_assert_eq!(&pa.key(&ka)[pa.as_bytes().len()..], &ka[..]);
             // Keys of a lower keyspace all sort before keys of a higher
             // one, whatever the user keys: each keyspace is one run.
             if a != b {

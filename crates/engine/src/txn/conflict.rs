@@ -20,26 +20,26 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 
+use crate::iter::OwnedRange;
 use crate::memtable::Seq;
 
-/// The keys one batch wrote, sorted and deduplicated, in one buffer.
+/// The keys one batch wrote, copied into one buffer as they come; sorted
+/// (an index, built the first time a transaction is checked against the
+/// batch) only if some transaction needs it, since most batches leave the
+/// window unchecked.
 #[derive(Debug, Default)]
 pub(crate) struct KeySet {
     bytes: Vec<u8>,
-    /// End offset of each key in `bytes`.
+    /// End offset of each key in `bytes`, in the order added.
     ends: Vec<usize>,
+    /// Indices into `ends` in key order, once built.
+    order: Option<Vec<usize>>,
 }
 
 impl KeySet {
     /// The set of `keys` (any order, repeats allowed).
     pub(crate) fn new<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let mut keys: Vec<&[u8]> = keys.into_iter().collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let mut set = KeySet {
-            bytes: Vec::with_capacity(keys.iter().map(|k| k.len()).sum()),
-            ends: Vec::with_capacity(keys.len()),
-        };
+        let mut set = KeySet::default();
         for k in keys {
             set.bytes.extend_from_slice(k);
             set.ends.push(set.bytes.len());
@@ -51,9 +51,25 @@ impl KeySet {
         self.ends.len()
     }
 
-    fn key(&self, i: usize) -> &[u8] {
+    /// The `i`th key added.
+    fn added(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.bytes[start..self.ends[i]]
+    }
+
+    /// Builds the sorted index if it is not there yet.
+    fn sort(&mut self) {
+        if self.order.is_none() {
+            let mut order: Vec<usize> = (0..self.len()).collect();
+            order.sort_unstable_by(|a, b| self.added(*a).cmp(self.added(*b)));
+            self.order = Some(order);
+        }
+    }
+
+    /// The `i`th key in key order (after [`KeySet::sort`]).
+    fn key(&self, i: usize) -> &[u8] {
+        let j = self.order.as_ref().map_or(i, |o| o[i]);
+        self.added(j)
     }
 
     /// Bytes held, for the window's bound.
@@ -112,7 +128,7 @@ impl KeySet {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ReadSet {
     keys: Vec<Vec<u8>>,
-    ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>,
+    ranges: Vec<OwnedRange>,
 }
 
 impl ReadSet {
@@ -198,7 +214,7 @@ impl ConflictWindow {
     }
 
     /// Checks a transaction with snapshot `at` that read `reads`.
-    pub(crate) fn check(&self, at: Seq, reads: &ReadSet) -> Result<(), Refusal> {
+    pub(crate) fn check(&mut self, at: Seq, reads: &ReadSet) -> Result<(), Refusal> {
         if reads.is_empty() {
             return Ok(());
         }
@@ -207,7 +223,8 @@ impl ConflictWindow {
         }
         // The window is in sequence order: look at what came after `at`.
         let start = self.recent.partition_point(|(seq, _)| *seq <= at);
-        for (seq, written) in self.recent.range(start..) {
+        for (seq, written) in self.recent.range_mut(start..) {
+            written.sort();
             if reads.touched_by(written) {
                 return Err(Refusal::Changed { by: *seq });
             }
@@ -258,13 +275,15 @@ mod tests {
     use proptest::prelude::*;
 
     fn set(keys: &[&[u8]]) -> KeySet {
-        KeySet::new(keys.iter().copied())
+        let mut s = KeySet::new(keys.iter().copied());
+        s.sort();
+        s
     }
 
     #[test]
     fn key_sets_answer_membership_and_ranges() {
-        let s = set(&[b"b", b"d", b"b", b"f"]);
-        assert_eq!(s.len(), 3);
+        let s = set(&[b"f", b"b", b"d", b"b"]);
+        assert_eq!(s.len(), 4);
         assert!(s.contains(b"b") && s.contains(b"f"));
         assert!(!s.contains(b"a") && !s.contains(b"c") && !s.contains(b"g"));
         let inc = |k: &'static [u8]| Bound::Included(k);

@@ -15,8 +15,12 @@ use std::path::{Path, PathBuf};
 use sealkv::crypto::{EncryptionAlgorithm, KeyId, MasterKey};
 use sealkv::{Config, Db, SyncMode};
 
-/// Each committed set: its directory and the databases in it.
-const SETS: &[&str] = &["pagefile1-wal2-keys1"];
+/// Each committed set this build reads.
+const SETS: &[&str] = &["pagefile1-wal2-keys1-engine2"];
+
+/// Committed sets this build refuses, with the format version it must
+/// name: written before keyspaces, their keys have no keyspace prefix.
+const REFUSED_SETS: &[(&str, u32)] = &[("pagefile1-wal2-keys1", 1)];
 
 const MODES: [(&str, Option<EncryptionAlgorithm>); 3] = [
     ("plaintext", None),
@@ -53,6 +57,18 @@ fn expected() -> BTreeMap<Vec<u8>, Vec<u8>> {
     m
 }
 
+/// What the golden databases' keyspace `users` holds.
+fn users_expected() -> BTreeMap<Vec<u8>, Vec<u8>> {
+    (0..30u32)
+        .map(|i| {
+            (
+                format!("user/{i:03}").into_bytes(),
+                format!("name {i}").into_bytes(),
+            )
+        })
+        .collect()
+}
+
 fn config(dir: &Path, alg: Option<EncryptionAlgorithm>) -> Config {
     let c = Config::new(dir).sync_mode(SyncMode::Always);
     match alg {
@@ -83,6 +99,13 @@ fn write_one(dir: &Path, alg: Option<EncryptionAlgorithm>) {
         db.put_sealed(b"sealed/one", b"a field-sealed value", field)
             .unwrap();
     }
+    let users = db.keyspace("users").unwrap();
+    for (k, v) in users_expected() {
+        users.put(k, v).unwrap();
+    }
+    let dropped = db.keyspace("dropped").unwrap();
+    dropped.put(b"gone", b"with its keyspace").unwrap();
+    assert!(db.drop_keyspace("dropped").unwrap());
     for (k, v) in second {
         db.put(k, v).unwrap();
     }
@@ -130,6 +153,28 @@ fn contents(db: &Db) -> BTreeMap<Vec<u8>, Vec<u8>> {
 }
 
 #[test]
+fn golden_databases_of_an_older_format_are_refused_by_name() {
+    for (set, found) in REFUSED_SETS {
+        for (name, alg) in MODES {
+            let golden = golden_root().join(set).join(name);
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("db");
+            copy_dir(&golden, &dir);
+            for read_only in [true, false] {
+                match Db::open_with_config(config(&dir, alg).read_only(read_only)) {
+                    Err(sealkv::Error::UnsupportedFormat {
+                        found: f,
+                        supported: 2,
+                        ..
+                    }) => assert_eq!(f, *found, "{set}/{name}"),
+                    other => panic!("{set}/{name}: {:?}", other.map(|_| ())),
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn every_golden_database_opens_verifies_and_reads_as_written() {
     let want = expected();
     for set in SETS {
@@ -144,6 +189,15 @@ fn every_golden_database_opens_verifies_and_reads_as_written() {
             let report = db.verify().unwrap();
             assert!(report.is_clean(), "{set}/{name}: {:?}", report.findings);
             assert!(contents(&db) == want, "{set}/{name}: contents differ");
+            assert_eq!(db.keyspaces().unwrap(), vec!["users".to_string()]);
+            let users: BTreeMap<_, _> = db
+                .keyspace("users")
+                .unwrap()
+                .iter()
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(users == users_expected(), "{set}/{name}: users differ");
             drop(db);
 
             let db = Db::open_with_config(config(&dir, alg)).unwrap();

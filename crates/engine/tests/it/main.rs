@@ -13,11 +13,13 @@ mod get_race;
 mod golden;
 mod hookvfs;
 mod keys;
+mod keyspaces;
 mod model;
 #[cfg(feature = "ring")]
 mod provider_interop;
 mod reencrypt;
 mod support;
 mod tamper;
+mod transactions;
 mod tree_iter;
 mod verify_race;

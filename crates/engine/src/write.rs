@@ -1,0 +1,151 @@
+//! The write path: a batch becomes a log record, then memtable entries,
+//! then visible.
+//!
+//! Every batch — a blind write, a transaction's commit, a catalog change —
+//! goes through [`Inner::commit`]:
+//!
+//! 1. Admission, under the log's reservation lock, with the sequence number
+//!    the record will get: a batch that writes to a dropped keyspace is
+//!    refused; a transaction whose reads a batch numbered after its
+//!    snapshot changed is refused ([`crate::txn`]); otherwise the batch's
+//!    keys join the conflict window under that number. Nothing is numbered
+//!    between the check and the record, so the checks see every batch
+//!    before it.
+//! 2. The record is sealed and written (group commit), durable as asked.
+//! 3. The batch goes into the active memtable and is published: readers
+//!    see batch `n` only once every batch before it is applied too.
+//!
+//! Writers hold the *gate* shared throughout; freezing the memtable takes it
+//! exclusively, so a frozen memtable holds exactly the batches up to the
+//! sequence number recorded at the freeze.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use sealkv_core_wal::{BatchOp, Durability};
+
+use crate::batch::WriteBatch;
+use crate::db::{Inner, read};
+use crate::error::Error;
+use crate::keyspace::KeyspaceState;
+use crate::memtable::Seq;
+use crate::txn::conflict::{KeySet, ReadSet, Refusal};
+
+/// How one batch is committed.
+pub(crate) struct Commit<'a> {
+    /// When the write is acknowledged.
+    pub(crate) durability: Durability,
+    /// A transaction's snapshot and what it read: the batch is refused if
+    /// a batch numbered after the snapshot changed any of it.
+    pub(crate) check: Option<(Seq, &'a ReadSet)>,
+    /// The keyspace this batch drops: once it is admitted, no later batch
+    /// may write to it.
+    pub(crate) drops: Option<&'a KeyspaceState>,
+}
+
+impl Commit<'_> {
+    /// A batch with no checks beyond the keyspaces it writes to.
+    pub(crate) fn plain(durability: Durability) -> Self {
+        Commit {
+            durability,
+            check: None,
+            drops: None,
+        }
+    }
+}
+
+/// Why admission refused a batch.
+enum Refused {
+    Dropped(String),
+    Conflict(Refusal),
+}
+
+impl Inner {
+    /// Commits `batch` (see the module docs); returns its sequence number.
+    pub(crate) fn commit(
+        self: &Arc<Self>,
+        batch: &WriteBatch,
+        how: Commit<'_>,
+    ) -> Result<Seq, Error> {
+        // A transaction or a keyspace handle may outlive `close()`.
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.check_poisoned()?;
+        let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
+        self.wait_for_backlog()?;
+        let written = KeySet::new(batch.ops().map(|op| match op {
+            BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
+        }));
+        let gate = read(&self.gate);
+        let mut refused = None;
+        let admitted = wal.append_with(&batch.inner, how.durability, |seq| {
+            if let Some(ks) = batch.keyspaces().find(|ks| ks.is_dropped()) {
+                refused = Some(Refused::Dropped(ks.name.clone()));
+                return false;
+            }
+            let mut window = self.conflicts();
+            if let Some((at, reads)) = how.check
+                && let Err(why) = window.check(at, reads)
+            {
+                refused = Some(Refused::Conflict(why));
+                return false;
+            }
+            if let Some(ks) = how.drops {
+                ks.mark_dropped();
+            }
+            window.record(seq.0, written);
+            window.prune(self.publisher.visible());
+            true
+        });
+        let seq = match admitted {
+            Ok(Some(seq)) => seq.0,
+            Ok(None) => {
+                return Err(match refused {
+                    Some(Refused::Dropped(name)) => Error::KeyspaceDropped { name },
+                    Some(Refused::Conflict(why)) => {
+                        self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                        tracing::trace!(?why, "transaction refused at commit");
+                        Error::Conflict
+                    }
+                    None => Error::Conflict,
+                });
+            }
+            Err(e) => {
+                // The batch's outcome is unknown (it may be in the log).
+                self.poison();
+                return Err(self.wal_error(e));
+            }
+        };
+        let active = read(&self.mems).active.clone();
+        for op in batch.ops() {
+            match op {
+                BatchOp::Put { key, value } => active.insert(key, seq, Some(value)),
+                BatchOp::Delete { key } => active.insert(key, seq, None),
+            }
+        }
+        self.publisher.finish(seq);
+        drop(gate);
+        // Acknowledged means visible to every later read: wait for the
+        // batches before this one that other writers are still applying.
+        // If one of them failed (the database is then poisoned), this batch
+        // never becomes visible here: its outcome is unknown, as for a
+        // write that fails.
+        if !self
+            .publisher
+            .wait_visible(seq, || self.poisoned.load(Ordering::Acquire))
+        {
+            return Err(Error::Poisoned);
+        }
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_written
+            .fetch_add(batch.size_in_bytes() as u64, Ordering::Relaxed);
+        if active.approx_bytes() as u64 >= self.config.wal_flush_size
+            && self.freeze(self.config.wal_flush_size)?
+        {
+            self.signal.kick();
+        }
+        Ok(seq)
+    }
+}
