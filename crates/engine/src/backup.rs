@@ -34,8 +34,9 @@ use sealkv_core_store::{PageRole, ReadTxn};
 use sealkv_crypto_envelope::{KeyId, KeySource};
 use sealkv_fileio::{FileError, FileOp, OpenMode, Vfs};
 
-use crate::db::{DATA_FILE, Db, Inner, KEYS_FILE, WAL_DIR};
+use crate::db::{Db, Inner};
 use crate::error::Error;
+use crate::layout::{DATA_FILE, KEYS_FILE, WAL_DIR};
 use crate::meta::EngineMeta;
 
 /// Page 0 is the file header, pages 1 and 2 the meta slots (FORMAT.md,

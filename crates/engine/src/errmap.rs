@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use crate::db::{DATA_FILE, KEYS_FILE, WAL_DIR};
 use crate::error::Error;
+use crate::layout::{DATA_FILE, KEYS_FILE, WAL_DIR};
 
 /// The file of WAL segment `n`.
 fn segment_file(dir: &Path, n: u64) -> std::path::PathBuf {

@@ -48,6 +48,7 @@ mod fuzz;
 mod iter;
 mod keyops;
 mod keys;
+pub mod layout;
 mod memtable;
 mod merge;
 mod meta;

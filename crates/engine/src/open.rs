@@ -16,10 +16,11 @@ use sealkv_crypto_envelope::DbId;
 use sealkv_fileio::{FileError, FileOp, LockKind, Vfs, VfsLock};
 
 use crate::config::Config;
-use crate::db::{DATA_FILE, Db, Inner, KEYS_FILE, LOCK_FILE, Memtables, WAL_DIR};
+use crate::db::{Db, Inner, Memtables};
 use crate::error::Error;
 use crate::flush::{self, FlushSignal, FlushState};
 use crate::keys::KeyState;
+use crate::layout::{DATA_FILE, KEYS_FILE, LOCK_FILE, WAL_DIR};
 use crate::memtable::Memtable;
 use crate::meta::EngineMeta;
 use crate::publish::Publisher;

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use sealkv_core_wal::{RecoveryMode, Seq, Wal, WalOptions};
 
-use crate::db::{DATA_FILE, Db, KEYS_FILE, WAL_DIR};
+use crate::db::Db;
 use crate::error::Error;
+use crate::layout::{DATA_FILE, KEYS_FILE, WAL_DIR};
 
 /// One problem `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
