@@ -368,7 +368,7 @@ fn verify_reports_an_unsorted_free_list() {
     let ps = StoreOptions::default().page_size as usize;
     let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
     let (store, _) = Store::open(vfs, Path::new(PATH), options(true)).unwrap();
-    let (mut entries, chain) = crate::store::load_free_list(
+    let crate::store::FreeList { mut entries, chain } = crate::store::load_free_list(
         &store.inner.file,
         &store.inner.sealer,
         &meta0,

@@ -262,16 +262,16 @@ impl Store {
             page_count: FIRST_DATA_PAGE,
             free_pages: 0,
         };
-        let store = Store::assemble(
+        let store = Store::assemble(Parts {
             path,
             file,
             lock,
             sealer,
-            options.cache_bytes,
+            cache_bytes: options.cache_bytes,
             meta,
-            (Vec::new(), Vec::new()),
-            false,
-        )?;
+            free: FreeList::default(),
+            read_only: false,
+        })?;
         Ok((store, report))
     }
 
@@ -382,18 +382,18 @@ impl Store {
                         fell_back: last_err.as_ref().map(|e: &StoreError| e.to_string()),
                         other_slot: (!problems.is_empty()).then(|| problems.join("; ")),
                         page_count: meta.page_count,
-                        free_pages: free.0.len() as u64,
+                        free_pages: free.entries.len() as u64,
                     };
-                    let store = Store::assemble(
+                    let store = Store::assemble(Parts {
                         path,
                         file,
                         lock,
                         sealer,
-                        options.cache_bytes,
+                        cache_bytes: options.cache_bytes,
                         meta,
                         free,
-                        options.read_only,
-                    )?;
+                        read_only: options.read_only,
+                    })?;
                     return Ok((store, report));
                 }
                 Err(e @ (StoreError::MissingKey { .. } | StoreError::Io(_))) => return Err(e),
@@ -410,17 +410,20 @@ impl Store {
         }))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn assemble(
-        path: &Path,
-        file: Arc<dyn VfsFile>,
-        lock: Box<dyn VfsLock>,
-        sealer: PageSealer,
-        cache_bytes: usize,
-        meta: Meta,
-        (free, chain): (Vec<FreeEntry>, Vec<ChildRef>),
-        read_only: bool,
-    ) -> Result<Store> {
+    fn assemble(parts: Parts<'_>) -> Result<Store> {
+        let Parts {
+            path,
+            file,
+            lock,
+            sealer,
+            cache_bytes,
+            meta,
+            free: FreeList {
+                entries: free,
+                chain,
+            },
+            read_only,
+        } = parts;
         let file_len = file
             .len()
             .map_err(|e| StoreError::Io(FileError::new(FileOp::Read, path, e)))?;
@@ -502,6 +505,29 @@ pub(crate) fn max_key_len(body: usize) -> usize {
     body / 4 - 40
 }
 
+/// A page file opened and checked: what a [`Store`] is assembled from.
+struct Parts<'a> {
+    path: &'a Path,
+    file: Arc<dyn VfsFile>,
+    lock: Box<dyn VfsLock>,
+    sealer: PageSealer,
+    cache_bytes: usize,
+    /// The committed state the store opens at.
+    meta: Meta,
+    /// That state's free list.
+    free: FreeList,
+    read_only: bool,
+}
+
+/// A committed state's free list, as loaded from its pages.
+#[derive(Debug, Default)]
+pub(crate) struct FreeList {
+    /// The free pages, in list order.
+    pub(crate) entries: Vec<FreeEntry>,
+    /// The free-list pages holding them, first to last.
+    pub(crate) chain: Vec<ChildRef>,
+}
+
 /// Checks a meta's root and free list; returns the free list.
 fn check_meta(
     file: &Arc<dyn VfsFile>,
@@ -509,7 +535,7 @@ fn check_meta(
     meta: &Meta,
     file_len: u64,
     path: &Path,
-) -> Result<(Vec<FreeEntry>, Vec<ChildRef>)> {
+) -> Result<FreeList> {
     let p = sealer.page_size as u64;
     if meta.txn == u64::MAX {
         return Err(StoreError::corrupt(
@@ -563,7 +589,7 @@ pub(crate) fn load_free_list(
     sealer: &PageSealer,
     meta: &Meta,
     path: &Path,
-) -> Result<(Vec<FreeEntry>, Vec<ChildRef>)> {
+) -> Result<FreeList> {
     let mut out = Vec::new();
     let mut chain = Vec::new();
     let mut next = meta.free_head;
@@ -598,7 +624,10 @@ pub(crate) fn load_free_list(
             "free-list length differs from the meta page's count",
         ));
     }
-    Ok((out, chain))
+    Ok(FreeList {
+        entries: out,
+        chain,
+    })
 }
 
 impl Inner {
