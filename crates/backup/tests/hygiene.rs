@@ -21,18 +21,16 @@ use sealkv::crypto::{EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passp
 use sealkv::{Config, Db, Error};
 use sealkv_backup::archive::{self, ExportOptions, ImportOptions};
 use sealkv_backup::{RestoreOptions, restore, verify_backup};
+use sealkv_fileio::SplitMix64;
 use sealkv_testkit::secrets::{SecretScanner, capture_logs};
 
 /// Deterministic key bytes that differ in every 8-byte window, and from
 /// mode to mode.
 fn key_bytes(seed: u8) -> [u8; 32] {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
+    let mut rng = SplitMix64::new(u64::from(seed));
     let mut out = [0u8; 32];
     for b in &mut out {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = (x >> 24) as u8;
+        *b = (rng.next_u64() >> 24) as u8;
     }
     out
 }
