@@ -12,6 +12,26 @@ use sealkv_fileio::FileError;
 /// detail in the `Wal`, `Store` and `Registry` variants, but the cases that
 /// matter (wrong key, corruption, rollback) are lifted to the variants of
 /// their own, so `matches!(e, Error::WrongKey)` works whichever file told.
+///
+/// Every type a variant carries can be named through this crate's
+/// re-exports ([`crate::crypto`], [`crate::fileio`], [`crate::wal`],
+/// [`crate::store`]), so a caller matches every case without depending on
+/// the layers:
+///
+/// ```
+/// fn explain(e: &sealkv::Error) -> String {
+///     match e {
+///         sealkv::Error::Io(io) => format!("I/O on {}", io.path.display()),
+///         sealkv::Error::Wal(sealkv::wal::Error::RecordTooLarge { len, .. }) => {
+///             format!("a batch of {len} bytes")
+///         }
+///         sealkv::Error::Store(sealkv::store::StoreError::ReadOnly) => "read-only".into(),
+///         sealkv::Error::Key(sealkv::crypto::KeyError::EmptyPassphrase) => "empty".into(),
+///         other => other.to_string(),
+///     }
+/// }
+/// # let _ = explain;
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
