@@ -12,6 +12,7 @@ use sealkv_fileio::{StdVfs, Vfs};
 
 pub use sealkv_core_wal::{RecoveryMode, SyncMode};
 
+use crate::db::Db;
 use crate::error::Error;
 
 /// The default page-cache bound of [`Config::cache_size`]: 256 MiB.
@@ -247,6 +248,22 @@ impl Config {
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
         self.vfs = vfs;
         self
+    }
+
+    /// Opens (or creates) the database this configuration describes:
+    /// the same as [`Db::open_with_config`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = sealkv::Config::new(dir.path()).cache_size(8 << 20).open()?;
+    /// db.put(b"k", b"v")?;
+    /// assert_eq!(db.iter()?.count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open(self) -> Result<Db, Error> {
+        Db::open_with_config(self)
     }
 
     /// The database directory.

@@ -163,6 +163,13 @@ impl Db {
         self.inner.write(batch)
     }
 
+    /// Every key, in order; reverse with `.rev()`.
+    pub fn iter(&self) -> Result<DbIter, Error> {
+        self.check_open()?;
+        let view = self.inner.view()?;
+        Ok(view.iter(Bound::Unbounded, Bound::Unbounded))
+    }
+
     /// The keys in `range`, in order; reverse with `.rev()`.
     pub fn range<K: AsRef<[u8]>>(
         &self,

@@ -88,6 +88,39 @@ fn read_only_sees_everything_and_refuses_writes() {
 }
 
 #[test]
+fn iter_walks_every_key_both_ways_and_config_opens() {
+    let vfs = SimVfs::new();
+    let db = sim_config(&vfs, None).open().unwrap();
+    for i in 0..300u32 {
+        db.put(format!("k{i:04}"), format!("v{i}")).unwrap();
+    }
+    db.delete(b"k0003").unwrap();
+    let snap = db.snapshot().unwrap();
+    db.flush().unwrap();
+    db.put(b"k9999", b"after the snapshot").unwrap();
+    let all = collect(db.iter().unwrap());
+    assert_eq!(all, collect(db.range::<&[u8]>(..).unwrap()));
+    assert_eq!(all.len(), 300);
+    assert_eq!(all.first().unwrap().0, b"k0000".to_vec());
+    assert_eq!(all.last().unwrap().0, b"k9999".to_vec());
+    let mut back = collect(db.iter().unwrap().rev());
+    back.reverse();
+    assert_eq!(back, all);
+    let then = collect(snap.iter());
+    assert_eq!(then.len(), 299);
+    assert!(then.iter().all(|(k, _)| k.as_slice() != b"k9999"));
+    drop(snap);
+    db.close().unwrap();
+    assert!(matches!(
+        Db::open_with_config(sim_config(&vfs, None))
+            .unwrap()
+            .iter()
+            .map(|i| i.count()),
+        Ok(300)
+    ));
+}
+
+#[test]
 fn config_errors_are_typed() {
     let vfs = SimVfs::new();
     let base = || sim_config(&vfs, None);
