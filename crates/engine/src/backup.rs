@@ -67,12 +67,14 @@ impl BackupOptions {
     }
 
     /// Sets [`BackupOptions::replace_existing`].
+    #[must_use]
     pub fn replace_existing(mut self, on: bool) -> Self {
         self.replace_existing = on;
         self
     }
 
     /// Sets [`BackupOptions::rotate_data_key`].
+    #[must_use]
     pub fn rotate_data_key(mut self, on: bool) -> Self {
         self.rotate_data_key = on;
         self

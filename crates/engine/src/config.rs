@@ -95,6 +95,7 @@ impl Config {
     /// encryption is turned on, `SyncMode::Always`, 64 MiB memtables,
     /// 4 KiB pages, a [`DEFAULT_CACHE_SIZE`] (256 MiB) page cache, created if
     /// missing.
+    #[must_use]
     pub fn new(path: impl AsRef<Path>) -> Self {
         Config {
             path: path.as_ref().to_path_buf(),
@@ -117,6 +118,7 @@ impl Config {
     }
 
     /// Seal every byte written (default off). Needs a key.
+    #[must_use]
     pub fn encrypt_at_rest(mut self, on: bool) -> Self {
         self.encrypt_at_rest = on;
         self
@@ -124,6 +126,7 @@ impl Config {
 
     /// The master key, and turns `encrypt_at_rest` on. To hold field keys
     /// in a plaintext database, call `.encrypt_at_rest(false)` after this.
+    #[must_use]
     pub fn encryption_key(mut self, key: MasterKey) -> Self {
         self.key = Some(KeySource::Key(key));
         self.encrypt_at_rest = true;
@@ -133,6 +136,7 @@ impl Config {
     /// A passphrase instead of a raw key (through Argon2id with the default
     /// cost for a new database; an existing one uses its stored cost), and
     /// turns `encrypt_at_rest` on.
+    #[must_use]
     pub fn passphrase(mut self, passphrase: Passphrase) -> Self {
         self.key = Some(KeySource::passphrase(passphrase));
         self.encrypt_at_rest = true;
@@ -141,6 +145,7 @@ impl Config {
 
     /// Any [`KeySource`] (a raw key, a passphrase with a chosen cost, or a
     /// `KeyProvider` such as a KMS), and turns `encrypt_at_rest` on.
+    #[must_use]
     pub fn key_source(mut self, source: KeySource) -> Self {
         self.key = Some(source);
         self.encrypt_at_rest = true;
@@ -148,6 +153,7 @@ impl Config {
     }
 
     /// A passphrase with an explicit Argon2id cost for a new database.
+    #[must_use]
     pub fn passphrase_with_cost(self, passphrase: Passphrase, params: KdfParams) -> Self {
         self.key_source(KeySource::Passphrase { passphrase, params })
     }
@@ -155,6 +161,7 @@ impl Config {
     /// The cipher for a new database (default AES-256-GCM). Naming another
     /// one than an existing database's is `AlgorithmMismatch`; not naming
     /// one opens whatever the database uses.
+    #[must_use]
     pub fn encryption_algorithm(mut self, algorithm: EncryptionAlgorithm) -> Self {
         self.algorithm = Some(algorithm);
         self
@@ -166,12 +173,14 @@ impl Config {
     }
 
     /// When writes are made durable (default `Always`).
+    #[must_use]
     pub fn sync_mode(mut self, mode: SyncMode) -> Self {
         self.sync_mode = mode;
         self
     }
 
     /// Memtable size (bytes) that triggers a flush to the page file.
+    #[must_use]
     pub fn wal_flush_size(mut self, bytes: u64) -> Self {
         self.wal_flush_size = bytes;
         self
@@ -184,6 +193,7 @@ impl Config {
     /// last commit, and the WAL is retired only after it, so a crash
     /// between the commits loses nothing (the log is replayed over them).
     /// Each commit costs two fsyncs and rewrites the free list.
+    #[must_use]
     pub fn flush_commit_size(mut self, bytes: u64) -> Self {
         self.flush_commit_size = bytes;
         self
@@ -191,18 +201,21 @@ impl Config {
 
     /// Flush at least this often when there are writes (default: only by
     /// size, `flush()` and `close()`).
+    #[must_use]
     pub fn wal_flush_interval(mut self, every: Option<Duration>) -> Self {
         self.wal_flush_interval = every;
         self
     }
 
     /// Size at which a WAL segment rolls over (default 64 MiB).
+    #[must_use]
     pub fn wal_segment_size(mut self, bytes: u64) -> Self {
         self.wal_segment_size = bytes;
         self
     }
 
     /// Page size of a new database: a power of two from 4 KiB to 64 KiB.
+    #[must_use]
     pub fn page_size(mut self, bytes: u32) -> Self {
         self.page_size = bytes;
         self
@@ -213,6 +226,7 @@ impl Config {
     /// flushes touched, up to this bound: a database smaller than it never
     /// fills it. Peak memory is this plus the memtables plus a constant
     /// (docs/PERFORMANCE.md, "Memory").
+    #[must_use]
     pub fn cache_size(mut self, bytes: u64) -> Self {
         self.cache_size = bytes;
         self
@@ -220,24 +234,28 @@ impl Config {
 
     /// How WAL damage is treated at open (default: a torn tail is cut,
     /// anything else is `Corruption`).
+    #[must_use]
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
         self.recovery_mode = mode;
         self
     }
 
     /// Open for reading only, with a shared lock that excludes writers.
+    #[must_use]
     pub fn read_only(mut self, on: bool) -> Self {
         self.read_only = on;
         self
     }
 
     /// Create the database if the directory holds none (default on).
+    #[must_use]
     pub fn create_if_missing(mut self, on: bool) -> Self {
         self.create_if_missing = on;
         self
     }
 
     /// The cipher implementations (default: RustCrypto).
+    #[must_use]
     pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
         self.provider = provider;
         self
@@ -245,6 +263,7 @@ impl Config {
 
     /// The file system (default: the real one). Tests use a simulated or
     /// fault-injecting one.
+    #[must_use]
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
         self.vfs = vfs;
         self
