@@ -99,7 +99,7 @@ fn config(path: &Path, key: &MasterKey, alg: Option<EncryptionAlgorithm>) -> Con
     let c = Config::new(path)
         .encryption_key(key.clone())
         .wal_segment_size(64 << 10)
-        .wal_flush_size(64 << 10)
+        .memtable_size(64 << 10)
         // Fsyncs add nothing to what is logged, and cost minutes here.
         .sync_mode(sealkv::SyncMode::Never);
     match alg {

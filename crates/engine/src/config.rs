@@ -52,7 +52,7 @@ pub struct Config {
     /// `None`: AES-256-GCM for a new database, whatever an existing one uses.
     pub(crate) algorithm: Option<EncryptionAlgorithm>,
     pub(crate) sync_mode: SyncMode,
-    pub(crate) wal_flush_size: u64,
+    pub(crate) memtable_size: u64,
     pub(crate) flush_commit_size: u64,
     pub(crate) wal_flush_interval: Option<Duration>,
     pub(crate) wal_segment_size: u64,
@@ -79,7 +79,7 @@ impl fmt::Debug for Config {
             .field("encryption_key", &key)
             .field("encryption_algorithm", &self.algorithm)
             .field("sync_mode", &self.sync_mode)
-            .field("wal_flush_size", &self.wal_flush_size)
+            .field("memtable_size", &self.memtable_size)
             .field("flush_commit_size", &self.flush_commit_size)
             .field("wal_flush_interval", &self.wal_flush_interval)
             .field("page_size", &self.page_size)
@@ -103,7 +103,7 @@ impl Config {
             key: None,
             algorithm: None,
             sync_mode: SyncMode::Always,
-            wal_flush_size: 64 << 20,
+            memtable_size: 64 << 20,
             flush_commit_size: 16 << 20,
             wal_flush_interval: None,
             wal_segment_size: 64 << 20,
@@ -179,14 +179,24 @@ impl Config {
         self
     }
 
-    /// Memtable size (bytes) that triggers a flush to the page file.
+    /// The memtable size (bytes, default 64 MiB): when the active
+    /// memtable holds this much it is frozen and flushed to the page file.
+    /// Writers wait while frozen memtables hold more than twice this.
     #[must_use]
-    pub fn wal_flush_size(mut self, bytes: u64) -> Self {
-        self.wal_flush_size = bytes;
+    pub fn memtable_size(mut self, bytes: u64) -> Self {
+        self.memtable_size = bytes;
         self
     }
 
-    /// Most memtable bytes (as `wal_flush_size` counts them) one page-file
+    /// The old name of [`Config::memtable_size`]: what it sets is the
+    /// memtable's size, not the WAL's.
+    #[deprecated(since = "0.1.0", note = "renamed to `memtable_size`")]
+    #[must_use]
+    pub fn wal_flush_size(self, bytes: u64) -> Self {
+        self.memtable_size(bytes)
+    }
+
+    /// Most memtable bytes (as `memtable_size` counts them) one page-file
     /// commit of a flush takes (default 16 MiB): a larger frozen memtable
     /// is flushed in several commits, in key order, so the copy a commit
     /// holds stays this small. Readers see the frozen memtable until its
@@ -301,10 +311,10 @@ impl Config {
                 self.page_size
             )));
         }
-        if self.wal_flush_size < 64 << 10 {
+        if self.memtable_size < 64 << 10 {
             return Err(Error::InvalidConfig(format!(
-                "wal_flush_size {} is below the minimum of 64 KiB",
-                self.wal_flush_size
+                "memtable_size {} is below the minimum of 64 KiB",
+                self.memtable_size
             )));
         }
         if self.flush_commit_size < 4 << 10 {

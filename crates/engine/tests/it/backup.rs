@@ -17,7 +17,7 @@ use crate::support::{collect, key, modes};
 fn config(path: &Path, alg: Option<EncryptionAlgorithm>) -> Config {
     let mut c = Config::new(path)
         .sync_mode(SyncMode::Never)
-        .wal_flush_size(64 << 10)
+        .memtable_size(64 << 10)
         .wal_segment_size(64 << 10);
     if let Some(alg) = alg {
         c = c.encryption_key(key(7)).encryption_algorithm(alg);

@@ -121,6 +121,23 @@ fn iter_walks_every_key_both_ways_and_config_opens() {
 }
 
 #[test]
+#[allow(deprecated)]
+fn the_deprecated_wal_flush_size_sets_the_memtable_size() {
+    let old = Config::new("/db").wal_flush_size(1 << 20);
+    let new = Config::new("/db").memtable_size(1 << 20);
+    assert_eq!(format!("{old:?}"), format!("{new:?}"));
+    assert_ne!(
+        format!("{old:?}"),
+        format!("{:?}", Config::new("/db").memtable_size(2 << 20))
+    );
+    let vfs = SimVfs::new();
+    assert!(matches!(
+        Db::open_with_config(sim_config(&vfs, None).wal_flush_size(1024)),
+        Err(Error::InvalidConfig(_))
+    ));
+}
+
+#[test]
 fn config_errors_are_typed() {
     let vfs = SimVfs::new();
     let base = || sim_config(&vfs, None);
@@ -136,8 +153,10 @@ fn config_errors_are_typed() {
         Db::open_with_config(base().create_if_missing(false)),
         Err(Error::NotFound { .. })
     ));
+    // The key is 32 bytes of 0xab: no hex ("abab", as field names such
+    // as `memtable_size` hold a lone "ab") and no decimal of it.
     let dbg = format!("{:?}", Config::new("/x").encryption_key(key(0xab)));
-    assert!(!dbg.contains("ab") && !dbg.contains("171"), "{dbg}");
+    assert!(!dbg.contains("abab") && !dbg.contains("171"), "{dbg}");
 }
 
 #[test]
