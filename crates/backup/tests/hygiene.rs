@@ -158,7 +158,7 @@ fn workload(ev: &mut Evidence, root: &Path, alg: Option<EncryptionAlgorithm>, se
         ev.debug("ReencryptReport", &report);
     } else {
         let e = ev.err("rotate a plaintext database", db.rotate_data_key());
-        assert!(matches!(e, Error::InvalidConfig(_)), "{e:?}");
+        assert!(matches!(e, Error::NotEncrypted { .. }), "{e:?}");
     }
 
     // Field-level encryption.
