@@ -45,12 +45,6 @@ use crate::stats::{Counters, Stats};
 use crate::txn::conflict::ConflictWindow;
 use crate::write::Commit;
 
-/// File names inside a database directory.
-pub(crate) const DATA_FILE: &str = "data.sealkv";
-pub(crate) const WAL_DIR: &str = "wal";
-pub(crate) const LOCK_FILE: &str = "LOCK";
-pub(crate) const KEYS_FILE: &str = "KEYS";
-
 /// The memtables: the active one and the frozen ones, newest first.
 #[derive(Debug)]
 pub(crate) struct Memtables {

@@ -124,7 +124,7 @@ impl Inner {
     /// Blocks a writer while frozen memtables waiting for flush hold more
     /// than twice the flush size.
     pub(crate) fn wait_for_backlog(&self) -> Result<(), Error> {
-        let bound = 2 * self.config.wal_flush_size as usize;
+        let bound = 2 * self.config.memtable_size as usize;
         // Fast path for every write: no backlog, no lock on the flusher's
         // mailbox.
         if !self.poisoned.load(Ordering::Acquire) && read(&self.mems).frozen_bytes() <= bound {

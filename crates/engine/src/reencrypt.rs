@@ -155,11 +155,9 @@ impl Db {
         let keys = match (&inner.keys, inner.sealed) {
             (Some(k), true) => k,
             _ => {
-                return Err(Error::InvalidConfig(
-                    "the database is not encrypted at rest: there is nothing to re-encrypt \
-                     (export and import it into an encrypted database instead)"
-                        .into(),
-                ));
+                return Err(Error::NotEncrypted {
+                    operation: "reencrypt",
+                });
             }
         };
         inner.flush_all()?;

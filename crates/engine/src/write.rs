@@ -141,8 +141,8 @@ impl Inner {
         self.counters
             .bytes_written
             .fetch_add(batch.size_in_bytes() as u64, Ordering::Relaxed);
-        if active.approx_bytes() as u64 >= self.config.wal_flush_size
-            && self.freeze(self.config.wal_flush_size)?
+        if active.approx_bytes() as u64 >= self.config.memtable_size
+            && self.freeze(self.config.memtable_size)?
         {
             self.signal.kick();
         }

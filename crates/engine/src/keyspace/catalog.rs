@@ -78,7 +78,7 @@ impl Catalog {
         let view = db.view()?;
         let catalog = Prefix::of(CATALOG);
         let corrupt = |what: String| Error::Corruption {
-            file: db.dir.join(crate::db::DATA_FILE),
+            file: db.dir.join(crate::layout::DATA_FILE),
             what: format!("keyspace catalog: {what}"),
         };
         let mut st = CatalogState {

@@ -311,7 +311,7 @@ fn keyspaces_match_a_model_across_flushes_and_reopens() {
         .run(&prop::collection::vec(op, 1..120), |ops| {
             let sim = SimVfs::new();
             let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
-            let config = || Config::new(dir()).vfs(vfs.clone()).wal_flush_size(64 << 10);
+            let config = || Config::new(dir()).vfs(vfs.clone()).memtable_size(64 << 10);
             let mut db = Db::open_with_config(config()).unwrap();
             let names = ["a", "b", "c"];
             let mut model: BTreeMap<(u8, u8), Vec<u8>> = BTreeMap::new();
