@@ -179,12 +179,7 @@ fn build(
     Ok(aead)
 }
 
-fn seal(
-    aead: &dyn Aead,
-    nonce: &[u8],
-    aad: &[u8],
-    plaintext: &[u8],
-) -> Option<Sealed> {
+fn seal(aead: &dyn Aead, nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Option<Sealed> {
     let mut buf = plaintext.to_vec();
     let mut tag = [0u8; TAG_LEN];
     aead.seal_in_place_detached(nonce, aad, &mut buf, &mut tag)
