@@ -435,11 +435,33 @@ impl KeySource {
         matches!(self, KeySource::Passphrase { .. })
     }
 
-    /// Resolves the master key. `kdf` gives the salt and parameters recorded
-    /// for a passphrase (ignored for the other sources); the default
-    /// provider's Argon2id stretches it.
+    /// Resolves the master key of something already sealed. `kdf` gives the
+    /// salt and parameters recorded beside it for a passphrase (ignored for
+    /// the other sources); the default provider's Argon2id stretches it.
+    /// For something new, [`KeySource::resolve_new`] draws the salt.
     pub fn resolve(&self, kdf: Option<(&[u8; 32], KdfParams)>) -> Result<MasterKey, KeyError> {
         self.resolve_with(&crate::CryptoProvider::default(), kdf)
+    }
+
+    /// The master key for something new (an archive, say) sealed under this
+    /// source: for a passphrase, a fresh salt is drawn from `provider` and
+    /// returned with the cost (`params` of the source, checked against the
+    /// floor and ceiling), to be recorded beside what it seals; `None` for
+    /// the other sources.
+    pub fn resolve_new(
+        &self,
+        provider: &crate::CryptoProvider,
+    ) -> Result<(MasterKey, Option<([u8; 32], KdfParams)>), CryptoError> {
+        match self {
+            KeySource::Passphrase { params, .. } => {
+                params.check()?;
+                let mut salt = [0u8; 32];
+                provider.fill_random(&mut salt)?;
+                let key = self.resolve_with(provider, Some((&salt, *params)))?;
+                Ok((key, Some((salt, *params))))
+            }
+            other => Ok((other.resolve_with(provider, None)?, None)),
+        }
     }
 
     /// [`KeySource::resolve`] with `provider`'s Argon2id.

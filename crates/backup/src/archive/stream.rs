@@ -11,7 +11,7 @@ use sealkv::crypto::archive::{
     ARCHIVE_SALT_LEN, ArchiveKeys, ArchiveReadKeys, ChunkOpener, ChunkSealer,
 };
 use sealkv::crypto::{
-    CryptoProvider, KdfParams, KeySource, MasterKey, checksum_tag, verify_checksum_tag,
+    CryptoError, CryptoProvider, KdfParams, KeySource, MasterKey, checksum_tag, verify_checksum_tag,
 };
 
 use super::error::ArchiveError;
@@ -96,22 +96,17 @@ pub(crate) fn export_key(
     source: &KeySource,
     provider: &CryptoProvider,
 ) -> Result<(MasterKey, KeyKind), ArchiveError> {
-    match source {
-        KeySource::Passphrase { params, .. } => {
-            params.check()?;
-            let mut salt = [0u8; 32];
-            provider.fill_random(&mut salt)?;
-            let key = source.resolve_with(provider, Some((&salt, *params)))?;
-            Ok((
-                key,
-                KeyKind::Passphrase {
-                    salt,
-                    params: *params,
-                },
-            ))
-        }
-        other => Ok((other.resolve_with(provider, None)?, KeyKind::Raw)),
-    }
+    let (key, kdf) = source.resolve_new(provider).map_err(|e| match e {
+        CryptoError::Key(k) => ArchiveError::Key(k),
+        other => ArchiveError::Crypto(other),
+    })?;
+    Ok((
+        key,
+        match kdf {
+            Some((salt, params)) => KeyKind::Passphrase { salt, params },
+            None => KeyKind::Raw,
+        },
+    ))
 }
 
 /// The archive key `source` gives for an archive whose header records
