@@ -376,6 +376,16 @@ impl Default for KdfParams {
     }
 }
 
+/// The Argon2id salt and cost a passphrase was stretched with: public, and
+/// recorded beside what the key seals so it can be stretched again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassphraseKdf {
+    /// The salt, drawn for this use.
+    pub salt: [u8; 32],
+    /// The cost.
+    pub params: KdfParams,
+}
+
 /// Supplies the master key from outside: a KMS, an HSM, an OS keychain.
 ///
 /// sealkv calls it when a database is opened or created; the returned key
@@ -451,14 +461,20 @@ impl KeySource {
     pub fn resolve_new(
         &self,
         provider: &crate::CryptoProvider,
-    ) -> Result<(MasterKey, Option<([u8; 32], KdfParams)>), CryptoError> {
+    ) -> Result<(MasterKey, Option<PassphraseKdf>), CryptoError> {
         match self {
             KeySource::Passphrase { params, .. } => {
                 params.check()?;
                 let mut salt = [0u8; 32];
                 provider.fill_random(&mut salt)?;
                 let key = self.resolve_with(provider, Some((&salt, *params)))?;
-                Ok((key, Some((salt, *params))))
+                Ok((
+                    key,
+                    Some(PassphraseKdf {
+                        salt,
+                        params: *params,
+                    }),
+                ))
             }
             other => Ok((other.resolve_with(provider, None)?, None)),
         }

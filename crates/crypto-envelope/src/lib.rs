@@ -87,7 +87,7 @@ pub use kdf::{KekPurpose, LABEL_PREFIX};
 pub use keyring::{Keyring, Opener};
 pub use keys::{
     DataKey, KEY_LEN, KdfParams, KeyError, KeyId, KeyProvider, KeySource, MasterKey, Passphrase,
-    SecretKey,
+    PassphraseKdf, SecretKey,
 };
 pub use provider::CryptoProvider;
 pub use selftest::{KnownAnswer, SelfTestFailure};

@@ -103,7 +103,10 @@ pub(crate) fn export_key(
     Ok((
         key,
         match kdf {
-            Some((salt, params)) => KeyKind::Passphrase { salt, params },
+            Some(kdf) => KeyKind::Passphrase {
+                salt: kdf.salt,
+                params: kdf.params,
+            },
             None => KeyKind::Raw,
         },
     ))
