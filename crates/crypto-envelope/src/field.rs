@@ -19,7 +19,8 @@
 //!   value under the same key and field id always gives the same
 //!   ciphertext, so an application can look values up by equality. It needs
 //!   a nonce-misuse-resistant cipher (AES-256-GCM-SIV, or a provider
-//!   algorithm that declares [`misuse_resistant`](crate::AeadAlgorithm::misuse_resistant));
+//!   algorithm that declares [`misuse_resistant`](crate::AeadAlgorithm::misuse_resistant),
+//!   which its self-test makes it show);
 //!   the subkey is `HKDF-SHA256(field key, salt = 32 zero bytes,
 //!   "sealkv/v1/field/deterministic" || u32 BE len(field id) || field id)`
 //!   (the length prefix keeps field ids that differ only by trailing zero
