@@ -42,7 +42,7 @@ pub(crate) fn init(g: &Global, page_size: Option<u32>) -> Result<(), CliError> {
         }
         _ => {}
     }
-    if dir.join("data.sealkv").exists() {
+    if dir.join(sealkv::layout::DATA_FILE).exists() {
         return Err(CliError::Exists(dir.to_path_buf()));
     }
     let mut config = Config::new(dir).crypto_provider(open::provider());
