@@ -67,7 +67,7 @@ pub struct Stats {
     /// Bytes of WAL on disk.
     pub wal_bytes: u64,
     /// WAL sync markers written since open (proofs that the log's end was
-    /// fsynced; see `docs/WAL.md`).
+    /// fsynced, so damage before one is corruption, never a torn tail).
     pub wal_sync_markers: u64,
     /// WAL sync markers whose write failed and was taken back (the writes
     /// before them stayed durable): a sign of a failing or full disk.

@@ -272,8 +272,9 @@ impl Wal {
         Ok((Wal { shared, syncer }, report))
     }
 
-    /// Makes every record appended so far durable (and writes a sync
-    /// marker after them, see `docs/WAL.md`).
+    /// Makes every record appended so far durable, and writes a sync
+    /// marker after them (the proof recovery uses to tell damage to
+    /// durable records from a torn tail).
     pub fn sync(&self) -> Result<()> {
         self.exclusive(|sh, cur| sh.sync_current(cur, Mark::Yes))
     }
