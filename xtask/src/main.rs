@@ -1,8 +1,10 @@
 //! Project tasks, run as `cargo xtask <task>`.
 //!
 //! - `ci`: what CI runs — format check, clippy with warnings denied, the
-//!   whole test suite, and the docs with warnings denied. If `cargo xtask ci`
-//!   passes locally, CI will be green.
+//!   whole test suite, the docs with warnings denied, and `cargo package` of
+//!   every library crate. If `cargo xtask ci` passes locally, CI will be
+//!   green.
+//! - `package`: `cargo package` of every library crate, as `ci` runs it.
 //! - `fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer]`: runs
 //!   cargo-fuzz targets (nightly), all of them without a TARGET.
 //! - `bench [ARGS]`: the one-run report — builds the CLI in release with the
@@ -46,6 +48,17 @@ fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String
         Err(format!("`{program} {}` failed: {status}", args.join(" ")))
     }
 }
+
+/// The crates a library user can pick, bottom to top: each is packaged
+/// (and its package built) by `cargo xtask ci`.
+const LIBRARY_CRATES: [&str; 6] = [
+    "sealkv-fileio",
+    "sealkv-crypto-envelope",
+    "sealkv-core-wal",
+    "sealkv-core-store",
+    "sealkv",
+    "sealkv-backup",
+];
 
 fn ci() -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"], &[])?;
@@ -108,7 +121,21 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
-    Ok(())
+    package()
+}
+
+/// `cargo package` of every library crate in one run: cargo packages them
+/// in dependency order and resolves each one's dependencies on the others
+/// from a local registry of the packages it just made (no publishing), then
+/// builds every package from its own files, so a README or source file
+/// left out of a package fails here. `--allow-dirty` packages the working
+/// tree as it is, so the check runs before a commit too.
+fn package() -> Result<(), String> {
+    let mut args = vec!["package", "--allow-dirty"];
+    for name in LIBRARY_CRATES {
+        args.extend(["-p", name]);
+    }
+    run("cargo", &args, &[])
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {
@@ -234,6 +261,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("package") => package(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("criterion") => {
@@ -243,7 +271,7 @@ fn main() -> ExitCode {
         }
         Some("crash") => crash::crash(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <ci | fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer] | bench [ARGS] | criterion [ARGS] | crash [--cycles N] [--mode M] [--seed S]>"
+            "usage: cargo xtask <ci | package | fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer] | bench [ARGS] | criterion [ARGS] | crash [--cycles N] [--mode M] [--seed S]>"
                 .to_string(),
         ),
     };
