@@ -111,7 +111,7 @@ impl PageSealer {
                 let ticket = match session.sealer(domain).draw() {
                     Ok(t) => t,
                     Err(CryptoError::SessionExhausted(_)) => {
-                        // 2^32 seals in this session: start a new one (new
+                        // 2^32 seals in this writer session: start a new one (new
                         // salt, new subkeys) and go on under it.
                         let fresh = Arc::new(keyring.start_session()?);
                         *slot.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();

@@ -163,7 +163,7 @@ pub struct RecoveryReport {
     /// Segments removed: older than `first_seq`, torn while being created,
     /// or after a point-in-time cut.
     pub segments_removed: Vec<u64>,
-    /// The segment this session writes to.
+    /// The segment this writer session writes to.
     pub write_segment: u64,
 }
 

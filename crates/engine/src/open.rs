@@ -1,5 +1,7 @@
 //! Opening and creating a database: lock, keys, page file, WAL replay, and
-//! the checks that tie them together (brief section 4).
+//! the checks that tie them together: the registry, the page file and the
+//! log must belong to one database and continue one another, or the open
+//! is refused rather than serving an older state.
 //!
 //! Creation writes the key registry first, then the page file, then the
 //! WAL directory; the page file is the commit point. A directory with a

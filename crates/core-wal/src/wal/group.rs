@@ -56,7 +56,8 @@ impl Wal {
         }
         let ticket = match st.sealing.protect.draw() {
             Ok(t) => t,
-            // A session that has spent its nonces is replaced (brief 3.3);
+            // A session that has spent its nonces is replaced (a nonce is
+            // never reused under one key);
             // its records go to a new segment.
             Err(Error::Crypto(CryptoError::SessionExhausted(_))) => {
                 sh.rotate_session(&mut st)?;
