@@ -256,13 +256,7 @@ impl Inner {
         if self.wal.is_some() {
             self.freeze(0)?;
             self.flush_frozen(&mut st)?;
-        } else if !self
-            .mems
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .active
-            .is_empty()
-        {
+        } else if !self.mems.read().active.is_empty() {
             // Read-only, with log records the page file lacks: a copy of
             // the page file alone would miss them.
             return Err(Error::ReadOnly);

@@ -10,9 +10,10 @@
 //! over; with WAL segments it is refused.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, RwLock};
 
+use parking_lot::{Mutex, RwLock};
 use sealkv_core_store::{OpenReport, Store};
 use sealkv_crypto_envelope::DbId;
 use sealkv_fileio::{FileError, FileOp, LockKind, Vfs, VfsLock};
@@ -232,7 +233,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
     if inner.wal.is_some() {
         let handle = flush::spawn(Arc::downgrade(&inner), signal, config.wal_flush_interval)
             .map_err(io(FileOp::Open, &dir))?;
-        *inner.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        *inner.flusher.lock() = Some(handle);
     }
     Ok(Db { inner })
 }

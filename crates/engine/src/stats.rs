@@ -96,7 +96,7 @@ impl Stats {
 
 pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
     let memtable_bytes = {
-        let mems = db.mems.read().unwrap_or_else(|p| p.into_inner());
+        let mems = db.mems.read();
         mems.active.approx_bytes()
             + mems
                 .frozen
@@ -104,12 +104,7 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
                 .map(|f| f.mem.approx_bytes())
                 .sum::<usize>()
     } as u64;
-    let applied_seq = db
-        .flush_state
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .meta
-        .applied_seq;
+    let applied_seq = db.flush_state.lock().meta.applied_seq;
     let store = db.store.stats();
     let wal_bytes = wal_bytes(db);
     let wal_stats = db
