@@ -2,8 +2,11 @@
 //!
 //! # The API at a glance
 //!
-//! - Ciphers: [`Aead`], [`AeadAlgorithm`], [`CryptoProvider`],
-//!   [`AlgorithmId`], [`EncryptionAlgorithm`].
+//! - Ciphers and primitives: the [`CryptoProvider`] behind the [`Aead`]
+//!   seam ([`AeadAlgorithm`], [`AlgorithmId`], [`EncryptionAlgorithm`]),
+//!   HKDF, HMAC, Argon2id and the random source ([`primitives`]), each
+//!   checked by its [`selftest`] before first use; [`hazmat`] for raw
+//!   ciphers, chosen nonces and chosen salts, kept apart.
 //! - Keys: [`SecretKey`], [`MasterKey`], [`DataKey`], [`Passphrase`],
 //!   [`KdfParams`], [`KeySource`], [`KeyProvider`].
 //! - Sessions and nonces: [`Keyring`], [`WriterSession`], [`DomainSealer`],
@@ -19,20 +22,23 @@ pub mod census;
 mod checksum;
 mod error;
 pub mod field;
+pub mod hazmat;
 mod ids;
 mod kdf;
 mod keyring;
 mod keys;
+pub mod primitives;
 mod provider;
 pub mod random;
 pub mod registry;
 #[cfg(feature = "ring")]
 mod ring_provider;
 mod rustcrypto;
+pub mod selftest;
 pub mod session;
 
 pub use crate::aead::{Aead, AeadAlgorithm, AeadError};
-pub use algorithm::{AlgorithmId, EncryptionAlgorithm, UnknownAlgorithm};
+pub use algorithm::{AlgorithmId, AlgorithmInfo, EncryptionAlgorithm, UnknownAlgorithm};
 pub use checksum::{TAG_LEN, checksum_tag, verify_checksum_tag};
 pub use error::CryptoError;
 pub use ids::DbId;
@@ -40,10 +46,11 @@ pub use kdf::{KekPurpose, LABEL_PREFIX};
 pub use keyring::{Keyring, Opener};
 pub use keys::{
     DataKey, KEY_LEN, KdfParams, KeyError, KeyId, KeyProvider, KeySource, MasterKey, Passphrase,
-    SecretKey,
+    PassphraseKdf, SecretKey,
 };
 pub use provider::CryptoProvider;
+pub use selftest::{KnownAnswer, SelfTestFailure};
 pub use session::{
     Domain, DomainSealer, NONCE_LEN, NonceTicket, SEALS_PER_SESSION, SealObserver, SessionSalt,
-    SubkeyId, WriterSession, nonce_for,
+    SubkeyId, WriterSession,
 };
