@@ -18,10 +18,11 @@
 use std::collections::VecDeque;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 
+use parking_lot::{Mutex, RwLock};
 use sealkv_core_store::{ReadTxn, Store};
 use sealkv_core_wal::Wal;
 use sealkv_fileio::VfsLock;
@@ -127,14 +128,6 @@ impl std::fmt::Debug for Db {
             .field("encrypted", &self.inner.sealed)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|p| p.into_inner())
-}
-
-pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Db {
@@ -403,7 +396,7 @@ impl Inner {
         // As in `view`: under the memtable lock no freeze can happen, so
         // the tree snapshot pinned here holds only batches at or below
         // `at`, and the memtables searched are the ones it lacks.
-        let mems = read(&self.mems);
+        let mems = self.mems.read();
         let at = self.publisher.visible();
         let tree = self.store.pin();
         // One search key for every memtable, and its key for the tree.
@@ -422,7 +415,7 @@ impl Inner {
         // Under the memtable lock no freeze can happen, so any page-file
         // commit the read transaction sees holds only batches at or below
         // the visible sequence number read here.
-        let mems = read(&self.mems);
+        let mems = self.mems.read();
         let at = self.publisher.visible();
         let mut list = Vec::with_capacity(1 + mems.frozen.len());
         list.push(mems.active.clone());
@@ -446,8 +439,8 @@ impl Inner {
     }
 
     /// The conflict window, locked.
-    pub(crate) fn conflicts(&self) -> std::sync::MutexGuard<'_, ConflictWindow> {
-        self.conflicts.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn conflicts(&self) -> parking_lot::MutexGuard<'_, ConflictWindow> {
+        self.conflicts.lock()
     }
 
     pub(crate) fn close(&self) -> Result<(), Error> {
@@ -462,11 +455,7 @@ impl Inner {
         };
         self.closed.store(true, Ordering::Release);
         self.signal.stop();
-        let handle = self
-            .flusher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let handle = self.flusher.lock().take();
         if let Some(h) = handle
             && h.thread().id() != std::thread::current().id()
         {

@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering;
 use sealkv_core_wal::{BatchOp, Durability};
 
 use crate::batch::WriteBatch;
-use crate::db::{Inner, read};
+use crate::db::Inner;
 use crate::error::Error;
 use crate::keyspace::KeyspaceState;
 use crate::memtable::Seq;
@@ -77,7 +77,7 @@ impl Inner {
         let written = KeySet::new(batch.ops().map(|op| match op {
             BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
         }));
-        let gate = read(&self.gate);
+        let gate = self.gate.read();
         let mut refused = None;
         let admitted = wal.append_with(&batch.inner, how.durability, |seq| {
             if let Some(ks) = batch.keyspaces().find(|ks| ks.is_dropped()) {
@@ -117,7 +117,7 @@ impl Inner {
                 return Err(self.wal_error(e));
             }
         };
-        let active = read(&self.mems).active.clone();
+        let active = self.mems.read().active.clone();
         for op in batch.ops() {
             match op {
                 BatchOp::Put { key, value } => active.insert(key, seq, Some(value)),

@@ -17,7 +17,9 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use sealkv_core_wal::Durability;
 
@@ -123,7 +125,7 @@ pub(crate) fn read(view: &View) -> Result<Records, Error> {
 
 impl Catalog {
     fn lock(&self) -> MutexGuard<'_, CatalogState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     /// Reads the catalog from the database's current state.

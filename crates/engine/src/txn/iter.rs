@@ -125,7 +125,7 @@ impl DoubleEndedIterator for TxnIter {
 
 impl Drop for TxnIter {
     fn drop(&mut self) {
-        let mut covered = self.covered.lock().unwrap_or_else(|p| p.into_inner());
+        let mut covered = self.covered.lock();
         if self.exhausted {
             covered.push((self.lower.clone(), self.upper.clone()));
             return;

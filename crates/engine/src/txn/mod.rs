@@ -26,8 +26,10 @@ mod iter;
 
 use std::collections::BTreeMap;
 use std::ops::RangeBounds;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 
 use sealkv_core_wal::Durability;
 
@@ -308,7 +310,7 @@ impl Transaction {
             batch.note_keyspace(ks);
         }
         batch.check(usize::MAX)?;
-        let covered = std::mem::take(&mut *self.covered.lock().unwrap_or_else(|p| p.into_inner()));
+        let covered = std::mem::take(&mut *self.covered.lock());
         for (lo, hi) in covered {
             self.reads.range(lo, hi);
         }
