@@ -1,6 +1,7 @@
 //! `Db::verify()`: the whole integrity check, read-only.
 
 use std::path::PathBuf;
+use std::sync::TryLockError;
 
 use sealkv_core_wal::{RecoveryMode, Seq, Wal, WalOptions};
 
@@ -81,7 +82,18 @@ impl Db {
     pub fn verify(&self) -> Result<VerifyReport, Error> {
         let inner = &self.inner;
         let dir = &inner.dir;
-        let flush = inner.flush_state.lock().unwrap_or_else(|p| p.into_inner());
+        let flush = match inner.flush_state.try_lock() {
+            Ok(flush) => flush,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                // A flush, rotation, re-encryption step or backup capture
+                // is committing: check the state it leaves, not one half
+                // written. (Tests wait for this event to know the check
+                // met a commit in flight.)
+                tracing::debug!("verify waits for a commit in progress");
+                inner.flush_state.lock().unwrap_or_else(|p| p.into_inner())
+            }
+        };
         let mut report = VerifyReport::default();
         if let Some(keys) = &inner.keys
             && let Err(e) = keys.reload()
