@@ -2,10 +2,14 @@
 //! pages, pages of another database under the same key.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use sealkv_core_store::{PageRole, Store, StoreError};
 use sealkv_crypto_envelope::DbId;
-use sealkv_fileio::SimVfs;
+use sealkv_fileio::{SimVfs, Vfs};
+use sealkv_testkit::hook::{FileEvent, HookVfs};
 
 use crate::common::*;
 
@@ -252,39 +256,201 @@ fn pages_of_two_databases_under_one_key_do_not_mix() {
     assert!(matches!(err, StoreError::WrongDatabase));
 }
 
-/// `Store::verify` used directly while another thread commits (each run
-/// overlapped two or more commits when written): an intact store is always
-/// reported clean (the other slot is checked under the writer state; free
-/// pages reused since the snapshot count as overwritten, not damaged).
-#[test]
-fn verify_while_another_thread_commits_reports_no_damage() {
-    let sim = SimVfs::new();
-    let store = populated(&sim);
-    let writer = {
-        let store = store.clone();
-        std::thread::spawn(move || {
-            for g in 3..40u32 {
-                let mut w = store.write().unwrap();
-                for i in (0..3000u32).step_by(3) {
-                    w.put(&key(i), &val(i, g)).unwrap();
-                }
-                w.commit().unwrap();
-            }
+/// Stops one named thread before its `at`-th file operation of the kinds
+/// `counts` picks, until the test lets it go, and says when it got there.
+struct Pause {
+    thread: &'static str,
+    counts: fn(&FileEvent<'_>) -> bool,
+    state: Mutex<PauseState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct PauseState {
+    seen: u64,
+    at: u64,
+    paused: bool,
+    go: bool,
+}
+
+impl Pause {
+    fn new(thread: &'static str, counts: fn(&FileEvent<'_>) -> bool, at: u64) -> Arc<Self> {
+        Arc::new(Pause {
+            thread,
+            counts,
+            state: Mutex::new(PauseState {
+                at,
+                ..PauseState::default()
+            }),
+            cv: Condvar::new(),
         })
-    };
-    let mut dirty = Vec::new();
-    while !writer.is_finished() {
-        let r = store.verify().unwrap();
-        if !r.is_clean() {
-            dirty.push(format!("{:?}", r.problems));
+    }
+
+    /// The hook: counts the operation, and stops there if it is the one.
+    fn point(&self, e: &FileEvent<'_>) {
+        if std::thread::current().name() != Some(self.thread) || !(self.counts)(e) {
+            return;
+        }
+        let mut st = self.state.lock().unwrap();
+        st.seen += 1;
+        if st.seen == st.at {
+            st.paused = true;
+            self.cv.notify_all();
+            st = self.cv.wait_while(st, |s| !s.go).unwrap();
+            st.paused = false;
         }
     }
-    writer.join().unwrap();
-    assert!(store.verify().unwrap().is_clean());
+
+    fn seen(&self) -> u64 {
+        self.state.lock().unwrap().seen
+    }
+
+    /// Waits (a minute at most) until the thread stopped.
+    fn wait_paused(&self) {
+        let st = self.state.lock().unwrap();
+        let (st, _) = self
+            .cv
+            .wait_timeout_while(st, Duration::from_secs(60), |s| !s.paused)
+            .unwrap();
+        assert!(
+            st.paused,
+            "{} never reached operation {}",
+            self.thread, st.at
+        );
+    }
+
+    fn is_paused(&self) -> bool {
+        self.state.lock().unwrap().paused
+    }
+
+    fn release(&self) {
+        self.state.lock().unwrap().go = true;
+        self.cv.notify_all();
+    }
+}
+
+fn is_read(e: &FileEvent<'_>) -> bool {
+    matches!(e, FileEvent::Read { .. })
+}
+
+fn is_change(e: &FileEvent<'_>) -> bool {
+    matches!(
+        e,
+        FileEvent::Write { .. } | FileEvent::Sync { .. } | FileEvent::SetLen { .. }
+    )
+}
+
+/// The populated store on a disk whose operations pass `pauses`.
+fn populated_with(pauses: Vec<Arc<Pause>>) -> Store {
+    let sim = SimVfs::new();
+    let hooked = HookVfs::new(Arc::new(sim.clone()), move |e| {
+        for p in &pauses {
+            p.point(&e);
+        }
+        Ok(())
+    });
+    let v: Arc<dyn Vfs> = Arc::new(hooked);
+    v.create_dir_all(Path::new("/db")).unwrap();
+    let store = Store::create(v, &path(), opts(Some(keyring()))).unwrap().0;
+    for g in 0..3u32 {
+        let mut w = store.write().unwrap();
+        for i in 0..3000u32 {
+            w.put(&key(i), &val(i, g)).unwrap();
+        }
+        w.put(b"big", &vec![g as u8; 20_000]).unwrap();
+        w.commit().unwrap();
+    }
+    store
+}
+
+/// A commit that rewrites a third of the keys (reusing free pages).
+fn commit_g(store: &Store, g: u32) {
+    let mut w = store.write().unwrap();
+    for i in (0..3000u32).step_by(3) {
+        w.put(&key(i), &val(i, g)).unwrap();
+    }
+    w.commit().unwrap();
+}
+
+fn on_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .unwrap()
+}
+
+/// `Store::verify` used directly while another thread commits: an intact
+/// store is always reported clean (the other slot is checked under the
+/// writer state; free pages reused since the snapshot count as
+/// overwritten, not damaged). Both ways round, at exact points:
+/// - a commit stopped before each of its writes, fsyncs and length
+///   changes while a verify walks the whole file (it is let go only when
+///   verify is at its last page read);
+/// - verify stopped at a page read (first, middle, last) while two whole
+///   commits are published.
+#[test]
+fn verify_while_another_thread_commits_reports_no_damage() {
+    // Dry runs: the commit's operations, verify's reads (its walk, then
+    // the other meta slot).
+    let (commit_ops, verify_reads) = {
+        let writer = Pause::new("writer", is_change, u64::MAX);
+        let verifier = Pause::new("verify", is_read, u64::MAX);
+        let store = populated_with(vec![writer.clone(), verifier.clone()]);
+        let s = store.clone();
+        on_thread("writer", move || commit_g(&s, 3)).join().unwrap();
+        let s = store.clone();
+        let r = on_thread("verify", move || s.verify().unwrap())
+            .join()
+            .unwrap();
+        assert!(r.is_clean(), "{r:?}");
+        (writer.seen(), verifier.seen())
+    };
     assert!(
-        dirty.is_empty(),
-        "{} dirty reports, first: {}",
-        dirty.len(),
-        dirty[0]
+        commit_ops >= 4 && verify_reads > 10,
+        "{commit_ops} {verify_reads}"
     );
+    let walk_reads = verify_reads - 1;
+
+    let mut overlapped = 0;
+    for k in 1..=commit_ops {
+        let writer = Pause::new("writer", is_change, k);
+        let verifier = Pause::new("verify", is_read, walk_reads);
+        let store = populated_with(vec![writer.clone(), verifier.clone()]);
+        let s = store.clone();
+        let commit = on_thread("writer", move || commit_g(&s, 3));
+        writer.wait_paused();
+        let s = store.clone();
+        let verify = on_thread("verify", move || s.verify().unwrap());
+        verifier.wait_paused();
+        // All but the last page read of verify's walk happened inside the
+        // commit.
+        assert!(writer.is_paused(), "commit op {k}: the writer went on");
+        overlapped += 1;
+        verifier.release();
+        writer.release();
+        commit.join().unwrap();
+        let report = verify.join().unwrap();
+        assert!(report.is_clean(), "commit op {k}: {:?}", report.problems);
+        assert!(store.verify().unwrap().is_clean());
+    }
+    for j in [1, 2, walk_reads / 2, walk_reads] {
+        let verifier = Pause::new("verify", is_read, j);
+        let store = populated_with(vec![verifier.clone()]);
+        let s = store.clone();
+        let verify = on_thread("verify", move || s.verify().unwrap());
+        verifier.wait_paused();
+        let before = store.read().txn();
+        commit_g(&store, 3);
+        commit_g(&store, 4);
+        assert_eq!(store.read().txn(), before + 2);
+        assert!(verifier.is_paused(), "verify read {j}: it went on");
+        overlapped += 1;
+        verifier.release();
+        let report = verify.join().unwrap();
+        assert!(report.is_clean(), "verify read {j}: {:?}", report.problems);
+    }
+    assert_eq!(overlapped, commit_ops + 4);
 }
