@@ -34,3 +34,9 @@ pub fn print_proof(name: &str, part: &str, counts: &[(&str, u64)]) {
     }
     println!("{line}");
 }
+
+/// Whether the long proofs run at full size: `SEALKV_PROOF=full` (set by
+/// `cargo xtask proof`; without it they run the reduced size CI runs).
+pub fn full_size() -> bool {
+    std::env::var("SEALKV_PROOF").is_ok_and(|v| v == "full")
+}
