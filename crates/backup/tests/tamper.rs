@@ -1,4 +1,4 @@
-//! The tamper matrix's backup rows (issue 7): physical backups taken with
+//! The tamper matrix's backup rows: physical backups taken with
 //! `Db::backup_to` and export archives, damaged on purpose, then checked
 //! with `verify_backup` / `restore` and `verify_archive` / `import`.
 //!
@@ -210,6 +210,23 @@ impl Matrix {
             .unwrap();
         }
         writeln!(out, "{title}: {total} cases").unwrap();
+        let sum = |o| {
+            self.cells
+                .values()
+                .map(|c| c.get(&o).copied().unwrap_or(0) as u64)
+                .sum::<u64>()
+        };
+        sealkv_testkit::proof::print_proof(
+            "tamper-backup",
+            &title.replace(", ", "/").replace(' ', "-"),
+            &[
+                ("cases", total as u64),
+                ("detected", sum(Outcome::Detected)),
+                ("no_effect", sum(Outcome::NoEffect)),
+                ("unauthenticated", sum(Outcome::Unauthenticated)),
+                ("wrong", sum(Outcome::Wrong)),
+            ],
+        );
         total
     }
 }

@@ -40,3 +40,47 @@ pub fn print_proof(name: &str, part: &str, counts: &[(&str, u64)]) {
 pub fn full_size() -> bool {
     std::env::var("SEALKV_PROOF").is_ok_and(|v| v == "full")
 }
+
+/// Counts for one `PROOF` line, added to as a test checks its cases.
+///
+/// ```
+/// let mut t = sealkv_testkit::proof::Tally::new("tamper-store", "swapped-pages");
+/// t.case("detected");
+/// t.print(); // PROOF name=tamper-store part=swapped-pages cases=1 detected=1
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tally {
+    name: &'static str,
+    part: String,
+    counts: Vec<(&'static str, u64)>,
+}
+
+impl Tally {
+    /// No case yet, for proof `name`, part `part`.
+    pub fn new(name: &'static str, part: impl Into<String>) -> Self {
+        Tally {
+            name,
+            part: part.into(),
+            counts: vec![("cases", 0)],
+        }
+    }
+
+    /// Adds `n` to count `key`.
+    pub fn add(&mut self, key: &'static str, n: u64) {
+        match self.counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v += n,
+            None => self.counts.push((key, n)),
+        }
+    }
+
+    /// One case checked, with its outcome (`detected`, `cut`, ...).
+    pub fn case(&mut self, outcome: &'static str) {
+        self.add("cases", 1);
+        self.add(outcome, 1);
+    }
+
+    /// Prints the line.
+    pub fn print(&self) {
+        print_proof(self.name, &self.part, &self.counts);
+    }
+}

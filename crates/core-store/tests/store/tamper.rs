@@ -10,6 +10,7 @@ use sealkv_core_store::{PageRole, Store, StoreError};
 use sealkv_crypto_envelope::DbId;
 use sealkv_fileio::{SimVfs, Vfs};
 use sealkv_testkit::hook::{FileEvent, HookVfs};
+use sealkv_testkit::proof::Tally;
 
 use crate::common::*;
 
@@ -56,6 +57,7 @@ fn corrupt_page(e: Option<StoreError>) -> u64 {
 
 #[test]
 fn flipped_byte_in_each_tree_page_kind_names_the_page() {
+    let mut t = Tally::new("tamper-store", "flipped_byte_in_each_tree_page_kind");
     for (kind, name) in [(2u8, "branch"), (3, "leaf"), (4, "overflow")] {
         let sim = SimVfs::new();
         let store = populated(&sim);
@@ -70,6 +72,7 @@ fn flipped_byte_in_each_tree_page_kind_names_the_page() {
             // and the older meta (whose tree is intact) is taken.
             let why = report.fell_back.unwrap();
             assert!(why.contains(&format!("page {page}")), "{name}: {why}");
+            t.case("detected");
             continue;
         }
         assert_eq!(corrupt_page(scan(&store)), page, "{name}");
@@ -79,17 +82,21 @@ fn flipped_byte_in_each_tree_page_kind_names_the_page() {
             "{name}: {:?}",
             report.problems
         );
+        t.case("detected");
         // A flip in the clear header is caught too (it is in the AAD).
         drop(store);
         flip(&sim, &path(), page as usize * PS + 100);
         flip(&sim, &path(), page as usize * PS + 9);
         let store = open(&sim, Some(keyring()));
         assert_eq!(corrupt_page(scan(&store)), page, "{name} header");
+        t.case("detected");
     }
+    t.print();
 }
 
 #[test]
 fn flipped_header_and_meta_pages() {
+    let mut t = Tally::new("tamper-store", "flipped_header_and_meta_pages");
     let sim = SimVfs::new();
     drop(populated(&sim));
     let clean = sim.read_file(&path()).unwrap();
@@ -97,7 +104,7 @@ fn flipped_header_and_meta_pages() {
 
     flip(&sim, &path(), 200);
     match Store::open(v.clone(), &path(), opts(Some(keyring()))) {
-        Err(StoreError::Corruption { page: 0, .. }) => {}
+        Err(StoreError::Corruption { page: 0, .. }) => t.case("detected"),
         other => panic!("header flip: {other:?}"),
     }
 
@@ -108,6 +115,7 @@ fn flipped_header_and_meta_pages() {
     let (s, report) = Store::open(v.clone(), &path(), opts(Some(keyring()))).unwrap();
     assert_eq!(report.txn, 2);
     assert!(report.other_slot.unwrap().contains("page 2"));
+    t.case("detected");
     drop(s);
 
     // Both metas flipped: refused, naming a meta page.
@@ -115,9 +123,10 @@ fn flipped_header_and_meta_pages() {
     flip(&sim, &path(), PS + 70);
     flip(&sim, &path(), 2 * PS + 70);
     match Store::open(v, &path(), opts(Some(keyring()))) {
-        Err(StoreError::Corruption { page: 1 | 2, .. }) => {}
+        Err(StoreError::Corruption { page: 1 | 2, .. }) => t.case("detected"),
         other => panic!("both metas: {other:?}"),
     }
+    t.print();
 }
 
 #[test]
@@ -135,6 +144,9 @@ fn a_damaged_fallback_slot_is_reported_while_a_write_transaction_is_open() {
         vec![1],
         "{report:?}"
     );
+    let mut t = Tally::new("tamper-store", "a_damaged_fallback_slot");
+    t.case("detected");
+    t.print();
     // Committing rewrites the slot: clean again.
     drop(w);
     let mut w = store.write().unwrap();
@@ -169,6 +181,8 @@ fn swapped_and_moved_pages_are_detected() {
     let store = open(&sim, Some(keyring()));
     let bad = corrupt_page(scan(&store));
     assert!(bad == a || bad == b);
+    let mut t = Tally::new("tamper-store", "swapped_and_moved_pages");
+    t.case("detected");
     drop(store);
 
     // Moving a page: a copy of leaf a written over leaf b.
@@ -177,6 +191,8 @@ fn swapped_and_moved_pages_are_detected() {
     sim.write_file(&path(), &f);
     let store = open(&sim, Some(keyring()));
     assert_eq!(corrupt_page(scan(&store)), b);
+    t.case("detected");
+    t.print();
 }
 
 #[test]
@@ -218,7 +234,12 @@ fn older_version_of_a_page_put_back_is_a_rollback() {
     let v: std::sync::Arc<dyn sealkv_fileio::Vfs> = std::sync::Arc::new(sim.clone());
     match Store::open(v, &path(), opts(Some(keyring()))) {
         Ok((store, _)) => match scan(&store) {
-            Some(StoreError::Rollback { page: p }) => assert_eq!(p, page),
+            Some(StoreError::Rollback { page: p }) => {
+                assert_eq!(p, page);
+                let mut t = Tally::new("tamper-store", "older_version_of_a_page");
+                t.case("detected");
+                t.print();
+            }
             other => panic!("expected Rollback, got {other:?}"),
         },
         // The root itself was put back: the meta slot rejects it.
@@ -249,11 +270,15 @@ fn pages_of_two_databases_under_one_key_do_not_mix() {
     sim_a.write_file(&path(), &fa);
     let s = open(&sim_a, Some(ka));
     assert_eq!(corrupt_page(scan(&s)), leaf);
+    let mut t = Tally::new("tamper-store", "pages_of_two_databases");
+    t.case("detected");
     // And b's whole file is refused by a's keyring.
     let v: std::sync::Arc<dyn sealkv_fileio::Vfs> = std::sync::Arc::new(sim_b.clone());
     let err =
         Store::open(v, &path(), opts(Some(keyring_with(DbId([1; 16]), [9; 32])))).unwrap_err();
     assert!(matches!(err, StoreError::WrongDatabase));
+    t.case("detected");
+    t.print();
 }
 
 /// Stops one named thread before its `at`-th file operation of the kinds
@@ -453,4 +478,8 @@ fn verify_while_another_thread_commits_reports_no_damage() {
         assert!(report.is_clean(), "verify read {j}: {:?}", report.problems);
     }
     assert_eq!(overlapped, commit_ops + 4);
+    let mut t = Tally::new("tamper-store", "verify_while_another_thread_commits");
+    t.add("cases", overlapped);
+    t.add("clean", overlapped);
+    t.print();
 }
