@@ -1,8 +1,9 @@
 //! Project tasks, run as `cargo xtask <task>`.
 //!
 //! - `ci`: what CI runs — format check, clippy with warnings denied, the
-//!   whole test suite, and the docs with warnings denied. If `cargo xtask ci`
-//!   passes locally, CI will be green.
+//!   whole test suite (the long proofs at their reduced size, through
+//!   `proof --quick`), and the docs with warnings denied. If `cargo xtask
+//!   ci` passes locally, CI will be green.
 //! - `fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer]`: runs
 //!   cargo-fuzz targets (nightly), all of them without a TARGET.
 //! - `bench [ARGS]`: the one-run report — builds the CLI in release with the
@@ -14,10 +15,15 @@
 //! - `criterion [ARGS]`: the criterion suite (`cargo bench -p sealkv-benches`).
 //! - `crash [--cycles N] [--mode M] [--seed S]`: the crash-kill harness, in
 //!   release (see `crash.rs`).
+//! - `proof [--quick] [--cycles N] [--seed S]`: every long proof the docs
+//!   quote (crash-kill cycles, every fault position, every crash point of
+//!   the fuzz regressions, the full tamper matrices) and one summary table
+//!   of their counts, written into `docs/RELIABILITY.md` (see `proof.rs`).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod crash;
+mod proof;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -61,7 +67,14 @@ fn ci() -> Result<(), String> {
         ],
         &[],
     )?;
-    run("cargo", &["test", "--workspace"], &[])?;
+    // The long proofs' tests run once, through `proof --quick` below, which
+    // also checks the counts they print.
+    let mut test = vec!["test", "--workspace", "--"];
+    for filter in proof::test_filters() {
+        test.extend(["--skip", filter]);
+    }
+    run("cargo", &test, &[])?;
+    proof::proof(&["--quick".to_string()])?;
     // The optional `ring` provider: its known-answer and property tests, and
     // a database written by each provider opened with the other. Only the
     // crates it touches are rebuilt (ring compiles in about 15 s).
@@ -242,8 +255,9 @@ fn main() -> ExitCode {
             run("cargo", &a, &[])
         }
         Some("crash") => crash::crash(&args[1..]),
+        Some("proof") => proof::proof(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <ci | fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer] | bench [ARGS] | criterion [ARGS] | crash [--cycles N] [--mode M] [--seed S]>"
+            "usage: cargo xtask <ci | fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer] | bench [ARGS] | criterion [ARGS] | crash [--cycles N] [--mode M] [--seed S] | proof [--quick] [--cycles N] [--seed S]>"
                 .to_string(),
         ),
     };

@@ -1,4 +1,4 @@
-//! Key hygiene (issue 7): a full workload in every mode — create, writes,
+//! Key hygiene: a full workload in every mode — create, writes,
 //! flush, reopen, rotation, rekey, re-encryption, field-level encryption,
 //! physical backup and restore, export and import, a wrong key, damaged
 //! files — with every `tracing` event captured at TRACE level. No form of
@@ -458,6 +458,18 @@ fn no_key_byte_reaches_a_log_line_an_error_or_debug_output_and_files_are_private
         ev.texts.len(),
         ev.scanner.len(),
         ev.secrets,
+    );
+    sealkv_testkit::proof::print_proof(
+        "key-hygiene",
+        "every-mode",
+        &[
+            ("cases", ev.secrets as u64),
+            ("forms", ev.scanner.len() as u64),
+            ("trace_lines", logs.count()),
+            ("trace_bytes", captured.len() as u64),
+            ("texts", ev.texts.len() as u64),
+            ("found", leaks.len() as u64),
+        ],
     );
     assert!(leaks.is_empty(), "{leaks:#?}");
 }
