@@ -134,6 +134,10 @@ fn deterministic_values_can_be_found_by_equality() {
                 .as_deref(),
             Some(&b"ada@example.com"[..])
         );
+        assert!(matches!(
+            db.get_sealed(b"user/1/email", None),
+            Err(Error::MissingFieldId)
+        ));
         // Randomized keys cannot be used deterministically, in every mode.
         let random = db.create_field_key().unwrap();
         assert_not_misuse_resistant(db.put_deterministic(b"x", b"y", random, b"email"));
@@ -176,7 +180,12 @@ fn rotation_seals_new_writes_under_a_new_key_and_old_data_stays_readable() {
         // A plaintext database has no data key to rotate.
         let plain = SimVfs::new();
         let db = Db::open_with_config(sim_config(&plain, None)).unwrap();
-        assert!(matches!(db.rotate_data_key(), Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            db.rotate_data_key(),
+            Err(Error::NotEncrypted {
+                operation: "rotate_data_key"
+            })
+        ));
     }
 }
 
