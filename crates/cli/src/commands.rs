@@ -1,5 +1,7 @@
-//! The data commands: init, put, get, delete, scan, load, flush, stats,
-//! rotate-key, rekey.
+//! The database commands: init, put, get, delete, scan, load, flush,
+//! stats, verify, backup, restore, rotate-key, reencrypt and rekey (the
+//! archive commands are in `archive.rs`, `keygen` in `keygen.rs`, `bench`
+//! and `demo` in their own modules).
 
 use std::io::{BufRead, Read, Write};
 use std::path::Path;

@@ -14,7 +14,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use sealkv_fileio::Vfs;
 
@@ -121,7 +123,6 @@ impl DiskWrites {
         HookVfs::new(inner, move |e| {
             if let FileEvent::Write { path, offset, buf } = e {
                 log.lock()
-                    .unwrap_or_else(|p| p.into_inner())
                     .push(Entry::Write(path.to_path_buf(), offset, buf.to_vec()));
             }
             Ok::<(), io::Error>(())
@@ -134,13 +135,12 @@ impl DiskWrites {
     pub fn copied(&self, from: &Path, to: &Path) {
         self.log
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .push(Entry::Copy(from.to_path_buf(), to.to_path_buf()));
     }
 
     /// How many writes (and copies) were recorded.
     pub fn len(&self) -> usize {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.log.lock().len()
     }
 
     /// Whether none was.
@@ -157,7 +157,7 @@ impl DiskWrites {
     /// If a write does not hold whole units (a test of nonce uniqueness
     /// must see every unit whole).
     pub fn units(&self) -> Vec<SealedUnit> {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let log = self.log.lock();
         let mut kinds: HashMap<PathBuf, FileKind> = HashMap::new();
         let mut out = Vec::new();
         for entry in log.iter() {
