@@ -46,16 +46,13 @@ use crate::keys::KeyState;
 use crate::memtable::{Memtable, Seq};
 use crate::merge::SortedSource;
 use crate::meta::EngineMeta;
+use crate::poison::{Poison, PoisonCause};
 use crate::publish::Publisher;
 use crate::snapshot::Snapshot;
 use crate::stats::{Counters, Stats};
 use sealkv_core_wal::BatchOp;
 
-/// File names inside a database directory.
-pub(crate) const DATA_FILE: &str = "data.sealkv";
-pub(crate) const WAL_DIR: &str = "wal";
-pub(crate) const LOCK_FILE: &str = "LOCK";
-pub(crate) const KEYS_FILE: &str = "KEYS";
+pub(crate) use crate::layout::{DATA_FILE, KEYS_FILE, LOCK_FILE, WAL_DIR};
 
 /// A memtable frozen for flushing, with what its flush will record.
 #[derive(Debug, Clone)]
@@ -103,7 +100,8 @@ pub(crate) struct Inner {
     pub(crate) flush_state: Mutex<FlushState>,
     pub(crate) signal: Arc<FlushSignal>,
     pub(crate) flusher: Mutex<Option<JoinHandle<()>>>,
-    pub(crate) poisoned: AtomicBool,
+    /// Set by the first failed write, commit or flush: no more writes.
+    pub(crate) poisoned: Poison,
     pub(crate) closed: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) torn_tails: AtomicU64,
@@ -268,10 +266,7 @@ impl Db {
         if self.inner.wal.is_none() {
             return Err(Error::ReadOnly);
         }
-        if self.inner.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
-        Ok(())
+        self.inner.poisoned.check()
     }
 }
 
@@ -370,9 +365,7 @@ impl Inner {
     }
 
     fn write(self: &Arc<Self>, batch: &WriteBatch) -> Result<(), Error> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
+        self.poisoned.check()?;
         let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
         self.wait_for_backlog()?;
         let gate = read(&self.gate);
@@ -380,8 +373,11 @@ impl Inner {
             Ok(seq) => seq.0,
             Err(e) => {
                 // The batch's outcome is unknown (it may be in the log).
-                self.poison();
-                return Err(self.wal_error(e));
+                let cause = self.poison(PoisonCause::wal(e));
+                return Err(Error::Poisoned {
+                    cause,
+                    outcome_unknown: true,
+                });
             }
         };
         let active = read(&self.mems).active.clone();
@@ -398,20 +394,25 @@ impl Inner {
         // If one of them failed (the database is then poisoned), this batch
         // never becomes visible here: its outcome is unknown, as for a
         // write that fails.
-        if !self
-            .publisher
-            .wait_visible(seq, || self.poisoned.load(Ordering::Acquire))
-        {
-            return Err(Error::Poisoned);
+        if !self.publisher.wait_visible(seq, || self.poisoned.is_set()) {
+            // In the log, so possibly found after reopening. (The wait
+            // gives up only once the database is poisoned.)
+            return Err(self.poisoned.error(true).unwrap_or(Error::Closed));
         }
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes_written
             .fetch_add(batch.size_in_bytes() as u64, Ordering::Relaxed);
-        if active.approx_bytes() as u64 >= self.config.wal_flush_size
-            && self.freeze(self.config.wal_flush_size)?
-        {
-            self.signal.kick();
+        if active.approx_bytes() as u64 >= self.config.wal_flush_size {
+            // The batch is in the log and visible: it is acknowledged
+            // whatever the freeze does. A failed freeze (the WAL roll)
+            // poisons the database, so the writes after this one are
+            // refused with its cause.
+            match self.freeze(self.config.wal_flush_size) {
+                Ok(true) => self.signal.kick(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "rolling the WAL after a write failed"),
+            }
         }
         Ok(())
     }
@@ -422,14 +423,12 @@ impl Inner {
         let bound = 2 * self.config.wal_flush_size as usize;
         // Fast path for every write: no backlog, no lock on the flusher's
         // mailbox.
-        if !self.poisoned.load(Ordering::Acquire) && read(&self.mems).frozen_bytes() <= bound {
+        if !self.poisoned.is_set() && read(&self.mems).frozen_bytes() <= bound {
             return Ok(());
         }
         let mut st = self.signal.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if self.poisoned.load(Ordering::Acquire) {
-                return Err(Error::Poisoned);
-            }
+            self.poisoned.check()?;
             if st.stop || read(&self.mems).frozen_bytes() <= bound {
                 return Ok(());
             }
@@ -460,8 +459,10 @@ impl Inner {
         let next_segment = match wal.roll() {
             Ok(segment) => segment,
             Err(e) => {
-                self.poison();
-                return Err(self.wal_error(e));
+                return Err(Error::Poisoned {
+                    cause: self.poison(PoisonCause::wal(e)),
+                    outcome_unknown: false,
+                });
             }
         };
         let mut mems = write(&self.mems);
@@ -536,8 +537,12 @@ impl Inner {
             txn.set_app_meta(&meta.encode())
                 .map_err(|e| self.store_error(e))?;
             if let Err(e) = txn.commit() {
-                self.poison();
-                return Err(self.store_error(e));
+                // Acknowledged batches stay in the log; only this commit's
+                // outcome is unknown.
+                return Err(Error::Poisoned {
+                    cause: self.poison(PoisonCause::store(e)),
+                    outcome_unknown: false,
+                });
             }
             self.counters.flush_commits.fetch_add(1, Ordering::Relaxed);
             if last {
@@ -582,9 +587,7 @@ impl Inner {
             return Ok(());
         }
         let mut st = self.flush_state.lock().unwrap_or_else(|p| p.into_inner());
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
+        self.poisoned.check()?;
         self.freeze(0)?;
         self.flush_frozen(&mut st)
     }
@@ -592,7 +595,7 @@ impl Inner {
     /// What the flusher thread runs when woken.
     pub(crate) fn background_flush(&self, by_interval: bool) {
         let mut st = self.flush_state.lock().unwrap_or_else(|p| p.into_inner());
-        if self.poisoned.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
+        if self.poisoned.is_set() || self.closed.load(Ordering::Acquire) {
             return;
         }
         let result = (|| {
@@ -603,7 +606,7 @@ impl Inner {
         })();
         if let Err(e) = result {
             tracing::error!(error = %e, "background flush failed; the database stops accepting writes");
-            self.poison();
+            self.poison(PoisonCause::engine(e));
         }
     }
 
@@ -612,7 +615,7 @@ impl Inner {
             return Ok(());
         }
         tracing::debug!(path = %self.dir.display(), "database closing");
-        let flushed = if self.poisoned.load(Ordering::Acquire) {
+        let flushed = if self.poisoned.is_set() {
             Ok(())
         } else {
             self.flush_all()
@@ -635,9 +638,12 @@ impl Inner {
         flushed
     }
 
-    pub(crate) fn poison(&self) {
-        self.poisoned.store(true, Ordering::Release);
+    /// Stops writes for good, recording `cause` unless an earlier failure
+    /// was recorded; returns the first cause.
+    pub(crate) fn poison(&self, cause: PoisonCause) -> PoisonCause {
+        let first = self.poisoned.set(cause);
         self.signal.done.notify_all();
+        first
     }
 
     pub(crate) fn stats(&self) -> Result<Stats, Error> {
