@@ -156,7 +156,9 @@ pub trait Vfs: Send + Sync + fmt::Debug {
 
     /// Takes an advisory lock on the file at `path` (created if missing)
     /// without waiting. A lock held elsewhere gives
-    /// [`io::ErrorKind::WouldBlock`].
+    /// [`io::ErrorKind::WouldBlock`]. Locking needs no write access to an
+    /// existing file ([`StdVfs`](crate::StdVfs) opens it read-only), so a
+    /// database on read-only media can be locked for reading.
     fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>>;
 }
 
