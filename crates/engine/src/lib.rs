@@ -49,6 +49,7 @@ mod iter;
 mod keyops;
 mod keys;
 pub mod layout;
+pub mod leftovers;
 mod memtable;
 mod merge;
 mod meta;

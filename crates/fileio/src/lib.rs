@@ -39,6 +39,7 @@
 mod atomic;
 mod error;
 mod faulty;
+mod scratch;
 mod sim;
 mod std_vfs;
 mod vfs;
@@ -46,6 +47,7 @@ mod vfs;
 pub use atomic::{read_bounded, read_whole, write_atomic};
 pub use error::{FileError, FileOp};
 pub use faulty::{FaultKind, FaultPlan, FaultyVfs, OpCounts, OpKind};
+pub use scratch::{Scratch, ScratchKind};
 pub use sim::{SECTOR, SimVfs};
 pub use std_vfs::StdVfs;
 pub use vfs::{LockKind, OpenMode, Vfs, VfsFile, VfsLock};

@@ -139,7 +139,8 @@ impl Vfs for StdVfs {
 
 /// Opens the file to lock: read-only when it exists (an advisory lock
 /// needs no write access, so a database on read-only media can be read
-/// under a shared lock), created (mode `0600`) when it is missing.
+/// under a shared lock; a directory is locked itself), created (mode
+/// `0600`) when it is missing.
 fn open_lock_file(path: &Path) -> io::Result<File> {
     match File::open(path) {
         Ok(file) => Ok(file),
