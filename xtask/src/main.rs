@@ -4,7 +4,8 @@
 //!   whole test suite, and the docs with warnings denied. If `cargo xtask ci`
 //!   passes locally, CI will be green.
 //! - `fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer]`: runs
-//!   cargo-fuzz targets (nightly), all of them without a TARGET.
+//!   cargo-fuzz targets (nightly), all of them without a TARGET; fails
+//!   saying how to install cargo-fuzz when it is missing.
 //! - `bench [ARGS]`: the one-run report — builds the CLI in release with the
 //!   `ring` provider, runs `sealkv bench ARGS` (e.g. `--n 1000000`), prints
 //!   the report and writes it into `docs/PERFORMANCE.md` between the
@@ -14,6 +15,7 @@
 //! - `criterion [ARGS]`: the criterion suite (`cargo bench -p sealkv-benches`).
 //! - `crash [--cycles N] [--mode M] [--seed S]`: the crash-kill harness, in
 //!   release (see `crash.rs`).
+//! - `help`, `--help`: the tasks (exit 0).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -134,16 +136,32 @@ fn fuzz(args: &[String]) -> Result<(), String> {
             _ => targets.push(a.clone()),
         }
     }
+    let out = Command::new("cargo")
+        .args(["+nightly", "fuzz", "list"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo-fuzz (on the nightly toolchain) is needed and `cargo +nightly fuzz list` failed: {}\n\
+             install it with `rustup toolchain install nightly` and `cargo install cargo-fuzz`",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let known: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
     if targets.is_empty() {
-        let out = Command::new("cargo")
-            .args(["+nightly", "fuzz", "list"])
-            .current_dir(root())
-            .output()
-            .map_err(|e| format!("cannot run cargo fuzz: {e} (cargo install cargo-fuzz)"))?;
-        targets = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
+        targets = known;
+    } else if let Some(t) = targets.iter().find(|t| !known.contains(t)) {
+        return Err(format!(
+            "no fuzz target {t:?}; the targets: {}",
+            known.join(", ")
+        ));
+    }
+    if targets.is_empty() {
+        return Err("cargo fuzz list names no target".into());
     }
     for t in &targets {
         // New inputs go to a work corpus under fuzz/target (ignored by git);
@@ -230,9 +248,30 @@ fn bench(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo xtask --help`.
+const USAGE: &str = "\
+usage: cargo xtask <TASK> [ARGS]
+
+tasks:
+  ci                        what CI runs: fmt check, clippy -D warnings, every test,
+                            the ring provider's tests, rustdoc -D warnings
+  fuzz [TARGET...] [--seconds N | --runs N] [--no-sanitizer]
+                            cargo-fuzz targets on nightly (all without TARGET;
+                            needs `cargo install cargo-fuzz`)
+  bench [ARGS]              the one-run report (`sealkv bench ARGS`, release, ring),
+                            written into docs/PERFORMANCE.md; --peers adds redb and SQLite
+  criterion [ARGS]          the criterion suite (cargo bench -p sealkv-benches)
+  crash [--cycles N] [--mode M] [--seed S]
+                            the crash-kill harness, in release
+  help, --help, -h          this text";
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Some("ci") => ci(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench") => bench(&args[1..]),
@@ -242,10 +281,8 @@ fn main() -> ExitCode {
             run("cargo", &a, &[])
         }
         Some("crash") => crash::crash(&args[1..]),
-        _ => Err(
-            "usage: cargo xtask <ci | fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer] | bench [ARGS] | criterion [ARGS] | crash [--cycles N] [--mode M] [--seed S]>"
-                .to_string(),
-        ),
+        Some(other) => Err(format!("no task {other:?}\n{USAGE}")),
+        None => Err(format!("no task given\n{USAGE}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
