@@ -92,7 +92,7 @@ fn backup_then_restore_then_get_with_the_contract_exit_codes() {
         .stdout("");
 
     // A damaged backup: 4, and nothing restored.
-    let data = root.join("backup").join("data.sealkv");
+    let data = root.join("backup").join(sealkv::layout::DATA_FILE);
     let mut bytes = std::fs::read(&data).unwrap();
     for page in 3..bytes.len() / 4096 {
         let p = &mut bytes[page * 4096..(page + 1) * 4096];

@@ -200,7 +200,7 @@ fn verify_exits_0_when_clean_and_4_on_damage() {
     }
     k(&["flush"]).assert().success();
     k(&["verify"]).assert().success();
-    let data = Path::new(&db).join("data.sealkv");
+    let data = Path::new(&db).join(sealkv::layout::DATA_FILE);
     let mut bytes = std::fs::read(&data).unwrap();
     for at in (3 * 4096 + 100..bytes.len()).step_by(4096) {
         bytes[at] ^= 1;
@@ -208,7 +208,7 @@ fn verify_exits_0_when_clean_and_4_on_damage() {
     std::fs::write(&data, &bytes).unwrap();
     let out = k(&["verify"]).assert().code(4);
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-    assert!(err.contains("data.sealkv"), "{err}");
+    assert!(err.contains(sealkv::layout::DATA_FILE), "{err}");
 }
 
 #[test]
