@@ -510,12 +510,13 @@ fn read_commands_work_on_read_only_media() {
     );
 }
 
-/// The scratch entries next to `dest`.
+/// The hidden siblings of `dest` (`.NAME.…`): what a run building it
+/// leaves if killed.
 fn scratch_of(dest: &Path) -> Vec<String> {
     let name = dest.file_name().unwrap().to_str().unwrap();
     names(dest.parent().unwrap())
         .into_iter()
-        .filter(|n| n.starts_with(&format!(".{name}.sealkv-")))
+        .filter(|n| n.starts_with(&format!(".{name}.")))
         .collect()
 }
 

@@ -667,9 +667,16 @@ impl Drop for Inner {
         self.signal.stop();
         if let Some(wal) = &self.wal
             && !self.closed.load(Ordering::Acquire)
-            && let Err(e) = wal.sync()
         {
-            tracing::warn!(error = %e, "sync of the WAL at drop failed");
+            match wal.sync() {
+                Ok(()) => {}
+                // The failure that poisoned the log was returned to the
+                // write that hit it; nothing new to tell.
+                Err(e @ sealkv_core_wal::Error::Poisoned { .. }) => {
+                    tracing::debug!(error = %e, "no WAL sync at drop: the log is poisoned");
+                }
+                Err(e) => tracing::warn!(error = %e, "sync of the WAL at drop failed"),
+            }
         }
     }
 }
