@@ -97,8 +97,29 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// Help, version and usage errors, written as checked as any output: help
+/// and version on standard output (exit 0, or 5 if lost), a usage error
+/// on standard error (exit 2).
+fn parse_failed(e: &clap::Error) -> ExitCode {
+    let text = e.render().to_string();
+    if e.use_stderr() {
+        output::write_stderr(text.as_bytes());
+        return ExitCode::from(exit::USAGE);
+    }
+    match output::print_str(&text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(lost) => {
+            output::error_line(&lost.to_string());
+            lost.exit_code()
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return parse_failed(&e),
+    };
     log::init(log::level(cli.global.verbose, cli.global.quiet));
     progress::set_hidden(cli.global.quiet);
     let result = run(cli);

@@ -63,6 +63,9 @@ fn output_that_cannot_be_written_is_exit_5() {
             "{args:?}: {err}"
         );
     }
+    // Help too.
+    let out = process().arg("--help").stdout(full()).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
     // A command that worked but whose warning was lost does not claim
     // success (a key file others can read draws a warning)...
     #[cfg(unix)]
