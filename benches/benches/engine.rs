@@ -35,7 +35,7 @@ fn scramble(i: u64) -> u64 {
 fn open(dir: &std::path::Path, sealed: bool) -> Db {
     let mut c = Config::new(dir)
         .sync_mode(SyncMode::Always)
-        .wal_flush_size(16 << 20)
+        .memtable_size(16 << 20)
         .cache_size(256 << 20);
     if sealed {
         c = c.encryption_key(MasterKey::from_bytes(&[0x42; 32]).unwrap());

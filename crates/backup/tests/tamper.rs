@@ -143,7 +143,7 @@ fn key() -> MasterKey {
 fn config(vfs: &SimVfs, path: &Path, alg: Option<EncryptionAlgorithm>) -> Config {
     let c = Config::new(path)
         .vfs(Arc::new(Sim(vfs.clone())))
-        .wal_flush_size(64 << 10);
+        .memtable_size(64 << 10);
     match alg {
         Some(a) => c
             .encryption_key(key())

@@ -65,7 +65,6 @@
 //! ```
 
 mod cache;
-mod codec;
 #[cfg(test)]
 mod crafted_tests;
 mod error;
@@ -75,6 +74,7 @@ mod fuzz;
 mod meta;
 mod node;
 mod read;
+mod seal;
 mod store;
 mod verify;
 mod write;

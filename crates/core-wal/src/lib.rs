@@ -77,6 +77,7 @@ mod wal;
 
 pub use batch::{Batch, BatchError, BatchIter, BatchOp};
 pub use error::{Error, Result};
+pub use format::segment_path;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use fuzz::{fuzz_replay, fuzz_replay_one_mode};

@@ -110,6 +110,7 @@ impl WalOptions {
     }
 
     /// The same options, sealing with `keyring`.
+    #[must_use]
     pub fn sealed(mut self, keyring: Arc<Keyring>) -> Self {
         self.keyring = Some(keyring);
         self

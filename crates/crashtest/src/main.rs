@@ -30,7 +30,6 @@
 mod child;
 mod mode;
 mod parent;
-mod rng;
 mod workload;
 
 use std::path::PathBuf;

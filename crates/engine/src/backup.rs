@@ -33,8 +33,9 @@ use sealkv_core_store::{PageRole, ReadTxn};
 use sealkv_crypto_envelope::{KeyId, KeySource};
 use sealkv_fileio::{FileError, FileOp, LockKind, OpenMode, Scratch, ScratchKind, Vfs};
 
-use crate::db::{DATA_FILE, Db, Inner, KEYS_FILE, WAL_DIR};
+use crate::db::{Db, Inner};
 use crate::error::Error;
+use crate::layout::{DATA_FILE, KEYS_FILE, WAL_DIR};
 use crate::meta::EngineMeta;
 
 /// Page 0 is the file header, pages 1 and 2 the meta slots (FORMAT.md,
@@ -65,12 +66,14 @@ impl BackupOptions {
     }
 
     /// Sets [`BackupOptions::replace_existing`].
+    #[must_use]
     pub fn replace_existing(mut self, on: bool) -> Self {
         self.replace_existing = on;
         self
     }
 
     /// Sets [`BackupOptions::rotate_data_key`].
+    #[must_use]
     pub fn rotate_data_key(mut self, on: bool) -> Self {
         self.rotate_data_key = on;
         self
@@ -169,11 +172,9 @@ impl Db {
         let vfs = inner.config.vfs.clone();
         let name = dest
             .file_name()
-            .ok_or_else(|| {
-                Error::InvalidConfig(format!(
-                    "backup destination {} has no directory name",
-                    dest.display()
-                ))
+            .ok_or_else(|| Error::InvalidDestination {
+                path: dest.to_path_buf(),
+                reason: "it has no directory name".into(),
             })?
             .to_string_lossy()
             .into_owned();
@@ -184,17 +185,19 @@ impl Db {
         // Replacing through a symbolic link would remove what it points to
         // (an older backup, or the live database itself).
         if std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(Error::InvalidConfig(format!(
-                "backup destination {} is a symbolic link: give the real directory",
-                dest.display()
-            )));
+            return Err(Error::InvalidDestination {
+                path: dest.to_path_buf(),
+                reason: "it is a symbolic link: give the real directory".into(),
+            });
         }
         if overlaps(&inner.dir, &parent, &name) {
-            return Err(Error::InvalidConfig(format!(
-                "backup destination {} is inside the database directory {} or contains it",
-                dest.display(),
-                inner.dir.display()
-            )));
+            return Err(Error::InvalidDestination {
+                path: dest.to_path_buf(),
+                reason: format!(
+                    "it is inside the database directory {} or contains it",
+                    inner.dir.display()
+                ),
+            });
         }
         // What a killed backup or restore to `dest` left behind.
         crate::leftovers::remove_abandoned_dirs(&*vfs, dest)?;

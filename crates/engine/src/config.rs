@@ -12,6 +12,7 @@ use sealkv_fileio::{StdVfs, Vfs};
 
 pub use sealkv_core_wal::{RecoveryMode, SyncMode};
 
+use crate::db::Db;
 use crate::error::Error;
 
 /// The default page-cache bound of [`Config::cache_size`]: 256 MiB.
@@ -51,7 +52,7 @@ pub struct Config {
     /// `None`: AES-256-GCM for a new database, whatever an existing one uses.
     pub(crate) algorithm: Option<EncryptionAlgorithm>,
     pub(crate) sync_mode: SyncMode,
-    pub(crate) wal_flush_size: u64,
+    pub(crate) memtable_size: u64,
     pub(crate) flush_commit_size: u64,
     pub(crate) wal_flush_interval: Option<Duration>,
     pub(crate) wal_segment_size: u64,
@@ -78,7 +79,7 @@ impl fmt::Debug for Config {
             .field("encryption_key", &key)
             .field("encryption_algorithm", &self.algorithm)
             .field("sync_mode", &self.sync_mode)
-            .field("wal_flush_size", &self.wal_flush_size)
+            .field("memtable_size", &self.memtable_size)
             .field("flush_commit_size", &self.flush_commit_size)
             .field("wal_flush_interval", &self.wal_flush_interval)
             .field("page_size", &self.page_size)
@@ -94,6 +95,7 @@ impl Config {
     /// encryption is turned on, `SyncMode::Always`, 64 MiB memtables,
     /// 4 KiB pages, a [`DEFAULT_CACHE_SIZE`] (256 MiB) page cache, created if
     /// missing.
+    #[must_use]
     pub fn new(path: impl AsRef<Path>) -> Self {
         Config {
             path: path.as_ref().to_path_buf(),
@@ -101,7 +103,7 @@ impl Config {
             key: None,
             algorithm: None,
             sync_mode: SyncMode::Always,
-            wal_flush_size: 64 << 20,
+            memtable_size: 64 << 20,
             flush_commit_size: 16 << 20,
             wal_flush_interval: None,
             wal_segment_size: 64 << 20,
@@ -116,6 +118,7 @@ impl Config {
     }
 
     /// Seal every byte written (default off). Needs a key.
+    #[must_use]
     pub fn encrypt_at_rest(mut self, on: bool) -> Self {
         self.encrypt_at_rest = on;
         self
@@ -123,6 +126,7 @@ impl Config {
 
     /// The master key, and turns `encrypt_at_rest` on. To hold field keys
     /// in a plaintext database, call `.encrypt_at_rest(false)` after this.
+    #[must_use]
     pub fn encryption_key(mut self, key: MasterKey) -> Self {
         self.key = Some(KeySource::Key(key));
         self.encrypt_at_rest = true;
@@ -132,6 +136,7 @@ impl Config {
     /// A passphrase instead of a raw key (through Argon2id with the default
     /// cost for a new database; an existing one uses its stored cost), and
     /// turns `encrypt_at_rest` on.
+    #[must_use]
     pub fn passphrase(mut self, passphrase: Passphrase) -> Self {
         self.key = Some(KeySource::passphrase(passphrase));
         self.encrypt_at_rest = true;
@@ -140,6 +145,7 @@ impl Config {
 
     /// Any [`KeySource`] (a raw key, a passphrase with a chosen cost, or a
     /// `KeyProvider` such as a KMS), and turns `encrypt_at_rest` on.
+    #[must_use]
     pub fn key_source(mut self, source: KeySource) -> Self {
         self.key = Some(source);
         self.encrypt_at_rest = true;
@@ -147,6 +153,7 @@ impl Config {
     }
 
     /// A passphrase with an explicit Argon2id cost for a new database.
+    #[must_use]
     pub fn passphrase_with_cost(self, passphrase: Passphrase, params: KdfParams) -> Self {
         self.key_source(KeySource::Passphrase { passphrase, params })
     }
@@ -154,6 +161,7 @@ impl Config {
     /// The cipher for a new database (default AES-256-GCM). Naming another
     /// one than an existing database's is `AlgorithmMismatch`; not naming
     /// one opens whatever the database uses.
+    #[must_use]
     pub fn encryption_algorithm(mut self, algorithm: EncryptionAlgorithm) -> Self {
         self.algorithm = Some(algorithm);
         self
@@ -165,24 +173,37 @@ impl Config {
     }
 
     /// When writes are made durable (default `Always`).
+    #[must_use]
     pub fn sync_mode(mut self, mode: SyncMode) -> Self {
         self.sync_mode = mode;
         self
     }
 
-    /// Memtable size (bytes) that triggers a flush to the page file.
-    pub fn wal_flush_size(mut self, bytes: u64) -> Self {
-        self.wal_flush_size = bytes;
+    /// The memtable size (bytes, default 64 MiB): when the active
+    /// memtable holds this much it is frozen and flushed to the page file.
+    /// Writers wait while frozen memtables hold more than twice this.
+    #[must_use]
+    pub fn memtable_size(mut self, bytes: u64) -> Self {
+        self.memtable_size = bytes;
         self
     }
 
-    /// Most memtable bytes (as `wal_flush_size` counts them) one page-file
+    /// The old name of [`Config::memtable_size`]: what it sets is the
+    /// memtable's size, not the WAL's.
+    #[deprecated(since = "0.1.0", note = "renamed to `memtable_size`")]
+    #[must_use]
+    pub fn wal_flush_size(self, bytes: u64) -> Self {
+        self.memtable_size(bytes)
+    }
+
+    /// Most memtable bytes (as `memtable_size` counts them) one page-file
     /// commit of a flush takes (default 16 MiB): a larger frozen memtable
     /// is flushed in several commits, in key order, so the copy a commit
     /// holds stays this small. Readers see the frozen memtable until its
     /// last commit, and the WAL is retired only after it, so a crash
     /// between the commits loses nothing (the log is replayed over them).
     /// Each commit costs two fsyncs and rewrites the free list.
+    #[must_use]
     pub fn flush_commit_size(mut self, bytes: u64) -> Self {
         self.flush_commit_size = bytes;
         self
@@ -190,18 +211,21 @@ impl Config {
 
     /// Flush at least this often when there are writes (default: only by
     /// size, `flush()` and `close()`).
+    #[must_use]
     pub fn wal_flush_interval(mut self, every: Option<Duration>) -> Self {
         self.wal_flush_interval = every;
         self
     }
 
     /// Size at which a WAL segment rolls over (default 64 MiB).
+    #[must_use]
     pub fn wal_segment_size(mut self, bytes: u64) -> Self {
         self.wal_segment_size = bytes;
         self
     }
 
     /// Page size of a new database: a power of two from 4 KiB to 64 KiB.
+    #[must_use]
     pub fn page_size(mut self, bytes: u32) -> Self {
         self.page_size = bytes;
         self
@@ -212,6 +236,7 @@ impl Config {
     /// flushes touched, up to this bound: a database smaller than it never
     /// fills it. Peak memory is this plus the memtables plus a constant
     /// (docs/PERFORMANCE.md, "Memory").
+    #[must_use]
     pub fn cache_size(mut self, bytes: u64) -> Self {
         self.cache_size = bytes;
         self
@@ -219,24 +244,28 @@ impl Config {
 
     /// How WAL damage is treated at open (default: a torn tail is cut,
     /// anything else is `Corruption`).
+    #[must_use]
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
         self.recovery_mode = mode;
         self
     }
 
     /// Open for reading only, with a shared lock that excludes writers.
+    #[must_use]
     pub fn read_only(mut self, on: bool) -> Self {
         self.read_only = on;
         self
     }
 
     /// Create the database if the directory holds none (default on).
+    #[must_use]
     pub fn create_if_missing(mut self, on: bool) -> Self {
         self.create_if_missing = on;
         self
     }
 
     /// The cipher implementations (default: RustCrypto).
+    #[must_use]
     pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
         self.provider = provider;
         self
@@ -244,9 +273,26 @@ impl Config {
 
     /// The file system (default: the real one). Tests use a simulated or
     /// fault-injecting one.
+    #[must_use]
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
         self.vfs = vfs;
         self
+    }
+
+    /// Opens (or creates) the database this configuration describes:
+    /// the same as [`Db::open_with_config`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = sealkv::Config::new(dir.path()).cache_size(8 << 20).open()?;
+    /// db.put(b"k", b"v")?;
+    /// assert_eq!(db.iter()?.count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open(self) -> Result<Db, Error> {
+        Db::open_with_config(self)
     }
 
     /// The database directory.
@@ -265,10 +311,10 @@ impl Config {
                 self.page_size
             )));
         }
-        if self.wal_flush_size < 64 << 10 {
+        if self.memtable_size < 64 << 10 {
             return Err(Error::InvalidConfig(format!(
-                "wal_flush_size {} is below the minimum of 64 KiB",
-                self.wal_flush_size
+                "memtable_size {} is below the minimum of 64 KiB",
+                self.memtable_size
             )));
         }
         if self.flush_commit_size < 4 << 10 {

@@ -22,7 +22,8 @@ use std::sync::{Arc, MutexGuard};
 use sealkv_crypto_envelope::{EncryptionAlgorithm, MasterKey};
 use sealkv_fileio::SimVfs;
 
-use crate::db::{FlushState, Inner};
+use crate::db::Inner;
+use crate::flush::FlushState;
 use crate::{Config, Db, Error, SyncMode, WriteBatch};
 use crashvfs::{CrashPlan, CrashVfs};
 
@@ -144,7 +145,7 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
         let mut c = Config::new("/fuzz/db")
             .vfs(Arc::new(vfs.clone()))
             .sync_mode(SyncMode::Always)
-            .wal_flush_size(64 << 10)
+            .memtable_size(64 << 10)
             .wal_segment_size(64 << 10)
             .cache_size(64 << 10);
         if let (Some(alg), Ok(key)) = (alg, MasterKey::from_bytes(&[7; 32])) {

@@ -33,9 +33,9 @@ impl Db {
     pub fn rotate_data_key(&self) -> Result<KeyId, Error> {
         self.check_writable()?;
         if !self.inner.sealed {
-            return Err(Error::InvalidConfig(
-                "the database is not encrypted at rest: it has no data key to rotate".into(),
-            ));
+            return Err(Error::NotEncrypted {
+                operation: "rotate_data_key",
+            });
         }
         let keys = self.keys()?;
         let inner = &self.inner;
@@ -167,9 +167,7 @@ impl Db {
         let fk = self.keys()?.field_key(header.key_id)?;
         let context = match header.mode {
             FieldMode::Randomized => key,
-            FieldMode::Deterministic => field_id.ok_or(Error::InvalidConfig(
-                "a deterministic value needs its field id to be opened".into(),
-            ))?,
+            FieldMode::Deterministic => field_id.ok_or(Error::MissingFieldId)?,
         };
         Ok(Some(field::open(
             &self.inner.config.provider,

@@ -1,18 +1,31 @@
-//! The names of what a database directory holds: what the engine writes
-//! there, so tools (the `sealkv` command, backups) name the files from
-//! here rather than repeating them.
+//! The files of a database directory, named once.
+//!
+//! A database is a directory holding:
+//!
+//! | name | what |
+//! |---|---|
+//! | [`DATA_FILE`] | the page file |
+//! | [`DATA_LOCK_FILE`] | the page file's own lock |
+//! | [`WAL_DIR`] | the write-ahead log's segments |
+//! | [`KEYS_FILE`] | the key registry (encrypted databases, and plaintext ones with field keys) |
+//! | [`LOCK_FILE`] | the directory's lock: one writer, or any number of read-only openers |
+//!
+//! Their byte layouts are in the repository's `docs/FORMAT.md`. Tools that
+//! look at a directory (the CLI's `init` refusing to overwrite a database,
+//! backups and their leftovers, tests that damage a file on purpose) use
+//! these names rather than spelling them again.
 
 use std::ffi::OsStr;
 
-/// The page file: the B+tree of sealed pages.
+/// The page file.
 pub const DATA_FILE: &str = "data.sealkv";
 /// The page file's own lock file (held by the page store while open).
 pub const DATA_LOCK_FILE: &str = "data.sealkv.lock";
-/// The directory of write-ahead log segments.
+/// The directory of the write-ahead log's segments.
 pub const WAL_DIR: &str = "wal";
-/// The lock file (empty; held with an advisory lock while open).
+/// The lock file that keeps a second writer out.
 pub const LOCK_FILE: &str = "LOCK";
-/// The key registry (present with a key, encrypted or not).
+/// The key registry.
 pub const KEYS_FILE: &str = sealkv_crypto_envelope::registry::REGISTRY_FILE_NAME;
 
 /// Whether `name`, an entry of a database directory, is one the engine

@@ -30,11 +30,18 @@
 //! # }
 //! ```
 //!
-//! The layers below are crates of their own: [`crypto`]
-//! (`sealkv-crypto-envelope`: ciphers, keys, the key registry), the
-//! write-ahead log (`sealkv-core-wal`) and the page file (`sealkv-core-store`).
+//! The layers below are crates of their own, re-exported here so that
+//! every type the engine's API and its [`Error`] carry can be named
+//! without depending on them: [`crypto`] (`sealkv-crypto-envelope`:
+//! ciphers, keys, the key registry), [`fileio`] (`sealkv-fileio`: the
+//! file-system seam, [`Config::vfs`], [`fileio::FileError`]), [`wal`]
+//! (`sealkv-core-wal`: the write-ahead log) and [`store`]
+//! (`sealkv-core-store`: the page file).
 
+pub use sealkv_core_store as store;
+pub use sealkv_core_wal as wal;
 pub use sealkv_crypto_envelope as crypto;
+pub use sealkv_fileio as fileio;
 
 mod backup;
 mod batch;

@@ -16,10 +16,11 @@ use sealkv_crypto_envelope::DbId;
 use sealkv_fileio::{FileError, FileOp, LockKind, Vfs, VfsLock};
 
 use crate::config::Config;
-use crate::db::{DATA_FILE, Db, FlushState, Inner, KEYS_FILE, LOCK_FILE, Memtables, WAL_DIR};
+use crate::db::{Db, Inner, Memtables};
 use crate::error::Error;
-use crate::flush::{self, FlushSignal};
+use crate::flush::{self, FlushSignal, FlushState};
 use crate::keys::KeyState;
+use crate::layout::{DATA_FILE, KEYS_FILE, LOCK_FILE, WAL_DIR};
 use crate::memtable::Memtable;
 use crate::meta::EngineMeta;
 use crate::poison::Poison;
@@ -111,7 +112,12 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
 
     let create = !exists(&*vfs, &data)?;
     let keys_path = dir.join(KEYS_FILE);
-    let (keys, sealed, store, report) = if create {
+    let OpenedFiles {
+        keys,
+        sealed,
+        store,
+        report,
+    } = if create {
         if wal_has_segments(&*vfs, &dir)? {
             return Err(Error::Corruption {
                 file: data,
@@ -134,7 +140,12 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             .filter(|_| sealed)
             .map(|k| k.keyring().clone());
         let store = crate::storeglue::create(&config, &data, db_id, ring)?;
-        (keys, sealed, store, None)
+        OpenedFiles {
+            keys,
+            sealed,
+            store,
+            report: None,
+        }
     } else {
         open_existing(&config, &data, &keys_path)?
     };
@@ -225,11 +236,20 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
     Ok(Db { inner })
 }
 
-type Existing = (Option<KeyState>, bool, Store, Option<OpenReport>);
+/// The key registry and the page file, opened or created.
+struct OpenedFiles {
+    /// The key registry, if the database has one or was given a key.
+    keys: Option<KeyState>,
+    /// Whether the WAL and the page file are sealed.
+    sealed: bool,
+    store: Store,
+    /// What opening the page file found (`None` for a new database).
+    report: Option<OpenReport>,
+}
 
 /// Opens the registry (if any) and the page file of an existing database,
 /// telling an encrypted database from a plaintext one.
-fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Existing, Error> {
+fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<OpenedFiles, Error> {
     use crate::storeglue::Opened;
     let has_registry = exists(&*config.vfs, keys_path)?;
     let keys = match (&config.key, has_registry) {
@@ -261,7 +281,12 @@ fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Exist
                 }
                 (keys, _) => keys,
             };
-            Ok((keys, sealed, store, Some(report)))
+            Ok(OpenedFiles {
+                keys,
+                sealed,
+                store,
+                report: Some(report),
+            })
         }
         Opened::Encrypted if !has_registry => Err(Error::Corruption {
             file: keys_path.to_path_buf(),
@@ -276,7 +301,12 @@ fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Exist
                 });
             }
             match crate::storeglue::open(config, data, None)? {
-                Opened::Store(store, report) => Ok((keys, false, store, Some(report))),
+                Opened::Store(store, report) => Ok(OpenedFiles {
+                    keys,
+                    sealed: false,
+                    store,
+                    report: Some(report),
+                }),
                 _ => Err(Error::Corruption {
                     file: data.to_path_buf(),
                     what: "the page file changed its protection while opening".into(),

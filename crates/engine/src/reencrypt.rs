@@ -29,8 +29,9 @@ use std::sync::MutexGuard;
 use sealkv_core_store::WriteTxn;
 use sealkv_crypto_envelope::KeyId;
 
-use crate::db::{Db, FlushState, Inner};
+use crate::db::{Db, Inner};
 use crate::error::Error;
+use crate::flush::FlushState;
 use crate::keys::KeyState;
 use crate::meta::EngineMeta;
 
@@ -154,11 +155,9 @@ impl Db {
         let keys = match (&inner.keys, inner.sealed) {
             (Some(k), true) => k,
             _ => {
-                return Err(Error::InvalidConfig(
-                    "the database is not encrypted at rest: there is nothing to re-encrypt \
-                     (export and import it into an encrypted database instead)"
-                        .into(),
-                ));
+                return Err(Error::NotEncrypted {
+                    operation: "reencrypt",
+                });
             }
         };
         inner.flush_all()?;

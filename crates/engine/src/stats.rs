@@ -152,7 +152,7 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
 
 /// Bytes of WAL segment files on disk.
 fn wal_bytes(db: &Inner) -> u64 {
-    let dir = db.dir.join(crate::db::WAL_DIR);
+    let dir = db.dir.join(crate::layout::WAL_DIR);
     let vfs = &db.config.vfs;
     let Ok(files) = vfs.read_dir(&dir) else {
         return 0;

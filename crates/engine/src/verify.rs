@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use sealkv_core_wal::{RecoveryMode, Seq, Wal, WalOptions};
 
-use crate::db::{DATA_FILE, Db, KEYS_FILE, WAL_DIR};
+use crate::db::Db;
 use crate::error::Error;
+use crate::layout::{DATA_FILE, KEYS_FILE, WAL_DIR};
 
 /// One problem `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl Db {
     /// would otherwise show as damage (a meta slot newer than the state
     /// read, a reused free page). Writes go on into the memtable meanwhile,
     /// until the memtables waiting for a flush reach their backlog bound
-    /// (twice `wal_flush_size`): then writers wait for the check to end,
+    /// (twice `memtable_size`): then writers wait for the check to end,
     /// which on a large database takes as long as reading every page once.
     /// Run it when a pause of writes is acceptable, or on a backup.
     pub fn verify(&self) -> Result<VerifyReport, Error> {

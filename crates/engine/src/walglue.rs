@@ -7,9 +7,9 @@ use std::sync::Arc;
 use sealkv_core_wal::{BatchOp, Seq, Wal, WalOptions};
 
 use crate::config::Config;
-use crate::db::WAL_DIR;
 use crate::error::Error;
 use crate::keys::KeyState;
+use crate::layout::WAL_DIR;
 use crate::memtable::Memtable;
 use crate::meta::EngineMeta;
 

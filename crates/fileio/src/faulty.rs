@@ -87,6 +87,7 @@ impl FaultPlan {
     }
 
     /// The same plan with another fault.
+    #[must_use]
     pub fn with_fault(mut self, fault: FaultKind) -> Self {
         self.fault = fault;
         self

@@ -39,6 +39,7 @@
 mod atomic;
 mod error;
 mod faulty;
+mod rng;
 mod scratch;
 mod sim;
 mod std_vfs;
@@ -47,6 +48,7 @@ mod vfs;
 pub use atomic::{read_bounded, read_whole, write_atomic};
 pub use error::{FileError, FileOp};
 pub use faulty::{FaultKind, FaultPlan, FaultyVfs, OpCounts, OpKind};
+pub use rng::SplitMix64;
 pub use scratch::{Scratch, ScratchKind};
 pub use sim::{SECTOR, SimVfs};
 pub use std_vfs::StdVfs;

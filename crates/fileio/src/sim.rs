@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::rng::SplitMix64;
 use crate::vfs::{LockKind, OpenMode, Vfs, VfsFile, VfsLock};
 
 #[derive(Debug, Clone)]
@@ -96,30 +97,14 @@ fn not_found(path: &Path) -> io::Error {
 /// The sector size at which [`SimVfs::crash_torn`] tears writes.
 pub const SECTOR: u64 = 512;
 
-/// A tiny deterministic generator (SplitMix64) for torn-write choices.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-}
-
 /// How a crash treats writes that were not fsynced.
 enum Torn {
-    Prefix(SplitMix),
-    Scattered(SplitMix),
+    Prefix(SplitMix64),
+    Scattered(SplitMix64),
 }
 
 /// Keeps a prefix of `pending`, the last kept write possibly cut short.
-fn tear_prefix(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix) {
+fn tear_prefix(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix64) {
     let keep = rng.below(pending.len() as u64 + 1) as usize;
     for (i, op) in pending.iter().take(keep).enumerate() {
         if i + 1 == keep
@@ -139,7 +124,7 @@ fn tear_prefix(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix) {
 
 /// Keeps, loses or tears (per 512-byte sector) each pending operation on
 /// its own.
-fn tear_scattered(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix) {
+fn tear_scattered(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix64) {
     for op in pending {
         match op {
             Pending::SetLen(_) => {
@@ -216,14 +201,14 @@ impl SimVfs {
     /// write that extended the file may leave the extension behind as
     /// zeros (the size reached the disk, the data did not).
     pub fn crash_torn(&self, seed: u64) {
-        self.crash_inner(Some(Torn::Scattered(SplitMix(seed))));
+        self.crash_inner(Some(Torn::Scattered(SplitMix64::new(seed))));
     }
 
     /// Like [`SimVfs::crash`], but each file keeps a random prefix (chosen
     /// by `seed`) of the writes made since its last fsync, the last kept
     /// write possibly cut short: a disk that persists writes in order.
     pub fn crash_torn_prefix(&self, seed: u64) {
-        self.crash_inner(Some(Torn::Prefix(SplitMix(seed))));
+        self.crash_inner(Some(Torn::Prefix(SplitMix64::new(seed))));
     }
 
     /// Drops the pending (unsynced) writes of the file at `path` from what
@@ -244,7 +229,7 @@ impl SimVfs {
     /// its files again. Files linked under several names stay linked.
     pub fn fork_crashed_torn(&self, seed: u64) -> SimVfs {
         let ns = lock(&self.shared.ns);
-        let mut rng = SplitMix(seed);
+        let mut rng = SplitMix64::new(seed);
         let mut copies: HashMap<*const Inode, Arc<Inode>> = HashMap::new();
         let mut out = Namespace {
             dirs: ns.dirs.clone(),

@@ -70,24 +70,28 @@ impl ExportOptions {
     }
 
     /// The cipher for a sealed archive (AES-256-GCM by default).
+    #[must_use]
     pub fn algorithm(mut self, algorithm: EncryptionAlgorithm) -> Self {
         self.algorithm = algorithm;
         self
     }
 
     /// Record bytes per chunk, between 64 bytes and 16 MiB.
+    #[must_use]
     pub fn chunk_size(mut self, bytes: u32) -> Self {
         self.chunk_size = bytes;
         self
     }
 
     /// Replace a file already at the destination (off by default).
+    #[must_use]
     pub fn replace_existing(mut self, on: bool) -> Self {
         self.replace_existing = on;
         self
     }
 
     /// The ciphers to seal with (the default provider otherwise).
+    #[must_use]
     pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
         self.provider = provider;
         self

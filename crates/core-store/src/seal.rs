@@ -31,14 +31,14 @@ pub(crate) enum Mode {
 }
 
 /// Seals and opens the pages of one file.
-pub(crate) struct Codec {
+pub(crate) struct PageSealer {
     pub(crate) db_id: DbId,
     pub(crate) algorithm: u16,
     pub(crate) page_size: usize,
     pub(crate) mode: Mode,
 }
 
-impl Codec {
+impl PageSealer {
     /// Starts a new writer session under the keyring's active data key
     /// (after a data-key rotation): every page sealed from now on records
     /// the new session's salt and key.
@@ -58,7 +58,7 @@ impl Codec {
     }
 }
 
-impl Codec {
+impl PageSealer {
     /// Whether pages are sealed (not checksummed).
     pub(crate) fn sealed(&self) -> bool {
         matches!(self.mode, Mode::Sealed { .. })
@@ -215,7 +215,7 @@ impl Codec {
     }
 }
 
-impl Codec {
+impl PageSealer {
     /// Plaintext mode: recomputes the tag of page `page` in `buf` from its
     /// own header, whatever the bytes (the fuzz target uses it to get past
     /// the checksums and into the parsers).
