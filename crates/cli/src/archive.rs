@@ -31,7 +31,7 @@ fn describe(s: &ArchiveSummary) -> String {
     let protection = match s.header.protection {
         Protection::PlaintextUnencrypted => "PLAINTEXT (unencrypted, checksummed)".to_string(),
         Protection::Sealed { algorithm, .. } => {
-            format!("sealed with {}", crate::commands::algorithm_name(algorithm))
+            format!("sealed with {}", open::algorithm_name(algorithm))
         }
     };
     format!(
@@ -49,9 +49,7 @@ fn describe(s: &ArchiveSummary) -> String {
 fn summary_json(s: &ArchiveSummary) -> serde_json::Value {
     let (protection, algorithm) = match s.header.protection {
         Protection::PlaintextUnencrypted => ("plaintext", None),
-        Protection::Sealed { algorithm, .. } => {
-            ("sealed", Some(crate::commands::algorithm_name(algorithm)))
-        }
+        Protection::Sealed { algorithm, .. } => ("sealed", Some(open::algorithm_name(algorithm))),
     };
     json!({
         "records": s.records,

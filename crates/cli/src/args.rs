@@ -64,9 +64,9 @@ pub(crate) struct Global {
     /// Prompt for a passphrase (no echo).
     #[arg(long, global = true)]
     pub(crate) passphrase: bool,
-    /// Algorithm for a new database (init, import); the crypto provider's
-    /// list.
-    #[arg(long, global = true, value_name = "ALGORITHM", value_parser = crate::open::algorithm_parser())]
+    /// Algorithm for a new database (init, import): aes-256-gcm (default),
+    /// or any other the crypto provider holds, a registered plugin's too.
+    #[arg(long, global = true, value_name = "ALGORITHM", ignore_case = true, value_parser = crate::open::algorithm_parser())]
     pub(crate) algorithm: Option<String>,
     /// Create or import without encryption at rest.
     #[arg(long, global = true)]

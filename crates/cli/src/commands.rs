@@ -193,20 +193,15 @@ pub(crate) fn flush(g: &Global) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The name of an algorithm id: the built-in's, else the provider's.
-pub(crate) fn algorithm_name(id: sealkv::crypto::AlgorithmId) -> String {
-    open::algorithm_choices()
-        .into_iter()
-        .find(|(_, i)| *i == id)
-        .map_or_else(|| id.to_string(), |(name, _)| name.to_string())
-}
-
 pub(crate) fn stats(g: &Global) -> Result<(), CliError> {
     let db = open::open_read_only(g)?;
     let s = db.stats()?;
     let coverage = db.key_coverage()?;
     let enc = &s.encryption;
-    let algorithm = enc.algorithm.map(algorithm_name);
+    let algorithm = enc
+        .algorithm_info
+        .map(|a| a.name.to_string())
+        .or_else(|| enc.algorithm.map(open::algorithm_name));
     if g.json {
         let keys: Vec<serde_json::Value> = coverage
             .keys

@@ -3,9 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sealkv::crypto::{
-    AlgorithmId, CryptoProvider, EncryptionAlgorithm, KeySource, MasterKey, Passphrase,
-};
+use sealkv::crypto::{AlgorithmId, CryptoProvider, KeySource, MasterKey, Passphrase};
 use sealkv::{Config, Db};
 
 use crate::args::Global;
@@ -81,17 +79,11 @@ fn warn_if_shared(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_shared(_path: &Path) {}
 
-/// The algorithms `--algorithm` offers: every one the crypto provider has,
-/// by name (the built-ins by their canonical names, a registered plugin by
-/// its own), with its on-disk id.
+/// The algorithms `--algorithm` offers: every one the crypto provider
+/// holds (a registered plugin's too), by the name it is chosen by, with
+/// its on-disk id.
 pub(crate) fn algorithm_choices() -> Vec<(&'static str, AlgorithmId)> {
-    provider()
-        .algorithms()
-        .map(|a| {
-            let name = EncryptionAlgorithm::from_id(a.id()).map_or(a.name(), |b| b.name());
-            (name, a.id())
-        })
-        .collect()
+    provider().algorithms().map(|a| (a.name, a.id)).collect()
 }
 
 /// The parser of `--algorithm`: one of [`algorithm_choices`].
@@ -103,31 +95,45 @@ pub(crate) fn algorithm_parser() -> clap::builder::PossibleValuesParser {
     )
 }
 
-/// The algorithm option, if given, as the configuration takes it.
-pub(crate) fn algorithm(g: &Global) -> Result<Option<EncryptionAlgorithm>, CliError> {
-    let Some(name) = g.algorithm.as_deref() else {
-        return Ok(None);
-    };
-    let id = algorithm_choices()
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, id)| id)
-        .ok_or_else(|| CliError::Usage(format!("unknown algorithm {name:?}")))?;
-    EncryptionAlgorithm::from_id(id).map(Some).ok_or_else(|| {
-        CliError::Usage(format!(
-            "{name} is offered by the crypto provider but a new database can only be created with a built-in algorithm"
-        ))
-    })
+/// The algorithm option, if given: any name the provider holds
+/// ([`CryptoProvider::algorithms`] lists them).
+pub(crate) fn algorithm(g: &Global) -> Result<Option<AlgorithmId>, CliError> {
+    g.algorithm
+        .as_deref()
+        .map(|s| provider().find_algorithm(s))
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))
 }
 
-/// The cipher implementations: `ring`'s when the tool is built with the
-/// `ring` feature, RustCrypto's otherwise. Both write the same bytes, so a
-/// database moves freely between the two builds.
+/// The cryptography: `ring`'s when the tool is built with the `ring`
+/// feature, RustCrypto's otherwise (both write the same bytes, so a
+/// database moves freely between the two builds); with the `aws-lc`
+/// feature, the aws-lc-rs AES-256-GCM plugin is registered too, under its
+/// private id and name `aes-256-gcm-aws-lc`.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     #[cfg(feature = "ring")]
-    return Arc::new(CryptoProvider::ring());
+    let provider = CryptoProvider::ring();
     #[cfg(not(feature = "ring"))]
-    Arc::new(CryptoProvider::rustcrypto())
+    let provider = CryptoProvider::rustcrypto();
+    #[cfg(feature = "aws-lc")]
+    let provider = match sealkv_aws_lc::register(provider.clone()) {
+        Ok(with_plugin) => with_plugin,
+        // A plugin that fails its self-test is left out: the tool still
+        // opens every database sealed with a built-in algorithm, and one
+        // sealed with the plugin fails with the provider's
+        // UnsupportedAlgorithm error.
+        Err(_) => provider,
+    };
+    Arc::new(provider)
+}
+
+/// The name of algorithm `id` in the tool's provider (`algorithm 0x8001`
+/// for an id it does not hold).
+pub(crate) fn algorithm_name(id: AlgorithmId) -> String {
+    provider().algorithm(id).map_or_else(
+        |_| format!("algorithm {:#06x}", id.0),
+        |a| a.name.to_string(),
+    )
 }
 
 /// The `--db` directory (required by the commands that call this).
