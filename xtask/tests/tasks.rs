@@ -15,7 +15,15 @@ fn help_lists_the_tasks_and_exits_0() {
         let out = xtask().arg(flag).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{flag}");
         let text = String::from_utf8(out.stdout).unwrap();
-        for task in ["ci", "plugin", "fuzz", "bench", "criterion", "crash"] {
+        for task in [
+            "ci",
+            "package",
+            "plugin",
+            "fuzz",
+            "bench",
+            "criterion",
+            "crash",
+        ] {
             assert!(
                 text.contains(&format!("\n  {task}")),
                 "{flag}: {task}: {text}"

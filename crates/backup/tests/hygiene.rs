@@ -1,4 +1,4 @@
-//! Key hygiene (issue 7): a full workload in every mode — create, writes,
+//! Key hygiene: a full workload in every mode — create, writes,
 //! flush, reopen, rotation, rekey, re-encryption, field-level encryption,
 //! physical backup and restore, export and import, a wrong key, damaged
 //! files — with every `tracing` event captured at TRACE level. No form of

@@ -1,4 +1,4 @@
-//! The tamper matrix's backup rows (issue 7): physical backups taken with
+//! The tamper matrix's backup rows: physical backups taken with
 //! `Db::backup_to` and export archives, damaged on purpose, then checked
 //! with `verify_backup` / `restore` and `verify_archive` / `import`.
 //!

@@ -1,5 +1,7 @@
-//! The data and maintenance commands: init, put, get, delete, scan, flush,
-//! stats, verify, backup, restore, rotate-key, reencrypt, rekey.
+//! The database commands: init, put, get, delete, scan, load, flush,
+//! stats, verify, backup, restore, rotate-key, reencrypt and rekey (the
+//! archive commands are in `archive.rs`, `keygen` in `keygen.rs`, `bench`
+//! and `demo` in their own modules).
 
 use std::ffi::OsStr;
 use std::io::Read;

@@ -7,8 +7,9 @@
 //! (kind, DEK id, nonce counter, session salt, txn). Plaintext mode keeps the
 //! layout and puts a CRC32C over the same AAD and the body in the tag slot.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use parking_lot::RwLock;
 use sealkv_crypto_envelope::{
     CryptoError, DbId, Domain, KeyId, Keyring, SessionSalt, SubkeyId, WriterSession, checksum_tag,
 };
@@ -51,7 +52,7 @@ impl PageSealer {
                 keyring,
             } => {
                 let fresh = Arc::new(keyring.start_session()?);
-                *slot.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                *slot.write() = fresh;
                 Ok(())
             }
         }
@@ -107,14 +108,14 @@ impl PageSealer {
                 } else {
                     Domain::Page
                 };
-                let mut session = slot.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let mut session = slot.read().clone();
                 let ticket = match session.sealer(domain).draw() {
                     Ok(t) => t,
                     Err(CryptoError::SessionExhausted(_)) => {
-                        // 2^32 seals in this session: start a new one (new
+                        // 2^32 seals in this writer session: start a new one (new
                         // salt, new subkeys) and go on under it.
                         let fresh = Arc::new(keyring.start_session()?);
-                        *slot.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+                        *slot.write() = fresh.clone();
                         session = fresh;
                         session.sealer(domain).draw()?
                     }

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::ThreadId;
 
+use parking_lot::{Condvar, Mutex, RwLock};
 use sealkv_crypto_envelope::{DbId, Keyring};
 use sealkv_fileio::{FileError, FileOp, LockKind, OpenMode, Vfs, VfsFile, VfsLock};
 
@@ -159,10 +160,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn lock_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".lock");
@@ -203,7 +200,7 @@ impl Store {
                     session.algorithm().0,
                     Mode::Sealed {
                         keyring: k.clone(),
-                        session: Some(std::sync::RwLock::new(Arc::new(session))),
+                        session: Some(RwLock::new(Arc::new(session))),
                     },
                 )
             }
@@ -342,7 +339,7 @@ impl Store {
                 };
                 let session = s
                     .filter(|_| !options.read_only)
-                    .map(|s| std::sync::RwLock::new(Arc::new(s)));
+                    .map(|s| RwLock::new(Arc::new(s)));
                 Mode::Sealed {
                     keyring: k.clone(),
                     session,
@@ -481,7 +478,7 @@ impl Store {
         let i = &self.inner;
         let snap = i.snapshot();
         let (readers, oldest_reader) = {
-            let r = lock(&i.readers);
+            let r = i.readers.lock();
             (r.values().sum(), r.keys().next().copied())
         };
         let (cache_bytes, cache_hits, cache_misses) = i.cache.counters();
@@ -632,10 +629,7 @@ pub(crate) fn load_free_list(
 
 impl Inner {
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.read().clone()
     }
 
     /// Reads, authenticates and decodes a tree node, through the cache.
@@ -773,14 +767,14 @@ impl Inner {
 
     /// Registers a reader at the current snapshot.
     pub(crate) fn register_reader(&self) -> Arc<Snapshot> {
-        let mut r = lock(&self.readers);
+        let mut r = self.readers.lock();
         let snap = self.snapshot();
         *r.entry(snap.meta.txn).or_default() += 1;
         snap
     }
 
     pub(crate) fn unregister_reader(&self, txn: u64) {
-        let mut r = lock(&self.readers);
+        let mut r = self.readers.lock();
         if let Some(c) = r.get_mut(&txn) {
             *c -= 1;
             if *c == 0 {
@@ -790,7 +784,7 @@ impl Inner {
     }
 
     pub(crate) fn oldest_reader(&self) -> Option<u64> {
-        lock(&self.readers).keys().next().copied()
+        self.readers.lock().keys().next().copied()
     }
 }
 

@@ -8,7 +8,7 @@ use crate::meta::decode_free;
 use crate::meta::{FreeEntry, Meta};
 use crate::node::{ChildRef, Node, ValRef};
 use crate::read::ReadTxn;
-use crate::store::{Inner, Store, lock, overflow_body};
+use crate::store::{Inner, Store, overflow_body};
 
 /// One problem `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -348,7 +348,7 @@ impl Store {
         // snapshot, and its meta page rewrites that slot. A commit since the
         // walk's snapshot rewrote it: not damage. (An open write transaction
         // that is not committing does not hold it, and does not hide damage.)
-        let ws = lock(&self.inner.wstate);
+        let ws = self.inner.wstate.lock();
         let txn = snap.meta().txn;
         let other = if self.read().txn() == txn {
             self.other_meta_problem(txn)

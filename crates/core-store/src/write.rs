@@ -15,7 +15,7 @@ use crate::node::{
     ChildRef, Node, ValRef, entry_key, inline_size, put_branch, put_inline, put_overflow,
 };
 use crate::read::{too_deep, tree_get};
-use crate::store::{Inner, OVERFLOW_HEAD, Snapshot, Store, WriterState, lock, overflow_body};
+use crate::store::{Inner, OVERFLOW_HEAD, Snapshot, Store, WriterState, overflow_body};
 
 /// Bytes of sealed pages a commit holds in memory before writing them out
 /// (sorted, in runs) ahead of its fsync: the memory a commit needs stays
@@ -55,7 +55,7 @@ impl std::fmt::Debug for WriteTxn<'_> {
 impl Drop for WriteTxn<'_> {
     fn drop(&mut self) {
         let inner = &self.store.inner;
-        lock(&inner.gate).owner = None;
+        inner.gate.lock().owner = None;
         inner.gate_cv.notify_one();
     }
 }
@@ -68,12 +68,12 @@ impl Store {
             return Err(StoreError::ReadOnly);
         }
         let me = std::thread::current().id();
-        let mut g = lock(&inner.gate);
+        let mut g = inner.gate.lock();
         while let Some(owner) = g.owner {
             if owner == me {
                 return Err(StoreError::WriteInProgress);
             }
-            g = inner.gate_cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            inner.gate_cv.wait(&mut g);
         }
         g.owner = Some(me);
         drop(g);
@@ -210,7 +210,7 @@ impl WriteTxn<'_> {
 
     fn commit_inner(mut self) -> Result<(u64, u64)> {
         let inner = self.store.inner.clone();
-        let mut ws = lock(&inner.wstate);
+        let mut ws = inner.wstate.lock();
         let meta0 = &self.base.meta;
         // Open refuses a meta at u64::MAX; checked all the same.
         let txn = meta0.txn.checked_add(1).ok_or_else(|| {
@@ -301,7 +301,7 @@ impl WriteTxn<'_> {
         result?;
         ws.free = free_all;
         ws.chain = chain;
-        *inner.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Snapshot { meta });
+        *inner.current.write() = Arc::new(Snapshot { meta });
         inner.commits.fetch_add(1, Ordering::Relaxed);
         Ok((txn, zeroed))
     }

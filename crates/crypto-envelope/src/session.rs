@@ -264,7 +264,7 @@ impl DomainSealer {
         Ok(counter)
     }
 
-    /// Opens a unit this session sealed (same subkey) in place.
+    /// Opens a unit this writer session sealed (same subkey) in place.
     pub fn open(
         &self,
         counter: u64,

@@ -18,8 +18,9 @@
 //!    their offsets, into a new page file in a temporary sibling directory
 //!    of the destination; free pages and the other meta slot stay zeros.
 //! 3. The copy is opened as a database of its own — a new writer session,
-//!    so nothing is ever sealed again under the live session's subkeys
-//!    (brief rule 3.3) — its data key rotated if asked, and three commits
+//!    so nothing is ever sealed again under the live session's subkeys (a
+//!    nonce is never used twice under one key, not even by two copies) —
+//!    its data key rotated if asked, and three commits
 //!    write fresh meta pages and free lists that record the zeroed pages.
 //!    It is closed, fsynced, and only then renamed to the destination.
 //!
@@ -263,13 +264,7 @@ impl Inner {
         if self.wal.is_some() {
             self.freeze(0)?;
             self.flush_frozen(&mut st)?;
-        } else if !self
-            .mems
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .active
-            .is_empty()
-        {
+        } else if !self.mems.read().active.is_empty() {
             // Read-only, with log records the page file lacks: a copy of
             // the page file alone would miss them.
             return Err(Error::ReadOnly);

@@ -242,7 +242,7 @@ impl Config {
     /// [`DEFAULT_CACHE_SIZE`], 256 MiB). The cache holds what reads and
     /// flushes touched, up to this bound: a database smaller than it never
     /// fills it. Peak memory is this plus the memtables plus a constant
-    /// (docs/PERFORMANCE.md, "Memory").
+    /// (measured in `docs/PERFORMANCE.md` of sealkv's repository, "Memory").
     #[must_use]
     pub fn cache_size(mut self, bytes: u64) -> Self {
         self.cache_size = bytes;

@@ -24,10 +24,11 @@
 use std::collections::VecDeque;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 
+use parking_lot::{Mutex, RwLock};
 use sealkv_core_store::{ReadTxn, Store};
 use sealkv_core_wal::Wal;
 use sealkv_fileio::VfsLock;
@@ -109,14 +110,6 @@ impl std::fmt::Debug for Db {
             .field("encrypted", &self.inner.sealed)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|p| p.into_inner())
-}
-
-pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Db {
@@ -314,7 +307,7 @@ impl Inner {
         // As in `view`: under the memtable lock no freeze can happen, so
         // the tree snapshot pinned here holds only batches at or below
         // `at`, and the memtables searched are the ones it lacks.
-        let mems = read(&self.mems);
+        let mems = self.mems.read();
         let at = self.publisher.visible();
         let tree = self.store.pin();
         let memtables = std::iter::once(&mems.active).chain(mems.frozen.iter().map(|f| &f.mem));
@@ -331,7 +324,7 @@ impl Inner {
         // Under the memtable lock no freeze can happen, so any page-file
         // commit the read transaction sees holds only batches at or below
         // the visible sequence number read here.
-        let mems = read(&self.mems);
+        let mems = self.mems.read();
         let at = self.publisher.visible();
         let mut list = Vec::with_capacity(1 + mems.frozen.len());
         list.push(mems.active.clone());
@@ -350,7 +343,7 @@ impl Inner {
         self.poisoned.check()?;
         let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
         self.wait_for_backlog()?;
-        let gate = read(&self.gate);
+        let gate = self.gate.read();
         let seq = match wal.append(&batch.inner) {
             Ok(seq) => seq.0,
             Err(e) => {
@@ -362,7 +355,7 @@ impl Inner {
                 });
             }
         };
-        let active = read(&self.mems).active.clone();
+        let active = self.mems.read().active.clone();
         for op in batch.ops() {
             match op {
                 BatchOp::Put { key, value } => active.insert(key, seq, Some(value)),
@@ -411,11 +404,7 @@ impl Inner {
         };
         self.closed.store(true, Ordering::Release);
         self.signal.stop();
-        let handle = self
-            .flusher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let handle = self.flusher.lock().take();
         if let Some(h) = handle
             && h.thread().id() != std::thread::current().id()
         {

@@ -13,11 +13,13 @@
 //! dropping the last `Db` handle ends it.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::db::{Inner, read, write};
+use parking_lot::{Condvar, Mutex};
+
+use crate::db::Inner;
 use crate::error::Error;
 use crate::keys::KeyState;
 use crate::memtable::{Memtable, Seq};
@@ -62,14 +64,14 @@ pub(crate) struct FlushSignal {
 impl FlushSignal {
     /// Asks the flusher to run.
     pub(crate) fn kick(&self) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.state.lock();
         st.work = true;
         self.wake.notify_all();
     }
 
     /// Asks the flusher to stop.
     pub(crate) fn stop(&self) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.state.lock();
         st.stop = true;
         self.wake.notify_all();
         self.done.notify_all();
@@ -92,18 +94,14 @@ fn run(db: Weak<Inner>, signal: Arc<FlushSignal>, interval: Option<Duration>) {
     let mut last = Instant::now();
     loop {
         {
-            let mut st = signal.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = signal.state.lock();
             while !st.work && !st.stop {
                 let elapsed = last.elapsed();
                 if interval.is_some() && elapsed >= tick {
                     break;
                 }
                 let wait = tick.saturating_sub(elapsed);
-                st = signal
-                    .wake
-                    .wait_timeout(st, wait)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+                signal.wake.wait_for(&mut st, wait);
             }
             if st.stop {
                 return;
@@ -128,22 +126,19 @@ impl Inner {
         let bound = 2 * self.config.memtable_size as usize;
         // Fast path for every write: no backlog, no lock on the flusher's
         // mailbox.
-        if !self.poisoned.is_set() && read(&self.mems).frozen_bytes() <= bound {
+        if !self.poisoned.is_set() && self.mems.read().frozen_bytes() <= bound {
             return Ok(());
         }
-        let mut st = self.signal.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.signal.state.lock();
         loop {
             self.poisoned.check()?;
-            if st.stop || read(&self.mems).frozen_bytes() <= bound {
+            if st.stop || self.mems.read().frozen_bytes() <= bound {
                 return Ok(());
             }
             self.counters.stalls.fetch_add(1, Ordering::Relaxed);
-            st = self
-                .signal
+            self.signal
                 .done
-                .wait_timeout(st, std::time::Duration::from_millis(100))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+                .wait_for(&mut st, std::time::Duration::from_millis(100));
         }
     }
 
@@ -153,9 +148,9 @@ impl Inner {
         let Some(wal) = self.wal.as_ref() else {
             return Ok(false);
         };
-        let _gate = write(&self.gate);
+        let _gate = self.gate.write();
         {
-            let mems = read(&self.mems);
+            let mems = self.mems.read();
             if mems.active.is_empty() || (mems.active.approx_bytes() as u64) < min_bytes {
                 return Ok(false);
             }
@@ -170,7 +165,7 @@ impl Inner {
                 });
             }
         };
-        let mut mems = write(&self.mems);
+        let mut mems = self.mems.write();
         let old = std::mem::replace(&mut mems.active, Arc::new(Memtable::new()));
         debug_assert!(old.max_seq() <= last_seq);
         mems.frozen.push_front(Frozen {
@@ -184,7 +179,7 @@ impl Inner {
     /// Flushes every frozen memtable, oldest first.
     pub(crate) fn flush_frozen(&self, st: &mut FlushState) -> Result<(), Error> {
         loop {
-            let oldest = read(&self.mems).frozen.back().cloned();
+            let oldest = self.mems.read().frozen.back().cloned();
             let Some(frozen) = oldest else { return Ok(()) };
             self.flush_one(st, &frozen)?;
         }
@@ -258,7 +253,7 @@ impl Inner {
         let retire_to = st.meta.applied_seq;
         st.meta = done;
         {
-            let mut mems = write(&self.mems);
+            let mut mems = self.mems.write();
             debug_assert!(
                 mems.frozen
                     .back()
@@ -291,7 +286,7 @@ impl Inner {
         if self.wal.is_none() {
             return Ok(());
         }
-        let mut st = self.flush_state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.flush_state.lock();
         self.poisoned.check()?;
         self.freeze(0)?;
         self.flush_frozen(&mut st)
@@ -299,7 +294,7 @@ impl Inner {
 
     /// What the flusher thread runs when woken.
     pub(crate) fn background_flush(&self, by_interval: bool) {
-        let mut st = self.flush_state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.flush_state.lock();
         if self.poisoned.is_set() || self.closed.load(Ordering::Acquire) {
             return;
         }

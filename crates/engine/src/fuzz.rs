@@ -17,8 +17,9 @@ mod crashvfs;
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
+use parking_lot::MutexGuard;
 use sealkv_crypto_envelope::{EncryptionAlgorithm, MasterKey};
 use sealkv_fileio::SimVfs;
 
@@ -414,7 +415,7 @@ fn open_until_up(
 
 /// The flush lock.
 fn lock_flush(inner: &Inner) -> MutexGuard<'_, FlushState> {
-    inner.flush_state.lock().unwrap_or_else(|p| p.into_inner())
+    inner.flush_state.lock()
 }
 
 /// In deterministic mode, after each operation: flushes what it froze,

@@ -40,8 +40,8 @@ impl Db {
         let keys = self.keys()?;
         let inner = &self.inner;
         // No flush and no write may run while the sessions change.
-        let mut flush = inner.flush_state.lock().unwrap_or_else(|p| p.into_inner());
-        let _gate = inner.gate.write().unwrap_or_else(|p| p.into_inner());
+        let mut flush = inner.flush_state.lock();
+        let _gate = inner.gate.write();
         let id = keys.rotate()?;
         // A re-encryption under way targeted the old key: the next one
         // starts over (durable with the next commit; until then a resumed

@@ -1,5 +1,7 @@
 //! Opening and creating a database: lock, keys, page file, WAL replay, and
-//! the checks that tie them together (brief section 4).
+//! the checks that tie them together: the registry, the page file and the
+//! log must belong to one database and continue one another, or the open
+//! is refused rather than serving an older state.
 //!
 //! Creation writes the key registry first, then the page file, then the
 //! WAL directory; the page file is the commit point. A directory with a
@@ -8,9 +10,10 @@
 //! over; with WAL segments it is refused.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, RwLock};
 
+use parking_lot::{Mutex, RwLock};
 use sealkv_core_store::{OpenReport, Store};
 use sealkv_crypto_envelope::DbId;
 use sealkv_fileio::{FileError, FileOp, LockKind, Vfs, VfsLock};
@@ -231,7 +234,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
     if inner.wal.is_some() {
         let handle = flush::spawn(Arc::downgrade(&inner), signal, config.wal_flush_interval)
             .map_err(io(FileOp::Open, &dir))?;
-        *inner.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        *inner.flusher.lock() = Some(handle);
     }
     Ok(Db { inner })
 }

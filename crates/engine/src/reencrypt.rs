@@ -24,8 +24,8 @@
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
-use std::sync::MutexGuard;
 
+use parking_lot::MutexGuard;
 use sealkv_core_store::WriteTxn;
 use sealkv_crypto_envelope::KeyId;
 
@@ -272,7 +272,7 @@ impl Db {
 impl Inner {
     /// The flush lock, refused once the database is poisoned.
     pub(crate) fn lock_flush(&self) -> Result<MutexGuard<'_, FlushState>, Error> {
-        let st = self.flush_state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = self.flush_state.lock();
         self.poisoned.check()?;
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Closed);
@@ -401,13 +401,7 @@ impl Inner {
     }
 
     pub(crate) fn key_coverage(&self) -> Result<KeyCoverage, Error> {
-        let pending = self
-            .flush_state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .meta
-            .reencrypt_cursor
-            .is_some();
+        let pending = self.flush_state.lock().meta.reencrypt_cursor.is_some();
         self.coverage(pending)
     }
 

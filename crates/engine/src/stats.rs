@@ -70,7 +70,7 @@ pub struct Stats {
     /// Bytes of WAL on disk.
     pub wal_bytes: u64,
     /// WAL sync markers written since open (proofs that the log's end was
-    /// fsynced; see `docs/WAL.md`).
+    /// fsynced, so damage before one is corruption, never a torn tail).
     pub wal_sync_markers: u64,
     /// WAL sync markers whose write failed and was taken back (the writes
     /// before them stayed durable): a sign of a failing or full disk.
@@ -99,7 +99,7 @@ impl Stats {
 
 pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
     let memtable_bytes = {
-        let mems = db.mems.read().unwrap_or_else(|p| p.into_inner());
+        let mems = db.mems.read();
         mems.active.approx_bytes()
             + mems
                 .frozen
@@ -107,12 +107,7 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
                 .map(|f| f.mem.approx_bytes())
                 .sum::<usize>()
     } as u64;
-    let applied_seq = db
-        .flush_state
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .meta
-        .applied_seq;
+    let applied_seq = db.flush_state.lock().meta.applied_seq;
     let store = db.store.stats();
     let wal_bytes = wal_bytes(db);
     let wal_stats = db

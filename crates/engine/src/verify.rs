@@ -82,7 +82,7 @@ impl Db {
     pub fn verify(&self) -> Result<VerifyReport, Error> {
         let inner = &self.inner;
         let dir = &inner.dir;
-        let flush = inner.flush_state.lock().unwrap_or_else(|p| p.into_inner());
+        let flush = inner.flush_state.lock();
         let mut report = VerifyReport::default();
         if let Some(keys) = &inner.keys
             && let Err(e) = keys.reload()

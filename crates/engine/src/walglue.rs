@@ -1,5 +1,6 @@
 //! Opening the WAL for the engine: replay into the memtable, and the
-//! checks that the log and the page file agree (brief section 4).
+//! checks that the log and the page file agree (the log must continue the
+//! page file exactly, or acknowledged writes would be lost silently).
 
 use std::path::Path;
 use std::sync::Arc;

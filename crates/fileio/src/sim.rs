@@ -26,8 +26,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+
+use parking_lot::Mutex;
 
 use crate::rng::SplitMix64;
 use crate::vfs::{LockKind, OpenMode, Vfs, VfsFile, VfsLock};
@@ -76,11 +78,6 @@ struct Shared {
 #[derive(Debug, Default, Clone)]
 pub struct SimVfs {
     shared: Arc<Shared>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic in a test thread must not wedge the simulated disk.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn parent_of(path: &Path) -> PathBuf {
@@ -215,9 +212,9 @@ impl SimVfs {
     /// will ever reach the disk, while readers keep seeing them: what Linux
     /// does to dirty pages when an fsync fails with EIO.
     pub fn forget_unsynced(&self, path: &Path) {
-        let ns = lock(&self.shared.ns);
+        let ns = self.shared.ns.lock();
         if let Some(inode) = ns.live.get(path) {
-            lock(&inode.state).pending.clear();
+            inode.state.lock().pending.clear();
         }
     }
 
@@ -228,7 +225,7 @@ impl SimVfs {
     /// still do lands on the old disk, as a killed process never touches
     /// its files again. Files linked under several names stay linked.
     pub fn fork_crashed_torn(&self, seed: u64) -> SimVfs {
-        let ns = lock(&self.shared.ns);
+        let ns = self.shared.ns.lock();
         let mut rng = SplitMix64::new(seed);
         let mut copies: HashMap<*const Inode, Arc<Inode>> = HashMap::new();
         let mut out = Namespace {
@@ -239,7 +236,7 @@ impl SimVfs {
             let copy = copies
                 .entry(Arc::as_ptr(inode))
                 .or_insert_with(|| {
-                    let st = lock(&inode.state);
+                    let st = inode.state.lock();
                     let mut data = st.durable.clone();
                     tear_scattered(&mut data, &st.pending, &mut rng);
                     Arc::new(Inode {
@@ -263,12 +260,12 @@ impl SimVfs {
     }
 
     fn crash_inner(&self, mut torn: Option<Torn>) {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         self.shared.epoch.fetch_add(1, Ordering::SeqCst);
         ns.live = ns.durable.clone();
         ns.locks.clear();
         for inode in ns.live.values() {
-            let mut st = lock(&inode.state);
+            let mut st = inode.state.lock();
             let mut data = st.durable.clone();
             match torn.as_mut() {
                 None => {}
@@ -284,16 +281,16 @@ impl SimVfs {
     /// The live contents of the file at `path` (for tests that tamper with
     /// or inspect files).
     pub fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let ns = lock(&self.shared.ns);
+        let ns = self.shared.ns.lock();
         let inode = ns.live.get(path).ok_or_else(|| not_found(path))?;
-        let st = lock(&inode.state);
+        let st = inode.state.lock();
         Ok(st.live.clone())
     }
 
     /// Replaces the contents of the file at `path`, durably, creating it if
     /// needed (for tests that tamper with files or plant old copies).
     pub fn write_file(&self, path: &Path, bytes: &[u8]) {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         let mut parent = path.parent();
         while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
             ns.dirs.insert(dir.to_path_buf());
@@ -301,7 +298,7 @@ impl SimVfs {
         }
         let inode = ns.live.entry(path.to_path_buf()).or_default().clone();
         ns.durable.insert(path.to_path_buf(), inode.clone());
-        let mut st = lock(&inode.state);
+        let mut st = inode.state.lock();
         st.live = bytes.to_vec();
         st.durable = bytes.to_vec();
         st.pending.clear();
@@ -309,24 +306,24 @@ impl SimVfs {
 
     /// Every live file path, sorted.
     pub fn files(&self) -> Vec<PathBuf> {
-        lock(&self.shared.ns).live.keys().cloned().collect()
+        self.shared.ns.lock().live.keys().cloned().collect()
     }
 
     /// Copies every live file under `from` to the same relative path under
     /// `to`, durably (a `cp -r` of a database directory).
     pub fn copy_tree(&self, from: &Path, to: &Path) {
         let files: Vec<(PathBuf, Vec<u8>)> = {
-            let ns = lock(&self.shared.ns);
+            let ns = self.shared.ns.lock();
             ns.live
                 .iter()
                 .filter_map(|(p, inode)| {
                     let rel = p.strip_prefix(from).ok()?;
-                    Some((to.join(rel), lock(&inode.state).live.clone()))
+                    Some((to.join(rel), inode.state.lock().live.clone()))
                 })
                 .collect()
         };
         {
-            let mut ns = lock(&self.shared.ns);
+            let mut ns = self.shared.ns.lock();
             ns.dirs.insert(to.to_path_buf());
         }
         for (path, bytes) in files {
@@ -373,7 +370,7 @@ impl SimFile {
 impl VfsFile for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.check()?;
-        let st = lock(&self.inode.state);
+        let st = self.inode.state.lock();
         let len = st.live.len() as u64;
         if offset >= len {
             return Ok(0);
@@ -389,7 +386,7 @@ impl VfsFile for SimFile {
         // before it resets each file under that lock, so a write of a dead
         // handle either lands before the crash handles this file (one of
         // its unsynced writes) or fails, never after it on the disk found.
-        let mut st = lock(&self.inode.state);
+        let mut st = self.inode.state.lock();
         self.check_write()?;
         let op = Pending::Write {
             offset,
@@ -401,7 +398,7 @@ impl VfsFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let mut st = lock(&self.inode.state);
+        let mut st = self.inode.state.lock();
         self.check()?;
         // Only what is pending reaches the disk: writes dropped by a failed
         // fsync (`forget_unsynced`) stay lost even though readers see them.
@@ -415,7 +412,7 @@ impl VfsFile for SimFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut st = lock(&self.inode.state);
+        let mut st = self.inode.state.lock();
         self.check_write()?;
         let op = Pending::SetLen(len);
         apply(&mut st.live, &op);
@@ -425,7 +422,7 @@ impl VfsFile for SimFile {
 
     fn len(&self) -> io::Result<u64> {
         self.check()?;
-        Ok(lock(&self.inode.state).live.len() as u64)
+        Ok(self.inode.state.lock().live.len() as u64)
     }
 }
 
@@ -445,7 +442,7 @@ impl Drop for SimLock {
         // while it bumps the epoch and clears the locks: checked before it,
         // a crash and a reopen could slip in between and this drop would
         // release the new holder's lock.
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         if self.shared.epoch.load(Ordering::SeqCst) != self.epoch {
             return; // the crash already released it
         }
@@ -460,7 +457,7 @@ impl Drop for SimLock {
 
 impl Vfs for SimVfs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         let existing = ns.live.get(path).cloned();
         let inode = match (mode, existing) {
             (OpenMode::CreateNew, Some(_)) => {
@@ -491,7 +488,7 @@ impl Vfs for SimVfs {
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         ns.live
             .remove(path)
             .map(|_| ())
@@ -499,7 +496,7 @@ impl Vfs for SimVfs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         let inode = ns.live.remove(from).ok_or_else(|| not_found(from))?;
         ns.live.insert(to.to_path_buf(), inode);
         Ok(())
@@ -508,7 +505,7 @@ impl Vfs for SimVfs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         // Directories are durable at once: the engine creates them only at
         // database creation, before anything that needs to survive a crash.
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         let mut p = Some(path);
         while let Some(dir) = p {
             if dir.as_os_str().is_empty() {
@@ -521,7 +518,7 @@ impl Vfs for SimVfs {
     }
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         if !ns.dirs.contains(path) {
             return Err(not_found(path));
         }
@@ -537,7 +534,7 @@ impl Vfs for SimVfs {
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
-        let ns = lock(&self.shared.ns);
+        let ns = self.shared.ns.lock();
         if !ns.dirs.contains(path) {
             return Err(not_found(path));
         }
@@ -553,12 +550,12 @@ impl Vfs for SimVfs {
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
-        let ns = lock(&self.shared.ns);
+        let ns = self.shared.ns.lock();
         Ok(ns.live.contains_key(path) || ns.dirs.contains(path))
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         let Namespace { live, durable, .. } = &mut *ns;
         durable.retain(|p, _| p.parent() != Some(path));
         for (p, inode) in live.iter() {
@@ -570,7 +567,7 @@ impl Vfs for SimVfs {
     }
 
     fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         // A directory is locked itself; a missing file is created.
         if !ns.live.contains_key(path) && !ns.dirs.contains(path) {
             ns.live
@@ -698,9 +695,9 @@ mod tests {
             writer.join().unwrap();
             // A crash leaves nothing unsynced: a pending write landed
             // after it.
-            let ns = lock(&vfs.shared.ns);
+            let ns = vfs.shared.ns.lock();
             let inode = ns.live.get(&a).unwrap();
-            if !lock(&inode.state).pending.is_empty() {
+            if !inode.state.lock().pending.is_empty() {
                 landed_after += 1;
             }
         }

@@ -26,8 +26,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use sealkv_crypto_envelope::{SealObserver, SubkeyId};
 
 pub mod secrets;
@@ -232,13 +232,13 @@ impl NonceRecorder {
 
     /// How many seals were recorded.
     pub fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
+        self.seen.lock().len()
     }
 
     /// Every (subkey, counter) pair recorded more than once, with its count.
     pub fn repeats(&self) -> Vec<((SubkeyId, u64), usize)> {
         let mut counts: HashMap<(SubkeyId, u64), usize> = HashMap::new();
-        for pair in self.seen.lock().unwrap().iter() {
+        for pair in self.seen.lock().iter() {
             *counts.entry(*pair).or_default() += 1;
         }
         counts.into_iter().filter(|(_, n)| *n > 1).collect()
@@ -246,7 +246,7 @@ impl NonceRecorder {
 
     /// How many distinct sessions (salts) were seen.
     pub fn sessions(&self) -> usize {
-        let seen = self.seen.lock().unwrap();
+        let seen = self.seen.lock();
         seen.iter()
             .map(|(s, _)| s.salt)
             .collect::<HashSet<_>>()
@@ -256,7 +256,7 @@ impl NonceRecorder {
 
 impl SealObserver for NonceRecorder {
     fn sealed(&self, subkey: &SubkeyId, counter: u64) {
-        self.seen.lock().unwrap().push((*subkey, counter));
+        self.seen.lock().push((*subkey, counter));
     }
 }
 

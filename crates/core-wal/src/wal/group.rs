@@ -9,13 +9,13 @@ use std::time::Instant;
 use sealkv_crypto_envelope::CryptoError;
 use sealkv_fileio::FileOp;
 
-use super::{Current, Ready, Shared, State, Wal, io_err, lock};
+use super::{Current, Ready, Shared, State, Wal, io_err};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::format::{HEADER_LEN, RECORD_HEADER_LEN, RECORD_OVERHEAD, RecordHeader};
 use crate::options::{Seq, SyncMode};
 use crate::recovery::MAX_BODY_LEN;
-use std::sync::MutexGuard;
+use parking_lot::MutexGuard;
 
 /// Whether [`Shared::sync_current`] writes a sync marker after its fsync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +47,7 @@ impl Wal {
             });
         }
         let total = body.len() + RECORD_OVERHEAD;
-        let mut st = lock(&sh.state);
+        let mut st = sh.state.lock();
         if let Some(p) = &st.poisoned {
             return Err(Error::Poisoned { cause: p.clone() });
         }
@@ -56,7 +56,8 @@ impl Wal {
         }
         let ticket = match st.sealing.protect.draw() {
             Ok(t) => t,
-            // A session that has spent its nonces is replaced (brief 3.3);
+            // A session that has spent its nonces is replaced (a nonce is
+            // never reused under one key);
             // its records go to a new segment.
             Err(Error::Crypto(CryptoError::SessionExhausted(_))) => {
                 sh.rotate_session(&mut st)?;
@@ -104,7 +105,7 @@ impl Wal {
         hdr.encode_into(&mut buf);
         let sealed = sealing.protect.seal_record(ticket, &ctx, &mut buf);
 
-        let mut st = lock(&sh.state);
+        let mut st = sh.state.lock();
         if let Err(e) = sealed {
             // The sequence number is lost; later records can never be
             // written in order. Poison the log.
@@ -148,7 +149,7 @@ impl Wal {
                 st.leader = true;
                 drop(st);
                 self.shared.lead();
-                st = lock(&sh.state);
+                st = sh.state.lock();
                 continue;
             }
             st = sh.wait_on(st);
@@ -162,7 +163,7 @@ impl Wal {
         f: impl FnOnce(&Shared, &mut Current) -> Result<T>,
     ) -> Result<T> {
         let sh = &*self.shared;
-        let mut st = lock(&sh.state);
+        let mut st = sh.state.lock();
         loop {
             if let Some(p) = &st.poisoned {
                 return Err(Error::Poisoned { cause: p.clone() });
@@ -175,7 +176,7 @@ impl Wal {
                     st.leader = true;
                     drop(st);
                     sh.lead();
-                    st = lock(&sh.state);
+                    st = sh.state.lock();
                     continue;
                 }
             }
@@ -184,14 +185,14 @@ impl Wal {
         st.leader = true;
         drop(st);
         let out = {
-            let mut cur = lock(&sh.current);
+            let mut cur = sh.current.lock();
             f(sh, &mut cur)
         };
         let out = out.map_err(|e| {
             // A failed fsync, write or segment creation: the state of the
             // file is unknown, so the log takes no more appends.
             let e = Arc::new(e);
-            lock(&sh.state).poisoned.get_or_insert(e.clone());
+            sh.state.lock().poisoned.get_or_insert(e.clone());
             Error::Poisoned { cause: e }
         });
         sh.lead();
@@ -203,11 +204,11 @@ impl Shared {
     /// Leads commit groups until no ready record is left, then gives up
     /// the role. Called with `state.leader` set by the caller.
     pub(super) fn lead(&self) {
-        let mut cur = lock(&self.current);
+        let mut cur = self.current.lock();
         loop {
             // Take the ready records at the front, one segment at a time.
             let mut taken = std::mem::take(&mut cur.taken);
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             if st.poisoned.is_none() {
                 let mut bytes = 0usize;
                 let mut seg = None;
@@ -235,7 +236,7 @@ impl Shared {
             }
             drop(st);
             let result = self.commit(&mut cur, &taken);
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             match result {
                 Ok(synced) => {
                     let last = taken.last().map_or(0, |r| r.seq);
@@ -270,7 +271,7 @@ impl Shared {
     /// Sleeps on `cond`, counted in `waiters`.
     fn wait_on<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         st.waiters += 1;
-        let mut st = self.cond.wait(st).unwrap_or_else(|p| p.into_inner());
+        self.cond.wait(&mut st);
         st.waiters -= 1;
         st
     }
@@ -302,7 +303,7 @@ impl Shared {
             cur.next_seq = r.seq + 1;
         }
         {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             st.stats.writes += 1;
             st.stats.bytes_written += bytes as u64;
             // Written to the OS: what an fsync from here on makes durable.
@@ -331,12 +332,12 @@ impl Shared {
                 .sync_data()
                 .map_err(io_err(FileOp::Sync, &cur.path))?;
             cur.synced = cur.end;
-            lock(&self.state).stats.syncs += 1;
+            self.state.lock().stats.syncs += 1;
         }
         cur.last_sync = Instant::now();
         // Durable now, whatever happens to the marker.
         let idle = {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             st.synced_segment = cur.segment;
             st.synced_end = cur.synced;
             st.durable_seq = st.written_seq;
@@ -399,12 +400,12 @@ impl Shared {
             cur.file
                 .set_len(cur.end)
                 .map_err(io_err(FileOp::SetLen, &cur.path))?;
-            lock(&self.state).stats.sync_marker_failures += 1;
+            self.state.lock().stats.sync_marker_failures += 1;
             return Ok(());
         }
         cur.claimed = cur.end;
         cur.end += RECORD_OVERHEAD as u64;
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         st.stats.sync_markers += 1;
         st.stats.bytes_written += RECORD_OVERHEAD as u64;
         // Keep the size accounting of reservations in step with the file.

@@ -28,11 +28,12 @@ mod syncer;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use parking_lot::{Condvar, Mutex};
 use sealkv_crypto_envelope::{DbId, Keyring};
 use sealkv_fileio::{FileError, FileOp, Vfs, VfsFile};
 
@@ -139,7 +140,7 @@ pub struct Wal {
 impl fmt::Debug for Wal {
     // Record buffers never reach `Debug`: only the log's position.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = lock(&self.shared.state);
+        let st = self.shared.state.lock();
         f.debug_struct("Wal")
             .field("dir", &self.shared.dir)
             .field("sync_mode", &self.shared.sync_mode)
@@ -153,10 +154,6 @@ impl fmt::Debug for Wal {
 
 fn io_err(op: FileOp, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::Io(FileError::new(op, path, e))
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Wal {
@@ -272,8 +269,9 @@ impl Wal {
         Ok((Wal { shared, syncer }, report))
     }
 
-    /// Makes every record appended so far durable (and writes a sync
-    /// marker after them, see `docs/WAL.md`).
+    /// Makes every record appended so far durable, and writes a sync
+    /// marker after them (the proof recovery uses to tell damage to
+    /// durable records from a torn tail).
     pub fn sync(&self) -> Result<()> {
         self.exclusive(|sh, cur| sh.sync_current(cur, Mark::Yes))
     }
@@ -312,17 +310,17 @@ impl Wal {
 
     /// The sequence number the next append will get.
     pub fn next_seq(&self) -> Seq {
-        Seq(lock(&self.shared.state).next_seq)
+        Seq(self.shared.state.lock().next_seq)
     }
 
     /// The last sequence number known durable (fsynced).
     pub fn durable_seq(&self) -> Seq {
-        Seq(lock(&self.shared.state).durable_seq)
+        Seq(self.shared.state.lock().durable_seq)
     }
 
     /// Counters since open.
     pub fn stats(&self) -> WalStats {
-        lock(&self.shared.state).stats
+        self.shared.state.lock().stats
     }
 
     /// Syncs everything appended, with a durable sync marker after it, and
@@ -330,7 +328,7 @@ impl Wal {
     pub fn close(mut self) -> Result<()> {
         let out = self.exclusive(|sh, cur| sh.seal_tail(cur));
         self.stop_syncer();
-        lock(&self.shared.state).closed = true;
+        self.shared.state.lock().closed = true;
         out
     }
 }

@@ -10,7 +10,7 @@ use sealkv_crypto_envelope::KeyId;
 use sealkv_fileio::{FileOp, OpenMode, Vfs, VfsFile};
 
 use super::session::Sealing;
-use super::{Current, Shared, State, Wal, io_err, lock};
+use super::{Current, Shared, State, Wal, io_err};
 use crate::error::{Error, Result};
 use crate::format::{HEADER_LEN, SegmentHeader, segment_path};
 use crate::options::Seq;
@@ -24,7 +24,7 @@ impl Wal {
     pub fn roll(&self) -> Result<u64> {
         let sh = &*self.shared;
         let target = {
-            let mut st = lock(&sh.state);
+            let mut st = sh.state.lock();
             if st.res_end > HEADER_LEN as u64 {
                 st.res_segment += 1;
                 st.res_end = HEADER_LEN as u64;
@@ -46,7 +46,7 @@ impl Wal {
     pub fn new_session(&self) -> Result<u64> {
         let sh = &*self.shared;
         let target = {
-            let mut st = lock(&sh.state);
+            let mut st = sh.state.lock();
             if let Some(p) = &st.poisoned {
                 return Err(Error::Poisoned { cause: p.clone() });
             }
@@ -67,7 +67,7 @@ impl Wal {
                 // The session `target` was reserved under, not the current
                 // one: another thread may have rotated it since.
                 let (first_seq, sealing) = {
-                    let st = lock(&sh.state);
+                    let st = sh.state.lock();
                     let sealing = st.res_sealing.get(&target).unwrap_or(&st.sealing);
                     (st.slot_base, sealing.clone())
                 };
@@ -83,7 +83,7 @@ impl Wal {
     pub fn retire(&self, up_to: Seq) -> Result<usize> {
         let sh = &*self.shared;
         let victims: Vec<u64> = {
-            let st = lock(&sh.state);
+            let st = sh.state.lock();
             let firsts: Vec<(u64, u64)> = st.segments.iter().map(|(a, b)| (*a, *b)).collect();
             firsts
                 .windows(2)
@@ -99,7 +99,7 @@ impl Wal {
             sh.vfs
                 .remove_file(&path)
                 .map_err(io_err(FileOp::Remove, &path))?;
-            let mut st = lock(&sh.state);
+            let mut st = sh.state.lock();
             st.segments.remove(n);
             st.stats.segments_retired += 1;
         }
@@ -119,7 +119,7 @@ impl Wal {
     /// data key can be retired: a segment under it must be retired first.
     pub fn key_usage(&self) -> Result<BTreeMap<KeyId, u64>> {
         let sh = &*self.shared;
-        let live: Vec<u64> = lock(&sh.state).segments.keys().copied().collect();
+        let live: Vec<u64> = sh.state.lock().segments.keys().copied().collect();
         let mut usage = BTreeMap::new();
         for n in live {
             let path = segment_path(&sh.dir, n);
@@ -160,7 +160,7 @@ impl Shared {
         self.seal_tail(cur)?;
         while cur.segment < n {
             let next = cur.segment + 1;
-            let reserved = lock(&self.state).res_sealing.get(&next).cloned();
+            let reserved = self.state.lock().res_sealing.get(&next).cloned();
             let sealing = match reserved {
                 Some(s) => s,
                 None => Arc::clone(sealing),
@@ -176,7 +176,7 @@ impl Shared {
             cur.synced = HEADER_LEN as u64;
             cur.records_end = HEADER_LEN as u64;
             cur.claimed = HEADER_LEN as u64;
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             st.segments.insert(next, first_seq);
             // Created: drop its reservation (and any older one).
             st.res_sealing = st.res_sealing.split_off(&(next + 1));

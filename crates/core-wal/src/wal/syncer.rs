@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::group::Mark;
-use super::{Shared, Wal, lock};
+use super::{Shared, Wal};
 
 pub(super) fn spawn_syncer(shared: Weak<Shared>, every: Duration) -> JoinHandle<()> {
     std::thread::spawn(move || {
@@ -26,18 +26,18 @@ impl Shared {
     /// The interval syncer's tick: fsync if anything is unsynced and no
     /// leader is busy (a busy leader syncs on its own schedule).
     fn background_sync(&self) {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if st.leader || st.poisoned.is_some() || st.durable_seq >= st.written_seq {
             return;
         }
         st.leader = true;
         drop(st);
         let r = {
-            let mut cur = lock(&self.current);
+            let mut cur = self.current.lock();
             self.sync_current(&mut cur, Mark::Yes)
         };
         if let Err(e) = r {
-            lock(&self.state).poisoned.get_or_insert(Arc::new(e));
+            self.state.lock().poisoned.get_or_insert(Arc::new(e));
         }
         self.lead();
     }

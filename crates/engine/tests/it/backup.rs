@@ -438,8 +438,8 @@ fn a_destination_that_is_or_holds_the_database_is_refused_even_when_replacing() 
     assert!(!live.join("inside").exists());
 }
 
-/// Review (P1): a destination that is a symbolic link is refused, even with
-/// replace: replacing it would have removed what it points to.
+/// A destination that is a symbolic link is refused, even with replace:
+/// replacing it would remove what it points to.
 #[cfg(unix)]
 #[test]
 fn a_symlinked_destination_is_refused() {

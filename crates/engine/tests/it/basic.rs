@@ -137,6 +137,27 @@ fn the_deprecated_wal_flush_size_sets_the_memtable_size() {
     ));
 }
 
+/// What docs/CONFIGURATION.md says `read_only` answers where there is no
+/// database.
+#[test]
+fn read_only_where_there_is_no_database() {
+    let vfs = SimVfs::new();
+    let ro = || sim_config(&vfs, None).read_only(true);
+    assert!(matches!(
+        Db::open_with_config(ro()),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        Db::open_with_config(ro().create_if_missing(false)),
+        Err(Error::NotFound { .. })
+    ));
+    sealkv::fileio::Vfs::create_dir_all(&vfs, sim_config(&vfs, None).path()).unwrap();
+    assert!(matches!(
+        Db::open_with_config(ro()),
+        Err(Error::NotFound { .. })
+    ));
+}
+
 #[test]
 fn config_errors_are_typed() {
     let vfs = SimVfs::new();

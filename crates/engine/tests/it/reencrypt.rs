@@ -243,7 +243,7 @@ fn run_err(db: &Db) -> Error {
         .unwrap_err()
 }
 
-/// Review of re-encryption: keys as long as the page allows do not overflow
+/// Re-encryption's edge cases: keys as long as the page allows do not overflow
 /// the meta page's cursor; short reads running during the pass do not keep
 /// the old key; a rotation between a stopped pass and its resumption still
 /// ends with only the newest key.
