@@ -6,6 +6,7 @@ use serde_json::json;
 
 use sealkv::Config;
 use sealkv::crypto::KeySource;
+use sealkv_backup::ArchiveError;
 use sealkv_backup::archive::{self, ArchiveSummary, ExportOptions, ImportOptions, Protection};
 
 use crate::args::Global;
@@ -141,7 +142,8 @@ pub(crate) fn import(
             bar.set_length(p.bytes_total.unwrap_or(p.bytes_done));
             bar.set_position(p.bytes_done);
         },
-    )?;
+    )
+    .map_err(|e| nothing_imported(e, dest))?;
     bar.finish_and_clear();
     if g.json {
         return output::print_json(&json!({
@@ -162,6 +164,22 @@ pub(crate) fn import(
             "encrypted"
         }
     ))
+}
+
+/// A failed import, saying that it left nothing: the database was built
+/// in a scratch directory that the failure removed, so unlike a failed
+/// write to an open database there is nothing to reopen and check.
+fn nothing_imported(e: ArchiveError, dest: &Path) -> CliError {
+    let source = match e {
+        // The destination is someone else's: not ours to describe.
+        ArchiveError::Exists { .. } => return e.into(),
+        ArchiveError::Db(sealkv::Error::Poisoned { cause, .. }) => CliError::WriteFailed(cause),
+        other => other.into(),
+    };
+    CliError::Stopped {
+        source: Box::new(source),
+        report: format!("nothing was imported: {} was not created", dest.display()),
+    }
 }
 
 /// `verify-archive FILE [--archive-key-file K]`.

@@ -70,6 +70,11 @@ pub(crate) enum CliError {
         source: Box<CliError>,
         report: String,
     },
+    /// A write of a command that undoes its work on failure failed: the
+    /// first failure, without the engine's advice to reopen the database
+    /// (there is none left to reopen).
+    #[error("a write failed: {0}")]
+    WriteFailed(sealkv::PoisonCause),
     /// The database said no.
     #[error(transparent)]
     Db(#[from] sealkv::Error),
@@ -106,6 +111,7 @@ impl CliError {
             | CliError::Io { .. }
             | CliError::Input(_)
             | CliError::Output { .. }
+            | CliError::WriteFailed(_)
             | CliError::NotEmpty { .. } => OTHER,
             #[cfg(feature = "peers")]
             CliError::Peer { .. } => OTHER,

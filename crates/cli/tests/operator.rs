@@ -413,6 +413,53 @@ fn a_failed_write_names_its_os_cause_and_what_was_committed() {
     assert_eq!(contents(Path::new(&db)).len(), 12_000);
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_import_names_its_os_cause_and_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let records: BTreeMap<Vec<u8>, Vec<u8>> = (0..12_000u32)
+        .map(|i| (format!("key{i:05}").into_bytes(), vec![b'v'; 500]))
+        .collect();
+    let src = tmp.path().join("src");
+    plaintext_db(&src, &records);
+    let archive = tmp.path().join("a.skva");
+    sealkv()
+        .arg("--db")
+        .arg(&src)
+        .arg("export")
+        .arg("--plaintext-export")
+        .arg(&archive)
+        .assert()
+        .success();
+    // A full disk, as a file-size limit: the new database's WAL cannot
+    // grow past 3 MB.
+    let dest = tmp.path().join("imported");
+    let args = [
+        "--db",
+        dest.to_str().unwrap(),
+        "--plaintext",
+        "import",
+        "--plaintext-archive",
+        archive.to_str().unwrap(),
+    ];
+    let out = limited(Some(3_000_000), None, true, &os(&args));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("File too large (os error 27)"), "{err}");
+    // Nothing was made: no "reopen the database", no destination, no
+    // scratch left behind.
+    assert!(
+        err.contains(&format!(
+            "nothing was imported: {} was not created",
+            dest.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("reopen"), "{err}");
+    assert!(!dest.exists());
+    assert!(scratch_of(&dest).is_empty(), "{:?}", scratch_of(&dest));
+}
+
 /// Runs `sealkv ARGS` with `dir` read-only: permission bits for a user
 /// they bind; for root, whom they do not, a read-only bind mount in a
 /// private mount namespace (`unshare`, util-linux).
