@@ -63,7 +63,21 @@ impl Log {
                     self.doubt.is_none(),
                     "a second write failed after the first"
                 );
-                self.doubt = Some(ops);
+                // A failed write names the injected OS error as its cause.
+                // One refused because an earlier step failed (a background
+                // flush) says so and was not applied: it must be absent
+                // after the crash; any other is in doubt.
+                match &e {
+                    Error::Poisoned {
+                        cause,
+                        outcome_unknown: false,
+                    } => assert_injected(cause),
+                    Error::Poisoned { cause, .. } => {
+                        assert_injected(cause);
+                        self.doubt = Some(ops);
+                    }
+                    _ => self.doubt = Some(ops),
+                }
                 Err(e)
             }
         }
@@ -94,6 +108,15 @@ impl Log {
         }
         out
     }
+}
+
+/// The cause of a poisoned database is the OS error the fault injected.
+fn assert_injected(cause: &sealkv::PoisonCause) {
+    let io = cause
+        .io_error()
+        .unwrap_or_else(|| panic!("the cause is not an I/O error: {cause}"));
+    assert!(io.to_string().contains("injected fault"), "{cause}");
+    assert!(cause.to_string().contains("injected fault"), "{cause}");
 }
 
 fn value(i: usize, len: usize) -> Vec<u8> {
@@ -224,7 +247,16 @@ fn run_case(c: Case) -> Outcome {
                     Ok(()) => log
                         .acked
                         .push(vec![(b"probe".to_vec(), Some(b"p".to_vec()))]),
-                    Err(Error::Poisoned) => out.poisoned = true,
+                    Err(Error::Poisoned {
+                        cause,
+                        outcome_unknown,
+                    }) => {
+                        // Refused, so not applied; the cause is the first
+                        // failure, the injected one.
+                        assert!(!outcome_unknown, "{c:?}: the probe's outcome is known");
+                        assert_injected(&cause);
+                        out.poisoned = true;
+                    }
                     Err(e) => panic!("{c:?}: the probe after {step} failed with {e}"),
                 }
                 if step == "write" {
