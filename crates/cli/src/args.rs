@@ -34,9 +34,9 @@ Output: every write to standard output and standard error is checked; a
 lost write (full disk, closed pipe) is exit 5. Warnings of the engine go to
 standard error (-q: errors only; -v, -vv, -vvv: more).
 
-Exit codes: 0 success, 1 `get` of an absent key, 2 usage, 3 key problem
-(missing, wrong, unreadable key), 4 corruption or a failed check,
-5 anything else (I/O, lock held, destination exists, bad input, lost output).
+Exit codes: 0 success, 1 `get` of an absent key or `keyspaces --drop` of an
+absent keyspace, 2 usage, 3 key problem (missing, wrong, unreadable key),
+4 corruption or a failed check, 5 anything else (I/O, lock held, destination exists, bad input, lost output).
 
 Examples:
   sealkv keygen prod.key
@@ -75,6 +75,10 @@ pub(crate) struct Global {
     /// bounds), in output, and in `load`'s text lines.
     #[arg(long, global = true)]
     pub(crate) hex: bool,
+    /// Work in the named keyspace instead of the default one (get, put,
+    /// delete, scan, load). `put` and `load` create it if it is missing.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) keyspace: Option<String>,
     /// Machine-readable output: one JSON object per record or report.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -175,6 +179,16 @@ pub(crate) enum Command {
         /// must fit the engine's batch limit of 128 MiB).
         #[arg(long)]
         atomic: bool,
+    },
+    /// List the named keyspaces, one per line, or drop one with all its
+    /// keys (--drop NAME; exit 1 if there is none of that name).
+    #[command(
+        after_help = "Examples:\n  sealkv --db ./data --key-file prod.key keyspaces\n  sealkv --db ./data --key-file prod.key --keyspace users put 1 Ada\n  sealkv --db ./data --key-file prod.key keyspaces --drop users"
+    )]
+    Keyspaces {
+        /// Drop this keyspace and every key in it.
+        #[arg(long, value_name = "NAME")]
+        drop: Option<String>,
     },
     /// Flush the memtable into the page file.
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key flush")]

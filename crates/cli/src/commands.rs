@@ -13,6 +13,7 @@ use sealkv::{Config, Db};
 
 use crate::args::Global;
 use crate::exit::CliError;
+use crate::keyspace::Target;
 use crate::open;
 use crate::output::{self, Out};
 use crate::progress;
@@ -118,14 +119,15 @@ pub(crate) fn put(g: &Global, key: &OsStr, value: &OsStr) -> Result<(), CliError
         arg(g, value, "value")?
     };
     let db = open::open(g)?;
-    db.put(&key, &value)?;
+    Target::for_writes(g, &db)?.put(&key, &value)?;
     close_after_writes(db, "the put")
 }
 
 pub(crate) fn get(g: &Global, key: &OsStr, raw: bool) -> Result<(), CliError> {
     let key = arg(g, key, "key")?;
     let db = open::open_read_only(g)?;
-    let value = db.get(&key)?.ok_or(CliError::NotFound)?;
+    let target = Target::for_reads(g, &db)?.ok_or(CliError::NotFound)?;
+    let value = target.get(&key)?.ok_or(CliError::NotFound)?;
     let enc = Encoding::new(g.hex);
     let mut out = Out::new();
     if raw {
@@ -141,7 +143,9 @@ pub(crate) fn get(g: &Global, key: &OsStr, raw: bool) -> Result<(), CliError> {
 pub(crate) fn delete(g: &Global, key: &OsStr) -> Result<(), CliError> {
     let key = arg(g, key, "key")?;
     let db = open::open(g)?;
-    db.delete(&key)?;
+    if let Some(target) = Target::for_reads(g, &db)? {
+        target.delete(&key)?;
+    }
     close_after_writes(db, "the delete")
 }
 
@@ -154,25 +158,25 @@ pub(crate) struct ScanArgs<'a> {
 }
 
 pub(crate) fn scan(g: &Global, a: &ScanArgs<'_>) -> Result<(), CliError> {
-    use std::ops::Bound;
     let decode = |v: Option<&OsStr>, what| v.map(|v| arg(g, v, what)).transpose();
     let (prefix, start, end) = (
         decode(a.prefix, "prefix")?,
         decode(a.start, "start key")?,
         decode(a.end, "end key")?,
     );
+    if prefix.is_some() && (start.is_some() || end.is_some()) {
+        return Err(CliError::Usage(
+            "--prefix cannot be combined with --start/--end".into(),
+        ));
+    }
     let db = open::open_read_only(g)?;
-    let iter = match (prefix, &start, &end) {
-        (Some(p), None, None) => db.prefix(p)?,
-        (Some(_), _, _) => {
-            return Err(CliError::Usage(
-                "--prefix cannot be combined with --start/--end".into(),
-            ));
-        }
-        (None, s, e) => db.range::<&[u8]>((
-            s.as_deref().map_or(Bound::Unbounded, Bound::Included),
-            e.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-        ))?,
+    let Some(target) = Target::for_reads(g, &db)? else {
+        // An absent keyspace holds no records.
+        return Out::new().finish();
+    };
+    let iter = match &prefix {
+        Some(p) => target.prefix(p)?,
+        None => target.range(start.as_deref(), end.as_deref())?,
     };
     let enc = Encoding::new(g.hex);
     let mut out = Out::new();

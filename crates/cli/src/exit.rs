@@ -48,6 +48,9 @@ pub(crate) enum CliError {
     /// `get` of an absent key (no message).
     #[error("key not found")]
     NotFound,
+    /// `keyspaces --drop` of a keyspace that does not exist.
+    #[error("no keyspace {0:?}")]
+    KeyspaceNotFound(String),
     /// A check found problems (already reported on stdout).
     #[error("{0}")]
     CheckFailed(String),
@@ -100,7 +103,7 @@ impl CliError {
     /// The code as a number.
     pub(crate) fn code(&self) -> u8 {
         match self {
-            CliError::NotFound => NOT_FOUND,
+            CliError::NotFound | CliError::KeyspaceNotFound(_) => NOT_FOUND,
             CliError::Usage(_) => USAGE,
             CliError::Key(_) => KEY_PROBLEM,
             CliError::CheckFailed(_) => CORRUPTION,

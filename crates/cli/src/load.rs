@@ -11,6 +11,7 @@ use sealkv::{Db, MAX_BATCH_LEN, MAX_VALUE_LEN, WriteBatch};
 use crate::args::Global;
 use crate::commands::close_after_writes;
 use crate::exit::CliError;
+use crate::keyspace::Target;
 use crate::records::{Encoding, parse_line};
 use crate::{open, output, progress};
 
@@ -99,6 +100,8 @@ pub(crate) fn run(
         )));
     }
 
+    // Created only once the file is known to be good.
+    let target = Target::for_writes(g, &db)?;
     let bar = progress::count(total_records, "load", " records");
     let mut done = Progress {
         lines: total_records,
@@ -116,7 +119,7 @@ pub(crate) fn run(
             batch.clear();
             batch_first_line = n;
         }
-        batch.put(&k, &v);
+        target.batch_put(&mut batch, &k, &v);
         last_line = n;
     }
     write(&db, &batch, batch_first_line, last_line, &mut done, file)?;

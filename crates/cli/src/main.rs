@@ -10,6 +10,7 @@ mod commands;
 mod demo;
 mod exit;
 mod keygen;
+mod keyspace;
 mod load;
 mod log;
 mod open;
@@ -51,6 +52,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             batch_size,
             atomic,
         } => load::run(g, file, *batch_size, *atomic),
+        Command::Keyspaces { drop: None } => keyspace::list(g),
+        Command::Keyspaces { drop: Some(name) } => keyspace::drop(g, name),
         Command::Flush => commands::flush(g),
         Command::Stats => commands::stats(g),
         Command::Verify => commands::verify(g),

@@ -322,3 +322,139 @@ fn a_passphrase_from_the_environment_opens_and_a_wrong_one_is_exit_3() {
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(!err.contains("wrong passphrase entirely"), "{err}");
 }
+
+#[test]
+fn keyspaces_keep_their_records_apart_and_drop_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, key) = encrypted(tmp.path());
+    let k = |args: &[&str]| {
+        let mut c = sealkv();
+        c.args(["--db", &db, "--key-file", &key]).args(args);
+        c
+    };
+    // Reading or deleting in a keyspace that does not exist creates none.
+    k(&["--keyspace", "users", "get", "1"])
+        .assert()
+        .code(1)
+        .stdout("");
+    k(&["--keyspace", "users", "scan"])
+        .assert()
+        .success()
+        .stdout("");
+    k(&["--keyspace", "users", "delete", "1"])
+        .assert()
+        .success();
+    k(&["keyspaces"]).assert().success().stdout("");
+
+    k(&["put", "1", "default"]).assert().success();
+    k(&["--keyspace", "users", "put", "1", "Ada"])
+        .assert()
+        .success();
+    k(&["--keyspace", "orders", "put", "1", "book"])
+        .assert()
+        .success();
+    let file = tmp.path().join("more.tsv");
+    std::fs::write(&file, "2\tGrace\n3\tEdsger\n").unwrap();
+    k(&["--keyspace", "users", "load"])
+        .arg(&file)
+        .assert()
+        .success();
+    k(&["keyspaces"])
+        .assert()
+        .success()
+        .stdout("orders\nusers\n");
+    k(&["--json", "keyspaces"])
+        .assert()
+        .success()
+        .stdout("{\"keyspace\":\"orders\"}\n{\"keyspace\":\"users\"}\n");
+    k(&["get", "1"]).assert().success().stdout("default\n");
+    k(&["--keyspace", "users", "get", "1"])
+        .assert()
+        .success()
+        .stdout("Ada\n");
+    k(&["--keyspace", "users", "scan", "--start", "2"])
+        .assert()
+        .success()
+        .stdout("2\tGrace\n3\tEdsger\n");
+    k(&["scan"]).assert().success().stdout("1\tdefault\n");
+    k(&["--keyspace", "orders", "delete", "1"])
+        .assert()
+        .success();
+    k(&["--keyspace", "orders", "scan"])
+        .assert()
+        .success()
+        .stdout("");
+
+    k(&["keyspaces", "--drop", "users"])
+        .assert()
+        .success()
+        .stdout("dropped keyspace users\n");
+    k(&["keyspaces"]).assert().success().stdout("orders\n");
+    k(&["--keyspace", "users", "scan"])
+        .assert()
+        .success()
+        .stdout("");
+    let out = k(&["keyspaces", "--drop", "users"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no keyspace \"users\""), "{err}");
+    // A new keyspace of the dropped name starts empty.
+    k(&["--keyspace", "users", "put", "9", "new"])
+        .assert()
+        .success();
+    k(&["--keyspace", "users", "scan"])
+        .assert()
+        .success()
+        .stdout("9\tnew\n");
+    k(&["verify"]).assert().success();
+}
+
+#[test]
+fn a_malformed_load_creates_no_keyspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, key) = encrypted(tmp.path());
+    let file = tmp.path().join("bad.tsv");
+    std::fs::write(&file, "1\tok\nno tab here\n").unwrap();
+    sealkv()
+        .args([
+            "--db",
+            &db,
+            "--key-file",
+            &key,
+            "--keyspace",
+            "users",
+            "load",
+        ])
+        .arg(&file)
+        .assert()
+        .code(5);
+    sealkv()
+        .args(["--db", &db, "--key-file", &key, "keyspaces"])
+        .assert()
+        .success()
+        .stdout("");
+}
+
+#[test]
+fn a_keyspace_name_out_of_bounds_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, key) = encrypted(tmp.path());
+    let long = "n".repeat(sealkv::MAX_KEYSPACE_NAME_LEN + 1);
+    let out = sealkv()
+        .args([
+            "--db",
+            &db,
+            "--key-file",
+            &key,
+            "--keyspace",
+            &long,
+            "put",
+            "k",
+            "v",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keyspace name"), "{err}");
+}
