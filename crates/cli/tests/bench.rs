@@ -26,7 +26,7 @@ fn bench_in(dir: &std::path::Path, n: &str, rounds: &str) -> Command {
 }
 
 /// Every workload, in the order it runs.
-const WORKLOADS: [&str; 8] = [
+const WORKLOADS: [&str; 16] = [
     "fillseq",
     "fillrandom",
     "readrandom-after-reopen",
@@ -34,17 +34,33 @@ const WORKLOADS: [&str; 8] = [
     "scan",
     "overwrite",
     "syncwrite",
+    "ycsb-a",
+    "ycsb-b",
+    "ycsb-c",
+    "ycsb-d",
+    "ycsb-e",
+    "ycsb-f",
+    "txn-increment",
+    "txn-transfer",
     "mix-90-10",
 ];
 
 /// The workloads the peers run too (all but sealkv's own three).
 #[cfg(feature = "peers")]
-const PEER_WORKLOADS: [&str; 5] = [
+const PEER_WORKLOADS: [&str; 13] = [
     "fillrandom",
     "readrandom-after-reopen",
     "scan",
     "overwrite",
     "syncwrite",
+    "ycsb-a",
+    "ycsb-b",
+    "ycsb-c",
+    "ycsb-d",
+    "ycsb-e",
+    "ycsb-f",
+    "txn-increment",
+    "txn-transfer",
 ];
 
 #[test]
@@ -257,14 +273,12 @@ fn peers_adds_a_table_against_every_peer_with_the_best_and_ratios() {
         let peers_row = rows[1];
         assert_eq!(peers_row.matches('|').count(), columns, "{peers_row}");
         let cells: Vec<&str> = peers_row.split('|').map(str::trim).collect();
-        // The best peer is one of them; the last cell a positive ratio.
+        // The best peer is one of them; the last cell a ratio (shown to two
+        // decimals: a debug build on a loaded machine may round to 0.00).
         let best = cells[cells.len() - 3];
-        assert!(
-            ["redb", "SQLite", "LMDB", "fjall"].contains(&best),
-            "{peers_row}"
-        );
+        assert!(["redb", "SQLite"].contains(&best), "{peers_row}");
         let ratio: f64 = cells[cells.len() - 2].parse().unwrap();
-        assert!(ratio > 0.0, "{peers_row}");
+        assert!(ratio.is_finite() && ratio >= 0.0, "{peers_row}");
     }
     // Workloads the peers do not run have no row in their table.
     for w in ["fillseq", "readrandom-warm", "mix-90-10"] {

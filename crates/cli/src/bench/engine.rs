@@ -3,7 +3,8 @@
 //! Every workload is written once, against [`Engine`] and [`Store`]; sealkv
 //! (one [`Engine`] per mode) and each peer implement them with their own
 //! API at its natural grain: a durable batch is one write transaction, a
-//! read view is one read transaction. So every engine runs exactly the same
+//! read view is one read transaction, a transaction is the engine's own
+//! serializable write transaction. So every engine runs exactly the same
 //! operations, on the same keys and values, in the same order.
 
 use std::path::Path;
@@ -18,6 +19,31 @@ pub(crate) enum Open {
     Fresh,
     /// The database the workloads before left.
     Existing,
+    /// The existing database, ready for [`Store::transaction`] on every
+    /// [`Table`] (an engine whose transactional API is another handle, like
+    /// fjall's, opens that one).
+    Transactional,
+}
+
+/// The sets of keys the workloads use: the records, and the small tables of
+/// the transaction workloads (a named keyspace, table or database of its
+/// own in each engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    Records,
+    Counters,
+    Accounts,
+}
+
+impl Table {
+    /// The table's name in the engines that name them.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Table::Records => "kv",
+            Table::Counters => "counters",
+            Table::Accounts => "accounts",
+        }
+    }
 }
 
 /// A database engine under test, with its directory.
@@ -34,21 +60,33 @@ pub(crate) trait Engine: Sync {
         open: Open,
         work: &mut dyn FnMut(&dyn Store) -> Result<(), CliError>,
     ) -> Result<(), CliError>;
+    /// How many transactions the engine gave up on since the last call
+    /// (refused on conflict after its own retries) and the bench ran again
+    /// itself; the report names them.
+    fn take_given_up(&self) -> u64 {
+        0
+    }
 }
 
 /// A check of one value read (`None`: the key is absent).
 pub(crate) type Check<'a> = &'a mut dyn FnMut(Option<&[u8]>) -> Result<(), CliError>;
 /// A visit of one record of a scan: key, value.
 pub(crate) type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<(), CliError>;
+/// The body of a transaction; it may run more than once (on conflict).
+pub(crate) type Body<'a> = &'a mut dyn FnMut(&mut dyn Txn) -> Result<(), CliError>;
 
 /// One open database.
 pub(crate) trait Store: Sync {
-    /// Commits every record of `batch` durably (an
+    /// Commits every record of `batch` into [`Table::Records`] durably (an
     /// fsync before it returns), all or nothing.
     fn write(&self, batch: &Batch) -> Result<(), CliError>;
-    /// A read view of the records that sees every commit made before
+    /// A read view of [`Table::Records`] that sees every commit made before
     /// it (the engine's read transaction, where it has one).
     fn reader(&self) -> Result<Box<dyn Reader + '_>, CliError>;
+    /// Runs `body` in a serializable read-write transaction and commits it
+    /// durably; runs it again if the engine refuses the commit on conflict.
+    /// Callable from several threads at once.
+    fn transaction(&self, body: Body<'_>) -> Result<(), CliError>;
 }
 
 /// A read view of the records.
@@ -58,6 +96,15 @@ pub(crate) trait Reader {
     /// Calls `visit` on the records from `start` on, in key order, at most
     /// `limit` of them; returns how many it visited.
     fn scan(&mut self, start: &[u8], limit: u64, visit: Visit<'_>) -> Result<u64, CliError>;
+}
+
+/// The reads and writes of one transaction.
+pub(crate) trait Txn {
+    /// The value of `key` in `table`: the transaction's own write, else the
+    /// database's.
+    fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, CliError>;
+    /// Sets `key` in `table` to `value` when the transaction commits.
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), CliError>;
 }
 
 /// Records to commit together: 16-byte keys and values of one length,

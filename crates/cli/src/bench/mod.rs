@@ -20,7 +20,9 @@ mod records;
 mod report;
 mod space;
 mod target;
+mod txn;
 mod workload;
+mod ycsb;
 
 use std::path::Path;
 
@@ -84,6 +86,10 @@ pub(crate) struct Results {
     /// `space[engine][slot]`: bytes on disk after the load (slot 0) and
     /// after the overwrite (slot 1), one sample per round.
     pub(crate) space: Vec<[Vec<u64>; 2]>,
+    /// `given_up[workload][engine]`: transactions the engine gave up on
+    /// (conflict after its own retries), over all rounds, that the bench
+    /// ran again.
+    pub(crate) given_up: Vec<Vec<u64>>,
     /// Peak RSS in bytes of the whole process while these ran, if the
     /// kernel tells. One figure, not one per mode: the allocator keeps freed
     /// memory, so a mode's run starts at the high mark of the one before.
@@ -195,6 +201,7 @@ fn measure(
     let mut models = vec![Model::default(); count];
     let mut samples = vec![vec![Vec::new(); count]; Workload::ALL.len()];
     let mut space: Vec<[Vec<u64>; 2]> = vec![[Vec::new(), Vec::new()]; count];
+    let mut given_up = vec![vec![0u64; count]; Workload::ALL.len()];
     // A bar over the runs, on standard error when it is a terminal (the
     // peers' runs of workloads they skip count too: they take no time).
     let runs = u64::from(rounds) * (Workload::ALL.len() * count) as u64;
@@ -218,6 +225,9 @@ fn measure(
                 if let Some(s) = samples.get_mut(w).and_then(|s| s.get_mut(e)) {
                     s.push(measure);
                 }
+                if let Some(n) = given_up.get_mut(w).and_then(|g| g.get_mut(e)) {
+                    *n += engine.take_given_up();
+                }
                 if let Some(slot) = workload.space_slot()
                     && let Some(s) = space.get_mut(e).and_then(|s| s.get_mut(slot))
                 {
@@ -237,6 +247,7 @@ fn measure(
         peers: peers.iter().map(|p| p.name()).collect(),
         samples,
         space,
+        given_up,
         peak_rss,
     })
 }

@@ -265,6 +265,7 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
                 options.cache_mib.unwrap_or_else(default_cache_mib)
             );
         }
+        print_given_up(results);
         print_peers_markdown(results, options.cache_mib.unwrap_or_else(default_cache_mib));
         print_space_markdown(results);
     }
@@ -360,9 +361,49 @@ fn print_peers_markdown(results: &Results, cache_mib: u64) {
         "The same workload code, records, operations and checks for every engine; the peers run \
          in the same rounds, interleaved with sealkv's modes, each at its defaults. Durable \
          commits: redb write transactions with Durability::Immediate; SQLite (bundled) in WAL \
-         mode with synchronous=FULL, a WITHOUT ROWID table with a BLOB primary key. Caches: \
-         sealkv {cache_mib} MiB, redb 1 GiB, SQLite 2,000 KiB (each its default). A ratio above 1 means encrypted sealkv is ahead of the best peer (for \
+         mode with synchronous=FULL, WITHOUT ROWID tables with a BLOB primary key, \
+         transactions BEGIN IMMEDIATE on a connection per thread. Caches: sealkv {cache_mib} \
+         MiB, redb 1 GiB, SQLite 2,000 KiB (each its default). A ratio above 1 means encrypted sealkv is ahead of the best peer (for \
          syncwrite, in puts per second: 1 / median latency)."
+    );
+}
+
+/// The transactions an engine gave up on and the bench ran again, per
+/// workload and engine, if there were any.
+fn given_up(results: &Results) -> Vec<(Workload, Vec<(String, u64)>)> {
+    let names = engine_names(results);
+    Workload::ALL
+        .into_iter()
+        .zip(&results.given_up)
+        .filter_map(|(w, per_engine)| {
+            let counts: Vec<(String, u64)> = names
+                .iter()
+                .zip(per_engine)
+                .filter(|(_, n)| **n > 0)
+                .map(|(name, n)| (name.clone(), *n))
+                .collect();
+            (!counts.is_empty()).then_some((w, counts))
+        })
+        .collect()
+}
+
+fn print_given_up(results: &Results) {
+    let rows = given_up(results);
+    if rows.is_empty() {
+        return;
+    }
+    let listed: Vec<String> = rows
+        .iter()
+        .map(|(w, counts)| {
+            let per: Vec<String> = counts.iter().map(|(n, c)| format!("{n} {c}")).collect();
+            format!("{}: {}", w.name(), per.join(", "))
+        })
+        .collect();
+    println!();
+    println!(
+        "Transactions the engine gave up on (a conflict after its own retries) that the bench \
+         ran again, all rounds together (the time is in the figures): {}.",
+        listed.join("; ")
     );
 }
 
@@ -461,6 +502,10 @@ pub(crate) fn print_json(results: &Results) {
                 "encrypted_over_best_peer".into(),
                 json!(enc / best.max(1e-9)),
             );
+        }
+        if let Some((_, counts)) = given_up(results).into_iter().find(|(g, _)| *g == workload) {
+            let map: Map<String, Value> = counts.into_iter().map(|(n, c)| (n, json!(c))).collect();
+            obj.insert("transactions_given_up".into(), map.into());
         }
         if let Some(slot) = workload.space_slot() {
             let bytes = |range: std::ops::Range<usize>, names: &mut dyn Iterator<Item = &str>| {

@@ -2,15 +2,21 @@
 //! of a provider), each with its own database directory.
 //!
 //! Durable batches are `Db::write` under the default `SyncMode::Always`
-//! (an fsync per commit, shared by concurrent commits).
+//! (an fsync per commit, shared by concurrent commits); transactions are
+//! `Db::transaction` (optimistic, retried on conflict), the counters and
+//! accounts in named keyspaces of their own. A transaction that
+//! `Db::transaction` gives up on (`Error::Conflict` once its retries are
+//! spent) is run again by the bench, up to [`BENCH_RETRIES`] times, and
+//! counted: the report names how many there were.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sealkv::crypto::{CryptoProvider, EncryptionAlgorithm, MasterKey};
-use sealkv::{Config, Db, WriteBatch};
+use sealkv::{Config, Db, Keyspace, Transaction, WriteBatch};
 
-use super::engine::{Batch, Check, Engine, Open, Reader, Store, Visit};
+use super::engine::{Batch, Body, Check, Engine, Open, Reader, Store, Table, Txn, Visit};
 use super::records::remove_dir;
 use crate::exit::CliError;
 
@@ -64,12 +70,19 @@ impl Mode {
     }
 }
 
+/// How many times the bench runs a transaction again after
+/// `Db::transaction` answered `Error::Conflict`.
+pub(crate) const BENCH_RETRIES: u32 = 1_000;
+
 /// One mode's database directory and options.
 pub(crate) struct Target {
     pub(crate) mode: Mode,
     pub(crate) dir: PathBuf,
     /// The page cache in MiB; `None`: the configuration's default.
     pub(crate) cache_mib: Option<u64>,
+    /// Transactions `Db::transaction` gave up on since the last
+    /// [`Engine::take_given_up`].
+    pub(crate) given_up: AtomicU64,
 }
 
 impl Target {
@@ -78,6 +91,7 @@ impl Target {
             mode,
             dir,
             cache_mib,
+            given_up: AtomicU64::new(0),
         }
     }
 }
@@ -123,15 +137,40 @@ impl Engine for Target {
             remove_dir(&self.dir)?;
         }
         let db = self.open(open == Open::Fresh)?;
-        let result = work(&SealStore { db: &db });
+        let result = (|| {
+            let keyspaces = match open {
+                Open::Transactional => Some(Keyspaces {
+                    counters: db.keyspace(Table::Counters.name())?,
+                    accounts: db.keyspace(Table::Accounts.name())?,
+                }),
+                Open::Fresh | Open::Existing => None,
+            };
+            work(&SealStore {
+                db: &db,
+                keyspaces,
+                given_up: &self.given_up,
+            })
+        })();
         let closed = db.close();
         result?;
         Ok(closed?)
     }
+
+    fn take_given_up(&self) -> u64 {
+        self.given_up.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// The named keyspaces of the transaction workloads.
+struct Keyspaces {
+    counters: Keyspace,
+    accounts: Keyspace,
 }
 
 struct SealStore<'a> {
     db: &'a Db,
+    keyspaces: Option<Keyspaces>,
+    given_up: &'a AtomicU64,
 }
 
 impl Store for SealStore<'_> {
@@ -145,6 +184,23 @@ impl Store for SealStore<'_> {
 
     fn reader(&self) -> Result<Box<dyn Reader + '_>, CliError> {
         Ok(Box::new(SealReader { db: self.db }))
+    }
+
+    fn transaction(&self, body: Body<'_>) -> Result<(), CliError> {
+        let keyspaces = self.keyspaces.as_ref();
+        let mut attempts = 0;
+        loop {
+            match self
+                .db
+                .transaction(|tx| body(&mut SealTxn { tx, keyspaces }))
+            {
+                Err(CliError::Db(sealkv::Error::Conflict)) if attempts < BENCH_RETRIES => {
+                    attempts += 1;
+                    self.given_up.fetch_add(1, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -169,5 +225,45 @@ impl Reader for SealReader<'_> {
             seen += 1;
         }
         Ok(seen)
+    }
+}
+
+struct SealTxn<'t> {
+    tx: &'t mut Transaction,
+    keyspaces: Option<&'t Keyspaces>,
+}
+
+/// The keyspace of `table` (`None`: the default keyspace, the records').
+fn keyspace(keyspaces: Option<&Keyspaces>, table: Table) -> Result<Option<&Keyspace>, CliError> {
+    if table == Table::Records {
+        return Ok(None);
+    }
+    let ks = keyspaces.ok_or_else(|| {
+        CliError::Usage(format!(
+            "bench: the {} keyspace needs a transactional session",
+            table.name()
+        ))
+    })?;
+    Ok(Some(if table == Table::Counters {
+        &ks.counters
+    } else {
+        &ks.accounts
+    }))
+}
+
+impl Txn for SealTxn<'_> {
+    fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, CliError> {
+        Ok(match keyspace(self.keyspaces, table)? {
+            None => self.tx.get(key)?,
+            Some(ks) => self.tx.get_in(ks, key)?,
+        })
+    }
+
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), CliError> {
+        match keyspace(self.keyspaces, table)? {
+            None => self.tx.put(key, value)?,
+            Some(ks) => self.tx.put_in(ks, key, value)?,
+        }
+        Ok(())
     }
 }

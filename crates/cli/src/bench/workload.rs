@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::{Batch, Engine, Open, Reader, Store};
 use super::records::{Model, Scatter, index_of, mismatch};
+use super::{txn, ycsb};
 use crate::exit::CliError;
 
 /// Records per durable batch in the fill and overwrite workloads.
@@ -53,11 +54,19 @@ pub(crate) enum Workload {
     Scan,
     Overwrite,
     SyncWrite,
+    YcsbA,
+    YcsbB,
+    YcsbC,
+    YcsbD,
+    YcsbE,
+    YcsbF,
+    TxnIncrement,
+    TxnTransfer,
     Mix,
 }
 
 impl Workload {
-    pub(crate) const ALL: [Workload; 8] = [
+    pub(crate) const ALL: [Workload; 16] = [
         Workload::FillSeq,
         Workload::FillRandom,
         Workload::ReadRandomCold,
@@ -65,6 +74,14 @@ impl Workload {
         Workload::Scan,
         Workload::Overwrite,
         Workload::SyncWrite,
+        Workload::YcsbA,
+        Workload::YcsbB,
+        Workload::YcsbC,
+        Workload::YcsbD,
+        Workload::YcsbE,
+        Workload::YcsbF,
+        Workload::TxnIncrement,
+        Workload::TxnTransfer,
         Workload::Mix,
     ];
 
@@ -78,6 +95,14 @@ impl Workload {
             Workload::Scan => "scan",
             Workload::Overwrite => "overwrite",
             Workload::SyncWrite => "syncwrite",
+            Workload::YcsbA => "ycsb-a",
+            Workload::YcsbB => "ycsb-b",
+            Workload::YcsbC => "ycsb-c",
+            Workload::YcsbD => "ycsb-d",
+            Workload::YcsbE => "ycsb-e",
+            Workload::YcsbF => "ycsb-f",
+            Workload::TxnIncrement => "txn-increment",
+            Workload::TxnTransfer => "txn-transfer",
             Workload::Mix => "mix-90-10",
         }
     }
@@ -103,6 +128,26 @@ impl Workload {
             }
             Workload::SyncWrite => {
                 "median latency of one put committed with an fsync (100 puts of new keys); ops/s = 1/median"
+            }
+            Workload::YcsbA => {
+                "YCSB A: 50% reads, 50% updates, scrambled zipfian keys (theta 0.99); N/10 operations (at least 100), updates committed durably in groups of 100, every read checked"
+            }
+            Workload::YcsbB => "YCSB B: 95% reads, 5% updates, as A",
+            Workload::YcsbC => "YCSB C: reads only, as A",
+            Workload::YcsbD => {
+                "YCSB D: 95% reads of the latest records (zipfian distance from the newest), 5% inserts of new records, committed in groups of 100"
+            }
+            Workload::YcsbE => {
+                "YCSB E: 95% scans of 1-100 records (uniform) from a scrambled zipfian start, 5% inserts; N/100 operations (at least 10), every scanned record and each scan's count checked"
+            }
+            Workload::YcsbF => {
+                "YCSB F: 50% reads, 50% read-modify-writes (read, check, write the next version), 100 read-modify-writes per durable transaction"
+            }
+            Workload::TxnIncrement => {
+                "2 threads, each N/1,000 (20-1,000) durable transactions that read one of 4 counters and write it back plus one; each counter checked against the committed increments"
+            }
+            Workload::TxnTransfer => {
+                "2 threads, each N/1,000 (20-1,000) durable transactions that move 1-100 between two of 64 accounts if the first holds it; the total checked"
             }
             Workload::Mix => {
                 "N operations: 90% random gets (checked), 10% puts committed durably 100 at a time"
@@ -152,6 +197,14 @@ pub(crate) fn run(
         Workload::Scan => scan(engine, model, shape),
         Workload::Overwrite => overwrite(engine, model, shape),
         Workload::SyncWrite => sync_write(engine, model, shape),
+        Workload::YcsbA => ycsb::run(engine, model, shape, ycsb::Kind::A),
+        Workload::YcsbB => ycsb::run(engine, model, shape, ycsb::Kind::B),
+        Workload::YcsbC => ycsb::run(engine, model, shape, ycsb::Kind::C),
+        Workload::YcsbD => ycsb::run(engine, model, shape, ycsb::Kind::D),
+        Workload::YcsbE => ycsb::run(engine, model, shape, ycsb::Kind::E),
+        Workload::YcsbF => ycsb::run(engine, model, shape, ycsb::Kind::F),
+        Workload::TxnIncrement => txn::increment(engine, shape),
+        Workload::TxnTransfer => txn::transfer(engine, shape),
         Workload::Mix => mix(engine, model, shape),
     }
 }

@@ -1,18 +1,30 @@
-//! redb: one table in one file; every write transaction committed with
-//! `Durability::Immediate`; its default 1 GiB cache.
+//! redb: one table per [`Table`] in one file; every write transaction
+//! committed with `Durability::Immediate`; its default 1 GiB cache.
 
 use std::path::{Path, PathBuf};
 
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::failure;
-use crate::bench::engine::{Batch, Check, Engine, Open, Reader, Store, Visit};
+use crate::bench::engine::{Batch, Body, Check, Engine, Open, Reader, Store, Table, Txn, Visit};
 use crate::bench::records::fresh_dir;
 use crate::exit::CliError;
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+/// A table opened in a write transaction.
+type WriteTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
 const RECORDS: Def = TableDefinition::new("kv");
+const COUNTERS: Def = TableDefinition::new("counters");
+const ACCOUNTS: Def = TableDefinition::new("accounts");
+
+fn definition(table: Table) -> Def {
+    match table {
+        Table::Records => RECORDS,
+        Table::Counters => COUNTERS,
+        Table::Accounts => ACCOUNTS,
+    }
+}
 
 pub(crate) struct Redb {
     dir: PathBuf,
@@ -95,6 +107,20 @@ impl Store for RedbStore<'_> {
             engine: self.engine,
         }))
     }
+
+    fn transaction(&self, body: Body<'_>) -> Result<(), CliError> {
+        let txn = self.begin()?;
+        {
+            let mut tx = RedbTxn {
+                txn: &txn,
+                tables: Vec::new(),
+                engine: self.engine,
+            };
+            body(&mut tx)?;
+        }
+        // An error above drops the transaction: redb aborts it.
+        txn.commit().map_err(|e| self.engine.fail(e))
+    }
 }
 
 struct RedbReader<'a> {
@@ -119,5 +145,49 @@ impl Reader for RedbReader<'_> {
             seen += 1;
         }
         Ok(seen)
+    }
+}
+
+/// A write transaction and the tables it opened (redb opens a table once
+/// per transaction).
+struct RedbTxn<'t> {
+    txn: &'t redb::WriteTransaction,
+    tables: Vec<(Table, WriteTable<'t>)>,
+    engine: &'t Redb,
+}
+
+impl<'t> RedbTxn<'t> {
+    fn table(&mut self, table: Table) -> Result<&mut WriteTable<'t>, CliError> {
+        let at = match self.tables.iter().position(|(t, _)| *t == table) {
+            Some(at) => at,
+            None => {
+                let opened = self
+                    .txn
+                    .open_table(definition(table))
+                    .map_err(|e| self.engine.fail(e))?;
+                self.tables.push((table, opened));
+                self.tables.len() - 1
+            }
+        };
+        self.tables
+            .get_mut(at)
+            .map(|(_, t)| t)
+            .ok_or_else(|| CliError::CheckFailed("bench: redb table lost".into()))
+    }
+}
+
+impl Txn for RedbTxn<'_> {
+    fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, CliError> {
+        let engine = self.engine;
+        let got = self.table(table)?.get(key).map_err(|e| engine.fail(e))?;
+        Ok(got.map(|g| g.value().to_vec()))
+    }
+
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), CliError> {
+        let engine = self.engine;
+        self.table(table)?
+            .insert(key, value)
+            .map_err(|e| engine.fail(e))?;
+        Ok(())
     }
 }

@@ -1,18 +1,21 @@
 //! SQLite (bundled, through rusqlite): a `WITHOUT ROWID` table with a BLOB
-//! primary key, WAL journal, `synchronous=FULL` (an fsync of the WAL at
-//! every commit), its default 2,000 KiB page cache.
+//! primary key per [`Table`], WAL journal, `synchronous=FULL` (an fsync of
+//! the WAL at every commit), its default 2,000 KiB page cache.
 //!
-//! A connection serves one thread at a time: the store keeps a pool and
-//! takes one for each read view or batch.
+//! A connection serves one thread at a time: the store keeps a pool and a
+//! thread takes one for each read view or transaction, so the transaction
+//! workloads run on a connection per thread, their transactions `BEGIN
+//! IMMEDIATE` (the write lock taken up front, waited for through the busy
+//! timeout).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::failure;
-use crate::bench::engine::{Batch, Check, Engine, Open, Reader, Store, Visit};
+use crate::bench::engine::{Batch, Body, Check, Engine, Open, Reader, Store, Table, Txn, Visit};
 use crate::bench::records::fresh_dir;
 use crate::exit::CliError;
 
@@ -54,12 +57,17 @@ impl Sqlite {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(&err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY NOT NULL, \
-             v BLOB NOT NULL) WITHOUT ROWID",
-            [],
-        )
-        .map_err(&err)?;
+        for table in [Table::Records, Table::Counters, Table::Accounts] {
+            conn.execute(
+                &format!(
+                    "CREATE TABLE IF NOT EXISTS {} (k BLOB PRIMARY KEY NOT NULL, \
+                     v BLOB NOT NULL) WITHOUT ROWID",
+                    table.name()
+                ),
+                [],
+            )
+            .map_err(&err)?;
+        }
         Ok(conn)
     }
 }
@@ -102,8 +110,22 @@ impl Engine for Sqlite {
     }
 }
 
-const SELECT: &str = "SELECT v FROM kv WHERE k = ?1";
-const UPSERT: &str = "INSERT OR REPLACE INTO kv (k, v) VALUES (?1, ?2)";
+/// The statements, per table.
+fn select(table: Table) -> &'static str {
+    match table {
+        Table::Records => "SELECT v FROM kv WHERE k = ?1",
+        Table::Counters => "SELECT v FROM counters WHERE k = ?1",
+        Table::Accounts => "SELECT v FROM accounts WHERE k = ?1",
+    }
+}
+
+fn upsert(table: Table) -> &'static str {
+    match table {
+        Table::Records => "INSERT OR REPLACE INTO kv (k, v) VALUES (?1, ?2)",
+        Table::Counters => "INSERT OR REPLACE INTO counters (k, v) VALUES (?1, ?2)",
+        Table::Accounts => "INSERT OR REPLACE INTO accounts (k, v) VALUES (?1, ?2)",
+    }
+}
 
 struct SqliteStore<'a> {
     engine: &'a Sqlite,
@@ -146,7 +168,7 @@ impl Store for SqliteStore<'_> {
         self.with(|conn| {
             let tx = conn.transaction().map_err(&err)?;
             {
-                let mut insert = tx.prepare_cached(UPSERT).map_err(&err)?;
+                let mut insert = tx.prepare_cached(upsert(Table::Records)).map_err(&err)?;
                 for (k, v) in batch.iter() {
                     insert.execute(params![k, v]).map_err(&err)?;
                 }
@@ -160,6 +182,21 @@ impl Store for SqliteStore<'_> {
             conn: Some(self.take()?),
             store: self,
         }))
+    }
+
+    fn transaction(&self, body: Body<'_>) -> Result<(), CliError> {
+        let engine = self.engine;
+        let err = |e: rusqlite::Error| engine.fail(e);
+        self.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&err)?;
+            body(&mut SqliteTxn {
+                tx: &tx,
+                engine: self.engine,
+            })?;
+            tx.commit().map_err(&err)
+        })
     }
 }
 
@@ -192,7 +229,10 @@ impl Reader for SqliteReader<'_> {
     fn get(&mut self, key: &[u8], check: Check<'_>) -> Result<(), CliError> {
         let engine = self.store.engine;
         let err = |e: rusqlite::Error| engine.fail(e);
-        let mut get = self.conn()?.prepare_cached(SELECT).map_err(&err)?;
+        let mut get = self
+            .conn()?
+            .prepare_cached(select(Table::Records))
+            .map_err(&err)?;
         let mut rows = get.query(params![key]).map_err(&err)?;
         match rows.next().map_err(&err)? {
             None => check(None),
@@ -233,5 +273,34 @@ impl Reader for SqliteReader<'_> {
             seen += 1;
         }
         Ok(seen)
+    }
+}
+
+struct SqliteTxn<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+    engine: &'t Sqlite,
+}
+
+impl Txn for SqliteTxn<'_> {
+    fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, CliError> {
+        let engine = self.engine;
+        let err = |e: rusqlite::Error| engine.fail(e);
+        let mut get = self.tx.prepare_cached(select(table)).map_err(&err)?;
+        let mut rows = get.query(params![key]).map_err(&err)?;
+        match rows.next().map_err(&err)? {
+            None => Ok(None),
+            Some(row) => Ok(Some(row.get(0).map_err(&err)?)),
+        }
+    }
+
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), CliError> {
+        let engine = self.engine;
+        let err = |e: rusqlite::Error| engine.fail(e);
+        self.tx
+            .prepare_cached(upsert(table))
+            .map_err(&err)?
+            .execute(params![key, value])
+            .map_err(&err)?;
+        Ok(())
     }
 }

@@ -33,6 +33,7 @@ fn each_peer_runs_its_workloads_and_holds_the_records_sealkv_holds() {
                 Ok(Measure::Latency(d)) => assert!(w.is_latency() && !d.is_zero()),
                 Err(e) => panic!("{} {w:?}: {e}", peer.name()),
             }
+            assert_eq!(peer.take_given_up(), 0);
         }
         assert_eq!(dump(peer.as_ref()), sealed, "{}", peer.name());
         assert!(peer.dir().starts_with(tmp.path()));
