@@ -239,8 +239,9 @@ fn zero_records_is_a_usage_error() {
         .stdout("");
 }
 
-/// `--peers` in a build with feature `peers`: the table against redb and
-/// SQLite, the best peer, the space table and the JSON fields.
+/// `--peers` in a build with feature `peers`: the table against redb,
+/// SQLite, LMDB and fjall, the best peer, the space table and the JSON
+/// fields.
 #[cfg(feature = "peers")]
 #[test]
 fn peers_adds_a_table_against_every_peer_with_the_best_and_ratios() {
@@ -251,7 +252,7 @@ fn peers_adds_a_table_against_every_peer_with_the_best_and_ratios() {
         .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(
-        text.contains("#### Against redb and SQLite (1200 records, 100-byte values)"),
+        text.contains("#### Against redb, SQLite, LMDB and fjall (1200 records, 100-byte values)"),
         "{text}"
     );
     let header = text
@@ -259,7 +260,7 @@ fn peers_adds_a_table_against_every_peer_with_the_best_and_ratios() {
         .find(|l| l.starts_with("| workload | sealkv plaintext |"))
         .unwrap_or_else(|| panic!("no peers table: {text}"));
     assert!(
-        header.contains(" redb | SQLite | best peer | aes-256-gcm ÷ best peer |"),
+        header.contains(" redb | SQLite | LMDB | fjall | best peer | aes-256-gcm ÷ best peer |"),
         "{header}"
     );
     let columns = header.matches('|').count();
@@ -276,7 +277,10 @@ fn peers_adds_a_table_against_every_peer_with_the_best_and_ratios() {
         // The best peer is one of them; the last cell a ratio (shown to two
         // decimals: a debug build on a loaded machine may round to 0.00).
         let best = cells[cells.len() - 3];
-        assert!(["redb", "SQLite"].contains(&best), "{peers_row}");
+        assert!(
+            ["redb", "SQLite", "LMDB", "fjall"].contains(&best),
+            "{peers_row}"
+        );
         let ratio: f64 = cells[cells.len() - 2].parse().unwrap();
         assert!(ratio.is_finite() && ratio >= 0.0, "{peers_row}");
     }
@@ -290,7 +294,7 @@ fn peers_adds_a_table_against_every_peer_with_the_best_and_ratios() {
             "{w}"
         );
     }
-    for engine in ["redb", "SQLite"] {
+    for engine in ["redb", "SQLite", "LMDB", "fjall"] {
         let row = text
             .lines()
             .find(|l| l.starts_with(&format!("| {engine} |")) && l.ends_with(" MB |"))
@@ -314,7 +318,7 @@ fn peers_adds_a_table_against_every_peer_with_the_best_and_ratios() {
         let peers = o["peers_ops_per_sec"].as_object().unwrap();
         let mut names: Vec<&String> = peers.keys().collect();
         names.sort();
-        assert_eq!(names, ["SQLite", "redb"], "{o}");
+        assert_eq!(names, ["LMDB", "SQLite", "fjall", "redb"], "{o}");
         let (best_name, best) = peers
             .iter()
             .map(|(n, x)| (n.as_str(), x.as_f64().unwrap()))
@@ -328,11 +332,11 @@ fn peers_adds_a_table_against_every_peer_with_the_best_and_ratios() {
         assert!((r - enc / best).abs() < 1e-9 * r.max(1.0), "{o}");
         if w == "fillrandom" || w == "overwrite" {
             let bytes = o["peers_allocated_bytes"].as_object().unwrap();
-            assert_eq!(bytes.len(), 2, "{o}");
+            assert_eq!(bytes.len(), 4, "{o}");
             assert!(bytes.values().all(|b| b.as_u64().unwrap() > 0), "{o}");
         }
         if w == "syncwrite" {
-            assert_eq!(o["peers_median_latency_ms"].as_object().unwrap().len(), 2);
+            assert_eq!(o["peers_median_latency_ms"].as_object().unwrap().len(), 4);
         }
     }
     // The peers' databases are gone too.

@@ -8,8 +8,8 @@
 //! and the peak RSS. `cargo xtask bench` runs this and writes the report
 //! into `docs/PERFORMANCE.md`.
 //!
-//! With `--peers` (a build with feature `peers`), redb and SQLite run the
-//! same workloads ([`workload`], written once against
+//! With `--peers` (a build with feature `peers`), redb, SQLite, LMDB and
+//! fjall run the same workloads ([`workload`], written once against
 //! [`engine::Engine`]) in the same rounds, interleaved with sealkv's modes,
 //! and a second table gives encrypted sealkv over the best of them.
 
@@ -45,7 +45,8 @@ pub(crate) struct Options {
     pub(crate) only: Option<String>,
     /// JSON lines instead of the markdown report.
     pub(crate) json: bool,
-    /// Also run the peer engines (redb, SQLite; feature `peers`).
+    /// Also run the peer engines (redb, SQLite, LMDB, fjall; feature
+    /// `peers`).
     pub(crate) peers: bool,
     /// sealkv's page cache in MiB, if not the configuration's default.
     pub(crate) cache_mib: Option<u64>,

@@ -362,8 +362,12 @@ fn print_peers_markdown(results: &Results, cache_mib: u64) {
          in the same rounds, interleaved with sealkv's modes, each at its defaults. Durable \
          commits: redb write transactions with Durability::Immediate; SQLite (bundled) in WAL \
          mode with synchronous=FULL, WITHOUT ROWID tables with a BLOB primary key, \
-         transactions BEGIN IMMEDIATE on a connection per thread. Caches: sealkv {cache_mib} \
-         MiB, redb 1 GiB, SQLite 2,000 KiB (each its default). A ratio above 1 means encrypted sealkv is ahead of the best peer (for \
+         transactions BEGIN IMMEDIATE on a connection per thread; LMDB (through heed, bundled) \
+         with its default flags (an fsync at each commit), one named database per table; \
+         fjall batches and write transactions with PersistMode::SyncAll, the transactions on \
+         its single-writer transactional database. Caches: sealkv {cache_mib} MiB, redb 1 GiB, \
+         SQLite 2,000 KiB, LMDB none of its own (the OS page cache), fjall 32 MiB (each its \
+         default). A ratio above 1 means encrypted sealkv is ahead of the best peer (for \
          syncwrite, in puts per second: 1 / median latency)."
     );
 }

@@ -1,7 +1,9 @@
-//! The peer engines of `sealkv bench --peers` (feature `peers`): redb and
-//! SQLite, each an [`Engine`] running the same workloads as
+//! The peer engines of `sealkv bench --peers` (feature `peers`): redb,
+//! SQLite, LMDB and fjall, each an [`Engine`] running the same workloads as
 //! sealkv's modes, at its default settings and cache.
 
+mod fjall;
+mod lmdb;
 mod redb;
 mod sqlite;
 
@@ -18,6 +20,8 @@ pub(crate) fn all(root: &Path, shape: Shape) -> Vec<Box<dyn Engine>> {
     vec![
         Box::new(redb::Redb::new(dir("redb"))),
         Box::new(sqlite::Sqlite::new(dir("sqlite"))),
+        Box::new(lmdb::Lmdb::new(dir("lmdb"))),
+        Box::new(fjall::Fjall::new(dir("fjall"))),
     ]
 }
 
