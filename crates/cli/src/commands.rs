@@ -199,11 +199,9 @@ pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
     let s = db.stats()?;
     let enc = &s.encryption;
     let alg = enc
-        .algorithm
-        .map(|a| {
-            sealkv::crypto::EncryptionAlgorithm::from_id(a)
-                .map_or_else(|| a.to_string(), |b| b.to_string())
-        })
+        .algorithm_info
+        .map(|a| a.name.to_string())
+        .or_else(|| enc.algorithm.map(open::algorithm_name))
         .unwrap_or_else(|| "none".into());
     let coverage = db.key_coverage()?;
     let deks: Vec<String> = coverage

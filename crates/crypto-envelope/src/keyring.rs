@@ -202,7 +202,7 @@ impl Keyring {
             .keys
             .get(&id.dek)
             .ok_or(CryptoError::MissingDataKey(id.dek))?;
-        let sub = session_subkey(dek, &self.db_id, &id.salt, id.domain);
+        let sub = session_subkey(&self.provider, dek, &self.db_id, &id.salt, id.domain)?;
         let opener = Opener {
             aead: Arc::from(self.provider.new_aead(dek.algorithm, &sub)?),
         };

@@ -2,9 +2,11 @@
 //!
 //! This crate knows nothing of pages, logs or trees. It offers:
 //!
-//! - the [`Aead`] trait, the one seam every cipher plugs into, with the
-//!   default pure-Rust [`CryptoProvider`] (AES-256-GCM, ChaCha20-Poly1305,
-//!   AES-256-GCM-SIV) and stable on-disk [`AlgorithmId`]s;
+//! - the [`CryptoProvider`]: the ciphers behind the [`Aead`] seam
+//!   (AES-256-GCM, ChaCha20-Poly1305, AES-256-GCM-SIV built in, others
+//!   pluggable under private [`AlgorithmId`]s), HKDF, HMAC, Argon2id and the
+//!   random source ([`primitives`]), each checked by its [`selftest`] before
+//!   first use;
 //! - keys in zeroizing containers with redacted `Debug` ([`SecretKey`],
 //!   [`MasterKey`], [`DataKey`]), loaded from bytes, hex, key files, the
 //!   environment, a passphrase through Argon2id, or a [`KeyProvider`];
@@ -22,7 +24,9 @@
 //! - [`archive`] keys: the chunk key and key check of a logical export,
 //!   derived per archive from its key and a fresh salt;
 //! - the CRC32C [`checksum_tag`] that stands in for a tag when encryption is
-//!   off, so sealed and plaintext units share one layout.
+//!   off, so sealed and plaintext units share one layout;
+//! - [`hazmat`]: raw ciphers, chosen nonces and chosen salts, kept apart
+//!   because nothing else in this crate lets a caller pick a nonce or a salt.
 //!
 //! # Example
 //!
@@ -59,20 +63,23 @@ pub mod census;
 mod checksum;
 mod error;
 pub mod field;
+pub mod hazmat;
 mod ids;
 mod kdf;
 mod keyring;
 mod keys;
+pub mod primitives;
 mod provider;
 pub mod random;
 pub mod registry;
 #[cfg(feature = "ring")]
 mod ring_provider;
 mod rustcrypto;
+pub mod selftest;
 pub mod session;
 
 pub use crate::aead::{Aead, AeadAlgorithm, AeadError};
-pub use algorithm::{AlgorithmId, EncryptionAlgorithm, UnknownAlgorithm};
+pub use algorithm::{AlgorithmId, AlgorithmInfo, EncryptionAlgorithm, UnknownAlgorithm};
 pub use checksum::{TAG_LEN, checksum_tag, verify_checksum_tag};
 pub use error::CryptoError;
 pub use ids::DbId;
@@ -80,10 +87,11 @@ pub use kdf::{KekPurpose, LABEL_PREFIX};
 pub use keyring::{Keyring, Opener};
 pub use keys::{
     DataKey, KEY_LEN, KdfParams, KeyError, KeyId, KeyProvider, KeySource, MasterKey, Passphrase,
-    SecretKey,
+    PassphraseKdf, SecretKey,
 };
 pub use provider::CryptoProvider;
+pub use selftest::{KnownAnswer, SelfTestFailure};
 pub use session::{
     Domain, DomainSealer, NONCE_LEN, NonceTicket, SEALS_PER_SESSION, SealObserver, SessionSalt,
-    SubkeyId, WriterSession, nonce_for,
+    SubkeyId, WriterSession,
 };

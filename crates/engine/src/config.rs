@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sealkv_crypto_envelope::{
-    CryptoProvider, EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passphrase,
+    AlgorithmId, CryptoProvider, EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passphrase,
 };
 use sealkv_fileio::{StdVfs, Vfs};
 
@@ -53,7 +53,7 @@ pub struct Config {
     pub(crate) encrypt_at_rest: bool,
     pub(crate) key: Option<KeySource>,
     /// `None`: AES-256-GCM for a new database, whatever an existing one uses.
-    pub(crate) algorithm: Option<EncryptionAlgorithm>,
+    pub(crate) algorithm: Option<AlgorithmId>,
     pub(crate) sync_mode: SyncMode,
     pub(crate) memtable_size: u64,
     pub(crate) flush_commit_size: u64,
@@ -173,18 +173,25 @@ impl Config {
         self.key_source(KeySource::Passphrase { passphrase, params })
     }
 
-    /// The cipher for a new database (default AES-256-GCM). Naming another
-    /// one than an existing database's is `AlgorithmMismatch`; not naming
-    /// one opens whatever the database uses.
+    /// The cipher for a new database (default AES-256-GCM): a built-in
+    /// [`EncryptionAlgorithm`], or the id of any algorithm the
+    /// [`crypto_provider`](Config::crypto_provider) holds, such as a plugin
+    /// registered under a private id
+    /// ([`CryptoProvider::find_algorithm`] finds one by name). The database
+    /// records the id; an id the provider lacks fails the creation with
+    /// `UnknownAlgorithm`, and opening the database later needs a provider
+    /// that holds it. Naming another algorithm than an existing database's is
+    /// `AlgorithmMismatch`; not naming one opens whatever the database uses.
     #[must_use]
-    pub fn encryption_algorithm(mut self, algorithm: EncryptionAlgorithm) -> Self {
-        self.algorithm = Some(algorithm);
+    pub fn encryption_algorithm(mut self, algorithm: impl Into<AlgorithmId>) -> Self {
+        self.algorithm = Some(algorithm.into());
         self
     }
 
     /// The algorithm a new database gets.
-    pub(crate) fn algorithm_for_new(&self) -> EncryptionAlgorithm {
-        self.algorithm.unwrap_or(EncryptionAlgorithm::Aes256Gcm)
+    pub(crate) fn algorithm_for_new(&self) -> AlgorithmId {
+        self.algorithm
+            .unwrap_or(EncryptionAlgorithm::Aes256Gcm.id())
     }
 
     /// When writes are made durable (default `Always`).
@@ -279,7 +286,9 @@ impl Config {
         self
     }
 
-    /// The cipher implementations (default: RustCrypto).
+    /// The cryptography: ciphers, KDF, MAC, password hash and random source
+    /// (default: RustCrypto and the operating system's generator). Every
+    /// part of it passes its self-test before first use.
     #[must_use]
     pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
         self.provider = provider;

@@ -64,16 +64,21 @@ impl Db {
 
     /// A new random field key for randomized field encryption, sealed with
     /// the database's algorithm (AES-256-GCM for a plaintext database and
-    /// for an AES-256-GCM-SIV one: a misuse-resistant key is what marks a
-    /// key for deterministic use),
-    /// stored wrapped in the key registry. Needs a key, even with
+    /// for one sealed with a misuse-resistant algorithm such as
+    /// AES-256-GCM-SIV: a misuse-resistant key is what marks a key for
+    /// deterministic use), stored wrapped in the key registry. Needs a key, even with
     /// `encrypt_at_rest` off.
     pub fn create_field_key(&self) -> Result<KeyId, Error> {
         let keys = self.keys()?;
-        // Never the misuse-resistant algorithm: that is what marks a key
-        // for deterministic use, and a randomized key must not pass for one.
-        let siv = EncryptionAlgorithm::Aes256GcmSiv.id();
-        let alg = if self.inner.sealed && keys.algorithm() != siv {
+        // Never a misuse-resistant algorithm: that is what marks a key for
+        // deterministic use, and a randomized key must not pass for one.
+        let misuse_resistant = self
+            .inner
+            .config
+            .provider
+            .algorithm(keys.algorithm())
+            .is_ok_and(|a| a.misuse_resistant);
+        let alg = if self.inner.sealed && !misuse_resistant {
             keys.algorithm()
         } else {
             EncryptionAlgorithm::Aes256Gcm.id()

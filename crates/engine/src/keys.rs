@@ -47,7 +47,7 @@ impl KeyState {
         let registry = KeyRegistry::create_with_provider(
             db_id,
             &source,
-            config.algorithm_for_new().id(),
+            config.algorithm_for_new(),
             config.provider.clone(),
         )
         .map_err(map)?;
@@ -241,6 +241,9 @@ impl KeyState {
         EncryptionStatus {
             encrypt_at_rest: sealed,
             algorithm: sealed.then(|| algorithm_of(&reg)),
+            algorithm_info: sealed
+                .then(|| reg.provider().algorithm(algorithm_of(&reg)).ok())
+                .flatten(),
             active_key: sealed.then(|| reg.active_data_key()),
             data_keys: if sealed {
                 ids(KeyPurpose::Data)

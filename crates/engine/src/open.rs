@@ -133,7 +133,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         if exists(&*vfs, &keys_path)? {
             set_aside_interrupted_registry(&*vfs, &dir, &keys_path)?;
         }
-        let db_id = DbId::random()?;
+        let db_id = DbId::random_from(&config.provider)?;
         // With a key, a registry even for a plaintext database: it holds
         // the field keys.
         let keys = match &config.key {
@@ -286,11 +286,11 @@ fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Opene
                 });
             }
             if let (true, Some(k), Some(asked)) = (sealed, &keys, config.algorithm)
-                && k.algorithm() != asked.id()
+                && k.algorithm() != asked
             {
                 return Err(Error::AlgorithmMismatch {
                     database: k.algorithm(),
-                    config: asked.id(),
+                    config: asked,
                 });
             }
             // A plaintext database opened with a key (encrypt_at_rest off)

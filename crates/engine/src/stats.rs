@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sealkv_crypto_envelope::{AlgorithmId, KeyId};
+use sealkv_crypto_envelope::{AlgorithmId, AlgorithmInfo, KeyId};
 
 use crate::Error;
 use crate::db::Inner;
@@ -29,6 +29,9 @@ pub struct EncryptionStatus {
     pub encrypt_at_rest: bool,
     /// The algorithm of the active data key (`None` for plaintext).
     pub algorithm: Option<AlgorithmId>,
+    /// What the crypto provider says of that algorithm: its name (a
+    /// plugin's, for a private id) and implementation.
+    pub algorithm_info: Option<AlgorithmInfo>,
     /// The data key new writes are sealed under.
     pub active_key: Option<KeyId>,
     /// Every data key still readable (units sealed under older ones than
@@ -133,6 +136,7 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
         None => EncryptionStatus {
             encrypt_at_rest: false,
             algorithm: None,
+            algorithm_info: None,
             active_key: None,
             data_keys: Vec::new(),
             field_keys: Vec::new(),
