@@ -1,10 +1,13 @@
-//! Golden export archives: archives of format version 1 written by an
-//! earlier build and committed under `tests/golden/archive1/`. Every build
+//! Golden export archives: archives written by earlier builds and
+//! committed under `tests/golden/archive<version>/` (version 1: records of
+//! the default keyspace only; version 2: named keyspaces too). Every build
 //! must still verify and import each of them into exactly the records they
 //! were written from, so a format change can never orphan a user's
 //! archives (bump the version and keep reading the old one, or fail with a
-//! clear error). Regenerate only on purpose, for a new format version:
-//! `cargo test -p sealkv-backup --test golden write_golden -- --ignored`.
+//! clear error). Write the missing archives of the current version only on
+//! purpose, for a new format version:
+//! `cargo test -p sealkv-backup --test golden write_golden -- --ignored`
+//! (committed archives are never rewritten).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,8 +18,30 @@ use sealkv::crypto::{EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passp
 use sealkv::{Config, Db};
 use sealkv_backup::archive::{self, ArchiveError, ExportOptions, ImportOptions};
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/archive1")
+/// Each committed set: its directory and whether it holds named keyspaces.
+const SETS: [(&str, bool); 2] = [("archive1", false), ("archive2", true)];
+
+fn golden_dir(set: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(set)
+}
+
+/// The named keyspaces of a version-2 golden archive: `users` with some
+/// records, `empty` with none.
+fn keyspaces() -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> {
+    let users = (0..40u32)
+        .map(|i| {
+            (
+                format!("user/{i:03}").into_bytes(),
+                format!("name {i}").into_bytes(),
+            )
+        })
+        .collect();
+    BTreeMap::from([
+        ("empty".to_string(), BTreeMap::new()),
+        ("users".to_string(), users),
+    ])
 }
 
 /// The records every golden archive holds: inline and large values, an
@@ -63,41 +88,71 @@ fn archives() -> Vec<(&'static str, Option<KeySource>, EncryptionAlgorithm)> {
 #[test]
 fn every_golden_archive_verifies_and_imports_as_written() {
     let want = records();
-    for (file, key, _) in archives() {
-        let path = golden_dir().join(file);
-        let summary = archive::verify_archive(&path, key.as_ref(), &mut |_| {}).unwrap();
-        assert_eq!(summary.records, want.len() as u64, "{file}");
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("imported");
-        archive::import(
-            &path,
-            key.as_ref(),
-            &dest,
-            &|p: &Path| Config::new(p),
-            &ImportOptions::new(),
-            &mut |_| {},
-        )
-        .unwrap();
-        let db = Db::open_with_config(Config::new(&dest)).unwrap();
-        let got: BTreeMap<Vec<u8>, Vec<u8>> = db
-            .range::<&[u8]>(..)
-            .unwrap()
-            .collect::<Result<_, _>>()
+    for (set, named) in SETS {
+        let want_named = if named { keyspaces() } else { BTreeMap::new() };
+        let want_records = want.len() + want_named.values().map(BTreeMap::len).sum::<usize>();
+        for (file, key, _) in archives() {
+            let path = golden_dir(set).join(file);
+            let summary = archive::verify_archive(&path, key.as_ref(), &mut |_| {}).unwrap();
+            assert_eq!(summary.records, want_records as u64, "{set}/{file}");
+            assert_eq!(
+                summary.header.version,
+                if named { 2 } else { 1 },
+                "{set}/{file}"
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("imported");
+            archive::import(
+                &path,
+                key.as_ref(),
+                &dest,
+                &|p: &Path| Config::new(p),
+                &ImportOptions::new(),
+                &mut |_| {},
+            )
             .unwrap();
-        assert_eq!(got, want, "{file}");
+            let db = Db::open_with_config(Config::new(&dest)).unwrap();
+            let got: BTreeMap<Vec<u8>, Vec<u8>> = db
+                .range::<&[u8]>(..)
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(got, want, "{set}/{file}");
+            let names = db.keyspaces().unwrap();
+            assert_eq!(
+                names,
+                want_named.keys().cloned().collect::<Vec<_>>(),
+                "{set}/{file}"
+            );
+            for (name, records) in &want_named {
+                let got: BTreeMap<Vec<u8>, Vec<u8>> = db
+                    .keyspace(name)
+                    .unwrap()
+                    .iter()
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                assert_eq!(&got, records, "{set}/{file}: keyspace {name}");
+            }
+        }
     }
 }
 
 #[test]
 fn a_golden_sealed_archive_refuses_a_wrong_key() {
     let wrong = KeySource::Key(MasterKey::from_bytes(&[0x62; 32]).unwrap());
-    for (file, key, _) in archives() {
-        if key.is_none() {
-            continue;
+    for (set, _) in SETS {
+        for (file, key, _) in archives() {
+            if key.is_none() {
+                continue;
+            }
+            let path = golden_dir(set).join(file);
+            let e = archive::verify_archive(&path, Some(&wrong), &mut |_| {}).unwrap_err();
+            assert!(
+                matches!(e, ArchiveError::WrongKey { .. }),
+                "{set}/{file}: {e:?}"
+            );
         }
-        let path = golden_dir().join(file);
-        let e = archive::verify_archive(&path, Some(&wrong), &mut |_| {}).unwrap_err();
-        assert!(matches!(e, ArchiveError::WrongKey { .. }), "{file}: {e:?}");
     }
 }
 
@@ -109,9 +164,17 @@ fn write_golden() {
     for (k, v) in records() {
         db.put(k, v).unwrap();
     }
-    std::fs::create_dir_all(golden_dir()).unwrap();
+    for (name, records) in keyspaces() {
+        let ks = db.keyspace(&name).unwrap();
+        for (k, v) in records {
+            ks.put(k, v).unwrap();
+        }
+    }
+    let (set, _) = SETS[SETS.len() - 1];
+    let dir = golden_dir(set);
+    std::fs::create_dir_all(&dir).unwrap();
     for (file, key, algorithm) in archives() {
-        if golden_dir().join(file).exists() {
+        if dir.join(file).exists() {
             continue; // written by an earlier build: never rewritten
         }
         let options = match key {
@@ -119,6 +182,6 @@ fn write_golden() {
             Some(k) => ExportOptions::sealed(k).algorithm(algorithm),
         }
         .chunk_size(4096);
-        archive::export(&db, &golden_dir().join(file), &options, &mut |_| {}).unwrap();
+        archive::export(&db, &dir.join(file), &options, &mut |_| {}).unwrap();
     }
 }

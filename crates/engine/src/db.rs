@@ -37,7 +37,7 @@ use crate::keys::KeyState;
 use crate::keyspace::catalog::Catalog;
 use crate::keyspace::prefix::{DEFAULT, MAX_PREFIX_LEN, Prefix};
 use crate::keyspace::{Keyspace, UserBounds, bounds, prefix_bounds};
-use crate::memtable::{Memtable, Seq};
+use crate::memtable::{InternalKey, Memtable, Seq};
 use crate::merge::SortedSource;
 use crate::publish::Publisher;
 use crate::snapshot::Snapshot;
@@ -152,7 +152,7 @@ impl Db {
     /// The value of `key`, if any.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
         self.check_open()?;
-        self.inner.get(&default_prefix().key(key.as_ref()))
+        self.inner.get(default_prefix().key(key.as_ref()))
     }
 
     /// Whether `key` has a value.
@@ -328,7 +328,8 @@ pub(crate) struct View {
 
 impl View {
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        if let Some(slot) = newest_in(&self.mems, key, self.at) {
+        let search = InternalKey::search(key.to_vec(), self.at);
+        if let Some(slot) = newest_in(&self.mems, &search) {
             return Ok(slot);
         }
         self.db.counters.tree_reads.fetch_add(1, Ordering::Relaxed);
@@ -389,30 +390,31 @@ impl View {
 /// first): `Some(None)` for a tombstone, `None` if none of them has one.
 fn newest_in<'a>(
     mems: impl IntoIterator<Item = &'a Arc<Memtable>>,
-    key: &[u8],
-    at: Seq,
+    search: &InternalKey,
 ) -> Option<crate::memtable::Slot> {
-    mems.into_iter().find_map(|m| m.get(key, at))
+    mems.into_iter().find_map(|m| m.get_at(search))
 }
 
 impl Inner {
     /// The value of `key` in the current read state: what [`Inner::view`]
     /// and [`View::get`] give, without building a view (no memtable list,
     /// no handles: the tree snapshot is pinned for this lookup only).
-    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    pub(crate) fn get(&self, stored: Vec<u8>) -> Result<Option<Vec<u8>>, Error> {
         // As in `view`: under the memtable lock no freeze can happen, so
         // the tree snapshot pinned here holds only batches at or below
         // `at`, and the memtables searched are the ones it lacks.
         let mems = read(&self.mems);
         let at = self.publisher.visible();
         let tree = self.store.pin();
+        // One search key for every memtable, and its key for the tree.
+        let search = InternalKey::search(stored, at);
         let memtables = std::iter::once(&mems.active).chain(mems.frozen.iter().map(|f| &f.mem));
-        if let Some(slot) = newest_in(memtables, key, at) {
+        if let Some(slot) = newest_in(memtables, &search) {
             return Ok(slot);
         }
         drop(mems);
         self.counters.tree_reads.fetch_add(1, Ordering::Relaxed);
-        tree.get(key).map_err(|e| self.store_error(e))
+        tree.get(search.key()).map_err(|e| self.store_error(e))
     }
 
     /// The current consistent read state.

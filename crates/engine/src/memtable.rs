@@ -28,6 +28,18 @@ pub(crate) struct InternalKey {
     seq: Seq,
 }
 
+impl InternalKey {
+    /// The search key for versions of `key` at or below `at`.
+    pub(crate) fn search(key: Vec<u8>, at: Seq) -> Self {
+        InternalKey { key, seq: at }
+    }
+
+    /// The key searched for.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
 impl Ord for InternalKey {
     fn cmp(&self, other: &Self) -> Ordering {
         self.key
@@ -109,22 +121,25 @@ impl Memtable {
 
     /// The newest version of `key` with a sequence number at most `at`:
     /// `None` if the memtable has none, `Some(None)` for a tombstone.
+    #[cfg(test)]
     pub(crate) fn get(&self, key: &[u8], at: Seq) -> Option<Slot> {
+        self.get_at(&InternalKey::search(key.to_vec(), at))
+    }
+
+    /// The newest version at or below `search`'s sequence number of its
+    /// key (the caller builds the search key once for every memtable).
+    pub(crate) fn get_at(&self, search: &InternalKey) -> Option<Slot> {
         if self.approx_bytes() == 0 {
-            // No search key to build (an allocation) for an empty table.
-            // A writer adds to the byte count after its insert and before
-            // it publishes its batch, and the reader loaded `at` (acquire)
-            // after that publication, so a count of zero means no version
-            // at or below `at`. (Not the skip list's `len`, which
-            // crossbeam documents as approximate under concurrent change.)
+            // An empty table: nothing to search. A writer adds to the byte
+            // count after its insert and before it publishes its batch, and
+            // the reader loaded `at` (acquire) after that publication, so a
+            // count of zero means no version at or below `at`. (Not the
+            // skip list's `len`, which crossbeam documents as approximate
+            // under concurrent change.)
             return None;
         }
-        let start = InternalKey {
-            key: key.to_vec(),
-            seq: at,
-        };
-        let entry = self.map.range(start..).next()?;
-        (entry.key().key == key).then(|| entry.value().clone())
+        let entry = self.map.range(search..).next()?;
+        (entry.key().key == search.key).then(|| entry.value().clone())
     }
 
     /// Approximate memory held, in bytes.

@@ -101,6 +101,29 @@ impl Snapshot {
             .iter_in(&self.prefix_of(ks)?, prefix_bounds(prefix.as_ref())))
     }
 
+    /// The names of the named keyspaces as of the snapshot, in order.
+    pub fn keyspaces(&self) -> Result<Vec<String>, Error> {
+        Ok(crate::keyspace::catalog::read(&self.view)?
+            .names
+            .into_keys()
+            .collect())
+    }
+
+    /// Every key of the keyspace called `name` as it was when the snapshot
+    /// was taken (whether or not it still exists, or was dropped and made
+    /// again since): [`Error::KeyspaceNotFound`] if it did not exist then.
+    pub fn iter_named(&self, name: &str) -> Result<DbIter, Error> {
+        let id = crate::keyspace::catalog::read(&self.view)?
+            .names
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::KeyspaceNotFound { name: name.into() })?;
+        Ok(self.view.iter_in(
+            &Prefix::of(id),
+            (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+        ))
+    }
+
     /// Every key of keyspace `ks` as of the snapshot.
     pub fn iter_in(&self, ks: &Keyspace) -> Result<DbIter, Error> {
         self.range_in::<&[u8]>(ks, ..)

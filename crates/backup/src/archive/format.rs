@@ -8,8 +8,12 @@ use sealkv::crypto::{AlgorithmId, DbId, KdfParams, TAG_LEN};
 
 /// The first 8 bytes of every archive.
 pub const MAGIC: [u8; 8] = *b"SEALKVAR";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this build writes. Version 2 adds keyspace markers
+/// to the record stream; this build reads versions 1 and 2.
+pub const VERSION: u16 = 2;
+/// The oldest format version this build reads (no keyspace markers: every
+/// record is in the default keyspace).
+pub const OLDEST_VERSION: u16 = 1;
 /// Bytes in the header.
 pub const HEADER_LEN: usize = 164;
 /// Offset of the key-check value in the header (it covers the bytes
@@ -27,6 +31,14 @@ pub(crate) const FLAG_LAST: u8 = 1;
 pub const TRAILER_LEN: usize = 24;
 /// Bytes before each record's key (key length u32, value length u32).
 pub const RECORD_PREFIX_LEN: usize = 8;
+/// In a record prefix's key length, this bit marks a keyspace marker
+/// (version 2): the low bits are the length of a keyspace name that
+/// follows, the value length is 0, and the records after it (up to the
+/// next marker) belong to that keyspace. Records before any marker belong
+/// to the default keyspace.
+pub const KEYSPACE_MARK: u32 = 1 << 31;
+/// Longest keyspace name a marker may carry (the engine's limit).
+pub const MAX_KEYSPACE_NAME_LEN: u32 = sealkv::MAX_KEYSPACE_NAME_LEN as u32;
 
 /// Smallest chunk size accepted (small chunks only make sense in tests).
 pub const MIN_CHUNK_SIZE: u32 = 64;
@@ -72,6 +84,8 @@ pub enum KeyKind {
 /// The archive header: everything every chunk's AAD covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The format version (written: [`VERSION`]).
+    pub version: u16,
     /// Sealed or plaintext, with which algorithm and key kind.
     pub protection: Protection,
     /// Record bytes per chunk (every chunk but the trailer holds at most
@@ -135,7 +149,7 @@ impl Header {
     pub(crate) fn encode(&self, key_check: impl FnOnce(&[u8]) -> [u8; 32]) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
         let (mode, kind, alg, kdf) = match self.protection {
             Protection::PlaintextUnencrypted => (0u8, 0u8, 0u16, None),
             Protection::Sealed { algorithm, kind } => match kind {
@@ -180,9 +194,9 @@ impl Header {
             return corrupt("header checksum mismatch");
         }
         let version = u16_at(b, 8);
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(HeaderProblem::Unsupported(format!(
-                "format version {version} (this build reads {VERSION})"
+                "format version {version} (this build reads {OLDEST_VERSION} to {VERSION})"
             )));
         }
         let mode = b.get(10).copied().unwrap_or(0xff);
@@ -236,6 +250,7 @@ impl Header {
             return corrupt("chunk size out of range");
         }
         Ok(Header {
+            version,
             protection,
             chunk_size,
             salt: arr_at(b, 20),
@@ -323,6 +338,7 @@ mod tests {
 
     fn header(protection: Protection) -> Header {
         Header {
+            version: VERSION,
             protection,
             chunk_size: 4096,
             salt: [3; 32],

@@ -8,7 +8,7 @@ use sealkv::{Config, Db, SyncMode, WriteBatch};
 
 use super::error::ArchiveError;
 use super::files::TempDir;
-use super::reader::open_file;
+use super::reader::{Entry, open_file};
 use super::{ArchiveSummary, Progress};
 
 /// Records are written in batches of at most this many bytes...
@@ -93,8 +93,18 @@ pub fn import(
     let db = Db::open_with_config(cfg.sync_mode(SyncMode::Never))?;
     let mut batch = WriteBatch::new();
     let result = (|| {
-        while let Some((key, value)) = reader.next_record()? {
-            batch.put(&key, &value);
+        // The keyspace records go to: the default one until a marker.
+        let mut keyspace = None;
+        while let Some(entry) = reader.next_entry()? {
+            match entry {
+                Entry::Keyspace(name) => keyspace = Some(db.keyspace(&name)?),
+                Entry::Record(key, value) => {
+                    match &keyspace {
+                        Some(ks) => batch.put_in(ks, &key, &value),
+                        None => batch.put(&key, &value),
+                    };
+                }
+            }
             if batch.len() >= BATCH_RECORDS || batch.size_in_bytes() >= BATCH_BYTES {
                 db.write(&batch)?;
                 batch.clear();
@@ -102,6 +112,7 @@ pub fn import(
             }
         }
         db.write(&batch)?;
+        drop(keyspace);
         db.flush()?;
         Ok::<_, ArchiveError>(())
     })();

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 pub use error::{ArchiveError, Location};
 pub use format::{Header, KeyKind, Protection, Trailer};
 pub use import::{ImportOptions, import};
-pub use reader::{ArchiveReader, Record, verify_archive, verify_archive_with};
+pub use reader::{ArchiveReader, Entry, Record, verify_archive, verify_archive_with};
 pub use writer::{ArchiveWriter, ExportOptions, export, export_snapshot};
 
 /// How far an export, import or verify has got, for progress bars.

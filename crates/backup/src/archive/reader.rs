@@ -14,14 +14,24 @@ use sealkv::crypto::{CryptoProvider, KeySource};
 use super::error::{ArchiveError, Location, io};
 use super::format::{
     CHUNK_TAG_LEN, CRC_AT, FRAME_LEN, HEADER_LEN, Header, HeaderProblem, KEY_CHECK_AT,
-    MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN, Protection, RECORD_PREFIX_LEN, TRAILER_LEN, Trailer,
-    parse_frame, parse_record_prefix,
+    KEYSPACE_MARK, MAX_KEYSPACE_NAME_LEN, MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN, Protection,
+    RECORD_PREFIX_LEN, TRAILER_LEN, Trailer, parse_frame, parse_record_prefix,
 };
 use super::stream::{ChunkOpening, import_key, opening};
 use super::{ArchiveSummary, Progress};
 
 /// One record: key and value.
 pub type Record = (Vec<u8>, Vec<u8>);
+
+/// What the record stream holds next: the start of a named keyspace, or a
+/// record of the keyspace started last (the default keyspace before any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// The records that follow belong to the keyspace of this name.
+    Keyspace(String),
+    /// A record: key and value.
+    Record(Vec<u8>, Vec<u8>),
+}
 
 /// Reads `buf.len()` bytes unless the input ends first; returns how many.
 fn read_full(input: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<usize, ArchiveError> {
@@ -56,6 +66,8 @@ pub struct ArchiveReader<R: Read> {
     trailer: Option<Trailer>,
     counted: Trailer,
     last_key: Option<Vec<u8>>,
+    /// The keyspace the records now read belong to (`None`: the default).
+    keyspace: Option<String>,
     finished: bool,
     /// An error ended the reading.
     failed: bool,
@@ -139,6 +151,7 @@ impl<R: Read> ArchiveReader<R> {
             failed: false,
             counted: Trailer::default(),
             last_key: None,
+            keyspace: None,
             finished: false,
         })
     }
@@ -257,13 +270,28 @@ impl<R: Read> ArchiveReader<R> {
     }
 
     /// The next record, or `None` after the last one (once the trailer's
-    /// counts have been checked). After an error the reader is done: every
-    /// later call fails too (nothing unauthenticated is ever parsed).
+    /// counts have been checked), whatever keyspace it belongs to
+    /// ([`ArchiveReader::keyspace`] says which). After an error the reader is
+    /// done: every later call fails too (nothing unauthenticated is ever
+    /// parsed).
     pub fn next_record(&mut self) -> Result<Option<Record>, ArchiveError> {
+        loop {
+            match self.next_entry()? {
+                Some(Entry::Record(k, v)) => return Ok(Some((k, v))),
+                Some(Entry::Keyspace(_)) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next entry of the record stream — a keyspace's start or a
+    /// record — or `None` after the last one, checked as
+    /// [`ArchiveReader::next_record`] is.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, ArchiveError> {
         if self.failed {
             return Err(self.corrupt(self.at, "reading stopped at an earlier error"));
         }
-        let out = self.next_record_inner();
+        let out = self.next_entry_inner();
         if out.is_err() {
             self.failed = true;
             self.data.clear();
@@ -272,7 +300,13 @@ impl<R: Read> ArchiveReader<R> {
         out
     }
 
-    fn next_record_inner(&mut self) -> Result<Option<Record>, ArchiveError> {
+    /// The named keyspace the last record read belongs to (`None`: the
+    /// default keyspace).
+    pub fn keyspace(&self) -> Option<&str> {
+        self.keyspace.as_deref()
+    }
+
+    fn next_entry_inner(&mut self) -> Result<Option<Entry>, ArchiveError> {
         if self.finished {
             return Ok(None);
         }
@@ -304,6 +338,9 @@ impl<R: Read> ArchiveReader<R> {
                 .unwrap_or(&[0; RECORD_PREFIX_LEN]),
         );
         let (klen, vlen) = parse_record_prefix(&p);
+        if klen & KEYSPACE_MARK != 0 {
+            return self.keyspace_marker(klen & !KEYSPACE_MARK, vlen).map(Some);
+        }
         if klen > MAX_RECORD_KEY_LEN || vlen > MAX_RECORD_VALUE_LEN {
             return Err(self.corrupt(self.at, "record length out of range"));
         }
@@ -318,7 +355,28 @@ impl<R: Read> ArchiveReader<R> {
         self.counted.records += 1;
         self.counted.data_bytes += u64::from(klen) + u64::from(vlen);
         self.counted.stream_bytes += (RECORD_PREFIX_LEN as u64) + u64::from(klen) + u64::from(vlen);
-        Ok(Some((key, value)))
+        Ok(Some(Entry::Record(key, value)))
+    }
+
+    /// Reads a keyspace marker whose name is `len` bytes (its prefix read).
+    fn keyspace_marker(&mut self, len: u32, vlen: u32) -> Result<Entry, ArchiveError> {
+        if self.header.version < 2 {
+            return Err(self.corrupt(self.at, "a keyspace marker in a version-1 archive"));
+        }
+        if len == 0 || len > MAX_KEYSPACE_NAME_LEN || vlen != 0 {
+            return Err(self.corrupt(self.at, "keyspace marker length out of range"));
+        }
+        let mut name = Vec::with_capacity(len as usize);
+        self.take(len as usize, &mut name)?;
+        let name = String::from_utf8(name)
+            .map_err(|_| self.corrupt(self.at, "a keyspace name that is not UTF-8"))?;
+        if self.keyspace.as_ref().is_some_and(|last| name <= *last) {
+            return Err(self.corrupt(self.at, "keyspaces are not in ascending name order"));
+        }
+        self.counted.stream_bytes += (RECORD_PREFIX_LEN as u64) + u64::from(len);
+        self.keyspace = Some(name.clone());
+        self.last_key = None;
+        Ok(Entry::Keyspace(name))
     }
 
     /// What was read, once [`ArchiveReader::next_record`] returned `None`.

@@ -12,9 +12,9 @@ use sealkv::{Db, Snapshot};
 use super::error::{ArchiveError, io};
 use super::files::TempFile;
 use super::format::{
-    CHUNK_TAG_LEN, DEFAULT_CHUNK_SIZE, FRAME_LEN, HEADER_LEN, Header, KeyKind, MAX_CHUNK_SIZE,
-    MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN, MIN_CHUNK_SIZE, Protection, RECORD_PREFIX_LEN,
-    Trailer, frame, record_prefix,
+    CHUNK_TAG_LEN, DEFAULT_CHUNK_SIZE, FRAME_LEN, HEADER_LEN, Header, KEYSPACE_MARK, KeyKind,
+    MAX_CHUNK_SIZE, MAX_KEYSPACE_NAME_LEN, MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN,
+    MIN_CHUNK_SIZE, Protection, RECORD_PREFIX_LEN, Trailer, VERSION, frame, record_prefix,
 };
 use super::stream::{ChunkSealing, export_key, header_salt, new_keys, sealing};
 use super::{ArchiveSummary, Progress};
@@ -109,7 +109,9 @@ impl ExportOptions {
 /// Writes records into an archive stream: the header first, then chunks of
 /// `chunk_size` record bytes as they fill, then a partial chunk and the
 /// trailer on [`ArchiveWriter::finish`]. Records must come in strictly
-/// ascending key order (a snapshot's order), which readers check.
+/// ascending key order (a snapshot's order), which readers check: first the
+/// default keyspace's, then each named keyspace's after
+/// [`ArchiveWriter::begin_keyspace`], names in ascending order.
 pub struct ArchiveWriter<W: Write> {
     out: W,
     header: [u8; HEADER_LEN],
@@ -120,6 +122,8 @@ pub struct ArchiveWriter<W: Write> {
     trailer: Trailer,
     written: u64,
     last_key: Option<Vec<u8>>,
+    /// The named keyspace records go to now (`None`: the default one).
+    keyspace: Option<String>,
     summary: ArchiveSummary,
     /// A write failed: the archive is incomplete, and nothing more is
     /// sealed (a chunk index is never sealed twice).
@@ -169,6 +173,7 @@ impl<W: Write> ArchiveWriter<W> {
         let keys = new_keys(&protection, key.as_ref(), provider)?;
         let salt = header_salt(keys.as_ref(), provider)?;
         let header = Header {
+            version: VERSION,
             protection,
             chunk_size: options.chunk_size,
             salt,
@@ -193,6 +198,7 @@ impl<W: Write> ArchiveWriter<W> {
             trailer: Trailer::default(),
             written: HEADER_LEN as u64,
             last_key: None,
+            keyspace: None,
             failed: false,
             summary: ArchiveSummary {
                 header,
@@ -234,6 +240,32 @@ impl<W: Write> ArchiveWriter<W> {
         self.trailer.records += 1;
         self.trailer.data_bytes += u64::from(klen) + u64::from(vlen);
         self.trailer.stream_bytes += (RECORD_PREFIX_LEN + key.len() + value.len()) as u64;
+        Ok(())
+    }
+
+    /// Starts the records of keyspace `name`: every record pushed after
+    /// this belongs to it. Names must come in strictly ascending order,
+    /// after the default keyspace's records; a keyspace with no record is
+    /// still recorded (an import creates it).
+    pub fn begin_keyspace(&mut self, name: &str) -> Result<(), ArchiveError> {
+        self.check_not_failed()?;
+        let len = u32::try_from(name.len()).unwrap_or(u32::MAX);
+        if name.is_empty() || len > MAX_KEYSPACE_NAME_LEN {
+            return Err(ArchiveError::InvalidOptions(format!(
+                "a keyspace name of {} bytes",
+                name.len()
+            )));
+        }
+        if self.keyspace.as_deref().is_some_and(|last| name <= last) {
+            return Err(ArchiveError::InvalidOptions(
+                "keyspaces must come in strictly ascending name order".into(),
+            ));
+        }
+        self.append(&record_prefix(KEYSPACE_MARK | len, 0))?;
+        self.append(name.as_bytes())?;
+        self.trailer.stream_bytes += (RECORD_PREFIX_LEN + name.len()) as u64;
+        self.keyspace = Some(name.to_string());
+        self.last_key = None;
         Ok(())
     }
 
@@ -355,17 +387,26 @@ pub fn export_snapshot(
     let temp = TempFile::create(dest)?;
     let out = BufWriter::with_capacity(1 << 20, temp.file()?);
     let mut writer = ArchiveWriter::new(out, dest, options, source_db, snapshot.seq())?;
-    for record in snapshot.range::<&[u8]>(..) {
-        let (key, value) = record?;
-        writer.push(&key, &value)?;
-        if writer.records().is_multiple_of(PROGRESS_EVERY) {
-            progress(&Progress {
-                bytes_done: writer.bytes_written(),
-                bytes_total: None,
-                records_done: writer.records(),
-                records_total: None,
-            });
+    let mut copy = |writer: &mut ArchiveWriter<_>, records: sealkv::DbIter| {
+        for record in records {
+            let (key, value) = record?;
+            writer.push(&key, &value)?;
+            if writer.records().is_multiple_of(PROGRESS_EVERY) {
+                progress(&Progress {
+                    bytes_done: writer.bytes_written(),
+                    bytes_total: None,
+                    records_done: writer.records(),
+                    records_total: None,
+                });
+            }
         }
+        Ok::<_, ArchiveError>(())
+    };
+    copy(&mut writer, snapshot.iter())?;
+    // The keyspaces as the snapshot has them, not as they are now.
+    for name in snapshot.keyspaces()? {
+        writer.begin_keyspace(&name)?;
+        copy(&mut writer, snapshot.iter_named(&name)?)?;
     }
     let (out, summary) = writer.finish()?;
     let file = out.into_inner().map_err(|e| ArchiveError::Io {

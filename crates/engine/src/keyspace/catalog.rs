@@ -25,7 +25,7 @@ use super::KeyspaceState;
 use super::prefix::{CATALOG, FIRST_NAMED, KeyspaceId, Prefix};
 use crate::Error;
 use crate::batch::WriteBatch;
-use crate::db::Inner;
+use crate::db::{Inner, View};
 use crate::iter::borrowed;
 use crate::write::Commit;
 
@@ -68,6 +68,59 @@ fn id_of(bytes: &[u8]) -> Option<KeyspaceId> {
     <[u8; 4]>::try_from(bytes).ok().map(u32::from_be_bytes)
 }
 
+/// The catalog's records as of one view.
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    /// Live keyspaces by name.
+    pub(crate) names: BTreeMap<String, KeyspaceId>,
+    pub(crate) next_id: KeyspaceId,
+    /// Dropped keyspaces whose keys may remain.
+    pub(crate) dropped: Vec<KeyspaceId>,
+}
+
+/// Reads and checks the catalog as `view` sees it.
+pub(crate) fn read(view: &View) -> Result<Records, Error> {
+    let catalog = Prefix::of(CATALOG);
+    let corrupt = |what: String| Error::Corruption {
+        file: view.db.dir.join(crate::layout::DATA_FILE),
+        what: format!("keyspace catalog: {what}"),
+    };
+    let mut out = Records {
+        next_id: FIRST_NAMED,
+        ..Records::default()
+    };
+    for item in view.iter_in(&catalog, (Bound::Unbounded, Bound::Unbounded)) {
+        let (key, value) = item?;
+        match key.split_first() {
+            Some((&NAME, name)) => {
+                let name = String::from_utf8(name.to_vec())
+                    .map_err(|_| corrupt("a name that is not UTF-8".into()))?;
+                let id = id_of(&value)
+                    .filter(|id| *id >= FIRST_NAMED)
+                    .ok_or_else(|| corrupt(format!("keyspace {name:?} has a bad id")))?;
+                out.names.insert(name, id);
+            }
+            Some((&NEXT_ID, [])) => {
+                out.next_id = id_of(&value).ok_or_else(|| corrupt("bad next id".into()))?;
+            }
+            Some((&DROPPED, id)) => {
+                out.dropped
+                    .push(id_of(id).ok_or_else(|| corrupt("bad dropped id".into()))?);
+            }
+            _ => return Err(corrupt("an unknown record".into())),
+        }
+    }
+    if let Some(max) = out.names.values().max()
+        && *max >= out.next_id
+    {
+        return Err(corrupt(format!(
+            "keyspace id {max} is not below the next id {}",
+            out.next_id
+        )));
+    }
+    Ok(out)
+}
+
 impl Catalog {
     fn lock(&self) -> MutexGuard<'_, CatalogState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -76,44 +129,15 @@ impl Catalog {
     /// Reads the catalog from the database's current state.
     pub(crate) fn load(db: &Arc<Inner>) -> Result<(), Error> {
         let view = db.view()?;
-        let catalog = Prefix::of(CATALOG);
-        let corrupt = |what: String| Error::Corruption {
-            file: db.dir.join(crate::layout::DATA_FILE),
-            what: format!("keyspace catalog: {what}"),
-        };
+        let records = read(&view)?;
         let mut st = CatalogState {
-            next_id: FIRST_NAMED,
+            next_id: records.next_id,
+            unpurged: records.dropped,
             ..CatalogState::default()
         };
-        for item in view.iter_in(&catalog, (Bound::Unbounded, Bound::Unbounded)) {
-            let (key, value) = item?;
-            match key.split_first() {
-                Some((&NAME, name)) => {
-                    let name = String::from_utf8(name.to_vec())
-                        .map_err(|_| corrupt("a name that is not UTF-8".into()))?;
-                    let id = id_of(&value)
-                        .filter(|id| *id >= FIRST_NAMED)
-                        .ok_or_else(|| corrupt(format!("keyspace {name:?} has a bad id")))?;
-                    let state = KeyspaceState::new(id, name.clone(), db.instance);
-                    st.by_name.insert(name, Arc::new(state));
-                }
-                Some((&NEXT_ID, [])) => {
-                    st.next_id = id_of(&value).ok_or_else(|| corrupt("bad next id".into()))?;
-                }
-                Some((&DROPPED, id)) => {
-                    let id = id_of(id).ok_or_else(|| corrupt("bad dropped id".into()))?;
-                    st.unpurged.push(id);
-                }
-                _ => return Err(corrupt("an unknown record".into())),
-            }
-        }
-        if let Some(max) = st.by_name.values().map(|s| s.id).max()
-            && max >= st.next_id
-        {
-            return Err(corrupt(format!(
-                "keyspace id {max} is not below the next id {}",
-                st.next_id
-            )));
+        for (name, id) in records.names {
+            let state = KeyspaceState::new(id, name.clone(), db.instance);
+            st.by_name.insert(name, Arc::new(state));
         }
         *db.catalog.lock() = st;
         Ok(())

@@ -128,7 +128,7 @@ impl Keyspace {
     /// The value of `key`, if any.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
         let prefix = self.live()?;
-        self.db.inner.get(&prefix.key(key.as_ref()))
+        self.db.inner.get(prefix.key(key.as_ref()))
     }
 
     /// Whether `key` has a value.
