@@ -9,6 +9,7 @@ use crate::algorithm::{
     AlgorithmId, AlgorithmInfo, EncryptionAlgorithm, UnknownAlgorithm, normalize_name,
 };
 use crate::error::CryptoError;
+use crate::frozen::FrozenAlgorithm;
 use crate::keys::SecretKey;
 use crate::primitives::{Kdf, Mac, PasswordHash, SecureRandom};
 use crate::rustcrypto;
@@ -53,7 +54,7 @@ use crate::selftest::{self, Gate, SelfTestFailure, Verdict};
 /// ```
 #[derive(Clone)]
 pub struct CryptoProvider {
-    aeads: Vec<Registered<dyn AeadAlgorithm>>,
+    aeads: Vec<Registered<FrozenAlgorithm>>,
     kdf: Registered<dyn Kdf>,
     mac: Registered<dyn Mac>,
     password_hash: Registered<dyn PasswordHash>,
@@ -121,7 +122,7 @@ impl CryptoProvider {
                 .iter()
                 .zip(&RUSTCRYPTO_AEAD)
                 .map(|(a, verdict)| Registered {
-                    part: Arc::new(*a) as Arc<dyn AeadAlgorithm>,
+                    part: Arc::new(FrozenAlgorithm::freeze(Arc::new(*a))),
                     gate: Gate::Lazy(verdict),
                 })
                 .collect(),
@@ -168,9 +169,10 @@ impl CryptoProvider {
         use crate::ring_provider;
         let mut provider = Self::rustcrypto();
         for (algorithm, verdict) in ring_provider::ALGORITHMS.iter().zip(&RING_AEAD) {
+            let algorithm = FrozenAlgorithm::freeze(Arc::new(*algorithm));
             provider.aeads.retain(|a| a.part.id() != algorithm.id());
             provider.aeads.push(Registered {
-                part: Arc::new(*algorithm),
+                part: Arc::new(algorithm),
                 gate: Gate::Lazy(verdict),
             });
         }
@@ -199,13 +201,14 @@ impl CryptoProvider {
             ..Self::rustcrypto()
         };
         for algorithm in algorithms {
+            let algorithm = FrozenAlgorithm::freeze(algorithm);
             if provider.registered(algorithm.id()).is_ok() {
                 return Err(CryptoError::ProviderRejected {
                     id: algorithm.id(),
                     reason: "two algorithms with one id",
                 });
             }
-            provider = provider.with_algorithm(algorithm)?;
+            provider = provider.with_frozen(algorithm)?;
         }
         Ok(provider)
     }
@@ -225,12 +228,21 @@ impl CryptoProvider {
     /// cipher that is not misuse-resistant. An algorithm under a private id
     /// is chosen by its name, which must not be a built-in's or another
     /// algorithm's in this provider.
-    pub fn with_algorithm(
-        mut self,
-        algorithm: Arc<dyn AeadAlgorithm>,
-    ) -> Result<Self, CryptoError> {
+    ///
+    /// The algorithm is asked for its id, name, lengths and misuse
+    /// resistance once, here; the self-test checks those answers and the
+    /// provider uses them from then on, whatever the algorithm would answer
+    /// later. Every cipher it builds afterwards must report the same id,
+    /// nonce length and tag length, or it is refused
+    /// ([`CryptoError::ProviderRejected`]).
+    pub fn with_algorithm(self, algorithm: Arc<dyn AeadAlgorithm>) -> Result<Self, CryptoError> {
+        self.with_frozen(FrozenAlgorithm::freeze(algorithm))
+    }
+
+    /// [`CryptoProvider::with_algorithm`] on answers already taken.
+    fn with_frozen(mut self, algorithm: FrozenAlgorithm) -> Result<Self, CryptoError> {
         let id = algorithm.id();
-        selftest::check_algorithm(algorithm.as_ref())?;
+        selftest::check_algorithm(&algorithm)?;
         if !id.is_reserved() {
             let name = normalize_name(algorithm.name());
             let taken = EncryptionAlgorithm::ALL.iter().any(|b| b.name() == name)
@@ -246,7 +258,7 @@ impl CryptoProvider {
         }
         self.aeads.retain(|a| a.part.id() != id);
         self.aeads.push(Registered {
-            part: algorithm,
+            part: Arc::new(algorithm),
             gate: Gate::Passed,
         });
         self.aeads.sort_by_key(|a| a.part.id());
@@ -357,7 +369,7 @@ impl CryptoProvider {
         random.part.fill(buf).map_err(CryptoError::Rng)
     }
 
-    fn registered(&self, id: AlgorithmId) -> Result<&Registered<dyn AeadAlgorithm>, CryptoError> {
+    fn registered(&self, id: AlgorithmId) -> Result<&Registered<FrozenAlgorithm>, CryptoError> {
         self.aeads
             .iter()
             .find(|a| a.part.id() == id)
@@ -367,8 +379,8 @@ impl CryptoProvider {
     /// The algorithm once its self-test has passed.
     fn checked<'a>(
         &self,
-        registered: &'a Registered<dyn AeadAlgorithm>,
-    ) -> Result<&'a dyn AeadAlgorithm, CryptoError> {
+        registered: &'a Registered<FrozenAlgorithm>,
+    ) -> Result<&'a FrozenAlgorithm, CryptoError> {
         let algorithm = registered.part.as_ref();
         registered
             .gate
@@ -376,12 +388,13 @@ impl CryptoProvider {
         Ok(algorithm)
     }
 
-    /// The factory of algorithm `id`, self-tested.
+    /// The factory of algorithm `id`, self-tested: its answers are the ones
+    /// taken when it entered the provider.
     pub(crate) fn aead_algorithm(
         &self,
         id: AlgorithmId,
     ) -> Result<&dyn AeadAlgorithm, CryptoError> {
-        self.checked(self.registered(id)?)
+        Ok(self.checked(self.registered(id)?)?)
     }
 
     /// A cipher for algorithm `id` keyed with `key`. Crate-private: it seals
@@ -399,7 +412,12 @@ impl CryptoProvider {
             });
         }
         let aead = alg.new_aead(key).map_err(CryptoError::Aead)?;
-        if aead.algorithm() != id || aead.tag_len() != alg.tag_len() {
+        // The plugin builds a new cipher each time: it must still be what
+        // the self-test saw (the frozen lengths are sealkv's 12 and 16).
+        if aead.algorithm() != id
+            || aead.nonce_len() != alg.nonce_len()
+            || aead.tag_len() != alg.tag_len()
+        {
             return Err(CryptoError::ProviderRejected {
                 id,
                 reason: "the cipher built does not match its algorithm",
@@ -434,7 +452,7 @@ impl CryptoProvider {
     }
 }
 
-fn info(algorithm: &dyn AeadAlgorithm) -> AlgorithmInfo {
+fn info(algorithm: &FrozenAlgorithm) -> AlgorithmInfo {
     let id = algorithm.id();
     AlgorithmInfo {
         id,

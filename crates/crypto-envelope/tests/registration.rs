@@ -1,0 +1,220 @@
+//! What a provider keeps of a plugin it registered: the answers the
+//! self-test checked, not whatever the plugin answers later. Each plugin
+//! here is a faithful AES-256-GCM whose claims follow a switch the test
+//! flips after registration.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+
+use sealkv_crypto_envelope::field::{self, FieldError};
+use sealkv_crypto_envelope::selftest::vectors;
+use sealkv_crypto_envelope::{
+    Aead, AeadAlgorithm, AeadError, AlgorithmId, CryptoError, CryptoProvider, DataKey, DbId,
+    EncryptionAlgorithm, KeyId, Keyring, KnownAnswer, SecretKey, hazmat,
+};
+
+/// Where a switchable plugin reads its answers.
+struct Switches {
+    id: &'static AtomicU16,
+    misuse_resistant: &'static AtomicBool,
+    nonce_len: &'static AtomicUsize,
+}
+
+/// RustCrypto's AES-256-GCM, answering from its switches on every call.
+struct Switchable(Switches);
+
+/// The cipher it builds: reports the switches' id and nonce length.
+struct SwitchableAead {
+    inner: Box<dyn Aead>,
+    id: &'static AtomicU16,
+    nonce_len: &'static AtomicUsize,
+}
+
+impl Aead for SwitchableAead {
+    fn algorithm(&self) -> AlgorithmId {
+        AlgorithmId(self.id.load(Ordering::SeqCst))
+    }
+    fn nonce_len(&self) -> usize {
+        self.nonce_len.load(Ordering::SeqCst)
+    }
+    fn tag_len(&self) -> usize {
+        16
+    }
+    fn seal_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), AeadError> {
+        self.inner.seal_in_place_detached(nonce, aad, buf, tag)
+    }
+    fn open_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), AeadError> {
+        self.inner.open_in_place_detached(nonce, aad, buf, tag)
+    }
+}
+
+impl AeadAlgorithm for Switchable {
+    fn id(&self) -> AlgorithmId {
+        AlgorithmId(self.0.id.load(Ordering::SeqCst))
+    }
+    fn name(&self) -> &'static str {
+        "switchable-gcm"
+    }
+    fn key_len(&self) -> usize {
+        32
+    }
+    fn nonce_len(&self) -> usize {
+        self.0.nonce_len.load(Ordering::SeqCst)
+    }
+    fn tag_len(&self) -> usize {
+        16
+    }
+    fn misuse_resistant(&self) -> bool {
+        self.0.misuse_resistant.load(Ordering::SeqCst)
+    }
+    fn known_answers(&self) -> &'static [KnownAnswer] {
+        vectors::AES_256_GCM
+    }
+    fn new_aead(&self, key: &SecretKey) -> Result<Box<dyn Aead>, AeadError> {
+        let inner = hazmat::builtin(
+            &CryptoProvider::rustcrypto(),
+            EncryptionAlgorithm::Aes256Gcm,
+            key,
+        )
+        .map_err(|_| AeadError::InvalidLength)?;
+        Ok(Box::new(SwitchableAead {
+            inner,
+            id: self.0.id,
+            nonce_len: self.0.nonce_len,
+        }))
+    }
+}
+
+fn data_key(id: u16) -> DataKey {
+    DataKey::new(
+        KeyId(3),
+        AlgorithmId(id),
+        SecretKey::from_bytes(&[5; 32]).unwrap(),
+    )
+}
+
+#[test]
+fn a_misuse_resistance_claim_is_taken_once_at_registration() {
+    static ID: AtomicU16 = AtomicU16::new(0x8124);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    let provider = CryptoProvider::default()
+        .with_algorithm(Arc::new(Switchable(Switches {
+            id: &ID,
+            misuse_resistant: &CLAIM,
+            nonce_len: &NONCE_LEN,
+        })))
+        .expect("a faithful AES-256-GCM claiming no misuse resistance");
+    let key = data_key(0x8124);
+    assert!(matches!(
+        field::seal_deterministic(&provider, &key, b"amount", b"amount=100"),
+        Err(FieldError::NotMisuseResistant(_))
+    ));
+
+    // The plugin now claims misuse resistance it was never tested for:
+    // the provider keeps the claim it checked, so deterministic sealing
+    // (which would reuse one GCM keystream for every value) stays refused.
+    CLAIM.store(true, Ordering::SeqCst);
+    assert!(
+        !provider
+            .algorithm(AlgorithmId(0x8124))
+            .unwrap()
+            .misuse_resistant
+    );
+    assert!(
+        provider
+            .algorithms()
+            .all(|a| a.id != AlgorithmId(0x8124) || !a.misuse_resistant)
+    );
+    assert!(matches!(
+        field::seal_deterministic(&provider, &key, b"amount", b"amount=100"),
+        Err(FieldError::NotMisuseResistant(_))
+    ));
+}
+
+#[test]
+fn an_id_that_changes_after_registration_takes_over_nothing() {
+    static ID: AtomicU16 = AtomicU16::new(0x8125);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    let provider = CryptoProvider::from_algorithms(vec![Arc::new(Switchable(Switches {
+        id: &ID,
+        misuse_resistant: &CLAIM,
+        nonce_len: &NONCE_LEN,
+    }))])
+    .expect("a faithful AES-256-GCM under a private id");
+
+    // The plugin now answers AES-256-GCM's built-in id: the provider
+    // still holds it under the id it was checked with, and holds nothing
+    // under id 1, so a database recorded as AES-256-GCM cannot be sealed
+    // or opened with the plugin.
+    ID.store(EncryptionAlgorithm::Aes256Gcm.id().0, Ordering::SeqCst);
+    let builtin = EncryptionAlgorithm::Aes256Gcm.id();
+    assert!(matches!(
+        provider.algorithm(builtin),
+        Err(CryptoError::UnsupportedAlgorithm(id)) if id == builtin
+    ));
+    assert_eq!(provider.find_algorithm("aes-256-gcm").ok(), None);
+    let key = SecretKey::from_bytes(&[5; 32]).unwrap();
+    assert!(matches!(
+        hazmat::new_aead(&provider, builtin, &key),
+        Err(CryptoError::UnsupportedAlgorithm(_))
+    ));
+    let info = provider.algorithm(AlgorithmId(0x8125)).unwrap();
+    assert_eq!((info.name, info.is_builtin()), ("switchable-gcm", false));
+    // The ciphers it builds now report id 1: refused, not used as 0x8125.
+    assert!(matches!(
+        hazmat::new_aead(&provider, AlgorithmId(0x8125), &key),
+        Err(CryptoError::ProviderRejected { .. })
+    ));
+    let keyring = Keyring::new(DbId([1; 16]), Arc::new(provider));
+    keyring.insert(data_key(0x8125));
+    keyring.set_active(KeyId(3)).unwrap();
+    assert!(matches!(
+        keyring.start_session(),
+        Err(CryptoError::ProviderRejected { .. })
+    ));
+}
+
+#[test]
+fn a_cipher_built_later_with_another_nonce_length_is_refused() {
+    static ID: AtomicU16 = AtomicU16::new(0x8126);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    let provider = CryptoProvider::default()
+        .with_algorithm(Arc::new(Switchable(Switches {
+            id: &ID,
+            misuse_resistant: &CLAIM,
+            nonce_len: &NONCE_LEN,
+        })))
+        .expect("12-byte nonces at registration");
+    let key = SecretKey::from_bytes(&[5; 32]).unwrap();
+    hazmat::new_aead(&provider, AlgorithmId(0x8126), &key).unwrap();
+
+    NONCE_LEN.store(24, Ordering::SeqCst);
+    assert_eq!(
+        hazmat::aead_algorithm(&provider, AlgorithmId(0x8126))
+            .unwrap()
+            .nonce_len(),
+        12,
+        "the provider keeps the length it checked"
+    );
+    assert!(matches!(
+        hazmat::new_aead(&provider, AlgorithmId(0x8126), &key),
+        Err(CryptoError::ProviderRejected { .. })
+    ));
+}
