@@ -20,16 +20,22 @@
 //!    its own through [`AeadAlgorithm::known_answers`]: at least two, with
 //!    distinct nonces, and no 32-bit word repeated within a key or a nonce.
 //!    Each must seal to the published ciphertext and tag and open back.
+//!    AES-256-GCM-SIV's built-in id also seals RFC 8452 C.3's counter-wrap
+//!    vectors.
 //! 4. Tampering: `open` refuses a flipped tag byte, ciphertext byte and AAD
-//!    byte, on the vectors and on a message of its own.
-//! 5. Counter nonces (sealkv's nonces are a counter): the same message
-//!    sealed at counters 0, 1, 2^32 - 1, 2^32 and 2^64 - 1 gives ciphertexts
-//!    that share no 16-byte block, and each opens back; every nonce byte
-//!    changes the ciphertext; sealing is deterministic. A built-in id must
-//!    also match the RustCrypto reference at each counter.
+//!    byte, on the vectors and on messages of its own.
+//! 5. Counter nonces (sealkv's nonces are a counter): a 64-byte message and
+//!    a page-sized one of odd length (4096 + 13 bytes) are sealed at
+//!    counters 0, 1, 2, 2^32 - 1, 2^32 and 2^64 - 1; each opens back and
+//!    sealing is deterministic; no 16-byte block of the page's keystream
+//!    (ciphertext XOR plaintext) turns up twice, at any position, within
+//!    one counter or across all of them (a counter block of nonce + block
+//!    index would repeat one counter's keystream one block later in the
+//!    next). Flipping any nonce byte gives keystream sharing no block with
+//!    the original's. A built-in id must also match the RustCrypto
+//!    reference at each counter, for both messages.
 //! 6. Misuse resistance, if claimed: two messages sealed under the same key
-//!    and nonce share no keystream (no 16-byte block of ciphertext in
-//!    common where the messages agree).
+//!    and nonce share no 16-byte block of keystream.
 //!
 //! # What a part must show
 //!
@@ -123,20 +129,29 @@ pub enum Check {
     AcceptsFlippedCiphertext,
     /// `open` accepted a message whose AAD had a flipped byte.
     AcceptsFlippedAad,
-    /// Two counter nonces gave a 16-byte block of ciphertext in common for
-    /// the same message: they share a keystream.
+    /// Two counter nonces gave a 16-byte block of keystream (ciphertext
+    /// XOR plaintext) in common, at any positions: they share a keystream.
     CounterNoncesShareKeystream {
         /// One counter.
         first: u64,
         /// The other.
         second: u64,
     },
+    /// A 16-byte block of keystream repeats within one sealed message.
+    KeystreamRepeats,
+    /// A published counter-wrap vector (RFC 8452 C.3, for AES-256-GCM-SIV's
+    /// built-in id) sealed to another ciphertext or tag, or did not open.
+    CounterWrap {
+        /// Which.
+        vector: usize,
+    },
     /// A message sealed at a counter nonce did not open back.
     CounterNonceRoundTrip {
         /// The counter.
         counter: u64,
     },
-    /// Changing this byte of the nonce does not change the ciphertext.
+    /// Changing this byte of the nonce leaves a 16-byte block of keystream
+    /// that the original nonce also gives.
     IgnoresNonceByte {
         /// The byte's index.
         byte: usize,
@@ -144,7 +159,7 @@ pub enum Check {
     /// Sealing the same input twice gave two outputs.
     NotDeterministic,
     /// A built-in id whose output differs from the RustCrypto reference at
-    /// this counter nonce.
+    /// this counter nonce (for the short or the page-sized message).
     DiffersFromBuiltin {
         /// The counter.
         counter: u64,
@@ -208,12 +223,19 @@ impl fmt::Display for Check {
                 f,
                 "counter nonces: counters {first} and {second} share keystream"
             ),
+            Check::KeystreamRepeats => {
+                f.write_str("keystream: a 16-byte block of keystream repeats within one message")
+            }
+            Check::CounterWrap { vector } => write!(
+                f,
+                "counter wrap: RFC 8452 C.3 vector {vector} (the 32-bit block counter wraps) sealed or opened wrong"
+            ),
             Check::CounterNonceRoundTrip { counter } => write!(
                 f,
                 "counter nonces: a message sealed at counter {counter} did not open back"
             ),
             Check::IgnoresNonceByte { byte } => {
-                write!(f, "nonce: byte {byte} of the nonce does not change the ciphertext")
+                write!(f, "nonce: flipping byte {byte} of the nonce leaves keystream the nonce also gives")
             }
             Check::NotDeterministic => {
                 f.write_str("determinism: the same input sealed twice gave two outputs")
