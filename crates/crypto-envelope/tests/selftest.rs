@@ -585,6 +585,140 @@ fn a_claimed_misuse_resistance_must_show() {
     assert_eq!(refusal(siv.arc()), None);
 }
 
+/// A synthetic-IV cipher whose IV covers only a sample of the message:
+/// its first 16 bytes, its middle byte and its last 16 bytes (every byte the
+/// tamper check flips). Two messages that differ anywhere else, under one
+/// nonce, share their keystream: it is not misuse-resistant.
+struct SampledSiv;
+
+struct SampledSivAead(Vec<u8>);
+
+impl SampledSivAead {
+    fn iv(&self, nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> [u8; 16] {
+        let len = plaintext.len();
+        let sample = [
+            &plaintext[..len.min(16)],
+            plaintext.get(len / 2..len / 2 + 1).unwrap_or_default(),
+            &plaintext[len.saturating_sub(16)..],
+        ];
+        let lens = [(aad.len() as u64).to_be_bytes(), (len as u64).to_be_bytes()];
+        let iv = hmac_sha256(
+            &self.0,
+            &[
+                b"iv", nonce, &lens[0], aad, &lens[1], sample[0], sample[1], sample[2],
+            ],
+        );
+        iv[..16].try_into().unwrap()
+    }
+
+    fn xor(&self, iv: &[u8], buf: &mut [u8]) {
+        for (j, chunk) in buf.chunks_mut(16).enumerate() {
+            let ks = hmac_sha256(&self.0, &[b"ks", iv, &(j as u64).to_be_bytes()]);
+            for (b, k) in chunk.iter_mut().zip(ks) {
+                *b ^= k;
+            }
+        }
+    }
+}
+
+impl Aead for SampledSivAead {
+    fn algorithm(&self) -> AlgorithmId {
+        AlgorithmId(0x8124)
+    }
+    fn nonce_len(&self) -> usize {
+        12
+    }
+    fn tag_len(&self) -> usize {
+        16
+    }
+    fn seal_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), AeadError> {
+        let iv = self.iv(nonce, aad, buf);
+        self.xor(&iv, buf);
+        tag.copy_from_slice(&iv);
+        Ok(())
+    }
+    fn open_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), AeadError> {
+        self.xor(tag, buf);
+        if self.iv(nonce, aad, buf)[..] != *tag {
+            buf.fill(0);
+            return Err(AeadError::Authentication);
+        }
+        Ok(())
+    }
+}
+
+impl AeadAlgorithm for SampledSiv {
+    fn id(&self) -> AlgorithmId {
+        AlgorithmId(0x8124)
+    }
+    fn name(&self) -> &'static str {
+        "sampled-siv"
+    }
+    fn key_len(&self) -> usize {
+        32
+    }
+    fn nonce_len(&self) -> usize {
+        12
+    }
+    fn tag_len(&self) -> usize {
+        16
+    }
+    fn misuse_resistant(&self) -> bool {
+        true
+    }
+    fn known_answers(&self) -> &'static [KnownAnswer] {
+        self_made_vectors(|key| Box::new(SampledSivAead(key.expose().to_vec())))
+    }
+    fn new_aead(&self, key: &SecretKey) -> Result<Box<dyn Aead>, AeadError> {
+        Ok(Box::new(SampledSivAead(key.expose().to_vec())))
+    }
+}
+
+#[test]
+fn a_misuse_resistance_that_covers_a_sample_of_the_message_is_refused() {
+    // The defect is real: two pages that differ in byte 16 only, sealed
+    // under one key and nonce, share all their keystream.
+    let aead = SampledSivAead(vec![9; 32]);
+    let keystream = |plaintext: &[u8]| {
+        let mut buf = plaintext.to_vec();
+        let mut tag = [0u8; 16];
+        aead.seal_in_place_detached(&hazmat::nonce_for(7), b"", &mut buf, &mut tag)
+            .unwrap();
+        buf.iter()
+            .zip(plaintext)
+            .map(|(c, p)| c ^ p)
+            .collect::<Vec<_>>()
+    };
+    let a = vec![0x11u8; 4096];
+    let mut b = a.clone();
+    b[16] ^= 1;
+    assert_eq!(keystream(&a), keystream(&b));
+    // A flip in the first or last byte (or the middle one) is seen.
+    for i in [0, 2048, 4095] {
+        let mut c = a.clone();
+        c[i] ^= 1;
+        assert_ne!(keystream(&a)[..16], keystream(&c)[..16], "flip at {i}");
+    }
+
+    // Refused: a byte is flipped in every block of the page.
+    assert_eq!(
+        refusal(Arc::new(SampledSiv)),
+        Some(Check::NotMisuseResistant)
+    );
+}
+
 #[test]
 fn only_96_bit_nonces_are_supported() {
     let mut xchacha = Plugin::new(0x8001, EncryptionAlgorithm::ChaCha20Poly1305, Defect::None);

@@ -34,8 +34,9 @@
 //!    next). Flipping any nonce byte gives keystream sharing no block with
 //!    the original's. A built-in id must also match the RustCrypto
 //!    reference at each counter, for both messages.
-//! 6. Misuse resistance, if claimed: two messages sealed under the same key
-//!    and nonce share no 16-byte block of keystream.
+//! 6. Misuse resistance, if claimed: the page-sized message, and the same
+//!    with one byte flipped in any one of its 16-byte blocks, sealed under
+//!    one key and nonce, share no 16-byte block of keystream.
 //!
 //! # What a part must show
 //!
