@@ -889,7 +889,7 @@ fn broken_parts_are_refused_and_faithful_ones_accepted() {
     );
     assert_eq!(
         part_check(p().with_mac(Arc::new(FirstPartMac))),
-        Check::PartKnownAnswer { vector: 0 }
+        Check::MacDataParts
     );
     assert_eq!(
         part_check(p().with_password_hash(Arc::new(WrongVersionArgon2))),
@@ -921,4 +921,85 @@ impl Kdf for FaithfulKdf {
             .expand_multi_info(info, out)
             .map_err(|_| PrimitiveError::OutputLength)
     }
+}
+
+/// An HKDF that expands only the first two info parts (a wrapper written
+/// for two-part labels).
+struct TwoPartHkdf;
+
+impl Kdf for TwoPartHkdf {
+    fn name(&self) -> &'static str {
+        "two-part hkdf"
+    }
+    fn hkdf_sha256(
+        &self,
+        ikm: &[u8],
+        salt: &[u8],
+        info: &[&[u8]],
+        out: &mut [u8],
+    ) -> Result<(), PrimitiveError> {
+        let info: Vec<u8> = info
+            .iter()
+            .take(2)
+            .flat_map(|p| p.iter().copied())
+            .collect();
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), ikm)
+            .expand(&info, out)
+            .map_err(|_| PrimitiveError::OutputLength)
+    }
+}
+
+/// An HMAC that reads only the first two data parts.
+struct TwoPartMac;
+
+impl Mac for TwoPartMac {
+    fn name(&self) -> &'static str {
+        "two-part hmac"
+    }
+    fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        use hmac::{KeyInit, Mac as _};
+        let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap();
+        for p in parts.iter().take(2) {
+            m.update(p);
+        }
+        m.finalize().into_bytes().into()
+    }
+}
+
+#[test]
+fn a_kdf_or_mac_that_reads_only_two_parts_is_refused() {
+    // The defect is real: session labels have four parts (prefix,
+    // "/session/", database id, domain), so the WAL's and the pages'
+    // subkeys of one session would be one key, and WAL record 0 and page
+    // 0 would share a (key, nonce).
+    let label = |domain: u8| -> [Vec<u8>; 4] {
+        [
+            b"sealkv/v1".to_vec(),
+            b"/session/".to_vec(),
+            vec![1; 16],
+            vec![domain],
+        ]
+    };
+    let subkey = |domain| {
+        let parts = label(domain);
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let mut out = [0u8; 32];
+        TwoPartHkdf
+            .hkdf_sha256(&[9; 32], &[7; 32], &parts, &mut out)
+            .unwrap();
+        out
+    };
+    assert_eq!(subkey(1), subkey(2));
+
+    // It passes RFC 5869 with the info whole or in halves; four parts,
+    // one of them empty, refuse it.
+    let p = CryptoProvider::default;
+    assert_eq!(
+        part_check(p().with_kdf(Arc::new(TwoPartHkdf))),
+        Check::KdfInfoParts
+    );
+    assert_eq!(
+        part_check(p().with_mac(Arc::new(TwoPartMac))),
+        Check::MacDataParts
+    );
 }

@@ -40,8 +40,9 @@
 //!
 //! # What a part must show
 //!
-//! HKDF-SHA256: RFC 5869's vectors, with the info given whole and in parts.
-//! HMAC-SHA256: RFC 4231's. Argon2id: the reference implementation's. The
+//! HKDF-SHA256: RFC 5869's vectors, with the info given whole, in two parts
+//! and in four (one of them empty: sealkv's labels have up to four parts).
+//! HMAC-SHA256: RFC 4231's, with the data split the same ways. Argon2id: the reference implementation's. The
 //! random source: it fills, and two draws differ.
 //!
 //! [`AlgorithmId::FIRST_CUSTOM`]: crate::AlgorithmId::FIRST_CUSTOM
@@ -176,6 +177,8 @@ pub enum Check {
     },
     /// HKDF gave another output for the info in parts than whole.
     KdfInfoParts,
+    /// HMAC gave another output for the data in parts than whole.
+    MacDataParts,
     /// The random source failed, or gave the same bytes twice.
     RandomSource(&'static str),
 }
@@ -254,6 +257,9 @@ impl fmt::Display for Check {
             ),
             Check::KdfInfoParts => {
                 f.write_str("info in parts: HKDF gave another output for the info split in parts")
+            }
+            Check::MacDataParts => {
+                f.write_str("data in parts: HMAC gave another output for the data split in parts")
             }
             Check::RandomSource(why) => write!(f, "random source: {why}"),
         }
