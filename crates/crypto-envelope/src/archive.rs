@@ -116,12 +116,11 @@ impl fmt::Debug for ArchiveKeys {
 }
 
 impl ArchiveKeys {
-    /// Draws a fresh salt from `provider`'s random source and derives the
+    /// Draws a fresh salt (`provider`'s random source mixed with the
+    /// operating system's, as [`crate::random`] explains) and derives the
     /// archive's subkeys from it under `key`.
     pub fn generate(provider: &CryptoProvider, key: &MasterKey) -> Result<Self, CryptoError> {
-        let mut salt = [0u8; ARCHIVE_SALT_LEN];
-        provider.fill_random(&mut salt)?;
-        Self::with_salt(provider, key, salt)
+        Self::with_salt(provider, key, crate::random::salt(provider)?)
     }
 
     /// Derives from a chosen salt: only for [`crate::hazmat`].

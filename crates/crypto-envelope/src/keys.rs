@@ -454,7 +454,8 @@ impl KeySource {
     }
 
     /// The master key for something new (an archive, say) sealed under this
-    /// source: for a passphrase, a fresh salt is drawn from `provider` and
+    /// source: for a passphrase, a fresh salt is drawn (`provider`'s random
+    /// source mixed with the operating system's, as [`crate::random`] says) and
     /// returned with the cost (`params` of the source, checked against the
     /// floor and ceiling), to be recorded beside what it seals; `None` for
     /// the other sources.
@@ -465,8 +466,7 @@ impl KeySource {
         match self {
             KeySource::Passphrase { params, .. } => {
                 params.check()?;
-                let mut salt = [0u8; 32];
-                provider.fill_random(&mut salt)?;
+                let salt: [u8; 32] = crate::random::salt(provider)?;
                 let key = self.resolve_with(provider, Some((&salt, *params)))?;
                 Ok((
                     key,

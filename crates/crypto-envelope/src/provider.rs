@@ -302,7 +302,9 @@ impl CryptoProvider {
     }
 
     /// This provider with another random source, once it fills and two of
-    /// its draws differ.
+    /// its draws differ. Keys are drawn from it; salts are its bytes XOR
+    /// the operating system's, so a source that repeats across processes
+    /// cannot repeat a writer session's salt ([`crate::random`]).
     pub fn with_random(mut self, random: Arc<dyn SecureRandom>) -> Result<Self, CryptoError> {
         selftest::check_random(random.as_ref())?;
         self.random = Registered {

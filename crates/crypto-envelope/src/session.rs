@@ -97,11 +97,10 @@ impl SessionSalt {
         Ok(SessionSalt(b))
     }
 
-    /// A fresh salt from `provider`'s random source.
+    /// A fresh salt from `provider`'s random source mixed with the
+    /// operating system's ([`crate::random`] says why).
     pub(crate) fn draw(provider: &CryptoProvider) -> Result<Self, CryptoError> {
-        let mut b = [0u8; 32];
-        provider.fill_random(&mut b)?;
-        Ok(SessionSalt(b))
+        Ok(SessionSalt(crate::random::salt(provider)?))
     }
 }
 
