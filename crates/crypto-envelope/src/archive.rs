@@ -342,14 +342,21 @@ mod tests {
             }
         }
         // Not the registry's subkeys either (different label family).
-        let reg = crate::kdf::kek_subkey(
-            &CryptoProvider::default(),
-            &key(1),
-            &crate::DbId([2; 16]),
-            crate::KekPurpose::Archive,
-        )
-        .unwrap();
-        assert_ne!(reg.expose(), a.chunk.expose());
+        for purpose in [
+            crate::KekPurpose::Wrap,
+            crate::KekPurpose::KeyCheck,
+            crate::KekPurpose::RegistryMac,
+        ] {
+            let reg = crate::kdf::kek_subkey(
+                &CryptoProvider::default(),
+                &key(1),
+                &crate::DbId([2; 16]),
+                purpose,
+            )
+            .unwrap();
+            assert_ne!(reg.expose(), a.chunk.expose());
+            assert_ne!(reg.expose(), a.check.expose());
+        }
     }
 
     #[test]

@@ -66,13 +66,11 @@ pub enum Domain {
     Page = 2,
     /// Meta pages.
     Meta = 3,
-    /// Export archive chunks (when sealed under a data key).
-    Archive = 4,
 }
 
 impl Domain {
     /// Every domain.
-    pub const ALL: [Domain; 4] = [Domain::Wal, Domain::Page, Domain::Meta, Domain::Archive];
+    pub const ALL: [Domain; 3] = [Domain::Wal, Domain::Page, Domain::Meta];
 
     /// The domain's byte in labels and headers.
     pub const fn byte(self) -> u8 {
@@ -283,7 +281,7 @@ pub struct WriterSession {
     salt: SessionSalt,
     dek: KeyId,
     algorithm: AlgorithmId,
-    sealers: [Arc<DomainSealer>; 4],
+    sealers: [Arc<DomainSealer>; 3],
 }
 
 impl fmt::Debug for WriterSession {
@@ -334,12 +332,7 @@ impl WriterSession {
             salt,
             dek: dek.id,
             algorithm: dek.algorithm,
-            sealers: [
-                make(Domain::Wal)?,
-                make(Domain::Page)?,
-                make(Domain::Meta)?,
-                make(Domain::Archive)?,
-            ],
+            sealers: [make(Domain::Wal)?, make(Domain::Page)?, make(Domain::Meta)?],
         })
     }
 
