@@ -2,7 +2,7 @@
 //! uses.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::aead::{Aead, AeadAlgorithm};
 use crate::algorithm::{
@@ -13,7 +13,7 @@ use crate::frozen::FrozenAlgorithm;
 use crate::keys::SecretKey;
 use crate::primitives::{Kdf, Mac, PasswordHash, SecureRandom};
 use crate::rustcrypto;
-use crate::selftest::{self, Gate, SelfTestFailure, Verdict};
+use crate::selftest::{self, BuiltinVerdict, Gate, SelfTestFailure};
 
 /// The AEAD algorithms, KDF, MAC, password hash and random source sealkv
 /// works with.
@@ -71,25 +71,25 @@ impl<T: ?Sized> Clone for Registered<T> {
     fn clone(&self) -> Self {
         Registered {
             part: self.part.clone(),
-            gate: self.gate,
+            gate: self.gate.clone(),
         }
     }
 }
 
 /// The verdicts of the built-in algorithms and parts, once per process.
-static RUSTCRYPTO_AEAD: [OnceLock<Verdict>; 3] = [const { OnceLock::new() }; 3];
-static RUSTCRYPTO_KDF: OnceLock<Verdict> = OnceLock::new();
-static RUSTCRYPTO_MAC: OnceLock<Verdict> = OnceLock::new();
-static RUSTCRYPTO_ARGON2: OnceLock<Verdict> = OnceLock::new();
-static OS_RANDOM: OnceLock<Verdict> = OnceLock::new();
+static RUSTCRYPTO_AEAD: [BuiltinVerdict; 3] = [const { BuiltinVerdict::new() }; 3];
+static RUSTCRYPTO_KDF: BuiltinVerdict = BuiltinVerdict::new();
+static RUSTCRYPTO_MAC: BuiltinVerdict = BuiltinVerdict::new();
+static RUSTCRYPTO_ARGON2: BuiltinVerdict = BuiltinVerdict::new();
+static OS_RANDOM: BuiltinVerdict = BuiltinVerdict::new();
 #[cfg(feature = "ring")]
-static RING_AEAD: [OnceLock<Verdict>; 2] = [const { OnceLock::new() }; 2];
+static RING_AEAD: [BuiltinVerdict; 2] = [const { BuiltinVerdict::new() }; 2];
 #[cfg(feature = "ring")]
-static RING_KDF: OnceLock<Verdict> = OnceLock::new();
+static RING_KDF: BuiltinVerdict = BuiltinVerdict::new();
 #[cfg(feature = "ring")]
-static RING_MAC: OnceLock<Verdict> = OnceLock::new();
+static RING_MAC: BuiltinVerdict = BuiltinVerdict::new();
 #[cfg(feature = "ring")]
-static RING_RANDOM: OnceLock<Verdict> = OnceLock::new();
+static RING_RANDOM: BuiltinVerdict = BuiltinVerdict::new();
 
 impl fmt::Debug for CryptoProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -259,7 +259,7 @@ impl CryptoProvider {
         self.aeads.retain(|a| a.part.id() != id);
         self.aeads.push(Registered {
             part: Arc::new(algorithm),
-            gate: Gate::Passed,
+            gate: Gate::passed(),
         });
         self.aeads.sort_by_key(|a| a.part.id());
         Ok(self)
@@ -271,7 +271,7 @@ impl CryptoProvider {
         selftest::check_kdf(kdf.as_ref())?;
         self.kdf = Registered {
             part: kdf,
-            gate: Gate::Passed,
+            gate: Gate::passed(),
         };
         Ok(self)
     }
@@ -282,7 +282,7 @@ impl CryptoProvider {
         selftest::check_mac(mac.as_ref())?;
         self.mac = Registered {
             part: mac,
-            gate: Gate::Passed,
+            gate: Gate::passed(),
         };
         Ok(self)
     }
@@ -296,7 +296,7 @@ impl CryptoProvider {
         selftest::check_password_hash(password_hash.as_ref())?;
         self.password_hash = Registered {
             part: password_hash,
-            gate: Gate::Passed,
+            gate: Gate::passed(),
         };
         Ok(self)
     }
@@ -309,7 +309,7 @@ impl CryptoProvider {
         selftest::check_random(random.as_ref())?;
         self.random = Registered {
             part: random,
-            gate: Gate::Passed,
+            gate: Gate::passed(),
         };
         Ok(self)
     }
@@ -351,15 +351,44 @@ impl CryptoProvider {
 
     /// Runs every algorithm's and part's self-test afresh, whatever the
     /// cached verdicts say (for a periodic re-check, and to measure what the
-    /// self-test costs).
+    /// self-test costs); returns the first failure.
+    ///
+    /// Each algorithm or part that fails is marked failed for good: every
+    /// later use of it, through this provider or any clone of it, is
+    /// refused with [`CryptoError::SelfTest`] naming that failure (for a
+    /// built-in one, in the whole process), and a later re-check reports
+    /// the same failure without running again. Ciphers built before the
+    /// re-check (a writer session already started, say) are not recalled;
+    /// the next session, opener or derivation is refused.
     pub fn self_test_again(&self) -> Result<(), SelfTestFailure> {
+        let mut verdicts = Vec::with_capacity(self.aeads.len() + 4);
         for a in &self.aeads {
-            selftest::check_algorithm(a.part.as_ref())?;
+            verdicts.push(
+                a.gate
+                    .recheck(|| selftest::check_algorithm(a.part.as_ref())),
+            );
         }
-        selftest::check_kdf(self.kdf.part.as_ref())?;
-        selftest::check_mac(self.mac.part.as_ref())?;
-        selftest::check_password_hash(self.password_hash.part.as_ref())?;
-        selftest::check_random(self.random.part.as_ref())
+        verdicts.push(
+            self.kdf
+                .gate
+                .recheck(|| selftest::check_kdf(self.kdf.part.as_ref())),
+        );
+        verdicts.push(
+            self.mac
+                .gate
+                .recheck(|| selftest::check_mac(self.mac.part.as_ref())),
+        );
+        verdicts.push(
+            self.password_hash
+                .gate
+                .recheck(|| selftest::check_password_hash(self.password_hash.part.as_ref())),
+        );
+        verdicts.push(
+            self.random
+                .gate
+                .recheck(|| selftest::check_random(self.random.part.as_ref())),
+        );
+        verdicts.into_iter().collect()
     }
 
     /// Fills `buf` from the provider's random source.

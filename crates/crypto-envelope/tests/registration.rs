@@ -1,15 +1,16 @@
 //! What a provider keeps of a plugin it registered: the answers the
-//! self-test checked, not whatever the plugin answers later. Each plugin
-//! here is a faithful AES-256-GCM whose claims follow a switch the test
-//! flips after registration.
+//! self-test checked, not whatever the plugin answers later, and a failed
+//! re-check that sticks. Each plugin here is a faithful AES-256-GCM
+//! whose claims and `open` follow switches the test flips after
+//! registration.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicUsize, Ordering};
 
 use sealkv_crypto_envelope::field::{self, FieldError};
-use sealkv_crypto_envelope::selftest::vectors;
+use sealkv_crypto_envelope::selftest::{Check, vectors};
 use sealkv_crypto_envelope::{
     Aead, AeadAlgorithm, AeadError, AlgorithmId, CryptoError, CryptoProvider, DataKey, DbId,
     EncryptionAlgorithm, KeyId, Keyring, KnownAnswer, SecretKey, hazmat,
@@ -20,7 +21,14 @@ struct Switches {
     id: &'static AtomicU16,
     misuse_resistant: &'static AtomicBool,
     nonce_len: &'static AtomicUsize,
+    /// How `open` behaves: one of the `OPEN_*` values.
+    open: &'static AtomicU8,
 }
+
+/// `open` is AES-256-GCM's.
+const OPEN_FAITHFUL: u8 = 0;
+/// `open` decrypts without checking the tag.
+const OPEN_IGNORES_TAG: u8 = 1;
 
 /// RustCrypto's AES-256-GCM, answering from its switches on every call.
 struct Switchable(Switches);
@@ -30,6 +38,18 @@ struct SwitchableAead {
     inner: Box<dyn Aead>,
     id: &'static AtomicU16,
     nonce_len: &'static AtomicUsize,
+    open: &'static AtomicU8,
+}
+
+impl SwitchableAead {
+    /// GCM's keystream applied to `buf`: sealing under the same nonce
+    /// decrypts (the tag it computes is thrown away).
+    fn decrypt_unchecked(&self, nonce: &[u8], aad: &[u8], buf: &mut [u8]) {
+        let mut scratch = [0u8; 16];
+        let _ = self
+            .inner
+            .seal_in_place_detached(nonce, aad, buf, &mut scratch);
+    }
 }
 
 impl Aead for SwitchableAead {
@@ -58,7 +78,21 @@ impl Aead for SwitchableAead {
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<(), AeadError> {
-        self.inner.open_in_place_detached(nonce, aad, buf, tag)
+        let ciphertext = buf.to_vec();
+        let opened = self.inner.open_in_place_detached(nonce, aad, buf, tag);
+        let mode = self.open.load(Ordering::SeqCst);
+        match opened {
+            Err(e) if mode != OPEN_FAITHFUL => {
+                buf.copy_from_slice(&ciphertext);
+                self.decrypt_unchecked(nonce, aad, buf);
+                if mode == OPEN_IGNORES_TAG {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            opened => opened,
+        }
     }
 }
 
@@ -95,6 +129,7 @@ impl AeadAlgorithm for Switchable {
             inner,
             id: self.0.id,
             nonce_len: self.0.nonce_len,
+            open: self.0.open,
         }))
     }
 }
@@ -112,11 +147,13 @@ fn a_misuse_resistance_claim_is_taken_once_at_registration() {
     static ID: AtomicU16 = AtomicU16::new(0x8124);
     static CLAIM: AtomicBool = AtomicBool::new(false);
     static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
     let provider = CryptoProvider::default()
         .with_algorithm(Arc::new(Switchable(Switches {
             id: &ID,
             misuse_resistant: &CLAIM,
             nonce_len: &NONCE_LEN,
+            open: &OPEN,
         })))
         .expect("a faithful AES-256-GCM claiming no misuse resistance");
     let key = data_key(0x8124);
@@ -151,10 +188,12 @@ fn an_id_that_changes_after_registration_takes_over_nothing() {
     static ID: AtomicU16 = AtomicU16::new(0x8125);
     static CLAIM: AtomicBool = AtomicBool::new(false);
     static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
     let provider = CryptoProvider::from_algorithms(vec![Arc::new(Switchable(Switches {
         id: &ID,
         misuse_resistant: &CLAIM,
         nonce_len: &NONCE_LEN,
+        open: &OPEN,
     }))])
     .expect("a faithful AES-256-GCM under a private id");
 
@@ -195,11 +234,13 @@ fn a_cipher_built_later_with_another_nonce_length_is_refused() {
     static ID: AtomicU16 = AtomicU16::new(0x8126);
     static CLAIM: AtomicBool = AtomicBool::new(false);
     static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
     let provider = CryptoProvider::default()
         .with_algorithm(Arc::new(Switchable(Switches {
             id: &ID,
             misuse_resistant: &CLAIM,
             nonce_len: &NONCE_LEN,
+            open: &OPEN,
         })))
         .expect("12-byte nonces at registration");
     let key = SecretKey::from_bytes(&[5; 32]).unwrap();
@@ -217,4 +258,59 @@ fn a_cipher_built_later_with_another_nonce_length_is_refused() {
         hazmat::new_aead(&provider, AlgorithmId(0x8126), &key),
         Err(CryptoError::ProviderRejected { .. })
     ));
+}
+
+#[test]
+fn a_plugin_that_fails_a_recheck_is_refused_from_then_on() {
+    static ID: AtomicU16 = AtomicU16::new(0x8127);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
+    let provider = Arc::new(
+        CryptoProvider::default()
+            .with_algorithm(Arc::new(Switchable(Switches {
+                id: &ID,
+                misuse_resistant: &CLAIM,
+                nonce_len: &NONCE_LEN,
+                open: &OPEN,
+            })))
+            .expect("a faithful AES-256-GCM under a private id"),
+    );
+    let clone = CryptoProvider::clone(&provider);
+    let keyring = Keyring::new(DbId([1; 16]), provider.clone());
+    keyring.insert(data_key(0x8127));
+    keyring.set_active(KeyId(3)).unwrap();
+    keyring.start_session().unwrap();
+    provider.self_test_again().unwrap();
+
+    // The plugin breaks: its open now ignores the tag. The re-check says
+    // so...
+    OPEN.store(OPEN_IGNORES_TAG, Ordering::SeqCst);
+    let failure = provider.self_test_again().unwrap_err();
+    assert_eq!(failure.check(), &Check::AcceptsFlippedTag);
+    assert!(failure.subject().contains("switchable-gcm"), "{failure}");
+
+    // ...and from then on every use is refused with that failure, through
+    // this provider and a clone taken before the re-check, even once the
+    // plugin behaves again.
+    OPEN.store(OPEN_FAITHFUL, Ordering::SeqCst);
+    let key = SecretKey::from_bytes(&[5; 32]).unwrap();
+    for p in [provider.as_ref(), &clone] {
+        assert!(matches!(
+            hazmat::new_aead(p, AlgorithmId(0x8127), &key),
+            Err(CryptoError::SelfTest(f)) if f.check() == &Check::AcceptsFlippedTag
+        ));
+        assert!(matches!(p.self_test(), Err(CryptoError::SelfTest(_))));
+        // The other algorithms are not affected.
+        hazmat::builtin(p, EncryptionAlgorithm::Aes256Gcm, &key).unwrap();
+    }
+    assert!(matches!(
+        keyring.start_session(),
+        Err(CryptoError::SelfTest(f)) if f.check() == &Check::AcceptsFlippedTag
+    ));
+    assert_eq!(
+        provider.self_test_again().unwrap_err().check(),
+        &Check::AcceptsFlippedTag,
+        "a later re-check reports the mark, not a fresh run"
+    );
 }

@@ -53,7 +53,7 @@ mod parts;
 pub mod vectors;
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub use aead::check_algorithm;
 pub use parts::{check_kdf, check_mac, check_password_hash, check_random};
@@ -269,22 +269,77 @@ impl fmt::Display for Check {
 /// The cached outcome of a self-test.
 pub(crate) type Verdict = Result<(), SelfTestFailure>;
 
-/// When a provider entry's self-test runs.
-#[derive(Clone, Copy)]
+/// The self-test verdicts of one built-in algorithm or part, for the whole
+/// process.
+pub(crate) struct BuiltinVerdict {
+    /// The first run, before the first use.
+    first: OnceLock<Verdict>,
+    /// The first failure of a later run.
+    failed_later: OnceLock<SelfTestFailure>,
+}
+
+impl BuiltinVerdict {
+    /// Nothing run yet.
+    pub(crate) const fn new() -> Self {
+        BuiltinVerdict {
+            first: OnceLock::new(),
+            failed_later: OnceLock::new(),
+        }
+    }
+}
+
+/// When a provider entry's self-test runs, and whether a later run failed.
+///
+/// A failed later run ([`Gate::recheck`]) marks the entry failed for good:
+/// from then on every use is refused with that failure, whatever the first
+/// verdict was. The mark is shared by every clone of the provider (for a
+/// built-in, by the whole process, like its first verdict).
+#[derive(Clone)]
 pub(crate) enum Gate {
-    /// It passed at registration.
-    Passed,
+    /// It passed at registration; the cell holds a later failure.
+    Passed(Arc<OnceLock<SelfTestFailure>>),
     /// A built-in: run once per process before the first use, then cached.
-    Lazy(&'static OnceLock<Verdict>),
+    Lazy(&'static BuiltinVerdict),
 }
 
 impl Gate {
+    /// The gate of an entry that has just passed its self-test.
+    pub(crate) fn passed() -> Self {
+        Gate::Passed(Arc::default())
+    }
+
+    fn failed_later(&self) -> &OnceLock<SelfTestFailure> {
+        match self {
+            Gate::Passed(cell) => cell,
+            Gate::Lazy(verdict) => &verdict.failed_later,
+        }
+    }
+
     /// The verdict, running `test` first if this is the first asking.
     pub(crate) fn verdict(&self, test: impl FnOnce() -> Verdict) -> Verdict {
-        match self {
-            Gate::Passed => Ok(()),
-            Gate::Lazy(cell) => cell.get_or_init(test).clone(),
+        if let Some(failure) = self.failed_later().get() {
+            return Err(failure.clone());
         }
+        match self {
+            Gate::Passed(_) => Ok(()),
+            Gate::Lazy(verdict) => verdict.first.get_or_init(test).clone(),
+        }
+    }
+
+    /// Runs `test` afresh, unless a later run already failed (that failure
+    /// is the verdict for good); a failure marks the entry failed.
+    pub(crate) fn recheck(&self, test: impl FnOnce() -> Verdict) -> Verdict {
+        let marked = self.failed_later();
+        if let Some(failure) = marked.get() {
+            return Err(failure.clone());
+        }
+        let verdict = test();
+        if let Err(failure) = &verdict {
+            // A concurrent re-check may have marked it first: its failure
+            // stays, and this one is reported all the same.
+            let _ = marked.set(failure.clone());
+        }
+        verdict
     }
 }
 
