@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::aead::{Aead, AeadAlgorithm};
+use crate::aead::{Aead, AeadAlgorithm, WipeOnFailedOpen};
 use crate::algorithm::{
     AlgorithmId, AlgorithmInfo, EncryptionAlgorithm, UnknownAlgorithm, normalize_name,
 };
@@ -454,7 +454,7 @@ impl CryptoProvider {
                 reason: "the cipher built does not match its algorithm",
             });
         }
-        Ok(aead)
+        Ok(Box::new(WipeOnFailedOpen(aead)))
     }
 
     /// The KDF, self-tested.

@@ -1,6 +1,7 @@
 //! What a provider keeps of a plugin it registered: the answers the
-//! self-test checked, not whatever the plugin answers later, and a failed
-//! re-check that sticks. Each plugin here is a faithful AES-256-GCM
+//! self-test checked, not whatever the plugin answers later; a failed
+//! re-check that sticks; and buffers wiped after a failed open, whatever
+//! the plugin left in them. Each plugin here is a faithful AES-256-GCM
 //! whose claims and `open` follow switches the test flips after
 //! registration.
 
@@ -13,7 +14,7 @@ use sealkv_crypto_envelope::field::{self, FieldError};
 use sealkv_crypto_envelope::selftest::{Check, vectors};
 use sealkv_crypto_envelope::{
     Aead, AeadAlgorithm, AeadError, AlgorithmId, CryptoError, CryptoProvider, DataKey, DbId,
-    EncryptionAlgorithm, KeyId, Keyring, KnownAnswer, SecretKey, hazmat,
+    Domain, EncryptionAlgorithm, KeyId, Keyring, KnownAnswer, SecretKey, hazmat,
 };
 
 /// Where a switchable plugin reads its answers.
@@ -29,6 +30,9 @@ struct Switches {
 const OPEN_FAITHFUL: u8 = 0;
 /// `open` decrypts without checking the tag.
 const OPEN_IGNORES_TAG: u8 = 1;
+/// `open` decrypts, then checks the tag: a failure leaves the plaintext
+/// of the forged or damaged message in the buffer.
+const OPEN_LEAVES_PLAINTEXT: u8 = 2;
 
 /// RustCrypto's AES-256-GCM, answering from its switches on every call.
 struct Switchable(Switches);
@@ -313,4 +317,82 @@ fn a_plugin_that_fails_a_recheck_is_refused_from_then_on() {
         &Check::AcceptsFlippedTag,
         "a later re-check reports the mark, not a fresh run"
     );
+}
+
+/// Seals `plaintext` with `aead` at nonce 1, flips a tag byte, opens it
+/// and returns what the failed open left in the buffer.
+fn left_after_a_failed_open(aead: &dyn Aead, plaintext: &[u8]) -> Vec<u8> {
+    let nonce = hazmat::nonce_for(1);
+    let mut buf = plaintext.to_vec();
+    let mut tag = [0u8; 16];
+    aead.seal_in_place_detached(&nonce, b"aad", &mut buf, &mut tag)
+        .unwrap();
+    tag[0] ^= 1;
+    assert_eq!(
+        aead.open_in_place_detached(&nonce, b"aad", &mut buf, &tag),
+        Err(AeadError::Authentication)
+    );
+    buf
+}
+
+#[test]
+fn a_failed_open_leaves_zeros_whatever_the_cipher_left() {
+    static ID: AtomicU16 = AtomicU16::new(0x8128);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
+    let plugin = || {
+        Switchable(Switches {
+            id: &ID,
+            misuse_resistant: &CLAIM,
+            nonce_len: &NONCE_LEN,
+            open: &OPEN,
+        })
+    };
+    let provider = Arc::new(
+        CryptoProvider::default()
+            .with_algorithm(Arc::new(plugin()))
+            .expect("a faithful AES-256-GCM under a private id"),
+    );
+    OPEN.store(OPEN_LEAVES_PLAINTEXT, Ordering::SeqCst);
+    let secret = b"amount=100 for account 4711, page body".to_vec();
+    let key = SecretKey::from_bytes(&[5; 32]).unwrap();
+
+    // The premise: the plugin's own cipher leaves the plaintext behind.
+    let raw = plugin().new_aead(&key).unwrap();
+    assert_eq!(left_after_a_failed_open(raw.as_ref(), &secret), secret);
+
+    // A cipher the provider hands out leaves zeros.
+    let zeros = vec![0u8; secret.len()];
+    let aead = hazmat::new_aead(&provider, AlgorithmId(0x8128), &key).unwrap();
+    assert_eq!(left_after_a_failed_open(aead.as_ref(), &secret), zeros);
+
+    // So does a unit opened through the keyring.
+    let keyring = Keyring::new(DbId([1; 16]), provider.clone());
+    keyring.insert(data_key(0x8128));
+    keyring.set_active(KeyId(3)).unwrap();
+    let session = keyring.start_session().unwrap();
+    let sealer = session.sealer(Domain::Page);
+    let mut buf = secret.clone();
+    let mut tag = [0u8; 16];
+    let counter = sealer.seal(b"page 7", &mut buf, &mut tag).unwrap();
+    tag[15] ^= 1;
+    assert!(
+        keyring
+            .open(sealer.subkey_id(), counter, b"page 7", &mut buf, &tag)
+            .is_err()
+    );
+    assert_eq!(buf, zeros);
+
+    // And every built-in algorithm's cipher (RustCrypto's leave the
+    // ciphertext; the contract would let them leave anything).
+    for info in provider.algorithms().filter(|a| a.is_builtin()) {
+        let aead = hazmat::new_aead(&provider, info.id, &key).unwrap();
+        assert_eq!(
+            left_after_a_failed_open(aead.as_ref(), &secret),
+            zeros,
+            "{}",
+            info.name
+        );
+    }
 }
