@@ -198,21 +198,14 @@ impl MasterKey {
         Self::from_hex(&value)
     }
 
-    /// Derives a master key from a passphrase with Argon2id under `salt` and
-    /// `params`, with the default provider's Argon2id; parameters outside
+    /// Derives a master key from a passphrase with `provider`'s Argon2id
+    /// under `salt` and `params`; parameters outside
     /// [`KdfParams::FLOOR`]..=[`KdfParams::CEILING`] are refused. The salt is
     /// the one recorded beside the passphrase's data (a registry or archive
-    /// header); a new one is drawn by whoever writes that header.
-    pub fn from_passphrase(
-        passphrase: &Passphrase,
-        salt: &[u8; 32],
-        params: KdfParams,
-    ) -> Result<Self, KeyError> {
-        Self::from_passphrase_with(&crate::CryptoProvider::default(), passphrase, salt, params)
-    }
-
-    /// [`MasterKey::from_passphrase`] with `provider`'s Argon2id.
-    pub fn from_passphrase_with(
+    /// header), or one just drawn for something new: callers outside this
+    /// crate reach it only through
+    /// [`hazmat::master_key_from_passphrase`](crate::hazmat::master_key_from_passphrase).
+    pub(crate) fn from_passphrase_with(
         provider: &crate::CryptoProvider,
         passphrase: &Passphrase,
         salt: &[u8; 32],
@@ -454,12 +447,12 @@ impl KeySource {
         matches!(self, KeySource::Passphrase { .. })
     }
 
-    /// Resolves the master key of something already sealed. `kdf` gives the
-    /// salt and parameters recorded beside it for a passphrase (ignored for
-    /// the other sources); the default provider's Argon2id stretches it.
-    /// For something new, [`KeySource::resolve_new`] draws the salt.
-    pub fn resolve(&self, kdf: Option<(&[u8; 32], KdfParams)>) -> Result<MasterKey, KeyError> {
-        self.resolve_with(&crate::CryptoProvider::default(), kdf)
+    /// The master key of a raw key or a [`KeyProvider`]. A passphrase gives
+    /// none on its own ([`KeyError::KdfParams`]): it needs a salt, which
+    /// [`KeySource::resolve_new`] draws for something new (and a registry
+    /// or archive reader takes from the header it reads).
+    pub fn master_key(&self, provider: &crate::CryptoProvider) -> Result<MasterKey, KeyError> {
+        self.resolve_with(provider, None)
     }
 
     /// The master key for something new (an archive, say) sealed under this
@@ -489,8 +482,10 @@ impl KeySource {
         }
     }
 
-    /// [`KeySource::resolve`] with `provider`'s Argon2id.
-    pub fn resolve_with(
+    /// The master key of something already sealed: `kdf` gives the salt
+    /// and cost recorded beside it for a passphrase (ignored for the other
+    /// sources), stretched with `provider`'s Argon2id.
+    pub(crate) fn resolve_with(
         &self,
         provider: &crate::CryptoProvider,
         kdf: Option<(&[u8; 32], KdfParams)>,
@@ -688,6 +683,7 @@ mod tests {
 
     #[test]
     fn kdf_floor_is_enforced() {
+        let provider = crate::CryptoProvider::default();
         let p = Passphrase::new("correct horse").unwrap();
         let weak = KdfParams {
             memory_kib: 1024,
@@ -695,12 +691,12 @@ mod tests {
             parallelism: 1,
         };
         assert!(matches!(
-            MasterKey::from_passphrase(&p, &[1; 32], weak),
+            MasterKey::from_passphrase_with(&provider, &p, &[1; 32], weak),
             Err(KeyError::KdfParams { .. })
         ));
-        let a = MasterKey::from_passphrase(&p, &[1; 32], KdfParams::FLOOR).unwrap();
-        let b = MasterKey::from_passphrase(&p, &[1; 32], KdfParams::FLOOR).unwrap();
-        let c = MasterKey::from_passphrase(&p, &[2; 32], KdfParams::FLOOR).unwrap();
+        let a = MasterKey::from_passphrase_with(&provider, &p, &[1; 32], KdfParams::FLOOR).unwrap();
+        let b = MasterKey::from_passphrase_with(&provider, &p, &[1; 32], KdfParams::FLOOR).unwrap();
+        let c = MasterKey::from_passphrase_with(&provider, &p, &[2; 32], KdfParams::FLOOR).unwrap();
         assert_eq!(a.secret().expose(), b.secret().expose());
         assert_ne!(a.secret().expose(), c.secret().expose());
         assert!(matches!(
