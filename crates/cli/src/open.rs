@@ -112,49 +112,63 @@ pub(crate) fn algorithm(g: &Global) -> Result<Option<AlgorithmId>, CliError> {
 /// database moves freely between the two builds); with the `aws-lc`
 /// feature, the aws-lc-rs AES-256-GCM plugin is registered too, under its
 /// private id and name `aes-256-gcm-aws-lc`. Built once per process, so a
-/// plugin's self-test runs (and a refusal is reported) once.
+/// plugin's self-test runs once.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| {
-            #[cfg(feature = "ring")]
-            let provider = CryptoProvider::ring();
-            #[cfg(not(feature = "ring"))]
-            let provider = CryptoProvider::rustcrypto();
-            #[cfg(feature = "aws-lc")]
-            let provider = with_plugin(
-                provider,
-                "aes-256-gcm-aws-lc",
-                sealkv_aws_lc::register,
-                &mut std::io::stderr(),
-            );
-            Arc::new(provider)
-        })
-        .clone()
+    crypto().provider.clone()
 }
 
-/// `provider` with a plugin `register` adds, or without it if the
-/// provider refuses it (a failed self-test, say), with a warning on
-/// `warnings` naming the plugin and the reason. The tool goes on: every
-/// database sealed with another algorithm still opens, and one sealed
-/// with the plugin fails with the provider's `UnsupportedAlgorithm`.
+/// Logs a warning if the build's cipher plugin was refused (shown unless
+/// `-q`). Called once the log is set up: the provider is first built while
+/// the arguments are parsed (`--algorithm` lists its algorithms), before
+/// there is a log to warn on.
+pub(crate) fn warn_if_plugin_refused() {
+    if let Some(warning) = &crypto().plugin_refused {
+        tracing::warn!("{warning}");
+    }
+}
+
+/// The tool's provider, and why its plugin was left out, if it was.
+struct Crypto {
+    provider: Arc<CryptoProvider>,
+    plugin_refused: Option<String>,
+}
+
+fn crypto() -> &'static Crypto {
+    static CRYPTO: OnceLock<Crypto> = OnceLock::new();
+    CRYPTO.get_or_init(|| {
+        #[cfg(feature = "ring")]
+        let provider = CryptoProvider::ring();
+        #[cfg(not(feature = "ring"))]
+        let provider = CryptoProvider::rustcrypto();
+        #[cfg(feature = "aws-lc")]
+        let (provider, plugin_refused) =
+            with_plugin(provider, "aes-256-gcm-aws-lc", sealkv_aws_lc::register);
+        #[cfg(not(feature = "aws-lc"))]
+        let plugin_refused = None;
+        Crypto {
+            provider: Arc::new(provider),
+            plugin_refused,
+        }
+    })
+}
+
+/// `provider` with the plugin `register` adds; if the provider refuses it
+/// (a failed self-test, say), `provider` as it was and the warning to give,
+/// naming the plugin and the reason. The tool goes on without it: every
+/// database sealed with another algorithm still opens, and one sealed with
+/// the plugin fails with the provider's `UnsupportedAlgorithm`.
 #[cfg(any(feature = "aws-lc", test))]
 fn with_plugin(
     provider: CryptoProvider,
     name: &str,
     register: impl FnOnce(CryptoProvider) -> Result<CryptoProvider, CryptoError>,
-    warnings: &mut dyn std::io::Write,
-) -> CryptoProvider {
+) -> (CryptoProvider, Option<String>) {
     match register(provider.clone()) {
-        Ok(with_plugin) => with_plugin,
-        Err(e) => {
-            // Nothing more to do if stderr is gone.
-            let _ = writeln!(
-                warnings,
-                "sealkv: warning: the {name} cipher plugin is left out: {e}"
-            );
-            provider
-        }
+        Ok(with_plugin) => (with_plugin, None),
+        Err(e) => (
+            provider,
+            Some(format!("the {name} cipher plugin is left out: {e}")),
+        ),
     }
 }
 
@@ -232,18 +246,14 @@ mod tests {
 
     #[test]
     fn a_plugin_that_fails_its_self_test_is_left_out_with_a_warning() {
-        let mut warnings = Vec::new();
-        let provider = with_plugin(
-            CryptoProvider::default(),
-            "long-nonces",
-            |p| p.with_algorithm(Arc::new(LongNonces)),
-            &mut warnings,
-        );
+        let (provider, warning) = with_plugin(CryptoProvider::default(), "long-nonces", |p| {
+            p.with_algorithm(Arc::new(LongNonces))
+        });
         assert!(provider.algorithm(AlgorithmId(0x8a77)).is_err());
         assert_eq!(provider.algorithms().count(), 3, "the built-ins stay");
-        let warning = String::from_utf8(warnings).unwrap_or_default();
+        let warning = warning.unwrap_or_default();
         assert!(
-            warning.starts_with("sealkv: warning: the long-nonces cipher plugin is left out: "),
+            warning.starts_with("the long-nonces cipher plugin is left out: "),
             "{warning}"
         );
         // The reason names the failed check.
@@ -253,9 +263,8 @@ mod tests {
 
     #[test]
     fn a_plugin_that_passes_is_added_without_a_word() {
-        let mut warnings = Vec::new();
-        let provider = with_plugin(CryptoProvider::default(), "none", Ok, &mut warnings);
+        let (provider, warning) = with_plugin(CryptoProvider::default(), "none", Ok);
         assert_eq!(provider.algorithms().count(), 3);
-        assert!(warnings.is_empty());
+        assert_eq!(warning, None);
     }
 }
