@@ -118,6 +118,11 @@ struct ModeFigures {
     retries: u64,
     /// Scratch keyspace drops acknowledged.
     drops: u64,
+    /// Drops in flight at the kill, and how many of them the reopen found
+    /// done (the keyspace gone, its purge finished at open if the kill
+    /// cut it short).
+    drops_in_flight: u64,
+    drops_in_flight_done: u64,
     /// What the scratch keyspace held at the last check.
     scratch: Scratch,
 }
@@ -161,6 +166,11 @@ impl Summary {
         println!("transactions committed: {}", total(|f| f.transactions));
         println!("conflicts retried: {}", total(|f| f.retries));
         println!("keyspace drops: {}", total(|f| f.drops));
+        println!(
+            "keyspace drops in flight at the kill: {} ({} found done)",
+            total(|f| f.drops_in_flight),
+            total(|f| f.drops_in_flight_done)
+        );
         let kills: Vec<_> = self.kills.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("kills: {}", kills.join(", "));
         println!("lost acknowledged batches: {}", self.lost);
@@ -478,6 +488,10 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
             .filter(|e| **e == scratch::Event::EndDrop)
             .count() as u64;
         figures.scratch = checked.scratch.state;
+        if obs.scratch.last() == Some(&scratch::Event::BeginDrop) {
+            figures.drops_in_flight += 1;
+            figures.drops_in_flight_done += u64::from(figures.scratch == Scratch::Absent);
+        }
         for (t, &acked) in acked.iter().enumerate() {
             figures.acked += acked - figures.last[t];
             if workload::transactional(t) {
