@@ -81,30 +81,55 @@ fn flush_windows(run: &FuzzRun) -> std::collections::BTreeSet<u64> {
     out
 }
 
-/// Both committed `engine_ops` findings were seen once each with a
-/// background flush running, and never again alone. Replayed
-/// deterministically with the power cut at every disk operation of each
-/// flush a write triggered and of everything after it up to the next
-/// crash operation or the end, with two tearings each: the database must
-/// read as the model after every crash and verify clean at the end.
+/// Every committed `engine_ops` regression, replayed deterministically with
+/// the power cut at each disk operation of the window it covers, torn two
+/// ways: the database must read as the model after every crash and verify
+/// clean at the end, and every planned crash must fire. The reduced size
+/// (CI) cuts at every disk operation of each flush a write triggered and of
+/// everything after it up to the next crash operation or the end (where
+/// the findings were); `SEALKV_PROOF=full` (`cargo xtask proof`) at every
+/// disk operation of the whole run.
 #[test]
-fn regressions_survive_a_crash_at_every_point_of_the_flushes_they_run() {
-    let mut crashes = 0;
+fn regressions_survive_power_cuts_at_their_disk_operations() {
+    let full = sealkv_testkit::proof::full_size();
+    let (mut runs, mut crashed) = (0, 0);
     for (name, bytes) in regressions() {
         let clean = fuzz_ops_with(&bytes, deterministic());
-        let points = flush_windows(&clean);
+        let points: Vec<u64> = if full {
+            (1..=clean.total).collect()
+        } else {
+            flush_windows(&clean).into_iter().collect()
+        };
         assert!(!points.is_empty(), "{name}: a write triggers a flush");
+        let (mut part_runs, mut part_crashed) = (0, 0);
         for &k in &points {
-            crashes += crash_at(&name, &bytes, k);
+            let (r, c) = crash_at(&bytes, k);
+            part_runs += r;
+            part_crashed += c;
         }
+        let part = name.rsplit('/').next().unwrap_or(&name);
+        sealkv_testkit::proof::print_proof(
+            "fuzz-crash-points",
+            part,
+            &[
+                ("cases", part_runs),
+                ("crashed", part_crashed),
+                ("points", points.len() as u64),
+                ("disk_ops", clean.total),
+            ],
+        );
+        runs += part_runs;
+        crashed += part_crashed;
     }
-    assert!(crashes > 100, "{crashes} crash points");
+    assert_eq!(crashed, runs, "every planned crash fires");
+    assert!(runs > 100, "{runs} crash runs");
 }
 
 /// Runs `bytes` with the power cut at disk operation `k`, torn two ways
 /// (the run checks the database against the model after the crash and at
-/// its end); returns the runs made.
-fn crash_at(name: &str, bytes: &[u8], k: u64) -> usize {
+/// its end); returns the runs made and how many crashed as planned.
+fn crash_at(bytes: &[u8], k: u64) -> (u64, u64) {
+    let mut crashed = 0;
     for seed in [k, !k] {
         let run = fuzz_ops_with(
             bytes,
@@ -114,23 +139,9 @@ fn crash_at(name: &str, bytes: &[u8], k: u64) -> usize {
                 crash_seed: seed,
             },
         );
-        assert!(run.crashed_in.is_some(), "{name}: crash at {k} fired");
+        crashed += u64::from(run.crashed_in.is_some());
     }
-    2
-}
-
-/// The same for every disk operation of each regression's whole run
-/// (`cargo test --release -p sealkv --test it every_crash_point -- --ignored`).
-#[test]
-#[ignore = "about 2,800 runs: seconds in release, minutes in debug"]
-fn regressions_survive_a_crash_at_every_crash_point() {
-    for (name, bytes) in regressions() {
-        let clean = fuzz_ops_with(&bytes, deterministic());
-        for k in 1..=clean.total {
-            crash_at(&name, &bytes, k);
-        }
-        eprintln!("{name}: {} crash points, 2 tearings each", clean.total);
-    }
+    (2, crashed)
 }
 
 /// The mode byte turns deterministic mode and a crash point on: the same
@@ -185,81 +196,89 @@ fn keyspace_seeds() -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
-/// Every third disk operation inside each keyspace or transaction
-/// operation of the keyspace seeds (and the flush after it), as (seed,
-/// crash point).
-fn points_inside_keyspace_ops() -> Vec<(String, Vec<u8>, u64)> {
-    let mut out = Vec::new();
+/// The crash points of keyspace seed `bytes`: at the reduced size every
+/// third disk operation inside its keyspace and transaction operations
+/// (and the flush right after each), at full size every disk operation of
+/// its run; and how many disk operations the run made.
+fn keyspace_crash_points(name: &str, bytes: &[u8], full: bool) -> (Vec<u64>, u64) {
+    let clean = fuzz_ops_with(bytes, deterministic());
+    let inside: Vec<u64> = clean
+        .ops
+        .iter()
+        .filter(|o| KEYSPACE_OPS.contains(&o.op))
+        .flat_map(|o| o.start + 1..=o.settled)
+        .collect();
+    assert!(
+        inside.len() > 20,
+        "{name}: {} disk operations inside keyspace operations",
+        inside.len()
+    );
+    let points = if full {
+        (1..=clean.total).collect()
+    } else {
+        inside.into_iter().skip(2).step_by(3).collect()
+    };
+    (points, clean.total)
+}
+
+/// The keyspace seeds replayed deterministically with the power cut at
+/// disk operations inside their keyspace and transaction operations (a
+/// keyspace's creation and first put, a drop and its purge batches, a
+/// transaction's commit, a batch across keyspaces, a compare-and-swap)
+/// and the flushes right after them, torn two ways: after each cut every
+/// keyspace reads as the model (the operation whole or absent, a creation
+/// it acknowledged kept), the run verifies clean at its end, and every
+/// planned crash fires. The reduced size (CI) cuts at every third disk
+/// operation inside those operations; `SEALKV_PROOF=full` (`cargo xtask
+/// proof`) at every disk operation of the seeds' whole runs.
+#[test]
+fn keyspace_operations_survive_power_cuts_inside_them() {
+    let full = sealkv_testkit::proof::full_size();
+    let mut kinds = std::collections::BTreeSet::new();
+    let (mut runs, mut crashed) = (0, 0);
     for (name, bytes) in keyspace_seeds() {
-        let clean = fuzz_ops_with(&bytes, deterministic());
-        let mut inside = 0;
-        for op in clean.ops.iter().filter(|o| KEYSPACE_OPS.contains(&o.op)) {
-            for k in op.start + 1..=op.settled {
-                inside += 1;
-                if inside % 3 == 0 {
-                    out.push((name.clone(), bytes.clone(), k));
+        let (points, disk_ops) = keyspace_crash_points(&name, &bytes, full);
+        let (mut part_runs, mut part_crashed) = (0, 0);
+        for &k in &points {
+            for seed in [k, !k] {
+                let run = fuzz_ops_with(
+                    &bytes,
+                    FuzzOptions {
+                        deterministic: true,
+                        crash_at: Some(k),
+                        crash_seed: seed,
+                    },
+                );
+                part_runs += 1;
+                if let Some(i) = run.crashed_in {
+                    part_crashed += 1;
+                    kinds.extend(run.ops.get(i).map(|o| o.op));
                 }
             }
         }
-        assert!(
-            inside > 20,
-            "{name}: {inside} disk operations inside keyspace operations"
+        let part = name.rsplit('/').next().unwrap_or(&name);
+        sealkv_testkit::proof::print_proof(
+            "fuzz-keyspace-crash-points",
+            part,
+            &[
+                ("cases", part_runs),
+                ("crashed", part_crashed),
+                ("points", points.len() as u64),
+                ("disk_ops", disk_ops),
+            ],
         );
+        runs += part_runs;
+        crashed += part_crashed;
     }
-    out
-}
-
-/// A power cut at disk operations inside the keyspace and transaction
-/// operations (a keyspace's creation and first put, a drop and its purge
-/// batches, a transaction's commit, a batch across keyspaces, a
-/// compare-and-swap) and the flushes right after them, every third one,
-/// torn two ways: after each, every keyspace reads as the model, the
-/// operation whole or absent (a creation it acknowledged kept), and the
-/// run verifies clean at its end.
-#[test]
-fn keyspace_operations_survive_a_crash_inside_them() {
-    let mut kinds = std::collections::BTreeSet::new();
-    let mut crashes = 0;
-    for (name, bytes, k) in points_inside_keyspace_ops() {
-        for seed in [k, !k] {
-            let run = fuzz_ops_with(
-                &bytes,
-                FuzzOptions {
-                    deterministic: true,
-                    crash_at: Some(k),
-                    crash_seed: seed,
-                },
-            );
-            let i = run
-                .crashed_in
-                .unwrap_or_else(|| panic!("{name}: the crash at {k} did not fire"));
-            kinds.insert(run.ops[i].op);
-            crashes += 1;
-        }
-    }
-    eprintln!("{crashes} crash runs");
+    assert_eq!(crashed, runs, "every planned crash fires");
+    assert!(runs > 100, "{runs} crash runs");
     // The cuts landed inside every kind of keyspace operation that writes
     // (a rolled-back or refused transaction alone writes nothing).
+    kinds.retain(|op| KEYSPACE_OPS.contains(op));
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
         KEYSPACE_OPS.collect::<Vec<_>>()
     );
-    assert!(crashes > 100, "{crashes} crash runs");
-}
-
-/// The keyspace seeds with the power cut at every disk operation of
-/// their whole runs, torn two ways (`cargo test --release -p sealkv
-/// --test it every_crash_point -- --ignored`).
-#[test]
-#[ignore = "thousands of runs: seconds in release, minutes in debug"]
-fn keyspace_seeds_survive_a_crash_at_every_crash_point() {
-    for (name, bytes) in keyspace_seeds() {
-        let clean = fuzz_ops_with(&bytes, deterministic());
-        for k in 1..=clean.total {
-            crash_at(&name, &bytes, k);
-        }
-        eprintln!("{name}: {} crash points, 2 tearings each", clean.total);
-    }
 }
 
 /// Regenerates the committed seeds of `engine_ops`: one program per
@@ -342,14 +361,20 @@ proptest! {
         fuzz_ops(&bytes);
     }
 
-    /// Random programs with a crash at a random disk operation.
+    /// Random programs with a crash at a random disk operation: the point
+    /// is drawn as a fraction of the disk operations a clean run of the
+    /// same program makes, so the crash always fires.
     #[test]
     fn random_programs_survive_a_crash_anywhere(
         bytes in prop::collection::vec(any::<u8>(), 1..160),
-        at in 1u64..2000,
+        at in 0.0f64..1.0,
         seed in any::<u64>(),
     ) {
-        fuzz_ops_with(&bytes, FuzzOptions { deterministic: true, crash_at: Some(at), crash_seed: seed });
+        let clean = fuzz_ops_with(&bytes, deterministic());
+        prop_assert!(clean.total > 0);
+        let k = 1 + (at * clean.total as f64) as u64 % clean.total;
+        let run = fuzz_ops_with(&bytes, FuzzOptions { deterministic: true, crash_at: Some(k), crash_seed: seed });
+        prop_assert!(run.crashed_in.is_some(), "the crash at {} of {} fired", k, clean.total);
     }
 }
 
