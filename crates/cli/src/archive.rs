@@ -81,6 +81,10 @@ pub(crate) fn export(
         })?;
         ExportOptions::sealed(key).crypto_provider(open::provider())
     };
+    let options = match &g.keyspace {
+        Some(name) => options.keyspace(name),
+        None => options,
+    };
     let db = open::open_read_only(g)?;
     let bar = progress::bytes(0, "export");
     let summary = archive::export(&db, file, &options, &mut |p| {

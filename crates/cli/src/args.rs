@@ -76,7 +76,8 @@ pub(crate) struct Global {
     #[arg(long, global = true)]
     pub(crate) hex: bool,
     /// Work in the named keyspace instead of the default one (get, put,
-    /// delete, scan, load). `put` and `load` create it if it is missing.
+    /// delete, scan, load; `put` and `load` create it if it is missing);
+    /// `export` only that keyspace.
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) keyspace: Option<String>,
     /// Machine-readable output: one JSON object per record or report.

@@ -407,6 +407,30 @@ fn keyspaces_keep_their_records_apart_and_drop_whole() {
         .success()
         .stdout("9\tnew\n");
     k(&["verify"]).assert().success();
+
+    // An export of one keyspace imports as that keyspace alone.
+    let archive = tmp.path().join("users.skva");
+    k(&["--keyspace", "users", "export"])
+        .arg(&archive)
+        .assert()
+        .success();
+    let copy = tmp.path().join("copy").display().to_string();
+    sealkv()
+        .args(["--db", &copy, "--key-file", &key, "import"])
+        .arg(&archive)
+        .assert()
+        .success();
+    let c = |args: &[&str]| {
+        let mut c = sealkv();
+        c.args(["--db", &copy, "--key-file", &key]).args(args);
+        c
+    };
+    c(&["keyspaces"]).assert().success().stdout("users\n");
+    c(&["scan"]).assert().success().stdout("");
+    c(&["--keyspace", "users", "scan"])
+        .assert()
+        .success()
+        .stdout("9\tnew\n");
 }
 
 #[test]
