@@ -25,6 +25,9 @@ pub enum KekPurpose {
     RegistryMac,
     /// Derives archive (export) keys.
     Archive,
+    /// Authenticates the database's freshness anchor (a record kept
+    /// outside the database directory).
+    Anchor,
 }
 
 impl KekPurpose {
@@ -34,6 +37,7 @@ impl KekPurpose {
             KekPurpose::KeyCheck => b"/kek/key-check",
             KekPurpose::RegistryMac => b"/kek/registry-mac",
             KekPurpose::Archive => b"/kek/archive",
+            KekPurpose::Anchor => b"/kek/anchor",
         }
     }
 }
@@ -86,6 +90,7 @@ mod tests {
             KekPurpose::KeyCheck,
             KekPurpose::RegistryMac,
             KekPurpose::Archive,
+            KekPurpose::Anchor,
         ]
         .iter()
         .map(|p| kek_subkey(&kek, &db, *p).expose().to_vec())

@@ -1,5 +1,6 @@
-//! The three subkeys a registry derives from its master key (KEK), and what
-//! it does with them: wrap keys, compute the key check, MAC the file.
+//! The subkeys a registry derives from its master key (KEK), and what it
+//! does with them: wrap keys, compute the key check, MAC the file, and
+//! (handed out as an [`AnchorKey`]) authenticate the freshness anchor.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -11,18 +12,20 @@ use crate::kdf::{KekPurpose, kek_subkey};
 use crate::keys::{KEY_LEN, KeyId, MasterKey, SecretKey};
 use crate::provider::CryptoProvider;
 
+use super::anchor::AnchorKey;
 use super::error::RegistryError;
 use super::format::{DIGEST_LEN, WRAPPED_LEN, wrap_nonce};
 
-/// The KEK's registry subkeys. The KEK itself is not kept.
+/// The KEK's subkeys. The KEK itself is not kept.
 #[derive(Clone)]
 pub(super) struct KekKeys {
     wrap: SecretKey,
     check: SecretKey,
     mac: SecretKey,
+    anchor: SecretKey,
 }
 
-fn hmac(key: &SecretKey, parts: &[&[u8]]) -> [u8; DIGEST_LEN] {
+pub(super) fn hmac(key: &SecretKey, parts: &[&[u8]]) -> [u8; DIGEST_LEN] {
     // HMAC takes keys of any length: construction cannot fail.
     let mut m = match <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose()) {
         Ok(m) => m,
@@ -43,7 +46,13 @@ impl KekKeys {
             wrap: kek_subkey(kek, db_id, KekPurpose::Wrap),
             check: kek_subkey(kek, db_id, KekPurpose::KeyCheck),
             mac: kek_subkey(kek, db_id, KekPurpose::RegistryMac),
+            anchor: kek_subkey(kek, db_id, KekPurpose::Anchor),
         }
+    }
+
+    /// The freshness anchor's key.
+    pub(super) fn anchor_key(&self) -> AnchorKey {
+        AnchorKey::new(self.anchor.clone())
     }
 
     pub(super) fn key_check(&self, header: &[u8]) -> [u8; DIGEST_LEN] {
@@ -110,9 +119,15 @@ impl KekKeys {
 
 #[cfg(test)]
 impl KekKeys {
-    /// The three subkeys, concatenated, for tests that search output for
+    /// The subkeys, concatenated, for tests that search output for
     /// them.
     pub(super) fn clone_secrets_for_test(&self) -> Vec<u8> {
-        [self.wrap.expose(), self.check.expose(), self.mac.expose()].concat()
+        [
+            self.wrap.expose(),
+            self.check.expose(),
+            self.mac.expose(),
+            self.anchor.expose(),
+        ]
+        .concat()
     }
 }
