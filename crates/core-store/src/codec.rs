@@ -174,7 +174,10 @@ impl Codec {
                 match keyring.open(&id, h.counter, &aad, body, tag) {
                     Ok(()) => {}
                     Err(CryptoError::MissingDataKey(_)) => {
-                        return Err(StoreError::MissingKey { page });
+                        return Err(StoreError::MissingKey {
+                            page,
+                            dek: KeyId(h.dek),
+                        });
                     }
                     Err(_) => return Err(StoreError::corrupt(page, "authentication failed")),
                 }
