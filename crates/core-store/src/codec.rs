@@ -200,7 +200,10 @@ impl Codec {
     }
 
     /// Opens `buf` as page `page` and checks its tag against what the parent
-    /// expects: a mismatch that still authenticates is a rollback.
+    /// expects: a mismatch that still authenticates is a rollback — an
+    /// older version of this slot, of whatever kind it was then (the kind
+    /// is checked after the tag: a stale page of another kind is as much a
+    /// rollback as a stale page of this kind).
     pub(crate) fn open_expected(
         &self,
         buf: &mut [u8],
@@ -210,7 +213,14 @@ impl Codec {
     ) -> Result<PageHeader> {
         let p = self.page_size;
         let stored = buf.get(p - TAG_LEN..).unwrap_or(&[]) == expected.as_slice();
-        let h = self.open(buf, page, want)?;
+        let any = [
+            PageKind::Meta,
+            PageKind::Branch,
+            PageKind::Leaf,
+            PageKind::Overflow,
+            PageKind::FreeList,
+        ];
+        let h = self.open(buf, page, if stored { want } else { &any })?;
         if !stored {
             return Err(StoreError::Rollback { page });
         }
