@@ -14,7 +14,11 @@ fn reopen_with(bytes: &[u8], opts: &sealkv_core_wal::WalOptions) -> Result<Repla
 
 #[test]
 fn a_flipped_bit_anywhere_never_yields_a_wrong_batch() {
+    // Outcomes by kind, per protection (printed with --nocapture; the
+    // counts are in docs/SECURITY.md).
+    let mut counts = std::collections::BTreeMap::<(String, &str), usize>::new();
     for prot in PROTECTIONS {
+        let mut count = |kind| *counts.entry((format!("{prot:?}"), kind)).or_insert(0) += 1;
         let opts = options(prot);
         let (s, _v, batches) = fresh_log(&opts, 5, 24);
         let full = s.read_file(&seg_path(1)).unwrap();
@@ -35,6 +39,7 @@ fn a_flipped_bit_anywhere_never_yields_a_wrong_batch() {
                     assert!(pos >= last.0, "{prot:?} flip at {pos} was cut as torn");
                     assert_eq!(seen.len(), batches.len());
                     assert_prefix(&seen, &batches);
+                    count("torn tail (the unsynced final marker)");
                 }
                 Err(Error::Corruption {
                     segment: 1, offset, ..
@@ -42,14 +47,21 @@ fn a_flipped_bit_anywhere_never_yields_a_wrong_batch() {
                     assert!(pos < last.0, "{prot:?} flip at {pos}");
                     let hit = all.iter().find(|r| r.0 <= pos && pos < r.1);
                     assert_eq!(offset, hit.map_or(0, |r| r.0 as u64), "flip at {pos}");
+                    count("Corruption (segment, offset)");
                 }
                 // The data key id cannot be authenticated without the key:
                 // a flipped id names a key the keyring lacks. (A flipped
-                // algorithm or sealed flag is Corruption, above.)
-                Err(Error::MissingKey { .. }) if (16..20).contains(&pos) => {}
+                // algorithm or sealed flag is Corruption, above.) The
+                // engine reports it as Corruption naming the segment.
+                Err(Error::MissingKey { .. }) if (16..20).contains(&pos) => {
+                    count("MissingKey (header key id)")
+                }
                 Err(e) => panic!("{prot:?} flip at {pos}: unexpected {e}"),
             }
         }
+    }
+    for ((prot, kind), n) in &counts {
+        println!("{prot} | {kind} | {n}");
     }
 }
 
