@@ -12,6 +12,7 @@ use sealkv_fileio::{StdVfs, Vfs};
 
 pub use sealkv_core_wal::{RecoveryMode, SyncMode};
 
+use crate::anchor::{AnchorPolicy, FreshnessAnchor};
 use crate::error::Error;
 
 /// The default page-cache bound of [`Config::cache_size`]: 256 MiB.
@@ -62,6 +63,8 @@ pub struct Config {
     pub(crate) create_if_missing: bool,
     pub(crate) provider: Arc<CryptoProvider>,
     pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) anchor: Option<Arc<dyn FreshnessAnchor>>,
+    pub(crate) anchor_policy: AnchorPolicy,
 }
 
 impl fmt::Debug for Config {
@@ -85,6 +88,8 @@ impl fmt::Debug for Config {
             .field("cache_size", &self.cache_size)
             .field("recovery_mode", &self.recovery_mode)
             .field("read_only", &self.read_only)
+            .field("freshness_anchor", &self.anchor)
+            .field("anchor_policy", &self.anchor_policy)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +117,8 @@ impl Config {
             create_if_missing: true,
             provider: Arc::new(CryptoProvider::default()),
             vfs: Arc::new(StdVfs::new()),
+            anchor: None,
+            anchor_policy: AnchorPolicy::default(),
         }
     }
 
@@ -246,6 +253,26 @@ impl Config {
     /// fault-injecting one.
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
         self.vfs = vfs;
+        self
+    }
+
+    /// A freshness anchor outside the directory (default: none): the
+    /// engine records in it how far the database has come after each
+    /// durable commit (per [`Config::anchor_policy`]) and checks it at
+    /// open, so a whole-directory restore of an older copy is
+    /// [`Error::Rollback`]. See [`crate::anchor`]; [`FileAnchor`] keeps it
+    /// in a file on another path.
+    ///
+    /// [`FileAnchor`]: crate::anchor::FileAnchor
+    pub fn freshness_anchor(mut self, anchor: Arc<dyn FreshnessAnchor>) -> Self {
+        self.anchor = Some(anchor);
+        self
+    }
+
+    /// When ordinary commits update the freshness anchor (default: every
+    /// commit). Key operations and `close` always update it.
+    pub fn anchor_policy(mut self, policy: AnchorPolicy) -> Self {
+        self.anchor_policy = policy;
         self
     }
 

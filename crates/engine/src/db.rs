@@ -107,6 +107,14 @@ pub(crate) struct Inner {
     pub(crate) closed: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) torn_tails: AtomicU64,
+    /// The freshness anchor, if one is configured.
+    pub(crate) freshness: Option<crate::freshness::Freshness>,
+    /// What the open repaired or stepped around (a fall-back to the older
+    /// meta slot, a damaged empty WAL segment removed): `verify` reports
+    /// them.
+    pub(crate) open_findings: Vec<crate::verify::Finding>,
+    /// The page-file transaction the open found.
+    pub(crate) opened_txn: u64,
     pub(crate) _lock: Box<dyn VfsLock>,
 }
 
@@ -540,6 +548,7 @@ impl Inner {
                 return Err(self.store_error(e));
             }
             self.counters.flush_commits.fetch_add(1, Ordering::Relaxed);
+            self.committed(false)?;
             if last {
                 break;
             }
@@ -615,7 +624,15 @@ impl Inner {
         let flushed = if self.poisoned.load(Ordering::Acquire) {
             Ok(())
         } else {
-            self.flush_all()
+            // The freshness anchor is brought up to date whatever its
+            // policy.
+            self.flush_all().and_then(|()| match self.wal {
+                Some(_) => {
+                    let _st = self.lock_flush()?;
+                    self.committed(true)
+                }
+                None => Ok(()),
+            })
         };
         self.closed.store(true, Ordering::Release);
         self.signal.stop();

@@ -36,6 +36,7 @@
 
 pub use sealkv_crypto_envelope as crypto;
 
+pub mod anchor;
 mod backup;
 mod batch;
 mod config;
@@ -43,9 +44,11 @@ mod db;
 mod errmap;
 mod error;
 mod flush;
+mod freshness;
 #[cfg(feature = "fuzzing")]
 mod fuzz;
 mod iter;
+mod keycommit;
 mod keyops;
 mod keys;
 mod memtable;

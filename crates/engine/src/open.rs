@@ -1,11 +1,16 @@
 //! Opening and creating a database: lock, keys, page file, WAL replay, and
-//! the checks that tie them together (brief section 4).
+//! the checks that tie them together: the registry against the meta page,
+//! the directory against its freshness anchor, the log against the page
+//! file.
 //!
-//! Creation writes the key registry first, then the page file, then the
-//! WAL directory; the page file is the commit point. A directory with a
-//! registry but no page file and no WAL segment is an interrupted creation:
-//! the registry is set aside as `KEYS.interrupted` and the creation starts
-//! over; with WAL segments it is refused.
+//! Creation writes the key registry first (generation 1), then the page
+//! file, then the WAL directory; then the registry is advanced to
+//! generation 2 and recorded in a meta page, which marks the creation
+//! complete. A directory with a registry at generation 1 but no page file
+//! and no WAL segment is an interrupted creation: the registry is set aside
+//! as `KEYS.interrupted` and the creation starts over. A registry past
+//! generation 1 without a page file is a lost page file: refused, as is one
+//! the key given cannot read, and a missing page file beside WAL segments.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -15,10 +20,12 @@ use sealkv_core_store::{OpenReport, Store};
 use sealkv_crypto_envelope::DbId;
 use sealkv_fileio::{FileError, FileOp, LockKind, Vfs, VfsLock};
 
+use crate::anchor::{AnchorKeys, AnchorState};
 use crate::config::Config;
 use crate::db::{DATA_FILE, Db, FlushState, Inner, KEYS_FILE, LOCK_FILE, Memtables, WAL_DIR};
 use crate::error::Error;
 use crate::flush::{self, FlushSignal};
+use crate::freshness::Freshness;
 use crate::keys::KeyState;
 use crate::memtable::Memtable;
 use crate::meta::EngineMeta;
@@ -97,27 +104,65 @@ fn wal_has_segments(vfs: &dyn Vfs, dir: &Path) -> Result<bool, Error> {
         .is_empty())
 }
 
+/// A directory with a key registry and no page file: an interrupted
+/// creation (the registry is written first, at generation 1, and advanced
+/// to 2 once the database is complete), or a database whose page file was
+/// lost. `Ok` for an interrupted creation (which may be set aside and
+/// started over); a lost page file is refused, naming it.
+fn registry_without_page_file(config: &Config, data: &Path, keys: &Path) -> Result<(), Error> {
+    let lost = |why: String| Error::Corruption {
+        file: data.to_path_buf(),
+        what: format!(
+            "the page file is missing, but the key registry (KEYS) {why}. Restore data.sealkv (and wal/) from a backup, or move KEYS away to create a new database here"
+        ),
+    };
+    if config.key.is_none() {
+        return Err(lost(
+            "is there (no key was given to read it, so it is not set aside)".into(),
+        ));
+    }
+    let registry = KeyState::open(config, keys)?;
+    match registry.generation() {
+        1 => Ok(()),
+        g => Err(lost(format!(
+            "records a completed creation (generation {g})"
+        ))),
+    }
+}
+
 pub(crate) fn open(config: Config) -> Result<Db, Error> {
     config.validate()?;
     let vfs = config.vfs.clone();
     let dir = config.path.clone();
     let data = dir.join(DATA_FILE);
-    if !exists(&*vfs, &data)? && (config.read_only || !config.create_if_missing) {
-        return Err(Error::NotFound { path: dir });
+    let keys_path = dir.join(KEYS_FILE);
+    if !exists(&*vfs, &data)? {
+        if exists(&*vfs, &keys_path)? {
+            registry_without_page_file(&config, &data, &keys_path)?;
+        }
+        if config.read_only || !config.create_if_missing {
+            return Err(Error::NotFound { path: dir });
+        }
     }
     vfs.create_dir_all(&dir).map_err(io(FileOp::Dir, &dir))?;
     let lock = take_lock(&config)?;
+    let freshness = Freshness::new(&config);
 
     let create = !exists(&*vfs, &data)?;
-    let keys_path = dir.join(KEYS_FILE);
-    let (keys, sealed, store, report) = if create {
+    let mut open_findings = Vec::new();
+    let (keys, sealed, store) = if create {
         if wal_has_segments(&*vfs, &dir)? {
             return Err(Error::Corruption {
                 file: data,
                 what: "the page file is missing but the WAL holds segments".into(),
             });
         }
+        if let Some(f) = &freshness {
+            f.check_new(&dir)?;
+        }
         if exists(&*vfs, &keys_path)? {
+            // Checked above, before the lock; again under it.
+            registry_without_page_file(&config, &data, &keys_path)?;
             set_aside_interrupted_registry(&*vfs, &dir, &keys_path)?;
         }
         let db_id = DbId::random()?;
@@ -133,35 +178,32 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             .filter(|_| sealed)
             .map(|k| k.keyring().clone());
         let store = crate::storeglue::create(&config, &data, db_id, ring)?;
-        (keys, sealed, store, None)
+        (keys, sealed, store)
     } else {
-        open_existing(&config, &data, &keys_path)?
+        let existing = open_existing(&config, &data, &keys_path)?;
+        check_registry(&dir, &existing)?;
+        if let Some(f) = &freshness {
+            let present = AnchorState {
+                db_id: existing.store.db_id(),
+                commit: existing.report.newest_txn,
+                registry_generation: existing.keys.as_ref().map_or(0, KeyState::generation),
+            };
+            // A registry made by this open (a plaintext database opened
+            // with a key for the first time) did not authenticate the
+            // anchor before.
+            let keys = match &existing.keys {
+                Some(k) if !existing.registry_created => AnchorKeys::new(vec![k.anchor_key()]),
+                _ => AnchorKeys::none(),
+            };
+            f.check(&dir, &present, &keys)?;
+        }
+        open_findings.extend(store_findings(&data, &existing.report));
+        (existing.keys, existing.sealed, existing.store)
     };
     let meta = EngineMeta::decode(store.read().app_meta(), &data)?;
-    if let Some(k) = &keys {
-        let (generation, fingerprint) = (k.generation(), k.fingerprint());
-        let older = meta.registry_generation > generation;
-        // A rotation is durable in the registry before the page file records
-        // it, so a newer registry is normal; at the same generation it must
-        // be the very registry the page file was written with.
-        let other = meta.registry_generation == generation
-            && meta.registry_hash != [0; 32]
-            && meta.registry_hash != fingerprint;
-        if older || other {
-            return Err(Error::Rollback {
-                file: dir.join(KEYS_FILE),
-                what: format!(
-                    "the key registry (generation {generation}) is not the one the page file was written with (generation {}): an older registry, or one from another copy of this database, was put back",
-                    meta.registry_generation
-                ),
-            });
-        }
-    }
+    let opened_txn = store.stats().txn;
 
     let active = Arc::new(Memtable::new());
-    if let Some(why) = report.as_ref().and_then(|r| r.fell_back.as_ref()) {
-        tracing::warn!(%why, "the newest meta page was unusable; opened the older one");
-    }
     // The WAL replay checks that the log continues the page file exactly,
     // so a fallback to the older meta that would skip acknowledged writes
     // is refused there.
@@ -173,6 +215,14 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         &meta,
         &active,
     )?;
+    for d in &replay.damaged_headers {
+        tracing::warn!(
+            segment = d.segment,
+            what = d.what,
+            "a WAL segment holding no record had a damaged header; it was removed"
+        );
+        open_findings.push(crate::verify::damaged_header_finding(&dir, d));
+    }
 
     tracing::debug!(
         path = %dir.display(),
@@ -214,9 +264,16 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         closed: AtomicBool::new(false),
         counters: Counters::default(),
         torn_tails: AtomicU64::new(replay.torn_tails),
+        freshness,
+        open_findings,
+        opened_txn,
         _lock: lock,
     });
     if inner.wal.is_some() {
+        // Before anything else can commit: a registry newer than the page
+        // file records is recorded now, a new database marked complete,
+        // the freshness anchor brought up to date.
+        inner.settle_at_open()?;
         let handle = flush::spawn(Arc::downgrade(&inner), signal, config.wal_flush_interval)
             .map_err(io(FileOp::Open, &dir))?;
         *inner.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
@@ -224,7 +281,70 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
     Ok(Db { inner })
 }
 
-type Existing = (Option<KeyState>, bool, Store, Option<OpenReport>);
+/// The registry must be the one the page file was written with, or newer
+/// (a key operation whose recording commit a crash interrupted; the open
+/// records it). Older, or the same generation with another hash (the
+/// registry of another copy of this database), is a rollback: the meta
+/// page is the authenticated evidence.
+fn check_registry(dir: &Path, existing: &Existing) -> Result<(), Error> {
+    let Some(k) = &existing.keys else {
+        return Ok(());
+    };
+    let meta = EngineMeta::decode(existing.store.read().app_meta(), &dir.join(DATA_FILE))?;
+    let (generation, fingerprint) = (k.generation(), k.fingerprint());
+    let older = meta.registry_generation > generation;
+    let other = meta.registry_generation == generation
+        && meta.registry_hash != [0; 32]
+        && meta.registry_hash != fingerprint;
+    if older || other {
+        return Err(Error::Rollback {
+            file: dir.join(KEYS_FILE),
+            what: format!(
+                "the key registry (generation {generation}) is not the one the page file was written with (generation {}): an older registry, or one from another copy of this database, was put back",
+                meta.registry_generation
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What the page file's open stepped around, as findings for `verify`: a
+/// fall-back to the older meta slot, or a meta slot that did not
+/// authenticate (a commit since may have rewritten it by the time `verify`
+/// runs, so the open's view is kept).
+fn store_findings(data: &Path, report: &OpenReport) -> Vec<crate::verify::Finding> {
+    let mut out = Vec::new();
+    if let Some(why) = &report.fell_back {
+        tracing::warn!(%why, "the newest meta page was unusable; opened the older one");
+        out.push(crate::verify::Finding {
+            file: data.to_path_buf(),
+            what: format!(
+                "the open fell back to the older meta slot (page {}, transaction {}): the newest, transaction {}, was unusable: {why}. The WAL replay continued the older state, so nothing acknowledged was lost",
+                report.meta_page, report.txn, report.newest_txn
+            ),
+        });
+    } else if let Some(why) = &report.other_slot {
+        out.push(crate::verify::Finding {
+            file: data.to_path_buf(),
+            what: format!(
+                "at open, the other meta slot did not authenticate ({why}); the open used transaction {} (page {}). A power cut while a commit wrote its meta page leaves this, and then nothing acknowledged was lost (the WAL replay continued the state); otherwise the slot was damaged",
+                report.txn, report.meta_page
+            ),
+        });
+    }
+    out
+}
+
+/// An existing database's registry and page file, opened.
+struct Existing {
+    keys: Option<KeyState>,
+    /// Whether the registry was made by this open (a plaintext database
+    /// opened with a key for the first time).
+    registry_created: bool,
+    sealed: bool,
+    store: Store,
+    report: OpenReport,
+}
 
 /// Opens the registry (if any) and the page file of an existing database,
 /// telling an encrypted database from a plaintext one.
@@ -254,13 +374,20 @@ fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Exist
             }
             // A plaintext database opened with a key (encrypt_at_rest off)
             // and no registry yet: make one, for field keys.
-            let keys = match (keys, &config.key) {
-                (None, Some(_)) if !config.read_only => {
-                    Some(KeyState::create(config, keys_path, store.db_id())?)
-                }
-                (keys, _) => keys,
+            let (keys, registry_created) = match (keys, &config.key) {
+                (None, Some(_)) if !config.read_only => (
+                    Some(KeyState::create(config, keys_path, store.db_id())?),
+                    true,
+                ),
+                (keys, _) => (keys, false),
             };
-            Ok((keys, sealed, store, Some(report)))
+            Ok(Existing {
+                keys,
+                registry_created,
+                sealed,
+                store,
+                report,
+            })
         }
         Opened::Encrypted if !has_registry => Err(Error::Corruption {
             file: keys_path.to_path_buf(),
@@ -275,7 +402,13 @@ fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Exist
                 });
             }
             match crate::storeglue::open(config, data, None)? {
-                Opened::Store(store, report) => Ok((keys, false, store, Some(report))),
+                Opened::Store(store, report) => Ok(Existing {
+                    keys,
+                    registry_created: false,
+                    sealed: false,
+                    store,
+                    report,
+                }),
                 _ => Err(Error::Corruption {
                     file: data.to_path_buf(),
                     what: "the page file changed its protection while opening".into(),

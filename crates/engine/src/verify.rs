@@ -1,6 +1,6 @@
 //! `Db::verify()`: the whole integrity check, read-only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sealkv_core_wal::{RecoveryMode, Seq, Wal, WalOptions};
 
@@ -66,8 +66,11 @@ impl Db {
     /// registry (it is read and opened again), every page of the page file
     /// (reachable and free, authenticated and structurally checked), and
     /// every WAL record, strictly (a torn tail that an open would repair is
-    /// a finding too). Returns the report; it is an error only when the
-    /// check itself could not run.
+    /// a finding too), and what the open of this handle stepped around: a
+    /// fall-back to the older meta slot, a meta slot that did not
+    /// authenticate, an empty WAL segment with a damaged header (a
+    /// writable open removes it). Returns the report; it is an error only
+    /// when the check itself could not run.
     ///
     /// It holds flushes (and key rotation, re-encryption and backups, which
     /// commit under the same lock) off while it runs, so no page-file
@@ -83,6 +86,17 @@ impl Db {
         let dir = &inner.dir;
         let flush = inner.flush_state.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = VerifyReport::default();
+        // What the open stepped around. A meta slot the open found
+        // unreadable is reported below as it is on disk, unless a commit
+        // since rewrote it: then the open's view is the only trace.
+        let unchanged = inner.store.stats().txn == inner.opened_txn;
+        report.findings.extend(
+            inner
+                .open_findings
+                .iter()
+                .filter(|f| !(unchanged && f.what.starts_with("at open, the other meta slot")))
+                .cloned(),
+        );
         if let Some(keys) = &inner.keys
             && let Err(e) = keys.reload()
         {
@@ -117,6 +131,9 @@ impl Db {
         };
         match Wal::replay_read_only(inner.config.vfs.clone(), dir.join(WAL_DIR), options, replay) {
             Ok(r) => {
+                for d in &r.damaged_headers {
+                    report.findings.push(damaged_header_finding(dir, d));
+                }
                 for s in r.skipped {
                     report.findings.push(Finding {
                         file: dir.join(WAL_DIR),
@@ -131,6 +148,23 @@ impl Db {
         }
         report.wal_records = records;
         drop(flush);
+        // The same problem seen by the open and again now is one finding.
+        let mut seen = std::collections::BTreeSet::new();
+        report
+            .findings
+            .retain(|f| seen.insert((f.file.clone(), f.what.clone())));
         Ok(report)
+    }
+}
+
+/// The finding for an empty newest WAL segment whose header was damaged
+/// (the open removes it: it held nothing).
+pub(crate) fn damaged_header_finding(dir: &Path, d: &sealkv_core_wal::Skipped) -> Finding {
+    Finding {
+        file: crate::errmap::segment_file(dir, d.segment),
+        what: format!(
+            "the segment's header fails its check ({}) and the segment holds no record: damage (a crash leaves a header whole or not at all). Nothing acknowledged was in it; a writable open removes it",
+            d.what
+        ),
     }
 }

@@ -2,16 +2,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod anchor;
 mod backup;
 mod basic;
 mod chunked_flush;
 mod crash;
 mod encryption;
 mod faults;
+mod freshness;
 mod fuzz;
 mod get_race;
 mod golden;
 mod hookvfs;
+mod key_crash;
 mod keys;
 mod model;
 #[cfg(feature = "ring")]
@@ -20,4 +23,5 @@ mod reencrypt;
 mod support;
 mod tamper;
 mod tree_iter;
+mod verify_findings;
 mod verify_race;
