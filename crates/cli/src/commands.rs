@@ -45,7 +45,7 @@ pub(crate) fn init(g: &Global, page_size: Option<u32>) -> Result<(), CliError> {
     if dir.join("data.sealkv").exists() {
         return Err(CliError::Exists(dir.to_path_buf()));
     }
-    let mut config = Config::new(dir).crypto_provider(open::provider());
+    let mut config = open::with_anchor(Config::new(dir).crypto_provider(open::provider()), g);
     if let Some(k) = key {
         config = config.key_source(k);
     }
