@@ -12,8 +12,8 @@
 //!   `--peers`, builds with the `peers` feature too (redb and SQLite beside
 //!   sealkv).
 //! - `criterion [ARGS]`: the criterion suite (`cargo bench -p sealkv-benches`).
-//! - `crash [--cycles N] [--mode M] [--seed S]`: the crash-kill harness, in
-//!   release (see `crash.rs`).
+//! - `crash [--cycles N] [--mode M] [--seed S] [--anchor]`: the crash-kill
+//!   harness, in release (see `crash.rs`).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -243,7 +243,7 @@ fn main() -> ExitCode {
         }
         Some("crash") => crash::crash(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <ci | fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer] | bench [ARGS] | criterion [ARGS] | crash [--cycles N] [--mode M] [--seed S]>"
+            "usage: cargo xtask <ci | fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer] | bench [ARGS] | criterion [ARGS] | crash [--cycles N] [--mode M] [--seed S] [--anchor]>"
                 .to_string(),
         ),
     };

@@ -1,22 +1,27 @@
 //! `sealkv-crash`: the crash-kill harness (issue 7).
 //!
 //! ```text
-//! sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--verbose]
+//! sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--anchor] [--verbose]
 //! ```
 //!
 //! Each cycle starts a child process (this same binary, `child`
 //! subcommand) that opens the database with `SyncMode::Always` and writes
 //! batches from three threads at once (three streams of numbered batches),
-//! flushes, rotates the data key and re-encrypts at random, printing `ack T
-//! B` on stdout only after `Db::write` returned `Ok` for batch `B` of
-//! stream `T`. The parent SIGKILLs it at a random instant — a random delay
-//! after start or after open, or shortly after a chosen `begin flush`,
-//! `begin rotate`, `begin reencrypt`, re-encryption `step` or `begin write`
-//! marker — then reopens the database itself and checks that every
+//! flushes, rotates the data key, rekeys, creates and destroys field keys
+//! and re-encrypts at random, printing `ack T B` on stdout only after
+//! `Db::write` returned `Ok` for batch `B` of stream `T`. The parent
+//! SIGKILLs it at a random instant — a random delay after start or after
+//! open, or shortly after a chosen `begin flush`, `begin rotate`, `begin
+//! rekey`, `begin field key`, `begin reencrypt`, re-encryption `step` or
+//! `begin write` marker — then reopens the database itself and checks that
+//! every
 //! acknowledged batch is present and whole, that no batch is partly
 //! applied, that nothing beyond the batches in flight appeared, and that
 //! `Db::verify` finds nothing. The next cycle continues on the same
-//! directory. Modes take turns, each in its own directory.
+//! directory. Modes take turns, each in its own directory. With
+//! `--anchor`, both processes open with a freshness anchor file beside the
+//! directory, updated after every commit: a kill between a commit and the
+//! anchor's update must not make the reopen a `Rollback`.
 //!
 //! The child is a subcommand of the same binary rather than a binary of
 //! its own so parent and child are always the same build, and so the
@@ -41,7 +46,7 @@ use crate::child::ChildArgs;
 use crate::mode::Mode;
 use crate::parent::RunArgs;
 
-const USAGE: &str = "usage: sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--verbose]";
+const USAGE: &str = "usage: sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--anchor] [--verbose]";
 
 fn number(v: Option<&String>, what: &str) -> Result<u64, String> {
     v.ok_or(format!("{what} needs a value"))?
@@ -59,6 +64,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
         seed,
         dir: None,
         verbose: false,
+        anchored: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -68,6 +74,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             "--mode" => run.modes = Mode::parse_list(it.next().ok_or("--mode needs a value")?)?,
             "--dir" => run.dir = Some(PathBuf::from(it.next().ok_or("--dir needs a path")?)),
             "--verbose" => run.verbose = true,
+            "--anchor" => run.anchored = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -77,6 +84,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
 
 fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
     let (mut dir, mut mode, mut next, mut seed) = (None, None, Vec::new(), 0);
+    let mut anchored = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -91,6 +99,7 @@ fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
                     .collect::<Result<_, String>>()?;
             }
             "--seed" => seed = number(it.next(), "--seed")?,
+            "--anchor" => anchored = true,
             other => return Err(format!("unknown child argument {other:?}")),
         }
     }
@@ -99,6 +108,7 @@ fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
         mode: mode.ok_or("child: --mode missing")?,
         next,
         seed,
+        anchored,
     })
 }
 
@@ -123,6 +133,11 @@ fn main() -> ExitCode {
     let started = Instant::now();
     match parent::run(&run) {
         Ok(summary) => {
+            if run.anchored {
+                println!(
+                    "freshness anchor: a file beside each database, updated after every commit"
+                );
+            }
             summary.print(run.seed, started.elapsed());
             if summary.findings.is_empty() {
                 ExitCode::SUCCESS

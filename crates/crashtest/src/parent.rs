@@ -24,6 +24,8 @@ pub(crate) struct RunArgs {
     /// Where the databases go (a temporary directory if not given).
     pub(crate) dir: Option<PathBuf>,
     pub(crate) verbose: bool,
+    /// Open with a freshness anchor file beside each database directory.
+    pub(crate) anchored: bool,
 }
 
 /// A cycle gives up waiting for its kill point after this long and kills
@@ -60,6 +62,8 @@ impl Plan {
                 "begin write",
                 "begin flush",
                 "begin rotate",
+                "begin rekey",
+                "begin field key",
                 "begin reencrypt",
                 "step",
             ]
@@ -211,7 +215,13 @@ fn pump(r: impl Read, tx: mpsc::Sender<(Instant, String)>) {
     }
 }
 
-fn spawn_child(dir: &Path, mode: Mode, next: &[u64; STREAMS], seed: u64) -> Result<Child, String> {
+fn spawn_child(
+    dir: &Path,
+    mode: Mode,
+    next: &[u64; STREAMS],
+    seed: u64,
+    anchored: bool,
+) -> Result<Child, String> {
     let next: Vec<String> = next.iter().map(u64::to_string).collect();
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     Command::new(exe)
@@ -221,6 +231,7 @@ fn spawn_child(dir: &Path, mode: Mode, next: &[u64; STREAMS], seed: u64) -> Resu
         .args(["--mode", mode.name()])
         .args(["--next", &next.join(",")])
         .args(["--seed", &seed.to_string()])
+        .args(anchored.then_some("--anchor"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -242,10 +253,10 @@ fn run_child(
     dir: &Path,
     mode: Mode,
     next: &[u64; STREAMS],
-    seed: u64,
+    (seed, anchored): (u64, bool),
     plan: Plan,
 ) -> Result<Killed, String> {
-    let mut child = spawn_child(dir, mode, next, seed)?;
+    let mut child = spawn_child(dir, mode, next, seed, anchored)?;
     let start = Instant::now();
     let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().ok_or("no stdout pipe")?;
@@ -308,10 +319,15 @@ fn run_child(
 }
 
 /// Reopens the database after a kill and checks it.
-fn reopen_and_check(dir: &Path, mode: Mode, acked: &[u64], attempted: &[u64]) -> Checked {
+fn reopen_and_check(
+    dir: &Path,
+    (mode, anchored): (Mode, bool),
+    acked: &[u64],
+    attempted: &[u64],
+) -> Checked {
     let mut out = Checked::default();
     let db = match mode
-        .config(dir)
+        .config(dir, anchored)
         .and_then(|c| Db::open_with_config(c).map_err(|e| e.to_string()))
     {
         Ok(db) => db,
@@ -377,7 +393,8 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         let dir = base.join(mode.name());
         let plan = Plan::choose(&mut rng, mode.sealed());
         let next = figures.last.map(|l| l + 1);
-        let killed = run_child(&dir, mode, &next, mix(args.seed ^ cycle), plan)?;
+        let seed = (mix(args.seed ^ cycle), args.anchored);
+        let killed = run_child(&dir, mode, &next, seed, plan)?;
         let obs = &killed.observed;
         let acked: Vec<u64> = (0..STREAMS)
             .map(|t| obs.acked[t].unwrap_or(0).max(figures.last[t]))
@@ -400,7 +417,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         if let Some(why) = &obs.out_of_order {
             findings.push(format!("the child acknowledged out of order: {why}"));
         }
-        let checked = reopen_and_check(&dir, mode, &acked, &attempted);
+        let checked = reopen_and_check(&dir, (mode, args.anchored), &acked, &attempted);
         if let Some(e) = checked.open_failed {
             findings.push(e);
         }
