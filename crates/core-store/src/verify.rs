@@ -260,14 +260,14 @@ impl Walk<'_> {
                     continue;
                 }
                 Ok(()) if e.zeroed => {
-                    let ok =
-                        buf.iter().all(|&b| b == 0) || self.written_after(&mut buf, e.page, txn);
+                    let ok = buf.iter().all(|&b| b == 0)
+                        || self.written_after(&mut buf, e.page, e.freed);
                     if !ok {
                         self.buf = buf;
                         self.problem(
                             e.page,
                             "free page recorded as zeroed is not zero, and holds no page sealed \
-                             for this slot by a later commit: damage, old contents put back, or \
+                             for this slot since it was freed: damage, old contents put back, or \
                              a page torn by a power cut during a commit that never completed",
                         );
                         continue;
@@ -303,9 +303,12 @@ impl Walk<'_> {
 
 impl Walk<'_> {
     /// Whether `buf`, read from free page `page`, is a page sealed for that
-    /// slot by a transaction after `txn`: what a commit that died before
-    /// its meta page leaves in pages it had allocated.
-    fn written_after(&self, buf: &mut [u8], page: u64, txn: u64) -> bool {
+    /// slot by a transaction after `freed` (the one that freed it): what a
+    /// commit that died before its meta page leaves in pages it had
+    /// allocated. (Not "after the snapshot": a commit after the reopen
+    /// takes the number of the one that died.) Contents from before the
+    /// page was freed carry an older transaction.
+    fn written_after(&self, buf: &mut [u8], page: u64, freed: u64) -> bool {
         let any = [
             PageKind::Branch,
             PageKind::Leaf,
@@ -315,7 +318,7 @@ impl Walk<'_> {
         self.inner
             .codec
             .open(buf, page, &any)
-            .is_ok_and(|h| h.txn > txn)
+            .is_ok_and(|h| h.txn > freed)
     }
 }
 
