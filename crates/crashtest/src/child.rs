@@ -95,7 +95,7 @@ fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), Stri
                         .map_err(|e| format!("rotate_data_key: {e}"))
                 })
                 .and_then(|()| say("end rotate"))
-        } else if ops && roll < 43 {
+        } else if ops && roll < 50 {
             // To the same key: the registry changes (a new generation,
             // every key re-wrapped), the key the parent opens with does not.
             say("begin rekey")
@@ -106,7 +106,7 @@ fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), Stri
                         .map_err(|e| format!("rekey: {e}"))
                 })
                 .and_then(|()| say("end rekey"))
-        } else if ops && roll < 46 {
+        } else if ops && roll < 60 {
             say("begin field key")
                 .and_then(|()| {
                     let id = db
@@ -116,7 +116,7 @@ fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), Stri
                         .map_err(|e| format!("destroy_field_key: {e}"))
                 })
                 .and_then(|()| say("end field key"))
-        } else if ops && roll < 53 {
+        } else if ops && roll < 67 {
             let mut step = |_: &sealkv::ReencryptProgress| match say("step") {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()),

@@ -32,6 +32,18 @@ pub(crate) struct RunArgs {
 /// the child anyway.
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The lines a kill can be aimed at (the child prints each before the
+/// operation it names).
+const MARKERS: [&str; 7] = [
+    "begin write",
+    "begin flush",
+    "begin rotate",
+    "begin rekey",
+    "begin field key",
+    "begin reencrypt",
+    "step",
+];
+
 /// When to kill the child.
 #[derive(Debug, Clone, Copy)]
 enum Plan {
@@ -57,19 +69,8 @@ impl Plan {
         if r < 35 {
             return Plan::AfterOpen(Duration::from_micros(rng.below(100_000)));
         }
-        let markers: &[&'static str] = if sealed {
-            &[
-                "begin write",
-                "begin flush",
-                "begin rotate",
-                "begin rekey",
-                "begin field key",
-                "begin reencrypt",
-                "step",
-            ]
-        } else {
-            &["begin write", "begin flush"]
-        };
+        // Plaintext children only write and flush.
+        let markers: &[&'static str] = if sealed { &MARKERS } else { &MARKERS[..2] };
         let marker = markers[rng.below(markers.len() as u64) as usize];
         let nth = match marker {
             "begin write" => 1 + rng.below(40),
@@ -174,13 +175,7 @@ impl Observed {
         } else if let Some((t, b)) = line.strip_prefix("begin write ").and_then(stream_batch) {
             self.attempted[t] = Some(b);
         }
-        for m in [
-            "begin write",
-            "begin flush",
-            "begin rotate",
-            "begin reencrypt",
-            "step",
-        ] {
+        for m in MARKERS {
             if line.starts_with(m) {
                 *self.markers.entry(m).or_default() += 1;
             }

@@ -85,6 +85,17 @@ fn kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback() {
     assert!(stdout.starts_with("freshness anchor:"), "{stdout}");
     assert_eq!(figure(&stdout, "lost acknowledged batches:"), 0);
     assert_eq!(figure(&stdout, "findings:"), 0);
+    // Some kills hit a key operation, whose commit the anchor follows.
+    let kills = stdout
+        .lines()
+        .find(|l| l.starts_with("kills:"))
+        .unwrap_or_else(|| panic!("no kills line:\n{stdout}"));
+    assert!(
+        ["at begin rekey", "at begin field key", "at begin rotate"]
+            .iter()
+            .any(|m| kills.contains(m)),
+        "{kills}"
+    );
     // The anchors exist, beside the directories.
     for mode in ["plaintext", "aes-256-gcm"] {
         assert!(dir.path().join(format!("{mode}.anchor")).exists(), "{mode}");
