@@ -6,6 +6,9 @@
 //! measured and did not pick):
 //!
 //! `cargo bench -p sealkv-benches --features ring,aws-lc-rs --bench aead`
+//!
+//! The `selftest/*` groups measure the provider self-test, which runs once
+//! per process before a provider's first use.
 
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)]
 
@@ -14,9 +17,9 @@ use std::sync::Arc;
 
 use aead::{AeadInOut, KeyInit};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sealkv_crypto_envelope::hazmat::{self, nonce_for};
 use sealkv_crypto_envelope::{
-    CryptoProvider, DataKey, DbId, Domain, EncryptionAlgorithm, KeyId, Keyring, SecretKey,
-    nonce_for,
+    CryptoProvider, DataKey, DbId, Domain, EncryptionAlgorithm, KeyId, Keyring, SecretKey, selftest,
 };
 
 const SIZES: [usize; 2] = [4 * 1024, 64 * 1024];
@@ -39,7 +42,7 @@ fn bench_aead(c: &mut Criterion) {
 fn bench_provider(c: &mut Criterion, pname: &str, provider: &CryptoProvider) {
     let key = SecretKey::from_bytes(&[0x42; 32]).expect("32 bytes");
     for alg in EncryptionAlgorithm::ALL {
-        let aead = provider.builtin(alg, &key).expect("builtin algorithm");
+        let aead = hazmat::builtin(provider, alg, &key).expect("builtin algorithm");
         let mut group = c.benchmark_group(format!("aead/{pname}/{alg}"));
         for size in SIZES {
             group.throughput(Throughput::Bytes(size as u64));
@@ -141,5 +144,31 @@ fn bench_aws_lc_rs(c: &mut Criterion) {
 #[cfg(not(feature = "aws-lc-rs"))]
 fn bench_aws_lc_rs(_: &mut Criterion) {}
 
-criterion_group!(benches, bench_aead, bench_session_vs_raw, bench_aws_lc_rs);
+/// What the self-test costs: each built-in algorithm's checks run afresh,
+/// and a whole provider's (every algorithm and part). A process pays the
+/// provider figure at most once, before its first seal or derivation (the
+/// verdicts are cached); compare it with the `engine/open` figures.
+fn bench_selftest(c: &mut Criterion) {
+    for (pname, provider) in providers() {
+        let mut group = c.benchmark_group(format!("selftest/{pname}"));
+        for info in provider.algorithms() {
+            let alg = hazmat::aead_algorithm(&provider, info.id).expect("algorithm");
+            group.bench_function(info.name, |b| {
+                b.iter(|| selftest::check_algorithm(black_box(alg)).expect("passes"))
+            });
+        }
+        group.bench_function("whole provider", |b| {
+            b.iter(|| black_box(&provider).self_test_again().expect("passes"))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    bench_aead,
+    bench_session_vs_raw,
+    bench_aws_lc_rs,
+    bench_selftest
+);
 criterion_main!(benches);

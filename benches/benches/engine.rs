@@ -6,6 +6,7 @@
 //! `cargo bench -p sealkv-benches --bench engine -- --warm-up-time 1 --measurement-time 3`
 //!
 //! The figure that matters is each encrypted/plaintext throughput ratio.
+//! `engine/open` times an open and close of an existing database.
 
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)]
 
@@ -35,7 +36,7 @@ fn scramble(i: u64) -> u64 {
 fn open(dir: &std::path::Path, sealed: bool) -> Db {
     let mut c = Config::new(dir)
         .sync_mode(SyncMode::Always)
-        .wal_flush_size(16 << 20)
+        .memtable_size(16 << 20)
         .cache_size(256 << 20);
     if sealed {
         c = c.encryption_key(MasterKey::from_bytes(&[0x42; 32]).unwrap());
@@ -139,5 +140,22 @@ fn bench_read(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_fill, bench_read);
+/// Opening and closing an existing database of `N` records (flushed), with
+/// and without encryption: the figure the once-per-process provider
+/// self-test (`aead` bench, `selftest/*`) is compared with.
+fn bench_open(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine/open");
+    for (name, sealed) in modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path(), sealed);
+        fill(&db, false);
+        db.close().unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| open(dir.path(), sealed).close().unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_fill, bench_read, bench_open);
 criterion_main!(benches);

@@ -22,7 +22,7 @@ use sealkv_core_store::{Store, StoreOptions};
 use sealkv_crypto_envelope::{
     CryptoProvider, DataKey, DbId, EncryptionAlgorithm, KeyId, Keyring, SecretKey,
 };
-use sealkv_fileio::{SimVfs, StdVfs, Vfs};
+use sealkv_fileio::{SimVfs, SplitMix64, StdVfs, Vfs};
 
 const KEYS: u32 = 100_000;
 
@@ -68,17 +68,10 @@ fn options(sealed: bool, cache_bytes: usize) -> StoreOptions {
     }
 }
 
-/// Pseudo-random key indexes (xorshift), the same for every run.
+/// Pseudo-random key indexes, the same for every run.
 fn picks(n: usize) -> Vec<u32> {
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % u64::from(KEYS)) as u32
-        })
-        .collect()
+    let mut rng = SplitMix64::new(0x2545_F491_4F6C_DD1D);
+    (0..n).map(|_| rng.below(u64::from(KEYS)) as u32).collect()
 }
 
 fn bench_reads(c: &mut Criterion) {

@@ -1,8 +1,14 @@
 //! Project tasks, run as `cargo xtask <task>`.
 //!
 //! - `ci`: what CI runs — format check, clippy with warnings denied, the
-//!   whole test suite, and the docs with warnings denied. If `cargo xtask ci`
-//!   passes locally, CI will be green.
+//!   whole test suite, the docs with warnings denied, and `cargo package` of
+//!   every library crate. If `cargo xtask ci` passes locally, CI will be
+//!   green. It leaves out the worked cipher plugin (`sealkv-aws-lc`), whose
+//!   AWS-LC build takes minutes.
+//! - `package`: `cargo package` of every library crate, as `ci` runs it.
+//! - `plugin`: the worked cipher plugin — clippy, its tests (self-test,
+//!   byte equality with the built-in AES-256-GCM, a database through every
+//!   operation) and the CLI built with it (`--features aws-lc`).
 //! - `fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer]`: runs
 //!   cargo-fuzz targets (nightly), all of them without a TARGET.
 //! - `bench [ARGS]`: the one-run report — builds the CLI in release with the
@@ -47,6 +53,20 @@ fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String
     }
 }
 
+/// The crates a library user can pick, bottom to top: each is packaged
+/// (and its package built) by `cargo xtask ci`.
+const LIBRARY_CRATES: [&str; 6] = [
+    "sealkv-fileio",
+    "sealkv-crypto-envelope",
+    "sealkv-core-wal",
+    "sealkv-core-store",
+    "sealkv",
+    "sealkv-backup",
+];
+
+/// The crate CI leaves out: it builds AWS-LC (`cargo xtask plugin` runs it).
+const PLUGIN_CRATE: &str = "sealkv-aws-lc";
+
 fn ci() -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"], &[])?;
     run(
@@ -54,6 +74,8 @@ fn ci() -> Result<(), String> {
         &[
             "clippy",
             "--workspace",
+            "--exclude",
+            PLUGIN_CRATE,
             "--all-targets",
             "--",
             "-D",
@@ -61,7 +83,11 @@ fn ci() -> Result<(), String> {
         ],
         &[],
     )?;
-    run("cargo", &["test", "--workspace"], &[])?;
+    run(
+        "cargo",
+        &["test", "--workspace", "--exclude", PLUGIN_CRATE],
+        &[],
+    )?;
     // The optional `ring` provider: its known-answer and property tests, and
     // a database written by each provider opened with the other. Only the
     // crates it touches are rebuilt (ring compiles in about 15 s).
@@ -105,10 +131,131 @@ fn ci() -> Result<(), String> {
     )?;
     run(
         "cargo",
-        &["doc", "--workspace", "--no-deps"],
+        &["doc", "--workspace", "--exclude", PLUGIN_CRATE, "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    package()
+}
+
+/// `cargo package` of every library crate in one run: cargo packages them
+/// in dependency order and resolves each one's dependencies on the others
+/// from a local registry of the packages it just made (no publishing), then
+/// builds every package from its own files, so a README or source file
+/// left out of a package fails here. `--allow-dirty` packages the working
+/// tree as it is, so the check runs before a commit too.
+fn package() -> Result<(), String> {
+    forget_unpacked_packages()?;
+    let target = root().join("target").join("package-verify");
+    forget_built_packages(&target)?;
+    let target = target.to_string_lossy().into_owned();
+    let mut args = vec!["package", "--allow-dirty", "--target-dir", target.as_str()];
+    for name in LIBRARY_CRATES {
+        args.extend(["-p", name]);
+    }
+    run("cargo", &args, &[])
+}
+
+/// Removes cargo's unpacked copies of our packages from earlier runs.
+///
+/// To verify a package against the others, cargo unpacks them from its
+/// local registry into `$CARGO_HOME/registry/src/-HASH/NAME-VERSION` (a
+/// local registry's directory name starts with `-`) and reuses such a copy
+/// on the next run at the same version, so a crate whose code changed since
+/// would be built against the stale copy of its dependency. Only those
+/// directories are removed; crates.io's sources are left alone.
+fn forget_unpacked_packages() -> Result<(), String> {
+    let home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for name in LIBRARY_CRATES {
+            let unpacked = registry
+                .path()
+                .join(format!("{name}-{}", env!("CARGO_PKG_VERSION")));
+            if unpacked.exists() {
+                std::fs::remove_dir_all(&unpacked)
+                    .map_err(|e| format!("cannot remove {}: {e}", unpacked.display()))?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// Removes what an earlier verification built of our crates in `target`
+/// (its own target directory, so nothing else is built there).
+///
+/// cargo takes a registry crate at a given version as unchanging, so a
+/// dependency built by an earlier run would be reused even though the
+/// package behind it changed; third-party dependencies stay built.
+fn forget_built_packages(target: &Path) -> Result<(), String> {
+    for dir in [".fingerprint", "deps", "build"] {
+        let Ok(entries) = std::fs::read_dir(target.join("debug").join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("sealkv") || name.starts_with("libsealkv")) {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The worked cipher plugin and the CLI built with it.
+fn plugin() -> Result<(), String> {
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            PLUGIN_CRATE,
+            "-p",
+            "sealkv-cli",
+            "--features",
+            "sealkv-cli/aws-lc",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    run("cargo", &["test", "-p", PLUGIN_CRATE], &[])?;
+    run(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "sealkv-cli",
+            "--features",
+            "aws-lc",
+            "--test",
+            "plugin",
+        ],
+        &[],
+    )?;
+    run(
+        "cargo",
+        &["doc", "-p", PLUGIN_CRATE, "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {
@@ -234,6 +381,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("package") => package(),
+        Some("plugin") => plugin(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("criterion") => {
@@ -243,7 +392,7 @@ fn main() -> ExitCode {
         }
         Some("crash") => crash::crash(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <ci | fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer] | bench [ARGS] | criterion [ARGS] | crash [--cycles N] [--mode M] [--seed S] [--anchor]>"
+            "usage: cargo xtask <ci | package | plugin | fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer] | bench [ARGS] | criterion [ARGS] | crash [--cycles N] [--mode M] [--seed S] [--anchor]>"
                 .to_string(),
         ),
     };

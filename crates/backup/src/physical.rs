@@ -68,6 +68,7 @@ impl RestoreOptions {
     }
 
     /// Sets [`RestoreOptions::replace_existing`].
+    #[must_use]
     pub fn replace_existing(mut self, on: bool) -> Self {
         self.replace_existing = on;
         self

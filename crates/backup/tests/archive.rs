@@ -621,7 +621,7 @@ proptest! {
     }
 }
 
-/// Review of the archive (A1, A3): a plaintext archive in a sealed one's
+/// A plaintext archive in a sealed one's
 /// place is refused when a key is given (it is read only with no key), and
 /// a reader stops for good at its first error.
 #[test]

@@ -23,7 +23,7 @@ fn modes() -> Vec<Option<EncryptionAlgorithm>> {
 }
 
 fn config(path: &Path, alg: Option<EncryptionAlgorithm>) -> Config {
-    let c = Config::new(path).wal_flush_size(64 << 10);
+    let c = Config::new(path).memtable_size(64 << 10);
     match alg {
         Some(alg) => c.encryption_key(key(7)).encryption_algorithm(alg),
         None => c,

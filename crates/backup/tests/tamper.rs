@@ -1,4 +1,4 @@
-//! The tamper matrix's backup rows (issue 7): physical backups taken with
+//! The tamper matrix's backup rows: physical backups taken with
 //! `Db::backup_to` and export archives, damaged on purpose, then checked
 //! with `verify_backup` / `restore` and `verify_archive` / `import`.
 //!
@@ -143,7 +143,7 @@ fn key() -> MasterKey {
 fn config(vfs: &SimVfs, path: &Path, alg: Option<EncryptionAlgorithm>) -> Config {
     let c = Config::new(path)
         .vfs(Arc::new(Sim(vfs.clone())))
-        .wal_flush_size(64 << 10);
+        .memtable_size(64 << 10);
     match alg {
         Some(a) => c
             .encryption_key(key())

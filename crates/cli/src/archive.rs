@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use sealkv::Config;
-use sealkv::crypto::{AlgorithmId, EncryptionAlgorithm, KeySource, MasterKey};
+use sealkv::crypto::{KeySource, MasterKey};
 use sealkv_backup::archive::{self, ArchiveSummary, ExportOptions, ImportOptions, Protection};
 
 use crate::args::Global;
@@ -36,16 +36,11 @@ fn archive_key(
     }
 }
 
-fn algorithm_name(id: AlgorithmId) -> String {
-    EncryptionAlgorithm::from_id(id)
-        .map_or_else(|| format!("algorithm {}", id.0), |a| a.to_string())
-}
-
 fn describe(s: &ArchiveSummary) -> String {
     let protection = match s.header.protection {
         Protection::PlaintextUnencrypted => "PLAINTEXT (unencrypted, checksummed)".to_string(),
         Protection::Sealed { algorithm, .. } => {
-            format!("sealed with {}", algorithm_name(algorithm))
+            format!("sealed with {}", open::algorithm_name(algorithm))
         }
     };
     format!(

@@ -32,7 +32,8 @@ pub(crate) struct Global {
     /// Prompt for a passphrase (no echo).
     #[arg(long, global = true)]
     pub(crate) passphrase: bool,
-    /// Algorithm for a new database: aes-256-gcm or chacha20-poly1305.
+    /// Algorithm for a new database: aes-256-gcm (default), chacha20-poly1305,
+    /// aes-256-gcm-siv, or a plugin's name in a build that has one.
     #[arg(long, global = true, value_name = "A")]
     pub(crate) algorithm: Option<String>,
     /// Create or import without encryption at rest.

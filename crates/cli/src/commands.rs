@@ -1,5 +1,7 @@
-//! The data commands: init, put, get, delete, scan, load, flush, stats,
-//! rotate-key, rekey.
+//! The database commands: init, put, get, delete, scan, load, flush,
+//! stats, verify, backup, restore, rotate-key, reencrypt and rekey (the
+//! archive commands are in `archive.rs`, `keygen` in `keygen.rs`, `bench`
+//! and `demo` in their own modules).
 
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
@@ -42,7 +44,7 @@ pub(crate) fn init(g: &Global, page_size: Option<u32>) -> Result<(), CliError> {
         }
         _ => {}
     }
-    if dir.join("data.sealkv").exists() {
+    if dir.join(sealkv::layout::DATA_FILE).exists() {
         return Err(CliError::Exists(dir.to_path_buf()));
     }
     let mut config = open::with_anchor(Config::new(dir).crypto_provider(open::provider()), g);
@@ -199,11 +201,9 @@ pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
     let s = db.stats()?;
     let enc = &s.encryption;
     let alg = enc
-        .algorithm
-        .map(|a| {
-            sealkv::crypto::EncryptionAlgorithm::from_id(a)
-                .map_or_else(|| a.to_string(), |b| b.to_string())
-        })
+        .algorithm_info
+        .map(|a| a.name.to_string())
+        .or_else(|| enc.algorithm.map(open::algorithm_name))
         .unwrap_or_else(|| "none".into());
     let coverage = db.key_coverage()?;
     let deks: Vec<String> = coverage

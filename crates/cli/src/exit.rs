@@ -94,6 +94,13 @@ fn db_code(e: &sealkv::Error) -> u8 {
             sealkv::anchor::AnchorError::Corrupt { .. }
             | sealkv::anchor::AnchorError::OtherDatabase { .. },
         ) => CORRUPTION,
+        // Refusals of what the caller asked (a plaintext database asked to
+        // rotate or re-encrypt, a backup into the database itself, a bad
+        // option) are no key problem and no damage.
+        E::NotEncrypted { .. }
+        | E::MissingFieldId
+        | E::InvalidDestination { .. }
+        | E::InvalidConfig(_) => OTHER,
         _ => OTHER,
     }
 }
@@ -109,5 +116,29 @@ fn archive_code(e: &sealkv_backup::ArchiveError) -> u8 {
         | A::NotSealed { .. } => CORRUPTION,
         A::Db(e) => db_code(e),
         _ => OTHER,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_refusals_are_other_errors_not_key_or_corruption() {
+        let refusals = [
+            sealkv::Error::NotEncrypted {
+                operation: "rotate_data_key",
+            },
+            sealkv::Error::MissingFieldId,
+            sealkv::Error::InvalidDestination {
+                path: PathBuf::from("db/inside"),
+                reason: "it is inside the database directory db or contains it".into(),
+            },
+            sealkv::Error::InvalidConfig("page size 3000".into()),
+        ];
+        for e in &refusals {
+            assert_eq!(db_code(e), OTHER, "{e}");
+        }
+        assert_eq!(db_code(&sealkv::Error::WrongKey), KEY_PROBLEM);
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sealkv::anchor::FileAnchor;
-use sealkv::crypto::{CryptoProvider, EncryptionAlgorithm, KeySource, MasterKey, Passphrase};
+use sealkv::crypto::{AlgorithmId, CryptoProvider, KeySource, MasterKey, Passphrase};
 use sealkv::{Config, Db};
 
 use crate::args::Global;
@@ -52,23 +52,45 @@ pub(crate) fn key_source(g: &Global) -> Result<Option<KeySource>, CliError> {
     Ok(None)
 }
 
-/// The algorithm option, if given.
-pub(crate) fn algorithm(g: &Global) -> Result<Option<EncryptionAlgorithm>, CliError> {
+/// The algorithm option, if given: any name the provider holds
+/// ([`CryptoProvider::algorithms`] lists them).
+pub(crate) fn algorithm(g: &Global) -> Result<Option<AlgorithmId>, CliError> {
     g.algorithm
         .as_deref()
-        .map(|s| s.parse::<EncryptionAlgorithm>())
+        .map(|s| provider().find_algorithm(s))
         .transpose()
         .map_err(|e| CliError::Usage(e.to_string()))
 }
 
-/// The cipher implementations: `ring`'s when the tool is built with the
-/// `ring` feature, RustCrypto's otherwise. Both write the same bytes, so a
-/// database moves freely between the two builds.
+/// The cryptography: `ring`'s when the tool is built with the `ring`
+/// feature, RustCrypto's otherwise (both write the same bytes, so a
+/// database moves freely between the two builds); with the `aws-lc`
+/// feature, the aws-lc-rs AES-256-GCM plugin is registered too, under its
+/// private id and name `aes-256-gcm-aws-lc`.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     #[cfg(feature = "ring")]
-    return Arc::new(CryptoProvider::ring());
+    let provider = CryptoProvider::ring();
     #[cfg(not(feature = "ring"))]
-    Arc::new(CryptoProvider::rustcrypto())
+    let provider = CryptoProvider::rustcrypto();
+    #[cfg(feature = "aws-lc")]
+    let provider = match sealkv_aws_lc::register(provider.clone()) {
+        Ok(with_plugin) => with_plugin,
+        // A plugin that fails its self-test is left out: the tool still
+        // opens every database sealed with a built-in algorithm, and one
+        // sealed with the plugin fails with the provider's
+        // UnsupportedAlgorithm error.
+        Err(_) => provider,
+    };
+    Arc::new(provider)
+}
+
+/// The name of algorithm `id` in the tool's provider (`algorithm 0x8001`
+/// for an id it does not hold).
+pub(crate) fn algorithm_name(id: AlgorithmId) -> String {
+    provider().algorithm(id).map_or_else(
+        |_| format!("algorithm {:#06x}", id.0),
+        |a| a.name.to_string(),
+    )
 }
 
 /// The `--db` directory (required by the commands that call this).

@@ -137,6 +137,29 @@ fn init_usage_and_existing_destination() {
 }
 
 #[test]
+fn rotating_a_plaintext_database_exits_5_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let db = db.to_str().unwrap();
+    sealkv()
+        .args(["--db", db, "--plaintext", "init"])
+        .assert()
+        .success();
+    for command in ["rotate-key", "reencrypt"] {
+        let out = sealkv().args(["--db", db, command]).assert().code(5);
+        let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+        assert!(err.contains("plaintext"), "{command}: {err}");
+    }
+    let inside = Path::new(db).join("inside").display().to_string();
+    let out = sealkv()
+        .args(["--db", db, "backup", &inside])
+        .assert()
+        .code(5);
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("backup destination"), "{err}");
+}
+
+#[test]
 fn load_reads_tab_and_json_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");

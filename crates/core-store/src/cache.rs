@@ -18,7 +18,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::format::Tag;
 use crate::node::Node;
@@ -194,9 +196,7 @@ impl PageCache {
 
     fn shard(&self, page: u64) -> Option<MutexGuard<'_, Shard>> {
         let i = (page.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS;
-        self.shards
-            .get(i)
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
+        self.shards.get(i).map(|s| s.lock())
     }
 
     fn get_item(&self, page: u64, tag: &Tag) -> Option<Item> {
@@ -258,7 +258,7 @@ impl PageCache {
     /// shards.
     pub(crate) fn counters(&self) -> (usize, u64, u64) {
         self.shards.iter().fold((0, 0, 0), |(b, h, m), s| {
-            let s = s.lock().unwrap_or_else(|p| p.into_inner());
+            let s = s.lock();
             (b + s.bytes, h + s.hits, m + s.misses)
         })
     }
@@ -304,7 +304,7 @@ mod tests {
                 "the hot entry was evicted at {p}"
             );
             for s in &c.shards {
-                let s = s.lock().unwrap_or_else(|p| p.into_inner());
+                let s = s.lock();
                 assert!(s.bytes <= c.budget_per_shard);
                 assert_eq!(s.map.len(), s.slots.iter().flatten().count());
                 assert_eq!(s.bytes, s.map.len() * w);

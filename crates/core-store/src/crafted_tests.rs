@@ -35,8 +35,8 @@ fn deep_file(depth: usize) -> SimVfs {
     w.put(b"k", b"v").unwrap();
     w.commit().unwrap();
     let meta0 = store.inner.snapshot().meta.clone();
-    let codec = &store.inner.codec;
-    let ps = codec.page_size;
+    let sealer = &store.inner.sealer;
+    let ps = sealer.page_size;
     let txn = meta0.txn + 1;
     let mut bytes = sim.read_file(Path::new(PATH)).unwrap();
     bytes.resize(meta0.page_count as usize * ps, 0);
@@ -48,7 +48,7 @@ fn deep_file(depth: usize) -> SimVfs {
         put_branch(&mut body, b"k", child);
         let mut buf = vec![0u8; ps];
         buf[PAGE_HEADER_LEN..PAGE_HEADER_LEN + body.len()].copy_from_slice(&body);
-        let tag = codec.seal(&mut buf, PageKind::Branch, page, txn).unwrap();
+        let tag = sealer.seal(&mut buf, PageKind::Branch, page, txn).unwrap();
         bytes.extend_from_slice(&buf);
         child = ChildRef { page, tag };
     }
@@ -61,7 +61,7 @@ fn deep_file(depth: usize) -> SimVfs {
     let slot = META_A + txn % 2;
     let mut buf = vec![0u8; ps];
     meta.encode(&mut buf[PAGE_HEADER_LEN..ps - TAG_LEN]);
-    codec.seal(&mut buf, PageKind::Meta, slot, txn).unwrap();
+    sealer.seal(&mut buf, PageKind::Meta, slot, txn).unwrap();
     let at = slot as usize * ps;
     bytes[at..at + ps].copy_from_slice(&buf);
     drop(store);
@@ -139,14 +139,14 @@ fn base_store() -> (SimVfs, Meta) {
 fn plant(sim: &SimVfs, meta: &Meta, extra: &[(u64, PageKind, Vec<u8>)]) -> Vec<ChildRef> {
     let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
     let (store, _) = Store::open(vfs, Path::new(PATH), options(true)).unwrap();
-    let codec = &store.inner.codec;
-    let ps = codec.page_size;
+    let sealer = &store.inner.sealer;
+    let ps = sealer.page_size;
     let mut bytes = sim.read_file(Path::new(PATH)).unwrap();
     let mut refs = Vec::new();
     for (page, kind, body) in extra {
         let mut buf = vec![0u8; ps];
         buf[PAGE_HEADER_LEN..PAGE_HEADER_LEN + body.len()].copy_from_slice(body);
-        let tag = codec.seal(&mut buf, *kind, *page, meta.txn).unwrap();
+        let tag = sealer.seal(&mut buf, *kind, *page, meta.txn).unwrap();
         let at = *page as usize * ps;
         if bytes.len() < at + ps {
             bytes.resize(at + ps, 0);
@@ -157,7 +157,7 @@ fn plant(sim: &SimVfs, meta: &Meta, extra: &[(u64, PageKind, Vec<u8>)]) -> Vec<C
     let slot = META_A + meta.txn % 2;
     let mut buf = vec![0u8; ps];
     meta.encode(&mut buf[PAGE_HEADER_LEN..ps - TAG_LEN]);
-    codec
+    sealer
         .seal(&mut buf, PageKind::Meta, slot, meta.txn)
         .unwrap();
     let at = slot as usize * ps;
@@ -233,7 +233,7 @@ fn an_overflow_length_beyond_its_chain_is_corrupt() {
     w.commit().unwrap();
     let meta0 = store.inner.snapshot().meta.clone();
     let root = meta0.root.unwrap();
-    let ps = store.inner.codec.page_size;
+    let ps = store.inner.sealer.page_size;
     let mut leaf = store.read().raw_page(root.page).unwrap();
     drop(store);
     // Leaf entry: u16 count | u16 klen | key | u8 1 | u64 vlen | ...
@@ -270,8 +270,8 @@ fn an_overflow_length_beyond_its_chain_is_corrupt() {
 /// A branch page at `page` whose only child is itself: its body holds its
 /// own plaintext tag, found by solving CRC32C's affine map over GF(2).
 fn self_loop_branch(store: &Store, page: u64, txn: u64, key: &[u8]) -> Option<ChildRef> {
-    let codec = &store.inner.codec;
-    let ps = codec.page_size;
+    let sealer = &store.inner.sealer;
+    let ps = sealer.page_size;
     let seal = |x: u32, rest: &[u8]| {
         let mut body = vec![0u8, 1];
         let mut tag = [0u8; 16];
@@ -280,7 +280,7 @@ fn self_loop_branch(store: &Store, page: u64, txn: u64, key: &[u8]) -> Option<Ch
         put_branch(&mut body, key, ChildRef { page, tag });
         let mut buf = vec![0u8; ps];
         buf[PAGE_HEADER_LEN..PAGE_HEADER_LEN + body.len()].copy_from_slice(&body);
-        let t = codec.seal(&mut buf, PageKind::Branch, page, txn).unwrap();
+        let t = sealer.seal(&mut buf, PageKind::Branch, page, txn).unwrap();
         (t, buf)
     };
     let rest = seal(0, &[0; 12]).0[4..].to_vec();
@@ -368,9 +368,9 @@ fn verify_reports_an_unsorted_free_list() {
     let ps = StoreOptions::default().page_size as usize;
     let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
     let (store, _) = Store::open(vfs, Path::new(PATH), options(true)).unwrap();
-    let (mut entries, chain) = crate::store::load_free_list(
+    let crate::store::FreeList { mut entries, chain } = crate::store::load_free_list(
         &store.inner.file,
-        &store.inner.codec,
+        &store.inner.sealer,
         &meta0,
         Path::new(PATH),
     )

@@ -8,10 +8,10 @@ use sealkv_fileio::{SimVfs, Vfs};
 
 use sealkv_crypto_envelope::DbId;
 
-use crate::codec::{Codec, Mode};
 use crate::format::{FileHeader, PAGE_HEADER_LEN, PageKind, TAG_LEN, be64, check_page_size};
 use crate::meta::{Meta, decode_free};
 use crate::node::{Node, ValRef};
+use crate::seal::{Mode, PageSealer};
 use crate::store::{Store, StoreOptions};
 
 /// Writes `bytes` as a page file into an in-memory file system, opens it
@@ -39,14 +39,14 @@ fn fix_checksums(bytes: &[u8]) -> Option<Vec<u8>> {
     head[p - 4..].copy_from_slice(&crc.to_be_bytes());
     let mut id = [0u8; 16];
     id.copy_from_slice(b.get(20..36)?);
-    let codec = Codec {
+    let sealer = PageSealer {
         db_id: DbId(id),
         algorithm: 0,
         page_size: p,
         mode: Mode::Plain,
     };
     for (n, page) in b.chunks_mut(p).enumerate().skip(1) {
-        codec.plain_retag(page, n as u64);
+        sealer.plain_retag(page, n as u64);
     }
     Some(b)
 }
@@ -104,13 +104,13 @@ pub fn fuzz_page(bytes: &[u8]) {
     page[..n].copy_from_slice(&bytes[..n]);
     // The slot the header claims, so the page-number check passes.
     let slot = be64(&page, 48).unwrap_or(0);
-    let codec = Codec {
+    let sealer = PageSealer {
         db_id: DbId([0; 16]),
         algorithm: 0,
         page_size: FUZZ_PAGE,
         mode: Mode::Plain,
     };
-    codec.plain_retag(&mut page, slot);
+    sealer.plain_retag(&mut page, slot);
     let body_range = PAGE_HEADER_LEN..FUZZ_PAGE - TAG_LEN;
     let all = [
         PageKind::Meta,
@@ -119,7 +119,7 @@ pub fn fuzz_page(bytes: &[u8]) {
         PageKind::Overflow,
         PageKind::FreeList,
     ];
-    if let Ok(h) = codec.open(&mut page, slot, &all) {
+    if let Ok(h) = sealer.open(&mut page, slot, &all) {
         parse_body(h.kind, &page[body_range.clone()], slot);
     }
     for kind in all {

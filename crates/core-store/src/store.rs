@@ -3,15 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::ThreadId;
 
+use parking_lot::{Condvar, Mutex, RwLock};
 use sealkv_crypto_envelope::{DbId, Keyring};
 use sealkv_fileio::{FileError, FileOp, LockKind, OpenMode, Vfs, VfsFile, VfsLock};
 
 use crate::cache::PageCache;
-use crate::codec::{Codec, Mode};
 use crate::error::{Result, StoreError};
 use crate::format::{
     DEFAULT_PAGE_SIZE, FIRST_DATA_PAGE, FileHeader, META_A, PAGE_HEADER_LEN, PageKind, TAG_LEN,
@@ -19,6 +19,7 @@ use crate::format::{
 };
 use crate::meta::{FreeEntry, Meta, decode_free};
 use crate::node::{ChildRef, Node};
+use crate::seal::{Mode, PageSealer};
 
 /// How to create or open a store.
 #[derive(Debug, Clone)]
@@ -126,7 +127,7 @@ pub(crate) struct Inner {
     pub(crate) path: PathBuf,
     pub(crate) file: Arc<dyn VfsFile>,
     _lock: Box<dyn VfsLock>,
-    pub(crate) codec: Codec,
+    pub(crate) sealer: PageSealer,
     pub(crate) cache: PageCache,
     pub(crate) current: RwLock<Arc<Snapshot>>,
     pub(crate) readers: Mutex<BTreeMap<u64, usize>>,
@@ -154,18 +155,14 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("path", &self.inner.path)
-            .field("page_size", &self.inner.codec.page_size)
+            .field("page_size", &self.inner.sealer.page_size)
             .field(
                 "encrypted",
-                &matches!(self.inner.codec.mode, Mode::Sealed { .. }),
+                &matches!(self.inner.sealer.mode, Mode::Sealed { .. }),
             )
             .field("read_only", &self.inner.read_only)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn lock_path(path: &Path) -> PathBuf {
@@ -208,7 +205,7 @@ impl Store {
                     session.algorithm().0,
                     Mode::Sealed {
                         keyring: k.clone(),
-                        session: Some(std::sync::RwLock::new(Arc::new(session))),
+                        session: Some(RwLock::new(Arc::new(session))),
                     },
                 )
             }
@@ -230,7 +227,7 @@ impl Store {
         let file = vfs
             .open(path, OpenMode::CreateNew)
             .map_err(FileError::with(FileOp::Open, path))?;
-        let codec = Codec {
+        let sealer = PageSealer {
             db_id,
             algorithm,
             page_size: options.page_size as usize,
@@ -248,7 +245,7 @@ impl Store {
         let mut buf = header.encode();
         let mut mpage = vec![0u8; p];
         meta.encode(&mut mpage[PAGE_HEADER_LEN..p - TAG_LEN]);
-        codec.seal(&mut mpage, PageKind::Meta, META_A, 0)?;
+        sealer.seal(&mut mpage, PageKind::Meta, META_A, 0)?;
         buf.extend_from_slice(&mpage);
         buf.resize(p * FIRST_DATA_PAGE as usize, 0);
         let wr = |e| StoreError::Io(FileError::new(FileOp::Write, path, e));
@@ -268,16 +265,16 @@ impl Store {
             page_count: FIRST_DATA_PAGE,
             free_pages: 0,
         };
-        let store = Store::assemble(
+        let store = Store::assemble(Parts {
             path,
             file,
             lock,
-            codec,
-            options.cache_bytes,
+            sealer,
+            cache_bytes: options.cache_bytes,
             meta,
-            (Vec::new(), Vec::new()),
-            false,
-        )?;
+            free: FreeList::default(),
+            read_only: false,
+        })?;
         Ok((store, report))
     }
 
@@ -348,14 +345,14 @@ impl Store {
                 };
                 let session = s
                     .filter(|_| !options.read_only)
-                    .map(|s| std::sync::RwLock::new(Arc::new(s)));
+                    .map(|s| RwLock::new(Arc::new(s)));
                 Mode::Sealed {
                     keyring: k.clone(),
                     session,
                 }
             }
         };
-        let codec = Codec {
+        let sealer = PageSealer {
             db_id: header.db_id,
             algorithm: header.algorithm,
             page_size: page_size as usize,
@@ -377,7 +374,7 @@ impl Store {
                 unwritten = Some(slot);
                 continue;
             }
-            match codec
+            match sealer
                 .open(&mut buf, slot, &[PageKind::Meta])
                 .and_then(|_| Meta::decode(&buf[PAGE_HEADER_LEN..], slot))
             {
@@ -399,7 +396,7 @@ impl Store {
         }
         let mut last_err = None;
         for (slot, meta) in metas {
-            match check_meta(&file, &codec, &meta, file_len, path) {
+            match check_meta(&file, &sealer, &meta, file_len, path) {
                 Ok(free) => {
                     let report = OpenReport {
                         txn: meta.txn,
@@ -408,18 +405,18 @@ impl Store {
                         fell_back: last_err.as_ref().map(|e: &StoreError| e.to_string()),
                         other_slot: (!problems.is_empty()).then(|| problems.join("; ")),
                         page_count: meta.page_count,
-                        free_pages: free.0.len() as u64,
+                        free_pages: free.entries.len() as u64,
                     };
-                    let store = Store::assemble(
+                    let store = Store::assemble(Parts {
                         path,
                         file,
                         lock,
-                        codec,
-                        options.cache_bytes,
+                        sealer,
+                        cache_bytes: options.cache_bytes,
                         meta,
                         free,
-                        options.read_only,
-                    )?;
+                        read_only: options.read_only,
+                    })?;
                     return Ok((store, report));
                 }
                 Err(e @ StoreError::Io(_)) => return Err(e),
@@ -439,17 +436,20 @@ impl Store {
         }))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn assemble(
-        path: &Path,
-        file: Arc<dyn VfsFile>,
-        lock: Box<dyn VfsLock>,
-        codec: Codec,
-        cache_bytes: usize,
-        meta: Meta,
-        (free, chain): (Vec<FreeEntry>, Vec<ChildRef>),
-        read_only: bool,
-    ) -> Result<Store> {
+    fn assemble(parts: Parts<'_>) -> Result<Store> {
+        let Parts {
+            path,
+            file,
+            lock,
+            sealer,
+            cache_bytes,
+            meta,
+            free: FreeList {
+                entries: free,
+                chain,
+            },
+            read_only,
+        } = parts;
         let file_len = file
             .len()
             .map_err(|e| StoreError::Io(FileError::new(FileOp::Read, path, e)))?;
@@ -458,7 +458,7 @@ impl Store {
                 path: path.to_path_buf(),
                 file,
                 _lock: lock,
-                codec,
+                sealer,
                 cache: PageCache::new(cache_bytes),
                 current: RwLock::new(Arc::new(Snapshot { meta })),
                 readers: Mutex::new(BTreeMap::new()),
@@ -483,23 +483,23 @@ impl Store {
     /// the new key (old pages stay readable under the key they record).
     /// A plaintext store has nothing to do; a read-only one refuses.
     pub fn new_session(&self) -> Result<()> {
-        self.inner.codec.new_session()
+        self.inner.sealer.new_session()
     }
 
     /// The page size.
     pub fn page_size(&self) -> u32 {
-        self.inner.codec.page_size as u32
+        self.inner.sealer.page_size as u32
     }
 
     /// The longest key this store accepts (a quarter of a page, less
     /// entry overhead: 964 bytes with 4 KiB pages).
     pub fn max_key_len(&self) -> usize {
-        max_key_len(self.inner.codec.body_len())
+        max_key_len(self.inner.sealer.body_len())
     }
 
     /// The database id.
     pub fn db_id(&self) -> DbId {
-        self.inner.codec.db_id
+        self.inner.sealer.db_id
     }
 
     /// Counters.
@@ -507,7 +507,7 @@ impl Store {
         let i = &self.inner;
         let snap = i.snapshot();
         let (readers, oldest_reader) = {
-            let r = lock(&i.readers);
+            let r = i.readers.lock();
             (r.values().sum(), r.keys().next().copied())
         };
         let (cache_bytes, cache_hits, cache_misses) = i.cache.counters();
@@ -531,15 +531,38 @@ pub(crate) fn max_key_len(body: usize) -> usize {
     body / 4 - 40
 }
 
+/// A page file opened and checked: what a [`Store`] is assembled from.
+struct Parts<'a> {
+    path: &'a Path,
+    file: Arc<dyn VfsFile>,
+    lock: Box<dyn VfsLock>,
+    sealer: PageSealer,
+    cache_bytes: usize,
+    /// The committed state the store opens at.
+    meta: Meta,
+    /// That state's free list.
+    free: FreeList,
+    read_only: bool,
+}
+
+/// A committed state's free list, as loaded from its pages.
+#[derive(Debug, Default)]
+pub(crate) struct FreeList {
+    /// The free pages, in list order.
+    pub(crate) entries: Vec<FreeEntry>,
+    /// The free-list pages holding them, first to last.
+    pub(crate) chain: Vec<ChildRef>,
+}
+
 /// Checks a meta's root and free list; returns the free list.
 fn check_meta(
     file: &Arc<dyn VfsFile>,
-    codec: &Codec,
+    sealer: &PageSealer,
     meta: &Meta,
     file_len: u64,
     path: &Path,
-) -> Result<(Vec<FreeEntry>, Vec<ChildRef>)> {
-    let p = codec.page_size as u64;
+) -> Result<FreeList> {
+    let p = sealer.page_size as u64;
     if meta.txn == u64::MAX {
         return Err(StoreError::corrupt(
             META_A + meta.txn % 2,
@@ -554,21 +577,21 @@ fn check_meta(
     }
     if let Some(root) = meta.root {
         let mut buf = vec![0u8; p as usize];
-        read_page(file, codec, root.page, meta.page_count, &mut buf, path)?;
-        codec.open_expected(
+        read_page(file, sealer, root.page, meta.page_count, &mut buf, path)?;
+        sealer.open_expected(
             &mut buf,
             root.page,
             &root.tag,
             &[PageKind::Branch, PageKind::Leaf],
         )?;
     }
-    load_free_list(file, codec, meta, path)
+    load_free_list(file, sealer, meta, path)
 }
 
 /// Reads page `page` raw (no authentication) into `buf`.
 pub(crate) fn read_page(
     file: &Arc<dyn VfsFile>,
-    codec: &Codec,
+    sealer: &PageSealer,
     page: u64,
     page_count: u64,
     buf: &mut [u8],
@@ -577,7 +600,7 @@ pub(crate) fn read_page(
     if page < FIRST_DATA_PAGE || page >= page_count {
         return Err(StoreError::corrupt(page, "page number out of range"));
     }
-    let p = codec.page_size as u64;
+    let p = sealer.page_size as u64;
     file.read_exact_at(buf, page * p).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             StoreError::corrupt(page, "page beyond the end of the file")
@@ -589,23 +612,23 @@ pub(crate) fn read_page(
 
 pub(crate) fn load_free_list(
     file: &Arc<dyn VfsFile>,
-    codec: &Codec,
+    sealer: &PageSealer,
     meta: &Meta,
     path: &Path,
-) -> Result<(Vec<FreeEntry>, Vec<ChildRef>)> {
+) -> Result<FreeList> {
     let mut out = Vec::new();
     let mut chain = Vec::new();
     let mut next = meta.free_head;
-    let mut buf = vec![0u8; codec.page_size];
+    let mut buf = vec![0u8; sealer.page_size];
     let mut hops = 0u64;
     while let Some(r) = next {
         hops += 1;
         if hops > meta.page_count {
             return Err(StoreError::corrupt(r.page, "free list loops"));
         }
-        read_page(file, codec, r.page, meta.page_count, &mut buf, path)?;
-        codec.open_expected(&mut buf, r.page, &r.tag, &[PageKind::FreeList])?;
-        let (n, entries) = decode_free(&buf[PAGE_HEADER_LEN..codec.page_size - TAG_LEN], r.page)?;
+        read_page(file, sealer, r.page, meta.page_count, &mut buf, path)?;
+        sealer.open_expected(&mut buf, r.page, &r.tag, &[PageKind::FreeList])?;
+        let (n, entries) = decode_free(&buf[PAGE_HEADER_LEN..sealer.page_size - TAG_LEN], r.page)?;
         for e in &entries {
             if e.page < FIRST_DATA_PAGE || e.page >= meta.page_count {
                 return Err(StoreError::corrupt(r.page, "free-list entry out of range"));
@@ -627,15 +650,15 @@ pub(crate) fn load_free_list(
             "free-list length differs from the meta page's count",
         ));
     }
-    Ok((out, chain))
+    Ok(FreeList {
+        entries: out,
+        chain,
+    })
 }
 
 impl Inner {
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.read().clone()
     }
 
     /// Reads, authenticates and decodes a tree node, through the cache.
@@ -679,16 +702,16 @@ impl Inner {
     /// Reads, authenticates and decodes a tree node, and caches it if
     /// `keep`.
     fn read_node(&self, r: ChildRef, page_count: u64, keep: bool) -> Result<Node> {
-        let node = with_page_buf(self.codec.page_size, |buf| {
+        let node = with_page_buf(self.sealer.page_size, |buf| {
             self.read_raw(r.page, page_count, buf)?;
-            let h = self.codec.open_expected(
+            let h = self.sealer.open_expected(
                 buf,
                 r.page,
                 &r.tag,
                 &[PageKind::Branch, PageKind::Leaf],
             )?;
             let body = buf
-                .get(PAGE_HEADER_LEN..self.codec.page_size - TAG_LEN)
+                .get(PAGE_HEADER_LEN..self.sealer.page_size - TAG_LEN)
                 .ok_or_else(|| StoreError::corrupt(r.page, "page truncated"))?;
             Node::decode_used(h.kind == PageKind::Leaf, body, r.page)
         })?;
@@ -700,7 +723,7 @@ impl Inner {
 
     pub(crate) fn read_raw(&self, page: u64, page_count: u64, buf: &mut [u8]) -> Result<()> {
         self.pages_read.fetch_add(1, Ordering::Relaxed);
-        read_page(&self.file, &self.codec, page, page_count, buf, &self.path)
+        read_page(&self.file, &self.sealer, page, page_count, buf, &self.path)
     }
 
     /// Reads an overflow value of `len` bytes starting at `first`.
@@ -721,7 +744,7 @@ impl Inner {
         // `len` comes from the leaf: grow with the pages actually read
         // instead of trusting it for a large reservation up front.
         let mut out = Vec::new();
-        with_page_buf(self.codec.page_size, |buf| {
+        with_page_buf(self.sealer.page_size, |buf| {
             self.read_chain(first, len, page_count, buf, &mut out)
         })?;
         if out.len() as u64 != len {
@@ -753,10 +776,10 @@ impl Inner {
                 return Err(StoreError::corrupt(r.page, "overflow chain loops"));
             }
             self.read_raw(r.page, page_count, buf)?;
-            self.codec
+            self.sealer
                 .open_expected(buf, r.page, &r.tag, &[PageKind::Overflow])?;
             let body = buf
-                .get(PAGE_HEADER_LEN..self.codec.page_size - TAG_LEN)
+                .get(PAGE_HEADER_LEN..self.sealer.page_size - TAG_LEN)
                 .ok_or_else(|| StoreError::corrupt(r.page, "page truncated"))?;
             let (n, data) = overflow_body(body, r.page)?;
             out.extend_from_slice(data);
@@ -773,14 +796,14 @@ impl Inner {
 
     /// Registers a reader at the current snapshot.
     pub(crate) fn register_reader(&self) -> Arc<Snapshot> {
-        let mut r = lock(&self.readers);
+        let mut r = self.readers.lock();
         let snap = self.snapshot();
         *r.entry(snap.meta.txn).or_default() += 1;
         snap
     }
 
     pub(crate) fn unregister_reader(&self, txn: u64) {
-        let mut r = lock(&self.readers);
+        let mut r = self.readers.lock();
         if let Some(c) = r.get_mut(&txn) {
             *c -= 1;
             if *c == 0 {
@@ -790,7 +813,7 @@ impl Inner {
     }
 
     pub(crate) fn oldest_reader(&self) -> Option<u64> {
-        lock(&self.readers).keys().next().copied()
+        self.readers.lock().keys().next().copied()
     }
 }
 

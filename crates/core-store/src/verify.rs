@@ -8,7 +8,7 @@ use crate::meta::decode_free;
 use crate::meta::{FreeEntry, Meta};
 use crate::node::{ChildRef, Node, ValRef};
 use crate::read::ReadTxn;
-use crate::store::{Inner, Store, lock, overflow_body};
+use crate::store::{Inner, Store, overflow_body};
 
 /// One problem `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl Walk<'_> {
             .read_raw(r.page, self.page_count, &mut buf)
             .and_then(|()| {
                 self.inner
-                    .codec
+                    .sealer
                     .open_expected(&mut buf, r.page, &r.tag, want)
             });
         self.buf = buf;
@@ -134,7 +134,7 @@ impl Walk<'_> {
 
     fn node(&mut self, r: ChildRef) -> Result<Node> {
         let h = self.read_open(r, &[PageKind::Branch, PageKind::Leaf])?;
-        let ps = self.inner.codec.page_size;
+        let ps = self.inner.sealer.page_size;
         let body: Box<[u8]> = self.buf[PAGE_HEADER_LEN..ps - TAG_LEN].into();
         Node::decode(h.kind == PageKind::Leaf, body, r.page)
     }
@@ -198,7 +198,7 @@ impl Walk<'_> {
             if let Err(e) = self.read_open(r, &[PageKind::Overflow]) {
                 return self.error(e, r.page);
             }
-            let ps = self.inner.codec.page_size;
+            let ps = self.inner.sealer.page_size;
             match overflow_body(&self.buf[PAGE_HEADER_LEN..ps - TAG_LEN], r.page) {
                 Ok((n, data)) => {
                     total += data.len() as u64;
@@ -223,7 +223,7 @@ impl Walk<'_> {
             if let Err(e) = self.read_open(r, &[PageKind::FreeList]) {
                 return self.error(e, r.page);
             }
-            let ps = self.inner.codec.page_size;
+            let ps = self.inner.sealer.page_size;
             match decode_free(&self.buf[PAGE_HEADER_LEN..ps - TAG_LEN], r.page) {
                 Ok((n, es)) => {
                     // Entries are sorted by page number across the chain.
@@ -282,7 +282,7 @@ impl Walk<'_> {
                         PageKind::FreeList,
                     ];
                     self.inner
-                        .codec
+                        .sealer
                         .open_expected(&mut buf, e.page, &e.tag, &want)
                         .is_ok()
                 }
@@ -316,14 +316,14 @@ impl Walk<'_> {
             PageKind::FreeList,
         ];
         self.inner
-            .codec
+            .sealer
             .open(buf, page, &any)
             .is_ok_and(|h| h.txn > freed)
     }
 }
 
 fn walk(inner: &Inner, meta: &Meta) -> (VerifyReport, Vec<Use>) {
-    let ps = inner.codec.page_size;
+    let ps = inner.sealer.page_size;
     let mut w = Walk {
         inner,
         page_count: meta.page_count,
@@ -339,7 +339,7 @@ fn walk(inner: &Inner, meta: &Meta) -> (VerifyReport, Vec<Use>) {
     let mut hbuf = vec![0u8; ps];
     match inner.file.read_exact_at(&mut hbuf, 0) {
         Ok(()) => match FileHeader::decode(&hbuf) {
-            Ok(h) if h.db_id == inner.codec.db_id && h.algorithm == inner.codec.algorithm => {}
+            Ok(h) if h.db_id == inner.sealer.db_id && h.algorithm == inner.sealer.algorithm => {}
             Ok(_) => w.problem(0, "header changed since open"),
             Err(e) => w.error(e, 0),
         },
@@ -383,7 +383,7 @@ impl Store {
         // snapshot, and its meta page rewrites that slot. A commit since the
         // walk's snapshot rewrote it: not damage. (An open write transaction
         // that is not committing does not hold it, and does not hide damage.)
-        let ws = lock(&self.inner.wstate);
+        let ws = self.inner.wstate.lock();
         let txn = snap.meta().txn;
         let other = if self.read().txn() == txn {
             self.other_meta_problem(txn)
@@ -407,7 +407,7 @@ impl Store {
     fn other_meta_problem(&self, txn: u64) -> Option<String> {
         let inner = &self.inner;
         let slot = META_A + (txn + 1) % 2;
-        let ps = inner.codec.page_size;
+        let ps = inner.sealer.page_size;
         let mut buf = vec![0u8; ps];
         if let Err(e) = inner.file.read_exact_at(&mut buf, slot * ps as u64) {
             return Some(format!("other meta slot unreadable: {e}"));
@@ -418,7 +418,7 @@ impl Store {
             return None;
         }
         let meta = inner
-            .codec
+            .sealer
             .open(&mut buf, slot, &[PageKind::Meta])
             .and_then(|_| Meta::decode(buf.get(PAGE_HEADER_LEN..).unwrap_or(&[]), slot));
         match meta {
@@ -458,10 +458,10 @@ impl Store {
     ) -> Result<std::collections::BTreeMap<sealkv_crypto_envelope::KeyId, u64>> {
         let inner = &self.inner;
         let mut usage = std::collections::BTreeMap::new();
-        if !inner.codec.sealed() {
+        if !inner.sealer.sealed() {
             return Ok(usage);
         }
-        let ps = inner.codec.page_size as u64;
+        let ps = inner.sealer.page_size as u64;
         let io = |e| {
             StoreError::Io(sealkv_fileio::FileError::new(
                 sealkv_fileio::FileOp::Read,
@@ -525,7 +525,7 @@ impl ReadTxn {
     /// for page-exact copies. Pages 0-2 (header and meta slots) included.
     pub fn raw_page(&self, page: u64) -> Result<Vec<u8>> {
         let inner = self.inner();
-        let ps = inner.codec.page_size;
+        let ps = inner.sealer.page_size;
         let mut buf = vec![0u8; ps];
         if page >= self.meta().page_count {
             return Err(StoreError::corrupt(page, "page number out of range"));

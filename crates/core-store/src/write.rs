@@ -15,7 +15,7 @@ use crate::node::{
     ChildRef, Node, ValRef, entry_key, inline_size, put_branch, put_inline, put_overflow,
 };
 use crate::read::{too_deep, tree_get};
-use crate::store::{Inner, OVERFLOW_HEAD, Snapshot, Store, WriterState, lock, overflow_body};
+use crate::store::{Inner, OVERFLOW_HEAD, Snapshot, Store, WriterState, overflow_body};
 
 /// Bytes of sealed pages a commit holds in memory before writing them out
 /// (sorted, in runs) ahead of its fsync: the memory a commit needs stays
@@ -55,7 +55,7 @@ impl std::fmt::Debug for WriteTxn<'_> {
 impl Drop for WriteTxn<'_> {
     fn drop(&mut self) {
         let inner = &self.store.inner;
-        lock(&inner.gate).owner = None;
+        inner.gate.lock().owner = None;
         inner.gate_cv.notify_one();
     }
 }
@@ -68,12 +68,12 @@ impl Store {
             return Err(StoreError::ReadOnly);
         }
         let me = std::thread::current().id();
-        let mut g = lock(&inner.gate);
+        let mut g = inner.gate.lock();
         while let Some(owner) = g.owner {
             if owner == me {
                 return Err(StoreError::WriteInProgress);
             }
-            g = inner.gate_cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            inner.gate_cv.wait(&mut g);
         }
         g.owner = Some(me);
         drop(g);
@@ -210,7 +210,7 @@ impl WriteTxn<'_> {
 
     fn commit_inner(mut self) -> Result<(u64, u64)> {
         let inner = self.store.inner.clone();
-        let mut ws = lock(&inner.wstate);
+        let mut ws = inner.wstate.lock();
         let meta0 = &self.base.meta;
         // Open refuses a meta at u64::MAX; checked all the same.
         let txn = meta0.txn.checked_add(1).ok_or_else(|| {
@@ -277,7 +277,7 @@ impl WriteTxn<'_> {
             // The file past the last page holds nothing live, but a commit
             // that died before its meta page may have left pages there:
             // cut it away and grow it back (the space reads as zeros).
-            let p = inner.codec.page_size as u64;
+            let p = inner.sealer.page_size as u64;
             let io = |op| {
                 let path = &inner.path;
                 move |e| StoreError::Io(FileError::new(op, path, e))
@@ -301,7 +301,7 @@ impl WriteTxn<'_> {
         result?;
         ws.free = free_all;
         ws.chain = chain;
-        *inner.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Snapshot { meta });
+        *inner.current.write() = Arc::new(Snapshot { meta });
         inner.commits.fetch_add(1, Ordering::Relaxed);
         Ok((txn, zeroed))
     }
@@ -309,7 +309,7 @@ impl WriteTxn<'_> {
 
 /// Grows the file (by an eighth, at least 64 pages) to hold `pages` pages.
 fn grow_to(inner: &Inner, file_len: &mut u64, pages: u64) -> Result<()> {
-    let p = inner.codec.page_size as u64;
+    let p = inner.sealer.page_size as u64;
     let need = pages * p;
     if need > *file_len {
         let grow = (*file_len / 8).max(64 * p);
@@ -331,7 +331,7 @@ fn write_pages(inner: &Inner, file_len: &mut u64, mut out: Vec<(u64, Vec<u8>)>) 
         return Ok(0);
     };
     grow_to(inner, file_len, last + 1)?;
-    let p = inner.codec.page_size as u64;
+    let p = inner.sealer.page_size as u64;
     let path = &inner.path;
     let io = |op| move |e| StoreError::Io(FileError::new(op, path, e));
     out.sort_unstable_by_key(|(pg, _)| *pg);
@@ -372,17 +372,19 @@ fn write_out(
     meta: &Meta,
     spilled: u64,
 ) -> Result<()> {
-    let p = inner.codec.page_size as u64;
+    let p = inner.sealer.page_size as u64;
     let path = &inner.path;
     let io = |op| move |e| StoreError::Io(FileError::new(op, path, e));
     grow_to(inner, &mut ws.file_len, high)?;
     let n = spilled + write_pages(inner, &mut ws.file_len, out)?;
     inner.file.sync_data().map_err(io(FileOp::Sync))?;
     let slot = META_A + meta.txn % 2;
-    let ps = inner.codec.page_size;
+    let ps = inner.sealer.page_size;
     let mut buf = vec![0u8; ps];
     meta.encode(&mut buf[PAGE_HEADER_LEN..ps - TAG_LEN]);
-    inner.codec.seal(&mut buf, PageKind::Meta, slot, meta.txn)?;
+    inner
+        .sealer
+        .seal(&mut buf, PageKind::Meta, slot, meta.txn)?;
     inner
         .file
         .write_all_at(&buf, slot * p)
@@ -415,7 +417,7 @@ type Reps = Vec<(Vec<u8>, ChildRef)>;
 
 impl Commit<'_> {
     fn body_len(&self) -> usize {
-        self.inner.codec.body_len()
+        self.inner.sealer.body_len()
     }
 
     fn alloc(&mut self) -> u64 {
@@ -443,10 +445,10 @@ impl Commit<'_> {
         kind: PageKind,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<ChildRef> {
-        let ps = self.inner.codec.page_size;
+        let ps = self.inner.sealer.page_size;
         let mut buf = vec![0u8; ps];
         fill(&mut buf[PAGE_HEADER_LEN..ps - TAG_LEN]);
-        let tag = self.inner.codec.seal(&mut buf, kind, page, self.txn)?;
+        let tag = self.inner.sealer.seal(&mut buf, kind, page, self.txn)?;
         self.push_out(page, buf)?;
         Ok(ChildRef { page, tag })
     }
@@ -455,7 +457,7 @@ impl Commit<'_> {
     /// fsync). A failed write poisons the store, as a failed commit does.
     fn push_out(&mut self, page: u64, buf: Vec<u8>) -> Result<()> {
         self.out.push((page, buf));
-        if self.out.len() * self.inner.codec.page_size < SPILL_BYTES {
+        if self.out.len() * self.inner.sealer.page_size < SPILL_BYTES {
             return Ok(());
         }
         let out = mem::take(&mut self.out);
@@ -660,7 +662,7 @@ impl Commit<'_> {
 
     /// Frees an overflow chain, authenticating each page to find the next.
     fn free_overflow(&mut self, first: ChildRef, len: u64) -> Result<()> {
-        let ps = self.inner.codec.page_size;
+        let ps = self.inner.sealer.page_size;
         let mut buf = vec![0u8; ps];
         let mut next = Some(first);
         let mut hops = 0;
@@ -672,7 +674,7 @@ impl Commit<'_> {
             }
             self.inner.read_raw(r.page, self.base_pages, &mut buf)?;
             self.inner
-                .codec
+                .sealer
                 .open_expected(&mut buf, r.page, &r.tag, &[PageKind::Overflow])?;
             let (n, _) = overflow_body(&buf[PAGE_HEADER_LEN..ps - TAG_LEN], r.page)?;
             self.free(r);
@@ -686,7 +688,7 @@ impl Commit<'_> {
     /// with zeros again: a commit that died before its meta page may have
     /// written into them since.
     fn zero_reusable(&mut self) -> Result<u64> {
-        let ps = self.inner.codec.page_size;
+        let ps = self.inner.sealer.page_size;
         let mut n = 0;
         for i in 0..self.reusable.len() {
             let Some(e) = self.reusable.get_mut(i) else {

@@ -39,7 +39,7 @@ pub enum Error {
         segment: u64,
     },
     /// A segment was sealed with another algorithm than its data key has.
-    /// Recovery no longer returns it: the header's algorithm field is not
+    /// Recovery does not return it: the header's algorithm field is not
     /// authenticated when it would be checked, so a key of another
     /// algorithm shows as a header that fails its tag ([`Error::Corruption`]).
     #[error("WAL segment {segment} names algorithm {found}, its data key is {expected}")]

@@ -82,8 +82,9 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
         .map_or(0, u64::from_le_bytes)
 }
 
-/// The file name of segment `n`.
-pub(crate) fn segment_path(dir: &Path, n: u64) -> PathBuf {
+/// The path of segment `n` in the log directory `dir`
+/// (`{n:020}.wal`: twenty decimal digits, so names sort in order).
+pub fn segment_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("{n:020}.wal"))
 }
 

@@ -17,8 +17,8 @@ impl fmt::Display for Seq {
     }
 }
 
-/// When an append is acknowledged, and so what a crash can lose (the full
-/// statement is in `docs/WAL.md`).
+/// When an append is acknowledged, and so what a crash can lose (stated in
+/// full in `docs/WAL.md` of sealkv's repository).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SyncMode {
     /// Acknowledge after the fsync that covers the record: nothing
@@ -110,6 +110,7 @@ impl WalOptions {
     }
 
     /// The same options, sealing with `keyring`.
+    #[must_use]
     pub fn sealed(mut self, keyring: Arc<Keyring>) -> Self {
         self.keyring = Some(keyring);
         self
@@ -168,7 +169,7 @@ pub struct RecoveryReport {
     /// but a crash leaves a header whole or not at all (it is written and
     /// fsynced alone, within one sector), so this is damage, reported.
     pub damaged_headers: Vec<Skipped>,
-    /// The segment this session writes to.
+    /// The segment this writer session writes to.
     pub write_segment: u64,
 }
 
@@ -183,8 +184,9 @@ pub struct WalStats {
     pub writes: u64,
     /// fsyncs of segment files.
     pub syncs: u64,
-    /// Sync markers written (after an fsync that left nothing after the
-    /// last record; see `docs/WAL.md`).
+    /// Sync markers written: empty sealed records after an fsync that
+    /// prove everything before them was durable, so damage there is
+    /// corruption rather than a torn tail.
     pub sync_markers: u64,
     /// Sync markers whose write failed and was taken back (the records
     /// before them stayed durable and acknowledged).

@@ -383,9 +383,14 @@ impl Recovery<'_> {
                 }
             };
             kept.insert(seg.n, h.first_seq);
-            let ctx = h.context();
-            let markers = h.has_markers();
-            let mut r = SegmentReader::new(seg.file.clone(), seg.path.clone(), seg.len);
+            let mut r = Records {
+                reader: SegmentReader::new(seg.file.clone(), seg.path.clone(), seg.len),
+                verify,
+                ctx: h.context(),
+                markers: h.has_markers(),
+                segment: seg.n,
+                body: &mut body,
+            };
             let mut off = HEADER_LEN as u64;
             let check = if mode == RecoveryMode::SkipAnyCorruptedRecords {
                 Check::NextMoved
@@ -395,7 +400,7 @@ impl Recovery<'_> {
             // Skip mode reports once per segment that records were moved.
             let mut moved_reported = false;
             while off < seg.len {
-                let read = read_record(&mut r, verify, &ctx, markers, off, next, check, &mut body)?;
+                let read = r.read(off, next, check)?;
                 if let Ok(hdr) = &read
                     && hdr.durable_mark > off
                     && !moved_reported
@@ -415,7 +420,7 @@ impl Recovery<'_> {
                         off += hdr.total_len();
                     }
                     Ok(hdr) => {
-                        let batch = Batch::decode(body.get(..hdr.len as usize).unwrap_or(&[]));
+                        let batch = Batch::decode(r.body.get(..hdr.len as usize).unwrap_or(&[]));
                         let Ok(batch) = batch else {
                             // Authenticated yet malformed: written that way,
                             // which the writer cannot do. Never skip it.
@@ -446,10 +451,8 @@ impl Recovery<'_> {
                         // sequence there is evidence too.
                         let mut p = bad;
                         // Work allowed to the whole scan (see find_valid).
-                        let limit = r.work() + SCAN_WORK_FACTOR * seg.len + SCAN_WORK_SLACK;
-                        while let Some(f) = find_valid(
-                            &mut r, verify, &ctx, markers, seg.n, p, next, limit, &mut body,
-                        )? {
+                        let limit = r.reader.work() + SCAN_WORK_FACTOR * seg.len + SCAN_WORK_SLACK;
+                        while let Some(f) = r.find_valid(p, next, limit)? {
                             if found.is_none() {
                                 found = Some(Found {
                                     off: f.off,
@@ -465,7 +468,7 @@ impl Recovery<'_> {
                             }
                             p = f.off + f.hdr.total_len();
                         }
-                        let zero_tail = found.is_none() && r.zero_from(bad)?;
+                        let zero_tail = found.is_none() && r.reader.zero_from(bad)?;
                         let corruption = Error::Corruption {
                             segment: seg.n,
                             offset: bad,
@@ -605,100 +608,106 @@ enum Check {
     Scan,
 }
 
-/// Reads and verifies the record at `off` under `check`. On success the
-/// plaintext body is in `body[..len]`.
-#[allow(clippy::too_many_arguments)]
-fn read_record(
-    r: &mut SegmentReader,
-    verify: &Verify,
-    ctx: &[u8; crate::format::CTX_LEN],
-    markers: bool,
-    off: u64,
-    next: u64,
-    check: Check,
-    body: &mut Vec<u8>,
-) -> Result<Result<RecordHeader, &'static str>> {
-    let Some(head) = r.get(off, RECORD_HEADER_LEN)? else {
-        return Ok(Err("record header cut short"));
-    };
-    let mut head_bytes = [0u8; RECORD_HEADER_LEN];
-    head_bytes.copy_from_slice(head);
-    let Some(hdr) = RecordHeader::decode(&head_bytes) else {
-        return Ok(Err("record header is malformed"));
-    };
-    // A marker is written at the synced end, right after the fsync: its
-    // mark is its own offset, and it has no body. Only version 2 has them.
-    if hdr.marker && (!markers || hdr.len != 0 || hdr.durable_mark != off) {
-        return Ok(Err("sync marker is malformed"));
-    }
-    let seq_ok = if check == Check::Scan {
-        hdr.seq >= next && hdr.seq - next < SEQ_WINDOW
-    } else {
-        hdr.seq == next
-    };
-    if !seq_ok || hdr.seq > MAX_SEQ {
-        return Ok(Err("record out of sequence"));
-    }
-    if hdr.len as usize > MAX_BODY_LEN {
-        return Ok(Err("record length beyond the limit"));
-    }
-    // A mark past the record's own offset means bytes before it were
-    // removed; the damage scan treats it as proof of corruption.
-    if hdr.durable_mark < HEADER_LEN as u64 {
-        return Ok(Err("record's durable mark is impossible"));
-    }
-    // A strict read also wants the mark at or before the record (the
-    // writer never claims more than was synced before it). A scan takes
-    // such a record as evidence instead: bytes before it were removed.
-    if check == Check::Next && hdr.durable_mark > off {
-        return Ok(Err("record's durable mark is past its own offset"));
-    }
-    if off + hdr.total_len() > r.len() {
-        return Ok(Err("record cut short"));
-    }
-    let n = hdr.len as usize + TAG_LEN;
-    let Some(bt) = r.get(off + RECORD_HEADER_LEN as u64, n)? else {
-        return Ok(Err("record cut short"));
-    };
-    body.clear();
-    body.extend_from_slice(bt);
-    r.charge(n as u64);
-    if !verify.record(ctx, &head_bytes, hdr.counter, body) {
-        return Ok(Err("record fails authentication"));
-    }
-    Ok(Ok(hdr))
-}
-
-/// The first valid record at or after `from`, scanning byte by byte.
-///
-/// A scan stops with Corruption (never a cut) once the reader's work
-/// passes `limit`: a value full of fake record headers would otherwise make
-/// it read and check a body at nearly every byte (quadratic).
-#[allow(clippy::too_many_arguments)]
-fn find_valid(
-    r: &mut SegmentReader,
-    verify: &Verify,
-    ctx: &[u8; crate::format::CTX_LEN],
+/// One segment's records as recovery reads them: the reader, how the
+/// segment's records are verified, and the buffer a record's body is
+/// opened into.
+struct Records<'a> {
+    reader: SegmentReader,
+    verify: &'a Verify,
+    /// The segment's record context (bound into every record's AAD).
+    ctx: [u8; crate::format::CTX_LEN],
+    /// Whether the segment's format has sync markers.
     markers: bool,
     segment: u64,
-    from: u64,
-    next: u64,
-    limit: u64,
-    body: &mut Vec<u8>,
-) -> Result<Option<Found>> {
-    let mut p = from;
-    while p + (RECORD_HEADER_LEN + TAG_LEN) as u64 <= r.len() {
-        if r.work() > limit {
-            return Err(Error::Corruption {
-                segment,
-                offset: from,
-                what: "damage scan gave up: too many candidate records",
-            });
+    /// The plaintext body of the last record read.
+    body: &'a mut Vec<u8>,
+}
+
+impl Records<'_> {
+    /// Reads and verifies the record at `off` under `check`. On success
+    /// the plaintext body is in `self.body[..len]`.
+    fn read(
+        &mut self,
+        off: u64,
+        next: u64,
+        check: Check,
+    ) -> Result<Result<RecordHeader, &'static str>> {
+        let r = &mut self.reader;
+        let body = &mut *self.body;
+        let Some(head) = r.get(off, RECORD_HEADER_LEN)? else {
+            return Ok(Err("record header cut short"));
+        };
+        let mut head_bytes = [0u8; RECORD_HEADER_LEN];
+        head_bytes.copy_from_slice(head);
+        let Some(hdr) = RecordHeader::decode(&head_bytes) else {
+            return Ok(Err("record header is malformed"));
+        };
+        // A marker is written at the synced end, right after the fsync: its
+        // mark is its own offset, and it has no body. Only version 2 has them.
+        if hdr.marker && (!self.markers || hdr.len != 0 || hdr.durable_mark != off) {
+            return Ok(Err("sync marker is malformed"));
         }
-        if let Ok(hdr) = read_record(r, verify, ctx, markers, p, next, Check::Scan, body)? {
-            return Ok(Some(Found { off: p, hdr }));
+        let seq_ok = if check == Check::Scan {
+            hdr.seq >= next && hdr.seq - next < SEQ_WINDOW
+        } else {
+            hdr.seq == next
+        };
+        if !seq_ok || hdr.seq > MAX_SEQ {
+            return Ok(Err("record out of sequence"));
         }
-        p += 1;
+        if hdr.len as usize > MAX_BODY_LEN {
+            return Ok(Err("record length beyond the limit"));
+        }
+        // A mark past the record's own offset means bytes before it were
+        // removed; the damage scan treats it as proof of corruption.
+        if hdr.durable_mark < HEADER_LEN as u64 {
+            return Ok(Err("record's durable mark is impossible"));
+        }
+        // A strict read also wants the mark at or before the record (the
+        // writer never claims more than was synced before it). A scan takes
+        // such a record as evidence instead: bytes before it were removed.
+        if check == Check::Next && hdr.durable_mark > off {
+            return Ok(Err("record's durable mark is past its own offset"));
+        }
+        if off + hdr.total_len() > r.len() {
+            return Ok(Err("record cut short"));
+        }
+        let n = hdr.len as usize + TAG_LEN;
+        let Some(bt) = r.get(off + RECORD_HEADER_LEN as u64, n)? else {
+            return Ok(Err("record cut short"));
+        };
+        body.clear();
+        body.extend_from_slice(bt);
+        r.charge(n as u64);
+        if !self
+            .verify
+            .record(&self.ctx, &head_bytes, hdr.counter, body)
+        {
+            return Ok(Err("record fails authentication"));
+        }
+        Ok(Ok(hdr))
     }
-    Ok(None)
+
+    /// The first valid record at or after `from`, scanning byte by byte.
+    ///
+    /// A scan stops with Corruption (never a cut) once the reader's work
+    /// passes `limit`: a value full of fake record headers would otherwise make
+    /// it read and check a body at nearly every byte (quadratic).
+    fn find_valid(&mut self, from: u64, next: u64, limit: u64) -> Result<Option<Found>> {
+        let mut p = from;
+        while p + (RECORD_HEADER_LEN + TAG_LEN) as u64 <= self.reader.len() {
+            if self.reader.work() > limit {
+                return Err(Error::Corruption {
+                    segment: self.segment,
+                    offset: from,
+                    what: "damage scan gave up: too many candidate records",
+                });
+            }
+            if let Ok(hdr) = self.read(p, next, Check::Scan)? {
+                return Ok(Some(Found { off: p, hdr }));
+            }
+            p += 1;
+        }
+        Ok(None)
+    }
 }

@@ -17,9 +17,9 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use sealkv::Db;
+use sealkv_fileio::SplitMix64;
 
 use crate::mode::Mode;
-use crate::rng::Rng;
 use crate::workload::{STREAMS, batch};
 
 /// What the parent tells a child.
@@ -79,7 +79,7 @@ fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), Stri
         let _ = writeln!(std::io::stderr(), "sealkv-crash child: {e}");
         std::process::exit(3)
     };
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut b = next;
     while b < next + MAX_BATCHES {
         let roll = rng.below(1000);

@@ -1,4 +1,4 @@
-//! `sealkv-crash`: the crash-kill harness (issue 7).
+//! `sealkv-crash`: the crash-kill harness.
 //!
 //! ```text
 //! sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--anchor] [--verbose]
@@ -35,7 +35,6 @@
 mod child;
 mod mode;
 mod parent;
-mod rng;
 mod workload;
 
 use std::path::PathBuf;

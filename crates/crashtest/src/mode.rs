@@ -76,7 +76,7 @@ impl Mode {
     pub(crate) fn config(self, dir: &Path, anchored: bool) -> Result<Config, String> {
         let mut config = Config::new(dir)
             .sync_mode(SyncMode::Always)
-            .wal_flush_size(64 << 10)
+            .memtable_size(64 << 10)
             .wal_segment_size(64 << 10)
             .page_size(4096);
         if anchored {

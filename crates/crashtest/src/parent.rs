@@ -9,9 +9,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sealkv::Db;
+use sealkv_fileio::SplitMix64;
 
 use crate::mode::Mode;
-use crate::rng::{Rng, mix};
 use crate::workload::{self, STREAMS};
 
 /// What `sealkv-crash` was asked to do.
@@ -61,7 +61,7 @@ enum Plan {
 }
 
 impl Plan {
-    fn choose(rng: &mut Rng, sealed: bool) -> Plan {
+    fn choose(rng: &mut SplitMix64, sealed: bool) -> Plan {
         let r = rng.below(100);
         if r < 10 {
             return Plan::AfterSpawn(Duration::from_micros(rng.below(40_000)));
@@ -381,14 +381,14 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
             .collect(),
         ..Summary::default()
     };
-    let mut rng = Rng::new(args.seed);
+    let mut rng = SplitMix64::new(args.seed);
     for cycle in 0..args.cycles {
         let slot = (cycle % args.modes.len() as u64) as usize;
         let (mode, mut figures) = summary.per_mode[slot].clone();
         let dir = base.join(mode.name());
         let plan = Plan::choose(&mut rng, mode.sealed());
         let next = figures.last.map(|l| l + 1);
-        let seed = (mix(args.seed ^ cycle), args.anchored);
+        let seed = (SplitMix64::mix(args.seed ^ cycle), args.anchored);
         let killed = run_child(&dir, mode, &next, seed, plan)?;
         let obs = &killed.observed;
         let acked: Vec<u64> = (0..STREAMS)

@@ -11,8 +11,7 @@
 //! shows as a difference from that state, found by one full scan.
 
 use sealkv::{Db, WriteBatch};
-
-use crate::rng::{Rng, mix};
+use sealkv_fileio::SplitMix64;
 
 /// How many batches stay live: each batch deletes the one this far behind.
 pub(crate) const WINDOW: u64 = 256;
@@ -27,7 +26,7 @@ pub(crate) fn last_key(t: usize) -> Vec<u8> {
 
 /// How many keys batch `b` of stream `t` puts (1 to 4).
 pub(crate) fn key_count(t: usize, b: u64) -> u64 {
-    1 + mix(b ^ 0xA5A5 ^ ((t as u64) << 56)) % 4
+    1 + SplitMix64::mix(b ^ 0xA5A5 ^ ((t as u64) << 56)) % 4
 }
 
 pub(crate) fn data_key(t: usize, b: u64, k: u64) -> Vec<u8> {
@@ -37,7 +36,7 @@ pub(crate) fn data_key(t: usize, b: u64, k: u64) -> Vec<u8> {
 /// The value of key `k` of batch `b` of stream `t`: `t`, `b` and `k`
 /// big-endian, then pseudo-random filler.
 pub(crate) fn value(t: usize, b: u64, k: u64) -> Vec<u8> {
-    let h = mix(b.wrapping_mul(31).wrapping_add(k) ^ ((t as u64) << 56));
+    let h = SplitMix64::mix(b.wrapping_mul(31).wrapping_add(k) ^ ((t as u64) << 56));
     let len = if h.is_multiple_of(10) {
         3000 + (h >> 8) % 3000
     } else {
@@ -47,7 +46,7 @@ pub(crate) fn value(t: usize, b: u64, k: u64) -> Vec<u8> {
     v.extend_from_slice(&(t as u64).to_be_bytes());
     v.extend_from_slice(&b.to_be_bytes());
     v.extend_from_slice(&k.to_be_bytes());
-    let mut rng = Rng::new(h);
+    let mut rng = SplitMix64::new(h);
     while v.len() < len as usize {
         v.extend_from_slice(&rng.next_u64().to_le_bytes());
     }

@@ -2,6 +2,7 @@
 
 use crate::algorithm::AlgorithmId;
 use crate::keys::SecretKey;
+use crate::selftest::KnownAnswer;
 
 /// The one error an AEAD operation reports. It is deliberately opaque: a
 /// failed open says nothing about *why* it failed.
@@ -26,7 +27,10 @@ pub enum AeadError {
 /// buffer's contents are unspecified and must not be used).
 ///
 /// Implement it (with an [`AeadAlgorithm`] factory) to add a cipher without
-/// forking sealkv.
+/// forking sealkv. Holding one keyed with a sealkv key is hazardous: it seals
+/// under any nonce it is given, so sealkv hands them out only through
+/// [`hazmat`](crate::hazmat); everything else seals through writer sessions,
+/// which choose the nonces.
 pub trait Aead: Send + Sync {
     /// The algorithm's stable on-disk id.
     fn algorithm(&self) -> AlgorithmId;
@@ -93,12 +97,27 @@ pub trait Aead: Send + Sync {
 }
 
 /// A factory for [`Aead`] instances of one algorithm: what a
-/// [`CryptoProvider`](crate::CryptoProvider) lists.
+/// [`CryptoProvider`](crate::CryptoProvider) holds.
+///
+/// sealkv seals with 256-bit keys, 96-bit (12-byte) nonces and 128-bit
+/// tags, and only those: every sealed unit records a 64-bit counter and the
+/// nonce is that counter under a key that is fresh per writer session, so a
+/// longer nonce (XChaCha20-Poly1305's 24 bytes) would buy nothing. A provider
+/// refuses an algorithm of any other shape, saying which length is wrong.
+///
+/// Before an algorithm is used, the provider runs its self-test
+/// ([`crate::selftest`]): published known-answer vectors, tampering, counter
+/// nonces, and misuse resistance if it claims it. An algorithm under a
+/// private id (at or above [`AlgorithmId::FIRST_CUSTOM`]) supplies its own
+/// published vectors through [`AeadAlgorithm::known_answers`].
 pub trait AeadAlgorithm: Send + Sync {
     /// The algorithm's stable on-disk id.
     fn id(&self) -> AlgorithmId;
 
-    /// A short human-readable name.
+    /// A short human-readable name: for an algorithm under a private id, the
+    /// name users choose it by (unique in a provider, and none of the
+    /// built-in names); for a built-in id, the implementation's name (the
+    /// algorithm keeps the built-in's name).
     fn name(&self) -> &'static str;
 
     /// Key length in bytes.
@@ -118,5 +137,17 @@ pub trait AeadAlgorithm: Send + Sync {
     /// Deterministic field encryption runs only on such algorithms.
     fn misuse_resistant(&self) -> bool {
         false
+    }
+
+    /// Published known-answer vectors for this algorithm (at least two, with
+    /// distinct nonces, and no 32-bit word repeated within a key or a
+    /// nonce), which the provider's self-test seals and opens before the
+    /// algorithm is used. Built-in ids are checked against sealkv's own
+    /// vectors whatever this returns; a private id without vectors is
+    /// refused. [`crate::selftest::vectors`] holds the published vectors of
+    /// the built-in algorithms, for a plugin that implements one of them under
+    /// a private id.
+    fn known_answers(&self) -> &'static [KnownAnswer] {
+        &[]
     }
 }

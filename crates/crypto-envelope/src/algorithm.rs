@@ -15,6 +15,18 @@ pub struct AlgorithmId(pub u16);
 impl AlgorithmId {
     /// The first id free for third-party algorithms.
     pub const FIRST_CUSTOM: u16 = 0x8000;
+
+    /// Whether the id is in the range reserved for sealkv's built-in
+    /// algorithms (below [`AlgorithmId::FIRST_CUSTOM`]).
+    pub const fn is_reserved(self) -> bool {
+        self.0 < Self::FIRST_CUSTOM
+    }
+}
+
+impl From<EncryptionAlgorithm> for AlgorithmId {
+    fn from(algorithm: EncryptionAlgorithm) -> Self {
+        algorithm.id()
+    }
 }
 
 impl fmt::Debug for AlgorithmId {
@@ -98,22 +110,79 @@ impl fmt::Display for EncryptionAlgorithm {
     }
 }
 
-/// The error for an algorithm name that is not one of ours.
+/// The error for an algorithm name that names no algorithm on offer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown encryption algorithm {0:?}; expected one of aes-256-gcm, chacha20-poly1305, aes-256-gcm-siv"
-)]
-pub struct UnknownAlgorithm(pub String);
+#[error("unknown encryption algorithm {name:?}; expected one of {}", .known.join(", "))]
+pub struct UnknownAlgorithm {
+    name: String,
+    known: Vec<&'static str>,
+}
+
+impl UnknownAlgorithm {
+    /// The error for `name`, when `known` are the names on offer.
+    pub(crate) fn new(name: &str, known: Vec<&'static str>) -> Self {
+        UnknownAlgorithm {
+            name: name.to_string(),
+            known,
+        }
+    }
+
+    /// The name asked for.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The names on offer.
+    pub fn known(&self) -> &[&'static str] {
+        &self.known
+    }
+}
+
+/// The form names are compared in: trimmed, lowercase, `_` as `-`.
+pub(crate) fn normalize_name(name: &str) -> String {
+    name.trim().to_ascii_lowercase().replace('_', "-")
+}
 
 impl FromStr for EncryptionAlgorithm {
     type Err = UnknownAlgorithm;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm = s.trim().to_ascii_lowercase().replace('_', "-");
+        let norm = normalize_name(s);
         Self::ALL
             .into_iter()
             .find(|a| a.name() == norm)
-            .ok_or_else(|| UnknownAlgorithm(s.to_string()))
+            .ok_or_else(|| UnknownAlgorithm::new(s, Self::ALL.map(|a| a.name()).to_vec()))
+    }
+}
+
+/// What a [`CryptoProvider`](crate::CryptoProvider) says about one of its
+/// algorithms: enough to list, choose and show it, and nothing that seals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AlgorithmInfo {
+    /// The stable on-disk id.
+    pub id: AlgorithmId,
+    /// The name it is chosen by (`--algorithm`, [`CryptoProvider::find_algorithm`](crate::CryptoProvider::find_algorithm)):
+    /// the built-in name for a built-in id, the plugin's name otherwise.
+    pub name: &'static str,
+    /// The implementation's own name (`"aes-256-gcm (ring)"` for `ring`'s
+    /// AES-256-GCM; the same as `name` for a plugin).
+    pub implementation: &'static str,
+    /// Whether it is nonce-misuse resistant (deterministic field encryption
+    /// needs this).
+    pub misuse_resistant: bool,
+}
+
+impl AlgorithmInfo {
+    /// Whether this is one of sealkv's built-in algorithms.
+    pub fn is_builtin(&self) -> bool {
+        EncryptionAlgorithm::from_id(self.id).is_some()
+    }
+}
+
+impl fmt::Display for AlgorithmInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
     }
 }
 

@@ -14,9 +14,9 @@
 //!
 //! [`SecretKey`]: crate::SecretKey
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
 use crate::keys::KEY_LEN;
@@ -41,7 +41,7 @@ pub(crate) fn record(key: &[u8; KEY_LEN]) {
     if !ARMED.load(Ordering::Relaxed) {
         return;
     }
-    let mut all = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut all = RECORDED.lock();
     if all.len() < MAX_RECORDED {
         all.push(Box::new(Zeroizing::new(*key)));
     }
@@ -52,7 +52,6 @@ pub(crate) fn record(key: &[u8; KEY_LEN]) {
 pub fn recorded_keys() -> Vec<Zeroizing<[u8; KEY_LEN]>> {
     RECORDED
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .iter()
         .map(|k| Zeroizing::new(***k))
         .collect()

@@ -3,6 +3,8 @@
 use crate::aead::AeadError;
 use crate::algorithm::AlgorithmId;
 use crate::keys::{KeyError, KeyId};
+use crate::primitives::RandomError;
+use crate::selftest::SelfTestFailure;
 use crate::session::Domain;
 
 /// Errors from sealing, opening and key handling.
@@ -35,15 +37,22 @@ pub enum CryptoError {
     /// new session.
     #[error("writer session exhausted its nonces for {0:?}; start a new session")]
     SessionExhausted(Domain),
+    /// An archive's chunk sealer was asked for a chunk after the last one.
+    #[error("the archive's last chunk is sealed; nothing more can be sealed in it")]
+    ArchiveClosed,
     /// A nonce ticket was spent on a sealer other than the one that drew it.
     #[error("a nonce ticket was used with a sealer that did not draw it")]
     ForeignTicket,
-    /// The operating system's random number generator failed.
-    #[error("the OS random number generator failed: {0}")]
-    Rng(getrandom::Error),
-    /// A provider refused an algorithm implementation (wrong shape, a
-    /// reserved id it does not faithfully implement, a duplicate), or an
-    /// implementation built a cipher that is not what it claimed.
+    /// The provider's random source failed.
+    #[error(transparent)]
+    Rng(RandomError),
+    /// An algorithm or part failed its self-test (at registration, or
+    /// before a built-in's first use); names the failed check.
+    #[error(transparent)]
+    SelfTest(#[from] SelfTestFailure),
+    /// A provider refused an algorithm (two with one id, a name already
+    /// taken), or an implementation built a cipher that is not what it
+    /// claimed.
     #[error("algorithm {id} refused by the provider: {reason}")]
     ProviderRejected {
         /// The algorithm's id.
@@ -51,6 +60,9 @@ pub enum CryptoError {
         /// Why.
         reason: &'static str,
     },
+    /// The provider's KDF or password hash refused its input.
+    #[error("key derivation failed: {0}")]
+    KeyDerivation(crate::primitives::PrimitiveError),
     /// A key could not be loaded or derived.
     #[error(transparent)]
     Key(#[from] KeyError),

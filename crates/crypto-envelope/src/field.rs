@@ -19,7 +19,8 @@
 //!   value under the same key and field id always gives the same
 //!   ciphertext, so an application can look values up by equality. It needs
 //!   a nonce-misuse-resistant cipher (AES-256-GCM-SIV, or a provider
-//!   algorithm that declares [`misuse_resistant`](crate::AeadAlgorithm::misuse_resistant));
+//!   algorithm that declares [`misuse_resistant`](crate::AeadAlgorithm::misuse_resistant),
+//!   which its self-test makes it show);
 //!   the subkey is `HKDF-SHA256(field key, salt = 32 zero bytes,
 //!   "sealkv/v1/field/deterministic" || u32 BE len(field id) || field id)`
 //!   (the length prefix keeps field ids that differ only by trailing zero
@@ -176,18 +177,28 @@ fn aad(header: &[u8], context: &[u8]) -> Vec<u8> {
     a
 }
 
-fn randomized_subkey(key: &DataKey, salt: &[u8]) -> crate::SecretKey {
+fn randomized_subkey(
+    provider: &CryptoProvider,
+    key: &DataKey,
+    salt: &[u8],
+) -> Result<crate::SecretKey, CryptoError> {
     hkdf_sha256(
+        provider,
         key.secret().expose(),
         salt,
         &[LABEL_PREFIX, b"/field/randomized"],
     )
 }
 
-fn deterministic_subkey(key: &DataKey, field_id: &[u8]) -> Result<crate::SecretKey, FieldError> {
+fn deterministic_subkey(
+    provider: &CryptoProvider,
+    key: &DataKey,
+    field_id: &[u8],
+) -> Result<crate::SecretKey, FieldError> {
     let len = u32::try_from(field_id.len())
         .map_err(|_| FieldError::Malformed("field id longer than 4 GiB"))?;
     Ok(hkdf_sha256(
+        provider,
         key.secret().expose(),
         &[0u8; 32],
         &[
@@ -196,13 +207,13 @@ fn deterministic_subkey(key: &DataKey, field_id: &[u8]) -> Result<crate::SecretK
             &len.to_be_bytes(),
             field_id,
         ],
-    ))
+    )?)
 }
 
 /// Refuses deterministic mode on a key whose algorithm is not
 /// misuse-resistant in `provider`.
 fn check_misuse_resistant(provider: &CryptoProvider, key: &DataKey) -> Result<(), FieldError> {
-    if provider.algorithm(key.algorithm)?.misuse_resistant() {
+    if provider.algorithm(key.algorithm)?.misuse_resistant {
         Ok(())
     } else {
         Err(FieldError::NotMisuseResistant(key.algorithm))
@@ -219,8 +230,8 @@ pub fn seal_randomized(
 ) -> Result<Vec<u8>, FieldError> {
     let header = encode_header(FieldMode::Randomized, key);
     let mut salt = [0u8; SALT_LEN];
-    crate::random::fill(&mut salt)?;
-    let aead = provider.new_aead(key.algorithm, &randomized_subkey(key, &salt))?;
+    provider.fill_random(&mut salt)?;
+    let aead = provider.new_aead(key.algorithm, &randomized_subkey(provider, key, &salt)?)?;
     let mut out = Vec::with_capacity(HEADER_LEN + SALT_LEN + value.len() + TAG_LEN);
     out.extend_from_slice(&header);
     out.extend_from_slice(&salt);
@@ -244,7 +255,10 @@ pub fn seal_deterministic(
 ) -> Result<Vec<u8>, FieldError> {
     check_misuse_resistant(provider, key)?;
     let header = encode_header(FieldMode::Deterministic, key);
-    let aead = provider.new_aead(key.algorithm, &deterministic_subkey(key, field_id)?)?;
+    let aead = provider.new_aead(
+        key.algorithm,
+        &deterministic_subkey(provider, key, field_id)?,
+    )?;
     let mut out = Vec::with_capacity(HEADER_LEN + value.len() + TAG_LEN);
     out.extend_from_slice(&header);
     out.extend_from_slice(value);
@@ -281,11 +295,14 @@ pub fn open(
             let salt = sealed
                 .get(HEADER_LEN..HEADER_LEN + SALT_LEN)
                 .ok_or(FieldError::Malformed("truncated salt"))?;
-            (HEADER_LEN + SALT_LEN, randomized_subkey(key, salt))
+            (
+                HEADER_LEN + SALT_LEN,
+                randomized_subkey(provider, key, salt)?,
+            )
         }
         FieldMode::Deterministic => {
             check_misuse_resistant(provider, key)?;
-            (HEADER_LEN, deterministic_subkey(key, context)?)
+            (HEADER_LEN, deterministic_subkey(provider, key, context)?)
         }
     };
     let body_len = sealed

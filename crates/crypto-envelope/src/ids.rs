@@ -18,6 +18,13 @@ impl DbId {
         Ok(DbId(b))
     }
 
+    /// A fresh id from `provider`'s random source.
+    pub fn random_from(provider: &crate::CryptoProvider) -> Result<Self, CryptoError> {
+        let mut b = [0u8; 16];
+        provider.fill_random(&mut b)?;
+        Ok(DbId(b))
+    }
+
     /// The id's bytes.
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0

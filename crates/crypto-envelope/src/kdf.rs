@@ -4,11 +4,12 @@
 //! Every label starts with [`LABEL_PREFIX`] (`"sealkv/v1"`), so a key used
 //! by sealkv can never yield a subkey that some other protocol derives.
 
-use hkdf::Hkdf;
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::error::CryptoError;
 use crate::keys::{KEY_LEN, MasterKey, SecretKey};
+use crate::primitives::PrimitiveError;
+use crate::provider::CryptoProvider;
 
 /// The prefix of every HKDF `info` string sealkv uses.
 pub const LABEL_PREFIX: &[u8] = b"sealkv/v1";
@@ -42,22 +43,32 @@ impl KekPurpose {
     }
 }
 
-/// HKDF-SHA256(ikm, salt, info = concatenation of `info`) -> 32 bytes.
-pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> SecretKey {
-    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
+/// HKDF-SHA256(ikm, salt, info = concatenation of `info`) -> 32 bytes,
+/// with `provider`'s KDF.
+pub(crate) fn hkdf_sha256(
+    provider: &CryptoProvider,
+    ikm: &[u8],
+    salt: &[u8],
+    info: &[&[u8]],
+) -> Result<SecretKey, CryptoError> {
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expansion cannot
-    // fail, but stay total anyway.
-    if hk.expand_multi_info(info, &mut out[..]).is_err() {
-        debug_assert!(false, "HKDF expand of 32 bytes cannot fail");
-    }
-    SecretKey::from_array(&mut out)
+    provider
+        .kdf()?
+        .hkdf_sha256(ikm, salt, info, &mut out[..])
+        .map_err(|e: PrimitiveError| CryptoError::KeyDerivation(e))?;
+    Ok(SecretKey::from_array(&mut out))
 }
 
 /// The subkey of `kek` for `purpose` in database `db_id`:
 /// HKDF(KEK, salt = db id, "sealkv/v1" || label).
-pub(crate) fn kek_subkey(kek: &MasterKey, db_id: &crate::DbId, purpose: KekPurpose) -> SecretKey {
+pub(crate) fn kek_subkey(
+    provider: &CryptoProvider,
+    kek: &MasterKey,
+    db_id: &crate::DbId,
+    purpose: KekPurpose,
+) -> Result<SecretKey, CryptoError> {
     hkdf_sha256(
+        provider,
         kek.secret().expose(),
         db_id.as_bytes(),
         &[LABEL_PREFIX, purpose.label()],
@@ -74,7 +85,13 @@ mod tests {
         let ikm = [0x0b; 22];
         let salt: Vec<u8> = (0x00..=0x0c).collect();
         let info: Vec<u8> = (0xf0..=0xf9).collect();
-        let okm = hkdf_sha256(&ikm, &salt, &[&info[..4], &info[4..]]);
+        let okm = hkdf_sha256(
+            &CryptoProvider::default(),
+            &ikm,
+            &salt,
+            &[&info[..4], &info[4..]],
+        )
+        .unwrap();
         assert_eq!(
             hex::encode(okm.expose()),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
@@ -93,7 +110,12 @@ mod tests {
             KekPurpose::Anchor,
         ]
         .iter()
-        .map(|p| kek_subkey(&kek, &db, *p).expose().to_vec())
+        .map(|p| {
+            kek_subkey(&CryptoProvider::default(), &kek, &db, *p)
+                .unwrap()
+                .expose()
+                .to_vec()
+        })
         .collect();
         for i in 0..keys.len() {
             for j in i + 1..keys.len() {
@@ -101,7 +123,13 @@ mod tests {
             }
             assert_ne!(keys[i], kek.secret().expose());
         }
-        let other_db = kek_subkey(&kek, &crate::DbId([2; 16]), KekPurpose::Wrap);
+        let other_db = kek_subkey(
+            &CryptoProvider::default(),
+            &kek,
+            &crate::DbId([2; 16]),
+            KekPurpose::Wrap,
+        )
+        .unwrap();
         assert_ne!(other_db.expose(), &keys[0][..]);
     }
 }

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::aead::Aead;
 use crate::error::CryptoError;
@@ -98,11 +100,11 @@ impl Keyring {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
+        self.state.read()
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
+        self.state.write()
     }
 
     /// The database this keyring belongs to.
@@ -138,10 +140,7 @@ impl Keyring {
     /// Drops cached openers of key `id`. Called with the state lock held
     /// (lock order: state, then openers).
     fn forget_openers(&self, id: KeyId) {
-        self.openers
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| k.dek != id);
+        self.openers.write().retain(|k, _| k.dek != id);
     }
 
     /// Makes `id` the key new sessions seal under.
@@ -186,12 +185,7 @@ impl Keyring {
     /// The open-only handle for units sealed under subkey `id`, derived
     /// once and cached.
     pub fn opener(&self, id: &SubkeyId) -> Result<Opener, CryptoError> {
-        if let Some(o) = self
-            .openers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-        {
+        if let Some(o) = self.openers.read().get(id) {
             return Ok(o.clone());
         }
         // Lock order: state, then openers. Holding the state lock while
@@ -202,11 +196,11 @@ impl Keyring {
             .keys
             .get(&id.dek)
             .ok_or(CryptoError::MissingDataKey(id.dek))?;
-        let sub = session_subkey(dek, &self.db_id, &id.salt, id.domain);
+        let sub = session_subkey(&self.provider, dek, &self.db_id, &id.salt, id.domain)?;
         let opener = Opener {
             aead: Arc::from(self.provider.new_aead(dek.algorithm, &sub)?),
         };
-        let mut map = self.openers.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.openers.write();
         if map.len() >= OPENER_CACHE_LIMIT {
             map.clear();
         }

@@ -57,6 +57,13 @@ impl SecretKey {
         Ok(SecretKey::boxed(k))
     }
 
+    /// A fresh key from `provider`'s random source.
+    pub fn random_from(provider: &crate::CryptoProvider) -> Result<Self, CryptoError> {
+        let mut k = Box::new(Zeroizing::new([0u8; KEY_LEN]));
+        provider.fill_random(&mut k[..])?;
+        Ok(SecretKey::boxed(k))
+    }
+
     /// The key's bytes. Handle with care: do not copy them anywhere that is
     /// not zeroized.
     pub fn expose(&self) -> &[u8] {
@@ -183,50 +190,42 @@ impl MasterKey {
     }
 
     /// Derives a master key from a passphrase with Argon2id under `salt` and
-    /// `params`; parameters below [`KdfParams::FLOOR`] are refused.
+    /// `params`, with the default provider's Argon2id; parameters outside
+    /// [`KdfParams::FLOOR`]..=[`KdfParams::CEILING`] are refused. The salt is
+    /// the one recorded beside the passphrase's data (a registry or archive
+    /// header); a new one is drawn by whoever writes that header.
     pub fn from_passphrase(
         passphrase: &Passphrase,
         salt: &[u8; 32],
         params: KdfParams,
     ) -> Result<Self, KeyError> {
+        Self::from_passphrase_with(&crate::CryptoProvider::default(), passphrase, salt, params)
+    }
+
+    /// [`MasterKey::from_passphrase`] with `provider`'s Argon2id.
+    pub fn from_passphrase_with(
+        provider: &crate::CryptoProvider,
+        passphrase: &Passphrase,
+        salt: &[u8; 32],
+        params: KdfParams,
+    ) -> Result<Self, KeyError> {
         params.check()?;
-        let argon_params = argon2::Params::new(
-            params.memory_kib,
-            params.iterations,
-            params.parallelism,
-            Some(KEY_LEN),
-        )
-        .map_err(|_| KeyError::KdfParams {
-            reason: "rejected by Argon2",
+        let hash = provider.password_hash().map_err(|e| match e {
+            CryptoError::SelfTest(f) => KeyError::SelfTest(f),
+            _ => KeyError::KdfParams {
+                reason: "the password hash is unavailable",
+            },
         })?;
-        let blocks = argon_params.block_count();
-        let argon = argon2::Argon2::new(
-            argon2::Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            argon_params,
-        );
         let mut out = Zeroizing::new([0u8; KEY_LEN]);
-        // Argon2's working memory holds values derived from the passphrase:
-        // own it, and wipe it before it is freed.
-        let mut blocks_vec: Vec<argon2::Block> = Vec::new();
-        blocks_vec
-            .try_reserve_exact(blocks)
-            .map_err(|_| KeyError::KdfParams {
-                reason: "not enough memory for the passphrase KDF",
+        hash.argon2id(passphrase.expose().as_bytes(), salt, params, &mut out[..])
+            .map_err(|e| KeyError::KdfParams {
+                reason: match e {
+                    crate::primitives::PrimitiveError::OutOfMemory => {
+                        "not enough memory for the passphrase KDF"
+                    }
+                    _ => "Argon2 failed",
+                },
             })?;
-        blocks_vec.resize(blocks, argon2::Block::default());
-        let mut memory = Zeroizing::new(blocks_vec);
-        argon
-            .hash_password_into_with_memory(
-                passphrase.expose().as_bytes(),
-                salt,
-                &mut out[..],
-                &mut memory[..],
-            )
-            .map_err(|_| KeyError::KdfParams {
-                reason: "Argon2 failed",
-            })?;
-        drop(memory);
         Ok(MasterKey(SecretKey::from_array(&mut out)))
     }
 
@@ -377,6 +376,16 @@ impl Default for KdfParams {
     }
 }
 
+/// The Argon2id salt and cost a passphrase was stretched with: public, and
+/// recorded beside what the key seals so it can be stretched again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassphraseKdf {
+    /// The salt, drawn for this use.
+    pub salt: [u8; 32],
+    /// The cost.
+    pub params: KdfParams,
+}
+
 /// Supplies the master key from outside: a KMS, an HSM, an OS keychain.
 ///
 /// sealkv calls it when a database is opened or created; the returned key
@@ -436,9 +445,47 @@ impl KeySource {
         matches!(self, KeySource::Passphrase { .. })
     }
 
-    /// Resolves the master key. `kdf` gives the salt and parameters for a
-    /// passphrase (ignored for the other sources).
+    /// Resolves the master key of something already sealed. `kdf` gives the
+    /// salt and parameters recorded beside it for a passphrase (ignored for
+    /// the other sources); the default provider's Argon2id stretches it.
+    /// For something new, [`KeySource::resolve_new`] draws the salt.
     pub fn resolve(&self, kdf: Option<(&[u8; 32], KdfParams)>) -> Result<MasterKey, KeyError> {
+        self.resolve_with(&crate::CryptoProvider::default(), kdf)
+    }
+
+    /// The master key for something new (an archive, say) sealed under this
+    /// source: for a passphrase, a fresh salt is drawn from `provider` and
+    /// returned with the cost (`params` of the source, checked against the
+    /// floor and ceiling), to be recorded beside what it seals; `None` for
+    /// the other sources.
+    pub fn resolve_new(
+        &self,
+        provider: &crate::CryptoProvider,
+    ) -> Result<(MasterKey, Option<PassphraseKdf>), CryptoError> {
+        match self {
+            KeySource::Passphrase { params, .. } => {
+                params.check()?;
+                let mut salt = [0u8; 32];
+                provider.fill_random(&mut salt)?;
+                let key = self.resolve_with(provider, Some((&salt, *params)))?;
+                Ok((
+                    key,
+                    Some(PassphraseKdf {
+                        salt,
+                        params: *params,
+                    }),
+                ))
+            }
+            other => Ok((other.resolve_with(provider, None)?, None)),
+        }
+    }
+
+    /// [`KeySource::resolve`] with `provider`'s Argon2id.
+    pub fn resolve_with(
+        &self,
+        provider: &crate::CryptoProvider,
+        kdf: Option<(&[u8; 32], KdfParams)>,
+    ) -> Result<MasterKey, KeyError> {
         match self {
             KeySource::Key(k) => Ok(k.clone()),
             KeySource::Provider(p) => p.master_key(),
@@ -446,7 +493,7 @@ impl KeySource {
                 let (salt, params) = kdf.ok_or(KeyError::KdfParams {
                     reason: "no KDF salt is recorded for this passphrase",
                 })?;
-                MasterKey::from_passphrase(passphrase, salt, params)
+                MasterKey::from_passphrase_with(provider, passphrase, salt, params)
             }
         }
     }
@@ -503,6 +550,9 @@ pub enum KeyError {
     /// A [`KeyProvider`] failed.
     #[error("key provider failed: {0}")]
     Provider(String),
+    /// The crypto provider's password hash failed its self-test.
+    #[error(transparent)]
+    SelfTest(crate::selftest::SelfTestFailure),
 }
 
 #[cfg(test)]

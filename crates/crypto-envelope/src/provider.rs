@@ -1,30 +1,106 @@
-//! [`CryptoProvider`]: which ciphers a database can use.
+//! [`CryptoProvider`]: the ciphers and the other primitives a database
+//! uses.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::aead::{Aead, AeadAlgorithm};
-use crate::algorithm::{AlgorithmId, EncryptionAlgorithm};
+use crate::algorithm::{
+    AlgorithmId, AlgorithmInfo, EncryptionAlgorithm, UnknownAlgorithm, normalize_name,
+};
 use crate::error::CryptoError;
 use crate::keys::SecretKey;
+use crate::primitives::{Kdf, Mac, PasswordHash, SecureRandom};
 use crate::rustcrypto;
+use crate::selftest::{self, Gate, SelfTestFailure, Verdict};
 
-/// A set of AEAD algorithms, looked up by their on-disk id.
+/// The AEAD algorithms, KDF, MAC, password hash and random source sealkv
+/// works with.
 ///
-/// Like rustls's `CryptoProvider`, it is a plain list of trait objects: the
-/// default is pure-Rust RustCrypto; a user can add or replace an algorithm by
-/// implementing [`AeadAlgorithm`] and building a provider with it, and every
-/// layer above picks it up by id. A database written by one provider opens
-/// with any other that offers the same algorithm ids.
+/// Like rustls's `CryptoProvider`, it is a plain set of trait objects: the
+/// default is pure-Rust RustCrypto with the operating system's random
+/// generator; a user swaps one piece and keeps the rest —
+/// [`with_algorithm`](CryptoProvider::with_algorithm) adds a cipher (under a
+/// private id) or replaces a built-in one with another implementation,
+/// [`with_kdf`](CryptoProvider::with_kdf), [`with_mac`](CryptoProvider::with_mac),
+/// [`with_password_hash`](CryptoProvider::with_password_hash) and
+/// [`with_random`](CryptoProvider::with_random) replace the other parts. Every
+/// layer above picks an algorithm by its on-disk id. A database written by one
+/// provider opens with any other that offers the same algorithm ids.
+///
+/// Nothing enters a provider unchecked: a registered algorithm or part must
+/// pass its self-test ([`crate::selftest`]: published known-answer vectors,
+/// tampering, counter nonces, misuse resistance when claimed) or it is
+/// refused with [`CryptoError::SelfTest`] naming the failed check. The
+/// built-in ones run the same self-test once per process, before their first
+/// use.
+///
+/// A provider hands out no raw cipher: sealing goes through writer sessions,
+/// which choose the nonces. [`crate::hazmat`] has the raw constructors for
+/// code that must pick nonces itself.
+///
+/// ```
+/// use sealkv_crypto_envelope::{CryptoProvider, EncryptionAlgorithm};
+///
+/// let provider = CryptoProvider::default();
+/// let names: Vec<_> = provider.algorithms().map(|a| a.name).collect();
+/// assert_eq!(names, ["aes-256-gcm", "chacha20-poly1305", "aes-256-gcm-siv"]);
+/// assert_eq!(
+///     provider.find_algorithm("ChaCha20_Poly1305").unwrap(),
+///     EncryptionAlgorithm::ChaCha20Poly1305.id()
+/// );
+/// provider.self_test().unwrap();
+/// ```
 #[derive(Clone)]
 pub struct CryptoProvider {
-    algorithms: Vec<Arc<dyn AeadAlgorithm>>,
+    aeads: Vec<Registered<dyn AeadAlgorithm>>,
+    kdf: Registered<dyn Kdf>,
+    mac: Registered<dyn Mac>,
+    password_hash: Registered<dyn PasswordHash>,
+    random: Registered<dyn SecureRandom>,
 }
+
+/// One algorithm or part, and when its self-test runs.
+struct Registered<T: ?Sized> {
+    part: Arc<T>,
+    gate: Gate,
+}
+
+impl<T: ?Sized> Clone for Registered<T> {
+    fn clone(&self) -> Self {
+        Registered {
+            part: self.part.clone(),
+            gate: self.gate,
+        }
+    }
+}
+
+/// The verdicts of the built-in algorithms and parts, once per process.
+static RUSTCRYPTO_AEAD: [OnceLock<Verdict>; 3] = [const { OnceLock::new() }; 3];
+static RUSTCRYPTO_KDF: OnceLock<Verdict> = OnceLock::new();
+static RUSTCRYPTO_MAC: OnceLock<Verdict> = OnceLock::new();
+static RUSTCRYPTO_ARGON2: OnceLock<Verdict> = OnceLock::new();
+static OS_RANDOM: OnceLock<Verdict> = OnceLock::new();
+#[cfg(feature = "ring")]
+static RING_AEAD: [OnceLock<Verdict>; 2] = [const { OnceLock::new() }; 2];
+#[cfg(feature = "ring")]
+static RING_KDF: OnceLock<Verdict> = OnceLock::new();
+#[cfg(feature = "ring")]
+static RING_MAC: OnceLock<Verdict> = OnceLock::new();
+#[cfg(feature = "ring")]
+static RING_RANDOM: OnceLock<Verdict> = OnceLock::new();
 
 impl fmt::Debug for CryptoProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.algorithms.iter().map(|a| a.name()))
+        f.debug_struct("CryptoProvider")
+            .field(
+                "algorithms",
+                &self.aeads.iter().map(|a| a.part.name()).collect::<Vec<_>>(),
+            )
+            .field("kdf", &self.kdf.part.name())
+            .field("mac", &self.mac.part.name())
+            .field("password_hash", &self.password_hash.part.name())
+            .field("random", &self.random.part.name())
             .finish()
     }
 }
@@ -36,64 +112,94 @@ impl Default for CryptoProvider {
 }
 
 impl CryptoProvider {
-    /// The default provider: RustCrypto's AES-256-GCM, ChaCha20-Poly1305 and
-    /// AES-256-GCM-SIV.
+    /// The default provider: RustCrypto's AES-256-GCM, ChaCha20-Poly1305,
+    /// AES-256-GCM-SIV, HKDF-SHA256, HMAC-SHA256 and Argon2id, and the
+    /// operating system's random generator.
     pub fn rustcrypto() -> Self {
         CryptoProvider {
-            algorithms: rustcrypto::ALGORITHMS
+            aeads: rustcrypto::ALGORITHMS
                 .iter()
-                .map(|a| Arc::new(*a) as Arc<dyn AeadAlgorithm>)
+                .zip(&RUSTCRYPTO_AEAD)
+                .map(|(a, verdict)| Registered {
+                    part: Arc::new(*a) as Arc<dyn AeadAlgorithm>,
+                    gate: Gate::Lazy(verdict),
+                })
                 .collect(),
+            kdf: Registered {
+                part: Arc::new(rustcrypto::HkdfSha256),
+                gate: Gate::Lazy(&RUSTCRYPTO_KDF),
+            },
+            mac: Registered {
+                part: Arc::new(rustcrypto::HmacSha256),
+                gate: Gate::Lazy(&RUSTCRYPTO_MAC),
+            },
+            password_hash: Registered {
+                part: Arc::new(rustcrypto::Argon2id),
+                gate: Gate::Lazy(&RUSTCRYPTO_ARGON2),
+            },
+            random: Registered {
+                part: Arc::new(rustcrypto::OsRandom),
+                gate: Gate::Lazy(&OS_RANDOM),
+            },
         }
     }
 
     /// The `ring` provider (cargo feature `ring`): `ring`'s AES-256-GCM and
     /// ChaCha20-Poly1305 (assembly, about three times the default's
-    /// throughput), RustCrypto's AES-256-GCM-SIV (`ring` has none).
+    /// throughput), HKDF-SHA256, HMAC-SHA256 and random generator;
+    /// RustCrypto's AES-256-GCM-SIV and Argon2id (`ring` has neither).
     ///
     /// It writes exactly the bytes the default provider writes: a database
     /// written with either opens with the other.
     ///
     /// ```
-    /// use sealkv_crypto_envelope::{CryptoProvider, EncryptionAlgorithm, SecretKey};
+    /// use sealkv_crypto_envelope::CryptoProvider;
     ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let key = SecretKey::from_bytes(&[7; 32])?;
-    /// let (mut a, mut b) = (b"page".to_vec(), b"page".to_vec());
-    /// let (mut ta, mut tb) = ([0u8; 16], [0u8; 16]);
-    /// for (provider, buf, tag) in [
-    ///     (CryptoProvider::ring(), &mut a, &mut ta),
-    ///     (CryptoProvider::rustcrypto(), &mut b, &mut tb),
-    /// ] {
-    ///     let aead = provider.builtin(EncryptionAlgorithm::Aes256Gcm, &key)?;
-    ///     aead.seal_in_place_detached(&[0; 12], b"aad", buf, tag)?;
-    /// }
-    /// assert_eq!((a, ta), (b, tb));
-    /// # Ok(())
-    /// # }
+    /// let ring = CryptoProvider::ring();
+    /// let implementations: Vec<_> = ring.algorithms().map(|a| a.implementation).collect();
+    /// assert_eq!(
+    ///     implementations,
+    ///     ["aes-256-gcm (ring)", "chacha20-poly1305 (ring)", "aes-256-gcm-siv"]
+    /// );
+    /// ring.self_test().unwrap();
     /// ```
     #[cfg(feature = "ring")]
     pub fn ring() -> Self {
+        use crate::ring_provider;
         let mut provider = Self::rustcrypto();
-        for algorithm in &crate::ring_provider::ALGORITHMS {
-            provider.algorithms.retain(|a| a.id() != algorithm.id());
-            provider
-                .algorithms
-                .push(Arc::new(*algorithm) as Arc<dyn AeadAlgorithm>);
+        for (algorithm, verdict) in ring_provider::ALGORITHMS.iter().zip(&RING_AEAD) {
+            provider.aeads.retain(|a| a.part.id() != algorithm.id());
+            provider.aeads.push(Registered {
+                part: Arc::new(*algorithm),
+                gate: Gate::Lazy(verdict),
+            });
         }
-        // Keep the lookup order of the built-ins.
-        provider.algorithms.sort_by_key(|a| a.id());
+        provider.aeads.sort_by_key(|a| a.part.id());
+        provider.kdf = Registered {
+            part: Arc::new(ring_provider::RingHkdf),
+            gate: Gate::Lazy(&RING_KDF),
+        };
+        provider.mac = Registered {
+            part: Arc::new(ring_provider::RingHmac),
+            gate: Gate::Lazy(&RING_MAC),
+        };
+        provider.random = Registered {
+            part: Arc::new(ring_provider::RingRandom),
+            gate: Gate::Lazy(&RING_RANDOM),
+        };
         provider
     }
 
-    /// A provider with exactly `algorithms`, each checked as by
-    /// [`CryptoProvider::with_algorithm`]; two with one id are refused.
+    /// A provider with exactly `algorithms` (and the default's other parts),
+    /// each checked as by [`CryptoProvider::with_algorithm`]; two with one
+    /// id are refused.
     pub fn from_algorithms(algorithms: Vec<Arc<dyn AeadAlgorithm>>) -> Result<Self, CryptoError> {
         let mut provider = CryptoProvider {
-            algorithms: Vec::new(),
+            aeads: Vec::new(),
+            ..Self::rustcrypto()
         };
         for algorithm in algorithms {
-            if provider.algorithm(algorithm.id()).is_ok() {
+            if provider.registered(algorithm.id()).is_ok() {
                 return Err(CryptoError::ProviderRejected {
                     id: algorithm.id(),
                     reason: "two algorithms with one id",
@@ -104,63 +210,188 @@ impl CryptoProvider {
         Ok(provider)
     }
 
-    /// This provider with `algorithm` added, replacing any with the same id.
+    /// This provider with `algorithm` added, replacing any with the same id,
+    /// once it passes its self-test ([`crate::selftest`]); a failure is
+    /// [`CryptoError::SelfTest`], naming the check.
     ///
-    /// Every algorithm must have sealkv's unit shape: 32-byte keys, 96-bit
-    /// nonces, 16-byte tags. Ids below [`AlgorithmId::FIRST_CUSTOM`] belong
-    /// to the built-in algorithms: an implementation may take one (a
-    /// hardware-accelerated AES-256-GCM, say) only if it produces exactly the
-    /// built-in's output — checked here on a fixed test vector — and claims
-    /// the same misuse resistance; unknown ids below it are refused. So no
-    /// provider can make a database's recorded algorithm mean something
-    /// else, or make deterministic field encryption run on a cipher that is
-    /// not misuse-resistant.
+    /// Every algorithm has sealkv's unit shape: 32-byte keys, 12-byte
+    /// (96-bit) nonces, 16-byte tags. Ids below [`AlgorithmId::FIRST_CUSTOM`]
+    /// belong to the built-in algorithms: an implementation may take one (a
+    /// hardware-accelerated AES-256-GCM, say) only if it matches the
+    /// built-in's published vectors and its output at counter nonces, and
+    /// claims the same misuse resistance; unknown ids below it are refused.
+    /// So no provider can make a database's recorded algorithm mean
+    /// something else, or make deterministic field encryption run on a
+    /// cipher that is not misuse-resistant. An algorithm under a private id
+    /// is chosen by its name, which must not be a built-in's or another
+    /// algorithm's in this provider.
     pub fn with_algorithm(
         mut self,
         algorithm: Arc<dyn AeadAlgorithm>,
     ) -> Result<Self, CryptoError> {
         let id = algorithm.id();
-        let reject = |reason| CryptoError::ProviderRejected { id, reason };
-        if algorithm.key_len() != crate::KEY_LEN
-            || algorithm.nonce_len() != crate::NONCE_LEN
-            || algorithm.tag_len() != crate::TAG_LEN
-        {
-            return Err(reject("not 32-byte keys, 96-bit nonces and 16-byte tags"));
-        }
-        if id.0 < AlgorithmId::FIRST_CUSTOM {
-            let builtin = EncryptionAlgorithm::from_id(id)
-                .ok_or_else(|| reject("reserved id that names no built-in algorithm"))?;
-            if algorithm.misuse_resistant() != builtin.misuse_resistant() {
-                return Err(reject("misuse resistance differs from the built-in's"));
-            }
-            if !same_output(algorithm.as_ref(), builtin)? {
-                return Err(reject(
-                    "output differs from the built-in's on a test vector",
-                ));
+        selftest::check_algorithm(algorithm.as_ref())?;
+        if !id.is_reserved() {
+            let name = normalize_name(algorithm.name());
+            let taken = EncryptionAlgorithm::ALL.iter().any(|b| b.name() == name)
+                || self
+                    .algorithms()
+                    .any(|a| a.id != id && normalize_name(a.name) == name);
+            if taken || name.is_empty() {
+                return Err(CryptoError::ProviderRejected {
+                    id,
+                    reason: "its name is empty or already names another algorithm",
+                });
             }
         }
-        self.algorithms.retain(|a| a.id() != id);
-        self.algorithms.push(algorithm);
+        self.aeads.retain(|a| a.part.id() != id);
+        self.aeads.push(Registered {
+            part: algorithm,
+            gate: Gate::Passed,
+        });
+        self.aeads.sort_by_key(|a| a.part.id());
         Ok(self)
     }
 
+    /// This provider with another HKDF-SHA256, once it passes RFC 5869's
+    /// vectors.
+    pub fn with_kdf(mut self, kdf: Arc<dyn Kdf>) -> Result<Self, CryptoError> {
+        selftest::check_kdf(kdf.as_ref())?;
+        self.kdf = Registered {
+            part: kdf,
+            gate: Gate::Passed,
+        };
+        Ok(self)
+    }
+
+    /// This provider with another HMAC-SHA256, once it passes RFC 4231's
+    /// vectors.
+    pub fn with_mac(mut self, mac: Arc<dyn Mac>) -> Result<Self, CryptoError> {
+        selftest::check_mac(mac.as_ref())?;
+        self.mac = Registered {
+            part: mac,
+            gate: Gate::Passed,
+        };
+        Ok(self)
+    }
+
+    /// This provider with another Argon2id, once it passes the reference
+    /// implementation's vectors.
+    pub fn with_password_hash(
+        mut self,
+        password_hash: Arc<dyn PasswordHash>,
+    ) -> Result<Self, CryptoError> {
+        selftest::check_password_hash(password_hash.as_ref())?;
+        self.password_hash = Registered {
+            part: password_hash,
+            gate: Gate::Passed,
+        };
+        Ok(self)
+    }
+
+    /// This provider with another random source, once it fills and two of
+    /// its draws differ.
+    pub fn with_random(mut self, random: Arc<dyn SecureRandom>) -> Result<Self, CryptoError> {
+        selftest::check_random(random.as_ref())?;
+        self.random = Registered {
+            part: random,
+            gate: Gate::Passed,
+        };
+        Ok(self)
+    }
+
+    /// Every algorithm this provider holds, by id: what a user can choose
+    /// for a new database (`--algorithm`), and how each is shown.
+    pub fn algorithms(&self) -> impl Iterator<Item = AlgorithmInfo> + '_ {
+        self.aeads.iter().map(|a| info(a.part.as_ref()))
+    }
+
     /// The algorithm with on-disk id `id`.
-    pub fn algorithm(&self, id: AlgorithmId) -> Result<&dyn AeadAlgorithm, CryptoError> {
-        self.algorithms
+    pub fn algorithm(&self, id: AlgorithmId) -> Result<AlgorithmInfo, CryptoError> {
+        self.registered(id).map(|a| info(a.part.as_ref()))
+    }
+
+    /// The id of the algorithm named `name` (case, surrounding space and
+    /// `_` for `-` do not matter): a built-in name, or the name of an
+    /// algorithm under a private id.
+    pub fn find_algorithm(&self, name: &str) -> Result<AlgorithmId, UnknownAlgorithm> {
+        let norm = normalize_name(name);
+        self.algorithms()
+            .find(|a| normalize_name(a.name) == norm)
+            .map(|a| a.id)
+            .ok_or_else(|| UnknownAlgorithm::new(name, self.algorithms().map(|a| a.name).collect()))
+    }
+
+    /// Runs (or recalls) the self-test of every algorithm and part now,
+    /// rather than before each one's first use.
+    pub fn self_test(&self) -> Result<(), CryptoError> {
+        for a in &self.aeads {
+            self.checked(a)?;
+        }
+        self.kdf()?;
+        self.mac()?;
+        self.password_hash()?;
+        let mut probe = [0u8; 1];
+        self.fill_random(&mut probe)
+    }
+
+    /// Runs every algorithm's and part's self-test afresh, whatever the
+    /// cached verdicts say (for a periodic re-check, and to measure what the
+    /// self-test costs).
+    pub fn self_test_again(&self) -> Result<(), SelfTestFailure> {
+        for a in &self.aeads {
+            selftest::check_algorithm(a.part.as_ref())?;
+        }
+        selftest::check_kdf(self.kdf.part.as_ref())?;
+        selftest::check_mac(self.mac.part.as_ref())?;
+        selftest::check_password_hash(self.password_hash.part.as_ref())?;
+        selftest::check_random(self.random.part.as_ref())
+    }
+
+    /// Fills `buf` from the provider's random source.
+    pub fn fill_random(&self, buf: &mut [u8]) -> Result<(), CryptoError> {
+        let random = &self.random;
+        random
+            .gate
+            .verdict(|| selftest::check_random(random.part.as_ref()))?;
+        random.part.fill(buf).map_err(CryptoError::Rng)
+    }
+
+    fn registered(&self, id: AlgorithmId) -> Result<&Registered<dyn AeadAlgorithm>, CryptoError> {
+        self.aeads
             .iter()
-            .find(|a| a.id() == id)
-            .map(|a| a.as_ref())
+            .find(|a| a.part.id() == id)
             .ok_or(CryptoError::UnsupportedAlgorithm(id))
     }
 
-    /// The algorithms this provider offers.
-    pub fn algorithms(&self) -> impl Iterator<Item = &dyn AeadAlgorithm> {
-        self.algorithms.iter().map(|a| a.as_ref())
+    /// The algorithm once its self-test has passed.
+    fn checked<'a>(
+        &self,
+        registered: &'a Registered<dyn AeadAlgorithm>,
+    ) -> Result<&'a dyn AeadAlgorithm, CryptoError> {
+        let algorithm = registered.part.as_ref();
+        registered
+            .gate
+            .verdict(|| selftest::check_algorithm(algorithm))?;
+        Ok(algorithm)
     }
 
-    /// A cipher for algorithm `id` keyed with `key`.
-    pub fn new_aead(&self, id: AlgorithmId, key: &SecretKey) -> Result<Box<dyn Aead>, CryptoError> {
-        let alg = self.algorithm(id)?;
+    /// The factory of algorithm `id`, self-tested.
+    pub(crate) fn aead_algorithm(
+        &self,
+        id: AlgorithmId,
+    ) -> Result<&dyn AeadAlgorithm, CryptoError> {
+        self.checked(self.registered(id)?)
+    }
+
+    /// A cipher for algorithm `id` keyed with `key`. Crate-private: it seals
+    /// under any nonce ([`crate::hazmat::new_aead`] is the public door).
+    pub(crate) fn new_aead(
+        &self,
+        id: AlgorithmId,
+        key: &SecretKey,
+    ) -> Result<Box<dyn Aead>, CryptoError> {
+        let alg = self.aead_algorithm(id)?;
         if key.expose().len() != alg.key_len() {
             return Err(CryptoError::KeyLength {
                 expected: alg.key_len(),
@@ -177,173 +408,38 @@ impl CryptoProvider {
         Ok(aead)
     }
 
-    /// A cipher for a built-in algorithm keyed with `key`.
-    pub fn builtin(
-        &self,
-        algorithm: EncryptionAlgorithm,
-        key: &SecretKey,
-    ) -> Result<Box<dyn Aead>, CryptoError> {
-        self.new_aead(algorithm.id(), key)
+    /// The KDF, self-tested.
+    pub(crate) fn kdf(&self) -> Result<&dyn Kdf, CryptoError> {
+        let kdf = self.kdf.part.as_ref();
+        self.kdf.gate.verdict(|| selftest::check_kdf(kdf))?;
+        Ok(kdf)
+    }
+
+    /// The MAC, self-tested (shared, for holders that outlive a borrow).
+    pub(crate) fn mac(&self) -> Result<Arc<dyn Mac>, CryptoError> {
+        let mac = &self.mac.part;
+        self.mac
+            .gate
+            .verdict(|| selftest::check_mac(mac.as_ref()))?;
+        Ok(mac.clone())
+    }
+
+    /// The password hash, self-tested.
+    pub(crate) fn password_hash(&self) -> Result<&dyn PasswordHash, CryptoError> {
+        let hash = self.password_hash.part.as_ref();
+        self.password_hash
+            .gate
+            .verdict(|| selftest::check_password_hash(hash))?;
+        Ok(hash)
     }
 }
 
-/// Seals one fixed test vector with `candidate` and with the built-in
-/// `builtin` and compares the outputs.
-fn same_output(
-    candidate: &dyn AeadAlgorithm,
-    builtin: EncryptionAlgorithm,
-) -> Result<bool, CryptoError> {
-    let key = SecretKey::from_bytes(&[0x5a; 32])?;
-    let nonce = [0xa5; crate::NONCE_LEN];
-    let seal = |alg: &dyn AeadAlgorithm| -> Result<Vec<u8>, CryptoError> {
-        let aead = alg.new_aead(&key)?;
-        let mut buf = b"sealkv provider self-test, 2 blocks+".to_vec();
-        let mut tag = [0u8; crate::TAG_LEN];
-        aead.seal_in_place_detached(&nonce, b"aad", &mut buf, &mut tag)?;
-        buf.extend_from_slice(&tag);
-        Ok(buf)
-    };
-    let reference = rustcrypto::ALGORITHMS
-        .iter()
-        .find(|a| a.id() == builtin.id())
-        .ok_or(CryptoError::UnsupportedAlgorithm(builtin.id()))?;
-    Ok(seal(candidate)? == seal(reference)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::aead::AeadError;
-
-    /// A stand-in for a third-party cipher: a built-in under any id,
-    /// optionally with a broken tag.
-    struct Custom {
-        id: AlgorithmId,
-        inner: EncryptionAlgorithm,
-        broken: bool,
-    }
-
-    struct Wrapped {
-        inner: Box<dyn Aead>,
-        id: AlgorithmId,
-        broken: bool,
-    }
-
-    impl Aead for Wrapped {
-        fn algorithm(&self) -> AlgorithmId {
-            self.id
-        }
-        fn nonce_len(&self) -> usize {
-            self.inner.nonce_len()
-        }
-        fn tag_len(&self) -> usize {
-            self.inner.tag_len()
-        }
-        fn seal_in_place_detached(
-            &self,
-            nonce: &[u8],
-            aad: &[u8],
-            buf: &mut [u8],
-            tag: &mut [u8],
-        ) -> Result<(), AeadError> {
-            self.inner.seal_in_place_detached(nonce, aad, buf, tag)?;
-            if self.broken {
-                tag[0] ^= 1;
-            }
-            Ok(())
-        }
-        fn open_in_place_detached(
-            &self,
-            nonce: &[u8],
-            aad: &[u8],
-            buf: &mut [u8],
-            tag: &[u8],
-        ) -> Result<(), AeadError> {
-            self.inner.open_in_place_detached(nonce, aad, buf, tag)
-        }
-    }
-
-    impl AeadAlgorithm for Custom {
-        fn id(&self) -> AlgorithmId {
-            self.id
-        }
-        fn name(&self) -> &'static str {
-            "custom"
-        }
-        fn key_len(&self) -> usize {
-            32
-        }
-        fn nonce_len(&self) -> usize {
-            12
-        }
-        fn tag_len(&self) -> usize {
-            16
-        }
-        fn new_aead(&self, key: &SecretKey) -> Result<Box<dyn Aead>, AeadError> {
-            let inner = CryptoProvider::default()
-                .builtin(self.inner, key)
-                .map_err(|_| AeadError::Authentication)?;
-            Ok(Box::new(Wrapped {
-                inner,
-                id: self.id,
-                broken: self.broken,
-            }))
-        }
-        fn misuse_resistant(&self) -> bool {
-            self.inner.misuse_resistant()
-        }
-    }
-
-    fn custom(id: u16, inner: EncryptionAlgorithm, broken: bool) -> Arc<dyn AeadAlgorithm> {
-        Arc::new(Custom {
-            id: AlgorithmId(id),
-            inner,
-            broken,
-        })
-    }
-
-    #[test]
-    fn a_faithful_replacement_of_a_builtin_is_accepted() {
-        let p = CryptoProvider::default()
-            .with_algorithm(custom(1, EncryptionAlgorithm::Aes256Gcm, false))
-            .unwrap();
-        assert_eq!(p.algorithm(AlgorithmId(1)).unwrap().name(), "custom");
-    }
-
-    #[test]
-    fn an_unfaithful_or_mislabelled_builtin_id_is_refused() {
-        let refused = |alg| {
-            matches!(
-                CryptoProvider::default().with_algorithm(alg),
-                Err(CryptoError::ProviderRejected { .. })
-            )
-        };
-        // Output differs from AES-256-GCM's.
-        assert!(refused(custom(1, EncryptionAlgorithm::Aes256Gcm, true)));
-        // ChaCha20-Poly1305 claiming to be AES-256-GCM.
-        assert!(refused(custom(
-            1,
-            EncryptionAlgorithm::ChaCha20Poly1305,
-            false
-        )));
-        // A non-misuse-resistant cipher claiming GCM-SIV's id.
-        assert!(refused(custom(3, EncryptionAlgorithm::Aes256Gcm, false)));
-        // A reserved id naming nothing.
-        assert!(refused(custom(77, EncryptionAlgorithm::Aes256Gcm, false)));
-    }
-
-    #[test]
-    fn custom_ids_are_free_but_unique_in_one_provider() {
-        let p = CryptoProvider::default()
-            .with_algorithm(custom(0x8001, EncryptionAlgorithm::Aes256Gcm, true))
-            .unwrap();
-        assert!(p.algorithm(AlgorithmId(0x8001)).is_ok());
-        assert!(matches!(
-            CryptoProvider::from_algorithms(vec![
-                custom(0x8001, EncryptionAlgorithm::Aes256Gcm, false),
-                custom(0x8001, EncryptionAlgorithm::Aes256Gcm, false),
-            ]),
-            Err(CryptoError::ProviderRejected { .. })
-        ));
+fn info(algorithm: &dyn AeadAlgorithm) -> AlgorithmInfo {
+    let id = algorithm.id();
+    AlgorithmInfo {
+        id,
+        name: EncryptionAlgorithm::from_id(id).map_or(algorithm.name(), |b| b.name()),
+        implementation: algorithm.name(),
+        misuse_resistant: algorithm.misuse_resistant(),
     }
 }

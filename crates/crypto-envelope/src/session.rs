@@ -96,6 +96,13 @@ impl SessionSalt {
         crate::random::fill(&mut b)?;
         Ok(SessionSalt(b))
     }
+
+    /// A fresh salt from `provider`'s random source.
+    pub(crate) fn draw(provider: &CryptoProvider) -> Result<Self, CryptoError> {
+        let mut b = [0u8; 32];
+        provider.fill_random(&mut b)?;
+        Ok(SessionSalt(b))
+    }
 }
 
 impl fmt::Debug for SessionSalt {
@@ -117,8 +124,9 @@ pub struct SubkeyId {
     pub domain: Domain,
 }
 
-/// The nonce for counter value `counter`.
-pub fn nonce_for(counter: u64) -> [u8; NONCE_LEN] {
+/// The nonce for counter value `counter`: `0x00000000 || counter` (u64,
+/// big-endian). Public only through [`crate::hazmat::nonce_for`].
+pub(crate) fn nonce_for(counter: u64) -> [u8; NONCE_LEN] {
     let mut n = [0u8; NONCE_LEN];
     n[4..].copy_from_slice(&counter.to_be_bytes());
     n
@@ -126,12 +134,14 @@ pub fn nonce_for(counter: u64) -> [u8; NONCE_LEN] {
 
 /// Derives the session subkey of `dek` for (`db_id`, `salt`, `domain`).
 pub(crate) fn session_subkey(
+    provider: &CryptoProvider,
     dek: &DataKey,
     db_id: &DbId,
     salt: &SessionSalt,
     domain: Domain,
-) -> SecretKey {
+) -> Result<SecretKey, CryptoError> {
     hkdf_sha256(
+        provider,
         dek.secret().expose(),
         &salt.0,
         &[
@@ -254,7 +264,7 @@ impl DomainSealer {
         Ok(counter)
     }
 
-    /// Opens a unit this session sealed (same subkey) in place.
+    /// Opens a unit this writer session sealed (same subkey) in place.
     pub fn open(
         &self,
         counter: u64,
@@ -296,7 +306,7 @@ impl WriterSession {
         dek: &DataKey,
         observer: Option<Arc<dyn SealObserver>>,
     ) -> Result<Self, CryptoError> {
-        let salt = SessionSalt::random()?;
+        let salt = SessionSalt::draw(provider)?;
         Self::with_salt(provider, db_id, dek, salt, observer)
     }
 
@@ -308,7 +318,7 @@ impl WriterSession {
         observer: Option<Arc<dyn SealObserver>>,
     ) -> Result<Self, CryptoError> {
         let make = |domain: Domain| -> Result<Arc<DomainSealer>, CryptoError> {
-            let sub = session_subkey(dek, db_id, &salt, domain);
+            let sub = session_subkey(provider, dek, db_id, &salt, domain)?;
             Ok(Arc::new(DomainSealer {
                 id: SubkeyId {
                     dek: dek.id,
@@ -390,10 +400,14 @@ mod tests {
     fn domains_and_salts_give_distinct_subkeys() {
         let db = DbId([5; 16]);
         let k = dek();
-        let a = session_subkey(&k, &db, &SessionSalt([1; 32]), Domain::Wal);
-        let b = session_subkey(&k, &db, &SessionSalt([1; 32]), Domain::Page);
-        let c = session_subkey(&k, &db, &SessionSalt([2; 32]), Domain::Wal);
-        let d = session_subkey(&k, &DbId([6; 16]), &SessionSalt([1; 32]), Domain::Wal);
+        let p = CryptoProvider::default();
+        let sub = |db: &DbId, salt: u8, domain| {
+            session_subkey(&p, &k, db, &SessionSalt([salt; 32]), domain).unwrap()
+        };
+        let a = sub(&db, 1, Domain::Wal);
+        let b = sub(&db, 1, Domain::Page);
+        let c = sub(&db, 2, Domain::Wal);
+        let d = sub(&DbId([6; 16]), 1, Domain::Wal);
         let all = [a.expose(), b.expose(), c.expose(), d.expose()];
         for i in 0..all.len() {
             for j in i + 1..all.len() {

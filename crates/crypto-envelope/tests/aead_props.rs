@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
-use sealkv_crypto_envelope::{AeadError, CryptoProvider, EncryptionAlgorithm, SecretKey};
+use sealkv_crypto_envelope::{AeadError, CryptoProvider, EncryptionAlgorithm, SecretKey, hazmat};
 
 fn alg() -> impl Strategy<Value = EncryptionAlgorithm> {
     prop::sample::select(EncryptionAlgorithm::ALL.to_vec())
@@ -48,8 +48,7 @@ proptest! {
         len in prop_oneof![0usize..64, 64usize..=65536],
         fill in any::<u8>(),
     ) {
-        let aead = provider
-            .builtin(alg, &SecretKey::from_bytes(&key).unwrap())
+        let aead = hazmat::builtin(&provider, alg, &SecretKey::from_bytes(&key).unwrap())
             .unwrap();
         let pt: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ fill).collect();
         let mut buf = pt.clone();
@@ -76,8 +75,7 @@ proptest! {
         pick in any::<prop::sample::Index>(),
         bit in 0u8..8,
     ) {
-        let aead = provider
-            .builtin(alg, &SecretKey::from_bytes(&key).unwrap())
+        let aead = hazmat::builtin(&provider, alg, &SecretKey::from_bytes(&key).unwrap())
             .unwrap();
         let mut ct = pt.clone();
         let mut tag = [0u8; 16];
@@ -108,8 +106,8 @@ proptest! {
         pt in prop::collection::vec(any::<u8>(), 0..5000),
     ) {
         let key = SecretKey::from_bytes(&key).unwrap();
-        let ring = CryptoProvider::ring().builtin(alg, &key).unwrap();
-        let rc = CryptoProvider::rustcrypto().builtin(alg, &key).unwrap();
+        let ring = hazmat::builtin(&CryptoProvider::ring(), alg, &key).unwrap();
+        let rc = hazmat::builtin(&CryptoProvider::rustcrypto(), alg, &key).unwrap();
         let (mut a, mut b) = (pt.clone(), pt.clone());
         let (mut ta, mut tb) = ([0u8; 16], [0u8; 16]);
         ring.seal_in_place_detached(&nonce, &aad, &mut a, &mut ta).unwrap();

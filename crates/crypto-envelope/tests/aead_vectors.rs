@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sealkv_crypto_envelope::{AeadError, CryptoProvider, EncryptionAlgorithm, SecretKey};
+use sealkv_crypto_envelope::{AeadError, CryptoProvider, EncryptionAlgorithm, SecretKey, hazmat};
 
 struct Vector {
     name: &'static str,
@@ -111,9 +111,8 @@ fn vectors_seal_to_the_published_answer_and_open_back() {
 
 fn seal_vectors(pname: &str, provider: &CryptoProvider) {
     for v in VECTORS {
-        let aead = provider
-            .builtin(v.alg, &SecretKey::from_bytes(&h(v.key)).unwrap())
-            .unwrap();
+        let aead =
+            hazmat::builtin(provider, v.alg, &SecretKey::from_bytes(&h(v.key)).unwrap()).unwrap();
         let (nonce, aad) = (h(v.nonce), h(v.aad));
         let mut buf = h(v.pt);
         let mut tag = [0u8; 16];
@@ -143,9 +142,8 @@ fn vectors_must_fail_to_open_when_anything_changes() {
 
 fn tamper_vectors(pname: &str, provider: &CryptoProvider) {
     for v in VECTORS {
-        let aead = provider
-            .builtin(v.alg, &SecretKey::from_bytes(&h(v.key)).unwrap())
-            .unwrap();
+        let aead =
+            hazmat::builtin(provider, v.alg, &SecretKey::from_bytes(&h(v.key)).unwrap()).unwrap();
         let (nonce, aad, ct, tag) = (h(v.nonce), h(v.aad), h(v.ct), h(v.tag));
         let fails = |nonce: &[u8], aad: &[u8], ct: &[u8], tag: &[u8]| {
             let mut buf = ct.to_vec();
@@ -214,9 +212,8 @@ fn append_and_detached_forms_agree() {
 
 fn append_vs_detached(provider: &CryptoProvider) {
     for alg in EncryptionAlgorithm::ALL {
-        let aead = provider
-            .builtin(alg, &SecretKey::from_bytes(&[9; 32]).unwrap())
-            .unwrap();
+        let aead =
+            hazmat::builtin(provider, alg, &SecretKey::from_bytes(&[9; 32]).unwrap()).unwrap();
         let nonce = [4u8; 12];
         let mut appended = b"some plaintext".to_vec();
         aead.seal_in_place_append(&nonce, b"aad", &mut appended)

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use sealkv::crypto::MasterKey;
 use sealkv::{Config, Db, WriteBatch};
+use sealkv_fileio::SplitMix64;
 
 /// A `/proc/self/status` field in MiB (0 where there is none).
 fn status_mib(field: &str) -> f64 {
@@ -36,15 +37,6 @@ fn status_mib(field: &str) -> f64 {
                 .ok()
         })
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// A bijection on `0..2^64`: record `i`'s key index, so keys come in a
-/// random order without a shuffled table in memory.
-fn scramble(i: u64) -> u64 {
-    let mut x = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -73,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..n {
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(b"user-key");
-        key[8..].copy_from_slice(&scramble(i).to_be_bytes());
+        key[8..].copy_from_slice(&SplitMix64::mix(i).to_be_bytes());
         batch.put(key, value);
         if batch.len() >= 1000 {
             db.write(&batch)?;

@@ -18,8 +18,9 @@
 //!    their offsets, into a new page file in a temporary sibling directory
 //!    of the destination; free pages and the other meta slot stay zeros.
 //! 3. The copy is opened as a database of its own — a new writer session,
-//!    so nothing is ever sealed again under the live session's subkeys
-//!    (brief rule 3.3) — its data key rotated if asked, and three commits
+//!    so nothing is ever sealed again under the live session's subkeys (a
+//!    nonce is never used twice under one key, not even by two copies) —
+//!    its data key rotated if asked, and three commits
 //!    write fresh meta pages and free lists that record the zeroed pages.
 //!    It is closed, fsynced, and only then renamed to the destination.
 //!
@@ -34,8 +35,9 @@ use sealkv_core_store::{PageRole, ReadTxn};
 use sealkv_crypto_envelope::{KeyId, KeySource};
 use sealkv_fileio::{FileError, FileOp, OpenMode, Vfs};
 
-use crate::db::{DATA_FILE, Db, Inner, KEYS_FILE, WAL_DIR};
+use crate::db::{Db, Inner};
 use crate::error::Error;
+use crate::layout::{DATA_FILE, KEYS_FILE, WAL_DIR};
 use crate::meta::EngineMeta;
 
 /// Page 0 is the file header, pages 1 and 2 the meta slots (FORMAT.md,
@@ -66,12 +68,14 @@ impl BackupOptions {
     }
 
     /// Sets [`BackupOptions::replace_existing`].
+    #[must_use]
     pub fn replace_existing(mut self, on: bool) -> Self {
         self.replace_existing = on;
         self
     }
 
     /// Sets [`BackupOptions::rotate_data_key`].
+    #[must_use]
     pub fn rotate_data_key(mut self, on: bool) -> Self {
         self.rotate_data_key = on;
         self
@@ -170,11 +174,9 @@ impl Db {
         let vfs = inner.config.vfs.clone();
         let name = dest
             .file_name()
-            .ok_or_else(|| {
-                Error::InvalidConfig(format!(
-                    "backup destination {} has no directory name",
-                    dest.display()
-                ))
+            .ok_or_else(|| Error::InvalidDestination {
+                path: dest.to_path_buf(),
+                reason: "it has no directory name".into(),
             })?
             .to_string_lossy()
             .into_owned();
@@ -185,17 +187,19 @@ impl Db {
         // Replacing through a symbolic link would remove what it points to
         // (an older backup, or the live database itself).
         if std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(Error::InvalidConfig(format!(
-                "backup destination {} is a symbolic link: give the real directory",
-                dest.display()
-            )));
+            return Err(Error::InvalidDestination {
+                path: dest.to_path_buf(),
+                reason: "it is a symbolic link: give the real directory".into(),
+            });
         }
         if overlaps(&inner.dir, &parent, &name) {
-            return Err(Error::InvalidConfig(format!(
-                "backup destination {} is inside the database directory {} or contains it",
-                dest.display(),
-                inner.dir.display()
-            )));
+            return Err(Error::InvalidDestination {
+                path: dest.to_path_buf(),
+                reason: format!(
+                    "it is inside the database directory {} or contains it",
+                    inner.dir.display()
+                ),
+            });
         }
         if exists(&*vfs, dest)? && !options.replace_existing {
             return Err(Error::DestinationExists {
@@ -252,13 +256,7 @@ impl Inner {
         if self.wal.is_some() {
             self.freeze(0)?;
             self.flush_frozen(&mut st)?;
-        } else if !self
-            .mems
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .active
-            .is_empty()
-        {
+        } else if !self.mems.read().active.is_empty() {
             // Read-only, with log records the page file lacks: a copy of
             // the page file alone would miss them.
             return Err(Error::ReadOnly);

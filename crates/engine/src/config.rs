@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sealkv_crypto_envelope::{
-    CryptoProvider, EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passphrase,
+    AlgorithmId, CryptoProvider, EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passphrase,
 };
 use sealkv_fileio::{StdVfs, Vfs};
 
 pub use sealkv_core_wal::{RecoveryMode, SyncMode};
 
 use crate::anchor::{AnchorPolicy, FreshnessAnchor};
+use crate::db::Db;
 use crate::error::Error;
 
 /// The default page-cache bound of [`Config::cache_size`]: 256 MiB.
@@ -50,9 +51,9 @@ pub struct Config {
     pub(crate) encrypt_at_rest: bool,
     pub(crate) key: Option<KeySource>,
     /// `None`: AES-256-GCM for a new database, whatever an existing one uses.
-    pub(crate) algorithm: Option<EncryptionAlgorithm>,
+    pub(crate) algorithm: Option<AlgorithmId>,
     pub(crate) sync_mode: SyncMode,
-    pub(crate) wal_flush_size: u64,
+    pub(crate) memtable_size: u64,
     pub(crate) flush_commit_size: u64,
     pub(crate) wal_flush_interval: Option<Duration>,
     pub(crate) wal_segment_size: u64,
@@ -81,7 +82,7 @@ impl fmt::Debug for Config {
             .field("encryption_key", &key)
             .field("encryption_algorithm", &self.algorithm)
             .field("sync_mode", &self.sync_mode)
-            .field("wal_flush_size", &self.wal_flush_size)
+            .field("memtable_size", &self.memtable_size)
             .field("flush_commit_size", &self.flush_commit_size)
             .field("wal_flush_interval", &self.wal_flush_interval)
             .field("page_size", &self.page_size)
@@ -99,6 +100,7 @@ impl Config {
     /// encryption is turned on, `SyncMode::Always`, 64 MiB memtables,
     /// 4 KiB pages, a [`DEFAULT_CACHE_SIZE`] (256 MiB) page cache, created if
     /// missing.
+    #[must_use]
     pub fn new(path: impl AsRef<Path>) -> Self {
         Config {
             path: path.as_ref().to_path_buf(),
@@ -106,7 +108,7 @@ impl Config {
             key: None,
             algorithm: None,
             sync_mode: SyncMode::Always,
-            wal_flush_size: 64 << 20,
+            memtable_size: 64 << 20,
             flush_commit_size: 16 << 20,
             wal_flush_interval: None,
             wal_segment_size: 64 << 20,
@@ -123,6 +125,7 @@ impl Config {
     }
 
     /// Seal every byte written (default off). Needs a key.
+    #[must_use]
     pub fn encrypt_at_rest(mut self, on: bool) -> Self {
         self.encrypt_at_rest = on;
         self
@@ -130,6 +133,7 @@ impl Config {
 
     /// The master key, and turns `encrypt_at_rest` on. To hold field keys
     /// in a plaintext database, call `.encrypt_at_rest(false)` after this.
+    #[must_use]
     pub fn encryption_key(mut self, key: MasterKey) -> Self {
         self.key = Some(KeySource::Key(key));
         self.encrypt_at_rest = true;
@@ -139,6 +143,7 @@ impl Config {
     /// A passphrase instead of a raw key (through Argon2id with the default
     /// cost for a new database; an existing one uses its stored cost), and
     /// turns `encrypt_at_rest` on.
+    #[must_use]
     pub fn passphrase(mut self, passphrase: Passphrase) -> Self {
         self.key = Some(KeySource::passphrase(passphrase));
         self.encrypt_at_rest = true;
@@ -147,6 +152,7 @@ impl Config {
 
     /// Any [`KeySource`] (a raw key, a passphrase with a chosen cost, or a
     /// `KeyProvider` such as a KMS), and turns `encrypt_at_rest` on.
+    #[must_use]
     pub fn key_source(mut self, source: KeySource) -> Self {
         self.key = Some(source);
         self.encrypt_at_rest = true;
@@ -154,42 +160,64 @@ impl Config {
     }
 
     /// A passphrase with an explicit Argon2id cost for a new database.
+    #[must_use]
     pub fn passphrase_with_cost(self, passphrase: Passphrase, params: KdfParams) -> Self {
         self.key_source(KeySource::Passphrase { passphrase, params })
     }
 
-    /// The cipher for a new database (default AES-256-GCM). Naming another
-    /// one than an existing database's is `AlgorithmMismatch`; not naming
-    /// one opens whatever the database uses.
-    pub fn encryption_algorithm(mut self, algorithm: EncryptionAlgorithm) -> Self {
-        self.algorithm = Some(algorithm);
+    /// The cipher for a new database (default AES-256-GCM): a built-in
+    /// [`EncryptionAlgorithm`], or the id of any algorithm the
+    /// [`crypto_provider`](Config::crypto_provider) holds, such as a plugin
+    /// registered under a private id
+    /// ([`CryptoProvider::find_algorithm`] finds one by name). The database
+    /// records the id; an id the provider lacks fails the creation with
+    /// `UnknownAlgorithm`, and opening the database later needs a provider
+    /// that holds it. Naming another algorithm than an existing database's is
+    /// `AlgorithmMismatch`; not naming one opens whatever the database uses.
+    #[must_use]
+    pub fn encryption_algorithm(mut self, algorithm: impl Into<AlgorithmId>) -> Self {
+        self.algorithm = Some(algorithm.into());
         self
     }
 
     /// The algorithm a new database gets.
-    pub(crate) fn algorithm_for_new(&self) -> EncryptionAlgorithm {
-        self.algorithm.unwrap_or(EncryptionAlgorithm::Aes256Gcm)
+    pub(crate) fn algorithm_for_new(&self) -> AlgorithmId {
+        self.algorithm
+            .unwrap_or(EncryptionAlgorithm::Aes256Gcm.id())
     }
 
     /// When writes are made durable (default `Always`).
+    #[must_use]
     pub fn sync_mode(mut self, mode: SyncMode) -> Self {
         self.sync_mode = mode;
         self
     }
 
-    /// Memtable size (bytes) that triggers a flush to the page file.
-    pub fn wal_flush_size(mut self, bytes: u64) -> Self {
-        self.wal_flush_size = bytes;
+    /// The memtable size (bytes, default 64 MiB): when the active
+    /// memtable holds this much it is frozen and flushed to the page file.
+    /// Writers wait while frozen memtables hold more than twice this.
+    #[must_use]
+    pub fn memtable_size(mut self, bytes: u64) -> Self {
+        self.memtable_size = bytes;
         self
     }
 
-    /// Most memtable bytes (as `wal_flush_size` counts them) one page-file
+    /// The old name of [`Config::memtable_size`]: what it sets is the
+    /// memtable's size, not the WAL's.
+    #[deprecated(since = "0.1.0", note = "renamed to `memtable_size`")]
+    #[must_use]
+    pub fn wal_flush_size(self, bytes: u64) -> Self {
+        self.memtable_size(bytes)
+    }
+
+    /// Most memtable bytes (as `memtable_size` counts them) one page-file
     /// commit of a flush takes (default 16 MiB): a larger frozen memtable
     /// is flushed in several commits, in key order, so the copy a commit
     /// holds stays this small. Readers see the frozen memtable until its
     /// last commit, and the WAL is retired only after it, so a crash
     /// between the commits loses nothing (the log is replayed over them).
     /// Each commit costs two fsyncs and rewrites the free list.
+    #[must_use]
     pub fn flush_commit_size(mut self, bytes: u64) -> Self {
         self.flush_commit_size = bytes;
         self
@@ -197,18 +225,21 @@ impl Config {
 
     /// Flush at least this often when there are writes (default: only by
     /// size, `flush()` and `close()`).
+    #[must_use]
     pub fn wal_flush_interval(mut self, every: Option<Duration>) -> Self {
         self.wal_flush_interval = every;
         self
     }
 
     /// Size at which a WAL segment rolls over (default 64 MiB).
+    #[must_use]
     pub fn wal_segment_size(mut self, bytes: u64) -> Self {
         self.wal_segment_size = bytes;
         self
     }
 
     /// Page size of a new database: a power of two from 4 KiB to 64 KiB.
+    #[must_use]
     pub fn page_size(mut self, bytes: u32) -> Self {
         self.page_size = bytes;
         self
@@ -218,7 +249,8 @@ impl Config {
     /// [`DEFAULT_CACHE_SIZE`], 256 MiB). The cache holds what reads and
     /// flushes touched, up to this bound: a database smaller than it never
     /// fills it. Peak memory is this plus the memtables plus a constant
-    /// (docs/PERFORMANCE.md, "Memory").
+    /// (measured in `docs/PERFORMANCE.md` of sealkv's repository, "Memory").
+    #[must_use]
     pub fn cache_size(mut self, bytes: u64) -> Self {
         self.cache_size = bytes;
         self
@@ -226,24 +258,30 @@ impl Config {
 
     /// How WAL damage is treated at open (default: a torn tail is cut,
     /// anything else is `Corruption`).
+    #[must_use]
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
         self.recovery_mode = mode;
         self
     }
 
     /// Open for reading only, with a shared lock that excludes writers.
+    #[must_use]
     pub fn read_only(mut self, on: bool) -> Self {
         self.read_only = on;
         self
     }
 
     /// Create the database if the directory holds none (default on).
+    #[must_use]
     pub fn create_if_missing(mut self, on: bool) -> Self {
         self.create_if_missing = on;
         self
     }
 
-    /// The cipher implementations (default: RustCrypto).
+    /// The cryptography: ciphers, KDF, MAC, password hash and random source
+    /// (default: RustCrypto and the operating system's generator). Every
+    /// part of it passes its self-test before first use.
+    #[must_use]
     pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
         self.provider = provider;
         self
@@ -251,6 +289,7 @@ impl Config {
 
     /// The file system (default: the real one). Tests use a simulated or
     /// fault-injecting one.
+    #[must_use]
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
         self.vfs = vfs;
         self
@@ -264,6 +303,7 @@ impl Config {
     /// in a file on another path.
     ///
     /// [`FileAnchor`]: crate::anchor::FileAnchor
+    #[must_use]
     pub fn freshness_anchor(mut self, anchor: Arc<dyn FreshnessAnchor>) -> Self {
         self.anchor = Some(anchor);
         self
@@ -271,9 +311,26 @@ impl Config {
 
     /// When ordinary commits update the freshness anchor (default: every
     /// commit). Key operations and `close` always update it.
+    #[must_use]
     pub fn anchor_policy(mut self, policy: AnchorPolicy) -> Self {
         self.anchor_policy = policy;
         self
+    }
+
+    /// Opens (or creates) the database this configuration describes:
+    /// the same as [`Db::open_with_config`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = sealkv::Config::new(dir.path()).cache_size(8 << 20).open()?;
+    /// db.put(b"k", b"v")?;
+    /// assert_eq!(db.iter()?.count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open(self) -> Result<Db, Error> {
+        Db::open_with_config(self)
     }
 
     /// The database directory.
@@ -292,10 +349,10 @@ impl Config {
                 self.page_size
             )));
         }
-        if self.wal_flush_size < 64 << 10 {
+        if self.memtable_size < 64 << 10 {
             return Err(Error::InvalidConfig(format!(
-                "wal_flush_size {} is below the minimum of 64 KiB",
-                self.wal_flush_size
+                "memtable_size {} is below the minimum of 64 KiB",
+                self.memtable_size
             )));
         }
         if self.flush_commit_size < 4 << 10 {

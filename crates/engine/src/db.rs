@@ -13,12 +13,7 @@
 //!
 //! # Flush
 //!
-//! The flusher applies the oldest frozen memtable to the page file in
-//! copy-on-write transactions of at most `flush_commit_size` memtable bytes
-//! each, in key order; the last one's meta page records the last sequence
-//! number applied (the ones before keep the previous one). Then it drops
-//! the memtable and retires the WAL segments the *previous* flush covered
-//! (one flush behind, so the older meta slot stays backed by the log).
+//! Frozen memtables become page-file commits in [`crate::flush`].
 //!
 //! # Read path
 //!
@@ -29,10 +24,11 @@
 use std::collections::VecDeque;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 
+use parking_lot::{Mutex, RwLock};
 use sealkv_core_store::{ReadTxn, Store};
 use sealkv_core_wal::Wal;
 use sealkv_fileio::VfsLock;
@@ -40,33 +36,15 @@ use sealkv_fileio::VfsLock;
 use crate::batch::WriteBatch;
 use crate::config::Config;
 use crate::error::Error;
-use crate::flush::FlushSignal;
+use crate::flush::{FlushSignal, FlushState, Frozen};
 use crate::iter::{DbIter, MemSource, borrowed as bound_ref, prefix_upper};
 use crate::keys::KeyState;
 use crate::memtable::{Memtable, Seq};
 use crate::merge::SortedSource;
-use crate::meta::EngineMeta;
 use crate::publish::Publisher;
 use crate::snapshot::Snapshot;
 use crate::stats::{Counters, Stats};
 use sealkv_core_wal::BatchOp;
-
-/// File names inside a database directory.
-pub(crate) const DATA_FILE: &str = "data.sealkv";
-pub(crate) const WAL_DIR: &str = "wal";
-pub(crate) const LOCK_FILE: &str = "LOCK";
-pub(crate) const KEYS_FILE: &str = "KEYS";
-
-/// A memtable frozen for flushing, with what its flush will record.
-#[derive(Debug, Clone)]
-pub(crate) struct Frozen {
-    pub(crate) mem: Arc<Memtable>,
-    /// Every batch up to this sequence number is in this memtable or older
-    /// state.
-    pub(crate) last_seq: Seq,
-    /// The WAL segment rolled to at the freeze.
-    pub(crate) next_segment: u64,
-}
 
 /// The memtables: the active one and the frozen ones, newest first.
 #[derive(Debug)]
@@ -76,15 +54,9 @@ pub(crate) struct Memtables {
 }
 
 impl Memtables {
-    fn frozen_bytes(&self) -> usize {
+    pub(crate) fn frozen_bytes(&self) -> usize {
         self.frozen.iter().map(|f| f.mem.approx_bytes()).sum()
     }
-}
-
-/// State only the flusher (or `flush()`) touches, under its mutex.
-#[derive(Debug)]
-pub(crate) struct FlushState {
-    pub(crate) meta: EngineMeta,
 }
 
 /// The shared state of an open database.
@@ -146,14 +118,6 @@ impl std::fmt::Debug for Db {
     }
 }
 
-fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Db {
     /// Opens (creating if needed) a plaintext database at `path` with the
     /// default configuration.
@@ -198,6 +162,13 @@ impl Db {
             return Ok(());
         }
         self.inner.write(batch)
+    }
+
+    /// Every key, in order; reverse with `.rev()`.
+    pub fn iter(&self) -> Result<DbIter, Error> {
+        self.check_open()?;
+        let view = self.inner.view()?;
+        Ok(view.iter(Bound::Unbounded, Bound::Unbounded))
     }
 
     /// The keys in `range`, in order; reverse with `.rev()`.
@@ -345,7 +316,7 @@ impl Inner {
         // As in `view`: under the memtable lock no freeze can happen, so
         // the tree snapshot pinned here holds only batches at or below
         // `at`, and the memtables searched are the ones it lacks.
-        let mems = read(&self.mems);
+        let mems = self.mems.read();
         let at = self.publisher.visible();
         let tree = self.store.pin();
         let memtables = std::iter::once(&mems.active).chain(mems.frozen.iter().map(|f| &f.mem));
@@ -362,7 +333,7 @@ impl Inner {
         // Under the memtable lock no freeze can happen, so any page-file
         // commit the read transaction sees holds only batches at or below
         // the visible sequence number read here.
-        let mems = read(&self.mems);
+        let mems = self.mems.read();
         let at = self.publisher.visible();
         let mut list = Vec::with_capacity(1 + mems.frozen.len());
         list.push(mems.active.clone());
@@ -383,7 +354,7 @@ impl Inner {
         }
         let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
         self.wait_for_backlog()?;
-        let gate = read(&self.gate);
+        let gate = self.gate.read();
         let seq = match wal.append(&batch.inner) {
             Ok(seq) => seq.0,
             Err(e) => {
@@ -392,7 +363,7 @@ impl Inner {
                 return Err(self.wal_error(e));
             }
         };
-        let active = read(&self.mems).active.clone();
+        let active = self.mems.read().active.clone();
         for op in batch.ops() {
             match op {
                 BatchOp::Put { key, value } => active.insert(key, seq, Some(value)),
@@ -416,204 +387,12 @@ impl Inner {
         self.counters
             .bytes_written
             .fetch_add(batch.size_in_bytes() as u64, Ordering::Relaxed);
-        if active.approx_bytes() as u64 >= self.config.wal_flush_size
-            && self.freeze(self.config.wal_flush_size)?
+        if active.approx_bytes() as u64 >= self.config.memtable_size
+            && self.freeze(self.config.memtable_size)?
         {
             self.signal.kick();
         }
         Ok(())
-    }
-
-    /// Blocks a writer while frozen memtables waiting for flush hold more
-    /// than twice the flush size.
-    fn wait_for_backlog(&self) -> Result<(), Error> {
-        let bound = 2 * self.config.wal_flush_size as usize;
-        // Fast path for every write: no backlog, no lock on the flusher's
-        // mailbox.
-        if !self.poisoned.load(Ordering::Acquire) && read(&self.mems).frozen_bytes() <= bound {
-            return Ok(());
-        }
-        let mut st = self.signal.state.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if self.poisoned.load(Ordering::Acquire) {
-                return Err(Error::Poisoned);
-            }
-            if st.stop || read(&self.mems).frozen_bytes() <= bound {
-                return Ok(());
-            }
-            self.counters.stalls.fetch_add(1, Ordering::Relaxed);
-            st = self
-                .signal
-                .done
-                .wait_timeout(st, std::time::Duration::from_millis(100))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
-
-    /// Freezes the active memtable if it holds something and at least
-    /// `min_bytes`, and rolls the WAL. Returns whether it froze.
-    pub(crate) fn freeze(&self, min_bytes: u64) -> Result<bool, Error> {
-        let Some(wal) = self.wal.as_ref() else {
-            return Ok(false);
-        };
-        let _gate = write(&self.gate);
-        {
-            let mems = read(&self.mems);
-            if mems.active.is_empty() || (mems.active.approx_bytes() as u64) < min_bytes {
-                return Ok(false);
-            }
-        }
-        let last_seq = self.publisher.visible();
-        let next_segment = match wal.roll() {
-            Ok(segment) => segment,
-            Err(e) => {
-                self.poison();
-                return Err(self.wal_error(e));
-            }
-        };
-        let mut mems = write(&self.mems);
-        let old = std::mem::replace(&mut mems.active, Arc::new(Memtable::new()));
-        debug_assert!(old.max_seq() <= last_seq);
-        mems.frozen.push_front(Frozen {
-            mem: old,
-            last_seq,
-            next_segment,
-        });
-        Ok(true)
-    }
-
-    /// Flushes every frozen memtable, oldest first.
-    pub(crate) fn flush_frozen(&self, st: &mut FlushState) -> Result<(), Error> {
-        loop {
-            let oldest = read(&self.mems).frozen.back().cloned();
-            let Some(frozen) = oldest else { return Ok(()) };
-            self.flush_one(st, &frozen)?;
-        }
-    }
-
-    /// Applies `frozen` to the page file in commits of at most
-    /// `flush_commit_size` memtable bytes each, in key order, then drops it
-    /// and retires the WAL one flush behind.
-    ///
-    /// Every commit but the last keeps the engine meta as it was (the same
-    /// applied sequence number and WAL anchor): a crash between them opens
-    /// a tree holding part of the memtable, and the replay of the log from
-    /// the old anchor rewrites the same keys on top (the memtable shadows
-    /// the tree, and the newest version of each key wins either way).
-    /// Readers keep reading the frozen memtable, which shadows those keys,
-    /// until the last commit is done.
-    fn flush_one(&self, st: &mut FlushState, frozen: &Frozen) -> Result<(), Error> {
-        let written = tracing::enabled!(tracing::Level::DEBUG).then(|| self.store.stats());
-        tracing::debug!(
-            up_to_seq = frozen.last_seq,
-            memtable_bytes = frozen.mem.approx_bytes(),
-            "flush started"
-        );
-        let budget = usize::try_from(self.config.flush_commit_size).unwrap_or(usize::MAX);
-        let done = EngineMeta {
-            applied_seq: frozen.last_seq,
-            prev_applied_seq: st.meta.applied_seq,
-            anchor_segment: frozen.next_segment,
-            registry_generation: self.keys.as_ref().map_or(0, KeyState::generation),
-            registry_hash: self.keys.as_ref().map_or([0; 32], KeyState::fingerprint),
-            reencrypt_cursor: st.meta.reencrypt_cursor.clone(),
-        };
-        // The meta of the commits before the last: the WAL position as it
-        // was, the registry as it is now (the pages are sealed under it).
-        let partial = EngineMeta {
-            registry_generation: done.registry_generation,
-            registry_hash: done.registry_hash,
-            ..st.meta.clone()
-        };
-        let mut entries = frozen.mem.newest().peekable();
-        loop {
-            let mut txn = self.store.write().map_err(|e| self.store_error(e))?;
-            let mut taken = 0usize;
-            while taken < budget {
-                let Some(e) = entries.next() else { break };
-                taken += e.counted_bytes();
-                match e.value() {
-                    Some(value) => txn.put(e.key(), value),
-                    None => txn.delete(e.key()),
-                }
-                .map_err(|e| self.store_error(e))?;
-            }
-            let last = entries.peek().is_none();
-            let meta = if last { &done } else { &partial };
-            txn.set_app_meta(&meta.encode())
-                .map_err(|e| self.store_error(e))?;
-            if let Err(e) = txn.commit() {
-                self.poison();
-                return Err(self.store_error(e));
-            }
-            self.counters.flush_commits.fetch_add(1, Ordering::Relaxed);
-            self.committed(false)?;
-            if last {
-                break;
-            }
-            st.meta = partial.clone();
-        }
-        let retire_to = st.meta.applied_seq;
-        st.meta = done;
-        {
-            let mut mems = write(&self.mems);
-            debug_assert!(
-                mems.frozen
-                    .back()
-                    .is_some_and(|f| Arc::ptr_eq(&f.mem, &frozen.mem))
-            );
-            mems.frozen.pop_back();
-        }
-        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
-        if let Some(wal) = &self.wal {
-            // One flush behind: the older meta slot may still be the one
-            // that opens after a crash, and it needs the log after it.
-            wal.retire(sealkv_core_wal::Seq(retire_to))
-                .map_err(|e| self.wal_error(e))?;
-        }
-        tracing::debug!(
-            applied_seq = frozen.last_seq,
-            pages_written = written.map_or(0, |w| self
-                .store
-                .stats()
-                .pages_written
-                .saturating_sub(w.pages_written)),
-            "flush committed"
-        );
-        self.signal.done.notify_all();
-        Ok(())
-    }
-
-    /// `flush()`: freeze what is active and flush everything frozen.
-    pub(crate) fn flush_all(&self) -> Result<(), Error> {
-        if self.wal.is_none() {
-            return Ok(());
-        }
-        let mut st = self.flush_state.lock().unwrap_or_else(|p| p.into_inner());
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
-        self.freeze(0)?;
-        self.flush_frozen(&mut st)
-    }
-
-    /// What the flusher thread runs when woken.
-    pub(crate) fn background_flush(&self, by_interval: bool) {
-        let mut st = self.flush_state.lock().unwrap_or_else(|p| p.into_inner());
-        if self.poisoned.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let result = (|| {
-            if by_interval {
-                self.freeze(0)?;
-            }
-            self.flush_frozen(&mut st)
-        })();
-        if let Err(e) = result {
-            tracing::error!(error = %e, "background flush failed; the database stops accepting writes");
-            self.poison();
-        }
     }
 
     pub(crate) fn close(&self) -> Result<(), Error> {
@@ -636,11 +415,7 @@ impl Inner {
         };
         self.closed.store(true, Ordering::Release);
         self.signal.stop();
-        let handle = self
-            .flusher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let handle = self.flusher.lock().take();
         if let Some(h) = handle
             && h.thread().id() != std::thread::current().id()
         {

@@ -8,12 +8,12 @@
 
 use std::path::Path;
 
-use crate::db::{DATA_FILE, KEYS_FILE, WAL_DIR};
 use crate::error::Error;
+use crate::layout::{DATA_FILE, KEYS_FILE, WAL_DIR};
 
-/// The file name of WAL segment `n` (as core-wal names it).
+/// The file of WAL segment `n`.
 pub(crate) fn segment_file(dir: &Path, n: u64) -> std::path::PathBuf {
-    dir.join(WAL_DIR).join(format!("{n:020}.wal"))
+    sealkv_core_wal::segment_path(&dir.join(WAL_DIR), n)
 }
 
 /// What a unit whose clear header names a data key the registry lacks

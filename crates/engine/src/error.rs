@@ -12,6 +12,26 @@ use sealkv_fileio::FileError;
 /// detail in the `Wal`, `Store` and `Registry` variants, but the cases that
 /// matter (wrong key, corruption, rollback) are lifted to the variants of
 /// their own, so `matches!(e, Error::WrongKey)` works whichever file told.
+///
+/// Every type a variant carries can be named through this crate's
+/// re-exports ([`crate::crypto`], [`crate::fileio`], [`crate::wal`],
+/// [`crate::store`]), so a caller matches every case without depending on
+/// the layers:
+///
+/// ```
+/// fn explain(e: &sealkv::Error) -> String {
+///     match e {
+///         sealkv::Error::Io(io) => format!("I/O on {}", io.path.display()),
+///         sealkv::Error::Wal(sealkv::wal::Error::RecordTooLarge { len, .. }) => {
+///             format!("a batch of {len} bytes")
+///         }
+///         sealkv::Error::Store(sealkv::store::StoreError::ReadOnly) => "read-only".into(),
+///         sealkv::Error::Key(sealkv::crypto::KeyError::EmptyPassphrase) => "empty".into(),
+///         other => other.to_string(),
+///     }
+/// }
+/// # let _ = explain;
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -64,6 +84,29 @@ pub enum Error {
     /// The options contradict each other or are out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// The operation needs a database encrypted at rest, and this one is
+    /// plaintext: it has no data key to rotate and nothing to re-encrypt.
+    #[error(
+        "{operation} needs a database encrypted at rest, and this one is plaintext; to encrypt it, export it and import the export into a new encrypted database (`sealkv export` / `sealkv import`)"
+    )]
+    NotEncrypted {
+        /// The operation refused (`rotate_data_key`, `reencrypt`).
+        operation: &'static str,
+    },
+    /// A value sealed with deterministic field encryption was read without
+    /// the field id it was sealed for.
+    #[error("a deterministically sealed value needs its field id to be opened")]
+    MissingFieldId,
+    /// A backup destination that cannot be one: it has no directory name,
+    /// is a symbolic link, or lies inside the database directory (or holds
+    /// it).
+    #[error("backup destination {}: {reason}", path.display())]
+    InvalidDestination {
+        /// The destination given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// A file failed authentication or a structural check.
     #[error("corruption in {}: {what}", file.display())]
     Corruption {

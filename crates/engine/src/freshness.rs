@@ -2,8 +2,10 @@
 //! update after each durable commit (per the policy).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use crate::anchor::{AnchorError, AnchorKeys, AnchorPolicy, AnchorState, FreshnessAnchor};
 use crate::config::Config;
@@ -33,8 +35,8 @@ impl Freshness {
         })
     }
 
-    fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {
-        self.recorded.lock().unwrap_or_else(|p| p.into_inner())
+    fn recorded(&self) -> parking_lot::MutexGuard<'_, Recorded> {
+        self.recorded.lock()
     }
 
     /// Before a new database is created in `dir`: an anchor that already

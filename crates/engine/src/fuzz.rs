@@ -17,12 +17,14 @@ mod crashvfs;
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
+use parking_lot::MutexGuard;
 use sealkv_crypto_envelope::{EncryptionAlgorithm, MasterKey};
 use sealkv_fileio::SimVfs;
 
-use crate::db::{FlushState, Inner};
+use crate::db::Inner;
+use crate::flush::FlushState;
 use crate::{Config, Db, Error, SyncMode, WriteBatch};
 use crashvfs::{CrashPlan, CrashVfs};
 
@@ -144,7 +146,7 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
         let mut c = Config::new("/fuzz/db")
             .vfs(Arc::new(vfs.clone()))
             .sync_mode(SyncMode::Always)
-            .wal_flush_size(64 << 10)
+            .memtable_size(64 << 10)
             .wal_segment_size(64 << 10)
             .cache_size(64 << 10);
         if let (Some(alg), Ok(key)) = (alg, MasterKey::from_bytes(&[7; 32])) {
@@ -403,7 +405,7 @@ fn open_until_up(
 
 /// The flush lock.
 fn lock_flush(inner: &Inner) -> MutexGuard<'_, FlushState> {
-    inner.flush_state.lock().unwrap_or_else(|p| p.into_inner())
+    inner.flush_state.lock()
 }
 
 /// In deterministic mode, after each operation: flushes what it froze,

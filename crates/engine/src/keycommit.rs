@@ -22,8 +22,9 @@
 use sealkv_crypto_envelope::registry::AnchorKey;
 
 use crate::anchor::{AnchorKeys, AnchorState};
-use crate::db::{FlushState, Inner};
+use crate::db::Inner;
 use crate::error::Error;
+use crate::flush::FlushState;
 use crate::keys::KeyState;
 
 impl Inner {

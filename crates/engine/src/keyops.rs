@@ -41,15 +41,15 @@ impl Db {
     pub fn rotate_data_key(&self) -> Result<KeyId, Error> {
         self.check_writable()?;
         if !self.inner.sealed {
-            return Err(Error::InvalidConfig(
-                "the database is not encrypted at rest: it has no data key to rotate".into(),
-            ));
+            return Err(Error::NotEncrypted {
+                operation: "rotate_data_key",
+            });
         }
         let keys = self.keys()?;
         let inner = &self.inner;
         // No flush and no write may run while the sessions change.
         let mut flush = inner.lock_flush()?;
-        let _gate = inner.gate.write().unwrap_or_else(|p| p.into_inner());
+        let _gate = inner.gate.write();
         let id = keys.rotate()?;
         // A re-encryption under way targeted the old key: the next one
         // starts over (the commit below records it; a crash before it
@@ -76,16 +76,21 @@ impl Db {
 
     /// A new random field key for randomized field encryption, sealed with
     /// the database's algorithm (AES-256-GCM for a plaintext database and
-    /// for an AES-256-GCM-SIV one: a misuse-resistant key is what marks a
-    /// key for deterministic use),
-    /// stored wrapped in the key registry. Needs a key, even with
+    /// for one sealed with a misuse-resistant algorithm such as
+    /// AES-256-GCM-SIV: a misuse-resistant key is what marks a key for
+    /// deterministic use), stored wrapped in the key registry. Needs a key, even with
     /// `encrypt_at_rest` off.
     pub fn create_field_key(&self) -> Result<KeyId, Error> {
         let keys = self.keys()?;
-        // Never the misuse-resistant algorithm: that is what marks a key
-        // for deterministic use, and a randomized key must not pass for one.
-        let siv = EncryptionAlgorithm::Aes256GcmSiv.id();
-        let alg = if self.inner.sealed && keys.algorithm() != siv {
+        // Never a misuse-resistant algorithm: that is what marks a key for
+        // deterministic use, and a randomized key must not pass for one.
+        let misuse_resistant = self
+            .inner
+            .config
+            .provider
+            .algorithm(keys.algorithm())
+            .is_ok_and(|a| a.misuse_resistant);
+        let alg = if self.inner.sealed && !misuse_resistant {
             keys.algorithm()
         } else {
             EncryptionAlgorithm::Aes256Gcm.id()
@@ -181,9 +186,7 @@ impl Db {
         let fk = self.keys()?.field_key(header.key_id)?;
         let context = match header.mode {
             FieldMode::Randomized => key,
-            FieldMode::Deterministic => field_id.ok_or(Error::InvalidConfig(
-                "a deterministic value needs its field id to be opened".into(),
-            ))?,
+            FieldMode::Deterministic => field_id.ok_or(Error::MissingFieldId)?,
         };
         Ok(Some(field::open(
             &self.inner.config.provider,

@@ -9,8 +9,9 @@
 //! (`keycommit.rs`) before the operation returns.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
+use parking_lot::{Mutex, MutexGuard};
 use sealkv_crypto_envelope::registry::{AnchorKey, KeyPurpose, KeyRegistry, RegistryFile};
 use sealkv_crypto_envelope::{AlgorithmId, DataKey, DbId, KeyId, KeySource, Keyring};
 
@@ -33,7 +34,7 @@ pub(crate) struct KeyState {
 
 impl KeyState {
     fn reg(&self) -> MutexGuard<'_, KeyRegistry> {
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+        self.registry.lock()
     }
 
     fn map(&self, e: sealkv_crypto_envelope::registry::RegistryError) -> Error {
@@ -48,7 +49,7 @@ impl KeyState {
         let registry = KeyRegistry::create_with_provider(
             db_id,
             &source,
-            config.algorithm_for_new().id(),
+            config.algorithm_for_new(),
             config.provider.clone(),
         )
         .map_err(map)?;
@@ -122,7 +123,7 @@ impl KeyState {
     /// (which is deterministic), recorded by each flush so a registry of
     /// another copy of this database at the same generation is detected.
     pub(crate) fn fingerprint(&self) -> [u8; 32] {
-        *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner())
+        *self.fingerprint.lock()
     }
 
     /// The algorithm of the active data key.
@@ -142,7 +143,7 @@ impl KeyState {
             generation = next.generation(),
             "key registry written"
         );
-        *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) = fingerprint_of(&next);
+        *self.fingerprint.lock() = fingerprint_of(&next);
         **reg = next;
         Ok(())
     }
@@ -178,7 +179,7 @@ impl KeyState {
         next.rekey(&new).map_err(|e| self.map(e))?;
         before_store([reg.anchor_key(), next.anchor_key()], reg.generation())?;
         self.commit(&mut reg, next)?;
-        *self.source.lock().unwrap_or_else(|p| p.into_inner()) = new;
+        *self.source.lock() = new;
         tracing::debug!(
             generation = reg.generation(),
             "every key re-wrapped under a new master key (rekey)"
@@ -269,6 +270,9 @@ impl KeyState {
         EncryptionStatus {
             encrypt_at_rest: sealed,
             algorithm: sealed.then(|| algorithm_of(&reg)),
+            algorithm_info: sealed
+                .then(|| reg.provider().algorithm(algorithm_of(&reg)).ok())
+                .flatten(),
             active_key: sealed.then(|| reg.active_data_key()),
             data_keys: if sealed {
                 ids(KeyPurpose::Data)
@@ -282,11 +286,7 @@ impl KeyState {
 
     /// Reads and opens the registry file again (for `verify`).
     pub(crate) fn reload(&self) -> Result<(), Error> {
-        let source = self
-            .source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let source = self.source.lock().clone();
         let provider = self.keyring.provider().clone();
         self.file
             .load_with_provider(&source, provider)
@@ -300,11 +300,7 @@ impl KeyState {
     pub(crate) fn backup_copy(&self) -> Result<(Vec<u8>, KeySource), Error> {
         let _reg = self.reg();
         let bytes = self.file.read_bytes().map_err(|e| self.map(e))?;
-        let source = self
-            .source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let source = self.source.lock().clone();
         Ok((bytes, source))
     }
 

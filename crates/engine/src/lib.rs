@@ -1,40 +1,26 @@
-//! sealkv: an embedded key-value storage engine with encryption at rest.
+#![doc = include_str!("../README.md")]
 //!
-//! Open a directory, write and read byte keys and values, iterate ranges
-//! both ways, take consistent snapshots. With `encrypt_at_rest` on, every
-//! byte the engine writes — WAL, pages, metadata, the key registry — is
-//! sealed with an AEAD; the API is the same either way.
+//! # The API at a glance
 //!
-//! ```
-//! use sealkv::{Config, Db, WriteBatch};
-//! use sealkv::crypto::MasterKey;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let dir = tempfile::tempdir()?;
-//! let key = MasterKey::from_hex(&"42".repeat(32))?;
-//! let db = Db::open_with_config(Config::new(dir.path()).encryption_key(key.clone()))?;
-//!
-//! let mut batch = WriteBatch::new();
-//! batch.put(b"user/1", b"ada").put(b"user/2", b"grace");
-//! db.write(&batch)?;
-//! let users: Vec<_> = db.prefix(b"user/")?.collect::<Result<_, _>>()?;
-//! assert_eq!(users.len(), 2);
-//! db.close()?;
-//!
-//! // Without the key, the database does not open.
-//! assert!(matches!(
-//!     Db::open(dir.path()),
-//!     Err(sealkv::Error::EncryptedDatabase)
-//! ));
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! The layers below are crates of their own: [`crypto`]
-//! (`sealkv-crypto-envelope`: ciphers, keys, the key registry), the
-//! write-ahead log (`sealkv-core-wal`) and the page file (`sealkv-core-store`).
+//! - Opening: [`Config`] (every option with its default; [`Config::open`]),
+//!   [`Db::open`]; the directory's files: [`layout`].
+//! - Data: [`Db::get`], [`Db::put`], [`Db::delete`], [`Db::write`] of a
+//!   [`WriteBatch`], [`Db::iter`], [`Db::range`], [`Db::prefix`] (each a
+//!   double-ended [`DbIter`]), [`Db::snapshot`] ([`Snapshot`]).
+//! - Keys: [`Db::rekey`], [`Db::rotate_data_key`], [`Db::reencrypt`]
+//!   ([`ReencryptReport`]), [`Db::key_coverage`]; field keys:
+//!   [`Db::create_field_key`], [`Db::put_sealed`], [`Db::get_sealed`],
+//!   [`Db::destroy_field_key`].
+//! - Checking and watching: [`Db::verify`] ([`VerifyReport`] of
+//!   [`Finding`]s), [`Db::stats`] ([`Stats`]).
+//! - Backups: [`Db::backup_to`], [`Db::backup_with`] ([`BackupOptions`]).
+//! - What goes wrong: [`Error`]; the layers' own types through [`crypto`],
+//!   [`fileio`], [`wal`] and [`store`].
 
+pub use sealkv_core_store as store;
+pub use sealkv_core_wal as wal;
 pub use sealkv_crypto_envelope as crypto;
+pub use sealkv_fileio as fileio;
 
 pub mod anchor;
 mod backup;
@@ -51,6 +37,7 @@ mod iter;
 mod keycommit;
 mod keyops;
 mod keys;
+pub mod layout;
 mod memtable;
 mod merge;
 mod meta;

@@ -1,7 +1,8 @@
 //! Opening and creating a database: lock, keys, page file, WAL replay, and
 //! the checks that tie them together: the registry against the meta page,
 //! the directory against its freshness anchor, the log against the page
-//! file.
+//! file. They must belong to one database and continue one another, or the
+//! open is refused rather than serving an older state.
 //!
 //! Creation writes the key registry first (generation 1), then the page
 //! file, then the WAL directory; then the registry is advanced to
@@ -13,20 +14,22 @@
 //! the key given cannot read, and a missing page file beside WAL segments.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, RwLock};
 
+use parking_lot::{Mutex, RwLock};
 use sealkv_core_store::{OpenReport, Store};
 use sealkv_crypto_envelope::DbId;
 use sealkv_fileio::{FileError, FileOp, LockKind, Vfs, VfsLock};
 
 use crate::anchor::{AnchorKeys, AnchorState};
 use crate::config::Config;
-use crate::db::{DATA_FILE, Db, FlushState, Inner, KEYS_FILE, LOCK_FILE, Memtables, WAL_DIR};
+use crate::db::{Db, Inner, Memtables};
 use crate::error::Error;
-use crate::flush::{self, FlushSignal};
+use crate::flush::{self, FlushSignal, FlushState};
 use crate::freshness::Freshness;
 use crate::keys::KeyState;
+use crate::layout::{DATA_FILE, KEYS_FILE, LOCK_FILE, WAL_DIR};
 use crate::memtable::Memtable;
 use crate::meta::EngineMeta;
 use crate::publish::Publisher;
@@ -150,7 +153,12 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
 
     let create = !exists(&*vfs, &data)?;
     let mut open_findings = Vec::new();
-    let (keys, sealed, store) = if create {
+    let OpenedFiles {
+        keys,
+        sealed,
+        store,
+        ..
+    } = if create {
         if wal_has_segments(&*vfs, &dir)? {
             return Err(Error::Corruption {
                 file: data,
@@ -165,7 +173,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             registry_without_page_file(&config, &data, &keys_path)?;
             set_aside_interrupted_registry(&*vfs, &dir, &keys_path)?;
         }
-        let db_id = DbId::random()?;
+        let db_id = DbId::random_from(&config.provider)?;
         // With a key, a registry even for a plaintext database: it holds
         // the field keys.
         let keys = match &config.key {
@@ -178,14 +186,21 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             .filter(|_| sealed)
             .map(|k| k.keyring().clone());
         let store = crate::storeglue::create(&config, &data, db_id, ring)?;
-        (keys, sealed, store)
+        OpenedFiles {
+            registry_created: keys.is_some(),
+            keys,
+            sealed,
+            store,
+            report: None,
+        }
     } else {
         let existing = open_existing(&config, &data, &keys_path)?;
         check_registry(&dir, &existing)?;
-        if let Some(f) = &freshness {
+        let report = existing.report.as_ref();
+        if let (Some(f), Some(report)) = (&freshness, report) {
             let present = AnchorState {
                 db_id: existing.store.db_id(),
-                commit: existing.report.newest_txn,
+                commit: report.newest_txn,
                 registry_generation: existing.keys.as_ref().map_or(0, KeyState::generation),
             };
             // A registry made by this open (a plaintext database opened
@@ -197,8 +212,10 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             };
             f.check(&dir, &present, &keys)?;
         }
-        open_findings.extend(store_findings(&data, &existing.report));
-        (existing.keys, existing.sealed, existing.store)
+        if let Some(report) = report {
+            open_findings.extend(store_findings(&data, report));
+        }
+        existing
     };
     let meta = EngineMeta::decode(store.read().app_meta(), &data)?;
     let opened_txn = store.stats().txn;
@@ -276,7 +293,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         inner.settle_at_open()?;
         let handle = flush::spawn(Arc::downgrade(&inner), signal, config.wal_flush_interval)
             .map_err(io(FileOp::Open, &dir))?;
-        *inner.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        *inner.flusher.lock() = Some(handle);
     }
     Ok(Db { inner })
 }
@@ -286,7 +303,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
 /// records it). Older, or the same generation with another hash (the
 /// registry of another copy of this database), is a rollback: the meta
 /// page is the authenticated evidence.
-fn check_registry(dir: &Path, existing: &Existing) -> Result<(), Error> {
+fn check_registry(dir: &Path, existing: &OpenedFiles) -> Result<(), Error> {
     let Some(k) = &existing.keys else {
         return Ok(());
     };
@@ -335,20 +352,23 @@ fn store_findings(data: &Path, report: &OpenReport) -> Vec<crate::verify::Findin
     out
 }
 
-/// An existing database's registry and page file, opened.
-struct Existing {
+/// The key registry and the page file, opened or created.
+struct OpenedFiles {
+    /// The key registry, if the database has one or was given a key.
     keys: Option<KeyState>,
-    /// Whether the registry was made by this open (a plaintext database
-    /// opened with a key for the first time).
+    /// Whether the registry was made by this open (a new database, or a
+    /// plaintext database opened with a key for the first time).
     registry_created: bool,
+    /// Whether the WAL and the page file are sealed.
     sealed: bool,
     store: Store,
-    report: OpenReport,
+    /// What opening the page file found (`None` for a new database).
+    report: Option<OpenReport>,
 }
 
 /// Opens the registry (if any) and the page file of an existing database,
 /// telling an encrypted database from a plaintext one.
-fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Existing, Error> {
+fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<OpenedFiles, Error> {
     use crate::storeglue::Opened;
     let has_registry = exists(&*config.vfs, keys_path)?;
     let keys = match (&config.key, has_registry) {
@@ -365,11 +385,11 @@ fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Exist
                 });
             }
             if let (true, Some(k), Some(asked)) = (sealed, &keys, config.algorithm)
-                && k.algorithm() != asked.id()
+                && k.algorithm() != asked
             {
                 return Err(Error::AlgorithmMismatch {
                     database: k.algorithm(),
-                    config: asked.id(),
+                    config: asked,
                 });
             }
             // A plaintext database opened with a key (encrypt_at_rest off)
@@ -381,12 +401,12 @@ fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Exist
                 ),
                 (keys, _) => (keys, false),
             };
-            Ok(Existing {
+            Ok(OpenedFiles {
                 keys,
                 registry_created,
                 sealed,
                 store,
-                report,
+                report: Some(report),
             })
         }
         Opened::Encrypted if !has_registry => Err(Error::Corruption {
@@ -402,12 +422,12 @@ fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Exist
                 });
             }
             match crate::storeglue::open(config, data, None)? {
-                Opened::Store(store, report) => Ok(Existing {
+                Opened::Store(store, report) => Ok(OpenedFiles {
                     keys,
                     registry_created: false,
                     sealed: false,
                     store,
-                    report,
+                    report: Some(report),
                 }),
                 _ => Err(Error::Corruption {
                     file: data.to_path_buf(),

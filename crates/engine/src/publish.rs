@@ -7,8 +7,9 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
 
 use crate::memtable::Seq;
 
@@ -39,7 +40,7 @@ impl Publisher {
     /// Marks batch `seq` applied, and makes visible every batch of the
     /// gap-free run it completes.
     pub(crate) fn finish(&self, seq: Seq) {
-        let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        let mut finished = self.finished.lock();
         let mut visible = self.visible.load(Ordering::Acquire);
         debug_assert!(seq > visible, "sequence number {seq} finished twice");
         finished.insert(seq);
@@ -59,7 +60,7 @@ impl Publisher {
         if self.visible.load(Ordering::Acquire) >= seq {
             return true;
         }
-        let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        let mut finished = self.finished.lock();
         loop {
             if self.visible.load(Ordering::Acquire) >= seq {
                 return true;
@@ -67,11 +68,8 @@ impl Publisher {
             if give_up() {
                 return false;
             }
-            finished = self
-                .advanced
-                .wait_timeout(finished, Duration::from_millis(5))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            self.advanced
+                .wait_for(&mut finished, Duration::from_millis(5));
         }
     }
 }

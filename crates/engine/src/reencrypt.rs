@@ -24,13 +24,14 @@
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
-use std::sync::MutexGuard;
 
+use parking_lot::MutexGuard;
 use sealkv_core_store::WriteTxn;
 use sealkv_crypto_envelope::KeyId;
 
-use crate::db::{Db, FlushState, Inner};
+use crate::db::{Db, Inner};
 use crate::error::Error;
+use crate::flush::FlushState;
 use crate::keys::KeyState;
 use crate::meta::EngineMeta;
 
@@ -154,11 +155,9 @@ impl Db {
         let keys = match (&inner.keys, inner.sealed) {
             (Some(k), true) => k,
             _ => {
-                return Err(Error::InvalidConfig(
-                    "the database is not encrypted at rest: there is nothing to re-encrypt \
-                     (export and import it into an encrypted database instead)"
-                        .into(),
-                ));
+                return Err(Error::NotEncrypted {
+                    operation: "reencrypt",
+                });
             }
         };
         inner.flush_all()?;
@@ -281,7 +280,7 @@ impl Db {
 impl Inner {
     /// The flush lock, refused once the database is poisoned.
     pub(crate) fn lock_flush(&self) -> Result<MutexGuard<'_, FlushState>, Error> {
-        let st = self.flush_state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = self.flush_state.lock();
         if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
@@ -411,13 +410,7 @@ impl Inner {
     }
 
     pub(crate) fn key_coverage(&self) -> Result<KeyCoverage, Error> {
-        let pending = self
-            .flush_state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .meta
-            .reencrypt_cursor
-            .is_some();
+        let pending = self.flush_state.lock().meta.reencrypt_cursor.is_some();
         self.coverage(pending)
     }
 

@@ -50,6 +50,11 @@ impl Snapshot {
         self.view.get(key.as_ref())
     }
 
+    /// Every key as of the snapshot, in order; reverse with `.rev()`.
+    pub fn iter(&self) -> DbIter {
+        self.view.iter(Bound::Unbounded, Bound::Unbounded)
+    }
+
     /// The keys in `range` as of the snapshot.
     pub fn range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> DbIter {
         let lower = range.start_bound().map(|k| k.as_ref().to_vec());

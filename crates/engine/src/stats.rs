@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sealkv_crypto_envelope::{AlgorithmId, KeyId};
+use sealkv_crypto_envelope::{AlgorithmId, AlgorithmInfo, KeyId};
 
 use crate::Error;
 use crate::db::Inner;
@@ -26,6 +26,9 @@ pub struct EncryptionStatus {
     pub encrypt_at_rest: bool,
     /// The algorithm of the active data key (`None` for plaintext).
     pub algorithm: Option<AlgorithmId>,
+    /// What the crypto provider says of that algorithm: its name (a
+    /// plugin's, for a private id) and implementation.
+    pub algorithm_info: Option<AlgorithmInfo>,
     /// The data key new writes are sealed under.
     pub active_key: Option<KeyId>,
     /// Every data key still readable (units sealed under older ones than
@@ -67,7 +70,7 @@ pub struct Stats {
     /// Bytes of WAL on disk.
     pub wal_bytes: u64,
     /// WAL sync markers written since open (proofs that the log's end was
-    /// fsynced; see `docs/WAL.md`).
+    /// fsynced, so damage before one is corruption, never a torn tail).
     pub wal_sync_markers: u64,
     /// WAL sync markers whose write failed and was taken back (the writes
     /// before them stayed durable): a sign of a failing or full disk.
@@ -96,7 +99,7 @@ impl Stats {
 
 pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
     let memtable_bytes = {
-        let mems = db.mems.read().unwrap_or_else(|p| p.into_inner());
+        let mems = db.mems.read();
         mems.active.approx_bytes()
             + mems
                 .frozen
@@ -104,12 +107,7 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
                 .map(|f| f.mem.approx_bytes())
                 .sum::<usize>()
     } as u64;
-    let applied_seq = db
-        .flush_state
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .meta
-        .applied_seq;
+    let applied_seq = db.flush_state.lock().meta.applied_seq;
     let store = db.store.stats();
     let wal_bytes = wal_bytes(db);
     let wal_stats = db
@@ -121,6 +119,7 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
         None => EncryptionStatus {
             encrypt_at_rest: false,
             algorithm: None,
+            algorithm_info: None,
             active_key: None,
             data_keys: Vec::new(),
             field_keys: Vec::new(),
@@ -152,7 +151,7 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
 
 /// Bytes of WAL segment files on disk.
 fn wal_bytes(db: &Inner) -> u64 {
-    let dir = db.dir.join(crate::db::WAL_DIR);
+    let dir = db.dir.join(crate::layout::WAL_DIR);
     let vfs = &db.config.vfs;
     let Ok(files) = vfs.read_dir(&dir) else {
         return 0;

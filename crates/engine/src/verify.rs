@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use sealkv_core_wal::{RecoveryMode, Seq, Wal, WalOptions};
 
-use crate::db::{DATA_FILE, Db, KEYS_FILE, WAL_DIR};
+use crate::db::Db;
 use crate::error::Error;
+use crate::layout::{DATA_FILE, KEYS_FILE, WAL_DIR};
 
 /// One problem `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,13 +79,13 @@ impl Db {
     /// would otherwise show as damage (a meta slot newer than the state
     /// read, a reused free page). Writes go on into the memtable meanwhile,
     /// until the memtables waiting for a flush reach their backlog bound
-    /// (twice `wal_flush_size`): then writers wait for the check to end,
+    /// (twice `memtable_size`): then writers wait for the check to end,
     /// which on a large database takes as long as reading every page once.
     /// Run it when a pause of writes is acceptable, or on a backup.
     pub fn verify(&self) -> Result<VerifyReport, Error> {
         let inner = &self.inner;
         let dir = &inner.dir;
-        let flush = inner.flush_state.lock().unwrap_or_else(|p| p.into_inner());
+        let flush = inner.flush_state.lock();
         let mut report = VerifyReport::default();
         // What the open stepped around. A meta slot the open found
         // unreadable is reported below as it is on disk, unless a commit

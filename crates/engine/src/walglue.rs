@@ -1,5 +1,6 @@
 //! Opening the WAL for the engine: replay into the memtable, and the
-//! checks that the log and the page file agree.
+//! checks that the log and the page file agree (the log must continue the
+//! page file exactly, or acknowledged writes would be lost silently).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,9 +8,9 @@ use std::sync::Arc;
 use sealkv_core_wal::{BatchOp, Seq, Wal, WalOptions};
 
 use crate::config::Config;
-use crate::db::WAL_DIR;
 use crate::error::Error;
 use crate::keys::KeyState;
+use crate::layout::WAL_DIR;
 use crate::memtable::Memtable;
 use crate::meta::EngineMeta;
 

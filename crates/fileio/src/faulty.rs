@@ -3,8 +3,10 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 
 use crate::vfs::{LockKind, OpenMode, Vfs, VfsFile, VfsLock};
 
@@ -87,6 +89,7 @@ impl FaultPlan {
     }
 
     /// The same plan with another fault.
+    #[must_use]
     pub fn with_fault(mut self, fault: FaultKind) -> Self {
         self.fault = fault;
         self
@@ -117,10 +120,7 @@ impl State {
     /// Counts one operation and says which fault, if any, it must suffer.
     fn tick(&self, op: OpKind) -> Option<FaultKind> {
         self.counts[op.index()].fetch_add(1, Ordering::SeqCst);
-        let mut plans = self
-            .plans
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut plans = self.plans.lock();
         let mut hit = None;
         for (plan, seen) in plans.iter_mut() {
             if plan.op != op {
@@ -196,20 +196,12 @@ impl FaultyVfs {
 
     /// Arms `plan` in addition to any already armed.
     pub fn arm(&self, plan: FaultPlan) {
-        self.state
-            .plans
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push((plan, 0));
+        self.state.plans.lock().push((plan, 0));
     }
 
     /// Removes every armed plan.
     pub fn disarm(&self) {
-        self.state
-            .plans
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
+        self.state.plans.lock().clear();
     }
 
     /// Operation counts so far.

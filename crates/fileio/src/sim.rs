@@ -26,9 +26,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 
+use parking_lot::Mutex;
+
+use crate::rng::SplitMix64;
 use crate::vfs::{LockKind, OpenMode, Vfs, VfsFile, VfsLock};
 
 #[derive(Debug, Clone)]
@@ -77,11 +80,6 @@ pub struct SimVfs {
     shared: Arc<Shared>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic in a test thread must not wedge the simulated disk.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn parent_of(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
@@ -96,30 +94,14 @@ fn not_found(path: &Path) -> io::Error {
 /// The sector size at which [`SimVfs::crash_torn`] tears writes.
 pub const SECTOR: u64 = 512;
 
-/// A tiny deterministic generator (SplitMix64) for torn-write choices.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-}
-
 /// How a crash treats writes that were not fsynced.
 enum Torn {
-    Prefix(SplitMix),
-    Scattered(SplitMix),
+    Prefix(SplitMix64),
+    Scattered(SplitMix64),
 }
 
 /// Keeps a prefix of `pending`, the last kept write possibly cut short.
-fn tear_prefix(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix) {
+fn tear_prefix(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix64) {
     let keep = rng.below(pending.len() as u64 + 1) as usize;
     for (i, op) in pending.iter().take(keep).enumerate() {
         if i + 1 == keep
@@ -139,7 +121,7 @@ fn tear_prefix(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix) {
 
 /// Keeps, loses or tears (per 512-byte sector) each pending operation on
 /// its own.
-fn tear_scattered(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix) {
+fn tear_scattered(data: &mut Vec<u8>, pending: &[Pending], rng: &mut SplitMix64) {
     for op in pending {
         match op {
             Pending::SetLen(_) => {
@@ -216,23 +198,23 @@ impl SimVfs {
     /// write that extended the file may leave the extension behind as
     /// zeros (the size reached the disk, the data did not).
     pub fn crash_torn(&self, seed: u64) {
-        self.crash_inner(Some(Torn::Scattered(SplitMix(seed))));
+        self.crash_inner(Some(Torn::Scattered(SplitMix64::new(seed))));
     }
 
     /// Like [`SimVfs::crash`], but each file keeps a random prefix (chosen
     /// by `seed`) of the writes made since its last fsync, the last kept
     /// write possibly cut short: a disk that persists writes in order.
     pub fn crash_torn_prefix(&self, seed: u64) {
-        self.crash_inner(Some(Torn::Prefix(SplitMix(seed))));
+        self.crash_inner(Some(Torn::Prefix(SplitMix64::new(seed))));
     }
 
     /// Drops the pending (unsynced) writes of the file at `path` from what
     /// will ever reach the disk, while readers keep seeing them: what Linux
     /// does to dirty pages when an fsync fails with EIO.
     pub fn forget_unsynced(&self, path: &Path) {
-        let ns = lock(&self.shared.ns);
+        let ns = self.shared.ns.lock();
         if let Some(inode) = ns.live.get(path) {
-            lock(&inode.state).pending.clear();
+            inode.state.lock().pending.clear();
         }
     }
 
@@ -243,8 +225,8 @@ impl SimVfs {
     /// still do lands on the old disk, as a killed process never touches
     /// its files again. Files linked under several names stay linked.
     pub fn fork_crashed_torn(&self, seed: u64) -> SimVfs {
-        let ns = lock(&self.shared.ns);
-        let mut rng = SplitMix(seed);
+        let ns = self.shared.ns.lock();
+        let mut rng = SplitMix64::new(seed);
         let mut copies: HashMap<*const Inode, Arc<Inode>> = HashMap::new();
         let mut out = Namespace {
             dirs: ns.dirs.clone(),
@@ -254,7 +236,7 @@ impl SimVfs {
             let copy = copies
                 .entry(Arc::as_ptr(inode))
                 .or_insert_with(|| {
-                    let st = lock(&inode.state);
+                    let st = inode.state.lock();
                     let mut data = st.durable.clone();
                     tear_scattered(&mut data, &st.pending, &mut rng);
                     Arc::new(Inode {
@@ -278,12 +260,12 @@ impl SimVfs {
     }
 
     fn crash_inner(&self, mut torn: Option<Torn>) {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         self.shared.epoch.fetch_add(1, Ordering::SeqCst);
         ns.live = ns.durable.clone();
         ns.locks.clear();
         for inode in ns.live.values() {
-            let mut st = lock(&inode.state);
+            let mut st = inode.state.lock();
             let mut data = st.durable.clone();
             match torn.as_mut() {
                 None => {}
@@ -299,16 +281,16 @@ impl SimVfs {
     /// The live contents of the file at `path` (for tests that tamper with
     /// or inspect files).
     pub fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let ns = lock(&self.shared.ns);
+        let ns = self.shared.ns.lock();
         let inode = ns.live.get(path).ok_or_else(|| not_found(path))?;
-        let st = lock(&inode.state);
+        let st = inode.state.lock();
         Ok(st.live.clone())
     }
 
     /// Replaces the contents of the file at `path`, durably, creating it if
     /// needed (for tests that tamper with files or plant old copies).
     pub fn write_file(&self, path: &Path, bytes: &[u8]) {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         let mut parent = path.parent();
         while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
             ns.dirs.insert(dir.to_path_buf());
@@ -316,7 +298,7 @@ impl SimVfs {
         }
         let inode = ns.live.entry(path.to_path_buf()).or_default().clone();
         ns.durable.insert(path.to_path_buf(), inode.clone());
-        let mut st = lock(&inode.state);
+        let mut st = inode.state.lock();
         st.live = bytes.to_vec();
         st.durable = bytes.to_vec();
         st.pending.clear();
@@ -324,24 +306,24 @@ impl SimVfs {
 
     /// Every live file path, sorted.
     pub fn files(&self) -> Vec<PathBuf> {
-        lock(&self.shared.ns).live.keys().cloned().collect()
+        self.shared.ns.lock().live.keys().cloned().collect()
     }
 
     /// Copies every live file under `from` to the same relative path under
     /// `to`, durably (a `cp -r` of a database directory).
     pub fn copy_tree(&self, from: &Path, to: &Path) {
         let files: Vec<(PathBuf, Vec<u8>)> = {
-            let ns = lock(&self.shared.ns);
+            let ns = self.shared.ns.lock();
             ns.live
                 .iter()
                 .filter_map(|(p, inode)| {
                     let rel = p.strip_prefix(from).ok()?;
-                    Some((to.join(rel), lock(&inode.state).live.clone()))
+                    Some((to.join(rel), inode.state.lock().live.clone()))
                 })
                 .collect()
         };
         {
-            let mut ns = lock(&self.shared.ns);
+            let mut ns = self.shared.ns.lock();
             ns.dirs.insert(to.to_path_buf());
         }
         for (path, bytes) in files {
@@ -388,7 +370,7 @@ impl SimFile {
 impl VfsFile for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.check()?;
-        let st = lock(&self.inode.state);
+        let st = self.inode.state.lock();
         let len = st.live.len() as u64;
         if offset >= len {
             return Ok(0);
@@ -404,7 +386,7 @@ impl VfsFile for SimFile {
         // before it resets each file under that lock, so a write of a dead
         // handle either lands before the crash handles this file (one of
         // its unsynced writes) or fails, never after it on the disk found.
-        let mut st = lock(&self.inode.state);
+        let mut st = self.inode.state.lock();
         self.check_write()?;
         let op = Pending::Write {
             offset,
@@ -416,7 +398,7 @@ impl VfsFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let mut st = lock(&self.inode.state);
+        let mut st = self.inode.state.lock();
         self.check()?;
         // Only what is pending reaches the disk: writes dropped by a failed
         // fsync (`forget_unsynced`) stay lost even though readers see them.
@@ -430,7 +412,7 @@ impl VfsFile for SimFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut st = lock(&self.inode.state);
+        let mut st = self.inode.state.lock();
         self.check_write()?;
         let op = Pending::SetLen(len);
         apply(&mut st.live, &op);
@@ -440,7 +422,7 @@ impl VfsFile for SimFile {
 
     fn len(&self) -> io::Result<u64> {
         self.check()?;
-        Ok(lock(&self.inode.state).live.len() as u64)
+        Ok(self.inode.state.lock().live.len() as u64)
     }
 }
 
@@ -460,7 +442,7 @@ impl Drop for SimLock {
         // while it bumps the epoch and clears the locks: checked before it,
         // a crash and a reopen could slip in between and this drop would
         // release the new holder's lock.
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         if self.shared.epoch.load(Ordering::SeqCst) != self.epoch {
             return; // the crash already released it
         }
@@ -475,7 +457,7 @@ impl Drop for SimLock {
 
 impl Vfs for SimVfs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         let existing = ns.live.get(path).cloned();
         let inode = match (mode, existing) {
             (OpenMode::CreateNew, Some(_)) => {
@@ -506,7 +488,7 @@ impl Vfs for SimVfs {
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         ns.live
             .remove(path)
             .map(|_| ())
@@ -514,7 +496,7 @@ impl Vfs for SimVfs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         let inode = ns.live.remove(from).ok_or_else(|| not_found(from))?;
         ns.live.insert(to.to_path_buf(), inode);
         Ok(())
@@ -523,7 +505,7 @@ impl Vfs for SimVfs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         // Directories are durable at once: the engine creates them only at
         // database creation, before anything that needs to survive a crash.
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         let mut p = Some(path);
         while let Some(dir) = p {
             if dir.as_os_str().is_empty() {
@@ -536,7 +518,7 @@ impl Vfs for SimVfs {
     }
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         if !ns.dirs.contains(path) {
             return Err(not_found(path));
         }
@@ -552,7 +534,7 @@ impl Vfs for SimVfs {
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
-        let ns = lock(&self.shared.ns);
+        let ns = self.shared.ns.lock();
         if !ns.dirs.contains(path) {
             return Err(not_found(path));
         }
@@ -568,12 +550,12 @@ impl Vfs for SimVfs {
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
-        let ns = lock(&self.shared.ns);
+        let ns = self.shared.ns.lock();
         Ok(ns.live.contains_key(path) || ns.dirs.contains(path))
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         let Namespace { live, durable, .. } = &mut *ns;
         durable.retain(|p, _| p.parent() != Some(path));
         for (p, inode) in live.iter() {
@@ -585,7 +567,7 @@ impl Vfs for SimVfs {
     }
 
     fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>> {
-        let mut ns = lock(&self.shared.ns);
+        let mut ns = self.shared.ns.lock();
         if !ns.live.contains_key(path) {
             ns.live
                 .insert(path.to_path_buf(), Arc::new(Inode::default()));
@@ -712,9 +694,9 @@ mod tests {
             writer.join().unwrap();
             // A crash leaves nothing unsynced: a pending write landed
             // after it.
-            let ns = lock(&vfs.shared.ns);
+            let ns = vfs.shared.ns.lock();
             let inode = ns.live.get(&a).unwrap();
-            if !lock(&inode.state).pending.is_empty() {
+            if !inode.state.lock().pending.is_empty() {
                 landed_after += 1;
             }
         }

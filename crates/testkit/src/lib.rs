@@ -26,12 +26,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use sealkv_crypto_envelope::{SealObserver, SubkeyId};
 
 pub mod secrets;
-use sealkv_fileio::{SimVfs, Vfs};
+use sealkv_fileio::{SimVfs, SplitMix64, Vfs};
 
 /// The window length scanned for: any 8 consecutive bytes of a canary.
 pub const WINDOW: usize = 8;
@@ -45,21 +45,13 @@ pub struct Canaries {
     values: Vec<Vec<u8>>,
 }
 
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn canary(prefix: &[u8], i: usize) -> Vec<u8> {
-    let mut state = (i as u64) ^ u64::from_le_bytes(*b"sealkvCN");
+    let mut rng = SplitMix64::new((i as u64) ^ u64::from_le_bytes(*b"sealkvCN"));
     let mut v = prefix.to_vec();
     v.extend_from_slice(format!("{i:06}").as_bytes());
     while v.len() < 32 {
         // Printable bytes, so a leak is easy to see in a hex dump.
-        v.push(b'a' + (splitmix(&mut state) % 26) as u8);
+        v.push(b'a' + (rng.next_u64() % 26) as u8);
     }
     v
 }
@@ -240,13 +232,13 @@ impl NonceRecorder {
 
     /// How many seals were recorded.
     pub fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
+        self.seen.lock().len()
     }
 
     /// Every (subkey, counter) pair recorded more than once, with its count.
     pub fn repeats(&self) -> Vec<((SubkeyId, u64), usize)> {
         let mut counts: HashMap<(SubkeyId, u64), usize> = HashMap::new();
-        for pair in self.seen.lock().unwrap().iter() {
+        for pair in self.seen.lock().iter() {
             *counts.entry(*pair).or_default() += 1;
         }
         counts.into_iter().filter(|(_, n)| *n > 1).collect()
@@ -254,7 +246,7 @@ impl NonceRecorder {
 
     /// How many distinct sessions (salts) were seen.
     pub fn sessions(&self) -> usize {
-        let seen = self.seen.lock().unwrap();
+        let seen = self.seen.lock();
         seen.iter()
             .map(|(s, _)| s.salt)
             .collect::<HashSet<_>>()
@@ -264,7 +256,7 @@ impl NonceRecorder {
 
 impl SealObserver for NonceRecorder {
     fn sealed(&self, subkey: &SubkeyId, counter: u64) {
-        self.seen.lock().unwrap().push((*subkey, counter));
+        self.seen.lock().push((*subkey, counter));
     }
 }
 

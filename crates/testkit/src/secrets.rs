@@ -24,9 +24,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use base64ct::{Base64, Base64Unpadded, Base64Url, Base64UrlUnpadded, Encoding};
+use parking_lot::Mutex;
 use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
@@ -173,12 +174,12 @@ pub struct CapturedLogs {
 impl CapturedLogs {
     /// The captured bytes so far, leaving them in the buffer.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.buf.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.buf.lock().clone()
     }
 
     /// The captured bytes so far, emptying the buffer.
     pub fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.buf.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *self.buf.lock())
     }
 
     /// How many events and spans (and span records) were captured since
@@ -225,11 +226,7 @@ impl Capture {
         let mut line = head.into_bytes();
         fill(&mut Fields(&mut line));
         line.push(b'\n');
-        self.logs
-            .buf
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(&line);
+        self.logs.buf.lock().extend_from_slice(&line);
         self.logs.lines.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -33,6 +33,7 @@ impl ImportOptions {
     /// The ciphers to open a sealed archive with (the default provider
     /// otherwise). The new database seals with its own [`Config`]'s
     /// provider.
+    #[must_use]
     pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
         self.provider = provider;
         self
@@ -40,6 +41,7 @@ impl ImportOptions {
 
     /// Replace a database already at the destination (off by default). The
     /// old one is removed only after the new one is complete and in place.
+    #[must_use]
     pub fn replace_existing(mut self, on: bool) -> Self {
         self.replace_existing = on;
         self

@@ -17,7 +17,7 @@ use super::format::{
     MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN, Protection, RECORD_PREFIX_LEN, TRAILER_LEN, Trailer,
     parse_frame, parse_record_prefix,
 };
-use super::stream::{ChunkCipher, cipher, import_key};
+use super::stream::{ChunkOpening, import_key, opening};
 use super::{ArchiveSummary, Progress};
 
 /// One record: key and value.
@@ -45,7 +45,7 @@ pub struct ArchiveReader<R: Read> {
     path: PathBuf,
     header_bytes: [u8; HEADER_LEN],
     header: Header,
-    cipher: ChunkCipher,
+    cipher: ChunkOpening,
     /// The current chunk's plaintext (its tag cut off).
     data: Vec<u8>,
     pos: usize,
@@ -113,10 +113,10 @@ impl<R: Read> ArchiveReader<R> {
             Protection::PlaintextUnencrypted => None,
             Protection::Sealed { kind, .. } => {
                 let source = key.ok_or_else(|| ArchiveError::MissingKey { file: file.clone() })?;
-                Some(import_key(source, kind, path)?)
+                Some(import_key(source, kind, path, provider)?)
             }
         };
-        let (cipher, keys) = cipher(&header.protection, master.as_ref(), &header.salt, provider)?;
+        let (cipher, keys) = opening(&header.protection, master.as_ref(), &header.salt, provider)?;
         if let Some(keys) = keys {
             let (body, rest) = header_bytes.split_at(KEY_CHECK_AT);
             let check = rest.get(..CRC_AT - KEY_CHECK_AT).unwrap_or_default();
@@ -208,8 +208,8 @@ impl<R: Read> ArchiveReader<R> {
             return Err(self.corrupt(
                 at,
                 match self.cipher {
-                    ChunkCipher::Plaintext => "checksum mismatch: the chunk is damaged or out of place",
-                    ChunkCipher::Sealed(_) => {
+                    ChunkOpening::Plaintext => "checksum mismatch: the chunk is damaged or out of place",
+                    ChunkOpening::Sealed(_) => {
                         "authentication failed: the chunk is damaged, out of place, or from another archive"
                     }
                 },

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sealkv::crypto::{CryptoProvider, DbId, EncryptionAlgorithm, KeySource};
+use sealkv::crypto::{AlgorithmId, CryptoProvider, DbId, EncryptionAlgorithm, KeySource};
 use sealkv::{Db, Snapshot};
 
 use super::error::{ArchiveError, io};
@@ -16,7 +16,7 @@ use super::format::{
     MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN, MIN_CHUNK_SIZE, Protection, RECORD_PREFIX_LEN,
     Trailer, frame, record_prefix,
 };
-use super::stream::{ChunkCipher, cipher, export_key};
+use super::stream::{ChunkSealing, export_key, header_salt, new_keys, sealing};
 use super::{ArchiveSummary, Progress};
 
 /// How to write an archive.
@@ -26,7 +26,7 @@ use super::{ArchiveSummary, Progress};
 #[derive(Clone)]
 pub struct ExportOptions {
     key: Option<KeySource>,
-    algorithm: EncryptionAlgorithm,
+    algorithm: AlgorithmId,
     chunk_size: u32,
     replace_existing: bool,
     provider: Arc<CryptoProvider>,
@@ -49,7 +49,7 @@ impl ExportOptions {
     pub fn sealed(key: KeySource) -> Self {
         ExportOptions {
             key: Some(key),
-            algorithm: EncryptionAlgorithm::Aes256Gcm,
+            algorithm: EncryptionAlgorithm::Aes256Gcm.id(),
             chunk_size: DEFAULT_CHUNK_SIZE,
             replace_existing: false,
             provider: Arc::new(CryptoProvider::default()),
@@ -62,32 +62,39 @@ impl ExportOptions {
     pub fn plaintext_unencrypted() -> Self {
         ExportOptions {
             key: None,
-            algorithm: EncryptionAlgorithm::Aes256Gcm,
+            algorithm: EncryptionAlgorithm::Aes256Gcm.id(),
             chunk_size: DEFAULT_CHUNK_SIZE,
             replace_existing: false,
             provider: Arc::new(CryptoProvider::default()),
         }
     }
 
-    /// The cipher for a sealed archive (AES-256-GCM by default).
-    pub fn algorithm(mut self, algorithm: EncryptionAlgorithm) -> Self {
-        self.algorithm = algorithm;
+    /// The cipher for a sealed archive (AES-256-GCM by default): a built-in
+    /// [`EncryptionAlgorithm`] or any algorithm id the provider holds
+    /// ([`ExportOptions::crypto_provider`]); one it lacks fails the export
+    /// with `UnsupportedAlgorithm`.
+    #[must_use]
+    pub fn algorithm(mut self, algorithm: impl Into<AlgorithmId>) -> Self {
+        self.algorithm = algorithm.into();
         self
     }
 
     /// Record bytes per chunk, between 64 bytes and 16 MiB.
+    #[must_use]
     pub fn chunk_size(mut self, bytes: u32) -> Self {
         self.chunk_size = bytes;
         self
     }
 
     /// Replace a file already at the destination (off by default).
+    #[must_use]
     pub fn replace_existing(mut self, on: bool) -> Self {
         self.replace_existing = on;
         self
     }
 
     /// The ciphers to seal with (the default provider otherwise).
+    #[must_use]
     pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
         self.provider = provider;
         self
@@ -106,7 +113,7 @@ impl ExportOptions {
 pub struct ArchiveWriter<W: Write> {
     out: W,
     header: [u8; HEADER_LEN],
-    cipher: ChunkCipher,
+    cipher: ChunkSealing,
     chunk_size: usize,
     buf: Vec<u8>,
     index: u64,
@@ -145,21 +152,22 @@ impl<W: Write> ArchiveWriter<W> {
                 options.chunk_size
             )));
         }
-        let mut salt = [0u8; 32];
-        sealkv::crypto::random::fill(&mut salt)?;
+        let provider = &options.provider;
         let (key, protection) = match &options.key {
             None => (None, Protection::PlaintextUnencrypted),
             Some(source) => {
-                let (key, kind): (_, KeyKind) = export_key(source)?;
+                let (key, kind): (_, KeyKind) = export_key(source, provider)?;
                 (
                     Some(key),
                     Protection::Sealed {
-                        algorithm: options.algorithm.id(),
+                        algorithm: options.algorithm,
                         kind,
                     },
                 )
             }
         };
+        let keys = new_keys(&protection, key.as_ref(), provider)?;
+        let salt = header_salt(keys.as_ref(), provider)?;
         let header = Header {
             protection,
             chunk_size: options.chunk_size,
@@ -171,8 +179,8 @@ impl<W: Write> ArchiveWriter<W> {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
         };
-        let (cipher, keys) = cipher(&protection, key.as_ref(), &salt, &options.provider)?;
         let bytes = header.encode(|b| keys.as_ref().map(|k| k.key_check(b)).unwrap_or([0; 32]));
+        let cipher = sealing(&protection, keys, provider)?;
         out.write_all(&bytes).map_err(io(path))?;
         let chunk_size = options.chunk_size as usize;
         Ok(ArchiveWriter {

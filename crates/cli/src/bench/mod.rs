@@ -41,7 +41,8 @@ pub(crate) struct Options {
 }
 
 /// Another engine run beside sealkv's modes (`--peers`), on the workloads
-/// of issue 8's comparison.
+/// of the peer comparison (fill, cold and warm random reads, scan, single
+/// durable puts).
 pub(crate) trait Peer {
     /// Column name in the report.
     fn name(&self) -> &'static str;

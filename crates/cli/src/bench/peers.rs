@@ -1,4 +1,4 @@
-//! The peer engines of `sealkv bench --peers` (feature `peers`): issue 8's
+//! The peer engines of `sealkv bench --peers` (feature `peers`): the
 //! comparison workloads on redb and on SQLite, with the same records as
 //! sealkv's.
 //!
@@ -444,7 +444,7 @@ mod tests {
     use super::*;
     use crate::bench::workload::{Mode, Target};
 
-    /// The workloads the peers run: issue 8's comparison.
+    /// The workloads the peers run in the comparison.
     const RUN: [Workload; 4] = [
         Workload::FillRandom,
         Workload::ReadRandomCold,

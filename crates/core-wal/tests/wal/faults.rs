@@ -115,7 +115,7 @@ fn a_failed_segment_creation_poisons_and_open_fails_cleanly() {
 
 /// A sync marker is an extra proof: when its write fails after a good
 /// fsync, the durable append is still acknowledged, the log goes on, and
-/// the partial marker is taken back (review of the sync-marker change).
+/// the partial marker is taken back.
 #[test]
 fn a_failed_sync_marker_write_after_a_good_fsync_is_not_fatal() {
     let opts = options(Some(EncryptionAlgorithm::Aes256Gcm));

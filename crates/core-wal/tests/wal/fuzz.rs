@@ -1,5 +1,5 @@
-//! Replay over arbitrary bytes never panics (the fuzz target's property,
-//! run as a proptest until `fuzz/` exists on main).
+//! Replay over arbitrary bytes never panics: the `wal_replay` fuzz
+//! target's property, run as a proptest on stable in every test run.
 
 use proptest::prelude::*;
 use sealkv_core_wal::fuzz_replay;

@@ -303,8 +303,7 @@ fn version_1_segments_are_still_read() {
     assert_eq!(report.sync_markers, 0);
 }
 
-/// A whole record cut out of the middle of a segment (found by a review of
-/// the skip-mode loop fix): skip mode replays every valid record after it,
+/// A whole record cut out of the middle of a segment: skip mode replays every valid record after it,
 /// whatever its sync mode (under `Always` every later record's durable mark
 /// then lies past its new offset), and reports the gap.
 #[test]

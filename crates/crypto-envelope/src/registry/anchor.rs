@@ -10,10 +10,12 @@
 //! changes with the master key (a rekey).
 
 use std::fmt;
+use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
 use crate::keys::SecretKey;
+use crate::primitives::Mac;
 
 /// Length of an anchor tag (HMAC-SHA256).
 pub const ANCHOR_TAG_LEN: usize = 32;
@@ -24,6 +26,8 @@ pub const ANCHOR_TAG_LEN: usize = 32;
 #[derive(Clone)]
 pub struct AnchorKey {
     key: SecretKey,
+    /// The provider's (self-tested) HMAC-SHA256.
+    hmac: Arc<dyn Mac>,
 }
 
 impl fmt::Debug for AnchorKey {
@@ -33,13 +37,13 @@ impl fmt::Debug for AnchorKey {
 }
 
 impl AnchorKey {
-    pub(super) fn new(key: SecretKey) -> Self {
-        AnchorKey { key }
+    pub(super) fn new(key: SecretKey, hmac: Arc<dyn Mac>) -> Self {
+        AnchorKey { key, hmac }
     }
 
     /// HMAC-SHA256 of `message` under this key.
     pub fn tag(&self, message: &[u8]) -> [u8; ANCHOR_TAG_LEN] {
-        super::kek::hmac(&self.key, &[message])
+        self.hmac.hmac_sha256(self.key.expose(), &[message])
     }
 
     /// Whether `tag` is this key's tag of `message`, compared in constant

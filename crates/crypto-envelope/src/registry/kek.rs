@@ -2,65 +2,59 @@
 //! does with them: wrap keys, compute the key check, MAC the file, and
 //! (handed out as an [`AnchorKey`]) authenticate the freshness anchor.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use std::sync::Arc;
+
 use subtle::ConstantTimeEq;
 
+use crate::aead::Aead;
 use crate::algorithm::EncryptionAlgorithm;
 use crate::ids::DbId;
 use crate::kdf::{KekPurpose, kek_subkey};
 use crate::keys::{KEY_LEN, KeyId, MasterKey, SecretKey};
+use crate::primitives::Mac;
 use crate::provider::CryptoProvider;
 
 use super::anchor::AnchorKey;
 use super::error::RegistryError;
 use super::format::{DIGEST_LEN, WRAPPED_LEN, wrap_nonce};
 
-/// The KEK's subkeys. The KEK itself is not kept.
+/// The KEK's subkeys and the provider's (self-tested) MAC. The KEK itself
+/// is not kept.
 #[derive(Clone)]
 pub(super) struct KekKeys {
     wrap: SecretKey,
     check: SecretKey,
     mac: SecretKey,
     anchor: SecretKey,
-}
-
-pub(super) fn hmac(key: &SecretKey, parts: &[&[u8]]) -> [u8; DIGEST_LEN] {
-    // HMAC takes keys of any length: construction cannot fail.
-    let mut m = match <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose()) {
-        Ok(m) => m,
-        Err(_) => {
-            debug_assert!(false, "HMAC accepts any key length");
-            return [0; DIGEST_LEN];
-        }
-    };
-    for p in parts {
-        m.update(p);
-    }
-    m.finalize().into_bytes().into()
+    hmac: Arc<dyn Mac>,
 }
 
 impl KekKeys {
-    pub(super) fn derive(kek: &MasterKey, db_id: &DbId) -> Self {
-        KekKeys {
-            wrap: kek_subkey(kek, db_id, KekPurpose::Wrap),
-            check: kek_subkey(kek, db_id, KekPurpose::KeyCheck),
-            mac: kek_subkey(kek, db_id, KekPurpose::RegistryMac),
-            anchor: kek_subkey(kek, db_id, KekPurpose::Anchor),
-        }
+    pub(super) fn derive(
+        provider: &CryptoProvider,
+        kek: &MasterKey,
+        db_id: &DbId,
+    ) -> Result<Self, RegistryError> {
+        Ok(KekKeys {
+            wrap: kek_subkey(provider, kek, db_id, KekPurpose::Wrap)?,
+            check: kek_subkey(provider, kek, db_id, KekPurpose::KeyCheck)?,
+            mac: kek_subkey(provider, kek, db_id, KekPurpose::RegistryMac)?,
+            anchor: kek_subkey(provider, kek, db_id, KekPurpose::Anchor)?,
+            hmac: provider.mac()?,
+        })
     }
 
     /// The freshness anchor's key.
     pub(super) fn anchor_key(&self) -> AnchorKey {
-        AnchorKey::new(self.anchor.clone())
+        AnchorKey::new(self.anchor.clone(), Arc::clone(&self.hmac))
     }
 
     pub(super) fn key_check(&self, header: &[u8]) -> [u8; DIGEST_LEN] {
-        hmac(&self.check, &[header])
+        self.hmac.hmac_sha256(self.check.expose(), &[header])
     }
 
     pub(super) fn mac(&self, body: &[u8]) -> [u8; DIGEST_LEN] {
-        hmac(&self.mac, &[body])
+        self.hmac.hmac_sha256(self.mac.expose(), &[body])
     }
 
     /// Whether `expected` is the key check of `header`, in constant time.
@@ -73,10 +67,12 @@ impl KekKeys {
         bool::from(self.mac(body)[..].ct_eq(expected))
     }
 
-    fn wrapper(&self) -> Result<Box<dyn crate::Aead>, RegistryError> {
-        // Always RustCrypto's AES-256-GCM-SIV: the registry format fixes the
-        // wrapping cipher, whatever provider seals the data.
-        Ok(CryptoProvider::rustcrypto().builtin(EncryptionAlgorithm::Aes256GcmSiv, &self.wrap)?)
+    fn wrapper(&self) -> Result<Box<dyn Aead>, RegistryError> {
+        // Always RustCrypto's AES-256-GCM-SIV (self-tested before its first
+        // use): the registry format fixes the wrapping cipher, whatever
+        // provider seals the data, and a provider need not hold it.
+        let provider = CryptoProvider::rustcrypto();
+        Ok(provider.new_aead(EncryptionAlgorithm::Aes256GcmSiv.id(), &self.wrap)?)
     }
 
     /// Seals `key` for entry `id` with `aad`.

@@ -140,6 +140,7 @@ impl fmt::Debug for KeyRegistry {
 
 /// Resolves the KEK from `source` for a registry of kind `kind` with `kdf`.
 fn resolve_kek(
+    provider: &CryptoProvider,
     source: &KeySource,
     kind: KekKind,
     kdf: Option<&StoredKdf>,
@@ -155,7 +156,7 @@ fn resolve_kek(
     let kek = match (kind, kdf) {
         (KekKind::Passphrase, Some(k)) => {
             k.params.check().map_err(RegistryError::KdfCost)?;
-            source.resolve(Some((&k.salt, k.params)))?
+            source.resolve_with(provider, Some((&k.salt, k.params)))?
         }
         (KekKind::Passphrase, None) => {
             return Err(RegistryError::Corruption {
@@ -163,19 +164,22 @@ fn resolve_kek(
                 offset: 26,
             });
         }
-        (KekKind::Raw, _) => source.resolve(None)?,
+        (KekKind::Raw, _) => source.resolve_with(provider, None)?,
     };
-    Ok(KekKeys::derive(&kek, db_id))
+    KekKeys::derive(provider, &kek, db_id)
 }
 
 /// A fresh KDF salt and the cost asked for by `source`, if it is a
 /// passphrase.
-fn new_kdf(source: &KeySource) -> Result<Option<StoredKdf>, RegistryError> {
+fn new_kdf(
+    provider: &CryptoProvider,
+    source: &KeySource,
+) -> Result<Option<StoredKdf>, RegistryError> {
     match source {
         KeySource::Passphrase { params, .. } => {
             params.check().map_err(RegistryError::KdfCost)?;
             let mut salt = [0u8; 32];
-            crate::random::fill(&mut salt)?;
+            provider.fill_random(&mut salt)?;
             Ok(Some(StoredKdf {
                 salt,
                 params: *params,
@@ -211,8 +215,8 @@ impl KeyRegistry {
     ) -> Result<Self, RegistryError> {
         check_algorithm(&provider, algorithm)?;
         let kek_kind = KekKind::of(kek);
-        let kdf = new_kdf(kek)?;
-        let keys = resolve_kek(kek, kek_kind, kdf.as_ref(), &db_id)?;
+        let kdf = new_kdf(&provider, kek)?;
+        let keys = resolve_kek(&provider, kek, kek_kind, kdf.as_ref(), &db_id)?;
         let mut reg = KeyRegistry {
             db_id,
             provider,
@@ -249,7 +253,7 @@ impl KeyRegistry {
     ) -> Result<Self, RegistryError> {
         let parsed = format::parse(bytes)?;
         let h = &parsed.header;
-        let keys = resolve_kek(kek, h.kek_kind, h.kdf.as_ref(), &h.db_id)?;
+        let keys = resolve_kek(&provider, kek, h.kek_kind, h.kdf.as_ref(), &h.db_id)?;
         if !keys.verify_key_check(parsed.header_bytes, parsed.key_check) {
             return Err(RegistryError::WrongKey);
         }
@@ -350,7 +354,7 @@ impl KeyRegistry {
             .next_id
             .checked_add(1)
             .ok_or(RegistryError::Exhausted("key ids"))?;
-        let secret = SecretKey::random()?;
+        let secret = SecretKey::random_from(&self.provider)?;
         let aad = format::wrap_aad(&self.db_id, id, purpose, algorithm);
         let wrapped = self.kek.wrap(id, &aad, &secret)?;
         self.entries.insert(
@@ -456,8 +460,8 @@ impl KeyRegistry {
     pub fn rekey(&mut self, new_kek: &KeySource) -> Result<(), RegistryError> {
         let generation = self.bump()?;
         let kind = KekKind::of(new_kek);
-        let kdf = new_kdf(new_kek)?;
-        let keys = resolve_kek(new_kek, kind, kdf.as_ref(), &self.db_id)?;
+        let kdf = new_kdf(&self.provider, new_kek)?;
+        let keys = resolve_kek(&self.provider, new_kek, kind, kdf.as_ref(), &self.db_id)?;
         let mut rewrapped = Vec::with_capacity(self.entries.len());
         for e in self.entries.values() {
             if let Some(m) = &e.material {

@@ -11,8 +11,9 @@
 #![deny(clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use sealkv_crypto_envelope::registry::ANCHOR_TAG_LEN;
 use sealkv_crypto_envelope::{DbId, checksum_tag, verify_checksum_tag};
 use sealkv_fileio::{FileError, FileOp, OpenMode, StdVfs, Vfs, VfsFile, write_atomic};
@@ -250,7 +251,7 @@ impl FileAnchor {
 
 impl FreshnessAnchor for FileAnchor {
     fn load(&self, keys: &AnchorKeys) -> Result<Option<AnchorState>, AnchorError> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.open.lock();
         match self.read(keys)? {
             None => {
                 *open = None;
@@ -264,7 +265,7 @@ impl FreshnessAnchor for FileAnchor {
     }
 
     fn store(&self, state: &AnchorState, keys: &AnchorKeys) -> Result<(), AnchorError> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.open.lock();
         if open.is_none() {
             // Never loaded through this handle: find the newest slot. A
             // file that does not authenticate under these keys is replaced

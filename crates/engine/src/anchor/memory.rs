@@ -1,6 +1,8 @@
 //! [`MemoryAnchor`]: a freshness anchor held in memory, for tests.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::{AnchorError, AnchorKeys, AnchorState, FreshnessAnchor};
 
@@ -36,8 +38,8 @@ impl MemoryAnchor {
         self.lock().stores
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Held> {
+        self.held.lock()
     }
 }
 

@@ -13,9 +13,10 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
+use parking_lot::Mutex;
 use sealkv_fileio::{LockKind, OpenMode, SimVfs, Vfs, VfsFile, VfsLock};
 
 /// Where a run crashes, and what it left behind.
@@ -57,7 +58,7 @@ impl CrashPlan {
 
     /// The disk the crash left, once (then `None` again).
     pub(crate) fn take_crashed(&self) -> Option<SimVfs> {
-        self.found.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.found.lock().take()
     }
 }
 
@@ -114,7 +115,7 @@ fn tick(sim: &SimVfs, plan: &CrashPlan, dead: &AtomicBool) -> io::Result<()> {
     let n = plan.count.fetch_add(1, Ordering::SeqCst) + 1;
     if plan.at == Some(n) {
         let found = sim.fork_crashed_torn(plan.seed);
-        *plan.found.lock().unwrap_or_else(|p| p.into_inner()) = Some(found);
+        *plan.found.lock() = Some(found);
         dead.store(true, Ordering::SeqCst);
         return Err(dead_error());
     }

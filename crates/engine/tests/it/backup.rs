@@ -17,7 +17,7 @@ use crate::support::{collect, key, modes};
 fn config(path: &Path, alg: Option<EncryptionAlgorithm>) -> Config {
     let mut c = Config::new(path)
         .sync_mode(SyncMode::Never)
-        .wal_flush_size(64 << 10)
+        .memtable_size(64 << 10)
         .wal_segment_size(64 << 10);
     if let Some(alg) = alg {
         c = c.encryption_key(key(7)).encryption_algorithm(alg);
@@ -426,7 +426,7 @@ fn a_destination_that_is_or_holds_the_database_is_refused_even_when_replacing() 
     ] {
         let err = db.backup_with(&dest, &replace, &mut |_| {}).unwrap_err();
         assert!(
-            matches!(err, Error::InvalidConfig(_)),
+            matches!(err, Error::InvalidDestination { ref path, .. } if *path == dest),
             "{}: {err:?}",
             dest.display()
         );
@@ -438,8 +438,8 @@ fn a_destination_that_is_or_holds_the_database_is_refused_even_when_replacing() 
     assert!(!live.join("inside").exists());
 }
 
-/// Review (P1): a destination that is a symbolic link is refused, even with
-/// replace: replacing it would have removed what it points to.
+/// A destination that is a symbolic link is refused, even with replace:
+/// replacing it would remove what it points to.
 #[cfg(unix)]
 #[test]
 fn a_symlinked_destination_is_refused() {
@@ -453,7 +453,10 @@ fn a_symlinked_destination_is_refused() {
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let options = sealkv::BackupOptions::new().replace_existing(true);
     let err = db.backup_with(&link, &options, &mut |_| {}).unwrap_err();
-    assert!(matches!(err, sealkv::Error::InvalidConfig(_)), "{err:?}");
+    assert!(
+        matches!(err, sealkv::Error::InvalidDestination { ref path, .. } if *path == link),
+        "{err:?}"
+    );
     assert!(
         target.join("data.sealkv").exists(),
         "the linked backup was touched"

@@ -88,6 +88,77 @@ fn read_only_sees_everything_and_refuses_writes() {
 }
 
 #[test]
+fn iter_walks_every_key_both_ways_and_config_opens() {
+    let vfs = SimVfs::new();
+    let db = sim_config(&vfs, None).open().unwrap();
+    for i in 0..300u32 {
+        db.put(format!("k{i:04}"), format!("v{i}")).unwrap();
+    }
+    db.delete(b"k0003").unwrap();
+    let snap = db.snapshot().unwrap();
+    db.flush().unwrap();
+    db.put(b"k9999", b"after the snapshot").unwrap();
+    let all = collect(db.iter().unwrap());
+    assert_eq!(all, collect(db.range::<&[u8]>(..).unwrap()));
+    assert_eq!(all.len(), 300);
+    assert_eq!(all.first().unwrap().0, b"k0000".to_vec());
+    assert_eq!(all.last().unwrap().0, b"k9999".to_vec());
+    let mut back = collect(db.iter().unwrap().rev());
+    back.reverse();
+    assert_eq!(back, all);
+    let then = collect(snap.iter());
+    assert_eq!(then.len(), 299);
+    assert!(then.iter().all(|(k, _)| k.as_slice() != b"k9999"));
+    drop(snap);
+    db.close().unwrap();
+    assert!(matches!(
+        Db::open_with_config(sim_config(&vfs, None))
+            .unwrap()
+            .iter()
+            .map(|i| i.count()),
+        Ok(300)
+    ));
+}
+
+#[test]
+#[allow(deprecated)]
+fn the_deprecated_wal_flush_size_sets_the_memtable_size() {
+    let old = Config::new("/db").wal_flush_size(1 << 20);
+    let new = Config::new("/db").memtable_size(1 << 20);
+    assert_eq!(format!("{old:?}"), format!("{new:?}"));
+    assert_ne!(
+        format!("{old:?}"),
+        format!("{:?}", Config::new("/db").memtable_size(2 << 20))
+    );
+    let vfs = SimVfs::new();
+    assert!(matches!(
+        Db::open_with_config(sim_config(&vfs, None).wal_flush_size(1024)),
+        Err(Error::InvalidConfig(_))
+    ));
+}
+
+/// What docs/CONFIGURATION.md says `read_only` answers where there is no
+/// database.
+#[test]
+fn read_only_where_there_is_no_database() {
+    let vfs = SimVfs::new();
+    let ro = || sim_config(&vfs, None).read_only(true);
+    assert!(matches!(
+        Db::open_with_config(ro()),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        Db::open_with_config(ro().create_if_missing(false)),
+        Err(Error::NotFound { .. })
+    ));
+    sealkv::fileio::Vfs::create_dir_all(&vfs, sim_config(&vfs, None).path()).unwrap();
+    assert!(matches!(
+        Db::open_with_config(ro()),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
 fn config_errors_are_typed() {
     let vfs = SimVfs::new();
     let base = || sim_config(&vfs, None);
@@ -103,8 +174,10 @@ fn config_errors_are_typed() {
         Db::open_with_config(base().create_if_missing(false)),
         Err(Error::NotFound { .. })
     ));
+    // The key is 32 bytes of 0xab: no hex ("abab", as field names such
+    // as `memtable_size` hold a lone "ab") and no decimal of it.
     let dbg = format!("{:?}", Config::new("/x").encryption_key(key(0xab)));
-    assert!(!dbg.contains("ab") && !dbg.contains("171"), "{dbg}");
+    assert!(!dbg.contains("abab") && !dbg.contains("171"), "{dbg}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 /// Small commits: a memtable of a few hundred records takes dozens.
 fn config(sim: &SimVfs, alg: Option<EncryptionAlgorithm>) -> Config {
     sim_config(sim, alg)
-        .wal_flush_size(1 << 20)
+        .memtable_size(1 << 20)
         .flush_commit_size(4 << 10)
 }
 

@@ -260,7 +260,7 @@ fn the_first_finding_is_a_write_of_the_killed_instance_landing_after_the_reopen(
             let mut c = Config::new("/db")
                 .vfs(vfs)
                 .sync_mode(SyncMode::Always)
-                .wal_flush_size(64 << 10);
+                .memtable_size(64 << 10);
             if let Some(alg) = alg {
                 c = c
                     .encryption_key(crate::support::key(7))

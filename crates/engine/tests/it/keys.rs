@@ -133,6 +133,10 @@ fn deterministic_values_can_be_found_by_equality() {
                 .as_deref(),
             Some(&b"ada@example.com"[..])
         );
+        assert!(matches!(
+            db.get_sealed(b"user/1/email", None),
+            Err(Error::MissingFieldId)
+        ));
         // Randomized keys cannot be used deterministically — except in an
         // AES-256-GCM-SIV database, where a randomized field key is SIV too
         // and is accepted (see the ignored test below).
@@ -181,7 +185,9 @@ fn rotation_seals_new_writes_under_a_new_key_and_old_data_stays_readable() {
         let db = Db::open_with_config(sim_config(&plain, None)).unwrap();
         assert!(matches!(
             db.rotate_data_key(),
-            Err(Error::MissingKey | Error::InvalidConfig(_))
+            Err(Error::NotEncrypted {
+                operation: "rotate_data_key"
+            })
         ));
     }
 }

@@ -2,7 +2,10 @@
 //! RustCrypto one (feature `ring`): a database written with either — pages,
 //! a WAL tail left by a writer that never closed, the key registry, a
 //! field-sealed value, a rotated data key — opens, verifies and reads with
-//! the other, and goes on being written.
+//! the other, and goes on being written. Besides the ciphers, the providers
+//! differ in their HKDF (every subkey), HMAC (the registry's key check and
+//! MAC) and random source, so this covers those parts too (passphrase
+//! registries and archives: crypto-envelope's `tests/provider_parts.rs`).
 
 use std::sync::Arc;
 

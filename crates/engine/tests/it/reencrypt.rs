@@ -227,7 +227,12 @@ fn a_key_still_in_use_is_kept_and_reported() {
 fn reencrypt_needs_an_encrypted_writable_database() {
     let vfs = SimVfs::new();
     let db = Db::open_with_config(sim_config(&vfs, None)).unwrap();
-    assert!(matches!(run_err(&db), Error::InvalidConfig(_)));
+    assert!(matches!(
+        run_err(&db),
+        Error::NotEncrypted {
+            operation: "reencrypt"
+        }
+    ));
     assert!(db.key_coverage().unwrap().keys.is_empty());
     let _: &Path = db.path();
     let _ = KeyId(0);
@@ -238,7 +243,7 @@ fn run_err(db: &Db) -> Error {
         .unwrap_err()
 }
 
-/// Review of re-encryption: keys as long as the page allows do not overflow
+/// Re-encryption's edge cases: keys as long as the page allows do not overflow
 /// the meta page's cursor; short reads running during the pass do not keep
 /// the old key; a rotation between a stopped pass and its resumption still
 /// ends with only the newest key.

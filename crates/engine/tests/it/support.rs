@@ -20,7 +20,7 @@ pub(crate) fn sim_config(vfs: &SimVfs, alg: Option<EncryptionAlgorithm>) -> Conf
     let mut c = Config::new(dir())
         .vfs(Arc::new(vfs.clone()))
         .sync_mode(SyncMode::Always)
-        .wal_flush_size(64 << 10)
+        .memtable_size(64 << 10)
         .wal_segment_size(64 << 10);
     if let Some(alg) = alg {
         c = c.encryption_key(key(7)).encryption_algorithm(alg);

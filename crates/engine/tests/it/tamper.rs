@@ -1,4 +1,4 @@
-//! The tamper matrix (issue 7): for each kind of file and page, flip bytes,
+//! The tamper matrix: for each kind of file and page, flip bytes,
 //! cut, swap pages, put back an older sealed copy, splice from another
 //! database under the same key — then open, read everything and verify.
 //!

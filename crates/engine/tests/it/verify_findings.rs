@@ -40,7 +40,7 @@ fn a_fall_back_to_the_older_meta_slot_is_a_finding() {
         // One flush: the older meta slot is the empty tree, and the WAL
         // still holds every record.
         let config = sim_config(&vfs, alg)
-            .wal_flush_size(4 << 20)
+            .memtable_size(4 << 20)
             .wal_segment_size(4 << 20);
         let db = Db::open_with_config(config).unwrap();
         for i in 0..50u32 {

@@ -1,5 +1,5 @@
-//! The default, pure-Rust provider: RustCrypto's `aes-gcm`, `chacha20poly1305`
-//! and `aes-gcm-siv`.
+//! RustCrypto's `aes-gcm`, `chacha20poly1305` and `aes-gcm-siv` behind the
+//! [`Aead`] seam.
 
 use aead::array::Array;
 use aead::{AeadCore, AeadInOut, KeyInit};
@@ -118,7 +118,8 @@ impl AeadAlgorithm for RustCryptoAlgorithm {
     }
 }
 
-/// The RustCrypto algorithms, in [`EncryptionAlgorithm::ALL`] order.
+/// The RustCrypto algorithms, in [`EncryptionAlgorithm::ALL`] order. They
+/// are also the reference a replacement of a built-in is compared with.
 pub(crate) static ALGORITHMS: [RustCryptoAlgorithm; 3] = [
     RustCryptoAlgorithm(EncryptionAlgorithm::Aes256Gcm),
     RustCryptoAlgorithm(EncryptionAlgorithm::ChaCha20Poly1305),
