@@ -83,6 +83,37 @@ fn an_older_keys_put_back_after_a_rekey_exits_4() {
     assert!(stderr_of(&a).contains("KEYS"), "{}", stderr_of(&a));
 }
 
+/// `rotate-key`, then the older `KEYS` put back and the newest WAL
+/// segments that hold only a header removed: new writes would otherwise be
+/// sealed under the data key rotated away from.
+#[test]
+fn an_older_keys_put_back_after_a_rotation_exits_4() {
+    let f = fixture();
+    run(&f, &f.key, &["init"]).success();
+    run(&f, &f.key, &["put", "a", "1"]).success();
+    run(&f, &f.key, &["flush"]).success();
+    let old = std::fs::read(f.db.join("KEYS")).unwrap();
+    run(&f, &f.key, &["rotate-key"]).success();
+    std::fs::write(f.db.join("KEYS"), &old).unwrap();
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(f.db.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segs.sort();
+    let mut removed = 0;
+    while let Some(newest) = segs.pop() {
+        if std::fs::metadata(&newest).unwrap().len() > 128 {
+            break;
+        }
+        std::fs::remove_file(&newest).unwrap();
+        removed += 1;
+    }
+    assert!(removed > 0, "the rotation left a header-only segment");
+    let a = run(&f, &f.key, &["put", "b", "2"]).code(4);
+    assert!(stderr_of(&a).contains("KEYS"), "{}", stderr_of(&a));
+    run(&f, &f.key, &["verify"]).code(4);
+}
+
 #[test]
 fn a_directory_older_than_its_anchor_file_exits_4() {
     let f = fixture();
