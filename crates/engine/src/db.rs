@@ -81,12 +81,8 @@ pub(crate) struct Inner {
     pub(crate) torn_tails: AtomicU64,
     /// The freshness anchor, if one is configured.
     pub(crate) freshness: Option<crate::freshness::Freshness>,
-    /// What the open repaired or stepped around (a fall-back to the older
-    /// meta slot, a damaged empty WAL segment removed): `verify` reports
-    /// them.
-    pub(crate) open_findings: Vec<crate::verify::Finding>,
-    /// The page-file transaction the open found.
-    pub(crate) opened_txn: u64,
+    /// What the open repaired or stepped around: `verify` reports it.
+    pub(crate) open_findings: crate::verify::OpenFindings,
     pub(crate) _lock: Box<dyn VfsLock>,
 }
 

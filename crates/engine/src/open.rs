@@ -34,6 +34,7 @@ use crate::memtable::Memtable;
 use crate::meta::EngineMeta;
 use crate::publish::Publisher;
 use crate::stats::Counters;
+use crate::verify::{Finding, OpenFindings};
 
 fn io(op: FileOp, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::Io(FileError::new(op, path, e))
@@ -152,7 +153,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
     let freshness = Freshness::new(&config);
 
     let create = !exists(&*vfs, &data)?;
-    let mut open_findings = Vec::new();
+    let mut open_findings = OpenFindings::default();
     let OpenedFiles {
         keys,
         sealed,
@@ -213,12 +214,12 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             f.check(&dir, &present, &keys)?;
         }
         if let Some(report) = report {
-            open_findings.extend(store_findings(&data, report));
+            store_findings(&data, report, &mut open_findings);
         }
         existing
     };
     let meta = EngineMeta::decode(store.read().app_meta(), &data)?;
-    let opened_txn = store.stats().txn;
+    open_findings.txn = store.stats().txn;
 
     let active = Arc::new(Memtable::new());
     // The WAL replay checks that the log continues the page file exactly,
@@ -238,7 +239,9 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             what = d.what,
             "a WAL segment holding no record had a damaged header; it was removed"
         );
-        open_findings.push(crate::verify::damaged_header_finding(&dir, d));
+        open_findings
+            .stepped_around
+            .push(crate::verify::damaged_header_finding(&dir, d));
     }
 
     tracing::debug!(
@@ -283,7 +286,6 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         torn_tails: AtomicU64::new(replay.torn_tails),
         freshness,
         open_findings,
-        opened_txn,
         _lock: lock,
     });
     if inner.wal.is_some() {
@@ -329,11 +331,10 @@ fn check_registry(dir: &Path, existing: &OpenedFiles) -> Result<(), Error> {
 /// fall-back to the older meta slot, or a meta slot that did not
 /// authenticate (a commit since may have rewritten it by the time `verify`
 /// runs, so the open's view is kept).
-fn store_findings(data: &Path, report: &OpenReport) -> Vec<crate::verify::Finding> {
-    let mut out = Vec::new();
+fn store_findings(data: &Path, report: &OpenReport, out: &mut OpenFindings) {
     if let Some(why) = &report.fell_back {
         tracing::warn!(%why, "the newest meta page was unusable; opened the older one");
-        out.push(crate::verify::Finding {
+        out.stepped_around.push(Finding {
             file: data.to_path_buf(),
             what: format!(
                 "the open fell back to the older meta slot (page {}, transaction {}): the newest, transaction {}, was unusable: {why}. The WAL replay continued the older state, so nothing acknowledged was lost",
@@ -341,7 +342,7 @@ fn store_findings(data: &Path, report: &OpenReport) -> Vec<crate::verify::Findin
             ),
         });
     } else if let Some(why) = &report.other_slot {
-        out.push(crate::verify::Finding {
+        out.other_slot = Some(Finding {
             file: data.to_path_buf(),
             what: format!(
                 "at open, the other meta slot did not authenticate ({why}); the open used transaction {} (page {}). A power cut while a commit wrote its meta page leaves this, and then nothing acknowledged was lost (the WAL replay continued the state); otherwise the slot was damaged",
@@ -349,7 +350,6 @@ fn store_findings(data: &Path, report: &OpenReport) -> Vec<crate::verify::Findin
             ),
         });
     }
-    out
 }
 
 /// The key registry and the page file, opened or created.

@@ -38,6 +38,20 @@ impl VerifyReport {
     }
 }
 
+/// What an open repaired or stepped around, kept for `verify`.
+#[derive(Debug, Default)]
+pub(crate) struct OpenFindings {
+    /// Reported as they are: a fall-back to the older meta slot, an empty
+    /// WAL segment with a damaged header (removed by a writable open).
+    pub(crate) stepped_around: Vec<Finding>,
+    /// The other meta slot did not authenticate at open. `verify` reads
+    /// that slot again as it is on disk, so this is reported only once a
+    /// commit since the open has rewritten it (then it is the only trace).
+    pub(crate) other_slot: Option<Finding>,
+    /// The page-file transaction the open found.
+    pub(crate) txn: u64,
+}
+
 impl Db {
     /// The role of every page of the page file's current state, in page
     /// order ("tree", "overflow", "free-list", "free"; the header and meta
@@ -87,17 +101,13 @@ impl Db {
         let dir = &inner.dir;
         let flush = inner.flush_state.lock();
         let mut report = VerifyReport::default();
-        // What the open stepped around. A meta slot the open found
-        // unreadable is reported below as it is on disk, unless a commit
-        // since rewrote it: then the open's view is the only trace.
-        let unchanged = inner.store.stats().txn == inner.opened_txn;
-        report.findings.extend(
-            inner
-                .open_findings
-                .iter()
-                .filter(|f| !(unchanged && f.what.starts_with("at open, the other meta slot")))
-                .cloned(),
-        );
+        let opened = &inner.open_findings;
+        report
+            .findings
+            .extend(opened.stepped_around.iter().cloned());
+        if inner.store.stats().txn != opened.txn {
+            report.findings.extend(opened.other_slot.iter().cloned());
+        }
         if let Some(keys) = &inner.keys
             && let Err(e) = keys.reload()
         {
