@@ -42,7 +42,11 @@ fn put_get_delete_scan_flush_stats() {
         .assert()
         .success();
     k(&["put", "other", "x"]).assert().success();
-    k(&["get", "user:1"]).assert().success().stdout("Ada");
+    k(&["get", "user:1"]).assert().success().stdout("Ada\n");
+    k(&["get", "--raw", "user:1"])
+        .assert()
+        .success()
+        .stdout("Ada");
     k(&["get", "nope"]).assert().code(1).stdout("");
     k(&["scan", "--prefix", "user:"])
         .assert()
@@ -67,7 +71,10 @@ fn put_get_delete_scan_flush_stats() {
     assert!(!text.contains(key_hex.trim()), "stats shows no key");
     let json = k(&["stats", "--json"]).assert().success();
     let v: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
-    assert_eq!(v["encrypt_at_rest"], "true");
+    assert_eq!(v["encrypt_at_rest"], true);
+    assert_eq!(v["algorithm"], "aes-256-gcm");
+    assert!(v["last_seq"].as_u64().unwrap() >= 3, "{v}");
+    assert!(v["data_keys"][0]["pages"].is_u64(), "{v}");
 }
 
 #[test]
@@ -133,7 +140,7 @@ fn init_usage_and_existing_destination() {
         .args(["--db", db, "get", "a"])
         .assert()
         .success()
-        .stdout("b");
+        .stdout("b\n");
 }
 
 #[test]
@@ -169,7 +176,7 @@ fn load_reads_tab_and_json_lines() {
         .assert()
         .success();
     let file = tmp.path().join("in.txt");
-    std::fs::write(&file, "a\t1\n{\"key\":\"b\",\"value\":\"2\"}\n\nc\t3\n").unwrap();
+    std::fs::write(&file, "a\t1\n{\"key\":\"b\",\"value\":\"2\"}\nc\t3\n").unwrap();
     sealkv()
         .args(["--db", db, "load"])
         .arg(&file)
@@ -216,7 +223,7 @@ fn verify_exits_0_when_clean_and_4_on_damage() {
     }
     k(&["flush"]).assert().success();
     k(&["verify"]).assert().success();
-    let data = Path::new(&db).join("data.sealkv");
+    let data = Path::new(&db).join(sealkv::layout::DATA_FILE);
     let mut bytes = std::fs::read(&data).unwrap();
     for at in (3 * 4096 + 100..bytes.len()).step_by(4096) {
         bytes[at] ^= 1;
@@ -224,7 +231,7 @@ fn verify_exits_0_when_clean_and_4_on_damage() {
     std::fs::write(&data, &bytes).unwrap();
     let out = k(&["verify"]).assert().code(4);
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-    assert!(err.contains("data.sealkv"), "{err}");
+    assert!(err.contains(sealkv::layout::DATA_FILE), "{err}");
 }
 
 #[test]
@@ -290,7 +297,7 @@ fn rotate_key_and_rekey() {
         .args(["get", "a"])
         .assert()
         .success()
-        .stdout("1");
+        .stdout("1\n");
 }
 
 #[test]
@@ -307,7 +314,7 @@ fn a_passphrase_from_the_environment_opens_and_a_wrong_one_is_exit_3() {
     let good = "correct horse battery staple, and then some";
     with(good, &["init"]).assert().success();
     with(good, &["put", "k", "v"]).assert().success();
-    with(good, &["get", "k"]).assert().success().stdout("v");
+    with(good, &["get", "k"]).assert().success().stdout("v\n");
     let out = with("a wrong passphrase entirely", &["get", "k"])
         .assert()
         .code(3)

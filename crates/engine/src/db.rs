@@ -41,6 +41,7 @@ use crate::iter::{DbIter, MemSource, borrowed as bound_ref, prefix_upper};
 use crate::keys::KeyState;
 use crate::memtable::{Memtable, Seq};
 use crate::merge::SortedSource;
+use crate::poison::{Poison, PoisonCause};
 use crate::publish::Publisher;
 use crate::snapshot::Snapshot;
 use crate::stats::{Counters, Stats};
@@ -75,7 +76,8 @@ pub(crate) struct Inner {
     pub(crate) flush_state: Mutex<FlushState>,
     pub(crate) signal: Arc<FlushSignal>,
     pub(crate) flusher: Mutex<Option<JoinHandle<()>>>,
-    pub(crate) poisoned: AtomicBool,
+    /// Set by the first failed write, commit or flush: no more writes.
+    pub(crate) poisoned: Poison,
     pub(crate) closed: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) torn_tails: AtomicU64,
@@ -243,10 +245,7 @@ impl Db {
         if self.inner.wal.is_none() {
             return Err(Error::ReadOnly);
         }
-        if self.inner.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
-        Ok(())
+        self.inner.poisoned.check()
     }
 }
 
@@ -345,9 +344,7 @@ impl Inner {
     }
 
     fn write(self: &Arc<Self>, batch: &WriteBatch) -> Result<(), Error> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
+        self.poisoned.check()?;
         let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
         self.wait_for_backlog()?;
         let gate = self.gate.read();
@@ -355,8 +352,11 @@ impl Inner {
             Ok(seq) => seq.0,
             Err(e) => {
                 // The batch's outcome is unknown (it may be in the log).
-                self.poison();
-                return Err(self.wal_error(e));
+                let cause = self.poison(PoisonCause::wal(e));
+                return Err(Error::Poisoned {
+                    cause,
+                    outcome_unknown: true,
+                });
             }
         };
         let active = self.mems.read().active.clone();
@@ -373,20 +373,25 @@ impl Inner {
         // If one of them failed (the database is then poisoned), this batch
         // never becomes visible here: its outcome is unknown, as for a
         // write that fails.
-        if !self
-            .publisher
-            .wait_visible(seq, || self.poisoned.load(Ordering::Acquire))
-        {
-            return Err(Error::Poisoned);
+        if !self.publisher.wait_visible(seq, || self.poisoned.is_set()) {
+            // In the log, so possibly found after reopening. (The wait
+            // gives up only once the database is poisoned.)
+            return Err(self.poisoned.error(true).unwrap_or(Error::Closed));
         }
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes_written
             .fetch_add(batch.size_in_bytes() as u64, Ordering::Relaxed);
-        if active.approx_bytes() as u64 >= self.config.memtable_size
-            && self.freeze(self.config.memtable_size)?
-        {
-            self.signal.kick();
+        if active.approx_bytes() as u64 >= self.config.memtable_size {
+            // The batch is in the log and visible: it is acknowledged
+            // whatever the freeze does. A failed freeze (the WAL roll)
+            // poisons the database, so the writes after this one are
+            // refused with its cause.
+            match self.freeze(self.config.memtable_size) {
+                Ok(true) => self.signal.kick(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "rolling the WAL after a write failed"),
+            }
         }
         Ok(())
     }
@@ -396,7 +401,7 @@ impl Inner {
             return Ok(());
         }
         tracing::debug!(path = %self.dir.display(), "database closing");
-        let flushed = if self.poisoned.load(Ordering::Acquire) {
+        let flushed = if self.poisoned.is_set() {
             Ok(())
         } else {
             // The freshness anchor is brought up to date whatever its
@@ -423,9 +428,12 @@ impl Inner {
         flushed
     }
 
-    pub(crate) fn poison(&self) {
-        self.poisoned.store(true, Ordering::Release);
+    /// Stops writes for good, recording `cause` unless an earlier failure
+    /// was recorded; returns the first cause.
+    pub(crate) fn poison(&self, cause: PoisonCause) -> PoisonCause {
+        let first = self.poisoned.set(cause);
         self.signal.done.notify_all();
+        first
     }
 
     pub(crate) fn stats(&self) -> Result<Stats, Error> {
@@ -449,9 +457,16 @@ impl Drop for Inner {
         self.signal.stop();
         if let Some(wal) = &self.wal
             && !self.closed.load(Ordering::Acquire)
-            && let Err(e) = wal.sync()
         {
-            tracing::warn!(error = %e, "sync of the WAL at drop failed");
+            match wal.sync() {
+                Ok(()) => {}
+                // The failure that poisoned the log was returned to the
+                // write that hit it; nothing new to tell.
+                Err(e @ sealkv_core_wal::Error::Poisoned { .. }) => {
+                    tracing::debug!(error = %e, "no WAL sync at drop: the log is poisoned");
+                }
+                Err(e) => tracing::warn!(error = %e, "sync of the WAL at drop failed"),
+            }
         }
     }
 }

@@ -64,7 +64,10 @@ pub(crate) fn wal(dir: &Path, e: sealkv_core_wal::Error) -> Error {
             file: dir.join(WAL_DIR),
             what: format!("at sequence {seq}: {source}"),
         },
-        W::Poisoned { .. } => Error::Poisoned,
+        W::Poisoned { cause } => Error::Poisoned {
+            cause: crate::poison::PoisonCause::Wal(cause),
+            outcome_unknown: false,
+        },
         W::Io(e) => Error::Io(e),
         other => Error::Wal(other),
     }

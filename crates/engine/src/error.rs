@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use sealkv_crypto_envelope::{AlgorithmId, CryptoError, KeyError, KeyId};
 use sealkv_fileio::FileError;
 
+use crate::poison::PoisonCause;
+
 /// Errors of the engine. None carries key material.
 ///
 /// The variants a user is expected to act on come first: a key problem, a
@@ -128,10 +130,20 @@ pub enum Error {
         /// What was put back, and the evidence.
         what: String,
     },
-    /// An earlier write failed to be made durable; the database accepts no
-    /// writes until it is reopened (the failed write's outcome is unknown).
-    #[error("the database stopped accepting writes after a failed write or fsync; reopen it")]
-    Poisoned,
+    /// A write failed to be made durable: the database accepts no writes
+    /// until it is reopened.
+    ///
+    /// `outcome_unknown` is true for the operation that hit the failure
+    /// (its batch may or may not be found after reopening: check), false
+    /// for an operation refused because an earlier one failed (it was not
+    /// applied). `cause` is that first failure, with its OS error.
+    #[error("{}", poisoned_message(cause, *outcome_unknown))]
+    Poisoned {
+        /// The first failure.
+        cause: PoisonCause,
+        /// Whether this operation's own writes may have reached the disk.
+        outcome_unknown: bool,
+    },
     /// The database was opened read-only.
     #[error("the database is open read-only")]
     ReadOnly,
@@ -187,5 +199,17 @@ impl From<crate::anchor::AnchorError> for Error {
             crate::anchor::AnchorError::Io(e) => Error::Io(e),
             other => Error::Anchor(other),
         }
+    }
+}
+
+fn poisoned_message(cause: &PoisonCause, outcome_unknown: bool) -> String {
+    if outcome_unknown {
+        format!(
+            "the write failed and its outcome is unknown: it may or may not be applied (reopen the database and check); no more writes are accepted until it is reopened. Cause: {cause}"
+        )
+    } else {
+        format!(
+            "the database stopped accepting writes after a failed write or fsync; reopen it. Cause: {cause}"
+        )
     }
 }

@@ -26,6 +26,7 @@ use crate::db::Inner;
 use crate::error::Error;
 use crate::flush::FlushState;
 use crate::keys::KeyState;
+use crate::poison::PoisonCause;
 
 impl Inner {
     /// Runs `change` on the key registry under the flush lock (so it
@@ -91,11 +92,18 @@ impl Inner {
         let Some(f) = &self.freshness else {
             return Ok(());
         };
-        let result = f.record(self.anchor_state(), &self.anchor_keys(), force);
-        if result.is_err() {
-            self.poison();
+        f.record(self.anchor_state(), &self.anchor_keys(), force)
+            .map_err(|e| self.anchor_failed(e))
+    }
+
+    /// Stops writes after a failed update of the freshness anchor, with it
+    /// as the cause: the anchor's file may hold the update or not, and the
+    /// operation that made it is not known to have finished.
+    fn anchor_failed(&self, e: Error) -> Error {
+        Error::Poisoned {
+            cause: self.poison(PoisonCause::engine(e)),
+            outcome_unknown: true,
         }
-        result
     }
 
     /// Before a rekey writes its registry: the freshness anchor is stored
@@ -115,11 +123,8 @@ impl Inner {
             commit: self.store.stats().txn,
             registry_generation: generation,
         };
-        let result = f.record_always(state, &AnchorKeys::new(keys.to_vec()));
-        if result.is_err() {
-            self.poison();
-        }
-        result
+        f.record_always(state, &AnchorKeys::new(keys.to_vec()))
+            .map_err(|e| self.anchor_failed(e))
     }
 
     /// At the end of a writable open: marks the creation complete (a

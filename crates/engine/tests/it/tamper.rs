@@ -538,6 +538,35 @@ fn tamper_matrix_never_returns_wrong_data() {
             }
         }
         writeln!(report, "{mode}: {total} cases; by kind {per_kind:?}").unwrap();
+        let n = |o: Outcome| per_kind.get(&o).copied().unwrap_or(0) as u64;
+        let detected = [
+            Outcome::Corruption,
+            Outcome::Rollback,
+            Outcome::WrongKey,
+            Outcome::OtherError,
+            Outcome::Finding,
+            Outcome::TornTail,
+        ]
+        .into_iter()
+        .map(n)
+        .sum();
+        sealkv_testkit::proof::print_proof(
+            "tamper-engine",
+            &mode,
+            &[
+                ("cases", total as u64),
+                ("detected", detected),
+                ("corruption", n(Outcome::Corruption)),
+                ("rollback", n(Outcome::Rollback)),
+                ("wrong_key", n(Outcome::WrongKey)),
+                ("other_error", n(Outcome::OtherError)),
+                ("finding", n(Outcome::Finding)),
+                ("torn_tail", n(Outcome::TornTail)),
+                ("crash_like", n(Outcome::CrashLike)),
+                ("no_effect", n(Outcome::NoEffect)),
+                ("wrong", n(Outcome::Wrong)),
+            ],
+        );
     }
     println!("{report}");
     assert!(problems.is_empty(), "{problems:#?}");
