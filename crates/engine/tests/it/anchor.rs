@@ -135,6 +135,53 @@ fn a_crash_between_a_commit_and_the_anchor_update_is_not_a_rollback() {
     }
 }
 
+/// A failed update of the anchor stops writes, as a failed commit does,
+/// with the anchor's file error as the cause; the commit before it is
+/// durable, and the next open accepts the directory ahead of its anchor.
+#[test]
+fn a_failed_anchor_update_stops_writes_and_names_the_anchor() {
+    for alg in [None, Some(EncryptionAlgorithm::Aes256Gcm)] {
+        let sim = SimVfs::new();
+        sim.create_dir_all(std::path::Path::new("/anchors"))
+            .unwrap();
+        // Faults reach the anchor's file only.
+        let faulty = FaultyVfs::over_sim(&sim);
+        let anchor = Arc::new(FileAnchor::with_vfs(Arc::new(faulty.clone()), ANCHOR));
+        let db = Db::open_with_config(anchored(&sim, alg, anchor)).unwrap();
+        db.put(b"a", b"1").unwrap();
+        faulty.arm(FaultPlan::once(OpKind::Sync, 1));
+        let err = db.flush().unwrap_err();
+        assert_eq!(faulty.injected(), 1, "{alg:?}");
+        match &err {
+            Error::Poisoned {
+                cause,
+                outcome_unknown: true,
+            } => assert_eq!(
+                cause.file_error().map(|f| f.path.as_path()),
+                Some(std::path::Path::new(ANCHOR)),
+                "{alg:?}: {err}"
+            ),
+            other => panic!("{alg:?}: {other:?}"),
+        }
+        assert!(
+            matches!(
+                db.put(b"b", b"2"),
+                Err(Error::Poisoned {
+                    outcome_unknown: false,
+                    ..
+                })
+            ),
+            "{alg:?}"
+        );
+        std::mem::forget(db);
+        sim.crash();
+        let db = Db::open_with_config(anchored(&sim, alg, file_anchor(&sim)))
+            .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(db.get(b"b").unwrap(), None);
+    }
+}
+
 /// Every commit updates the anchor under the default policy; an interval
 /// policy updates it less often, and always on close and key operations.
 #[test]
