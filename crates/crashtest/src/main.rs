@@ -132,12 +132,15 @@ fn main() -> ExitCode {
     let started = Instant::now();
     match parent::run(&run) {
         Ok(summary) => {
-            if run.anchored {
+            let proof = if run.anchored {
                 println!(
                     "freshness anchor: a file beside each database, updated after every commit"
                 );
-            }
-            summary.print(run.seed, started.elapsed());
+                "crash-kill-anchor"
+            } else {
+                "crash-kill"
+            };
+            summary.print(run.seed, started.elapsed(), proof);
             if summary.findings.is_empty() {
                 ExitCode::SUCCESS
             } else {

@@ -121,7 +121,8 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
-    pub(crate) fn print(&self, seed: u64, elapsed: Duration) {
+    /// Prints the report, and its figures as `PROOF` lines named `proof`.
+    pub(crate) fn print(&self, seed: u64, elapsed: Duration, proof: &str) {
         let cycles: u64 = self.per_mode.iter().map(|(_, f)| f.cycles).sum();
         println!(
             "crash-kill: {cycles} cycles in {:.1} s (seed {seed})",
@@ -151,7 +152,7 @@ impl Summary {
         // `sealkv_testkit::proof`): one per mode, one for the checks.
         for (mode, f) in &self.per_mode {
             println!(
-                "PROOF name=crash-kill part={} cases={} acked={} in_flight_applied={} torn_tails={}",
+                "PROOF name={proof} part={} cases={} acked={} in_flight_applied={} torn_tails={}",
                 mode.name(),
                 f.cycles,
                 f.acked,
@@ -165,7 +166,7 @@ impl Summary {
             .map(|(k, n)| format!(" kills_{}={n}", k.replace(' ', "_")))
             .collect();
         println!(
-            "PROOF name=crash-kill part=checks lost={} wrong={} verify_findings={} findings={}{}",
+            "PROOF name={proof} part=checks lost={} wrong={} verify_findings={} findings={}{}",
             self.lost,
             self.partial,
             self.verify_findings,

@@ -80,23 +80,32 @@ fn kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // The report, `PROOF` lines included, for `cargo xtask proof`.
+    println!("{stdout}");
     assert!(
         out.status.success(),
         "harness failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
     assert!(stdout.starts_with("freshness anchor:"), "{stdout}");
+    assert!(stdout.contains("PROOF name=crash-kill-anchor "), "{stdout}");
     assert_eq!(figure(&stdout, "lost acknowledged batches:"), 0);
     assert_eq!(figure(&stdout, "findings:"), 0);
-    // Some kills hit a key operation, whose commit the anchor follows.
+    // Some kills hit a flush or a key operation: a commit the anchor
+    // follows.
     let kills = stdout
         .lines()
         .find(|l| l.starts_with("kills:"))
         .unwrap_or_else(|| panic!("no kills line:\n{stdout}"));
     assert!(
-        ["at begin rekey", "at begin field key", "at begin rotate"]
-            .iter()
-            .any(|m| kills.contains(m)),
+        [
+            "at begin flush",
+            "at begin rekey",
+            "at begin field key",
+            "at begin rotate",
+        ]
+        .iter()
+        .any(|m| kills.contains(m)),
         "{kills}"
     );
     // The anchors exist, beside the directories.
