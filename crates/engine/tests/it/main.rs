@@ -2,16 +2,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod anchor;
 mod backup;
 mod basic;
 mod chunked_flush;
 mod crash;
 mod encryption;
 mod faults;
+mod freshness;
 mod fuzz;
 mod get_race;
 mod golden;
 mod hookvfs;
+mod key_crash;
 mod keys;
 mod keyspaces;
 mod model;
@@ -22,4 +25,5 @@ mod support;
 mod tamper;
 mod transactions;
 mod tree_iter;
+mod verify_findings;
 mod verify_race;
