@@ -496,13 +496,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
             findings.push(format!("the child acknowledged out of order: {why}"));
         }
         let may_hold = scratch::allowed(figures.scratch, &obs.scratch);
-        let checked = reopen_and_check(
-            &dir,
-            (mode, args.anchored),
-            &acked,
-            &attempted,
-            &may_hold,
-        );
+        let checked = reopen_and_check(&dir, (mode, args.anchored), &acked, &attempted, &may_hold);
         if let Some(e) = checked.open_failed {
             findings.push(e);
         }
