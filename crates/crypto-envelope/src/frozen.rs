@@ -9,8 +9,9 @@
 
 use std::sync::Arc;
 
-use crate::aead::{Aead, AeadAlgorithm, AeadError};
+use crate::aead::{Aead, AeadAlgorithm, AeadError, WipeOnFailedOpen};
 use crate::algorithm::AlgorithmId;
+use crate::error::CryptoError;
 use crate::keys::SecretKey;
 use crate::selftest::KnownAnswer;
 
@@ -39,6 +40,30 @@ impl FrozenAlgorithm {
             misuse_resistant: inner.misuse_resistant(),
             inner,
         }
+    }
+
+    /// A cipher keyed with `key`, checked against the frozen answers and
+    /// wrapped so a failed open leaves zeros.
+    pub(crate) fn new_aead_checked(&self, key: &SecretKey) -> Result<Box<dyn Aead>, CryptoError> {
+        if key.expose().len() != self.key_len {
+            return Err(CryptoError::KeyLength {
+                expected: self.key_len,
+                actual: key.expose().len(),
+            });
+        }
+        let aead = self.inner.new_aead(key).map_err(CryptoError::Aead)?;
+        // The plugin builds a new cipher each time: it must still be what
+        // the self-test saw (the frozen lengths are sealkv's 12 and 16).
+        if aead.algorithm() != self.id
+            || aead.nonce_len() != self.nonce_len
+            || aead.tag_len() != self.tag_len
+        {
+            return Err(CryptoError::ProviderRejected {
+                id: self.id,
+                reason: "the cipher built does not match its algorithm",
+            });
+        }
+        Ok(Box::new(WipeOnFailedOpen(aead)))
     }
 }
 

@@ -396,3 +396,81 @@ fn a_failed_open_leaves_zeros_whatever_the_cipher_left() {
         );
     }
 }
+
+#[test]
+fn a_failed_recheck_stops_openers_and_sealers_already_built() {
+    static ID: AtomicU16 = AtomicU16::new(0x8129);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
+    let provider = Arc::new(
+        CryptoProvider::default()
+            .with_algorithm(Arc::new(Switchable(Switches {
+                id: &ID,
+                misuse_resistant: &CLAIM,
+                nonce_len: &NONCE_LEN,
+                open: &OPEN,
+            })))
+            .expect("a faithful AES-256-GCM under a private id"),
+    );
+    let keyring = Keyring::new(DbId([1; 16]), provider.clone());
+    keyring.insert(data_key(0x8129));
+    keyring.set_active(KeyId(3)).unwrap();
+    let session = keyring.start_session().unwrap();
+    let sealer = session.sealer(Domain::Page);
+    let mut sealed = b"amount=100".to_vec();
+    let mut tag = [0u8; 16];
+    let counter = sealer.seal(b"page 7", &mut sealed, &mut tag).unwrap();
+    // Opening once caches the opener; an opener taken out is held too.
+    let mut copy = sealed.clone();
+    keyring
+        .open(sealer.subkey_id(), counter, b"page 7", &mut copy, &tag)
+        .unwrap();
+    assert_eq!(copy, b"amount=100");
+    let held = keyring.opener(sealer.subkey_id()).unwrap();
+
+    OPEN.store(OPEN_IGNORES_TAG, Ordering::SeqCst);
+    assert_eq!(
+        provider.self_test_again().unwrap_err().check(),
+        &Check::AcceptsFlippedTag
+    );
+
+    // A forged unit (a flipped tag) is refused by the cached opener, the
+    // held one and the running session's own open, with the failure...
+    let mut forged_tag = tag;
+    forged_tag[0] ^= 1;
+    let refused = |r: Result<(), CryptoError>| matches!(r, Err(CryptoError::SelfTest(f)) if f.check() == &Check::AcceptsFlippedTag);
+    let mut buf = sealed.clone();
+    assert!(refused(keyring.open(
+        sealer.subkey_id(),
+        counter,
+        b"page 7",
+        &mut buf,
+        &forged_tag
+    )));
+    assert!(refused(held.open(
+        counter,
+        b"page 7",
+        &mut buf,
+        &forged_tag
+    )));
+    assert!(refused(sealer.open(
+        counter,
+        b"page 7",
+        &mut buf,
+        &forged_tag
+    )));
+    assert_eq!(buf, sealed, "a refused open leaves the buffer untouched");
+    // ...and the running session seals nothing more.
+    let mut more = b"amount=200".to_vec();
+    assert!(refused(
+        sealer.seal(b"page 8", &mut more, &mut tag).map(|_| ())
+    ));
+    assert_eq!(more, b"amount=200");
+    let ticket = session.sealer(Domain::Wal).draw().unwrap();
+    assert!(refused(
+        session
+            .sealer(Domain::Wal)
+            .seal_with(ticket, b"", &mut more, &mut tag)
+    ));
+}

@@ -315,11 +315,18 @@ impl Gate {
         }
     }
 
+    /// The failure a later run marked the entry with, if any: one atomic
+    /// load, for holders of a cipher built while the entry passed.
+    pub(crate) fn failed_later_verdict(&self) -> Verdict {
+        match self.failed_later().get() {
+            Some(failure) => Err(failure.clone()),
+            None => Ok(()),
+        }
+    }
+
     /// The verdict, running `test` first if this is the first asking.
     pub(crate) fn verdict(&self, test: impl FnOnce() -> Verdict) -> Verdict {
-        if let Some(failure) = self.failed_later().get() {
-            return Err(failure.clone());
-        }
+        self.failed_later_verdict()?;
         match self {
             Gate::Passed(_) => Ok(()),
             Gate::Lazy(verdict) => verdict.first.get_or_init(test).clone(),
