@@ -303,9 +303,11 @@ impl CryptoProvider {
     }
 
     /// This provider with another random source, once it fills and two of
-    /// its draws differ. Keys are drawn from it; salts are its bytes XOR
-    /// the operating system's, so a source that repeats across processes
-    /// cannot repeat a writer session's salt ([`crate::random`]).
+    /// its draws differ. It never replaces the operating system's CSPRNG:
+    /// every key, database id and salt sealkv draws is its bytes XOR the
+    /// operating system's ([`crate::random::mixed_fill`]), so a source that
+    /// repeats across processes repeats no key, id or writer session's
+    /// salt, and getrandom must still work.
     pub fn with_random(mut self, random: Arc<dyn SecureRandom>) -> Result<Self, CryptoError> {
         selftest::check_random(random.as_ref())?;
         self.random = Registered {
@@ -394,7 +396,9 @@ impl CryptoProvider {
         verdicts.into_iter().collect()
     }
 
-    /// Fills `buf` from the provider's random source.
+    /// Fills `buf` from the provider's random source alone (sealkv draws
+    /// keys, ids and salts with [`crate::random::mixed_fill`], which mixes
+    /// in the operating system's bytes).
     pub fn fill_random(&self, buf: &mut [u8]) -> Result<(), CryptoError> {
         let random = &self.random;
         random
