@@ -17,7 +17,10 @@ use crate::selftest::KnownAnswer;
 
 /// An algorithm with its answers fixed at the moment it was frozen; only
 /// [`AeadAlgorithm::new_aead`] and [`AeadAlgorithm::known_answers`] still
-/// reach the algorithm itself.
+/// reach the algorithm itself, and every cipher it builds is checked
+/// against the frozen answers and wrapped in [`WipeOnFailedOpen`], however
+/// it is reached (the provider, or the factory from
+/// [`crate::hazmat::aead_algorithm`]).
 pub(crate) struct FrozenAlgorithm {
     id: AlgorithmId,
     name: &'static str,
@@ -96,7 +99,13 @@ impl AeadAlgorithm for FrozenAlgorithm {
         self.inner.known_answers()
     }
 
+    /// [`FrozenAlgorithm::new_aead_checked`], for holders of the factory
+    /// ([`crate::hazmat::aead_algorithm`]): every refusal is
+    /// [`AeadError::InvalidLength`] or the plugin's own error.
     fn new_aead(&self, key: &SecretKey) -> Result<Box<dyn Aead>, AeadError> {
-        self.inner.new_aead(key)
+        self.new_aead_checked(key).map_err(|e| match e {
+            CryptoError::Aead(e) => e,
+            _ => AeadError::InvalidLength,
+        })
     }
 }

@@ -474,3 +474,40 @@ fn a_failed_recheck_stops_openers_and_sealers_already_built() {
             .seal_with(ticket, b"", &mut more, &mut tag)
     ));
 }
+
+#[test]
+fn the_hazmat_factory_checks_and_wraps_what_it_builds() {
+    static ID: AtomicU16 = AtomicU16::new(0x812a);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
+    let provider = CryptoProvider::default()
+        .with_algorithm(Arc::new(Switchable(Switches {
+            id: &ID,
+            misuse_resistant: &CLAIM,
+            nonce_len: &NONCE_LEN,
+            open: &OPEN,
+        })))
+        .expect("a faithful AES-256-GCM under a private id");
+    let factory = hazmat::aead_algorithm(&provider, AlgorithmId(0x812a)).unwrap();
+    let key = SecretKey::from_bytes(&[5; 32]).unwrap();
+
+    // A failed open leaves zeros, whatever the plugin's cipher left.
+    OPEN.store(OPEN_LEAVES_PLAINTEXT, Ordering::SeqCst);
+    let secret = b"amount=100 for account 4711".to_vec();
+    let aead = factory.new_aead(&key).unwrap();
+    assert_eq!(
+        left_after_a_failed_open(aead.as_ref(), &secret),
+        vec![0u8; secret.len()]
+    );
+    OPEN.store(OPEN_FAITHFUL, Ordering::SeqCst);
+
+    // A cipher that no longer matches what the self-test saw is refused.
+    ID.store(EncryptionAlgorithm::Aes256Gcm.id().0, Ordering::SeqCst);
+    assert_eq!(factory.new_aead(&key).err(), Some(AeadError::InvalidLength));
+    ID.store(0x812a, Ordering::SeqCst);
+    NONCE_LEN.store(24, Ordering::SeqCst);
+    assert_eq!(factory.new_aead(&key).err(), Some(AeadError::InvalidLength));
+    NONCE_LEN.store(12, Ordering::SeqCst);
+    factory.new_aead(&key).unwrap();
+}
