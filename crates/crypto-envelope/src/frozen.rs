@@ -66,7 +66,12 @@ impl FrozenAlgorithm {
                 reason: "the cipher built does not match its algorithm",
             });
         }
-        Ok(Box::new(WipeOnFailedOpen(aead)))
+        Ok(Box::new(WipeOnFailedOpen::new(
+            aead,
+            self.id,
+            self.nonce_len,
+            self.tag_len,
+        )))
     }
 }
 

@@ -511,3 +511,39 @@ fn the_hazmat_factory_checks_and_wraps_what_it_builds() {
     NONCE_LEN.store(12, Ordering::SeqCst);
     factory.new_aead(&key).unwrap();
 }
+
+#[test]
+fn a_built_cipher_reports_the_checked_id_and_lengths() {
+    static ID: AtomicU16 = AtomicU16::new(0x812b);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
+    let provider = Arc::new(
+        CryptoProvider::default()
+            .with_algorithm(Arc::new(Switchable(Switches {
+                id: &ID,
+                misuse_resistant: &CLAIM,
+                nonce_len: &NONCE_LEN,
+                open: &OPEN,
+            })))
+            .expect("a faithful AES-256-GCM under a private id"),
+    );
+    let key = SecretKey::from_bytes(&[5; 32]).unwrap();
+    let aead = hazmat::new_aead(&provider, AlgorithmId(0x812b), &key).unwrap();
+    let keyring = Keyring::new(DbId([1; 16]), provider.clone());
+    keyring.insert(data_key(0x812b));
+    keyring.set_active(KeyId(3)).unwrap();
+    let session = keyring.start_session().unwrap();
+
+    // The plugin's cipher now answers otherwise; what was built does not.
+    ID.store(EncryptionAlgorithm::Aes256Gcm.id().0, Ordering::SeqCst);
+    NONCE_LEN.store(24, Ordering::SeqCst);
+    assert_eq!(aead.algorithm(), AlgorithmId(0x812b));
+    assert_eq!((aead.nonce_len(), aead.tag_len()), (12, 16));
+    assert_eq!(
+        session.sealer(Domain::Page).algorithm(),
+        AlgorithmId(0x812b)
+    );
+    ID.store(0x812b, Ordering::SeqCst);
+    NONCE_LEN.store(12, Ordering::SeqCst);
+}
