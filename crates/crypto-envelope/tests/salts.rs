@@ -156,3 +156,26 @@ fn two_processes_with_a_repeating_random_source_get_distinct_registry_keys() {
     };
     assert_ne!(sealed(field_key), sealed(field_key));
 }
+
+#[test]
+fn two_processes_with_a_repeating_random_source_get_distinct_registry_salts() {
+    use sealkv_crypto_envelope::registry::KeyRegistry;
+    let kek = KeySource::Passphrase {
+        passphrase: Passphrase::new("correct horse battery staple").unwrap(),
+        params: KdfParams::FLOOR,
+    };
+    // docs/FORMAT.md: the registry's Argon2id salt is bytes 28..60.
+    let salt = || {
+        let registry = KeyRegistry::create_with_provider(
+            DbId([1; 16]),
+            &kek,
+            EncryptionAlgorithm::Aes256Gcm.id(),
+            fresh_process(),
+        )
+        .unwrap();
+        registry.to_bytes()[28..60].to_vec()
+    };
+    let (a, b) = (salt(), salt());
+    assert_ne!(a, [0u8; 32]);
+    assert_ne!(a, b);
+}
