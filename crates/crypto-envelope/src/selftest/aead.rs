@@ -26,6 +26,18 @@ const PAGE_LEN: usize = 4096 + 13;
 /// repeats.
 const PAGE: [u8; PAGE_LEN] = pattern();
 
+/// Length of the large message: 64 KiB and an odd tail, past the length
+/// where a cipher's bulk path (wide pipelines, a parallel split) takes
+/// over.
+const LARGE_LEN: usize = 64 * 1024 + 13;
+
+/// The large message of the generated checks (a static: too big to copy
+/// onto the stack at each use).
+static LARGE: [u8; LARGE_LEN] = pattern();
+
+/// The counters the large message is sealed at: the first and the last.
+const LARGE_COUNTERS: [u64; 2] = [0, u64::MAX];
+
 /// Bytes in which no 16-byte block repeats (byte `i` mixes `i` with an odd
 /// multiplier; a unit test checks the blocks are distinct).
 const fn pattern<const N: usize>() -> [u8; N] {
@@ -56,8 +68,8 @@ struct Decoded {
 
 /// Runs every check of the module docs on `algorithm`; the first that fails
 /// is the error. Costs about 500 seals and opens of at most a page (4 KiB
-/// and 13 bytes), half of them for the misuse-resistance check: a few
-/// milliseconds in an optimised build.
+/// and 13 bytes), half of them for the misuse-resistance check, and ten of
+/// a 64 KiB message: a few milliseconds in an optimised build.
 pub fn check_algorithm(algorithm: &dyn AeadAlgorithm) -> Result<(), SelfTestFailure> {
     let fail = |check| {
         SelfTestFailure::new(
@@ -106,9 +118,10 @@ fn run(algorithm: &dyn AeadAlgorithm) -> Result<(), Check> {
     let key = &decoded[0].key;
     let aead = build(algorithm, id, key)?;
     let sealed = counter_nonces(aead.as_ref())?;
+    let large = large_message(aead.as_ref())?;
     nonce_bytes(aead.as_ref(), &decoded[0].nonce)?;
     if let Some(b) = builtin {
-        same_as_reference(b, key, &sealed)?;
+        same_as_reference(b, key, &sealed, &large)?;
     }
     if algorithm.misuse_resistant() {
         misuse_resistant(aead.as_ref())?;
@@ -337,6 +350,38 @@ fn counter_nonces(aead: &dyn Aead) -> Result<Vec<CounterSeal>, Check> {
     }
 }
 
+/// Seals [`LARGE`] at each of [`LARGE_COUNTERS`]: each opens back and
+/// refuses its last ciphertext byte flipped, and no 16-byte block of
+/// keystream turns up twice, within one counter or across the two. Returns
+/// what was sealed, by counter.
+fn large_message(aead: &dyn Aead) -> Result<Vec<(u64, Sealed)>, Check> {
+    let mut sealed = Vec::with_capacity(LARGE_COUNTERS.len());
+    for counter in LARGE_COUNTERS {
+        let nonce = nonce_for(counter);
+        let (ct, tag) =
+            seal(aead, &nonce, AAD, &LARGE).ok_or(Check::CounterNonceRoundTrip { counter })?;
+        if opens(aead, &nonce, AAD, &ct, &tag).as_deref() != Some(&LARGE[..]) {
+            return Err(Check::CounterNonceRoundTrip { counter });
+        }
+        let mut flipped = ct.clone();
+        if let Some(last) = flipped.last_mut() {
+            *last ^= 0x80;
+        }
+        if opens(aead, &nonce, AAD, &flipped, &tag).is_some() {
+            return Err(Check::AcceptsFlippedCiphertext);
+        }
+        sealed.push((counter, (ct, tag)));
+    }
+    let keystreams = sealed
+        .iter()
+        .map(|(counter, (ct, _))| (*counter, keystream_blocks(ct, &LARGE)));
+    match shared_block(keystreams) {
+        None => Ok(sealed),
+        Some((first, second)) if first == second => Err(Check::KeystreamRepeats),
+        Some((first, second)) => Err(Check::CounterNoncesShareKeystream { first, second }),
+    }
+}
+
 /// Ciphertext XOR plaintext, the keystream of a stream cipher (and, for
 /// any cipher, what must not repeat between two nonces), as its whole
 /// 16-byte blocks; a partial last block is left out.
@@ -391,11 +436,13 @@ fn nonce_bytes(aead: &dyn Aead, nonce: &[u8]) -> Result<(), Check> {
 }
 
 /// A built-in id must produce the RustCrypto reference's output at every
-/// counter nonce, for the short message and the page-sized one.
+/// counter nonce, for the short message and the page-sized one, and at
+/// both counters of the large one.
 fn same_as_reference(
     builtin: EncryptionAlgorithm,
     key: &SecretKey,
     sealed: &[CounterSeal],
+    large: &[(u64, Sealed)],
 ) -> Result<(), Check> {
     let reference = crate::rustcrypto::ALGORITHMS
         .iter()
@@ -412,6 +459,11 @@ fn same_as_reference(
             return Err(Check::DiffersFromBuiltin {
                 counter: ours.counter,
             });
+        }
+    }
+    for (counter, ours) in large {
+        if seal(aead.as_ref(), &nonce_for(*counter), AAD, &LARGE).as_ref() != Some(ours) {
+            return Err(Check::DiffersFromBuiltin { counter: *counter });
         }
     }
     Ok(())
@@ -455,6 +507,7 @@ mod tests {
         assert_eq!(shared_block([(0, blocks(&MESSAGE))]), None);
         assert_eq!(shared_block([(0, blocks(&PAGE))]), None);
         assert_eq!(&PAGE[..64], &MESSAGE[..]);
+        assert_eq!(&LARGE[..PAGE_LEN], &PAGE[..]);
     }
 
     #[test]

@@ -32,8 +32,11 @@
 //!    one counter or across all of them (a counter block of nonce + block
 //!    index would repeat one counter's keystream one block later in the
 //!    next). Flipping any nonce byte gives keystream sharing no block with
-//!    the original's. A built-in id must also match the RustCrypto
-//!    reference at each counter, for both messages.
+//!    the original's. A message of 64 KiB + 13 bytes, past where a bulk
+//!    path takes over, is sealed at counters 0 and 2^64 - 1: each opens
+//!    back, refuses its last byte flipped, and no keystream block repeats
+//!    within or across the two. A built-in id must also match the
+//!    RustCrypto reference at each counter, for every message.
 //! 6. Misuse resistance, if claimed: the page-sized message, and the same
 //!    with one byte flipped in any one of its 16-byte blocks, sealed under
 //!    one key and nonce, share no 16-byte block of keystream.
@@ -161,7 +164,8 @@ pub enum Check {
     /// Sealing the same input twice gave two outputs.
     NotDeterministic,
     /// A built-in id whose output differs from the RustCrypto reference at
-    /// this counter nonce (for the short or the page-sized message).
+    /// this counter nonce (for the short, the page-sized or the large
+    /// message).
     DiffersFromBuiltin {
         /// The counter.
         counter: u64,
