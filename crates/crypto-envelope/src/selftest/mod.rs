@@ -37,9 +37,11 @@
 //!    back, refuses its last byte flipped, and no keystream block repeats
 //!    within or across the two. A built-in id must also match the
 //!    RustCrypto reference at each counter, for every message.
-//! 6. Misuse resistance, if claimed: the page-sized message, and the same
-//!    with one byte flipped in any one of its 16-byte blocks, sealed under
-//!    one key and nonce, share no 16-byte block of keystream.
+//! 6. Misuse resistance, if claimed: a 269-byte message, and the same with
+//!    one byte flipped in any one of its 16-byte blocks (the partial last
+//!    one included), sealed under one key and nonce, share no 16-byte block
+//!    of keystream; nor do the page-sized message and the same with a byte
+//!    flipped in its first, last or one of three spread-out blocks.
 //!
 //! # What a part must show
 //!
