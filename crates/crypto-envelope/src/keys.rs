@@ -237,6 +237,12 @@ impl MasterKey {
     pub(crate) fn secret(&self) -> &SecretKey {
         &self.0
     }
+
+    /// A master key made of `secret` (a registry root key a key wrapper
+    /// unwrapped).
+    pub(crate) fn from_secret(secret: SecretKey) -> Self {
+        MasterKey(secret)
+    }
 }
 
 /// A data key (DEK): random, wrapped under the master key in the registry,
@@ -418,6 +424,9 @@ pub enum KeySource {
     },
     /// A [`KeyProvider`].
     Provider(Arc<dyn KeyProvider>),
+    /// A [`KeyWrapper`](crate::KeyWrapper): an HSM or KMS key that never
+    /// leaves it. The registry holds a random root key wrapped by it.
+    Wrapper(Arc<dyn crate::KeyWrapper>),
 }
 
 impl fmt::Debug for KeySource {
@@ -430,6 +439,7 @@ impl fmt::Debug for KeySource {
                 .field("params", params)
                 .finish(),
             KeySource::Provider(p) => write!(f, "KeySource::Provider({:?})", p.describe()),
+            KeySource::Wrapper(w) => write!(f, "KeySource::Wrapper({:?})", w.describe()),
         }
     }
 }
@@ -440,6 +450,14 @@ impl KeySource {
         KeySource::Passphrase {
             passphrase,
             params: KdfParams::DEFAULT,
+        }
+    }
+
+    /// The key wrapper, if this source is one.
+    pub fn wrapper(&self) -> Option<&Arc<dyn crate::KeyWrapper>> {
+        match self {
+            KeySource::Wrapper(w) => Some(w),
+            _ => None,
         }
     }
 
@@ -494,6 +512,7 @@ impl KeySource {
         match self {
             KeySource::Key(k) => Ok(k.clone()),
             KeySource::Provider(p) => p.master_key(),
+            KeySource::Wrapper(_) => Err(KeyError::WrapperHasNoKey),
             KeySource::Passphrase { passphrase, .. } => {
                 let (salt, params) = kdf.ok_or(KeyError::KdfParams {
                     reason: "no KDF salt is recorded for this passphrase",
@@ -558,6 +577,13 @@ pub enum KeyError {
     /// The crypto provider's password hash failed its self-test.
     #[error(transparent)]
     SelfTest(crate::selftest::SelfTestFailure),
+    /// A key wrapper (HSM, KMS) failed.
+    #[error(transparent)]
+    Wrap(#[from] crate::WrapError),
+    /// A master key was asked of a key wrapper, which never hands one out:
+    /// what is sealed must record a wrapped key instead.
+    #[error("a key wrapper never hands out its key; this needs a raw key or a passphrase")]
+    WrapperHasNoKey,
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //!   checked by its [`selftest`] before first use; [`hazmat`] for raw
 //!   ciphers, chosen nonces and chosen salts, kept apart.
 //! - Keys: [`SecretKey`], [`MasterKey`], [`DataKey`], [`Passphrase`],
-//!   [`KdfParams`], [`KeySource`], [`KeyProvider`].
+//!   [`KdfParams`], [`KeySource`], [`KeyProvider`], [`KeyWrapper`] (keys
+//!   that never leave an HSM or KMS).
 //! - Sessions and nonces: [`Keyring`], [`WriterSession`], [`DomainSealer`],
 //!   [`NonceTicket`]; the [`session`] module argues why nonces never repeat.
 //! - Files and values: the key [`registry`], [`field`]-level encryption,
@@ -38,6 +39,7 @@ mod ring_provider;
 mod rustcrypto;
 pub mod selftest;
 pub mod session;
+mod wrap;
 
 pub use crate::aead::{Aead, AeadAlgorithm, AeadError};
 pub use algorithm::{AlgorithmId, AlgorithmInfo, EncryptionAlgorithm, UnknownAlgorithm};
@@ -55,4 +57,8 @@ pub use selftest::{KnownAnswer, SelfTestFailure};
 pub use session::{
     Domain, DomainSealer, NONCE_LEN, NonceTicket, SEALS_PER_SESSION, SealObserver, SessionSalt,
     SubkeyId, WriterSession,
+};
+pub use wrap::{
+    KeyWrapper, MAX_WRAPPED_LEN, MAX_WRAPPER_KIND_LEN, MAX_WRAPPING_KEY_ID_LEN, SoftwareWrapper,
+    WrapError,
 };

@@ -12,8 +12,8 @@ use sealkv_crypto_envelope::registry::{
     KekKind, KeyInfo, KeyPurpose, KeyRegistry, KeyState, RegistryError, RegistryFile,
 };
 use sealkv_crypto_envelope::{
-    CryptoProvider, DbId, Domain, EncryptionAlgorithm, KdfParams, KeyId, KeySource, Keyring,
-    MasterKey, Passphrase, field,
+    CryptoProvider, DbId, Domain, EncryptionAlgorithm, KdfParams, KeyError, KeyId, KeySource,
+    KeyWrapper, Keyring, MasterKey, Passphrase, SoftwareWrapper, WrapError, field,
 };
 use sealkv_fileio::{FaultPlan, FaultyVfs, OpKind, SimVfs, Vfs};
 use sha2::{Digest, Sha256};
@@ -108,7 +108,9 @@ fn tampering_that_fixes_the_hash_is_still_caught() {
     let bytes = busy_registry(&raw(1)).to_bytes();
     // Any change to the entries or the MAC, hash recomputed: the key check
     // passes, the registry MAC does not.
-    for i in 122..bytes.len() - 32 {
+    // Entries start after the 90-byte header, the empty wrapper section's
+    // length and the key check.
+    for i in 124..bytes.len() - 32 {
         let mut b = bytes.clone();
         b[i] ^= 0x04;
         rehash(&mut b);
@@ -127,11 +129,20 @@ fn tampering_that_fixes_the_hash_is_still_caught() {
     ));
     // A future version with a valid hash is named as such.
     let mut b = bytes.clone();
-    b[9] = 2;
+    b[9] = 3;
     rehash(&mut b);
     assert!(matches!(
         KeyRegistry::open(&b, &raw(1)),
-        Err(RegistryError::UnsupportedVersion(2))
+        Err(RegistryError::UnsupportedVersion(3))
+    ));
+    // The same bytes labelled version 1 lose their wrapper section's
+    // framing: corruption, never a misread.
+    let mut b = bytes.clone();
+    b[9] = 1;
+    rehash(&mut b);
+    assert!(matches!(
+        KeyRegistry::open(&b, &raw(1)),
+        Err(RegistryError::Corruption { .. } | RegistryError::WrongKey)
     ));
 }
 
@@ -583,4 +594,207 @@ proptest! {
             prop_assert_eq!(ring.active(), Some(back.active_data_key()));
         }
     }
+}
+
+fn soft(id: &str, byte: u8) -> KeySource {
+    KeySource::Wrapper(Arc::new(SoftwareWrapper::new(
+        id,
+        MasterKey::from_bytes(&[byte; 32]).unwrap(),
+    )))
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_wrapped_registry_opens_with_its_wrapper_only() {
+    let kek = soft("hsm-key-1", 0x31);
+    let r = busy_registry(&kek);
+    assert_eq!(r.kek_kind(), KekKind::Wrapped);
+    assert_eq!(r.wrapping_key(), Some(("software", "hsm-key-1")));
+    let bytes = r.to_bytes();
+    assert!(
+        !contains(&bytes, &[0x31; 8]),
+        "the wrapping key is not in the file"
+    );
+    assert!(contains(&bytes, b"hsm-key-1"), "the key id is recorded");
+    let reopened = KeyRegistry::open(&bytes, &kek).unwrap();
+    assert_eq!(infos(&reopened), infos(&r));
+    let active = r.active_data_key();
+    assert_eq!(
+        reopened.data_key(active).unwrap().id,
+        r.data_key(active).unwrap().id
+    );
+    assert_eq!(reopened.wrapping_key(), Some(("software", "hsm-key-1")));
+    // Another key id: refused before any unwrap. The same id under another
+    // key: the unwrap fails. Both are the wrong key.
+    for other in [soft("hsm-key-2", 0x31), soft("hsm-key-1", 0x32)] {
+        assert!(matches!(
+            KeyRegistry::open(&bytes, &other),
+            Err(RegistryError::WrongKey)
+        ));
+    }
+    assert!(matches!(
+        KeyRegistry::open(&bytes, &raw(0x31)),
+        Err(RegistryError::KekKindMismatch {
+            registry: KekKind::Wrapped,
+            given: KekKind::Raw
+        })
+    ));
+    // Damage anywhere is told apart from success.
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x10;
+        assert!(KeyRegistry::open(&b, &kek).is_err(), "flip at {i} opened");
+    }
+}
+
+#[test]
+fn wrapper_section_tampering_with_a_fixed_hash_is_wrong_key_or_corruption() {
+    let kek = soft("k", 0x41);
+    let bytes = busy_registry(&kek).to_bytes();
+    let section_len = usize::from(u16::from_be_bytes([bytes[90], bytes[91]]));
+    assert!(section_len > 0);
+    for i in 90..92 + section_len {
+        let mut b = bytes.clone();
+        b[i] ^= 0x01;
+        rehash(&mut b);
+        match KeyRegistry::open(&b, &kek) {
+            Err(RegistryError::WrongKey | RegistryError::Corruption { .. }) => {}
+            other => panic!("tamper at {i}: {:?}", other.map(|_| ())),
+        }
+    }
+}
+
+#[test]
+fn rekey_moves_between_raw_passphrase_and_wrapper_keys_unchanged() {
+    let mut r = busy_registry(&raw(7));
+    let before: Vec<_> = r
+        .keys()
+        .iter()
+        .filter(|k| k.state.has_material())
+        .map(|k| (k.id, k.purpose))
+        .collect();
+    let keyring_before = r.to_keyring().unwrap();
+    let session = keyring_before.start_session().unwrap();
+    let sealer = session.sealer(Domain::Page);
+    let mut page = b"sealed under the first keyring".to_vec();
+    let mut tag = [0u8; 16];
+    let ctr = sealer.seal(b"aad", &mut page, &mut tag).unwrap();
+    let subkey = *sealer.subkey_id();
+    let chain = [
+        soft("a", 1),
+        soft("b", 2),
+        pass("correct horse battery", KdfParams::FLOOR),
+        soft("a", 1),
+        raw(8),
+    ];
+    let mut previous = raw(7);
+    for next in chain {
+        r.rekey(&next).unwrap();
+        let bytes = r.to_bytes();
+        assert!(
+            KeyRegistry::open(&bytes, &previous).is_err(),
+            "the previous KEK no longer opens"
+        );
+        let reopened = KeyRegistry::open(&bytes, &next).unwrap();
+        let kind = match &next {
+            KeySource::Passphrase { .. } => KekKind::Passphrase,
+            KeySource::Wrapper(_) => KekKind::Wrapped,
+            _ => KekKind::Raw,
+        };
+        assert_eq!(reopened.kek_kind(), kind);
+        for (id, purpose) in &before {
+            let k = match purpose {
+                KeyPurpose::Data => reopened.data_key(*id).unwrap(),
+                KeyPurpose::Field => reopened.field_key(*id).unwrap(),
+            };
+            assert_eq!(k.id, *id);
+        }
+        // The data keys themselves are unchanged: what the first keyring
+        // sealed, the reopened one opens.
+        let ring = reopened.to_keyring().unwrap();
+        let mut opened = page.clone();
+        ring.open(&subkey, ctr, b"aad", &mut opened, &tag).unwrap();
+        assert_eq!(opened, b"sealed under the first keyring");
+        previous = next;
+        r = reopened;
+    }
+}
+
+#[test]
+fn a_version_1_registry_opens_and_is_rewritten_as_version_2() {
+    let v1 =
+        include_bytes!("../../engine/tests/golden/pagefile1-wal2-keys1-engine2/aes-256-gcm/KEYS");
+    assert_eq!(&v1[8..10], &[0, 1]);
+    let kek = raw(0x60);
+    let r = KeyRegistry::open(v1, &kek).unwrap();
+    let v2 = r.to_bytes();
+    assert_eq!(&v2[8..10], &[0, 2]);
+    let again = KeyRegistry::open(&v2, &kek).unwrap();
+    assert_eq!(infos(&again), infos(&r));
+    assert_eq!(again.generation(), r.generation());
+    assert!(matches!(
+        KeyRegistry::open(v1, &raw(0x61)),
+        Err(RegistryError::WrongKey)
+    ));
+}
+
+/// A wrapper that fails the way a broken or unreachable HSM does.
+struct BrokenWrapper {
+    unwraps: bool,
+}
+
+impl KeyWrapper for BrokenWrapper {
+    fn kind(&self) -> &str {
+        "software"
+    }
+    fn key_id(&self) -> Result<String, WrapError> {
+        Ok("k".into())
+    }
+    fn wrap(&self, _key: &sealkv_crypto_envelope::SecretKey) -> Result<Vec<u8>, WrapError> {
+        Ok(vec![7; 40])
+    }
+    fn unwrap(&self, _wrapped: &[u8]) -> Result<sealkv_crypto_envelope::SecretKey, WrapError> {
+        if self.unwraps {
+            Ok(sealkv_crypto_envelope::SecretKey::from_bytes(&[3; 32]).unwrap())
+        } else {
+            Err(WrapError::Unavailable("the token does not answer".into()))
+        }
+    }
+    fn describe(&self) -> String {
+        "broken".into()
+    }
+}
+
+#[test]
+fn an_unreachable_wrapper_is_its_own_error_and_a_lossy_one_is_refused() {
+    let bytes = busy_registry(&soft("k", 0x41)).to_bytes();
+    let down = KeySource::Wrapper(Arc::new(BrokenWrapper { unwraps: false }));
+    assert!(matches!(
+        KeyRegistry::open(&bytes, &down),
+        Err(RegistryError::Key(KeyError::Wrap(WrapError::Unavailable(
+            _
+        ))))
+    ));
+    // A wrapper whose unwrap does not give back what it wrapped would
+    // leave a registry nobody can open: refused at creation and at rekey.
+    let lossy = KeySource::Wrapper(Arc::new(BrokenWrapper { unwraps: true }));
+    assert!(matches!(
+        KeyRegistry::create(DbId([1; 16]), &lossy, GCM.id()),
+        Err(RegistryError::Key(KeyError::Wrap(WrapError::Failed(_))))
+    ));
+    let mut r = busy_registry(&raw(1));
+    let generation = r.generation();
+    assert!(r.rekey(&lossy).is_err());
+    assert_eq!(r.kek_kind(), KekKind::Raw);
+    assert!(KeyRegistry::open(&r.to_bytes(), &raw(1)).is_ok());
+    assert_eq!(r.generation(), generation);
+    // The key id and description are in Debug; the wrapping key is not.
+    let debug = format!("{:?}", soft("label", 0x5a));
+    assert!(
+        debug.contains("label") && !debug.contains("90, 90"),
+        "{debug}"
+    );
 }

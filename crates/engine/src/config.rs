@@ -79,6 +79,7 @@ impl fmt::Debug for Config {
             Some(KeySource::Key(_)) => "raw key <redacted>",
             Some(KeySource::Passphrase { .. }) => "passphrase <redacted>",
             Some(KeySource::Provider(_)) => "key provider",
+            Some(KeySource::Wrapper(_)) => "key wrapper",
         };
         f.debug_struct("Config")
             .field("path", &self.path)
@@ -172,6 +173,14 @@ impl Config {
         self.key = Some(source);
         self.encrypt_at_rest = true;
         self
+    }
+
+    /// A key wrapper (an HSM or KMS key that never leaves it, see
+    /// [`KeyWrapper`](crate::crypto::KeyWrapper)) instead of a master key,
+    /// and turns `encrypt_at_rest` on.
+    #[must_use]
+    pub fn key_wrapper(self, wrapper: Arc<dyn crate::crypto::KeyWrapper>) -> Self {
+        self.key_source(KeySource::Wrapper(wrapper))
     }
 
     /// A passphrase with an explicit Argon2id cost for a new database.

@@ -75,7 +75,7 @@ pub enum RegistryError {
         algorithm: AlgorithmId,
     },
     /// The registry was written by a format version this build cannot read.
-    #[error("key registry format version {0} is not supported (this build reads version 1)")]
+    #[error("key registry format version {0} is not supported (this build reads versions 1 and 2)")]
     UnsupportedVersion(u16),
     /// The registry file exists already.
     #[error("key registry {} exists already", .0.display())]

@@ -1,5 +1,6 @@
-//! The registry's byte layout (format version 1, big-endian): parsing into
-//! plain fields, and the constants both directions share. No cryptography
+//! The registry's byte layout (format version 2, big-endian; version 1 is
+//! still read): parsing into plain fields, and the constants both
+//! directions share. No cryptography
 //! here beyond the unkeyed SHA-256; docs/FORMAT.md documents every byte.
 
 use sha2::{Digest, Sha256};
@@ -13,22 +14,24 @@ use super::{KekKind, KeyPurpose, KeyState};
 
 /// The file's first eight bytes.
 pub(super) const MAGIC: &[u8; 8] = b"SEALKEYS";
-/// The format version this build writes and reads.
-pub(super) const VERSION: u16 = 1;
-/// Length of the public header (magic through key count).
+/// The format version this build writes.
+pub(super) const VERSION: u16 = 2;
+/// The older format version this build still reads: no wrapper section.
+pub(super) const VERSION_1: u16 = 1;
+/// Length of the fixed public header (magic through key count).
 pub(super) const HEADER_LEN: usize = 90;
-/// Offset of the key-check value.
-pub(super) const KEY_CHECK_OFFSET: usize = HEADER_LEN;
 /// Length of a MAC, the key check or the hash.
 pub(super) const DIGEST_LEN: usize = 32;
-/// Offset of the first entry.
-pub(super) const ENTRIES_OFFSET: usize = KEY_CHECK_OFFSET + DIGEST_LEN;
+/// Offset of the first entry of a registry without a wrapper section.
+#[cfg(test)]
+pub(super) const ENTRIES_OFFSET: usize = HEADER_LEN + 2 + DIGEST_LEN;
 /// Length of an entry's fixed part.
 pub(super) const ENTRY_FIXED_LEN: usize = 8;
 /// Length of a wrapped key: 32 bytes of ciphertext and a 16-byte tag.
 pub(super) const WRAPPED_LEN: usize = 48;
-/// The shortest valid registry: header, key check, no entries, MAC, hash.
-pub(super) const MIN_LEN: usize = ENTRIES_OFFSET + 2 * DIGEST_LEN;
+/// The shortest valid registry (version 1): header, key check, no
+/// entries, MAC, hash.
+pub(super) const MIN_LEN: usize = HEADER_LEN + DIGEST_LEN + 2 * DIGEST_LEN;
 
 const OFF_VERSION: usize = 8;
 const OFF_DB_ID: usize = 10;
@@ -48,11 +51,21 @@ pub(super) struct StoredKdf {
     pub(super) params: KdfParams,
 }
 
+/// The key wrapper that wrapped the registry's root key, and the wrapped
+/// root key, as stored (all public).
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct StoredWrap {
+    pub(super) kind: String,
+    pub(super) key_id: String,
+    pub(super) wrapped: Vec<u8>,
+}
+
 /// The public header, decoded.
 pub(super) struct Header {
     pub(super) db_id: DbId,
     pub(super) kek_kind: KekKind,
     pub(super) kdf: Option<StoredKdf>,
+    pub(super) wrap: Option<StoredWrap>,
     pub(super) default_algorithm: AlgorithmId,
     pub(super) generation: u64,
     pub(super) next_id: u32,
@@ -71,8 +84,11 @@ pub(super) struct RawEntry {
 
 /// A registry whose structure and hash check out, before any key is used.
 pub(super) struct Parsed<'a> {
+    /// The format version read.
+    pub(super) version: u16,
     pub(super) header: Header,
-    /// Bytes `0..HEADER_LEN`: what the key check covers.
+    /// The fixed header and (from version 2) the wrapper section: what the
+    /// key check covers.
     pub(super) header_bytes: &'a [u8],
     pub(super) key_check: &'a [u8],
     /// Everything the registry MAC covers.
@@ -157,7 +173,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RegistryError> {
         pos: OFF_VERSION,
     };
     let version = r.u16("version")?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(RegistryError::UnsupportedVersion(version));
     }
     debug_assert_eq!(r.pos, OFF_DB_ID);
@@ -165,6 +181,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RegistryError> {
     let kek_kind = match r.u8("KEK kind")? {
         1 => KekKind::Raw,
         2 => KekKind::Passphrase,
+        3 if version >= VERSION => KekKind::Wrapped,
         _ => return Err(corrupt("unknown KEK kind", OFF_KEK_KIND)),
     };
     if r.u8("reserved")? != 0 {
@@ -179,7 +196,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RegistryError> {
         parallelism: r.u32("KDF lanes")?,
     };
     let kdf = match kek_kind {
-        KekKind::Raw => {
+        KekKind::Raw | KekKind::Wrapped => {
             if salt != [0; 32]
                 || params
                     != (KdfParams {
@@ -209,12 +226,22 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RegistryError> {
     debug_assert_eq!(r.pos, OFF_KEY_COUNT);
     let key_count = r.u32("key count")?;
     debug_assert_eq!(r.pos, HEADER_LEN);
+    let wrap = if version >= VERSION {
+        parse_wrapper_section(&mut r, kek_kind)?
+    } else {
+        None
+    };
+    let header_len = r.pos;
     let key_check = r.take(DIGEST_LEN, "key check")?;
+    let entries_at = r.pos;
 
     let mac_at = body.len() - DIGEST_LEN;
     // Each entry takes at least ENTRY_FIXED_LEN bytes: bound the count by the
     // length before allocating for it.
-    let room = (mac_at - ENTRIES_OFFSET) / ENTRY_FIXED_LEN;
+    let room = mac_at
+        .checked_sub(entries_at)
+        .ok_or(corrupt("registry shorter than its fixed parts", entries_at))?
+        / ENTRY_FIXED_LEN;
     if key_count as usize > room {
         return Err(corrupt("key count larger than the file", OFF_KEY_COUNT));
     }
@@ -269,20 +296,22 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RegistryError> {
         return Err(corrupt("entries do not end where the MAC starts", r.pos));
     }
     if data_active != 1 {
-        return Err(corrupt("not exactly one active data key", ENTRIES_OFFSET));
+        return Err(corrupt("not exactly one active data key", entries_at));
     }
     let (mac_input, rest) = body.split_at(mac_at);
     Ok(Parsed {
+        version,
         header: Header {
             db_id,
             kek_kind,
             kdf,
+            wrap,
             default_algorithm,
             generation,
             next_id,
             key_count,
         },
-        header_bytes: body.get(..HEADER_LEN).ok_or(corrupt("header", 0))?,
+        header_bytes: body.get(..header_len).ok_or(corrupt("header", 0))?,
         key_check,
         mac_input,
         mac: rest,
@@ -290,8 +319,53 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, RegistryError> {
     })
 }
 
-/// Encodes the public header.
-pub(super) fn encode_header(h: &Header) -> [u8; HEADER_LEN] {
+/// The wrapper section of a version-2 header: its length (u16), then for a
+/// wrapped root key the wrapper kind (u8 length, ASCII), the wrapping key
+/// id (u8 length, UTF-8) and the wrapped root key (u16 length); empty for
+/// the other KEK kinds.
+fn parse_wrapper_section(
+    r: &mut Reader<'_>,
+    kek_kind: KekKind,
+) -> Result<Option<StoredWrap>, RegistryError> {
+    let at = r.pos;
+    let len = usize::from(r.u16("wrapper section length")?);
+    let start = r.pos;
+    if kek_kind != KekKind::Wrapped {
+        return if len == 0 {
+            Ok(None)
+        } else {
+            Err(corrupt("wrapper section for a key that is not wrapped", at))
+        };
+    }
+    let kind_len = usize::from(r.u8("wrapper kind length")?);
+    let kind = r.take(kind_len, "wrapper kind")?;
+    let id_len = usize::from(r.u8("wrapping key id length")?);
+    let key_id = r.take(id_len, "wrapping key id")?;
+    let wrapped_len = usize::from(r.u16("wrapped root key length")?);
+    let wrapped = r.take(wrapped_len, "wrapped root key")?;
+    if r.pos - start != len {
+        return Err(corrupt("wrapper section length does not add up", at));
+    }
+    let kind = std::str::from_utf8(kind)
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= crate::MAX_WRAPPER_KIND_LEN && k.is_ascii())
+        .ok_or(corrupt("wrapper kind is not 1 to 32 ASCII bytes", start))?;
+    let key_id = std::str::from_utf8(key_id)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .ok_or(corrupt("wrapping key id is not UTF-8", start))?;
+    if wrapped.is_empty() || wrapped.len() > crate::MAX_WRAPPED_LEN {
+        return Err(corrupt("wrapped root key length out of bounds", start));
+    }
+    Ok(Some(StoredWrap {
+        kind: kind.to_string(),
+        key_id: key_id.to_string(),
+        wrapped: wrapped.to_vec(),
+    }))
+}
+
+/// Encodes the public header: the fixed part and the wrapper section.
+pub(super) fn encode_header(h: &Header) -> Vec<u8> {
     let mut out = [0u8; HEADER_LEN];
     let mut w = Writer {
         out: &mut out,
@@ -304,6 +378,7 @@ pub(super) fn encode_header(h: &Header) -> [u8; HEADER_LEN] {
         match h.kek_kind {
             KekKind::Raw => 1,
             KekKind::Passphrase => 2,
+            KekKind::Wrapped => 3,
         },
         0,
     ]);
@@ -327,7 +402,23 @@ pub(super) fn encode_header(h: &Header) -> [u8; HEADER_LEN] {
     w.put(&h.next_id.to_be_bytes());
     w.put(&h.key_count.to_be_bytes());
     debug_assert_eq!(w.pos, HEADER_LEN);
-    out
+    let mut header = out.to_vec();
+    let mut section = Vec::new();
+    if let Some(wrap) = &h.wrap {
+        // The lengths were checked when the wrapper reported them.
+        debug_assert!(wrap.kind.len() <= crate::MAX_WRAPPER_KIND_LEN);
+        debug_assert!(wrap.key_id.len() <= crate::MAX_WRAPPING_KEY_ID_LEN);
+        debug_assert!(wrap.wrapped.len() <= crate::MAX_WRAPPED_LEN);
+        section.push(wrap.kind.len() as u8);
+        section.extend_from_slice(wrap.kind.as_bytes());
+        section.push(wrap.key_id.len() as u8);
+        section.extend_from_slice(wrap.key_id.as_bytes());
+        section.extend_from_slice(&(wrap.wrapped.len() as u16).to_be_bytes());
+        section.extend_from_slice(&wrap.wrapped);
+    }
+    header.extend_from_slice(&(section.len() as u16).to_be_bytes());
+    header.extend_from_slice(&section);
+    header
 }
 
 struct Writer<'a> {
@@ -376,8 +467,9 @@ pub(super) fn encode_entry(
 }
 
 /// The AAD that binds a wrapped key to its database, id, purpose, algorithm
-/// and the format version.
+/// and the format version (`version`: the one read, or [`VERSION`]).
 pub(super) fn wrap_aad(
+    version: u16,
     db_id: &DbId,
     id: KeyId,
     purpose: KeyPurpose,
@@ -389,7 +481,7 @@ pub(super) fn wrap_aad(
         pos: 0,
     };
     w.put(MAGIC);
-    w.put(&VERSION.to_be_bytes());
+    w.put(&version.to_be_bytes());
     w.put(db_id.as_bytes());
     w.put(&id.0.to_be_bytes());
     w.put(&[match purpose {

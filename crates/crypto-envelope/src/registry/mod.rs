@@ -15,6 +15,12 @@
 //!   registry for good (crypto-shredding; older copies of the registry, as
 //!   in backups, still hold it).
 //!
+//! Under a [`KeyWrapper`](crate::KeyWrapper) (an HSM or KMS key that never
+//! leaves it) the KEK is a random *root key*: the header records the
+//! wrapper's kind, its key id and the root key as the wrapper wrapped it,
+//! and opening asks the wrapper for one unwrap. A wrapper naming another
+//! key, or whose unwrap does not authenticate, is `WrongKey`.
+//!
 //! Every change increments the [`generation`](KeyRegistry::generation), which
 //! the page store records so that a registry put back from an older copy is
 //! noticed. [`KeyRegistry::rekey`] re-wraps every key under a new KEK in
@@ -78,7 +84,7 @@ use std::sync::Arc;
 use crate::algorithm::AlgorithmId;
 use crate::ids::DbId;
 use crate::keyring::Keyring;
-use crate::keys::{DataKey, KdfParams, KeyId, KeySource, SecretKey};
+use crate::keys::{DataKey, KdfParams, KeyError, KeyId, KeySource, MasterKey, SecretKey};
 use crate::provider::CryptoProvider;
 
 pub use anchor::{ANCHOR_TAG_LEN, AnchorKey};
@@ -86,11 +92,11 @@ pub use error::RegistryError;
 pub use file::{MAX_REGISTRY_LEN, REGISTRY_FILE_NAME, RegistryFile};
 pub use types::{KekKind, KeyInfo, KeyPurpose, KeyState};
 
-use format::{Header, StoredKdf};
+use format::{Header, StoredKdf, StoredWrap};
 use kek::KekKeys;
 
-/// The registry format version this build writes (and the only one it
-/// reads).
+/// The registry format version this build writes (it also reads version
+/// 1, which has no wrapper section).
 pub const REGISTRY_FORMAT_VERSION: u16 = format::VERSION;
 
 /// A key's material and its wrapped form under the current KEK.
@@ -118,6 +124,7 @@ pub struct KeyRegistry {
     provider: Arc<CryptoProvider>,
     kek_kind: KekKind,
     kdf: Option<StoredKdf>,
+    wrap: Option<StoredWrap>,
     kek: KekKeys,
     default_algorithm: AlgorithmId,
     generation: u64,
@@ -132,18 +139,42 @@ impl fmt::Debug for KeyRegistry {
             .field("generation", &self.generation)
             .field("kek_kind", &self.kek_kind)
             .field("kdf_params", &self.kdf.map(|k| k.params))
+            .field("wrapping_key", &self.wrapping_key())
             .field("default_algorithm", &self.default_algorithm)
             .field("keys", &self.keys())
             .finish_non_exhaustive()
     }
 }
 
-/// Resolves the KEK from `source` for a registry of kind `kind` with `kdf`.
+/// A wrapper's failure as a registry error: a wrapping key that is not
+/// there or does not open the root key is the wrong key.
+fn wrap_error(e: crate::WrapError) -> RegistryError {
+    match e {
+        crate::WrapError::WrongKey(_) => RegistryError::WrongKey,
+        other => RegistryError::Key(KeyError::Wrap(other)),
+    }
+}
+
+/// The registry root key `wrap` holds, unwrapped by the wrapper of
+/// `source`. A wrapper of another kind, or naming another key, is the wrong
+/// key (no unwrap is tried).
+fn unwrap_root(source: &KeySource, wrap: &StoredWrap) -> Result<MasterKey, RegistryError> {
+    let wrapper = source.wrapper().ok_or(RegistryError::WrongKey)?;
+    if wrapper.kind() != wrap.kind || wrapper.key_id().map_err(wrap_error)? != wrap.key_id {
+        return Err(RegistryError::WrongKey);
+    }
+    let root = wrapper.unwrap(&wrap.wrapped).map_err(wrap_error)?;
+    Ok(MasterKey::from_secret(root))
+}
+
+/// Resolves the KEK from `source` for a registry of kind `kind` with `kdf`
+/// or `wrap`.
 fn resolve_kek(
     provider: &CryptoProvider,
     source: &KeySource,
     kind: KekKind,
     kdf: Option<&StoredKdf>,
+    wrap: Option<&StoredWrap>,
     db_id: &DbId,
 ) -> Result<KekKeys, RegistryError> {
     let given = KekKind::of(source);
@@ -165,8 +196,64 @@ fn resolve_kek(
             });
         }
         (KekKind::Raw, _) => source.resolve_with(provider, None)?,
+        (KekKind::Wrapped, _) => {
+            let wrap = wrap.ok_or(RegistryError::Corruption {
+                what: "wrapped registry without a wrapper section",
+                offset: 90,
+            })?;
+            unwrap_root(source, wrap)?
+        }
     };
     KekKeys::derive(provider, &kek, db_id)
+}
+
+/// The KEK of something new under `source`, and what the header records
+/// of it: a fresh salt for a passphrase, a fresh root key wrapped by a
+/// key wrapper (unwrapped once again and compared before it is trusted, so
+/// a wrapper that cannot unwrap what it wrapped is refused before any
+/// registry depends on it).
+fn new_kek(
+    provider: &CryptoProvider,
+    source: &KeySource,
+    db_id: &DbId,
+) -> Result<(Option<StoredKdf>, Option<StoredWrap>, KekKeys), RegistryError> {
+    let kind = KekKind::of(source);
+    if let Some(wrapper) = source.wrapper() {
+        let key_id = wrapper.key_id().map_err(wrap_error)?;
+        crate::wrap::check_wrapper_id(wrapper.kind(), &key_id)
+            .map_err(|e| RegistryError::Key(KeyError::Wrap(e)))?;
+        let root = SecretKey::random_from(provider)?;
+        let wrapped = wrapper
+            .wrap(&root)
+            .map_err(|e| RegistryError::Key(KeyError::Wrap(e)))?;
+        if wrapped.is_empty() || wrapped.len() > crate::MAX_WRAPPED_LEN {
+            return Err(RegistryError::Key(KeyError::Wrap(
+                crate::WrapError::Failed(format!(
+                    "wrapped key of {} bytes (1 to {} allowed)",
+                    wrapped.len(),
+                    crate::MAX_WRAPPED_LEN
+                )),
+            )));
+        }
+        let again = wrapper
+            .unwrap(&wrapped)
+            .map_err(|e| RegistryError::Key(KeyError::Wrap(e)))?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(root.expose(), again.expose())) {
+            return Err(RegistryError::Key(KeyError::Wrap(
+                crate::WrapError::Failed("the wrapper does not unwrap what it wrapped".into()),
+            )));
+        }
+        let wrap = StoredWrap {
+            kind: wrapper.kind().to_string(),
+            key_id,
+            wrapped,
+        };
+        let keys = KekKeys::derive(provider, &MasterKey::from_secret(root), db_id)?;
+        return Ok((None, Some(wrap), keys));
+    }
+    let kdf = new_kdf(provider, source)?;
+    let keys = resolve_kek(provider, source, kind, kdf.as_ref(), None, db_id)?;
+    Ok((kdf, None, keys))
 }
 
 /// A fresh KDF salt and the cost asked for by `source`, if it is a
@@ -214,13 +301,13 @@ impl KeyRegistry {
     ) -> Result<Self, RegistryError> {
         check_algorithm(&provider, algorithm)?;
         let kek_kind = KekKind::of(kek);
-        let kdf = new_kdf(&provider, kek)?;
-        let keys = resolve_kek(&provider, kek, kek_kind, kdf.as_ref(), &db_id)?;
+        let (kdf, wrap, keys) = new_kek(&provider, kek, &db_id)?;
         let mut reg = KeyRegistry {
             db_id,
             provider,
             kek_kind,
             kdf,
+            wrap,
             kek: keys,
             default_algorithm: algorithm,
             generation: 0,
@@ -252,7 +339,14 @@ impl KeyRegistry {
     ) -> Result<Self, RegistryError> {
         let parsed = format::parse(bytes)?;
         let h = &parsed.header;
-        let keys = resolve_kek(&provider, kek, h.kek_kind, h.kdf.as_ref(), &h.db_id)?;
+        let keys = resolve_kek(
+            &provider,
+            kek,
+            h.kek_kind,
+            h.kdf.as_ref(),
+            h.wrap.as_ref(),
+            &h.db_id,
+        )?;
         if !keys.verify_key_check(parsed.header_bytes, parsed.key_check) {
             return Err(RegistryError::WrongKey);
         }
@@ -273,17 +367,34 @@ impl KeyRegistry {
             let material = match &raw.wrapped {
                 None => None,
                 Some(w) => {
-                    let aad = format::wrap_aad(&h.db_id, raw.id, raw.purpose, raw.algorithm);
+                    let aad = format::wrap_aad(
+                        parsed.version,
+                        &h.db_id,
+                        raw.id,
+                        raw.purpose,
+                        raw.algorithm,
+                    );
                     let secret =
                         keys.unwrap(raw.id, &aad, w)?
                             .ok_or(RegistryError::Corruption {
                                 what: "wrapped key does not open",
                                 offset: raw.offset,
                             })?;
-                    Some(Material {
-                        secret,
-                        wrapped: *w,
-                    })
+                    // A key read from an older version is re-wrapped under
+                    // this version's AAD, which the next write records.
+                    let wrapped = if parsed.version == format::VERSION {
+                        *w
+                    } else {
+                        let aad = format::wrap_aad(
+                            format::VERSION,
+                            &h.db_id,
+                            raw.id,
+                            raw.purpose,
+                            raw.algorithm,
+                        );
+                        keys.wrap(raw.id, &aad, &secret)?
+                    };
+                    Some(Material { secret, wrapped })
                 }
             };
             entries.insert(raw.id, Entry { info, material });
@@ -300,6 +411,7 @@ impl KeyRegistry {
             provider,
             kek_kind: h.kek_kind,
             kdf: h.kdf,
+            wrap: parsed.header.wrap.clone(),
             kek: keys,
             default_algorithm: h.default_algorithm,
             generation: h.generation,
@@ -314,13 +426,16 @@ impl KeyRegistry {
             db_id: self.db_id,
             kek_kind: self.kek_kind,
             kdf: self.kdf,
+            wrap: self.wrap.clone(),
             default_algorithm: self.default_algorithm,
             generation: self.generation,
             next_id: self.next_id,
             key_count: u32::try_from(self.entries.len()).unwrap_or(u32::MAX),
         });
         let mut out = Vec::with_capacity(
-            format::MIN_LEN + self.entries.len() * (format::ENTRY_FIXED_LEN + format::WRAPPED_LEN),
+            header.len()
+                + 3 * format::DIGEST_LEN
+                + self.entries.len() * (format::ENTRY_FIXED_LEN + format::WRAPPED_LEN),
         );
         out.extend_from_slice(&header);
         out.extend_from_slice(&self.kek.key_check(&header));
@@ -354,7 +469,7 @@ impl KeyRegistry {
             .checked_add(1)
             .ok_or(RegistryError::Exhausted("key ids"))?;
         let secret = SecretKey::random_from(&self.provider)?;
-        let aad = format::wrap_aad(&self.db_id, id, purpose, algorithm);
+        let aad = format::wrap_aad(format::VERSION, &self.db_id, id, purpose, algorithm);
         let wrapped = self.kek.wrap(id, &aad, &secret)?;
         self.entries.insert(
             id,
@@ -453,19 +568,24 @@ impl KeyRegistry {
         Ok(())
     }
 
-    /// Re-wraps every key under the KEK from `new_kek` (which may change
-    /// between raw key and passphrase; a passphrase gets a fresh salt).
+    /// Re-wraps every key under the KEK from `source` (which may change
+    /// between raw key, passphrase and key wrapper; a passphrase gets a
+    /// fresh salt, a key wrapper a fresh root key).
     /// O(number of keys); no key changes, so no data is rewritten.
-    pub fn rekey(&mut self, new_kek: &KeySource) -> Result<(), RegistryError> {
+    pub fn rekey(&mut self, source: &KeySource) -> Result<(), RegistryError> {
         let generation = self.bump()?;
-        let kind = KekKind::of(new_kek);
-        let kdf = new_kdf(&self.provider, new_kek)?;
-        let keys = resolve_kek(&self.provider, new_kek, kind, kdf.as_ref(), &self.db_id)?;
+        let kind = KekKind::of(source);
+        let (kdf, wrap, keys) = new_kek(&self.provider, source, &self.db_id)?;
         let mut rewrapped = Vec::with_capacity(self.entries.len());
         for e in self.entries.values() {
             if let Some(m) = &e.material {
-                let aad =
-                    format::wrap_aad(&self.db_id, e.info.id, e.info.purpose, e.info.algorithm);
+                let aad = format::wrap_aad(
+                    format::VERSION,
+                    &self.db_id,
+                    e.info.id,
+                    e.info.purpose,
+                    e.info.algorithm,
+                );
                 rewrapped.push((e.info.id, keys.wrap(e.info.id, &aad, &m.secret)?));
             }
         }
@@ -477,6 +597,7 @@ impl KeyRegistry {
         self.kek = keys;
         self.kek_kind = kind;
         self.kdf = kdf;
+        self.wrap = wrap;
         self.generation = generation;
         Ok(())
     }
@@ -511,6 +632,14 @@ impl KeyRegistry {
     /// How the KEK is obtained.
     pub fn kek_kind(&self) -> KekKind {
         self.kek_kind
+    }
+
+    /// The wrapper kind and wrapping key id that wrapped the root key, for a
+    /// registry under a [`KeyWrapper`](crate::KeyWrapper) (both public).
+    pub fn wrapping_key(&self) -> Option<(&str, &str)> {
+        self.wrap
+            .as_ref()
+            .map(|w| (w.kind.as_str(), w.key_id.as_str()))
     }
 
     /// The passphrase KDF's cost, for a passphrase registry.

@@ -14,6 +14,9 @@ pub enum KekKind {
     /// A passphrase, stretched with Argon2id under the salt and cost stored
     /// in the registry header.
     Passphrase,
+    /// A [`KeyWrapper`](crate::KeyWrapper) (an HSM or KMS key): the header
+    /// records the wrapper, its key id and a random root key it wrapped.
+    Wrapped,
 }
 
 impl fmt::Display for KekKind {
@@ -21,16 +24,17 @@ impl fmt::Display for KekKind {
         f.write_str(match self {
             KekKind::Raw => "raw key",
             KekKind::Passphrase => "passphrase",
+            KekKind::Wrapped => "key wrapper",
         })
     }
 }
 
 impl KekKind {
     pub(super) fn of(source: &KeySource) -> Self {
-        if source.is_passphrase() {
-            KekKind::Passphrase
-        } else {
-            KekKind::Raw
+        match source {
+            KeySource::Passphrase { .. } => KekKind::Passphrase,
+            KeySource::Wrapper(_) => KekKind::Wrapped,
+            KeySource::Key(_) | KeySource::Provider(_) => KekKind::Raw,
         }
     }
 }

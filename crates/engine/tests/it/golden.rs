@@ -18,7 +18,10 @@ use sealkv::crypto::{EncryptionAlgorithm, KeyId, MasterKey};
 use sealkv::{Config, Db, Error, SyncMode};
 
 /// Each committed set this build reads.
-const SETS: &[&str] = &["pagefile1-wal2-keys1-engine2"];
+const SETS: &[&str] = &[
+    "pagefile1-wal2-keys1-engine2",
+    "pagefile1-wal2-keys2-engine2",
+];
 
 /// Committed sets this build refuses, with the format version it must
 /// name: written before keyspaces, their keys have no keyspace prefix.
