@@ -1,0 +1,187 @@
+//! The PKCS#11 wrapper against a real token: SoftHSM2, with a token made in
+//! a temporary directory for this run.
+//!
+//! SoftHSM2 reads its configuration (`SOFTHSM2_CONF`) once, when the module
+//! is initialized, for the whole process; so the test prepares the token
+//! and then runs itself again as a child process with `SOFTHSM2_CONF` set.
+//!
+//! Without SoftHSM2 (the `softhsm2` package: its module and
+//! `softhsm2-util`) the test says loudly that it is skipped, except under
+//! CI (`CI` set to anything but `0` or `false`), where it fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use sealkv::crypto::{KeySource, KeyWrapper, WrapError};
+use sealkv::{Config, Db, Error};
+use sealkv_pkcs11::{Pin, Pkcs11Wrapper};
+
+#[path = "../../backup/tests/support/wrapped_lifecycle.rs"]
+mod wrapped_lifecycle;
+
+const TOKEN: &str = "sealkv-test";
+const PIN: &str = "1234";
+const CHILD: &str = "SEALKV_SOFTHSM_CHILD";
+
+/// Where SoftHSM2's module is, if installed.
+fn module() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("SEALKV_PKCS11_MODULE") {
+        return Some(PathBuf::from(p));
+    }
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/local/lib/softhsm/libsofthsm2.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// SoftHSM2's module and a token directory with one initialized token, or
+/// `None` (after saying so) where SoftHSM2 is not installed.
+fn prepare(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let util = Command::new("softhsm2-util").arg("--version").output();
+    let (Some(module), Ok(_)) = (module(), util) else {
+        assert!(
+            !in_ci(),
+            "SoftHSM2 is not installed, and CI must run the PKCS#11 tests \
+             (apt-get install softhsm2)"
+        );
+        eprintln!(
+            "\n*** SKIPPED: the PKCS#11 tests need SoftHSM2 (apt-get install softhsm2); \
+             not installed here ***\n"
+        );
+        return None;
+    };
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["--init-token", "--free", "--label", TOKEN])
+        .args(["--so-pin", "87654321", "--pin", PIN])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "softhsm2-util --init-token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((module, conf))
+}
+
+#[test]
+fn a_database_under_a_softhsm_key_lives_a_whole_life() {
+    if std::env::var_os(CHILD).is_some() {
+        return in_token();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((module, conf)) = prepare(tmp.path()) else {
+        return;
+    };
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_database_under_a_softhsm_key_lives_a_whole_life",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .env("SEALKV_PKCS11_MODULE", &module)
+        .env(CHILD, tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the test in the token failed");
+}
+
+fn wrapper(module: &Path, token: &str, key: &str, pin: &str) -> Pkcs11Wrapper {
+    Pkcs11Wrapper::new(module, token, key, Pin::new(pin).unwrap()).unwrap()
+}
+
+fn open(dir: &Path, w: Pkcs11Wrapper) -> Result<Db, Error> {
+    Db::open_with_config(Config::new(dir).key_wrapper(Arc::new(w)))
+}
+
+/// Runs in the child, with `SOFTHSM2_CONF` naming the test's token.
+fn in_token() {
+    let module = module().unwrap();
+    let root = PathBuf::from(std::env::var_os(CHILD).unwrap()).join("run");
+    std::fs::create_dir_all(&root).unwrap();
+
+    // The wrapping keys are made in the token, never extractable.
+    let first = wrapper(&module, TOKEN, "master-1", PIN);
+    first.generate_key().unwrap();
+    assert!(matches!(first.generate_key(), Err(WrapError::Failed(_))));
+    let second = wrapper(&module, TOKEN, "master-2", PIN);
+    second.generate_key().unwrap();
+    assert!(first.key_is_sealed_in_token().unwrap());
+    assert!(second.key_is_sealed_in_token().unwrap());
+    let id = first.key_id().unwrap();
+    assert!(
+        id.starts_with("label=master-1;id=") && id.len() > 20,
+        "{id}"
+    );
+    assert_ne!(id, second.key_id().unwrap());
+    assert!(!format!("{first:?}").contains(PIN));
+
+    // The whole life: create, write, reopen, verify, rotate, re-encrypt,
+    // back up, restore, export, import, rekey between keys and raw.
+    wrapped_lifecycle::run(
+        &root,
+        Arc::new(wrapper(&module, TOKEN, "master-1", PIN)),
+        Arc::new(second),
+        Arc::new(wrapper(&module, TOKEN, "no-such-key", PIN)),
+    );
+
+    // The registry records the wrapper and the key id; the token's key
+    // never appears.
+    let keys = std::fs::read(root.join("db/KEYS")).unwrap();
+    assert!(keys.windows(id.len()).any(|w| w == id.as_bytes()));
+
+    // Another token, another key label, another PIN: the wrong key.
+    let db = root.join("db");
+    for w in [
+        wrapper(&module, "no-such-token", "master-1", PIN),
+        wrapper(&module, TOKEN, "no-such-key", PIN),
+        wrapper(&module, TOKEN, "master-1", "9999"),
+    ] {
+        match open(&db, w) {
+            Err(Error::WrongKey) => {}
+            other => panic!("expected WrongKey, got {:?}", other.map(|_| ())),
+        }
+    }
+    // The right one still opens.
+    open(&db, first).unwrap().close().unwrap();
+
+    // A module that is not there is a clear error naming it.
+    let missing = Path::new("/nonexistent/libpkcs11-missing.so");
+    match Pkcs11Wrapper::new(missing, TOKEN, "master-1", Pin::new(PIN).unwrap()) {
+        Err(WrapError::Unavailable(msg)) => {
+            assert!(msg.contains("/nonexistent/libpkcs11-missing.so"), "{msg}");
+        }
+        other => panic!("missing module: {:?}", other.map(|_| ())),
+    }
+    // A raw key never opens the wrapped database.
+    let raw = KeySource::Key(sealkv::crypto::MasterKey::from_bytes(&[1; 32]).unwrap());
+    assert!(matches!(
+        Db::open_with_config(Config::new(&db).key_source(raw)),
+        Err(Error::Registry(_))
+    ));
+}
