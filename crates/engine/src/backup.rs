@@ -31,6 +31,7 @@
 use std::path::{Path, PathBuf};
 
 use sealkv_core_store::{PageRole, ReadTxn};
+use sealkv_crypto_envelope::registry::KeyRegistry;
 use sealkv_crypto_envelope::{KeyId, KeySource};
 use sealkv_fileio::{FileError, FileOp, LockKind, OpenMode, Scratch, ScratchKind, Vfs};
 
@@ -126,8 +127,8 @@ struct Capture {
     meta_page: Vec<u8>,
     /// The registry file and the key source that opens it (none when this
     /// handle was opened without a key: a plaintext database whose
-    /// registry holds only field keys).
-    registry: Option<(Vec<u8>, Option<KeySource>)>,
+    /// registry holds only field keys), with the live open registry.
+    registry: Option<(Vec<u8>, Option<(KeySource, KeyRegistry)>)>,
     seq: u64,
 }
 
@@ -278,7 +279,7 @@ impl Inner {
         let registry = match &self.keys {
             Some(k) => Some(
                 k.backup_copy()
-                    .map(|(bytes, source)| (bytes, Some(source)))?,
+                    .map(|(bytes, source, live)| (bytes, Some((source, live))))?,
             ),
             None => {
                 // Without a key nothing can change the registry.
@@ -409,7 +410,7 @@ impl Inner {
 fn finish_copy(
     live: &Inner,
     tmp: &Path,
-    registry: Option<(Vec<u8>, Option<KeySource>)>,
+    registry: Option<(Vec<u8>, Option<(KeySource, KeyRegistry)>)>,
     seq: u64,
     options: &BackupOptions,
 ) -> Result<Option<KeyId>, Error> {
@@ -419,7 +420,11 @@ fn finish_copy(
     config.create_if_missing = false;
     config.algorithm = None;
     config.encrypt_at_rest = live.sealed;
-    config.key = registry.and_then(|(_, source)| source);
+    let (key, live_registry) = registry
+        .and_then(|(_, source)| source)
+        .map_or((None, None), |(source, live)| (Some(source), Some(live)));
+    config.key = key;
+    config.registry_copy_of = live_registry;
     let copy = Db::open_with_config(config)?;
     let result = (|| {
         let rotated = if options.rotate_data_key && copy.inner.sealed {

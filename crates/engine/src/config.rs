@@ -67,6 +67,10 @@ pub struct Config {
     pub(crate) create_if_missing: bool,
     pub(crate) transaction_retries: u32,
     pub(crate) provider: Arc<CryptoProvider>,
+    /// Set only by a backup finishing its copy: the live database's open
+    /// registry, which opens the copy's (identical) registry without asking
+    /// the key source again.
+    pub(crate) registry_copy_of: Option<sealkv_crypto_envelope::registry::KeyRegistry>,
     pub(crate) vfs: Arc<dyn Vfs>,
     pub(crate) anchor: Option<Arc<dyn FreshnessAnchor>>,
     pub(crate) anchor_policy: AnchorPolicy,
@@ -125,6 +129,7 @@ impl Config {
             create_if_missing: true,
             transaction_retries: DEFAULT_TRANSACTION_RETRIES,
             provider: Arc::new(CryptoProvider::default()),
+            registry_copy_of: None,
             vfs: Arc::new(StdVfs::new()),
             anchor: None,
             anchor_policy: AnchorPolicy::default(),

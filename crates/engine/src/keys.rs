@@ -73,9 +73,16 @@ impl KeyState {
         let map = |e| crate::errmap::registry(&dir, e);
         let file = RegistryFile::new(config.vfs.clone(), &config.path);
         debug_assert_eq!(file.path(), path);
-        let registry = file
-            .load_with_provider(&source, config.provider.clone())
-            .map_err(map)?;
+        let registry = match &config.registry_copy_of {
+            // A copy of an open database's registry (a backup being
+            // finished): opened under that database's master key.
+            Some(live) => live
+                .open_copy(&file.read_bytes().map_err(map)?)
+                .map_err(map)?,
+            None => file
+                .load_with_provider(&source, config.provider.clone())
+                .map_err(map)?,
+        };
         tracing::debug!(
             path = %path.display(),
             algorithm = %algorithm_of(&registry),
@@ -284,24 +291,27 @@ impl KeyState {
         }
     }
 
-    /// Reads and opens the registry file again (for `verify`).
+    /// Reads and opens the registry file again (for `verify`), under the
+    /// master key already in use: the key source is not asked again (no
+    /// passphrase stretched, no HSM called).
     pub(crate) fn reload(&self) -> Result<(), Error> {
-        let source = self.source.lock().clone();
-        let provider = self.keyring.provider().clone();
-        self.file
-            .load_with_provider(&source, provider)
+        let bytes = self.file.read_bytes().map_err(|e| self.map(e))?;
+        self.reg()
+            .open_copy(&bytes)
             .map(|_| ())
             .map_err(|e| self.map(e))
     }
 
     /// The registry file's bytes as they are on disk, with the key source
-    /// that opens them, read together under the registry lock (no rotation,
-    /// rekey or retirement can land between the two): what a backup copies.
-    pub(crate) fn backup_copy(&self) -> Result<(Vec<u8>, KeySource), Error> {
-        let _reg = self.reg();
+    /// that opens them and the open registry (which opens the copy without
+    /// asking the key source: a backup works while an HSM is out of
+    /// reach), read together under the registry lock (no rotation, rekey
+    /// or retirement can land between them): what a backup copies.
+    pub(crate) fn backup_copy(&self) -> Result<(Vec<u8>, KeySource, KeyRegistry), Error> {
+        let reg = self.reg();
         let bytes = self.file.read_bytes().map_err(|e| self.map(e))?;
         let source = self.source.lock().clone();
-        Ok((bytes, source))
+        Ok((bytes, source, reg.clone()))
     }
 
     /// The registry file's path.

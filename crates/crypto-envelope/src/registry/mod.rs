@@ -347,6 +347,31 @@ impl KeyRegistry {
             h.wrap.as_ref(),
             &h.db_id,
         )?;
+        Self::open_parsed(parsed, keys, provider)
+    }
+
+    /// Opens `bytes`, a copy of this database's registry, under this
+    /// registry's master key: no key source is asked (no passphrase
+    /// stretched, no HSM or KMS called), so a backup's copy or a
+    /// verification reads the registry while the key wrapper is out of
+    /// reach. Every check of [`KeyRegistry::open`] runs; registry bytes of
+    /// another database or master key are `WrongKey`.
+    pub fn open_copy(&self, bytes: &[u8]) -> Result<Self, RegistryError> {
+        let parsed = format::parse(bytes)?;
+        if parsed.header.db_id != self.db_id || parsed.header.kek_kind != self.kek_kind {
+            return Err(RegistryError::WrongKey);
+        }
+        Self::open_parsed(parsed, self.kek.clone(), self.provider.clone())
+    }
+
+    /// The checks after the KEK is known: key check, MAC, each wrapped key,
+    /// the algorithms.
+    fn open_parsed(
+        parsed: format::Parsed<'_>,
+        keys: KekKeys,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, RegistryError> {
+        let h = &parsed.header;
         if !keys.verify_key_check(parsed.header_bytes, parsed.key_check) {
             return Err(RegistryError::WrongKey);
         }
