@@ -120,6 +120,10 @@ pub struct BackupReport {
     pub path: PathBuf,
 }
 
+/// The registry file's bytes, and (for a handle opened with a key) the key
+/// source and the open registry that open them.
+type RegistryCapture = (Vec<u8>, Option<(KeySource, KeyRegistry)>);
+
 /// What was captured under the flush lock.
 struct Capture {
     txn: ReadTxn,
@@ -128,7 +132,7 @@ struct Capture {
     /// The registry file and the key source that opens it (none when this
     /// handle was opened without a key: a plaintext database whose
     /// registry holds only field keys), with the live open registry.
-    registry: Option<(Vec<u8>, Option<(KeySource, KeyRegistry)>)>,
+    registry: Option<RegistryCapture>,
     seq: u64,
 }
 
@@ -410,7 +414,7 @@ impl Inner {
 fn finish_copy(
     live: &Inner,
     tmp: &Path,
-    registry: Option<(Vec<u8>, Option<(KeySource, KeyRegistry)>)>,
+    registry: Option<RegistryCapture>,
     seq: u64,
     options: &BackupOptions,
 ) -> Result<Option<KeyId>, Error> {
