@@ -64,6 +64,23 @@ pub(crate) struct Global {
     /// Prompt for a passphrase (no echo).
     #[arg(long, global = true)]
     pub(crate) passphrase: bool,
+    /// The PKCS#11 module (the HSM vendor's shared library, or SoftHSM2's)
+    /// holding the master key: with --pkcs11-token and --pkcs11-key, the
+    /// key never leaves the token.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) pkcs11_module: Option<PathBuf>,
+    /// The label of the PKCS#11 token holding the master key.
+    #[arg(long, global = true, value_name = "LABEL")]
+    pub(crate) pkcs11_token: Option<String>,
+    /// The label of the AES key in the token that wraps this database's
+    /// keys (made by `keygen --pkcs11`).
+    #[arg(long, global = true, value_name = "LABEL")]
+    pub(crate) pkcs11_key: Option<String>,
+    /// The environment variable holding the token's user PIN (default
+    /// SEALKV_PKCS11_PIN); if it is not set, the PIN is asked for (no
+    /// echo). Never give the PIN itself as an argument.
+    #[arg(long, global = true, value_name = "VAR")]
+    pub(crate) pkcs11_pin_env: Option<String>,
     /// Algorithm for a new database (init, import): aes-256-gcm (default),
     /// or any other the crypto provider holds, a registered plugin's too.
     #[arg(long, global = true, value_name = "ALGORITHM", ignore_case = true, value_parser = crate::open::algorithm_parser())]
@@ -101,10 +118,18 @@ pub(crate) struct Global {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Write a new random 256-bit key (hex, mode 0600); refuses to overwrite.
-    #[command(after_help = "Example:\n  sealkv keygen ~/.config/sealkv/prod.key")]
+    #[command(
+        after_help = "Examples:\n  sealkv keygen ~/.config/sealkv/prod.key\n  SEALKV_PKCS11_PIN=... sealkv --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token prod --pkcs11-key db-master keygen --pkcs11"
+    )]
     Keygen {
-        /// Where to write the key.
-        path: PathBuf,
+        /// Where to write the key (not with --pkcs11).
+        #[arg(required_unless_present = "pkcs11", conflicts_with = "pkcs11")]
+        path: Option<PathBuf>,
+        /// Create the key inside the PKCS#11 token named by --pkcs11-module,
+        /// --pkcs11-token and --pkcs11-key instead: AES-256, never
+        /// extractable, usable only to wrap and unwrap this database's keys.
+        #[arg(long)]
+        pkcs11: bool,
     },
     /// Create a database (encrypted when a key is given).
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key init")]
@@ -270,12 +295,21 @@ pub(crate) enum Command {
     },
     /// Re-wrap the data keys under a new master key.
     #[command(
-        after_help = "Example:\n  sealkv --db ./data --key-file old.key rekey --new-key-file new.key"
+        after_help = "Examples:\n  sealkv --db ./data --key-file old.key rekey --new-key-file new.key\n  sealkv --db ./data --key-file old.key --pkcs11-module M --pkcs11-token T rekey --new-pkcs11-key db-master"
     )]
     Rekey {
         /// The new key file.
-        #[arg(long, value_name = "PATH")]
-        new_key_file: PathBuf,
+        #[arg(
+            long,
+            value_name = "PATH",
+            required_unless_present = "new_pkcs11_key",
+            conflicts_with = "new_pkcs11_key"
+        )]
+        new_key_file: Option<PathBuf>,
+        /// The label of the new wrapping key, in the token named by
+        /// --pkcs11-module and --pkcs11-token (a PIN as for --pkcs11-key).
+        #[arg(long, value_name = "LABEL")]
+        new_pkcs11_key: Option<String>,
     },
     /// Start sealing new writes under a new data key.
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key rotate-key")]

@@ -512,11 +512,33 @@ pub(crate) fn reencrypt(g: &Global) -> Result<(), CliError> {
     out.finish()
 }
 
-/// `rekey --new-key-file PATH`: re-wrap the keys under a new master key.
-pub(crate) fn rekey(g: &Global, new_key_file: &Path) -> Result<(), CliError> {
-    let new = open::key_file(new_key_file)?;
+/// `rekey --new-key-file PATH` or `rekey --new-pkcs11-key LABEL`: re-wrap
+/// the keys under a new master key (a key file, or a key in the token the
+/// global PKCS#11 options name).
+pub(crate) fn rekey(
+    g: &Global,
+    new_key_file: Option<&Path>,
+    new_pkcs11_key: Option<&str>,
+) -> Result<(), CliError> {
+    let (new, described) = match (new_key_file, new_pkcs11_key) {
+        (Some(path), None) => (
+            sealkv::crypto::KeySource::Key(open::key_file(path)?),
+            format!("the key in {}", path.display()),
+        ),
+        (None, Some(label)) => (
+            sealkv::crypto::KeySource::Wrapper(std::sync::Arc::new(open::pkcs11_wrapper(
+                g, label,
+            )?)),
+            format!("PKCS#11 key {label:?}"),
+        ),
+        _ => {
+            return Err(CliError::Usage(
+                "give one of --new-key-file, --new-pkcs11-key".into(),
+            ));
+        }
+    };
     let db = open::open(g)?;
-    db.rekey(sealkv::crypto::KeySource::Key(new))?;
+    db.rekey(new)?;
     let generation = db.stats()?.encryption.registry_generation;
     let path = db.path().to_path_buf();
     close_after_writes(db, "the rekey")?;
@@ -527,8 +549,7 @@ pub(crate) fn rekey(g: &Global, new_key_file: &Path) -> Result<(), CliError> {
         }));
     }
     output::println(&format!(
-        "rekeyed {}: its data keys are wrapped under the key in {}",
+        "rekeyed {}: its data keys are wrapped under {described}",
         path.display(),
-        new_key_file.display()
     ))
 }

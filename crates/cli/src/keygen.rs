@@ -2,6 +2,9 @@
 //! newline, in a file only its owner can read, made durable (the file and
 //! its directory fsynced) before success is reported. On any failure the
 //! file it created is removed: no empty or partial key file is left.
+//!
+//! `sealkv keygen --pkcs11` creates the key inside a PKCS#11 token instead
+//! (never extractable): nothing is written to a file.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,4 +71,22 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+/// `keygen --pkcs11`: the AES-256 wrapping key `--pkcs11-key`, generated
+/// inside the token the global options name.
+pub(crate) fn pkcs11(g: &crate::args::Global) -> Result<(), CliError> {
+    let Some(label) = g.pkcs11_key.as_deref() else {
+        return Err(CliError::Usage(
+            "keygen --pkcs11 needs --pkcs11-module, --pkcs11-token and --pkcs11-key".into(),
+        ));
+    };
+    let wrapper = crate::open::pkcs11_wrapper(g, label)?;
+    wrapper
+        .generate_key()
+        .map_err(|e| CliError::Key(e.to_string()))?;
+    crate::output::println(&format!(
+        "created AES-256 key {label:?} in token {:?}: it never leaves the token",
+        g.pkcs11_token.as_deref().unwrap_or_default()
+    ))
 }

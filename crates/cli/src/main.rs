@@ -28,7 +28,13 @@ use crate::exit::CliError;
 fn run(cli: Cli) -> Result<(), CliError> {
     let g = &cli.global;
     match &cli.command {
-        Command::Keygen { path } => keygen::run(path),
+        Command::Keygen { path, pkcs11 } => match (path, pkcs11) {
+            (_, true) => keygen::pkcs11(g),
+            (Some(path), false) => keygen::run(path),
+            (None, false) => Err(exit::CliError::Usage(
+                "keygen needs a PATH, or --pkcs11".into(),
+            )),
+        },
         Command::Init { page_size } => commands::init(g, *page_size),
         Command::Put { key, value } => commands::put(g, key, value),
         Command::Get { key, raw } => commands::get(g, key, *raw),
@@ -61,7 +67,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Restore { backup, dest } => commands::restore(g, backup, dest),
         Command::RotateKey => commands::rotate_key(g),
         Command::Reencrypt => commands::reencrypt(g),
-        Command::Rekey { new_key_file } => commands::rekey(g, new_key_file),
+        Command::Rekey {
+            new_key_file,
+            new_pkcs11_key,
+        } => commands::rekey(g, new_key_file.as_deref(), new_pkcs11_key.as_deref()),
         Command::Export {
             file,
             archive_key_file,

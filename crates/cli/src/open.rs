@@ -19,16 +19,23 @@ pub(crate) fn key_source(g: &Global) -> Result<Option<KeySource>, CliError> {
         g.key_env.is_some(),
         g.passphrase_env.is_some(),
         g.passphrase,
+        g.pkcs11_key.is_some(),
     ]
     .iter()
     .filter(|b| **b)
     .count();
     if chosen > 1 {
         return Err(CliError::Usage(
-            "give at most one of --key-file, --key-env, --passphrase-env, --passphrase".into(),
+            "give at most one of --key-file, --key-env, --passphrase-env, --passphrase, --pkcs11-key"
+                .into(),
         ));
     }
     let key_err = |e: sealkv::crypto::KeyError| CliError::Key(e.to_string());
+    if let Some(label) = &g.pkcs11_key {
+        return Ok(Some(KeySource::Wrapper(Arc::new(pkcs11_wrapper(
+            g, label,
+        )?))));
+    }
     if let Some(path) = &g.key_file {
         return Ok(Some(KeySource::Key(key_file(path)?)));
     }
@@ -50,6 +57,41 @@ pub(crate) fn key_source(g: &Global) -> Result<Option<KeySource>, CliError> {
         return Ok(Some(KeySource::passphrase(p)));
     }
     Ok(None)
+}
+
+/// The environment variable a token PIN is read from unless
+/// `--pkcs11-pin-env` names another.
+pub(crate) const DEFAULT_PIN_ENV: &str = "SEALKV_PKCS11_PIN";
+
+/// The PKCS#11 wrapper of key `key_label` in the token the global options
+/// name. The PIN comes from the environment (`--pkcs11-pin-env`, default
+/// `SEALKV_PKCS11_PIN`) or, if that is not set, from a prompt; never from
+/// an argument.
+pub(crate) fn pkcs11_wrapper(
+    g: &Global,
+    key_label: &str,
+) -> Result<sealkv_pkcs11::Pkcs11Wrapper, CliError> {
+    let (Some(module), Some(token)) = (&g.pkcs11_module, &g.pkcs11_token) else {
+        return Err(CliError::Usage(
+            "a PKCS#11 key needs --pkcs11-module PATH and --pkcs11-token LABEL".into(),
+        ));
+    };
+    let wrap_err = |e: sealkv::crypto::WrapError| CliError::Key(e.to_string());
+    let var = g.pkcs11_pin_env.as_deref().unwrap_or(DEFAULT_PIN_ENV);
+    let pin = if std::env::var_os(var).is_some() {
+        sealkv_pkcs11::Pin::from_env(var).map_err(wrap_err)?
+    } else {
+        let value = zeroize::Zeroizing::new(
+            rpassword::prompt_password(format!("PIN of token {token:?}: ")).map_err(|source| {
+                CliError::Io {
+                    path: PathBuf::from("/dev/tty"),
+                    source,
+                }
+            })?,
+        );
+        sealkv_pkcs11::Pin::new(value.as_str()).map_err(wrap_err)?
+    };
+    sealkv_pkcs11::Pkcs11Wrapper::new(module, token, key_label, pin).map_err(wrap_err)
 }
 
 /// Reads a master key file, warning first if group or others may read it
