@@ -547,3 +547,65 @@ fn a_built_cipher_reports_the_checked_id_and_lengths() {
     ID.store(0x812b, Ordering::SeqCst);
     NONCE_LEN.store(12, Ordering::SeqCst);
 }
+
+/// An archive's chunk sealer and opener, built before the re-check, stop
+/// with the failed check once `self_test_again` marks their algorithm
+/// failed: a backup in progress seals nothing more with a cipher that no
+/// longer checks tags, and a restore opens nothing with one.
+#[test]
+fn a_failed_recheck_stops_archive_chunk_sealers_and_openers() {
+    use sealkv_crypto_envelope::MasterKey;
+    use sealkv_crypto_envelope::archive::{ArchiveKeys, ArchiveReadKeys};
+    static ID: AtomicU16 = AtomicU16::new(0x812c);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
+    let provider = CryptoProvider::default()
+        .with_algorithm(Arc::new(Switchable(Switches {
+            id: &ID,
+            misuse_resistant: &CLAIM,
+            nonce_len: &NONCE_LEN,
+            open: &OPEN,
+        })))
+        .expect("a faithful AES-256-GCM under a private id");
+    let algorithm = AlgorithmId(0x812c);
+    let key = MasterKey::from_bytes(&[9; 32]).unwrap();
+    let keys = ArchiveKeys::generate(&provider, &key).unwrap();
+    let read_keys = ArchiveReadKeys::derive(&provider, &key, keys.salt()).unwrap();
+    let mut sealer = keys.into_sealer(&provider, algorithm).unwrap();
+    let opener = read_keys.opener(&provider, algorithm).unwrap();
+    let mut chunk = b"chunk zero".to_vec();
+    let mut tag = [0u8; 16];
+    let index = sealer
+        .seal_next(false, b"aad", &mut chunk, &mut tag)
+        .unwrap();
+    let sealed = chunk.clone();
+    opener.open(index, false, b"aad", &mut chunk, &tag).unwrap();
+    assert_eq!(chunk, b"chunk zero", "both work before the re-check");
+
+    OPEN.store(OPEN_IGNORES_TAG, Ordering::SeqCst);
+    assert_eq!(
+        provider.self_test_again().unwrap_err().check(),
+        &Check::AcceptsFlippedTag
+    );
+
+    let refused = |r: Result<(), CryptoError>| matches!(r, Err(CryptoError::SelfTest(f)) if f.check() == &Check::AcceptsFlippedTag);
+    let mut forged_tag = tag;
+    forged_tag[0] ^= 1;
+    let mut buf = sealed.clone();
+    assert!(refused(opener.open(
+        index,
+        false,
+        b"aad",
+        &mut buf,
+        &forged_tag
+    )));
+    assert_eq!(buf, sealed, "a refused open leaves the chunk untouched");
+    let mut next = b"chunk one".to_vec();
+    assert!(refused(
+        sealer
+            .seal_next(true, b"aad", &mut next, &mut tag)
+            .map(|_| ())
+    ));
+    assert_eq!(next, b"chunk one", "a refused seal leaves the chunk clear");
+}
