@@ -1,7 +1,7 @@
 //! Key hygiene: a full workload in every mode — create, writes,
 //! flush, reopen, rotation, rekey, re-encryption, field-level encryption,
-//! physical backup and restore, export and import, a wrong key, damaged
-//! files — with every `tracing` event captured at TRACE level. No form of
+//! physical backup and restore, export and import, a key wrapper, a wrong
+//! key, damaged files — with every `tracing` event captured at TRACE level. No form of
 //! any key or passphrase may appear in the captured logs, nor in the
 //! `Debug` or `Display` of any error returned or of the key-carrying types
 //! — nor any data key, field key or derived subkey made during the run
@@ -17,7 +17,9 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use sealkv::crypto::registry::{KeyRegistry, RegistryFile};
-use sealkv::crypto::{EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passphrase};
+use sealkv::crypto::{
+    EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passphrase, SoftwareWrapper,
+};
 use sealkv::{Config, Db, Error};
 use sealkv_backup::archive::{self, ExportOptions, ImportOptions};
 use sealkv_backup::{RestoreOptions, restore, verify_backup};
@@ -399,6 +401,39 @@ fn no_key_byte_reaches_a_log_line_an_error_or_debug_output_and_files_are_private
     // The registry now wants a raw key: refused before any derivation.
     assert!(matches!(e, Error::WrongKey | Error::Registry(_)), "{e:?}");
     check_private(&root.path().join("p"));
+
+    // A database under a key wrapper (the in-process stand-in for an HSM,
+    // whose wrapping key the scanner knows): its root key and subkeys are
+    // in the census; rekeyed to a raw key and back; a wrong wrapper.
+    let root = tempfile::tempdir().unwrap();
+    let wrapping = ev.key("wrapping key", 97);
+    let wrapper = KeySource::Wrapper(std::sync::Arc::new(SoftwareWrapper::new(
+        "hygiene-hsm-key",
+        wrapping,
+    )));
+    let other = ev.key("another wrapping key", 96);
+    let wrong = KeySource::Wrapper(std::sync::Arc::new(SoftwareWrapper::new(
+        "hygiene-hsm-key",
+        other,
+    )));
+    let raw = ev.key("raw key between wrappers", 95);
+    let cfg = Config::new(root.path().join("w")).key_source(wrapper.clone());
+    ev.debug("Config (wrapper)", &cfg);
+    ev.debug("KeySource::Wrapper", &wrapper);
+    let db = ev.ok("open (wrapper)", Db::open_with_config(cfg.clone()));
+    db.put("a", "b").unwrap();
+    ev.ok("rotate (wrapper)", db.rotate_data_key());
+    ev.ok("rekey (wrapper to key)", db.rekey(KeySource::Key(raw)));
+    ev.ok("rekey (key to wrapper)", db.rekey(wrapper.clone()));
+    ev.ok("close", db.close());
+    let e = ev.err(
+        "open with another wrapping key",
+        Db::open_with_config(Config::new(root.path().join("w")).key_source(wrong)),
+    );
+    assert!(matches!(e, Error::WrongKey), "{e:?}");
+    let db = ev.ok("reopen (wrapper)", Db::open_with_config(cfg));
+    ev.ok("close", db.close());
+    check_private(&root.path().join("w"));
 
     let captured = logs.snapshot();
     let text = String::from_utf8_lossy(&captured);
