@@ -30,7 +30,13 @@ pub const MAX_WRAPPING_KEY_ID_LEN: usize = 255;
 pub const MAX_WRAPPED_LEN: usize = 1024;
 
 /// Wraps and unwraps 256-bit keys under a key that stays elsewhere (an HSM
-/// token, a cloud KMS). See the [module docs](self).
+/// token, a cloud KMS).
+///
+/// A registry under a [`KeySource::Wrapper`](crate::KeySource::Wrapper)
+/// draws a random root key, has the wrapper wrap it, and records the
+/// wrapped bytes with the wrapper's kind and key id; opening it is one
+/// unwrap call, and the root key then plays the part of a raw master key.
+/// The wrapping key itself is never in process memory.
 ///
 /// Implementations must be deterministic about *which* key they use: the
 /// same wrapper value always wraps under the same key, named by
