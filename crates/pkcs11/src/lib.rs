@@ -12,7 +12,9 @@
 //! there and a PIN the token refuses; a module that does not load, or a
 //! token that does not answer, is [`WrapError::Unavailable`].
 //!
-//! Each call opens its own session, logs in and closes it again: an HSM
+//! Each call opens its own session, logs in (the login is the
+//! application's, shared by all its sessions on the token) and closes the
+//! session again, never logging out under another thread: an HSM
 //! that went away and came back is picked up by the next call, and a
 //! database that is already open never calls the token again (its data
 //! keys are in memory).
@@ -179,16 +181,12 @@ impl fmt::Debug for Pkcs11Wrapper {
     }
 }
 
-/// A logged-in session, logged out and closed on drop.
+/// A logged-in session, closed on drop and never logged out: a PKCS#11
+/// login belongs to the application and the token, shared by all its
+/// sessions, so a `C_Logout` here would log out another thread's session in
+/// the middle of its call. The token ends the login when the application's
+/// last session on it closes.
 struct LoggedIn(Session);
-
-impl Drop for LoggedIn {
-    fn drop(&mut self) {
-        // Closing the session ends the login too; a logout failing here
-        // (the token went away) changes nothing.
-        let _ = self.0.logout();
-    }
-}
 
 impl Pkcs11Wrapper {
     /// A wrapper under key `key_label` of the token labelled `token_label`

@@ -87,28 +87,80 @@ fn prepare(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     Some((module, conf))
 }
 
-#[test]
-fn a_database_under_a_softhsm_key_lives_a_whole_life() {
-    if std::env::var_os(CHILD).is_some() {
-        return in_token();
+/// Runs `body` in a child process of this test binary with `SOFTHSM2_CONF`
+/// naming a fresh token, or returns after saying SoftHSM2 is missing.
+/// `test` is the calling test's name; in the child, `body` runs with the
+/// module path and the test's temporary directory.
+fn in_child(test: &str, body: fn(&Path, &Path)) {
+    if let Some(dir) = std::env::var_os(CHILD) {
+        return body(&module().unwrap(), Path::new(&dir));
     }
     let tmp = tempfile::tempdir().unwrap();
     let Some((module, conf)) = prepare(tmp.path()) else {
         return;
     };
     let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_database_under_a_softhsm_key_lives_a_whole_life",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env("SOFTHSM2_CONF", &conf)
         .env("SEALKV_PKCS11_MODULE", &module)
         .env(CHILD, tmp.path())
         .status()
         .unwrap();
     assert!(status.success(), "the test in the token failed");
+}
+
+#[test]
+fn a_database_under_a_softhsm_key_lives_a_whole_life() {
+    in_child(
+        "a_database_under_a_softhsm_key_lives_a_whole_life",
+        in_token,
+    );
+}
+
+/// A PKCS#11 login belongs to the application and the token, not to one
+/// session: two databases opening at once (or an open beside a rekey) share
+/// it, and no call may end it under another.
+#[test]
+fn concurrent_unwraps_in_one_token_all_succeed() {
+    in_child(
+        "concurrent_unwraps_in_one_token_all_succeed",
+        |module, _| {
+            let w = Arc::new(wrapper(module, TOKEN, "shared", PIN));
+            w.generate_key().unwrap();
+            let key = sealkv_crypto_envelope::SecretKey::from_bytes(&[7; 32]).unwrap();
+            let wrapped = w.wrap(&key).unwrap();
+            const ROUNDS: usize = 200;
+            let barrier = std::sync::Barrier::new(2);
+            let failures: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (w, wrapped, barrier) = (w.clone(), &wrapped, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            (0..ROUNDS)
+                                .filter_map(|_| match w.unwrap(wrapped) {
+                                    Ok(k) if k.expose() == [7; 32] => None,
+                                    Ok(_) => Some("another key".to_string()),
+                                    Err(e) => Some(e.to_string()),
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap())
+                    .collect()
+            });
+            assert!(
+                failures.is_empty(),
+                "{} of {} concurrent unwraps failed, first: {}",
+                failures.len(),
+                2 * ROUNDS,
+                failures[0]
+            );
+        },
+    );
 }
 
 fn wrapper(module: &Path, token: &str, key: &str, pin: &str) -> Pkcs11Wrapper {
@@ -120,9 +172,9 @@ fn open(dir: &Path, w: Pkcs11Wrapper) -> Result<Db, Error> {
 }
 
 /// Runs in the child, with `SOFTHSM2_CONF` naming the test's token.
-fn in_token() {
-    let module = module().unwrap();
-    let root = PathBuf::from(std::env::var_os(CHILD).unwrap()).join("run");
+fn in_token(module: &Path, dir: &Path) {
+    let module = module.to_path_buf();
+    let root = dir.join("run");
     std::fs::create_dir_all(&root).unwrap();
 
     // The wrapping keys are made in the token, never extractable.
