@@ -36,7 +36,8 @@ standard error (-q: errors only; -v, -vv, -vvv: more).
 
 Exit codes: 0 success, 1 `get` of an absent key or `keyspaces --drop` of an
 absent keyspace, 2 usage, 3 key problem (missing, wrong, unreadable key),
-4 corruption or a failed check, 5 anything else (I/O, lock held, destination exists, bad input, lost output).
+4 corruption or a failed check, 5 anything else (I/O, lock held, destination exists, bad input, lost output),
+6 key wrapper unreachable (PKCS#11 module not loading, token absent or not answering).
 
 Examples:
   sealkv keygen prod.key

@@ -8,6 +8,7 @@
 //! | 3 | key problem: missing, wrong, or a bad key file |
 //! | 4 | corruption, a rollback (an older key registry; a directory older than its `--anchor-file`), a damaged anchor, or a failed integrity check |
 //! | 5 | any other error: I/O, lock held, destination exists, bad input, a failed write of output |
+//! | 6 | key wrapper unavailable: a PKCS#11 module that does not load, a token that is not present or does not answer (an outage, not a wrong key) |
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ pub(crate) const KEY_PROBLEM: u8 = 3;
 pub(crate) const CORRUPTION: u8 = 4;
 /// Exit code: any other error.
 pub(crate) const OTHER: u8 = 5;
+/// Exit code: the key wrapper (HSM, KMS) cannot be reached.
+pub(crate) const KEY_UNAVAILABLE: u8 = 6;
 
 /// A command's failure: one line on stderr, never key material.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,10 @@ pub(crate) enum CliError {
     /// A key could not be made or read.
     #[error("{0}")]
     Key(String),
+    /// The key wrapper (an HSM token, its module) cannot be reached: an
+    /// outage, not a wrong key.
+    #[error("{0}")]
+    KeyUnavailable(String),
     /// An input file that is not in the expected format.
     #[error("{0}")]
     Input(String),
@@ -106,6 +113,7 @@ impl CliError {
             CliError::NotFound | CliError::KeyspaceNotFound(_) => NOT_FOUND,
             CliError::Usage(_) => USAGE,
             CliError::Key(_) => KEY_PROBLEM,
+            CliError::KeyUnavailable(_) => KEY_UNAVAILABLE,
             CliError::CheckFailed(_) => CORRUPTION,
             CliError::Db(e) => db_code(e),
             CliError::Archive(e) => archive_code(e),
@@ -125,7 +133,11 @@ impl CliError {
 /// The exit code of an engine error.
 fn db_code(e: &sealkv::Error) -> u8 {
     use sealkv::Error as E;
+    use sealkv::crypto::registry::RegistryError as R;
+    use sealkv::crypto::{KeyError, WrapError};
     match e {
+        E::Key(KeyError::Wrap(WrapError::Unavailable(_)))
+        | E::Registry(R::Key(KeyError::Wrap(WrapError::Unavailable(_)))) => KEY_UNAVAILABLE,
         E::MissingKey | E::EncryptedDatabase | E::WrongKey | E::Key(_) => KEY_PROBLEM,
         E::Corruption { .. } | E::Rollback { .. } => CORRUPTION,
         E::Anchor(
@@ -147,6 +159,9 @@ fn db_code(e: &sealkv::Error) -> u8 {
 fn archive_code(e: &sealkv_backup::ArchiveError) -> u8 {
     use sealkv_backup::ArchiveError as A;
     match e {
+        A::Key(sealkv::crypto::KeyError::Wrap(sealkv::crypto::WrapError::Unavailable(_))) => {
+            KEY_UNAVAILABLE
+        }
         A::WrongKey { .. } | A::MissingKey { .. } | A::Key(_) => KEY_PROBLEM,
         A::Corruption { .. }
         | A::Truncated { .. }
@@ -178,5 +193,23 @@ mod tests {
             assert_eq!(db_code(e), OTHER, "{e}");
         }
         assert_eq!(db_code(&sealkv::Error::WrongKey), KEY_PROBLEM);
+    }
+
+    #[test]
+    fn an_unreachable_key_wrapper_is_its_own_code_not_a_wrong_key() {
+        use sealkv::crypto::{KeyError, WrapError, registry::RegistryError};
+        let outage = || KeyError::Wrap(WrapError::Unavailable("token absent".into()));
+        assert_eq!(
+            db_code(&sealkv::Error::Registry(RegistryError::Key(outage()))),
+            KEY_UNAVAILABLE
+        );
+        assert_eq!(db_code(&sealkv::Error::Key(outage())), KEY_UNAVAILABLE);
+        let wrong = KeyError::Wrap(WrapError::WrongKey("tag".into()));
+        assert_eq!(db_code(&sealkv::Error::Key(wrong)), KEY_PROBLEM);
+        assert_eq!(
+            CliError::KeyUnavailable("module".into()).code(),
+            KEY_UNAVAILABLE
+        );
+        assert_ne!(KEY_UNAVAILABLE, KEY_PROBLEM);
     }
 }

@@ -82,9 +82,7 @@ pub(crate) fn pkcs11(g: &crate::args::Global) -> Result<(), CliError> {
         ));
     };
     let wrapper = crate::open::pkcs11_wrapper(g, label)?;
-    wrapper
-        .generate_key()
-        .map_err(|e| CliError::Key(e.to_string()))?;
+    wrapper.generate_key().map_err(crate::open::wrapper_error)?;
     crate::output::println(&format!(
         "created AES-256 key {label:?} in token {:?}: it never leaves the token",
         g.pkcs11_token.as_deref().unwrap_or_default()

@@ -91,7 +91,17 @@ pub(crate) fn pkcs11_wrapper(
         );
         sealkv_pkcs11::Pin::new(value.as_str()).map_err(wrap_err)?
     };
-    sealkv_pkcs11::Pkcs11Wrapper::new(module, token, key_label, pin).map_err(wrap_err)
+    sealkv_pkcs11::Pkcs11Wrapper::new(module, token, key_label, pin).map_err(wrapper_error)
+}
+
+/// A key wrapper's failure as a CLI error: an outage (a module that does
+/// not load, a token not present or not answering) has its own exit code,
+/// anything else is a key problem.
+pub(crate) fn wrapper_error(e: sealkv::crypto::WrapError) -> CliError {
+    match e {
+        sealkv::crypto::WrapError::Unavailable(_) => CliError::KeyUnavailable(e.to_string()),
+        other => CliError::Key(other.to_string()),
+    }
 }
 
 /// Reads a master key file, warning first if group or others may read it

@@ -177,12 +177,34 @@ fn pkcs11_keygen_open_rekey_and_wrong_labels_through_the_cli() {
             "user:1",
         ])
         .assert()
-        .failure();
+        .code(6);
     assert!(
         stderr(&out).contains("/nonexistent/libmissing.so"),
         "{}",
         stderr(&out)
     );
+
+    // The token gone (pulled out, a network HSM down): an outage, exit 6,
+    // not the wrong key.
+    let empty = tmp.path().join("no-tokens");
+    std::fs::create_dir_all(&empty).unwrap();
+    let gone = tmp.path().join("gone.conf");
+    std::fs::write(
+        &gone,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            empty.display()
+        ),
+    )
+    .unwrap();
+    let out = hsm("master")
+        .env("SOFTHSM2_CONF", &gone)
+        .args(["get", "user:1"])
+        .assert()
+        .code(6);
+    assert!(stderr(&out).contains("unavailable"), "{}", stderr(&out));
+    let help = stdout(&sealkv().arg("--help").assert().success());
+    assert!(help.contains("6 key wrapper unreachable"), "{help}");
 
     assert!(
         !all_output.borrow().contains(PIN),

@@ -71,12 +71,15 @@ pub trait KeyWrapper: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WrapError {
-    /// The wrapping key is not there (no such token or key label) or is not
-    /// the one that wrapped this key (the unwrap did not authenticate).
+    /// The wrapping key is not there (a token that is present holds no key
+    /// of that label), the credential is refused (a wrong PIN), or the key
+    /// is not the one that wrapped this key (the unwrap did not
+    /// authenticate).
     #[error("wrong wrapping key: {0}")]
     WrongKey(String),
     /// The wrapper cannot be reached or used: a module that does not load,
-    /// a token that refuses the login, an HSM or KMS that does not answer.
+    /// a token that is not present, an HSM or KMS that does not answer. An
+    /// outage, never a wrong key.
     #[error("key wrapper unavailable: {0}")]
     Unavailable(String),
     /// The wrapper answered with something impossible (a wrapped key of

@@ -8,9 +8,11 @@
 //! `C_Decrypt` per database open, one `C_Encrypt` per create or rekey.
 //! The stored form is `IV (12) || ciphertext (32) || tag (16)`. A wrapped
 //! key that does not authenticate under the token's key is
-//! [`WrapError::WrongKey`], as are a token or key label that is not
-//! there and a PIN the token refuses; a module that does not load, or a
-//! token that does not answer, is [`WrapError::Unavailable`].
+//! [`WrapError::WrongKey`], as are a present token that holds no key of
+//! that label and a PIN the token refuses; a module that does not load, a
+//! token label on no slot (a token pulled out, a network HSM down), a
+//! handle invalidated under a call, or a token that does not answer, is
+//! [`WrapError::Unavailable`]: an outage, not a wrong key.
 //!
 //! Each call opens its own session, logs in (the login is the
 //! application's, shared by all its sessions on the token) and closes the
@@ -142,19 +144,23 @@ fn token_error(what: &str, e: CkError) -> WrapError {
         CkError::Pkcs11(RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange, _) => {
             WrapError::WrongKey(format!("{what}: the token refused the PIN"))
         }
-        CkError::Pkcs11(
-            RvError::EncryptedDataInvalid
-            | RvError::EncryptedDataLenRange
-            | RvError::KeyHandleInvalid
-            | RvError::KeyTypeInconsistent,
-            _,
-        ) => WrapError::WrongKey(format!(
-            "{what}: the wrapped key does not open under this key"
-        )),
+        CkError::Pkcs11(RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange, _) => {
+            WrapError::WrongKey(format!(
+                "{what}: the wrapped key does not open under this key"
+            ))
+        }
+        CkError::Pkcs11(RvError::KeyTypeInconsistent, _) => {
+            WrapError::WrongKey(format!("{what}: the token key is not an AES key"))
+        }
         CkError::Pkcs11(RvError::KeyFunctionNotPermitted | RvError::MechanismInvalid, _) => {
             WrapError::Failed(format!(
                 "{what}: the token key does not permit AES-GCM encryption and decryption ({e})"
             ))
+        }
+        // A handle that stopped being valid between lookup and use is the
+        // token changing under the call (removed, reset): an outage.
+        CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _) => {
+            WrapError::Unavailable(format!("{what}: the token changed under the call ({e})"))
         }
         other => WrapError::Unavailable(format!("{what}: {other}")),
     }
@@ -215,23 +221,36 @@ impl Pkcs11Wrapper {
         })
     }
 
-    /// The slot holding the token labelled `token_label`.
+    /// The slot holding the token labelled `token_label`. Every slot is
+    /// listed, with a token or not: a token that is not there (pulled out,
+    /// a network HSM down, a slot whose token is absent) is an outage,
+    /// [`WrapError::Unavailable`], never the wrong key.
     fn slot(&self) -> Result<Slot, WrapError> {
         let slots = self
             .ctx
-            .get_slots_with_initialized_token()
-            .map_err(|e| token_error("listing the tokens", e))?;
+            .get_all_slots()
+            .map_err(|e| token_error("listing the slots", e))?;
         for slot in slots {
-            let info = self
-                .ctx
-                .get_token_info(slot)
-                .map_err(|e| token_error("reading a token's label", e))?;
+            let info = match self.ctx.get_token_info(slot) {
+                Ok(info) => info,
+                // A slot without a token, or one that cannot be read, holds
+                // no token of ours: look at the next.
+                Err(CkError::Pkcs11(
+                    RvError::TokenNotPresent
+                    | RvError::TokenNotRecognized
+                    | RvError::DeviceRemoved
+                    | RvError::DeviceError
+                    | RvError::SlotIdInvalid,
+                    _,
+                )) => continue,
+                Err(e) => return Err(token_error("reading a token's label", e)),
+            };
             if info.label().trim_end() == self.token_label {
                 return Ok(slot);
             }
         }
-        Err(WrapError::WrongKey(format!(
-            "no token labelled {:?} in PKCS#11 module {}",
+        Err(WrapError::Unavailable(format!(
+            "no token labelled {:?} is present in PKCS#11 module {}",
             self.token_label,
             self.module.display()
         )))

@@ -25,6 +25,8 @@ mod wrapped_lifecycle;
 const TOKEN: &str = "sealkv-test";
 const PIN: &str = "1234";
 const CHILD: &str = "SEALKV_SOFTHSM_CHILD";
+/// Which part of a test a child process runs.
+const PHASE: &str = "SEALKV_SOFTHSM_PHASE";
 
 /// Where SoftHSM2's module is, if installed.
 fn module() -> Option<PathBuf> {
@@ -99,14 +101,65 @@ fn in_child(test: &str, body: fn(&Path, &Path)) {
     let Some((module, conf)) = prepare(tmp.path()) else {
         return;
     };
+    run_child(test, &module, &conf, tmp.path(), "");
+}
+
+/// Runs test `test` again in a child process under SoftHSM2 configuration
+/// `conf`, with `phase` in [`PHASE`].
+fn run_child(test: &str, module: &Path, conf: &Path, dir: &Path, phase: &str) {
     let status = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env("SOFTHSM2_CONF", &conf)
-        .env("SEALKV_PKCS11_MODULE", &module)
-        .env(CHILD, tmp.path())
+        .env("SOFTHSM2_CONF", conf)
+        .env("SEALKV_PKCS11_MODULE", module)
+        .env(CHILD, dir)
+        .env(PHASE, phase)
         .status()
         .unwrap();
     assert!(status.success(), "the test in the token failed");
+}
+
+/// A token taken away (pulled out, a network HSM down) after a database was
+/// made under it: opening is an outage, `Unavailable`, never `WrongKey`
+/// (which would send an operator after the wrong problem).
+#[test]
+fn a_token_that_is_gone_is_an_outage_not_a_wrong_key() {
+    const TEST: &str = "a_token_that_is_gone_is_an_outage_not_a_wrong_key";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        let (module, db) = (module().unwrap(), Path::new(&dir).join("db"));
+        let w = wrapper(&module, TOKEN, "master", PIN);
+        if std::env::var(PHASE).unwrap() == "create" {
+            w.generate_key().unwrap();
+            open(&db, w).unwrap().close().unwrap();
+            return;
+        }
+        // No token of that label on any slot now.
+        match w.key_id() {
+            Err(WrapError::Unavailable(msg)) => assert!(msg.contains(TOKEN), "{msg}"),
+            other => panic!("key_id with the token gone: {other:?}"),
+        }
+        match open(&db, w) {
+            Err(e) if is_outage(&e) => {}
+            other => panic!("expected an outage, got {:?}", other.map(|_| ())),
+        }
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((module, conf)) = prepare(tmp.path()) else {
+        return;
+    };
+    run_child(TEST, &module, &conf, tmp.path(), "create");
+    let empty = tmp.path().join("no-tokens");
+    std::fs::create_dir_all(&empty).unwrap();
+    let gone = tmp.path().join("gone.conf");
+    std::fs::write(
+        &gone,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            empty.display()
+        ),
+    )
+    .unwrap();
+    run_child(TEST, &module, &gone, tmp.path(), "gone");
 }
 
 #[test]
@@ -163,6 +216,16 @@ fn concurrent_unwraps_in_one_token_all_succeed() {
     );
 }
 
+/// Whether `e` says the wrapper is unavailable (an outage).
+fn is_outage(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Registry(sealkv::crypto::registry::RegistryError::Key(
+            sealkv::crypto::KeyError::Wrap(WrapError::Unavailable(_))
+        ))
+    )
+}
+
 fn wrapper(module: &Path, token: &str, key: &str, pin: &str) -> Pkcs11Wrapper {
     Pkcs11Wrapper::new(module, token, key, Pin::new(pin).unwrap()).unwrap()
 }
@@ -207,10 +270,14 @@ fn in_token(module: &Path, dir: &Path) {
     let keys = std::fs::read(root.join("db/KEYS")).unwrap();
     assert!(keys.windows(id.len()).any(|w| w == id.as_bytes()));
 
-    // Another token, another key label, another PIN: the wrong key.
+    // A token label on no slot is an outage, not the wrong key.
     let db = root.join("db");
+    match open(&db, wrapper(&module, "no-such-token", "master-1", PIN)) {
+        Err(e) if is_outage(&e) => {}
+        other => panic!("expected an outage, got {:?}", other.map(|_| ())),
+    }
+    // Another key label in the token, another PIN: the wrong key.
     for w in [
-        wrapper(&module, "no-such-token", "master-1", PIN),
         wrapper(&module, TOKEN, "no-such-key", PIN),
         wrapper(&module, TOKEN, "master-1", "9999"),
     ] {
