@@ -47,13 +47,13 @@ impl KeyWrapper for Flaky {
         self.check()?;
         self.inner.key_id()
     }
-    fn wrap(&self, key: &SecretKey) -> Result<Vec<u8>, WrapError> {
+    fn wrap(&self, key: &SecretKey, context: &[u8]) -> Result<Vec<u8>, WrapError> {
         self.check()?;
-        self.inner.wrap(key)
+        self.inner.wrap(key, context)
     }
-    fn unwrap(&self, wrapped: &[u8]) -> Result<SecretKey, WrapError> {
+    fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<SecretKey, WrapError> {
         self.check()?;
-        self.inner.unwrap(wrapped)
+        self.inner.unwrap(wrapped, context)
     }
     fn describe(&self) -> String {
         self.inner.describe()

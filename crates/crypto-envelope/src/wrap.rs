@@ -53,14 +53,22 @@ pub trait KeyWrapper: Send + Sync {
     /// is refused as the wrong key before any unwrap.
     fn key_id(&self) -> Result<String, WrapError>;
 
-    /// Wraps `key`; the result is stored in the clear (at most
-    /// [`MAX_WRAPPED_LEN`] bytes) and must authenticate: unwrapping it under
-    /// any other key must fail rather than return another key.
-    fn wrap(&self, key: &SecretKey) -> Result<Vec<u8>, WrapError>;
+    /// Wraps `key`, bound to `context`; the result is stored in the clear
+    /// (at most [`MAX_WRAPPED_LEN`] bytes) and must authenticate both:
+    /// unwrapping it under any other key, or with any other context, must
+    /// fail rather than return a key.
+    ///
+    /// `context` is public and names where the wrapped key belongs (the
+    /// registry builds it from its format version, database id, wrapper
+    /// kind and key id; docs/FORMAT.md): an AEAD takes it as associated
+    /// data, a KMS as its encryption context. A wrapped key copied into
+    /// another database's registry then fails at the unwrap.
+    fn wrap(&self, key: &SecretKey, context: &[u8]) -> Result<Vec<u8>, WrapError>;
 
-    /// Unwraps what [`wrap`](KeyWrapper::wrap) returned. A wrapped key that
-    /// does not open under this wrapper's key is [`WrapError::WrongKey`].
-    fn unwrap(&self, wrapped: &[u8]) -> Result<SecretKey, WrapError>;
+    /// Unwraps what [`wrap`](KeyWrapper::wrap) returned for the same
+    /// `context`. A wrapped key that does not open under this wrapper's key
+    /// and this context is [`WrapError::WrongKey`].
+    fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<SecretKey, WrapError>;
 
     /// A short description for stats and error messages (module, token and
     /// key labels); never a PIN or key material.
@@ -104,7 +112,8 @@ pub(crate) fn check_wrapper_id(kind: &str, key_id: &str) -> Result<(), WrapError
 }
 
 /// An in-process [`KeyWrapper`]: AES-256-GCM-SIV under a wrapping key held
-/// in this process's memory. For tests and development only: it shows the
+/// in this process's memory, the context as associated data; the wrapped
+/// form is `nonce (12) || ciphertext (32) || tag (16)`. For tests and development only: it shows the
 /// wrapped-registry mechanics without an HSM, and protects nothing an HSM
 /// would.
 pub struct SoftwareWrapper {
@@ -149,7 +158,7 @@ impl KeyWrapper for SoftwareWrapper {
         Ok(self.key_id.clone())
     }
 
-    fn wrap(&self, key: &SecretKey) -> Result<Vec<u8>, WrapError> {
+    fn wrap(&self, key: &SecretKey, context: &[u8]) -> Result<Vec<u8>, WrapError> {
         let mut out = Zeroizing::new([0u8; SOFT_WRAPPED_LEN]);
         let (nonce, rest) = out.split_at_mut(12);
         crate::random::fill(nonce).map_err(|e| WrapError::Failed(e.to_string()))?;
@@ -159,12 +168,12 @@ impl KeyWrapper for SoftwareWrapper {
             .try_into()
             .map_err(|_| WrapError::Failed("nonce length".into()))?;
         self.aead()?
-            .seal_in_place_detached(&nonce, b"sealkv software wrapper", body, tag)
+            .seal_in_place_detached(&nonce, context, body, tag)
             .map_err(|e| WrapError::Failed(e.to_string()))?;
         Ok(out.to_vec())
     }
 
-    fn unwrap(&self, wrapped: &[u8]) -> Result<SecretKey, WrapError> {
+    fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<SecretKey, WrapError> {
         if wrapped.len() != SOFT_WRAPPED_LEN {
             return Err(WrapError::WrongKey("wrapped key of another length".into()));
         }
@@ -176,7 +185,7 @@ impl KeyWrapper for SoftwareWrapper {
         let mut buf = Zeroizing::new([0u8; KEY_LEN]);
         buf.copy_from_slice(body);
         self.aead()?
-            .open_in_place_detached(&nonce, b"sealkv software wrapper", &mut buf[..], tag)
+            .open_in_place_detached(&nonce, context, &mut buf[..], tag)
             .map_err(|_| WrapError::WrongKey("the wrapped key does not open".into()))?;
         Ok(SecretKey::from_array(&mut buf))
     }
@@ -195,12 +204,19 @@ mod tests {
         let a = SoftwareWrapper::new("a", MasterKey::from_bytes(&[1; 32]).unwrap());
         let b = SoftwareWrapper::new("a", MasterKey::from_bytes(&[2; 32]).unwrap());
         let key = SecretKey::from_bytes(&[9; 32]).unwrap();
-        let wrapped = a.wrap(&key).unwrap();
+        let wrapped = a.wrap(&key, b"db 1").unwrap();
         assert!(!wrapped.windows(8).any(|w| w == [9; 8]));
-        assert_eq!(a.unwrap(&wrapped).unwrap().expose(), key.expose());
-        assert!(matches!(b.unwrap(&wrapped), Err(WrapError::WrongKey(_))));
+        assert_eq!(a.unwrap(&wrapped, b"db 1").unwrap().expose(), key.expose());
         assert!(matches!(
-            a.unwrap(&wrapped[1..]),
+            b.unwrap(&wrapped, b"db 1"),
+            Err(WrapError::WrongKey(_))
+        ));
+        assert!(matches!(
+            a.unwrap(&wrapped, b"db 2"),
+            Err(WrapError::WrongKey(_))
+        ));
+        assert!(matches!(
+            a.unwrap(&wrapped[1..], b"db 1"),
             Err(WrapError::WrongKey(_))
         ));
         assert!(!format!("{a:?}").contains("1, 1"));

@@ -741,6 +741,83 @@ fn a_version_1_registry_opens_and_is_rewritten_as_version_2() {
     ));
 }
 
+/// A software wrapper that records what it wrapped and whether each unwrap
+/// succeeded.
+struct Recording {
+    inner: SoftwareWrapper,
+    wrapped: std::sync::Mutex<Vec<Vec<u8>>>,
+    unwraps: std::sync::Mutex<Vec<bool>>,
+}
+
+impl KeyWrapper for Recording {
+    fn kind(&self) -> &str {
+        self.inner.kind()
+    }
+    fn key_id(&self) -> Result<String, WrapError> {
+        self.inner.key_id()
+    }
+    fn wrap(
+        &self,
+        key: &sealkv_crypto_envelope::SecretKey,
+        context: &[u8],
+    ) -> Result<Vec<u8>, WrapError> {
+        let w = self.inner.wrap(key, context)?;
+        self.wrapped.lock().unwrap().push(w.clone());
+        Ok(w)
+    }
+    fn unwrap(
+        &self,
+        wrapped: &[u8],
+        context: &[u8],
+    ) -> Result<sealkv_crypto_envelope::SecretKey, WrapError> {
+        let r = self.inner.unwrap(wrapped, context);
+        self.unwraps.lock().unwrap().push(r.is_ok());
+        r
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// A wrapped root key is bound to its database: one copied from another
+/// database's registry under the same wrapping key does not unwrap (the
+/// wrapper's AAD names the database), rather than unwrapping to another
+/// database's root key and failing only later.
+#[test]
+fn a_wrapped_root_key_moved_from_another_database_fails_at_unwrap() {
+    let rec = Arc::new(Recording {
+        inner: SoftwareWrapper::new("shared", MasterKey::from_bytes(&[0x77; 32]).unwrap()),
+        wrapped: Default::default(),
+        unwraps: Default::default(),
+    });
+    let kek = KeySource::Wrapper(rec.clone());
+    let a = KeyRegistry::create(DbId([1; 16]), &kek, GCM.id()).unwrap();
+    let from_a = rec.wrapped.lock().unwrap().last().unwrap().clone();
+    let b = KeyRegistry::create(DbId([2; 16]), &kek, GCM.id()).unwrap();
+    let of_b = rec.wrapped.lock().unwrap().last().unwrap().clone();
+    assert_eq!(from_a.len(), of_b.len());
+    let mut bytes = b.to_bytes();
+    let at = bytes
+        .windows(of_b.len())
+        .position(|w| w == of_b)
+        .expect("B's wrapped root key is in its registry");
+    bytes[at..at + of_b.len()].copy_from_slice(&from_a);
+    rehash(&mut bytes);
+    rec.unwraps.lock().unwrap().clear();
+    assert!(matches!(
+        KeyRegistry::open(&bytes, &kek),
+        Err(RegistryError::WrongKey)
+    ));
+    assert_eq!(
+        *rec.unwraps.lock().unwrap(),
+        vec![false],
+        "the unwrap itself refused the moved key"
+    );
+    // Each registry still opens as written.
+    KeyRegistry::open(&a.to_bytes(), &kek).unwrap();
+    KeyRegistry::open(&b.to_bytes(), &kek).unwrap();
+}
+
 /// A wrapper that fails the way a broken or unreachable HSM does.
 struct BrokenWrapper {
     unwraps: bool,
@@ -753,10 +830,18 @@ impl KeyWrapper for BrokenWrapper {
     fn key_id(&self) -> Result<String, WrapError> {
         Ok("k".into())
     }
-    fn wrap(&self, _key: &sealkv_crypto_envelope::SecretKey) -> Result<Vec<u8>, WrapError> {
+    fn wrap(
+        &self,
+        _key: &sealkv_crypto_envelope::SecretKey,
+        _context: &[u8],
+    ) -> Result<Vec<u8>, WrapError> {
         Ok(vec![7; 40])
     }
-    fn unwrap(&self, _wrapped: &[u8]) -> Result<sealkv_crypto_envelope::SecretKey, WrapError> {
+    fn unwrap(
+        &self,
+        _wrapped: &[u8],
+        _context: &[u8],
+    ) -> Result<sealkv_crypto_envelope::SecretKey, WrapError> {
         if self.unwraps {
             Ok(sealkv_crypto_envelope::SecretKey::from_bytes(&[3; 32]).unwrap())
         } else {

@@ -4,7 +4,9 @@
 //!
 //! The token encrypts the registry's random root key with AES-256-GCM
 //! (`CKM_AES_GCM`, a fresh 96-bit IV from the operating system's CSPRNG,
-//! a 128-bit tag and a fixed AAD) and decrypts it at open: one
+//! a 128-bit tag, and the registry's wrap context as AAD: the format
+//! version, database id, wrapper kind and key id, so a wrapped key copied
+//! into another database does not unwrap) and decrypts it at open: one
 //! `C_Decrypt` per database open, one `C_Encrypt` per create or rekey.
 //! The stored form is `IV (12) || ciphertext (32) || tag (16)`. A wrapped
 //! key that does not authenticate under the token's key is
@@ -67,8 +69,6 @@ const IV_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 /// The stored form's length: IV, wrapped key, tag.
 pub const WRAPPED_LEN: usize = IV_LEN + KEY_LEN + TAG_LEN;
-/// What every wrapped key's AAD says: it is a sealkv root key.
-const AAD: &[u8] = b"sealkv/v1/pkcs11/root-key";
 /// The CKA_ID length `generate_key` draws.
 const KEY_ID_LEN: usize = 16;
 
@@ -376,10 +376,10 @@ impl Pkcs11Wrapper {
         key: ObjectHandle,
         iv: &mut [u8; IV_LEN],
         input: &[u8],
+        aad: &[u8],
         encrypt: bool,
-    ) -> Result<Zeroizing<Vec<u8>>, WrapError> {
-        let params = GcmParams::new(&mut iv[..], AAD, (TAG_LEN as u64 * 8).into())
-            .map_err(|e| WrapError::Failed(e.to_string()))?;
+    ) -> Result<Zeroizing<Vec<u8>>, CkError> {
+        let params = GcmParams::new(&mut iv[..], aad, (TAG_LEN as u64 * 8).into())?;
         let mechanism = Mechanism::AesGcm(params);
         let out = if encrypt {
             session.encrypt(&mechanism, key, input)
@@ -387,16 +387,25 @@ impl Pkcs11Wrapper {
             session.decrypt(&mechanism, key, input)
         };
         // Moved, not copied, into zeroizing storage.
-        out.map(Zeroizing::new).map_err(|e| {
-            token_error(
-                if encrypt {
-                    "wrapping a key in the token"
-                } else {
-                    "unwrapping a key in the token"
-                },
-                e,
-            )
-        })
+        out.map(Zeroizing::new)
+    }
+
+    /// Whether the token still encrypts and decrypts under `key` and
+    /// `aad`: a round trip of a public probe value. Some tokens (SoftHSM2)
+    /// answer a GCM tag that does not verify with `CKR_GENERAL_ERROR`
+    /// rather than `CKR_ENCRYPTED_DATA_INVALID`; a token that passes this
+    /// probe right after is answering, so its refusal means the wrapped key
+    /// does not authenticate, not an outage.
+    fn round_trips(&self, session: &Session, key: ObjectHandle, aad: &[u8]) -> bool {
+        const PROBE: [u8; KEY_LEN] = [0x5a; KEY_LEN];
+        let mut iv = [0u8; IV_LEN];
+        if sealkv_crypto_envelope::random::fill(&mut iv).is_err() {
+            return false;
+        }
+        let mut iv_decrypt = iv;
+        self.gcm_op(session, key, &mut iv, &PROBE, aad, true)
+            .and_then(|sealed| self.gcm_op(session, key, &mut iv_decrypt, &sealed, aad, false))
+            .is_ok_and(|plain| plain.as_slice() == PROBE)
     }
 }
 
@@ -429,14 +438,23 @@ impl KeyWrapper for Pkcs11Wrapper {
         Ok(key_id)
     }
 
-    fn wrap(&self, key: &SecretKey) -> Result<Vec<u8>, WrapError> {
+    fn wrap(&self, key: &SecretKey, context: &[u8]) -> Result<Vec<u8>, WrapError> {
         let session = self.session(false)?;
         let handle = self.key(&session.0)?;
         let mut iv = [0u8; IV_LEN];
         sealkv_crypto_envelope::random::fill(&mut iv)
             .map_err(|e| WrapError::Failed(e.to_string()))?;
         let mut iv_used = iv;
-        let sealed = self.gcm_op(&session.0, handle, &mut iv_used, key.expose(), true)?;
+        let sealed = self
+            .gcm_op(
+                &session.0,
+                handle,
+                &mut iv_used,
+                key.expose(),
+                context,
+                true,
+            )
+            .map_err(|e| token_error("wrapping a key in the token", e))?;
         if sealed.len() != KEY_LEN + TAG_LEN || iv_used != iv {
             return Err(WrapError::Failed(format!(
                 "the token returned {} bytes for a wrapped key, or changed the IV",
@@ -449,7 +467,7 @@ impl KeyWrapper for Pkcs11Wrapper {
         Ok(out)
     }
 
-    fn unwrap(&self, wrapped: &[u8]) -> Result<SecretKey, WrapError> {
+    fn unwrap(&self, wrapped: &[u8], context: &[u8]) -> Result<SecretKey, WrapError> {
         if wrapped.len() != WRAPPED_LEN {
             return Err(WrapError::WrongKey(format!(
                 "a PKCS#11 wrapped key has {WRAPPED_LEN} bytes, not {}",
@@ -462,7 +480,19 @@ impl KeyWrapper for Pkcs11Wrapper {
             .map_err(|_| WrapError::Failed("IV length".into()))?;
         let session = self.session(false)?;
         let handle = self.key(&session.0)?;
-        let plain = self.gcm_op(&session.0, handle, &mut iv, sealed, false)?;
+        let plain = match self.gcm_op(&session.0, handle, &mut iv, sealed, context, false) {
+            Ok(plain) => plain,
+            Err(CkError::Pkcs11(RvError::GeneralError, _))
+                if self.round_trips(&session.0, handle, context) =>
+            {
+                return Err(WrapError::WrongKey(
+                    "unwrapping a key in the token: the wrapped key does not open under this \
+                     key and context"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(token_error("unwrapping a key in the token", e)),
+        };
         SecretKey::from_bytes(&plain)
             .map_err(|_| WrapError::Failed("the token unwrapped a key of the wrong length".into()))
     }

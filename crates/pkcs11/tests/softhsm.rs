@@ -181,7 +181,12 @@ fn concurrent_unwraps_in_one_token_all_succeed() {
             let w = Arc::new(wrapper(module, TOKEN, "shared", PIN));
             w.generate_key().unwrap();
             let key = sealkv_crypto_envelope::SecretKey::from_bytes(&[7; 32]).unwrap();
-            let wrapped = w.wrap(&key).unwrap();
+            let wrapped = w.wrap(&key, b"db one").unwrap();
+            // The context is authenticated: another database's does not open it.
+            match w.unwrap(&wrapped, b"db two") {
+                Err(WrapError::WrongKey(_)) => {}
+                other => panic!("another context: {:?}", other.map(|_| ())),
+            }
             const ROUNDS: usize = 200;
             let barrier = std::sync::Barrier::new(2);
             let failures: Vec<String> = std::thread::scope(|s| {
@@ -191,7 +196,7 @@ fn concurrent_unwraps_in_one_token_all_succeed() {
                         s.spawn(move || {
                             barrier.wait();
                             (0..ROUNDS)
-                                .filter_map(|_| match w.unwrap(wrapped) {
+                                .filter_map(|_| match w.unwrap(wrapped, b"db one") {
                                     Ok(k) if k.expose() == [7; 32] => None,
                                     Ok(_) => Some("another key".to_string()),
                                     Err(e) => Some(e.to_string()),

@@ -16,8 +16,33 @@ use super::{KekKind, KeyPurpose, KeyState};
 pub(super) const MAGIC: &[u8; 8] = b"SEALKEYS";
 /// The format version this build writes.
 pub(super) const VERSION: u16 = 2;
+/// The format version that introduced the wrapper section, named in every
+/// wrap context.
+const WRAPPER_SECTION_VERSION: u16 = 2;
 /// The older format version this build still reads: no wrapper section.
 pub(super) const VERSION_1: u16 = 1;
+/// The context a key wrapper binds a wrapped root key to (its AEAD's
+/// associated data, a KMS's encryption context): `SEALKEYS`, the format
+/// version that introduced the wrapper section (2, a u16: a later version
+/// keeps naming 2 for the wrapped keys it reads), the database id (16 bytes), then the wrapper kind and the
+/// key id, each as a u16 length and its bytes. A wrapped root key copied
+/// from another database, or recorded under another kind or key id, then
+/// fails at the unwrap.
+pub(super) fn wrap_context(db_id: &DbId, kind: &str, key_id: &str) -> Vec<u8> {
+    let mut c = Vec::with_capacity(MAGIC.len() + 2 + 16 + 4 + kind.len() + key_id.len());
+    c.extend_from_slice(MAGIC);
+    c.extend_from_slice(&WRAPPER_SECTION_VERSION.to_be_bytes());
+    c.extend_from_slice(&db_id.0);
+    for part in [kind.as_bytes(), key_id.as_bytes()] {
+        // Both are bounded far below u16::MAX (MAX_WRAPPER_KIND_LEN,
+        // MAX_WRAPPING_KEY_ID_LEN), at creation and when parsed.
+        let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
+        c.extend_from_slice(&len.to_be_bytes());
+        c.extend_from_slice(part);
+    }
+    c
+}
+
 /// Length of the fixed public header (magic through key count).
 pub(super) const HEADER_LEN: usize = 90;
 /// Length of a MAC, the key check or the hash.

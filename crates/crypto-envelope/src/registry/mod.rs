@@ -158,12 +158,19 @@ fn wrap_error(e: crate::WrapError) -> RegistryError {
 /// The registry root key `wrap` holds, unwrapped by the wrapper of
 /// `source`. A wrapper of another kind, or naming another key, is the wrong
 /// key (no unwrap is tried).
-fn unwrap_root(source: &KeySource, wrap: &StoredWrap) -> Result<MasterKey, RegistryError> {
+fn unwrap_root(
+    source: &KeySource,
+    wrap: &StoredWrap,
+    db_id: &DbId,
+) -> Result<MasterKey, RegistryError> {
     let wrapper = source.wrapper().ok_or(RegistryError::WrongKey)?;
     if wrapper.kind() != wrap.kind || wrapper.key_id().map_err(wrap_error)? != wrap.key_id {
         return Err(RegistryError::WrongKey);
     }
-    let root = wrapper.unwrap(&wrap.wrapped).map_err(wrap_error)?;
+    let context = format::wrap_context(db_id, &wrap.kind, &wrap.key_id);
+    let root = wrapper
+        .unwrap(&wrap.wrapped, &context)
+        .map_err(wrap_error)?;
     Ok(MasterKey::from_secret(root))
 }
 
@@ -201,7 +208,7 @@ fn resolve_kek(
                 what: "wrapped registry without a wrapper section",
                 offset: 90,
             })?;
-            unwrap_root(source, wrap)?
+            unwrap_root(source, wrap, db_id)?
         }
     };
     KekKeys::derive(provider, &kek, db_id)
@@ -223,8 +230,9 @@ fn new_kek(
         crate::wrap::check_wrapper_id(wrapper.kind(), &key_id)
             .map_err(|e| RegistryError::Key(KeyError::Wrap(e)))?;
         let root = SecretKey::random_from(provider)?;
+        let context = format::wrap_context(db_id, wrapper.kind(), &key_id);
         let wrapped = wrapper
-            .wrap(&root)
+            .wrap(&root, &context)
             .map_err(|e| RegistryError::Key(KeyError::Wrap(e)))?;
         if wrapped.is_empty() || wrapped.len() > crate::MAX_WRAPPED_LEN {
             return Err(RegistryError::Key(KeyError::Wrap(
@@ -236,7 +244,7 @@ fn new_kek(
             )));
         }
         let again = wrapper
-            .unwrap(&wrapped)
+            .unwrap(&wrapped, &context)
             .map_err(|e| RegistryError::Key(KeyError::Wrap(e)))?;
         if !bool::from(subtle::ConstantTimeEq::ct_eq(root.expose(), again.expose())) {
             return Err(RegistryError::Key(KeyError::Wrap(
