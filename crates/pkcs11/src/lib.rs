@@ -86,7 +86,10 @@ impl Pin {
         Ok(Pin(AuthPin::from(pin.as_str())))
     }
 
-    /// The PIN in environment variable `var`.
+    /// The PIN in environment variable `var`. The variable is left in the
+    /// environment (removing it is `unsafe` while other threads may read
+    /// the environment): the process's owner can still read it in
+    /// `/proc/PID/environ`.
     pub fn from_env(var: &str) -> Result<Self, WrapError> {
         let value = Zeroizing::new(std::env::var(var).map_err(|_| {
             WrapError::Unavailable(format!(
