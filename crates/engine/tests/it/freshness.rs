@@ -6,7 +6,7 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use sealkv::crypto::{EncryptionAlgorithm, KeySource};
+use sealkv::crypto::{EncryptionAlgorithm, KeySource, SoftwareWrapper};
 use sealkv::{Db, Error};
 use sealkv_fileio::{SimVfs, Vfs};
 
@@ -348,4 +348,60 @@ fn an_interrupted_creation_is_set_aside_and_started_over() {
     let db = Db::open_with_config(sim_config(&sim, alg)).unwrap();
     db.put(b"a", b"1").unwrap();
     assert!(sim.exists(&dir().join("KEYS.interrupted")).unwrap());
+}
+
+/// A rekey from a raw master key to a key wrapper and back, each way with a
+/// close and a kill: the older `KEYS` put back (made under the other kind
+/// of key, and opened with that key) is `Rollback` naming `KEYS`.
+#[test]
+fn an_older_registry_put_back_after_a_rekey_to_or_from_a_wrapper_is_a_rollback() {
+    let wrapper = || {
+        KeySource::Wrapper(std::sync::Arc::new(SoftwareWrapper::new(
+            "hsm-key",
+            key(0x33),
+        )))
+    };
+    let raw = || KeySource::Key(key(7));
+    let mut failures = Vec::new();
+    for (name, from, to) in [
+        (
+            "raw->wrapper",
+            raw as fn() -> KeySource,
+            wrapper as fn() -> KeySource,
+        ),
+        ("wrapper->raw", wrapper, raw),
+    ] {
+        for kill in [false, true] {
+            let vfs = SimVfs::new();
+            let config = |source: KeySource| {
+                sim_config(&vfs, None)
+                    .key_source(source)
+                    .encryption_algorithm(EncryptionAlgorithm::Aes256Gcm)
+            };
+            let db = Db::open_with_config(config(from())).unwrap();
+            for i in 0..40u32 {
+                db.put(format!("k{i:03}"), i.to_be_bytes()).unwrap();
+            }
+            db.flush().unwrap();
+            let older = vfs.read_file(&keys_path()).unwrap();
+            db.rekey(to()).unwrap();
+            if kill {
+                std::mem::forget(db);
+                vfs.crash();
+            } else {
+                db.close().unwrap();
+            }
+            // The rekey took: the new key opens, the old one does not.
+            Db::open_with_config(config(to())).unwrap().close().unwrap();
+            assert!(Db::open_with_config(config(from())).is_err(), "{name}");
+            vfs.write_file(&keys_path(), &older);
+            match Db::open_with_config(config(from())) {
+                Err(Error::Rollback { file, .. }) if file.ends_with("KEYS") => {}
+                other => {
+                    failures.push(format!("{name} kill={kill}: {:?}", other.map(|_| "opened")))
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }
