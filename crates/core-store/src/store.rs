@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::ThreadId;
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use sealkv_crypto_envelope::{DbId, Keyring};
+use sealkv_crypto_envelope::{DbId, KeyId, Keyring};
 use sealkv_fileio::{FileError, FileOp, LockKind, OpenMode, Vfs, VfsFile, VfsLock};
 
 use crate::cache::PageCache;
@@ -82,6 +82,9 @@ pub struct OpenReport {
     pub page_count: u64,
     /// Free pages.
     pub free_pages: u64,
+    /// The data key the opened meta page is sealed under (`None` for a
+    /// plaintext file). A registry the meta page records can open it.
+    pub meta_key: Option<KeyId>,
 }
 
 /// Counters, for monitoring.
@@ -276,6 +279,7 @@ impl Store {
             other_slot: None,
             page_count: FIRST_DATA_PAGE,
             free_pages: 0,
+            meta_key: None,
         };
         let store = Store::assemble(Parts {
             path,
@@ -388,9 +392,9 @@ impl Store {
             }
             match sealer
                 .open(&mut buf, slot, &[PageKind::Meta])
-                .and_then(|_| Meta::decode(&buf[PAGE_HEADER_LEN..], slot))
+                .and_then(|h| Ok((Meta::decode(&buf[PAGE_HEADER_LEN..], slot)?, h.dek)))
             {
-                Ok(m) if m.txn % 2 == slot - META_A => metas.push((slot, m)),
+                Ok((m, dek)) if m.txn % 2 == slot - META_A => metas.push((slot, m, dek)),
                 Ok(_) => problems.push(format!("meta page {slot}: transaction in the wrong slot")),
                 Err(e @ StoreError::MissingKey { .. }) => {
                     problems.push(e.to_string());
@@ -407,7 +411,7 @@ impl Store {
             problems.push(format!("meta page {slot}: all zeros"));
         }
         let mut last_err = None;
-        for (slot, meta) in metas {
+        for (slot, meta, dek) in metas {
             match check_meta(&file, &sealer, &meta, file_len, path) {
                 Ok(free) => {
                     let report = OpenReport {
@@ -418,6 +422,7 @@ impl Store {
                         other_slot: (!problems.is_empty()).then(|| problems.join("; ")),
                         page_count: meta.page_count,
                         free_pages: free.entries.len() as u64,
+                        meta_key: sealer.sealed().then_some(KeyId(dek)),
                     };
                     let store = Store::assemble(Parts {
                         path,
@@ -495,7 +500,17 @@ impl Store {
     /// the new key (old pages stay readable under the key they record).
     /// A plaintext store has nothing to do; a read-only one refuses.
     pub fn new_session(&self) -> Result<()> {
-        self.inner.sealer.new_session()
+        self.inner.sealer.new_session(None)
+    }
+
+    /// Starts a new writer session under data key `id`, which the keyring
+    /// holds but need not be its active key: to record a newer key registry
+    /// in a meta page sealed under the key the current meta page is sealed
+    /// under (see [`OpenReport::meta_key`]), which the registry it replaces
+    /// also holds. Call [`Store::new_session`] afterwards to seal under the
+    /// active key.
+    pub fn new_session_under(&self, id: KeyId) -> Result<()> {
+        self.inner.sealer.new_session(Some(id))
     }
 
     /// The page size.

@@ -17,8 +17,16 @@
 //! A rotation makes the commit of step 2 before the WAL and the page file
 //! start sessions under the new data key: that meta page is sealed under
 //! the old key, which an older registry still holds, so it proves the
-//! newer generation even to an open with the older registry.
+//! newer generation even to an open with the older registry. An open that
+//! finds the registry newer than the meta page does the same, before the
+//! WAL opens and before the page file seals anything under the registry's
+//! active key ([`record_newer_registry_at_open`]): its meta page is sealed
+//! under the key the meta page it replaces is sealed under.
 
+use std::path::Path;
+
+use sealkv_core_store::Store;
+use sealkv_crypto_envelope::KeyId;
 use sealkv_crypto_envelope::registry::AnchorKey;
 
 use crate::anchor::{AnchorKeys, AnchorState};
@@ -26,7 +34,50 @@ use crate::db::Inner;
 use crate::error::Error;
 use crate::flush::FlushState;
 use crate::keys::KeyState;
+use crate::layout::DATA_FILE;
+use crate::meta::EngineMeta;
 use crate::poison::PoisonCause;
+
+/// At a writable open, before the WAL opens: a registry newer than the
+/// meta page records (a key operation a crash cut short after its registry
+/// was written) is recorded at once, in a meta page sealed under
+/// `meta_key`, the data key of the meta page the store opened. The
+/// registry that meta page records holds that key, so the older registry
+/// put back still opens the new meta page and meets the newer generation
+/// (`Rollback`); a meta page sealed under a data key the rotation just
+/// added would be one the older registry cannot open, and the open would
+/// fall back to the slot before it. The page file then seals under the
+/// registry's active key again. Every other field of the meta page is
+/// kept as it is.
+pub(crate) fn record_newer_registry_at_open(
+    store: &Store,
+    keys: &KeyState,
+    meta_key: Option<KeyId>,
+    dir: &Path,
+) -> Result<(), Error> {
+    let data = dir.join(DATA_FILE);
+    let mut meta = EngineMeta::decode(store.read().app_meta(), &data)?;
+    if meta.registry_generation == keys.generation() && meta.registry_hash == keys.fingerprint() {
+        return Ok(());
+    }
+    let err = |e| crate::errmap::store(dir, e);
+    if let Some(id) = meta_key {
+        store.new_session_under(id).map_err(err)?;
+    }
+    meta.registry_generation = keys.generation();
+    meta.registry_hash = keys.fingerprint();
+    let mut txn = store.write().map_err(err)?;
+    txn.set_app_meta(&meta.encode()).map_err(err)?;
+    txn.commit().map_err(err)?;
+    if meta_key.is_some() {
+        store.new_session().map_err(err)?;
+    }
+    tracing::debug!(
+        generation = meta.registry_generation,
+        "a key registry newer than the page file was recorded at open"
+    );
+    Ok(())
+}
 
 impl Inner {
     /// Runs `change` on the key registry under the flush lock (so it

@@ -231,6 +231,14 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         if let Some(report) = report {
             store_findings(&data, report, &mut open_findings);
         }
+        if let (false, Some(k), Some(report)) = (config.read_only, &existing.keys, report) {
+            crate::keycommit::record_newer_registry_at_open(
+                &existing.store,
+                k,
+                report.meta_key,
+                &dir,
+            )?;
+        }
         existing
     };
     let meta = EngineMeta::decode(store.read().app_meta(), &data)?;

@@ -349,3 +349,76 @@ fn an_interrupted_creation_is_set_aside_and_started_over() {
     db.put(b"a", b"1").unwrap();
     assert!(sim.exists(&dir().join("KEYS.interrupted")).unwrap());
 }
+
+/// A power cut inside `rotate_data_key` after its registry reached the
+/// disk and before the commit that records it: the next open records the
+/// new generation, in a meta page the older registry still opens (sealed
+/// under the data key the rotation moved away from). The older `KEYS` put
+/// back afterwards, with the header-only segments removed, is `Rollback`,
+/// whether the reopened database wrote something under the new key or
+/// not. Swept over every write and sync of the rotation.
+#[test]
+fn an_older_registry_put_back_after_an_interrupted_rotation_was_reopened_is_a_rollback() {
+    use sealkv_fileio::{FaultPlan, FaultyVfs, OpKind};
+    let mut failures = Vec::new();
+    let mut interrupted = 0;
+    for alg in EncryptionAlgorithm::ALL {
+        let counts = {
+            let sim = SimVfs::new();
+            let faulty = FaultyVfs::over_sim(&sim);
+            let config = sim_config(&sim, Some(alg)).vfs(std::sync::Arc::new(faulty.clone()));
+            let db = Db::open_with_config(config).unwrap();
+            db.put(b"a", b"1").unwrap();
+            db.flush().unwrap();
+            let before = faulty.counts();
+            db.rotate_data_key().unwrap();
+            let after = faulty.counts();
+            [OpKind::Write, OpKind::Sync].map(|k| (k, after.get(k) - before.get(k)))
+        };
+        for (kind, n) in counts {
+            for nth in 1..=n {
+                for write_after in [false, true] {
+                    let what = format!("{alg} {kind:?} #{nth} write_after={write_after}");
+                    let sim = SimVfs::new();
+                    let faulty = FaultyVfs::over_sim(&sim);
+                    let config =
+                        sim_config(&sim, Some(alg)).vfs(std::sync::Arc::new(faulty.clone()));
+                    let db = Db::open_with_config(config).unwrap();
+                    db.put(b"a", b"1").unwrap();
+                    db.flush().unwrap();
+                    let older = sim.read_file(&keys_path()).unwrap();
+                    faulty.arm(FaultPlan::once(kind, nth));
+                    let result = db.rotate_data_key();
+                    assert!(faulty.injected() > 0, "{what}: the fault did not fire");
+                    faulty.disarm();
+                    std::mem::forget(db);
+                    sim.crash();
+                    if sim.read_file(&keys_path()).unwrap() == older {
+                        // The rotation did not reach the disk.
+                        continue;
+                    }
+                    if result.is_err() {
+                        interrupted += 1;
+                    }
+                    let db = Db::open_with_config(sim_config(&sim, Some(alg)))
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    if write_after {
+                        db.put(b"b", b"2").unwrap();
+                    }
+                    db.close().unwrap();
+                    sim.write_file(&keys_path(), &older);
+                    remove_header_only_newest_segments(&sim);
+                    match Db::open_with_config(sim_config(&sim, Some(alg))) {
+                        Err(Error::Rollback { file, .. }) if file.ends_with("KEYS") => {}
+                        other => failures.push(format!("{what}: {:?}", other.map(|_| "opened"))),
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "no fault stopped a rotation after its registry"
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
