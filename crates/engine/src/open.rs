@@ -210,7 +210,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             report: None,
         }
     } else {
-        let existing = open_existing(&config, &data, &keys_path)?;
+        let existing = open_existing(&config, &data, &keys_path, freshness.as_ref())?;
         check_registry(&dir, &existing)?;
         let report = existing.report.as_ref();
         if let (Some(f), Some(report)) = (&freshness, report) {
@@ -398,13 +398,28 @@ struct OpenedFiles {
 
 /// Opens the registry (if any) and the page file of an existing database,
 /// telling an encrypted database from a plaintext one.
-fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<OpenedFiles, Error> {
+/// With a freshness anchor, the registry is checked against it before the
+/// page file opens.
+fn open_existing(
+    config: &Config,
+    data: &Path,
+    keys_path: &Path,
+    freshness: Option<&Freshness>,
+) -> Result<OpenedFiles, Error> {
     use crate::storeglue::Opened;
     let has_registry = exists(&*config.vfs, keys_path)?;
     let keys = match (&config.key, has_registry) {
         (Some(_), true) => Some(KeyState::open(config, keys_path)?),
         _ => None,
     };
+    if let (Some(f), Some(k)) = (freshness, &keys) {
+        f.check_registry(
+            &config.path,
+            *k.keyring().db_id(),
+            k.generation(),
+            &AnchorKeys::new(vec![k.anchor_key()]),
+        )?;
+    }
     let ring = keys.as_ref().map(|k| k.keyring().clone());
     match crate::storeglue::open(config, data, ring)? {
         Opened::Store(store, report) => {

@@ -223,20 +223,30 @@ impl FileAnchor {
             .map_err(self.io(FileOp::Read))?;
         let mut best: Option<(usize, Slot)> = None;
         let mut why = Vec::new();
+        let mut whole = false;
         for (i, raw) in bytes.chunks_exact(SLOT).enumerate() {
             match decode(raw, keys) {
                 Ok(s) if best.is_none_or(|(_, b)| s.sequence > b.sequence) => best = Some((i, s)),
                 Ok(_) | Err(Bad::Empty) => {}
                 Err(Bad::Damaged(w)) => why.push(format!("slot {i}: {w}")),
-                Err(Bad::Unauthenticated) => why.push(format!(
+                Err(Bad::Unauthenticated) => {
+                    whole = true;
+                    why.push(format!(
                     "slot {i} does not authenticate under {}",
                     if keys.is_keyed() {
                         "this database's master key (another key's or another database's anchor, or a forged one)"
                     } else {
                         "no key (it was written with a key: open the database with it)"
                     }
-                )),
+                    ));
+                }
             }
+        }
+        if best.is_none() && whole {
+            return Err(AnchorError::Unauthenticated {
+                location: self.path.display().to_string(),
+                what: why.join("; "),
+            });
         }
         if best.is_none() && !why.is_empty() {
             return Err(self.corrupt(why.join("; ")));
@@ -272,7 +282,7 @@ impl FreshnessAnchor for FileAnchor {
             // slot by slot like any other.
             *open = match self.read(keys) {
                 Ok(o) => o.map(|(o, _)| o),
-                Err(AnchorError::Corrupt { .. }) => None,
+                Err(AnchorError::Corrupt { .. } | AnchorError::Unauthenticated { .. }) => None,
                 Err(e) => return Err(e),
             };
         }

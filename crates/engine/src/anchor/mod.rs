@@ -156,13 +156,23 @@ impl AnchorKeys {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AnchorError {
-    /// The anchor's bytes are damaged, or do not authenticate under this
-    /// database's master key.
+    /// The anchor's bytes are damaged (a checksum, the layout).
     #[error("freshness anchor {location}: {what}")]
     Corrupt {
         /// Where the anchor is (a path, a key name).
         location: String,
         /// What is wrong.
+        what: String,
+    },
+    /// The anchor's bytes are whole but do not authenticate under the keys
+    /// given: written under another master key (an older one, after a
+    /// rekey), for another database, forged, or, given no key, written
+    /// with one.
+    #[error("freshness anchor {location}: {what}")]
+    Unauthenticated {
+        /// Where the anchor is.
+        location: String,
+        /// Why.
         what: String,
     },
     /// The anchor records another database.
