@@ -85,6 +85,10 @@ pub struct OpenReport {
     /// The data key the opened meta page is sealed under (`None` for a
     /// plaintext file). A registry the meta page records can open it.
     pub meta_key: Option<KeyId>,
+    /// The tag (AEAD tag, or checksum in a plaintext file) of the meta page
+    /// of `newest_txn`: it tells that meta page from any other of the same
+    /// transaction number (another copy's).
+    pub newest_meta_tag: Tag,
 }
 
 /// Counters, for monitoring.
@@ -119,6 +123,8 @@ pub struct StoreStats {
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     pub(crate) meta: Meta,
+    /// The tag of the meta page that records `meta`.
+    pub(crate) meta_tag: Tag,
 }
 
 /// The writer's private state.
@@ -260,7 +266,7 @@ impl Store {
         let mut buf = header.encode();
         let mut mpage = vec![0u8; p];
         meta.encode(&mut mpage[PAGE_HEADER_LEN..p - TAG_LEN]);
-        sealer.seal(&mut mpage, PageKind::Meta, META_A, 0)?;
+        let meta_tag = sealer.seal(&mut mpage, PageKind::Meta, META_A, 0)?;
         buf.extend_from_slice(&mpage);
         buf.resize(p * FIRST_DATA_PAGE as usize, 0);
         let wr = |e| StoreError::Io(FileError::new(FileOp::Write, path, e));
@@ -280,6 +286,7 @@ impl Store {
             page_count: FIRST_DATA_PAGE,
             free_pages: 0,
             meta_key: None,
+            newest_meta_tag: meta_tag,
         };
         let store = Store::assemble(Parts {
             path,
@@ -288,6 +295,7 @@ impl Store {
             sealer,
             cache_bytes: options.cache_bytes,
             meta,
+            meta_tag,
             free: FreeList::default(),
             read_only: false,
         })?;
@@ -394,7 +402,11 @@ impl Store {
                 .open(&mut buf, slot, &[PageKind::Meta])
                 .and_then(|h| Ok((Meta::decode(&buf[PAGE_HEADER_LEN..], slot)?, h.dek)))
             {
-                Ok((m, dek)) if m.txn % 2 == slot - META_A => metas.push((slot, m, dek)),
+                Ok((m, dek)) if m.txn % 2 == slot - META_A => {
+                    let mut tag = Tag::default();
+                    tag.copy_from_slice(&buf[buf.len() - TAG_LEN..]);
+                    metas.push((slot, m, dek, tag));
+                }
                 Ok(_) => problems.push(format!("meta page {slot}: transaction in the wrong slot")),
                 Err(e @ StoreError::MissingKey { .. }) => {
                     problems.push(e.to_string());
@@ -405,13 +417,14 @@ impl Store {
         }
         metas.sort_by_key(|m| std::cmp::Reverse(m.1.txn));
         let newest_txn = metas.first().map(|m| m.1.txn);
+        let newest_meta_tag = metas.first().map_or_else(Tag::default, |m| m.3);
         if let Some(slot) = unwritten
             && newest_txn != Some(0)
         {
             problems.push(format!("meta page {slot}: all zeros"));
         }
         let mut last_err = None;
-        for (slot, meta, dek) in metas {
+        for (slot, meta, dek, meta_tag) in metas {
             match check_meta(&file, &sealer, &meta, file_len, path) {
                 Ok(free) => {
                     let report = OpenReport {
@@ -423,6 +436,7 @@ impl Store {
                         page_count: meta.page_count,
                         free_pages: free.entries.len() as u64,
                         meta_key: sealer.sealed().then_some(KeyId(dek)),
+                        newest_meta_tag,
                     };
                     let store = Store::assemble(Parts {
                         path,
@@ -431,6 +445,7 @@ impl Store {
                         sealer,
                         cache_bytes: options.cache_bytes,
                         meta,
+                        meta_tag,
                         free,
                         read_only: options.read_only,
                     })?;
@@ -461,6 +476,7 @@ impl Store {
             sealer,
             cache_bytes,
             meta,
+            meta_tag,
             free: FreeList {
                 entries: free,
                 chain,
@@ -477,7 +493,7 @@ impl Store {
                 _lock: lock,
                 sealer,
                 cache: PageCache::new(cache_bytes),
-                current: RwLock::new(Arc::new(Snapshot { meta })),
+                current: RwLock::new(Arc::new(Snapshot { meta, meta_tag })),
                 readers: Mutex::new(BTreeMap::new()),
                 gate: Mutex::new(WriterGate { owner: None }),
                 gate_cv: Condvar::new(),
@@ -529,6 +545,13 @@ impl Store {
         self.inner.sealer.db_id
     }
 
+    /// The tag (AEAD tag, or checksum in a plaintext file) of the meta page
+    /// of the last committed transaction: a freshness anchor records it to
+    /// tell this file's commit from another copy's of the same number.
+    pub fn meta_tag(&self) -> Tag {
+        self.inner.snapshot().meta_tag
+    }
+
     /// Counters.
     pub fn stats(&self) -> StoreStats {
         let i = &self.inner;
@@ -567,6 +590,8 @@ struct Parts<'a> {
     cache_bytes: usize,
     /// The committed state the store opens at.
     meta: Meta,
+    /// The tag of its meta page.
+    meta_tag: Tag,
     /// That state's free list.
     free: FreeList,
     read_only: bool,

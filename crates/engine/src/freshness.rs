@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use sealkv_crypto_envelope::DbId;
 
 use crate::anchor::{AnchorError, AnchorKeys, AnchorPolicy, AnchorState, FreshnessAnchor};
 use crate::config::Config;
 use crate::error::Error;
+use crate::keys::KeyState;
 use crate::layout::KEYS_FILE;
 
 /// What the anchor was last told (or answered at open).
@@ -80,23 +80,35 @@ impl Freshness {
     pub(crate) fn check_registry(
         &self,
         dir: &Path,
-        db_id: DbId,
-        generation: u64,
+        registry: &KeyState,
         keys: &AnchorKeys,
     ) -> Result<(), Error> {
         let Ok(Some(a)) = self.anchor.load(keys) else {
             return Ok(());
         };
-        if a.db_id == db_id && a.registry_generation > generation {
-            return Err(Error::Rollback {
-                file: dir.join(KEYS_FILE),
-                what: format!(
-                    "the key registry (generation {generation}) is older than the freshness anchor records (generation {}): an older registry was put back",
-                    a.registry_generation
-                ),
-            });
+        if a.db_id != *registry.keyring().db_id() {
+            return Ok(());
         }
-        Ok(())
+        let generation = registry.generation();
+        let what = if a.registry_generation > generation {
+            format!(
+                "the key registry (generation {generation}) is older than the freshness anchor records (generation {}): an older registry was put back",
+                a.registry_generation
+            )
+        } else if a.registry_generation == generation
+            && a.registry_hash != [0; 32]
+            && a.registry_hash != registry.fingerprint()
+        {
+            format!(
+                "the key registry (generation {generation}) is not the one the freshness anchor records at that generation: the registry of another copy of this database, or an older one"
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::Rollback {
+            file: dir.join(KEYS_FILE),
+            what,
+        })
     }
 
     /// At the open of an existing database whose directory presents
@@ -115,6 +127,15 @@ impl Freshness {
                     anchor: a.db_id,
                     directory: present.db_id,
                 }));
+            }
+            if let Some(why) = present.diverges_from(a) {
+                return Err(Error::Rollback {
+                    file: dir.to_path_buf(),
+                    what: format!(
+                        "the directory is not the one its freshness anchor records (commit {}, key registry generation {}): {why}. A copy of the database went its own way, or an older one was put back and written to",
+                        a.commit, a.registry_generation
+                    ),
+                });
             }
             if !present.is_at_or_after(a) {
                 return Err(Error::Rollback {

@@ -124,6 +124,8 @@ impl Inner {
             db_id: self.store.db_id(),
             commit: self.store.stats().txn,
             registry_generation: self.keys.as_ref().map_or(0, KeyState::generation),
+            registry_hash: self.keys.as_ref().map_or([0; 32], KeyState::fingerprint),
+            meta_tag: self.store.meta_tag(),
         }
     }
 
@@ -160,11 +162,13 @@ impl Inner {
     /// Before a rekey writes its registry: the freshness anchor is stored
     /// again, authenticated under both the old master key and the new one,
     /// so whichever registry a crash leaves opens it. Runs under the
-    /// registry lock (`generation` is the registry's, unchanged yet).
+    /// registry lock (`generation` and `registry_hash` are the registry's,
+    /// unchanged yet).
     pub(crate) fn anchor_for_rekey(
         &self,
         keys: [AnchorKey; 2],
         generation: u64,
+        registry_hash: [u8; 32],
     ) -> Result<(), Error> {
         let Some(f) = &self.freshness else {
             return Ok(());
@@ -173,6 +177,8 @@ impl Inner {
             db_id: self.store.db_id(),
             commit: self.store.stats().txn,
             registry_generation: generation,
+            registry_hash,
+            meta_tag: self.store.meta_tag(),
         };
         f.record_always(state, &AnchorKeys::new(keys.to_vec()))
             .map_err(|e| self.anchor_failed(e))

@@ -218,6 +218,11 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
                 db_id: existing.store.db_id(),
                 commit: report.newest_txn,
                 registry_generation: existing.keys.as_ref().map_or(0, KeyState::generation),
+                registry_hash: existing
+                    .keys
+                    .as_ref()
+                    .map_or([0; 32], KeyState::fingerprint),
+                meta_tag: report.newest_meta_tag,
             };
             // A registry made by this open (a plaintext database opened
             // with a key for the first time) did not authenticate the
@@ -413,12 +418,7 @@ fn open_existing(
         _ => None,
     };
     if let (Some(f), Some(k)) = (freshness, &keys) {
-        f.check_registry(
-            &config.path,
-            *k.keyring().db_id(),
-            k.generation(),
-            &AnchorKeys::new(vec![k.anchor_key()]),
-        )?;
+        f.check_registry(&config.path, k, &AnchorKeys::new(vec![k.anchor_key()]))?;
     }
     let ring = keys.as_ref().map(|k| k.keyring().clone());
     match crate::storeglue::open(config, data, ring)? {

@@ -25,8 +25,8 @@ const VERSION: u16 = 1;
 /// Slot size: one sector, so one slot's write is one sector's.
 const SLOT: usize = 512;
 const FILE_LEN: usize = 2 * SLOT;
-/// Bytes 0..56 of a slot: what the tags authenticate.
-const BODY: usize = 56;
+/// Bytes 0..104 of a slot: what the tags authenticate.
+const BODY: usize = 104;
 /// At most two tags (a rekey's old and new master keys).
 const MAX_TAGS: usize = 2;
 const CRC_LEN: usize = 16;
@@ -67,6 +67,8 @@ fn encode(state: &AnchorState, sequence: u64, keys: &AnchorKeys) -> Vec<u8> {
     body[32..40].copy_from_slice(&state.commit.to_be_bytes());
     body[40..48].copy_from_slice(&state.registry_generation.to_be_bytes());
     body[48..56].copy_from_slice(&sequence.to_be_bytes());
+    body[56..88].copy_from_slice(&state.registry_hash);
+    body[88..104].copy_from_slice(&state.meta_tag);
     let mut out = Vec::with_capacity(SLOT);
     out.extend_from_slice(&body);
     for t in keys.tags(&body).iter().take(MAX_TAGS) {
@@ -114,11 +116,17 @@ fn decode(slot: &[u8], keys: &AnchorKeys) -> Result<Slot, Bad> {
     }
     let mut id = [0u8; 16];
     id.copy_from_slice(body.get(16..32).unwrap_or(&[0; 16]));
+    let mut registry_hash = [0u8; 32];
+    registry_hash.copy_from_slice(body.get(56..88).unwrap_or(&[0; 32]));
+    let mut meta_tag = [0u8; 16];
+    meta_tag.copy_from_slice(body.get(88..104).unwrap_or(&[0; 16]));
     Ok(Slot {
         state: AnchorState {
             db_id: DbId(id),
             commit: word(body, 32),
             registry_generation: word(body, 40),
+            registry_hash,
+            meta_tag,
         },
         sequence: word(body, 48),
     })
@@ -335,6 +343,8 @@ mod tests {
             db_id: DbId([4; 16]),
             commit,
             registry_generation: commit / 2,
+            registry_hash: [commit as u8; 32],
+            meta_tag: [5; 16],
         }
     }
 

@@ -416,3 +416,71 @@ fn creating_beside_an_unreadable_or_damaged_anchor_says_which() {
     assert!(matches!(&err, Error::Rollback { .. }), "{err:?}");
     assert!(!sim.exists(&dir().join("data.sealkv")).unwrap());
 }
+
+/// The newest transaction id in the page file's meta slots (their clear
+/// headers).
+fn newest_txn(sim: &SimVfs) -> u64 {
+    let bytes = sim.read_file(&dir().join("data.sealkv")).unwrap();
+    [1usize, 2]
+        .map(|slot| {
+            u64::from_be_bytes(
+                bytes[slot * 4096 + 56..slot * 4096 + 64]
+                    .try_into()
+                    .unwrap(),
+            )
+        })
+        .into_iter()
+        .max()
+        .unwrap()
+}
+
+/// A copy of the directory that went its own way and reached the very
+/// commit number (or registry generation) the anchor records is not the
+/// directory the anchor records: the anchor binds the meta page's tag and
+/// the registry's hash, so the copy is `Rollback`, not accepted as "at the
+/// anchor".
+#[test]
+fn a_copy_that_diverged_to_the_anchored_commit_is_a_rollback() {
+    for alg in [None, Some(EncryptionAlgorithm::ChaCha20Poly1305)] {
+        for diverge in ["data", "field key"] {
+            if alg.is_none() && diverge == "field key" {
+                continue;
+            }
+            let what = format!("{alg:?} {diverge}");
+            let sim = SimVfs::new();
+            let anchor = file_anchor(&sim);
+            let db = Db::open_with_config(anchored(&sim, alg, anchor.clone())).unwrap();
+            db.put(b"a", b"1").unwrap();
+            db.close().unwrap();
+            let copy = snapshot_dir(&sim);
+            let step = |db: &Db, value: &[u8]| match diverge {
+                "data" => {
+                    db.put(b"b", value).unwrap();
+                    db.flush().unwrap();
+                }
+                _ => {
+                    db.create_field_key().unwrap();
+                }
+            };
+            // The anchored directory moves on...
+            let db = Db::open_with_config(anchored(&sim, alg, anchor.clone())).unwrap();
+            step(&db, b"anchored");
+            db.close().unwrap();
+            let at = newest_txn(&sim);
+            // ...and so does the copy, without the anchor, as far.
+            put_back(&sim, &copy);
+            let db = Db::open_with_config(sim_config(&sim, alg)).unwrap();
+            step(&db, b"copy");
+            db.close().unwrap();
+            assert_eq!(
+                newest_txn(&sim),
+                at,
+                "{what}: the copy reached another commit"
+            );
+            let err = Db::open_with_config(anchored(&sim, alg, anchor.clone()))
+                .map(|_| "opened")
+                .unwrap_err();
+            assert!(matches!(&err, Error::Rollback { .. }), "{what}: {err:?}");
+        }
+    }
+}
