@@ -420,6 +420,10 @@ fn finish_copy(
     config.algorithm = None;
     config.encrypt_at_rest = live.sealed;
     config.key = registry.and_then(|(_, source)| source);
+    // The live database's freshness anchor records the live database: the
+    // copy has the same id, and its commits recorded there would make the
+    // live directory look older than its anchor.
+    config.anchor = None;
     let copy = Db::open_with_config(config)?;
     let result = (|| {
         let rotated = if options.rotate_data_key && copy.inner.sealed {
