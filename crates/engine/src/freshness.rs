@@ -70,7 +70,8 @@ impl Freshness {
 
     /// At the open of an existing database, with its key registry alone
     /// (before the page file opens): an anchor that records a newer
-    /// registry generation than `generation` is `Rollback`. An older
+    /// generation than `registry`'s, or the same generation with another
+    /// hash, is `Rollback` naming `KEYS`. An older
     /// registry put back after a rotation and two commits cannot open
     /// either meta page (both sealed under a data key it lacks), which
     /// without this check is `Corruption`; the anchor says what it is. An
