@@ -202,6 +202,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             ..EngineMeta::default()
         };
         let store = crate::storeglue::create(&config, &data, db_id, ring, first_meta.encode())?;
+        open_findings.txn = store.stats().txn;
         OpenedFiles {
             registry_created: keys.is_some(),
             keys,
@@ -236,6 +237,10 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         if let Some(report) = report {
             store_findings(&data, report, &mut open_findings);
         }
+        // The transaction the open found, before the commit below: a
+        // commit since rewrote the other meta slot, so `verify` reports
+        // what the open saw in it.
+        open_findings.txn = existing.store.stats().txn;
         if let (false, Some(k), Some(report)) = (config.read_only, &existing.keys, report) {
             crate::keycommit::record_newer_registry_at_open(
                 &existing.store,
@@ -247,7 +252,6 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         existing
     };
     let meta = EngineMeta::decode(store.read().app_meta(), &data)?;
-    open_findings.txn = store.stats().txn;
 
     let active = Arc::new(Memtable::new());
     // The WAL replay checks that the log continues the page file exactly,
