@@ -123,8 +123,9 @@ pub(crate) fn import(
         ));
     }
     let archive_key = archive_key(g, archive_key_file, plaintext_archive)?;
+    // The new database is anchored from its creation, as with `init`.
     let make = |dir: &Path| {
-        let mut c = Config::new(dir).crypto_provider(open::provider());
+        let mut c = open::with_anchor(Config::new(dir).crypto_provider(open::provider()), g);
         if !g.plaintext {
             if let Some(k) = &db_key {
                 c = c.encrypt_at_rest(true).key_source(k.clone());

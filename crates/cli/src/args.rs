@@ -92,6 +92,8 @@ pub(crate) struct Global {
     /// A freshness anchor file outside the database directory: updated
     /// after every commit, checked at every open (a directory older than
     /// it, such as an old copy put back, exits 4). Its directory must exist.
+    /// `init` and `import` anchor the new database; `restore` points the
+    /// anchor at the restored database.
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) anchor_file: Option<PathBuf>,
     /// Keys and values as hex: in arguments (put, get, delete, scan

@@ -435,6 +435,9 @@ pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliE
         sealkv_backup::RestoreError::Db(e) => CliError::Db(e),
         damaged => CliError::CheckFailed(damaged.to_string()),
     })?;
+    if let Some(anchor) = &g.anchor_file {
+        anchor_restored(g, dest, anchor)?;
+    }
     if g.json {
         return output::print_json(&json!({
             "backup": backup.display().to_string(),
@@ -452,6 +455,41 @@ pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliE
         report.seq,
         report.path.display()
     ))
+}
+
+/// After `restore --anchor-file PATH`: a restore puts an older state back
+/// on purpose, so the anchor is pointed at the restored database. A new
+/// anchor is written beside PATH (the restored database opened once with
+/// it), then renamed over PATH and its directory fsynced: PATH holds the
+/// old record or the new one, whole, whatever stops the command.
+fn anchor_restored(g: &Global, dest: &Path, anchor: &Path) -> Result<(), CliError> {
+    let mut name = anchor.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    let fresh = anchor.with_file_name(name);
+    match std::fs::remove_file(&fresh) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&fresh)(e)),
+        _ => {}
+    }
+    let mut config = Config::new(dest)
+        .create_if_missing(false)
+        .crypto_provider(open::provider())
+        .freshness_anchor(std::sync::Arc::new(sealkv::anchor::FileAnchor::new(&fresh)));
+    if let Some(source) = open::key_source(g)? {
+        config = config.key_source(source);
+    }
+    let opened = Db::open_with_config(config).and_then(Db::close);
+    if let Err(e) = opened {
+        let _ = std::fs::remove_file(&fresh);
+        return Err(e.into());
+    }
+    std::fs::rename(&fresh, anchor).map_err(io(anchor))?;
+    let parent = match anchor.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io(parent))
 }
 
 /// `rotate-key`: new writes are sealed under a new data key.

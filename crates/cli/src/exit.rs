@@ -142,6 +142,7 @@ fn db_code(e: &sealkv::Error) -> u8 {
         E::Corruption { .. } | E::Rollback { .. } => CORRUPTION,
         E::Anchor(
             sealkv::anchor::AnchorError::Corrupt { .. }
+            | sealkv::anchor::AnchorError::Unauthenticated { .. }
             | sealkv::anchor::AnchorError::OtherDatabase { .. },
         ) => CORRUPTION,
         // Refusals of what the caller asked (a plaintext database asked to

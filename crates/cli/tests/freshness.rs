@@ -245,3 +245,108 @@ fn verify_reports_a_zeroed_free_page_that_is_not_zero() {
         "{out}"
     );
 }
+
+/// `restore --anchor-file PATH`: a restore puts an older state back on
+/// purpose, so the anchor is pointed at the restored database (replaced
+/// whole, never edited in place): the restored database then opens with
+/// it, and an older copy of the restored one put back is caught by it.
+#[test]
+fn restore_with_an_anchor_file_anchors_the_restored_database() {
+    let f = fixture();
+    let anchor = f.anchor.to_str().unwrap();
+    run(&f, &f.key, &["--anchor-file", anchor, "init"]).success();
+    run(&f, &f.key, &["--anchor-file", anchor, "put", "a", "1"]).success();
+    let backup = f.db.with_file_name("backup");
+    run(
+        &f,
+        &f.key,
+        &["--anchor-file", anchor, "backup", backup.to_str().unwrap()],
+    )
+    .success();
+    // The live database moves on, well past the backup's commits.
+    for i in 0..8 {
+        let v = i.to_string();
+        run(&f, &f.key, &["--anchor-file", anchor, "put", "a", &v]).success();
+        run(&f, &f.key, &["--anchor-file", anchor, "flush"]).success();
+    }
+    let restored = f.db.with_file_name("restored");
+    sealkv()
+        .arg("--key-file")
+        .arg(&f.key)
+        .args(["--anchor-file", anchor, "restore"])
+        .arg(&backup)
+        .arg(&restored)
+        .assert()
+        .success();
+    let in_restored = |args: &[&str]| {
+        sealkv()
+            .arg("--db")
+            .arg(&restored)
+            .arg("--key-file")
+            .arg(&f.key)
+            .args(["--anchor-file", anchor])
+            .args(args)
+            .assert()
+    };
+    let a = in_restored(&["get", "a"]).success();
+    assert_eq!(stdout_of(&a).trim(), "1");
+    // The anchor now follows the restored database: an older copy of it
+    // put back is caught.
+    let copy = f.db.with_file_name("restored-copy");
+    copy_dir(&restored, &copy);
+    in_restored(&["put", "b", "1"]).success();
+    in_restored(&["flush"]).success();
+    std::fs::remove_dir_all(&restored).unwrap();
+    std::fs::rename(&copy, &restored).unwrap();
+    in_restored(&["get", "a"]).code(4);
+}
+
+/// `import --anchor-file PATH`: the new database is anchored from its
+/// creation, as with `init`; an anchor that records a database already
+/// is refused (exit 4) before anything is imported.
+#[test]
+fn import_with_an_anchor_file_anchors_the_new_database() {
+    let f = fixture();
+    run(&f, &f.key, &["init"]).success();
+    run(&f, &f.key, &["put", "a", "1"]).success();
+    let archive = f.db.with_file_name("data.skva");
+    run(&f, &f.key, &["export", archive.to_str().unwrap()]).success();
+    let imported = f.db.with_file_name("imported");
+    let anchor = f.anchor.to_str().unwrap();
+    let import = |dest: &Path| {
+        sealkv()
+            .arg("--db")
+            .arg(dest)
+            .arg("--key-file")
+            .arg(&f.key)
+            .args(["--anchor-file", anchor, "import"])
+            .arg(&archive)
+            .assert()
+    };
+    import(&imported).success();
+    assert!(f.anchor.exists(), "the import did not anchor the database");
+    let in_imported = |args: &[&str]| {
+        sealkv()
+            .arg("--db")
+            .arg(&imported)
+            .arg("--key-file")
+            .arg(&f.key)
+            .args(["--anchor-file", anchor])
+            .args(args)
+            .assert()
+    };
+    let a = in_imported(&["get", "a"]).success();
+    assert_eq!(stdout_of(&a).trim(), "1");
+    let copy = f.db.with_file_name("imported-copy");
+    copy_dir(&imported, &copy);
+    in_imported(&["put", "b", "1"]).success();
+    in_imported(&["flush"]).success();
+    std::fs::remove_dir_all(&imported).unwrap();
+    std::fs::rename(&copy, &imported).unwrap();
+    in_imported(&["get", "a"]).code(4);
+    // The anchor records a database: a second import beside it is refused.
+    let second = f.db.with_file_name("second");
+    let a = import(&second).code(4);
+    assert!(stderr_of(&a).contains("anchor"), "{}", stderr_of(&a));
+    assert!(!second.exists());
+}

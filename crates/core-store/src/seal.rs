@@ -40,10 +40,10 @@ pub(crate) struct PageSealer {
 }
 
 impl PageSealer {
-    /// Starts a new writer session under the keyring's active data key
-    /// (after a data-key rotation): every page sealed from now on records
-    /// the new session's salt and key.
-    pub(crate) fn new_session(&self) -> crate::error::Result<()> {
+    /// Starts a new writer session under data key `under`, or the
+    /// keyring's active one (after a data-key rotation): every page sealed
+    /// from now on records the new session's salt and key.
+    pub(crate) fn new_session(&self, under: Option<KeyId>) -> crate::error::Result<()> {
         match &self.mode {
             Mode::Plain => Ok(()),
             Mode::Sealed { session: None, .. } => Err(StoreError::ReadOnly),
@@ -51,7 +51,17 @@ impl PageSealer {
                 session: Some(slot),
                 keyring,
             } => {
-                let fresh = Arc::new(keyring.start_session()?);
+                let fresh = match under {
+                    Some(id) => keyring.start_session_under(id)?,
+                    None => keyring.start_session()?,
+                };
+                if fresh.algorithm().0 != self.algorithm {
+                    return Err(StoreError::AlgorithmMismatch {
+                        file: self.algorithm,
+                        key: fresh.algorithm().0,
+                    });
+                }
+                let fresh = Arc::new(fresh);
                 *slot.write() = fresh;
                 Ok(())
             }

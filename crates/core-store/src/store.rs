@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::ThreadId;
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use sealkv_crypto_envelope::{DbId, Keyring};
+use sealkv_crypto_envelope::{DbId, KeyId, Keyring};
 use sealkv_fileio::{FileError, FileOp, LockKind, OpenMode, Vfs, VfsFile, VfsLock};
 
 use crate::cache::PageCache;
@@ -82,6 +82,13 @@ pub struct OpenReport {
     pub page_count: u64,
     /// Free pages.
     pub free_pages: u64,
+    /// The data key the opened meta page is sealed under (`None` for a
+    /// plaintext file). A registry the meta page records can open it.
+    pub meta_key: Option<KeyId>,
+    /// The tag (AEAD tag, or checksum in a plaintext file) of the meta page
+    /// of `newest_txn`: it tells that meta page from any other of the same
+    /// transaction number (another copy's).
+    pub newest_meta_tag: Tag,
 }
 
 /// Counters, for monitoring.
@@ -116,6 +123,8 @@ pub struct StoreStats {
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     pub(crate) meta: Meta,
+    /// The tag of the meta page that records `meta`.
+    pub(crate) meta_tag: Tag,
 }
 
 /// The writer's private state.
@@ -257,7 +266,7 @@ impl Store {
         let mut buf = header.encode();
         let mut mpage = vec![0u8; p];
         meta.encode(&mut mpage[PAGE_HEADER_LEN..p - TAG_LEN]);
-        sealer.seal(&mut mpage, PageKind::Meta, META_A, 0)?;
+        let meta_tag = sealer.seal(&mut mpage, PageKind::Meta, META_A, 0)?;
         buf.extend_from_slice(&mpage);
         buf.resize(p * FIRST_DATA_PAGE as usize, 0);
         let wr = |e| StoreError::Io(FileError::new(FileOp::Write, path, e));
@@ -276,6 +285,8 @@ impl Store {
             other_slot: None,
             page_count: FIRST_DATA_PAGE,
             free_pages: 0,
+            meta_key: None,
+            newest_meta_tag: meta_tag,
         };
         let store = Store::assemble(Parts {
             path,
@@ -284,6 +295,7 @@ impl Store {
             sealer,
             cache_bytes: options.cache_bytes,
             meta,
+            meta_tag,
             free: FreeList::default(),
             read_only: false,
         })?;
@@ -388,9 +400,13 @@ impl Store {
             }
             match sealer
                 .open(&mut buf, slot, &[PageKind::Meta])
-                .and_then(|_| Meta::decode(&buf[PAGE_HEADER_LEN..], slot))
+                .and_then(|h| Ok((Meta::decode(&buf[PAGE_HEADER_LEN..], slot)?, h.dek)))
             {
-                Ok(m) if m.txn % 2 == slot - META_A => metas.push((slot, m)),
+                Ok((m, dek)) if m.txn % 2 == slot - META_A => {
+                    let mut tag = Tag::default();
+                    tag.copy_from_slice(&buf[buf.len() - TAG_LEN..]);
+                    metas.push((slot, m, dek, tag));
+                }
                 Ok(_) => problems.push(format!("meta page {slot}: transaction in the wrong slot")),
                 Err(e @ StoreError::MissingKey { .. }) => {
                     problems.push(e.to_string());
@@ -401,13 +417,14 @@ impl Store {
         }
         metas.sort_by_key(|m| std::cmp::Reverse(m.1.txn));
         let newest_txn = metas.first().map(|m| m.1.txn);
+        let newest_meta_tag = metas.first().map_or_else(Tag::default, |m| m.3);
         if let Some(slot) = unwritten
             && newest_txn != Some(0)
         {
             problems.push(format!("meta page {slot}: all zeros"));
         }
         let mut last_err = None;
-        for (slot, meta) in metas {
+        for (slot, meta, dek, meta_tag) in metas {
             match check_meta(&file, &sealer, &meta, file_len, path) {
                 Ok(free) => {
                     let report = OpenReport {
@@ -418,6 +435,8 @@ impl Store {
                         other_slot: (!problems.is_empty()).then(|| problems.join("; ")),
                         page_count: meta.page_count,
                         free_pages: free.entries.len() as u64,
+                        meta_key: sealer.sealed().then_some(KeyId(dek)),
+                        newest_meta_tag,
                     };
                     let store = Store::assemble(Parts {
                         path,
@@ -426,6 +445,7 @@ impl Store {
                         sealer,
                         cache_bytes: options.cache_bytes,
                         meta,
+                        meta_tag,
                         free,
                         read_only: options.read_only,
                     })?;
@@ -456,6 +476,7 @@ impl Store {
             sealer,
             cache_bytes,
             meta,
+            meta_tag,
             free: FreeList {
                 entries: free,
                 chain,
@@ -472,7 +493,7 @@ impl Store {
                 _lock: lock,
                 sealer,
                 cache: PageCache::new(cache_bytes),
-                current: RwLock::new(Arc::new(Snapshot { meta })),
+                current: RwLock::new(Arc::new(Snapshot { meta, meta_tag })),
                 readers: Mutex::new(BTreeMap::new()),
                 gate: Mutex::new(WriterGate { owner: None }),
                 gate_cv: Condvar::new(),
@@ -495,7 +516,17 @@ impl Store {
     /// the new key (old pages stay readable under the key they record).
     /// A plaintext store has nothing to do; a read-only one refuses.
     pub fn new_session(&self) -> Result<()> {
-        self.inner.sealer.new_session()
+        self.inner.sealer.new_session(None)
+    }
+
+    /// Starts a new writer session under data key `id`, which the keyring
+    /// holds but need not be its active key: to record a newer key registry
+    /// in a meta page sealed under the key the current meta page is sealed
+    /// under (see [`OpenReport::meta_key`]), which the registry it replaces
+    /// also holds. Call [`Store::new_session`] afterwards to seal under the
+    /// active key.
+    pub fn new_session_under(&self, id: KeyId) -> Result<()> {
+        self.inner.sealer.new_session(Some(id))
     }
 
     /// The page size.
@@ -512,6 +543,13 @@ impl Store {
     /// The database id.
     pub fn db_id(&self) -> DbId {
         self.inner.sealer.db_id
+    }
+
+    /// The tag (AEAD tag, or checksum in a plaintext file) of the meta page
+    /// of the last committed transaction: a freshness anchor records it to
+    /// tell this file's commit from another copy's of the same number.
+    pub fn meta_tag(&self) -> Tag {
+        self.inner.snapshot().meta_tag
     }
 
     /// Counters.
@@ -552,6 +590,8 @@ struct Parts<'a> {
     cache_bytes: usize,
     /// The committed state the store opens at.
     meta: Meta,
+    /// The tag of its meta page.
+    meta_tag: Tag,
     /// That state's free list.
     free: FreeList,
     read_only: bool,

@@ -9,7 +9,7 @@ use sealkv_fileio::{FileError, FileOp};
 
 use crate::error::{Result, StoreError};
 use crate::format::MAX_DEPTH;
-use crate::format::{MAX_APP_META, MAX_VALUE_LEN, META_A, PAGE_HEADER_LEN, PageKind, TAG_LEN};
+use crate::format::{MAX_APP_META, MAX_VALUE_LEN, META_A, PAGE_HEADER_LEN, PageKind, TAG_LEN, Tag};
 use crate::meta::{FreeEntry, Meta, encode_free, free_per_page};
 use crate::node::{
     ChildRef, Node, ValRef, entry_key, inline_size, put_branch, put_inline, put_overflow,
@@ -298,10 +298,10 @@ impl WriteTxn<'_> {
         if result.is_err() {
             inner.poisoned.store(true, Ordering::SeqCst);
         }
-        result?;
+        let meta_tag = result?;
         ws.free = free_all;
         ws.chain = chain;
-        *inner.current.write() = Arc::new(Snapshot { meta });
+        *inner.current.write() = Arc::new(Snapshot { meta, meta_tag });
         inner.commits.fetch_add(1, Ordering::Relaxed);
         Ok((txn, zeroed))
     }
@@ -363,7 +363,7 @@ fn write_pages(inner: &Inner, file_len: &mut u64, mut out: Vec<(u64, Vec<u8>)>) 
 }
 
 /// Writes the pages not yet written (`spilled` were, earlier), fsyncs,
-/// writes the meta page, fsyncs.
+/// writes the meta page, fsyncs. Returns the meta page's tag.
 fn write_out(
     inner: &Inner,
     ws: &mut WriterState,
@@ -371,7 +371,7 @@ fn write_out(
     high: u64,
     meta: &Meta,
     spilled: u64,
-) -> Result<()> {
+) -> Result<Tag> {
     let p = inner.sealer.page_size as u64;
     let path = &inner.path;
     let io = |op| move |e| StoreError::Io(FileError::new(op, path, e));
@@ -382,7 +382,7 @@ fn write_out(
     let ps = inner.sealer.page_size;
     let mut buf = vec![0u8; ps];
     meta.encode(&mut buf[PAGE_HEADER_LEN..ps - TAG_LEN]);
-    inner
+    let tag = inner
         .sealer
         .seal(&mut buf, PageKind::Meta, slot, meta.txn)?;
     inner
@@ -391,7 +391,7 @@ fn write_out(
         .map_err(io(FileOp::Write))?;
     inner.file.sync_data().map_err(io(FileOp::Sync))?;
     inner.pages_written.fetch_add(n + 1, Ordering::Relaxed);
-    Ok(())
+    Ok(tag)
 }
 
 struct Commit<'a> {

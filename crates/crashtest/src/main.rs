@@ -21,8 +21,12 @@
 //! batch or transaction is partly applied (the counter equals the
 //! transactions committed), that nothing beyond the batches in flight
 //! appeared, that the scratch keyspace is as its acknowledged fills and
-//! drops left it, and that `Db::verify` finds nothing. The next cycle
-//! continues on the same directory. Modes take turns, each in its own
+//! drops left it, and that `Db::verify` finds nothing. After a cycle
+//! whose key operations changed `KEYS` (sealed modes), a copy of the
+//! directory with the older `KEYS` put back and the header-only newest WAL
+//! segments removed must not open: `Rollback`, or, without an anchor,
+//! `Corruption` when the older registry can open no meta page. The next
+//! cycle continues on the same directory. Modes take turns, each in its own
 //! directory. With `--anchor`, both processes open with a freshness anchor
 //! file beside the directory, updated after every commit: a kill between
 //! a commit and the anchor's update must not make the reopen a `Rollback`.

@@ -137,6 +137,10 @@ pub(crate) struct Summary {
     /// Scratch keyspaces found other than their fills and drops allow.
     wrong_keyspaces: u64,
     verify_findings: u64,
+    /// Cycles whose key operations changed `KEYS`, after which the older
+    /// `KEYS` was put back in a copy of the directory, by how the open of
+    /// that copy refused it.
+    put_backs: BTreeMap<&'static str, u64>,
     pub(crate) findings: Vec<String>,
 }
 
@@ -178,6 +182,19 @@ impl Summary {
         println!("partial or wrong batches: {}", self.partial);
         println!("wrong scratch keyspaces: {}", self.wrong_keyspaces);
         println!("verify findings: {}", self.verify_findings);
+        let put_backs: Vec<_> = self
+            .put_backs
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!(
+            "older KEYS put back (a copy of the directory): refused as {}",
+            if put_backs.is_empty() {
+                "- (no cycle changed KEYS)".to_string()
+            } else {
+                put_backs.join(", ")
+            }
+        );
         println!("findings: {}", self.findings.len());
         for f in &self.findings {
             println!("  FINDING: {f}");
@@ -432,6 +449,80 @@ fn reopen_and_check(
     out
 }
 
+/// After a cycle whose key operations changed `KEYS` (and the reopen
+/// that recorded it): a copy of the directory with the older `KEYS` put
+/// back and the header-only newest WAL segments removed must not open.
+/// With an anchor (copied beside the copy) it is `Rollback`; without, an
+/// older registry that can open no meta page (both sealed under a data key
+/// it lacks) is `Corruption`, as nothing it opens proves it older. Returns
+/// how it was refused; a finding if it opened or failed otherwise.
+fn older_registry_refused(
+    dir: &Path,
+    mode: Mode,
+    anchored: bool,
+    older: &[u8],
+) -> Result<&'static str, String> {
+    let copy = dir.with_extension("put-back");
+    let copied = (|| -> std::io::Result<()> {
+        let _ = std::fs::remove_dir_all(&copy);
+        copy_dir(dir, &copy)?;
+        std::fs::write(copy.join("KEYS"), older)?;
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(copy.join("wal"))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        segments.sort();
+        for seg in segments.into_iter().rev() {
+            if std::fs::metadata(&seg)?.len() > 128 {
+                break;
+            }
+            std::fs::remove_file(&seg)?;
+        }
+        if anchored {
+            std::fs::copy(
+                crate::mode::anchor_path(dir),
+                crate::mode::anchor_path(&copy),
+            )?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = copied {
+        return Err(format!(
+            "could not copy the directory to put KEYS back: {e}"
+        ));
+    }
+    let opened = mode.config(&copy, anchored).map(Db::open_with_config);
+    let _ = std::fs::remove_dir_all(&copy);
+    let _ = std::fs::remove_file(crate::mode::anchor_path(&copy));
+    match opened? {
+        Err(sealkv::Error::Rollback { .. }) => Ok("Rollback"),
+        Err(sealkv::Error::Corruption { what, .. })
+            if !anchored && what.contains("does not hold") =>
+        {
+            Ok("Corruption (no meta page it can open)")
+        }
+        Err(e) => Err(format!("the older KEYS put back: refused with {e}")),
+        Ok(db) => {
+            drop(db);
+            Err("the older KEYS put back was accepted as current".into())
+        }
+    }
+}
+
+/// Copies a database directory (not its lock file).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &target)?;
+        } else if e.file_name() != "LOCK" {
+            std::fs::copy(e.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
 #[derive(Default)]
 struct Checked {
     open_failed: Option<String>,
@@ -471,6 +562,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         let dir = base.join(mode.name());
         let plan = Plan::choose(&mut rng, mode.sealed());
         let next = figures.last.map(|l| l + 1);
+        let older_keys = std::fs::read(dir.join("KEYS")).ok();
         let seed = (SplitMix64::mix(args.seed ^ cycle), args.anchored);
         let killed = run_child(&dir, mode, &next, seed, plan)?;
         let obs = &killed.observed;
@@ -509,6 +601,14 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
             findings.push(f);
         }
         findings.extend(checked.verify);
+        if let Some(older) = older_keys.filter(|_| mode.sealed())
+            && std::fs::read(dir.join("KEYS")).ok().as_ref() != Some(&older)
+        {
+            match older_registry_refused(&dir, mode, args.anchored, &older) {
+                Ok(how) => *summary.put_backs.entry(how).or_default() += 1,
+                Err(f) => findings.push(f),
+            }
+        }
         figures.cycles += 1;
         figures.torn_tails += checked.torn_tails;
         figures.retries += obs.retries;

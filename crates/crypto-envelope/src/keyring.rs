@@ -185,6 +185,15 @@ impl Keyring {
         WriterSession::start(&self.provider, &self.db_id, dek, st.observer.clone())
     }
 
+    /// Starts a new writer session under held key `id`, active or not
+    /// (a fresh salt, as every session): for a record that readers holding
+    /// only an older set of keys must still open.
+    pub fn start_session_under(&self, id: KeyId) -> Result<WriterSession, CryptoError> {
+        let st = self.read();
+        let dek = st.keys.get(&id).ok_or(CryptoError::MissingDataKey(id))?;
+        WriterSession::start(&self.provider, &self.db_id, dek, st.observer.clone())
+    }
+
     /// The open-only handle for units sealed under subkey `id`, derived
     /// once and cached.
     pub fn opener(&self, id: &SubkeyId) -> Result<Opener, CryptoError> {

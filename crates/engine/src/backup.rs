@@ -429,6 +429,10 @@ fn finish_copy(
         .map_or((None, None), |(source, live)| (Some(source), Some(live)));
     config.key = key;
     config.registry_copy_of = live_registry;
+    // The live database's freshness anchor records the live database: the
+    // copy has the same id, and its commits recorded there would make the
+    // live directory look older than its anchor.
+    config.anchor = None;
     let copy = Db::open_with_config(config)?;
     let result = (|| {
         let rotated = if options.rotate_data_key && copy.inner.sealed {

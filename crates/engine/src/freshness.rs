@@ -10,6 +10,8 @@ use parking_lot::Mutex;
 use crate::anchor::{AnchorError, AnchorKeys, AnchorPolicy, AnchorState, FreshnessAnchor};
 use crate::config::Config;
 use crate::error::Error;
+use crate::keys::KeyState;
+use crate::layout::KEYS_FILE;
 
 /// What the anchor was last told (or answered at open).
 #[derive(Debug, Default)]
@@ -42,7 +44,10 @@ impl Freshness {
     /// Before a new database is created in `dir`: an anchor that already
     /// holds a state records a database that was here (or was pointed at
     /// this anchor). Creating an empty one in its place would accept the
-    /// removal of the whole directory; refused.
+    /// removal of the whole directory: `Rollback`. There is no registry
+    /// yet to authenticate a keyed record with, so a whole one (its
+    /// checksum holds) counts; an anchor that cannot be read is the I/O
+    /// error, and a damaged one the anchor's damage, never a rollback.
     pub(crate) fn check_new(&self, dir: &Path) -> Result<(), Error> {
         let what = match self.anchor.load(&AnchorKeys::none()) {
             Ok(None) => return Ok(()),
@@ -50,15 +55,60 @@ impl Freshness {
                 "the freshness anchor records database {} at commit {}, and the directory holds no database",
                 a.db_id, a.commit
             ),
-            Err(e) => format!(
-                "the freshness anchor holds a record ({e}), and the directory holds no database"
-            ),
+            Err(AnchorError::Unauthenticated { .. }) => {
+                "the freshness anchor holds a record of a database with a key, and the directory holds no database".to_string()
+            }
+            Err(e) => return Err(e.into()),
         };
         Err(Error::Rollback {
             file: dir.to_path_buf(),
             what: format!(
                 "{what}: it was removed or replaced. Restore it, or remove the anchor (or configure another) to create a new database here"
             ),
+        })
+    }
+
+    /// At the open of an existing database, with its key registry alone
+    /// (before the page file opens): an anchor that records a newer
+    /// generation than `registry`'s, or the same generation with another
+    /// hash, is `Rollback` naming `KEYS`. An older
+    /// registry put back after a rotation and two commits cannot open
+    /// either meta page (both sealed under a data key it lacks), which
+    /// without this check is `Corruption`; the anchor says what it is. An
+    /// anchor that does not load here (damaged, or under another master
+    /// key, as after a rekey) is left to [`Freshness::check`], which runs
+    /// after the registry is checked against the page file.
+    pub(crate) fn check_registry(
+        &self,
+        dir: &Path,
+        registry: &KeyState,
+        keys: &AnchorKeys,
+    ) -> Result<(), Error> {
+        let Ok(Some(a)) = self.anchor.load(keys) else {
+            return Ok(());
+        };
+        if a.db_id != *registry.keyring().db_id() {
+            return Ok(());
+        }
+        let generation = registry.generation();
+        let what = if a.registry_generation > generation {
+            format!(
+                "the key registry (generation {generation}) is older than the freshness anchor records (generation {}): an older registry was put back",
+                a.registry_generation
+            )
+        } else if a.registry_generation == generation
+            && a.registry_hash != [0; 32]
+            && a.registry_hash != registry.fingerprint()
+        {
+            format!(
+                "the key registry (generation {generation}) is not the one the freshness anchor records at that generation: the registry of another copy of this database, or an older one"
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::Rollback {
+            file: dir.join(KEYS_FILE),
+            what,
         })
     }
 
@@ -78,6 +128,15 @@ impl Freshness {
                     anchor: a.db_id,
                     directory: present.db_id,
                 }));
+            }
+            if let Some(why) = present.diverges_from(a) {
+                return Err(Error::Rollback {
+                    file: dir.to_path_buf(),
+                    what: format!(
+                        "the directory is not the one its freshness anchor records (commit {}, key registry generation {}): {why}. A copy of the database went its own way, or an older one was put back and written to",
+                        a.commit, a.registry_generation
+                    ),
+                });
             }
             if !present.is_at_or_after(a) {
                 return Err(Error::Rollback {

@@ -17,8 +17,16 @@
 //! A rotation makes the commit of step 2 before the WAL and the page file
 //! start sessions under the new data key: that meta page is sealed under
 //! the old key, which an older registry still holds, so it proves the
-//! newer generation even to an open with the older registry.
+//! newer generation even to an open with the older registry. An open that
+//! finds the registry newer than the meta page does the same, before the
+//! WAL opens and before the page file seals anything under the registry's
+//! active key ([`record_newer_registry_at_open`]): its meta page is sealed
+//! under the key the meta page it replaces is sealed under.
 
+use std::path::Path;
+
+use sealkv_core_store::Store;
+use sealkv_crypto_envelope::KeyId;
 use sealkv_crypto_envelope::registry::AnchorKey;
 
 use crate::anchor::{AnchorKeys, AnchorState};
@@ -26,7 +34,50 @@ use crate::db::Inner;
 use crate::error::Error;
 use crate::flush::FlushState;
 use crate::keys::KeyState;
+use crate::layout::DATA_FILE;
+use crate::meta::EngineMeta;
 use crate::poison::PoisonCause;
+
+/// At a writable open, before the WAL opens: a registry newer than the
+/// meta page records (a key operation a crash cut short after its registry
+/// was written) is recorded at once, in a meta page sealed under
+/// `meta_key`, the data key of the meta page the store opened. The
+/// registry that meta page records holds that key, so the older registry
+/// put back still opens the new meta page and meets the newer generation
+/// (`Rollback`); a meta page sealed under a data key the rotation just
+/// added would be one the older registry cannot open, and the open would
+/// fall back to the slot before it. The page file then seals under the
+/// registry's active key again. Every other field of the meta page is
+/// kept as it is.
+pub(crate) fn record_newer_registry_at_open(
+    store: &Store,
+    keys: &KeyState,
+    meta_key: Option<KeyId>,
+    dir: &Path,
+) -> Result<(), Error> {
+    let data = dir.join(DATA_FILE);
+    let mut meta = EngineMeta::decode(store.read().app_meta(), &data)?;
+    if meta.registry_generation == keys.generation() && meta.registry_hash == keys.fingerprint() {
+        return Ok(());
+    }
+    let err = |e| crate::errmap::store(dir, e);
+    if let Some(id) = meta_key {
+        store.new_session_under(id).map_err(err)?;
+    }
+    meta.registry_generation = keys.generation();
+    meta.registry_hash = keys.fingerprint();
+    let mut txn = store.write().map_err(err)?;
+    txn.set_app_meta(&meta.encode()).map_err(err)?;
+    txn.commit().map_err(err)?;
+    if meta_key.is_some() {
+        store.new_session().map_err(err)?;
+    }
+    tracing::debug!(
+        generation = meta.registry_generation,
+        "a key registry newer than the page file was recorded at open"
+    );
+    Ok(())
+}
 
 impl Inner {
     /// Runs `change` on the key registry under the flush lock (so it
@@ -73,6 +124,8 @@ impl Inner {
             db_id: self.store.db_id(),
             commit: self.store.stats().txn,
             registry_generation: self.keys.as_ref().map_or(0, KeyState::generation),
+            registry_hash: self.keys.as_ref().map_or([0; 32], KeyState::fingerprint),
+            meta_tag: self.store.meta_tag(),
         }
     }
 
@@ -109,11 +162,13 @@ impl Inner {
     /// Before a rekey writes its registry: the freshness anchor is stored
     /// again, authenticated under both the old master key and the new one,
     /// so whichever registry a crash leaves opens it. Runs under the
-    /// registry lock (`generation` is the registry's, unchanged yet).
+    /// registry lock (`generation` and `registry_hash` are the registry's,
+    /// unchanged yet).
     pub(crate) fn anchor_for_rekey(
         &self,
         keys: [AnchorKey; 2],
         generation: u64,
+        registry_hash: [u8; 32],
     ) -> Result<(), Error> {
         let Some(f) = &self.freshness else {
             return Ok(());
@@ -122,6 +177,8 @@ impl Inner {
             db_id: self.store.db_id(),
             commit: self.store.stats().txn,
             registry_generation: generation,
+            registry_hash,
+            meta_tag: self.store.meta_tag(),
         };
         f.record_always(state, &AnchorKeys::new(keys.to_vec()))
             .map_err(|e| self.anchor_failed(e))

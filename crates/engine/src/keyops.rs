@@ -27,8 +27,8 @@ impl Db {
         self.keys()?;
         let inner = &self.inner;
         inner.key_operation(|keys, _| {
-            keys.rekey(new_key, |anchor_keys, generation| {
-                inner.anchor_for_rekey(anchor_keys, generation)
+            keys.rekey(new_key, |anchor_keys, generation, hash| {
+                inner.anchor_for_rekey(anchor_keys, generation, hash)
             })
         })
     }

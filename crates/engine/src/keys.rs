@@ -172,19 +172,23 @@ impl KeyState {
 
     /// Re-wraps every key under `new`. `before_store` gets the old and the
     /// new master key's anchor keys and the registry's current generation
-    /// once the new registry is ready and before it is written (the
+    /// and fingerprint once the new registry is ready and before it is written (the
     /// freshness anchor must accept both master keys while either registry
     /// may be the one on disk). It runs under the registry lock: it must
     /// not call back into this `KeyState`.
     pub(crate) fn rekey(
         &self,
         new: KeySource,
-        before_store: impl FnOnce([AnchorKey; 2], u64) -> Result<(), Error>,
+        before_store: impl FnOnce([AnchorKey; 2], u64, [u8; 32]) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let mut reg = self.reg();
         let mut next = reg.clone();
         next.rekey(&new).map_err(|e| self.map(e))?;
-        before_store([reg.anchor_key(), next.anchor_key()], reg.generation())?;
+        before_store(
+            [reg.anchor_key(), next.anchor_key()],
+            reg.generation(),
+            self.fingerprint(),
+        )?;
         self.commit(&mut reg, next)?;
         *self.source.lock() = new;
         tracing::debug!(
@@ -329,10 +333,5 @@ fn algorithm_of(reg: &KeyRegistry) -> AlgorithmId {
 
 /// The SHA-256 trailer of the registry's (deterministic) encoding.
 fn fingerprint_of(reg: &KeyRegistry) -> [u8; 32] {
-    let bytes = reg.to_bytes();
-    let mut out = [0u8; 32];
-    if let Some(tail) = bytes.get(bytes.len().saturating_sub(32)..) {
-        out.copy_from_slice(tail);
-    }
-    out
+    reg.fingerprint()
 }

@@ -202,6 +202,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             ..EngineMeta::default()
         };
         let store = crate::storeglue::create(&config, &data, db_id, ring, first_meta.encode())?;
+        open_findings.txn = store.stats().txn;
         OpenedFiles {
             registry_created: keys.is_some(),
             keys,
@@ -210,7 +211,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
             report: None,
         }
     } else {
-        let existing = open_existing(&config, &data, &keys_path)?;
+        let existing = open_existing(&config, &data, &keys_path, freshness.as_ref())?;
         check_registry(&dir, &existing)?;
         let report = existing.report.as_ref();
         if let (Some(f), Some(report)) = (&freshness, report) {
@@ -218,6 +219,11 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
                 db_id: existing.store.db_id(),
                 commit: report.newest_txn,
                 registry_generation: existing.keys.as_ref().map_or(0, KeyState::generation),
+                registry_hash: existing
+                    .keys
+                    .as_ref()
+                    .map_or([0; 32], KeyState::fingerprint),
+                meta_tag: report.newest_meta_tag,
             };
             // A registry made by this open (a plaintext database opened
             // with a key for the first time) did not authenticate the
@@ -231,10 +237,21 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         if let Some(report) = report {
             store_findings(&data, report, &mut open_findings);
         }
+        // The transaction the open found, before the commit below: a
+        // commit since rewrote the other meta slot, so `verify` reports
+        // what the open saw in it.
+        open_findings.txn = existing.store.stats().txn;
+        if let (false, Some(k), Some(report)) = (config.read_only, &existing.keys, report) {
+            crate::keycommit::record_newer_registry_at_open(
+                &existing.store,
+                k,
+                report.meta_key,
+                &dir,
+            )?;
+        }
         existing
     };
     let meta = EngineMeta::decode(store.read().app_meta(), &data)?;
-    open_findings.txn = store.stats().txn;
 
     let active = Arc::new(Memtable::new());
     // The WAL replay checks that the log continues the page file exactly,
@@ -390,13 +407,23 @@ struct OpenedFiles {
 
 /// Opens the registry (if any) and the page file of an existing database,
 /// telling an encrypted database from a plaintext one.
-fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<OpenedFiles, Error> {
+/// With a freshness anchor, the registry is checked against it before the
+/// page file opens.
+fn open_existing(
+    config: &Config,
+    data: &Path,
+    keys_path: &Path,
+    freshness: Option<&Freshness>,
+) -> Result<OpenedFiles, Error> {
     use crate::storeglue::Opened;
     let has_registry = exists(&*config.vfs, keys_path)?;
     let keys = match (&config.key, has_registry) {
         (Some(_), true) => Some(KeyState::open(config, keys_path)?),
         _ => None,
     };
+    if let (Some(f), Some(k)) = (freshness, &keys) {
+        f.check_registry(&config.path, k, &AnchorKeys::new(vec![k.anchor_key()]))?;
+    }
     let ring = keys.as_ref().map(|k| k.keyring().clone());
     match crate::storeglue::open(config, data, ring)? {
         Opened::Store(store, report) => {

@@ -130,6 +130,10 @@ pub struct KeyRegistry {
     generation: u64,
     next_id: u32,
     entries: BTreeMap<KeyId, Entry>,
+    /// The generation and trailing hash of the bytes this registry was
+    /// opened from: a registry read in an older format version is
+    /// fingerprinted as the file it is, not as its re-encoding.
+    opened_as: Option<(u64, [u8; format::DIGEST_LEN])>,
 }
 
 impl fmt::Debug for KeyRegistry {
@@ -321,6 +325,7 @@ impl KeyRegistry {
             generation: 0,
             next_id: 1,
             entries: BTreeMap::new(),
+            opened_as: None,
         };
         reg.insert_new(KeyPurpose::Data, algorithm)?;
         reg.generation = 1;
@@ -355,7 +360,17 @@ impl KeyRegistry {
             h.wrap.as_ref(),
             &h.db_id,
         )?;
-        Self::open_parsed(parsed, keys, provider)
+        Ok(Self::open_parsed(parsed, keys, provider)?.opened_from(bytes))
+    }
+
+    /// Records the trailing hash of `bytes`, which this registry was just
+    /// opened from, as its fingerprint until it changes.
+    fn opened_from(mut self, bytes: &[u8]) -> Self {
+        self.opened_as = bytes
+            .get(bytes.len().saturating_sub(format::DIGEST_LEN)..)
+            .and_then(|tail| <[u8; format::DIGEST_LEN]>::try_from(tail).ok())
+            .map(|tail| (self.generation, tail));
+        self
     }
 
     /// Opens `bytes`, a copy of this database's registry, under this
@@ -369,7 +384,7 @@ impl KeyRegistry {
         if parsed.header.db_id != self.db_id || parsed.header.kek_kind != self.kek_kind {
             return Err(RegistryError::WrongKey);
         }
-        Self::open_parsed(parsed, self.kek.clone(), self.provider.clone())
+        Ok(Self::open_parsed(parsed, self.kek.clone(), self.provider.clone())?.opened_from(bytes))
     }
 
     /// The checks after the KEK is known: key check, MAC, each wrapped key,
@@ -450,7 +465,27 @@ impl KeyRegistry {
             generation: h.generation,
             next_id: h.next_id,
             entries,
+            opened_as: None,
         })
+    }
+
+    /// The registry's fingerprint: the SHA-256 trailer of the file it is on
+    /// disk. For a registry not changed since it was opened, the trailer of
+    /// the bytes it was opened from (which may be an older format version
+    /// than [`to_bytes`](KeyRegistry::to_bytes) writes); otherwise the
+    /// trailer of `to_bytes`.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        if let Some((generation, hash)) = self.opened_as
+            && generation == self.generation
+        {
+            return hash;
+        }
+        let bytes = self.to_bytes();
+        let mut out = [0u8; 32];
+        if let Some(tail) = bytes.get(bytes.len().saturating_sub(32)..) {
+            out.copy_from_slice(tail);
+        }
+        out
     }
 
     /// The registry's bytes: header, key check, entries, MAC, hash.

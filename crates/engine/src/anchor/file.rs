@@ -25,8 +25,8 @@ const VERSION: u16 = 1;
 /// Slot size: one sector, so one slot's write is one sector's.
 const SLOT: usize = 512;
 const FILE_LEN: usize = 2 * SLOT;
-/// Bytes 0..56 of a slot: what the tags authenticate.
-const BODY: usize = 56;
+/// Bytes 0..104 of a slot: what the tags authenticate.
+const BODY: usize = 104;
 /// At most two tags (a rekey's old and new master keys).
 const MAX_TAGS: usize = 2;
 const CRC_LEN: usize = 16;
@@ -67,6 +67,8 @@ fn encode(state: &AnchorState, sequence: u64, keys: &AnchorKeys) -> Vec<u8> {
     body[32..40].copy_from_slice(&state.commit.to_be_bytes());
     body[40..48].copy_from_slice(&state.registry_generation.to_be_bytes());
     body[48..56].copy_from_slice(&sequence.to_be_bytes());
+    body[56..88].copy_from_slice(&state.registry_hash);
+    body[88..104].copy_from_slice(&state.meta_tag);
     let mut out = Vec::with_capacity(SLOT);
     out.extend_from_slice(&body);
     for t in keys.tags(&body).iter().take(MAX_TAGS) {
@@ -114,11 +116,17 @@ fn decode(slot: &[u8], keys: &AnchorKeys) -> Result<Slot, Bad> {
     }
     let mut id = [0u8; 16];
     id.copy_from_slice(body.get(16..32).unwrap_or(&[0; 16]));
+    let mut registry_hash = [0u8; 32];
+    registry_hash.copy_from_slice(body.get(56..88).unwrap_or(&[0; 32]));
+    let mut meta_tag = [0u8; 16];
+    meta_tag.copy_from_slice(body.get(88..104).unwrap_or(&[0; 16]));
     Ok(Slot {
         state: AnchorState {
             db_id: DbId(id),
             commit: word(body, 32),
             registry_generation: word(body, 40),
+            registry_hash,
+            meta_tag,
         },
         sequence: word(body, 48),
     })
@@ -223,20 +231,30 @@ impl FileAnchor {
             .map_err(self.io(FileOp::Read))?;
         let mut best: Option<(usize, Slot)> = None;
         let mut why = Vec::new();
+        let mut whole = false;
         for (i, raw) in bytes.chunks_exact(SLOT).enumerate() {
             match decode(raw, keys) {
                 Ok(s) if best.is_none_or(|(_, b)| s.sequence > b.sequence) => best = Some((i, s)),
                 Ok(_) | Err(Bad::Empty) => {}
                 Err(Bad::Damaged(w)) => why.push(format!("slot {i}: {w}")),
-                Err(Bad::Unauthenticated) => why.push(format!(
+                Err(Bad::Unauthenticated) => {
+                    whole = true;
+                    why.push(format!(
                     "slot {i} does not authenticate under {}",
                     if keys.is_keyed() {
                         "this database's master key (another key's or another database's anchor, or a forged one)"
                     } else {
                         "no key (it was written with a key: open the database with it)"
                     }
-                )),
+                    ));
+                }
             }
+        }
+        if best.is_none() && whole {
+            return Err(AnchorError::Unauthenticated {
+                location: self.path.display().to_string(),
+                what: why.join("; "),
+            });
         }
         if best.is_none() && !why.is_empty() {
             return Err(self.corrupt(why.join("; ")));
@@ -272,7 +290,7 @@ impl FreshnessAnchor for FileAnchor {
             // slot by slot like any other.
             *open = match self.read(keys) {
                 Ok(o) => o.map(|(o, _)| o),
-                Err(AnchorError::Corrupt { .. }) => None,
+                Err(AnchorError::Corrupt { .. } | AnchorError::Unauthenticated { .. }) => None,
                 Err(e) => return Err(e),
             };
         }
@@ -325,6 +343,8 @@ mod tests {
             db_id: DbId([4; 16]),
             commit,
             registry_generation: commit / 2,
+            registry_hash: [commit as u8; 32],
+            meta_tag: [5; 16],
         }
     }
 

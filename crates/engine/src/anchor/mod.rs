@@ -34,8 +34,10 @@
 //!   that it never goes backwards; `load` reads it.
 //! - **TPM**: an NV monotonic counter holds `commit` (it can only grow):
 //!   `store` increments it to `state.commit` (refusing to go down), `load`
-//!   answers `commit` with `registry_generation` 0 (not recorded: every
-//!   registry change is itself a commit, so the commit number covers it).
+//!   answers `commit` with `registry_generation` 0 and zero
+//!   `registry_hash` and `meta_tag` (not recorded: every registry change
+//!   is itself a commit, so the commit number covers it; a copy that went
+//!   its own way to the same commit number is then not told apart).
 //!
 //! [`MemoryAnchor`] keeps the state in memory, for tests.
 
@@ -63,6 +65,14 @@ pub struct AnchorState {
     /// The key registry's generation at that commit (0: none, or not
     /// recorded by this anchor).
     pub registry_generation: u64,
+    /// The SHA-256 trailer of the key registry at that generation (zeros:
+    /// none, or not recorded by this anchor): it tells this registry from
+    /// another copy's at the same generation.
+    pub registry_hash: [u8; 32],
+    /// The tag of the page file's meta page of that commit (zeros: not
+    /// recorded by this anchor): it tells this page file's commit from
+    /// another copy's of the same number.
+    pub meta_tag: [u8; 16],
 }
 
 impl AnchorState {
@@ -71,6 +81,29 @@ impl AnchorState {
     /// one).
     pub fn is_at_or_after(&self, anchor: &AnchorState) -> bool {
         self.commit >= anchor.commit && self.registry_generation >= anchor.registry_generation
+    }
+
+    /// What of a directory in state `self` is not what `anchor` records at
+    /// the same point: at the same commit, another meta page; at the same
+    /// registry generation, another registry. Either is a copy of the
+    /// database that went its own way (or an older one put back and moved
+    /// on as far). Fields the anchor did not record (zeros) are not
+    /// compared.
+    pub fn diverges_from(&self, anchor: &AnchorState) -> Option<&'static str> {
+        let recorded = |b: &[u8]| b.iter().any(|&x| x != 0);
+        if self.commit == anchor.commit
+            && recorded(&anchor.meta_tag)
+            && self.meta_tag != anchor.meta_tag
+        {
+            return Some("the meta page of that commit is not the one the anchor records");
+        }
+        if self.registry_generation == anchor.registry_generation
+            && recorded(&anchor.registry_hash)
+            && self.registry_hash != anchor.registry_hash
+        {
+            return Some("the key registry at that generation is not the one the anchor records");
+        }
+        None
     }
 }
 
@@ -156,13 +189,23 @@ impl AnchorKeys {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AnchorError {
-    /// The anchor's bytes are damaged, or do not authenticate under this
-    /// database's master key.
+    /// The anchor's bytes are damaged (a checksum, the layout).
     #[error("freshness anchor {location}: {what}")]
     Corrupt {
         /// Where the anchor is (a path, a key name).
         location: String,
         /// What is wrong.
+        what: String,
+    },
+    /// The anchor's bytes are whole but do not authenticate under the keys
+    /// given: written under another master key (an older one, after a
+    /// rekey), for another database, forged, or, given no key, written
+    /// with one.
+    #[error("freshness anchor {location}: {what}")]
+    Unauthenticated {
+        /// Where the anchor is.
+        location: String,
+        /// Why.
         what: String,
     },
     /// The anchor records another database.

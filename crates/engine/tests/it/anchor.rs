@@ -297,7 +297,7 @@ fn a_damaged_foreign_or_other_key_anchor_is_refused_and_a_rekey_carries_it() {
     assert!(
         matches!(
             &err,
-            Error::Anchor(AnchorError::Corrupt { .. } | AnchorError::OtherDatabase { .. })
+            Error::Anchor(AnchorError::Unauthenticated { .. } | AnchorError::OtherDatabase { .. })
         ),
         "{err:?}"
     );
@@ -306,9 +306,181 @@ fn a_damaged_foreign_or_other_key_anchor_is_refused_and_a_rekey_carries_it() {
     sim.write_file(std::path::Path::new(ANCHOR), &before_rekey);
     let err = Db::open_with_config(new_key()).unwrap_err();
     assert!(
-        matches!(&err, Error::Anchor(AnchorError::Corrupt { what, .. }) if what.contains("authenticate")),
+        matches!(&err, Error::Anchor(AnchorError::Unauthenticated { what, .. }) if what.contains("authenticate")),
         "{err:?}"
     );
     sim.write_file(std::path::Path::new(ANCHOR), &good);
     Db::open_with_config(new_key()).unwrap().close().unwrap();
+}
+
+/// With an anchor, an older `KEYS` put back after a rotation and two
+/// commits (both meta slots sealed under the new data key, which the older
+/// registry lacks) is `Rollback`: the anchor, checked before the page file,
+/// records a newer registry generation. Without an anchor nothing proves
+/// it older, and the open is refused as `Corruption` (the documented
+/// limit), never accepted.
+#[test]
+fn with_an_anchor_an_older_registry_put_back_after_a_rotation_and_two_commits_is_a_rollback() {
+    for alg in EncryptionAlgorithm::ALL {
+        for strip in [false, true] {
+            let what = format!("{alg} strip={strip}");
+            let sim = SimVfs::new();
+            let anchor = file_anchor(&sim);
+            let db = Db::open_with_config(anchored(&sim, Some(alg), anchor.clone())).unwrap();
+            db.put(b"a", b"1").unwrap();
+            db.flush().unwrap();
+            let keys = dir().join("KEYS");
+            let older = sim.read_file(&keys).unwrap();
+            db.rotate_data_key().unwrap();
+            for k in [b"b", b"c"] {
+                db.put(k, b"2").unwrap();
+                db.flush().unwrap();
+            }
+            db.close().unwrap();
+            sim.write_file(&keys, &older);
+            if strip {
+                let mut segs: Vec<_> = sim
+                    .files()
+                    .into_iter()
+                    .filter(|p| p.starts_with(dir().join("wal")))
+                    .collect();
+                segs.sort();
+                for seg in segs.into_iter().rev() {
+                    if sim.read_file(&seg).unwrap().len() > 128 {
+                        break;
+                    }
+                    sim.remove_file(&seg).unwrap();
+                }
+            }
+            for read_only in [true, false] {
+                let err = Db::open_with_config(
+                    anchored(&sim, Some(alg), anchor.clone()).read_only(read_only),
+                )
+                .map(|_| "opened")
+                .unwrap_err();
+                assert!(
+                    matches!(&err, Error::Rollback { .. }),
+                    "{what} read_only={read_only}: {err:?}"
+                );
+            }
+            let err = Db::open_with_config(sim_config(&sim, Some(alg)))
+                .map(|_| "opened")
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Corruption { what, .. } if what.contains("does not hold")),
+                "{what} without the anchor: {err:?}"
+            );
+        }
+    }
+}
+
+/// Where the directory holds no database, an anchor that cannot be read is
+/// an I/O error, a damaged one is the anchor's damage, and only a whole
+/// record of a database (one that was removed) is `Rollback`.
+#[test]
+fn creating_beside_an_unreadable_or_damaged_anchor_says_which() {
+    let alg = Some(EncryptionAlgorithm::Aes256Gcm);
+    let sim = SimVfs::new();
+    let anchor_path = std::path::Path::new(ANCHOR);
+    let db = Db::open_with_config(anchored(&sim, alg, file_anchor(&sim))).unwrap();
+    db.put(b"a", b"1").unwrap();
+    db.close().unwrap();
+    put_back(&sim, &[]);
+    let good = sim.read_file(anchor_path).unwrap();
+
+    // Unreadable: the I/O error, naming the anchor file.
+    let faulty = FaultyVfs::over_sim(&sim);
+    faulty.arm(FaultPlan::once(OpKind::Read, 1));
+    let anchor = Arc::new(FileAnchor::with_vfs(Arc::new(faulty.clone()), ANCHOR));
+    let err = Db::open_with_config(anchored(&sim, alg, anchor)).unwrap_err();
+    assert!(faulty.injected() > 0, "the read of the anchor did not fail");
+    assert!(
+        matches!(&err, Error::Io(e) if e.path.ends_with("db.anchor")),
+        "{err:?}"
+    );
+
+    // Damaged (both slots): the anchor's damage, not a rollback.
+    let mut bad = good.clone();
+    bad[40] ^= 1;
+    bad[512 + 40] ^= 1;
+    sim.write_file(anchor_path, &bad);
+    let err = Db::open_with_config(anchored(&sim, alg, file_anchor(&sim))).unwrap_err();
+    assert!(
+        matches!(&err, Error::Anchor(AnchorError::Corrupt { location, .. }) if location.contains("db.anchor")),
+        "{err:?}"
+    );
+
+    // Whole: the database it records was removed.
+    sim.write_file(anchor_path, &good);
+    let err = Db::open_with_config(anchored(&sim, alg, file_anchor(&sim))).unwrap_err();
+    assert!(matches!(&err, Error::Rollback { .. }), "{err:?}");
+    assert!(!sim.exists(&dir().join("data.sealkv")).unwrap());
+}
+
+/// The newest transaction id in the page file's meta slots (their clear
+/// headers).
+fn newest_txn(sim: &SimVfs) -> u64 {
+    let bytes = sim.read_file(&dir().join("data.sealkv")).unwrap();
+    [1usize, 2]
+        .map(|slot| {
+            u64::from_be_bytes(
+                bytes[slot * 4096 + 56..slot * 4096 + 64]
+                    .try_into()
+                    .unwrap(),
+            )
+        })
+        .into_iter()
+        .max()
+        .unwrap()
+}
+
+/// A copy of the directory that went its own way and reached the very
+/// commit number (or registry generation) the anchor records is not the
+/// directory the anchor records: the anchor binds the meta page's tag and
+/// the registry's hash, so the copy is `Rollback`, not accepted as "at the
+/// anchor".
+#[test]
+fn a_copy_that_diverged_to_the_anchored_commit_is_a_rollback() {
+    for alg in [None, Some(EncryptionAlgorithm::ChaCha20Poly1305)] {
+        for diverge in ["data", "field key"] {
+            if alg.is_none() && diverge == "field key" {
+                continue;
+            }
+            let what = format!("{alg:?} {diverge}");
+            let sim = SimVfs::new();
+            let anchor = file_anchor(&sim);
+            let db = Db::open_with_config(anchored(&sim, alg, anchor.clone())).unwrap();
+            db.put(b"a", b"1").unwrap();
+            db.close().unwrap();
+            let copy = snapshot_dir(&sim);
+            let step = |db: &Db, value: &[u8]| match diverge {
+                "data" => {
+                    db.put(b"b", value).unwrap();
+                    db.flush().unwrap();
+                }
+                _ => {
+                    db.create_field_key().unwrap();
+                }
+            };
+            // The anchored directory moves on...
+            let db = Db::open_with_config(anchored(&sim, alg, anchor.clone())).unwrap();
+            step(&db, b"anchored");
+            db.close().unwrap();
+            let at = newest_txn(&sim);
+            // ...and so does the copy, without the anchor, as far.
+            put_back(&sim, &copy);
+            let db = Db::open_with_config(sim_config(&sim, alg)).unwrap();
+            step(&db, b"copy");
+            db.close().unwrap();
+            assert_eq!(
+                newest_txn(&sim),
+                at,
+                "{what}: the copy reached another commit"
+            );
+            let err = Db::open_with_config(anchored(&sim, alg, anchor.clone()))
+                .map(|_| "opened")
+                .unwrap_err();
+            assert!(matches!(&err, Error::Rollback { .. }), "{what}: {err:?}");
+        }
+    }
 }

@@ -516,3 +516,29 @@ fn a_symlinked_destination_is_refused() {
     );
     assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+/// A backup of an anchored database leaves the anchor to the live one:
+/// the copy's own commits (its rotation, its zeroing commits) are not
+/// recorded in it, so the live database, closed right after the backup,
+/// opens with it again (no false `Rollback`).
+#[test]
+fn a_backup_does_not_move_the_live_databases_anchor() {
+    use sealkv::anchor::FileAnchor;
+    for alg in [None, Some(EncryptionAlgorithm::Aes256Gcm)] {
+        let root = tempfile::tempdir().unwrap();
+        let live = root.path().join("live");
+        let anchor_path = root.path().join("live.anchor");
+        let anchored = || {
+            config(&live, alg).freshness_anchor(std::sync::Arc::new(FileAnchor::new(&anchor_path)))
+        };
+        let db = Db::open_with_config(anchored()).unwrap();
+        db.put(b"a", b"1").unwrap();
+        db.flush().unwrap();
+        db.backup_to(&root.path().join("backup"), &mut |_| {})
+            .unwrap();
+        db.close().unwrap();
+        let db = Db::open_with_config(anchored()).unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+        db.close().unwrap();
+    }
+}

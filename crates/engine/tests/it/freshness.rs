@@ -350,6 +350,176 @@ fn an_interrupted_creation_is_set_aside_and_started_over() {
     assert!(sim.exists(&dir().join("KEYS.interrupted")).unwrap());
 }
 
+/// A power cut inside `rotate_data_key` after its registry reached the
+/// disk and before the commit that records it: the next open records the
+/// new generation, in a meta page the older registry still opens (sealed
+/// under the data key the rotation moved away from). The older `KEYS` put
+/// back afterwards, with the header-only segments removed, is `Rollback`,
+/// whether the reopened database wrote something under the new key or
+/// not. Swept over every write and sync of the rotation.
+#[test]
+fn an_older_registry_put_back_after_an_interrupted_rotation_was_reopened_is_a_rollback() {
+    use sealkv_fileio::{FaultPlan, FaultyVfs, OpKind};
+    let mut failures = Vec::new();
+    let mut interrupted = 0;
+    for alg in EncryptionAlgorithm::ALL {
+        let counts = {
+            let sim = SimVfs::new();
+            let faulty = FaultyVfs::over_sim(&sim);
+            let config = sim_config(&sim, Some(alg)).vfs(std::sync::Arc::new(faulty.clone()));
+            let db = Db::open_with_config(config).unwrap();
+            db.put(b"a", b"1").unwrap();
+            db.flush().unwrap();
+            let before = faulty.counts();
+            db.rotate_data_key().unwrap();
+            let after = faulty.counts();
+            [OpKind::Write, OpKind::Sync].map(|k| (k, after.get(k) - before.get(k)))
+        };
+        for (kind, n) in counts {
+            for nth in 1..=n {
+                for write_after in [false, true] {
+                    let what = format!("{alg} {kind:?} #{nth} write_after={write_after}");
+                    let sim = SimVfs::new();
+                    let faulty = FaultyVfs::over_sim(&sim);
+                    let config =
+                        sim_config(&sim, Some(alg)).vfs(std::sync::Arc::new(faulty.clone()));
+                    let db = Db::open_with_config(config).unwrap();
+                    db.put(b"a", b"1").unwrap();
+                    db.flush().unwrap();
+                    let older = sim.read_file(&keys_path()).unwrap();
+                    faulty.arm(FaultPlan::once(kind, nth));
+                    let result = db.rotate_data_key();
+                    assert!(faulty.injected() > 0, "{what}: the fault did not fire");
+                    faulty.disarm();
+                    std::mem::forget(db);
+                    sim.crash();
+                    if sim.read_file(&keys_path()).unwrap() == older {
+                        // The rotation did not reach the disk.
+                        continue;
+                    }
+                    if result.is_err() {
+                        interrupted += 1;
+                    }
+                    let db = Db::open_with_config(sim_config(&sim, Some(alg)))
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    if write_after {
+                        db.put(b"b", b"2").unwrap();
+                    }
+                    db.close().unwrap();
+                    sim.write_file(&keys_path(), &older);
+                    remove_header_only_newest_segments(&sim);
+                    match Db::open_with_config(sim_config(&sim, Some(alg))) {
+                        Err(Error::Rollback { file, .. }) if file.ends_with("KEYS") => {}
+                        other => failures.push(format!("{what}: {:?}", other.map(|_| "opened"))),
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "no fault stopped a rotation after its registry"
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The generation in a `KEYS` file (bytes 74..82 of its header).
+fn registry_generation(vfs: &SimVfs) -> u64 {
+    let bytes = vfs.read_file(&keys_path()).unwrap();
+    u64::from_be_bytes(bytes[74..82].try_into().unwrap())
+}
+
+/// A registry still at generation 1 beside its page file: what a database
+/// created before the creation was marked complete (by advancing it to 2)
+/// has, made here by failing that advance. Until its first writable open,
+/// a lost page file beside it is taken for an interrupted creation (the
+/// registry is set aside, never deleted, and an empty database created);
+/// the first writable open advances it to 2, and from then on a lost page
+/// file is refused and the generation-1 registry put back is `Rollback`.
+#[test]
+fn a_registry_still_at_generation_1_is_advanced_by_the_first_writable_open() {
+    use sealkv_fileio::{FaultPlan, FaultyVfs, OpKind};
+    let alg = Some(EncryptionAlgorithm::Aes256Gcm);
+    let sim = (1..20)
+        .find_map(|nth| {
+            let sim = SimVfs::new();
+            let faulty = FaultyVfs::over_sim(&sim);
+            faulty.arm(FaultPlan::once(OpKind::Rename, nth));
+            let config = sim_config(&sim, alg).vfs(std::sync::Arc::new(faulty.clone()));
+            let failed = Db::open_with_config(config).is_err();
+            faulty.disarm();
+            sim.crash();
+            (failed
+                && sim.exists(&dir().join("data.sealkv")).unwrap()
+                && registry_generation(&sim) == 1)
+                .then_some(sim)
+        })
+        .expect("no fault left a registry at generation 1 beside its page file");
+    let generation_1 = sim.read_file(&keys_path()).unwrap();
+
+    // A read-only open writes nothing: still generation 1.
+    let db = Db::open_with_config(sim_config(&sim, alg).read_only(true)).unwrap();
+    drop(db);
+    assert_eq!(registry_generation(&sim), 1);
+
+    // The limit, until a writable open: the page file lost beside it looks
+    // like an interrupted creation.
+    let before: Vec<(PathBuf, Vec<u8>)> = sim
+        .files()
+        .into_iter()
+        .map(|p| {
+            let b = sim.read_file(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    sim.remove_file(&dir().join("data.sealkv")).unwrap();
+    for seg in segments(&sim) {
+        sim.remove_file(&seg).unwrap();
+    }
+    Db::open_with_config(sim_config(&sim, alg))
+        .unwrap()
+        .close()
+        .unwrap();
+    assert_eq!(
+        sim.read_file(&dir().join("KEYS.interrupted")).unwrap(),
+        generation_1,
+        "the registry was not kept"
+    );
+    for p in sim.files() {
+        sim.remove_file(&p).unwrap();
+    }
+    for (p, b) in &before {
+        sim.write_file(p, b);
+    }
+
+    // The first writable open advances it and records the generation.
+    let db = Db::open_with_config(sim_config(&sim, alg)).unwrap();
+    db.put(b"a", b"1").unwrap();
+    db.close().unwrap();
+    assert_eq!(registry_generation(&sim), 2);
+    let current = sim.read_file(&keys_path()).unwrap();
+    sim.write_file(&keys_path(), &generation_1);
+    let err = Db::open_with_config(sim_config(&sim, alg))
+        .map(|_| "opened")
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Rollback { file, .. } if file.ends_with("KEYS")),
+        "{err:?}"
+    );
+    sim.write_file(&keys_path(), &current);
+    sim.remove_file(&dir().join("data.sealkv")).unwrap();
+    for seg in segments(&sim) {
+        sim.remove_file(&seg).unwrap();
+    }
+    let err = Db::open_with_config(sim_config(&sim, alg))
+        .map(|_| "opened")
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Corruption { file, .. } if file.ends_with("data.sealkv")),
+        "{err:?}"
+    );
+}
+
 /// A rekey from a raw master key to a key wrapper and back, each way with a
 /// close and a kill: the older `KEYS` put back (made under the other kind
 /// of key, and opened with that key) is `Rollback` naming `KEYS`.

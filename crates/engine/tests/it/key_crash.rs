@@ -7,12 +7,15 @@
 //! The sweep fails the k-th file operation of each kind during the key
 //! operation (so it stops there), cuts the power, and reopens, for every k
 //! the operation reaches: with and without a file anchor on the same
-//! simulated disk (whose own writes are points of the sweep too).
+//! simulated disk (whose own writes are points of the sweep too). Once the
+//! registry the operation wrote reached the disk and an open recorded it,
+//! the older `KEYS` put back is `Rollback` at every point.
 
 // The sweep prints its counts (with --nocapture).
 #![allow(clippy::print_stderr)]
 
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use sealkv::anchor::FileAnchor;
@@ -20,7 +23,7 @@ use sealkv::crypto::{EncryptionAlgorithm, KeySource};
 use sealkv::{Config, Db, Error};
 use sealkv_fileio::{FaultPlan, FaultyVfs, OpKind, SimVfs, Vfs};
 
-use crate::support::{key, sim_config};
+use crate::support::{dir, key, sim_config};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeyOp {
@@ -127,7 +130,59 @@ fn positions(n: u64, sample: Option<u64>) -> Vec<u64> {
     }
 }
 
-fn sweep(op: KeyOp, alg: EncryptionAlgorithm, anchored: bool, sample: Option<u64>) -> u64 {
+fn keys_path() -> PathBuf {
+    dir().join("KEYS")
+}
+
+/// Once the registry the operation wrote reached the disk and an open
+/// recorded it: the older `KEYS` put back, with the newest header-only WAL
+/// segments removed, is `Rollback`. The directory is then put back as it
+/// was.
+fn assert_older_registry_is_a_rollback(
+    sim: &SimVfs,
+    alg: EncryptionAlgorithm,
+    anchored: bool,
+    older: &[u8],
+    what: &str,
+) {
+    let newer = sim.read_file(&keys_path()).unwrap();
+    let mut segments: Vec<PathBuf> = sim
+        .files()
+        .into_iter()
+        .filter(|p| p.starts_with(dir().join("wal")) && p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    segments.sort();
+    let mut removed = Vec::new();
+    for seg in segments.into_iter().rev() {
+        let bytes = sim.read_file(&seg).unwrap();
+        if bytes.len() > 128 {
+            break;
+        }
+        sim.remove_file(&seg).unwrap();
+        removed.push((seg, bytes));
+    }
+    sim.write_file(&keys_path(), older);
+    let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
+    match Db::open_with_config(config(vfs, sim, alg, anchored)) {
+        Err(Error::Rollback { .. }) => {}
+        other => panic!(
+            "{what}: the older KEYS put back: {:?}",
+            other.map(|_| "opened")
+        ),
+    }
+    sim.write_file(&keys_path(), &newer);
+    for (seg, bytes) in removed {
+        sim.write_file(&seg, &bytes);
+    }
+}
+
+fn sweep(
+    op: KeyOp,
+    alg: EncryptionAlgorithm,
+    anchored: bool,
+    sample: Option<u64>,
+    put_back: &mut u64,
+) -> u64 {
     let mut cases = 0;
     for (kind, n) in counts(op, alg, anchored) {
         for nth in positions(n, sample) {
@@ -139,6 +194,7 @@ fn sweep(op: KeyOp, alg: EncryptionAlgorithm, anchored: bool, sample: Option<u64
             let db = Db::open_with_config(config(Arc::new(faulty.clone()), &sim, alg, anchored))
                 .unwrap();
             let field = prepare(&db, op);
+            let older = sim.read_file(&keys_path()).unwrap();
             faulty.arm(FaultPlan::once(kind, nth));
             let result = run(&db, op, field);
             assert!(faulty.injected() > 0, "{what}: the fault did not fire");
@@ -164,8 +220,12 @@ fn sweep(op: KeyOp, alg: EncryptionAlgorithm, anchored: bool, sample: Option<u64
             }
             let report = db.verify().unwrap();
             assert!(report.is_clean(), "{what}: {:?}", report.findings);
-            // What the open recorded holds: a second open agrees.
             db.close().unwrap();
+            if sim.read_file(&keys_path()).unwrap() != older {
+                assert_older_registry_is_a_rollback(&sim, alg, anchored, &older, &what);
+                *put_back += 1;
+            }
+            // What the open recorded holds: a second open agrees.
             let db = reopen(&sim, alg, anchored).unwrap_or_else(|e| panic!("{what}: {e}"));
             db.put(b"after", b"1").unwrap();
             db.close().unwrap();
@@ -177,29 +237,35 @@ fn sweep(op: KeyOp, alg: EncryptionAlgorithm, anchored: bool, sample: Option<u64
 /// Every operation under one algorithm in turn (the orderings do not
 /// depend on the cipher), with and without an anchor, `sample` positions
 /// per kind of file operation (all with `None`). Returns the cases.
-fn sweep_all(sample: Option<u64>) -> u64 {
+fn sweep_all(sample: Option<u64>) -> (u64, u64) {
     let mut total = 0;
+    let mut put_back = 0;
     for (i, op) in KEY_OPS.into_iter().enumerate() {
         let alg = EncryptionAlgorithm::ALL[i % 3];
         for anchored in [false, true] {
-            let n = sweep(op, alg, anchored, sample);
+            let n = sweep(op, alg, anchored, sample, &mut put_back);
             eprintln!("{op:?} {alg} anchored={anchored}: {n} crash points");
             total += n;
         }
     }
-    total
+    (total, put_back)
 }
 
 #[test]
 fn a_power_cut_in_a_key_operation_reopens_without_a_false_rollback() {
-    let total = sweep_all(Some(3));
+    let (total, put_back) = sweep_all(Some(3));
+    eprintln!("{total} crash points, {put_back} with the older KEYS put back");
     assert!(total > 100, "only {total} crash points");
+    assert!(
+        put_back > 20,
+        "only {put_back} cases put the older KEYS back"
+    );
 }
 
 /// Every position of every kind (minutes in release).
 #[test]
 #[ignore = "long: every crash point; cargo test --release -p sealkv --test it -- --ignored key_crash"]
 fn a_power_cut_anywhere_in_a_key_operation_reopens_without_a_false_rollback() {
-    let total = sweep_all(None);
-    eprintln!("{total} crash points");
+    let (total, put_back) = sweep_all(None);
+    eprintln!("{total} crash points, {put_back} with the older KEYS put back");
 }
