@@ -107,7 +107,8 @@ pub(crate) enum Command {
     /// Flush the memtable into the page file.
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key flush")]
     Flush,
-    /// Counts, sizes, cache, WAL and encryption status (never a key).
+    /// Counts, sizes, cache, WAL and encryption status (never a key); the
+    /// page file's size, live and free pages and average leaf fill.
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key stats --json")]
     Stats {
         /// JSON output.

@@ -68,6 +68,13 @@ fn put_get_delete_scan_flush_stats() {
     let json = k(&["stats", "--json"]).assert().success();
     let v: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
     assert_eq!(v["encrypt_at_rest"], "true");
+    // The page file's space: two records in one leaf.
+    let num = |f: &str| -> f64 { v[f].as_str().unwrap().parse().unwrap() };
+    assert_eq!(num("pages"), num("live_pages") + num("free_pages"));
+    assert!(num("file_bytes") >= num("pages") * 4096.0, "{v}");
+    let fill = num("leaf_fill");
+    assert!(fill > 0.0 && fill < 0.1, "{v}");
+    assert!(text.contains("leaf_fill"), "{text}");
 }
 
 #[test]
