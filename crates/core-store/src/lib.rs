@@ -25,6 +25,7 @@ mod error;
 mod format;
 #[cfg(feature = "fuzzing")]
 mod fuzz;
+mod level;
 mod meta;
 mod node;
 mod read;

@@ -53,16 +53,12 @@ impl Store {
     /// counted from the values' lengths, not read. The answer for a
     /// transaction is kept, so asking again before the next commit costs
     /// nothing.
+    /// A damaged tree page fails the walk with the error a read of it
+    /// would give.
     pub fn space(&self) -> Result<SpaceStats> {
         let snap = self.read();
         let txn = snap.txn();
-        let file_bytes = self.inner.file.len().map_err(|e| {
-            StoreError::Io(sealkv_fileio::FileError::new(
-                sealkv_fileio::FileOp::Read,
-                &self.inner.path,
-                e,
-            ))
-        })?;
+        let file_bytes = self.file_bytes()?;
         if let Some(mut s) = self.inner.space_memo.lock().filter(|s| s.txn == txn) {
             s.file_bytes = file_bytes;
             return Ok(s);
@@ -71,6 +67,19 @@ impl Store {
         s.file_bytes = file_bytes;
         *self.inner.space_memo.lock() = Some(s);
         Ok(s)
+    }
+}
+
+impl Store {
+    /// Bytes of the page file on disk.
+    pub fn file_bytes(&self) -> Result<u64> {
+        self.inner.file.len().map_err(|e| {
+            StoreError::Io(sealkv_fileio::FileError::new(
+                sealkv_fileio::FileOp::Read,
+                &self.inner.path,
+                e,
+            ))
+        })
     }
 }
 

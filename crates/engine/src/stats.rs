@@ -99,7 +99,10 @@ pub struct Stats {
     /// to the file system by [`Db::compact`](crate::Db::compact) and, when
     /// they end the file, by a commit).
     pub free_pages: u64,
-    /// Leaf pages of the tree.
+    /// Leaf pages of the tree. This and the other leaf figures come from a
+    /// walk of every tree page (through the cache; kept until the next
+    /// commit): zero when a damaged page stopped the walk (a warning is
+    /// logged; [`Db::verify`](crate::Db::verify) names the page).
     pub leaf_pages: u64,
     /// Bytes the leaves' entries use, over all leaves.
     pub leaf_bytes: u64,
@@ -148,7 +151,21 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
     } as u64;
     let applied_seq = db.flush_state.lock().meta.applied_seq;
     let store = db.store.stats();
-    let space = db.store.space().map_err(|e| db.store_error(e))?;
+    // The walk reads every tree page: a damaged one fails it, and the
+    // counters are still worth having (the leaf figures stay zero; `verify`
+    // names the damage).
+    let space = match db.store.space() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %db.store_error(e), "stats: the tree walk failed; leaf fill unknown");
+            let mut s = sealkv_core_store::SpaceStats::default();
+            s.page_count = store.page_count;
+            s.free_pages = store.free_pages;
+            s.live_pages = store.page_count.saturating_sub(store.free_pages);
+            s.file_bytes = db.store.file_bytes().map_err(|e| db.store_error(e))?;
+            s
+        }
+    };
     let wal_bytes = wal_bytes(db);
     let wal_stats = db
         .wal
