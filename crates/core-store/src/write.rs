@@ -298,6 +298,13 @@ impl WriteTxn<'_> {
             inner.poisoned.store(true, Ordering::SeqCst);
         }
         result?;
+        // A reader of a snapshot older than the base may still read pages
+        // past both slots' page counts (its free pages: `verify`, backups):
+        // the cut waits for a commit without one. Readers that start now
+        // see the base or this commit, both within the cut.
+        if inner.oldest_reader().is_none_or(|o| o >= meta0.txn) {
+            shrink_file(&inner, &mut ws, high.max(meta0.page_count));
+        }
         ws.free = free_all;
         ws.chain = chain;
         *inner.current.write() = Arc::new(Snapshot { meta });
@@ -320,6 +327,23 @@ fn grow_to(inner: &Inner, file_len: &mut u64, pages: u64) -> Result<()> {
         *file_len = new_len;
     }
     Ok(())
+}
+
+/// Gives the file's free tail back once a commit's meta page is durable:
+/// cuts the file to `keep` pages (the larger of the two meta slots' page
+/// counts, so the older slot's state stays whole), when that frees more
+/// than the next growth would take back (an eighth of the file, at least
+/// 64 pages: no cutting and growing on every commit). The commit is
+/// durable already and the pages cut hold nothing any state needs, so a
+/// failed cut (or a crash before it reaches the disk) only leaves the file
+/// longer: the next commit tries again. Not fsynced, for the same reason.
+fn shrink_file(inner: &Inner, ws: &mut WriterState, keep: u64) {
+    let p = inner.sealer.page_size as u64;
+    let keep_len = keep * p;
+    let slack = (ws.file_len / 8).max(64 * p);
+    if ws.file_len > keep_len + slack && inner.file.set_len(keep_len).is_ok() {
+        ws.file_len = keep_len;
+    }
 }
 
 /// Writes sealed pages in page order, coalescing neighbours into runs of
@@ -798,6 +822,24 @@ impl Commit<'_> {
         Ok(n)
     }
 
+    /// Lowers the page count past the reusable free pages that end the
+    /// file: they leave the free list, and the file can be cut there (see
+    /// [`shrink_file`]). Only reusable pages go: no meta slot's tree and no
+    /// reader's snapshot holds them.
+    fn trim_free_tail(&mut self) {
+        // `reusable` is sorted highest page first.
+        let mut cut = 0;
+        while self
+            .reusable
+            .get(cut)
+            .is_some_and(|e| e.page + 1 == self.high)
+        {
+            self.high -= 1;
+            cut += 1;
+        }
+        self.reusable.drain(..cut);
+    }
+
     /// Frees the old free-list pages and writes the new list; returns its
     /// head, all entries and the chain.
     #[allow(clippy::type_complexity)]
@@ -809,6 +851,7 @@ impl Commit<'_> {
         for r in old_chain {
             self.free(*r);
         }
+        self.trim_free_tail();
         let per = free_per_page(self.body_len());
         let mut pages = Vec::new();
         loop {
