@@ -95,9 +95,8 @@ pub struct Stats {
     /// Pages of the page file in use: header, meta, tree, overflow and
     /// free-list pages (`pages - free_pages`).
     pub live_pages: u64,
-    /// Free pages of the page file, reused by later commits (or given back
-    /// to the file system by [`Db::compact`](crate::Db::compact) and, when
-    /// they end the file, by a commit).
+    /// Free pages of the page file, reused by later commits (those that
+    /// end the file are given back to the file system by a commit).
     pub free_pages: u64,
     /// Leaf pages of the tree. This and the other leaf figures come from a
     /// walk of every tree page (through the cache; kept until the next
