@@ -199,9 +199,11 @@ pub(crate) enum Command {
     /// Flush the memtable into the page file.
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key flush")]
     Flush,
-    /// Counts, sizes, cache, WAL and encryption status (never a key);
+    /// Counts, sizes, cache, WAL and encryption status (never a key); the
+    /// page file's size, live and free pages and average leaf fill.
     /// --json gives numbers as JSON numbers.
-    #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key --json stats")]
+    #[command(after_help = "Example:
+  sealkv --db ./data --key-file prod.key --json stats")]
     Stats,
     /// Check every file of the database, read-only (exit 4 on any finding).
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key verify")]

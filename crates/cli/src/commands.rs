@@ -236,6 +236,10 @@ pub(crate) fn stats(g: &Global) -> Result<(), CliError> {
             "memtable_bytes": s.memtable_bytes,
             "wal_bytes": s.wal_bytes,
             "pages": s.pages,
+            "file_bytes": s.file_bytes,
+            "live_pages": s.live_pages,
+            "free_pages": s.free_pages,
+            "leaf_fill": s.leaf_fill(),
             "cache_hit_rate": s.cache_hit_rate(),
             "torn_tails_repaired": s.torn_tails_repaired,
         }));
@@ -263,6 +267,10 @@ pub(crate) fn stats(g: &Global) -> Result<(), CliError> {
         ("memtable_bytes", s.memtable_bytes.to_string()),
         ("wal_bytes", s.wal_bytes.to_string()),
         ("pages", s.pages.to_string()),
+        ("file_bytes", s.file_bytes.to_string()),
+        ("live_pages", s.live_pages.to_string()),
+        ("free_pages", s.free_pages.to_string()),
+        ("leaf_fill", format!("{:.3}", s.leaf_fill())),
         ("cache_hit_rate", format!("{:.3}", s.cache_hit_rate())),
         ("torn_tails_repaired", s.torn_tails_repaired.to_string()),
     ];

@@ -75,6 +75,13 @@ fn put_get_delete_scan_flush_stats() {
     assert_eq!(v["algorithm"], "aes-256-gcm");
     assert!(v["last_seq"].as_u64().unwrap() >= 3, "{v}");
     assert!(v["data_keys"][0]["pages"].is_u64(), "{v}");
+    // The page file's space: two records in one leaf.
+    let num = |f: &str| -> f64 { v[f].as_f64().unwrap() };
+    assert_eq!(num("pages"), num("live_pages") + num("free_pages"));
+    assert!(num("file_bytes") >= num("pages") * 4096.0, "{v}");
+    let fill = num("leaf_fill");
+    assert!(fill > 0.0 && fill < 0.1, "{v}");
+    assert!(text.contains("leaf_fill"), "{text}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod common;
 mod crash;
 mod engine_repro;
 mod errors;
+mod fill;
 mod freelist;
 mod fuzz;
 mod model;
