@@ -48,4 +48,4 @@ pub use read::{Entry, PinnedRead, Range, ReadTxn};
 pub use space::SpaceStats;
 pub use store::{OpenReport, Store, StoreOptions, StoreStats};
 pub use verify::{PageRole, Problem, VerifyReport};
-pub use write::{Op, WriteTxn};
+pub use write::{CompactReport, Op, WriteTxn};

@@ -14,7 +14,11 @@ use crate::level::{Items, min_pages, pack};
 use crate::meta::{FreeEntry, Meta, encode_free, free_per_page};
 use crate::node::{ChildRef, Node, ValRef, inline_size, put_branch, put_inline, put_overflow};
 use crate::read::{too_deep, tree_get};
-use crate::store::{Inner, OVERFLOW_HEAD, Snapshot, Store, WriterState, overflow_body};
+use crate::store::{Inner, OVERFLOW_HEAD, Snapshot, Store, WriterState};
+
+mod relocate;
+
+pub use relocate::CompactReport;
 
 /// Bytes of sealed pages a commit holds in memory before writing them out
 /// (sorted, in runs) ahead of its fsync: the memory a commit needs stays
@@ -40,6 +44,30 @@ pub struct WriteTxn<'a> {
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     app_meta: Option<Vec<u8>>,
     zero_free: bool,
+    /// What else this commit does (compaction's steps).
+    mode: CommitMode,
+}
+
+/// What a commit does besides its puts and deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum CommitMode {
+    /// Nothing else.
+    #[default]
+    Plain,
+    /// Moves the live pages that lie past the file's live size into free
+    /// slots below it (see `relocate.rs`).
+    Relocate,
+    /// Cuts the file's free tail exactly, however small.
+    ShrinkExact,
+}
+
+/// What a commit did.
+struct Committed {
+    txn: u64,
+    /// Free pages it zeroed.
+    zeroed: u64,
+    /// Pages it moved toward the start of the file.
+    moved: u64,
 }
 
 impl std::fmt::Debug for WriteTxn<'_> {
@@ -82,6 +110,7 @@ impl Store {
             pending: BTreeMap::new(),
             app_meta: None,
             zero_free: false,
+            mode: CommitMode::Plain,
         };
         if inner.poisoned.load(Ordering::SeqCst) {
             return Err(StoreError::Poisoned);
@@ -97,7 +126,7 @@ impl Store {
     pub fn zero_free_pages(&self) -> Result<u64> {
         let mut w = self.write()?;
         w.zero_free = true;
-        Ok(w.commit_inner()?.1)
+        Ok(w.commit_inner()?.zeroed)
     }
 }
 
@@ -198,16 +227,17 @@ impl WriteTxn<'_> {
     /// Returns the new transaction id. On an I/O error the store is
     /// poisoned (the commit may or may not be durable; reopen to find out).
     pub fn commit(self) -> Result<u64> {
-        Ok(self.commit_inner()?.0)
+        Ok(self.commit_inner()?.txn)
     }
 
     /// [`commit`](WriteTxn::commit), also returning how many free pages it
     /// zeroed (see [`WriteTxn::zero_free_pages_on_commit`]).
     pub fn commit_counting_zeroed(self) -> Result<(u64, u64)> {
-        self.commit_inner()
+        let done = self.commit_inner()?;
+        Ok((done.txn, done.zeroed))
     }
 
-    fn commit_inner(mut self) -> Result<(u64, u64)> {
+    fn commit_inner(mut self) -> Result<Committed> {
         let inner = self.store.inner.clone();
         let mut ws = inner.wstate.lock();
         let meta0 = &self.base.meta;
@@ -227,6 +257,7 @@ impl WriteTxn<'_> {
             out: Vec::new(),
             file_len: ws.file_len,
             spilled: 0,
+            moved: 0,
         };
         for e in &ws.free {
             // Open refuses entries freed after their meta's transaction.
@@ -246,7 +277,10 @@ impl WriteTxn<'_> {
             .sort_unstable_by_key(|e| std::cmp::Reverse(e.page));
         let ops: Vec<Op> = mem::take(&mut self.pending).into_iter().collect();
         let built = (|| {
-            let root = if ops.is_empty() {
+            let root = if self.mode == CommitMode::Relocate {
+                let from = c.relocation_target(&ws.free);
+                c.relocate_root(meta0.root, from)?
+            } else if ops.is_empty() {
                 meta0.root
             } else {
                 c.apply_root(meta0.root, &ops)?
@@ -272,6 +306,7 @@ impl WriteTxn<'_> {
         let out = mem::take(&mut c.out);
         let high = c.high;
         let spilled = c.spilled;
+        let moved = c.moved;
         if self.zero_free {
             // The file past the last page holds nothing live, but a commit
             // that died before its meta page may have left pages there:
@@ -303,13 +338,14 @@ impl WriteTxn<'_> {
         // the cut waits for a commit without one. Readers that start now
         // see the base or this commit, both within the cut.
         if inner.oldest_reader().is_none_or(|o| o >= meta0.txn) {
-            shrink_file(&inner, &mut ws, high.max(meta0.page_count));
+            let exact = self.mode == CommitMode::ShrinkExact;
+            shrink_file(&inner, &mut ws, high.max(meta0.page_count), exact);
         }
         ws.free = free_all;
         ws.chain = chain;
         *inner.current.write() = Arc::new(Snapshot { meta });
         inner.commits.fetch_add(1, Ordering::Relaxed);
-        Ok((txn, zeroed))
+        Ok(Committed { txn, zeroed, moved })
     }
 }
 
@@ -337,10 +373,15 @@ fn grow_to(inner: &Inner, file_len: &mut u64, pages: u64) -> Result<()> {
 /// durable already and the pages cut hold nothing any state needs, so a
 /// failed cut (or a crash before it reaches the disk) only leaves the file
 /// longer: the next commit tries again. Not fsynced, for the same reason.
-fn shrink_file(inner: &Inner, ws: &mut WriterState, keep: u64) {
+/// `exact` cuts whatever is free (a compaction's last step).
+fn shrink_file(inner: &Inner, ws: &mut WriterState, keep: u64, exact: bool) {
     let p = inner.sealer.page_size as u64;
     let keep_len = keep * p;
-    let slack = (ws.file_len / 8).max(64 * p);
+    let slack = if exact {
+        0
+    } else {
+        (ws.file_len / 8).max(64 * p)
+    };
     if ws.file_len > keep_len + slack && inner.file.set_len(keep_len).is_ok() {
         ws.file_len = keep_len;
     }
@@ -434,6 +475,8 @@ struct Commit<'a> {
     file_len: u64,
     /// Pages already written out by [`Commit::push_out`].
     spilled: u64,
+    /// Pages moved toward the start of the file (a relocation commit).
+    moved: u64,
 }
 
 type Reps = Vec<(Vec<u8>, ChildRef)>;
@@ -779,23 +822,8 @@ impl Commit<'_> {
 
     /// Frees an overflow chain, authenticating each page to find the next.
     fn free_overflow(&mut self, first: ChildRef, len: u64) -> Result<()> {
-        let ps = self.inner.sealer.page_size;
-        let mut buf = vec![0u8; ps];
-        let mut next = Some(first);
-        let mut hops = 0;
-        let max_hops = len.div_ceil(OVERFLOW_HEAD as u64).min(self.base_pages);
-        while let Some(r) = next {
-            hops += 1;
-            if hops > max_hops {
-                return Err(StoreError::corrupt(r.page, "overflow chain loops"));
-            }
-            self.inner.read_raw(r.page, self.base_pages, &mut buf)?;
-            self.inner
-                .sealer
-                .open_expected(&mut buf, r.page, &r.tag, &[PageKind::Overflow])?;
-            let (n, _) = overflow_body(&buf[PAGE_HEADER_LEN..ps - TAG_LEN], r.page)?;
+        for r in self.overflow_chain(first, len)? {
             self.free(r);
-            next = n;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod compact;
 mod crash;
 mod engine_repro;
 mod errors;
