@@ -1,9 +1,10 @@
 //! Space on disk after a fill: writes `N` records (16-byte keys, 100-byte
 //! values) in durable batches of 1,000 with the default configuration, in
 //! random or sequential key order, then overwrites a quarter of them and
-//! writes 1,000 more, then deletes nine in ten and compacts; after each
-//! phase it flushes and prints the page file's size, live and free pages
-//! and the average leaf fill (`Db::stats`).
+//! writes 1,000 more, then deletes nine in ten; after each phase it flushes
+//! and prints the page file's size, live and free pages and the average
+//! leaf fill (`Db::stats`), then compacts (`Db::compact`) and prints them
+//! again, with the file's size over the bytes of the records left.
 //!
 //! ```text
 //! cargo run --release -p sealkv --example space -- 1000000 random aes
@@ -60,6 +61,20 @@ fn report(db: &Db, phase: &str, start: Instant) -> Result<(), sealkv::Error> {
     Ok(())
 }
 
+/// Compacts and reports, with the file's size over the `records` left
+/// (16-byte keys, 100-byte values).
+fn compact(db: &Db, phase: &str, start: Instant, records: u64) -> Result<(), sealkv::Error> {
+    let r = db.compact()?;
+    report(db, phase, start)?;
+    println!(
+        "{:<28} moved {} pages; file / record bytes {:.2}",
+        "",
+        r.pages_moved,
+        r.bytes_after as f64 / (records * 116) as f64
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let n: u64 = args
@@ -87,6 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         b.put(key(i, random), value);
     })?;
     report(&db, "load", start)?;
+    compact(&db, "load, compact", start, n)?;
     let other = [0xA5u8; 100];
     batches(&db, 0..n / 4, |b, i| {
         b.put(key(i * 4, random), other);
@@ -95,12 +111,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         b.put(key(i, random), value);
     })?;
     report(&db, "overwrite 1/4, 1,000 more", start)?;
+    compact(&db, "overwrite, compact", start, n + 1000)?;
     batches(&db, 0..n + 1000, |b, i| {
         if i % 10 != 0 {
             b.delete(key(i, random));
         }
     })?;
     report(&db, "delete 9 in 10", start)?;
+    compact(&db, "delete, compact", start, (n + 1000).div_ceil(10))?;
     db.close()?;
     Ok(())
 }
