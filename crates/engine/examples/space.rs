@@ -3,7 +3,8 @@
 //! random or sequential key order, then overwrites a quarter of them and
 //! writes 1,000 more, then deletes nine in ten; after each phase it flushes
 //! and prints the page file's size, live and free pages and the average
-//! leaf fill (`Db::stats`), then compacts (`Db::compact`) and prints them
+//! leaf fill (`Db::stats`) and the bytes the database directory allocates
+//! on disk (as `sealkv bench --peers` counts them), then compacts (`Db::compact`) and prints them
 //! again, with the file's size over the bytes of the records left.
 //!
 //! ```text
@@ -45,12 +46,24 @@ fn batches(
     db.write(&batch)
 }
 
-fn report(db: &Db, phase: &str, start: Instant) -> Result<(), sealkv::Error> {
+/// Bytes allocated on disk (`st_blocks` x 512) by the files of `dir`:
+/// the page file, the log and the rest, as a peer's directory is counted.
+fn allocated(dir: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        total += entry?.metadata()?.blocks() * 512;
+    }
+    Ok(total)
+}
+
+fn report(db: &Db, phase: &str, start: Instant) -> Result<(), Box<dyn std::error::Error>> {
     db.flush()?;
     let s = db.stats()?;
     println!(
-        "{phase:<28} {:>7.1} s  file {:>7.1} MB  pages {:>8}  live {:>8}  free {:>8}  leaves {:>8}  leaf fill {:.3}",
+        "{phase:<28} {:>7.1} s  dir {:>7.1} MB  file {:>7.1} MB  pages {:>8}  live {:>8}  free {:>8}  leaves {:>8}  leaf fill {:.3}",
         start.elapsed().as_secs_f64(),
+        allocated(db.path())? as f64 / 1e6,
         s.file_bytes as f64 / 1e6,
         s.pages,
         s.live_pages,
@@ -63,7 +76,12 @@ fn report(db: &Db, phase: &str, start: Instant) -> Result<(), sealkv::Error> {
 
 /// Compacts and reports, with the file's size over the `records` left
 /// (16-byte keys, 100-byte values).
-fn compact(db: &Db, phase: &str, start: Instant, records: u64) -> Result<(), sealkv::Error> {
+fn compact(
+    db: &Db,
+    phase: &str,
+    start: Instant,
+    records: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let r = db.compact()?;
     report(db, phase, start)?;
     println!(
