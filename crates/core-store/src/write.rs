@@ -310,17 +310,23 @@ impl WriteTxn<'_> {
         if self.zero_free {
             // The file past the last page holds nothing live, but a commit
             // that died before its meta page may have left pages there:
-            // cut it away and grow it back (the space reads as zeros).
+            // cut it away and grow it back (the space reads as zeros). The
+            // cut stops at the base meta's page count even when this commit
+            // counts fewer pages (its free tail given back): until this
+            // commit's meta page is durable, the base is the state an open
+            // finds, and it must stay whole. The next zeroing commit, whose
+            // base is this one, cuts the rest.
             let p = inner.sealer.page_size as u64;
             let io = |op| {
                 let path = &inner.path;
                 move |e| StoreError::Io(FileError::new(op, path, e))
             };
-            if ws.file_len > high * p {
+            let floor = high.max(meta0.page_count);
+            if ws.file_len > floor * p {
                 let keep = ws.file_len;
                 let cut = inner
                     .file
-                    .set_len(high * p)
+                    .set_len(floor * p)
                     .and_then(|()| inner.file.set_len(keep));
                 if let Err(e) = cut {
                     inner.poisoned.store(true, Ordering::SeqCst);
