@@ -164,11 +164,18 @@ pub(crate) enum Command {
         #[arg(long, conflicts_with = "json")]
         raw: bool,
     },
-    /// Delete KEY.
-    #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key delete user:1")]
+    /// Delete KEY, or every key starting with P (--prefix P: in atomic
+    /// batches of at most 1,024 keys; prints how many were deleted).
+    #[command(
+        after_help = "Examples:\n  sealkv --db ./data --key-file prod.key delete user:1\n  sealkv --db ./data --key-file prod.key delete --prefix session:\n  sealkv --db ./data --key-file prod.key compact"
+    )]
     Delete {
         /// The key (hex with --hex).
-        key: OsString,
+        #[arg(required_unless_present = "prefix", conflicts_with = "prefix")]
+        key: Option<OsString>,
+        /// Delete every key starting with P instead (hex with --hex).
+        #[arg(long, value_name = "P")]
+        prefix: Option<OsString>,
     },
     /// Print records in key order, one KEY<TAB>VALUE line each, escaped
     /// (see `sealkv --help`), or JSON lines with --json.
@@ -227,9 +234,16 @@ pub(crate) enum Command {
     /// Flush the memtable into the page file.
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key flush")]
     Flush,
-    /// Counts, sizes, cache, WAL and encryption status (never a key);
+    /// Give the page file's free pages back to the file system: move live
+    /// pages from the end of the file into free slots and cut it (online;
+    /// prints the file's size before and after, --json as JSON).
+    #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key --json compact")]
+    Compact,
+    /// Counts, sizes, cache, WAL and encryption status (never a key); the
+    /// page file's size, live and free pages and average leaf fill.
     /// --json gives numbers as JSON numbers.
-    #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key --json stats")]
+    #[command(after_help = "Example:
+  sealkv --db ./data --key-file prod.key --json stats")]
     Stats,
     /// Check every file of the database, read-only (exit 4 on any finding).
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key verify")]

@@ -149,6 +149,54 @@ pub(crate) fn delete(g: &Global, key: &OsStr) -> Result<(), CliError> {
     close_after_writes(db, "the delete")
 }
 
+/// `delete --prefix P`: every key starting with P, in bounded batches;
+/// prints how many were deleted.
+pub(crate) fn delete_prefix(g: &Global, prefix: &OsStr) -> Result<(), CliError> {
+    let prefix = arg(g, prefix, "prefix")?;
+    let db = open::open(g)?;
+    let deleted = match Target::for_reads(g, &db)? {
+        Some(target) => target
+            .delete_prefix(&prefix)
+            .map_err(|e| CliError::Stopped {
+                source: Box::new(e),
+                report:
+                    "the batches deleted before the failure stay deleted; run it again to finish"
+                        .into(),
+            })?,
+        None => 0,
+    };
+    close_after_writes(db, "the deletes")?;
+    if g.json {
+        output::print_json(&json!({ "deleted": deleted }))
+    } else {
+        output::println(&format!("deleted {deleted}"))
+    }
+}
+
+/// `compact`: the page file's free pages given back; prints its size
+/// before and after.
+pub(crate) fn compact(g: &Global) -> Result<(), CliError> {
+    let db = open::open(g)?;
+    let bar = progress::spinner("compact");
+    let report = db.compact();
+    bar.finish_and_clear();
+    let report = report?;
+    db.close()?;
+    if g.json {
+        return output::print_json(&json!({
+            "bytes_before": report.bytes_before,
+            "bytes_after": report.bytes_after,
+            "pages_moved": report.pages_moved,
+            "commits": report.commits,
+        }));
+    }
+    let mut out = Out::new();
+    out.line(&format!("{:<14}{}", "bytes_before", report.bytes_before))?;
+    out.line(&format!("{:<14}{}", "bytes_after", report.bytes_after))?;
+    out.line(&format!("{:<14}{}", "pages_moved", report.pages_moved))?;
+    out.finish()
+}
+
 /// What `scan` selects.
 pub(crate) struct ScanArgs<'a> {
     pub(crate) prefix: Option<&'a OsStr>,
@@ -236,6 +284,10 @@ pub(crate) fn stats(g: &Global) -> Result<(), CliError> {
             "memtable_bytes": s.memtable_bytes,
             "wal_bytes": s.wal_bytes,
             "pages": s.pages,
+            "file_bytes": s.file_bytes,
+            "live_pages": s.live_pages,
+            "free_pages": s.free_pages,
+            "leaf_fill": s.leaf_fill(),
             "cache_hit_rate": s.cache_hit_rate(),
             "torn_tails_repaired": s.torn_tails_repaired,
         }));
@@ -263,6 +315,10 @@ pub(crate) fn stats(g: &Global) -> Result<(), CliError> {
         ("memtable_bytes", s.memtable_bytes.to_string()),
         ("wal_bytes", s.wal_bytes.to_string()),
         ("pages", s.pages.to_string()),
+        ("file_bytes", s.file_bytes.to_string()),
+        ("live_pages", s.live_pages.to_string()),
+        ("free_pages", s.free_pages.to_string()),
+        ("leaf_fill", format!("{:.3}", s.leaf_fill())),
         ("cache_hit_rate", format!("{:.3}", s.cache_hit_rate())),
         ("torn_tails_repaired", s.torn_tails_repaired.to_string()),
     ];

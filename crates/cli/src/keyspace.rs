@@ -70,6 +70,14 @@ impl Target {
         Ok(())
     }
 
+    /// Deletes every key starting with `prefix`; returns how many.
+    pub(crate) fn delete_prefix(&self, prefix: &[u8]) -> Result<u64, CliError> {
+        Ok(match self {
+            Target::Default(db) => db.delete_prefix(prefix)?,
+            Target::Named(ks) => ks.delete_prefix(prefix)?,
+        })
+    }
+
     /// Adds a put of `key` to `batch`, in this keyspace.
     pub(crate) fn batch_put(&self, batch: &mut WriteBatch, key: &[u8], value: &[u8]) {
         match self {

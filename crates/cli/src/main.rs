@@ -38,7 +38,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Init { page_size } => commands::init(g, *page_size),
         Command::Put { key, value } => commands::put(g, key, value),
         Command::Get { key, raw } => commands::get(g, key, *raw),
-        Command::Delete { key } => commands::delete(g, key),
+        Command::Delete { key: Some(key), .. } => commands::delete(g, key),
+        Command::Delete {
+            key: None,
+            prefix: Some(prefix),
+        } => commands::delete_prefix(g, prefix),
+        Command::Delete {
+            key: None,
+            prefix: None,
+        } => Err(CliError::Usage("give a KEY or --prefix P".into())),
         Command::Scan {
             prefix,
             start,
@@ -61,6 +69,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keyspaces { drop: None } => keyspace::list(g),
         Command::Keyspaces { drop: Some(name) } => keyspace::drop(g, name),
         Command::Flush => commands::flush(g),
+        Command::Compact => commands::compact(g),
         Command::Stats => commands::stats(g),
         Command::Verify => commands::verify(g),
         Command::Backup { dest } => commands::backup(g, dest),

@@ -75,6 +75,13 @@ fn put_get_delete_scan_flush_stats() {
     assert_eq!(v["algorithm"], "aes-256-gcm");
     assert!(v["last_seq"].as_u64().unwrap() >= 3, "{v}");
     assert!(v["data_keys"][0]["pages"].is_u64(), "{v}");
+    // The page file's space: two records in one leaf.
+    let num = |f: &str| -> f64 { v[f].as_f64().unwrap() };
+    assert_eq!(num("pages"), num("live_pages") + num("free_pages"));
+    assert!(num("file_bytes") >= num("pages") * 4096.0, "{v}");
+    let fill = num("leaf_fill");
+    assert!(fill > 0.0 && fill < 0.1, "{v}");
+    assert!(text.contains("leaf_fill"), "{text}");
 }
 
 #[test]
@@ -481,4 +488,78 @@ fn a_keyspace_name_out_of_bounds_is_refused() {
     assert_eq!(out.status.code(), Some(5));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("keyspace name"), "{err}");
+}
+
+#[test]
+fn delete_prefix_then_compact_gives_the_space_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, key) = encrypted(tmp.path());
+    let k = |args: &[&str]| {
+        let mut c = sealkv();
+        c.args(["--db", &db, "--key-file", &key]).args(args);
+        c
+    };
+    let file = tmp.path().join("records.tsv");
+    let mut lines = String::new();
+    for i in 0..20_000 {
+        lines.push_str(&format!("log:{i:06}\t{}\n", "x".repeat(100)));
+    }
+    lines.push_str("user:1\tAda\n");
+    std::fs::write(&file, lines).unwrap();
+    k(&["load", file.to_str().unwrap()]).assert().success();
+    k(&["flush"]).assert().success();
+    // Usage: a key or --prefix, not both, not neither.
+    k(&["delete"]).assert().code(2).stdout("");
+    k(&["delete", "user:1", "--prefix", "log:"])
+        .assert()
+        .code(2)
+        .stdout("");
+    k(&["delete", "--prefix", "log:"])
+        .assert()
+        .success()
+        .stdout("deleted 20000\n");
+    k(&["--json", "delete", "--prefix", "log:"])
+        .assert()
+        .success()
+        .stdout("{\"deleted\":0}\n");
+    // An absent keyspace holds nothing to delete, and is not created.
+    k(&["--keyspace", "none", "delete", "--prefix", "a"])
+        .assert()
+        .success()
+        .stdout("deleted 0\n");
+    k(&["keyspaces"]).assert().success().stdout("");
+    k(&["scan"]).assert().success().stdout("user:1\tAda\n");
+    let out = k(&["--json", "compact"]).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let (before, after) = (
+        v["bytes_before"].as_u64().unwrap(),
+        v["bytes_after"].as_u64().unwrap(),
+    );
+    assert!(after * 10 < before, "{v}");
+    let page_file = std::fs::read_dir(&db)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sealkv"))
+        .map(|e| e.metadata().unwrap().len())
+        .max()
+        .unwrap();
+    assert_eq!(page_file, after, "{v}");
+    k(&["verify"]).assert().success();
+    k(&["get", "user:1"]).assert().success().stdout("Ada\n");
+    let text = k(&["compact"]).assert().success();
+    let text = String::from_utf8(text.get_output().stdout.clone()).unwrap();
+    assert!(text.starts_with("bytes_before  "), "{text}");
+    // A wrong key is a key problem, and compacts nothing.
+    let other = tmp.path().join("other.key");
+    sealkv().arg("keygen").arg(&other).assert().success();
+    sealkv()
+        .args([
+            "--db",
+            &db,
+            "--key-file",
+            other.to_str().unwrap(),
+            "compact",
+        ])
+        .assert()
+        .code(3);
 }

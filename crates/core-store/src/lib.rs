@@ -9,6 +9,8 @@
 //!   [`Store::pin`] a [`PinnedRead`] for point lookups.
 //! - Writing: [`Store::write`] gives the one [`WriteTxn`] ([`Op`]s, app
 //!   meta, [`WriteTxn::commit`]).
+//! - Space: [`Store::space`] gives [`SpaceStats`] (file size, live and
+//!   free pages, average leaf fill).
 //! - Checking: [`Store::verify`] gives a [`VerifyReport`] of [`Problem`]s
 //!   by [`PageRole`]; [`Store::zero_free_pages`].
 //! - Backups: [`ReadTxn::pages`] and [`ReadTxn::raw_page`] copy a snapshot
@@ -23,10 +25,12 @@ mod error;
 mod format;
 #[cfg(feature = "fuzzing")]
 mod fuzz;
+mod level;
 mod meta;
 mod node;
 mod read;
 mod seal;
+mod space;
 mod store;
 mod verify;
 mod write;
@@ -41,6 +45,7 @@ pub use format::{
 pub use fuzz::{fuzz_open, fuzz_page};
 pub use node::ChildRef;
 pub use read::{Entry, PinnedRead, Range, ReadTxn};
+pub use space::SpaceStats;
 pub use store::{OpenReport, Store, StoreOptions, StoreStats};
 pub use verify::{PageRole, Problem, VerifyReport};
-pub use write::{Op, WriteTxn};
+pub use write::{CompactReport, Op, WriteTxn};

@@ -327,6 +327,13 @@ impl Node {
         }
     }
 
+    /// Bytes of the page body this node uses: the entry count and the
+    /// entries (the rest of the body is zero padding).
+    pub(crate) fn used_body(&self) -> usize {
+        let index = usize::from(self.prefix) + self.len() * RECORD;
+        2 + self.data.len().saturating_sub(index)
+    }
+
     /// Bytes this node is charged in the cache: its buffer and what an
     /// entry costs besides.
     pub(crate) fn weight(&self) -> usize {

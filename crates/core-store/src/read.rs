@@ -228,6 +228,17 @@ impl ReadTxn {
             _guard: self.guard.clone(),
             front_yielded: false,
             back_yielded: false,
+            keys_only: false,
+        }
+    }
+
+    /// [`range`](Self::range) yielding keys with empty values: no value is
+    /// copied and no overflow page is read (what a bulk delete needs to
+    /// list the keys it removes).
+    pub fn range_keys(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Range {
+        Range {
+            keys_only: true,
+            ..self.range(lower, upper)
         }
     }
 
@@ -258,6 +269,8 @@ pub struct Range {
     /// The back has yielded an entry: the last one is at its path's
     /// position.
     back_yielded: bool,
+    /// Yield keys only, each with an empty value.
+    keys_only: bool,
 }
 
 impl std::fmt::Debug for Range {
@@ -450,7 +463,7 @@ impl Range {
         if self.past_upper(key) || self.back_last().is_some_and(|b| key >= b) {
             return Ok(None);
         }
-        let value = value_of(&self.inner, val, self.page_count)?;
+        let value = self.value(val)?;
         Ok(Some((key.to_vec(), value)))
     }
 
@@ -478,8 +491,17 @@ impl Range {
         if self.before_lower(key) || self.front_last().is_some_and(|f| key <= f) {
             return Ok(None);
         }
-        let value = value_of(&self.inner, val, self.page_count)?;
+        let value = self.value(val)?;
         Ok(Some((key.to_vec(), value)))
+    }
+
+    /// An entry's value as this range yields it (empty for keys only).
+    #[inline]
+    fn value(&self, val: ValRef<'_>) -> Result<Vec<u8>> {
+        if self.keys_only {
+            return Ok(Vec::new());
+        }
+        value_of(&self.inner, val, self.page_count)
     }
 
     /// The key the front yielded last, read in place from the leaf its

@@ -154,6 +154,8 @@ pub(crate) struct Inner {
     pub(crate) pages_read: AtomicU64,
     pub(crate) pages_written: AtomicU64,
     pub(crate) commits: AtomicU64,
+    /// The last [`Store::space`] answer, for its transaction.
+    pub(crate) space_memo: Mutex<Option<crate::space::SpaceStats>>,
 }
 
 /// A page file: a copy-on-write B+tree of sealed pages.
@@ -507,6 +509,7 @@ impl Store {
                 pages_read: AtomicU64::new(0),
                 pages_written: AtomicU64::new(0),
                 commits: AtomicU64::new(0),
+                space_memo: Mutex::new(None),
             }),
         })
     }

@@ -202,6 +202,47 @@ impl Db {
             .map(|_| ())
     }
 
+    /// Deletes every key of the default keyspace in `range`; returns how
+    /// many it deleted. The keys go in batches of at most 1,024 keys (and
+    /// 4 MiB of keys), each atomic and durable as a [`write`](Self::write)
+    /// is; a crash or an error between two batches leaves the earlier ones
+    /// done and the later keys in place (run it again to finish). Each
+    /// batch deletes the keys present when it is taken: a key written into
+    /// the range while this runs may or may not survive. The keys are
+    /// listed from the leaves alone (no value is read), and the flush frees
+    /// the pages they leave empty.
+    pub fn delete_range<K: AsRef<[u8]>>(
+        &self,
+        range: impl std::ops::RangeBounds<K>,
+    ) -> Result<u64, Error> {
+        self.check_writable()?;
+        let (lo, hi) = bounds(&range);
+        let p = default_prefix();
+        crate::bulk::delete_stored_range(
+            &self.inner,
+            p.lower(borrowed(&lo)),
+            p.upper(borrowed(&hi)),
+            None,
+            Durability::AsConfigured,
+        )
+    }
+
+    /// Deletes every key of the default keyspace that starts with
+    /// `prefix` (as [`delete_range`](Self::delete_range) does); returns how
+    /// many it deleted.
+    pub fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<u64, Error> {
+        self.check_writable()?;
+        let (lo, hi) = prefix_bounds(prefix.as_ref());
+        let p = default_prefix();
+        crate::bulk::delete_stored_range(
+            &self.inner,
+            p.lower(borrowed(&lo)),
+            p.upper(borrowed(&hi)),
+            None,
+            Durability::AsConfigured,
+        )
+    }
+
     /// The keys in `range`, in order; reverse with `.rev()`.
     pub fn range<K: AsRef<[u8]>>(
         &self,

@@ -1,7 +1,8 @@
 //! The entry point of the "operation sequence" fuzz target: the engine
 //! against a `BTreeMap` model, with flushes, reopens, crashes, key
 //! rotation and re-encryption, and (mode bit 3) named keyspaces, keyspace
-//! drops, transactions and multi-keyspace batches, on a simulated disk.
+//! drops, transactions and multi-keyspace batches, and (mode bits 5-7 = 0b101)
+//! bulk deletes and compactions, on a simulated disk.
 //!
 //! Two ways to run a program. *Background* (the engine as users run it):
 //! size-triggered flushes run on the flusher thread, so where a crash
@@ -41,11 +42,20 @@ const KEYSPACES: u8 = 1 << 3;
 /// Mode byte bit: the next two bytes (big-endian) place a crash at that
 /// disk-changing operation (plus one); implies deterministic.
 const CRASH_POINT: u8 = 1 << 4;
+/// Mode byte bits 5 to 7 equal to `0b101`: the keyspace operations and
+/// the space operations (a bulk delete of a range, a compaction) join the
+/// others. (A pattern of the three bits no committed input has, so that
+/// every committed input keeps running the program it was found with.)
+const SPACE: u8 = 0b101 << 5;
+const SPACE_MASK: u8 = 0b111 << 5;
 
 /// Operations without [`KEYSPACES`] (an operation is its program byte
 /// modulo this), and with it.
 const BASIC_OPS: u8 = 14;
 const ALL_OPS: u8 = 20;
+/// Operations with [`SPACE`]: the others and `delete_range` (20),
+/// `compact` (21).
+const SPACE_OPS: u8 = 22;
 
 /// How [`fuzz_ops_with`] runs a program.
 #[doc(hidden)]
@@ -69,8 +79,8 @@ pub struct FuzzOptions {
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpRecord {
-    /// The operation (the program byte modulo 14, or 20 with keyspace
-    /// operations on).
+    /// The operation (the program byte modulo 14, 20 with keyspace
+    /// operations on, 22 with space operations).
     pub op: u8,
     /// Disk-changing operations counted before it.
     pub start: u64,
@@ -175,7 +185,9 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
     // Whether a power cut happened (see `assert_verifies`).
     let mut crashed = false;
     let mut model = Model::default();
-    let ops = if mode & KEYSPACES != 0 {
+    let ops = if mode & SPACE_MASK == SPACE {
+        SPACE_OPS
+    } else if mode & KEYSPACES != 0 {
         ALL_OPS
     } else {
         BASIC_OPS
@@ -216,7 +228,7 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
         // froze is flushed here, so the flusher thread it wakes finds
         // nothing (and the counts around the write are exact).
         let holder =
-            (deterministic && matches!(op, 0..=5 | 11 | 14..=19)).then(|| db.inner.clone());
+            (deterministic && matches!(op, 0..=5 | 11 | 14..=20)).then(|| db.inner.clone());
         let guard = holder.as_ref().map(|inner| lock_flush(inner));
         let outcome: Result<(), Error> = match op {
             0..=3 => {
@@ -337,6 +349,26 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
                 (after, between, acked) = (effect.after, effect.between, effect.acked);
                 outcome
             }
+            20 => {
+                let (a, b) = (key(arg()), key(arg()));
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                let mut next = model.clone();
+                let gone: Vec<Vec<u8>> = next
+                    .default
+                    .range(lo.clone()..=hi.clone())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in &gone {
+                    next.default.remove(k);
+                }
+                after = Some(next);
+                // At most 256 keys: one batch, whole or absent.
+                db.delete_range(lo..=hi).map(|n| {
+                    assert_eq!(n, gone.len() as u64, "keys delete_range deleted");
+                })
+            }
+            // The contents stay as they are, crash or not.
+            21 => db.compact().map(|_| ()),
             // `op` is below `ops`: nothing else.
             _ => Ok(()),
         };

@@ -87,8 +87,27 @@ pub struct Stats {
     /// WAL sync markers whose write failed and was taken back (the writes
     /// before them stayed durable): a sign of a failing or full disk.
     pub wal_sync_marker_failures: u64,
-    /// Pages in the page file.
+    /// Pages in the page file (in use or free; the file may run a little
+    /// past them, as it grows in chunks).
     pub pages: u64,
+    /// Bytes of the page file on disk.
+    pub file_bytes: u64,
+    /// Pages of the page file in use: header, meta, tree, overflow and
+    /// free-list pages (`pages - free_pages`).
+    pub live_pages: u64,
+    /// Free pages of the page file, reused by later commits (those that
+    /// end the file are given back to the file system by a commit).
+    pub free_pages: u64,
+    /// Leaf pages of the tree. This and the other leaf figures come from a
+    /// walk of every tree page (through the cache; kept until the next
+    /// commit): zero when a damaged page stopped the walk (a warning is
+    /// logged; [`Db::verify`](crate::Db::verify) names the page).
+    pub leaf_pages: u64,
+    /// Bytes the leaves' entries use, over all leaves.
+    pub leaf_bytes: u64,
+    /// Bytes the leaves could hold (`leaf_pages` times a page's body):
+    /// [`Stats::leaf_fill`] is `leaf_bytes` over this.
+    pub leaf_capacity: u64,
     /// Decrypted-page cache hits and misses since open.
     pub cache_hits: u64,
     /// Decrypted-page cache misses since open.
@@ -98,6 +117,16 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The average fill of the tree's leaves, from 0 to 1 (0 for an empty
+    /// tree).
+    pub fn leaf_fill(&self) -> f64 {
+        if self.leaf_capacity == 0 {
+            0.0
+        } else {
+            self.leaf_bytes as f64 / self.leaf_capacity as f64
+        }
+    }
+
     /// Cache hits over lookups, 0 when there were none.
     pub fn cache_hit_rate(&self) -> f64 {
         let total = self.cache_hits + self.cache_misses;
@@ -121,6 +150,21 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
     } as u64;
     let applied_seq = db.flush_state.lock().meta.applied_seq;
     let store = db.store.stats();
+    // The walk reads every tree page: a damaged one fails it, and the
+    // counters are still worth having (the leaf figures stay zero; `verify`
+    // names the damage).
+    let space = match db.store.space() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %db.store_error(e), "stats: the tree walk failed; leaf fill unknown");
+            let mut s = sealkv_core_store::SpaceStats::default();
+            s.page_count = store.page_count;
+            s.free_pages = store.free_pages;
+            s.live_pages = store.page_count.saturating_sub(store.free_pages);
+            s.file_bytes = db.store.file_bytes().map_err(|e| db.store_error(e))?;
+            s
+        }
+    };
     let wal_bytes = wal_bytes(db);
     let wal_stats = db
         .wal
@@ -158,7 +202,13 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
         wal_bytes,
         wal_sync_markers: wal_stats.sync_markers,
         wal_sync_marker_failures: wal_stats.sync_marker_failures,
-        pages: store.page_count,
+        pages: space.page_count,
+        file_bytes: space.file_bytes,
+        live_pages: space.live_pages,
+        free_pages: space.free_pages,
+        leaf_pages: space.leaf_pages,
+        leaf_bytes: space.leaf_bytes,
+        leaf_capacity: space.leaf_capacity,
         cache_hits: store.cache_hits,
         cache_misses: store.cache_misses,
         encryption,

@@ -32,6 +32,20 @@ impl TreeSource {
 }
 
 impl TreeSource {
+    /// [`TreeSource::new`] yielding keys with empty values (no value
+    /// copied, no overflow page read).
+    pub(crate) fn keys(
+        tree: &ReadTxn,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        db: Arc<Inner>,
+    ) -> Self {
+        TreeSource {
+            range: tree.range_keys(lower, upper),
+            db,
+        }
+    }
+
     /// The next entry from the front, as a [`DbIter`](crate::DbIter) item
     /// (for a view with nothing in its memtables); after an error, `None`.
     #[inline]

@@ -2,9 +2,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod compact;
 mod crash;
 mod engine_repro;
 mod errors;
+mod fill;
 mod freelist;
 mod fuzz;
 mod model;

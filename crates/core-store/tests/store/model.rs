@@ -249,3 +249,58 @@ fn descending_batches_match_model() {
         assert!(store.verify().unwrap().is_clean());
     }
 }
+
+/// A three-level tree (long keys: few entries per branch), then commits
+/// that delete most of it in random subsets, with a few puts between:
+/// leaves and branches merge with their neighbours, the tree loses levels,
+/// and every state matches the model and verifies.
+fn merge_run(seed: u64, per_commit: usize, keep_one_in: u64) -> Result<(), TestCaseError> {
+    let sim = SimVfs::new();
+    let store = create(&sim, None);
+    let mut model = BTreeMap::new();
+    let mut rng = sealkv_fileio::SplitMix64::new(seed);
+    let long_key = |i: u64| format!("{i:06}-{}", "k".repeat(190)).into_bytes();
+    let mut w = store.write().unwrap();
+    for i in 0..1500u64 {
+        let v = vec![i as u8; (i % 40) as usize];
+        w.put(&long_key(i), &v).unwrap();
+        model.insert(long_key(i), v);
+    }
+    w.commit().unwrap();
+    let mut doomed: Vec<u64> = (0..1500).filter(|i| i % keep_one_in != 0).collect();
+    // Shuffle.
+    for i in (1..doomed.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        doomed.swap(i, j);
+    }
+    for chunk in doomed.chunks(per_commit) {
+        let mut w = store.write().unwrap();
+        for &i in chunk {
+            w.delete(&long_key(i)).unwrap();
+            model.remove(&long_key(i));
+        }
+        let back = rng.next_u64() % 1500;
+        w.put(&long_key(back), b"back").unwrap();
+        model.insert(long_key(back), b"back".to_vec());
+        w.commit().unwrap();
+        let report = store.verify().unwrap();
+        prop_assert!(report.is_clean(), "{:?}", report.problems);
+        prop_assert_eq!(report.entries, model.len() as u64);
+    }
+    let got = all(&store.read());
+    prop_assert_eq!(got, model.into_iter().collect::<Vec<_>>());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
+
+    #[test]
+    fn merges_match_model(
+        seed in any::<u64>(),
+        per_commit in prop_oneof![5usize..60, 200usize..1500],
+        keep_one_in in 2u64..40,
+    ) {
+        merge_run(seed, per_commit, keep_one_in)?;
+    }
+}

@@ -125,6 +125,32 @@ impl Keyspace {
         Ok(&self.state.prefix)
     }
 
+    /// Deletes every key of this keyspace in `range`, in bounded atomic
+    /// batches (see [`Db::delete_range`]); returns how many it deleted.
+    pub fn delete_range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<u64, Error> {
+        let (lo, hi) = bounds(&range);
+        self.delete_bounds(lo, hi)
+    }
+
+    /// Deletes every key of this keyspace that starts with `prefix` (see
+    /// [`Db::delete_range`]); returns how many it deleted.
+    pub fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<u64, Error> {
+        let (lo, hi) = prefix_bounds(prefix.as_ref());
+        self.delete_bounds(lo, hi)
+    }
+
+    fn delete_bounds(&self, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Result<u64, Error> {
+        let prefix = self.live()?;
+        self.db.check_writable()?;
+        crate::bulk::delete_stored_range(
+            &self.db.inner,
+            prefix.lower(crate::iter::borrowed(&lo)),
+            prefix.upper(crate::iter::borrowed(&hi)),
+            Some(&self.state),
+            sealkv_core_wal::Durability::AsConfigured,
+        )
+    }
+
     /// The value of `key`, if any.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
         let prefix = self.live()?;

@@ -267,6 +267,56 @@ impl Transaction {
         self.write_at(Some(ks), key.as_ref(), None)
     }
 
+    /// Deletes, when the transaction commits, every key of the default
+    /// keyspace in `range` as this transaction sees it (its snapshot with
+    /// its own writes on top); returns how many. The range counts as read,
+    /// so a key another transaction writes into it first makes the commit
+    /// a [`Error::Conflict`]. The deletes are held in the transaction until
+    /// it commits, one batch: for a range too large for one batch, use
+    /// [`Db::delete_range`].
+    pub fn delete_range<K: AsRef<[u8]>>(
+        &mut self,
+        range: impl RangeBounds<K>,
+    ) -> Result<u64, Error> {
+        self.delete_at(None, bounds(&range))
+    }
+
+    /// [`delete_range`](Self::delete_range) in keyspace `ks`.
+    pub fn delete_range_in<K: AsRef<[u8]>>(
+        &mut self,
+        ks: &Keyspace,
+        range: impl RangeBounds<K>,
+    ) -> Result<u64, Error> {
+        self.delete_at(Some(ks), bounds(&range))
+    }
+
+    /// Deletes, when the transaction commits, every key of the default
+    /// keyspace that starts with `prefix` (see
+    /// [`delete_range`](Self::delete_range)); returns how many.
+    pub fn delete_prefix(&mut self, prefix: impl AsRef<[u8]>) -> Result<u64, Error> {
+        self.delete_at(None, prefix_bounds(prefix.as_ref()))
+    }
+
+    /// [`delete_prefix`](Self::delete_prefix) in keyspace `ks`.
+    pub fn delete_prefix_in(
+        &mut self,
+        ks: &Keyspace,
+        prefix: impl AsRef<[u8]>,
+    ) -> Result<u64, Error> {
+        self.delete_at(Some(ks), prefix_bounds(prefix.as_ref()))
+    }
+
+    fn delete_at(&mut self, ks: Option<&Keyspace>, user: UserBounds) -> Result<u64, Error> {
+        let keys = self
+            .iter_at(ks, user)?
+            .map(|item| item.map(|(k, _)| k))
+            .collect::<Result<Vec<_>, Error>>()?;
+        for key in &keys {
+            self.write_at(ks, key, None)?;
+        }
+        Ok(keys.len() as u64)
+    }
+
     /// The keys of the default keyspace in `range`: the snapshot with this
     /// transaction's writes (as they are now) on top. The keys an iterator
     /// yields, and the gaps between them, count as read.

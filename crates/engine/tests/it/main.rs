@@ -5,6 +5,7 @@
 mod anchor;
 mod backup;
 mod basic;
+mod bulk;
 mod chunked_flush;
 mod crash;
 mod encryption;
