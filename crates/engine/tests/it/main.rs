@@ -8,6 +8,7 @@ mod chunked_flush;
 mod crash;
 mod encryption;
 mod faults;
+mod field_values;
 mod fuzz;
 mod get_race;
 mod golden;
