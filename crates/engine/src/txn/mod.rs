@@ -376,7 +376,7 @@ impl Db {
                 Err(Error::Conflict) if attempt < retries => {
                     attempt += 1;
                     self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    std::thread::yield_now();
+                    back_off(attempt);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -426,6 +426,27 @@ impl Keyspace {
     ) -> Result<Option<Vec<u8>>, Error> {
         update_fetch(&self.db, Some(self), key.as_ref(), f)
     }
+}
+
+/// Waits before retry number `attempt` of a refused transaction: a yield
+/// for the first few, then a random pause that doubles in range up to about
+/// a millisecond, so transactions that keep refusing each other (many on
+/// few keys, or one descheduled mid-way) spread out instead of colliding
+/// again at once.
+fn back_off(attempt: u32) {
+    const YIELDS: u32 = 3;
+    if attempt <= YIELDS {
+        std::thread::yield_now();
+        return;
+    }
+    let range_us = 1u64 << (attempt - YIELDS).min(10);
+    // Jitter from the standard library's randomly keyed hasher: no
+    // cryptographic quality needed, only different pauses per thread.
+    let mut h =
+        std::hash::BuildHasher::build_hasher(&std::collections::hash_map::RandomState::new());
+    std::hash::Hasher::write_u32(&mut h, attempt);
+    let pause = std::hash::Hasher::finish(&h) % range_us;
+    std::thread::sleep(std::time::Duration::from_micros(pause));
 }
 
 fn compare_and_swap(
