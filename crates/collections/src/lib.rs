@@ -1,0 +1,44 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The API at a glance
+//!
+//! - Declaring: [`Schema`] (primary key, [`Index`]es, tenant, version and
+//!   upgrades); values that can be keys: [`SortKey`] ([`key`] tells each
+//!   encoding).
+//! - Opening: [`Collection::open`] (builds new indexes, drops old ones).
+//! - Writing, each on its own or inside a transaction
+//!   ([`Collection::in_tx`] gives an [`InTx`] with the same operations):
+//!   [`Collection::insert`], [`Collection::upsert`],
+//!   [`Collection::update`], [`Collection::delete`].
+//! - Reading: [`Collection::get`], [`Collection::contains`],
+//!   [`Collection::find`], [`Collection::find_unique`],
+//!   [`Collection::find_in_tenant`], [`Collection::range_by`],
+//!   [`Collection::count`], [`Collection::iter`] and
+//!   [`Collection::range`] ([`Records`]).
+//! - Sealed fields and tenants: [`Sealed`], [`Tenants`].
+//! - Checking: [`Collection::verify`] ([`VerifyReport`] of
+//!   [`Finding`]s).
+//! - What goes wrong: [`Error`].
+
+mod api;
+mod build;
+mod collection;
+mod error;
+pub mod key;
+mod layout;
+mod ops;
+mod record;
+mod schema;
+pub mod sealed;
+pub mod tenants;
+mod verify;
+
+pub use api::InTx;
+pub use collection::{BLIND_TAG_LEN, Collection};
+pub use error::Error;
+pub use key::SortKey;
+pub use ops::Records;
+pub use schema::{Index, MAX_COLLECTION_NAME_LEN, Schema};
+pub use sealed::Sealed;
+pub use tenants::Tenants;
+pub use verify::{Finding, VerifyReport};
