@@ -17,8 +17,9 @@ use crate::record;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Finding {
-    /// A record that is not in the record format, or does not decode as
-    /// the collection's type.
+    /// A record that is not in the record format, does not decode as the
+    /// collection's type, or holds a sealed field that does not open (one
+    /// moved from another record, or changed).
     DamagedRecord {
         /// Its primary key.
         key: Vec<u8>,
@@ -126,7 +127,11 @@ where
             }
             let record = match self.decode(&pk, &stored) {
                 Ok(r) => r,
-                Err(Error::Codec { .. } | Error::Corruption { .. }) => {
+                Err(
+                    Error::Codec { .. }
+                    | Error::Corruption { .. }
+                    | Error::Db(sealkv::Error::Field(_)),
+                ) => {
                     report.findings.push(damaged());
                     continue;
                 }

@@ -1,0 +1,190 @@
+//! Sealed fields: bound to their record, erased with their tenant, never
+//! in a key.
+
+use serde::{Deserialize, Serialize};
+
+use sealkv::Db;
+use sealkv_collections::{Collection, Error, Index, Schema, Sealed, Tenants};
+
+use crate::support::{norm, open_db, user, users};
+
+#[test]
+fn erasing_a_tenant_erases_its_sealed_fields_and_unlinks_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    let users = users(&db);
+    users
+        .insert(&user(1, "acme", "ada", 36, "ada@x.org"))
+        .unwrap();
+    users
+        .insert(&user(2, "globex", "bo", 40, "bo@x.org"))
+        .unwrap();
+    let tenants = Tenants::open(&db).unwrap();
+    let acme_key = tenants.key_of("acme").unwrap().unwrap();
+    assert_ne!(Some(acme_key), tenants.key_of("globex").unwrap());
+
+    assert!(tenants.erase("acme").unwrap());
+    assert!(!tenants.erase("initech").unwrap());
+    let ada = users.get(&1).unwrap().unwrap();
+    assert!(ada.ssn.is_erased() && ada.email.is_erased());
+    assert_eq!(ada.ssn.value(), None);
+    assert_eq!((ada.name.as_str(), ada.age), ("ada", 36)); // fields not sealed stay
+    assert_eq!(format!("{:?}", ada.ssn), "Sealed(<erased>)");
+    assert!(
+        users
+            .find_in_tenant("acme", "email", &norm("ada@x.org"))
+            .unwrap()
+            .is_empty()
+    );
+    // The other tenant is untouched.
+    let bo = users.get(&2).unwrap().unwrap();
+    assert_eq!(bo.ssn.value().map(String::as_str), Some("ssn-0002"));
+    assert_eq!(
+        users
+            .find_in_tenant("globex", "email", &norm("bo@x.org"))
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // An erased tenant's record is not written again, but is deleted
+    // with its entries.
+    let err = users.update(&1, |u| u.age = 1).unwrap_err();
+    assert!(
+        matches!(err, Error::Db(sealkv::Error::KeyDestroyed(_))),
+        "{err:?}"
+    );
+    assert!(users.verify().unwrap().is_clean());
+    assert!(users.delete(&1).unwrap());
+    assert!(users.find("age", &36u32).unwrap().is_empty());
+    let report = users.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.records, 1);
+
+    // After a reopen too (every handle holds the database open).
+    drop((users, tenants));
+    db.close().unwrap();
+    let db = open_db(dir.path(), false);
+    let users = crate::support::users(&db);
+    assert!(
+        users
+            .find_in_tenant("acme", "email", &norm("ada@x.org"))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        users.get(&2).unwrap().unwrap().email.value().unwrap(),
+        "bo@x.org"
+    );
+}
+
+#[test]
+fn a_sealed_field_moved_to_another_record_does_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    let users = users(&db);
+    users
+        .insert(&user(1, "acme", "ada", 36, "ada@x.org"))
+        .unwrap();
+    users
+        .insert(&user(2, "acme", "bo", 40, "bo@x.org"))
+        .unwrap();
+    // Swap the stored records of 1 and 2 underneath the collection.
+    let ks = db.keyspace("sealkv.collection.users").unwrap();
+    let (k1, k2) = ([1u8, 0, 0, 0, 0, 0, 0, 0, 1], [1u8, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let (v1, v2) = (ks.get(k1).unwrap().unwrap(), ks.get(k2).unwrap().unwrap());
+    ks.put(k1, &v2).unwrap();
+    ks.put(k2, &v1).unwrap();
+    let err = users.get(&1).unwrap_err();
+    assert!(matches!(err, Error::Db(sealkv::Error::Field(_))), "{err:?}");
+    let report = users.verify().unwrap();
+    assert!(!report.is_clean());
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Leaky {
+    id: Sealed<u64>,
+    secret: Sealed<String>,
+}
+
+#[test]
+fn keys_that_read_a_sealed_field_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    let by_pk =
+        Collection::open(&db, Schema::new("a", |l: &Leaky| *l.id.value().unwrap())).unwrap();
+    let leaky = Leaky {
+        id: Sealed::new(1),
+        secret: Sealed::new("s".into()),
+    };
+    assert!(matches!(
+        by_pk.insert(&leaky),
+        Err(Error::SealedFieldInKey { .. })
+    ));
+    let by_plain = Collection::open(
+        &db,
+        Schema::new("b", |_: &Leaky| 1u8)
+            .index("secret", Index::plain(), |l| l.secret.value().cloned()),
+    )
+    .unwrap();
+    assert!(matches!(
+        by_plain.insert(&leaky),
+        Err(Error::SealedFieldInKey { .. })
+    ));
+    assert_eq!(by_plain.count().unwrap(), 0);
+    let blind = Collection::open(
+        &db,
+        Schema::new("c", |_: &Leaky| 1u8).index("secret", Index::plain().blind(), |l| {
+            l.secret.value().cloned()
+        }),
+    )
+    .unwrap();
+    blind.insert(&leaky).unwrap();
+    assert_eq!(
+        blind.find("secret", &Some("s".to_string())).unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn a_sealed_field_never_serializes_outside_a_collection() {
+    let leaky = Leaky {
+        id: Sealed::new(1),
+        secret: Sealed::new("s".into()),
+    };
+    assert!(postcard::to_allocvec(&leaky).is_err());
+    assert_eq!(format!("{:?}", leaky.secret), "Sealed(<redacted>)");
+}
+
+#[test]
+fn sealed_fields_and_blind_indexes_need_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let err = Collection::open(&db, crate::support::schema()).unwrap_err();
+    assert!(
+        matches!(err, Error::Db(sealkv::Error::MissingKey)),
+        "{err:?}"
+    );
+    let plain =
+        Collection::open(&db, Schema::new("p", |l: &Leaky| l.id.value().is_some())).unwrap();
+    let err = plain
+        .insert(&Leaky {
+            id: Sealed::new(1),
+            secret: Sealed::new("s".into()),
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::SealedFieldInKey { .. }), "{err:?}");
+    #[derive(Serialize, Deserialize)]
+    struct Note {
+        id: u8,
+        body: Sealed<String>,
+    }
+    let notes = Collection::open(&db, Schema::new("n", |n: &Note| n.id)).unwrap();
+    let err = notes
+        .insert(&Note {
+            id: 1,
+            body: Sealed::new("b".into()),
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::SealedOutsideCollection), "{err:?}");
+}
