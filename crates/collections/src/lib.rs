@@ -42,3 +42,12 @@ pub use schema::{Index, MAX_COLLECTION_NAME_LEN, Schema};
 pub use sealed::Sealed;
 pub use tenants::Tenants;
 pub use verify::{Finding, VerifyReport};
+
+/// The tour in the repository's top-level README, compiled as doctests so
+/// it cannot fall behind the API. It lives here because this crate sees
+/// the engine, collections and (as a dev-dependency) the archive API the
+/// tour uses; `cfg(doctest)` keeps it out of every other build (and of
+/// the published package's).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeTour;
