@@ -9,8 +9,12 @@ use crate::memtable::{Memtable, ScanItem, Seq};
 use crate::merge::{KeyValue, MergeIter, SortedSource};
 use crate::tree::TreeSource;
 
-/// Keys fetched from a memtable at a time.
-const CHUNK: usize = 256;
+/// Keys fetched from a memtable in the first chunk of each end: a short
+/// scan (a few keys from a start) copies little more than it yields.
+const FIRST_CHUNK: usize = 8;
+/// Each later chunk doubles, up to this many keys: a long scan pays one
+/// skip-list seek per this many keys.
+const MAX_CHUNK: usize = 256;
 
 fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
     match b {
@@ -41,6 +45,9 @@ pub(crate) struct MemSource {
     upper: Bound<Vec<u8>>,
     front: std::vec::IntoIter<ScanItem>,
     back: std::vec::IntoIter<ScanItem>,
+    /// The size of the next chunk from the front and from the back.
+    front_chunk: usize,
+    back_chunk: usize,
 }
 
 impl MemSource {
@@ -57,6 +64,8 @@ impl MemSource {
             upper: owned(upper),
             front: Vec::new().into_iter(),
             back: Vec::new().into_iter(),
+            front_chunk: FIRST_CHUNK,
+            back_chunk: FIRST_CHUNK,
         }
     }
 }
@@ -66,19 +75,21 @@ impl MemSource {
     /// buffered chunk, else from a new chunk between the two ends, else from
     /// the far end of the other side's chunk, so `None` means empty.
     fn next_from(&mut self, reverse: bool) -> Option<ScanItem> {
-        let (mine, other) = if reverse {
-            (&mut self.back, &mut self.front)
+        let (mine, other, size) = if reverse {
+            (&mut self.back, &mut self.front, &mut self.back_chunk)
         } else {
-            (&mut self.front, &mut self.back)
+            (&mut self.front, &mut self.back, &mut self.front_chunk)
         };
         if let Some(item) = mine.next() {
             return Some(item);
         }
+        let limit = *size;
+        *size = (limit * 2).min(MAX_CHUNK);
         let chunk = self.mem.scan(
             borrowed(&self.lower),
             borrowed(&self.upper),
             self.at,
-            CHUNK,
+            limit,
             reverse,
         );
         let Some((last, _)) = chunk.last() else {

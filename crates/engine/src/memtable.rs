@@ -60,6 +60,9 @@ pub(crate) type Slot = Option<Vec<u8>>;
 /// One key's visible state in a scan: the key and its value or tombstone.
 pub(crate) type ScanItem = (Vec<u8>, Slot);
 
+/// Most items a scan allocates room for up front.
+const MAX_PREALLOC: usize = 256;
+
 /// Recent writes, shared by reference (`Arc`) between the writer, readers,
 /// iterators and the flusher.
 #[derive(Debug, Default)]
@@ -179,7 +182,7 @@ impl Memtable {
         reverse: bool,
     ) -> Vec<ScanItem> {
         let range = self.map.range((lower_bound(lower), upper_bound(upper)));
-        let mut out: Vec<ScanItem> = Vec::new();
+        let mut out: Vec<ScanItem> = Vec::with_capacity(limit.min(MAX_PREALLOC));
         if !reverse {
             for e in range {
                 if out.len() >= limit {
