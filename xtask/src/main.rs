@@ -1,8 +1,9 @@
 //! Project tasks, run as `cargo xtask <task>`.
 //!
 //! - `ci`: what CI runs — format check, clippy with warnings denied, the
-//!   whole test suite, the docs with warnings denied, and `cargo package` of
-//!   every library crate. If `cargo xtask ci` passes locally, CI will be
+//!   whole test suite (the long proofs at their reduced size, through
+//!   `proof --quick`), the docs with warnings denied, and `cargo package`
+//!   of every library crate. If `cargo xtask ci` passes locally, CI will be
 //!   green. It leaves out the worked cipher plugin (`sealkv-aws-lc`), whose
 //!   AWS-LC build takes minutes.
 //! - `package`: `cargo package` of every library crate, as `ci` runs it.
@@ -10,7 +11,8 @@
 //!   byte equality with the built-in AES-256-GCM, a database through every
 //!   operation) and the CLI built with it (`--features aws-lc`).
 //! - `fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer]`: runs
-//!   cargo-fuzz targets (nightly), all of them without a TARGET.
+//!   cargo-fuzz targets (nightly), all of them without a TARGET; fails
+//!   saying how to install cargo-fuzz when it is missing.
 //! - `bench [ARGS]`: the one-run report — builds the CLI in release with the
 //!   `ring` provider, runs `sealkv bench ARGS` (e.g. `--n 1000000`), prints
 //!   the report and writes it into `docs/PERFORMANCE.md` between the
@@ -20,10 +22,16 @@
 //! - `criterion [ARGS]`: the criterion suite (`cargo bench -p sealkv-benches`).
 //! - `crash [--cycles N] [--mode M] [--seed S]`: the crash-kill harness, in
 //!   release (see `crash.rs`).
+//! - `proof [--quick] [--cycles N] [--seed S]`: every long proof the docs
+//!   quote (crash-kill cycles, every fault position, every crash point of
+//!   the fuzz regressions, the full tamper matrices) and one summary table
+//!   of their counts, written into `docs/RELIABILITY.md` (see `proof.rs`).
+//! - `help`, `--help`: the tasks (exit 0).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod crash;
+mod proof;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -84,11 +92,14 @@ fn ci() -> Result<(), String> {
         ],
         &[],
     )?;
-    run(
-        "cargo",
-        &["test", "--workspace", "--exclude", PLUGIN_CRATE],
-        &[],
-    )?;
+    // The long proofs' tests run once, through `proof --quick` below, which
+    // also checks the counts they print.
+    let mut test = vec!["test", "--workspace", "--exclude", PLUGIN_CRATE, "--"];
+    for filter in proof::test_filters() {
+        test.extend(["--skip", filter]);
+    }
+    run("cargo", &test, &[])?;
+    proof::proof(&["--quick".to_string()])?;
     // The optional `ring` provider: its known-answer and property tests, and
     // a database written by each provider opened with the other. Only the
     // crates it touches are rebuilt (ring compiles in about 15 s).
@@ -282,16 +293,32 @@ fn fuzz(args: &[String]) -> Result<(), String> {
             _ => targets.push(a.clone()),
         }
     }
+    let out = Command::new("cargo")
+        .args(["+nightly", "fuzz", "list"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo-fuzz (on the nightly toolchain) is needed and `cargo +nightly fuzz list` failed: {}\n\
+             install it with `rustup toolchain install nightly` and `cargo install cargo-fuzz`",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let known: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
     if targets.is_empty() {
-        let out = Command::new("cargo")
-            .args(["+nightly", "fuzz", "list"])
-            .current_dir(root())
-            .output()
-            .map_err(|e| format!("cannot run cargo fuzz: {e} (cargo install cargo-fuzz)"))?;
-        targets = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
+        targets = known;
+    } else if let Some(t) = targets.iter().find(|t| !known.contains(t)) {
+        return Err(format!(
+            "no fuzz target {t:?}; the targets: {}",
+            known.join(", ")
+        ));
+    }
+    if targets.is_empty() {
+        return Err("cargo fuzz list names no target".into());
     }
     for t in &targets {
         // New inputs go to a work corpus under fuzz/target (ignored by git);
@@ -378,9 +405,37 @@ fn bench(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo xtask --help`.
+const USAGE: &str = "\
+usage: cargo xtask <TASK> [ARGS]
+
+tasks:
+  ci                        what CI runs: fmt check, clippy -D warnings, every test
+                            (the long proofs reduced), the ring provider's tests,
+                            rustdoc -D warnings, package (not the cipher plugin)
+  package                   `cargo package` of every library crate, checked
+  plugin                    the worked cipher plugin (sealkv-aws-lc, builds AWS-LC)
+                            and the CLI built with it
+  fuzz [TARGET...] [--seconds N | --runs N] [--no-sanitizer]
+                            cargo-fuzz targets on nightly (all without TARGET;
+                            needs `cargo install cargo-fuzz`)
+  bench [ARGS]              the one-run report (`sealkv bench ARGS`, release, ring),
+                            written into docs/PERFORMANCE.md; --peers adds redb and SQLite
+  criterion [ARGS]          the criterion suite (cargo bench -p sealkv-benches)
+  crash [--cycles N] [--mode M] [--seed S]
+                            the crash-kill harness, in release
+  proof [--quick] [--cycles N] [--seed S] [--jobs N]
+                            every long proof and one summary table of their
+                            counts (written into docs/RELIABILITY.md)
+  help, --help, -h          this text";
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Some("ci") => ci(),
         Some("package") => package(),
         Some("plugin") => plugin(),
@@ -392,10 +447,9 @@ fn main() -> ExitCode {
             run("cargo", &a, &[])
         }
         Some("crash") => crash::crash(&args[1..]),
-        _ => Err(
-            "usage: cargo xtask <ci | package | plugin | fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer] | bench [ARGS] | criterion [ARGS] | crash [--cycles N] [--mode M] [--seed S]>"
-                .to_string(),
-        ),
+        Some("proof") => proof::proof(&args[1..]),
+        Some(other) => Err(format!("no task {other:?}\n{USAGE}")),
+        None => Err(format!("no task given\n{USAGE}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -457,5 +457,17 @@ fn no_key_byte_reaches_a_log_line_an_error_or_debug_output_and_files_are_private
         ev.scanner.len(),
         ev.secrets,
     );
+    sealkv_testkit::proof::print_proof(
+        "key-hygiene",
+        "every-mode",
+        &[
+            ("cases", ev.secrets as u64),
+            ("forms", ev.scanner.len() as u64),
+            ("trace_lines", logs.count()),
+            ("trace_bytes", captured.len() as u64),
+            ("texts", ev.texts.len() as u64),
+            ("found", leaks.len() as u64),
+        ],
+    );
     assert!(leaks.is_empty(), "{leaks:#?}");
 }

@@ -278,3 +278,53 @@ fn a_physical_backup_and_its_restore_hold_every_keyspace() {
     );
     assert!(restored.verify().unwrap().is_clean());
 }
+
+#[test]
+fn an_export_of_one_keyspace_carries_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with_config(Config::new(dir.path().join("db"))).unwrap();
+    db.put(b"d", b"default").unwrap();
+    let users = db.keyspace("users").unwrap();
+    users.put(b"1", b"Ada").unwrap();
+    users.put(b"2", b"Grace").unwrap();
+    db.keyspace("orders").unwrap().put(b"1", b"book").unwrap();
+
+    let path = dir.path().join("users.skva");
+    let options = ExportOptions::sealed(key()).keyspace("users");
+    archive::export(&db, &path, &options, &mut |_| {}).unwrap();
+    let k = key();
+    let summary = archive::verify_archive(&path, Some(&k), &mut |_| {}).unwrap();
+    assert_eq!(summary.records, 2);
+    let dest = dir.path().join("imported");
+    archive::import(
+        &path,
+        Some(&k),
+        &dest,
+        &|p: &Path| Config::new(p),
+        &ImportOptions::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let copy = Db::open_with_config(Config::new(&dest)).unwrap();
+    assert_eq!(copy.keyspaces().unwrap(), vec!["users"]);
+    assert_eq!(all(copy.iter().unwrap()), Records::new());
+    assert_eq!(
+        all(copy.keyspace("users").unwrap().iter().unwrap()),
+        all(users.iter().unwrap())
+    );
+
+    // A keyspace the database lacks: a typed error, and no file.
+    let missing = dir.path().join("missing.skva");
+    let err = archive::export(
+        &db,
+        &missing,
+        &ExportOptions::sealed(key()).keyspace("nope"),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, ArchiveError::Db(sealkv::Error::KeyspaceNotFound { name }) if name == "nope"),
+        "{err:?}"
+    );
+    assert!(!missing.exists());
+}

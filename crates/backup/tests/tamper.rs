@@ -210,6 +210,23 @@ impl Matrix {
             .unwrap();
         }
         writeln!(out, "{title}: {total} cases").unwrap();
+        let sum = |o| {
+            self.cells
+                .values()
+                .map(|c| c.get(&o).copied().unwrap_or(0) as u64)
+                .sum::<u64>()
+        };
+        sealkv_testkit::proof::print_proof(
+            "tamper-backup",
+            &title.replace(", ", "/").replace(' ', "-"),
+            &[
+                ("cases", total as u64),
+                ("detected", sum(Outcome::Detected)),
+                ("no_effect", sum(Outcome::NoEffect)),
+                ("unauthenticated", sum(Outcome::Unauthenticated)),
+                ("wrong", sum(Outcome::Wrong)),
+            ],
+        );
         total
     }
 }

@@ -1,23 +1,17 @@
 //! The archive commands: export, import, verify-archive.
 
-use std::io::Write;
 use std::path::Path;
 
+use serde_json::json;
+
 use sealkv::Config;
-use sealkv::crypto::{KeySource, MasterKey};
+use sealkv::crypto::KeySource;
+use sealkv_backup::ArchiveError;
 use sealkv_backup::archive::{self, ArchiveSummary, ExportOptions, ImportOptions, Protection};
 
 use crate::args::Global;
 use crate::exit::CliError;
-use crate::open;
-use crate::progress;
-
-fn stdout_err(source: std::io::Error) -> CliError {
-    CliError::Io {
-        path: "<stdout>".into(),
-        source,
-    }
-}
+use crate::{open, output, progress};
 
 /// The archive key: `--archive-key-file`, else the key options.
 fn archive_key(
@@ -29,9 +23,7 @@ fn archive_key(
         return Ok(None);
     }
     match file {
-        Some(path) => Ok(Some(KeySource::Key(
-            MasterKey::from_file(path).map_err(|e| CliError::Key(e.to_string()))?,
-        ))),
+        Some(path) => Ok(Some(KeySource::Key(open::key_file(path)?))),
         None => open::key_source(g),
     }
 }
@@ -54,6 +46,24 @@ fn describe(s: &ArchiveSummary) -> String {
     )
 }
 
+/// An archive's summary as JSON.
+fn summary_json(s: &ArchiveSummary) -> serde_json::Value {
+    let (protection, algorithm) = match s.header.protection {
+        Protection::PlaintextUnencrypted => ("plaintext", None),
+        Protection::Sealed { algorithm, .. } => ("sealed", Some(open::algorithm_name(algorithm))),
+    };
+    json!({
+        "records": s.records,
+        "data_bytes": s.data_bytes,
+        "chunks": s.chunks,
+        "archive_bytes": s.archive_bytes,
+        "protection": protection,
+        "algorithm": algorithm,
+        "source_db": s.header.source_db.to_string(),
+        "snapshot_seq": s.header.snapshot_seq,
+    })
+}
+
 /// `export FILE [--archive-key-file K | --plaintext-export]`.
 pub(crate) fn export(
     g: &Global,
@@ -71,6 +81,10 @@ pub(crate) fn export(
         })?;
         ExportOptions::sealed(key).crypto_provider(open::provider())
     };
+    let options = match &g.keyspace {
+        Some(name) => options.keyspace(name),
+        None => options,
+    };
     let db = open::open_read_only(g)?;
     let bar = progress::bytes(0, "export");
     let summary = archive::export(&db, file, &options, &mut |p| {
@@ -80,13 +94,15 @@ pub(crate) fn export(
     bar.finish_and_clear();
     db.close()?;
     if plaintext_export {
-        eprintln!(
-            "sealkv: warning: {} is NOT encrypted: anyone who can read it can read every record",
+        tracing::warn!(
+            "{} is NOT encrypted: anyone who can read it can read every record",
             file.display()
         );
     }
-    writeln!(std::io::stdout(), "exported {}", describe(&summary)).map_err(stdout_err)?;
-    Ok(())
+    if g.json {
+        return output::print_json(&summary_json(&summary));
+    }
+    output::println(&format!("exported {}", describe(&summary)))
 }
 
 /// `--db NEWDIR [key] [--algorithm A] [--plaintext] import FILE
@@ -130,10 +146,18 @@ pub(crate) fn import(
             bar.set_length(p.bytes_total.unwrap_or(p.bytes_done));
             bar.set_position(p.bytes_done);
         },
-    )?;
+    )
+    .map_err(|e| nothing_imported(e, dest))?;
     bar.finish_and_clear();
-    writeln!(
-        std::io::stdout(),
+    if g.json {
+        return output::print_json(&json!({
+            "path": dest.display().to_string(),
+            "records": summary.records,
+            "data_bytes": summary.data_bytes,
+            "encrypted": !g.plaintext,
+        }));
+    }
+    output::println(&format!(
         "imported {} records ({} bytes) into {} ({})",
         summary.records,
         summary.data_bytes,
@@ -143,9 +167,23 @@ pub(crate) fn import(
         } else {
             "encrypted"
         }
-    )
-    .map_err(stdout_err)?;
-    Ok(())
+    ))
+}
+
+/// A failed import, saying that it left nothing: the database was built
+/// in a scratch directory that the failure removed, so unlike a failed
+/// write to an open database there is nothing to reopen and check.
+fn nothing_imported(e: ArchiveError, dest: &Path) -> CliError {
+    let source = match e {
+        // The destination is someone else's: not ours to describe.
+        ArchiveError::Exists { .. } => return e.into(),
+        ArchiveError::Db(sealkv::Error::Poisoned { cause, .. }) => CliError::WriteFailed(cause),
+        other => other.into(),
+    };
+    CliError::Stopped {
+        source: Box::new(source),
+        report: format!("nothing was imported: {} was not created", dest.display()),
+    }
 }
 
 /// `verify-archive FILE [--archive-key-file K]`.
@@ -163,6 +201,21 @@ pub(crate) fn verify(
         bar.set_position(p.bytes_done);
     })?;
     bar.finish_and_clear();
-    writeln!(std::io::stdout(), "ok: {}", describe(&summary)).map_err(stdout_err)?;
-    Ok(())
+    let leftovers = sealkv::leftovers::leftovers(file)?;
+    if g.json {
+        let mut v = summary_json(&summary);
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "leftovers".into(),
+                crate::commands::leftovers_json(&leftovers),
+            );
+        }
+        return output::print_json(&v);
+    }
+    let mut out = output::Out::new();
+    for l in &leftovers {
+        out.line(&crate::commands::leftover_note(l, "export"))?;
+    }
+    out.line(&format!("ok: {}", describe(&summary)))?;
+    out.finish()
 }

@@ -1,12 +1,19 @@
 //! The command line, as clap parses it. Names and flags are a contract.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 /// sealkv: an embedded key-value store with encryption at rest.
 #[derive(Debug, Parser)]
-#[command(name = "sealkv", version, about, propagate_version = true)]
+#[command(
+    name = "sealkv",
+    version,
+    about,
+    propagate_version = true,
+    after_help = AFTER_HELP
+)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
@@ -14,13 +21,38 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+/// The formats and exit codes, at the end of `sealkv --help`.
+const AFTER_HELP: &str = "\
+Records: `scan` and `get` print KEY<TAB>VALUE with the escapes \\t \\n \\r \\\\ and
+\\xHH (for every byte that is not printable UTF-8; a key's leading `{` too), so
+any bytes survive `scan > f` then `load f`. --hex: keys and values as hex,
+in arguments and output. --json: one JSON object per line, \"key\"/\"value\"
+as strings when UTF-8, \"key_base64\"/\"value_base64\" when not (with --hex,
+\"key_hex\"/\"value_hex\"); `load` reads every form back.
+
+Output: every write to standard output and standard error is checked; a
+lost write (full disk, closed pipe) is exit 5. Warnings of the engine go to
+standard error (-q: errors only; -v, -vv, -vvv: more).
+
+Exit codes: 0 success, 1 `get` of an absent key or `keyspaces --drop` of an
+absent keyspace, 2 usage, 3 key problem (missing, wrong, unreadable key),
+4 corruption or a failed check, 5 anything else (I/O, lock held, destination exists, bad input, lost output).
+
+Examples:
+  sealkv keygen prod.key
+  sealkv --db ./data --key-file prod.key init
+  sealkv --db ./data --key-file prod.key scan --prefix user: > users.tsv
+  sealkv --db ./copy --key-file prod.key load users.tsv
+  sealkv --db ./data --key-file prod.key --json stats";
+
 /// Options accepted before or after the command name.
 #[derive(Debug, Args)]
 pub(crate) struct Global {
     /// The database directory.
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) db: Option<PathBuf>,
-    /// Read the master key from a file: 32 raw bytes, or 64 hex digits.
+    /// Read the master key from a file: 32 raw bytes, or 64 hex digits
+    /// (warns if group or others can read it).
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) key_file: Option<PathBuf>,
     /// Read the master key (64 hex digits) from an environment variable.
@@ -32,13 +64,32 @@ pub(crate) struct Global {
     /// Prompt for a passphrase (no echo).
     #[arg(long, global = true)]
     pub(crate) passphrase: bool,
-    /// Algorithm for a new database: aes-256-gcm (default), chacha20-poly1305,
-    /// aes-256-gcm-siv, or a plugin's name in a build that has one.
-    #[arg(long, global = true, value_name = "A")]
+    /// Algorithm for a new database (init, import): aes-256-gcm (default),
+    /// or any other the crypto provider holds, a registered plugin's too.
+    #[arg(long, global = true, value_name = "ALGORITHM", ignore_case = true, value_parser = crate::open::algorithm_parser())]
     pub(crate) algorithm: Option<String>,
     /// Create or import without encryption at rest.
     #[arg(long, global = true)]
     pub(crate) plaintext: bool,
+    /// Keys and values as hex: in arguments (put, get, delete, scan
+    /// bounds), in output, and in `load`'s text lines.
+    #[arg(long, global = true)]
+    pub(crate) hex: bool,
+    /// Work in the named keyspace instead of the default one (get, put,
+    /// delete, scan, load; `put` and `load` create it if it is missing);
+    /// `export` only that keyspace.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) keyspace: Option<String>,
+    /// Machine-readable output: one JSON object per record or report.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Show more of the engine's log on standard error (-v info, -vv
+    /// debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub(crate) verbose: u8,
+    /// Only errors on standard error (no warnings, no progress bars).
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
 }
 
 /// The commands.
@@ -57,63 +108,96 @@ pub(crate) enum Command {
         #[arg(long)]
         page_size: Option<u32>,
     },
-    /// Store VALUE under KEY ("-" reads the value from standard input).
-    #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key put user:1 Ada")]
+    /// Store VALUE under KEY ("-" reads the value from standard input,
+    /// byte for byte).
+    #[command(
+        after_help = "Examples:\n  sealkv --db ./data --key-file prod.key put user:1 Ada\n  sealkv --db ./data --key-file prod.key put photo:1 - < photo.jpg\n  sealkv --db ./data --key-file prod.key --hex put 00ff 0a0b"
+    )]
     Put {
-        /// The key.
-        key: String,
+        /// The key (its bytes as given; hex with --hex).
+        key: OsString,
         /// The value, or "-" for standard input.
-        value: String,
+        value: OsString,
     },
-    /// Print the value stored under KEY (exit 1 if absent).
-    #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key get user:1")]
+    /// Print the value stored under KEY, escaped, and a newline (exit 1 if
+    /// absent).
+    #[command(
+        after_help = "Examples:\n  sealkv --db ./data --key-file prod.key get user:1\n  sealkv --db ./data --key-file prod.key get --raw photo:1 > photo.jpg"
+    )]
     Get {
-        /// The key.
-        key: String,
+        /// The key (hex with --hex).
+        key: OsString,
+        /// Write the value's bytes exactly, with no escapes and no newline.
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
     },
     /// Delete KEY.
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key delete user:1")]
     Delete {
-        /// The key.
-        key: String,
+        /// The key (hex with --hex).
+        key: OsString,
     },
-    /// Print records, one `key<TAB>value` line each (or JSON lines).
+    /// Print records in key order, one KEY<TAB>VALUE line each, escaped
+    /// (see `sealkv --help`), or JSON lines with --json.
     #[command(
-        after_help = "Example:\n  sealkv --db ./data --key-file prod.key scan --prefix user: --limit 10"
+        after_help = "Examples:\n  sealkv --db ./data --key-file prod.key scan --prefix user: --limit 10\n  sealkv --db ./data --key-file prod.key --json scan > dump.jsonl"
     )]
     Scan {
         /// Only keys starting with P.
         #[arg(long, value_name = "P")]
-        prefix: Option<String>,
+        prefix: Option<OsString>,
         /// First key (inclusive).
         #[arg(long, value_name = "A")]
-        start: Option<String>,
+        start: Option<OsString>,
         /// Last key (exclusive).
         #[arg(long, value_name = "B")]
-        end: Option<String>,
+        end: Option<OsString>,
         /// At most N records.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
-        /// JSON lines instead of tab-separated.
-        #[arg(long)]
-        json: bool,
     },
-    /// Load `key<TAB>value` lines or JSON lines from FILE.
-    #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key load records.tsv")]
+    /// Load records from FILE: KEY<TAB>VALUE lines (escaped, as `scan`
+    /// prints them; hex with --hex) or JSON lines, mixed freely.
+    ///
+    /// The whole file is checked first: a malformed line (no TAB, a second
+    /// raw TAB, a raw carriage return, a bad escape, an empty or blank
+    /// line, a key or value over the limits) is reported as FILE:LINE and
+    /// nothing is written. Then records are written in batches of at most
+    /// --batch-size bytes, each all or nothing; if a write fails, the
+    /// report says how many records were committed, up to which line, and
+    /// whether the failed batch may or may not be applied.
+    #[command(
+        after_help = "Examples:\n  sealkv --db ./data --key-file prod.key load users.tsv\n  sealkv --db ./data --key-file prod.key load --atomic dump.jsonl"
+    )]
     Load {
         /// The file to load.
         file: PathBuf,
+        /// Bytes of keys and values per batch (default 4 MiB; at most the
+        /// engine's batch limit of 128 MiB).
+        #[arg(long, value_name = "BYTES", conflicts_with = "atomic")]
+        batch_size: Option<usize>,
+        /// One batch for the whole file: all of it or nothing (the file
+        /// must fit the engine's batch limit of 128 MiB).
+        #[arg(long)]
+        atomic: bool,
+    },
+    /// List the named keyspaces, one per line, or drop one with all its
+    /// keys (--drop NAME; exit 1 if there is none of that name).
+    #[command(
+        after_help = "Examples:\n  sealkv --db ./data --key-file prod.key keyspaces\n  sealkv --db ./data --key-file prod.key --keyspace users put 1 Ada\n  sealkv --db ./data --key-file prod.key keyspaces --drop users"
+    )]
+    Keyspaces {
+        /// Drop this keyspace and every key in it.
+        #[arg(long, value_name = "NAME")]
+        drop: Option<String>,
     },
     /// Flush the memtable into the page file.
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key flush")]
     Flush,
-    /// Counts, sizes, cache, WAL and encryption status (never a key).
-    #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key stats --json")]
-    Stats {
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Counts, sizes, cache, WAL and encryption status (never a key);
+    /// --json gives numbers as JSON numbers.
+    #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key --json stats")]
+    Stats,
     /// Check every file of the database, read-only (exit 4 on any finding).
     #[command(after_help = "Example:\n  sealkv --db ./data --key-file prod.key verify")]
     Verify,
@@ -198,15 +282,12 @@ pub(crate) enum Command {
     /// (under --db DIR if given): every workload for every mode, interleaved,
     /// with ratios to plaintext and peak RSS.
     #[command(
-        after_help = "Example:\n  sealkv bench --n 100000 --json\n  sealkv bench --n 1000000 --value-size 100 --peers   # build with --features peers"
+        after_help = "Example:\n  sealkv bench --n 100000 --json   # one JSON object per workload\n  sealkv bench --n 1000000 --value-size 100 --peers   # build with --features peers"
     )]
     Bench {
         /// Records per workload at 100-byte values (a tenth of it at 4 KiB).
         #[arg(long, visible_alias = "records", value_name = "N")]
         n: Option<u64>,
-        /// One JSON object per workload.
-        #[arg(long)]
-        json: bool,
         /// Rounds of each workload per mode (the report takes the median).
         #[arg(long, value_name = "R")]
         rounds: Option<u32>,

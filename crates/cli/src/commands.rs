@@ -3,15 +3,21 @@
 //! archive commands are in `archive.rs`, `keygen` in `keygen.rs`, `bench`
 //! and `demo` in their own modules).
 
-use std::io::{BufRead, Read, Write};
+use std::ffi::OsStr;
+use std::io::Read;
 use std::path::Path;
 
-use sealkv::{Config, Db, WriteBatch};
+use serde_json::json;
+
+use sealkv::{Config, Db};
 
 use crate::args::Global;
 use crate::exit::CliError;
+use crate::keyspace::Target;
 use crate::open;
+use crate::output::{self, Out};
 use crate::progress;
+use crate::records::Encoding;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
     move |source| CliError::Io {
@@ -20,14 +26,24 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
     }
 }
 
-fn stdout_err(source: std::io::Error) -> CliError {
-    CliError::Io {
-        path: "<stdout>".into(),
-        source,
-    }
+/// A key or value argument, as `--hex` says.
+fn arg(g: &Global, value: &OsStr, what: &str) -> Result<Vec<u8>, CliError> {
+    Encoding::new(g.hex)
+        .argument(value, what)
+        .map_err(CliError::Usage)
 }
 
-/// `init`: a new database, encrypted when a key is given.
+/// Closes `db` after its writes were acknowledged: a failure to close
+/// (the final flush) takes nothing back, and the error says so.
+pub(crate) fn close_after_writes(db: Db, done: &str) -> Result<(), CliError> {
+    db.close().map_err(|e| CliError::Stopped {
+        source: Box::new(e.into()),
+        report: format!("{done} committed before closing the database failed"),
+    })
+}
+
+/// `init`: a new database, encrypted when a key is given, in a new or
+/// empty directory.
 pub(crate) fn init(g: &Global, page_size: Option<u32>) -> Result<(), CliError> {
     let dir = open::db_dir(g)?;
     let key = open::key_source(g)?;
@@ -44,9 +60,7 @@ pub(crate) fn init(g: &Global, page_size: Option<u32>) -> Result<(), CliError> {
         }
         _ => {}
     }
-    if dir.join(sealkv::layout::DATA_FILE).exists() {
-        return Err(CliError::Exists(dir.to_path_buf()));
-    }
+    refuse_occupied(dir)?;
     let mut config = Config::new(dir).crypto_provider(open::provider());
     if let Some(k) = key {
         config = config.key_source(k);
@@ -61,132 +75,121 @@ pub(crate) fn init(g: &Global, page_size: Option<u32>) -> Result<(), CliError> {
     Ok(())
 }
 
-pub(crate) fn put(g: &Global, key: &str, value: &str) -> Result<(), CliError> {
-    let db = open::open(g)?;
-    if value == "-" {
+/// `init` creates only in a new or empty directory: an existing database
+/// is refused as existing, and anything else as not ours to touch (the
+/// engine would otherwise work around files it finds, such as a `KEYS`).
+fn refuse_occupied(dir: &Path) -> Result<(), CliError> {
+    if dir.join(sealkv::layout::DATA_FILE).exists() {
+        return Err(CliError::Exists(dir.to_path_buf()));
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let mut names: Vec<String> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io(dir))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let shown = names.len().min(5);
+    let mut list = names[..shown].join(", ");
+    if names.len() > shown {
+        list.push_str(&format!(" and {} more", names.len() - shown));
+    }
+    Err(CliError::NotEmpty {
+        path: dir.to_path_buf(),
+        entries: list,
+    })
+}
+
+pub(crate) fn put(g: &Global, key: &OsStr, value: &OsStr) -> Result<(), CliError> {
+    let key = arg(g, key, "key")?;
+    let value = if value == "-" {
         let mut v = Vec::new();
         std::io::stdin()
             .read_to_end(&mut v)
             .map_err(io(Path::new("<stdin>")))?;
-        db.put(key, v)?;
+        v
     } else {
-        db.put(key, value)?;
-    }
-    db.close()?;
-    Ok(())
-}
-
-pub(crate) fn get(g: &Global, key: &str) -> Result<(), CliError> {
-    let db = open::open_read_only(g)?;
-    let value = db.get(key)?.ok_or(CliError::NotFound)?;
-    std::io::stdout().write_all(&value).map_err(stdout_err)?;
-    Ok(())
-}
-
-pub(crate) fn delete(g: &Global, key: &str) -> Result<(), CliError> {
+        arg(g, value, "value")?
+    };
     let db = open::open(g)?;
-    db.delete(key)?;
-    db.close()?;
-    Ok(())
+    Target::for_writes(g, &db)?.put(&key, &value)?;
+    close_after_writes(db, "the put")
+}
+
+pub(crate) fn get(g: &Global, key: &OsStr, raw: bool) -> Result<(), CliError> {
+    let key = arg(g, key, "key")?;
+    let db = open::open_read_only(g)?;
+    let target = Target::for_reads(g, &db)?.ok_or(CliError::NotFound)?;
+    let value = target.get(&key)?.ok_or(CliError::NotFound)?;
+    let enc = Encoding::new(g.hex);
+    let mut out = Out::new();
+    if raw {
+        out.bytes(&value)?;
+    } else if g.json {
+        out.json(&enc.json(&key, &value))?;
+    } else {
+        out.line(&enc.field(&value, false))?;
+    }
+    out.finish()
+}
+
+pub(crate) fn delete(g: &Global, key: &OsStr) -> Result<(), CliError> {
+    let key = arg(g, key, "key")?;
+    let db = open::open(g)?;
+    if let Some(target) = Target::for_reads(g, &db)? {
+        target.delete(&key)?;
+    }
+    close_after_writes(db, "the delete")
 }
 
 /// What `scan` selects.
 pub(crate) struct ScanArgs<'a> {
-    pub(crate) prefix: Option<&'a str>,
-    pub(crate) start: Option<&'a str>,
-    pub(crate) end: Option<&'a str>,
+    pub(crate) prefix: Option<&'a OsStr>,
+    pub(crate) start: Option<&'a OsStr>,
+    pub(crate) end: Option<&'a OsStr>,
     pub(crate) limit: Option<u64>,
-    pub(crate) json: bool,
 }
 
 pub(crate) fn scan(g: &Global, a: &ScanArgs<'_>) -> Result<(), CliError> {
-    use std::ops::Bound;
+    let decode = |v: Option<&OsStr>, what| v.map(|v| arg(g, v, what)).transpose();
+    let (prefix, start, end) = (
+        decode(a.prefix, "prefix")?,
+        decode(a.start, "start key")?,
+        decode(a.end, "end key")?,
+    );
+    if prefix.is_some() && (start.is_some() || end.is_some()) {
+        return Err(CliError::Usage(
+            "--prefix cannot be combined with --start/--end".into(),
+        ));
+    }
     let db = open::open_read_only(g)?;
-    let iter = match (a.prefix, a.start, a.end) {
-        (Some(p), None, None) => db.prefix(p)?,
-        (Some(_), _, _) => {
-            return Err(CliError::Usage(
-                "--prefix cannot be combined with --start/--end".into(),
-            ));
-        }
-        (None, s, e) => db.range::<&[u8]>((
-            s.map_or(Bound::Unbounded, |s| Bound::Included(s.as_bytes())),
-            e.map_or(Bound::Unbounded, |e| Bound::Excluded(e.as_bytes())),
-        ))?,
+    let Some(target) = Target::for_reads(g, &db)? else {
+        // An absent keyspace holds no records.
+        return Out::new().finish();
     };
-    let out = std::io::stdout();
-    let mut out = std::io::BufWriter::new(out.lock());
-    let limit = a.limit.unwrap_or(u64::MAX);
-    for item in iter.take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+    let iter = match &prefix {
+        Some(p) => target.prefix(p)?,
+        None => target.range(start.as_deref(), end.as_deref())?,
+    };
+    let enc = Encoding::new(g.hex);
+    let mut out = Out::new();
+    let limit = usize::try_from(a.limit.unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
+    for item in iter.take(limit) {
         let (k, v) = item?;
-        if a.json {
-            let line = format!(
-                "{{\"key\":{},\"value\":{}}}",
-                json_string(&k),
-                json_string(&v)
-            );
-            writeln!(out, "{line}").map_err(stdout_err)?;
+        if g.json {
+            out.json(&enc.json(&k, &v))?;
         } else {
-            out.write_all(&k).map_err(stdout_err)?;
-            out.write_all(b"\t").map_err(stdout_err)?;
-            out.write_all(&v).map_err(stdout_err)?;
-            out.write_all(b"\n").map_err(stdout_err)?;
+            out.line(&enc.line(&k, &v))?;
         }
     }
-    out.flush().map_err(stdout_err)?;
-    Ok(())
-}
-
-/// A JSON string of `bytes`, read as UTF-8 with invalid bytes replaced
-/// (U+FFFD): JSON output is for text records; use the tab format for bytes.
-pub(crate) fn json_string(bytes: &[u8]) -> String {
-    serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()).to_string()
-}
-
-/// Parses one `load` line: `key<TAB>value`, or a JSON object with string
-/// fields "key" and "value".
-fn parse_line(line: &str) -> Option<(String, String)> {
-    let line = line.trim_end_matches(['\r', '\n']);
-    if line.trim_start().starts_with('{') {
-        let v: serde_json::Value = serde_json::from_str(line).ok()?;
-        let k = v.get("key")?.as_str()?.to_string();
-        let val = v.get("value")?.as_str()?.to_string();
-        return Some((k, val));
-    }
-    let (k, v) = line.split_once('\t')?;
-    Some((k.to_string(), v.to_string()))
-}
-
-pub(crate) fn load(g: &Global, file: &Path) -> Result<(), CliError> {
-    let db = open::open(g)?;
-    let f = std::fs::File::open(file).map_err(io(file))?;
-    let total = f.metadata().map_err(io(file))?.len();
-    let bar = progress::bytes(total, "load");
-    let reader = std::io::BufReader::new(f);
-    let mut batch = WriteBatch::new();
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.map_err(io(file))?;
-        bar.inc(line.len() as u64 + 1);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (k, v) = parse_line(&line).ok_or_else(|| {
-            CliError::Input(format!(
-                "{}:{}: expected key<TAB>value or a JSON object with \"key\" and \"value\"",
-                file.display(),
-                n + 1
-            ))
-        })?;
-        batch.put(k, v);
-        if batch.len() >= 1000 {
-            db.write(&batch)?;
-            batch.clear();
-        }
-    }
-    db.write(&batch)?;
-    bar.finish_and_clear();
-    db.close()?;
-    Ok(())
+    out.finish()
 }
 
 pub(crate) fn flush(g: &Global) -> Result<(), CliError> {
@@ -196,16 +199,47 @@ pub(crate) fn flush(g: &Global) -> Result<(), CliError> {
     Ok(())
 }
 
-pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
+pub(crate) fn stats(g: &Global) -> Result<(), CliError> {
     let db = open::open_read_only(g)?;
     let s = db.stats()?;
+    let coverage = db.key_coverage()?;
     let enc = &s.encryption;
-    let alg = enc
+    let algorithm = enc
         .algorithm_info
         .map(|a| a.name.to_string())
-        .or_else(|| enc.algorithm.map(open::algorithm_name))
-        .unwrap_or_else(|| "none".into());
-    let coverage = db.key_coverage()?;
+        .or_else(|| enc.algorithm.map(open::algorithm_name));
+    if g.json {
+        let keys: Vec<serde_json::Value> = coverage
+            .keys
+            .iter()
+            .map(|k| {
+                json!({
+                    "id": k.id.0,
+                    "active": k.active,
+                    "pages": k.pages,
+                    "wal_segments": k.wal_segments,
+                })
+            })
+            .collect();
+        let fields: Vec<_> = enc.field_keys.iter().map(|k| k.0).collect();
+        return output::print_json(&json!({
+            "path": db.path().display().to_string(),
+            "encrypt_at_rest": enc.encrypt_at_rest,
+            "algorithm": algorithm,
+            "active_data_key": enc.active_key.map(|k| k.0),
+            "data_keys": keys,
+            "reencrypt_pending": coverage.reencrypt_pending,
+            "field_keys": fields,
+            "registry_generation": enc.registry_generation,
+            "last_seq": s.last_seq,
+            "applied_seq": s.applied_seq,
+            "memtable_bytes": s.memtable_bytes,
+            "wal_bytes": s.wal_bytes,
+            "pages": s.pages,
+            "cache_hit_rate": s.cache_hit_rate(),
+            "torn_tails_repaired": s.torn_tails_repaired,
+        }));
+    }
     let deks: Vec<String> = coverage
         .keys
         .iter()
@@ -215,7 +249,7 @@ pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
     let rows: Vec<(&str, String)> = vec![
         ("path", db.path().display().to_string()),
         ("encrypt_at_rest", enc.encrypt_at_rest.to_string()),
-        ("algorithm", alg),
+        ("algorithm", algorithm.unwrap_or_else(|| "none".into())),
         (
             "active_data_key",
             enc.active_key.map_or("none".into(), |k| k.0.to_string()),
@@ -232,45 +266,65 @@ pub(crate) fn stats(g: &Global, json: bool) -> Result<(), CliError> {
         ("cache_hit_rate", format!("{:.3}", s.cache_hit_rate())),
         ("torn_tails_repaired", s.torn_tails_repaired.to_string()),
     ];
-    let mut out = std::io::stdout().lock();
-    if json {
-        let body: Vec<String> = rows
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{}:{}",
-                    json_string(k.as_bytes()),
-                    json_string(v.as_bytes())
-                )
-            })
-            .collect();
-        writeln!(out, "{{{}}}", body.join(",")).map_err(stdout_err)?;
-    } else {
-        for (k, v) in rows {
-            writeln!(out, "{k:<22}{v}").map_err(stdout_err)?;
-        }
+    let mut out = Out::new();
+    for (k, v) in rows {
+        out.line(&format!("{k:<22}{v}"))?;
     }
-    Ok(())
+    out.finish()
 }
 
 /// `verify`: every file checked; any finding is printed and exits 4.
 pub(crate) fn verify(g: &Global) -> Result<(), CliError> {
-    let db = open::open_read_only(g)?;
+    let db = match open::open_read_only(g) {
+        Ok(db) => db,
+        Err(e) => {
+            // No database, but perhaps what a killed run to it left.
+            if let Ok(dir) = open::db_dir(g) {
+                let mut out = Out::new();
+                for l in sealkv::leftovers::leftovers(dir).unwrap_or_default() {
+                    out.line(&leftover_note(&l, "backup, restore or import"))?;
+                }
+                out.finish()?;
+            }
+            return Err(e);
+        }
+    };
     let bar = progress::spinner("verify");
     let report = db.verify();
     bar.finish_and_clear();
     let report = report?;
-    let mut out = std::io::stdout().lock();
-    for f in &report.findings {
-        writeln!(out, "{}: {}", f.file.display(), f.what).map_err(stdout_err)?;
+    let leftovers = sealkv::leftovers::leftovers(db.path())?;
+    let mut out = Out::new();
+    if g.json {
+        let findings: Vec<serde_json::Value> = report
+            .findings
+            .iter()
+            .map(|f| json!({ "file": f.file.display().to_string(), "what": f.what }))
+            .collect();
+        out.json(&json!({
+            "clean": report.is_clean(),
+            "entries": report.entries,
+            "pages_checked": report.pages_checked,
+            "wal_records": report.wal_records,
+            "findings": findings,
+            "leftovers": leftovers_json(&leftovers),
+        }))?;
+    } else {
+        for f in &report.findings {
+            out.line(&format!("{}: {}", f.file.display(), f.what))?;
+        }
+        for l in &leftovers {
+            out.line(&leftover_note(l, "backup, restore or import"))?;
+        }
+        if report.is_clean() {
+            out.line(&format!(
+                "ok: {} entries, {} pages, {} WAL records checked",
+                report.entries, report.pages_checked, report.wal_records
+            ))?;
+        }
     }
+    out.finish()?;
     if report.is_clean() {
-        writeln!(
-            out,
-            "ok: {} entries, {} pages, {} WAL records checked",
-            report.entries, report.pages_checked, report.wal_records
-        )
-        .map_err(stdout_err)?;
         Ok(())
     } else {
         Err(CliError::CheckFailed(format!(
@@ -279,6 +333,42 @@ pub(crate) fn verify(g: &Global) -> Result<(), CliError> {
             db.path().display()
         )))
     }
+}
+
+/// A scratch entry next to a destination, as `verify` mentions it (it is
+/// no finding: the data checked is not affected).
+pub(crate) fn leftover_note(l: &sealkv::leftovers::Leftover, runs: &str) -> String {
+    let what = match l.kind {
+        sealkv::leftovers::ScratchKind::Building => "being built",
+        _ => "a replaced copy",
+    };
+    if l.in_use {
+        format!(
+            "note: {} ({what}) is in use by a running {runs}",
+            l.path.display()
+        )
+    } else {
+        format!(
+            "note: {} ({what}) was left by an interrupted {runs}; the next one to the same destination removes it",
+            l.path.display()
+        )
+    }
+}
+
+/// The scratch entries as JSON.
+pub(crate) fn leftovers_json(list: &[sealkv::leftovers::Leftover]) -> serde_json::Value {
+    list.iter()
+        .map(|l| {
+            json!({
+                "path": l.path.display().to_string(),
+                "kind": match l.kind {
+                    sealkv::leftovers::ScratchKind::Building => "tmp",
+                    _ => "old",
+                },
+                "in_use": l.in_use,
+            })
+        })
+        .collect()
 }
 
 /// `backup DEST`: a hot physical backup, with a progress bar over the page
@@ -294,8 +384,18 @@ pub(crate) fn backup(g: &Global, dest: &Path) -> Result<(), CliError> {
     let closed = db.close();
     let report = report?;
     closed?;
-    writeln!(
-        std::io::stdout(),
+    if g.json {
+        return output::print_json(&json!({
+            "path": report.path.display().to_string(),
+            "seq": report.seq,
+            "pages": report.pages,
+            "bytes": report.bytes,
+            "pages_copied": report.pages_copied,
+            "free_pages_zeroed": report.free_pages_zeroed,
+            "encrypted": report.encrypted,
+        }));
+    }
+    output::println(&format!(
         "backup at sequence {}: {} pages ({} bytes, {} copied sealed, {} free pages zeroed), {} in {}",
         report.seq,
         report.pages,
@@ -308,9 +408,7 @@ pub(crate) fn backup(g: &Global, dest: &Path) -> Result<(), CliError> {
             "plaintext"
         },
         report.path.display()
-    )
-    .map_err(stdout_err)?;
-    Ok(())
+    ))
 }
 
 /// `restore BACKUP DEST`: checks the backup with the key, then puts a copy
@@ -337,27 +435,34 @@ pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliE
         sealkv_backup::RestoreError::Db(e) => CliError::Db(e),
         damaged => CliError::CheckFailed(damaged.to_string()),
     })?;
+    if g.json {
+        return output::print_json(&json!({
+            "backup": backup.display().to_string(),
+            "path": report.path.display().to_string(),
+            "seq": report.seq,
+            "new_data_key": report.rotated_to.map(|k| k.0),
+        }));
+    }
     let rotated = report
         .rotated_to
         .map_or(String::new(), |k| format!("; new data key {}", k.0));
-    writeln!(
-        std::io::stdout(),
+    output::println(&format!(
         "restored {} at sequence {} into {}{rotated}",
         backup.display(),
         report.seq,
         report.path.display()
-    )
-    .map_err(stdout_err)?;
-    Ok(())
+    ))
 }
 
 /// `rotate-key`: new writes are sealed under a new data key.
 pub(crate) fn rotate_key(g: &Global) -> Result<(), CliError> {
     let db = open::open(g)?;
     let id = db.rotate_data_key()?;
-    db.close()?;
-    writeln!(std::io::stdout(), "active data key: {}", id.0).map_err(stdout_err)?;
-    Ok(())
+    close_after_writes(db, &format!("the rotation to data key {}", id.0))?;
+    if g.json {
+        return output::print_json(&json!({ "active_data_key": id.0 }));
+    }
+    output::println(&format!("active data key: {}", id.0))
 }
 
 /// `reencrypt`: everything rewritten under the active data key, old data
@@ -371,11 +476,24 @@ pub(crate) fn reencrypt(g: &Global) -> Result<(), CliError> {
         std::ops::ControlFlow::Continue(())
     })?;
     bar.finish_and_clear();
-    db.close()?;
+    close_after_writes(db, "the re-encryption")?;
+    let kept: Vec<_> = report.coverage.keys.iter().filter(|k| !k.active).collect();
+    if g.json {
+        let kept: Vec<serde_json::Value> = kept
+            .iter()
+            .map(|k| json!({ "id": k.id.0, "pages": k.pages, "wal_segments": k.wal_segments }))
+            .collect();
+        let retired: Vec<_> = report.retired.iter().map(|k| k.0).collect();
+        return output::print_json(&json!({
+            "entries": report.entries,
+            "pages_zeroed": report.pages_zeroed,
+            "retired": retired,
+            "kept": kept,
+        }));
+    }
     let retired: Vec<String> = report.retired.iter().map(|k| k.0.to_string()).collect();
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    let mut out = Out::new();
+    out.line(&format!(
         "reencrypted {} entries; {} free pages zeroed; retired data keys: {}",
         report.entries,
         report.pages_zeroed,
@@ -384,25 +502,33 @@ pub(crate) fn reencrypt(g: &Global) -> Result<(), CliError> {
         } else {
             retired.join(",")
         }
-    )
-    .map_err(stdout_err)?;
-    for k in report.coverage.keys.iter().filter(|k| !k.active) {
-        writeln!(
-            out,
+    ))?;
+    for k in kept {
+        out.line(&format!(
             "data key {} kept: still seals {} pages and {} WAL segments (a reader held them?)",
             k.id.0, k.pages, k.wal_segments
-        )
-        .map_err(stdout_err)?;
+        ))?;
     }
-    Ok(())
+    out.finish()
 }
 
 /// `rekey --new-key-file PATH`: re-wrap the keys under a new master key.
 pub(crate) fn rekey(g: &Global, new_key_file: &Path) -> Result<(), CliError> {
-    let new = sealkv::crypto::MasterKey::from_file(new_key_file)
-        .map_err(|e| CliError::Key(e.to_string()))?;
+    let new = open::key_file(new_key_file)?;
     let db = open::open(g)?;
     db.rekey(sealkv::crypto::KeySource::Key(new))?;
-    db.close()?;
-    Ok(())
+    let generation = db.stats()?.encryption.registry_generation;
+    let path = db.path().to_path_buf();
+    close_after_writes(db, "the rekey")?;
+    if g.json {
+        return output::print_json(&json!({
+            "path": path.display().to_string(),
+            "registry_generation": generation,
+        }));
+    }
+    output::println(&format!(
+        "rekeyed {}: its data keys are wrapped under the key in {}",
+        path.display(),
+        new_key_file.display()
+    ))
 }

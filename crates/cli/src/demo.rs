@@ -1,6 +1,5 @@
 //! `sealkv demo`: the guided tour on a temporary encrypted database.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -13,10 +12,7 @@ use crate::progress;
 const RECORDS: u32 = 5000;
 
 fn say(line: impl AsRef<str>) -> Result<(), CliError> {
-    writeln!(std::io::stdout(), "{}", line.as_ref()).map_err(|source| CliError::Io {
-        path: "<stdout>".into(),
-        source,
-    })
+    crate::output::println(line.as_ref())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {

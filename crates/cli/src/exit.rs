@@ -7,7 +7,7 @@
 //! | 2 | usage error (clap) |
 //! | 3 | key problem: missing, wrong, or a bad key file |
 //! | 4 | corruption, or a failed integrity check |
-//! | 5 | any other error: I/O, lock held, destination exists |
+//! | 5 | any other error: I/O, lock held, destination exists, bad input, a failed write of output |
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,9 +48,36 @@ pub(crate) enum CliError {
     /// `get` of an absent key (no message).
     #[error("key not found")]
     NotFound,
+    /// `keyspaces --drop` of a keyspace that does not exist.
+    #[error("no keyspace {0:?}")]
+    KeyspaceNotFound(String),
     /// A check found problems (already reported on stdout).
     #[error("{0}")]
     CheckFailed(String),
+    /// Standard output (or error) could not be written: the output is lost.
+    #[error("cannot write to {stream}: {source}")]
+    Output {
+        stream: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A directory that is neither empty nor a sealkv database.
+    #[error(
+        "{} is not empty and is not a sealkv database (it holds {entries}); give an empty or new directory",
+        path.display()
+    )]
+    NotEmpty { path: PathBuf, entries: String },
+    /// A command stopped part way: `source` is why, `report` what was done.
+    #[error("{source}; {report}")]
+    Stopped {
+        source: Box<CliError>,
+        report: String,
+    },
+    /// A write of a command that undoes its work on failure failed: the
+    /// first failure, without the engine's advice to reopen the database
+    /// (there is none left to reopen).
+    #[error("a write failed: {0}")]
+    WriteFailed(sealkv::PoisonCause),
     /// The database said no.
     #[error(transparent)]
     Db(#[from] sealkv::Error),
@@ -70,17 +97,28 @@ pub(crate) enum CliError {
 impl CliError {
     /// The contract's exit code for this error.
     pub(crate) fn exit_code(&self) -> ExitCode {
-        ExitCode::from(match self {
-            CliError::NotFound => NOT_FOUND,
+        ExitCode::from(self.code())
+    }
+
+    /// The code as a number.
+    pub(crate) fn code(&self) -> u8 {
+        match self {
+            CliError::NotFound | CliError::KeyspaceNotFound(_) => NOT_FOUND,
             CliError::Usage(_) => USAGE,
             CliError::Key(_) => KEY_PROBLEM,
             CliError::CheckFailed(_) => CORRUPTION,
             CliError::Db(e) => db_code(e),
             CliError::Archive(e) => archive_code(e),
-            CliError::Exists(_) | CliError::Io { .. } | CliError::Input(_) => OTHER,
+            CliError::Stopped { source, .. } => source.code(),
+            CliError::Exists(_)
+            | CliError::Io { .. }
+            | CliError::Input(_)
+            | CliError::Output { .. }
+            | CliError::WriteFailed(_)
+            | CliError::NotEmpty { .. } => OTHER,
             #[cfg(feature = "peers")]
             CliError::Peer { .. } => OTHER,
-        })
+        }
     }
 }
 

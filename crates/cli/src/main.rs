@@ -1,9 +1,7 @@
 //! The `sealkv` command-line tool.
 //!
-//! The command names, flags and exit codes are a contract (see `--help` and
-//! the README): scripts depend on them.
-
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! The command names, flags, output formats and exit codes are a contract
+//! (see `--help` and the README): scripts depend on them.
 
 mod archive;
 mod args;
@@ -12,8 +10,13 @@ mod commands;
 mod demo;
 mod exit;
 mod keygen;
+mod keyspace;
+mod load;
+mod log;
 mod open;
+mod output;
 mod progress;
+mod records;
 
 use std::process::ExitCode;
 
@@ -28,14 +31,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keygen { path } => keygen::run(path),
         Command::Init { page_size } => commands::init(g, *page_size),
         Command::Put { key, value } => commands::put(g, key, value),
-        Command::Get { key } => commands::get(g, key),
+        Command::Get { key, raw } => commands::get(g, key, *raw),
         Command::Delete { key } => commands::delete(g, key),
         Command::Scan {
             prefix,
             start,
             end,
             limit,
-            json,
         } => commands::scan(
             g,
             &commands::ScanArgs {
@@ -43,12 +45,17 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 start: start.as_deref(),
                 end: end.as_deref(),
                 limit: *limit,
-                json: *json,
             },
         ),
-        Command::Load { file } => commands::load(g, file),
+        Command::Load {
+            file,
+            batch_size,
+            atomic,
+        } => load::run(g, file, *batch_size, *atomic),
+        Command::Keyspaces { drop: None } => keyspace::list(g),
+        Command::Keyspaces { drop: Some(name) } => keyspace::drop(g, name),
         Command::Flush => commands::flush(g),
-        Command::Stats { json } => commands::stats(g, *json),
+        Command::Stats => commands::stats(g),
         Command::Verify => commands::verify(g),
         Command::Backup { dest } => commands::backup(g, dest),
         Command::Restore { backup, dest } => commands::restore(g, backup, dest),
@@ -73,7 +80,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo => demo::run(),
         Command::Bench {
             n,
-            json,
             rounds,
             value_size,
             only,
@@ -86,7 +92,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 rounds: rounds.unwrap_or(bench::DEFAULT_ROUNDS),
                 value_len: *value_size,
                 only: only.clone(),
-                json: *json,
+                json: g.json,
                 peers: *peers,
                 cache_mib: *cache_mib,
             },
@@ -94,12 +100,46 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// Help, version and usage errors, written as checked as any output: help
+/// and version on standard output (exit 0, or 5 if lost), a usage error
+/// on standard error (exit 2).
+fn parse_failed(e: &clap::Error) -> ExitCode {
+    let text = e.render().to_string();
+    if e.use_stderr() {
+        output::write_stderr(text.as_bytes());
+        return ExitCode::from(exit::USAGE);
+    }
+    match output::print_str(&text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(lost) => {
+            output::error_line(&lost.to_string());
+            lost.exit_code()
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return parse_failed(&e),
+    };
+    log::init(log::level(cli.global.verbose, cli.global.quiet));
+    progress::set_hidden(cli.global.quiet);
+    let result = run(cli);
+    // A command that did its work but whose output (a warning, a line on
+    // standard error) was lost does not claim success.
+    let result = match result {
+        Ok(()) if output::stderr_failed() => Err(CliError::Output {
+            stream: "standard error",
+            source: std::io::Error::other("a write failed"),
+        }),
+        other => other,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sealkv: {e}");
+            // If this line is lost too, the exit code still tells.
+            output::error_line(&e.to_string());
             e.exit_code()
         }
     }

@@ -27,9 +27,7 @@ pub(crate) fn key_source(g: &Global) -> Result<Option<KeySource>, CliError> {
     }
     let key_err = |e: sealkv::crypto::KeyError| CliError::Key(e.to_string());
     if let Some(path) = &g.key_file {
-        return Ok(Some(KeySource::Key(
-            MasterKey::from_file(path).map_err(key_err)?,
-        )));
+        return Ok(Some(KeySource::Key(key_file(path)?)));
     }
     if let Some(var) = &g.key_env {
         return Ok(Some(KeySource::Key(
@@ -49,6 +47,52 @@ pub(crate) fn key_source(g: &Global) -> Result<Option<KeySource>, CliError> {
         return Ok(Some(KeySource::passphrase(p)));
     }
     Ok(None)
+}
+
+/// Reads a master key file, warning first if group or others may read it
+/// (a key file should be its owner's alone: `chmod 600`).
+pub(crate) fn key_file(path: &Path) -> Result<MasterKey, CliError> {
+    warn_if_shared(path);
+    MasterKey::from_file(path).map_err(|e| CliError::Key(e.to_string()))
+}
+
+#[cfg(unix)]
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "the key file {} can be read by {} (mode {mode:03o}): make it its owner's alone with `chmod 600 {}`",
+                path.display(),
+                if mode & 0o007 != 0 {
+                    "others"
+                } else {
+                    "its group"
+                },
+                path.display()
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_path: &Path) {}
+
+/// The algorithms `--algorithm` offers: every one the crypto provider
+/// holds (a registered plugin's too), by the name it is chosen by, with
+/// its on-disk id.
+pub(crate) fn algorithm_choices() -> Vec<(&'static str, AlgorithmId)> {
+    provider().algorithms().map(|a| (a.name, a.id)).collect()
+}
+
+/// The parser of `--algorithm`: one of [`algorithm_choices`].
+pub(crate) fn algorithm_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        algorithm_choices()
+            .into_iter()
+            .map(|(name, _)| clap::builder::PossibleValue::new(name)),
+    )
 }
 
 /// The algorithm option, if given: any name the provider holds

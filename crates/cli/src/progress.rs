@@ -1,11 +1,21 @@
-//! Progress bars on standard error, shown only when it is a terminal.
+//! Progress bars on standard error, shown only when it is a terminal (and
+//! not with `-q`).
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Set by `-q`: no bars at all.
+static HIDDEN: AtomicBool = AtomicBool::new(false);
+
+/// Hides every bar from now on (`-q`).
+pub(crate) fn set_hidden(hidden: bool) {
+    HIDDEN.store(hidden, Ordering::Relaxed);
+}
+
 fn target() -> ProgressDrawTarget {
-    if std::io::stderr().is_terminal() {
+    if !HIDDEN.load(Ordering::Relaxed) && std::io::stderr().is_terminal() {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()

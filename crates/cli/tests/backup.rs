@@ -80,7 +80,7 @@ fn backup_then_restore_then_get_with_the_contract_exit_codes() {
     with_key(&["--db", &restored, "get", "user:2"])
         .assert()
         .success()
-        .stdout("Grace");
+        .stdout("Grace\n");
     with_key(&["--db", &restored, "get", "user:3"])
         .assert()
         .code(1);
@@ -92,7 +92,7 @@ fn backup_then_restore_then_get_with_the_contract_exit_codes() {
         .stdout("");
 
     // A damaged backup: 4, and nothing restored.
-    let data = root.join("backup").join("data.sealkv");
+    let data = root.join("backup").join(sealkv::layout::DATA_FILE);
     let mut bytes = std::fs::read(&data).unwrap();
     for page in 3..bytes.len() / 4096 {
         let p = &mut bytes[page * 4096..(page + 1) * 4096];
@@ -146,5 +146,5 @@ fn backup_of_a_missing_database_fails_and_a_plaintext_one_round_trips() {
         .args(["--db", &restored, "get", "a"])
         .assert()
         .success()
-        .stdout("1");
+        .stdout("1\n");
 }

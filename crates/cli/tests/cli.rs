@@ -90,7 +90,10 @@ fn every_command_has_help_with_an_example() {
     ] {
         let out = sealkv().args([cmd, "--help"]).assert().success();
         let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-        assert!(text.contains("Example:"), "{cmd}: {text}");
+        assert!(
+            text.contains("Example:") || text.contains("Examples:"),
+            "{cmd}: {text}"
+        );
     }
 }
 

@@ -42,7 +42,11 @@ fn put_get_delete_scan_flush_stats() {
         .assert()
         .success();
     k(&["put", "other", "x"]).assert().success();
-    k(&["get", "user:1"]).assert().success().stdout("Ada");
+    k(&["get", "user:1"]).assert().success().stdout("Ada\n");
+    k(&["get", "--raw", "user:1"])
+        .assert()
+        .success()
+        .stdout("Ada");
     k(&["get", "nope"]).assert().code(1).stdout("");
     k(&["scan", "--prefix", "user:"])
         .assert()
@@ -67,7 +71,10 @@ fn put_get_delete_scan_flush_stats() {
     assert!(!text.contains(key_hex.trim()), "stats shows no key");
     let json = k(&["stats", "--json"]).assert().success();
     let v: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
-    assert_eq!(v["encrypt_at_rest"], "true");
+    assert_eq!(v["encrypt_at_rest"], true);
+    assert_eq!(v["algorithm"], "aes-256-gcm");
+    assert!(v["last_seq"].as_u64().unwrap() >= 3, "{v}");
+    assert!(v["data_keys"][0]["pages"].is_u64(), "{v}");
 }
 
 #[test]
@@ -133,7 +140,7 @@ fn init_usage_and_existing_destination() {
         .args(["--db", db, "get", "a"])
         .assert()
         .success()
-        .stdout("b");
+        .stdout("b\n");
 }
 
 #[test]
@@ -169,7 +176,7 @@ fn load_reads_tab_and_json_lines() {
         .assert()
         .success();
     let file = tmp.path().join("in.txt");
-    std::fs::write(&file, "a\t1\n{\"key\":\"b\",\"value\":\"2\"}\n\nc\t3\n").unwrap();
+    std::fs::write(&file, "a\t1\n{\"key\":\"b\",\"value\":\"2\"}\nc\t3\n").unwrap();
     sealkv()
         .args(["--db", db, "load"])
         .arg(&file)
@@ -216,7 +223,7 @@ fn verify_exits_0_when_clean_and_4_on_damage() {
     }
     k(&["flush"]).assert().success();
     k(&["verify"]).assert().success();
-    let data = Path::new(&db).join("data.sealkv");
+    let data = Path::new(&db).join(sealkv::layout::DATA_FILE);
     let mut bytes = std::fs::read(&data).unwrap();
     for at in (3 * 4096 + 100..bytes.len()).step_by(4096) {
         bytes[at] ^= 1;
@@ -224,7 +231,7 @@ fn verify_exits_0_when_clean_and_4_on_damage() {
     std::fs::write(&data, &bytes).unwrap();
     let out = k(&["verify"]).assert().code(4);
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-    assert!(err.contains("data.sealkv"), "{err}");
+    assert!(err.contains(sealkv::layout::DATA_FILE), "{err}");
 }
 
 #[test]
@@ -290,7 +297,7 @@ fn rotate_key_and_rekey() {
         .args(["get", "a"])
         .assert()
         .success()
-        .stdout("1");
+        .stdout("1\n");
 }
 
 #[test]
@@ -307,11 +314,171 @@ fn a_passphrase_from_the_environment_opens_and_a_wrong_one_is_exit_3() {
     let good = "correct horse battery staple, and then some";
     with(good, &["init"]).assert().success();
     with(good, &["put", "k", "v"]).assert().success();
-    with(good, &["get", "k"]).assert().success().stdout("v");
+    with(good, &["get", "k"]).assert().success().stdout("v\n");
     let out = with("a wrong passphrase entirely", &["get", "k"])
         .assert()
         .code(3)
         .stdout("");
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(!err.contains("wrong passphrase entirely"), "{err}");
+}
+
+#[test]
+fn keyspaces_keep_their_records_apart_and_drop_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, key) = encrypted(tmp.path());
+    let k = |args: &[&str]| {
+        let mut c = sealkv();
+        c.args(["--db", &db, "--key-file", &key]).args(args);
+        c
+    };
+    // Reading or deleting in a keyspace that does not exist creates none.
+    k(&["--keyspace", "users", "get", "1"])
+        .assert()
+        .code(1)
+        .stdout("");
+    k(&["--keyspace", "users", "scan"])
+        .assert()
+        .success()
+        .stdout("");
+    k(&["--keyspace", "users", "delete", "1"])
+        .assert()
+        .success();
+    k(&["keyspaces"]).assert().success().stdout("");
+
+    k(&["put", "1", "default"]).assert().success();
+    k(&["--keyspace", "users", "put", "1", "Ada"])
+        .assert()
+        .success();
+    k(&["--keyspace", "orders", "put", "1", "book"])
+        .assert()
+        .success();
+    let file = tmp.path().join("more.tsv");
+    std::fs::write(&file, "2\tGrace\n3\tEdsger\n").unwrap();
+    k(&["--keyspace", "users", "load"])
+        .arg(&file)
+        .assert()
+        .success();
+    k(&["keyspaces"])
+        .assert()
+        .success()
+        .stdout("orders\nusers\n");
+    k(&["--json", "keyspaces"])
+        .assert()
+        .success()
+        .stdout("{\"keyspace\":\"orders\"}\n{\"keyspace\":\"users\"}\n");
+    k(&["get", "1"]).assert().success().stdout("default\n");
+    k(&["--keyspace", "users", "get", "1"])
+        .assert()
+        .success()
+        .stdout("Ada\n");
+    k(&["--keyspace", "users", "scan", "--start", "2"])
+        .assert()
+        .success()
+        .stdout("2\tGrace\n3\tEdsger\n");
+    k(&["scan"]).assert().success().stdout("1\tdefault\n");
+    k(&["--keyspace", "orders", "delete", "1"])
+        .assert()
+        .success();
+    k(&["--keyspace", "orders", "scan"])
+        .assert()
+        .success()
+        .stdout("");
+
+    k(&["keyspaces", "--drop", "users"])
+        .assert()
+        .success()
+        .stdout("dropped keyspace users\n");
+    k(&["keyspaces"]).assert().success().stdout("orders\n");
+    k(&["--keyspace", "users", "scan"])
+        .assert()
+        .success()
+        .stdout("");
+    let out = k(&["keyspaces", "--drop", "users"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no keyspace \"users\""), "{err}");
+    // A new keyspace of the dropped name starts empty.
+    k(&["--keyspace", "users", "put", "9", "new"])
+        .assert()
+        .success();
+    k(&["--keyspace", "users", "scan"])
+        .assert()
+        .success()
+        .stdout("9\tnew\n");
+    k(&["verify"]).assert().success();
+
+    // An export of one keyspace imports as that keyspace alone.
+    let archive = tmp.path().join("users.skva");
+    k(&["--keyspace", "users", "export"])
+        .arg(&archive)
+        .assert()
+        .success();
+    let copy = tmp.path().join("copy").display().to_string();
+    sealkv()
+        .args(["--db", &copy, "--key-file", &key, "import"])
+        .arg(&archive)
+        .assert()
+        .success();
+    let c = |args: &[&str]| {
+        let mut c = sealkv();
+        c.args(["--db", &copy, "--key-file", &key]).args(args);
+        c
+    };
+    c(&["keyspaces"]).assert().success().stdout("users\n");
+    c(&["scan"]).assert().success().stdout("");
+    c(&["--keyspace", "users", "scan"])
+        .assert()
+        .success()
+        .stdout("9\tnew\n");
+}
+
+#[test]
+fn a_malformed_load_creates_no_keyspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, key) = encrypted(tmp.path());
+    let file = tmp.path().join("bad.tsv");
+    std::fs::write(&file, "1\tok\nno tab here\n").unwrap();
+    sealkv()
+        .args([
+            "--db",
+            &db,
+            "--key-file",
+            &key,
+            "--keyspace",
+            "users",
+            "load",
+        ])
+        .arg(&file)
+        .assert()
+        .code(5);
+    sealkv()
+        .args(["--db", &db, "--key-file", &key, "keyspaces"])
+        .assert()
+        .success()
+        .stdout("");
+}
+
+#[test]
+fn a_keyspace_name_out_of_bounds_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, key) = encrypted(tmp.path());
+    let long = "n".repeat(sealkv::MAX_KEYSPACE_NAME_LEN + 1);
+    let out = sealkv()
+        .args([
+            "--db",
+            &db,
+            "--key-file",
+            &key,
+            "--keyspace",
+            &long,
+            "put",
+            "k",
+            "v",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keyspace name"), "{err}");
 }

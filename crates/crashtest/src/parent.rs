@@ -142,6 +142,31 @@ impl Summary {
         for f in &self.findings {
             println!("  FINDING: {f}");
         }
+        // The same figures as `PROOF` lines for `cargo xtask proof` (see
+        // `sealkv_testkit::proof`): one per mode, one for the checks.
+        for (mode, f) in &self.per_mode {
+            println!(
+                "PROOF name=crash-kill part={} cases={} acked={} in_flight_applied={} torn_tails={}",
+                mode.name(),
+                f.cycles,
+                f.acked,
+                f.in_flight_applied,
+                f.torn_tails
+            );
+        }
+        let kills: Vec<_> = self
+            .kills
+            .iter()
+            .map(|(k, n)| format!(" kills_{}={n}", k.replace(' ', "_")))
+            .collect();
+        println!(
+            "PROOF name=crash-kill part=checks lost={} wrong={} verify_findings={} findings={}{}",
+            self.lost,
+            self.partial,
+            self.verify_findings,
+            self.findings.len(),
+            kills.concat()
+        );
     }
 }
 

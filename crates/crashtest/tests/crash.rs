@@ -2,7 +2,7 @@
 //! mode (plaintext and each algorithm). `cargo xtask crash --cycles N`
 //! runs it big, in release.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::process::Command;
 
@@ -25,6 +25,9 @@ fn fifty_two_kill_cycles_lose_no_acknowledged_batch() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // The harness's report, `PROOF` lines included, for `cargo xtask proof`
+    // (which runs this test with --nocapture).
+    println!("{stdout}");
     assert!(
         out.status.success(),
         "harness failed ({}):\n{stdout}\n{stderr}",

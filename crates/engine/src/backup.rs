@@ -29,11 +29,10 @@
 //! one).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sealkv_core_store::{PageRole, ReadTxn};
 use sealkv_crypto_envelope::{KeyId, KeySource};
-use sealkv_fileio::{FileError, FileOp, OpenMode, Vfs};
+use sealkv_fileio::{FileError, FileOp, LockKind, OpenMode, Scratch, ScratchKind, Vfs};
 
 use crate::db::{Db, Inner};
 use crate::error::Error;
@@ -201,6 +200,8 @@ impl Db {
                 ),
             });
         }
+        // What a killed backup or restore to `dest` left behind.
+        crate::leftovers::remove_abandoned_dirs(&*vfs, dest)?;
         if exists(&*vfs, dest)? && !options.replace_existing {
             return Err(Error::DestinationExists {
                 path: dest.to_path_buf(),
@@ -209,7 +210,9 @@ impl Db {
         if !exists(&*vfs, &parent)? {
             return Err(Error::NotFound { path: parent });
         }
-        let tmp = parent.join(unique_name(&name, "tmp"));
+        let tmp = Scratch::new(dest, ScratchKind::Building)
+            .map_err(io(FileOp::Dir, dest))?
+            .path;
         tracing::debug!(
             dest = %dest.display(),
             rotate_data_key = options.rotate_data_key,
@@ -218,13 +221,18 @@ impl Db {
         let cap = inner.capture()?;
         let result = (|| {
             vfs.create_dir_all(&tmp).map_err(io(FileOp::Dir, &tmp))?;
+            // Marks the copy as in use until it is in place: the next run
+            // to `dest` removes it only once this process is gone.
+            let _claim = vfs
+                .lock(&tmp, LockKind::Exclusive)
+                .map_err(io(FileOp::Lock, &tmp))?;
             let mut report = inner.copy_pages(&cap, &tmp, progress)?;
             drop(cap.txn);
             report.rotated_to = finish_copy(inner, &tmp, cap.registry, cap.seq, options)?;
             for dir in [tmp.join(WAL_DIR), tmp.clone()] {
                 vfs.sync_dir(&dir).map_err(io(FileOp::SyncDir, &dir))?;
             }
-            publish(&*vfs, &tmp, dest, &parent, &name)?;
+            publish(&*vfs, &tmp, dest, &parent)?;
             report.path = dest.to_path_buf();
             tracing::debug!(
                 dest = %dest.display(),
@@ -442,9 +450,11 @@ fn finish_copy(
 
 /// Puts the finished copy `tmp` in place as `dest`; an existing `dest` is
 /// moved aside first and removed once the new one is in place.
-fn publish(vfs: &dyn Vfs, tmp: &Path, dest: &Path, parent: &Path, name: &str) -> Result<(), Error> {
+fn publish(vfs: &dyn Vfs, tmp: &Path, dest: &Path, parent: &Path) -> Result<(), Error> {
     let old = if exists(vfs, dest)? {
-        let old = parent.join(unique_name(name, "old"));
+        let old = Scratch::new(dest, ScratchKind::Replaced)
+            .map_err(io(FileOp::Rename, dest))?
+            .path;
         vfs.rename(dest, &old).map_err(io(FileOp::Rename, dest))?;
         Some(old)
     } else {
@@ -476,16 +486,6 @@ fn overlaps(live: &Path, parent: &Path, name: &str) -> bool {
     let live = resolve(live);
     let dest = resolve(parent).join(name);
     live.starts_with(&dest) || dest.starts_with(&live)
-}
-
-/// A hidden sibling name for `name`, unique in this process.
-fn unique_name(name: &str, what: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(".{name}.{what}-{}-{nanos}-{n}", std::process::id())
 }
 
 /// Removes `path` and everything under it, through the Vfs.

@@ -40,6 +40,7 @@ use crate::keyspace::prefix::{DEFAULT, MAX_PREFIX_LEN, Prefix};
 use crate::keyspace::{Keyspace, UserBounds, bounds, prefix_bounds};
 use crate::memtable::{InternalKey, Memtable, Seq};
 use crate::merge::SortedSource;
+use crate::poison::{Poison, PoisonCause};
 use crate::publish::Publisher;
 use crate::snapshot::Snapshot;
 use crate::stats::{Counters, Stats};
@@ -75,7 +76,8 @@ pub(crate) struct Inner {
     pub(crate) flush_state: Mutex<FlushState>,
     pub(crate) signal: Arc<FlushSignal>,
     pub(crate) flusher: Mutex<Option<JoinHandle<()>>>,
-    pub(crate) poisoned: AtomicBool,
+    /// Set by the first failed write, commit or flush: no more writes.
+    pub(crate) poisoned: Poison,
     pub(crate) closed: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) torn_tails: AtomicU64,
@@ -306,7 +308,7 @@ impl Db {
         if self.inner.wal.is_none() {
             return Err(Error::ReadOnly);
         }
-        self.inner.check_poisoned()
+        self.inner.poisoned.check()
     }
 }
 
@@ -430,14 +432,6 @@ impl Inner {
         })
     }
 
-    /// Refuses writes once an earlier write or flush failed.
-    pub(crate) fn check_poisoned(&self) -> Result<(), Error> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
-        Ok(())
-    }
-
     /// The conflict window, locked.
     pub(crate) fn conflicts(&self) -> parking_lot::MutexGuard<'_, ConflictWindow> {
         self.conflicts.lock()
@@ -448,7 +442,7 @@ impl Inner {
             return Ok(());
         }
         tracing::debug!(path = %self.dir.display(), "database closing");
-        let flushed = if self.poisoned.load(Ordering::Acquire) {
+        let flushed = if self.poisoned.is_set() {
             Ok(())
         } else {
             self.flush_all()
@@ -467,9 +461,12 @@ impl Inner {
         flushed
     }
 
-    pub(crate) fn poison(&self) {
-        self.poisoned.store(true, Ordering::Release);
+    /// Stops writes for good, recording `cause` unless an earlier failure
+    /// was recorded; returns the first cause.
+    pub(crate) fn poison(&self, cause: PoisonCause) -> PoisonCause {
+        let first = self.poisoned.set(cause);
         self.signal.done.notify_all();
+        first
     }
 
     pub(crate) fn stats(&self) -> Result<Stats, Error> {
@@ -493,9 +490,16 @@ impl Drop for Inner {
         self.signal.stop();
         if let Some(wal) = &self.wal
             && !self.closed.load(Ordering::Acquire)
-            && let Err(e) = wal.sync()
         {
-            tracing::warn!(error = %e, "sync of the WAL at drop failed");
+            match wal.sync() {
+                Ok(()) => {}
+                // The failure that poisoned the log was returned to the
+                // write that hit it; nothing new to tell.
+                Err(e @ sealkv_core_wal::Error::Poisoned { .. }) => {
+                    tracing::debug!(error = %e, "no WAL sync at drop: the log is poisoned");
+                }
+                Err(e) => tracing::warn!(error = %e, "sync of the WAL at drop failed"),
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::layout::{DATA_FILE, KEYS_FILE, WAL_DIR};
 
 /// The file of WAL segment `n`.
-fn segment_file(dir: &Path, n: u64) -> std::path::PathBuf {
+pub(crate) fn segment_file(dir: &Path, n: u64) -> std::path::PathBuf {
     sealkv_core_wal::segment_path(&dir.join(WAL_DIR), n)
 }
 
@@ -51,7 +51,10 @@ pub(crate) fn wal(dir: &Path, e: sealkv_core_wal::Error) -> Error {
             file: dir.join(WAL_DIR),
             what: format!("at sequence {seq}: {source}"),
         },
-        W::Poisoned { .. } => Error::Poisoned,
+        W::Poisoned { cause } => Error::Poisoned {
+            cause: crate::poison::PoisonCause::Wal(cause),
+            outcome_unknown: false,
+        },
         W::Io(e) => Error::Io(e),
         other => Error::Wal(other),
     }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use sealkv_crypto_envelope::{AlgorithmId, CryptoError, KeyError, KeyId};
 use sealkv_fileio::FileError;
 
+use crate::poison::PoisonCause;
+
 /// Errors of the engine. None carries key material.
 ///
 /// The variants a user is expected to act on come first: a key problem, a
@@ -124,10 +126,20 @@ pub enum Error {
         /// Which page.
         what: String,
     },
-    /// An earlier write failed to be made durable; the database accepts no
-    /// writes until it is reopened (the failed write's outcome is unknown).
-    #[error("the database stopped accepting writes after a failed write or fsync; reopen it")]
-    Poisoned,
+    /// A write failed to be made durable: the database accepts no writes
+    /// until it is reopened.
+    ///
+    /// `outcome_unknown` is true for the operation that hit the failure
+    /// (its batch may or may not be found after reopening: check), false
+    /// for an operation refused because an earlier one failed (it was not
+    /// applied). `cause` is that first failure, with its OS error.
+    #[error("{}", poisoned_message(cause, *outcome_unknown))]
+    Poisoned {
+        /// The first failure.
+        cause: PoisonCause,
+        /// Whether this operation's own writes may have reached the disk.
+        outcome_unknown: bool,
+    },
     /// A transaction read something that a batch committed after its
     /// snapshot changed: nothing of it was written. Run it again (as
     /// [`Db::transaction`](crate::Db::transaction) does).
@@ -220,4 +232,16 @@ pub enum Error {
     /// An I/O error, with its path.
     #[error(transparent)]
     Io(#[from] FileError),
+}
+
+fn poisoned_message(cause: &PoisonCause, outcome_unknown: bool) -> String {
+    if outcome_unknown {
+        format!(
+            "the write failed and its outcome is unknown: it may or may not be applied (reopen the database and check); no more writes are accepted until it is reopened. Cause: {cause}"
+        )
+    } else {
+        format!(
+            "the database stopped accepting writes after a failed write or fsync; reopen it. Cause: {cause}"
+        )
+    }
 }

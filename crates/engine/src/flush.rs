@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::keys::KeyState;
 use crate::memtable::{Memtable, Seq};
 use crate::meta::EngineMeta;
+use crate::poison::PoisonCause;
 
 /// A memtable frozen for flushing, with what its flush will record.
 #[derive(Debug, Clone)]
@@ -125,14 +126,12 @@ impl Inner {
         let bound = 2 * self.config.memtable_size as usize;
         // Fast path for every write: no backlog, no lock on the flusher's
         // mailbox.
-        if !self.poisoned.load(Ordering::Acquire) && self.mems.read().frozen_bytes() <= bound {
+        if !self.poisoned.is_set() && self.mems.read().frozen_bytes() <= bound {
             return Ok(());
         }
         let mut st = self.signal.state.lock();
         loop {
-            if self.poisoned.load(Ordering::Acquire) {
-                return Err(Error::Poisoned);
-            }
+            self.poisoned.check()?;
             if st.stop || self.mems.read().frozen_bytes() <= bound {
                 return Ok(());
             }
@@ -160,8 +159,10 @@ impl Inner {
         let next_segment = match wal.roll() {
             Ok(segment) => segment,
             Err(e) => {
-                self.poison();
-                return Err(self.wal_error(e));
+                return Err(Error::Poisoned {
+                    cause: self.poison(PoisonCause::wal(e)),
+                    outcome_unknown: false,
+                });
             }
         };
         let mut mems = self.mems.write();
@@ -236,8 +237,12 @@ impl Inner {
             txn.set_app_meta(&meta.encode())
                 .map_err(|e| self.store_error(e))?;
             if let Err(e) = txn.commit() {
-                self.poison();
-                return Err(self.store_error(e));
+                // Acknowledged batches stay in the log; only this commit's
+                // outcome is unknown.
+                return Err(Error::Poisoned {
+                    cause: self.poison(PoisonCause::store(e)),
+                    outcome_unknown: false,
+                });
             }
             self.counters.flush_commits.fetch_add(1, Ordering::Relaxed);
             if last {
@@ -282,9 +287,7 @@ impl Inner {
             return Ok(());
         }
         let mut st = self.flush_state.lock();
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
+        self.poisoned.check()?;
         self.freeze(0)?;
         self.flush_frozen(&mut st)
     }
@@ -292,7 +295,7 @@ impl Inner {
     /// What the flusher thread runs when woken.
     pub(crate) fn background_flush(&self, by_interval: bool) {
         let mut st = self.flush_state.lock();
-        if self.poisoned.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
+        if self.poisoned.is_set() || self.closed.load(Ordering::Acquire) {
             return;
         }
         let result = (|| {
@@ -303,7 +306,7 @@ impl Inner {
         })();
         if let Err(e) = result {
             tracing::error!(error = %e, "background flush failed; the database stops accepting writes");
-            self.poison();
+            self.poison(PoisonCause::engine(e));
         }
     }
 }

@@ -421,9 +421,7 @@ fn lock_flush(inner: &Inner) -> MutexGuard<'_, FlushState> {
 /// In deterministic mode, after each operation: flushes what it froze,
 /// under the flush lock `st` (which a write held since before it began).
 fn settle(inner: &Inner, mut st: MutexGuard<'_, FlushState>) -> Result<(), Error> {
-    if inner.poisoned.load(std::sync::atomic::Ordering::Acquire) {
-        return Err(Error::Poisoned);
-    }
+    inner.poisoned.check()?;
     inner.flush_frozen(&mut st)
 }
 

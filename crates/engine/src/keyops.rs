@@ -54,10 +54,11 @@ impl Db {
             .map_err(|e| inner.wal_error(e))
             .and_then(|_| inner.store.new_session().map_err(|e| inner.store_error(e)));
         if let Err(e) = switched {
-            inner
-                .poisoned
-                .store(true, std::sync::atomic::Ordering::Release);
-            return Err(e);
+            let cause = inner.poison(crate::poison::PoisonCause::engine(e));
+            return Err(Error::Poisoned {
+                cause,
+                outcome_unknown: false,
+            });
         }
         Ok(id)
     }

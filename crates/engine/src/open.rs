@@ -27,6 +27,7 @@ use crate::keyspace::catalog::Catalog;
 use crate::layout::{DATA_FILE, KEYS_FILE, LOCK_FILE, WAL_DIR};
 use crate::memtable::Memtable;
 use crate::meta::EngineMeta;
+use crate::poison::Poison;
 use crate::publish::Publisher;
 use crate::stats::Counters;
 use crate::txn::conflict::ConflictWindow;
@@ -238,7 +239,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         flush_state: Mutex::new(FlushState { meta }),
         signal: signal.clone(),
         flusher: Mutex::new(None),
-        poisoned: AtomicBool::new(false),
+        poisoned: Poison::default(),
         closed: AtomicBool::new(false),
         counters: Counters::default(),
         torn_tails: AtomicU64::new(replay.torn_tails),

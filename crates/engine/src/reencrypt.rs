@@ -273,9 +273,7 @@ impl Inner {
     /// The flush lock, refused once the database is poisoned.
     pub(crate) fn lock_flush(&self) -> Result<MutexGuard<'_, FlushState>, Error> {
         let st = self.flush_state.lock();
-        if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
+        self.poisoned.check()?;
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -354,8 +352,10 @@ impl Inner {
         let zeroed = match txn.commit_counting_zeroed() {
             Ok((_, zeroed)) => zeroed,
             Err(e) => {
-                self.poison();
-                return Err(self.store_error(e));
+                return Err(Error::Poisoned {
+                    cause: self.poison(crate::poison::PoisonCause::store(e)),
+                    outcome_unknown: false,
+                });
             }
         };
         let retire_to = st.meta.applied_seq;

@@ -75,6 +75,9 @@ pub(crate) fn open(
             .last_seq
             .map_or(meta.applied_seq, |s| s.0.max(meta.applied_seq));
         check_continuity(dir, meta, next, last)?;
+        if let Some(t) = &report.torn_tail {
+            warn_torn_tail(dir, t, false);
+        }
         return Ok(Replayed {
             wal: None,
             last_seq: next - 1,
@@ -84,6 +87,9 @@ pub(crate) fn open(
     let (wal, report) = Wal::open(config.vfs.clone(), &wal_dir, options, replay)
         .map_err(|e| crate::errmap::wal(dir, e))?;
     check_continuity(dir, meta, next, wal.next_seq().0 - 1)?;
+    if let Some(t) = &report.torn_tail {
+        warn_torn_tail(dir, t, true);
+    }
     Ok(Replayed {
         wal: Some(wal),
         last_seq: next - 1,
@@ -107,4 +113,22 @@ fn check_continuity(dir: &Path, meta: &EngineMeta, next: u64, log_last: u64) -> 
             meta.applied_seq
         ),
     })
+}
+
+/// Tells the operator about a torn tail: the end of the log that a crash
+/// left half written (never acknowledged), cut by a writable open, left
+/// out of the replay by a read-only one.
+fn warn_torn_tail(dir: &Path, t: &sealkv_core_wal::TornTail, cut: bool) {
+    tracing::warn!(
+        segment = %crate::errmap::segment_file(dir, t.segment).display(),
+        offset = t.offset,
+        bytes = t.bytes_cut,
+        records_discarded = t.records_discarded,
+        "{}",
+        if cut {
+            "the WAL ended in a torn tail (a write cut short by a crash, never acknowledged); it was cut"
+        } else {
+            "the WAL ends in a torn tail (a write cut short by a crash, never acknowledged); it is left out of this read-only open"
+        }
+    );
 }

@@ -29,6 +29,7 @@ use crate::db::Inner;
 use crate::error::Error;
 use crate::keyspace::KeyspaceState;
 use crate::memtable::Seq;
+use crate::poison::PoisonCause;
 use crate::txn::conflict::{KeySet, ReadSet, Refusal};
 
 /// How one batch is committed.
@@ -71,7 +72,7 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        self.check_poisoned()?;
+        self.poisoned.check()?;
         let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
         self.wait_for_backlog()?;
         let written = KeySet::new(batch.ops().map(|op| match op {
@@ -113,8 +114,11 @@ impl Inner {
             }
             Err(e) => {
                 // The batch's outcome is unknown (it may be in the log).
-                self.poison();
-                return Err(self.wal_error(e));
+                let cause = self.poison(PoisonCause::wal(e));
+                return Err(Error::Poisoned {
+                    cause,
+                    outcome_unknown: true,
+                });
             }
         };
         let active = self.mems.read().active.clone();
@@ -131,20 +135,25 @@ impl Inner {
         // If one of them failed (the database is then poisoned), this batch
         // never becomes visible here: its outcome is unknown, as for a
         // write that fails.
-        if !self
-            .publisher
-            .wait_visible(seq, || self.poisoned.load(Ordering::Acquire))
-        {
-            return Err(Error::Poisoned);
+        if !self.publisher.wait_visible(seq, || self.poisoned.is_set()) {
+            // In the log, so possibly found after reopening. (The wait
+            // gives up only once the database is poisoned.)
+            return Err(self.poisoned.error(true).unwrap_or(Error::Closed));
         }
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes_written
             .fetch_add(batch.size_in_bytes() as u64, Ordering::Relaxed);
-        if active.approx_bytes() as u64 >= self.config.memtable_size
-            && self.freeze(self.config.memtable_size)?
-        {
-            self.signal.kick();
+        if active.approx_bytes() as u64 >= self.config.memtable_size {
+            // The batch is in the log and visible: it is acknowledged
+            // whatever the freeze does. A failed freeze (the WAL roll)
+            // poisons the database, so the writes after this one are
+            // refused with its cause.
+            match self.freeze(self.config.memtable_size) {
+                Ok(true) => self.signal.kick(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "rolling the WAL after a write failed"),
+            }
         }
         Ok(seq)
     }

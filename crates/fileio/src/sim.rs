@@ -568,7 +568,8 @@ impl Vfs for SimVfs {
 
     fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>> {
         let mut ns = self.shared.ns.lock();
-        if !ns.live.contains_key(path) {
+        // A directory is locked itself; a missing file is created.
+        if !ns.live.contains_key(path) && !ns.dirs.contains(path) {
             ns.live
                 .insert(path.to_path_buf(), Arc::new(Inode::default()));
         }

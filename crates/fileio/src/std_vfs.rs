@@ -121,10 +121,7 @@ impl Vfs for StdVfs {
     }
 
     fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>> {
-        let mut opts = OpenOptions::new();
-        opts.read(true).write(true).create(true);
-        create_options(&mut opts);
-        let file = opts.open(path)?;
+        let file = open_lock_file(path)?;
         let result = match kind {
             LockKind::Shared => file.try_lock_shared(),
             LockKind::Exclusive => file.try_lock(),
@@ -137,6 +134,28 @@ impl Vfs for StdVfs {
             )),
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
+    }
+}
+
+/// Opens the file to lock: read-only when it exists (an advisory lock
+/// needs no write access, so a database on read-only media can be read
+/// under a shared lock; a directory is locked itself), created (mode
+/// `0600`) when it is missing.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    match File::open(path) {
+        Ok(file) => Ok(file),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut opts = OpenOptions::new();
+            opts.write(true).create(true);
+            create_options(&mut opts);
+            opts.open(path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("the lock file is missing and cannot be created: {e}"),
+                )
+            })
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -208,6 +227,50 @@ mod tests {
         let _shared2 = vfs.lock(&path, LockKind::Shared).unwrap();
         let err = vfs.lock(&path, LockKind::Exclusive).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    /// The access modes (`O_ACCMODE` of `/proc/self/fdinfo`) of this
+    /// process's open descriptors of `path`.
+    #[cfg(target_os = "linux")]
+    fn open_modes_of(path: &Path) -> Vec<u32> {
+        let path = fs::canonicalize(path).unwrap();
+        let mut modes = Vec::new();
+        for entry in fs::read_dir("/proc/self/fd").unwrap() {
+            let fd = entry.unwrap().path();
+            if fs::read_link(&fd).ok().as_deref() != Some(path.as_path()) {
+                continue;
+            }
+            let name = fd.file_name().unwrap().to_str().unwrap().to_string();
+            let info = fs::read_to_string(format!("/proc/self/fdinfo/{name}")).unwrap();
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .unwrap()
+                .trim();
+            modes.push(u32::from_str_radix(flags, 8).unwrap() & 0o3);
+        }
+        modes
+    }
+
+    /// A lock opens an existing lock file read-only (so read-only media
+    /// can be locked for reading), and creates a missing one.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn locks_open_an_existing_lock_file_read_only() {
+        const O_RDONLY: u32 = 0;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        let vfs = StdVfs::new();
+        let created = vfs.lock(&path, LockKind::Shared).unwrap();
+        assert!(path.exists(), "a missing lock file is created");
+        drop(created);
+        for kind in [LockKind::Shared, LockKind::Exclusive] {
+            let held = vfs.lock(&path, kind).unwrap();
+            let modes = open_modes_of(&path);
+            assert_eq!(modes, vec![O_RDONLY], "{kind:?}");
+            drop(held);
+            assert!(open_modes_of(&path).is_empty());
+        }
     }
 
     #[cfg(unix)]

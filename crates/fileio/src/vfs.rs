@@ -154,9 +154,11 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// it) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
 
-    /// Takes an advisory lock on the file at `path` (created if missing)
-    /// without waiting. A lock held elsewhere gives
-    /// [`io::ErrorKind::WouldBlock`].
+    /// Takes an advisory lock on the file or directory at `path` (a file
+    /// is created if missing) without waiting. A lock held elsewhere gives
+    /// [`io::ErrorKind::WouldBlock`]. Locking needs no write access to an
+    /// existing file ([`StdVfs`](crate::StdVfs) opens it read-only), so a
+    /// database on read-only media can be locked for reading.
     fn lock(&self, path: &Path, kind: LockKind) -> io::Result<Box<dyn VfsLock>>;
 }
 

@@ -3,8 +3,13 @@
 //! - [`Canaries`] and [`scan_for_plaintext`]: write recognisable keys and
 //!   values, then prove that no file holds any of them — nor any 8-byte
 //!   window of them — when encryption at rest is on.
-//! - [`NonceRecorder`]: a [`SealObserver`] that records every (subkey,
-//!   nonce) pair sealed, across reopens and copies, and finds repeats.
+//! - [`nonces`]: every sealed unit (WAL header, record, page) written to
+//!   the disk, with the (key id, salt, domain, counter) its header names,
+//!   parsed from the bytes written — and the nonces that repeat.
+//! - [`hook::HookVfs`]: a file system that calls a test's hook before each
+//!   file read, write, fsync and length change (to watch, pause or fail).
+//! - [`proof::print_proof`]: the summary line a long proof prints for
+//!   `cargo xtask proof`.
 //! - [`fuzz_inputs`] and [`write_fuzz_seed`]: the committed seed corpus and
 //!   crash regressions of a cargo-fuzz target, replayed by stable tests.
 //! - [`secrets`]: key hygiene — a scanner for every form a key or a
@@ -24,12 +29,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
-use parking_lot::Mutex;
-use sealkv_crypto_envelope::{SealObserver, SubkeyId};
-
+pub mod hook;
+pub mod nonces;
+pub mod proof;
 pub mod secrets;
 use sealkv_fileio::{SimVfs, SplitMix64, Vfs};
 
@@ -216,48 +221,6 @@ pub fn write_fuzz_seed(target: &str, name: &str, bytes: &[u8]) {
     let dir = fuzz_dir().join("corpus").join(target);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), bytes).unwrap();
-}
-
-/// Records every (subkey, nonce counter) sealed by the sessions it observes.
-#[derive(Debug, Default)]
-pub struct NonceRecorder {
-    seen: Mutex<Vec<(SubkeyId, u64)>>,
-}
-
-impl NonceRecorder {
-    /// An empty recorder.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// How many seals were recorded.
-    pub fn count(&self) -> usize {
-        self.seen.lock().len()
-    }
-
-    /// Every (subkey, counter) pair recorded more than once, with its count.
-    pub fn repeats(&self) -> Vec<((SubkeyId, u64), usize)> {
-        let mut counts: HashMap<(SubkeyId, u64), usize> = HashMap::new();
-        for pair in self.seen.lock().iter() {
-            *counts.entry(*pair).or_default() += 1;
-        }
-        counts.into_iter().filter(|(_, n)| *n > 1).collect()
-    }
-
-    /// How many distinct sessions (salts) were seen.
-    pub fn sessions(&self) -> usize {
-        let seen = self.seen.lock();
-        seen.iter()
-            .map(|(s, _)| s.salt)
-            .collect::<HashSet<_>>()
-            .len()
-    }
-}
-
-impl SealObserver for NonceRecorder {
-    fn sealed(&self, subkey: &SubkeyId, counter: u64) {
-        self.seen.lock().push((*subkey, counter));
-    }
 }
 
 #[cfg(test)]

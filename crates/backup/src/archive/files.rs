@@ -1,26 +1,23 @@
-//! Temporary outputs renamed into place only when complete and synced.
+//! Temporary outputs renamed into place only when complete and synced,
+//! named and claimed as scratch entries ([`sealkv_fileio::Scratch`]) so
+//! that the next export or import to the same destination removes what a
+//! killed one left.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::error::{ArchiveError, io};
+use sealkv_fileio::{Scratch, ScratchKind, StdVfs, VfsLock};
 
-/// A random hex suffix for temporary names (no secret in it).
-fn suffix() -> Result<String, ArchiveError> {
-    let mut b = [0u8; 6];
-    sealkv::crypto::random::fill(&mut b)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+use super::error::{ArchiveError, io};
+use super::format::MAGIC;
+
+fn scratch(dest: &Path, kind: ScratchKind) -> Result<Scratch, ArchiveError> {
+    Scratch::new(dest, kind)
+        .map_err(|_| ArchiveError::InvalidOptions(format!("{} names no file", dest.display())))
 }
 
-/// The sibling of `dest` named `.NAME.WHAT-RANDOM`.
-fn sibling(dest: &Path, what: &str) -> Result<PathBuf, ArchiveError> {
-    let name = dest
-        .file_name()
-        .ok_or_else(|| ArchiveError::InvalidOptions(format!("{} names no file", dest.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let parent = parent(dest);
-    Ok(parent.join(format!(".{name}.{what}-{}", suffix()?)))
+fn claim(s: &Scratch) -> Result<Box<dyn VfsLock>, ArchiveError> {
+    s.claim(&StdVfs::new()).map_err(io(&s.path))
 }
 
 fn parent(path: &Path) -> PathBuf {
@@ -38,17 +35,61 @@ fn sync_parent(path: &Path) -> Result<(), ArchiveError> {
         .map_err(io(&dir))
 }
 
+/// Removes the temporary archives that killed exports to `dest` left:
+/// those no running export holds and that hold the start of an archive
+/// (or less: an export killed before its first write). Anything else is
+/// left alone and logged. Returns what it removed.
+pub(crate) fn remove_abandoned_exports(dest: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
+    let vfs = StdVfs::new();
+    let mut removed = Vec::new();
+    for s in Scratch::find(&vfs, dest).map_err(io(dest))? {
+        if s.kind != ScratchKind::Building {
+            continue;
+        }
+        let Some(_held) = s.abandoned(&vfs).map_err(io(&s.path))? else {
+            tracing::info!(path = %s.path.display(), "an export to the same destination is writing this file; left alone");
+            continue;
+        };
+        if !starts_like_an_archive(&s.path) {
+            tracing::warn!(path = %s.path.display(), "a scratch file that is not an archive: left alone");
+            continue;
+        }
+        std::fs::remove_file(&s.path).map_err(io(&s.path))?;
+        tracing::warn!(path = %s.path.display(), "removed what an interrupted export left");
+        removed.push(s.path);
+    }
+    Ok(removed)
+}
+
+/// Whether the regular file at `path` begins with the archive magic, or
+/// with a part of it (up to empty).
+fn starts_like_an_archive(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(meta) = path.symlink_metadata() else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    let mut head = Vec::with_capacity(MAGIC.len());
+    let read = File::open(path).and_then(|f| f.take(MAGIC.len() as u64).read_to_end(&mut head));
+    read.is_ok() && MAGIC.starts_with(&head)
+}
+
 /// A file being written under a temporary name; removed on drop unless
 /// committed.
 pub(crate) struct TempFile {
     path: PathBuf,
     file: Option<File>,
+    /// Held while the file is being written: marks it in use.
+    _claim: Box<dyn VfsLock>,
 }
 
 impl TempFile {
     /// Creates the temporary sibling of `dest`.
     pub(crate) fn create(dest: &Path) -> Result<Self, ArchiveError> {
-        let path = sibling(dest, "tmp")?;
+        remove_abandoned_exports(dest)?;
+        let s = scratch(dest, ScratchKind::Building)?;
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
         // Sealed or not, an export is nobody else's business: `0600`, as
@@ -58,11 +99,18 @@ impl TempFile {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        let file = opts.open(&path).map_err(io(&path))?;
-        Ok(TempFile {
-            path,
-            file: Some(file),
-        })
+        let file = opts.open(&s.path).map_err(io(&s.path))?;
+        match claim(&s) {
+            Ok(claim) => Ok(TempFile {
+                path: s.path,
+                file: Some(file),
+                _claim: claim,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&s.path);
+                Err(e)
+            }
+        }
     }
 
     /// A handle to write through.
@@ -113,14 +161,33 @@ impl Drop for TempFile {
 /// committed.
 pub(crate) struct TempDir {
     path: PathBuf,
+    /// Held while the database is being built: marks it in use.
+    _claim: Box<dyn VfsLock>,
 }
 
 impl TempDir {
-    /// Names (does not create) the temporary sibling of `dest`.
-    pub(crate) fn name(dest: &Path) -> Result<Self, ArchiveError> {
-        Ok(TempDir {
-            path: sibling(dest, "import")?,
-        })
+    /// Creates (empty, private) and claims the temporary sibling of
+    /// `dest`, after removing what killed imports to `dest` left.
+    pub(crate) fn create(dest: &Path) -> Result<Self, ArchiveError> {
+        sealkv::leftovers::remove_abandoned_database_dirs(dest)?;
+        let s = scratch(dest, ScratchKind::Building)?;
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(&s.path).map_err(io(&s.path))?;
+        match claim(&s) {
+            Ok(claim) => Ok(TempDir {
+                path: s.path,
+                _claim: claim,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_dir(&s.path);
+                Err(e)
+            }
+        }
     }
 
     /// Its path.
@@ -138,7 +205,7 @@ impl TempDir {
             });
         }
         let old = if exists {
-            let old = sibling(dest, "old")?;
+            let old = scratch(dest, ScratchKind::Replaced)?.path;
             std::fs::rename(dest, &old).map_err(io(dest))?;
             Some(old)
         } else {

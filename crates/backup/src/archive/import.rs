@@ -79,7 +79,7 @@ pub fn import(
         "archive import started"
     );
     let (mut reader, total) = open_file(archive, archive_key, &options.provider)?;
-    let temp = TempDir::name(dest)?;
+    let temp = TempDir::create(dest)?;
     let cfg = config(temp.path());
     if cfg.path() != temp.path() {
         // Building anywhere else would write into a database the caller

@@ -30,6 +30,7 @@ pub struct ExportOptions {
     chunk_size: u32,
     replace_existing: bool,
     provider: Arc<CryptoProvider>,
+    keyspace: Option<String>,
 }
 
 impl std::fmt::Debug for ExportOptions {
@@ -39,6 +40,7 @@ impl std::fmt::Debug for ExportOptions {
             .field("algorithm", &self.algorithm)
             .field("chunk_size", &self.chunk_size)
             .field("replace_existing", &self.replace_existing)
+            .field("keyspace", &self.keyspace)
             .finish_non_exhaustive()
     }
 }
@@ -53,6 +55,7 @@ impl ExportOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             replace_existing: false,
             provider: Arc::new(CryptoProvider::default()),
+            keyspace: None,
         }
     }
 
@@ -66,6 +69,7 @@ impl ExportOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             replace_existing: false,
             provider: Arc::new(CryptoProvider::default()),
+            keyspace: None,
         }
     }
 
@@ -97,6 +101,16 @@ impl ExportOptions {
     #[must_use]
     pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
         self.provider = provider;
+        self
+    }
+
+    /// Export only the keyspace called `name`, as that keyspace (an import
+    /// recreates it under its name); every keyspace, the default one
+    /// included, otherwise. A name the snapshot lacks fails the export
+    /// with `KeyspaceNotFound` before any file is made.
+    #[must_use]
+    pub fn keyspace(mut self, name: impl Into<String>) -> Self {
+        self.keyspace = Some(name.into());
         self
     }
 
@@ -383,6 +397,14 @@ pub fn export_snapshot(
             path: dest.to_path_buf(),
         });
     }
+    let names = snapshot.keyspaces()?;
+    let names = match &options.keyspace {
+        None => names,
+        Some(only) if names.contains(only) => vec![only.clone()],
+        Some(only) => {
+            return Err(sealkv::Error::KeyspaceNotFound { name: only.clone() }.into());
+        }
+    };
     tracing::debug!(dest = %dest.display(), seq = snapshot.seq(), "archive export started");
     let temp = TempFile::create(dest)?;
     let out = BufWriter::with_capacity(1 << 20, temp.file()?);
@@ -402,9 +424,11 @@ pub fn export_snapshot(
         }
         Ok::<_, ArchiveError>(())
     };
-    copy(&mut writer, snapshot.iter())?;
+    if options.keyspace.is_none() {
+        copy(&mut writer, snapshot.iter())?;
+    }
     // The keyspaces as the snapshot has them, not as they are now.
-    for name in snapshot.keyspaces()? {
+    for name in names {
         writer.begin_keyspace(&name)?;
         copy(&mut writer, snapshot.iter_named(&name)?)?;
     }

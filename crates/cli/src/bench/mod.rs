@@ -157,12 +157,16 @@ pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliErr
             options.cache_mib,
         )?;
         if options.json {
-            report::print_json(&results);
+            let mut o = String::new();
+            report::print_json(&mut o, &results);
+            crate::output::print_str(&o)?;
         }
         all.push(results);
     }
     if !options.json {
-        report::print_markdown(&machine.finish(), options, &all);
+        let mut o = String::new();
+        report::print_markdown(&mut o, &machine.finish(), options, &all);
+        crate::output::print_str(&o)?;
     }
     Ok(())
 }

@@ -6,6 +6,19 @@ use std::path::{Path, PathBuf};
 use super::workload::{Measure, Workload};
 use super::{Options, Results};
 
+/// One line of the report into the `String` it is built in (writing to a
+/// `String` cannot fail; the whole report is written out, checked, at the
+/// end).
+macro_rules! out {
+    ($o:expr) => {
+        $o.push('\n')
+    };
+    ($o:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($o, $($arg)*);
+    }};
+}
+
 /// What the report says about the machine it ran on.
 pub(crate) struct Machine {
     cpu: String,
@@ -144,7 +157,12 @@ fn cell(workload: Workload, x: f64) -> String {
 }
 
 /// Prints the whole report as markdown.
-pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Results]) {
+pub(crate) fn print_markdown(
+    o: &mut String,
+    machine: &Machine,
+    options: &Options,
+    all: &[Results],
+) {
     let build = if cfg!(debug_assertions) {
         "debug build (figures not representative: use --release)"
     } else {
@@ -155,7 +173,8 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
     } else {
         "providers: RustCrypto (default); build with --features ring for the ring provider"
     };
-    println!(
+    out!(
+        o,
         "Machine: {} ({} logical CPUs), {} RAM, Linux {}; load average {} before, {} after \
          (a shared machine: compare ratios, not absolute figures). Databases under {} ({}). \
          sealkv {} {build}, {features}.",
@@ -169,7 +188,7 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
         machine.fs,
         env!("CARGO_PKG_VERSION"),
     );
-    println!();
+    out!(o);
     let config = match options.cache_mib {
         None => format!(
             "Default configuration (SyncMode::Always, 64 MiB memtable, {} MiB page cache",
@@ -180,27 +199,30 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
              memtable, {m} MiB page cache from --cache-mib"
         ),
     };
-    println!(
+    out!(
+        o,
         "{config}, 4 KiB pages), 16-byte keys, {} round(s) per workload and mode, interleaved \
          in one process with the mode order rotated each round; each cell is the median ops/s, \
          (ratio to plaintext) beside it.",
         options.rounds
     );
     for results in all {
-        println!();
-        println!(
+        out!(o);
+        out!(
+            o,
             "### {} records, {}-byte values",
-            results.shape.records, results.shape.value_len
+            results.shape.records,
+            results.shape.value_len
         );
-        println!();
+        out!(o);
         let mut header = String::from("| workload |");
         let mut rule = String::from("|---|");
         for m in &results.modes {
             header.push_str(&format!(" {} |", m.name));
             rule.push_str("---:|");
         }
-        println!("{header}");
-        println!("{rule}");
+        out!(o, "{header}");
+        out!(o, "{rule}");
         for (w, workload) in Workload::ALL.into_iter().enumerate() {
             let med = medians(results, w);
             let base = med.first().copied().unwrap_or(0.0);
@@ -216,7 +238,7 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
                     ));
                 }
             }
-            println!("{line}");
+            out!(o, "{line}");
         }
         if let Some(b) = results.peak_rss {
             let peers = if results.peers.is_empty() {
@@ -224,23 +246,29 @@ pub(crate) fn print_markdown(machine: &Machine, options: &Options, all: &[Result
             } else {
                 ", the peer engines' runs included"
             };
-            println!();
-            println!(
+            out!(o);
+            out!(
+                o,
                 "Peak RSS of the whole process while this table ran{peers}: {:.1} MiB \
                  (configured bounds: {} MiB page cache + 64 MiB memtable).",
                 b as f64 / (1 << 20) as f64,
                 options.cache_mib.unwrap_or_else(default_cache_mib)
             );
         }
-        print_peers_markdown(results, options.cache_mib.unwrap_or_else(default_cache_mib));
+        print_peers_markdown(
+            o,
+            results,
+            options.cache_mib.unwrap_or_else(default_cache_mib),
+        );
     }
-    println!();
-    println!("Workloads (N = the records of the table):");
-    println!();
+    out!(o);
+    out!(o, "Workloads (N = the records of the table):");
+    out!(o);
     for w in Workload::ALL {
-        println!("- `{}`: {}.", w.name(), w.describe());
+        out!(o, "- `{}`: {}.", w.name(), w.describe());
     }
-    println!(
+    out!(
+        o,
         "- peak RSS: the process's VmHWM, reset when the table starts; one figure for all \
          modes, since the allocator keeps freed memory and a mode's run starts at the high \
          mark of the one before."
@@ -254,7 +282,7 @@ fn default_cache_mib() -> u64 {
 
 /// Prints the table against the peer engines, if they ran: each engine's
 /// median ops/s and encrypted sealkv's ratio to the best peer.
-fn print_peers_markdown(results: &Results, cache_mib: u64) {
+fn print_peers_markdown(o: &mut String, results: &Results, cache_mib: u64) {
     if results.peers.is_empty() {
         return;
     }
@@ -270,12 +298,14 @@ fn print_peers_markdown(results: &Results, cache_mib: u64) {
         .copied()
         .filter(|(i, _)| results.modes.get(*i).is_some_and(|m| m.algorithm.is_some()))
         .collect();
-    println!();
-    println!(
+    out!(o);
+    out!(
+        o,
         "#### Against redb and SQLite ({} records, {}-byte values)",
-        results.shape.records, results.shape.value_len
+        results.shape.records,
+        results.shape.value_len
     );
-    println!();
+    out!(o);
     let mut header = String::from("| workload |");
     let mut rule = String::from("|---|");
     for (_, name) in &cols {
@@ -290,8 +320,8 @@ fn print_peers_markdown(results: &Results, cache_mib: u64) {
         header.push_str(&format!(" {name} ÷ best peer |"));
         rule.push_str("---:|");
     }
-    println!("{header}");
-    println!("{rule}");
+    out!(o, "{header}");
+    out!(o, "{rule}");
     for (w, workload) in Workload::ALL.into_iter().enumerate() {
         let Some(peers) = peer_medians(results, w) else {
             continue;
@@ -309,10 +339,11 @@ fn print_peers_markdown(results: &Results, cache_mib: u64) {
         for (i, _) in &encrypted {
             line.push_str(&format!(" {:.2} |", at(*i) / best.max(1e-9)));
         }
-        println!("{line}");
+        out!(o, "{line}");
     }
-    println!();
-    println!(
+    out!(o);
+    out!(
+        o,
         "Same records, orders and checks as sealkv's workloads; the peers in the same rounds, \
          interleaved with sealkv's modes. Durable batches: redb one write transaction per \
          1,000 records with Durability::Immediate; SQLite (bundled) WAL journal, \
@@ -328,7 +359,7 @@ fn print_peers_markdown(results: &Results, cache_mib: u64) {
 /// (`workload`, `plaintext_ops_per_sec`, `encrypted_ops_per_sec` for the
 /// first encrypted mode — AES-256-GCM with the default provider unless
 /// `--only` names another — and `ratio`) and every mode's figure.
-pub(crate) fn print_json(results: &Results) {
+pub(crate) fn print_json(o: &mut String, results: &Results) {
     for (w, workload) in Workload::ALL.into_iter().enumerate() {
         let med = medians(results, w);
         let plain = med.first().copied().unwrap_or(0.0);
@@ -364,6 +395,6 @@ pub(crate) fn print_json(results: &Results) {
                 serde_json::json!(enc / best.max(1e-9)),
             );
         }
-        println!("{obj}");
+        out!(o, "{obj}");
     }
 }

@@ -1,24 +1,33 @@
 //! No (subkey, nonce) ever repeats: across crash-and-reopen cycles and
-//! across a copied file written on both sides. And no plaintext on disk.
+//! across a copied file written on both sides — read from every page
+//! written to the disk (`sealkv_testkit::nonces`), not from the sealer's
+//! own count. And no plaintext on disk.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use sealkv_crypto_envelope::SealObserver;
-use sealkv_fileio::SimVfs;
-use sealkv_testkit::{Canaries, NonceRecorder, read_sim_tree, scan_for_plaintext};
+use sealkv_core_store::Store;
+use sealkv_fileio::{SimVfs, Vfs};
+use sealkv_testkit::nonces::{DiskWrites, reuses, sessions};
+use sealkv_testkit::{Canaries, read_sim_tree, scan_for_plaintext};
 
 use crate::common::*;
 
 #[test]
 fn no_nonce_reuse_across_crashes_and_copies() {
-    let rec = Arc::new(NonceRecorder::new());
     let ring = keyring();
-    ring.set_seal_observer(Some(rec.clone() as Arc<dyn SealObserver>));
     let sim = SimVfs::new();
-    drop(create(&sim, Some(ring.clone())));
+    let writes = DiskWrites::new();
+    let v: Arc<dyn Vfs> = Arc::new(writes.vfs(Arc::new(sim.clone())));
+    let open_at = |file: &str| {
+        Store::open(v.clone(), Path::new(file), opts(Some(ring.clone())))
+            .unwrap()
+            .0
+    };
+    v.create_dir_all(Path::new("/db")).unwrap();
+    drop(Store::create(v.clone(), &path(), opts(Some(ring.clone()))).unwrap());
     for cycle in 0..6u32 {
-        let store = open(&sim, Some(ring.clone()));
+        let store = open_at("/db/data.sealkv");
         for t in 0..3u32 {
             let mut w = store.write().unwrap();
             for i in 0..300u32 {
@@ -35,11 +44,9 @@ fn no_nonce_reuse_across_crashes_and_copies() {
     }
     // A copy of the file, written on both sides.
     sim.copy_tree(Path::new("/db"), Path::new("/copy"));
-    let v: Arc<dyn sealkv_fileio::Vfs> = Arc::new(sim.clone());
-    let (copy, _) =
-        sealkv_core_store::Store::open(v, Path::new("/copy/data.sealkv"), opts(Some(ring.clone())))
-            .unwrap();
-    let orig = open(&sim, Some(ring.clone()));
+    writes.copied(Path::new("/db"), Path::new("/copy"));
+    let copy = open_at("/copy/data.sealkv");
+    let orig = open_at("/db/data.sealkv");
     for s in [&orig, &copy] {
         let mut w = s.write().unwrap();
         for i in 0..300u32 {
@@ -47,9 +54,12 @@ fn no_nonce_reuse_across_crashes_and_copies() {
         }
         w.commit().unwrap();
     }
-    assert!(rec.count() > 100);
-    assert!(rec.sessions() >= 9, "sessions {}", rec.sessions());
-    assert!(rec.repeats().is_empty(), "{:?}", rec.repeats());
+    let units = writes.units();
+    assert!(units.len() > 100, "{} pages written", units.len());
+    // The creation, six cycles and the two sides of the copy.
+    assert_eq!(sessions(&units), 9);
+    let reused = reuses(&units);
+    assert!(reused.is_empty(), "{reused:?}");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! served from the old entry, and a value too large for the cache is read
 //! from the pages every time.
 
-use sealkv_core_store::{Store, StoreOptions};
+use std::collections::BTreeSet;
+
+use sealkv_core_store::{PageRole, Store, StoreOptions};
 use sealkv_fileio::{SimVfs, Vfs};
 use std::path::Path;
 use std::sync::Arc;
@@ -39,11 +41,25 @@ fn a_second_read_of_an_overflow_value_reads_no_page() {
     }
 }
 
+/// The overflow pages of the store's current state.
+fn overflow_pages(store: &Store) -> BTreeSet<u64> {
+    store
+        .read()
+        .pages()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, role)| *role == PageRole::Overflow)
+        .map(|(p, _)| p)
+        .collect()
+}
+
 #[test]
 fn a_new_version_is_never_served_from_the_old_entry() {
     let sim = SimVfs::new();
     let store = create(&sim, Some(keyring()));
     let mut expected = Vec::new();
+    let mut held: BTreeSet<u64> = BTreeSet::new();
+    let mut reused = 0;
     for round in 0..6u8 {
         // Same key and length every round; freed pages get reused.
         let value = big(round, 9_000);
@@ -53,8 +69,14 @@ fn a_new_version_is_never_served_from_the_old_entry() {
             Some(&value[..]),
             "round {round}"
         );
+        let now = overflow_pages(&store);
+        reused += now.intersection(&held).count();
+        held.extend(now);
         expected = value;
     }
+    // The check means something only if a page number that held an older
+    // version (cached under that page) holds a newer one.
+    assert!(reused > 0, "no overflow page was reused: {held:?}");
     // An old snapshot still reads its own version.
     let old = store.read();
     put(&store, b"big", &big(99, 9_000));

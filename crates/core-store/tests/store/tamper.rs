@@ -2,10 +2,15 @@
 //! pages, pages of another database under the same key.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use sealkv_core_store::{PageRole, Store, StoreError};
 use sealkv_crypto_envelope::DbId;
-use sealkv_fileio::SimVfs;
+use sealkv_fileio::{SimVfs, Vfs};
+use sealkv_testkit::hook::{FileEvent, HookVfs};
+use sealkv_testkit::proof::Tally;
 
 use crate::common::*;
 
@@ -52,6 +57,7 @@ fn corrupt_page(e: Option<StoreError>) -> u64 {
 
 #[test]
 fn flipped_byte_in_each_tree_page_kind_names_the_page() {
+    let mut t = Tally::new("tamper-store", "flipped_byte_in_each_tree_page_kind");
     for (kind, name) in [(2u8, "branch"), (3, "leaf"), (4, "overflow")] {
         let sim = SimVfs::new();
         let store = populated(&sim);
@@ -66,6 +72,7 @@ fn flipped_byte_in_each_tree_page_kind_names_the_page() {
             // and the older meta (whose tree is intact) is taken.
             let why = report.fell_back.unwrap();
             assert!(why.contains(&format!("page {page}")), "{name}: {why}");
+            t.case("detected");
             continue;
         }
         assert_eq!(corrupt_page(scan(&store)), page, "{name}");
@@ -75,17 +82,21 @@ fn flipped_byte_in_each_tree_page_kind_names_the_page() {
             "{name}: {:?}",
             report.problems
         );
+        t.case("detected");
         // A flip in the clear header is caught too (it is in the AAD).
         drop(store);
         flip(&sim, &path(), page as usize * PS + 100);
         flip(&sim, &path(), page as usize * PS + 9);
         let store = open(&sim, Some(keyring()));
         assert_eq!(corrupt_page(scan(&store)), page, "{name} header");
+        t.case("detected");
     }
+    t.print();
 }
 
 #[test]
 fn flipped_header_and_meta_pages() {
+    let mut t = Tally::new("tamper-store", "flipped_header_and_meta_pages");
     let sim = SimVfs::new();
     drop(populated(&sim));
     let clean = sim.read_file(&path()).unwrap();
@@ -93,7 +104,7 @@ fn flipped_header_and_meta_pages() {
 
     flip(&sim, &path(), 200);
     match Store::open(v.clone(), &path(), opts(Some(keyring()))) {
-        Err(StoreError::Corruption { page: 0, .. }) => {}
+        Err(StoreError::Corruption { page: 0, .. }) => t.case("detected"),
         other => panic!("header flip: {other:?}"),
     }
 
@@ -104,6 +115,7 @@ fn flipped_header_and_meta_pages() {
     let (s, report) = Store::open(v.clone(), &path(), opts(Some(keyring()))).unwrap();
     assert_eq!(report.txn, 2);
     assert!(report.other_slot.unwrap().contains("page 2"));
+    t.case("detected");
     drop(s);
 
     // Both metas flipped: refused, naming a meta page.
@@ -111,9 +123,10 @@ fn flipped_header_and_meta_pages() {
     flip(&sim, &path(), PS + 70);
     flip(&sim, &path(), 2 * PS + 70);
     match Store::open(v, &path(), opts(Some(keyring()))) {
-        Err(StoreError::Corruption { page: 1 | 2, .. }) => {}
+        Err(StoreError::Corruption { page: 1 | 2, .. }) => t.case("detected"),
         other => panic!("both metas: {other:?}"),
     }
+    t.print();
 }
 
 #[test]
@@ -131,6 +144,9 @@ fn a_damaged_fallback_slot_is_reported_while_a_write_transaction_is_open() {
         vec![1],
         "{report:?}"
     );
+    let mut t = Tally::new("tamper-store", "a_damaged_fallback_slot");
+    t.case("detected");
+    t.print();
     // Committing rewrites the slot: clean again.
     drop(w);
     let mut w = store.write().unwrap();
@@ -165,6 +181,8 @@ fn swapped_and_moved_pages_are_detected() {
     let store = open(&sim, Some(keyring()));
     let bad = corrupt_page(scan(&store));
     assert!(bad == a || bad == b);
+    let mut t = Tally::new("tamper-store", "swapped_and_moved_pages");
+    t.case("detected");
     drop(store);
 
     // Moving a page: a copy of leaf a written over leaf b.
@@ -173,6 +191,8 @@ fn swapped_and_moved_pages_are_detected() {
     sim.write_file(&path(), &f);
     let store = open(&sim, Some(keyring()));
     assert_eq!(corrupt_page(scan(&store)), b);
+    t.case("detected");
+    t.print();
 }
 
 #[test]
@@ -214,7 +234,12 @@ fn older_version_of_a_page_put_back_is_a_rollback() {
     let v: std::sync::Arc<dyn sealkv_fileio::Vfs> = std::sync::Arc::new(sim.clone());
     match Store::open(v, &path(), opts(Some(keyring()))) {
         Ok((store, _)) => match scan(&store) {
-            Some(StoreError::Rollback { page: p }) => assert_eq!(p, page),
+            Some(StoreError::Rollback { page: p }) => {
+                assert_eq!(p, page);
+                let mut t = Tally::new("tamper-store", "older_version_of_a_page");
+                t.case("detected");
+                t.print();
+            }
             other => panic!("expected Rollback, got {other:?}"),
         },
         // The root itself was put back: the meta slot rejects it.
@@ -245,46 +270,216 @@ fn pages_of_two_databases_under_one_key_do_not_mix() {
     sim_a.write_file(&path(), &fa);
     let s = open(&sim_a, Some(ka));
     assert_eq!(corrupt_page(scan(&s)), leaf);
+    let mut t = Tally::new("tamper-store", "pages_of_two_databases");
+    t.case("detected");
     // And b's whole file is refused by a's keyring.
     let v: std::sync::Arc<dyn sealkv_fileio::Vfs> = std::sync::Arc::new(sim_b.clone());
     let err =
         Store::open(v, &path(), opts(Some(keyring_with(DbId([1; 16]), [9; 32])))).unwrap_err();
     assert!(matches!(err, StoreError::WrongDatabase));
+    t.case("detected");
+    t.print();
 }
 
-/// `Store::verify` used directly while another thread commits (each run
-/// overlapped two or more commits when written): an intact store is always
-/// reported clean (the other slot is checked under the writer state; free
-/// pages reused since the snapshot count as overwritten, not damaged).
-#[test]
-fn verify_while_another_thread_commits_reports_no_damage() {
-    let sim = SimVfs::new();
-    let store = populated(&sim);
-    let writer = {
-        let store = store.clone();
-        std::thread::spawn(move || {
-            for g in 3..40u32 {
-                let mut w = store.write().unwrap();
-                for i in (0..3000u32).step_by(3) {
-                    w.put(&key(i), &val(i, g)).unwrap();
-                }
-                w.commit().unwrap();
-            }
+/// Stops one named thread before its `at`-th file operation of the kinds
+/// `counts` picks, until the test lets it go, and says when it got there.
+struct Pause {
+    thread: &'static str,
+    counts: fn(&FileEvent<'_>) -> bool,
+    state: Mutex<PauseState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct PauseState {
+    seen: u64,
+    at: u64,
+    paused: bool,
+    go: bool,
+}
+
+impl Pause {
+    fn new(thread: &'static str, counts: fn(&FileEvent<'_>) -> bool, at: u64) -> Arc<Self> {
+        Arc::new(Pause {
+            thread,
+            counts,
+            state: Mutex::new(PauseState {
+                at,
+                ..PauseState::default()
+            }),
+            cv: Condvar::new(),
         })
-    };
-    let mut dirty = Vec::new();
-    while !writer.is_finished() {
-        let r = store.verify().unwrap();
-        if !r.is_clean() {
-            dirty.push(format!("{:?}", r.problems));
+    }
+
+    /// The hook: counts the operation, and stops there if it is the one.
+    fn point(&self, e: &FileEvent<'_>) {
+        if std::thread::current().name() != Some(self.thread) || !(self.counts)(e) {
+            return;
+        }
+        let mut st = self.state.lock().unwrap();
+        st.seen += 1;
+        if st.seen == st.at {
+            st.paused = true;
+            self.cv.notify_all();
+            st = self.cv.wait_while(st, |s| !s.go).unwrap();
+            st.paused = false;
         }
     }
-    writer.join().unwrap();
-    assert!(store.verify().unwrap().is_clean());
+
+    fn seen(&self) -> u64 {
+        self.state.lock().unwrap().seen
+    }
+
+    /// Waits (a minute at most) until the thread stopped.
+    fn wait_paused(&self) {
+        let st = self.state.lock().unwrap();
+        let (st, _) = self
+            .cv
+            .wait_timeout_while(st, Duration::from_secs(60), |s| !s.paused)
+            .unwrap();
+        assert!(
+            st.paused,
+            "{} never reached operation {}",
+            self.thread, st.at
+        );
+    }
+
+    fn is_paused(&self) -> bool {
+        self.state.lock().unwrap().paused
+    }
+
+    fn release(&self) {
+        self.state.lock().unwrap().go = true;
+        self.cv.notify_all();
+    }
+}
+
+fn is_read(e: &FileEvent<'_>) -> bool {
+    matches!(e, FileEvent::Read { .. })
+}
+
+fn is_change(e: &FileEvent<'_>) -> bool {
+    matches!(
+        e,
+        FileEvent::Write { .. } | FileEvent::Sync { .. } | FileEvent::SetLen { .. }
+    )
+}
+
+/// The populated store on a disk whose operations pass `pauses`.
+fn populated_with(pauses: Vec<Arc<Pause>>) -> Store {
+    let sim = SimVfs::new();
+    let hooked = HookVfs::new(Arc::new(sim.clone()), move |e| {
+        for p in &pauses {
+            p.point(&e);
+        }
+        Ok(())
+    });
+    let v: Arc<dyn Vfs> = Arc::new(hooked);
+    v.create_dir_all(Path::new("/db")).unwrap();
+    let store = Store::create(v, &path(), opts(Some(keyring()))).unwrap().0;
+    for g in 0..3u32 {
+        let mut w = store.write().unwrap();
+        for i in 0..3000u32 {
+            w.put(&key(i), &val(i, g)).unwrap();
+        }
+        w.put(b"big", &vec![g as u8; 20_000]).unwrap();
+        w.commit().unwrap();
+    }
+    store
+}
+
+/// A commit that rewrites a third of the keys (reusing free pages).
+fn commit_g(store: &Store, g: u32) {
+    let mut w = store.write().unwrap();
+    for i in (0..3000u32).step_by(3) {
+        w.put(&key(i), &val(i, g)).unwrap();
+    }
+    w.commit().unwrap();
+}
+
+fn on_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .unwrap()
+}
+
+/// `Store::verify` used directly while another thread commits: an intact
+/// store is always reported clean (the other slot is checked under the
+/// writer state; free pages reused since the snapshot count as
+/// overwritten, not damaged). Both ways round, at exact points:
+/// - a commit stopped before each of its writes, fsyncs and length
+///   changes while a verify walks the whole file (it is let go only when
+///   verify is at its last page read);
+/// - verify stopped at a page read (first, middle, last) while two whole
+///   commits are published.
+#[test]
+fn verify_while_another_thread_commits_reports_no_damage() {
+    // Dry runs: the commit's operations, verify's reads (its walk, then
+    // the other meta slot).
+    let (commit_ops, verify_reads) = {
+        let writer = Pause::new("writer", is_change, u64::MAX);
+        let verifier = Pause::new("verify", is_read, u64::MAX);
+        let store = populated_with(vec![writer.clone(), verifier.clone()]);
+        let s = store.clone();
+        on_thread("writer", move || commit_g(&s, 3)).join().unwrap();
+        let s = store.clone();
+        let r = on_thread("verify", move || s.verify().unwrap())
+            .join()
+            .unwrap();
+        assert!(r.is_clean(), "{r:?}");
+        (writer.seen(), verifier.seen())
+    };
     assert!(
-        dirty.is_empty(),
-        "{} dirty reports, first: {}",
-        dirty.len(),
-        dirty[0]
+        commit_ops >= 4 && verify_reads > 10,
+        "{commit_ops} {verify_reads}"
     );
+    let walk_reads = verify_reads - 1;
+
+    let mut overlapped = 0;
+    for k in 1..=commit_ops {
+        let writer = Pause::new("writer", is_change, k);
+        let verifier = Pause::new("verify", is_read, walk_reads);
+        let store = populated_with(vec![writer.clone(), verifier.clone()]);
+        let s = store.clone();
+        let commit = on_thread("writer", move || commit_g(&s, 3));
+        writer.wait_paused();
+        let s = store.clone();
+        let verify = on_thread("verify", move || s.verify().unwrap());
+        verifier.wait_paused();
+        // All but the last page read of verify's walk happened inside the
+        // commit.
+        assert!(writer.is_paused(), "commit op {k}: the writer went on");
+        overlapped += 1;
+        verifier.release();
+        writer.release();
+        commit.join().unwrap();
+        let report = verify.join().unwrap();
+        assert!(report.is_clean(), "commit op {k}: {:?}", report.problems);
+        assert!(store.verify().unwrap().is_clean());
+    }
+    for j in [1, 2, walk_reads / 2, walk_reads] {
+        let verifier = Pause::new("verify", is_read, j);
+        let store = populated_with(vec![verifier.clone()]);
+        let s = store.clone();
+        let verify = on_thread("verify", move || s.verify().unwrap());
+        verifier.wait_paused();
+        let before = store.read().txn();
+        commit_g(&store, 3);
+        commit_g(&store, 4);
+        assert_eq!(store.read().txn(), before + 2);
+        assert!(verifier.is_paused(), "verify read {j}: it went on");
+        overlapped += 1;
+        verifier.release();
+        let report = verify.join().unwrap();
+        assert!(report.is_clean(), "verify read {j}: {:?}", report.problems);
+    }
+    assert_eq!(overlapped, commit_ops + 4);
+    let mut t = Tally::new("tamper-store", "verify_while_another_thread_commits");
+    t.add("cases", overlapped);
+    t.add("clean", overlapped);
+    t.print();
 }

@@ -1,27 +1,30 @@
 //! No (subkey, nonce) pair repeats: across crash-and-reopen cycles and
-//! across a copied log directory appended to on both sides.
+//! across a copied log directory appended to on both sides. The nonces are
+//! read from every header, record and sync marker written to the disk
+//! (`sealkv_testkit::nonces`), not from the sealer's own count.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use sealkv_crypto_envelope::EncryptionAlgorithm;
-use sealkv_testkit::NonceRecorder;
+use sealkv_fileio::{SimVfs, Vfs};
+use sealkv_testkit::nonces::{DiskWrites, reuses, sessions};
 
 use crate::*;
 
+/// A simulated disk, and the same disk with every write recorded.
+fn recorded() -> (SimVfs, Arc<dyn Vfs>, DiskWrites) {
+    let s = SimVfs::new();
+    let writes = DiskWrites::new();
+    let v: Arc<dyn Vfs> = Arc::new(writes.vfs(Arc::new(s.clone())));
+    (s, v, writes)
+}
+
 #[test]
 fn no_nonce_repeats_across_crashes_and_copies() {
-    for alg in [
-        EncryptionAlgorithm::Aes256Gcm,
-        EncryptionAlgorithm::ChaCha20Poly1305,
-    ] {
-        let rec = Arc::new(NonceRecorder::new());
+    for alg in EncryptionAlgorithm::ALL {
         let opts = options(Some(alg));
-        opts.keyring
-            .as_ref()
-            .unwrap()
-            .set_seal_observer(Some(rec.clone()));
-        let (s, v) = sim();
+        let (s, v, writes) = recorded();
         let mut appended = 0;
         for cycle in 0..5u64 {
             let (wal, _, seen) = open(&v, &opts).unwrap();
@@ -42,6 +45,7 @@ fn no_nonce_repeats_across_crashes_and_copies() {
         }
         // cp -r of the whole log, then both copies keep writing.
         s.copy_tree(&dir(), Path::new("/copy/wal"));
+        writes.copied(&dir(), Path::new("/copy/wal"));
         let (a, _, seen_a) = open(&v, &opts).unwrap();
         let (b, _, seen_b) = open_at(&v, Path::new("/copy/wal"), &opts).unwrap();
         assert_eq!(seen_a.len(), seen_b.len());
@@ -51,9 +55,13 @@ fn no_nonce_repeats_across_crashes_and_copies() {
         }
         a.close().unwrap();
         b.close().unwrap();
-        assert!(rec.count() > 60);
-        assert!(rec.sessions() >= 7);
-        assert!(rec.repeats().is_empty(), "{:?}", rec.repeats());
+        let units = writes.units();
+        // 55 records, their sync markers and a header per session.
+        assert!(units.len() > 100, "{alg}: {} units", units.len());
+        // Five cycles and the two sides of the copy: a session each.
+        assert_eq!(sessions(&units), 7, "{alg}");
+        let reused = reuses(&units);
+        assert!(reused.is_empty(), "{alg}: {reused:?}");
     }
 }
 
@@ -63,11 +71,9 @@ fn no_nonce_repeats_across_crashes_and_copies() {
 #[test]
 fn new_session_moves_to_a_new_salt_and_the_active_key() {
     use sealkv_crypto_envelope::{DataKey, KeyId, SecretKey};
-    let rec = Arc::new(NonceRecorder::new());
     let opts = options(Some(EncryptionAlgorithm::Aes256Gcm));
     let ring = opts.keyring.clone().unwrap();
-    ring.set_seal_observer(Some(rec.clone()));
-    let (_s, v) = sim();
+    let (_s, v, writes) = recorded();
     let (wal, report, _) = open(&v, &opts).unwrap();
     let first = report.write_segment;
     let batches: Vec<_> = (0..6).map(|i| batch(i, 40)).collect();
@@ -94,8 +100,16 @@ fn new_session_moves_to_a_new_salt_and_the_active_key() {
     assert_eq!(report.torn_tail, None);
     assert_eq!(seen.len(), 6);
     assert_prefix(&seen, &batches);
-    assert_eq!(rec.sessions(), 5);
-    assert!(rec.repeats().is_empty());
+    // The first open's session, three new ones, and the reopen's.
+    let units = writes.units();
+    assert_eq!(sessions(&units), 5);
+    // Segments from the first `new_session` on are sealed under key 2.
+    for u in &units {
+        let n = (first..first + 6).find(|n| u.file == seg_path(*n));
+        let n = n.unwrap_or_else(|| panic!("{}", u.file.display()));
+        assert_eq!(u.nonce.key_id, if n < first + 2 { 1 } else { 2 }, "{n}");
+    }
+    assert!(reuses(&units).is_empty());
 }
 
 /// A segment sealed under a data key that was since retired is refused

@@ -1,8 +1,10 @@
-//! Random batches round-trip through append, roll, rotation and reopen,
-//! against a `Vec` model, plaintext and sealed.
+//! Random batches round-trip through append, roll, data key rotation (a
+//! new active key and a new writer session) and reopen, against a `Vec`
+//! model, plaintext and sealed.
 
 use proptest::prelude::*;
 use sealkv_core_wal::{Batch, BatchOp, Seq, SyncMode};
+use sealkv_crypto_envelope::{DataKey, KeyId, SecretKey};
 
 use crate::*;
 
@@ -10,6 +12,9 @@ use crate::*;
 enum Step {
     Append(Vec<(bool, Vec<u8>, Vec<u8>)>),
     Roll,
+    /// Sealed: a new data key becomes active, then `new_session`; plaintext:
+    /// `new_session` alone.
+    Rotate,
     Reopen,
 }
 
@@ -21,6 +26,7 @@ fn step() -> impl Strategy<Value = Step> {
         )
         .prop_map(Step::Append),
         1 => Just(Step::Roll),
+        1 => Just(Step::Rotate),
         1 => Just(Step::Reopen),
     ]
 }
@@ -49,6 +55,7 @@ proptest! {
         let mut model: Vec<Batch> = Vec::new();
         let (mut wal, _, seen) = open(&v, &opts).unwrap();
         prop_assert!(seen.is_empty());
+        let (mut next_key, mut rotations) = (1u32, 0u64);
         for st in &steps {
             match st {
                 Step::Append(ops) => {
@@ -60,9 +67,23 @@ proptest! {
                 Step::Roll => {
                     wal.roll().unwrap();
                 }
+                Step::Rotate => {
+                    if let Some(ring) = &opts.keyring {
+                        next_key += 1;
+                        ring.insert(DataKey::new(
+                            KeyId(next_key),
+                            PROTECTIONS[prot].unwrap().id(),
+                            SecretKey::from_bytes(&[next_key as u8; 32]).unwrap(),
+                        ));
+                        ring.set_active(KeyId(next_key)).unwrap();
+                    }
+                    wal.new_session().unwrap();
+                    rotations += 1;
+                }
                 Step::Reopen => {
                     wal.close().unwrap();
                     let (w, report, seen) = open(&v, &opts).unwrap();
+                    rotations = 0;
                     prop_assert_eq!(report.torn_tail, None);
                     prop_assert_eq!(seen.len(), model.len());
                     assert_prefix(&seen, &model);
@@ -70,7 +91,12 @@ proptest! {
                 }
             }
         }
+        let sessions = wal.stats().sessions;
         wal.close().unwrap();
+        // Since the last open, each rotation started a session of its own.
+        if opts.keyring.is_some() {
+            prop_assert_eq!(sessions, rotations);
+        }
         let (_w, _, seen) = open(&v, &opts).unwrap();
         prop_assert_eq!(seen.len(), model.len());
         assert_prefix(&seen, &model);

@@ -4,6 +4,8 @@
 use sealkv_core_wal::{Error, Seq};
 use sealkv_crypto_envelope::{DbId, EncryptionAlgorithm};
 
+use sealkv_testkit::proof::Tally;
+
 use crate::*;
 
 fn reopen_with(bytes: &[u8], opts: &sealkv_core_wal::WalOptions) -> Result<Replayed> {
@@ -14,6 +16,7 @@ fn reopen_with(bytes: &[u8], opts: &sealkv_core_wal::WalOptions) -> Result<Repla
 
 #[test]
 fn a_flipped_bit_anywhere_never_yields_a_wrong_batch() {
+    let mut t = Tally::new("tamper-wal", "a_flipped_bit_anywhere");
     for prot in PROTECTIONS {
         let opts = options(prot);
         let (s, _v, batches) = fresh_log(&opts, 5, 24);
@@ -35,6 +38,7 @@ fn a_flipped_bit_anywhere_never_yields_a_wrong_batch() {
                     assert!(pos >= last.0, "{prot:?} flip at {pos} was cut as torn");
                     assert_eq!(seen.len(), batches.len());
                     assert_prefix(&seen, &batches);
+                    t.case("marker_cut");
                 }
                 Err(Error::Corruption {
                     segment: 1, offset, ..
@@ -42,15 +46,17 @@ fn a_flipped_bit_anywhere_never_yields_a_wrong_batch() {
                     assert!(pos < last.0, "{prot:?} flip at {pos}");
                     let hit = all.iter().find(|r| r.0 <= pos && pos < r.1);
                     assert_eq!(offset, hit.map_or(0, |r| r.0 as u64), "flip at {pos}");
+                    t.case("detected");
                 }
                 // The data key id cannot be authenticated without the key:
                 // a flipped id names a key the keyring lacks. (A flipped
                 // algorithm or sealed flag is Corruption, above.)
-                Err(Error::MissingKey { .. }) if (16..20).contains(&pos) => {}
+                Err(Error::MissingKey { .. }) if (16..20).contains(&pos) => t.case("detected"),
                 Err(e) => panic!("{prot:?} flip at {pos}: unexpected {e}"),
             }
         }
     }
+    t.print();
 }
 
 fn rebuild(full: &[u8], ranges: &[(usize, usize)], order: &[usize]) -> Vec<u8> {
@@ -63,6 +69,7 @@ fn rebuild(full: &[u8], ranges: &[(usize, usize)], order: &[usize]) -> Vec<u8> {
 
 #[test]
 fn dropped_duplicated_and_reordered_records_are_detected() {
+    let mut t = Tally::new("tamper-wal", "dropped_duplicated_reordered_records");
     for prot in PROTECTIONS {
         let opts = options(prot);
         // Equal sizes, so a moved record lands exactly where another was.
@@ -76,15 +83,17 @@ fn dropped_duplicated_and_reordered_records_are_detected() {
         ] {
             let bytes = rebuild(&full, &ranges, &order);
             match reopen_with(&bytes, &opts) {
-                Err(Error::Corruption { segment: 1, .. }) => {}
+                Err(Error::Corruption { segment: 1, .. }) => t.case("detected"),
                 other => panic!("{prot:?} {name}: {:?}", other.map(|s| s.len())),
             }
         }
     }
+    t.print();
 }
 
 #[test]
 fn a_segment_or_record_from_another_database_under_the_same_key_is_detected() {
+    let mut t = Tally::new("tamper-wal", "segment_or_record_from_another_database");
     for alg in [
         EncryptionAlgorithm::Aes256Gcm,
         EncryptionAlgorithm::ChaCha20Poly1305,
@@ -114,6 +123,7 @@ fn a_segment_or_record_from_another_database_under_the_same_key_is_detected() {
                 ..
             })
         ));
+        t.case("detected");
         // One record spliced into the middle of a segment.
         let mut seg_a = sa.read_file(&seg_path(1)).unwrap();
         let r = record_ranges(&seg_a)[2];
@@ -123,7 +133,9 @@ fn a_segment_or_record_from_another_database_under_the_same_key_is_detected() {
             reopen_with(&seg_a, &a),
             Err(Error::Corruption { segment: 1, .. })
         ));
+        t.case("detected");
     }
+    t.print();
 }
 
 #[test]
@@ -136,6 +148,9 @@ fn a_plaintext_segment_of_another_database_is_wrong_database() {
         reopen_with(&bytes, &o),
         Err(Error::WrongDatabase { segment: 1 })
     ));
+    let mut t = Tally::new("tamper-wal", "plaintext_segment_of_another_database");
+    t.case("detected");
+    t.print();
 }
 
 #[test]
@@ -199,6 +214,7 @@ fn key_and_mode_mismatches_are_named() {
 
 #[test]
 fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
+    let mut t = Tally::new("tamper-wal", "damage_in_an_earlier_segment");
     for prot in PROTECTIONS {
         let opts = options(prot);
         let (s, v) = sim();
@@ -221,7 +237,8 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
             Err(Error::Corruption {
                 segment: 1, offset, ..
             }) => {
-                assert_eq!(offset, ranges[1].0 as u64)
+                assert_eq!(offset, ranges[1].0 as u64);
+                t.case("detected");
             }
             other => panic!("{prot:?}: {:?}", other.map(|x| x.1)),
         }
@@ -233,11 +250,13 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
         drop(_w);
         sealkv_fileio::Vfs::remove_file(&s, &seg_path(2)).unwrap();
         assert!(matches!(open(&v, &opts), Err(Error::Corruption { .. })));
+        t.case("detected");
         // Put back, the log opens again.
         s.write_file(&seg_path(2), &seg2);
         let (_w, _, seen) = open(&v, &opts).unwrap();
         assert_eq!(seen.len(), 4);
     }
+    t.print();
 }
 
 /// A torn record whose value is full of fake record headers (each in
@@ -292,6 +311,7 @@ fn a_value_full_of_fake_headers_does_not_make_the_scan_quadratic() {
 /// flipped algorithm or sealed flag is Corruption, not a named refusal.
 #[test]
 fn flipped_header_fields_are_corruption_not_refusals() {
+    let mut t = Tally::new("tamper-wal", "flipped_header_fields");
     let aes = options(Some(EncryptionAlgorithm::Aes256Gcm));
     let (s, _v, _) = fresh_log(&aes, 2, 10);
     let sealed = s.read_file(&seg_path(1)).unwrap();
@@ -309,13 +329,17 @@ fn flipped_header_fields_are_corruption_not_refusals() {
     let mut b = sealed.clone();
     b[12..14].copy_from_slice(&EncryptionAlgorithm::ChaCha20Poly1305.id().0.to_le_bytes());
     assert!(corrupt(reopen_with(&b, &aes)));
+    t.case("detected");
     // Sealed flag cleared on a sealed segment.
     let mut b = sealed.clone();
     b[10] &= !1;
     assert!(corrupt(reopen_with(&b, &aes)));
+    t.case("detected");
     // Sealed flag set on a plaintext segment.
     let (s, _v, _) = fresh_log(&options(None), 2, 10);
     let mut b = s.read_file(&seg_path(1)).unwrap();
     b[10] |= 1;
     assert!(corrupt(reopen_with(&b, &options(None))));
+    t.case("detected");
+    t.print();
 }

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 
 use sealkv::crypto::EncryptionAlgorithm;
 use sealkv::{BackupOptions, Config, Db, Error, SyncMode};
@@ -361,8 +361,15 @@ fn a_read_only_handle_backs_up_only_what_its_page_file_holds() {
     );
 }
 
+/// Six backups while a writer writes; in the middle of each backup's page
+/// copy (its first progress call, its snapshot held) the data key is
+/// rotated, and a re-encryption then runs while the backup finishes: each
+/// copy opens, verifies and holds exactly the writes up to its sequence
+/// number; keys rotated away are retired while the backups go on, and all
+/// of them once they are done.
 #[test]
 fn backups_taken_while_keys_rotate_and_reencryption_retires_them_open_and_verify() {
+    const ROUNDS: usize = 6;
     let alg = Some(EncryptionAlgorithm::Aes256Gcm);
     let root = tempfile::tempdir().unwrap();
     let db = Db::open_with_config(config(&root.path().join("live"), alg)).unwrap();
@@ -378,35 +385,75 @@ fn backups_taken_while_keys_rotate_and_reencryption_retires_them_open_and_verify
             i
         })
     };
+    // The backup says "copying" and waits for "rotated"; the rotator then
+    // re-encrypts and sends its report.
+    let (copying_tx, copying_rx) = mpsc::channel::<()>();
+    let (rotated_tx, rotated_rx) = mpsc::channel::<()>();
+    let (report_tx, report_rx) = mpsc::channel();
     let rotator = {
-        let (db, stop) = (db.clone(), stop.clone());
+        let db = db.clone();
         std::thread::spawn(move || {
-            let mut retired = 0;
-            while !stop.load(Ordering::Relaxed) {
+            for _ in 0..ROUNDS {
+                copying_rx.recv().unwrap();
                 db.rotate_data_key().unwrap();
+                rotated_tx.send(()).unwrap();
                 let report = db
                     .reencrypt(&mut |_| std::ops::ControlFlow::Continue(()))
                     .unwrap();
-                retired += report.retired.len();
+                report_tx.send(report).unwrap();
             }
-            retired
         })
     };
-    for n in 0..6 {
+    let mut retired = Vec::new();
+    for n in 0..ROUNDS {
         let dest = root.path().join(format!("backup{n}"));
-        let report = db.backup_to(&dest, &mut |_| {}).unwrap();
+        let before = db.stats().unwrap().encryption.active_key;
+        let mut rotated_during_copy = false;
+        let report = db
+            .backup_to(&dest, &mut |_| {
+                if !rotated_during_copy {
+                    copying_tx.send(()).unwrap();
+                    rotated_rx.recv().unwrap();
+                    rotated_during_copy = true;
+                }
+            })
+            .unwrap();
+        assert!(rotated_during_copy, "backup {n}: no progress call");
+        assert_ne!(db.stats().unwrap().encryption.active_key, before);
         let copy = Db::open_with_config(config(&dest, alg)).unwrap();
+        // The copy keeps the key it was captured under.
+        assert_eq!(copy.stats().unwrap().encryption.active_key, before);
         let v = copy.verify().unwrap();
         assert!(v.is_clean(), "backup {n}: {v:?}");
         let mut model = BTreeMap::new();
         model_of(0, report.seq, &mut model);
         assert_eq!(contents(&copy), model, "backup {n}");
         copy.close().unwrap();
+        // The rotation's re-encryption ends before the next backup.
+        retired.extend(report_rx.recv().unwrap().retired);
     }
+    rotator.join().unwrap();
+    assert!(
+        !retired.is_empty(),
+        "no data key was retired while the backups ran"
+    );
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
-    let retired = rotator.join().unwrap();
-    assert!(retired > 0, "no data key was retired while backups ran");
+    // With no backup holding a snapshot, the rest go: every key rotated
+    // away is retired, once.
+    for _ in 0..2 {
+        let report = db
+            .reencrypt(&mut |_| std::ops::ControlFlow::Continue(()))
+            .unwrap();
+        retired.extend(report.retired);
+    }
+    let mut unique = retired.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), retired.len(), "{retired:?}");
+    assert_eq!(retired.len(), ROUNDS, "{retired:?}");
+    let keys = db.stats().unwrap().encryption.data_keys;
+    assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(db.verify().unwrap().is_clean());
 }
 

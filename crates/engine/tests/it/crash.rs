@@ -24,15 +24,75 @@ fn present(db: &Db, i: u32) -> (bool, bool) {
     (a, b)
 }
 
-/// Runs batches on a disk that fails at a chosen operation, crashes with
-/// torn writes, reopens, and checks: every acknowledged batch is whole;
-/// the batch that failed is whole or absent; nothing after it exists.
-fn run(seed: u64, alg: Option<EncryptionAlgorithm>) {
+/// The operation kinds a fault is injected into.
+const FAULT_KINDS: [OpKind; 4] = [OpKind::Write, OpKind::Sync, OpKind::SetLen, OpKind::SyncDir];
+
+/// What the workload was told.
+#[derive(Debug, PartialEq, Eq)]
+struct Told {
+    /// Batches whose write was called.
+    attempted: u32,
+    /// Batches whose write returned `Ok`.
+    acked: u32,
+    /// Whether a write or a flush returned an error.
+    failed: bool,
+}
+
+/// The workload: 120 batches, a flush after every 40th; stops at the first
+/// error.
+fn workload(db: &Db) -> Told {
+    let mut told = Told {
+        attempted: 0,
+        acked: 0,
+        failed: false,
+    };
+    for i in 0..120u32 {
+        told.attempted = i + 1;
+        if db.write(&batch(i)).is_err() {
+            told.failed = true;
+            break;
+        }
+        told.acked = i + 1;
+        if i % 40 == 39 && db.flush().is_err() {
+            told.failed = true;
+            break;
+        }
+    }
+    told
+}
+
+/// How many operations of each of [`FAULT_KINDS`] the workload makes after
+/// the database is created: a dry run without faults. The fault positions
+/// are drawn from these counts, so every one is reached.
+fn op_counts(alg: Option<EncryptionAlgorithm>) -> [u64; 4] {
     let sim = SimVfs::new();
     let faulty = FaultyVfs::over_sim(&sim);
-    let kinds = [OpKind::Write, OpKind::Sync, OpKind::SetLen, OpKind::SyncDir];
-    let kind = kinds[(seed % kinds.len() as u64) as usize];
-    let nth = 1 + (seed * 7919) % 60;
+    let config = sim_config(&sim, alg)
+        .vfs(Arc::new(faulty.clone()))
+        .sync_mode(SyncMode::Always);
+    let db = Db::open_with_config(config).unwrap();
+    let before = faulty.counts();
+    let told = workload(&db);
+    assert!(!told.failed && told.acked == 120, "{alg:?}: {told:?}");
+    let after = faulty.counts();
+    std::mem::forget(db);
+    FAULT_KINDS.map(|k| {
+        let n = after.get(k) - before.get(k);
+        assert!(n > 0, "{alg:?}: the workload makes no {k:?}");
+        n
+    })
+}
+
+/// Runs batches on a disk that fails at a chosen operation (drawn from the
+/// dry run's `counts`, so the fault fires), crashes with torn writes,
+/// reopens, and checks: every acknowledged batch is whole; the batch that
+/// failed is whole or absent; nothing after it exists.
+fn run(seed: u64, alg: Option<EncryptionAlgorithm>, counts: [u64; 4]) {
+    let sim = SimVfs::new();
+    let faulty = FaultyVfs::over_sim(&sim);
+    let k = (seed % FAULT_KINDS.len() as u64) as usize;
+    let kind = FAULT_KINDS[k];
+    let nth = 1 + (seed * 7919) % counts[k];
     let fault = if seed.is_multiple_of(5) {
         FaultKind::NoSpace
     } else {
@@ -41,25 +101,27 @@ fn run(seed: u64, alg: Option<EncryptionAlgorithm>) {
     let config = sim_config(&sim, alg)
         .vfs(Arc::new(faulty.clone()))
         .sync_mode(SyncMode::Always);
-    let mut acked = 0u32;
-    let mut attempted = 0u32;
     // Arm after creation, so the fault hits the write path, flushes and
     // rolls rather than the creation of the database.
-    if let Ok(db) = Db::open_with_config(config) {
-        faulty.arm(FaultPlan::from(kind, nth).with_fault(fault));
-        for i in 0..120u32 {
-            attempted = i + 1;
-            if db.write(&batch(i)).is_err() {
-                break;
-            }
-            acked = i + 1;
-            if i % 40 == 39 && db.flush().is_err() {
-                break;
-            }
-        }
-        // A killed process: no drop, no final sync.
-        std::mem::forget(db);
-    }
+    let db = Db::open_with_config(config)
+        .unwrap_or_else(|e| panic!("seed {seed}: creation without faults failed: {e}"));
+    faulty.arm(FaultPlan::from(kind, nth).with_fault(fault));
+    let Told {
+        attempted,
+        acked,
+        failed,
+    } = workload(&db);
+    // A killed process: no drop, no final sync.
+    std::mem::forget(db);
+    assert!(
+        faulty.injected() > 0,
+        "seed {seed}: the fault ({kind:?} #{nth} of {}) never fired",
+        counts[k]
+    );
+    assert!(
+        failed,
+        "seed {seed}: the {kind:?} fault #{nth} failed no write nor flush"
+    );
     sim.crash_torn(seed);
     let db = Db::open_with_config(sim_config(&sim, alg))
         .unwrap_or_else(|e| panic!("seed {seed}: reopen after crash failed: {e}"));
@@ -102,8 +164,9 @@ fn run(seed: u64, alg: Option<EncryptionAlgorithm>) {
 
 #[test]
 fn faults_then_torn_crash_plaintext() {
+    let counts = op_counts(None);
     for seed in 0..40 {
-        run(seed, None);
+        run(seed, None, counts);
     }
 }
 
@@ -111,8 +174,10 @@ fn faults_then_torn_crash_plaintext() {
 fn faults_then_torn_crash_sealed() {
     // Each algorithm in turn.
     let algs = EncryptionAlgorithm::ALL;
+    let counts = algs.map(|a| op_counts(Some(a)));
     for seed in 40..100 {
-        run(seed, Some(algs[(seed % algs.len() as u64) as usize]));
+        let i = (seed % algs.len() as u64) as usize;
+        run(seed, Some(algs[i]), counts[i]);
     }
 }
 

@@ -73,30 +73,55 @@ fn flush_windows(run: &FuzzRun) -> std::collections::BTreeSet<u64> {
     out
 }
 
-/// Both committed `engine_ops` findings were seen once each with a
-/// background flush running, and never again alone. Replayed
-/// deterministically with the power cut at every disk operation of each
-/// flush a write triggered and of everything after it up to the next
-/// crash operation or the end, with two tearings each: the database must
-/// read as the model after every crash and verify clean at the end.
+/// Every committed `engine_ops` regression, replayed deterministically with
+/// the power cut at each disk operation of the window it covers, torn two
+/// ways: the database must read as the model after every crash and verify
+/// clean at the end, and every planned crash must fire. The reduced size
+/// (CI) cuts at every disk operation of each flush a write triggered and of
+/// everything after it up to the next crash operation or the end (where
+/// the findings were); `SEALKV_PROOF=full` (`cargo xtask proof`) at every
+/// disk operation of the whole run.
 #[test]
-fn regressions_survive_a_crash_at_every_point_of_the_flushes_they_run() {
-    let mut crashes = 0;
+fn regressions_survive_power_cuts_at_their_disk_operations() {
+    let full = sealkv_testkit::proof::full_size();
+    let (mut runs, mut crashed) = (0, 0);
     for (name, bytes) in regressions() {
         let clean = fuzz_ops_with(&bytes, deterministic());
-        let points = flush_windows(&clean);
+        let points: Vec<u64> = if full {
+            (1..=clean.total).collect()
+        } else {
+            flush_windows(&clean).into_iter().collect()
+        };
         assert!(!points.is_empty(), "{name}: a write triggers a flush");
+        let (mut part_runs, mut part_crashed) = (0, 0);
         for &k in &points {
-            crashes += crash_at(&name, &bytes, k);
+            let (r, c) = crash_at(&bytes, k);
+            part_runs += r;
+            part_crashed += c;
         }
+        let part = name.rsplit('/').next().unwrap_or(&name);
+        sealkv_testkit::proof::print_proof(
+            "fuzz-crash-points",
+            part,
+            &[
+                ("cases", part_runs),
+                ("crashed", part_crashed),
+                ("points", points.len() as u64),
+                ("disk_ops", clean.total),
+            ],
+        );
+        runs += part_runs;
+        crashed += part_crashed;
     }
-    assert!(crashes > 100, "{crashes} crash points");
+    assert_eq!(crashed, runs, "every planned crash fires");
+    assert!(runs > 100, "{runs} crash runs");
 }
 
 /// Runs `bytes` with the power cut at disk operation `k`, torn two ways
 /// (the run checks the database against the model after the crash and at
-/// its end); returns the runs made.
-fn crash_at(name: &str, bytes: &[u8], k: u64) -> usize {
+/// its end); returns the runs made and how many crashed as planned.
+fn crash_at(bytes: &[u8], k: u64) -> (u64, u64) {
+    let mut crashed = 0;
     for seed in [k, !k] {
         let run = fuzz_ops_with(
             bytes,
@@ -106,23 +131,9 @@ fn crash_at(name: &str, bytes: &[u8], k: u64) -> usize {
                 crash_seed: seed,
             },
         );
-        assert!(run.crashed_in.is_some(), "{name}: crash at {k} fired");
+        crashed += u64::from(run.crashed_in.is_some());
     }
-    2
-}
-
-/// The same for every disk operation of each regression's whole run
-/// (`cargo test --release -p sealkv --test it every_crash_point -- --ignored`).
-#[test]
-#[ignore = "about 2,800 runs: seconds in release, minutes in debug"]
-fn regressions_survive_a_crash_at_every_crash_point() {
-    for (name, bytes) in regressions() {
-        let clean = fuzz_ops_with(&bytes, deterministic());
-        for k in 1..=clean.total {
-            crash_at(&name, &bytes, k);
-        }
-        eprintln!("{name}: {} crash points, 2 tearings each", clean.total);
-    }
+    (2, crashed)
 }
 
 /// The mode byte turns deterministic mode and a crash point on: the same
@@ -193,14 +204,20 @@ proptest! {
         fuzz_ops(&bytes);
     }
 
-    /// Random programs with a crash at a random disk operation.
+    /// Random programs with a crash at a random disk operation: the point
+    /// is drawn as a fraction of the disk operations a clean run of the
+    /// same program makes, so the crash always fires.
     #[test]
     fn random_programs_survive_a_crash_anywhere(
         bytes in prop::collection::vec(any::<u8>(), 1..160),
-        at in 1u64..2000,
+        at in 0.0f64..1.0,
         seed in any::<u64>(),
     ) {
-        fuzz_ops_with(&bytes, FuzzOptions { deterministic: true, crash_at: Some(at), crash_seed: seed });
+        let clean = fuzz_ops_with(&bytes, deterministic());
+        prop_assert!(clean.total > 0);
+        let k = 1 + (at * clean.total as f64) as u64 % clean.total;
+        let run = fuzz_ops_with(&bytes, FuzzOptions { deterministic: true, crash_at: Some(k), crash_seed: seed });
+        prop_assert!(run.crashed_in.is_some(), "the crash at {} of {} fired", k, clean.total);
     }
 }
 

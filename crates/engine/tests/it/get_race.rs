@@ -2,8 +2,9 @@
 //! acknowledged write is visible to the next get, and a key's value never
 //! goes back to an older one.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 use sealkv::{Db, WriteBatch};
 use sealkv_fileio::SimVfs;
@@ -41,18 +42,43 @@ fn an_acknowledged_write_is_visible_to_the_writers_next_get() {
     race(2);
 }
 
+/// Writers write 600 batches each while two readers read every key over
+/// and over. All start together (a barrier), and each writer stops at its
+/// 300th batch until every reader has finished a whole round of reads
+/// begun after that point, so reads deterministically interleave with the
+/// writes (each reader asserts it finished such rounds).
 fn race(nwriters: u32) {
+    const READERS: usize = 2;
     let vfs = SimVfs::new();
     let cfg = sim_config(&vfs, Some(sealkv::crypto::EncryptionAlgorithm::Aes256Gcm))
         .flush_commit_size(4 << 10)
         .cache_size(32 << 10);
     let db = Arc::new(Db::open_with_config(cfg).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
+    let start = Arc::new(Barrier::new(nwriters as usize + READERS));
+    // Rounds each reader finished.
+    let rounds: Arc<[AtomicU64; READERS]> = Arc::new(Default::default());
     let writers: Vec<_> = (0..nwriters)
         .map(|t| {
-            let db = db.clone();
+            let (db, start, rounds) = (db.clone(), start.clone(), rounds.clone());
             std::thread::spawn(move || {
+                start.wait();
                 for n in 1..=600u32 {
+                    if n == 300 {
+                        // A round that starts after now ends before this
+                        // writer goes on.
+                        let seen: Vec<u64> =
+                            rounds.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        while rounds
+                            .iter()
+                            .zip(&seen)
+                            .any(|(r, s)| r.load(Ordering::SeqCst) < s + 2)
+                        {
+                            assert!(Instant::now() < deadline, "the readers stopped reading");
+                            std::thread::yield_now();
+                        }
+                    }
                     let k = n % KEYS;
                     let key = format!("w{t}/{k:03}");
                     let mut b = WriteBatch::new();
@@ -68,14 +94,14 @@ fn race(nwriters: u32) {
             })
         })
         .collect();
-    let readers: Vec<_> = (0..2)
-        .map(|_| {
-            let db = db.clone();
-            let stop = stop.clone();
+    let readers: Vec<_> = (0..READERS)
+        .map(|j| {
+            let (db, stop, start, rounds) =
+                (db.clone(), stop.clone(), start.clone(), rounds.clone());
             std::thread::spawn(move || {
+                start.wait();
                 let mut last = vec![0u32; 2 * KEYS as usize];
-                let mut rounds = 0u64;
-                while !stop.load(Ordering::Relaxed) {
+                while !stop.load(Ordering::SeqCst) {
                     for t in 0..2u32 {
                         for k in 0..KEYS {
                             let key = format!("w{t}/{k:03}");
@@ -85,18 +111,17 @@ fn race(nwriters: u32) {
                             last[i] = got;
                         }
                     }
-                    rounds += 1;
+                    rounds[j].fetch_add(1, Ordering::SeqCst);
                 }
-                rounds
             })
         })
         .collect();
     for w in writers {
         w.join().unwrap();
     }
-    stop.store(true, Ordering::Relaxed);
+    stop.store(true, Ordering::SeqCst);
     for r in readers {
-        assert!(r.join().unwrap() > 0);
+        r.join().unwrap();
     }
     let s = db.stats().unwrap();
     assert!(s.flushes > 3, "{s:?}");

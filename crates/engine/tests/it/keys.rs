@@ -1,5 +1,6 @@
 //! Rekey, field-level encryption and crypto-shredding through `Db`.
 
+use sealkv::crypto::field::FieldError;
 use sealkv::crypto::{EncryptionAlgorithm, KeySource};
 use sealkv::{Db, Error};
 use sealkv_fileio::SimVfs;
@@ -137,13 +138,9 @@ fn deterministic_values_can_be_found_by_equality() {
             db.get_sealed(b"user/1/email", None),
             Err(Error::MissingFieldId)
         ));
-        // Randomized keys cannot be used deterministically — except in an
-        // AES-256-GCM-SIV database, where a randomized field key is SIV too
-        // and is accepted (see the ignored test below).
+        // Randomized keys cannot be used deterministically, in every mode.
         let random = db.create_field_key().unwrap();
-        if !alg.misuse_resistant() {
-            assert!(db.put_deterministic(b"x", b"y", random, b"email").is_err());
-        }
+        assert_not_misuse_resistant(db.put_deterministic(b"x", b"y", random, b"email"));
     }
 }
 
@@ -256,14 +253,36 @@ fn the_registry_of_another_copy_at_the_same_generation_is_detected() {
     }
 }
 
-/// A randomized field key is refused for deterministic use in every mode,
-/// an AES-256-GCM-SIV database included (its randomized field keys are
-/// AES-256-GCM: the registry records no mode, the algorithm marks it).
+/// A randomized field key is refused for deterministic use in every mode:
+/// each algorithm, an AES-256-GCM-SIV database included (its randomized
+/// field keys are AES-256-GCM: the registry records no mode, the algorithm
+/// marks it), and a plaintext database that holds field keys.
 #[test]
 fn a_randomized_field_key_is_refused_for_deterministic_use_in_every_mode() {
-    let vfs = SimVfs::new();
-    let db =
-        Db::open_with_config(sim_config(&vfs, Some(EncryptionAlgorithm::Aes256GcmSiv))).unwrap();
-    let random = db.create_field_key().unwrap();
-    assert!(db.put_deterministic(b"x", b"y", random, b"email").is_err());
+    // `None`: a plaintext database that holds field keys.
+    for mode in crate::support::modes() {
+        let vfs = SimVfs::new();
+        let config = match mode {
+            Some(alg) => sim_config(&vfs, Some(alg)),
+            None => sim_config(&vfs, None)
+                .encryption_key(key(5))
+                .encrypt_at_rest(false),
+        };
+        let db = Db::open_with_config(config).unwrap();
+        let random = db.create_field_key().unwrap();
+        assert_not_misuse_resistant(db.put_deterministic(b"x", b"y", random, b"email"));
+        assert_not_misuse_resistant(db.deterministic_token(b"y", random, b"email"));
+        assert_eq!(db.get(b"x").unwrap(), None, "nothing was written");
+        // A deterministic key of the same database is accepted.
+        let det = db.create_deterministic_field_key().unwrap();
+        db.put_deterministic(b"x", b"y", det, b"email").unwrap();
+    }
+}
+
+/// The refusal of a deterministic use of a randomized field key.
+fn assert_not_misuse_resistant<T: std::fmt::Debug>(r: Result<T, Error>) {
+    assert!(
+        matches!(r, Err(Error::Field(FieldError::NotMisuseResistant(_)))),
+        "{r:?}"
+    );
 }

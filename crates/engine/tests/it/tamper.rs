@@ -456,6 +456,23 @@ fn tamper_matrix_never_returns_wrong_data() {
             }
         }
         writeln!(report, "{mode}: {total} cases").unwrap();
+        let sum = |o| {
+            m.cells
+                .values()
+                .map(|c| c.get(&o).copied().unwrap_or(0) as u64)
+                .sum::<u64>()
+        };
+        sealkv_testkit::proof::print_proof(
+            "tamper-engine",
+            &mode,
+            &[
+                ("cases", total as u64),
+                ("detected", sum(Outcome::Detected)),
+                ("crash_like", sum(Outcome::CrashLike)),
+                ("no_effect", sum(Outcome::NoEffect)),
+                ("wrong", sum(Outcome::Wrong)),
+            ],
+        );
     }
     println!("{report}");
     assert!(problems.is_empty(), "{problems:#?}");

@@ -3,11 +3,19 @@
 //! Both `engine_ops` fuzz findings ran `verify()` right after writes that
 //! froze a memtable, so a background flush could still be committing while
 //! it walked the file. This pauses the flusher at each write and fsync of
-//! the page file in turn, runs `verify()` there, and requires it clean: a
-//! commit in progress is not damage.
+//! the page file in turn, calls `verify()` there, and requires it clean: a
+//! commit in progress is not damage. The flusher is let go only once
+//! `verify()` has met the commit — it logs that it waits for it (it holds
+//! commits off) — so the two overlap at every pause point.
 
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
 
 use sealkv::Db;
 use sealkv_fileio::SimVfs;
@@ -48,6 +56,12 @@ impl PauseVfs {
                 g = cv.wait(g).unwrap();
             }
         }
+    }
+
+    /// Whether the flusher is paused now (and not let go).
+    fn is_paused(&self) -> bool {
+        let g = self.gate.0.lock().unwrap();
+        g.paused && !g.go
     }
 
     /// Waits until the flusher is paused; false if it never got there.
@@ -101,8 +115,14 @@ fn run_with_pause(
         db.put(i.to_be_bytes(), vec![9; 1000]).unwrap();
     }
     if stop_at == 0 {
-        // Counting run: let the flusher finish, report its pause points.
+        // Counting run: let the flusher finish (polled: nothing to race
+        // here), report its pause points.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while db.stats().unwrap().flushes < 4 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the flusher never ran"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         let seen = vfs.gate.0.lock().unwrap().seen;
@@ -112,13 +132,24 @@ fn run_with_pause(
     let paused = vfs.wait_paused();
     assert!(paused, "{alg:?}: the flusher reached pause point {stop_at}");
     let findings = {
-        // On its own thread: it may wait for the flush (a verify that
-        // holds commits off would).
+        // On its own thread: a verify that holds commits off waits for the
+        // paused one.
         let db = db.clone();
-        let verify = std::thread::spawn(move || db.verify().unwrap());
-        // Whatever verify does without waiting for the flush is done by
-        // then (a small database: milliseconds).
-        std::thread::sleep(Duration::from_millis(100));
+        let (tx, rx) = mpsc::channel();
+        let verify = std::thread::spawn(move || {
+            let log = WaitLog(Mutex::new(tx.clone()));
+            let report = tracing::subscriber::with_default(log, || db.verify().unwrap());
+            let _ = tx.send(Step::Done);
+            report
+        });
+        // The overlap: verify meets the commit while the flusher is still
+        // paused inside it, and (it holds commits off) waits for it.
+        let first = first_step(&rx, alg, stop_at);
+        assert!(
+            vfs.is_paused(),
+            "{alg:?} #{stop_at}: the flusher went on before verify met it"
+        );
+        assert_eq!(first, Step::Waits, "{alg:?} #{stop_at}");
         vfs.release();
         let report = verify.join().unwrap();
         report
@@ -155,4 +186,61 @@ fn verify_during_a_background_commit_finds_nothing() {
         assert!(points >= 3, "{alg:?}: the flush wrote pages and its meta");
         assert!(bad.is_empty(), "{alg:?}: {points} pause points: {bad:?}");
     }
+}
+
+/// What the verify thread told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// It waits for a commit in progress.
+    Waits,
+    /// It returned.
+    Done,
+}
+
+/// The first thing the verify thread tells (within a minute).
+fn first_step(
+    rx: &Receiver<Step>,
+    alg: Option<sealkv::crypto::EncryptionAlgorithm>,
+    stop_at: u64,
+) -> Step {
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{alg:?} #{stop_at}: verify told nothing: {e}"))
+}
+
+/// The verify thread's own `tracing` subscriber (scoped to that thread):
+/// tells the test when `Db::verify` logs that it waits for a commit.
+struct WaitLog(Mutex<Sender<Step>>);
+
+/// The `message` field of an event.
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl Subscriber for WaitLog {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        Interest::sometimes()
+    }
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        if m.0 == "verify waits for a commit in progress" {
+            let _ = self.0.lock().unwrap().send(Step::Waits);
+        }
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
 }
