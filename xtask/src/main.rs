@@ -17,8 +17,8 @@
 //!   `ring` provider, runs `sealkv bench ARGS` (e.g. `--n 1000000`), prints
 //!   the report and writes it into `docs/PERFORMANCE.md` between the
 //!   `<!-- bench:begin -->` and `<!-- bench:end -->` markers. With
-//!   `--peers`, builds with the `peers` feature too (redb and SQLite beside
-//!   sealkv).
+//!   `--peers`, builds with the `peers` feature too (redb, SQLite, LMDB and
+//!   fjall beside sealkv).
 //! - `criterion [ARGS]`: the criterion suite (`cargo bench -p sealkv-benches`).
 //! - `crash [--cycles N] [--mode M] [--seed S]`: the crash-kill harness, in
 //!   release (see `crash.rs`).
@@ -344,7 +344,8 @@ const END: &str = "<!-- bench:end -->";
 /// `cargo xtask bench`: runs the CLI's report and writes it into
 /// docs/PERFORMANCE.md.
 fn bench(args: &[String]) -> Result<(), String> {
-    // `--peers` (redb and SQLite beside sealkv) needs the CLI's `peers` feature.
+    // `--peers` (redb, SQLite, LMDB and fjall beside sealkv) needs the CLI's
+    // `peers` feature.
     let features = if args.iter().any(|a| a == "--peers") {
         "ring,peers"
     } else {

@@ -124,6 +124,7 @@ fn main() -> ExitCode {
         Err(e) => return parse_failed(&e),
     };
     log::init(log::level(cli.global.verbose, cli.global.quiet));
+    open::warn_if_plugin_refused();
     progress::set_hidden(cli.global.quiet);
     let result = run(cli);
     // A command that did its work but whose output (a warning, a line on

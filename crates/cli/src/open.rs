@@ -1,8 +1,10 @@
 //! From the global options to an open database.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+#[cfg(any(feature = "aws-lc", test))]
+use sealkv::crypto::CryptoError;
 use sealkv::crypto::{AlgorithmId, CryptoProvider, KeySource, MasterKey, Passphrase};
 use sealkv::{Config, Db};
 
@@ -109,22 +111,65 @@ pub(crate) fn algorithm(g: &Global) -> Result<Option<AlgorithmId>, CliError> {
 /// feature, RustCrypto's otherwise (both write the same bytes, so a
 /// database moves freely between the two builds); with the `aws-lc`
 /// feature, the aws-lc-rs AES-256-GCM plugin is registered too, under its
-/// private id and name `aes-256-gcm-aws-lc`.
+/// private id and name `aes-256-gcm-aws-lc`. Built once per process, so a
+/// plugin's self-test runs once.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    #[cfg(feature = "ring")]
-    let provider = CryptoProvider::ring();
-    #[cfg(not(feature = "ring"))]
-    let provider = CryptoProvider::rustcrypto();
-    #[cfg(feature = "aws-lc")]
-    let provider = match sealkv_aws_lc::register(provider.clone()) {
-        Ok(with_plugin) => with_plugin,
-        // A plugin that fails its self-test is left out: the tool still
-        // opens every database sealed with a built-in algorithm, and one
-        // sealed with the plugin fails with the provider's
-        // UnsupportedAlgorithm error.
-        Err(_) => provider,
-    };
-    Arc::new(provider)
+    crypto().provider.clone()
+}
+
+/// Logs a warning if the build's cipher plugin was refused (shown unless
+/// `-q`). Called once the log is set up: the provider is first built while
+/// the arguments are parsed (`--algorithm` lists its algorithms), before
+/// there is a log to warn on.
+pub(crate) fn warn_if_plugin_refused() {
+    if let Some(warning) = &crypto().plugin_refused {
+        tracing::warn!("{warning}");
+    }
+}
+
+/// The tool's provider, and why its plugin was left out, if it was.
+struct Crypto {
+    provider: Arc<CryptoProvider>,
+    plugin_refused: Option<String>,
+}
+
+fn crypto() -> &'static Crypto {
+    static CRYPTO: OnceLock<Crypto> = OnceLock::new();
+    CRYPTO.get_or_init(|| {
+        #[cfg(feature = "ring")]
+        let provider = CryptoProvider::ring();
+        #[cfg(not(feature = "ring"))]
+        let provider = CryptoProvider::rustcrypto();
+        #[cfg(feature = "aws-lc")]
+        let (provider, plugin_refused) =
+            with_plugin(provider, "aes-256-gcm-aws-lc", sealkv_aws_lc::register);
+        #[cfg(not(feature = "aws-lc"))]
+        let plugin_refused = None;
+        Crypto {
+            provider: Arc::new(provider),
+            plugin_refused,
+        }
+    })
+}
+
+/// `provider` with the plugin `register` adds; if the provider refuses it
+/// (a failed self-test, say), `provider` as it was and the warning to give,
+/// naming the plugin and the reason. The tool goes on without it: every
+/// database sealed with another algorithm still opens, and one sealed with
+/// the plugin fails with the provider's `UnsupportedAlgorithm`.
+#[cfg(any(feature = "aws-lc", test))]
+fn with_plugin(
+    provider: CryptoProvider,
+    name: &str,
+    register: impl FnOnce(CryptoProvider) -> Result<CryptoProvider, CryptoError>,
+) -> (CryptoProvider, Option<String>) {
+    match register(provider.clone()) {
+        Ok(with_plugin) => (with_plugin, None),
+        Err(e) => (
+            provider,
+            Some(format!("the {name} cipher plugin is left out: {e}")),
+        ),
+    }
 }
 
 /// The name of algorithm `id` in the tool's provider (`algorithm 0x8001`
@@ -164,4 +209,62 @@ pub(crate) fn open(g: &Global) -> Result<Db, CliError> {
 /// Opens it read-only.
 pub(crate) fn open_read_only(g: &Global) -> Result<Db, CliError> {
     Ok(Db::open_with_config(config(g)?.read_only(true))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sealkv::crypto::{Aead, AeadAlgorithm, AeadError, AlgorithmId, CryptoProvider, SecretKey};
+
+    use super::with_plugin;
+
+    /// A plugin with 24-byte nonces: its self-test fails on its shape,
+    /// before any cipher is built.
+    struct LongNonces;
+
+    impl AeadAlgorithm for LongNonces {
+        fn id(&self) -> AlgorithmId {
+            AlgorithmId(0x8a77)
+        }
+        fn name(&self) -> &'static str {
+            "long-nonces"
+        }
+        fn key_len(&self) -> usize {
+            32
+        }
+        fn nonce_len(&self) -> usize {
+            24
+        }
+        fn tag_len(&self) -> usize {
+            16
+        }
+        fn new_aead(&self, _key: &SecretKey) -> Result<Box<dyn Aead>, AeadError> {
+            Err(AeadError::InvalidLength)
+        }
+    }
+
+    #[test]
+    fn a_plugin_that_fails_its_self_test_is_left_out_with_a_warning() {
+        let (provider, warning) = with_plugin(CryptoProvider::default(), "long-nonces", |p| {
+            p.with_algorithm(Arc::new(LongNonces))
+        });
+        assert!(provider.algorithm(AlgorithmId(0x8a77)).is_err());
+        assert_eq!(provider.algorithms().count(), 3, "the built-ins stay");
+        let warning = warning.unwrap_or_default();
+        assert!(
+            warning.starts_with("the long-nonces cipher plugin is left out: "),
+            "{warning}"
+        );
+        // The reason names the failed check.
+        assert!(warning.contains("24-byte nonces"), "{warning}");
+        assert_eq!(warning.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_plugin_that_passes_is_added_without_a_word() {
+        let (provider, warning) = with_plugin(CryptoProvider::default(), "none", Ok);
+        assert_eq!(provider.algorithms().count(), 3);
+        assert_eq!(warning, None);
+    }
 }

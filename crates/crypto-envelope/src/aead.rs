@@ -1,5 +1,7 @@
 //! The [`Aead`] seam every cipher plugs into.
 
+use zeroize::Zeroize;
+
 use crate::algorithm::AlgorithmId;
 use crate::keys::SecretKey;
 use crate::selftest::KnownAnswer;
@@ -24,7 +26,9 @@ pub enum AeadError {
 /// store and the archives only ever hold a `dyn Aead`. An implementation must
 /// verify the tag in constant time and must not release any plaintext from
 /// [`Aead::open_in_place_detached`] unless the tag verifies (on failure, the
-/// buffer's contents are unspecified and must not be used).
+/// buffer's contents are unspecified; every cipher a
+/// [`CryptoProvider`](crate::CryptoProvider) hands out zeroes the buffer
+/// after a failed open, whatever the implementation left in it).
 ///
 /// Implement it (with an [`AeadAlgorithm`] factory) to add a cipher without
 /// forking sealkv. Holding one keyed with a sealkv key is hazardous: it seals
@@ -93,6 +97,56 @@ pub trait Aead: Send + Sync {
         let (body, tag) = buf.split_at_mut(body_len);
         self.open_in_place_detached(nonce, aad, body, tag)?;
         Ok(body)
+    }
+}
+
+/// A cipher whose failed opens leave zeros in the buffer.
+///
+/// The [`Aead`] contract leaves the buffer unspecified after a failed open,
+/// and ciphers differ: RustCrypto's check the tag before they decrypt, or
+/// undo the decryption (the ciphertext stays); a synthetic-IV cipher must
+/// decrypt before it can check its tag, and one that does not undo it
+/// leaves the plaintext of a forged or damaged unit; a plugin may leave
+/// anything. The provider wraps every cipher
+/// it builds in this, so no caller finds unauthenticated plaintext in a
+/// buffer after an error, and none lingers in memory once it is dropped.
+pub(crate) struct WipeOnFailedOpen(pub(crate) Box<dyn Aead>);
+
+impl Aead for WipeOnFailedOpen {
+    fn algorithm(&self) -> AlgorithmId {
+        self.0.algorithm()
+    }
+
+    fn nonce_len(&self) -> usize {
+        self.0.nonce_len()
+    }
+
+    fn tag_len(&self) -> usize {
+        self.0.tag_len()
+    }
+
+    fn seal_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), AeadError> {
+        self.0.seal_in_place_detached(nonce, aad, buf, tag)
+    }
+
+    fn open_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), AeadError> {
+        let opened = self.0.open_in_place_detached(nonce, aad, buf, tag);
+        if opened.is_err() {
+            buf.zeroize();
+        }
+        opened
     }
 }
 

@@ -116,12 +116,11 @@ impl fmt::Debug for ArchiveKeys {
 }
 
 impl ArchiveKeys {
-    /// Draws a fresh salt from `provider`'s random source and derives the
+    /// Draws a fresh salt (`provider`'s random source mixed with the
+    /// operating system's, as [`crate::random`] explains) and derives the
     /// archive's subkeys from it under `key`.
     pub fn generate(provider: &CryptoProvider, key: &MasterKey) -> Result<Self, CryptoError> {
-        let mut salt = [0u8; ARCHIVE_SALT_LEN];
-        provider.fill_random(&mut salt)?;
-        Self::with_salt(provider, key, salt)
+        Self::with_salt(provider, key, crate::random::salt(provider)?)
     }
 
     /// Derives from a chosen salt: only for [`crate::hazmat`].
@@ -343,14 +342,21 @@ mod tests {
             }
         }
         // Not the registry's subkeys either (different label family).
-        let reg = crate::kdf::kek_subkey(
-            &CryptoProvider::default(),
-            &key(1),
-            &crate::DbId([2; 16]),
-            crate::KekPurpose::Archive,
-        )
-        .unwrap();
-        assert_ne!(reg.expose(), a.chunk.expose());
+        for purpose in [
+            crate::KekPurpose::Wrap,
+            crate::KekPurpose::KeyCheck,
+            crate::KekPurpose::RegistryMac,
+        ] {
+            let reg = crate::kdf::kek_subkey(
+                &CryptoProvider::default(),
+                &key(1),
+                &crate::DbId([2; 16]),
+                purpose,
+            )
+            .unwrap();
+            assert_ne!(reg.expose(), a.chunk.expose());
+            assert_ne!(reg.expose(), a.check.expose());
+        }
     }
 
     #[test]

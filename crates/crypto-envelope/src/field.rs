@@ -229,8 +229,7 @@ pub fn seal_randomized(
     value: &[u8],
 ) -> Result<Vec<u8>, FieldError> {
     let header = encode_header(FieldMode::Randomized, key);
-    let mut salt = [0u8; SALT_LEN];
-    provider.fill_random(&mut salt)?;
+    let salt: [u8; SALT_LEN] = crate::random::salt(provider)?;
     let aead = provider.new_aead(key.algorithm, &randomized_subkey(provider, key, &salt)?)?;
     let mut out = Vec::with_capacity(HEADER_LEN + SALT_LEN + value.len() + TAG_LEN);
     out.extend_from_slice(&header);

@@ -1,8 +1,16 @@
 //! HKDF-SHA256 subkey derivation and the labels that keep every use of a key
 //! apart.
 //!
-//! Every label starts with [`LABEL_PREFIX`] (`"sealkv/v1"`), so a key used
-//! by sealkv can never yield a subkey that some other protocol derives.
+//! The labels of a database's subkeys start with [`LABEL_PREFIX`]
+//! (`"sealkv/v1"`): the master key's ([`KekPurpose`]: `/kek/wrap`,
+//! `/kek/key-check`, `/kek/registry-mac`, salted with the database id), a
+//! writer session's (`/session/`, [`crate::session`]) and a field value's
+//! (`/field/...`, [`crate::field`]). An export archive's keys are not
+//! derived from the master key's subkeys: they come from the archive key
+//! and the archive's own salt under
+//! [`ARCHIVE_LABEL`](crate::archive::ARCHIVE_LABEL) (`"sealkv-archive/v1"`,
+//! [`crate::archive`]). Both prefixes name sealkv, so a key used by sealkv
+//! never yields a subkey that some other protocol derives.
 
 use zeroize::Zeroizing;
 
@@ -24,8 +32,6 @@ pub enum KekPurpose {
     KeyCheck,
     /// Authenticates the registry's whole contents.
     RegistryMac,
-    /// Derives archive (export) keys.
-    Archive,
 }
 
 impl KekPurpose {
@@ -34,7 +40,6 @@ impl KekPurpose {
             KekPurpose::Wrap => b"/kek/wrap",
             KekPurpose::KeyCheck => b"/kek/key-check",
             KekPurpose::RegistryMac => b"/kek/registry-mac",
-            KekPurpose::Archive => b"/kek/archive",
         }
     }
 }
@@ -102,7 +107,6 @@ mod tests {
             KekPurpose::Wrap,
             KekPurpose::KeyCheck,
             KekPurpose::RegistryMac,
-            KekPurpose::Archive,
         ]
         .iter()
         .map(|p| {

@@ -22,7 +22,8 @@ pub const KEY_LEN: usize = 32;
 pub struct SecretKey(Box<Zeroizing<[u8; KEY_LEN]>>);
 
 impl SecretKey {
-    /// Every constructor ends here (the test-only census sees each key).
+    /// Every constructor of a secret key ends here (the test-only census
+    /// sees each key).
     fn boxed(k: Box<Zeroizing<[u8; KEY_LEN]>>) -> Self {
         #[cfg(feature = "secret-census")]
         crate::census::record(&k);
@@ -40,6 +41,14 @@ impl SecretKey {
         let mut k = Box::new(Zeroizing::new([0u8; KEY_LEN]));
         k.copy_from_slice(bytes);
         Ok(SecretKey::boxed(k))
+    }
+
+    /// The key of a published test vector, for the self-test. It is public,
+    /// so the test-only census leaves it out: RFC 8452's counter-wrap
+    /// vectors have an all-zero key, which would make every run of zeros
+    /// in a log (a WAL file name) look like a leaked key.
+    pub(crate) fn published(bytes: [u8; KEY_LEN]) -> Self {
+        SecretKey(Box::new(Zeroizing::new(bytes)))
     }
 
     /// Takes ownership of an array, zeroizing the caller's copy.
@@ -189,21 +198,14 @@ impl MasterKey {
         Self::from_hex(&value)
     }
 
-    /// Derives a master key from a passphrase with Argon2id under `salt` and
-    /// `params`, with the default provider's Argon2id; parameters outside
+    /// Derives a master key from a passphrase with `provider`'s Argon2id
+    /// under `salt` and `params`; parameters outside
     /// [`KdfParams::FLOOR`]..=[`KdfParams::CEILING`] are refused. The salt is
     /// the one recorded beside the passphrase's data (a registry or archive
-    /// header); a new one is drawn by whoever writes that header.
-    pub fn from_passphrase(
-        passphrase: &Passphrase,
-        salt: &[u8; 32],
-        params: KdfParams,
-    ) -> Result<Self, KeyError> {
-        Self::from_passphrase_with(&crate::CryptoProvider::default(), passphrase, salt, params)
-    }
-
-    /// [`MasterKey::from_passphrase`] with `provider`'s Argon2id.
-    pub fn from_passphrase_with(
+    /// header), or one just drawn for something new: callers outside this
+    /// crate reach it only through
+    /// [`hazmat::master_key_from_passphrase`](crate::hazmat::master_key_from_passphrase).
+    pub(crate) fn from_passphrase_with(
         provider: &crate::CryptoProvider,
         passphrase: &Passphrase,
         salt: &[u8; 32],
@@ -445,16 +447,17 @@ impl KeySource {
         matches!(self, KeySource::Passphrase { .. })
     }
 
-    /// Resolves the master key of something already sealed. `kdf` gives the
-    /// salt and parameters recorded beside it for a passphrase (ignored for
-    /// the other sources); the default provider's Argon2id stretches it.
-    /// For something new, [`KeySource::resolve_new`] draws the salt.
-    pub fn resolve(&self, kdf: Option<(&[u8; 32], KdfParams)>) -> Result<MasterKey, KeyError> {
-        self.resolve_with(&crate::CryptoProvider::default(), kdf)
+    /// The master key of a raw key or a [`KeyProvider`]. A passphrase gives
+    /// none on its own ([`KeyError::KdfParams`]): it needs a salt, which
+    /// [`KeySource::resolve_new`] draws for something new (and a registry
+    /// or archive reader takes from the header it reads).
+    pub fn master_key(&self, provider: &crate::CryptoProvider) -> Result<MasterKey, KeyError> {
+        self.resolve_with(provider, None)
     }
 
     /// The master key for something new (an archive, say) sealed under this
-    /// source: for a passphrase, a fresh salt is drawn from `provider` and
+    /// source: for a passphrase, a fresh salt is drawn (`provider`'s random
+    /// source mixed with the operating system's, as [`crate::random`] says) and
     /// returned with the cost (`params` of the source, checked against the
     /// floor and ceiling), to be recorded beside what it seals; `None` for
     /// the other sources.
@@ -465,8 +468,7 @@ impl KeySource {
         match self {
             KeySource::Passphrase { params, .. } => {
                 params.check()?;
-                let mut salt = [0u8; 32];
-                provider.fill_random(&mut salt)?;
+                let salt: [u8; 32] = crate::random::salt(provider)?;
                 let key = self.resolve_with(provider, Some((&salt, *params)))?;
                 Ok((
                     key,
@@ -480,8 +482,10 @@ impl KeySource {
         }
     }
 
-    /// [`KeySource::resolve`] with `provider`'s Argon2id.
-    pub fn resolve_with(
+    /// The master key of something already sealed: `kdf` gives the salt
+    /// and cost recorded beside it for a passphrase (ignored for the other
+    /// sources), stretched with `provider`'s Argon2id.
+    pub(crate) fn resolve_with(
         &self,
         provider: &crate::CryptoProvider,
         kdf: Option<(&[u8; 32], KdfParams)>,
@@ -679,6 +683,7 @@ mod tests {
 
     #[test]
     fn kdf_floor_is_enforced() {
+        let provider = crate::CryptoProvider::default();
         let p = Passphrase::new("correct horse").unwrap();
         let weak = KdfParams {
             memory_kib: 1024,
@@ -686,12 +691,12 @@ mod tests {
             parallelism: 1,
         };
         assert!(matches!(
-            MasterKey::from_passphrase(&p, &[1; 32], weak),
+            MasterKey::from_passphrase_with(&provider, &p, &[1; 32], weak),
             Err(KeyError::KdfParams { .. })
         ));
-        let a = MasterKey::from_passphrase(&p, &[1; 32], KdfParams::FLOOR).unwrap();
-        let b = MasterKey::from_passphrase(&p, &[1; 32], KdfParams::FLOOR).unwrap();
-        let c = MasterKey::from_passphrase(&p, &[2; 32], KdfParams::FLOOR).unwrap();
+        let a = MasterKey::from_passphrase_with(&provider, &p, &[1; 32], KdfParams::FLOOR).unwrap();
+        let b = MasterKey::from_passphrase_with(&provider, &p, &[1; 32], KdfParams::FLOOR).unwrap();
+        let c = MasterKey::from_passphrase_with(&provider, &p, &[2; 32], KdfParams::FLOOR).unwrap();
         assert_eq!(a.secret().expose(), b.secret().expose());
         assert_ne!(a.secret().expose(), c.secret().expose());
         assert!(matches!(

@@ -23,6 +23,7 @@ pub mod census;
 mod checksum;
 mod error;
 pub mod field;
+mod frozen;
 pub mod hazmat;
 mod ids;
 mod kdf;

@@ -2,17 +2,18 @@
 //! uses.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use crate::aead::{Aead, AeadAlgorithm};
+use crate::aead::{Aead, AeadAlgorithm, WipeOnFailedOpen};
 use crate::algorithm::{
     AlgorithmId, AlgorithmInfo, EncryptionAlgorithm, UnknownAlgorithm, normalize_name,
 };
 use crate::error::CryptoError;
+use crate::frozen::FrozenAlgorithm;
 use crate::keys::SecretKey;
 use crate::primitives::{Kdf, Mac, PasswordHash, SecureRandom};
 use crate::rustcrypto;
-use crate::selftest::{self, Gate, SelfTestFailure, Verdict};
+use crate::selftest::{self, BuiltinVerdict, Gate, SelfTestFailure};
 
 /// The AEAD algorithms, KDF, MAC, password hash and random source sealkv
 /// works with.
@@ -53,7 +54,7 @@ use crate::selftest::{self, Gate, SelfTestFailure, Verdict};
 /// ```
 #[derive(Clone)]
 pub struct CryptoProvider {
-    aeads: Vec<Registered<dyn AeadAlgorithm>>,
+    aeads: Vec<Registered<FrozenAlgorithm>>,
     kdf: Registered<dyn Kdf>,
     mac: Registered<dyn Mac>,
     password_hash: Registered<dyn PasswordHash>,
@@ -70,25 +71,25 @@ impl<T: ?Sized> Clone for Registered<T> {
     fn clone(&self) -> Self {
         Registered {
             part: self.part.clone(),
-            gate: self.gate,
+            gate: self.gate.clone(),
         }
     }
 }
 
 /// The verdicts of the built-in algorithms and parts, once per process.
-static RUSTCRYPTO_AEAD: [OnceLock<Verdict>; 3] = [const { OnceLock::new() }; 3];
-static RUSTCRYPTO_KDF: OnceLock<Verdict> = OnceLock::new();
-static RUSTCRYPTO_MAC: OnceLock<Verdict> = OnceLock::new();
-static RUSTCRYPTO_ARGON2: OnceLock<Verdict> = OnceLock::new();
-static OS_RANDOM: OnceLock<Verdict> = OnceLock::new();
+static RUSTCRYPTO_AEAD: [BuiltinVerdict; 3] = [const { BuiltinVerdict::new() }; 3];
+static RUSTCRYPTO_KDF: BuiltinVerdict = BuiltinVerdict::new();
+static RUSTCRYPTO_MAC: BuiltinVerdict = BuiltinVerdict::new();
+static RUSTCRYPTO_ARGON2: BuiltinVerdict = BuiltinVerdict::new();
+static OS_RANDOM: BuiltinVerdict = BuiltinVerdict::new();
 #[cfg(feature = "ring")]
-static RING_AEAD: [OnceLock<Verdict>; 2] = [const { OnceLock::new() }; 2];
+static RING_AEAD: [BuiltinVerdict; 2] = [const { BuiltinVerdict::new() }; 2];
 #[cfg(feature = "ring")]
-static RING_KDF: OnceLock<Verdict> = OnceLock::new();
+static RING_KDF: BuiltinVerdict = BuiltinVerdict::new();
 #[cfg(feature = "ring")]
-static RING_MAC: OnceLock<Verdict> = OnceLock::new();
+static RING_MAC: BuiltinVerdict = BuiltinVerdict::new();
 #[cfg(feature = "ring")]
-static RING_RANDOM: OnceLock<Verdict> = OnceLock::new();
+static RING_RANDOM: BuiltinVerdict = BuiltinVerdict::new();
 
 impl fmt::Debug for CryptoProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -121,7 +122,7 @@ impl CryptoProvider {
                 .iter()
                 .zip(&RUSTCRYPTO_AEAD)
                 .map(|(a, verdict)| Registered {
-                    part: Arc::new(*a) as Arc<dyn AeadAlgorithm>,
+                    part: Arc::new(FrozenAlgorithm::freeze(Arc::new(*a))),
                     gate: Gate::Lazy(verdict),
                 })
                 .collect(),
@@ -168,9 +169,10 @@ impl CryptoProvider {
         use crate::ring_provider;
         let mut provider = Self::rustcrypto();
         for (algorithm, verdict) in ring_provider::ALGORITHMS.iter().zip(&RING_AEAD) {
+            let algorithm = FrozenAlgorithm::freeze(Arc::new(*algorithm));
             provider.aeads.retain(|a| a.part.id() != algorithm.id());
             provider.aeads.push(Registered {
-                part: Arc::new(*algorithm),
+                part: Arc::new(algorithm),
                 gate: Gate::Lazy(verdict),
             });
         }
@@ -199,13 +201,14 @@ impl CryptoProvider {
             ..Self::rustcrypto()
         };
         for algorithm in algorithms {
+            let algorithm = FrozenAlgorithm::freeze(algorithm);
             if provider.registered(algorithm.id()).is_ok() {
                 return Err(CryptoError::ProviderRejected {
                     id: algorithm.id(),
                     reason: "two algorithms with one id",
                 });
             }
-            provider = provider.with_algorithm(algorithm)?;
+            provider = provider.with_frozen(algorithm)?;
         }
         Ok(provider)
     }
@@ -225,12 +228,21 @@ impl CryptoProvider {
     /// cipher that is not misuse-resistant. An algorithm under a private id
     /// is chosen by its name, which must not be a built-in's or another
     /// algorithm's in this provider.
-    pub fn with_algorithm(
-        mut self,
-        algorithm: Arc<dyn AeadAlgorithm>,
-    ) -> Result<Self, CryptoError> {
+    ///
+    /// The algorithm is asked for its id, name, lengths and misuse
+    /// resistance once, here; the self-test checks those answers and the
+    /// provider uses them from then on, whatever the algorithm would answer
+    /// later. Every cipher it builds afterwards must report the same id,
+    /// nonce length and tag length, or it is refused
+    /// ([`CryptoError::ProviderRejected`]).
+    pub fn with_algorithm(self, algorithm: Arc<dyn AeadAlgorithm>) -> Result<Self, CryptoError> {
+        self.with_frozen(FrozenAlgorithm::freeze(algorithm))
+    }
+
+    /// [`CryptoProvider::with_algorithm`] on answers already taken.
+    fn with_frozen(mut self, algorithm: FrozenAlgorithm) -> Result<Self, CryptoError> {
         let id = algorithm.id();
-        selftest::check_algorithm(algorithm.as_ref())?;
+        selftest::check_algorithm(&algorithm)?;
         if !id.is_reserved() {
             let name = normalize_name(algorithm.name());
             let taken = EncryptionAlgorithm::ALL.iter().any(|b| b.name() == name)
@@ -246,8 +258,8 @@ impl CryptoProvider {
         }
         self.aeads.retain(|a| a.part.id() != id);
         self.aeads.push(Registered {
-            part: algorithm,
-            gate: Gate::Passed,
+            part: Arc::new(algorithm),
+            gate: Gate::passed(),
         });
         self.aeads.sort_by_key(|a| a.part.id());
         Ok(self)
@@ -259,7 +271,7 @@ impl CryptoProvider {
         selftest::check_kdf(kdf.as_ref())?;
         self.kdf = Registered {
             part: kdf,
-            gate: Gate::Passed,
+            gate: Gate::passed(),
         };
         Ok(self)
     }
@@ -270,7 +282,7 @@ impl CryptoProvider {
         selftest::check_mac(mac.as_ref())?;
         self.mac = Registered {
             part: mac,
-            gate: Gate::Passed,
+            gate: Gate::passed(),
         };
         Ok(self)
     }
@@ -284,18 +296,20 @@ impl CryptoProvider {
         selftest::check_password_hash(password_hash.as_ref())?;
         self.password_hash = Registered {
             part: password_hash,
-            gate: Gate::Passed,
+            gate: Gate::passed(),
         };
         Ok(self)
     }
 
     /// This provider with another random source, once it fills and two of
-    /// its draws differ.
+    /// its draws differ. Keys are drawn from it; salts are its bytes XOR
+    /// the operating system's, so a source that repeats across processes
+    /// cannot repeat a writer session's salt ([`crate::random`]).
     pub fn with_random(mut self, random: Arc<dyn SecureRandom>) -> Result<Self, CryptoError> {
         selftest::check_random(random.as_ref())?;
         self.random = Registered {
             part: random,
-            gate: Gate::Passed,
+            gate: Gate::passed(),
         };
         Ok(self)
     }
@@ -337,15 +351,44 @@ impl CryptoProvider {
 
     /// Runs every algorithm's and part's self-test afresh, whatever the
     /// cached verdicts say (for a periodic re-check, and to measure what the
-    /// self-test costs).
+    /// self-test costs); returns the first failure.
+    ///
+    /// Each algorithm or part that fails is marked failed for good: every
+    /// later use of it, through this provider or any clone of it, is
+    /// refused with [`CryptoError::SelfTest`] naming that failure (for a
+    /// built-in one, in the whole process), and a later re-check reports
+    /// the same failure without running again. Ciphers built before the
+    /// re-check (a writer session already started, say) are not recalled;
+    /// the next session, opener or derivation is refused.
     pub fn self_test_again(&self) -> Result<(), SelfTestFailure> {
+        let mut verdicts = Vec::with_capacity(self.aeads.len() + 4);
         for a in &self.aeads {
-            selftest::check_algorithm(a.part.as_ref())?;
+            verdicts.push(
+                a.gate
+                    .recheck(|| selftest::check_algorithm(a.part.as_ref())),
+            );
         }
-        selftest::check_kdf(self.kdf.part.as_ref())?;
-        selftest::check_mac(self.mac.part.as_ref())?;
-        selftest::check_password_hash(self.password_hash.part.as_ref())?;
-        selftest::check_random(self.random.part.as_ref())
+        verdicts.push(
+            self.kdf
+                .gate
+                .recheck(|| selftest::check_kdf(self.kdf.part.as_ref())),
+        );
+        verdicts.push(
+            self.mac
+                .gate
+                .recheck(|| selftest::check_mac(self.mac.part.as_ref())),
+        );
+        verdicts.push(
+            self.password_hash
+                .gate
+                .recheck(|| selftest::check_password_hash(self.password_hash.part.as_ref())),
+        );
+        verdicts.push(
+            self.random
+                .gate
+                .recheck(|| selftest::check_random(self.random.part.as_ref())),
+        );
+        verdicts.into_iter().collect()
     }
 
     /// Fills `buf` from the provider's random source.
@@ -357,7 +400,7 @@ impl CryptoProvider {
         random.part.fill(buf).map_err(CryptoError::Rng)
     }
 
-    fn registered(&self, id: AlgorithmId) -> Result<&Registered<dyn AeadAlgorithm>, CryptoError> {
+    fn registered(&self, id: AlgorithmId) -> Result<&Registered<FrozenAlgorithm>, CryptoError> {
         self.aeads
             .iter()
             .find(|a| a.part.id() == id)
@@ -367,8 +410,8 @@ impl CryptoProvider {
     /// The algorithm once its self-test has passed.
     fn checked<'a>(
         &self,
-        registered: &'a Registered<dyn AeadAlgorithm>,
-    ) -> Result<&'a dyn AeadAlgorithm, CryptoError> {
+        registered: &'a Registered<FrozenAlgorithm>,
+    ) -> Result<&'a FrozenAlgorithm, CryptoError> {
         let algorithm = registered.part.as_ref();
         registered
             .gate
@@ -376,12 +419,13 @@ impl CryptoProvider {
         Ok(algorithm)
     }
 
-    /// The factory of algorithm `id`, self-tested.
+    /// The factory of algorithm `id`, self-tested: its answers are the ones
+    /// taken when it entered the provider.
     pub(crate) fn aead_algorithm(
         &self,
         id: AlgorithmId,
     ) -> Result<&dyn AeadAlgorithm, CryptoError> {
-        self.checked(self.registered(id)?)
+        Ok(self.checked(self.registered(id)?)?)
     }
 
     /// A cipher for algorithm `id` keyed with `key`. Crate-private: it seals
@@ -399,13 +443,18 @@ impl CryptoProvider {
             });
         }
         let aead = alg.new_aead(key).map_err(CryptoError::Aead)?;
-        if aead.algorithm() != id || aead.tag_len() != alg.tag_len() {
+        // The plugin builds a new cipher each time: it must still be what
+        // the self-test saw (the frozen lengths are sealkv's 12 and 16).
+        if aead.algorithm() != id
+            || aead.nonce_len() != alg.nonce_len()
+            || aead.tag_len() != alg.tag_len()
+        {
             return Err(CryptoError::ProviderRejected {
                 id,
                 reason: "the cipher built does not match its algorithm",
             });
         }
-        Ok(aead)
+        Ok(Box::new(WipeOnFailedOpen(aead)))
     }
 
     /// The KDF, self-tested.
@@ -434,7 +483,7 @@ impl CryptoProvider {
     }
 }
 
-fn info(algorithm: &dyn AeadAlgorithm) -> AlgorithmInfo {
+fn info(algorithm: &FrozenAlgorithm) -> AlgorithmInfo {
     let id = algorithm.id();
     AlgorithmInfo {
         id,

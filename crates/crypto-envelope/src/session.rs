@@ -66,13 +66,11 @@ pub enum Domain {
     Page = 2,
     /// Meta pages.
     Meta = 3,
-    /// Export archive chunks (when sealed under a data key).
-    Archive = 4,
 }
 
 impl Domain {
     /// Every domain.
-    pub const ALL: [Domain; 4] = [Domain::Wal, Domain::Page, Domain::Meta, Domain::Archive];
+    pub const ALL: [Domain; 3] = [Domain::Wal, Domain::Page, Domain::Meta];
 
     /// The domain's byte in labels and headers.
     pub const fn byte(self) -> u8 {
@@ -97,11 +95,10 @@ impl SessionSalt {
         Ok(SessionSalt(b))
     }
 
-    /// A fresh salt from `provider`'s random source.
+    /// A fresh salt from `provider`'s random source mixed with the
+    /// operating system's ([`crate::random`] says why).
     pub(crate) fn draw(provider: &CryptoProvider) -> Result<Self, CryptoError> {
-        let mut b = [0u8; 32];
-        provider.fill_random(&mut b)?;
-        Ok(SessionSalt(b))
+        Ok(SessionSalt(crate::random::salt(provider)?))
     }
 }
 
@@ -284,7 +281,7 @@ pub struct WriterSession {
     salt: SessionSalt,
     dek: KeyId,
     algorithm: AlgorithmId,
-    sealers: [Arc<DomainSealer>; 4],
+    sealers: [Arc<DomainSealer>; 3],
 }
 
 impl fmt::Debug for WriterSession {
@@ -335,12 +332,7 @@ impl WriterSession {
             salt,
             dek: dek.id,
             algorithm: dek.algorithm,
-            sealers: [
-                make(Domain::Wal)?,
-                make(Domain::Page)?,
-                make(Domain::Meta)?,
-                make(Domain::Archive)?,
-            ],
+            sealers: [make(Domain::Wal)?, make(Domain::Page)?, make(Domain::Meta)?],
         })
     }
 

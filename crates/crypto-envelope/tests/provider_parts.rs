@@ -12,7 +12,7 @@ use sealkv_crypto_envelope::archive::{ArchiveKeys, ArchiveReadKeys};
 use sealkv_crypto_envelope::registry::KeyRegistry;
 use sealkv_crypto_envelope::{
     CryptoProvider, DbId, Domain, EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passphrase,
-    field,
+    field, hazmat,
 };
 
 fn pairs() -> [(Arc<CryptoProvider>, Arc<CryptoProvider>); 2] {
@@ -109,8 +109,8 @@ fn archive_keys_interoperate_both_ways() {
 fn passphrase_keys_agree_across_providers() {
     let p = Passphrase::new("the same passphrase").unwrap();
     let [(rc, ring), _] = pairs();
-    let a = MasterKey::from_passphrase_with(&rc, &p, &[5; 32], KdfParams::FLOOR).unwrap();
-    let b = MasterKey::from_passphrase_with(&ring, &p, &[5; 32], KdfParams::FLOOR).unwrap();
+    let a = hazmat::master_key_from_passphrase(&rc, &p, &[5; 32], KdfParams::FLOOR).unwrap();
+    let b = hazmat::master_key_from_passphrase(&ring, &p, &[5; 32], KdfParams::FLOOR).unwrap();
     // Compared through what they derive: a registry under one opens under
     // the other.
     let reg = KeyRegistry::create_with_provider(

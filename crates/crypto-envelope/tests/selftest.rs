@@ -72,6 +72,12 @@ enum Defect {
     /// The same, only when word 0 is zero, as in every sealkv counter
     /// nonce (and in no published AES-256-GCM vector).
     CopiesZeroNonceWord0,
+    /// A bulk path for messages over 128 bytes that seals them all under
+    /// the all-zero nonce (every published vector is shorter).
+    ZeroNonceAbove128,
+    /// A bulk path for messages over 128 bytes that reverses the nonce's
+    /// bytes: distinct nonces stay distinct, but it is not the algorithm.
+    ReversedNonceAbove128,
 }
 
 /// A built-in cipher under any id, name and claims, with a defect.
@@ -114,12 +120,15 @@ struct PluginAead {
 }
 
 impl PluginAead {
-    fn nonce(&self, nonce: &[u8]) -> Vec<u8> {
+    /// The nonce it really uses for a message of `len` bytes.
+    fn nonce(&self, nonce: &[u8], len: usize) -> Vec<u8> {
         match self.defect {
             Defect::CopiesNonceWord0 if nonce.len() == 12 => nonce[..4].repeat(3),
             Defect::CopiesZeroNonceWord0 if nonce.len() == 12 && nonce[..4] == [0; 4] => {
                 nonce[..4].repeat(3)
             }
+            Defect::ZeroNonceAbove128 if len > 128 => vec![0; nonce.len()],
+            Defect::ReversedNonceAbove128 if len > 128 => nonce.iter().rev().copied().collect(),
             _ => nonce.to_vec(),
         }
     }
@@ -143,7 +152,7 @@ impl Aead for PluginAead {
         tag: &mut [u8],
     ) -> Result<(), AeadError> {
         self.inner
-            .seal_in_place_detached(&self.nonce(nonce), aad, buf, tag)
+            .seal_in_place_detached(&self.nonce(nonce, buf.len()), aad, buf, tag)
     }
     fn open_in_place_detached(
         &self,
@@ -161,7 +170,7 @@ impl Aead for PluginAead {
                 .seal_in_place_detached(nonce, aad, buf, &mut scratch);
         }
         self.inner
-            .open_in_place_detached(&self.nonce(nonce), aad, buf, tag)
+            .open_in_place_detached(&self.nonce(nonce, buf.len()), aad, buf, tag)
     }
 }
 
@@ -299,6 +308,210 @@ fn counter_nonces_that_share_a_keystream_are_refused_past_the_vectors() {
     );
 }
 
+#[test]
+fn a_builtin_id_that_misbehaves_past_128_bytes_is_refused() {
+    // The defect is real: two pages sealed at counters 0 and 1 share
+    // their whole keystream (the published vectors are all shorter).
+    let key = SecretKey::from_bytes(&[0x42; 32]).unwrap();
+    let broken = Plugin::new(1, EncryptionAlgorithm::Aes256Gcm, Defect::ZeroNonceAbove128)
+        .new_aead(&key)
+        .unwrap();
+    let page = |counter, fill: u8| {
+        let mut buf = vec![fill; 4096];
+        let mut tag = [0u8; 16];
+        broken
+            .seal_in_place_detached(&hazmat::nonce_for(counter), b"", &mut buf, &mut tag)
+            .unwrap();
+        buf.iter().map(|b| b ^ fill).collect::<Vec<_>>()
+    };
+    assert_eq!(page(0, 0x11), page(1, 0x22));
+
+    // Refused, as AES-256-GCM and under a private id: the page-sized
+    // message at every counter shows the shared keystream.
+    for id in [1, 0x8001] {
+        assert_eq!(
+            refusal(
+                Plugin::new(
+                    id,
+                    EncryptionAlgorithm::Aes256Gcm,
+                    Defect::ZeroNonceAbove128
+                )
+                .arc()
+            ),
+            Some(Check::CounterNoncesShareKeystream {
+                first: 0,
+                second: 1
+            }),
+            "id {id:#x}"
+        );
+    }
+    // A bulk path that keeps nonces distinct but is not AES-256-GCM: the
+    // reference comparison at the page's length refuses it under id 1
+    // (counter 0's nonce reads the same reversed).
+    assert_eq!(
+        refusal(
+            Plugin::new(
+                1,
+                EncryptionAlgorithm::Aes256Gcm,
+                Defect::ReversedNonceAbove128
+            )
+            .arc()
+        ),
+        Some(Check::DiffersFromBuiltin { counter: 1 })
+    );
+}
+
+/// A homebrew CTR-and-MAC cipher whose counter block is the nonce plus the
+/// block index: nonce `n` at block 1 is nonce `n + 1` at block 0, so
+/// consecutive counter nonces share all but one block of keystream, one
+/// block apart.
+struct OffsetCtr;
+
+struct OffsetCtrAead(Vec<u8>);
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{KeyInit, Mac as _};
+    let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+impl OffsetCtrAead {
+    fn xor(&self, nonce: &[u8], buf: &mut [u8]) {
+        let mut n = [0u8; 16];
+        n[4..].copy_from_slice(nonce);
+        let n = u128::from_be_bytes(n);
+        for (j, chunk) in buf.chunks_mut(16).enumerate() {
+            let block = n.wrapping_add(j as u128).to_be_bytes();
+            let ks = hmac_sha256(&self.0, &[&block]);
+            for (b, k) in chunk.iter_mut().zip(ks) {
+                *b ^= k;
+            }
+        }
+    }
+
+    fn tag(&self, nonce: &[u8], aad: &[u8], ct: &[u8]) -> [u8; 16] {
+        let len = (aad.len() as u64).to_be_bytes();
+        let t = hmac_sha256(&self.0, &[b"tag", nonce, &len, aad, ct]);
+        t[..16].try_into().unwrap()
+    }
+}
+
+impl Aead for OffsetCtrAead {
+    fn algorithm(&self) -> AlgorithmId {
+        AlgorithmId(0x8123)
+    }
+    fn nonce_len(&self) -> usize {
+        12
+    }
+    fn tag_len(&self) -> usize {
+        16
+    }
+    fn seal_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), AeadError> {
+        self.xor(nonce, buf);
+        tag.copy_from_slice(&self.tag(nonce, aad, buf));
+        Ok(())
+    }
+    fn open_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), AeadError> {
+        if self.tag(nonce, aad, buf)[..] != *tag {
+            return Err(AeadError::Authentication);
+        }
+        self.xor(nonce, buf);
+        Ok(())
+    }
+}
+
+/// Known answers generated by the cipher itself (keys and nonces of
+/// distinct words), leaked to `'static` as the trait asks.
+fn self_made_vectors(aead: impl Fn(&SecretKey) -> Box<dyn Aead>) -> &'static [KnownAnswer] {
+    let leak = |bytes: &[u8]| -> &'static str { Box::leak(hex::encode(bytes).into_boxed_str()) };
+    let mut out = Vec::new();
+    for (kb, nb) in [(0x00u8, 0x40u8), (0x80, 0xc0)] {
+        let key: Vec<u8> = (0..32).map(|i| kb.wrapping_add(i)).collect();
+        let nonce: Vec<u8> = (0..12).map(|i| nb.wrapping_add(i)).collect();
+        let aad = b"vector aad";
+        let plaintext = b"a plaintext of some length, 40 bytes...";
+        let mut ct = plaintext.to_vec();
+        let mut tag = [0u8; 16];
+        aead(&SecretKey::from_bytes(&key).unwrap())
+            .seal_in_place_detached(&nonce, aad, &mut ct, &mut tag)
+            .unwrap();
+        out.push(KnownAnswer {
+            source: "self-made",
+            key: leak(&key),
+            nonce: leak(&nonce),
+            aad: leak(aad),
+            plaintext: leak(plaintext),
+            ciphertext: leak(&ct),
+            tag: leak(&tag),
+        });
+    }
+    Box::leak(out.into_boxed_slice())
+}
+
+impl AeadAlgorithm for OffsetCtr {
+    fn id(&self) -> AlgorithmId {
+        AlgorithmId(0x8123)
+    }
+    fn name(&self) -> &'static str {
+        "offset-ctr"
+    }
+    fn key_len(&self) -> usize {
+        32
+    }
+    fn nonce_len(&self) -> usize {
+        12
+    }
+    fn tag_len(&self) -> usize {
+        16
+    }
+    fn known_answers(&self) -> &'static [KnownAnswer] {
+        self_made_vectors(|key| Box::new(OffsetCtrAead(key.expose().to_vec())))
+    }
+    fn new_aead(&self, key: &SecretKey) -> Result<Box<dyn Aead>, AeadError> {
+        Ok(Box::new(OffsetCtrAead(key.expose().to_vec())))
+    }
+}
+
+#[test]
+fn a_counter_block_of_nonce_plus_block_index_is_refused() {
+    // The defect is real: a page sealed at counter 1 repeats the keystream
+    // of the page at counter 0, one block earlier.
+    let aead = OffsetCtrAead(vec![9; 32]);
+    let keystream = |counter| {
+        let mut buf = vec![0u8; 4096];
+        let mut tag = [0u8; 16];
+        aead.seal_in_place_detached(&hazmat::nonce_for(counter), b"", &mut buf, &mut tag)
+            .unwrap();
+        buf
+    };
+    assert_eq!(keystream(0)[16..], keystream(1)[..4096 - 16]);
+
+    // No 16-byte ciphertext block is shared at the same position, so only
+    // a comparison at any position refuses it.
+    assert_eq!(
+        refusal(Arc::new(OffsetCtr)),
+        Some(Check::CounterNoncesShareKeystream {
+            first: 0,
+            second: 1
+        })
+    );
+}
+
 /// Vectors of the kind that let the word-copying cipher through: every
 /// nonce byte equal. (Self-consistent but useless: generated, not
 /// published.)
@@ -370,6 +583,140 @@ fn a_claimed_misuse_resistance_must_show() {
     // AES-256-GCM-SIV under a private id shows it and is accepted.
     let siv = Plugin::new(0x8002, EncryptionAlgorithm::Aes256GcmSiv, Defect::None);
     assert_eq!(refusal(siv.arc()), None);
+}
+
+/// A synthetic-IV cipher whose IV covers only a sample of the message:
+/// its first 16 bytes, its middle byte and its last 16 bytes (every byte the
+/// tamper check flips). Two messages that differ anywhere else, under one
+/// nonce, share their keystream: it is not misuse-resistant.
+struct SampledSiv;
+
+struct SampledSivAead(Vec<u8>);
+
+impl SampledSivAead {
+    fn iv(&self, nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> [u8; 16] {
+        let len = plaintext.len();
+        let sample = [
+            &plaintext[..len.min(16)],
+            plaintext.get(len / 2..len / 2 + 1).unwrap_or_default(),
+            &plaintext[len.saturating_sub(16)..],
+        ];
+        let lens = [(aad.len() as u64).to_be_bytes(), (len as u64).to_be_bytes()];
+        let iv = hmac_sha256(
+            &self.0,
+            &[
+                b"iv", nonce, &lens[0], aad, &lens[1], sample[0], sample[1], sample[2],
+            ],
+        );
+        iv[..16].try_into().unwrap()
+    }
+
+    fn xor(&self, iv: &[u8], buf: &mut [u8]) {
+        for (j, chunk) in buf.chunks_mut(16).enumerate() {
+            let ks = hmac_sha256(&self.0, &[b"ks", iv, &(j as u64).to_be_bytes()]);
+            for (b, k) in chunk.iter_mut().zip(ks) {
+                *b ^= k;
+            }
+        }
+    }
+}
+
+impl Aead for SampledSivAead {
+    fn algorithm(&self) -> AlgorithmId {
+        AlgorithmId(0x8124)
+    }
+    fn nonce_len(&self) -> usize {
+        12
+    }
+    fn tag_len(&self) -> usize {
+        16
+    }
+    fn seal_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), AeadError> {
+        let iv = self.iv(nonce, aad, buf);
+        self.xor(&iv, buf);
+        tag.copy_from_slice(&iv);
+        Ok(())
+    }
+    fn open_in_place_detached(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), AeadError> {
+        self.xor(tag, buf);
+        if self.iv(nonce, aad, buf)[..] != *tag {
+            buf.fill(0);
+            return Err(AeadError::Authentication);
+        }
+        Ok(())
+    }
+}
+
+impl AeadAlgorithm for SampledSiv {
+    fn id(&self) -> AlgorithmId {
+        AlgorithmId(0x8124)
+    }
+    fn name(&self) -> &'static str {
+        "sampled-siv"
+    }
+    fn key_len(&self) -> usize {
+        32
+    }
+    fn nonce_len(&self) -> usize {
+        12
+    }
+    fn tag_len(&self) -> usize {
+        16
+    }
+    fn misuse_resistant(&self) -> bool {
+        true
+    }
+    fn known_answers(&self) -> &'static [KnownAnswer] {
+        self_made_vectors(|key| Box::new(SampledSivAead(key.expose().to_vec())))
+    }
+    fn new_aead(&self, key: &SecretKey) -> Result<Box<dyn Aead>, AeadError> {
+        Ok(Box::new(SampledSivAead(key.expose().to_vec())))
+    }
+}
+
+#[test]
+fn a_misuse_resistance_that_covers_a_sample_of_the_message_is_refused() {
+    // The defect is real: two pages that differ in byte 16 only, sealed
+    // under one key and nonce, share all their keystream.
+    let aead = SampledSivAead(vec![9; 32]);
+    let keystream = |plaintext: &[u8]| {
+        let mut buf = plaintext.to_vec();
+        let mut tag = [0u8; 16];
+        aead.seal_in_place_detached(&hazmat::nonce_for(7), b"", &mut buf, &mut tag)
+            .unwrap();
+        buf.iter()
+            .zip(plaintext)
+            .map(|(c, p)| c ^ p)
+            .collect::<Vec<_>>()
+    };
+    let a = vec![0x11u8; 4096];
+    let mut b = a.clone();
+    b[16] ^= 1;
+    assert_eq!(keystream(&a), keystream(&b));
+    // A flip in the first or last byte (or the middle one) is seen.
+    for i in [0, 2048, 4095] {
+        let mut c = a.clone();
+        c[i] ^= 1;
+        assert_ne!(keystream(&a)[..16], keystream(&c)[..16], "flip at {i}");
+    }
+
+    // Refused: a byte is flipped in every block of the page.
+    assert_eq!(
+        refusal(Arc::new(SampledSiv)),
+        Some(Check::NotMisuseResistant)
+    );
 }
 
 #[test]
@@ -542,7 +889,7 @@ fn broken_parts_are_refused_and_faithful_ones_accepted() {
     );
     assert_eq!(
         part_check(p().with_mac(Arc::new(FirstPartMac))),
-        Check::PartKnownAnswer { vector: 0 }
+        Check::MacDataParts
     );
     assert_eq!(
         part_check(p().with_password_hash(Arc::new(WrongVersionArgon2))),
@@ -574,4 +921,85 @@ impl Kdf for FaithfulKdf {
             .expand_multi_info(info, out)
             .map_err(|_| PrimitiveError::OutputLength)
     }
+}
+
+/// An HKDF that expands only the first two info parts (a wrapper written
+/// for two-part labels).
+struct TwoPartHkdf;
+
+impl Kdf for TwoPartHkdf {
+    fn name(&self) -> &'static str {
+        "two-part hkdf"
+    }
+    fn hkdf_sha256(
+        &self,
+        ikm: &[u8],
+        salt: &[u8],
+        info: &[&[u8]],
+        out: &mut [u8],
+    ) -> Result<(), PrimitiveError> {
+        let info: Vec<u8> = info
+            .iter()
+            .take(2)
+            .flat_map(|p| p.iter().copied())
+            .collect();
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), ikm)
+            .expand(&info, out)
+            .map_err(|_| PrimitiveError::OutputLength)
+    }
+}
+
+/// An HMAC that reads only the first two data parts.
+struct TwoPartMac;
+
+impl Mac for TwoPartMac {
+    fn name(&self) -> &'static str {
+        "two-part hmac"
+    }
+    fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        use hmac::{KeyInit, Mac as _};
+        let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap();
+        for p in parts.iter().take(2) {
+            m.update(p);
+        }
+        m.finalize().into_bytes().into()
+    }
+}
+
+#[test]
+fn a_kdf_or_mac_that_reads_only_two_parts_is_refused() {
+    // The defect is real: session labels have four parts (prefix,
+    // "/session/", database id, domain), so the WAL's and the pages'
+    // subkeys of one session would be one key, and WAL record 0 and page
+    // 0 would share a (key, nonce).
+    let label = |domain: u8| -> [Vec<u8>; 4] {
+        [
+            b"sealkv/v1".to_vec(),
+            b"/session/".to_vec(),
+            vec![1; 16],
+            vec![domain],
+        ]
+    };
+    let subkey = |domain| {
+        let parts = label(domain);
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let mut out = [0u8; 32];
+        TwoPartHkdf
+            .hkdf_sha256(&[9; 32], &[7; 32], &parts, &mut out)
+            .unwrap();
+        out
+    };
+    assert_eq!(subkey(1), subkey(2));
+
+    // It passes RFC 5869 with the info whole or in halves; four parts,
+    // one of them empty, refuse it.
+    let p = CryptoProvider::default;
+    assert_eq!(
+        part_check(p().with_kdf(Arc::new(TwoPartHkdf))),
+        Check::KdfInfoParts
+    );
+    assert_eq!(
+        part_check(p().with_mac(Arc::new(TwoPartMac))),
+        Check::MacDataParts
+    );
 }

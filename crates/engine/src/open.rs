@@ -298,9 +298,12 @@ fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Opene
                 });
             }
             // A plaintext database opened with a key (encrypt_at_rest off)
-            // and no registry yet: make one, for field keys.
+            // and no registry yet: make one, for field keys — once the
+            // database is known to be in a format this build reads, so a
+            // refused open writes nothing.
             let keys = match (keys, &config.key) {
                 (None, Some(_)) if !config.read_only => {
+                    EngineMeta::decode(store.read().app_meta(), data)?;
                     Some(KeyState::create(config, keys_path, store.db_id())?)
                 }
                 (keys, _) => keys,

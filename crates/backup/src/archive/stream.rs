@@ -11,7 +11,8 @@ use sealkv::crypto::archive::{
     ARCHIVE_SALT_LEN, ArchiveKeys, ArchiveReadKeys, ChunkOpener, ChunkSealer,
 };
 use sealkv::crypto::{
-    CryptoError, CryptoProvider, KdfParams, KeySource, MasterKey, checksum_tag, verify_checksum_tag,
+    CryptoError, CryptoProvider, KdfParams, KeySource, MasterKey, checksum_tag, hazmat,
+    verify_checksum_tag,
 };
 
 use super::error::ArchiveError;
@@ -125,13 +126,16 @@ pub(crate) fn import_key(
         file: file.to_path_buf(),
     };
     match (source, kind) {
-        (KeySource::Passphrase { .. }, KeyKind::Passphrase { salt, params }) => {
+        (KeySource::Passphrase { passphrase, .. }, KeyKind::Passphrase { salt, params }) => {
             let params: KdfParams = *params;
-            Ok(source.resolve_with(provider, Some((salt, params)))?)
+            // The salt is the one this archive's header records: reading.
+            Ok(hazmat::master_key_from_passphrase(
+                provider, passphrase, salt, params,
+            )?)
         }
         (KeySource::Passphrase { .. }, KeyKind::Raw) => Err(wrong()),
         (_, KeyKind::Passphrase { .. }) => Err(wrong()),
-        (other, KeyKind::Raw) => Ok(other.resolve_with(provider, None)?),
+        (other, KeyKind::Raw) => Ok(other.master_key(provider)?),
     }
 }
 

@@ -1,25 +1,36 @@
-//! `sealkv bench`: the one-run plaintext vs encrypted report.
+//! `sealkv bench`: the one-run comparison report.
 //!
 //! Every workload runs for every mode (plaintext, AES-256-GCM and
 //! ChaCha20-Poly1305 with the default provider, and with `ring` when built
 //! with that feature) interleaved in this one process, for several rounds
 //! with the mode order rotated each round; the report gives each mode's
-//! median and its ratio to plaintext, and each mode's peak RSS. `cargo xtask
-//! bench` runs this and writes the report into `docs/PERFORMANCE.md`.
+//! median and its ratio to plaintext, the disk space each database takes,
+//! and the peak RSS. `cargo xtask bench` runs this and writes the report
+//! into `docs/PERFORMANCE.md`.
 //!
-//! With `--peers` (a build with feature `peers`), redb and SQLite run issue
-//! 8's comparison workloads in the same rounds, interleaved with sealkv's
-//! modes, and a second table gives encrypted sealkv over the best of them.
+//! With `--peers` (a build with feature `peers`), redb, SQLite, LMDB and
+//! fjall run the same workloads ([`workload`], written once against
+//! [`engine::Engine`]) in the same rounds, interleaved with sealkv's modes,
+//! and a second table gives encrypted sealkv over the best of them.
 
+mod engine;
 #[cfg(feature = "peers")]
 mod peers;
+mod records;
 mod report;
+mod space;
+mod target;
+mod txn;
 mod workload;
+mod ycsb;
 
 use std::path::Path;
 
 use crate::exit::CliError;
-use workload::{Measure, Mode, Shape, Target, Workload};
+use engine::Engine;
+use records::{Model, remove_dir};
+use target::{Mode, Target};
+use workload::{Measure, Shape, Workload};
 
 /// The options of one `sealkv bench` run.
 #[derive(Debug, Clone)]
@@ -34,23 +45,11 @@ pub(crate) struct Options {
     pub(crate) only: Option<String>,
     /// JSON lines instead of the markdown report.
     pub(crate) json: bool,
-    /// Also run the peer engines (redb, SQLite; feature `peers`).
+    /// Also run the peer engines (redb, SQLite, LMDB, fjall; feature
+    /// `peers`).
     pub(crate) peers: bool,
     /// sealkv's page cache in MiB, if not the configuration's default.
     pub(crate) cache_mib: Option<u64>,
-}
-
-/// Another engine run beside sealkv's modes (`--peers`), on the workloads
-/// of the peer comparison (fill, cold and warm random reads, scan, single
-/// durable puts).
-pub(crate) trait Peer {
-    /// Column name in the report.
-    fn name(&self) -> &'static str;
-    /// The directory its database lives in (removed after the run).
-    fn dir(&self) -> &Path;
-    /// Runs `workload`, assuming the ones before it in [`Workload::ALL`]
-    /// ran; `None` for a workload this peer does not run.
-    fn run(&self, workload: Workload) -> Result<Option<Measure>, CliError>;
 }
 
 /// The usage error of `--peers` in a build without the feature.
@@ -59,13 +58,13 @@ const NO_PEERS: &str = "bench: --peers needs a build with the `peers` feature \
 
 /// The peer engines for one shape, their databases under `root`.
 #[cfg(feature = "peers")]
-fn peer_engines(root: &Path, shape: Shape) -> Result<Vec<Box<dyn Peer>>, CliError> {
+fn peer_engines(root: &Path, shape: Shape) -> Result<Vec<Box<dyn Engine>>, CliError> {
     Ok(peers::all(root, shape))
 }
 
 /// Without feature `peers` there are none: a usage error.
 #[cfg(not(feature = "peers"))]
-fn peer_engines(_root: &Path, _shape: Shape) -> Result<Vec<Box<dyn Peer>>, CliError> {
+fn peer_engines(_root: &Path, _shape: Shape) -> Result<Vec<Box<dyn Engine>>, CliError> {
     Err(CliError::Usage(NO_PEERS.into()))
 }
 
@@ -79,13 +78,19 @@ pub(crate) const DEFAULT_ROUNDS: u32 = 3;
 pub(crate) struct Results {
     pub(crate) shape: Shape,
     pub(crate) modes: Vec<Mode>,
-    /// `samples[workload][mode]`: one measure per round.
-    pub(crate) samples: Vec<Vec<Vec<Measure>>>,
     /// The peer engines' names (empty without `--peers`).
     pub(crate) peers: Vec<&'static str>,
-    /// `peer_samples[workload][peer]`: one measure per round, none for a
-    /// workload the peers do not run.
-    pub(crate) peer_samples: Vec<Vec<Vec<Measure>>>,
+    /// `samples[workload][engine]`, the engines being the modes then the
+    /// peers: one measure per round (none for a workload the peers do not
+    /// run).
+    pub(crate) samples: Vec<Vec<Vec<Measure>>>,
+    /// `space[engine][slot]`: bytes on disk after the load (slot 0) and
+    /// after the overwrite (slot 1), one sample per round.
+    pub(crate) space: Vec<[Vec<u64>; 2]>,
+    /// `given_up[workload][engine]`: transactions the engine gave up on
+    /// (conflict after its own retries), over all rounds, that the bench
+    /// ran again.
+    pub(crate) given_up: Vec<Vec<u64>>,
     /// Peak RSS in bytes of the whole process while these ran, if the
     /// kernel tells. One figure, not one per mode: the allocator keeps freed
     /// memory, so a mode's run starts at the high mark of the one before.
@@ -176,7 +181,7 @@ pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliErr
 fn measure(
     root: &Path,
     modes: &[Mode],
-    peers: &[Box<dyn Peer>],
+    peers: &[Box<dyn Engine>],
     shape: Shape,
     rounds: u32,
     cache_mib: Option<u64>,
@@ -184,59 +189,73 @@ fn measure(
     let targets: Vec<Target> = modes
         .iter()
         .enumerate()
-        .map(|(i, mode)| Target {
-            mode: mode.clone(),
-            dir: root.join(format!("v{}-m{i}", shape.value_len)),
-            shape,
-            cache_mib,
+        .map(|(i, mode)| {
+            Target::new(
+                mode.clone(),
+                root.join(format!("v{}-m{i}", shape.value_len)),
+                cache_mib,
+            )
         })
         .collect();
-    let mut samples = vec![vec![Vec::new(); modes.len()]; Workload::ALL.len()];
-    let mut peer_samples = vec![vec![Vec::new(); peers.len()]; Workload::ALL.len()];
+    let engines: Vec<&dyn Engine> = targets
+        .iter()
+        .map(|t| t as &dyn Engine)
+        .chain(peers.iter().map(|p| p.as_ref()))
+        .collect();
+    let count = engines.len();
+    let mut models = vec![Model::default(); count];
+    let mut samples = vec![vec![Vec::new(); count]; Workload::ALL.len()];
+    let mut space: Vec<[Vec<u64>; 2]> = vec![[Vec::new(), Vec::new()]; count];
+    let mut given_up = vec![vec![0u64; count]; Workload::ALL.len()];
     // A bar over the runs, on standard error when it is a terminal (the
     // peers' runs of workloads they skip count too: they take no time).
-    let engines = targets.len() + peers.len();
-    let runs = u64::from(rounds) * (Workload::ALL.len() * engines) as u64;
+    let runs = u64::from(rounds) * (Workload::ALL.len() * count) as u64;
     let bar = crate::progress::count(runs, "bench", " runs");
     report::reset_peak_rss();
     for round in 0..rounds as usize {
         for (w, workload) in Workload::ALL.into_iter().enumerate() {
-            // Rotate the order of the modes (and peers) each round, so none
-            // always runs first (cold) or last.
-            for k in 0..engines {
-                let m = (k + round) % engines;
-                if let Some(target) = targets.get(m) {
-                    let measure = target.run(workload)?;
-                    if let Some(s) = samples.get_mut(w).and_then(|s| s.get_mut(m)) {
-                        s.push(measure);
-                    }
-                } else {
-                    let p = m.saturating_sub(targets.len());
-                    if let Some(peer) = peers.get(p)
-                        && let Some(measure) = peer.run(workload)?
-                        && let Some(s) = peer_samples.get_mut(w).and_then(|s| s.get_mut(p))
-                    {
-                        s.push(measure);
-                    }
-                }
+            // Rotate the order of the engines each round, so none always
+            // runs first (cold) or last.
+            for k in 0..count {
+                let e = (k + round) % count;
                 bar.inc(1);
+                let is_peer = e >= targets.len();
+                if is_peer && !workload.peers_run() {
+                    continue;
+                }
+                let (Some(engine), Some(model)) = (engines.get(e), models.get_mut(e)) else {
+                    continue;
+                };
+                let measure = workload::run(workload, *engine, model, shape)?;
+                if let Some(s) = samples.get_mut(w).and_then(|s| s.get_mut(e)) {
+                    s.push(measure);
+                }
+                if let Some(n) = given_up.get_mut(w).and_then(|g| g.get_mut(e)) {
+                    *n += engine.take_given_up();
+                }
+                if let Some(slot) = workload.space_slot()
+                    && let Some(s) = space.get_mut(e).and_then(|s| s.get_mut(slot))
+                {
+                    s.push(space::allocated_bytes(engine.dir())?);
+                }
             }
         }
     }
     bar.finish_and_clear();
     let peak_rss = report::peak_rss();
-    for t in &targets {
-        workload::remove_dir(&t.dir)?;
-    }
-    for p in peers {
-        workload::remove_dir(p.dir())?;
+    for e in &engines {
+        remove_dir(e.dir())?;
     }
     Ok(Results {
         shape,
         modes: modes.to_vec(),
-        samples,
         peers: peers.iter().map(|p| p.name()).collect(),
-        peer_samples,
+        samples,
+        space,
+        given_up,
         peak_rss,
     })
 }
+
+#[cfg(test)]
+mod tests;

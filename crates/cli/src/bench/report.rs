@@ -1,5 +1,5 @@
-//! The bench report: machine description, peak RSS, the markdown table and
-//! the JSON lines.
+//! The bench report: machine description, peak RSS, the markdown tables
+//! (sealkv's modes, the peers, disk space) and the JSON lines.
 
 use std::path::{Path, PathBuf};
 
@@ -121,17 +121,50 @@ fn medians(results: &Results, w: usize) -> Vec<f64> {
     results
         .samples
         .get(w)
-        .map(|per_mode| per_mode.iter().map(|s| median(s)).collect())
+        .map(|per_engine| {
+            per_engine
+                .iter()
+                .take(results.modes.len())
+                .map(|s| median(s))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Medians of one workload, per peer; `None` if the peers did not run it.
 fn peer_medians(results: &Results, w: usize) -> Option<Vec<f64>> {
-    let per_peer = results.peer_samples.get(w)?;
+    let per_peer = results.samples.get(w)?.get(results.modes.len()..)?;
     if per_peer.is_empty() || per_peer.iter().any(|s| s.is_empty()) {
         return None;
     }
     Some(per_peer.iter().map(|s| median(s)).collect())
+}
+
+/// The best peer of a row: its name and figure.
+fn best_peer(results: &Results, peers: &[f64]) -> Option<(&'static str, f64)> {
+    results
+        .peers
+        .iter()
+        .zip(peers)
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(name, x)| (*name, *x))
+}
+
+/// The median of one engine's disk-space samples of `slot`.
+fn space_median(results: &Results, engine: usize, slot: usize) -> Option<u64> {
+    let mut v = results.space.get(engine)?.get(slot)?.clone();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
+}
+
+/// Every engine's column name: sealkv's modes, then the peers.
+fn engine_names(results: &Results) -> Vec<String> {
+    results
+        .modes
+        .iter()
+        .map(|m| format!("sealkv {}", m.name))
+        .chain(results.peers.iter().map(|p| p.to_string()))
+        .collect()
 }
 
 /// The sealkv modes of the peers table: plaintext and AES-256-GCM with each
@@ -149,7 +182,7 @@ fn ops(x: f64) -> String {
 }
 
 fn cell(workload: Workload, x: f64) -> String {
-    if workload == Workload::SinglePut {
+    if workload.is_latency() {
         format!("{:.2} ms", 1e3 / x.max(1e-9))
     } else {
         ops(x)
@@ -255,17 +288,25 @@ pub(crate) fn print_markdown(
                 options.cache_mib.unwrap_or_else(default_cache_mib)
             );
         }
+        print_given_up(o, results);
         print_peers_markdown(
             o,
             results,
             options.cache_mib.unwrap_or_else(default_cache_mib),
         );
+        print_space_markdown(o, results);
     }
     out!(o);
-    out!(o, "Workloads (N = the records of the table):");
+    out!(
+        o,
+        "Workloads (N = the records of the table), in the order they run; each opens the \
+         database the ones before it left and closes it (the engine's own cache starts cold, \
+         the OS page cache stays warm):"
+    );
     out!(o);
     for w in Workload::ALL {
-        out!(o, "- `{}`: {}.", w.name(), w.describe());
+        let own = if w.peers_run() { "" } else { " (sealkv only)" };
+        out!(o, "- `{}`{own}: {}.", w.name(), w.describe());
     }
     out!(
         o,
@@ -281,7 +322,7 @@ fn default_cache_mib() -> u64 {
 }
 
 /// Prints the table against the peer engines, if they ran: each engine's
-/// median ops/s and encrypted sealkv's ratio to the best peer.
+/// median, the best peer and encrypted sealkv's ratio to it.
 fn print_peers_markdown(o: &mut String, results: &Results, cache_mib: u64) {
     if results.peers.is_empty() {
         return;
@@ -301,7 +342,8 @@ fn print_peers_markdown(o: &mut String, results: &Results, cache_mib: u64) {
     out!(o);
     out!(
         o,
-        "#### Against redb and SQLite ({} records, {}-byte values)",
+        "#### Against {} ({} records, {}-byte values)",
+        join_names(&results.peers),
         results.shape.records,
         results.shape.value_len
     );
@@ -316,6 +358,8 @@ fn print_peers_markdown(o: &mut String, results: &Results, cache_mib: u64) {
         header.push_str(&format!(" {p} |"));
         rule.push_str("---:|");
     }
+    header.push_str(" best peer |");
+    rule.push_str("---|");
     for (_, name) in &encrypted {
         header.push_str(&format!(" {name} ÷ best peer |"));
         rule.push_str("---:|");
@@ -328,7 +372,7 @@ fn print_peers_markdown(o: &mut String, results: &Results, cache_mib: u64) {
         };
         let med = medians(results, w);
         let at = |i: usize| med.get(i).copied().unwrap_or(0.0);
-        let best = peers.iter().copied().fold(0.0, f64::max);
+        let (best_name, best) = best_peer(results, &peers).unwrap_or(("-", 0.0));
         let mut line = format!("| {} |", workload.name());
         for (i, _) in &cols {
             line.push_str(&format!(" {} |", cell(workload, at(*i))));
@@ -336,6 +380,7 @@ fn print_peers_markdown(o: &mut String, results: &Results, cache_mib: u64) {
         for x in &peers {
             line.push_str(&format!(" {} |", cell(workload, *x)));
         }
+        line.push_str(&format!(" {best_name} |"));
         for (i, _) in &encrypted {
             line.push_str(&format!(" {:.2} |", at(*i) / best.max(1e-9)));
         }
@@ -344,57 +389,188 @@ fn print_peers_markdown(o: &mut String, results: &Results, cache_mib: u64) {
     out!(o);
     out!(
         o,
-        "Same records, orders and checks as sealkv's workloads; the peers in the same rounds, \
-         interleaved with sealkv's modes. Durable batches: redb one write transaction per \
-         1,000 records with Durability::Immediate; SQLite (bundled) WAL journal, \
-         synchronous=FULL, one transaction per 1,000 records into a WITHOUT ROWID table with a \
-         BLOB primary key. Caches: sealkv {} MiB, redb 1 GiB (its default), SQLite 2,000 KiB \
-         (its default). A ratio above 1 means encrypted sealkv is ahead of the best plaintext peer (for \
-         single-put-durable, in puts per second: 1 / median latency).",
-        cache_mib
+        "The same workload code, records, operations and checks for every engine; the peers run \
+         in the same rounds, interleaved with sealkv's modes, each at its defaults. Durable \
+         commits: redb write transactions with Durability::Immediate; SQLite (bundled) in WAL \
+         mode with synchronous=FULL, WITHOUT ROWID tables with a BLOB primary key, \
+         transactions BEGIN IMMEDIATE on a connection per thread; LMDB (through heed, bundled) \
+         with its default flags (an fsync at each commit), one named database per table; \
+         fjall batches and write transactions with PersistMode::SyncAll, the transactions on \
+         its single-writer transactional database. Caches: sealkv {cache_mib} MiB, redb 1 GiB, \
+         SQLite 2,000 KiB, LMDB none of its own (the OS page cache), fjall 32 MiB (each its \
+         default). A ratio above 1 means encrypted sealkv is ahead of the best peer (for \
+         syncwrite, in puts per second: 1 / median latency)."
+    );
+}
+
+/// The transactions an engine gave up on and the bench ran again, per
+/// workload and engine, if there were any.
+fn given_up(results: &Results) -> Vec<(Workload, Vec<(String, u64)>)> {
+    let names = engine_names(results);
+    Workload::ALL
+        .into_iter()
+        .zip(&results.given_up)
+        .filter_map(|(w, per_engine)| {
+            let counts: Vec<(String, u64)> = names
+                .iter()
+                .zip(per_engine)
+                .filter(|(_, n)| **n > 0)
+                .map(|(name, n)| (name.clone(), *n))
+                .collect();
+            (!counts.is_empty()).then_some((w, counts))
+        })
+        .collect()
+}
+
+fn print_given_up(o: &mut String, results: &Results) {
+    let rows = given_up(results);
+    if rows.is_empty() {
+        return;
+    }
+    let listed: Vec<String> = rows
+        .iter()
+        .map(|(w, counts)| {
+            let per: Vec<String> = counts.iter().map(|(n, c)| format!("{n} {c}")).collect();
+            format!("{}: {}", w.name(), per.join(", "))
+        })
+        .collect();
+    out!(o);
+    out!(
+        o,
+        "Transactions the engine gave up on (a conflict after its own retries) that the bench \
+         ran again, all rounds together (the time is in the figures): {}.",
+        listed.join("; ")
+    );
+}
+
+/// "a", "a and b", "a, b and c".
+fn join_names(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// Megabytes (10^6 bytes), as `du --si` and the issues count them.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// Prints the disk space each engine's database took.
+fn print_space_markdown(o: &mut String, results: &Results) {
+    out!(o);
+    out!(
+        o,
+        "#### Disk space ({} records, {}-byte values)",
+        results.shape.records,
+        results.shape.value_len
+    );
+    out!(o);
+    out!(o, "| engine | after the load | after the overwrite |");
+    out!(o, "|---|---:|---:|");
+    for (e, name) in engine_names(results).iter().enumerate() {
+        let load = space_median(results, e, 0);
+        let over = space_median(results, e, 1);
+        let show = |b: Option<u64>| b.map_or_else(|| "-".into(), megabytes);
+        out!(o, "| {name} | {} | {} |", show(load), show(over));
+    }
+    out!(o);
+    out!(
+        o,
+        "Bytes allocated on disk (st_blocks × 512 over the database directory, in MB of 10^6 \
+         bytes; median of the rounds), measured with the database closed: after fillrandom \
+         (N records), and after overwrite (a quarter of them rewritten)."
     );
 }
 
 /// Prints one JSON object per workload: the contract's fields
 /// (`workload`, `plaintext_ops_per_sec`, `encrypted_ops_per_sec` for the
 /// first encrypted mode — AES-256-GCM with the default provider unless
-/// `--only` names another — and `ratio`) and every mode's figure.
+/// `--only` names another — and `ratio`), every mode's figure, and with
+/// `--peers` every peer's, the best peer and the encrypted figure over it.
+/// Latency rows add the medians in milliseconds; the rows after which disk
+/// space is measured add each engine's allocated bytes.
 pub(crate) fn print_json(o: &mut String, results: &Results) {
+    use serde_json::{Map, Value, json};
+    let named = |names: &mut dyn Iterator<Item = &str>, xs: &[f64]| -> Map<String, Value> {
+        names
+            .zip(xs)
+            .map(|(n, x)| (n.to_string(), json!(x)))
+            .collect()
+    };
     for (w, workload) in Workload::ALL.into_iter().enumerate() {
         let med = medians(results, w);
         let plain = med.first().copied().unwrap_or(0.0);
         let enc = med.get(1).copied().unwrap_or(0.0);
-        let modes: serde_json::Map<String, serde_json::Value> = results
-            .modes
-            .iter()
-            .zip(&med)
-            .map(|(m, x)| (m.name.to_string(), serde_json::json!(x)))
-            .collect();
-        let mut obj = serde_json::json!({
-            "workload": workload.name(),
-            "records": results.shape.records,
-            "value_len": results.shape.value_len,
-            "plaintext_ops_per_sec": plain,
-            "encrypted_ops_per_sec": enc,
-            "ratio": enc / plain.max(1e-9),
-            "modes_ops_per_sec": modes,
-        });
-        // With --peers, on the workloads they ran: each peer's figure and
-        // the encrypted figure above over the best of them.
-        if let (Some(peers), Some(fields)) = (peer_medians(results, w), obj.as_object_mut()) {
-            let best = peers.iter().copied().fold(0.0, f64::max);
-            let by_name: serde_json::Map<String, serde_json::Value> = results
-                .peers
-                .iter()
-                .zip(&peers)
-                .map(|(p, x)| (p.to_string(), serde_json::json!(x)))
-                .collect();
-            fields.insert("peers_ops_per_sec".into(), by_name.into());
-            fields.insert(
-                "encrypted_over_best_peer".into(),
-                serde_json::json!(enc / best.max(1e-9)),
+        let mut obj = Map::new();
+        obj.insert("workload".into(), json!(workload.name()));
+        obj.insert("records".into(), json!(results.shape.records));
+        obj.insert("value_len".into(), json!(results.shape.value_len));
+        obj.insert("plaintext_ops_per_sec".into(), json!(plain));
+        obj.insert("encrypted_ops_per_sec".into(), json!(enc));
+        obj.insert("ratio".into(), json!(enc / plain.max(1e-9)));
+        obj.insert(
+            "modes_ops_per_sec".into(),
+            named(&mut results.modes.iter().map(|m| m.name), &med).into(),
+        );
+        let latency_ms =
+            |xs: &[f64]| -> Vec<f64> { xs.iter().map(|x| 1e3 / x.max(1e-9)).collect() };
+        if workload.is_latency() {
+            obj.insert(
+                "modes_median_latency_ms".into(),
+                named(&mut results.modes.iter().map(|m| m.name), &latency_ms(&med)).into(),
             );
         }
-        out!(o, "{obj}");
+        // With --peers, on the workloads they ran.
+        if let Some(peers) = peer_medians(results, w) {
+            let (best_name, best) = best_peer(results, &peers).unwrap_or(("", 0.0));
+            obj.insert(
+                "peers_ops_per_sec".into(),
+                named(&mut results.peers.iter().copied(), &peers).into(),
+            );
+            if workload.is_latency() {
+                obj.insert(
+                    "peers_median_latency_ms".into(),
+                    named(&mut results.peers.iter().copied(), &latency_ms(&peers)).into(),
+                );
+            }
+            obj.insert("best_peer".into(), json!(best_name));
+            obj.insert("best_peer_ops_per_sec".into(), json!(best));
+            obj.insert(
+                "encrypted_over_best_peer".into(),
+                json!(enc / best.max(1e-9)),
+            );
+        }
+        if let Some((_, counts)) = given_up(results).into_iter().find(|(g, _)| *g == workload) {
+            let map: Map<String, Value> = counts.into_iter().map(|(n, c)| (n, json!(c))).collect();
+            obj.insert("transactions_given_up".into(), map.into());
+        }
+        if let Some(slot) = workload.space_slot() {
+            let bytes = |range: std::ops::Range<usize>, names: &mut dyn Iterator<Item = &str>| {
+                names
+                    .zip(range)
+                    .filter_map(|(n, e)| {
+                        Some((n.to_string(), json!(space_median(results, e, slot)?)))
+                    })
+                    .collect::<Map<String, Value>>()
+            };
+            let m = results.modes.len();
+            obj.insert(
+                "modes_allocated_bytes".into(),
+                bytes(0..m, &mut results.modes.iter().map(|m| m.name)).into(),
+            );
+            if !results.peers.is_empty() {
+                obj.insert(
+                    "peers_allocated_bytes".into(),
+                    bytes(
+                        m..m + results.peers.len(),
+                        &mut results.peers.iter().copied(),
+                    )
+                    .into(),
+                );
+            }
+        }
+        out!(o, "{}", Value::Object(obj));
     }
 }

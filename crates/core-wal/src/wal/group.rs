@@ -76,9 +76,6 @@ impl Wal {
         if st.closed {
             return Err(Error::Closed);
         }
-        if !admit(Seq(st.next_seq)) {
-            return Ok(None);
-        }
         let ticket = match st.sealing.protect.draw() {
             Ok(t) => t,
             // A session that has spent its nonces is replaced: nothing is
@@ -90,6 +87,13 @@ impl Wal {
             }
             Err(e) => return Err(e),
         };
+        // Admission comes after everything that can fail before the record
+        // is numbered, so an admitted batch always takes `next_seq`. A
+        // refused one leaves its nonce counter unused (counters only need
+        // to be unique, not dense).
+        if !admit(Seq(st.next_seq)) {
+            return Ok(None);
+        }
         let sealing = st.sealing.clone();
         let mut buf = st.pool.pop().unwrap_or_default();
         // Reserve: sequence, segment (rotating by size), durable mark.

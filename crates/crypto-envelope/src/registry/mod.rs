@@ -176,8 +176,7 @@ fn new_kdf(
     match source {
         KeySource::Passphrase { params, .. } => {
             params.check().map_err(RegistryError::KdfCost)?;
-            let mut salt = [0u8; 32];
-            provider.fill_random(&mut salt)?;
+            let salt: [u8; 32] = crate::random::salt(provider)?;
             Ok(Some(StoredKdf {
                 salt,
                 params: *params,

@@ -1,5 +1,7 @@
 //! The self-test of one AEAD algorithm (the module docs list the checks).
 
+use std::collections::HashMap;
+
 use crate::aead::{Aead, AeadAlgorithm};
 use crate::algorithm::{AlgorithmId, EncryptionAlgorithm};
 use crate::checksum::TAG_LEN;
@@ -13,16 +15,28 @@ use super::{Check, SelfTestFailure, unhex};
 /// the counter reaches.
 const COUNTERS: [u64; 6] = [0, 1, 2, 0xffff_ffff, 1 << 32, u64::MAX];
 
-/// The message of the generated checks: four distinct 16-byte blocks.
-const MESSAGE: [u8; 64] = {
-    let mut m = [0u8; 64];
+/// The short message of the generated checks: four distinct 16-byte blocks.
+const MESSAGE: [u8; 64] = pattern();
+
+/// Length of the page-sized message: a page and an odd tail, so a bulk path
+/// that differs past some length, and a partial last block, are sealed too.
+const PAGE_LEN: usize = 4096 + 13;
+
+/// The page-sized message of the generated checks; no 16-byte block
+/// repeats.
+const PAGE: [u8; PAGE_LEN] = pattern();
+
+/// Bytes in which no 16-byte block repeats (byte `i` mixes `i` with an odd
+/// multiplier; a unit test checks the blocks are distinct).
+const fn pattern<const N: usize>() -> [u8; N] {
+    let mut m = [0u8; N];
     let mut i = 0;
-    while i < 64 {
-        m[i] = (i as u8).wrapping_mul(37).wrapping_add(11);
+    while i < N {
+        m[i] = ((i as u32).wrapping_mul(0x9e37_79b1) >> 13) as u8 ^ (i >> 4) as u8;
         i += 1;
     }
     m
-};
+}
 
 /// The AAD of the generated checks.
 const AAD: &[u8] = b"sealkv self-test aad";
@@ -41,7 +55,9 @@ struct Decoded {
 }
 
 /// Runs every check of the module docs on `algorithm`; the first that fails
-/// is the error. Costs a few dozen seals of at most a few hundred bytes.
+/// is the error. Costs about 500 seals and opens of at most a page (4 KiB
+/// and 13 bytes), half of them for the misuse-resistance check: a few
+/// milliseconds in an optimised build.
 pub fn check_algorithm(algorithm: &dyn AeadAlgorithm) -> Result<(), SelfTestFailure> {
     let fail = |check| {
         SelfTestFailure::new(
@@ -83,6 +99,9 @@ fn run(algorithm: &dyn AeadAlgorithm) -> Result<(), Check> {
         known_answer(aead.as_ref(), i, v)?;
         tamper(aead.as_ref(), &v.nonce, &v.aad, &v.ciphertext, &v.tag)?;
     }
+    if builtin == Some(EncryptionAlgorithm::Aes256GcmSiv) {
+        counter_wrap(algorithm, id)?;
+    }
     // `decode_all` returns at least two vectors.
     let key = &decoded[0].key;
     let aead = build(algorithm, id, key)?;
@@ -97,46 +116,57 @@ fn run(algorithm: &dyn AeadAlgorithm) -> Result<(), Check> {
     Ok(())
 }
 
+/// Decodes one vector.
+fn decode(vector: usize, v: &KnownAnswer) -> Result<Decoded, Check> {
+    let weak = |reason| Check::WeakVector { vector, reason };
+    let (Some(key), Some(nonce), Some(aad), Some(plaintext), Some(ciphertext), Some(tag)) = (
+        unhex(v.key),
+        unhex(v.nonce),
+        unhex(v.aad),
+        unhex(v.plaintext),
+        unhex(v.ciphertext),
+        unhex(v.tag),
+    ) else {
+        return Err(weak("a field is not hex"));
+    };
+    if key.len() != KEY_LEN || nonce.len() != NONCE_LEN || tag.len() != TAG_LEN {
+        return Err(weak("a key, nonce or tag of the wrong length"));
+    }
+    if ciphertext.len() != plaintext.len() {
+        return Err(weak("ciphertext and plaintext lengths differ"));
+    }
+    let key: [u8; KEY_LEN] = key
+        .as_slice()
+        .try_into()
+        .map_err(|_| weak("a key of the wrong length"))?;
+    let key = SecretKey::published(key);
+    Ok(Decoded {
+        key,
+        nonce,
+        aad,
+        plaintext,
+        ciphertext,
+        tag,
+    })
+}
+
 /// Decodes and vets the published vectors.
 fn decode_all(published: &[KnownAnswer]) -> Result<Vec<Decoded>, Check> {
     let mut out: Vec<Decoded> = Vec::with_capacity(published.len());
     for (i, v) in published.iter().enumerate() {
         let weak = |reason| Check::WeakVector { vector: i, reason };
-        let (Some(key), Some(nonce), Some(aad), Some(plaintext), Some(ciphertext), Some(tag)) = (
-            unhex(v.key),
-            unhex(v.nonce),
-            unhex(v.aad),
-            unhex(v.plaintext),
-            unhex(v.ciphertext),
-            unhex(v.tag),
-        ) else {
-            return Err(weak("a field is not hex"));
-        };
-        if key.len() != KEY_LEN || nonce.len() != NONCE_LEN || tag.len() != TAG_LEN {
-            return Err(weak("a key, nonce or tag of the wrong length"));
-        }
-        if ciphertext.len() != plaintext.len() {
-            return Err(weak("ciphertext and plaintext lengths differ"));
-        }
-        if repeats_a_word(&nonce) {
+        let decoded = decode(i, v)?;
+        if repeats_a_word(&decoded.nonce) {
             return Err(weak(
                 "a 32-bit word repeats in the nonce (it cannot tell nonce words apart)",
             ));
         }
-        if repeats_a_word(&key) {
+        if repeats_a_word(decoded.key.expose()) {
             return Err(weak(
                 "a 32-bit word repeats in the key (it cannot tell key words apart)",
             ));
         }
-        let key = SecretKey::from_bytes(&key).map_err(|_| weak("a key of the wrong length"))?;
-        out.push(Decoded {
-            key,
-            nonce,
-            aad,
-            plaintext,
-            ciphertext,
-            tag,
-        });
+        out.push(decoded);
     }
     let distinct_nonces = out
         .iter()
@@ -211,6 +241,16 @@ fn known_answer(aead: &dyn Aead, vector: usize, v: &Decoded) -> Result<(), Check
     }
 }
 
+/// AES-256-GCM-SIV's counter-wrap vectors (RFC 8452 C.3) seal and open.
+fn counter_wrap(algorithm: &dyn AeadAlgorithm, id: AlgorithmId) -> Result<(), Check> {
+    for (i, v) in vectors::AES_256_GCM_SIV_COUNTER_WRAP.iter().enumerate() {
+        let v = decode(i, v)?;
+        let aead = build(algorithm, id, &v.key)?;
+        known_answer(aead.as_ref(), i, &v).map_err(|_| Check::CounterWrap { vector: i })?;
+    }
+    Ok(())
+}
+
 /// `open` must refuse a flipped byte of the tag, the ciphertext (when there
 /// is one) and the AAD (when there is one), at the first, a middle and the
 /// last position.
@@ -250,62 +290,112 @@ fn tamper(
     Ok(())
 }
 
-/// Seals [`MESSAGE`] at every counter of [`COUNTERS`]: no two share a
-/// 16-byte ciphertext block, each opens back and refuses tampering, and
-/// sealing twice gives one output. Returns the sealed messages.
-fn counter_nonces(aead: &dyn Aead) -> Result<Vec<Sealed>, Check> {
+/// What a message sealed at one counter gave.
+struct CounterSeal {
+    counter: u64,
+    message: Sealed,
+    page: Sealed,
+}
+
+/// Seals [`MESSAGE`] and [`PAGE`] at every counter of [`COUNTERS`]: each
+/// opens back and refuses tampering, sealing twice gives one output, and no
+/// 16-byte block of keystream (ciphertext XOR plaintext of the page) turns
+/// up twice, at any position, within one counter or across two. Returns
+/// what was sealed.
+fn counter_nonces(aead: &dyn Aead) -> Result<Vec<CounterSeal>, Check> {
     let mut sealed = Vec::with_capacity(COUNTERS.len());
     for counter in COUNTERS {
         let nonce = nonce_for(counter);
-        let (ct, tag) =
-            seal(aead, &nonce, AAD, &MESSAGE).ok_or(Check::CounterNonceRoundTrip { counter })?;
-        if seal(aead, &nonce, AAD, &MESSAGE).as_ref() != Some(&(ct.clone(), tag)) {
-            return Err(Check::NotDeterministic);
+        let mut both = Vec::with_capacity(2);
+        for message in [&MESSAGE[..], &PAGE[..]] {
+            let (ct, tag) =
+                seal(aead, &nonce, AAD, message).ok_or(Check::CounterNonceRoundTrip { counter })?;
+            if seal(aead, &nonce, AAD, message).as_ref() != Some(&(ct.clone(), tag)) {
+                return Err(Check::NotDeterministic);
+            }
+            if opens(aead, &nonce, AAD, &ct, &tag).as_deref() != Some(message) {
+                return Err(Check::CounterNonceRoundTrip { counter });
+            }
+            tamper(aead, &nonce, AAD, &ct, &tag)?;
+            both.push((ct, tag));
         }
-        if opens(aead, &nonce, AAD, &ct, &tag).as_deref() != Some(&MESSAGE[..]) {
-            return Err(Check::CounterNonceRoundTrip { counter });
-        }
-        tamper(aead, &nonce, AAD, &ct, &tag)?;
-        sealed.push((ct, tag));
+        let page = both.pop().ok_or(Check::Construction("sealing failed"))?;
+        let message = both.pop().ok_or(Check::Construction("sealing failed"))?;
+        sealed.push(CounterSeal {
+            counter,
+            message,
+            page,
+        });
     }
-    for (i, (a, _)) in sealed.iter().enumerate() {
-        for (j, (b, _)) in sealed.iter().enumerate().skip(i + 1) {
-            if shares_a_block(a, b) {
-                return Err(Check::CounterNoncesShareKeystream {
-                    first: COUNTERS[i],
-                    second: COUNTERS[j],
-                });
+    let keystreams = sealed
+        .iter()
+        .map(|s| (s.counter, keystream_blocks(&s.page.0, &PAGE)));
+    match shared_block(keystreams) {
+        None => Ok(sealed),
+        Some((first, second)) if first == second => Err(Check::KeystreamRepeats),
+        Some((first, second)) => Err(Check::CounterNoncesShareKeystream { first, second }),
+    }
+}
+
+/// Ciphertext XOR plaintext, the keystream of a stream cipher (and, for
+/// any cipher, what must not repeat between two nonces), as its whole
+/// 16-byte blocks; a partial last block is left out.
+fn keystream_blocks(ciphertext: &[u8], plaintext: &[u8]) -> Vec<u128> {
+    ciphertext
+        .chunks_exact(16)
+        .zip(plaintext.chunks_exact(16))
+        .map(|(c, p)| block(c) ^ block(p))
+        .collect()
+}
+
+/// A 16-byte block as one number (`bytes` is 16 bytes long).
+fn block(bytes: &[u8]) -> u128 {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(bytes);
+    u128::from_le_bytes(b)
+}
+
+/// The labels of two of `streams` that have a block in common, at any
+/// positions (the same label twice for a block repeated within one
+/// stream); `None` if every block is unique.
+fn shared_block<L: Copy>(streams: impl IntoIterator<Item = (L, Vec<u128>)>) -> Option<(L, L)> {
+    let mut seen: HashMap<u128, L> = HashMap::new();
+    for (label, stream) in streams {
+        for b in stream {
+            if let Some(first) = seen.insert(b, label) {
+                return Some((first, label));
             }
         }
     }
-    Ok(sealed)
+    None
 }
 
-/// Whether two ciphertexts have a 16-byte block in common at one position.
-fn shares_a_block(a: &[u8], b: &[u8]) -> bool {
-    a.chunks(16).zip(b.chunks(16)).any(|(x, y)| x == y)
-}
-
-/// Every byte of the nonce must change the ciphertext.
+/// Every byte of the nonce must change the keystream: the page sealed under
+/// `nonce` and under `nonce` with each byte flipped shares no 16-byte
+/// block of keystream, at any position.
 fn nonce_bytes(aead: &dyn Aead, nonce: &[u8]) -> Result<(), Check> {
-    let base = seal(aead, nonce, AAD, &MESSAGE).ok_or(Check::Construction("sealing failed"))?;
+    let mut streams = Vec::with_capacity(nonce.len() + 1);
+    let base = seal(aead, nonce, AAD, &PAGE).ok_or(Check::Construction("sealing failed"))?;
+    streams.push((None, keystream_blocks(&base.0, &PAGE)));
     for byte in 0..nonce.len() {
         let mut n = nonce.to_vec();
         n[byte] ^= 0x01;
-        let other = seal(aead, &n, AAD, &MESSAGE).ok_or(Check::Construction("sealing failed"))?;
-        if shares_a_block(&base.0, &other.0) {
-            return Err(Check::IgnoresNonceByte { byte });
-        }
+        let other = seal(aead, &n, AAD, &PAGE).ok_or(Check::Construction("sealing failed"))?;
+        streams.push((Some(byte), keystream_blocks(&other.0, &PAGE)));
     }
-    Ok(())
+    match shared_block(streams) {
+        None => Ok(()),
+        Some((_, Some(byte)) | (Some(byte), None)) => Err(Check::IgnoresNonceByte { byte }),
+        Some((None, None)) => Err(Check::KeystreamRepeats),
+    }
 }
 
 /// A built-in id must produce the RustCrypto reference's output at every
-/// counter nonce.
+/// counter nonce, for the short message and the page-sized one.
 fn same_as_reference(
     builtin: EncryptionAlgorithm,
     key: &SecretKey,
-    sealed: &[Sealed],
+    sealed: &[CounterSeal],
 ) -> Result<(), Check> {
     let reference = crate::rustcrypto::ALGORITHMS
         .iter()
@@ -314,27 +404,80 @@ fn same_as_reference(
     let aead = reference
         .new_aead(key)
         .map_err(|_| Check::Construction("the reference cipher could not be built"))?;
-    for (counter, ours) in COUNTERS.into_iter().zip(sealed) {
-        if seal(aead.as_ref(), &nonce_for(counter), AAD, &MESSAGE).as_ref() != Some(ours) {
-            return Err(Check::DiffersFromBuiltin { counter });
+    for ours in sealed {
+        let nonce = nonce_for(ours.counter);
+        if seal(aead.as_ref(), &nonce, AAD, &MESSAGE).as_ref() != Some(&ours.message)
+            || seal(aead.as_ref(), &nonce, AAD, &PAGE).as_ref() != Some(&ours.page)
+        {
+            return Err(Check::DiffersFromBuiltin {
+                counter: ours.counter,
+            });
         }
     }
     Ok(())
 }
 
-/// Claimed misuse resistance: two messages that differ in their last byte,
-/// or in their first, sealed under one key and nonce, share no ciphertext
-/// block (a stream cipher would repeat every block the messages share).
+/// Claimed misuse resistance: the page, and the page with one byte flipped
+/// in any one of its 16-byte blocks (the partial last one included), sealed
+/// under one key and nonce, share no 16-byte block of keystream at any
+/// position. A stream cipher would repeat all of it; a synthetic IV taken
+/// from part of the message only would repeat it for a flip elsewhere.
 fn misuse_resistant(aead: &dyn Aead) -> Result<(), Check> {
     let nonce = nonce_for(7);
-    let base = seal(aead, &nonce, AAD, &MESSAGE).ok_or(Check::Construction("sealing failed"))?;
-    for flip in [MESSAGE.len() - 1, 0] {
-        let mut m = MESSAGE;
+    let base = seal(aead, &nonce, AAD, &PAGE).ok_or(Check::Construction("sealing failed"))?;
+    let mut base = keystream_blocks(&base.0, &PAGE);
+    base.sort_unstable();
+    for flip in (0..PAGE_LEN).step_by(16) {
+        let mut m = PAGE;
         m[flip] ^= 0x01;
         let other = seal(aead, &nonce, AAD, &m).ok_or(Check::Construction("sealing failed"))?;
-        if shares_a_block(&base.0, &other.0) {
+        if keystream_blocks(&other.0, &m)
+            .iter()
+            .any(|b| base.binary_search(b).is_ok())
+        {
             return Err(Check::NotMisuseResistant);
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The blocks of `bytes` themselves (its keystream against zeros).
+    fn blocks(bytes: &[u8]) -> Vec<u128> {
+        keystream_blocks(bytes, &vec![0; bytes.len()])
+    }
+
+    #[test]
+    fn the_generated_messages_repeat_no_block() {
+        assert_eq!(shared_block([(0, blocks(&MESSAGE))]), None);
+        assert_eq!(shared_block([(0, blocks(&PAGE))]), None);
+        assert_eq!(&PAGE[..64], &MESSAGE[..]);
+    }
+
+    #[test]
+    fn shared_blocks_are_found_at_any_position() {
+        let a: Vec<u8> = (0..64).collect();
+        let mut b: Vec<u8> = (100..164).collect();
+        b[32..48].copy_from_slice(&a[0..16]);
+        assert_eq!(
+            shared_block([(1, blocks(&a)), (2, blocks(&b))]),
+            Some((1, 2))
+        );
+        let mut c = a.clone();
+        c[48..64].copy_from_slice(&a[16..32]);
+        assert_eq!(shared_block([(3, blocks(&c))]), Some((3, 3)));
+        // A partial last block is not compared.
+        assert_eq!(
+            shared_block([(4, blocks(&a[..8])), (5, blocks(&a[..8]))]),
+            None
+        );
+        // The keystream is ciphertext XOR plaintext, block by block.
+        assert_eq!(
+            keystream_blocks(&[0xff; 20], &[0x0f; 20]),
+            vec![u128::from_le_bytes([0xf0; 16])]
+        );
+    }
 }

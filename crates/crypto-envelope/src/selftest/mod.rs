@@ -20,21 +20,29 @@
 //!    its own through [`AeadAlgorithm::known_answers`]: at least two, with
 //!    distinct nonces, and no 32-bit word repeated within a key or a nonce.
 //!    Each must seal to the published ciphertext and tag and open back.
+//!    AES-256-GCM-SIV's built-in id also seals RFC 8452 C.3's counter-wrap
+//!    vectors.
 //! 4. Tampering: `open` refuses a flipped tag byte, ciphertext byte and AAD
-//!    byte, on the vectors and on a message of its own.
-//! 5. Counter nonces (sealkv's nonces are a counter): the same message
-//!    sealed at counters 0, 1, 2^32 - 1, 2^32 and 2^64 - 1 gives ciphertexts
-//!    that share no 16-byte block, and each opens back; every nonce byte
-//!    changes the ciphertext; sealing is deterministic. A built-in id must
-//!    also match the RustCrypto reference at each counter.
-//! 6. Misuse resistance, if claimed: two messages sealed under the same key
-//!    and nonce share no keystream (no 16-byte block of ciphertext in
-//!    common where the messages agree).
+//!    byte, on the vectors and on messages of its own.
+//! 5. Counter nonces (sealkv's nonces are a counter): a 64-byte message and
+//!    a page-sized one of odd length (4096 + 13 bytes) are sealed at
+//!    counters 0, 1, 2, 2^32 - 1, 2^32 and 2^64 - 1; each opens back and
+//!    sealing is deterministic; no 16-byte block of the page's keystream
+//!    (ciphertext XOR plaintext) turns up twice, at any position, within
+//!    one counter or across all of them (a counter block of nonce + block
+//!    index would repeat one counter's keystream one block later in the
+//!    next). Flipping any nonce byte gives keystream sharing no block with
+//!    the original's. A built-in id must also match the RustCrypto
+//!    reference at each counter, for both messages.
+//! 6. Misuse resistance, if claimed: the page-sized message, and the same
+//!    with one byte flipped in any one of its 16-byte blocks, sealed under
+//!    one key and nonce, share no 16-byte block of keystream.
 //!
 //! # What a part must show
 //!
-//! HKDF-SHA256: RFC 5869's vectors, with the info given whole and in parts.
-//! HMAC-SHA256: RFC 4231's. Argon2id: the reference implementation's. The
+//! HKDF-SHA256: RFC 5869's vectors, with the info given whole, in two parts
+//! and in four (one of them empty: sealkv's labels have up to four parts).
+//! HMAC-SHA256: RFC 4231's, with the data split the same ways. Argon2id: the reference implementation's. The
 //! random source: it fills, and two draws differ.
 //!
 //! [`AlgorithmId::FIRST_CUSTOM`]: crate::AlgorithmId::FIRST_CUSTOM
@@ -45,7 +53,7 @@ mod parts;
 pub mod vectors;
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub use aead::check_algorithm;
 pub use parts::{check_kdf, check_mac, check_password_hash, check_random};
@@ -123,20 +131,29 @@ pub enum Check {
     AcceptsFlippedCiphertext,
     /// `open` accepted a message whose AAD had a flipped byte.
     AcceptsFlippedAad,
-    /// Two counter nonces gave a 16-byte block of ciphertext in common for
-    /// the same message: they share a keystream.
+    /// Two counter nonces gave a 16-byte block of keystream (ciphertext
+    /// XOR plaintext) in common, at any positions: they share a keystream.
     CounterNoncesShareKeystream {
         /// One counter.
         first: u64,
         /// The other.
         second: u64,
     },
+    /// A 16-byte block of keystream repeats within one sealed message.
+    KeystreamRepeats,
+    /// A published counter-wrap vector (RFC 8452 C.3, for AES-256-GCM-SIV's
+    /// built-in id) sealed to another ciphertext or tag, or did not open.
+    CounterWrap {
+        /// Which.
+        vector: usize,
+    },
     /// A message sealed at a counter nonce did not open back.
     CounterNonceRoundTrip {
         /// The counter.
         counter: u64,
     },
-    /// Changing this byte of the nonce does not change the ciphertext.
+    /// Changing this byte of the nonce leaves a 16-byte block of keystream
+    /// that the original nonce also gives.
     IgnoresNonceByte {
         /// The byte's index.
         byte: usize,
@@ -144,7 +161,7 @@ pub enum Check {
     /// Sealing the same input twice gave two outputs.
     NotDeterministic,
     /// A built-in id whose output differs from the RustCrypto reference at
-    /// this counter nonce.
+    /// this counter nonce (for the short or the page-sized message).
     DiffersFromBuiltin {
         /// The counter.
         counter: u64,
@@ -160,6 +177,8 @@ pub enum Check {
     },
     /// HKDF gave another output for the info in parts than whole.
     KdfInfoParts,
+    /// HMAC gave another output for the data in parts than whole.
+    MacDataParts,
     /// The random source failed, or gave the same bytes twice.
     RandomSource(&'static str),
 }
@@ -208,12 +227,19 @@ impl fmt::Display for Check {
                 f,
                 "counter nonces: counters {first} and {second} share keystream"
             ),
+            Check::KeystreamRepeats => {
+                f.write_str("keystream: a 16-byte block of keystream repeats within one message")
+            }
+            Check::CounterWrap { vector } => write!(
+                f,
+                "counter wrap: RFC 8452 C.3 vector {vector} (the 32-bit block counter wraps) sealed or opened wrong"
+            ),
             Check::CounterNonceRoundTrip { counter } => write!(
                 f,
                 "counter nonces: a message sealed at counter {counter} did not open back"
             ),
             Check::IgnoresNonceByte { byte } => {
-                write!(f, "nonce: byte {byte} of the nonce does not change the ciphertext")
+                write!(f, "nonce: flipping byte {byte} of the nonce leaves keystream the nonce also gives")
             }
             Check::NotDeterministic => {
                 f.write_str("determinism: the same input sealed twice gave two outputs")
@@ -232,6 +258,9 @@ impl fmt::Display for Check {
             Check::KdfInfoParts => {
                 f.write_str("info in parts: HKDF gave another output for the info split in parts")
             }
+            Check::MacDataParts => {
+                f.write_str("data in parts: HMAC gave another output for the data split in parts")
+            }
             Check::RandomSource(why) => write!(f, "random source: {why}"),
         }
     }
@@ -240,22 +269,77 @@ impl fmt::Display for Check {
 /// The cached outcome of a self-test.
 pub(crate) type Verdict = Result<(), SelfTestFailure>;
 
-/// When a provider entry's self-test runs.
-#[derive(Clone, Copy)]
+/// The self-test verdicts of one built-in algorithm or part, for the whole
+/// process.
+pub(crate) struct BuiltinVerdict {
+    /// The first run, before the first use.
+    first: OnceLock<Verdict>,
+    /// The first failure of a later run.
+    failed_later: OnceLock<SelfTestFailure>,
+}
+
+impl BuiltinVerdict {
+    /// Nothing run yet.
+    pub(crate) const fn new() -> Self {
+        BuiltinVerdict {
+            first: OnceLock::new(),
+            failed_later: OnceLock::new(),
+        }
+    }
+}
+
+/// When a provider entry's self-test runs, and whether a later run failed.
+///
+/// A failed later run ([`Gate::recheck`]) marks the entry failed for good:
+/// from then on every use is refused with that failure, whatever the first
+/// verdict was. The mark is shared by every clone of the provider (for a
+/// built-in, by the whole process, like its first verdict).
+#[derive(Clone)]
 pub(crate) enum Gate {
-    /// It passed at registration.
-    Passed,
+    /// It passed at registration; the cell holds a later failure.
+    Passed(Arc<OnceLock<SelfTestFailure>>),
     /// A built-in: run once per process before the first use, then cached.
-    Lazy(&'static OnceLock<Verdict>),
+    Lazy(&'static BuiltinVerdict),
 }
 
 impl Gate {
+    /// The gate of an entry that has just passed its self-test.
+    pub(crate) fn passed() -> Self {
+        Gate::Passed(Arc::default())
+    }
+
+    fn failed_later(&self) -> &OnceLock<SelfTestFailure> {
+        match self {
+            Gate::Passed(cell) => cell,
+            Gate::Lazy(verdict) => &verdict.failed_later,
+        }
+    }
+
     /// The verdict, running `test` first if this is the first asking.
     pub(crate) fn verdict(&self, test: impl FnOnce() -> Verdict) -> Verdict {
-        match self {
-            Gate::Passed => Ok(()),
-            Gate::Lazy(cell) => cell.get_or_init(test).clone(),
+        if let Some(failure) = self.failed_later().get() {
+            return Err(failure.clone());
         }
+        match self {
+            Gate::Passed(_) => Ok(()),
+            Gate::Lazy(verdict) => verdict.first.get_or_init(test).clone(),
+        }
+    }
+
+    /// Runs `test` afresh, unless a later run already failed (that failure
+    /// is the verdict for good); a failure marks the entry failed.
+    pub(crate) fn recheck(&self, test: impl FnOnce() -> Verdict) -> Verdict {
+        let marked = self.failed_later();
+        if let Some(failure) = marked.get() {
+            return Err(failure.clone());
+        }
+        let verdict = test();
+        if let Err(failure) = &verdict {
+            // A concurrent re-check may have marked it first: its failure
+            // stays, and this one is reported all the same.
+            let _ = marked.set(failure.clone());
+        }
+        verdict
     }
 }
 

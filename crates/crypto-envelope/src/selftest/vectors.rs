@@ -1,9 +1,11 @@
 //! Published known-answer vectors: the built-in algorithms' (sealkv checks
 //! any implementation of a built-in id against these), and the parts'.
 //!
-//! Every AEAD vector here has a key and a nonce in which no 32-bit word
-//! repeats, so an implementation that mishandles part of either (copies a
-//! nonce word, ignores half the key) cannot match them by accident. A
+//! Every AEAD vector here but the counter-wrap ones
+//! ([`AES_256_GCM_SIV_COUNTER_WRAP`], checked on their own) has a key and a
+//! nonce in which no 32-bit word repeats, so an implementation that
+//! mishandles part of either (copies a nonce word, ignores half the key)
+//! cannot match them by accident. A
 //! plugin that implements a built-in algorithm under a private id can return
 //! the matching set from
 //! [`AeadAlgorithm::known_answers`](crate::AeadAlgorithm::known_answers).
@@ -110,6 +112,33 @@ pub const AES_256_GCM_SIV: &[KnownAnswer] = &[
         plaintext: "ced532ce4159b035277d4dfbb7db62968b13cd4eec",
         ciphertext: "626660c26ea6612fb17ad91e8e767639edd6c9faee",
         tag: "9d6c7029675b89eaf4ba1ded1a286594",
+    },
+];
+
+/// AES-256-GCM-SIV: RFC 8452, appendix C.3, the counter-wrap tests. Their
+/// tags begin `ffffffff`, so the 32-bit block counter wraps to zero inside
+/// the message: an implementation that carries into the next word (or
+/// counts in 64 or 128 bits) gets the second block wrong. Key and nonce
+/// are all zero, so they are checked apart from [`AES_256_GCM_SIV`] (whose
+/// keys and nonces repeat no word), only for the built-in id.
+pub const AES_256_GCM_SIV_COUNTER_WRAP: &[KnownAnswer] = &[
+    KnownAnswer {
+        source: "RFC 8452, appendix C.3 (counter wrap, plaintext 32 bytes)",
+        key: "0000000000000000000000000000000000000000000000000000000000000000",
+        nonce: "000000000000000000000000",
+        aad: "",
+        plaintext: "000000000000000000000000000000004db923dc793ee6497c76dcc03a98e108",
+        ciphertext: "f3f80f2cf0cb2dd9c5984fcda908456cc537703b5ba70324a6793a7bf218d3ea",
+        tag: "ffffffff000000000000000000000000",
+    },
+    KnownAnswer {
+        source: "RFC 8452, appendix C.3 (counter wrap, plaintext 24 bytes)",
+        key: "0000000000000000000000000000000000000000000000000000000000000000",
+        nonce: "000000000000000000000000",
+        aad: "",
+        plaintext: "eb3640277c7ffd1303c7a542d02d3e4c0000000000000000",
+        ciphertext: "18ce4f0b8cb4d0cac65fea8f79257b20888e53e72299e56d",
+        tag: "ffffffff000000000000000000000000",
     },
 ];
 

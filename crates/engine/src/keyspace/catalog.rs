@@ -97,13 +97,16 @@ pub(crate) fn read(view: &View) -> Result<Records, Error> {
             Some((&NAME, name)) => {
                 let name = String::from_utf8(name.to_vec())
                     .map_err(|_| corrupt("a name that is not UTF-8".into()))?;
+                // The name is the application's data: errors never show it.
                 let id = id_of(&value)
                     .filter(|id| *id >= FIRST_NAMED)
-                    .ok_or_else(|| corrupt(format!("keyspace {name:?} has a bad id")))?;
+                    .ok_or_else(|| corrupt("a live keyspace has a bad id".into()))?;
                 out.names.insert(name, id);
             }
             Some((&NEXT_ID, [])) => {
-                out.next_id = id_of(&value).ok_or_else(|| corrupt("bad next id".into()))?;
+                out.next_id = id_of(&value)
+                    .filter(|id| *id >= FIRST_NAMED)
+                    .ok_or_else(|| corrupt("bad next id".into()))?;
             }
             Some((&DROPPED, id)) => {
                 out.dropped
@@ -112,13 +115,20 @@ pub(crate) fn read(view: &View) -> Result<Records, Error> {
             _ => return Err(corrupt("an unknown record".into())),
         }
     }
-    if let Some(max) = out.names.values().max()
-        && *max >= out.next_id
-    {
-        return Err(corrupt(format!(
-            "keyspace id {max} is not below the next id {}",
-            out.next_id
-        )));
+    // Every id a named one below the next id, no id used twice: a purge
+    // marker naming the default keyspace, the catalog or a live keyspace
+    // would delete it at the next open.
+    let mut seen = std::collections::BTreeSet::new();
+    for id in out.names.values().chain(&out.dropped) {
+        if !(FIRST_NAMED..out.next_id).contains(id) {
+            return Err(corrupt(format!(
+                "keyspace id {id} is not between {FIRST_NAMED} and the next id {}",
+                out.next_id
+            )));
+        }
+        if !seen.insert(*id) {
+            return Err(corrupt(format!("keyspace id {id} is used twice")));
+        }
     }
     Ok(out)
 }
@@ -132,8 +142,27 @@ impl Catalog {
     pub(crate) fn load(db: &Arc<Inner>) -> Result<(), Error> {
         let view = db.view()?;
         let records = read(&view)?;
+        // Ids are never reused, even when recovery that skips damaged
+        // records (`SkipAnyCorruptedRecords`) lost a creation whose keys
+        // survived: the next id is above every id a stored key carries.
+        let highest = view
+            .iter_stored_range(Bound::Unbounded, Bound::Unbounded, 0)
+            .next_back()
+            .transpose()?
+            .and_then(|(key, _)| Prefix::id_of_key(&key));
+        let next_id = match highest {
+            Some(id) if id >= records.next_id => {
+                tracing::warn!(
+                    keyspace = id,
+                    next_id = records.next_id,
+                    "keys of a keyspace the catalog does not know; its id is not reused"
+                );
+                id.saturating_add(1)
+            }
+            _ => records.next_id,
+        };
         let mut st = CatalogState {
-            next_id: records.next_id,
+            next_id,
             unpurged: records.dropped,
             ..CatalogState::default()
         };
@@ -344,5 +373,91 @@ mod tests {
         // Some cuts fell after the drop record was durable: the open
         // finished those purges.
         assert!(finished_at_open > 0);
+    }
+
+    /// Writes raw catalog records, as damage that authenticates would
+    /// leave them (a writer's bug, or a plaintext file edited).
+    fn put_catalog(db: &Db, key: &[u8], value: &[u8]) {
+        let mut batch = WriteBatch::new();
+        batch.raw_put(Prefix::of(CATALOG).as_bytes(), key, value);
+        db.inner
+            .commit(&batch, Commit::plain(Durability::AsConfigured))
+            .unwrap();
+    }
+
+    /// A catalog whose ids would make the open delete or alias a keyspace
+    /// is `Corruption`, found before any purge runs.
+    #[test]
+    fn a_catalog_with_impossible_ids_is_corruption() {
+        let cases: [(&str, Vec<u8>, Vec<u8>); 6] = [
+            (
+                "purge marker for the default keyspace",
+                dropped_key(0),
+                b"x".to_vec(),
+            ),
+            (
+                "purge marker for the catalog",
+                dropped_key(CATALOG),
+                b"x".to_vec(),
+            ),
+            (
+                "purge marker for a live keyspace",
+                dropped_key(FIRST_NAMED),
+                b"x".to_vec(),
+            ),
+            (
+                "purge marker at the next id",
+                dropped_key(FIRST_NAMED + 2),
+                b"x".to_vec(),
+            ),
+            (
+                "next id of the catalog",
+                vec![NEXT_ID],
+                CATALOG.to_be_bytes().to_vec(),
+            ),
+            (
+                "two names, one id",
+                name_key("twin"),
+                FIRST_NAMED.to_be_bytes().to_vec(),
+            ),
+        ];
+        for (what, key, value) in cases {
+            let sim = SimVfs::new();
+            let db = Db::open_with_config(config(Arc::new(sim.clone()))).unwrap();
+            db.put(b"default", b"kept").unwrap();
+            db.keyspace("live").unwrap().put(b"k", b"kept").unwrap();
+            db.keyspace("other").unwrap();
+            put_catalog(&db, &key, &value);
+            db.close().unwrap();
+            let err = Db::open_with_config(config(Arc::new(sim.clone()))).unwrap_err();
+            assert!(matches!(err, Error::Corruption { .. }), "{what}: {err:?}");
+            // The message names no keyspace.
+            assert!(!err.to_string().contains("live"), "{what}: {err}");
+            // Refused before any purge could run, read-only too.
+            let ro = Db::open_with_config(config(Arc::new(sim)).read_only(true)).unwrap_err();
+            assert!(matches!(ro, Error::Corruption { .. }), "{what}: {ro:?}");
+        }
+    }
+
+    /// Keys of a keyspace whose creation record was lost (recovery that
+    /// skips damaged records) keep their id from being handed out again.
+    #[test]
+    fn an_id_with_stored_keys_is_never_reused() {
+        let sim = SimVfs::new();
+        let db = Db::open_with_config(config(Arc::new(sim.clone()))).unwrap();
+        db.keyspace("first").unwrap().put(b"k", b"old").unwrap();
+        // The catalog as if the creation of `first` were lost.
+        let mut batch = WriteBatch::new();
+        let catalog = Prefix::of(CATALOG);
+        batch.raw_delete(catalog.as_bytes(), &name_key("first"));
+        batch.raw_put(catalog.as_bytes(), &[NEXT_ID], &FIRST_NAMED.to_be_bytes());
+        db.inner
+            .commit(&batch, Commit::plain(Durability::AsConfigured))
+            .unwrap();
+        db.close().unwrap();
+        let db = Db::open_with_config(config(Arc::new(sim))).unwrap();
+        let fresh = db.keyspace("second").unwrap();
+        assert!(fresh.state.id > FIRST_NAMED);
+        assert_eq!(fresh.get(b"k").unwrap(), None);
     }
 }

@@ -58,6 +58,25 @@ impl Prefix {
         }
     }
 
+    /// The id of the keyspace a stored key belongs to, read from its
+    /// prefix; `None` for a key too short to hold one.
+    pub(crate) fn id_of_key(key: &[u8]) -> Option<KeyspaceId> {
+        let (&first, rest) = key.split_first()?;
+        if u32::from(first) < ONE_BYTE_LIMIT {
+            return Some(KeyspaceId::from(first));
+        }
+        let n = usize::from(first - ONE_BYTE_LIMIT as u8) + 1;
+        if n > 4 {
+            return None;
+        }
+        let bytes = rest.get(..n)?;
+        Some(
+            bytes
+                .iter()
+                .fold(0, |id, b| (id << 8) | KeyspaceId::from(*b)),
+        )
+    }
+
     /// The encoded bytes.
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
@@ -114,6 +133,7 @@ mod tests {
         fn prefixes_round_trip_and_keep_order(a in any::<u32>(), b in any::<u32>(), ka in prop::collection::vec(any::<u8>(), 0..6), kb in prop::collection::vec(any::<u8>(), 0..6)) {
             let (pa, pb) = (Prefix::of(a), Prefix::of(b));
             prop_assert_eq!(&pa.key(&ka)[pa.as_bytes().len()..], &ka[..]);
+            prop_assert_eq!(Prefix::id_of_key(&pa.key(&ka)), Some(a));
             // Keys of a lower keyspace all sort before keys of a higher
             // one, whatever the user keys: each keyspace is one run.
             if a != b {

@@ -46,11 +46,9 @@ pub use iter::TxnIter;
 /// Ranges covered by a transaction's iterators, recorded as they go.
 pub(crate) type Covered = Arc<Mutex<Vec<OwnedRange>>>;
 
-/// A read-write transaction: it reads a snapshot (the database as of its
-/// start) plus its own buffered writes, and its writes commit as one batch
-/// only if no batch committed after its snapshot wrote a key it read, or a
-/// key inside a range its iterators covered (otherwise
-/// [`Error::Conflict`], and nothing is written). Get one with
+/// A read-write transaction: it reads a snapshot plus its own writes, and
+/// its commit is refused with [`Error::Conflict`] if a batch committed
+/// after its snapshot changed anything it read. Get one with
 /// [`Db::transaction`] (which commits and retries for you) or
 /// [`Db::begin_transaction`]. Dropping it without [`commit`](Self::commit)
 /// discards its writes.
