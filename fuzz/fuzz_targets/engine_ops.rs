@@ -1,6 +1,8 @@
 //! Any bytes read as a program of engine operations — puts, deletes,
 //! batches, flushes, reopens, torn crashes, key rotations, re-encryption
-//! passes, snapshots, reads and scans — run against a `BTreeMap` model on
+//! passes, snapshots, reads and scans, and (mode bit 3) named keyspaces,
+//! keyspace drops, transactions, batches across keyspaces and
+//! compare-and-swaps — run against a model (a `BTreeMap` per keyspace) on
 //! a simulated disk: the database must always read as the model and
 //! verify clean.
 //!

@@ -4,7 +4,8 @@
 //!
 //! The proofs: the crash-kill harness (`crates/crashtest`), the fault sweep
 //! at every position in every mode (`it::faults`), the power cuts at every
-//! disk operation of the fuzz regressions (`it::fuzz`), the tamper matrices
+//! disk operation of the fuzz regressions and of the keyspace seeds
+//! (`it::fuzz`), the tamper matrices
 //! (engine, backups and archives, page file, WAL), and the key-hygiene
 //! scan (every key and passphrase of a full workload searched for in every
 //! log line and error text). Each prints `PROOF`
@@ -79,6 +80,16 @@ const PROOFS: &[Proof] = &[
             package: "sealkv",
             target: "it",
             filter: "fuzz::regressions_survive_power_cuts_at_their_disk_operations",
+            full_env: &[],
+        },
+    },
+    Proof {
+        name: "fuzz-keyspace-crash-points",
+        title: "fuzz keyspace seeds, power cut inside keyspace and transaction operations (runs)",
+        run: Run::Test {
+            package: "sealkv",
+            target: "it",
+            filter: "fuzz::keyspace_operations_survive_power_cuts_inside_them",
             full_env: &[],
         },
     },

@@ -2,13 +2,18 @@
 //! telling the parent on stdout what it is doing.
 //!
 //! One writer thread per stream, all at once (so group commit is under the
-//! kill); stream 0's thread also flushes, rotates the data key and
-//! re-encrypts at random. Lines (each written whole under the stdout lock,
-//! in one `write(2)`, well under the pipe's atomic size): `open`; `begin
-//! write T B` before batch `B` of stream `T` is handed to the engine and
-//! `ack T B` only after `Db::write` returned `Ok`; `begin flush` / `end
-//! flush`, `begin rotate` / `end rotate` and `begin reencrypt` / `step` /
-//! `end reencrypt` around the operations the parent aims at.
+//! kill); stream 0's thread also flushes, rotates the data key,
+//! re-encrypts, and fills and drops the scratch keyspace at random.
+//! Streams 1 and 2 commit their batches as transactions. Lines (each
+//! written whole under the stdout lock, in one `write(2)`, well under the
+//! pipe's atomic size): `open`; `begin write T B` (stream 0) or `begin txn
+//! T B` (streams 1 and 2) before batch `B` of stream `T` is handed to the
+//! engine, `retried T B N` if its transaction ran `N` more times after
+//! conflicts, and `ack T B` only after `Db::write` or `Db::transaction`
+//! returned `Ok`; `begin flush` / `end flush`, `begin rotate` / `end
+//! rotate`, `begin reencrypt` / `step` / `end reencrypt`, `begin fill G` /
+//! `end fill G` and `begin drop` / `end drop` around the operations the
+//! parent aims at.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -18,7 +23,8 @@ use sealkv::Db;
 use sealkv_fileio::SplitMix64;
 
 use crate::mode::Mode;
-use crate::workload::{STREAMS, batch};
+use crate::scratch;
+use crate::workload::{STREAMS, batch, commit_txn, keyspace_of, transactional};
 
 /// What the parent tells a child.
 #[derive(Debug)]
@@ -76,6 +82,20 @@ fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), Stri
         std::process::exit(3)
     };
     let mut rng = SplitMix64::new(seed);
+    let ks = match keyspace_of(t) {
+        Some(name) => Some(
+            db.keyspace(name)
+                .map_err(|e| format!("keyspace {name:?}: {e}"))?,
+        ),
+        None => None,
+    };
+    // Whether the scratch keyspace exists (a kill may have left it).
+    let mut scratch_live = t == 0
+        && db
+            .keyspaces()
+            .map_err(|e| format!("keyspaces: {e}"))?
+            .iter()
+            .any(|n| n == scratch::SCRATCH);
     let mut b = next;
     while b < next + MAX_BATCHES {
         let roll = rng.below(1000);
@@ -103,6 +123,21 @@ fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), Stri
                         .map_err(|e| format!("reencrypt: {e}"))
                 })
                 .and_then(|()| say("end reencrypt"))
+        } else if t == 0 && roll >= 970 {
+            scratch_step(db, &mut scratch_live, &mut rng)
+        } else if transactional(t) {
+            let r = say(&format!("begin txn {t} {b}"))
+                .and_then(|()| {
+                    commit_txn(db, ks.as_ref(), t, b)
+                        .map_err(|e| format!("transaction {b} of stream {t}: {e}"))
+                })
+                .and_then(|retries| match retries {
+                    0 => Ok(()),
+                    n => say(&format!("retried {t} {b} {n}")),
+                })
+                .and_then(|()| say(&format!("ack {t} {b}")));
+            b += 1;
+            r
         } else {
             let r = say(&format!("begin write {t} {b}"))
                 .and_then(|()| {
@@ -118,4 +153,28 @@ fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), Stri
         }
     }
     Ok(())
+}
+
+/// Fills a new scratch keyspace if none exists, else drops it.
+fn scratch_step(db: &Db, live: &mut bool, rng: &mut SplitMix64) -> Result<(), String> {
+    if *live {
+        say("begin drop")?;
+        let existed = db
+            .drop_keyspace(scratch::SCRATCH)
+            .map_err(|e| format!("drop_keyspace: {e}"))?;
+        if !existed {
+            return Err(format!(
+                "keyspace {:?} vanished before its drop",
+                scratch::SCRATCH
+            ));
+        }
+        *live = false;
+        say("end drop")
+    } else {
+        let g = rng.next_u64();
+        say(&format!("begin fill {g}"))?;
+        *live = true;
+        scratch::create_and_fill(db, g)?;
+        say(&format!("end fill {g}"))
+    }
 }

@@ -6,17 +6,23 @@
 //!
 //! Each cycle starts a child process (this same binary, `child`
 //! subcommand) that opens the database with `SyncMode::Always` and writes
-//! batches from three threads at once (three streams of numbered batches),
-//! flushes, rotates the data key and re-encrypts at random, printing `ack T
-//! B` on stdout only after `Db::write` returned `Ok` for batch `B` of
-//! stream `T`. The parent SIGKILLs it at a random instant — a random delay
-//! after start or after open, or shortly after a chosen `begin flush`,
-//! `begin rotate`, `begin reencrypt`, re-encryption `step` or `begin write`
-//! marker — then reopens the database itself and checks that every
-//! acknowledged batch is present and whole, that no batch is partly
-//! applied, that nothing beyond the batches in flight appeared, and that
-//! `Db::verify` finds nothing. The next cycle continues on the same
-//! directory. Modes take turns, each in its own directory.
+//! batches from three threads at once (three streams of numbered batches:
+//! stream 0 blind writes, streams 1 and 2 transactions that read their
+//! stream's last batch and increment a shared counter, stream 1 in a named
+//! keyspace), flushes, rotates the data key, re-encrypts, and creates,
+//! fills and drops a scratch keyspace at random, printing `ack T B` on
+//! stdout only after batch `B` of stream `T` was committed. The parent
+//! SIGKILLs it at a random instant — a random delay after start or after
+//! open, or shortly after a chosen `begin flush`, `begin rotate`, `begin
+//! reencrypt`, re-encryption `step`, `begin write`, `begin txn`, `begin
+//! fill` or `begin drop` marker — then reopens the database itself and
+//! checks that every acknowledged batch is present and whole, that no
+//! batch or transaction is partly applied (the counter equals the
+//! transactions committed), that nothing beyond the batches in flight
+//! appeared, that the scratch keyspace is as its acknowledged fills and
+//! drops left it, and that `Db::verify` finds nothing. The next cycle
+//! continues on the same directory. Modes take turns, each in its own
+//! directory.
 //!
 //! The child is a subcommand of the same binary rather than a binary of
 //! its own so parent and child are always the same build, and so the
@@ -30,6 +36,7 @@
 mod child;
 mod mode;
 mod parent;
+mod scratch;
 mod workload;
 
 use std::path::PathBuf;

@@ -12,6 +12,7 @@ use sealkv::Db;
 use sealkv_fileio::SplitMix64;
 
 use crate::mode::Mode;
+use crate::scratch::{self, Scratch};
 use crate::workload::{self, STREAMS};
 
 /// What `sealkv-crash` was asked to do.
@@ -62,13 +63,22 @@ impl Plan {
                 "begin rotate",
                 "begin reencrypt",
                 "step",
+                "begin txn",
+                "begin fill",
+                "begin drop",
             ]
         } else {
-            &["begin write", "begin flush"]
+            &[
+                "begin write",
+                "begin flush",
+                "begin txn",
+                "begin fill",
+                "begin drop",
+            ]
         };
         let marker = markers[rng.below(markers.len() as u64) as usize];
         let nth = match marker {
-            "begin write" => 1 + rng.below(40),
+            "begin write" | "begin txn" => 1 + rng.below(40),
             "begin flush" | "step" => 1 + rng.below(2),
             _ => 1,
         };
@@ -102,6 +112,19 @@ struct ModeFigures {
     torn_tails: u64,
     /// The last batch applied of each stream, as of the last check.
     last: [u64; STREAMS],
+    /// Transactions acknowledged (streams 1 and 2).
+    transactions: u64,
+    /// Transaction bodies run again after a conflict.
+    retries: u64,
+    /// Scratch keyspace drops acknowledged.
+    drops: u64,
+    /// Drops in flight at the kill, and how many of them the reopen found
+    /// done (the keyspace gone, its purge finished at open if the kill
+    /// cut it short).
+    drops_in_flight: u64,
+    drops_in_flight_done: u64,
+    /// What the scratch keyspace held at the last check.
+    scratch: Scratch,
 }
 
 /// Everything a run found.
@@ -111,6 +134,8 @@ pub(crate) struct Summary {
     kills: BTreeMap<String, u64>,
     lost: u64,
     partial: u64,
+    /// Scratch keyspaces found other than their fills and drops allow.
+    wrong_keyspaces: u64,
     verify_findings: u64,
     pub(crate) findings: Vec<String>,
 }
@@ -124,19 +149,33 @@ impl Summary {
         );
         for (mode, f) in &self.per_mode {
             println!(
-                "  {:<18} {:>5} cycles, {:>7} batches acknowledged, {:>4} in-flight batches found applied, {:>4} torn WAL tails repaired, last batches {:?}",
+                "  {:<18} {:>5} cycles, {:>7} batches acknowledged ({} transactions, {} conflict retries), {:>4} in-flight batches found applied, {:>4} torn WAL tails repaired, {} keyspace drops, last batches {:?}",
                 mode.name(),
                 f.cycles,
                 f.acked,
+                f.transactions,
+                f.retries,
                 f.in_flight_applied,
                 f.torn_tails,
+                f.drops,
                 f.last
             );
         }
+        let total =
+            |f: fn(&ModeFigures) -> u64| self.per_mode.iter().map(|(_, m)| f(m)).sum::<u64>();
+        println!("transactions committed: {}", total(|f| f.transactions));
+        println!("conflicts retried: {}", total(|f| f.retries));
+        println!("keyspace drops: {}", total(|f| f.drops));
+        println!(
+            "keyspace drops in flight at the kill: {} ({} found done)",
+            total(|f| f.drops_in_flight),
+            total(|f| f.drops_in_flight_done)
+        );
         let kills: Vec<_> = self.kills.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("kills: {}", kills.join(", "));
         println!("lost acknowledged batches: {}", self.lost);
         println!("partial or wrong batches: {}", self.partial);
+        println!("wrong scratch keyspaces: {}", self.wrong_keyspaces);
         println!("verify findings: {}", self.verify_findings);
         println!("findings: {}", self.findings.len());
         for f in &self.findings {
@@ -146,12 +185,17 @@ impl Summary {
         // `sealkv_testkit::proof`): one per mode, one for the checks.
         for (mode, f) in &self.per_mode {
             println!(
-                "PROOF name=crash-kill part={} cases={} acked={} in_flight_applied={} torn_tails={}",
+                "PROOF name=crash-kill part={} cases={} acked={} in_flight_applied={} torn_tails={} transactions={} retries={} drops={} drops_in_flight={} drops_in_flight_done={}",
                 mode.name(),
                 f.cycles,
                 f.acked,
                 f.in_flight_applied,
-                f.torn_tails
+                f.torn_tails,
+                f.transactions,
+                f.retries,
+                f.drops,
+                f.drops_in_flight,
+                f.drops_in_flight_done
             );
         }
         let kills: Vec<_> = self
@@ -162,7 +206,7 @@ impl Summary {
         println!(
             "PROOF name=crash-kill part=checks lost={} wrong={} verify_findings={} findings={}{}",
             self.lost,
-            self.partial,
+            self.partial + self.wrong_keyspaces,
             self.verify_findings,
             self.findings.len(),
             kills.concat()
@@ -178,6 +222,10 @@ struct Observed {
     /// The last batch handed to the engine, per stream.
     attempted: [Option<u64>; STREAMS],
     markers: BTreeMap<&'static str, u64>,
+    /// Transaction bodies run again after a conflict.
+    retries: u64,
+    /// What stream 0 did to the scratch keyspace, in order.
+    scratch: Vec<scratch::Event>,
     opened_at: Option<Instant>,
     out_of_order: Option<String>,
 }
@@ -194,6 +242,16 @@ impl Observed {
             self.acked[t] = Some(b);
         } else if let Some((t, b)) = line.strip_prefix("begin write ").and_then(stream_batch) {
             self.attempted[t] = Some(b);
+        } else if let Some((t, b)) = line.strip_prefix("begin txn ").and_then(stream_batch) {
+            self.attempted[t] = Some(b);
+        } else if let Some(n) = line.strip_prefix("retried ") {
+            self.retries += n
+                .rsplit(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+        } else if let Some(event) = scratch::Event::parse(line) {
+            self.scratch.push(event);
         }
         for m in [
             "begin write",
@@ -201,6 +259,9 @@ impl Observed {
             "begin rotate",
             "begin reencrypt",
             "step",
+            "begin txn",
+            "begin fill",
+            "begin drop",
         ] {
             if line.starts_with(m) {
                 *self.markers.entry(m).or_default() += 1;
@@ -332,8 +393,15 @@ fn run_child(
     })
 }
 
-/// Reopens the database after a kill and checks it.
-fn reopen_and_check(dir: &Path, mode: Mode, acked: &[u64], attempted: &[u64]) -> Checked {
+/// Reopens the database after a kill and checks it (the scratch keyspace
+/// against the states in `scratch`).
+fn reopen_and_check(
+    dir: &Path,
+    mode: Mode,
+    acked: &[u64],
+    attempted: &[u64],
+    scratch: &[Scratch],
+) -> Checked {
     let mut out = Checked::default();
     let db = match mode
         .config(dir)
@@ -349,6 +417,7 @@ fn reopen_and_check(dir: &Path, mode: Mode, acked: &[u64], attempted: &[u64]) ->
         out.torn_tails = stats.torn_tails_repaired;
     }
     out.check = workload::check(&db, acked, attempted);
+    out.scratch = scratch::check(&db, scratch);
     match db.verify() {
         Ok(report) => {
             for f in report.findings {
@@ -368,6 +437,7 @@ fn reopen_and_check(dir: &Path, mode: Mode, acked: &[u64], attempted: &[u64]) ->
 struct Checked {
     open_failed: Option<String>,
     check: workload::Checked,
+    scratch: scratch::Found,
     verify: Vec<String>,
     torn_tails: u64,
 }
@@ -425,7 +495,8 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         if let Some(why) = &obs.out_of_order {
             findings.push(format!("the child acknowledged out of order: {why}"));
         }
-        let checked = reopen_and_check(&dir, mode, &acked, &attempted);
+        let may_hold = scratch::allowed(figures.scratch, &obs.scratch);
+        let checked = reopen_and_check(&dir, mode, &acked, &attempted, &may_hold);
         if let Some(e) = checked.open_failed {
             findings.push(e);
         }
@@ -433,11 +504,29 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         summary.partial += checked.check.partial;
         summary.verify_findings += checked.verify.len() as u64;
         findings.extend(checked.check.findings);
+        if let Some(f) = checked.scratch.finding {
+            summary.wrong_keyspaces += 1;
+            findings.push(f);
+        }
         findings.extend(checked.verify);
         figures.cycles += 1;
         figures.torn_tails += checked.torn_tails;
+        figures.retries += obs.retries;
+        figures.drops += obs
+            .scratch
+            .iter()
+            .filter(|e| **e == scratch::Event::EndDrop)
+            .count() as u64;
+        figures.scratch = checked.scratch.state;
+        if obs.scratch.last() == Some(&scratch::Event::BeginDrop) {
+            figures.drops_in_flight += 1;
+            figures.drops_in_flight_done += u64::from(figures.scratch == Scratch::Absent);
+        }
         for (t, &acked) in acked.iter().enumerate() {
             figures.acked += acked - figures.last[t];
+            if workload::transactional(t) {
+                figures.transactions += acked - figures.last[t];
+            }
             let found = checked.check.lasts.get(t).copied().unwrap_or(0);
             figures.in_flight_applied += found.saturating_sub(acked);
         }

@@ -1,5 +1,6 @@
 //! The crash-kill harness, small: 52 kill-and-reopen cycles, 13 in each
-//! mode (plaintext and each algorithm). `cargo xtask crash --cycles N`
+//! mode (plaintext and each algorithm), with blind batches, transactions
+//! and keyspace drops under the kill. `cargo xtask crash --cycles N`
 //! runs it big, in release.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -36,6 +37,12 @@ fn fifty_two_kill_cycles_lose_no_acknowledged_batch() {
     assert!(stdout.starts_with("crash-kill: 52 cycles"), "{stdout}");
     assert_eq!(figure(&stdout, "lost acknowledged batches:"), 0);
     assert_eq!(figure(&stdout, "partial or wrong batches:"), 0);
+    assert_eq!(figure(&stdout, "wrong scratch keyspaces:"), 0);
+    // Transactions ran, conflicted and retried, and keyspaces were
+    // dropped, under the kill.
+    assert!(figure(&stdout, "transactions committed:") > 0, "{stdout}");
+    assert!(figure(&stdout, "conflicts retried:") > 0, "{stdout}");
+    assert!(figure(&stdout, "keyspace drops:") > 0, "{stdout}");
     assert_eq!(figure(&stdout, "verify findings:"), 0);
     assert_eq!(figure(&stdout, "findings:"), 0);
     // Every mode ran its share and acknowledged batches.

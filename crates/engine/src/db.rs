@@ -237,7 +237,7 @@ impl Db {
     /// which has no name, is not listed).
     pub fn keyspaces(&self) -> Result<Vec<String>, Error> {
         self.check_open()?;
-        Ok(self.inner.catalog.names())
+        self.inner.catalog.names()
     }
 
     /// Removes keyspace `name` with all its keys; returns whether it

@@ -1,6 +1,7 @@
 //! The entry point of the "operation sequence" fuzz target: the engine
 //! against a `BTreeMap` model, with flushes, reopens, crashes, key
-//! rotation and re-encryption, on a simulated disk.
+//! rotation and re-encryption, and (mode bit 3) named keyspaces, keyspace
+//! drops, transactions and multi-keyspace batches, on a simulated disk.
 //!
 //! Two ways to run a program. *Background* (the engine as users run it):
 //! size-triggered flushes run on the flusher thread, so where a crash
@@ -14,8 +15,9 @@
 //! an open.
 
 mod crashvfs;
+mod keyspace_ops;
+mod model;
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -27,17 +29,23 @@ use crate::db::Inner;
 use crate::flush::FlushState;
 use crate::{Config, Db, Error, SyncMode, WriteBatch};
 use crashvfs::{CrashPlan, CrashVfs};
+use model::{Model, assert_reads_as, pairs, read_as_one_of};
 
 /// The most operations one input runs (longer inputs are cut).
 const MAX_OPS: usize = 160;
 
 /// Mode byte bit: run deterministically (see the module docs).
 const DETERMINISTIC: u8 = 1 << 2;
+/// Mode byte bit: keyspace and transaction operations join the others.
+const KEYSPACES: u8 = 1 << 3;
 /// Mode byte bit: the next two bytes (big-endian) place a crash at that
 /// disk-changing operation (plus one); implies deterministic.
 const CRASH_POINT: u8 = 1 << 4;
 
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// Operations without [`KEYSPACES`] (an operation is its program byte
+/// modulo this), and with it.
+const BASIC_OPS: u8 = 14;
+const ALL_OPS: u8 = 20;
 
 /// How [`fuzz_ops_with`] runs a program.
 #[doc(hidden)]
@@ -61,7 +69,8 @@ pub struct FuzzOptions {
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpRecord {
-    /// The operation (the program byte modulo 14).
+    /// The operation (the program byte modulo 14, or 20 with keyspace
+    /// operations on).
     pub op: u8,
     /// Disk-changing operations counted before it.
     pub start: u64,
@@ -90,14 +99,20 @@ pub struct FuzzRun {
 /// Reads `bytes` as a program — a mode byte, then operations (put,
 /// delete, batch, flush, reopen, crash with torn writes, rotate, a
 /// re-encryption pass stopped after its first step or run to the end,
-/// snapshot, point read, range scan) — and runs it on a database in a
-/// simulated file system and on a `BTreeMap`. The mode byte's low two bits
-/// pick the protection (plaintext or an algorithm); bit 2 runs
-/// deterministically; bit 4 takes the next two bytes as a crash point
-/// (see [`FuzzOptions`]). Every write is durable (`SyncMode::Always`), so
-/// after any crash the database must read exactly as the model (the
-/// operation a crash interrupted whole or absent); at the end it must also
-/// verify clean. Panics on any difference and on any error the crash did
+/// snapshot, point read, range scan; with mode bit 3 also a put into a
+/// named keyspace made on demand, a keyspace drop, a multi-key
+/// read-modify-write transaction across keyspaces, a transaction that
+/// scans a range and commits, rolls back or meets a conflict, a batch
+/// across keyspaces, and a compare-and-swap) — and runs it on a database
+/// in a simulated file system and on a model (a `BTreeMap` per keyspace).
+/// The mode byte's low two bits pick the protection (plaintext or an
+/// algorithm); bit 2 runs deterministically; bit 3 adds the keyspace and
+/// transaction operations; bit 4 takes the next two bytes as a crash
+/// point (see [`FuzzOptions`]). Every write is durable
+/// (`SyncMode::Always`), so after any crash the database must read exactly
+/// as the model, every keyspace of it (the operation a crash interrupted
+/// whole or absent, or a creation it acknowledged kept); at the end it
+/// must also verify clean. Panics on any difference and on any error the crash did
 /// not cause, which is what the fuzzer looks for. Used by the `engine_ops`
 /// fuzz target and by tests; not part of the API.
 #[doc(hidden)]
@@ -159,22 +174,27 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
     let mut run = FuzzRun::default();
     // Whether a power cut happened (see `assert_verifies`).
     let mut crashed = false;
-    let mut model = Model::new();
+    let mut model = Model::default();
+    let ops = if mode & KEYSPACES != 0 {
+        ALL_OPS
+    } else {
+        BASIC_OPS
+    };
     let (mut db, mut vfs) = open_until_up(vfs, &plan, &config);
     // The page file's transaction at the last open: a meta slot torn by a
     // power cut is rewritten by the first commit after it.
     let mut opened_txn = store_txn(&db);
-    while let Some((&op, tail)) = rest.split_first() {
+    while let Some((&byte, tail)) = rest.split_first() {
         rest = tail;
         if run.ops.len() >= MAX_OPS {
             break;
         }
+        let op = byte % ops;
         let start = plan.count();
         if trace {
             eprintln!(
-                "op {}: {} (disk ops so far {start}, next bytes {:?})",
+                "op {}: {op} (disk ops so far {start}, next bytes {:?})",
                 run.ops.len() + 1,
-                op % 14,
                 rest.get(..4)
             );
         }
@@ -187,23 +207,30 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
         };
         // What the model becomes if the operation takes effect.
         let mut after: Option<Model> = None;
+        // States an operation of several commits may leave when a crash
+        // cuts it short, besides the state before it and `after`.
+        let mut between: Vec<Model> = Vec::new();
+        // The state a crash cannot go back past: what the operation's
+        // first commits left, once acknowledged.
+        let mut acked: Option<Model> = None;
         // Deterministic mode: a write holds the flush lock until what it
         // froze is flushed here, so the flusher thread it wakes finds
         // nothing (and the counts around the write are exact).
-        let holder = (deterministic && matches!(op % 14, 0..=5 | 11)).then(|| db.inner.clone());
+        let holder =
+            (deterministic && matches!(op, 0..=5 | 11 | 14..=19)).then(|| db.inner.clone());
         let guard = holder.as_ref().map(|inner| lock_flush(inner));
-        let outcome: Result<(), Error> = match op % 14 {
+        let outcome: Result<(), Error> = match op {
             0..=3 => {
                 let (k, v) = (key(arg()), value(arg(), arg()));
                 let mut next = model.clone();
-                next.insert(k.clone(), v.clone());
+                next.default.insert(k.clone(), v.clone());
                 after = Some(next);
                 db.put(&k, &v)
             }
             4 => {
                 let k = key(arg());
                 let mut next = model.clone();
-                next.remove(&k);
+                next.default.remove(&k);
                 after = Some(next);
                 db.delete(&k)
             }
@@ -215,11 +242,11 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
                     let a = arg();
                     if a % 3 == 0 {
                         batch.delete(&k);
-                        next.remove(&k);
+                        next.default.remove(&k);
                     } else {
                         let v = value(a, arg());
                         batch.put(&k, &v);
-                        next.insert(k, v);
+                        next.default.insert(k, v);
                     }
                 }
                 after = Some(next);
@@ -281,23 +308,26 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
                 let snap = must(db.snapshot(), "snapshot");
                 let k = key(arg());
                 let mut next = model.clone();
-                next.insert(k.clone(), b"after the snapshot".to_vec());
+                next.default
+                    .insert(k.clone(), b"after the snapshot".to_vec());
                 after = Some(next);
                 let put = db.put(&k, b"after the snapshot");
                 if put.is_ok() && !plan.fired() {
-                    assert_eq!(collect(snap.range::<&[u8]>(..)), pairs(&model));
+                    assert_eq!(collect(snap.range::<&[u8]>(..)), pairs(&model.default));
                 }
                 put
             }
             12 => {
                 let k = key(arg());
-                assert_eq!(must(db.get(&k), "get"), model.get(&k).cloned());
+                assert_eq!(must(db.get(&k), "get"), model.default.get(&k).cloned());
                 Ok(())
             }
-            _ => {
+            // (Without encryption, 9 and 10 scan too.)
+            9 | 10 | 13 => {
                 let (a, b) = (key(arg()), key(arg()));
                 let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
                 let want: Vec<_> = model
+                    .default
                     .range(lo.clone()..hi.clone())
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
@@ -306,6 +336,13 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
                 assert_eq!(back, want);
                 Ok(())
             }
+            14..=19 => {
+                let (outcome, effect) = keyspace_ops::run(op, &db, &model, &mut arg, &plan);
+                (after, between, acked) = (effect.after, effect.between, effect.acked);
+                outcome
+            }
+            // `op` is below `ops`: nothing else.
+            _ => Ok(()),
         };
         let end = plan.count();
         let flushed = match (guard, &holder) {
@@ -318,15 +355,20 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
         if let Some(found) = plan.take_crashed() {
             // The power went out inside the operation or the flush after
             // it: an acknowledged write must be there, one that failed may
-            // be or not.
-            let (first, second) = match after {
-                Some(next) if outcome.is_ok() => (next, None),
-                Some(next) => (model, Some(next)),
-                None => (model, None),
+            // be or not (or be as far as it was acknowledged).
+            let candidates = match after {
+                Some(next) if outcome.is_ok() => vec![next],
+                Some(next) => {
+                    let mut c = vec![acked.unwrap_or(model)];
+                    c.extend(between);
+                    c.push(next);
+                    c
+                }
+                None => vec![acked.unwrap_or(model)],
             };
             (db, vfs) = reopen_after(db, &vfs, found, &plan, &config);
             opened_txn = store_txn(&db);
-            model = read_as_one_of(&db, first, second);
+            model = read_as_one_of(&db, candidates);
         } else {
             must(outcome, "operation");
             must(flushed, "flush");
@@ -335,7 +377,7 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
             }
         }
         run.ops.push(OpRecord {
-            op: op % 14,
+            op,
             start,
             end,
             settled,
@@ -438,22 +480,6 @@ fn reopen_after(
     open_until_up(CrashVfs::new(found, plan.clone()), plan, config)
 }
 
-/// The whole database must read as `first` or, if given, `second`; returns
-/// the one it reads as.
-fn read_as_one_of(db: &Db, first: Model, second: Option<Model>) -> Model {
-    let back = collect(must(db.range::<&[u8]>(..), "range"));
-    if back == pairs(&first) {
-        return first;
-    }
-    match second {
-        Some(second) if back == pairs(&second) => second,
-        _ => {
-            assert_eq!(back, pairs(&first), "after a crash in an operation");
-            first
-        }
-    }
-}
-
 /// One of 64 keys, so operations collide.
 fn key(b: u8) -> Vec<u8> {
     vec![b'k', b % 64]
@@ -478,13 +504,4 @@ fn must<T>(r: Result<T, Error>, what: &str) -> T {
 
 fn collect(it: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), Error>>) -> Vec<(Vec<u8>, Vec<u8>)> {
     must(it.collect(), "iterate")
-}
-
-/// The whole database, forward, must equal the model.
-fn assert_reads_as(db: &Db, model: &Model) {
-    assert_eq!(collect(must(db.range::<&[u8]>(..), "range")), pairs(model));
-}
-
-fn pairs(model: &Model) -> Vec<(Vec<u8>, Vec<u8>)> {
-    model.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }

@@ -150,7 +150,7 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
         transactions: c.transactions.load(Ordering::Relaxed),
         conflicts: c.conflicts.load(Ordering::Relaxed),
         transaction_retries: c.retries.load(Ordering::Relaxed),
-        keyspaces: db.catalog.names().len() as u64,
+        keyspaces: db.catalog.names().map_or(0, |n| n.len() as u64),
         memtable_bytes,
         last_seq: db.publisher.visible(),
         applied_seq,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use sealkv_core_wal::Durability;
+use sealkv_core_wal::{Durability, RecoveryMode};
 
 use super::KeyspaceState;
 use super::prefix::{CATALOG, FIRST_NAMED, KeyspaceId, Prefix};
@@ -48,6 +48,10 @@ pub(crate) struct Catalog {
 
 #[derive(Debug, Default)]
 struct CatalogState {
+    /// Why the catalog could not be read at open (a damaged page): the
+    /// default keyspace still works, and every keyspace operation answers
+    /// this `Corruption`.
+    unreadable: Option<(std::path::PathBuf, String)>,
     by_name: BTreeMap<String, Arc<KeyspaceState>>,
     next_id: KeyspaceId,
     /// Dropped keyspaces whose keys may remain.
@@ -133,23 +137,55 @@ pub(crate) fn read(view: &View) -> Result<Records, Error> {
     Ok(out)
 }
 
+impl CatalogState {
+    /// The damage that made the catalog unreadable, if any.
+    fn check_readable(&self) -> Result<(), Error> {
+        match &self.unreadable {
+            None => Ok(()),
+            Some((file, what)) => Err(Error::Corruption {
+                file: file.clone(),
+                what: what.clone(),
+            }),
+        }
+    }
+}
+
 impl Catalog {
     fn lock(&self) -> MutexGuard<'_, CatalogState> {
         self.state.lock()
     }
 
-    /// Reads the catalog from the database's current state.
+    /// Reads the catalog from the database's current state. A catalog on a
+    /// damaged page leaves the database open with its default keyspace
+    /// (a damaged leaf fails only the reads that need it); keyspace
+    /// operations then answer that damage.
     pub(crate) fn load(db: &Arc<Inner>) -> Result<(), Error> {
         let view = db.view()?;
-        let records = read(&view)?;
+        let records = match read(&view) {
+            Ok(records) => records,
+            Err(Error::Corruption { file, what }) => {
+                tracing::warn!(%what, "the keyspace catalog cannot be read; named keyspaces are unavailable");
+                *db.catalog.lock() = CatalogState {
+                    unreadable: Some((file, what)),
+                    ..CatalogState::default()
+                };
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         // Ids are never reused, even when recovery that skips damaged
-        // records (`SkipAnyCorruptedRecords`) lost a creation whose keys
-        // survived: the next id is above every id a stored key carries.
-        let highest = view
-            .iter_stored_range(Bound::Unbounded, Bound::Unbounded, 0)
-            .next_back()
-            .transpose()?
-            .and_then(|(key, _)| Prefix::id_of_key(&key));
+        // records lost a creation whose keys survived: in that mode the
+        // next id is above every id a stored key carries. (Only then: it
+        // reads the tree's last leaf, and no other mode can lose a
+        // creation and keep a later record.)
+        let highest = if db.config.recovery_mode == RecoveryMode::SkipAnyCorruptedRecords {
+            view.iter_stored_range(Bound::Unbounded, Bound::Unbounded, 0)
+                .next_back()
+                .transpose()?
+                .and_then(|(key, _)| Prefix::id_of_key(&key))
+        } else {
+            None
+        };
         let next_id = match highest {
             Some(id) if id >= records.next_id => {
                 tracing::warn!(
@@ -179,6 +215,7 @@ impl Catalog {
     pub(crate) fn open_or_create(db: &Arc<Inner>, name: &str) -> Result<Arc<KeyspaceState>, Error> {
         super::check_name(name)?;
         let mut st = db.catalog.lock();
+        st.check_readable()?;
         if let Some(state) = st.by_name.get(name) {
             return Ok(state.clone());
         }
@@ -202,8 +239,10 @@ impl Catalog {
     }
 
     /// The names of the live keyspaces, in order.
-    pub(crate) fn names(&self) -> Vec<String> {
-        self.lock().by_name.keys().cloned().collect()
+    pub(crate) fn names(&self) -> Result<Vec<String>, Error> {
+        let st = self.lock();
+        st.check_readable()?;
+        Ok(st.by_name.keys().cloned().collect())
     }
 
     /// Drops `name`: after this returns, its data is gone and its handles
@@ -212,6 +251,7 @@ impl Catalog {
         super::check_name(name)?;
         let state = {
             let mut st = db.catalog.lock();
+            st.check_readable()?;
             let Some(state) = st.by_name.get(name).cloned() else {
                 return Ok(false);
             };
@@ -386,7 +426,8 @@ mod tests {
     }
 
     /// A catalog whose ids would make the open delete or alias a keyspace
-    /// is `Corruption`, found before any purge runs.
+    /// is `Corruption` for every keyspace operation, found before any purge
+    /// runs; the default keyspace stays readable.
     #[test]
     fn a_catalog_with_impossible_ids_is_corruption() {
         let cases: [(&str, Vec<u8>, Vec<u8>); 6] = [
@@ -429,13 +470,22 @@ mod tests {
             db.keyspace("other").unwrap();
             put_catalog(&db, &key, &value);
             db.close().unwrap();
-            let err = Db::open_with_config(config(Arc::new(sim.clone()))).unwrap_err();
+            // The database opens with its default keyspace; every keyspace
+            // operation answers the damage, and no purge ran.
+            let db = Db::open_with_config(config(Arc::new(sim.clone()))).unwrap();
+            assert_eq!(db.get(b"default").unwrap().as_deref(), Some(&b"kept"[..]));
+            let err = db.keyspaces().unwrap_err();
             assert!(matches!(err, Error::Corruption { .. }), "{what}: {err:?}");
             // The message names no keyspace.
             assert!(!err.to_string().contains("live"), "{what}: {err}");
-            // Refused before any purge could run, read-only too.
-            let ro = Db::open_with_config(config(Arc::new(sim)).read_only(true)).unwrap_err();
-            assert!(matches!(ro, Error::Corruption { .. }), "{what}: {ro:?}");
+            let err = db.keyspace("live").unwrap_err();
+            assert!(matches!(err, Error::Corruption { .. }), "{what}: {err:?}");
+            let err = db.drop_keyspace("live").unwrap_err();
+            assert!(matches!(err, Error::Corruption { .. }), "{what}: {err:?}");
+            assert_eq!(stored_keys(&db, FIRST_NAMED), 1, "{what}: purged");
+            drop(db);
+            let ro = Db::open_with_config(config(Arc::new(sim)).read_only(true)).unwrap();
+            assert!(ro.keyspaces().is_err(), "{what}");
         }
     }
 
@@ -455,7 +505,10 @@ mod tests {
             .commit(&batch, Commit::plain(Durability::AsConfigured))
             .unwrap();
         db.close().unwrap();
-        let db = Db::open_with_config(config(Arc::new(sim))).unwrap();
+        let db = Db::open_with_config(
+            config(Arc::new(sim)).recovery_mode(RecoveryMode::SkipAnyCorruptedRecords),
+        )
+        .unwrap();
         let fresh = db.keyspace("second").unwrap();
         assert!(fresh.state.id > FIRST_NAMED);
         assert_eq!(fresh.get(b"k").unwrap(), None);

@@ -85,10 +85,22 @@ impl KeySet {
 
     /// Index of the first key `>= key`.
     fn first_at_or_after(&self, key: &[u8]) -> usize {
+        self.first_where_not(|k| k < key)
+    }
+
+    /// Index of the first key `> key` (past every copy of a key written
+    /// more than once).
+    fn first_after(&self, key: &[u8]) -> usize {
+        self.first_where_not(|k| k <= key)
+    }
+
+    /// Index of the first key, in key order, for which `before` is false
+    /// (`before` holds for a prefix of the keys in order).
+    fn first_where_not(&self, before: impl Fn(&[u8]) -> bool) -> usize {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.key(mid) < key {
+            if before(self.key(mid)) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -102,14 +114,7 @@ impl KeySet {
         let i = match lower {
             Bound::Unbounded => 0,
             Bound::Included(k) => self.first_at_or_after(k),
-            Bound::Excluded(k) => {
-                let i = self.first_at_or_after(k);
-                if i < self.len() && self.key(i) == k {
-                    i + 1
-                } else {
-                    i
-                }
-            }
+            Bound::Excluded(k) => self.first_after(k),
         };
         if i >= self.len() {
             return false;
@@ -333,6 +338,24 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!(w.check(4, &reads), Err(Refusal::Changed { by: 5 }));
         assert_eq!(w.check(3, &reads), Err(Refusal::TooOld));
+    }
+
+    /// A batch may write one key twice: a range that excludes that key
+    /// must skip every copy of it, not only the first.
+    #[test]
+    fn an_excluded_bound_skips_every_copy_of_a_key_written_twice() {
+        let twice = set(&[b"k", b"k"]);
+        assert!(!twice.meets(Bound::Excluded(b"k"), Bound::Excluded(b"l")));
+        assert!(!twice.meets(Bound::Excluded(b"k"), Bound::Unbounded));
+        assert!(twice.meets(Bound::Included(b"k"), Bound::Excluded(b"l")));
+        let mut w = ConflictWindow::new(0, usize::MAX);
+        w.record(1, set(&[b"k", b"k"]));
+        let mut reads = ReadSet::default();
+        reads.range(
+            Bound::Excluded(b"k".to_vec()),
+            Bound::Excluded(b"l".to_vec()),
+        );
+        assert_eq!(w.check(0, &reads), Ok(()));
     }
 
     #[test]

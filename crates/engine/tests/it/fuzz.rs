@@ -2,14 +2,22 @@
 //! engine against a `BTreeMap` model) on stable: its committed seeds and
 //! crash regressions, in background and deterministic mode, the
 //! regressions again with a crash at every disk operation of the flush
-//! they hit, and random programs through proptest.
+//! they hit, the keyspace and transaction operations with a crash at
+//! disk operations inside them, and random programs through proptest.
 
 use proptest::prelude::*;
 use sealkv::{FuzzOptions, FuzzRun, fuzz_ops, fuzz_ops_with};
 
 /// Mode byte bits of `fuzz_ops` (see its docs).
 const DETERMINISTIC: u8 = 1 << 2;
+const KEYSPACES: u8 = 1 << 3;
 const CRASH_POINT: u8 = 1 << 4;
+
+/// The operations `fuzz_ops` adds with `KEYSPACES`: a put into a keyspace
+/// made on demand (14), a drop (15), a read-modify-write transaction
+/// (16), a transaction over a range that commits, rolls back or conflicts
+/// (17), a batch across keyspaces (18), a compare-and-swap (19).
+const KEYSPACE_OPS: std::ops::RangeInclusive<u8> = 14..=19;
 
 fn deterministic() -> FuzzOptions {
     FuzzOptions {
@@ -157,9 +165,11 @@ fn the_mode_byte_chooses_deterministic_mode_and_a_crash_point() {
     fuzz_ops(&p);
 }
 
-/// A program that runs every operation once with arguments from a simple
-/// generator, in protection mode `mode`.
+/// A program that runs every operation in turn with arguments from a
+/// simple generator, in mode `mode` (with `KEYSPACES`, the keyspace and
+/// transaction operations too).
 fn program(mode: u8, seed: u64, len: usize) -> Vec<u8> {
+    let ops = if mode & KEYSPACES != 0 { 20 } else { 14 };
     let mut x = seed;
     let mut out = vec![mode];
     for i in 0..len {
@@ -168,7 +178,7 @@ fn program(mode: u8, seed: u64, len: usize) -> Vec<u8> {
             .wrapping_add(1442695040888963407);
         // Every opcode in turn, then arguments from the generator.
         out.push(if i % 4 == 0 {
-            (i / 4 % 14) as u8
+            (i / 4 % ops) as u8
         } else {
             (x >> 56) as u8
         });
@@ -176,9 +186,105 @@ fn program(mode: u8, seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// The committed seeds with keyspace and transaction operations.
+fn keyspace_seeds() -> Vec<(String, Vec<u8>)> {
+    let seeds: Vec<_> = sealkv_testkit::fuzz_inputs("engine_ops")
+        .into_iter()
+        .filter(|(name, _)| name.contains("every-op-keyspaces"))
+        .collect();
+    assert_eq!(seeds.len(), 4, "the committed keyspace seeds");
+    seeds
+}
+
+/// The crash points of keyspace seed `bytes`: at the reduced size every
+/// third disk operation inside its keyspace and transaction operations
+/// (and the flush right after each), at full size every disk operation of
+/// its run; and how many disk operations the run made.
+fn keyspace_crash_points(name: &str, bytes: &[u8], full: bool) -> (Vec<u64>, u64) {
+    let clean = fuzz_ops_with(bytes, deterministic());
+    let inside: Vec<u64> = clean
+        .ops
+        .iter()
+        .filter(|o| KEYSPACE_OPS.contains(&o.op))
+        .flat_map(|o| o.start + 1..=o.settled)
+        .collect();
+    assert!(
+        inside.len() > 20,
+        "{name}: {} disk operations inside keyspace operations",
+        inside.len()
+    );
+    let points = if full {
+        (1..=clean.total).collect()
+    } else {
+        inside.into_iter().skip(2).step_by(3).collect()
+    };
+    (points, clean.total)
+}
+
+/// The keyspace seeds replayed deterministically with the power cut at
+/// disk operations inside their keyspace and transaction operations (a
+/// keyspace's creation and first put, a drop and its purge batches, a
+/// transaction's commit, a batch across keyspaces, a compare-and-swap)
+/// and the flushes right after them, torn two ways: after each cut every
+/// keyspace reads as the model (the operation whole or absent, a creation
+/// it acknowledged kept), the run verifies clean at its end, and every
+/// planned crash fires. The reduced size (CI) cuts at every third disk
+/// operation inside those operations; `SEALKV_PROOF=full` (`cargo xtask
+/// proof`) at every disk operation of the seeds' whole runs.
+#[test]
+fn keyspace_operations_survive_power_cuts_inside_them() {
+    let full = sealkv_testkit::proof::full_size();
+    let mut kinds = std::collections::BTreeSet::new();
+    let (mut runs, mut crashed) = (0, 0);
+    for (name, bytes) in keyspace_seeds() {
+        let (points, disk_ops) = keyspace_crash_points(&name, &bytes, full);
+        let (mut part_runs, mut part_crashed) = (0, 0);
+        for &k in &points {
+            for seed in [k, !k] {
+                let run = fuzz_ops_with(
+                    &bytes,
+                    FuzzOptions {
+                        deterministic: true,
+                        crash_at: Some(k),
+                        crash_seed: seed,
+                    },
+                );
+                part_runs += 1;
+                if let Some(i) = run.crashed_in {
+                    part_crashed += 1;
+                    kinds.extend(run.ops.get(i).map(|o| o.op));
+                }
+            }
+        }
+        let part = name.rsplit('/').next().unwrap_or(&name);
+        sealkv_testkit::proof::print_proof(
+            "fuzz-keyspace-crash-points",
+            part,
+            &[
+                ("cases", part_runs),
+                ("crashed", part_crashed),
+                ("points", points.len() as u64),
+                ("disk_ops", disk_ops),
+            ],
+        );
+        runs += part_runs;
+        crashed += part_crashed;
+    }
+    assert_eq!(crashed, runs, "every planned crash fires");
+    assert!(runs > 100, "{runs} crash runs");
+    // The cuts landed inside every kind of keyspace operation that writes
+    // (a rolled-back or refused transaction alone writes nothing).
+    kinds.retain(|op| KEYSPACE_OPS.contains(op));
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        KEYSPACE_OPS.collect::<Vec<_>>()
+    );
+}
+
 /// Regenerates the committed seeds of `engine_ops`: one program per
-/// protection mode, background and deterministic (`cargo test -p sealkv
-/// --test it write_fuzz_seeds -- --ignored`).
+/// protection mode, background and deterministic, and one per protection
+/// mode with the keyspace and transaction operations, deterministic
+/// (`cargo test -p sealkv --test it write_fuzz_seeds -- --ignored`).
 #[test]
 #[ignore = "writes into fuzz/corpus"]
 fn write_fuzz_seeds() {
@@ -193,7 +299,58 @@ fn write_fuzz_seeds() {
             &format!("every-op-deterministic-mode-{mode}"),
             &p,
         );
+        let p = program(mode | DETERMINISTIC | KEYSPACES, u64::from(mode) + 11, 240);
+        fuzz_ops(&p);
+        sealkv_testkit::write_fuzz_seed(
+            "engine_ops",
+            &format!("every-op-keyspaces-mode-{mode}"),
+            &p,
+        );
     }
+}
+
+/// Random programs (a random mode byte, so about half with the keyspace
+/// and transaction operations and a quarter with a crash point) for
+/// `SEALKV_FUZZ_SECONDS` seconds (default 60), from seed
+/// `SEALKV_FUZZ_SEED`: the fuzz body on stable, without coverage
+/// guidance, where cargo-fuzz is not at hand (`SEALKV_FUZZ_SECONDS=600
+/// cargo test --release -p sealkv --test it random_programs_for_a_time_budget
+/// -- --ignored --nocapture`). A failing program is printed in hex.
+#[test]
+#[ignore = "runs for a time budget"]
+fn random_programs_for_a_time_budget() {
+    let number = |var: &str, default: u64| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let seconds = number("SEALKV_FUZZ_SECONDS", 60);
+    let mut x = number("SEALKV_FUZZ_SEED", 1);
+    let mut next = move || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) as u32
+    };
+    let started = std::time::Instant::now();
+    let (mut runs, mut keyspace_runs) = (0u64, 0u64);
+    while started.elapsed().as_secs() < seconds {
+        let len = 1 + next() as usize % 240;
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let outcome = std::panic::catch_unwind(|| fuzz_ops(&bytes));
+        assert!(
+            outcome.is_ok(),
+            "failing program: {}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        runs += 1;
+        keyspace_runs += u64::from(bytes[0] & KEYSPACES != 0);
+    }
+    eprintln!(
+        "{runs} random programs ({keyspace_runs} with keyspace operations) in {:.0} s, no failure",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 proptest! {
