@@ -1,10 +1,11 @@
 //! `cargo xtask crash [--cycles N] [--mode plaintext|aes|chacha|siv|all]
-//! [--seed S] [--dir D] [--verbose]`: the crash-kill harness
+//! [--seed S] [--dir D] [--anchor] [--verbose]`: the crash-kill harness
 //! (`crates/crashtest`, binary `sealkv-crash`), built in release. A child
 //! process writes batches under `SyncMode::Always` and is SIGKILLed at
-//! random instants, aimed at flushes, key rotation and re-encryption; the
-//! parent reopens and checks every acknowledged batch. Exits nonzero on any
-//! finding. CI runs a small number of cycles as a test.
+//! random instants, aimed at flushes, key operations and re-encryption;
+//! the parent reopens and checks every acknowledged batch. `--anchor` runs
+//! both with a freshness anchor file beside each database. Exits nonzero
+//! on any finding. CI runs a small number of cycles as a test.
 
 /// Runs the harness with `args` passed through (1,000 cycles if `--cycles`
 /// is not given).

@@ -2,7 +2,8 @@
 //! the reliability and security docs quote, in one run, with one summary
 //! table.
 //!
-//! The proofs: the crash-kill harness (`crates/crashtest`), the fault sweep
+//! The proofs: the crash-kill harness (`crates/crashtest`), alone and with
+//! a freshness anchor file beside each database, the fault sweep
 //! at every position in every mode (`it::faults`), the power cuts at every
 //! disk operation of the fuzz regressions and of the keyspace seeds
 //! (`it::fuzz`), the tamper matrices
@@ -40,9 +41,10 @@ enum Run {
         /// Extra environment of the full run.
         full_env: &'static [(&'static str, &'static str)],
     },
-    /// The crash-kill harness: its CI test (52 cycles, debug) when quick,
-    /// the release binary otherwise.
-    CrashKill,
+    /// The crash-kill harness: its CI test (52 cycles, debug; with an
+    /// anchor, 24) when quick, the release binary otherwise. `anchored`
+    /// runs it with a freshness anchor file beside each database.
+    CrashKill { anchored: bool },
 }
 
 /// One proof.
@@ -56,12 +58,29 @@ struct Proof {
 
 /// The crash-kill harness's CI test.
 const CRASH_TEST: &str = "fifty_two_kill_cycles_lose_no_acknowledged_batch";
+/// The same with a freshness anchor.
+const CRASH_ANCHOR_TEST: &str =
+    "kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback";
+
+/// The CI test of the crash-kill harness, with or without an anchor.
+fn crash_test(anchored: bool) -> &'static str {
+    if anchored {
+        CRASH_ANCHOR_TEST
+    } else {
+        CRASH_TEST
+    }
+}
 
 const PROOFS: &[Proof] = &[
     Proof {
         name: "crash-kill",
         title: "crash-kill harness (cycles)",
-        run: Run::CrashKill,
+        run: Run::CrashKill { anchored: false },
+    },
+    Proof {
+        name: "crash-kill-anchor",
+        title: "crash-kill harness with a freshness anchor (cycles)",
+        run: Run::CrashKill { anchored: true },
     },
     Proof {
         name: "faults",
@@ -152,7 +171,7 @@ pub(crate) fn test_filters() -> Vec<&'static str> {
         .iter()
         .map(|p| match p.run {
             Run::Test { filter, .. } => filter,
-            Run::CrashKill => CRASH_TEST,
+            Run::CrashKill { anchored } => crash_test(anchored),
         })
         .collect()
 }
@@ -209,17 +228,17 @@ fn command(proof: &Proof, a: &Args) -> (Vec<String>, Vec<(String, String)>) {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let mut env = Vec::new();
     let args = match (&proof.run, a.quick) {
-        (Run::CrashKill, true) => s(&[
+        (Run::CrashKill { anchored }, true) => s(&[
             "test",
             "-p",
             "sealkv-crashtest",
             "--test",
             "crash",
-            CRASH_TEST,
+            crash_test(*anchored),
             "--",
             "--nocapture",
         ]),
-        (Run::CrashKill, false) => {
+        (Run::CrashKill { anchored }, false) => {
             let mut v = s(&[
                 "run",
                 "--release",
@@ -234,6 +253,9 @@ fn command(proof: &Proof, a: &Args) -> (Vec<String>, Vec<(String, String)>) {
             ]);
             v.extend(["--cycles".into(), a.cycles.to_string()]);
             v.extend(["--seed".into(), a.seed.to_string()]);
+            if *anchored {
+                v.push("--anchor".into());
+            }
             v
         }
         (
@@ -646,7 +668,8 @@ mod tests {
             seed: 1,
             jobs: 1,
         };
-        let faults = &PROOFS[1];
+        let by_name = |name| PROOFS.iter().find(|p| p.name == name).unwrap();
+        let faults = by_name("faults");
         let (run, env) = command(faults, &a);
         assert_eq!(
             run.join(" "),
@@ -657,7 +680,10 @@ mod tests {
             build_command(faults, &a).join(" "),
             "test --release -p sealkv --test it --no-run"
         );
-        assert_eq!(build_command(&PROOFS[0], &a)[0], "build");
+        assert_eq!(build_command(by_name("crash-kill"), &a)[0], "build");
+        let anchored = command(by_name("crash-kill-anchor"), &a).0;
+        assert_eq!(anchored.last().map(String::as_str), Some("--anchor"));
+        assert_eq!(build_command(by_name("crash-kill-anchor"), &a)[0], "build");
     }
 
     #[test]

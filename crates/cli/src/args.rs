@@ -71,6 +71,11 @@ pub(crate) struct Global {
     /// Create or import without encryption at rest.
     #[arg(long, global = true)]
     pub(crate) plaintext: bool,
+    /// A freshness anchor file outside the database directory: updated
+    /// after every commit, checked at every open (a directory older than
+    /// it, such as an old copy put back, exits 4). Its directory must exist.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) anchor_file: Option<PathBuf>,
     /// Keys and values as hex: in arguments (put, get, delete, scan
     /// bounds), in output, and in `load`'s text lines.
     #[arg(long, global = true)]

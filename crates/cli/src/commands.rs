@@ -61,7 +61,7 @@ pub(crate) fn init(g: &Global, page_size: Option<u32>) -> Result<(), CliError> {
         _ => {}
     }
     refuse_occupied(dir)?;
-    let mut config = Config::new(dir).crypto_provider(open::provider());
+    let mut config = open::with_anchor(Config::new(dir).crypto_provider(open::provider()), g);
     if let Some(k) = key {
         config = config.key_source(k);
     }

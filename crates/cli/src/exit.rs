@@ -6,7 +6,7 @@
 //! | 1 | `get` of an absent key |
 //! | 2 | usage error (clap) |
 //! | 3 | key problem: missing, wrong, or a bad key file |
-//! | 4 | corruption, or a failed integrity check |
+//! | 4 | corruption, a rollback (an older key registry; a directory older than its `--anchor-file`), a damaged anchor, or a failed integrity check |
 //! | 5 | any other error: I/O, lock held, destination exists, bad input, a failed write of output |
 
 use std::path::PathBuf;
@@ -128,6 +128,10 @@ fn db_code(e: &sealkv::Error) -> u8 {
     match e {
         E::MissingKey | E::EncryptedDatabase | E::WrongKey | E::Key(_) => KEY_PROBLEM,
         E::Corruption { .. } | E::Rollback { .. } => CORRUPTION,
+        E::Anchor(
+            sealkv::anchor::AnchorError::Corrupt { .. }
+            | sealkv::anchor::AnchorError::OtherDatabase { .. },
+        ) => CORRUPTION,
         // Refusals of what the caller asked (a plaintext database asked to
         // rotate or re-encrypt, a backup into the database itself, a bad
         // option) are no key problem and no damage.

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use sealkv::anchor::FileAnchor;
 #[cfg(any(feature = "aws-lc", test))]
 use sealkv::crypto::CryptoError;
 use sealkv::crypto::{AlgorithmId, CryptoProvider, KeySource, MasterKey, Passphrase};
@@ -187,11 +188,20 @@ pub(crate) fn db_dir(g: &Global) -> Result<&Path, CliError> {
         .ok_or_else(|| CliError::Usage("this command needs --db DIR".into()))
 }
 
+/// `config` with the `--anchor-file` freshness anchor, if given.
+pub(crate) fn with_anchor(config: Config, g: &Global) -> Config {
+    match &g.anchor_file {
+        Some(path) => config.freshness_anchor(Arc::new(FileAnchor::new(path))),
+        None => config,
+    }
+}
+
 /// The configuration for an existing database at `--db`.
 pub(crate) fn config(g: &Global) -> Result<Config, CliError> {
     let mut config = Config::new(db_dir(g)?)
         .create_if_missing(false)
         .crypto_provider(provider());
+    config = with_anchor(config, g);
     if let Some(source) = key_source(g)? {
         config = config.key_source(source);
     }

@@ -79,11 +79,15 @@ pub enum StoreError {
         /// The key's algorithm id.
         key: u16,
     },
-    /// A page names a data key the keyring does not hold.
-    #[error("a data key needed by page {page} is not in the keyring")]
+    /// A page's clear header names a data key the keyring does not hold.
+    /// The id is read before anything authenticates it: a damaged header
+    /// and a keyring from an older registry look alike here.
+    #[error("page {page} names data key {dek}, which the keyring does not hold")]
     MissingKey {
         /// The page.
         page: u64,
+        /// The data key its header names.
+        dek: sealkv_crypto_envelope::KeyId,
     },
     /// The store is encrypted and was opened without a keyring.
     #[error("the page file is encrypted; a keyring is required")]

@@ -107,17 +107,28 @@ impl FileHeader {
             return Err(bad("bad magic: not a sealkv page file"));
         }
         let version = be16(page, 8).ok_or_else(|| bad("header truncated"))?;
-        if version != FORMAT_VERSION {
-            return Err(StoreError::UnsupportedVersion(version));
-        }
         let page_size = be32(page, 10).ok_or_else(|| bad("header truncated"))?;
+        let checksum_ok = check_page_size(page_size).is_ok()
+            && page.len() == page_size as usize
+            && be32(page, page.len() - 4)
+                .is_some_and(|stored| crc32c::crc32c(&page[..page.len() - 4]) == stored);
+        // The version field is believed only once the checksum vouches for
+        // it: a flipped bit there is damage, not a newer format.
+        if version != FORMAT_VERSION {
+            return Err(if checksum_ok {
+                StoreError::UnsupportedVersion(version)
+            } else {
+                bad(&format!(
+                    "header checksum mismatch (its version field says {version}: a damaged header, or a format this build does not read)"
+                ))
+            });
+        }
         check_page_size(page_size).map_err(|_| bad("invalid page size"))?;
         let p = page_size as usize;
         if page.len() != p {
             return Err(bad("header truncated"));
         }
-        let stored = be32(page, p - 4).ok_or_else(|| bad("header truncated"))?;
-        if crc32c::crc32c(&page[..p - 4]) != stored {
+        if !checksum_ok {
             return Err(bad("header checksum mismatch"));
         }
         let encrypted = match page[14] {
@@ -239,11 +250,29 @@ mod tests {
         };
         let b = h.encode();
         assert_eq!(FileHeader::decode(&b).unwrap(), h);
-        for i in [0usize, 9, 12, 14, 17, 25, 100, 4095] {
+        for i in [8usize, 9, 12, 14, 17, 25, 100, 4095] {
             let mut c = b.clone();
             c[i] ^= 0x10;
-            assert!(FileHeader::decode(&c).is_err(), "flip at {i}");
+            // A flip is damage (the version field included): Corruption,
+            // never "unsupported version".
+            let e = FileHeader::decode(&c).unwrap_err();
+            assert!(
+                matches!(e, StoreError::Corruption { page: 0, .. }),
+                "flip at {i}: {e:?}"
+            );
         }
+        let mut c = b.clone();
+        c[0] ^= 1;
+        assert!(FileHeader::decode(&c).is_err());
+        // Another version with a checksum that vouches for it.
+        let mut c = b.clone();
+        c[9] = 2;
+        let crc = crc32c::crc32c(&c[..4092]);
+        c[4092..].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            FileHeader::decode(&c),
+            Err(StoreError::UnsupportedVersion(2))
+        ));
     }
 
     #[test]

@@ -175,7 +175,10 @@ impl PageSealer {
                 match keyring.open(&id, h.counter, &aad, body, tag) {
                     Ok(()) => {}
                     Err(CryptoError::MissingDataKey(_)) => {
-                        return Err(StoreError::MissingKey { page });
+                        return Err(StoreError::MissingKey {
+                            page,
+                            dek: KeyId(h.dek),
+                        });
                     }
                     Err(_) => return Err(StoreError::corrupt(page, "authentication failed")),
                 }
@@ -198,7 +201,10 @@ impl PageSealer {
     }
 
     /// Opens `buf` as page `page` and checks its tag against what the parent
-    /// expects: a mismatch that still authenticates is a rollback.
+    /// expects: a mismatch that still authenticates is a rollback — an
+    /// older version of this slot, of whatever kind it was then (the kind
+    /// is checked after the tag: a stale page of another kind is as much a
+    /// rollback as a stale page of this kind).
     pub(crate) fn open_expected(
         &self,
         buf: &mut [u8],
@@ -208,7 +214,14 @@ impl PageSealer {
     ) -> Result<PageHeader> {
         let p = self.page_size;
         let stored = buf.get(p - TAG_LEN..).unwrap_or(&[]) == expected.as_slice();
-        let h = self.open(buf, page, want)?;
+        let any = [
+            PageKind::Meta,
+            PageKind::Branch,
+            PageKind::Leaf,
+            PageKind::Overflow,
+            PageKind::FreeList,
+        ];
+        let h = self.open(buf, page, if stored { want } else { &any })?;
         if !stored {
             return Err(StoreError::Rollback { page });
         }

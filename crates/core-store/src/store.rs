@@ -64,6 +64,11 @@ impl Default for StoreOptions {
 pub struct OpenReport {
     /// The committed transaction the store opened at.
     pub txn: u64,
+    /// The newest transaction whose meta page authenticated: `txn`, unless
+    /// the open fell back past it (see `fell_back`). What a freshness check
+    /// compares with: the file holds an authenticated record of this
+    /// commit even when its tree was unusable.
+    pub newest_txn: u64,
     /// The meta slot (page 1 or 2) it came from.
     pub meta_page: u64,
     /// Set when the newest meta page authenticated but its tree or free
@@ -265,6 +270,7 @@ impl Store {
         }
         let report = OpenReport {
             txn: 0,
+            newest_txn: 0,
             meta_page: META_A,
             fell_back: None,
             other_slot: None,
@@ -364,29 +370,49 @@ impl Store {
             page_size: page_size as usize,
             mode,
         };
-        // Both meta slots; newest first.
+        // Both meta slots; newest first. A slot whose header names a data
+        // key the keyring lacks is a slot that does not open (its key id is
+        // not authenticated: damage and an older keyring look alike); the
+        // other slot may still.
         let mut metas = Vec::new();
         let mut problems = Vec::new();
+        let mut missing_key = None;
+        let mut unwritten = None;
         for slot in [META_A, META_A + 1] {
             let mut buf = vec![0u8; p as usize];
             file.read_exact_at(&mut buf, slot * p).map_err(rd)?;
+            if buf.iter().all(|&b| b == 0) {
+                // Never written (the second slot of a new file).
+                unwritten = Some(slot);
+                continue;
+            }
             match sealer
                 .open(&mut buf, slot, &[PageKind::Meta])
                 .and_then(|_| Meta::decode(&buf[PAGE_HEADER_LEN..], slot))
             {
                 Ok(m) if m.txn % 2 == slot - META_A => metas.push((slot, m)),
                 Ok(_) => problems.push(format!("meta page {slot}: transaction in the wrong slot")),
-                Err(e @ StoreError::MissingKey { .. }) => return Err(e),
+                Err(e @ StoreError::MissingKey { .. }) => {
+                    problems.push(e.to_string());
+                    missing_key.get_or_insert(e);
+                }
                 Err(e) => problems.push(e.to_string()),
             }
         }
         metas.sort_by_key(|m| std::cmp::Reverse(m.1.txn));
+        let newest_txn = metas.first().map(|m| m.1.txn);
+        if let Some(slot) = unwritten
+            && newest_txn != Some(0)
+        {
+            problems.push(format!("meta page {slot}: all zeros"));
+        }
         let mut last_err = None;
         for (slot, meta) in metas {
             match check_meta(&file, &sealer, &meta, file_len, path) {
                 Ok(free) => {
                     let report = OpenReport {
                         txn: meta.txn,
+                        newest_txn: newest_txn.unwrap_or(meta.txn),
                         meta_page: slot,
                         fell_back: last_err.as_ref().map(|e: &StoreError| e.to_string()),
                         other_slot: (!problems.is_empty()).then(|| problems.join("; ")),
@@ -405,11 +431,14 @@ impl Store {
                     })?;
                     return Ok((store, report));
                 }
-                Err(e @ (StoreError::MissingKey { .. } | StoreError::Io(_))) => return Err(e),
+                Err(e @ StoreError::Io(_)) => return Err(e),
                 Err(e) => {
                     last_err = Some(e);
                 }
             }
+        }
+        if let Some(e) = missing_key {
+            return Err(e);
         }
         Err(last_err.unwrap_or_else(|| {
             StoreError::corrupt(

@@ -259,7 +259,21 @@ impl Walk<'_> {
                     self.error(err, e.page);
                     continue;
                 }
-                Ok(()) if e.zeroed => buf.iter().all(|&b| b == 0),
+                Ok(()) if e.zeroed => {
+                    let ok = buf.iter().all(|&b| b == 0)
+                        || self.written_after(&mut buf, e.page, e.freed);
+                    if !ok {
+                        self.buf = buf;
+                        self.problem(
+                            e.page,
+                            "free page recorded as zeroed is not zero, and holds no page sealed \
+                             for this slot since it was freed: damage, old contents put back, or \
+                             a page torn by a power cut during a commit that never completed",
+                        );
+                        continue;
+                    }
+                    true
+                }
                 Ok(()) => {
                     let want = [
                         PageKind::Branch,
@@ -284,6 +298,27 @@ impl Walk<'_> {
                 }
             }
         }
+    }
+}
+
+impl Walk<'_> {
+    /// Whether `buf`, read from free page `page`, is a page sealed for that
+    /// slot by a transaction after `freed` (the one that freed it): what a
+    /// commit that died before its meta page leaves in pages it had
+    /// allocated. (Not "after the snapshot": a commit after the reopen
+    /// takes the number of the one that died.) Contents from before the
+    /// page was freed carry an older transaction.
+    fn written_after(&self, buf: &mut [u8], page: u64, freed: u64) -> bool {
+        let any = [
+            PageKind::Branch,
+            PageKind::Leaf,
+            PageKind::Overflow,
+            PageKind::FreeList,
+        ];
+        self.inner
+            .sealer
+            .open(buf, page, &any)
+            .is_ok_and(|h| h.txn > freed)
     }
 }
 
@@ -370,15 +405,17 @@ impl Store {
     /// holds a *later* commit (open fell back past it: that commit's meta
     /// page or tree was unusable), is reported.
     fn other_meta_problem(&self, txn: u64) -> Option<String> {
-        if txn == 0 {
-            return None;
-        }
         let inner = &self.inner;
         let slot = META_A + (txn + 1) % 2;
         let ps = inner.sealer.page_size;
         let mut buf = vec![0u8; ps];
         if let Err(e) = inner.file.read_exact_at(&mut buf, slot * ps as u64) {
             return Some(format!("other meta slot unreadable: {e}"));
+        }
+        // Transaction 0 is the file's creation: the other slot was never
+        // written, and is all zeros.
+        if txn == 0 && buf.iter().all(|&b| b == 0) {
+            return None;
         }
         let meta = inner
             .sealer
@@ -388,11 +425,15 @@ impl Store {
             Err(e) => Some(format!(
                 "other meta slot (the fallback) is damaged: {e}; a crash while writing it, or tampering"
             )),
-            // `txn` is at least 1 (checked above); the slot's transaction
-            // is whatever the file says, u64::MAX included.
-            Ok(m) if m.txn == txn - 1 => None,
+            // The slot's transaction is whatever the file says, u64::MAX
+            // included.
+            Ok(m) if txn > 0 && m.txn == txn - 1 => None,
             Ok(m) if m.txn > txn => Some(format!(
                 "meta slot holds transaction {}, newer than the one opened ({txn}): its meta page or tree was unusable at open, which fell back to the older state",
+                m.txn
+            )),
+            Ok(m) if txn == 0 => Some(format!(
+                "other meta slot holds transaction {}, expected none (never written)",
                 m.txn
             )),
             Ok(m) => Some(format!(

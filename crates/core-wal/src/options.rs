@@ -184,6 +184,12 @@ pub struct RecoveryReport {
     /// Segments removed: older than `first_seq`, torn while being created,
     /// or after a point-in-time cut.
     pub segments_removed: Vec<u64>,
+    /// Of those, newest segments that held no record and whose header was
+    /// there whole but failed authentication or its structural checks.
+    /// Nothing in them was acknowledged, so removing them loses nothing;
+    /// but a crash leaves a header whole or not at all (it is written and
+    /// fsynced alone, within one sector), so this is damage, reported.
+    pub damaged_headers: Vec<Skipped>,
     /// The segment this writer session writes to.
     pub write_segment: u64,
 }

@@ -51,6 +51,10 @@ struct Seg {
     len: u64,
     header: Option<(SegmentHeader, Verify)>,
     bad_header: &'static str,
+    /// Whether a whole header is there (not cut short, not all zeros):
+    /// the header is written in one sector, so a crash leaves it whole or
+    /// not at all, and a whole one that fails is damage.
+    header_written: bool,
     /// A refusal (wrong mode, missing key...) raised only if the segment
     /// is still needed: an obsolete segment under a retired key is fine.
     refusal: Option<Error>,
@@ -96,6 +100,7 @@ impl Recovery<'_> {
             len,
             header: None,
             bad_header: "",
+            header_written: false,
             refusal: None,
         };
         let mut bytes = [0u8; HEADER_LEN];
@@ -106,6 +111,7 @@ impl Recovery<'_> {
         seg.file
             .read_exact_at(&mut bytes, 0)
             .map_err(io(FileOp::Read, &seg.path))?;
+        seg.header_written = bytes.iter().any(|&b| b != 0);
         let Some(h) = SegmentHeader::decode(&bytes) else {
             seg.bad_header = "not a segment header of this format";
             return Ok(seg);
@@ -236,6 +242,14 @@ impl Recovery<'_> {
             let mut r = SegmentReader::new(last.file.clone(), last.path.clone(), last.len);
             let header_only = last.len <= HEADER_LEN as u64 || r.zero_from(HEADER_LEN as u64)?;
             if header_only {
+                if last.header_written {
+                    report.damaged_headers.push(Skipped {
+                        segment: last.n,
+                        offset: 0,
+                        len: last.len,
+                        what: last.bad_header,
+                    });
+                }
                 self.remove(last, &mut report)?;
                 removed_any = true;
                 segs.pop();

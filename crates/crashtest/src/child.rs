@@ -2,18 +2,19 @@
 //! telling the parent on stdout what it is doing.
 //!
 //! One writer thread per stream, all at once (so group commit is under the
-//! kill); stream 0's thread also flushes, rotates the data key,
-//! re-encrypts, and fills and drops the scratch keyspace at random.
-//! Streams 1 and 2 commit their batches as transactions. Lines (each
-//! written whole under the stdout lock, in one `write(2)`, well under the
-//! pipe's atomic size): `open`; `begin write T B` (stream 0) or `begin txn
-//! T B` (streams 1 and 2) before batch `B` of stream `T` is handed to the
-//! engine, `retried T B N` if its transaction ran `N` more times after
-//! conflicts, and `ack T B` only after `Db::write` or `Db::transaction`
-//! returned `Ok`; `begin flush` / `end flush`, `begin rotate` / `end
-//! rotate`, `begin reencrypt` / `step` / `end reencrypt`, `begin fill G` /
-//! `end fill G` and `begin drop` / `end drop` around the operations the
-//! parent aims at.
+//! kill); stream 0's thread also flushes, rotates the data key, rekeys (to
+//! the same key), creates and destroys a field key, re-encrypts, and fills
+//! and drops the scratch keyspace at random. Streams 1 and 2 commit their
+//! batches as transactions. Lines (each written whole under the stdout
+//! lock, in one `write(2)`, well under the pipe's atomic size): `open`;
+//! `begin write T B` (stream 0) or `begin txn T B` (streams 1 and 2)
+//! before batch `B` of stream `T` is handed to the engine, `retried T B N`
+//! if its transaction ran `N` more times after conflicts, and `ack T B`
+//! only after `Db::write` or `Db::transaction` returned `Ok`; `begin
+//! flush` / `end flush`, `begin rotate` / `end rotate`, `begin rekey` /
+//! `end rekey`, `begin field key` / `end field key`, `begin reencrypt` /
+//! `step` / `end reencrypt`, `begin fill G` / `end fill G` and `begin
+//! drop` / `end drop` around the operations the parent aims at.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -34,6 +35,8 @@ pub(crate) struct ChildArgs {
     /// The first batch to write, per stream.
     pub(crate) next: Vec<u64>,
     pub(crate) seed: u64,
+    /// Open with the freshness anchor beside the directory.
+    pub(crate) anchored: bool,
 }
 
 /// After this many batches a child stops by itself (the parent always
@@ -52,7 +55,7 @@ pub(crate) fn run(args: &ChildArgs) -> Result<(), String> {
     if args.next.len() != STREAMS {
         return Err(format!("--next needs {STREAMS} batch numbers"));
     }
-    let config = args.mode.config(&args.dir)?;
+    let config = args.mode.config(&args.dir, args.anchored)?;
     let db = Db::open_with_config(config).map_err(|e| format!("open: {e}"))?;
     say("open")?;
     let threads: Vec<_> = (0..STREAMS)
@@ -111,7 +114,28 @@ fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), Stri
                         .map_err(|e| format!("rotate_data_key: {e}"))
                 })
                 .and_then(|()| say("end rotate"))
-        } else if ops && roll < 47 {
+        } else if ops && roll < 50 {
+            // To the same key: the registry changes (a new generation,
+            // every key re-wrapped), the key the parent opens with does not.
+            say("begin rekey")
+                .and_then(|()| {
+                    let key = sealkv::crypto::MasterKey::from_bytes(&crate::mode::KEY)
+                        .map_err(|e| e.to_string())?;
+                    db.rekey(sealkv::crypto::KeySource::Key(key))
+                        .map_err(|e| format!("rekey: {e}"))
+                })
+                .and_then(|()| say("end rekey"))
+        } else if ops && roll < 60 {
+            say("begin field key")
+                .and_then(|()| {
+                    let id = db
+                        .create_field_key()
+                        .map_err(|e| format!("create_field_key: {e}"))?;
+                    db.destroy_field_key(id)
+                        .map_err(|e| format!("destroy_field_key: {e}"))
+                })
+                .and_then(|()| say("end field key"))
+        } else if ops && roll < 67 {
             let mut step = |_: &sealkv::ReencryptProgress| match say("step") {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()),

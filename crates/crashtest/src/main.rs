@@ -1,7 +1,7 @@
 //! `sealkv-crash`: the crash-kill harness.
 //!
 //! ```text
-//! sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--verbose]
+//! sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--anchor] [--verbose]
 //! ```
 //!
 //! Each cycle starts a child process (this same binary, `child`
@@ -9,11 +9,12 @@
 //! batches from three threads at once (three streams of numbered batches:
 //! stream 0 blind writes, streams 1 and 2 transactions that read their
 //! stream's last batch and increment a shared counter, stream 1 in a named
-//! keyspace), flushes, rotates the data key, re-encrypts, and creates,
-//! fills and drops a scratch keyspace at random, printing `ack T B` on
-//! stdout only after batch `B` of stream `T` was committed. The parent
-//! SIGKILLs it at a random instant — a random delay after start or after
-//! open, or shortly after a chosen `begin flush`, `begin rotate`, `begin
+//! keyspace), flushes, rotates the data key, rekeys, creates and destroys
+//! field keys, re-encrypts, and creates, fills and drops a scratch
+//! keyspace at random, printing `ack T B` on stdout only after batch `B`
+//! of stream `T` was committed. The parent SIGKILLs it at a random instant
+//! — a random delay after start or after open, or shortly after a chosen
+//! `begin flush`, `begin rotate`, `begin rekey`, `begin field key`, `begin
 //! reencrypt`, re-encryption `step`, `begin write`, `begin txn`, `begin
 //! fill` or `begin drop` marker — then reopens the database itself and
 //! checks that every acknowledged batch is present and whole, that no
@@ -22,7 +23,9 @@
 //! appeared, that the scratch keyspace is as its acknowledged fills and
 //! drops left it, and that `Db::verify` finds nothing. The next cycle
 //! continues on the same directory. Modes take turns, each in its own
-//! directory.
+//! directory. With `--anchor`, both processes open with a freshness anchor
+//! file beside the directory, updated after every commit: a kill between
+//! a commit and the anchor's update must not make the reopen a `Rollback`.
 //!
 //! The child is a subcommand of the same binary rather than a binary of
 //! its own so parent and child are always the same build, and so the
@@ -47,7 +50,7 @@ use crate::child::ChildArgs;
 use crate::mode::Mode;
 use crate::parent::RunArgs;
 
-const USAGE: &str = "usage: sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--verbose]";
+const USAGE: &str = "usage: sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--anchor] [--verbose]";
 
 fn number(v: Option<&String>, what: &str) -> Result<u64, String> {
     v.ok_or(format!("{what} needs a value"))?
@@ -65,6 +68,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
         seed,
         dir: None,
         verbose: false,
+        anchored: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -74,6 +78,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             "--mode" => run.modes = Mode::parse_list(it.next().ok_or("--mode needs a value")?)?,
             "--dir" => run.dir = Some(PathBuf::from(it.next().ok_or("--dir needs a path")?)),
             "--verbose" => run.verbose = true,
+            "--anchor" => run.anchored = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -83,6 +88,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
 
 fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
     let (mut dir, mut mode, mut next, mut seed) = (None, None, Vec::new(), 0);
+    let mut anchored = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -97,6 +103,7 @@ fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
                     .collect::<Result<_, String>>()?;
             }
             "--seed" => seed = number(it.next(), "--seed")?,
+            "--anchor" => anchored = true,
             other => return Err(format!("unknown child argument {other:?}")),
         }
     }
@@ -105,6 +112,7 @@ fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
         mode: mode.ok_or("child: --mode missing")?,
         next,
         seed,
+        anchored,
     })
 }
 
@@ -129,7 +137,15 @@ fn main() -> ExitCode {
     let started = Instant::now();
     match parent::run(&run) {
         Ok(summary) => {
-            summary.print(run.seed, started.elapsed());
+            let proof = if run.anchored {
+                println!(
+                    "freshness anchor: a file beside each database, updated after every commit"
+                );
+                "crash-kill-anchor"
+            } else {
+                "crash-kill"
+            };
+            summary.print(run.seed, started.elapsed(), proof);
             if summary.findings.is_empty() {
                 ExitCode::SUCCESS
             } else {

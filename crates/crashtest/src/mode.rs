@@ -1,10 +1,23 @@
 //! The protection modes a run covers, and the configuration both processes
 //! open the database with.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use sealkv::anchor::FileAnchor;
 use sealkv::crypto::{EncryptionAlgorithm, MasterKey};
 use sealkv::{Config, SyncMode};
+
+/// The freshness anchor of the database at `dir`: `DIR.anchor`, beside the
+/// directory (outside it, as an anchor must be).
+pub(crate) fn anchor_path(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(".anchor");
+    PathBuf::from(name)
+}
+
+/// The fixed test master key.
+pub(crate) const KEY: [u8; 32] = [0x5a; 32];
 
 /// Plaintext, or sealed with one algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,17 +70,22 @@ impl Mode {
     /// The configuration of the database at `dir`: every write fsynced
     /// before it is acknowledged, and the smallest memtables and WAL
     /// segments the engine accepts, so flushes and segment rolls are
-    /// frequent. The key is a fixed test key.
-    pub(crate) fn config(self, dir: &Path) -> Result<Config, String> {
-        let config = Config::new(dir)
+    /// frequent. The key is a fixed test key. With `anchored`, a
+    /// freshness anchor file beside the directory ([`anchor_path`]),
+    /// updated after every commit.
+    pub(crate) fn config(self, dir: &Path, anchored: bool) -> Result<Config, String> {
+        let mut config = Config::new(dir)
             .sync_mode(SyncMode::Always)
             .memtable_size(64 << 10)
             .wal_segment_size(64 << 10)
             .page_size(4096);
+        if anchored {
+            config = config.freshness_anchor(Arc::new(FileAnchor::new(anchor_path(dir))));
+        }
         Ok(match self {
             Mode::Plaintext => config,
             Mode::Sealed(alg) => {
-                let key = MasterKey::from_bytes(&[0x5a; 32]).map_err(|e| e.to_string())?;
+                let key = MasterKey::from_bytes(&KEY).map_err(|e| e.to_string())?;
                 config.encryption_key(key).encryption_algorithm(alg)
             }
         })

@@ -25,11 +25,28 @@ pub(crate) struct RunArgs {
     /// Where the databases go (a temporary directory if not given).
     pub(crate) dir: Option<PathBuf>,
     pub(crate) verbose: bool,
+    /// Open with a freshness anchor file beside each database directory.
+    pub(crate) anchored: bool,
 }
 
 /// A cycle gives up waiting for its kill point after this long and kills
 /// the child anyway.
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The lines a kill can be aimed at (the child prints each before the
+/// operation it names).
+const MARKERS: [&str; 10] = [
+    "begin write",
+    "begin flush",
+    "begin txn",
+    "begin fill",
+    "begin drop",
+    "begin rotate",
+    "begin rekey",
+    "begin field key",
+    "begin reencrypt",
+    "step",
+];
 
 /// When to kill the child.
 #[derive(Debug, Clone, Copy)]
@@ -56,26 +73,9 @@ impl Plan {
         if r < 35 {
             return Plan::AfterOpen(Duration::from_micros(rng.below(100_000)));
         }
-        let markers: &[&'static str] = if sealed {
-            &[
-                "begin write",
-                "begin flush",
-                "begin rotate",
-                "begin reencrypt",
-                "step",
-                "begin txn",
-                "begin fill",
-                "begin drop",
-            ]
-        } else {
-            &[
-                "begin write",
-                "begin flush",
-                "begin txn",
-                "begin fill",
-                "begin drop",
-            ]
-        };
+        // Plaintext children write, commit transactions, fill and drop
+        // keyspaces and flush; only sealed ones touch keys.
+        let markers: &[&'static str] = if sealed { &MARKERS } else { &MARKERS[..5] };
         let marker = markers[rng.below(markers.len() as u64) as usize];
         let nth = match marker {
             "begin write" | "begin txn" => 1 + rng.below(40),
@@ -141,7 +141,8 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
-    pub(crate) fn print(&self, seed: u64, elapsed: Duration) {
+    /// Prints the report, and its figures as `PROOF` lines named `proof`.
+    pub(crate) fn print(&self, seed: u64, elapsed: Duration, proof: &str) {
         let cycles: u64 = self.per_mode.iter().map(|(_, f)| f.cycles).sum();
         println!(
             "crash-kill: {cycles} cycles in {:.1} s (seed {seed})",
@@ -185,7 +186,7 @@ impl Summary {
         // `sealkv_testkit::proof`): one per mode, one for the checks.
         for (mode, f) in &self.per_mode {
             println!(
-                "PROOF name=crash-kill part={} cases={} acked={} in_flight_applied={} torn_tails={} transactions={} retries={} drops={} drops_in_flight={} drops_in_flight_done={}",
+                "PROOF name={proof} part={} cases={} acked={} in_flight_applied={} torn_tails={} transactions={} retries={} drops={} drops_in_flight={} drops_in_flight_done={}",
                 mode.name(),
                 f.cycles,
                 f.acked,
@@ -204,7 +205,7 @@ impl Summary {
             .map(|(k, n)| format!(" kills_{}={n}", k.replace(' ', "_")))
             .collect();
         println!(
-            "PROOF name=crash-kill part=checks lost={} wrong={} verify_findings={} findings={}{}",
+            "PROOF name={proof} part=checks lost={} wrong={} verify_findings={} findings={}{}",
             self.lost,
             self.partial + self.wrong_keyspaces,
             self.verify_findings,
@@ -253,16 +254,7 @@ impl Observed {
         } else if let Some(event) = scratch::Event::parse(line) {
             self.scratch.push(event);
         }
-        for m in [
-            "begin write",
-            "begin flush",
-            "begin rotate",
-            "begin reencrypt",
-            "step",
-            "begin txn",
-            "begin fill",
-            "begin drop",
-        ] {
+        for m in MARKERS {
             if line.starts_with(m) {
                 *self.markers.entry(m).or_default() += 1;
             }
@@ -297,7 +289,13 @@ fn pump(r: impl Read, tx: mpsc::Sender<(Instant, String)>) {
     }
 }
 
-fn spawn_child(dir: &Path, mode: Mode, next: &[u64; STREAMS], seed: u64) -> Result<Child, String> {
+fn spawn_child(
+    dir: &Path,
+    mode: Mode,
+    next: &[u64; STREAMS],
+    seed: u64,
+    anchored: bool,
+) -> Result<Child, String> {
     let next: Vec<String> = next.iter().map(u64::to_string).collect();
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     Command::new(exe)
@@ -307,6 +305,7 @@ fn spawn_child(dir: &Path, mode: Mode, next: &[u64; STREAMS], seed: u64) -> Resu
         .args(["--mode", mode.name()])
         .args(["--next", &next.join(",")])
         .args(["--seed", &seed.to_string()])
+        .args(anchored.then_some("--anchor"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -328,10 +327,10 @@ fn run_child(
     dir: &Path,
     mode: Mode,
     next: &[u64; STREAMS],
-    seed: u64,
+    (seed, anchored): (u64, bool),
     plan: Plan,
 ) -> Result<Killed, String> {
-    let mut child = spawn_child(dir, mode, next, seed)?;
+    let mut child = spawn_child(dir, mode, next, seed, anchored)?;
     let start = Instant::now();
     let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().ok_or("no stdout pipe")?;
@@ -397,14 +396,14 @@ fn run_child(
 /// against the states in `scratch`).
 fn reopen_and_check(
     dir: &Path,
-    mode: Mode,
+    (mode, anchored): (Mode, bool),
     acked: &[u64],
     attempted: &[u64],
     scratch: &[Scratch],
 ) -> Checked {
     let mut out = Checked::default();
     let db = match mode
-        .config(dir)
+        .config(dir, anchored)
         .and_then(|c| Db::open_with_config(c).map_err(|e| e.to_string()))
     {
         Ok(db) => db,
@@ -472,7 +471,8 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         let dir = base.join(mode.name());
         let plan = Plan::choose(&mut rng, mode.sealed());
         let next = figures.last.map(|l| l + 1);
-        let killed = run_child(&dir, mode, &next, SplitMix64::mix(args.seed ^ cycle), plan)?;
+        let seed = (SplitMix64::mix(args.seed ^ cycle), args.anchored);
+        let killed = run_child(&dir, mode, &next, seed, plan)?;
         let obs = &killed.observed;
         let acked: Vec<u64> = (0..STREAMS)
             .map(|t| obs.acked[t].unwrap_or(0).max(figures.last[t]))
@@ -496,7 +496,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
             findings.push(format!("the child acknowledged out of order: {why}"));
         }
         let may_hold = scratch::allowed(figures.scratch, &obs.scratch);
-        let checked = reopen_and_check(&dir, mode, &acked, &attempted, &may_hold);
+        let checked = reopen_and_check(&dir, (mode, args.anchored), &acked, &attempted, &may_hold);
         if let Some(e) = checked.open_failed {
             findings.push(e);
         }

@@ -70,3 +70,53 @@ fn bad_arguments_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode"));
 }
+
+/// The same with a freshness anchor file beside each database: a kill
+/// between a commit and the anchor's update never makes the reopen a
+/// rollback (or an anchor error).
+#[test]
+fn kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sealkv-crash"))
+        .args([
+            "--cycles", "24", "--mode", "all", "--seed", "11", "--anchor",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The report, `PROOF` lines included, for `cargo xtask proof`.
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "harness failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.starts_with("freshness anchor:"), "{stdout}");
+    assert!(stdout.contains("PROOF name=crash-kill-anchor "), "{stdout}");
+    assert_eq!(figure(&stdout, "lost acknowledged batches:"), 0);
+    assert_eq!(figure(&stdout, "findings:"), 0);
+    // Some kills hit a flush or a key operation: a commit the anchor
+    // follows.
+    let kills = stdout
+        .lines()
+        .find(|l| l.starts_with("kills:"))
+        .unwrap_or_else(|| panic!("no kills line:\n{stdout}"));
+    assert!(
+        [
+            "at begin flush",
+            "at begin rekey",
+            "at begin field key",
+            "at begin rotate",
+        ]
+        .iter()
+        .any(|m| kills.contains(m)),
+        "{kills}"
+    );
+    // The anchors exist, beside the directories.
+    for mode in ["plaintext", "aes-256-gcm"] {
+        assert!(dir.path().join(format!("{mode}.anchor")).exists(), "{mode}");
+    }
+}

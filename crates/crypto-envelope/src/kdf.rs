@@ -32,6 +32,9 @@ pub enum KekPurpose {
     KeyCheck,
     /// Authenticates the registry's whole contents.
     RegistryMac,
+    /// Authenticates the database's freshness anchor (a record kept
+    /// outside the database directory).
+    Anchor,
 }
 
 impl KekPurpose {
@@ -40,6 +43,7 @@ impl KekPurpose {
             KekPurpose::Wrap => b"/kek/wrap",
             KekPurpose::KeyCheck => b"/kek/key-check",
             KekPurpose::RegistryMac => b"/kek/registry-mac",
+            KekPurpose::Anchor => b"/kek/anchor",
         }
     }
 }
@@ -107,6 +111,7 @@ mod tests {
             KekPurpose::Wrap,
             KekPurpose::KeyCheck,
             KekPurpose::RegistryMac,
+            KekPurpose::Anchor,
         ]
         .iter()
         .map(|p| {

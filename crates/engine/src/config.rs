@@ -12,6 +12,7 @@ use sealkv_fileio::{StdVfs, Vfs};
 
 pub use sealkv_core_wal::{RecoveryMode, SyncMode};
 
+use crate::anchor::{AnchorPolicy, FreshnessAnchor};
 use crate::db::Db;
 use crate::error::Error;
 
@@ -67,6 +68,8 @@ pub struct Config {
     pub(crate) transaction_retries: u32,
     pub(crate) provider: Arc<CryptoProvider>,
     pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) anchor: Option<Arc<dyn FreshnessAnchor>>,
+    pub(crate) anchor_policy: AnchorPolicy,
 }
 
 impl fmt::Debug for Config {
@@ -91,6 +94,8 @@ impl fmt::Debug for Config {
             .field("recovery_mode", &self.recovery_mode)
             .field("read_only", &self.read_only)
             .field("transaction_retries", &self.transaction_retries)
+            .field("freshness_anchor", &self.anchor)
+            .field("anchor_policy", &self.anchor_policy)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +125,8 @@ impl Config {
             transaction_retries: DEFAULT_TRANSACTION_RETRIES,
             provider: Arc::new(CryptoProvider::default()),
             vfs: Arc::new(StdVfs::new()),
+            anchor: None,
+            anchor_policy: AnchorPolicy::default(),
         }
     }
 
@@ -300,6 +307,28 @@ impl Config {
     #[must_use]
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
         self.vfs = vfs;
+        self
+    }
+
+    /// A freshness anchor outside the directory (default: none): the
+    /// engine records in it how far the database has come after each
+    /// durable commit (per [`Config::anchor_policy`]) and checks it at
+    /// open, so a whole-directory restore of an older copy is
+    /// [`Error::Rollback`]. See [`crate::anchor`]; [`FileAnchor`] keeps it
+    /// in a file on another path.
+    ///
+    /// [`FileAnchor`]: crate::anchor::FileAnchor
+    #[must_use]
+    pub fn freshness_anchor(mut self, anchor: Arc<dyn FreshnessAnchor>) -> Self {
+        self.anchor = Some(anchor);
+        self
+    }
+
+    /// When ordinary commits update the freshness anchor (default: every
+    /// commit). Key operations and `close` always update it.
+    #[must_use]
+    pub fn anchor_policy(mut self, policy: AnchorPolicy) -> Self {
+        self.anchor_policy = policy;
         self
     }
 

@@ -88,6 +88,10 @@ pub(crate) struct Inner {
     /// A number no other open database in this process has: keyspace
     /// handles carry it, so one of another database is refused.
     pub(crate) instance: u64,
+    /// The freshness anchor, if one is configured.
+    pub(crate) freshness: Option<crate::freshness::Freshness>,
+    /// What the open repaired or stepped around: `verify` reports it.
+    pub(crate) open_findings: crate::verify::OpenFindings,
     pub(crate) _lock: Box<dyn VfsLock>,
 }
 
@@ -445,7 +449,15 @@ impl Inner {
         let flushed = if self.poisoned.is_set() {
             Ok(())
         } else {
-            self.flush_all()
+            // The freshness anchor is brought up to date whatever its
+            // policy.
+            self.flush_all().and_then(|()| match self.wal {
+                Some(_) => {
+                    let _st = self.lock_flush()?;
+                    self.committed(true)
+                }
+                None => Ok(()),
+            })
         };
         self.closed.store(true, Ordering::Release);
         self.signal.stop();

@@ -1,6 +1,10 @@
 //! Lifting the layers' errors into the engine's: the cases a user acts on
 //! (corruption, rollback, a poisoned log) get the engine's own variants,
-//! naming the file; the rest keep their layer's detail.
+//! naming the file; the rest keep their layer's detail. `Rollback` only
+//! where an authenticated record shows a newer state than the one
+//! presented (a page that opens but is not the version its parent
+//! expects); a field read from a header not yet authenticated is a hint,
+//! and its failure is `Corruption`.
 
 use std::path::Path;
 
@@ -10,6 +14,14 @@ use crate::layout::{DATA_FILE, KEYS_FILE, WAL_DIR};
 /// The file of WAL segment `n`.
 pub(crate) fn segment_file(dir: &Path, n: u64) -> std::path::PathBuf {
     sealkv_core_wal::segment_path(&dir.join(WAL_DIR), n)
+}
+
+/// What a unit whose clear header names a data key the registry lacks
+/// is, said without blaming a rollback: the id is not authenticated.
+fn unknown_key(dek: sealkv_crypto_envelope::KeyId) -> String {
+    format!(
+        "names data key {dek}, which the key registry does not hold: a damaged header or an older registry"
+    )
 }
 
 /// A WAL error, in the engine's terms.
@@ -36,11 +48,12 @@ pub(crate) fn wal(dir: &Path, e: sealkv_core_wal::Error) -> Error {
             file: segment_file(dir, segment),
             what: format!("the header names algorithm {found}, its data key is {expected}"),
         },
-        W::MissingKey { segment, dek } => Error::Rollback {
-            file: dir.join(KEYS_FILE),
-            what: format!(
-                "WAL segment {segment} is sealed under data key {dek}, which the key registry does not hold: an older copy of the registry was put back"
-            ),
+        // The id is read from a header not yet authenticated: a hint, not
+        // evidence. The evidence of a rollback (a meta page recording a
+        // newer registry) is checked at open, before the log is read.
+        W::MissingKey { segment, dek } => Error::Corruption {
+            file: segment_file(dir, segment),
+            what: unknown_key(dek),
         },
         W::EncryptedLog { .. } => Error::EncryptedDatabase,
         W::PlaintextLog { segment } => Error::Corruption {
@@ -73,11 +86,9 @@ pub(crate) fn store(dir: &Path, e: sealkv_core_store::StoreError) -> Error {
             file,
             what: format!("page {page} is an older version than its parent expects"),
         },
-        S::MissingKey { page } => Error::Rollback {
-            file: dir.join(KEYS_FILE),
-            what: format!(
-                "page {page} is sealed under a data key the key registry does not hold: an older copy of the registry was put back"
-            ),
+        S::MissingKey { page, dek } => Error::Corruption {
+            file,
+            what: format!("page {page} {}", unknown_key(dek)),
         },
         S::WrongDatabase => Error::Corruption {
             file,

@@ -117,13 +117,17 @@ pub enum Error {
         /// What is wrong, where (offset or page).
         what: String,
     },
-    /// A page authenticated but is not the version its parent expects: an
-    /// older copy of it was put back (tampering, not bit rot).
+    /// An authenticated record shows a newer state than the one presented:
+    /// a page that authenticates but is not the version its parent
+    /// expects, a key registry older than the page file records, or a
+    /// directory older than its freshness anchor. An older copy was put
+    /// back (tampering, not bit rot).
     #[error("rollback detected in {}: {what}", file.display())]
     Rollback {
-        /// The file.
+        /// The file (or the database directory, for a whole-directory
+        /// rollback).
         file: PathBuf,
-        /// Which page.
+        /// What was put back, and the evidence.
         what: String,
     },
     /// A write failed to be made durable: the database accepts no writes
@@ -229,9 +233,22 @@ pub enum Error {
     /// The page file failed.
     #[error(transparent)]
     Store(sealkv_core_store::StoreError),
+    /// The freshness anchor could not be read or updated, is damaged, or
+    /// records another database.
+    #[error(transparent)]
+    Anchor(crate::anchor::AnchorError),
     /// An I/O error, with its path.
     #[error(transparent)]
     Io(#[from] FileError),
+}
+
+impl From<crate::anchor::AnchorError> for Error {
+    fn from(e: crate::anchor::AnchorError) -> Self {
+        match e {
+            crate::anchor::AnchorError::Io(e) => Error::Io(e),
+            other => Error::Anchor(other),
+        }
+    }
 }
 
 fn poisoned_message(cause: &PoisonCause, outcome_unknown: bool) -> String {

@@ -245,6 +245,7 @@ impl Inner {
                 });
             }
             self.counters.flush_commits.fetch_add(1, Ordering::Relaxed);
+            self.committed(false)?;
             if last {
                 break;
             }

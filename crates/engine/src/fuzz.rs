@@ -183,7 +183,6 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
     let (mut db, mut vfs) = open_until_up(vfs, &plan, &config);
     // The page file's transaction at the last open: a meta slot torn by a
     // power cut is rewritten by the first commit after it.
-    let mut opened_txn = store_txn(&db);
     while let Some((&byte, tail)) = rest.split_first() {
         rest = tail;
         if run.ops.len() >= MAX_OPS {
@@ -258,7 +257,6 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
                 match reopened {
                     Ok(new) => {
                         db = new;
-                        opened_txn = store_txn(&db);
                     }
                     Err(e) => {
                         // A crash in the close's flush or in the open:
@@ -269,7 +267,6 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
                         vfs.kill();
                         (db, vfs) =
                             open_until_up(CrashVfs::new(found, plan.clone()), &plan, &config);
-                        opened_txn = store_txn(&db);
                     }
                 }
                 assert_reads_as(&db, &model);
@@ -286,7 +283,6 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
                 drop(db);
                 crashed = true;
                 (db, vfs) = open_until_up(CrashVfs::new(found, plan.clone()), &plan, &config);
-                opened_txn = store_txn(&db);
                 // Every acknowledged write, right away: a loss later
                 // overwritten would go unseen at the end.
                 assert_reads_as(&db, &model);
@@ -367,7 +363,6 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
                 None => vec![acked.unwrap_or(model)],
             };
             (db, vfs) = reopen_after(db, &vfs, found, &plan, &config);
-            opened_txn = store_txn(&db);
             model = read_as_one_of(&db, candidates);
         } else {
             must(outcome, "operation");
@@ -385,10 +380,7 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
     }
     assert_reads_as(&db, &model);
     let report = must(db.verify(), "verify");
-    assert_verifies(
-        &report,
-        (crashed || plan.fired()) && store_txn(&db) == opened_txn,
-    );
+    assert_verifies(&report, crashed || plan.fired());
     if let Err(e) = db.close() {
         let Some(found) = plan.take_crashed() else {
             panic!("close failed on a healthy simulated disk: {e}")
@@ -410,22 +402,23 @@ pub fn fuzz_ops_with(bytes: &[u8], options: FuzzOptions) -> FuzzRun {
     run
 }
 
-/// The page file's last committed transaction.
-fn store_txn(db: &Db) -> u64 {
-    db.inner.store.stats().txn
-}
-
 /// `verify()` must find nothing, with one exception after a power cut: a
 /// commit's meta page written but not yet fsynced when the power went out
-/// may be torn; the open then falls back to the other slot (the state
-/// before that commit, with the WAL replayed over it: nothing is lost) and
-/// `verify` reports the torn slot as "damaged" until the next commit
-/// rewrites it. That is the disk as it is, not a loss (see
-/// docs/RELIABILITY.md, "Not yet covered"). `torn_possible`: a power cut
-/// happened and nothing has committed since the open after it.
+/// may be torn; the open then takes the other slot (the state before that
+/// commit, with the WAL replayed over it: nothing is lost) and `verify`
+/// reports it — the torn slot as "damaged" until the next commit rewrites
+/// it, and what the open found in any case (the finding says nothing
+/// acknowledged was lost). That is the disk as it was, not a loss. The same
+/// holds for a free page recorded as zeroed that a commit cut by the power
+/// had begun to reuse: the torn write is neither zero nor a sealed page, and
+/// no meta page refers to it. `torn_possible`: a power cut happened.
 fn assert_verifies(report: &crate::VerifyReport, torn_possible: bool) {
     let torn_meta = |f: &crate::Finding| {
-        torn_possible && f.what.contains("other meta slot (the fallback) is damaged")
+        torn_possible
+            && (f.what.contains("other meta slot (the fallback) is damaged")
+                || f.what
+                    .starts_with("at open, the other meta slot did not authenticate")
+                || f.what.contains("free page recorded as zeroed is not zero"))
     };
     assert!(
         report.findings.iter().all(torn_meta),

@@ -12,7 +12,9 @@ impl Db {
         self.inner.keys.as_ref().ok_or(Error::MissingKey)
     }
 
-    /// Re-wraps every data key and field key under `new_key`, durably. No
+    /// Re-wraps every data key and field key under `new_key`, durably (the
+    /// page file records the registry's new generation before this
+    /// returns, so the older registry put back is `Rollback`). No
     /// data is rewritten, so it takes milliseconds; afterwards only the new
     /// key opens the database.
     ///
@@ -22,7 +24,13 @@ impl Db {
     /// and re-encrypt instead.
     pub fn rekey(&self, new_key: KeySource) -> Result<(), Error> {
         self.check_writable()?;
-        self.keys()?.rekey(new_key)
+        self.keys()?;
+        let inner = &self.inner;
+        inner.key_operation(|keys, _| {
+            keys.rekey(new_key, |anchor_keys, generation| {
+                inner.anchor_for_rekey(anchor_keys, generation)
+            })
+        })
     }
 
     /// Starts sealing under a new random data key: the key registry holding
@@ -40,13 +48,17 @@ impl Db {
         let keys = self.keys()?;
         let inner = &self.inner;
         // No flush and no write may run while the sessions change.
-        let mut flush = inner.flush_state.lock();
+        let mut flush = inner.lock_flush()?;
         let _gate = inner.gate.write();
         let id = keys.rotate()?;
         // A re-encryption under way targeted the old key: the next one
-        // starts over (durable with the next commit; until then a resumed
-        // pass ends with a second pass, see `reencrypt`).
+        // starts over (the commit below records it; a crash before it
+        // resumes the pass, which then ends with a second pass, see
+        // `reencrypt`).
         flush.meta.reencrypt_cursor = None;
+        // Recorded in a meta page sealed under the old key, before anything
+        // is sealed under the new one (keycommit.rs).
+        inner.record_registry(&mut flush)?;
         let switched = inner
             .wal
             .as_ref()
@@ -85,7 +97,7 @@ impl Db {
             EncryptionAlgorithm::Aes256Gcm.id()
         };
         self.check_writable()?;
-        keys.add_field_key(alg)
+        self.inner.key_operation(|keys, _| keys.add_field_key(alg))
     }
 
     /// A new random field key for deterministic field encryption
@@ -94,8 +106,9 @@ impl Db {
     /// a value).
     pub fn create_deterministic_field_key(&self) -> Result<KeyId, Error> {
         self.check_writable()?;
-        self.keys()?
-            .add_field_key(EncryptionAlgorithm::Aes256GcmSiv.id())
+        self.keys()?;
+        self.inner
+            .key_operation(|keys, _| keys.add_field_key(EncryptionAlgorithm::Aes256GcmSiv.id()))
     }
 
     /// Destroys field key `id`, durably: every value sealed under it is
@@ -104,7 +117,9 @@ impl Db {
     /// registry still hold the key.
     pub fn destroy_field_key(&self, id: KeyId) -> Result<(), Error> {
         self.check_writable()?;
-        self.keys()?.destroy_field_key(id)
+        self.keys()?;
+        self.inner
+            .key_operation(|keys, _| keys.destroy_field_key(id))
     }
 
     /// Stores `value` under `key`, sealed on its own with field key

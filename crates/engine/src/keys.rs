@@ -5,13 +5,14 @@
 //! a rekey) is made durable — written whole to a temporary file, fsynced,
 //! renamed over `KEYS`, directory fsynced — before anything depends on it:
 //! no unit is sealed under a new data key before the registry that holds it
-//! is on disk.
+//! is on disk. The caller then records the new generation in a meta page
+//! (`keycommit.rs`) before the operation returns.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
-use sealkv_crypto_envelope::registry::{KeyPurpose, KeyRegistry, RegistryFile};
+use sealkv_crypto_envelope::registry::{AnchorKey, KeyPurpose, KeyRegistry, RegistryFile};
 use sealkv_crypto_envelope::{AlgorithmId, DataKey, DbId, KeyId, KeySource, Keyring};
 
 use crate::config::Config;
@@ -162,11 +163,21 @@ impl KeyState {
         Ok(id)
     }
 
-    /// Re-wraps every key under `new`.
-    pub(crate) fn rekey(&self, new: KeySource) -> Result<(), Error> {
+    /// Re-wraps every key under `new`. `before_store` gets the old and the
+    /// new master key's anchor keys and the registry's current generation
+    /// once the new registry is ready and before it is written (the
+    /// freshness anchor must accept both master keys while either registry
+    /// may be the one on disk). It runs under the registry lock: it must
+    /// not call back into this `KeyState`.
+    pub(crate) fn rekey(
+        &self,
+        new: KeySource,
+        before_store: impl FnOnce([AnchorKey; 2], u64) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let mut reg = self.reg();
         let mut next = reg.clone();
         next.rekey(&new).map_err(|e| self.map(e))?;
+        before_store([reg.anchor_key(), next.anchor_key()], reg.generation())?;
         self.commit(&mut reg, next)?;
         *self.source.lock() = new;
         tracing::debug!(
@@ -199,6 +210,23 @@ impl KeyState {
         self.commit(&mut reg, next)?;
         tracing::debug!(field_key = %id, "field key destroyed");
         Ok(())
+    }
+
+    /// Advances the generation without another change: marks the
+    /// database's creation complete (a registry at generation 1 may belong
+    /// to a creation that never finished).
+    pub(crate) fn advance_generation(&self) -> Result<u64, Error> {
+        let mut reg = self.reg();
+        let mut next = reg.clone();
+        let generation = next.advance_generation().map_err(|e| self.map(e))?;
+        self.commit(&mut reg, next)?;
+        Ok(generation)
+    }
+
+    /// The key that authenticates the freshness anchor (it changes with a
+    /// rekey).
+    pub(crate) fn anchor_key(&self) -> AnchorKey {
+        self.reg().anchor_key()
     }
 
     /// Retires data key `id` durably: its material leaves the registry and

@@ -23,6 +23,7 @@ pub use sealkv_core_wal as wal;
 pub use sealkv_crypto_envelope as crypto;
 pub use sealkv_fileio as fileio;
 
+pub mod anchor;
 mod backup;
 mod batch;
 mod config;
@@ -31,9 +32,11 @@ mod errmap;
 mod error;
 mod fieldvalues;
 mod flush;
+mod freshness;
 #[cfg(feature = "fuzzing")]
 mod fuzz;
 mod iter;
+mod keycommit;
 mod keyops;
 mod keys;
 mod keyspace;

@@ -1,13 +1,17 @@
 //! Opening and creating a database: lock, keys, page file, WAL replay, and
-//! the checks that tie them together: the registry, the page file and the
-//! log must belong to one database and continue one another, or the open
-//! is refused rather than serving an older state.
+//! the checks that tie them together: the registry against the meta page,
+//! the directory against its freshness anchor, the log against the page
+//! file. They must belong to one database and continue one another, or the
+//! open is refused rather than serving an older state.
 //!
-//! Creation writes the key registry first, then the page file, then the
-//! WAL directory; the page file is the commit point. A directory with a
-//! registry but no page file and no WAL segment is an interrupted creation:
-//! the registry is set aside as `KEYS.interrupted` and the creation starts
-//! over; with WAL segments it is refused.
+//! Creation writes the key registry first (generation 1), then the page
+//! file, then the WAL directory; then the registry is advanced to
+//! generation 2 and recorded in a meta page, which marks the creation
+//! complete. A directory with a registry at generation 1 but no page file
+//! and no WAL segment is an interrupted creation: the registry is set aside
+//! as `KEYS.interrupted` and the creation starts over. A registry past
+//! generation 1 without a page file is a lost page file: refused, as is one
+//! the key given cannot read, and a missing page file beside WAL segments.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,10 +22,12 @@ use sealkv_core_store::{OpenReport, Store};
 use sealkv_crypto_envelope::DbId;
 use sealkv_fileio::{FileError, FileOp, LockKind, Vfs, VfsLock};
 
+use crate::anchor::{AnchorKeys, AnchorState};
 use crate::config::Config;
 use crate::db::{Db, Inner, Memtables};
 use crate::error::Error;
 use crate::flush::{self, FlushSignal, FlushState};
+use crate::freshness::Freshness;
 use crate::keys::KeyState;
 use crate::keyspace::catalog::Catalog;
 use crate::layout::{DATA_FILE, KEYS_FILE, LOCK_FILE, WAL_DIR};
@@ -36,6 +42,7 @@ use crate::txn::conflict::ConflictWindow;
 /// transaction still open after this much has been written since its start
 /// fails with a conflict.
 const CONFLICT_WINDOW_BYTES: usize = 64 << 20;
+use crate::verify::{Finding, OpenFindings};
 
 fn io(op: FileOp, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::Io(FileError::new(op, path, e))
@@ -109,24 +116,57 @@ fn wal_has_segments(vfs: &dyn Vfs, dir: &Path) -> Result<bool, Error> {
         .is_empty())
 }
 
+/// A directory with a key registry and no page file: an interrupted
+/// creation (the registry is written first, at generation 1, and advanced
+/// to 2 once the database is complete), or a database whose page file was
+/// lost. `Ok` for an interrupted creation (which may be set aside and
+/// started over); a lost page file is refused, naming it.
+fn registry_without_page_file(config: &Config, data: &Path, keys: &Path) -> Result<(), Error> {
+    let lost = |why: String| Error::Corruption {
+        file: data.to_path_buf(),
+        what: format!(
+            "the page file is missing, but the key registry (KEYS) {why}. Restore data.sealkv (and wal/) from a backup, or move KEYS away to create a new database here"
+        ),
+    };
+    if config.key.is_none() {
+        return Err(lost(
+            "is there (no key was given to read it, so it is not set aside)".into(),
+        ));
+    }
+    let registry = KeyState::open(config, keys)?;
+    match registry.generation() {
+        1 => Ok(()),
+        g => Err(lost(format!(
+            "records a completed creation (generation {g})"
+        ))),
+    }
+}
+
 pub(crate) fn open(config: Config) -> Result<Db, Error> {
     config.validate()?;
     let vfs = config.vfs.clone();
     let dir = config.path.clone();
     let data = dir.join(DATA_FILE);
-    if !exists(&*vfs, &data)? && (config.read_only || !config.create_if_missing) {
-        return Err(Error::NotFound { path: dir });
+    let keys_path = dir.join(KEYS_FILE);
+    if !exists(&*vfs, &data)? {
+        if exists(&*vfs, &keys_path)? {
+            registry_without_page_file(&config, &data, &keys_path)?;
+        }
+        if config.read_only || !config.create_if_missing {
+            return Err(Error::NotFound { path: dir });
+        }
     }
     vfs.create_dir_all(&dir).map_err(io(FileOp::Dir, &dir))?;
     let lock = take_lock(&config)?;
+    let freshness = Freshness::new(&config);
 
     let create = !exists(&*vfs, &data)?;
-    let keys_path = dir.join(KEYS_FILE);
+    let mut open_findings = OpenFindings::default();
     let OpenedFiles {
         keys,
         sealed,
         store,
-        report,
+        ..
     } = if create {
         if wal_has_segments(&*vfs, &dir)? {
             return Err(Error::Corruption {
@@ -134,7 +174,12 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
                 what: "the page file is missing but the WAL holds segments".into(),
             });
         }
+        if let Some(f) = &freshness {
+            f.check_new(&dir)?;
+        }
         if exists(&*vfs, &keys_path)? {
+            // Checked above, before the lock; again under it.
+            registry_without_page_file(&config, &data, &keys_path)?;
             set_aside_interrupted_registry(&*vfs, &dir, &keys_path)?;
         }
         let db_id = DbId::random_from(&config.provider)?;
@@ -158,39 +203,40 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         };
         let store = crate::storeglue::create(&config, &data, db_id, ring, first_meta.encode())?;
         OpenedFiles {
+            registry_created: keys.is_some(),
             keys,
             sealed,
             store,
             report: None,
         }
     } else {
-        open_existing(&config, &data, &keys_path)?
+        let existing = open_existing(&config, &data, &keys_path)?;
+        check_registry(&dir, &existing)?;
+        let report = existing.report.as_ref();
+        if let (Some(f), Some(report)) = (&freshness, report) {
+            let present = AnchorState {
+                db_id: existing.store.db_id(),
+                commit: report.newest_txn,
+                registry_generation: existing.keys.as_ref().map_or(0, KeyState::generation),
+            };
+            // A registry made by this open (a plaintext database opened
+            // with a key for the first time) did not authenticate the
+            // anchor before.
+            let keys = match &existing.keys {
+                Some(k) if !existing.registry_created => AnchorKeys::new(vec![k.anchor_key()]),
+                _ => AnchorKeys::none(),
+            };
+            f.check(&dir, &present, &keys)?;
+        }
+        if let Some(report) = report {
+            store_findings(&data, report, &mut open_findings);
+        }
+        existing
     };
     let meta = EngineMeta::decode(store.read().app_meta(), &data)?;
-    if let Some(k) = &keys {
-        let (generation, fingerprint) = (k.generation(), k.fingerprint());
-        let older = meta.registry_generation > generation;
-        // A rotation is durable in the registry before the page file records
-        // it, so a newer registry is normal; at the same generation it must
-        // be the very registry the page file was written with.
-        let other = meta.registry_generation == generation
-            && meta.registry_hash != [0; 32]
-            && meta.registry_hash != fingerprint;
-        if older || other {
-            return Err(Error::Rollback {
-                file: dir.join(KEYS_FILE),
-                what: format!(
-                    "the key registry (generation {generation}) is not the one the page file was written with (generation {}): an older registry, or one from another copy of this database, was put back",
-                    meta.registry_generation
-                ),
-            });
-        }
-    }
+    open_findings.txn = store.stats().txn;
 
     let active = Arc::new(Memtable::new());
-    if let Some(why) = report.as_ref().and_then(|r| r.fell_back.as_ref()) {
-        tracing::warn!(%why, "the newest meta page was unusable; opened the older one");
-    }
     // The WAL replay checks that the log continues the page file exactly,
     // so a fallback to the older meta that would skip acknowledged writes
     // is refused there.
@@ -202,6 +248,16 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         &meta,
         &active,
     )?;
+    for d in &replay.damaged_headers {
+        tracing::warn!(
+            segment = d.segment,
+            what = d.what,
+            "a WAL segment holding no record had a damaged header; it was removed"
+        );
+        open_findings
+            .stepped_around
+            .push(crate::verify::damaged_header_finding(&dir, d));
+    }
 
     tracing::debug!(
         path = %dir.display(),
@@ -246,9 +302,15 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         catalog: Catalog::default(),
         conflicts: Mutex::new(ConflictWindow::new(replay.last_seq, CONFLICT_WINDOW_BYTES)),
         instance: crate::db::next_instance(),
+        freshness,
+        open_findings,
         _lock: lock,
     });
     if inner.wal.is_some() {
+        // Before anything else can commit: a registry newer than the page
+        // file records is recorded now, a new database marked complete,
+        // the freshness anchor brought up to date.
+        inner.settle_at_open()?;
         let handle = flush::spawn(Arc::downgrade(&inner), signal, config.wal_flush_interval)
             .map_err(io(FileOp::Open, &dir))?;
         *inner.flusher.lock() = Some(handle);
@@ -260,10 +322,65 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
     Ok(Db { inner })
 }
 
+/// The registry must be the one the page file was written with, or newer
+/// (a key operation whose recording commit a crash interrupted; the open
+/// records it). Older, or the same generation with another hash (the
+/// registry of another copy of this database), is a rollback: the meta
+/// page is the authenticated evidence.
+fn check_registry(dir: &Path, existing: &OpenedFiles) -> Result<(), Error> {
+    let Some(k) = &existing.keys else {
+        return Ok(());
+    };
+    let meta = EngineMeta::decode(existing.store.read().app_meta(), &dir.join(DATA_FILE))?;
+    let (generation, fingerprint) = (k.generation(), k.fingerprint());
+    let older = meta.registry_generation > generation;
+    let other = meta.registry_generation == generation
+        && meta.registry_hash != [0; 32]
+        && meta.registry_hash != fingerprint;
+    if older || other {
+        return Err(Error::Rollback {
+            file: dir.join(KEYS_FILE),
+            what: format!(
+                "the key registry (generation {generation}) is not the one the page file was written with (generation {}): an older registry, or one from another copy of this database, was put back",
+                meta.registry_generation
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What the page file's open stepped around, as findings for `verify`: a
+/// fall-back to the older meta slot, or a meta slot that did not
+/// authenticate (a commit since may have rewritten it by the time `verify`
+/// runs, so the open's view is kept).
+fn store_findings(data: &Path, report: &OpenReport, out: &mut OpenFindings) {
+    if let Some(why) = &report.fell_back {
+        tracing::warn!(%why, "the newest meta page was unusable; opened the older one");
+        out.stepped_around.push(Finding {
+            file: data.to_path_buf(),
+            what: format!(
+                "the open fell back to the older meta slot (page {}, transaction {}): the newest, transaction {}, was unusable: {why}. The WAL replay continued the older state, so nothing acknowledged was lost",
+                report.meta_page, report.txn, report.newest_txn
+            ),
+        });
+    } else if let Some(why) = &report.other_slot {
+        out.other_slot = Some(Finding {
+            file: data.to_path_buf(),
+            what: format!(
+                "at open, the other meta slot did not authenticate ({why}); the open used transaction {} (page {}). A power cut while a commit wrote its meta page leaves this, and then nothing acknowledged was lost (the WAL replay continued the state); otherwise the slot was damaged",
+                report.txn, report.meta_page
+            ),
+        });
+    }
+}
+
 /// The key registry and the page file, opened or created.
 struct OpenedFiles {
     /// The key registry, if the database has one or was given a key.
     keys: Option<KeyState>,
+    /// Whether the registry was made by this open (a new database, or a
+    /// plaintext database opened with a key for the first time).
+    registry_created: bool,
     /// Whether the WAL and the page file are sealed.
     sealed: bool,
     store: Store,
@@ -301,15 +418,19 @@ fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Opene
             // and no registry yet: make one, for field keys — once the
             // database is known to be in a format this build reads, so a
             // refused open writes nothing.
-            let keys = match (keys, &config.key) {
+            let (keys, registry_created) = match (keys, &config.key) {
                 (None, Some(_)) if !config.read_only => {
                     EngineMeta::decode(store.read().app_meta(), data)?;
-                    Some(KeyState::create(config, keys_path, store.db_id())?)
+                    (
+                        Some(KeyState::create(config, keys_path, store.db_id())?),
+                        true,
+                    )
                 }
-                (keys, _) => keys,
+                (keys, _) => (keys, false),
             };
             Ok(OpenedFiles {
                 keys,
+                registry_created,
                 sealed,
                 store,
                 report: Some(report),
@@ -330,6 +451,7 @@ fn open_existing(config: &Config, data: &Path, keys_path: &Path) -> Result<Opene
             match crate::storeglue::open(config, data, None)? {
                 Opened::Store(store, report) => Ok(OpenedFiles {
                     keys,
+                    registry_created: false,
                     sealed: false,
                     store,
                     report: Some(report),

@@ -229,11 +229,19 @@ impl Db {
                 coverage = inner.key_coverage()?;
                 break;
             }
-            for k in &coverage.keys {
-                if !k.active && k.is_unused() {
-                    keys.retire_data_key(k.id)?;
-                    report.retired.push(k.id);
-                }
+            let retire: Vec<KeyId> = coverage
+                .keys
+                .iter()
+                .filter(|k| !k.active && k.is_unused())
+                .map(|k| k.id)
+                .collect();
+            if !retire.is_empty() {
+                // Recorded in the page file before this returns: the
+                // registry that still holds them, put back, is a rollback.
+                inner.key_operation(|keys, _| {
+                    retire.iter().try_for_each(|id| keys.retire_data_key(*id))
+                })?;
+                report.retired.extend(retire);
             }
             // Pages still under an old key with no reader holding them were
             // rewritten under a key rotated away since (a rotation during a
@@ -371,6 +379,7 @@ impl Inner {
                 "commit"
             );
         }
+        self.committed(false)?;
         Ok(zeroed)
     }
 

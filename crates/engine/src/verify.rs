@@ -1,6 +1,6 @@
 //! `Db::verify()`: the whole integrity check, read-only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sealkv_core_wal::{RecoveryMode, Seq, Wal, WalOptions};
 
@@ -38,6 +38,20 @@ impl VerifyReport {
     }
 }
 
+/// What an open repaired or stepped around, kept for `verify`.
+#[derive(Debug, Default)]
+pub(crate) struct OpenFindings {
+    /// Reported as they are: a fall-back to the older meta slot, an empty
+    /// WAL segment with a damaged header (removed by a writable open).
+    pub(crate) stepped_around: Vec<Finding>,
+    /// The other meta slot did not authenticate at open. `verify` reads
+    /// that slot again as it is on disk, so this is reported only once a
+    /// commit since the open has rewritten it (then it is the only trace).
+    pub(crate) other_slot: Option<Finding>,
+    /// The page-file transaction the open found.
+    pub(crate) txn: u64,
+}
+
 impl Db {
     /// The role of every page of the page file's current state, in page
     /// order ("tree", "overflow", "free-list", "free"; the header and meta
@@ -67,8 +81,11 @@ impl Db {
     /// registry (it is read and opened again), every page of the page file
     /// (reachable and free, authenticated and structurally checked), and
     /// every WAL record, strictly (a torn tail that an open would repair is
-    /// a finding too). Returns the report; it is an error only when the
-    /// check itself could not run.
+    /// a finding too), and what the open of this handle stepped around: a
+    /// fall-back to the older meta slot, a meta slot that did not
+    /// authenticate, an empty WAL segment with a damaged header (a
+    /// writable open removes it). Returns the report; it is an error only
+    /// when the check itself could not run.
     ///
     /// It holds flushes (and key rotation, re-encryption and backups, which
     /// commit under the same lock) off while it runs, so no page-file
@@ -94,6 +111,13 @@ impl Db {
             }
         };
         let mut report = VerifyReport::default();
+        let opened = &inner.open_findings;
+        report
+            .findings
+            .extend(opened.stepped_around.iter().cloned());
+        if inner.store.stats().txn != opened.txn {
+            report.findings.extend(opened.other_slot.iter().cloned());
+        }
         if let Some(keys) = &inner.keys
             && let Err(e) = keys.reload()
         {
@@ -128,6 +152,9 @@ impl Db {
         };
         match Wal::replay_read_only(inner.config.vfs.clone(), dir.join(WAL_DIR), options, replay) {
             Ok(r) => {
+                for d in &r.damaged_headers {
+                    report.findings.push(damaged_header_finding(dir, d));
+                }
                 for s in r.skipped {
                     report.findings.push(Finding {
                         file: dir.join(WAL_DIR),
@@ -142,6 +169,23 @@ impl Db {
         }
         report.wal_records = records;
         drop(flush);
+        // The same problem seen by the open and again now is one finding.
+        let mut seen = std::collections::BTreeSet::new();
+        report
+            .findings
+            .retain(|f| seen.insert((f.file.clone(), f.what.clone())));
         Ok(report)
+    }
+}
+
+/// The finding for an empty newest WAL segment whose header was damaged
+/// (the open removes it: it held nothing).
+pub(crate) fn damaged_header_finding(dir: &Path, d: &sealkv_core_wal::Skipped) -> Finding {
+    Finding {
+        file: crate::errmap::segment_file(dir, d.segment),
+        what: format!(
+            "the segment's header fails its check ({}) and the segment holds no record: damage (a crash leaves a header whole or not at all). Nothing acknowledged was in it; a writable open removes it",
+            d.what
+        ),
     }
 }

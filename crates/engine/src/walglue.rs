@@ -22,6 +22,8 @@ pub(crate) struct Replayed {
     pub(crate) last_seq: u64,
     /// Torn tails cut.
     pub(crate) torn_tails: u64,
+    /// Empty newest segments removed because their header was damaged.
+    pub(crate) damaged_headers: Vec<sealkv_core_wal::Skipped>,
 }
 
 /// Why replay stopped: a gap between the page file and the log.
@@ -82,6 +84,7 @@ pub(crate) fn open(
             wal: None,
             last_seq: next - 1,
             torn_tails: u64::from(report.torn_tail.is_some()),
+            damaged_headers: report.damaged_headers,
         });
     }
     let (wal, report) = Wal::open(config.vfs.clone(), &wal_dir, options, replay)
@@ -94,6 +97,7 @@ pub(crate) fn open(
         wal: Some(wal),
         last_seq: next - 1,
         torn_tails: u64::from(report.torn_tail.is_some()),
+        damaged_headers: report.damaged_headers,
     })
 }
 

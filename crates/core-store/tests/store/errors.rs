@@ -210,3 +210,64 @@ fn page_sizes_up_to_64k_work() {
         assert!(store.verify().unwrap().is_clean());
     }
 }
+
+/// A meta slot whose clear header names a data key the keyring lacks does
+/// not stop the open: its key id is unauthenticated (damage and an older
+/// keyring look alike), so the other slot is taken if it opens, and the
+/// report names the slot and the key. Only when no slot opens is it
+/// `MissingKey`, naming the page and the key.
+#[test]
+fn a_meta_slot_under_an_unknown_key_falls_back_to_the_other() {
+    let sim = SimVfs::new();
+    let ring = keyring();
+    let store = create(&sim, Some(ring.clone()));
+    let mut w = store.write().unwrap();
+    w.put(b"a", b"1").unwrap();
+    w.commit().unwrap();
+    // Key 2 becomes active; the next commit's meta page is sealed under it.
+    ring.insert(DataKey::new(
+        KeyId(2),
+        EncryptionAlgorithm::Aes256Gcm.id(),
+        SecretKey::from_bytes(&[9; 32]).unwrap(),
+    ));
+    ring.set_active(KeyId(2)).unwrap();
+    store.new_session().unwrap();
+    let mut w = store.write().unwrap();
+    w.put(b"b", b"2").unwrap();
+    w.commit().unwrap();
+    drop(store);
+    let (store, report) = Store::open(vfs(&sim), &path(), opts(Some(keyring()))).unwrap();
+    assert_eq!((report.txn, report.newest_txn), (1, 1));
+    let why = report.other_slot.unwrap();
+    assert!(why.contains("data key #2"), "{why}");
+    assert_eq!(all(&store.read()), vec![(b"a".to_vec(), b"1".to_vec())]);
+    drop(store);
+    // The older slot under key 2 too: no slot opens.
+    let sim2 = SimVfs::new();
+    let ring2 = keyring();
+    let store = create(&sim2, Some(ring2.clone()));
+    ring2.insert(DataKey::new(
+        KeyId(2),
+        EncryptionAlgorithm::Aes256Gcm.id(),
+        SecretKey::from_bytes(&[9; 32]).unwrap(),
+    ));
+    ring2.set_active(KeyId(2)).unwrap();
+    store.new_session().unwrap();
+    for i in 0..2u8 {
+        let mut w = store.write().unwrap();
+        w.put(&[i], b"x").unwrap();
+        w.commit().unwrap();
+    }
+    drop(store);
+    let e = Store::open(vfs(&sim2), &path(), opts(Some(keyring()))).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::MissingKey {
+                page: 1 | 2,
+                dek: KeyId(2)
+            }
+        ),
+        "{e:?}"
+    );
+}

@@ -47,11 +47,16 @@ fn a_flipped_bit_anywhere_never_yields_a_wrong_batch() {
                     let hit = all.iter().find(|r| r.0 <= pos && pos < r.1);
                     assert_eq!(offset, hit.map_or(0, |r| r.0 as u64), "flip at {pos}");
                     t.case("detected");
+                    t.add("corruption", 1);
                 }
                 // The data key id cannot be authenticated without the key:
                 // a flipped id names a key the keyring lacks. (A flipped
-                // algorithm or sealed flag is Corruption, above.)
-                Err(Error::MissingKey { .. }) if (16..20).contains(&pos) => t.case("detected"),
+                // algorithm or sealed flag is Corruption, above.) The
+                // engine reports it as Corruption naming the segment.
+                Err(Error::MissingKey { .. }) if (16..20).contains(&pos) => {
+                    t.case("detected");
+                    t.add("missing_key", 1);
+                }
                 Err(e) => panic!("{prot:?} flip at {pos}: unexpected {e}"),
             }
         }
@@ -342,4 +347,61 @@ fn flipped_header_fields_are_corruption_not_refusals() {
     assert!(corrupt(reopen_with(&b, &options(None))));
     t.case("detected");
     t.print();
+}
+
+/// The newest segment holds only its header (a roll, then nothing): a
+/// flipped byte anywhere in the header is removed with the segment (it
+/// held nothing) but reported as damage; a header a crash interrupted (cut
+/// short, or never written: zeros) is removed without a report. A flipped
+/// data key id (16..20) names a key the keyring lacks: refused, as that
+/// segment is still the log's newest.
+#[test]
+fn a_damaged_header_of_an_empty_newest_segment_is_reported() {
+    for prot in PROTECTIONS {
+        let opts = options(prot);
+        let (s, v) = sim();
+        let (wal, _, _) = open(&v, &opts).unwrap();
+        wal.append(&batch(0, 24)).unwrap();
+        let newest = wal.roll().unwrap();
+        wal.close().unwrap();
+        let path = seg_path(newest);
+        let header = s.read_file(&path).unwrap();
+        assert_eq!(header.len(), 128);
+        for pos in 0..128 {
+            let (s2, v2) = sim();
+            s2.write_file(&seg_path(1), &s.read_file(&seg_path(1)).unwrap());
+            let mut bytes = header.clone();
+            bytes[pos] ^= 0x10;
+            s2.write_file(&path, &bytes);
+            match open(&v2, &opts) {
+                Ok((_, report, seen)) => {
+                    assert_eq!(seen.len(), 1, "{prot:?} flip at {pos}");
+                    assert_eq!(
+                        report
+                            .damaged_headers
+                            .iter()
+                            .map(|d| d.segment)
+                            .collect::<Vec<_>>(),
+                        vec![newest],
+                        "{prot:?} flip at {pos}"
+                    );
+                }
+                Err(Error::MissingKey { segment, .. })
+                    if prot.is_some() && (16..20).contains(&pos) =>
+                {
+                    assert_eq!(segment, newest);
+                }
+                Err(e) => panic!("{prot:?} flip at {pos}: {e}"),
+            }
+        }
+        for interrupted in [Vec::new(), header[..60].to_vec(), vec![0u8; 128]] {
+            let (s2, v2) = sim();
+            s2.write_file(&seg_path(1), &s.read_file(&seg_path(1)).unwrap());
+            s2.write_file(&path, &interrupted);
+            let (_, report, seen) = open(&v2, &opts).unwrap();
+            assert_eq!(seen.len(), 1);
+            assert!(report.segments_removed.contains(&newest));
+            assert!(report.damaged_headers.is_empty(), "{prot:?}");
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! The three subkeys a registry derives from its master key (KEK), and what
-//! it does with them: wrap keys, compute the key check, MAC the file.
+//! The subkeys a registry derives from its master key (KEK), and what it
+//! does with them: wrap keys, compute the key check, MAC the file, and
+//! (handed out as an [`AnchorKey`]) authenticate the freshness anchor.
 
 use std::sync::Arc;
 
@@ -13,16 +14,18 @@ use crate::keys::{KEY_LEN, KeyId, MasterKey, SecretKey};
 use crate::primitives::Mac;
 use crate::provider::CryptoProvider;
 
+use super::anchor::AnchorKey;
 use super::error::RegistryError;
 use super::format::{DIGEST_LEN, WRAPPED_LEN, wrap_nonce};
 
-/// The KEK's registry subkeys and the provider's (self-tested) MAC. The KEK
-/// itself is not kept.
+/// The KEK's subkeys and the provider's (self-tested) MAC. The KEK itself
+/// is not kept.
 #[derive(Clone)]
 pub(super) struct KekKeys {
     wrap: SecretKey,
     check: SecretKey,
     mac: SecretKey,
+    anchor: SecretKey,
     hmac: Arc<dyn Mac>,
 }
 
@@ -36,8 +39,14 @@ impl KekKeys {
             wrap: kek_subkey(provider, kek, db_id, KekPurpose::Wrap)?,
             check: kek_subkey(provider, kek, db_id, KekPurpose::KeyCheck)?,
             mac: kek_subkey(provider, kek, db_id, KekPurpose::RegistryMac)?,
+            anchor: kek_subkey(provider, kek, db_id, KekPurpose::Anchor)?,
             hmac: provider.mac()?,
         })
+    }
+
+    /// The freshness anchor's key.
+    pub(super) fn anchor_key(&self) -> AnchorKey {
+        AnchorKey::new(self.anchor.clone(), Arc::clone(&self.hmac))
     }
 
     pub(super) fn key_check(&self, header: &[u8]) -> [u8; DIGEST_LEN] {
@@ -106,9 +115,15 @@ impl KekKeys {
 
 #[cfg(test)]
 impl KekKeys {
-    /// The three subkeys, concatenated, for tests that search output for
+    /// The subkeys, concatenated, for tests that search output for
     /// them.
     pub(super) fn clone_secrets_for_test(&self) -> Vec<u8> {
-        [self.wrap.expose(), self.check.expose(), self.mac.expose()].concat()
+        [
+            self.wrap.expose(),
+            self.check.expose(),
+            self.mac.expose(),
+            self.anchor.expose(),
+        ]
+        .concat()
     }
 }

@@ -64,6 +64,7 @@
 //! # }
 //! ```
 
+mod anchor;
 mod error;
 mod file;
 mod format;
@@ -80,6 +81,7 @@ use crate::keyring::Keyring;
 use crate::keys::{DataKey, KdfParams, KeyId, KeySource, SecretKey};
 use crate::provider::CryptoProvider;
 
+pub use anchor::{ANCHOR_TAG_LEN, AnchorKey};
 pub use error::RegistryError;
 pub use file::{MAX_REGISTRY_LEN, REGISTRY_FILE_NAME, RegistryFile};
 pub use types::{KekKind, KeyInfo, KeyPurpose, KeyState};
@@ -477,6 +479,23 @@ impl KeyRegistry {
         self.kdf = kdf;
         self.generation = generation;
         Ok(())
+    }
+
+    /// Records a change that is not in the keys themselves: increments the
+    /// generation and nothing else. The engine marks a completed database
+    /// creation with it (generation 1 is a registry whose database may not
+    /// have been created yet). Store the registry durably afterwards, as
+    /// after any change.
+    pub fn advance_generation(&mut self) -> Result<u64, RegistryError> {
+        self.generation = self.bump()?;
+        Ok(self.generation)
+    }
+
+    /// The key that authenticates this database's freshness anchor: a
+    /// subkey of the master key bound to the database id (it changes with
+    /// a rekey).
+    pub fn anchor_key(&self) -> AnchorKey {
+        self.kek.anchor_key()
     }
 
     /// The database this registry belongs to.

@@ -153,3 +153,14 @@ fn a_wrapped_key_moved_or_relabelled_does_not_open_even_with_a_valid_mac() {
     reseal(&reg, &mut b);
     assert!(KeyRegistry::open(&b, &kek).is_ok());
 }
+
+#[test]
+fn advancing_the_generation_changes_nothing_else() {
+    let (mut reg, kek) = registry();
+    let before = reg.keys();
+    assert_eq!(reg.advance_generation().unwrap(), 2);
+    let reopened = KeyRegistry::open(&reg.to_bytes(), &kek).unwrap();
+    assert_eq!(reopened.generation(), 2);
+    assert_eq!(reopened.keys(), before);
+    assert_eq!(reopened.active_data_key(), reg.active_data_key());
+}

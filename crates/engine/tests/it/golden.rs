@@ -11,9 +11,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use sealkv::anchor::FileAnchor;
 use sealkv::crypto::{EncryptionAlgorithm, KeyId, MasterKey};
-use sealkv::{Config, Db, SyncMode};
+use sealkv::{Config, Db, Error, SyncMode};
 
 /// Each committed set this build reads.
 const SETS: &[&str] = &["pagefile1-wal2-keys1-engine2"];
@@ -221,6 +223,79 @@ fn every_golden_database_opens_verifies_and_reads_as_written() {
                 Some(&b"written by this build"[..])
             );
             assert!(db.verify().unwrap().is_clean());
+        }
+    }
+}
+
+/// Golden freshness anchor files (anchor format version 1), one without a
+/// key and one authenticated under the golden master key.
+const ANCHOR_SET: &str = "anchor1";
+
+const ANCHOR_MODES: [(&str, Option<EncryptionAlgorithm>); 2] = [
+    ("plaintext", None),
+    ("aes-256-gcm", Some(EncryptionAlgorithm::Aes256Gcm)),
+];
+
+/// A copy of golden database `name` of the first set in a new temporary
+/// directory: (the directory holding it, the database's path).
+fn golden_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    copy_dir(&golden_root().join(SETS[0]).join(name), &dir);
+    (tmp, dir)
+}
+
+/// Writes each golden anchor: a copy of the golden database opened with a
+/// new anchor file, one write, a close; the anchor then records a state
+/// newer than the committed database's.
+#[test]
+#[ignore = "writes the golden anchor files; run by hand after an anchor format change"]
+fn write_golden_anchors() {
+    let root = golden_root().join(ANCHOR_SET);
+    std::fs::create_dir_all(&root).unwrap();
+    for (name, alg) in ANCHOR_MODES {
+        let target = root.join(format!("{name}.anchor"));
+        assert!(!target.exists(), "{} exists", target.display());
+        let (tmp, dir) = golden_copy(name);
+        let anchor = tmp.path().join("db.anchor");
+        let config = config(&dir, alg).freshness_anchor(Arc::new(FileAnchor::new(&anchor)));
+        let db = Db::open_with_config(config).unwrap();
+        db.put(b"golden/anchor", b"ahead of the golden database")
+            .unwrap();
+        db.close().unwrap();
+        std::fs::copy(&anchor, &target).unwrap();
+    }
+}
+
+/// Each golden anchor records a state newer than its golden database, so
+/// opening that database with it is a `Rollback` naming the directory: the
+/// file still parses and authenticates (an anchor this build could not
+/// read would be `Anchor(Corrupt)` instead), and the check still holds.
+#[test]
+fn golden_anchor_files_still_authenticate_and_catch_the_older_directory() {
+    for (name, alg) in ANCHOR_MODES {
+        let (tmp, dir) = golden_copy(name);
+        let anchor = tmp.path().join("db.anchor");
+        std::fs::copy(
+            golden_root()
+                .join(ANCHOR_SET)
+                .join(format!("{name}.anchor")),
+            &anchor,
+        )
+        .unwrap();
+        for read_only in [true, false] {
+            let config = config(&dir, alg)
+                .read_only(read_only)
+                .freshness_anchor(Arc::new(FileAnchor::new(&anchor)));
+            match Db::open_with_config(config) {
+                Err(Error::Rollback { file, what }) if file == dir => {
+                    assert!(what.contains("anchor"), "{name}: {what}");
+                }
+                other => panic!(
+                    "{name} read_only={read_only}: {:?}",
+                    other.map(|_| "opened")
+                ),
+            }
         }
     }
 }

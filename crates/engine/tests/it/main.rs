@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod anchor;
 mod backup;
 mod basic;
 mod chunked_flush;
@@ -9,10 +10,12 @@ mod crash;
 mod encryption;
 mod faults;
 mod field_values;
+mod freshness;
 mod fuzz;
 mod get_race;
 mod golden;
 mod hookvfs;
+mod key_crash;
 mod keys;
 mod keyspaces;
 mod model;
@@ -23,4 +26,5 @@ mod support;
 mod tamper;
 mod transactions;
 mod tree_iter;
+mod verify_findings;
 mod verify_race;

@@ -2,17 +2,13 @@
 //! cut, swap pages, put back an older sealed copy, splice from another
 //! database under the same key — then open, read everything and verify.
 //!
-//! The outcome of every case is one of:
-//! - **detected**: open, a read or `verify()` answers with a typed error or
-//!   a finding;
-//! - **crash-like**: the WAL lost only records at its end and nothing says
-//!   so — the documented limit of a cut exactly at a record boundary (or of
-//!   a cut that removes a whole damaged tail);
-//! - **no effect**: nothing read changed and nothing is reported, because
-//!   the bytes are never used (an obsolete WAL segment, file space past the
-//!   last page) — listed per case below;
-//! - **wrong**: a read returned a value that was never written there, or a
-//!   key that does not exist. Never allowed.
+//! The outcome of every case is one of the kinds of [`Outcome`]: the
+//! error an open or a read answered (`Corruption`, `Rollback`, `WrongKey`,
+//! another typed error), a `verify` finding, a torn WAL tail the open cut
+//! and reported, a crash-like loss at the log's end (the documented limit
+//! of a cut at a record boundary), no effect (bytes never used), or wrong
+//! data (never allowed). [`expected`] says, per file kind and tamper, which
+//! kinds are allowed, and why; any other kind fails the test.
 //!
 //! The counts go into `docs/SECURITY.md`; run with `--nocapture` to print
 //! them.
@@ -32,12 +28,55 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 const PAGE: usize = 4096;
 
+/// What one case came to, by kind: the error an open or a read answered,
+/// or what `verify` or the open reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
-    Detected,
+    /// `Error::Corruption` (open or read).
+    Corruption,
+    /// `Error::Rollback` (open or read).
+    Rollback,
+    /// `Error::WrongKey`: the key check of the registry failed.
+    WrongKey,
+    /// Another typed error (`EncryptedDatabase`, a layer's own error).
+    OtherError,
+    /// Everything read back right; `verify` named the damage.
+    Finding,
+    /// The open cut a torn WAL tail and said so (stats, a warning);
+    /// nothing acknowledged was read wrong.
+    TornTail,
+    /// Records at the log's end are gone and nothing says so: the
+    /// documented limit of a cut at a record boundary.
     CrashLike,
+    /// Nothing read changed and nothing is reported: the bytes are never
+    /// used.
     NoEffect,
+    /// A read returned a value never written there. Never allowed.
     Wrong,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 9] = [
+        Outcome::Corruption,
+        Outcome::Rollback,
+        Outcome::WrongKey,
+        Outcome::OtherError,
+        Outcome::Finding,
+        Outcome::TornTail,
+        Outcome::CrashLike,
+        Outcome::NoEffect,
+        Outcome::Wrong,
+    ];
+
+    fn of(e: &Error) -> Outcome {
+        assert_typed(e);
+        match e {
+            Error::Corruption { .. } => Outcome::Corruption,
+            Error::Rollback { .. } => Outcome::Rollback,
+            Error::WrongKey => Outcome::WrongKey,
+            _ => Outcome::OtherError,
+        }
+    }
 }
 
 struct Fixture {
@@ -86,6 +125,14 @@ fn build(
         put(&db, i, 2);
     }
     db.flush().unwrap();
+    // Two more commits over the same keys: pages freed by the ones before
+    // are reused, so the older copy holds stale versions of live pages.
+    for round in 3..5 {
+        for i in (0..300).step_by(7) {
+            put(&db, i, round);
+        }
+        db.flush().unwrap();
+    }
     if alg.is_some() {
         db.rotate_data_key().unwrap();
     }
@@ -112,7 +159,8 @@ fn fixture(alg: Option<EncryptionAlgorithm>) -> Fixture {
     }
 }
 
-/// Opens `files`, reads every key and the whole range, verifies.
+/// Opens `files`, reads every key and the whole range, verifies; the
+/// first error wins.
 fn check(f: &Fixture, files: &Files) -> Outcome {
     let vfs = SimVfs::new();
     for (name, bytes) in files {
@@ -120,14 +168,11 @@ fn check(f: &Fixture, files: &Files) -> Outcome {
     }
     let db = match Db::open_with_config(sim_config(&vfs, f.alg)) {
         Ok(db) => db,
-        Err(e) => {
-            assert_typed(&e);
-            return Outcome::Detected;
-        }
+        Err(e) => return Outcome::of(&e),
     };
     // A torn WAL tail cut at open is reported (stats, and a warning).
     let torn = db.stats().unwrap().torn_tails_repaired > 0;
-    let mut detected = false;
+    let mut error = None;
     let mut missing = false;
     for (k, v) in &f.model {
         match db.get(k) {
@@ -135,8 +180,7 @@ fn check(f: &Fixture, files: &Files) -> Outcome {
             Ok(Some(_)) => return Outcome::Wrong,
             Ok(None) => missing = true,
             Err(e) => {
-                assert_typed(&e);
-                detected = true;
+                error.get_or_insert(Outcome::of(&e));
             }
         }
     }
@@ -153,18 +197,17 @@ fn check(f: &Fixture, files: &Files) -> Outcome {
             }
         }
         Err(e) => {
-            assert_typed(&e);
-            detected = true;
+            error.get_or_insert(Outcome::of(&e));
         }
     }
-    if detected {
-        return Outcome::Detected;
+    if let Some(o) = error {
+        return o;
     }
     match db.verify() {
-        Ok(r) if !r.is_clean() => Outcome::Detected,
-        Err(_) => Outcome::Detected,
+        Ok(r) if !r.is_clean() => Outcome::Finding,
+        Err(e) => Outcome::of(&e),
         Ok(_) if missing => Outcome::CrashLike,
-        Ok(_) if torn => Outcome::Detected,
+        Ok(_) if torn => Outcome::TornTail,
         Ok(_) => Outcome::NoEffect,
     }
 }
@@ -307,10 +350,17 @@ fn run_matrix(f: &Fixture) -> Matrix {
         let r = p as usize * PAGE..(p as usize + 1) * PAGE;
         if old[r.clone()] != data[r.clone()] {
             let kind = page_kind(f, &data, p);
+            // Where the older copy had no page yet, "putting it back" is
+            // zeroing the page.
+            let case = if old[r.clone()].iter().all(|&b| b == 0) {
+                "zeros (no page there in the older copy)"
+            } else {
+                "older copy of the page"
+            };
             let files = with_file(&f.good, &data_name, |d| {
                 d[r.clone()].copy_from_slice(&old[r])
             });
-            m.add(kind, "older copy of the page", check(f, &files));
+            m.add(kind, case, check(f, &files));
         }
     }
     // Splice each page from the other database (same key, same offset).
@@ -389,33 +439,69 @@ fn full() -> bool {
     std::env::var_os("SEALKV_TAMPER_FULL").is_some()
 }
 
-/// Cases whose bytes are never used: they may have no effect.
-fn may_have_no_effect(kind: &str, case: &str) -> bool {
-    matches!(
-        (kind, case),
-        // Read only if open falls back to the older meta slot (then damage
-        // there is refused by the replay).
-        ("WAL segment (before the tree's state)", _)
-            // Never read: the file past the page count.
-            | ("space past the last page", _)
-            // A page freed before the last commit may legitimately have been
-            // rewritten by a commit that died before its meta page; nothing
-            // reads it (verify counts it as overwritten, not as damage).
-            | ("free page", "flip a byte" | "page from another database")
-            // A cut exactly at a record boundary (the last sync marker cut
-            // away) is a clean end: the documented limit.
-            | ("WAL segment (live)", "cut")
-            // The newest meta page put back to an older commit whose WAL is
-            // still there: the same as a crash during the newer commit's
-            // meta write; the replay restores every acknowledged write.
-            | ("meta page", "older copy of the page")
-    )
-}
-
-/// The documented limit: a WAL cut (at a record boundary, or through a
-/// record after which nothing proves durability) looks like a crash.
-fn may_look_like_a_crash(kind: &str, case: &str) -> bool {
-    kind.starts_with("WAL segment") && matches!(case, "cut" | "segment removed")
+/// The expected outcomes of each case, by kind (never `Wrong`): the
+/// table docs/SECURITY.md gives with its counts.
+fn expected(kind: &str, case: &str) -> &'static [Outcome] {
+    use Outcome::*;
+    let tree = matches!(kind, "branch page" | "leaf page" | "overflow page");
+    match (kind, case) {
+        // Kept only for the older meta slot (retirement runs one flush
+        // behind): replay starts after the tree's state and never reads
+        // them; if an open falls back, the replay refuses damage there.
+        ("WAL segment (before the tree's state)", _) => &[NoEffect],
+        // A cut through a record is a torn tail (cut, reported); a cut at
+        // a record boundary is a clean end: the documented limit.
+        ("WAL segment (live)", "cut") => &[CrashLike, TornTail],
+        // Damage before the last sync marker is Corruption; in the
+        // unsynced marker at the very end, a torn tail.
+        ("WAL segment (live)", "flip a byte") => &[Corruption, TornTail],
+        ("WAL segment (live)", "segment from another database") => &[Corruption],
+        ("WAL segment (live)", "segment removed") => &[CrashLike],
+        // The meta page records a newer registry.
+        ("key registry", "older copy") => &[Rollback],
+        // The file hash catches any byte before the key check.
+        ("key registry", _) => &[Corruption],
+        // Never read: past the page count.
+        ("space past the last page", _) => &[NoEffect],
+        ("page-file header", _) => &[Corruption],
+        // Past the meta page's page count, or a page cut away: Corruption
+        // at open or on read, or (a plaintext file cut past the newest
+        // meta's pages) a fall-back to the older slot that `verify` names.
+        ("page file", "cut at a page boundary") => &[Corruption, Finding],
+        // Pages moved between slots fail their binding (the root's at
+        // open, which falls back and `verify` names).
+        (_, "swap two pages") if tree => &[Corruption, Finding],
+        ("meta page", "swap two pages") => &[Corruption],
+        // A stale version that authenticates: Rollback; the root's is
+        // refused at open, which falls back to the older slot (the WAL
+        // restores the rest) and `verify` names it.
+        (_, "older copy of the page") if tree => &[Rollback, Finding],
+        // Damage to a tree page: Corruption on read; to the root, a
+        // fall-back at open that `verify` names.
+        (
+            _,
+            "flip a byte"
+            | "page from another database"
+            | "zeros (no page there in the older copy)",
+        ) if tree => &[Corruption, Finding],
+        // The free list is read at open: damage makes the open fall back
+        // to the older slot, which `verify` reports.
+        ("free-list page", _) => &[Finding],
+        // Either slot: the open steps around it (falling back if it was
+        // the newest) and `verify` names it. The newest slot put back to
+        // its previous commit, whose WAL is still there, is the state a
+        // crash during the newer commit's meta write leaves: nothing to
+        // tell, nothing lost.
+        ("meta page", "older copy of the page") => &[Finding, NoEffect],
+        ("meta page", _) => &[Finding],
+        // A free page freed by the last commit must hold its recorded
+        // version, and a zeroed one zeros (or a page a later, unfinished
+        // commit sealed there): `verify` names it. A page freed before
+        // may have been rewritten by a commit that died before its meta
+        // page: nothing reads it, and `verify` counts it as overwritten.
+        ("free page", _) => &[Finding, NoEffect],
+        _ => &[],
+    }
 }
 
 #[test]
@@ -432,45 +518,53 @@ fn tamper_matrix_never_returns_wrong_data() {
         let mode = alg.map_or("plaintext".to_string(), |a| a.to_string());
         writeln!(report, "\n{mode}").unwrap();
         let mut total = 0;
+        let mut per_kind: BTreeMap<Outcome, usize> = BTreeMap::new();
         for ((kind, case), outcomes) in &m.cells {
-            let count = |o| outcomes.get(&o).copied().unwrap_or(0);
             let n: usize = outcomes.values().sum();
             total += n;
-            writeln!(
-                report,
-                "| {kind} | {case} | {n} | {} | {} | {} | {} |",
-                count(Outcome::Detected),
-                count(Outcome::CrashLike),
-                count(Outcome::NoEffect),
-                count(Outcome::Wrong)
-            )
-            .unwrap();
-            if count(Outcome::Wrong) > 0 {
-                problems.push(format!("{mode}: {kind} / {case}: wrong data"));
-            }
-            if !may_look_like_a_crash(kind, case) && count(Outcome::CrashLike) > 0 {
-                problems.push(format!("{mode}: {kind} / {case}: records lost silently"));
-            }
-            if !may_have_no_effect(kind, case) && count(Outcome::NoEffect) > 0 {
-                problems.push(format!("{mode}: {kind} / {case}: went undetected"));
+            let counts: Vec<String> = Outcome::ALL
+                .iter()
+                .map(|o| outcomes.get(o).copied().unwrap_or(0).to_string())
+                .collect();
+            writeln!(report, "| {kind} | {case} | {n} | {} |", counts.join(" | ")).unwrap();
+            let allowed = expected(kind, case);
+            for (o, c) in outcomes {
+                *per_kind.entry(*o).or_insert(0) += c;
+                if !allowed.contains(o) {
+                    problems.push(format!(
+                        "{mode}: {kind} / {case}: {c} x {o:?}, expected one of {allowed:?}"
+                    ));
+                }
             }
         }
-        writeln!(report, "{mode}: {total} cases").unwrap();
-        let sum = |o| {
-            m.cells
-                .values()
-                .map(|c| c.get(&o).copied().unwrap_or(0) as u64)
-                .sum::<u64>()
-        };
+        writeln!(report, "{mode}: {total} cases; by kind {per_kind:?}").unwrap();
+        let n = |o: Outcome| per_kind.get(&o).copied().unwrap_or(0) as u64;
+        let detected = [
+            Outcome::Corruption,
+            Outcome::Rollback,
+            Outcome::WrongKey,
+            Outcome::OtherError,
+            Outcome::Finding,
+            Outcome::TornTail,
+        ]
+        .into_iter()
+        .map(n)
+        .sum();
         sealkv_testkit::proof::print_proof(
             "tamper-engine",
             &mode,
             &[
                 ("cases", total as u64),
-                ("detected", sum(Outcome::Detected)),
-                ("crash_like", sum(Outcome::CrashLike)),
-                ("no_effect", sum(Outcome::NoEffect)),
-                ("wrong", sum(Outcome::Wrong)),
+                ("detected", detected),
+                ("corruption", n(Outcome::Corruption)),
+                ("rollback", n(Outcome::Rollback)),
+                ("wrong_key", n(Outcome::WrongKey)),
+                ("other_error", n(Outcome::OtherError)),
+                ("finding", n(Outcome::Finding)),
+                ("torn_tail", n(Outcome::TornTail)),
+                ("crash_like", n(Outcome::CrashLike)),
+                ("no_effect", n(Outcome::NoEffect)),
+                ("wrong", n(Outcome::Wrong)),
             ],
         );
     }
