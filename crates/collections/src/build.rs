@@ -113,10 +113,10 @@ where
                     let record = self.decode(pk, stored)?;
                     let tenant = self.tenant_of(&record)?;
                     let key = self.key_for(tx, tenant.as_deref(), true)?;
-                    if let (Some(t), Some((kid, true)), Some(tks)) =
+                    if let (Some(t), Some((_, Some(stored))), Some(tks)) =
                         (&tenant, key, &self.inner.tenants)
                     {
-                        tenants::record(tx, tks, t, kid)?;
+                        tenants::record(tx, tks, t, stored)?;
                     }
                     let value = match self.index_value(index, &record, key.map(|(k, _)| k)) {
                         Ok(v) => v,

@@ -12,6 +12,7 @@ use sealkv::{Db, Keyspace, Transaction};
 
 use crate::error::Error;
 use crate::key::SortKey;
+use crate::keyref::{Checked, Owner, StoredKey};
 use crate::layout::{self, IndexMeta, Meta};
 use crate::record::{self, Head};
 use crate::schema::{IndexDecl, MAX_COLLECTION_NAME_LEN, Schema};
@@ -57,6 +58,8 @@ pub(crate) struct Inner<T, K> {
     pub(crate) generation: u64,
     pub(crate) field_key: Option<KeyId>,
     pub(crate) indexes: Vec<Active<T>>,
+    /// Tenants' stored keys checked by this handle.
+    pub(crate) checked: Checked,
 }
 
 /// A typed collection of records `T` with primary keys `K`: see the
@@ -88,7 +91,7 @@ pub(crate) struct Encoded {
     pub(crate) value: Vec<u8>,
     pub(crate) entries: Vec<(u32, Vec<u8>)>,
     /// A tenant key created for this write, to record with it.
-    pub(crate) new_tenant: Option<(Vec<u8>, KeyId)>,
+    pub(crate) new_tenant: Option<(Vec<u8>, StoredKey)>,
 }
 
 impl<T, K> Collection<T, K>
@@ -118,7 +121,7 @@ where
         let needs_key = schema.tenant.is_some() || schema.indexes.iter().any(|i| i.spec.blind);
         let created_key = if ks.get(layout::META_KEY)?.is_none() {
             match db.create_field_key() {
-                Ok(id) => Some(id),
+                Ok(id) => Some(StoredKey::new(db, id, Owner::Collection(&schema.name))?),
                 Err(sealkv::Error::MissingKey) if !needs_key => None,
                 Err(e) => return Err(e.into()),
             }
@@ -129,6 +132,13 @@ where
         if needs_key && meta.field_key.is_none() {
             return Err(sealkv::Error::MissingKey.into());
         }
+        let checked = Checked::default();
+        let field_key = match meta.field_key {
+            Some(stored) => {
+                Some(checked.verify(db, stored, Owner::Collection(&schema.name), ks.name())?)
+            }
+            None => None,
+        };
         let indexes = schema
             .indexes
             .iter()
@@ -151,7 +161,8 @@ where
                 db: db.clone(),
                 ks,
                 tenants,
-                field_key: meta.field_key.map(KeyId),
+                field_key,
+                checked,
                 generation,
                 indexes,
                 schema,
@@ -235,10 +246,12 @@ where
         tx: &mut Transaction,
         tenant: Option<&[u8]>,
         create: bool,
-    ) -> Result<Option<(KeyId, bool)>, Error> {
+    ) -> Result<Option<(KeyId, Option<StoredKey>)>, Error> {
         match (tenant, &self.inner.tenants) {
-            (Some(t), Some(ks)) => tenants::key_in(&self.inner.db, tx, ks, t, create),
-            _ => Ok(self.inner.field_key.map(|k| (k, false))),
+            (Some(t), Some(ks)) => {
+                tenants::key_in(&self.inner.db, &self.inner.checked, tx, ks, t, create)
+            }
+            _ => Ok(self.inner.field_key.map(|k| (k, None))),
         }
     }
 
@@ -290,7 +303,7 @@ where
         let tenant = self.tenant_of(record)?;
         let key = self.key_for(tx, tenant.as_deref(), true)?;
         let new_tenant = match (&tenant, key) {
-            (Some(t), Some((id, true))) => Some((t.clone(), id)),
+            (Some(t), Some((_, Some(stored)))) => Some((t.clone(), stored)),
             _ => None,
         };
         let key = key.map(|(id, _)| id);
@@ -449,14 +462,14 @@ fn reconcile<T, K>(
     tx: &mut Transaction,
     ks: &Keyspace,
     schema: &Schema<T, K>,
-    created_key: Option<KeyId>,
+    created_key: Option<StoredKey>,
 ) -> Result<(Meta, u64), Error> {
     let (mut meta, mut generation, mut changed) = match read_meta(tx, ks, &schema.name)? {
         Some((meta, generation)) => (meta, generation, false),
         None => (
             Meta {
                 format: layout::META_FORMAT,
-                field_key: created_key.map(|k| k.0),
+                field_key: created_key,
                 next_index: 0,
                 indexes: Vec::new(),
                 dropping: Vec::new(),

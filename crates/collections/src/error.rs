@@ -161,6 +161,22 @@ pub enum Error {
         /// The codec's message (never the record's content).
         reason: String,
     },
+    /// A stored field key id does not name the key it was recorded with in
+    /// this database: the keyspace holding it (a collection's, or
+    /// `sealkv.tenants`) was copied from another database, as a logical
+    /// import copies it. Field keys stay in their database's key
+    /// registry, so the copy can never open what they sealed, and using
+    /// the id would share a key of this database. Migrate the records
+    /// through the library instead (read them from the source, write
+    /// them into this database).
+    #[error(
+        "{keyspace}: a stored field key belongs to another database (copied by an import?); migrate the records through the library"
+    )]
+    KeyMismatch {
+        /// The keyspace holding the reference (a collection's, or
+        /// `sealkv.tenants`).
+        keyspace: String,
+    },
     /// A stored record, index entry or schema of the collection is not in
     /// the format this version writes.
     #[error("collection {collection:?}: {what}")]

@@ -19,9 +19,12 @@
 //! are one prefix and a range of values is a range of keys.
 //!
 //! Tenants' field keys live in the keyspace `sealkv.tenants`: the tenant's
-//! encoding → its field key id (u32 BE).
+//! encoding → its stored key (format byte 2, field key id u32 BE, key
+//! check: see [`crate::keyref`]).
 
 use serde::{Deserialize, Serialize};
+
+use crate::keyref::StoredKey;
 
 /// The keyspace name prefix of collections.
 pub(crate) const KEYSPACE_PREFIX: &str = "sealkv.collection.";
@@ -34,7 +37,7 @@ pub(crate) const RECORD_TAG: u8 = 0x01;
 pub(crate) const INDEX_TAG: u8 = 0x02;
 
 /// The stored schema's format version.
-pub(crate) const META_FORMAT: u32 = 1;
+pub(crate) const META_FORMAT: u32 = 2;
 
 /// The key of the record with primary key encoding `pk`.
 pub(crate) fn record_key(pk: &[u8]) -> Vec<u8> {
@@ -67,8 +70,8 @@ pub(crate) fn entry_key(id: u32, unique: bool, value: &[u8], pk: &[u8]) -> Vec<u
 pub(crate) struct Meta {
     pub(crate) format: u32,
     /// The collection's own field key (for records without a tenant), if
-    /// the database has a key.
-    pub(crate) field_key: Option<u32>,
+    /// the database has a key, with its check.
+    pub(crate) field_key: Option<StoredKey>,
     /// The next index id to give.
     pub(crate) next_index: u32,
     pub(crate) indexes: Vec<IndexMeta>,

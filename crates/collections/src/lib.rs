@@ -25,6 +25,7 @@ mod build;
 mod collection;
 mod error;
 pub mod key;
+mod keyref;
 mod layout;
 mod ops;
 mod record;

@@ -279,8 +279,8 @@ where
             }
         }
         // Checks done: from here on, only writes.
-        if let (Some((tenant, id)), Some(tks)) = (&new_tenant, &self.inner.tenants) {
-            tenants::record(tx, tks, tenant, *id)?;
+        if let (Some((tenant, stored)), Some(tks)) = (&new_tenant, &self.inner.tenants) {
+            tenants::record(tx, tks, tenant, *stored)?;
         }
         for (id, value) in &old_entries {
             if let Some(unique) = self.unique_of(*id)

@@ -19,6 +19,7 @@ use sealkv::{Db, Keyspace, Transaction};
 
 use crate::error::Error;
 use crate::key::SortKey;
+use crate::keyref::{Checked, Owner, StoredKey};
 use crate::layout::TENANTS_KEYSPACE;
 
 /// The tenants of a database: see the [module docs](self).
@@ -42,9 +43,11 @@ impl Tenants {
     /// sealed fields read back erased from now on, in every collection, and
     /// its blind index entries become unlinkable. Writing a record of an
     /// erased tenant fails with [`sealkv::Error::KeyDestroyed`]; deleting
-    /// one works. Returns whether the tenant had a key.
+    /// one works. Returns whether the tenant had a key. A tenant whose
+    /// stored key is not this database's (copied from another database)
+    /// is [`Error::KeyMismatch`], and nothing is destroyed.
     pub fn erase(&self, tenant: &(impl SortKey + ?Sized)) -> Result<bool, Error> {
-        let Some(id) = stored_key(self.ks.get(tenant.to_key_bytes())?)? else {
+        let Some(id) = self.key_of(tenant)? else {
             return Ok(false);
         };
         match self.db.destroy_field_key(id) {
@@ -53,39 +56,52 @@ impl Tenants {
         }
     }
 
-    /// The field key of `tenant`, if it has one.
+    /// The field key of `tenant`, if it has one ([`Error::KeyMismatch`] if
+    /// the stored one is not this database's).
     pub fn key_of(&self, tenant: &(impl SortKey + ?Sized)) -> Result<Option<KeyId>, Error> {
-        stored_key(self.ks.get(tenant.to_key_bytes())?)
+        let tenant = tenant.to_key_bytes();
+        let Some(stored) = stored_key(self.ks.get(&tenant)?)? else {
+            return Ok(None);
+        };
+        Checked::default()
+            .verify(&self.db, stored, Owner::Tenant(&tenant), TENANTS_KEYSPACE)
+            .map(Some)
     }
 }
 
-fn stored_key(value: Option<Vec<u8>>) -> Result<Option<KeyId>, Error> {
+fn stored_key(value: Option<Vec<u8>>) -> Result<Option<StoredKey>, Error> {
     let Some(v) = value else { return Ok(None) };
-    let bytes: [u8; 4] = v.as_slice().try_into().map_err(|_| Error::Corruption {
-        collection: TENANTS_KEYSPACE.into(),
-        what: "a tenant's key id is not 4 bytes".into(),
-    })?;
-    Ok(Some(KeyId(u32::from_be_bytes(bytes))))
+    StoredKey::from_tenant_bytes(&v)
+        .map(Some)
+        .ok_or_else(|| Error::Corruption {
+            collection: TENANTS_KEYSPACE.into(),
+            what: "a tenant's stored key is damaged or of an unknown format".into(),
+        })
 }
 
-/// A tenant's field key as a transaction sees it. With `create`, a tenant
-/// without one gets a new key: returned as `(id, true)`, and the caller
-/// records it with [`record`] when it writes (a key created by a
-/// transaction that then fails is left unused in the registry).
+/// A tenant's field key as a transaction sees it, checked against this
+/// database. With `create`, a tenant without one gets a new key: returned
+/// with its stored form, which the caller records with [`record`] when it
+/// writes (a key created by a transaction that then fails is left unused
+/// in the registry).
 pub(crate) fn key_in(
     db: &Db,
+    checked: &Checked,
     tx: &mut Transaction,
     ks: &Keyspace,
     tenant: &[u8],
     create: bool,
-) -> Result<Option<(KeyId, bool)>, Error> {
-    if let Some(id) = stored_key(tx.get_in(ks, tenant)?)? {
-        return Ok(Some((id, false)));
+) -> Result<Option<(KeyId, Option<StoredKey>)>, Error> {
+    if let Some(stored) = stored_key(tx.get_in(ks, tenant)?)? {
+        let id = checked.verify(db, stored, Owner::Tenant(tenant), TENANTS_KEYSPACE)?;
+        return Ok(Some((id, None)));
     }
     if !create {
         return Ok(None);
     }
-    Ok(Some((db.create_field_key()?, true)))
+    let id = db.create_field_key()?;
+    let stored = StoredKey::new(db, id, Owner::Tenant(tenant))?;
+    Ok(Some((id, Some(stored))))
 }
 
 /// Records a tenant's new key in the transaction.
@@ -93,8 +109,8 @@ pub(crate) fn record(
     tx: &mut Transaction,
     ks: &Keyspace,
     tenant: &[u8],
-    id: KeyId,
+    stored: StoredKey,
 ) -> Result<(), Error> {
-    tx.put_in(ks, tenant, id.0.to_be_bytes())?;
+    tx.put_in(ks, tenant, stored.to_tenant_bytes())?;
     Ok(())
 }

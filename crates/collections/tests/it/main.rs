@@ -5,6 +5,7 @@
 mod basic;
 mod build;
 mod canary;
+mod import;
 mod model;
 mod sealed;
 mod support;
