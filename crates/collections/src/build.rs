@@ -110,7 +110,7 @@ where
                     if split.head.entries.iter().any(|(i, _)| *i == id) {
                         continue;
                     }
-                    let record = self.decode(pk, stored)?;
+                    let record = self.decode(pk, stored, Some(tx))?;
                     let tenant = self.tenant_of(&record)?;
                     let key = self.key_for(tx, tenant.as_deref(), true)?;
                     if let (Some(t), Some((_, Some(stored))), Some(tks)) =

@@ -312,8 +312,8 @@ where
             entries.push((index.id, self.index_value(index, record, key)?));
         }
         let scope = SealScope::new(&self.inner.db, key, self.binding(&pk));
-        let (body, sealed_error) = sealed::within(scope, || postcard::to_allocvec(record));
-        let body = match (body, sealed_error) {
+        let (body, outcome) = sealed::within(scope, || postcard::to_allocvec(record));
+        let body = match (body, outcome.error) {
             (_, Some(e)) => return Err(e),
             (Ok(b), None) => b,
             (Err(e), None) => return Err(self.codec("encode", &e)),
@@ -331,13 +331,65 @@ where
         })
     }
 
-    /// Decodes a stored record with primary key `pk`.
-    pub(crate) fn decode(&self, pk: &[u8], stored: &[u8]) -> Result<T, Error> {
+    /// Decodes a stored record with primary key `pk`, and checks that each
+    /// of its sealed fields is sealed under the record's key (its
+    /// tenant's, or the collection's). `tx`: the transaction it was read
+    /// in, where the tenant's key is looked up (without one, in the
+    /// committed state).
+    pub(crate) fn decode(
+        &self,
+        pk: &[u8],
+        stored: &[u8],
+        tx: Option<&mut Transaction>,
+    ) -> Result<T, Error> {
+        let (record, opened) = self.decode_fields(pk, stored)?;
+        if opened.is_empty() {
+            return Ok(record);
+        }
+        // `None`: no key is known for the record. Only an iteration inside
+        // the transaction that gave the tenant its key looks it up without
+        // finding it: a key that new is not destroyed, and its fields
+        // opened (authenticated) under the key they name.
+        let (expected, known_absent) = match (&self.inner.tenants, self.tenant_of(&record)?) {
+            (Some(tks), Some(tenant)) => {
+                let owner = Owner::Tenant(&tenant);
+                match (tx, self.inner.checked.committed(owner)) {
+                    (_, Some(committed)) => (Some(committed), true),
+                    (Some(tx), None) => (
+                        self.key_for(tx, Some(&tenant), false)?.map(|(k, _)| k),
+                        true,
+                    ),
+                    (None, None) => (
+                        tenants::committed_key(&self.inner.db, &self.inner.checked, tks, &tenant)?,
+                        false,
+                    ),
+                }
+            }
+            _ => (self.inner.field_key, true),
+        };
+        for field in opened {
+            let right = match expected {
+                Some(key) => field.key == key,
+                None => !known_absent && !field.erased,
+            };
+            if !right {
+                return Err(self.corrupt("a sealed field is not sealed under its record's key"));
+            }
+        }
+        Ok(record)
+    }
+
+    /// Decodes a stored record; returns it with the sealed fields it met.
+    fn decode_fields(
+        &self,
+        pk: &[u8],
+        stored: &[u8],
+    ) -> Result<(T, Vec<sealed::OpenedField>), Error> {
         let split = record::split(stored).ok_or_else(|| self.corrupt("a record is damaged"))?;
         let version = split.head.version;
         let current = self.inner.schema.version;
         let scope = SealScope::new(&self.inner.db, None, self.binding(pk));
-        let (decoded, sealed_error) = if version == current {
+        let (decoded, outcome) = if version == current {
             sealed::within(scope, || postcard::from_bytes::<T>(split.body))
         } else if version > current {
             return Err(Error::NewerSchema {
@@ -357,9 +409,16 @@ where
                     })?;
             sealed::within(scope, || upgrade(split.body))
         };
-        match (decoded, sealed_error) {
+        match (decoded, outcome.error) {
+            // A sealed field that does not open: changed, or moved from
+            // another record.
+            (_, Some(Error::Db(sealkv::Error::Field(_)))) => Err(self
+                .corrupt("a sealed field does not open (changed, or moved from another record)")),
+            (_, Some(Error::Db(sealkv::Error::UnknownKey(_)))) => {
+                Err(self.corrupt("a sealed field names a key this database does not hold"))
+            }
             (_, Some(e)) => Err(e),
-            (Ok(t), None) => Ok(t),
+            (Ok(t), None) => Ok((t, outcome.opened)),
             (Err(e), None) => Err(self.codec("decode", &e)),
         }
     }
@@ -470,6 +529,7 @@ fn reconcile<T, K>(
             Meta {
                 format: layout::META_FORMAT,
                 field_key: created_key,
+                tenant: schema.tenant_kind.clone(),
                 next_index: 0,
                 indexes: Vec::new(),
                 dropping: Vec::new(),
@@ -478,6 +538,20 @@ fn reconcile<T, K>(
             true,
         ),
     };
+    if meta.tenant != schema.tenant_kind {
+        let describe = |t: &Option<String>| match t {
+            Some(kind) => format!("tenants of {kind} values"),
+            None => "no tenants".to_owned(),
+        };
+        return Err(Error::TenancyMismatch {
+            collection: schema.name.clone(),
+            what: format!(
+                "declared with {}, stored with {}",
+                describe(&schema.tenant_kind),
+                describe(&meta.tenant)
+            ),
+        });
+    }
     for decl in &schema.indexes {
         match meta.indexes.iter().find(|m| m.name == decl.name) {
             Some(stored) => {

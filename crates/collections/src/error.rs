@@ -80,6 +80,17 @@ pub enum Error {
         /// What differs.
         what: String,
     },
+    /// The declared schema gives the records tenants and the stored one
+    /// does not, or the reverse, or the tenant's value type differs: the
+    /// stored records are sealed and tagged under the keys the stored
+    /// schema gives, which the declared one would not look for.
+    #[error("collection {collection:?}: {what}; tenancy is fixed when a collection is created")]
+    TenancyMismatch {
+        /// The collection.
+        collection: String,
+        /// What differs.
+        what: String,
+    },
     /// Another handle opened the collection with another set of indexes
     /// since this one was opened: this handle would leave those indexes
     /// stale. Open the collection again.

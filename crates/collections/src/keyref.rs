@@ -119,6 +119,11 @@ fn check(db: &Db, id: KeyId, owner: Owner<'_>) -> Result<[u8; CHECK_LEN], sealkv
 #[derive(Debug, Default)]
 pub(crate) struct Checked {
     seen: Mutex<HashMap<Vec<u8>, StoredKey>>,
+    /// Keys read from the committed state, by owner: a committed tenant's
+    /// key never changes (a transaction gives a tenant a key only where it
+    /// sees none), so these hold for every later transaction too. Keys seen
+    /// only inside a transaction are not kept here: it may not commit.
+    committed: Mutex<HashMap<Vec<u8>, KeyId>>,
 }
 
 impl Checked {
@@ -155,13 +160,25 @@ impl Checked {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, StoredKey>> {
-        // The map holds only checked pairs: one a panicking thread left is
-        // still right.
-        self.seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The committed key of `owner`, if one was recorded.
+    pub(crate) fn committed(&self, owner: Owner<'_>) -> Option<KeyId> {
+        lock(&self.committed).get(&owner.message()).copied()
     }
+
+    /// Records `owner`'s key, read (and checked) from the committed state.
+    pub(crate) fn note_committed(&self, owner: Owner<'_>, id: KeyId) {
+        lock(&self.committed).insert(owner.message(), id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, StoredKey>> {
+        lock(&self.seen)
+    }
+}
+
+fn lock<V>(m: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
+    // The maps hold only checked facts: one a panicking thread left is
+    // still right.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -37,7 +37,7 @@ pub(crate) const RECORD_TAG: u8 = 0x01;
 pub(crate) const INDEX_TAG: u8 = 0x02;
 
 /// The stored schema's format version.
-pub(crate) const META_FORMAT: u32 = 2;
+pub(crate) const META_FORMAT: u32 = 3;
 
 /// The key of the record with primary key encoding `pk`.
 pub(crate) fn record_key(pk: &[u8]) -> Vec<u8> {
@@ -72,6 +72,10 @@ pub(crate) struct Meta {
     /// The collection's own field key (for records without a tenant), if
     /// the database has a key, with its check.
     pub(crate) field_key: Option<StoredKey>,
+    /// The encoding of the tenant's values if records belong to tenants
+    /// ([`SortKey::describe`](crate::SortKey::describe)), fixed when the
+    /// collection is created.
+    pub(crate) tenant: Option<String>,
     /// The next index id to give.
     pub(crate) next_index: u32,
     pub(crate) indexes: Vec<IndexMeta>,

@@ -233,7 +233,7 @@ where
         self.check_generation(tx)?;
         match tx.get_in(&self.inner.ks, layout::record_key(pk))? {
             None => Ok(None),
-            Some(stored) => self.decode(pk, &stored).map(Some),
+            Some(stored) => self.decode(pk, &stored, Some(tx)).map(Some),
         }
     }
 
@@ -372,7 +372,7 @@ where
             let stored = tx
                 .get_in(&self.inner.ks, layout::record_key(pk))?
                 .ok_or_else(|| self.corrupt("an index entry names a missing record"))?;
-            let record = self.decode(pk, &stored)?;
+            let record = self.decode(pk, &stored, Some(tx))?;
             if let Some((index, value)) = recheck {
                 let mut actual = Vec::new();
                 (index.decl.extract)(&record, &mut actual);
@@ -410,7 +410,7 @@ where
         Some(match item? {
             Err(e) => Err(e.into()),
             Ok((key, value)) => match key.split_first() {
-                Some((&RECORD_TAG, pk)) => self.collection.decode(pk, &value),
+                Some((&RECORD_TAG, pk)) => self.collection.decode(pk, &value, None),
                 _ => Err(self.collection.corrupt("a record key is damaged")),
             },
         })

@@ -96,6 +96,8 @@ pub struct Schema<T, K> {
     pub(crate) primary: Arc<dyn Fn(&T) -> K + Send + Sync>,
     pub(crate) indexes: Vec<IndexDecl<T>>,
     pub(crate) tenant: Option<Extract<T>>,
+    /// The encoding of the tenant's values ([`SortKey::describe`]).
+    pub(crate) tenant_kind: Option<String>,
     pub(crate) upgrades: BTreeMap<u32, Upgrade<T>>,
 }
 
@@ -127,6 +129,7 @@ impl<T: 'static, K: SortKey + 'static> Schema<T, K> {
             primary: Arc::new(primary_key),
             indexes: Vec::new(),
             tenant: None,
+            tenant_kind: None,
             upgrades: BTreeMap::new(),
         }
     }
@@ -159,11 +162,17 @@ impl<T: 'static, K: SortKey + 'static> Schema<T, K> {
     /// that tenant's own field key, which
     /// [`Tenants::erase`](crate::Tenants::erase) destroys (an erasure
     /// request). Tenants are shared by every collection of the database.
+    ///
+    /// Whether a collection has tenants, and their value type, is stored
+    /// with it: opening it later with another answer is
+    /// [`Error::TenancyMismatch`](crate::Error::TenancyMismatch), since its
+    /// records are sealed under the keys the stored answer gives.
     pub fn tenant<V: SortKey + 'static>(
         mut self,
         tenant: impl Fn(&T) -> V + Send + Sync + 'static,
     ) -> Self {
         self.tenant = Some(Arc::new(move |t, out| tenant(t).encode_key(out)));
+        self.tenant_kind = Some(kind_of::<V>());
         self
     }
 

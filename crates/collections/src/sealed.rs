@@ -39,7 +39,7 @@ use serde::de::{Deserialize, Deserializer, Error as _};
 use serde::ser::{Error as _, Serialize, Serializer};
 
 use sealkv::Db;
-use sealkv::crypto::KeyId;
+use sealkv::crypto::{KeyId, field};
 
 use crate::error::Error;
 
@@ -188,6 +188,27 @@ pub(crate) struct SealScope {
     binding: Vec<u8>,
     /// The first error met, with its type (serde carries only a message).
     error: Option<Error>,
+    /// The fields opened, in order: the key each header names.
+    opened: Vec<OpenedField>,
+}
+
+/// A sealed field a decode met.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenedField {
+    /// The field key its header names.
+    pub(crate) key: KeyId,
+    /// The key is destroyed: the field was not authenticated, only found
+    /// to name a destroyed key.
+    pub(crate) erased: bool,
+}
+
+/// What an encode or a decode met in its sealed fields.
+#[derive(Debug, Default)]
+pub(crate) struct ScopeOutcome {
+    /// The first typed error.
+    pub(crate) error: Option<Error>,
+    /// The fields opened (a decode).
+    pub(crate) opened: Vec<OpenedField>,
 }
 
 impl SealScope {
@@ -197,6 +218,7 @@ impl SealScope {
             key,
             binding,
             error: None,
+            opened: Vec::new(),
         }
     }
 
@@ -219,11 +241,19 @@ impl SealScope {
     }
 
     fn open(&mut self, sealed: &[u8]) -> Result<Opened, &'static str> {
-        match self.db.open_field(&self.binding, sealed) {
-            Ok(plain) => Ok(Opened::Plain(plain)),
-            Err(sealkv::Error::KeyDestroyed(_)) => Ok(Opened::Erased),
-            Err(e) => Err(self.fail(e.into())),
-        }
+        let key = match field::header(sealed) {
+            Ok(header) => header.key_id,
+            Err(e) => return Err(self.fail(sealkv::Error::Field(e).into())),
+        };
+        // Whether the key is the record's is decided by the caller, once
+        // the record (and so its tenant) is known.
+        let (opened, erased) = match self.db.open_field(&self.binding, sealed) {
+            Ok(plain) => (Ok(Opened::Plain(plain)), false),
+            Err(sealkv::Error::KeyDestroyed(_)) => (Ok(Opened::Erased), true),
+            Err(e) => (Err(self.fail(e.into())), false),
+        };
+        self.opened.push(OpenedField { key, erased });
+        opened
     }
 }
 
@@ -245,8 +275,8 @@ fn with_scope<R>(f: impl FnOnce(&mut SealScope) -> Result<R, &'static str>) -> R
 }
 
 /// Runs `f` (an encode or a decode) with `scope` installed on this thread;
-/// returns its result and the first typed error a sealed field met.
-pub(crate) fn within<R>(scope: SealScope, f: impl FnOnce() -> R) -> (R, Option<Error>) {
+/// returns its result and what its sealed fields met.
+pub(crate) fn within<R>(scope: SealScope, f: impl FnOnce() -> R) -> (R, ScopeOutcome) {
     let previous = SCOPE.with(|cell| cell.borrow_mut().replace(scope));
     // Restored even if `f` unwinds.
     struct Restore(Option<Option<SealScope>>);
@@ -263,7 +293,11 @@ pub(crate) fn within<R>(scope: SealScope, f: impl FnOnce() -> R) -> (R, Option<E
         let previous = restore.0.take().flatten();
         std::mem::replace(&mut *cell.borrow_mut(), previous)
     });
-    (out, mine.and_then(|s| s.error))
+    let outcome = mine.map_or_else(ScopeOutcome::default, |s| ScopeOutcome {
+        error: s.error,
+        opened: s.opened,
+    });
+    (out, outcome)
 }
 
 fn note_read() {

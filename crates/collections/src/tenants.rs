@@ -104,6 +104,28 @@ pub(crate) fn key_in(
     Ok(Some((id, Some(stored))))
 }
 
+/// A tenant's field key in the committed state (a tenant's key never
+/// changes once committed), checked against this database.
+pub(crate) fn committed_key(
+    db: &Db,
+    checked: &Checked,
+    ks: &Keyspace,
+    tenant: &[u8],
+) -> Result<Option<KeyId>, Error> {
+    let owner = Owner::Tenant(tenant);
+    if let Some(id) = checked.committed(owner) {
+        return Ok(Some(id));
+    }
+    match stored_key(ks.get(tenant)?)? {
+        Some(stored) => {
+            let id = checked.verify(db, stored, owner, TENANTS_KEYSPACE)?;
+            checked.note_committed(owner, id);
+            Ok(Some(id))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Records a tenant's new key in the transaction.
 pub(crate) fn record(
     tx: &mut Transaction,

@@ -125,7 +125,7 @@ where
                     });
                 }
             }
-            let record = match self.decode(&pk, &stored) {
+            let record = match self.decode(&pk, &stored, Some(tx)) {
                 Ok(r) => r,
                 Err(
                     Error::Codec { .. }

@@ -9,3 +9,4 @@ mod import;
 mod model;
 mod sealed;
 mod support;
+mod tenancy;

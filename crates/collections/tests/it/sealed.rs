@@ -96,7 +96,10 @@ fn a_sealed_field_moved_to_another_record_does_not_open() {
     ks.put(k1, &v2).unwrap();
     ks.put(k2, &v1).unwrap();
     let err = users.get(&1).unwrap_err();
-    assert!(matches!(err, Error::Db(sealkv::Error::Field(_))), "{err:?}");
+    assert!(
+        matches!(&err, Error::Corruption { collection, .. } if collection == "users"),
+        "{err:?}"
+    );
     let report = users.verify().unwrap();
     assert!(!report.is_clean());
 }
@@ -187,4 +190,84 @@ fn sealed_fields_and_blind_indexes_need_a_key() {
         })
         .unwrap_err();
     assert!(matches!(err, Error::SealedOutsideCollection), "{err:?}");
+}
+
+/// The stored form of a `User` record, field by field: a `Sealed` field
+/// is a postcard byte string, as a `Vec<u8>` is.
+#[derive(Serialize, Deserialize)]
+struct RawUser {
+    id: u64,
+    tenant: String,
+    name: String,
+    age: u32,
+    email: Vec<u8>,
+    ssn: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawHead {
+    version: u32,
+    entries: Vec<(u32, Vec<u8>)>,
+}
+
+/// Replaces the stored ssn of user `id` with `ssn` sealed under `key`,
+/// bound to that record (so only the key differs).
+fn reseal_ssn(db: &Db, id: u64, key: sealkv::crypto::KeyId, ssn: &str) {
+    let ks = db.keyspace("sealkv.collection.users").unwrap();
+    let pk = id.to_be_bytes();
+    let rkey = [&[1u8][..], &pk].concat();
+    let stored = ks.get(&rkey).unwrap().unwrap();
+    let (head, body) = postcard::take_from_bytes::<RawHead>(&stored[1..]).unwrap();
+    let mut raw: RawUser = postcard::from_bytes(body).unwrap();
+    let mut binding = b"sealkv/collections/v1/record".to_vec();
+    binding.extend_from_slice(&5u32.to_be_bytes());
+    binding.extend_from_slice(b"users");
+    binding.extend_from_slice(&pk);
+    raw.ssn = db
+        .seal_field(
+            key,
+            &binding,
+            &postcard::to_allocvec(&ssn.to_string()).unwrap(),
+        )
+        .unwrap();
+    let mut out = vec![stored[0]];
+    out.extend_from_slice(&postcard::to_allocvec(&head).unwrap());
+    out.extend_from_slice(&postcard::to_allocvec(&raw).unwrap());
+    ks.put(&rkey, &out).unwrap();
+}
+
+#[test]
+fn a_sealed_field_under_another_tenants_key_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    let users = users(&db);
+    users
+        .insert(&user(1, "acme", "ada", 36, "ada@x.org"))
+        .unwrap();
+    users
+        .insert(&user(2, "globex", "bo", 40, "bo@x.org"))
+        .unwrap();
+    let tenants = Tenants::open(&db).unwrap();
+    let globex = tenants.key_of("globex").unwrap().unwrap();
+
+    // Sealed under globex's key, bound to ada's record: it opens, but it
+    // is not ada's tenant's.
+    reseal_ssn(&db, 1, globex, "forged");
+    let err = users.get(&1).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corruption { collection, .. } if collection == "users"),
+        "{err:?}"
+    );
+    // Once globex is erased, the field must not pass for erased either:
+    // erased is decided only for the record's own key.
+    assert!(tenants.erase("globex").unwrap());
+    let err = users.get(&1).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corruption { collection, .. } if collection == "users"),
+        "{err:?}"
+    );
+    let err = users.iter().unwrap().find_map(Result::err).unwrap();
+    assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
+    // Globex's own record reads erased, as it should.
+    assert!(users.get(&2).unwrap().unwrap().ssn.is_erased());
 }
