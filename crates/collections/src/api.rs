@@ -119,9 +119,11 @@ where
         self.find_at(self.own(), index, value)
     }
 
-    /// [`find`](Self::find) among the records of `tenant`: for a blind
-    /// index of a collection with tenants (each tenant's tags are under its
-    /// own key). An erased tenant's records are found by no value.
+    /// [`find`](Self::find) among the records of `tenant` only, for any
+    /// index; the way to look up a blind index of a collection with
+    /// tenants (each tenant's tags are under its own key). An erased
+    /// tenant's records are found by no blind value (plain values still
+    /// find them). A collection without tenants is [`Error::NoTenants`].
     pub fn find_in_tenant<V: SortKey + ?Sized>(
         &self,
         tenant: &(impl SortKey + ?Sized),

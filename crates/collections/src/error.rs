@@ -69,6 +69,12 @@ pub enum Error {
         /// The index.
         index: String,
     },
+    /// A lookup in a tenant of a collection whose records have no tenants.
+    #[error("collection {collection:?} has no tenants")]
+    NoTenants {
+        /// The collection.
+        collection: String,
+    },
     /// The stored schema contradicts the declared one (an index changed
     /// from unique to not, from blind to plain, or its value type).
     #[error("index {index:?} of collection {collection:?}: {what}; drop it or give it a new name")]

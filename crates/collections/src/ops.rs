@@ -122,6 +122,11 @@ where
         index: &str,
         value: &V,
     ) -> Result<Vec<T>, Error> {
+        if self.inner.tenants.is_none() {
+            return Err(Error::NoTenants {
+                collection: self.collection_name(),
+            });
+        }
         let index = self.queryable::<V>(index)?;
         let encoded = value.to_key_bytes();
         let tenant = tenant.to_key_bytes();
@@ -178,7 +183,7 @@ where
                 .range_in(&self.inner.ks, (lower.clone(), upper.clone()))?
                 .map(|item| item.map(|(_, pk)| pk))
                 .collect::<Result<Vec<_>, _>>()?;
-            self.records_of(tx, &pks, None)
+            self.records_of(tx, &pks, None, None)
         })
     }
 
@@ -355,17 +360,20 @@ where
                 .collect::<Result<Vec<_>, _>>()?
         };
         let recheck = index.decl.spec.blind.then_some((index, value));
-        self.records_of(tx, &pks, recheck)
+        self.records_of(tx, &pks, recheck, tenant)
     }
 
     /// Reads the records of `pks`. A blind lookup re-checks each record's
     /// value (`recheck`), so a shared tag prefix can never answer a wrong
-    /// record.
+    /// record; a lookup in a tenant keeps only that tenant's records (a
+    /// plain index, and a blind index under a collection key, hold every
+    /// tenant's entries).
     fn records_of(
         &self,
         tx: &mut Transaction,
         pks: &[Vec<u8>],
         recheck: Option<(&Active<T>, &[u8])>,
+        tenant: Option<&[u8]>,
     ) -> Result<Vec<T>, Error> {
         let mut out = Vec::with_capacity(pks.len());
         for pk in pks {
@@ -373,6 +381,9 @@ where
                 .get_in(&self.inner.ks, layout::record_key(pk))?
                 .ok_or_else(|| self.corrupt("an index entry names a missing record"))?;
             let record = self.decode(pk, &stored, Some(tx))?;
+            if tenant.is_some() && self.tenant_of(&record)?.as_deref() != tenant {
+                continue;
+            }
             if let Some((index, value)) = recheck {
                 let mut actual = Vec::new();
                 (index.decl.extract)(&record, &mut actual);

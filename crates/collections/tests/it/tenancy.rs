@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use sealkv_collections::{Collection, Error, Index, Schema, Sealed};
+use sealkv_collections::{Collection, Error, Index, Schema, Sealed, Tenants};
 
-use crate::support::open_db;
+use crate::support::{open_db, user, users};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Note {
@@ -54,4 +54,59 @@ fn adding_or_removing_tenants_on_a_stored_collection_is_refused() {
     assert_eq!(notes.get(&1).unwrap().unwrap(), note(1, "acme"));
     let t = Collection::open(&db, tenanted()).unwrap();
     assert_eq!(t.get(&1).unwrap().unwrap(), note(1, "acme"));
+}
+
+#[test]
+fn find_in_tenant_finds_only_that_tenants_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    let users = users(&db);
+    users
+        .insert(&user(1, "acme", "ada", 36, "ada@x.org"))
+        .unwrap();
+    users
+        .insert(&user(2, "globex", "bo", 36, "bo@x.org"))
+        .unwrap();
+    users
+        .insert(&user(3, "acme", "cy", 36, "cy@x.org"))
+        .unwrap();
+    let ids = |found: Vec<crate::support::User>| found.iter().map(|u| u.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(users.find_in_tenant("acme", "age", &36u32).unwrap()),
+        [1, 3]
+    );
+    assert_eq!(
+        ids(users.find_in_tenant("globex", "age", &36u32).unwrap()),
+        [2]
+    );
+    assert_eq!(ids(users.find("age", &36u32).unwrap()), [1, 2, 3]);
+    // A unique plain index is one across tenants: its holder is found in
+    // its own tenant only.
+    assert!(
+        users
+            .find_in_tenant("globex", "name", "ada")
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ids(users.find_in_tenant("acme", "name", "ada").unwrap()),
+        [1]
+    );
+    // An erased tenant's records are found by no blind value; plain
+    // values still find them, in their tenant only.
+    assert!(Tenants::open(&db).unwrap().erase("acme").unwrap());
+    assert_eq!(
+        ids(users.find_in_tenant("acme", "age", &36u32).unwrap()),
+        [1, 3]
+    );
+    assert_eq!(
+        ids(users.find_in_tenant("globex", "age", &36u32).unwrap()),
+        [2]
+    );
+
+    // A collection without tenants has no tenant to look in.
+    let notes = Collection::open(&db, untenanted()).unwrap();
+    notes.insert(&note(1, "acme")).unwrap();
+    let err = notes.find_in_tenant("acme", "owner", "acme").unwrap_err();
+    assert!(matches!(err, Error::NoTenants { .. }), "{err:?}");
 }
