@@ -112,7 +112,12 @@ where
                     }
                     let record = self.decode(pk, stored, Some(tx))?;
                     let tenant = self.tenant_of(&record)?;
-                    let key = self.key_for(tx, tenant.as_deref(), true)?;
+                    let key = match self.key_for(tx, tenant.as_deref(), true) {
+                        // An erased tenant's record: its plain values are
+                        // indexed still.
+                        Err(Error::Db(sealkv::Error::KeyDestroyed(id))) => Some((id, None)),
+                        other => other?,
+                    };
                     if let (Some(t), Some((_, Some(stored))), Some(tks)) =
                         (&tenant, key, &self.inner.tenants)
                     {

@@ -39,8 +39,11 @@ pub(crate) const CHECK_LEN: usize = 16;
 /// The scope of the key check's derivation.
 const CHECK_SCOPE: &[u8] = b"sealkv-collections/v2/key-check";
 
-/// The format byte of a tenant's stored key.
-const TENANT_FORMAT: u8 = 2;
+/// The format byte of a tenant's stored key: live.
+const TENANT_LIVE: u8 = 2;
+/// The format byte of a tenant's stored key: erased (the key destroyed, or
+/// about to be).
+const TENANT_ERASED: u8 = 3;
 
 /// What a stored key belongs to.
 #[derive(Clone, Copy)]
@@ -81,26 +84,34 @@ impl StoredKey {
         })
     }
 
-    /// A tenant's stored key: format byte, id (u32 BE), check.
-    pub(crate) fn to_tenant_bytes(self) -> Vec<u8> {
+    /// A tenant's stored key: format byte (live or erased), id (u32 BE),
+    /// check.
+    pub(crate) fn to_tenant_bytes(self, erased: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + 4 + CHECK_LEN);
-        out.push(TENANT_FORMAT);
+        out.push(if erased { TENANT_ERASED } else { TENANT_LIVE });
         out.extend_from_slice(&self.id.to_be_bytes());
         out.extend_from_slice(&self.check);
         out
     }
 
-    /// Reads a tenant's stored key; `None` if it is not one.
-    pub(crate) fn from_tenant_bytes(bytes: &[u8]) -> Option<StoredKey> {
+    /// Reads a tenant's stored key and whether the tenant is erased;
+    /// `None` if it is not one.
+    pub(crate) fn from_tenant_bytes(bytes: &[u8]) -> Option<(StoredKey, bool)> {
         let (&format, rest) = bytes.split_first()?;
-        if format != TENANT_FORMAT || rest.len() != 4 + CHECK_LEN {
+        let erased = match format {
+            TENANT_LIVE => false,
+            TENANT_ERASED => true,
+            _ => return None,
+        };
+        if rest.len() != 4 + CHECK_LEN {
             return None;
         }
         let (id, check) = rest.split_at(4);
-        Some(StoredKey {
+        let key = StoredKey {
             id: u32::from_be_bytes(id.try_into().ok()?),
             check: check.try_into().ok()?,
-        })
+        };
+        Some((key, erased))
     }
 }
 
@@ -195,15 +206,17 @@ mod tests {
             id: 7,
             check: [3; CHECK_LEN],
         };
-        let bytes = k.to_tenant_bytes();
-        assert_eq!(StoredKey::from_tenant_bytes(&bytes), Some(k));
+        let bytes = k.to_tenant_bytes(false);
+        assert_eq!(StoredKey::from_tenant_bytes(&bytes), Some((k, false)));
+        let erased = k.to_tenant_bytes(true);
+        assert_eq!(StoredKey::from_tenant_bytes(&erased), Some((k, true)));
         assert_eq!(StoredKey::from_tenant_bytes(&7u32.to_be_bytes()), None);
         assert_eq!(
             StoredKey::from_tenant_bytes(&bytes[..bytes.len() - 1]),
             None
         );
         let mut other = bytes.clone();
-        other[0] = 1;
+        other[0] = 4;
         assert_eq!(StoredKey::from_tenant_bytes(&other), None);
     }
 }

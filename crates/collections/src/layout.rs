@@ -19,8 +19,8 @@
 //! are one prefix and a range of values is a range of keys.
 //!
 //! Tenants' field keys live in the keyspace `sealkv.tenants`: the tenant's
-//! encoding → its stored key (format byte 2, field key id u32 BE, key
-//! check: see [`crate::keyref`]).
+//! encoding → its stored key (format byte 2 live or 3 erased, field key
+//! id u32 BE, key check: see [`crate::keyref`]).
 
 use serde::{Deserialize, Serialize};
 

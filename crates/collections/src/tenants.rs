@@ -7,7 +7,8 @@
 //! record of the tenant is written and recorded in the keyspace
 //! `sealkv.tenants`, shared by every collection of the database.
 //!
-//! Erasing a tenant destroys its field key ([`sealkv::Db::destroy_field_key`]):
+//! Erasing a tenant marks it erased (its records are refused writes from
+//! then on) and destroys its field key ([`sealkv::Db::destroy_field_key`]):
 //! its sealed values read back erased, and its blind index entries can no
 //! longer be matched to any value (nobody can compute a tag any more).
 //! What stays: its records' fields that were not sealed, and the primary
@@ -46,8 +47,24 @@ impl Tenants {
     /// one works. Returns whether the tenant had a key. A tenant whose
     /// stored key is not this database's (copied from another database)
     /// is [`Error::KeyMismatch`], and nothing is destroyed.
+    ///
+    /// It marks the tenant erased in `sealkv.tenants` first, in a
+    /// transaction (a writer of the tenant that raced it conflicts, reruns
+    /// and sees the mark), then destroys the key. If it fails in between,
+    /// the tenant is refused writes already; call it again to destroy the
+    /// key.
     pub fn erase(&self, tenant: &(impl SortKey + ?Sized)) -> Result<bool, Error> {
-        let Some(id) = self.key_of(tenant)? else {
+        let tenant = tenant.to_key_bytes();
+        let checked = Checked::default();
+        let marked = self.db.transaction(|tx| {
+            let Some((stored, _)) = stored_key(tx.get_in(&self.ks, &tenant)?)? else {
+                return Ok(None);
+            };
+            let id = checked.verify(&self.db, stored, Owner::Tenant(&tenant), TENANTS_KEYSPACE)?;
+            tx.put_in(&self.ks, &tenant, stored.to_tenant_bytes(true))?;
+            Ok::<_, Error>(Some(id))
+        })?;
+        let Some(id) = marked else {
             return Ok(false);
         };
         match self.db.destroy_field_key(id) {
@@ -60,7 +77,7 @@ impl Tenants {
     /// the stored one is not this database's).
     pub fn key_of(&self, tenant: &(impl SortKey + ?Sized)) -> Result<Option<KeyId>, Error> {
         let tenant = tenant.to_key_bytes();
-        let Some(stored) = stored_key(self.ks.get(&tenant)?)? else {
+        let Some((stored, _)) = stored_key(self.ks.get(&tenant)?)? else {
             return Ok(None);
         };
         Checked::default()
@@ -69,7 +86,8 @@ impl Tenants {
     }
 }
 
-fn stored_key(value: Option<Vec<u8>>) -> Result<Option<StoredKey>, Error> {
+/// A tenant's stored key and whether it is erased.
+fn stored_key(value: Option<Vec<u8>>) -> Result<Option<(StoredKey, bool)>, Error> {
     let Some(v) = value else { return Ok(None) };
     StoredKey::from_tenant_bytes(&v)
         .map(Some)
@@ -80,10 +98,12 @@ fn stored_key(value: Option<Vec<u8>>) -> Result<Option<StoredKey>, Error> {
 }
 
 /// A tenant's field key as a transaction sees it, checked against this
-/// database. With `create`, a tenant without one gets a new key: returned
-/// with its stored form, which the caller records with [`record`] when it
-/// writes (a key created by a transaction that then fails is left unused
-/// in the registry).
+/// database. With `create` (a write), a tenant without one gets a new key:
+/// returned with its stored form, which the caller records with [`record`]
+/// when it writes (a key created by a transaction that then fails is left
+/// unused in the registry); and an erased tenant is
+/// [`sealkv::Error::KeyDestroyed`], whether or not its records hold
+/// anything sealed.
 pub(crate) fn key_in(
     db: &Db,
     checked: &Checked,
@@ -92,8 +112,11 @@ pub(crate) fn key_in(
     tenant: &[u8],
     create: bool,
 ) -> Result<Option<(KeyId, Option<StoredKey>)>, Error> {
-    if let Some(stored) = stored_key(tx.get_in(ks, tenant)?)? {
+    if let Some((stored, erased)) = stored_key(tx.get_in(ks, tenant)?)? {
         let id = checked.verify(db, stored, Owner::Tenant(tenant), TENANTS_KEYSPACE)?;
+        if erased && create {
+            return Err(sealkv::Error::KeyDestroyed(id).into());
+        }
         return Ok(Some((id, None)));
     }
     if !create {
@@ -117,7 +140,7 @@ pub(crate) fn committed_key(
         return Ok(Some(id));
     }
     match stored_key(ks.get(tenant)?)? {
-        Some(stored) => {
+        Some((stored, _)) => {
             let id = checked.verify(db, stored, owner, TENANTS_KEYSPACE)?;
             checked.note_committed(owner, id);
             Ok(Some(id))
@@ -133,6 +156,6 @@ pub(crate) fn record(
     tenant: &[u8],
     stored: StoredKey,
 ) -> Result<(), Error> {
-    tx.put_in(ks, tenant, stored.to_tenant_bytes())?;
+    tx.put_in(ks, tenant, stored.to_tenant_bytes(false))?;
     Ok(())
 }

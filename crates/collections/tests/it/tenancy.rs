@@ -110,3 +110,50 @@ fn find_in_tenant_finds_only_that_tenants_records() {
     let err = notes.find_in_tenant("acme", "owner", "acme").unwrap_err();
     assert!(matches!(err, Error::NoTenants { .. }), "{err:?}");
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Visit {
+    id: u64,
+    owner: String,
+    page: String,
+}
+
+#[test]
+fn an_erased_tenant_is_not_written_again_even_without_sealed_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    // No sealed field and no blind index: nothing is sealed under the key.
+    let visits = Collection::open(
+        &db,
+        Schema::new("visits", |v: &Visit| v.id)
+            .tenant(|v| v.owner.clone())
+            .index("page", Index::plain(), |v| v.page.clone()),
+    )
+    .unwrap();
+    let visit = |id: u64, owner: &str| Visit {
+        id,
+        owner: owner.into(),
+        page: "/".into(),
+    };
+    visits.insert(&visit(1, "acme")).unwrap();
+    visits.insert(&visit(2, "globex")).unwrap();
+    let tenants = Tenants::open(&db).unwrap();
+    assert!(tenants.erase("acme").unwrap());
+    assert!(tenants.erase("acme").unwrap(), "erasing again is harmless");
+
+    for err in [
+        visits.insert(&visit(3, "acme")).unwrap_err(),
+        visits.upsert(&visit(1, "acme")).unwrap_err(),
+        visits.update(&1, |v| v.page = "/x".into()).unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, Error::Db(sealkv::Error::KeyDestroyed(_))),
+            "{err:?}"
+        );
+    }
+    assert_eq!(visits.get(&1).unwrap().unwrap(), visit(1, "acme"));
+    visits.insert(&visit(4, "globex")).unwrap();
+    assert!(visits.delete(&1).unwrap());
+    assert_eq!(visits.count().unwrap(), 2);
+    assert!(visits.verify().unwrap().is_clean());
+}
