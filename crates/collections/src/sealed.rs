@@ -44,8 +44,10 @@ use sealkv::crypto::{KeyId, field};
 use crate::error::Error;
 
 /// A field stored field-encrypted: see the [module docs](self). Its
-/// `Debug` shows nothing of the value.
-#[derive(Clone, PartialEq, Eq)]
+/// `Debug` shows nothing of the value. Comparing two (`==`) reads their
+/// values, as [`Sealed::value`] does: a primary key, tenant or plain index
+/// that compares one is refused like one that reads it.
+#[derive(Clone)]
 pub struct Sealed<V> {
     state: State<V>,
 }
@@ -103,6 +105,15 @@ impl<V> Sealed<V> {
         matches!(self.state, State::Erased(_))
     }
 }
+
+impl<V: PartialEq> PartialEq for Sealed<V> {
+    fn eq(&self, other: &Self) -> bool {
+        note_read();
+        self.state == other.state
+    }
+}
+
+impl<V: Eq> Eq for Sealed<V> {}
 
 impl<V> From<V> for Sealed<V> {
     fn from(value: V) -> Self {

@@ -271,3 +271,24 @@ fn a_sealed_field_under_another_tenants_key_is_corruption() {
     // Globex's own record reads erased, as it should.
     assert!(users.get(&2).unwrap().unwrap().ssn.is_erased());
 }
+
+#[test]
+fn comparing_a_sealed_field_in_a_key_counts_as_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    // An index of whether the secret equals a guess would store the answer
+    // in clear.
+    let guess = Sealed::new("s".to_string());
+    let by_guess = Collection::open(
+        &db,
+        Schema::new("g", |_: &Leaky| 1u8).index("is_s", Index::plain(), move |l| l.secret == guess),
+    )
+    .unwrap();
+    let leaky = Leaky {
+        id: Sealed::new(1),
+        secret: Sealed::new("s".into()),
+    };
+    let err = by_guess.insert(&leaky).unwrap_err();
+    assert!(matches!(err, Error::SealedFieldInKey { .. }), "{err:?}");
+    assert_eq!(by_guess.count().unwrap(), 0);
+}
