@@ -15,7 +15,7 @@ use crate::key::SortKey;
 use crate::keyref::{Checked, Owner, StoredKey};
 use crate::layout::{self, IndexMeta, Meta};
 use crate::record::{self, Head};
-use crate::schema::{IndexDecl, MAX_COLLECTION_NAME_LEN, Schema};
+use crate::schema::{IndexDecl, MAX_COLLECTION_NAME_LEN, MAX_INDEX_NAME_LEN, Schema};
 use crate::sealed::{self, SealScope};
 use crate::tenants;
 
@@ -460,6 +460,14 @@ fn check_schema<T, K>(schema: &Schema<T, K>) -> Result<(), Error> {
         });
     }
     for (i, index) in schema.indexes.iter().enumerate() {
+        let len = index.name.len();
+        if len == 0 || len > MAX_INDEX_NAME_LEN {
+            return Err(Error::InvalidIndexName {
+                collection: schema.name.clone(),
+                len,
+                max: MAX_INDEX_NAME_LEN,
+            });
+        }
         if schema.indexes[..i].iter().any(|o| o.name == index.name) {
             return Err(Error::DuplicateIndex {
                 collection: schema.name.clone(),

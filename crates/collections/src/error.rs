@@ -158,6 +158,16 @@ pub enum Error {
         /// The longest name allowed.
         max: usize,
     },
+    /// An index name that is empty or too long.
+    #[error("collection {collection:?}: an index name must be 1 to {max} bytes, not {len}")]
+    InvalidIndexName {
+        /// The collection.
+        collection: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The longest name allowed.
+        max: usize,
+    },
     /// Two indexes of one schema share a name.
     #[error("collection {collection:?} declares index {index:?} twice")]
     DuplicateIndex {

@@ -39,7 +39,7 @@ pub use collection::{BLIND_TAG_LEN, Collection};
 pub use error::Error;
 pub use key::SortKey;
 pub use ops::Records;
-pub use schema::{Index, MAX_COLLECTION_NAME_LEN, Schema};
+pub use schema::{Index, MAX_COLLECTION_NAME_LEN, MAX_INDEX_NAME_LEN, Schema};
 pub use sealed::Sealed;
 pub use tenants::Tenants;
 pub use verify::{Finding, VerifyReport};

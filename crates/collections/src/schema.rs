@@ -12,6 +12,10 @@ use crate::key::{SortKey, kind_of};
 /// short prefix to it).
 pub const MAX_COLLECTION_NAME_LEN: usize = 200;
 
+/// The longest index name, in bytes (every index's name is stored in the
+/// collection's schema, which is one value).
+pub const MAX_INDEX_NAME_LEN: usize = 200;
+
 /// How an index is kept: unique or not, plain or blind.
 ///
 /// ```
@@ -134,7 +138,8 @@ impl<T: 'static, K: SortKey + 'static> Schema<T, K> {
         }
     }
 
-    /// Declares an index named `name` over the value `key` gives for each
+    /// Declares an index named `name` (1 to [`MAX_INDEX_NAME_LEN`] bytes,
+    /// checked when the collection is opened) over the value `key` gives for each
     /// record. The value is whatever `key` computes: a field, a normalized
     /// field (lower-cased, trimmed), several fields as a tuple. An
     /// `Option` value of `None` is indexed like any other value, so a

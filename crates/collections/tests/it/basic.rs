@@ -264,3 +264,28 @@ fn a_stale_handle_is_refused_after_the_schema_changes() {
     assert!(matches!(err, Error::SchemaChanged { .. }), "{err:?}");
     assert!(matches!(old.get(&1), Err(Error::SchemaChanged { .. })));
 }
+
+#[test]
+fn index_names_are_one_to_max_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    #[derive(Serialize, Deserialize)]
+    struct Row {
+        id: u8,
+    }
+    let with_index = |name: String| {
+        Collection::open(
+            &db,
+            Schema::new("rows", |r: &Row| r.id).index(name, Index::plain(), |r| r.id),
+        )
+    };
+    let max = sealkv_collections::MAX_INDEX_NAME_LEN;
+    for len in [0, max + 1, 1 << 16] {
+        let err = with_index("i".repeat(len)).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidIndexName { len: l, max: m, .. } if l == len && m == max),
+            "{err:?}"
+        );
+    }
+    with_index("i".repeat(max)).unwrap();
+}
