@@ -24,6 +24,20 @@ use crate::tenants;
 /// probability 2^-128, and a lookup re-checks each record it finds).
 pub const BLIND_TAG_LEN: usize = 16;
 
+/// The version of the blind-tag derivation (its scope), stored with each
+/// blind index: tags of another version are never compared with these.
+pub(crate) const BLIND_TAG_VERSION: u32 = 2;
+
+/// What a declared index's stored tags are: version and length, or
+/// `(0, 0)` for a plain index.
+fn tags_of(blind: bool) -> (u32, u32) {
+    if blind {
+        (BLIND_TAG_VERSION, BLIND_TAG_LEN as u32)
+    } else {
+        (0, 0)
+    }
+}
+
 /// Where an operation runs: in a caller's transaction, or in one of its
 /// own (retried on conflict).
 pub(crate) enum At<'a> {
@@ -255,12 +269,16 @@ where
         }
     }
 
-    /// The blind-index key of `index` under field key `key`.
+    /// The blind-index key of `index` under field key `key`. The scope
+    /// names the index by its id, never reused: an index dropped and
+    /// declared again under the same name gets tags unrelated to the old
+    /// one's (in older backups, say).
     pub(crate) fn blind_key(&self, key: KeyId, index: &Active<T>) -> Result<BlindIndexKey, Error> {
+        let id = index.id.to_be_bytes();
         let scope: [&[u8]; 3] = [
-            b"sealkv-collections/v1",
+            b"sealkv-collections/v2/blind",
             self.inner.schema.name.as_bytes(),
-            index.decl.name.as_bytes(),
+            &id,
         ];
         Ok(self.inner.db.blind_index_key(key, &scope)?)
     }
@@ -567,6 +585,11 @@ fn reconcile<T, K>(
                     Some("declared unique and stored not, or the reverse".to_owned())
                 } else if stored.blind != decl.spec.blind {
                     Some("declared blind and stored plain, or the reverse".to_owned())
+                } else if stored.tags != tags_of(decl.spec.blind) {
+                    Some(format!(
+                        "its blind tags are of version {} and {} bytes, this version writes version {} and {} bytes",
+                        stored.tags.0, stored.tags.1, BLIND_TAG_VERSION, BLIND_TAG_LEN
+                    ))
                 } else if stored.kind != decl.kind {
                     Some(format!(
                         "declared over {} values, stored over {}",
@@ -589,6 +612,7 @@ fn reconcile<T, K>(
                     id: meta.next_index,
                     unique: decl.spec.unique,
                     blind: decl.spec.blind,
+                    tags: tags_of(decl.spec.blind),
                     kind: decl.kind.clone(),
                     built: false,
                 });

@@ -37,7 +37,7 @@ pub(crate) const RECORD_TAG: u8 = 0x01;
 pub(crate) const INDEX_TAG: u8 = 0x02;
 
 /// The stored schema's format version.
-pub(crate) const META_FORMAT: u32 = 3;
+pub(crate) const META_FORMAT: u32 = 4;
 
 /// The key of the record with primary key encoding `pk`.
 pub(crate) fn record_key(pk: &[u8]) -> Vec<u8> {
@@ -90,6 +90,10 @@ pub(crate) struct IndexMeta {
     pub(crate) id: u32,
     pub(crate) unique: bool,
     pub(crate) blind: bool,
+    /// A blind index's tags: the derivation's version
+    /// ([`BLIND_TAG_VERSION`](crate::collection::BLIND_TAG_VERSION)) and
+    /// their length in bytes; `(0, 0)` for a plain index.
+    pub(crate) tags: (u32, u32),
     /// The encoding of its values ([`SortKey::describe`](crate::SortKey::describe)).
     pub(crate) kind: String,
     /// Every record has its entry (the build has finished).

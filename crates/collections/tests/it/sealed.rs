@@ -292,3 +292,53 @@ fn comparing_a_sealed_field_in_a_key_counts_as_reading_it() {
     assert!(matches!(err, Error::SealedFieldInKey { .. }), "{err:?}");
     assert_eq!(by_guess.count().unwrap(), 0);
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Contact {
+    id: u8,
+    email: Sealed<String>,
+}
+
+/// The tags of every blind entry of collection `name`.
+fn stored_tags(db: &Db, name: &str) -> Vec<Vec<u8>> {
+    let ks = db.keyspace(&format!("sealkv.collection.{name}")).unwrap();
+    ks.prefix([2u8])
+        .unwrap()
+        .map(|item| item.unwrap().0[5..].to_vec())
+        .collect()
+}
+
+#[test]
+fn a_blind_index_declared_again_gets_tags_unlinkable_to_the_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    let with_email = || {
+        Schema::new("contacts", |c: &Contact| c.id).index("email", Index::unique().blind(), |c| {
+            c.email.value().cloned()
+        })
+    };
+    let contacts = Collection::open(&db, with_email()).unwrap();
+    contacts
+        .insert(&Contact {
+            id: 1,
+            email: Sealed::new("ada@x.org".into()),
+        })
+        .unwrap();
+    let before = stored_tags(&db, "contacts");
+    assert_eq!(before.len(), 1);
+    // Dropped, then declared again under the same name: a new index.
+    drop(contacts);
+    drop(Collection::open(&db, Schema::new("contacts", |c: &Contact| c.id)).unwrap());
+    assert!(stored_tags(&db, "contacts").is_empty());
+    let contacts = Collection::open(&db, with_email()).unwrap();
+    let after = stored_tags(&db, "contacts");
+    assert_eq!(after.len(), 1);
+    assert_ne!(before, after, "the same value must get another tag");
+    assert_eq!(
+        contacts
+            .find("email", &Some("ada@x.org".to_string()))
+            .unwrap()
+            .len(),
+        1
+    );
+}
