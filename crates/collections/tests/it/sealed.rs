@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use sealkv::Db;
-use sealkv_collections::{Collection, Error, Index, Schema, Sealed, Tenants};
+use sealkv_collections::{Collection, Error, Finding, Index, Schema, Sealed, Tenants};
 
 use crate::support::{norm, open_db, user, users};
 
@@ -210,9 +210,9 @@ struct RawHead {
     entries: Vec<(u32, Vec<u8>)>,
 }
 
-/// Replaces the stored ssn of user `id` with `ssn` sealed under `key`,
-/// bound to that record (so only the key differs).
-fn reseal_ssn(db: &Db, id: u64, key: sealkv::crypto::KeyId, ssn: &str) {
+/// Rewrites the stored ssn of user `id`: `edit` gets the record's binding
+/// and the sealed bytes.
+fn edit_ssn(db: &Db, id: u64, edit: impl FnOnce(&[u8], &mut Vec<u8>)) {
     let ks = db.keyspace("sealkv.collection.users").unwrap();
     let pk = id.to_be_bytes();
     let rkey = [&[1u8][..], &pk].concat();
@@ -223,17 +223,55 @@ fn reseal_ssn(db: &Db, id: u64, key: sealkv::crypto::KeyId, ssn: &str) {
     binding.extend_from_slice(&5u32.to_be_bytes());
     binding.extend_from_slice(b"users");
     binding.extend_from_slice(&pk);
-    raw.ssn = db
-        .seal_field(
-            key,
-            &binding,
-            &postcard::to_allocvec(&ssn.to_string()).unwrap(),
-        )
-        .unwrap();
+    edit(&binding, &mut raw.ssn);
     let mut out = vec![stored[0]];
     out.extend_from_slice(&postcard::to_allocvec(&head).unwrap());
     out.extend_from_slice(&postcard::to_allocvec(&raw).unwrap());
     ks.put(&rkey, &out).unwrap();
+}
+
+/// Replaces the stored ssn of user `id` with `ssn` sealed under `key`,
+/// bound to that record (so only the key differs).
+fn reseal_ssn(db: &Db, id: u64, key: sealkv::crypto::KeyId, ssn: &str) {
+    edit_ssn(db, id, |binding, sealed| {
+        *sealed = db
+            .seal_field(
+                key,
+                binding,
+                &postcard::to_allocvec(&ssn.to_string()).unwrap(),
+            )
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_sealed_field_naming_an_unknown_key_is_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    let users = users(&db);
+    users
+        .insert(&user(1, "acme", "ada", 36, "ada@x.org"))
+        .unwrap();
+    users
+        .insert(&user(2, "acme", "bo", 40, "bo@x.org"))
+        .unwrap();
+    // The header's key id (bytes 4..8, little-endian) names no key.
+    edit_ssn(&db, 1, |_, sealed| {
+        sealed[4..8].copy_from_slice(&9999u32.to_le_bytes())
+    });
+    let err = users.get(&1).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corruption { collection, .. } if collection == "users"),
+        "{err:?}"
+    );
+    let report = users.verify().unwrap();
+    assert_eq!(report.records, 2);
+    assert_eq!(
+        report.findings,
+        [Finding::DamagedRecord {
+            key: 1u64.to_be_bytes().to_vec()
+        }]
+    );
 }
 
 #[test]
