@@ -110,19 +110,46 @@ pub trait Aead: Send + Sync {
 /// anything. The provider wraps every cipher
 /// it builds in this, so no caller finds unauthenticated plaintext in a
 /// buffer after an error, and none lingers in memory once it is dropped.
-pub(crate) struct WipeOnFailedOpen(pub(crate) Box<dyn Aead>);
+///
+/// It also answers [`Aead::algorithm`], [`Aead::nonce_len`] and
+/// [`Aead::tag_len`] from the values checked when the cipher was built, not
+/// from the plugin's cipher, whose answers may change afterwards.
+pub(crate) struct WipeOnFailedOpen {
+    inner: Box<dyn Aead>,
+    algorithm: AlgorithmId,
+    nonce_len: usize,
+    tag_len: usize,
+}
+
+impl WipeOnFailedOpen {
+    /// Wraps `inner`, which was checked to report `algorithm`, `nonce_len`
+    /// and `tag_len`.
+    pub(crate) fn new(
+        inner: Box<dyn Aead>,
+        algorithm: AlgorithmId,
+        nonce_len: usize,
+        tag_len: usize,
+    ) -> Self {
+        WipeOnFailedOpen {
+            inner,
+            algorithm,
+            nonce_len,
+            tag_len,
+        }
+    }
+}
 
 impl Aead for WipeOnFailedOpen {
     fn algorithm(&self) -> AlgorithmId {
-        self.0.algorithm()
+        self.algorithm
     }
 
     fn nonce_len(&self) -> usize {
-        self.0.nonce_len()
+        self.nonce_len
     }
 
     fn tag_len(&self) -> usize {
-        self.0.tag_len()
+        self.tag_len
     }
 
     fn seal_in_place_detached(
@@ -132,7 +159,7 @@ impl Aead for WipeOnFailedOpen {
         buf: &mut [u8],
         tag: &mut [u8],
     ) -> Result<(), AeadError> {
-        self.0.seal_in_place_detached(nonce, aad, buf, tag)
+        self.inner.seal_in_place_detached(nonce, aad, buf, tag)
     }
 
     fn open_in_place_detached(
@@ -142,7 +169,7 @@ impl Aead for WipeOnFailedOpen {
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<(), AeadError> {
-        let opened = self.0.open_in_place_detached(nonce, aad, buf, tag);
+        let opened = self.inner.open_in_place_detached(nonce, aad, buf, tag);
         if opened.is_err() {
             buf.zeroize();
         }

@@ -58,9 +58,9 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
-use crate::aead::Aead;
 use crate::algorithm::AlgorithmId;
 use crate::error::CryptoError;
+use crate::gated::GatedAead;
 use crate::kdf::hkdf_sha256;
 use crate::keys::{MasterKey, SecretKey};
 use crate::primitives::Mac;
@@ -153,7 +153,7 @@ impl ArchiveKeys {
         algorithm: AlgorithmId,
     ) -> Result<ChunkSealer, CryptoError> {
         Ok(ChunkSealer {
-            aead: provider.new_aead(algorithm, &self.keys.chunk)?,
+            aead: provider.new_gated_aead(algorithm, &self.keys.chunk)?,
             next: 0,
             closed: false,
         })
@@ -198,7 +198,7 @@ impl ArchiveReadKeys {
         algorithm: AlgorithmId,
     ) -> Result<ChunkOpener, CryptoError> {
         Ok(ChunkOpener {
-            aead: provider.new_aead(algorithm, &self.keys.chunk)?,
+            aead: provider.new_gated_aead(algorithm, &self.keys.chunk)?,
         })
     }
 }
@@ -215,7 +215,7 @@ fn chunk_nonce(index: u64, last: bool) -> [u8; NONCE_LEN] {
 /// Seals the chunks of one archive in order: chunk 0, 1, 2, ... and then
 /// nothing after the one marked last.
 pub struct ChunkSealer {
-    aead: Box<dyn Aead>,
+    aead: GatedAead,
     next: u64,
     closed: bool,
 }
@@ -223,7 +223,7 @@ pub struct ChunkSealer {
 impl fmt::Debug for ChunkSealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChunkSealer")
-            .field("algorithm", &self.aead.algorithm())
+            .field("algorithm", &self.aead.describe().algorithm())
             .field("next", &self.next)
             .field("closed", &self.closed)
             .finish_non_exhaustive()
@@ -254,6 +254,7 @@ impl ChunkSealer {
         self.next += 1;
         self.closed = last;
         self.aead
+            .get()?
             .seal_in_place_detached(&chunk_nonce(index, last), aad, body, tag)?;
         Ok(index)
     }
@@ -261,13 +262,13 @@ impl ChunkSealer {
 
 /// Opens the chunks of one archive.
 pub struct ChunkOpener {
-    aead: Box<dyn Aead>,
+    aead: GatedAead,
 }
 
 impl fmt::Debug for ChunkOpener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChunkOpener")
-            .field("algorithm", &self.aead.algorithm())
+            .field("algorithm", &self.aead.describe().algorithm())
             .finish_non_exhaustive()
     }
 }
@@ -284,6 +285,7 @@ impl ChunkOpener {
         tag: &[u8],
     ) -> Result<(), CryptoError> {
         self.aead
+            .get()?
             .open_in_place_detached(&chunk_nonce(index, last), aad, body, tag)?;
         Ok(())
     }

@@ -9,14 +9,18 @@
 
 use std::sync::Arc;
 
-use crate::aead::{Aead, AeadAlgorithm, AeadError};
+use crate::aead::{Aead, AeadAlgorithm, AeadError, WipeOnFailedOpen};
 use crate::algorithm::AlgorithmId;
+use crate::error::CryptoError;
 use crate::keys::SecretKey;
 use crate::selftest::KnownAnswer;
 
 /// An algorithm with its answers fixed at the moment it was frozen; only
 /// [`AeadAlgorithm::new_aead`] and [`AeadAlgorithm::known_answers`] still
-/// reach the algorithm itself.
+/// reach the algorithm itself, and every cipher it builds is checked
+/// against the frozen answers and wrapped in [`WipeOnFailedOpen`], however
+/// it is reached (the provider, or the factory from
+/// [`crate::hazmat::aead_algorithm`]).
 pub(crate) struct FrozenAlgorithm {
     id: AlgorithmId,
     name: &'static str,
@@ -39,6 +43,35 @@ impl FrozenAlgorithm {
             misuse_resistant: inner.misuse_resistant(),
             inner,
         }
+    }
+
+    /// A cipher keyed with `key`, checked against the frozen answers and
+    /// wrapped so a failed open leaves zeros.
+    pub(crate) fn new_aead_checked(&self, key: &SecretKey) -> Result<Box<dyn Aead>, CryptoError> {
+        if key.expose().len() != self.key_len {
+            return Err(CryptoError::KeyLength {
+                expected: self.key_len,
+                actual: key.expose().len(),
+            });
+        }
+        let aead = self.inner.new_aead(key).map_err(CryptoError::Aead)?;
+        // The plugin builds a new cipher each time: it must still be what
+        // the self-test saw (the frozen lengths are sealkv's 12 and 16).
+        if aead.algorithm() != self.id
+            || aead.nonce_len() != self.nonce_len
+            || aead.tag_len() != self.tag_len
+        {
+            return Err(CryptoError::ProviderRejected {
+                id: self.id,
+                reason: "the cipher built does not match its algorithm",
+            });
+        }
+        Ok(Box::new(WipeOnFailedOpen::new(
+            aead,
+            self.id,
+            self.nonce_len,
+            self.tag_len,
+        )))
     }
 }
 
@@ -71,7 +104,13 @@ impl AeadAlgorithm for FrozenAlgorithm {
         self.inner.known_answers()
     }
 
+    /// [`FrozenAlgorithm::new_aead_checked`], for holders of the factory
+    /// ([`crate::hazmat::aead_algorithm`]): every refusal is
+    /// [`AeadError::InvalidLength`] or the plugin's own error.
     fn new_aead(&self, key: &SecretKey) -> Result<Box<dyn Aead>, AeadError> {
-        self.inner.new_aead(key)
+        self.new_aead_checked(key).map_err(|e| match e {
+            CryptoError::Aead(e) => e,
+            _ => AeadError::InvalidLength,
+        })
     }
 }

@@ -82,7 +82,9 @@ pub fn builtin(
 }
 
 /// The factory of algorithm `id` in `provider`, after its self-test: it
-/// builds raw ciphers like [`new_aead`].
+/// builds raw ciphers like [`new_aead`], checked against the answers the
+/// self-test saw and wiping the buffer after a failed open (a refusal is
+/// [`AeadError::InvalidLength`](crate::AeadError::InvalidLength)).
 pub fn aead_algorithm(
     provider: &CryptoProvider,
     id: AlgorithmId,

@@ -18,10 +18,11 @@ impl DbId {
         Ok(DbId(b))
     }
 
-    /// A fresh id from `provider`'s random source.
+    /// A fresh id: `provider`'s random bytes XOR the OS CSPRNG's
+    /// ([`crate::random::mixed_fill`]).
     pub fn random_from(provider: &crate::CryptoProvider) -> Result<Self, CryptoError> {
         let mut b = [0u8; 16];
-        provider.fill_random(&mut b)?;
+        crate::random::mixed_fill(provider, &mut b)?;
         Ok(DbId(b))
     }
 

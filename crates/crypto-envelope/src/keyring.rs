@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::aead::Aead;
 use crate::error::CryptoError;
+use crate::gated::GatedAead;
 use crate::ids::DbId;
 use crate::keys::{DataKey, KeyId};
 use crate::provider::CryptoProvider;
@@ -41,16 +41,18 @@ pub struct Keyring {
 
 /// An open-only handle on one session subkey: it verifies and decrypts
 /// units, and cannot seal (sealing happens only through a
-/// [`WriterSession`], which owns the nonce counter).
+/// [`WriterSession`], which owns the nonce counter). Once a re-check
+/// ([`CryptoProvider::self_test_again`]) marks its algorithm failed, it
+/// refuses every open with that failure.
 #[derive(Clone)]
 pub struct Opener {
-    aead: Arc<dyn Aead>,
+    aead: Arc<GatedAead>,
 }
 
 impl fmt::Debug for Opener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Opener")
-            .field("algorithm", &self.aead.algorithm())
+            .field("algorithm", &self.aead.describe().algorithm())
             .finish_non_exhaustive()
     }
 }
@@ -67,13 +69,14 @@ impl Opener {
         tag: &[u8],
     ) -> Result<(), CryptoError> {
         self.aead
+            .get()?
             .open_in_place_detached(&nonce_for(counter), aad, buf, tag)?;
         Ok(())
     }
 
     /// The tag length of the subkey's algorithm.
     pub fn tag_len(&self) -> usize {
-        self.aead.tag_len()
+        self.aead.describe().tag_len()
     }
 }
 
@@ -198,7 +201,7 @@ impl Keyring {
             .ok_or(CryptoError::MissingDataKey(id.dek))?;
         let sub = session_subkey(&self.provider, dek, &self.db_id, &id.salt, id.domain)?;
         let opener = Opener {
-            aead: Arc::from(self.provider.new_aead(dek.algorithm, &sub)?),
+            aead: Arc::new(self.provider.new_gated_aead(dek.algorithm, &sub)?),
         };
         let mut map = self.openers.write();
         if map.len() >= OPENER_CACHE_LIMIT {

@@ -66,10 +66,11 @@ impl SecretKey {
         Ok(SecretKey::boxed(k))
     }
 
-    /// A fresh key from `provider`'s random source.
+    /// A fresh key: `provider`'s random bytes XOR the OS CSPRNG's
+    /// ([`crate::random::mixed_fill`]).
     pub fn random_from(provider: &crate::CryptoProvider) -> Result<Self, CryptoError> {
         let mut k = Box::new(Zeroizing::new([0u8; KEY_LEN]));
-        provider.fill_random(&mut k[..])?;
+        crate::random::mixed_fill(provider, &mut k[..])?;
         Ok(SecretKey::boxed(k))
     }
 

@@ -24,6 +24,7 @@ mod checksum;
 mod error;
 pub mod field;
 mod frozen;
+mod gated;
 pub mod hazmat;
 mod ids;
 mod kdf;

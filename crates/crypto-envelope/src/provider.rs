@@ -4,12 +4,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::aead::{Aead, AeadAlgorithm, WipeOnFailedOpen};
+use crate::aead::{Aead, AeadAlgorithm};
 use crate::algorithm::{
     AlgorithmId, AlgorithmInfo, EncryptionAlgorithm, UnknownAlgorithm, normalize_name,
 };
 use crate::error::CryptoError;
 use crate::frozen::FrozenAlgorithm;
+use crate::gated::GatedAead;
 use crate::keys::SecretKey;
 use crate::primitives::{Kdf, Mac, PasswordHash, SecureRandom};
 use crate::rustcrypto;
@@ -302,9 +303,11 @@ impl CryptoProvider {
     }
 
     /// This provider with another random source, once it fills and two of
-    /// its draws differ. Keys are drawn from it; salts are its bytes XOR
-    /// the operating system's, so a source that repeats across processes
-    /// cannot repeat a writer session's salt ([`crate::random`]).
+    /// its draws differ. It never replaces the operating system's CSPRNG:
+    /// every key, database id and salt sealkv draws is its bytes XOR the
+    /// operating system's ([`crate::random::mixed_fill`]), so a source that
+    /// repeats across processes repeats no key, id or writer session's
+    /// salt, and getrandom must still work.
     pub fn with_random(mut self, random: Arc<dyn SecureRandom>) -> Result<Self, CryptoError> {
         selftest::check_random(random.as_ref())?;
         self.random = Registered {
@@ -357,9 +360,11 @@ impl CryptoProvider {
     /// later use of it, through this provider or any clone of it, is
     /// refused with [`CryptoError::SelfTest`] naming that failure (for a
     /// built-in one, in the whole process), and a later re-check reports
-    /// the same failure without running again. Ciphers built before the
-    /// re-check (a writer session already started, say) are not recalled;
-    /// the next session, opener or derivation is refused.
+    /// the same failure without running again. Holders built before the
+    /// re-check stop too: a running writer session's sealers, the
+    /// keyring's cached openers and an archive's chunk sealer and opener
+    /// refuse every later seal and open with that failure. A raw cipher
+    /// from [`crate::hazmat`] is not recalled.
     pub fn self_test_again(&self) -> Result<(), SelfTestFailure> {
         let mut verdicts = Vec::with_capacity(self.aeads.len() + 4);
         for a in &self.aeads {
@@ -391,7 +396,9 @@ impl CryptoProvider {
         verdicts.into_iter().collect()
     }
 
-    /// Fills `buf` from the provider's random source.
+    /// Fills `buf` from the provider's random source alone (sealkv draws
+    /// keys, ids and salts with [`crate::random::mixed_fill`], which mixes
+    /// in the operating system's bytes).
     pub fn fill_random(&self, buf: &mut [u8]) -> Result<(), CryptoError> {
         let random = &self.random;
         random
@@ -435,26 +442,21 @@ impl CryptoProvider {
         id: AlgorithmId,
         key: &SecretKey,
     ) -> Result<Box<dyn Aead>, CryptoError> {
-        let alg = self.aead_algorithm(id)?;
-        if key.expose().len() != alg.key_len() {
-            return Err(CryptoError::KeyLength {
-                expected: alg.key_len(),
-                actual: key.expose().len(),
-            });
-        }
-        let aead = alg.new_aead(key).map_err(CryptoError::Aead)?;
-        // The plugin builds a new cipher each time: it must still be what
-        // the self-test saw (the frozen lengths are sealkv's 12 and 16).
-        if aead.algorithm() != id
-            || aead.nonce_len() != alg.nonce_len()
-            || aead.tag_len() != alg.tag_len()
-        {
-            return Err(CryptoError::ProviderRejected {
-                id,
-                reason: "the cipher built does not match its algorithm",
-            });
-        }
-        Ok(Box::new(WipeOnFailedOpen(aead)))
+        let registered = self.registered(id)?;
+        self.checked(registered)?.new_aead_checked(key)
+    }
+
+    /// [`CryptoProvider::new_aead`] with the algorithm's gate: for holders
+    /// that outlive a re-check (writer sessions, openers), which must stop
+    /// once the algorithm is marked failed.
+    pub(crate) fn new_gated_aead(
+        &self,
+        id: AlgorithmId,
+        key: &SecretKey,
+    ) -> Result<GatedAead, CryptoError> {
+        let registered = self.registered(id)?;
+        let aead = self.checked(registered)?.new_aead_checked(key)?;
+        Ok(GatedAead::new(aead, registered.gate.clone()))
     }
 
     /// The KDF, self-tested.

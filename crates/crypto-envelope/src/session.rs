@@ -42,9 +42,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::aead::Aead;
 use crate::algorithm::AlgorithmId;
 use crate::error::CryptoError;
+use crate::gated::GatedAead;
 use crate::ids::DbId;
 use crate::kdf::{LABEL_PREFIX, hkdf_sha256};
 use crate::keys::{DataKey, KeyId, SecretKey};
@@ -178,11 +178,13 @@ impl NonceTicket {
 }
 
 /// Seals units of one domain for one session. Cheap to share (`Arc`); safe
-/// to use from many threads at once, each seal getting its own nonce.
+/// to use from many threads at once, each seal getting its own nonce. Once
+/// a re-check ([`CryptoProvider::self_test_again`]) marks its algorithm
+/// failed, it refuses every seal and open with that failure.
 pub struct DomainSealer {
     id: SubkeyId,
     serial: u64,
-    aead: Box<dyn Aead>,
+    aead: GatedAead,
     next: AtomicU64,
     observer: Option<Arc<dyn SealObserver>>,
 }
@@ -191,7 +193,7 @@ impl fmt::Debug for DomainSealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DomainSealer")
             .field("id", &self.id)
-            .field("algorithm", &self.aead.algorithm())
+            .field("algorithm", &self.algorithm())
             .field("sealed", &self.sealed())
             .finish_non_exhaustive()
     }
@@ -205,12 +207,12 @@ impl DomainSealer {
 
     /// The algorithm it seals with.
     pub fn algorithm(&self) -> AlgorithmId {
-        self.aead.algorithm()
+        self.aead.describe().algorithm()
     }
 
     /// Tag length in bytes.
     pub fn tag_len(&self) -> usize {
-        self.aead.tag_len()
+        self.aead.describe().tag_len()
     }
 
     /// How many nonces have been drawn.
@@ -245,11 +247,12 @@ impl DomainSealer {
         if ticket.sealer != self.serial {
             return Err(CryptoError::ForeignTicket);
         }
+        let aead = self.aead.get()?;
         if let Some(o) = &self.observer {
             o.sealed(&self.id, ticket.counter);
         }
         let nonce = nonce_for(ticket.counter);
-        self.aead.seal_in_place_detached(&nonce, aad, buf, tag)?;
+        aead.seal_in_place_detached(&nonce, aad, buf, tag)?;
         Ok(())
     }
 
@@ -270,7 +273,9 @@ impl DomainSealer {
         tag: &[u8],
     ) -> Result<(), CryptoError> {
         let nonce = nonce_for(counter);
-        self.aead.open_in_place_detached(&nonce, aad, buf, tag)?;
+        self.aead
+            .get()?
+            .open_in_place_detached(&nonce, aad, buf, tag)?;
         Ok(())
     }
 }
@@ -323,7 +328,7 @@ impl WriterSession {
                     domain,
                 },
                 serial: SEALER_SERIAL.fetch_add(1, Ordering::Relaxed),
-                aead: provider.new_aead(dek.algorithm, &sub)?,
+                aead: provider.new_gated_aead(dek.algorithm, &sub)?,
                 next: AtomicU64::new(0),
                 observer: observer.clone(),
             }))

@@ -396,3 +396,216 @@ fn a_failed_open_leaves_zeros_whatever_the_cipher_left() {
         );
     }
 }
+
+#[test]
+fn a_failed_recheck_stops_openers_and_sealers_already_built() {
+    static ID: AtomicU16 = AtomicU16::new(0x8129);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
+    let provider = Arc::new(
+        CryptoProvider::default()
+            .with_algorithm(Arc::new(Switchable(Switches {
+                id: &ID,
+                misuse_resistant: &CLAIM,
+                nonce_len: &NONCE_LEN,
+                open: &OPEN,
+            })))
+            .expect("a faithful AES-256-GCM under a private id"),
+    );
+    let keyring = Keyring::new(DbId([1; 16]), provider.clone());
+    keyring.insert(data_key(0x8129));
+    keyring.set_active(KeyId(3)).unwrap();
+    let session = keyring.start_session().unwrap();
+    let sealer = session.sealer(Domain::Page);
+    let mut sealed = b"amount=100".to_vec();
+    let mut tag = [0u8; 16];
+    let counter = sealer.seal(b"page 7", &mut sealed, &mut tag).unwrap();
+    // Opening once caches the opener; an opener taken out is held too.
+    let mut copy = sealed.clone();
+    keyring
+        .open(sealer.subkey_id(), counter, b"page 7", &mut copy, &tag)
+        .unwrap();
+    assert_eq!(copy, b"amount=100");
+    let held = keyring.opener(sealer.subkey_id()).unwrap();
+
+    OPEN.store(OPEN_IGNORES_TAG, Ordering::SeqCst);
+    assert_eq!(
+        provider.self_test_again().unwrap_err().check(),
+        &Check::AcceptsFlippedTag
+    );
+
+    // A forged unit (a flipped tag) is refused by the cached opener, the
+    // held one and the running session's own open, with the failure...
+    let mut forged_tag = tag;
+    forged_tag[0] ^= 1;
+    let refused = |r: Result<(), CryptoError>| matches!(r, Err(CryptoError::SelfTest(f)) if f.check() == &Check::AcceptsFlippedTag);
+    let mut buf = sealed.clone();
+    assert!(refused(keyring.open(
+        sealer.subkey_id(),
+        counter,
+        b"page 7",
+        &mut buf,
+        &forged_tag
+    )));
+    assert!(refused(held.open(
+        counter,
+        b"page 7",
+        &mut buf,
+        &forged_tag
+    )));
+    assert!(refused(sealer.open(
+        counter,
+        b"page 7",
+        &mut buf,
+        &forged_tag
+    )));
+    assert_eq!(buf, sealed, "a refused open leaves the buffer untouched");
+    // ...and the running session seals nothing more.
+    let mut more = b"amount=200".to_vec();
+    assert!(refused(
+        sealer.seal(b"page 8", &mut more, &mut tag).map(|_| ())
+    ));
+    assert_eq!(more, b"amount=200");
+    let ticket = session.sealer(Domain::Wal).draw().unwrap();
+    assert!(refused(
+        session
+            .sealer(Domain::Wal)
+            .seal_with(ticket, b"", &mut more, &mut tag)
+    ));
+}
+
+#[test]
+fn the_hazmat_factory_checks_and_wraps_what_it_builds() {
+    static ID: AtomicU16 = AtomicU16::new(0x812a);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
+    let provider = CryptoProvider::default()
+        .with_algorithm(Arc::new(Switchable(Switches {
+            id: &ID,
+            misuse_resistant: &CLAIM,
+            nonce_len: &NONCE_LEN,
+            open: &OPEN,
+        })))
+        .expect("a faithful AES-256-GCM under a private id");
+    let factory = hazmat::aead_algorithm(&provider, AlgorithmId(0x812a)).unwrap();
+    let key = SecretKey::from_bytes(&[5; 32]).unwrap();
+
+    // A failed open leaves zeros, whatever the plugin's cipher left.
+    OPEN.store(OPEN_LEAVES_PLAINTEXT, Ordering::SeqCst);
+    let secret = b"amount=100 for account 4711".to_vec();
+    let aead = factory.new_aead(&key).unwrap();
+    assert_eq!(
+        left_after_a_failed_open(aead.as_ref(), &secret),
+        vec![0u8; secret.len()]
+    );
+    OPEN.store(OPEN_FAITHFUL, Ordering::SeqCst);
+
+    // A cipher that no longer matches what the self-test saw is refused.
+    ID.store(EncryptionAlgorithm::Aes256Gcm.id().0, Ordering::SeqCst);
+    assert_eq!(factory.new_aead(&key).err(), Some(AeadError::InvalidLength));
+    ID.store(0x812a, Ordering::SeqCst);
+    NONCE_LEN.store(24, Ordering::SeqCst);
+    assert_eq!(factory.new_aead(&key).err(), Some(AeadError::InvalidLength));
+    NONCE_LEN.store(12, Ordering::SeqCst);
+    factory.new_aead(&key).unwrap();
+}
+
+#[test]
+fn a_built_cipher_reports_the_checked_id_and_lengths() {
+    static ID: AtomicU16 = AtomicU16::new(0x812b);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
+    let provider = Arc::new(
+        CryptoProvider::default()
+            .with_algorithm(Arc::new(Switchable(Switches {
+                id: &ID,
+                misuse_resistant: &CLAIM,
+                nonce_len: &NONCE_LEN,
+                open: &OPEN,
+            })))
+            .expect("a faithful AES-256-GCM under a private id"),
+    );
+    let key = SecretKey::from_bytes(&[5; 32]).unwrap();
+    let aead = hazmat::new_aead(&provider, AlgorithmId(0x812b), &key).unwrap();
+    let keyring = Keyring::new(DbId([1; 16]), provider.clone());
+    keyring.insert(data_key(0x812b));
+    keyring.set_active(KeyId(3)).unwrap();
+    let session = keyring.start_session().unwrap();
+
+    // The plugin's cipher now answers otherwise; what was built does not.
+    ID.store(EncryptionAlgorithm::Aes256Gcm.id().0, Ordering::SeqCst);
+    NONCE_LEN.store(24, Ordering::SeqCst);
+    assert_eq!(aead.algorithm(), AlgorithmId(0x812b));
+    assert_eq!((aead.nonce_len(), aead.tag_len()), (12, 16));
+    assert_eq!(
+        session.sealer(Domain::Page).algorithm(),
+        AlgorithmId(0x812b)
+    );
+    ID.store(0x812b, Ordering::SeqCst);
+    NONCE_LEN.store(12, Ordering::SeqCst);
+}
+
+/// An archive's chunk sealer and opener, built before the re-check, stop
+/// with the failed check once `self_test_again` marks their algorithm
+/// failed: a backup in progress seals nothing more with a cipher that no
+/// longer checks tags, and a restore opens nothing with one.
+#[test]
+fn a_failed_recheck_stops_archive_chunk_sealers_and_openers() {
+    use sealkv_crypto_envelope::MasterKey;
+    use sealkv_crypto_envelope::archive::{ArchiveKeys, ArchiveReadKeys};
+    static ID: AtomicU16 = AtomicU16::new(0x812c);
+    static CLAIM: AtomicBool = AtomicBool::new(false);
+    static NONCE_LEN: AtomicUsize = AtomicUsize::new(12);
+    static OPEN: AtomicU8 = AtomicU8::new(OPEN_FAITHFUL);
+    let provider = CryptoProvider::default()
+        .with_algorithm(Arc::new(Switchable(Switches {
+            id: &ID,
+            misuse_resistant: &CLAIM,
+            nonce_len: &NONCE_LEN,
+            open: &OPEN,
+        })))
+        .expect("a faithful AES-256-GCM under a private id");
+    let algorithm = AlgorithmId(0x812c);
+    let key = MasterKey::from_bytes(&[9; 32]).unwrap();
+    let keys = ArchiveKeys::generate(&provider, &key).unwrap();
+    let read_keys = ArchiveReadKeys::derive(&provider, &key, keys.salt()).unwrap();
+    let mut sealer = keys.into_sealer(&provider, algorithm).unwrap();
+    let opener = read_keys.opener(&provider, algorithm).unwrap();
+    let mut chunk = b"chunk zero".to_vec();
+    let mut tag = [0u8; 16];
+    let index = sealer
+        .seal_next(false, b"aad", &mut chunk, &mut tag)
+        .unwrap();
+    let sealed = chunk.clone();
+    opener.open(index, false, b"aad", &mut chunk, &tag).unwrap();
+    assert_eq!(chunk, b"chunk zero", "both work before the re-check");
+
+    OPEN.store(OPEN_IGNORES_TAG, Ordering::SeqCst);
+    assert_eq!(
+        provider.self_test_again().unwrap_err().check(),
+        &Check::AcceptsFlippedTag
+    );
+
+    let refused = |r: Result<(), CryptoError>| matches!(r, Err(CryptoError::SelfTest(f)) if f.check() == &Check::AcceptsFlippedTag);
+    let mut forged_tag = tag;
+    forged_tag[0] ^= 1;
+    let mut buf = sealed.clone();
+    assert!(refused(opener.open(
+        index,
+        false,
+        b"aad",
+        &mut buf,
+        &forged_tag
+    )));
+    assert_eq!(buf, sealed, "a refused open leaves the chunk untouched");
+    let mut next = b"chunk one".to_vec();
+    assert!(refused(
+        sealer
+            .seal_next(true, b"aad", &mut next, &mut tag)
+            .map(|_| ())
+    ));
+    assert_eq!(next, b"chunk one", "a refused seal leaves the chunk clear");
+}

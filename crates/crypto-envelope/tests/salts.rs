@@ -123,3 +123,59 @@ fn two_processes_with_a_repeating_random_source_get_distinct_passphrase_salts() 
     };
     assert_ne!(salt(), salt());
 }
+
+#[test]
+fn two_processes_with_a_repeating_random_source_get_distinct_keys_and_ids() {
+    let key = || SecretKey::random_from(&fresh_process()).unwrap();
+    let (a, b) = (key(), key());
+    assert_ne!(a.expose(), b.expose());
+    let id = || DbId::random_from(&fresh_process()).unwrap();
+    assert_ne!(id(), id());
+}
+
+#[test]
+fn two_processes_with_a_repeating_random_source_get_distinct_registry_keys() {
+    use sealkv_crypto_envelope::registry::KeyRegistry;
+    let siv = EncryptionAlgorithm::Aes256GcmSiv.id();
+    let kek = KeySource::Key(MasterKey::from_bytes(&[4; 32]).unwrap());
+    // A deterministic seal is a function of the key alone: equal outputs
+    // would mean equal keys.
+    let sealed = |pick: fn(&mut KeyRegistry) -> DataKey| {
+        let mut registry =
+            KeyRegistry::create_with_provider(DbId([1; 16]), &kek, siv, fresh_process()).unwrap();
+        let key = pick(&mut registry);
+        field::seal_deterministic(registry.provider(), &key, b"user/1", b"amount=100").unwrap()
+    };
+    let data_key = |r: &mut KeyRegistry| r.data_key(r.active_data_key()).unwrap();
+    assert_ne!(sealed(data_key), sealed(data_key));
+    let field_key = |r: &mut KeyRegistry| {
+        let id = r
+            .add_field_key(EncryptionAlgorithm::Aes256GcmSiv.id())
+            .unwrap();
+        r.field_key(id).unwrap()
+    };
+    assert_ne!(sealed(field_key), sealed(field_key));
+}
+
+#[test]
+fn two_processes_with_a_repeating_random_source_get_distinct_registry_salts() {
+    use sealkv_crypto_envelope::registry::KeyRegistry;
+    let kek = KeySource::Passphrase {
+        passphrase: Passphrase::new("correct horse battery staple").unwrap(),
+        params: KdfParams::FLOOR,
+    };
+    // docs/FORMAT.md: the registry's Argon2id salt is bytes 28..60.
+    let salt = || {
+        let registry = KeyRegistry::create_with_provider(
+            DbId([1; 16]),
+            &kek,
+            EncryptionAlgorithm::Aes256Gcm.id(),
+            fresh_process(),
+        )
+        .unwrap();
+        registry.to_bytes()[28..60].to_vec()
+    };
+    let (a, b) = (salt(), salt());
+    assert_ne!(a, [0u8; 32]);
+    assert_ne!(a, b);
+}

@@ -78,6 +78,11 @@ enum Defect {
     /// A bulk path for messages over 128 bytes that reverses the nonce's
     /// bytes: distinct nonces stay distinct, but it is not the algorithm.
     ReversedNonceAbove128,
+    /// Seals messages over 8 KiB (longer than a page) under the all-zero
+    /// nonce.
+    ZeroNonceAbove8K,
+    /// Reverses the nonce's bytes for messages over 8 KiB.
+    ReversedNonceAbove8K,
 }
 
 /// A built-in cipher under any id, name and claims, with a defect.
@@ -129,6 +134,8 @@ impl PluginAead {
             }
             Defect::ZeroNonceAbove128 if len > 128 => vec![0; nonce.len()],
             Defect::ReversedNonceAbove128 if len > 128 => nonce.iter().rev().copied().collect(),
+            Defect::ZeroNonceAbove8K if len > 8192 => vec![0; nonce.len()],
+            Defect::ReversedNonceAbove8K if len > 8192 => nonce.iter().rev().copied().collect(),
             _ => nonce.to_vec(),
         }
     }
@@ -359,6 +366,38 @@ fn a_builtin_id_that_misbehaves_past_128_bytes_is_refused() {
         ),
         Some(Check::DiffersFromBuiltin { counter: 1 })
     );
+}
+
+#[test]
+fn a_cipher_that_misbehaves_past_a_page_is_refused() {
+    // Under a private id, a bulk path that seals long messages under one
+    // nonce shows as keystream shared by the large message's two counters.
+    assert_eq!(
+        refusal(
+            Plugin::new(
+                0x8002,
+                EncryptionAlgorithm::Aes256Gcm,
+                Defect::ZeroNonceAbove8K
+            )
+            .arc()
+        ),
+        Some(Check::CounterNoncesShareKeystream {
+            first: 0,
+            second: u64::MAX
+        })
+    );
+    // Under a built-in id, one that is not the algorithm differs from the
+    // reference (counter 0's nonce reads the same reversed).
+    for inner in [
+        EncryptionAlgorithm::Aes256Gcm,
+        EncryptionAlgorithm::ChaCha20Poly1305,
+    ] {
+        assert_eq!(
+            refusal(Plugin::new(inner.id().0, inner, Defect::ReversedNonceAbove8K).arc()),
+            Some(Check::DiffersFromBuiltin { counter: u64::MAX }),
+            "{inner:?}"
+        );
+    }
 }
 
 /// A homebrew CTR-and-MAC cipher whose counter block is the nonce plus the

@@ -166,7 +166,7 @@ pub(crate) fn header_salt(
         Some(keys) => Ok(*keys.salt()),
         None => {
             let mut salt = [0u8; ARCHIVE_SALT_LEN];
-            provider.fill_random(&mut salt)?;
+            sealkv::crypto::random::mixed_fill(provider, &mut salt)?;
             Ok(salt)
         }
     }

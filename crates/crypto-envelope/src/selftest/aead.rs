@@ -26,6 +26,18 @@ const PAGE_LEN: usize = 4096 + 13;
 /// repeats.
 const PAGE: [u8; PAGE_LEN] = pattern();
 
+/// Length of the large message: 64 KiB and an odd tail, past the length
+/// where a cipher's bulk path (wide pipelines, a parallel split) takes
+/// over.
+const LARGE_LEN: usize = 64 * 1024 + 13;
+
+/// The large message of the generated checks (a static: too big to copy
+/// onto the stack at each use).
+static LARGE: [u8; LARGE_LEN] = pattern();
+
+/// The counters the large message is sealed at: the first and the last.
+const LARGE_COUNTERS: [u64; 2] = [0, u64::MAX];
+
 /// Bytes in which no 16-byte block repeats (byte `i` mixes `i` with an odd
 /// multiplier; a unit test checks the blocks are distinct).
 const fn pattern<const N: usize>() -> [u8; N] {
@@ -55,9 +67,9 @@ struct Decoded {
 }
 
 /// Runs every check of the module docs on `algorithm`; the first that fails
-/// is the error. Costs about 500 seals and opens of at most a page (4 KiB
-/// and 13 bytes), half of them for the misuse-resistance check: a few
-/// milliseconds in an optimised build.
+/// is the error. Costs about 250 seals and opens of at most a page (4 KiB
+/// and 13 bytes), about 25 more for a misuse-resistance claim, and ten of a
+/// 64 KiB message: a few milliseconds in an optimised build.
 pub fn check_algorithm(algorithm: &dyn AeadAlgorithm) -> Result<(), SelfTestFailure> {
     let fail = |check| {
         SelfTestFailure::new(
@@ -106,9 +118,10 @@ fn run(algorithm: &dyn AeadAlgorithm) -> Result<(), Check> {
     let key = &decoded[0].key;
     let aead = build(algorithm, id, key)?;
     let sealed = counter_nonces(aead.as_ref())?;
+    let large = large_message(aead.as_ref())?;
     nonce_bytes(aead.as_ref(), &decoded[0].nonce)?;
     if let Some(b) = builtin {
-        same_as_reference(b, key, &sealed)?;
+        same_as_reference(b, key, &sealed, &large)?;
     }
     if algorithm.misuse_resistant() {
         misuse_resistant(aead.as_ref())?;
@@ -337,6 +350,38 @@ fn counter_nonces(aead: &dyn Aead) -> Result<Vec<CounterSeal>, Check> {
     }
 }
 
+/// Seals [`LARGE`] at each of [`LARGE_COUNTERS`]: each opens back and
+/// refuses its last ciphertext byte flipped, and no 16-byte block of
+/// keystream turns up twice, within one counter or across the two. Returns
+/// what was sealed, by counter.
+fn large_message(aead: &dyn Aead) -> Result<Vec<(u64, Sealed)>, Check> {
+    let mut sealed = Vec::with_capacity(LARGE_COUNTERS.len());
+    for counter in LARGE_COUNTERS {
+        let nonce = nonce_for(counter);
+        let (ct, tag) =
+            seal(aead, &nonce, AAD, &LARGE).ok_or(Check::CounterNonceRoundTrip { counter })?;
+        if opens(aead, &nonce, AAD, &ct, &tag).as_deref() != Some(&LARGE[..]) {
+            return Err(Check::CounterNonceRoundTrip { counter });
+        }
+        let mut flipped = ct.clone();
+        if let Some(last) = flipped.last_mut() {
+            *last ^= 0x80;
+        }
+        if opens(aead, &nonce, AAD, &flipped, &tag).is_some() {
+            return Err(Check::AcceptsFlippedCiphertext);
+        }
+        sealed.push((counter, (ct, tag)));
+    }
+    let keystreams = sealed
+        .iter()
+        .map(|(counter, (ct, _))| (*counter, keystream_blocks(ct, &LARGE)));
+    match shared_block(keystreams) {
+        None => Ok(sealed),
+        Some((first, second)) if first == second => Err(Check::KeystreamRepeats),
+        Some((first, second)) => Err(Check::CounterNoncesShareKeystream { first, second }),
+    }
+}
+
 /// Ciphertext XOR plaintext, the keystream of a stream cipher (and, for
 /// any cipher, what must not repeat between two nonces), as its whole
 /// 16-byte blocks; a partial last block is left out.
@@ -391,11 +436,13 @@ fn nonce_bytes(aead: &dyn Aead, nonce: &[u8]) -> Result<(), Check> {
 }
 
 /// A built-in id must produce the RustCrypto reference's output at every
-/// counter nonce, for the short message and the page-sized one.
+/// counter nonce, for the short message and the page-sized one, and at
+/// both counters of the large one.
 fn same_as_reference(
     builtin: EncryptionAlgorithm,
     key: &SecretKey,
     sealed: &[CounterSeal],
+    large: &[(u64, Sealed)],
 ) -> Result<(), Check> {
     let reference = crate::rustcrypto::ALGORITHMS
         .iter()
@@ -414,21 +461,53 @@ fn same_as_reference(
             });
         }
     }
+    for (counter, ours) in large {
+        if seal(aead.as_ref(), &nonce_for(*counter), AAD, &LARGE).as_ref() != Some(ours) {
+            return Err(Check::DiffersFromBuiltin { counter: *counter });
+        }
+    }
     Ok(())
 }
 
-/// Claimed misuse resistance: the page, and the page with one byte flipped
-/// in any one of its 16-byte blocks (the partial last one included), sealed
-/// under one key and nonce, share no 16-byte block of keystream at any
-/// position. A stream cipher would repeat all of it; a synthetic IV taken
-/// from part of the message only would repeat it for a flip elsewhere.
+/// The length of the message whose every block the misuse-resistance check
+/// flips: seventeen blocks, the last one partial.
+const FLIPPED_LEN: usize = 256 + 13;
+
+/// Claimed misuse resistance: a message, and the same message with one
+/// byte flipped, sealed under one key and nonce, share no 16-byte block of
+/// keystream at any position. A stream cipher would repeat all of it; a
+/// synthetic IV taken from part of the message only would repeat it for a
+/// flip elsewhere. The flips: one in every 16-byte block (the partial last
+/// one included) of a 269-byte message, and in the first, last and three
+/// spread-out blocks of the page, so a length-dependent path is covered
+/// without sealing the page once per block.
 fn misuse_resistant(aead: &dyn Aead) -> Result<(), Check> {
+    let short = &PAGE[..FLIPPED_LEN];
+    let every_block = (0..FLIPPED_LEN).step_by(16);
+    flips_change_all_keystream(aead, short, every_block)?;
+    let spread = [
+        0,
+        PAGE_LEN / 4,
+        PAGE_LEN / 2,
+        3 * PAGE_LEN / 4,
+        PAGE_LEN - 1,
+    ];
+    flips_change_all_keystream(aead, &PAGE, spread)
+}
+
+/// `message` sealed under one nonce, and again with byte `i` flipped for
+/// each of `flips`: no keystream block of a flipped one is the original's.
+fn flips_change_all_keystream(
+    aead: &dyn Aead,
+    message: &[u8],
+    flips: impl IntoIterator<Item = usize>,
+) -> Result<(), Check> {
     let nonce = nonce_for(7);
-    let base = seal(aead, &nonce, AAD, &PAGE).ok_or(Check::Construction("sealing failed"))?;
-    let mut base = keystream_blocks(&base.0, &PAGE);
+    let base = seal(aead, &nonce, AAD, message).ok_or(Check::Construction("sealing failed"))?;
+    let mut base = keystream_blocks(&base.0, message);
     base.sort_unstable();
-    for flip in (0..PAGE_LEN).step_by(16) {
-        let mut m = PAGE;
+    let mut m = message.to_vec();
+    for flip in flips {
         m[flip] ^= 0x01;
         let other = seal(aead, &nonce, AAD, &m).ok_or(Check::Construction("sealing failed"))?;
         if keystream_blocks(&other.0, &m)
@@ -437,6 +516,7 @@ fn misuse_resistant(aead: &dyn Aead) -> Result<(), Check> {
         {
             return Err(Check::NotMisuseResistant);
         }
+        m[flip] ^= 0x01;
     }
     Ok(())
 }
@@ -455,6 +535,7 @@ mod tests {
         assert_eq!(shared_block([(0, blocks(&MESSAGE))]), None);
         assert_eq!(shared_block([(0, blocks(&PAGE))]), None);
         assert_eq!(&PAGE[..64], &MESSAGE[..]);
+        assert_eq!(&LARGE[..PAGE_LEN], &PAGE[..]);
     }
 
     #[test]
