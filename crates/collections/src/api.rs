@@ -123,10 +123,11 @@ where
     /// index; the way to look up a blind index of a collection with
     /// tenants (each tenant's tags are under its own key). An erased
     /// tenant's records are found by no blind value (plain values still
-    /// find them). A collection without tenants is [`Error::NoTenants`].
-    pub fn find_in_tenant<V: SortKey + ?Sized>(
+    /// find them). A collection without tenants is [`Error::NoTenants`];
+    /// a tenant of another type than the schema's, [`Error::TenantType`].
+    pub fn find_in_tenant<N: SortKey + ?Sized, V: SortKey + ?Sized>(
         &self,
-        tenant: &(impl SortKey + ?Sized),
+        tenant: &N,
         index: &str,
         value: &V,
     ) -> Result<Vec<T>, Error> {
@@ -226,9 +227,9 @@ where
     }
 
     /// [`Collection::find_in_tenant`] in this transaction.
-    pub fn find_in_tenant<V: SortKey + ?Sized>(
+    pub fn find_in_tenant<N: SortKey + ?Sized, V: SortKey + ?Sized>(
         &mut self,
-        tenant: &(impl SortKey + ?Sized),
+        tenant: &N,
         index: &str,
         value: &V,
     ) -> Result<Vec<T>, Error> {

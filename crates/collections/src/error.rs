@@ -69,6 +69,17 @@ pub enum Error {
         /// The index.
         index: String,
     },
+    /// A lookup in a tenant whose type is not the schema's tenant type:
+    /// the encodings differ, so it could only ever find nothing.
+    #[error("collection {collection:?} has tenants of {declared} values, not {queried}")]
+    TenantType {
+        /// The collection.
+        collection: String,
+        /// The encoding the tenant was declared with.
+        declared: String,
+        /// The encoding of the tenant looked up.
+        queried: String,
+    },
     /// A lookup in a tenant of a collection whose records have no tenants.
     #[error("collection {collection:?} has no tenants")]
     NoTenants {

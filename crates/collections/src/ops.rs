@@ -115,16 +115,26 @@ where
     }
 
     /// See [`Collection::find_in_tenant`].
-    pub(crate) fn find_in_tenant_at<V: SortKey + ?Sized>(
+    pub(crate) fn find_in_tenant_at<N: SortKey + ?Sized, V: SortKey + ?Sized>(
         &self,
         at: At<'_>,
-        tenant: &(impl SortKey + ?Sized),
+        tenant: &N,
         index: &str,
         value: &V,
     ) -> Result<Vec<T>, Error> {
         if self.inner.tenants.is_none() {
             return Err(Error::NoTenants {
                 collection: self.collection_name(),
+            });
+        }
+        let queried = kind_of::<N>();
+        if let Some(declared) = &self.inner.schema.tenant_kind
+            && *declared != queried
+        {
+            return Err(Error::TenantType {
+                collection: self.collection_name(),
+                declared: declared.clone(),
+                queried,
             });
         }
         let index = self.queryable::<V>(index)?;

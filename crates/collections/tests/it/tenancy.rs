@@ -157,3 +157,22 @@ fn an_erased_tenant_is_not_written_again_even_without_sealed_fields() {
     assert_eq!(visits.count().unwrap(), 2);
     assert!(visits.verify().unwrap().is_clean());
 }
+
+#[test]
+fn a_tenant_of_another_type_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    let users = users(&db);
+    users
+        .insert(&user(1, "acme", "ada", 36, "ada@x.org"))
+        .unwrap();
+    let err = users.find_in_tenant(&7u32, "age", &36u32).unwrap_err();
+    assert!(
+        matches!(&err, Error::TenantType { declared, queried, .. } if declared == "str" && queried == "u32"),
+        "{err:?}"
+    );
+    assert_eq!(
+        users.find_in_tenant("acme", "age", &36u32).unwrap().len(),
+        1
+    );
+}
