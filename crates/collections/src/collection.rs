@@ -38,6 +38,15 @@ fn tags_of(blind: bool) -> (u32, u32) {
     }
 }
 
+/// The key a record's sealed fields must name.
+#[derive(Clone, Copy)]
+enum Expected {
+    /// As the record's transaction sees it (`None`: it has none).
+    Exact(Option<KeyId>),
+    /// As last committed (`None`: none committed yet).
+    Committed(Option<KeyId>),
+}
+
 /// Where an operation runs: in a caller's transaction, or in one of its
 /// own (retried on conflict).
 pub(crate) enum At<'a> {
@@ -364,31 +373,31 @@ where
         if opened.is_empty() {
             return Ok(record);
         }
-        // `None`: no key is known for the record. Only an iteration inside
-        // the transaction that gave the tenant its key looks it up without
-        // finding it: a key that new is not destroyed, and its fields
-        // opened (authenticated) under the key they name.
-        let (expected, known_absent) = match (&self.inner.tenants, self.tenant_of(&record)?) {
-            (Some(tks), Some(tenant)) => {
-                let owner = Owner::Tenant(&tenant);
-                match (tx, self.inner.checked.committed(owner)) {
-                    (_, Some(committed)) => (Some(committed), true),
-                    (Some(tx), None) => (
-                        self.key_for(tx, Some(&tenant), false)?.map(|(k, _)| k),
-                        true,
-                    ),
-                    (None, None) => (
-                        tenants::committed_key(&self.inner.db, &self.inner.checked, tks, &tenant)?,
-                        false,
-                    ),
+        let expected = match (&self.inner.tenants, self.tenant_of(&record)?) {
+            (Some(tks), Some(tenant)) => match tx {
+                // Exactly the key this transaction sees (its own new
+                // tenant's too).
+                Some(tx) => {
+                    Expected::Exact(self.key_for(tx, Some(&tenant), false)?.map(|(k, _)| k))
                 }
-            }
-            _ => (self.inner.field_key, true),
+                None => Expected::Committed(tenants::committed_key(
+                    &self.inner.db,
+                    &self.inner.checked,
+                    tks,
+                    &tenant,
+                )?),
+            },
+            _ => Expected::Exact(self.inner.field_key),
         };
         for field in opened {
             let right = match expected {
-                Some(key) => field.key == key,
-                None => !known_absent && !field.erased,
+                Expected::Exact(key) => Some(field.key) == key,
+                // An iteration sees the committed key, and the transaction
+                // it runs in may have given the tenant a key of its own
+                // (it conflicts when it commits): a field that opened, and
+                // so was authenticated under the key it names, is taken.
+                // Only the record's own key may read as erased.
+                Expected::Committed(key) => !field.erased || Some(field.key) == key,
             };
             if !right {
                 return Err(self.corrupt("a sealed field is not sealed under its record's key"));

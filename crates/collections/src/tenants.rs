@@ -127,8 +127,10 @@ pub(crate) fn key_in(
     Ok(Some((id, Some(stored))))
 }
 
-/// A tenant's field key in the committed state (a tenant's key never
-/// changes once committed), checked against this database.
+/// A tenant's field key in the committed state, checked against this
+/// database. A committed tenant's key never changes (a transaction gives a
+/// tenant a key only where it sees none, and conflicts if another gave it
+/// one meanwhile), so it is kept per handle once read.
 pub(crate) fn committed_key(
     db: &Db,
     checked: &Checked,

@@ -176,3 +176,42 @@ fn a_tenant_of_another_type_is_refused() {
         1
     );
 }
+
+#[test]
+fn a_tenant_created_twice_at_once_reads_its_own_key_until_it_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    let users = users(&db);
+    // Both see no key for initech; each gives it one.
+    let mut first = db.begin_transaction().unwrap();
+    let mut second = db.begin_transaction().unwrap();
+    users
+        .in_tx(&mut first)
+        .insert(&user(1, "initech", "ada", 36, "ada@x.org"))
+        .unwrap();
+    users
+        .in_tx(&mut second)
+        .insert(&user(2, "initech", "bo", 40, "bo@x.org"))
+        .unwrap();
+    first.commit().unwrap();
+    // The committed key is now first's; second still reads its own
+    // record, sealed under its own key, by key and by iteration (the
+    // handle has seen the committed key too).
+    assert_eq!(
+        users.get(&1).unwrap().unwrap().ssn.value().unwrap(),
+        "ssn-0001"
+    );
+    let mine = users.in_tx(&mut second).get(&2).unwrap().unwrap();
+    assert_eq!(mine.ssn.value().unwrap(), "ssn-0002");
+    let all = users
+        .in_tx(&mut second)
+        .iter()
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    assert_eq!(all.iter().map(|u| u.id).collect::<Vec<_>>(), [2]);
+    let err = second.commit().unwrap_err();
+    assert!(matches!(err, sealkv::Error::Conflict), "{err:?}");
+    assert!(users.get(&2).unwrap().is_none());
+    assert!(users.verify().unwrap().is_clean());
+}
