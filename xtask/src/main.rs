@@ -63,13 +63,14 @@ fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String
 
 /// The crates a library user can pick, bottom to top: each is packaged
 /// (and its package built) by `cargo xtask ci`.
-const LIBRARY_CRATES: [&str; 6] = [
+const LIBRARY_CRATES: [&str; 7] = [
     "sealkv-fileio",
     "sealkv-crypto-envelope",
     "sealkv-core-wal",
     "sealkv-core-store",
     "sealkv",
     "sealkv-backup",
+    "sealkv-collections",
 ];
 
 /// The crate CI leaves out: it builds AWS-LC (`cargo xtask plugin` runs it).

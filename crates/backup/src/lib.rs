@@ -16,11 +16,3 @@ pub mod physical;
 
 pub use archive::{ArchiveError, ArchiveSummary, ExportOptions, ImportOptions};
 pub use physical::{BackupSummary, RestoreError, RestoreOptions, restore, verify_backup};
-
-/// The tour in the repository's top-level README, compiled as doctests so
-/// it cannot fall behind the API. It lives here because this crate sees
-/// both the engine and the archive API the tour uses; `cfg(doctest)` keeps
-/// it out of every other build (and of the published package's).
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeTour;

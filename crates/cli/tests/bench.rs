@@ -26,7 +26,7 @@ fn bench_in(dir: &std::path::Path, n: &str, rounds: &str) -> Command {
 }
 
 /// Every workload, in the order it runs.
-const WORKLOADS: [&str; 16] = [
+const WORKLOADS: [&str; 22] = [
     "fillseq",
     "fillrandom",
     "readrandom-after-reopen",
@@ -43,9 +43,26 @@ const WORKLOADS: [&str; 16] = [
     "txn-increment",
     "txn-transfer",
     "mix-90-10",
+    "coll-insert",
+    "coll-lookup",
+    "coll-range",
+    "coll-insert-sealed",
+    "coll-lookup-sealed",
+    "coll-range-sealed",
 ];
 
-/// The workloads the peers run too (all but sealkv's own three).
+/// The collections workloads, which SQLite runs of the peers.
+#[cfg(feature = "peers")]
+const COLL_WORKLOADS: [&str; 6] = [
+    "coll-insert",
+    "coll-lookup",
+    "coll-range",
+    "coll-insert-sealed",
+    "coll-lookup-sealed",
+    "coll-range-sealed",
+];
+
+/// The other workloads the peers run too (all but sealkv's own three).
 #[cfg(feature = "peers")]
 const PEER_WORKLOADS: [&str; 13] = [
     "fillrandom",
@@ -284,6 +301,22 @@ fn peers_adds_a_table_against_every_peer_with_the_best_and_ratios() {
         let ratio: f64 = cells[cells.len() - 2].parse().unwrap();
         assert!(ratio.is_finite() && ratio >= 0.0, "{peers_row}");
     }
+    // The collections rows: SQLite's figure, a dash for the other peers.
+    for w in COLL_WORKLOADS {
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("| {w} |")))
+            .collect();
+        assert_eq!(rows.len(), 2, "{w}: {text}");
+        let cells: Vec<&str> = rows[1].split('|').map(str::trim).collect();
+        assert_eq!(cells[cells.len() - 3], "SQLite", "{}", rows[1]);
+        assert_eq!(
+            cells.iter().filter(|c| **c == "-").count(),
+            3,
+            "{}",
+            rows[1]
+        );
+    }
     // Workloads the peers do not run have no row in their table.
     for w in ["fillseq", "readrandom-warm", "mix-90-10"] {
         assert_eq!(
@@ -310,7 +343,8 @@ fn peers_adds_a_table_against_every_peer_with_the_best_and_ratios() {
     for line in text.lines() {
         let o: serde_json::Value = serde_json::from_str(line).unwrap();
         let w = o["workload"].as_str().unwrap();
-        let ran = PEER_WORKLOADS.contains(&w);
+        let coll = COLL_WORKLOADS.contains(&w);
+        let ran = PEER_WORKLOADS.contains(&w) || coll;
         assert_eq!(o.get("peers_ops_per_sec").is_some(), ran, "{o}");
         if !ran {
             continue;
@@ -318,7 +352,11 @@ fn peers_adds_a_table_against_every_peer_with_the_best_and_ratios() {
         let peers = o["peers_ops_per_sec"].as_object().unwrap();
         let mut names: Vec<&String> = peers.keys().collect();
         names.sort();
-        assert_eq!(names, ["LMDB", "SQLite", "fjall", "redb"], "{o}");
+        if coll {
+            assert_eq!(names, ["SQLite"], "{o}");
+        } else {
+            assert_eq!(names, ["LMDB", "SQLite", "fjall", "redb"], "{o}");
+        }
         let (best_name, best) = peers
             .iter()
             .map(|(n, x)| (n.as_str(), x.as_f64().unwrap()))

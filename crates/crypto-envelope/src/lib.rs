@@ -13,11 +13,12 @@
 //! - Sessions and nonces: [`Keyring`], [`WriterSession`], [`DomainSealer`],
 //!   [`NonceTicket`]; the [`session`] module argues why nonces never repeat.
 //! - Files and values: the key [`registry`], [`field`]-level encryption,
-//!   [`archive`] keys, [`checksum_tag`].
+//!   [`archive`] keys, [`blind`]-index keys, [`checksum_tag`].
 
 mod aead;
 mod algorithm;
 pub mod archive;
+pub mod blind;
 #[cfg(feature = "secret-census")]
 pub mod census;
 mod checksum;

@@ -10,7 +10,8 @@
 //! - Keys: [`Db::rekey`], [`Db::rotate_data_key`], [`Db::reencrypt`]
 //!   ([`ReencryptReport`]), [`Db::key_coverage`]; field keys:
 //!   [`Db::create_field_key`], [`Db::put_sealed`], [`Db::get_sealed`],
-//!   [`Db::destroy_field_key`].
+//!   [`Db::destroy_field_key`]; for values stored elsewhere
+//!   [`Db::seal_field`], [`Db::open_field`], [`Db::blind_index_key`].
 //! - Checking and watching: [`Db::verify`] ([`VerifyReport`] of
 //!   [`Finding`]s), [`Db::stats`] ([`Stats`]).
 //! - Backups: [`Db::backup_to`], [`Db::backup_with`] ([`BackupOptions`]).
@@ -31,6 +32,7 @@ mod config;
 mod db;
 mod errmap;
 mod error;
+mod fieldvalues;
 mod flush;
 mod freshness;
 #[cfg(feature = "fuzzing")]

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use super::people::{People, Table as PeopleTable};
 use super::records::{KEY_LEN, value_into};
 use crate::exit::CliError;
 
@@ -66,7 +67,30 @@ pub(crate) trait Engine: Sync {
     fn take_given_up(&self) -> u64 {
         0
     }
+    /// Whether it runs the collections workloads (through
+    /// [`Engine::people`]).
+    fn runs_people(&self) -> bool {
+        false
+    }
+    /// Opens its `person` table of kind `table` (`fresh`: in a new, empty
+    /// database, any old one removed first), runs `work` on it and closes
+    /// it, as [`Engine::session`] does.
+    fn people(
+        &self,
+        fresh: bool,
+        table: PeopleTable,
+        work: PeopleWork<'_>,
+    ) -> Result<(), CliError> {
+        let _ = (fresh, table, work);
+        Err(CliError::Usage(format!(
+            "bench: {} runs no collections workload",
+            self.name()
+        )))
+    }
 }
+
+/// The work of one session on a `person` table.
+pub(crate) type PeopleWork<'a> = &'a mut dyn FnMut(&dyn People) -> Result<(), CliError>;
 
 /// A check of one value read (`None`: the key is absent).
 pub(crate) type Check<'a> = &'a mut dyn FnMut(Option<&[u8]>) -> Result<(), CliError>;

@@ -16,6 +16,7 @@
 mod engine;
 #[cfg(feature = "peers")]
 mod peers;
+mod people;
 mod records;
 mod report;
 mod space;
@@ -220,12 +221,12 @@ fn measure(
                 let e = (k + round) % count;
                 bar.inc(1);
                 let is_peer = e >= targets.len();
-                if is_peer && !workload.peers_run() {
-                    continue;
-                }
                 let (Some(engine), Some(model)) = (engines.get(e), models.get_mut(e)) else {
                     continue;
                 };
+                if !workload.runs_on(*engine, is_peer) {
+                    continue;
+                }
                 let measure = workload::run(workload, *engine, model, shape)?;
                 if let Some(s) = samples.get_mut(w).and_then(|s| s.get_mut(e)) {
                     s.push(measure);

@@ -131,23 +131,29 @@ fn medians(results: &Results, w: usize) -> Vec<f64> {
         .unwrap_or_default()
 }
 
-/// Medians of one workload, per peer; `None` if the peers did not run it.
-fn peer_medians(results: &Results, w: usize) -> Option<Vec<f64>> {
+/// Medians of one workload, per peer (`None` for a peer that does not run
+/// it); `None` if no peer ran it.
+fn peer_medians(results: &Results, w: usize) -> Option<Vec<Option<f64>>> {
     let per_peer = results.samples.get(w)?.get(results.modes.len()..)?;
-    if per_peer.is_empty() || per_peer.iter().any(|s| s.is_empty()) {
+    if per_peer.iter().all(|s| s.is_empty()) {
         return None;
     }
-    Some(per_peer.iter().map(|s| median(s)).collect())
+    Some(
+        per_peer
+            .iter()
+            .map(|s| (!s.is_empty()).then(|| median(s)))
+            .collect(),
+    )
 }
 
 /// The best peer of a row: its name and figure.
-fn best_peer(results: &Results, peers: &[f64]) -> Option<(&'static str, f64)> {
+fn best_peer(results: &Results, peers: &[Option<f64>]) -> Option<(&'static str, f64)> {
     results
         .peers
         .iter()
         .zip(peers)
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(name, x)| (*name, *x))
+        .filter_map(|(name, x)| Some((*name, (*x)?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 /// The median of one engine's disk-space samples of `slot`.
@@ -305,7 +311,13 @@ pub(crate) fn print_markdown(
     );
     out!(o);
     for w in Workload::ALL {
-        let own = if w.peers_run() { "" } else { " (sealkv only)" };
+        let own = if w.is_people() {
+            " (sealkv and SQLite)"
+        } else if w.peers_run() {
+            ""
+        } else {
+            " (sealkv only)"
+        };
         out!(o, "- `{}`{own}: {}.", w.name(), w.describe());
     }
     out!(
@@ -378,7 +390,10 @@ fn print_peers_markdown(o: &mut String, results: &Results, cache_mib: u64) {
             line.push_str(&format!(" {} |", cell(workload, at(*i))));
         }
         for x in &peers {
-            line.push_str(&format!(" {} |", cell(workload, *x)));
+            match x {
+                Some(x) => line.push_str(&format!(" {} |", cell(workload, *x))),
+                None => line.push_str(" - |"),
+            }
         }
         line.push_str(&format!(" {best_name} |"));
         for (i, _) in &encrypted {
@@ -523,16 +538,23 @@ pub(crate) fn print_json(o: &mut String, results: &Results) {
             );
         }
         // With --peers, on the workloads they ran.
-        if let Some(peers) = peer_medians(results, w) {
-            let (best_name, best) = best_peer(results, &peers).unwrap_or(("", 0.0));
+        if let Some(per_peer) = peer_medians(results, w) {
+            let (best_name, best) = best_peer(results, &per_peer).unwrap_or(("", 0.0));
+            // Only the peers that ran it.
+            let (names, peers): (Vec<&str>, Vec<f64>) = results
+                .peers
+                .iter()
+                .zip(&per_peer)
+                .filter_map(|(name, x)| Some((*name, (*x)?)))
+                .unzip();
             obj.insert(
                 "peers_ops_per_sec".into(),
-                named(&mut results.peers.iter().copied(), &peers).into(),
+                named(&mut names.iter().copied(), &peers).into(),
             );
             if workload.is_latency() {
                 obj.insert(
                     "peers_median_latency_ms".into(),
-                    named(&mut results.peers.iter().copied(), &latency_ms(&peers)).into(),
+                    named(&mut names.iter().copied(), &latency_ms(&peers)).into(),
                 );
             }
             obj.insert("best_peer".into(), json!(best_name));

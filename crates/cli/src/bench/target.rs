@@ -16,7 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sealkv::crypto::{CryptoProvider, EncryptionAlgorithm, MasterKey};
 use sealkv::{Config, Db, Keyspace, Transaction, WriteBatch};
 
-use super::engine::{Batch, Body, Check, Engine, Open, Reader, Store, Table, Txn, Visit};
+use sealkv_collections::{Collection, Index, Schema, Sealed};
+
+use super::engine::{
+    Batch, Body, Check, Engine, Open, PeopleWork, Reader, Store, Table, Txn, Visit,
+};
+use super::people::{People, Person, Table as PeopleTable, VisitPerson};
 use super::records::remove_dir;
 use crate::exit::CliError;
 
@@ -159,6 +164,33 @@ impl Engine for Target {
     fn take_given_up(&self) -> u64 {
         self.given_up.swap(0, Ordering::Relaxed)
     }
+
+    fn runs_people(&self) -> bool {
+        true
+    }
+
+    fn people(
+        &self,
+        fresh: bool,
+        table: PeopleTable,
+        work: PeopleWork<'_>,
+    ) -> Result<(), CliError> {
+        if fresh {
+            remove_dir(&self.dir)?;
+        }
+        let db = Db::open_with_config(self.people_config(fresh)?)?;
+        let result = match table {
+            PeopleTable::Plain => Collection::open(&db, plain_schema())
+                .map_err(coll)
+                .and_then(|c| work(&PlainPeople(c))),
+            PeopleTable::Sealed => Collection::open(&db, sealed_schema())
+                .map_err(coll)
+                .and_then(|c| work(&SealedPeople(c))),
+        };
+        let closed = db.close();
+        result?;
+        Ok(closed?)
+    }
 }
 
 /// The named keyspaces of the transaction workloads.
@@ -263,6 +295,135 @@ impl Txn for SealTxn<'_> {
         match keyspace(self.keyspaces, table)? {
             None => self.tx.put(key, value)?,
             Some(ks) => self.tx.put_in(ks, key, value)?,
+        }
+        Ok(())
+    }
+}
+
+/// A person whose email is sealed: the sealed `person` table's record.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedPerson {
+    id: u64,
+    email: Sealed<String>,
+    name: String,
+    age: u32,
+}
+
+/// The plain `person` table: a unique index on the email, a plain one on
+/// the age.
+fn plain_schema() -> Schema<Person, u64> {
+    Schema::new("person", |p: &Person| p.id)
+        .index("email", Index::unique(), |p| p.email.clone())
+        .index("age", Index::plain(), |p| p.age)
+}
+
+/// The sealed `person` table: the email sealed, its unique index blind.
+fn sealed_schema() -> Schema<SealedPerson, u64> {
+    Schema::new("person", |p: &SealedPerson| p.id)
+        .index("email", Index::unique().blind(), |p| {
+            p.email.value().cloned()
+        })
+        .index("age", Index::plain(), |p| p.age)
+}
+
+impl Target {
+    /// The configuration of the collections database: the mode's, and in
+    /// plaintext mode a key that only seals the sealed fields (the
+    /// database itself stays plaintext at rest).
+    fn people_config(&self, create: bool) -> Result<Config, CliError> {
+        let c = self.config(create)?;
+        if self.mode.algorithm.is_some() {
+            return Ok(c);
+        }
+        let key = MasterKey::from_bytes(&[0x42; 32]).map_err(|e| CliError::Key(e.to_string()))?;
+        Ok(c.encryption_key(key).encrypt_at_rest(false))
+    }
+}
+
+/// A collections error as the CLI's: the engine's own as it is, the
+/// others (a unique violation, a damaged record or index entry) as a
+/// failed check of what the bench wrote.
+fn coll(e: sealkv_collections::Error) -> CliError {
+    match e {
+        sealkv_collections::Error::Db(e) => CliError::Db(e),
+        other => CliError::CheckFailed(format!("bench: collections: {other}")),
+    }
+}
+
+/// The plain `person` table of sealkv-collections.
+struct PlainPeople(Collection<Person, u64>);
+
+impl People for PlainPeople {
+    fn insert(&self, ids: &[u64]) -> Result<(), CliError> {
+        self.0
+            .db()
+            .transaction(|tx| {
+                let mut c = self.0.in_tx(tx);
+                for &id in ids {
+                    c.insert(&Person::of(id))?;
+                }
+                Ok::<_, sealkv_collections::Error>(())
+            })
+            .map_err(coll)
+    }
+
+    fn by_email(&self, email: &str) -> Result<Option<Person>, CliError> {
+        self.0.find_unique("email", email).map_err(coll)
+    }
+
+    fn by_age(&self, lo: u32, hi: u32, visit: VisitPerson<'_>) -> Result<(), CliError> {
+        for p in self.0.range_by("age", lo..hi).map_err(coll)? {
+            visit(p)?;
+        }
+        Ok(())
+    }
+}
+
+/// The sealed `person` table of sealkv-collections.
+struct SealedPeople(Collection<SealedPerson, u64>);
+
+/// A sealed person as a [`Person`] (an email it cannot read is an empty
+/// one, which no check accepts).
+fn unsealed(p: SealedPerson) -> Person {
+    Person {
+        id: p.id,
+        email: p.email.into_value().unwrap_or_default(),
+        name: p.name,
+        age: p.age,
+    }
+}
+
+impl People for SealedPeople {
+    fn insert(&self, ids: &[u64]) -> Result<(), CliError> {
+        self.0
+            .db()
+            .transaction(|tx| {
+                let mut c = self.0.in_tx(tx);
+                for &id in ids {
+                    let p = Person::of(id);
+                    c.insert(&SealedPerson {
+                        id: p.id,
+                        email: Sealed::new(p.email),
+                        name: p.name,
+                        age: p.age,
+                    })?;
+                }
+                Ok::<_, sealkv_collections::Error>(())
+            })
+            .map_err(coll)
+    }
+
+    fn by_email(&self, email: &str) -> Result<Option<Person>, CliError> {
+        Ok(self
+            .0
+            .find_unique("email", &Some(email.to_string()))
+            .map_err(coll)?
+            .map(unsealed))
+    }
+
+    fn by_age(&self, lo: u32, hi: u32, visit: VisitPerson<'_>) -> Result<(), CliError> {
+        for p in self.0.range_by("age", lo..hi).map_err(coll)? {
+            visit(unsealed(p))?;
         }
         Ok(())
     }

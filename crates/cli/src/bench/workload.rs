@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::engine::{Batch, Engine, Open, Reader, Store};
+use super::people::{self, Table as PeopleTable};
 use super::records::{Model, Scatter, index_of, mismatch};
 use super::{txn, ycsb};
 use crate::exit::CliError;
@@ -63,10 +64,16 @@ pub(crate) enum Workload {
     TxnIncrement,
     TxnTransfer,
     Mix,
+    CollInsert,
+    CollLookup,
+    CollRange,
+    CollInsertSealed,
+    CollLookupSealed,
+    CollRangeSealed,
 }
 
 impl Workload {
-    pub(crate) const ALL: [Workload; 16] = [
+    pub(crate) const ALL: [Workload; 22] = [
         Workload::FillSeq,
         Workload::FillRandom,
         Workload::ReadRandomCold,
@@ -83,6 +90,12 @@ impl Workload {
         Workload::TxnIncrement,
         Workload::TxnTransfer,
         Workload::Mix,
+        Workload::CollInsert,
+        Workload::CollLookup,
+        Workload::CollRange,
+        Workload::CollInsertSealed,
+        Workload::CollLookupSealed,
+        Workload::CollRangeSealed,
     ];
 
     /// The name in the report and in `--json`.
@@ -104,6 +117,12 @@ impl Workload {
             Workload::TxnIncrement => "txn-increment",
             Workload::TxnTransfer => "txn-transfer",
             Workload::Mix => "mix-90-10",
+            Workload::CollInsert => "coll-insert",
+            Workload::CollLookup => "coll-lookup",
+            Workload::CollRange => "coll-range",
+            Workload::CollInsertSealed => "coll-insert-sealed",
+            Workload::CollLookupSealed => "coll-lookup-sealed",
+            Workload::CollRangeSealed => "coll-range-sealed",
         }
     }
 
@@ -152,6 +171,45 @@ impl Workload {
             Workload::Mix => {
                 "N operations: 90% random gets (checked), 10% puts committed durably 100 at a time"
             }
+            Workload::CollInsert => {
+                "a typed table of N persons (id, email, name, age; sealkv-collections, postcard records) with a unique index on the email and a plain one on the age: N inserts in scattered id order into a fresh database, 1,000 per durable transaction (SQLite: the same table and indexes, WAL, synchronous=FULL)"
+            }
+            Workload::CollLookup => {
+                "after a reopen: N/5 persons found by email through the unique index, each whole record checked"
+            }
+            Workload::CollRange => {
+                "after a reopen: 200 ranges of 2 ages (of 100) through the age index, each row checked (age, order, whole record) and each range's count; ops/s = rows returned per second"
+            }
+            Workload::CollInsertSealed => {
+                "as coll-insert, the email sealed (field-encrypted under the collection's field key; in plaintext mode too) and its unique index blind (an HMAC tag: neither the email nor a deterministic ciphertext on disk); SQLite runs its plain table again"
+            }
+            Workload::CollLookupSealed => "as coll-lookup, on the sealed table, by the blind index",
+            Workload::CollRangeSealed => "as coll-range, on the sealed table",
+        }
+    }
+
+    /// Whether it is a collections workload (run by the engines whose
+    /// [`Engine::runs_people`] says so).
+    pub(crate) fn is_people(self) -> bool {
+        matches!(
+            self,
+            Workload::CollInsert
+                | Workload::CollLookup
+                | Workload::CollRange
+                | Workload::CollInsertSealed
+                | Workload::CollLookupSealed
+                | Workload::CollRangeSealed
+        )
+    }
+
+    /// Whether an engine runs it: sealkv's modes run every workload, a
+    /// peer those [`Workload::peers_run`] names, the collections ones only
+    /// if it has a `person` table.
+    pub(crate) fn runs_on(self, engine: &dyn Engine, is_peer: bool) -> bool {
+        if self.is_people() {
+            engine.runs_people()
+        } else {
+            !is_peer || self.peers_run()
         }
     }
 
@@ -206,6 +264,12 @@ pub(crate) fn run(
         Workload::TxnIncrement => txn::increment(engine, shape),
         Workload::TxnTransfer => txn::transfer(engine, shape),
         Workload::Mix => mix(engine, model, shape),
+        Workload::CollInsert => people::insert(engine, PeopleTable::Plain, shape),
+        Workload::CollLookup => people::lookup(engine, PeopleTable::Plain, shape),
+        Workload::CollRange => people::range(engine, PeopleTable::Plain, shape),
+        Workload::CollInsertSealed => people::insert(engine, PeopleTable::Sealed, shape),
+        Workload::CollLookupSealed => people::lookup(engine, PeopleTable::Sealed, shape),
+        Workload::CollRangeSealed => people::range(engine, PeopleTable::Sealed, shape),
     }
 }
 

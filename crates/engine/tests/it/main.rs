@@ -10,6 +10,7 @@ mod chunked_flush;
 mod crash;
 mod encryption;
 mod faults;
+mod field_values;
 mod freshness;
 mod fuzz;
 mod get_race;

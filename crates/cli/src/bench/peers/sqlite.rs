@@ -15,7 +15,10 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::failure;
-use crate::bench::engine::{Batch, Body, Check, Engine, Open, Reader, Store, Table, Txn, Visit};
+use crate::bench::engine::{
+    Batch, Body, Check, Engine, Open, PeopleWork, Reader, Store, Table, Txn, Visit,
+};
+use crate::bench::people::{People, Person, Table as PeopleTable, VisitPerson};
 use crate::bench::records::fresh_dir;
 use crate::exit::CliError;
 
@@ -106,6 +109,33 @@ impl Engine for Sqlite {
         for conn in pool {
             conn.close().map_err(|(_, e)| self.fail(e))?;
         }
+        result
+    }
+
+    fn runs_people(&self) -> bool {
+        true
+    }
+
+    /// The same table whichever `table` is asked for: SQLite has no sealed
+    /// fields.
+    fn people(
+        &self,
+        fresh: bool,
+        _table: PeopleTable,
+        work: PeopleWork<'_>,
+    ) -> Result<(), CliError> {
+        if fresh {
+            fresh_dir(&self.dir)?;
+        }
+        let people = SqlitePeople {
+            conn: self.connect_people(fresh)?,
+            engine: self,
+        };
+        let result = work(&people);
+        people
+            .conn
+            .close()
+            .map_err(|(_, e)| failure("SQLite", &self.people_path(), e))?;
         result
     }
 }
@@ -301,6 +331,119 @@ impl Txn for SqliteTxn<'_> {
             .map_err(&err)?
             .execute(params![key, value])
             .map_err(&err)?;
+        Ok(())
+    }
+}
+
+impl Sqlite {
+    /// The file of the `person` table.
+    fn people_path(&self) -> PathBuf {
+        self.dir.join("people.sqlite")
+    }
+
+    /// Opens the `person` table (id, email, name, age) with a unique index
+    /// on the email and a plain one on the age, creating it when `fresh`.
+    fn connect_people(&self, fresh: bool) -> Result<Connection, CliError> {
+        let path = self.people_path();
+        let err = |e: rusqlite::Error| failure("SQLite", &path, e);
+        if !fresh && !path.exists() {
+            return Err(CliError::Peer {
+                engine: "SQLite",
+                path,
+                message: "no person table to open".into(),
+            });
+        }
+        let conn = Connection::open(&path).map_err(err)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(failure(
+                "SQLite",
+                &path,
+                format!("journal_mode is {mode}, not wal"),
+            ));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS person (id INTEGER PRIMARY KEY, email TEXT NOT NULL, \
+             name TEXT NOT NULL, age INTEGER NOT NULL);
+             CREATE UNIQUE INDEX IF NOT EXISTS person_email ON person(email);
+             CREATE INDEX IF NOT EXISTS person_age ON person(age);",
+        )
+        .map_err(err)?;
+        Ok(conn)
+    }
+}
+
+/// The `person` table on one connection.
+struct SqlitePeople<'a> {
+    conn: Connection,
+    engine: &'a Sqlite,
+}
+
+impl SqlitePeople<'_> {
+    fn fail(&self, e: rusqlite::Error) -> CliError {
+        failure("SQLite", &self.engine.people_path(), e)
+    }
+}
+
+/// A row of `person` (id, email, name, age) as a [`Person`].
+fn person(row: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
+    Ok(Person {
+        id: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(u64::MAX),
+        email: row.get(1)?,
+        name: row.get(2)?,
+        age: row.get(3)?,
+    })
+}
+
+impl People for SqlitePeople<'_> {
+    fn insert(&self, ids: &[u64]) -> Result<(), CliError> {
+        let err = |e| self.fail(e);
+        let tx = self.conn.unchecked_transaction().map_err(err)?;
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO person (id, email, name, age) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(err)?;
+            for &id in ids {
+                let p = Person::of(id);
+                let id = i64::try_from(p.id)
+                    .map_err(|e| failure("SQLite", &self.engine.people_path(), e))?;
+                insert
+                    .execute(params![id, p.email, p.name, p.age])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn by_email(&self, email: &str) -> Result<Option<Person>, CliError> {
+        let err = |e| self.fail(e);
+        let mut find = self
+            .conn
+            .prepare_cached("SELECT id, email, name, age FROM person WHERE email = ?1")
+            .map_err(err)?;
+        let mut rows = find.query(params![email]).map_err(err)?;
+        match rows.next().map_err(err)? {
+            None => Ok(None),
+            Some(row) => Ok(Some(person(row).map_err(err)?)),
+        }
+    }
+
+    fn by_age(&self, lo: u32, hi: u32, visit: VisitPerson<'_>) -> Result<(), CliError> {
+        let err = |e| self.fail(e);
+        let mut range = self
+            .conn
+            .prepare_cached(
+                "SELECT id, email, name, age FROM person WHERE age >= ?1 AND age < ?2 ORDER BY age",
+            )
+            .map_err(err)?;
+        let mut rows = range.query(params![lo, hi]).map_err(err)?;
+        while let Some(row) = rows.next().map_err(err)? {
+            visit(person(row).map_err(err)?)?;
+        }
         Ok(())
     }
 }

@@ -7,7 +7,9 @@
 use super::*;
 use crate::bench::engine::Open;
 use crate::bench::records::Model;
-use crate::bench::tests::{dump, every_check_fails_on_a_wrong_value, expected, target};
+use crate::bench::tests::{
+    assert_measured, dump, every_check_fails_on_a_wrong_value, expected, target,
+};
 use crate::bench::workload::{self, Measure, Workload};
 
 #[test]
@@ -20,14 +22,20 @@ fn each_peer_runs_its_workloads_and_holds_the_records_sealkv_holds() {
     };
     let sealkv = target(tmp.path(), 1);
     let mut sealkv_model = Model::default();
-    for w in Workload::ALL.into_iter().filter(|w| w.peers_run()) {
+    for w in Workload::ALL
+        .into_iter()
+        .filter(|w| w.peers_run() && !w.is_people())
+    {
         workload::run(w, &sealkv, &mut sealkv_model, shape).unwrap();
     }
     let sealed = dump(&sealkv);
     assert_eq!(sealed, expected(&sealkv_model, shape.value_len));
     for peer in all(tmp.path(), shape) {
         let mut model = Model::default();
-        for w in Workload::ALL.into_iter().filter(|w| w.peers_run()) {
+        for w in Workload::ALL
+            .into_iter()
+            .filter(|w| w.runs_on(peer.as_ref(), true) && !w.is_people())
+        {
             match workload::run(w, peer.as_ref(), &mut model, shape) {
                 Ok(Measure::Throughput { ops, .. }) => assert!(ops > 0),
                 Ok(Measure::Latency(d)) => assert!(w.is_latency() && !d.is_zero()),
@@ -37,6 +45,17 @@ fn each_peer_runs_its_workloads_and_holds_the_records_sealkv_holds() {
         }
         assert_eq!(dump(peer.as_ref()), sealed, "{}", peer.name());
         assert!(peer.dir().starts_with(tmp.path()));
+        // The collections workloads, on the peers that have a table for
+        // them: SQLite.
+        assert_eq!(peer.runs_people(), peer.name() == "SQLite");
+        for w in Workload::ALL.into_iter().filter(|w| w.is_people()) {
+            if !w.runs_on(peer.as_ref(), true) {
+                continue;
+            }
+            let m = workload::run(w, peer.as_ref(), &mut model, shape)
+                .unwrap_or_else(|e| panic!("{} {w:?}: {e}", peer.name()));
+            assert_measured(w, m);
+        }
     }
 }
 

@@ -1,0 +1,99 @@
+//! Field-level encryption for values the caller stores itself (in a
+//! keyspace, a batch or a transaction), and blind-index keys.
+//!
+//! [`Db::put_sealed`] seals and stores in one call, in the default
+//! keyspace. Layers built on the engine (typed collections) seal values
+//! that go into their own records and transactions: they seal with
+//! [`Db::seal_field`], open with [`Db::open_field`], and look sealed values
+//! up by equality through a [`BlindIndexKey`] from
+//! [`Db::blind_index_key`]. The field key never leaves the engine.
+
+use sealkv_crypto_envelope::KeyId;
+use sealkv_crypto_envelope::blind::BlindIndexKey;
+use sealkv_crypto_envelope::field;
+
+use crate::db::Db;
+use crate::error::Error;
+use crate::keys::KeyState;
+
+impl Db {
+    fn field_keys(&self) -> Result<&KeyState, Error> {
+        self.inner.keys.as_ref().ok_or(Error::MissingKey)
+    }
+
+    /// Seals `value` under field key `field_key` with a fresh random salt,
+    /// bound to `context` (the place the value is stored, such as its
+    /// record key: it opens only with the same context), as
+    /// [`Db::put_sealed`] does, without storing it. A destroyed key
+    /// answers [`Error::KeyDestroyed`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = sealkv::Config::new(dir.path())
+    ///     .encrypt_at_rest(false)
+    ///     .encryption_key(sealkv::crypto::MasterKey::from_bytes(&[7; 32])?)
+    ///     .open()?;
+    /// let tenant = db.create_field_key()?;
+    /// let sealed = db.seal_field(tenant, b"users/42/ssn", b"078-05-1120")?;
+    /// let notes = db.keyspace("notes")?;
+    /// notes.put(b"42", &sealed)?; // anywhere: a keyspace, a batch, a transaction
+    /// assert_eq!(db.open_field(b"users/42/ssn", &notes.get(b"42")?.unwrap())?, b"078-05-1120");
+    /// assert!(db.open_field(b"users/43/ssn", &sealed).is_err()); // bound to its context
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn seal_field(
+        &self,
+        field_key: KeyId,
+        context: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let fk = self.field_keys()?.field_key(field_key)?;
+        Ok(field::seal_randomized(
+            &self.inner.config.provider,
+            &fk,
+            context,
+            value,
+        )?)
+    }
+
+    /// Opens a value sealed by [`Db::seal_field`] (or stored by
+    /// [`Db::put_sealed`], whose context is the record key) with the
+    /// context it was sealed for; a deterministic value takes its field id
+    /// as context. The field key is the one the value's header names; a
+    /// destroyed one answers [`Error::KeyDestroyed`], a changed value or
+    /// another context [`Error::Field`].
+    pub fn open_field(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        let header = field::header(sealed)?;
+        let fk = self.field_keys()?.field_key(header.key_id)?;
+        Ok(field::open(
+            &self.inner.config.provider,
+            &fk,
+            context,
+            sealed,
+        )?)
+    }
+
+    /// The blind-index key of `scope` (the parts that name what is indexed:
+    /// a collection, a field, a tenant) under field key `field_key` in this
+    /// database: `HKDF-SHA256(field key, salt = database id,
+    /// "sealkv/v1/field/blind-index" || each part length-prefixed)`, whose
+    /// tags are `HMAC-SHA256(index key, value)` (see
+    /// [`sealkv_crypto_envelope::blind`]). Destroying the field key makes
+    /// every tag under it unlinkable. A destroyed key answers
+    /// [`Error::KeyDestroyed`].
+    pub fn blind_index_key(
+        &self,
+        field_key: KeyId,
+        scope: &[&[u8]],
+    ) -> Result<BlindIndexKey, Error> {
+        let fk = self.field_keys()?.field_key(field_key)?;
+        Ok(BlindIndexKey::derive(
+            &self.inner.config.provider,
+            &fk,
+            &self.id(),
+            scope,
+        )?)
+    }
+}
