@@ -45,6 +45,34 @@ pub fn ensure_no_database_recorded(anchor: &dyn FreshnessAnchor, dir: &Path) -> 
     })
 }
 
+/// After an open fell back from the newest meta page (`present`) to the
+/// older slot (`served`): the state served must belong to the line of
+/// commits the anchor records (where it records one) and be at or after
+/// its commit, with the meta page it records at that commit.
+fn check_served_after_fall_back(
+    dir: &Path,
+    present: &AnchorState,
+    served: &AnchorState,
+    anchor: &AnchorState,
+) -> Result<(), Error> {
+    let why = if served.other_lineage(anchor) {
+        "belongs to another line of commits"
+    } else if served.commit < anchor.commit {
+        "is older than the anchor records"
+    } else if served.diverges_from(anchor).is_some() {
+        "is not the meta page the anchor records at that commit"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Rollback {
+        file: dir.to_path_buf(),
+        what: format!(
+            "the newest meta page (commit {}) does not fit the tree in this page file, and the open fell back to the older meta slot (commit {}), which {why} (the freshness anchor records commit {}): a meta page of the anchored database put into a backup or an older copy, or damage to a durable commit. Put the anchored database back, or restore it from a backup",
+            present.commit, served.commit, anchor.commit
+        ),
+    })
+}
+
 /// What the anchor was last told (or answered at open).
 #[derive(Debug, Default)]
 struct Recorded {
@@ -124,11 +152,23 @@ impl Freshness {
     }
 
     /// At the open of an existing database whose directory presents
-    /// `present`: the anchor must not record a newer state.
+    /// `present` (its newest authenticated meta page): the anchor must not
+    /// record a newer state.
+    ///
+    /// `served` is the state the open serves when it fell back past
+    /// `present` to the older meta slot (the newest meta page
+    /// authenticated, its tree did not). It must be at or after the anchor
+    /// too: the anchor records only durable commits, and a crash does not
+    /// break the tree of a durable commit, so a fall-back below the
+    /// anchored commit is damage or a meta page put into an older copy
+    /// (every copy's meta pages authenticate in every other: same database
+    /// id, same data keys). Either way the state served is not the newest
+    /// one the anchor vouches for: `Rollback`.
     pub(crate) fn check(
         &self,
         dir: &Path,
         present: &AnchorState,
+        served: Option<&AnchorState>,
         keys: &AnchorKeys,
     ) -> Result<(), Error> {
         let loaded = self.anchor.load(keys)?;
@@ -174,6 +214,9 @@ impl Freshness {
                         present.registry_generation
                     ),
                 });
+            }
+            if let Some(served) = served {
+                check_served_after_fall_back(dir, present, served, a)?;
             }
         }
         self.recorded().state = loaded;

@@ -81,12 +81,12 @@ pub(crate) fn record_newer_registry_at_open(
 
 /// The lineage a committed meta page's engine fields record (zeros for
 /// none: a page file of version 2 not yet rewritten, which is what an
-/// anchor records as "no lineage").
-pub(crate) fn lineage_of(app_meta: &[u8]) -> Lineage {
-    EngineMeta::decode(app_meta, Path::new(DATA_FILE))
-        .ok()
-        .and_then(|m| m.lineage)
-        .unwrap_or_default()
+/// anchor records as "no lineage"). Engine fields that do not decode are
+/// the page file's error (`data`), never "no lineage".
+pub(crate) fn lineage_of(app_meta: &[u8], data: &Path) -> Result<Lineage, Error> {
+    Ok(EngineMeta::decode(app_meta, data)?
+        .lineage
+        .unwrap_or_default())
 }
 
 impl Inner {
@@ -131,16 +131,31 @@ impl Inner {
     /// What the directory holds now, for the freshness anchor: the last
     /// commit's number, meta page tag and lineage read as one committed
     /// state, with the registry.
-    pub(crate) fn anchor_state(&self) -> AnchorState {
+    pub(crate) fn anchor_state(&self) -> Result<AnchorState, Error> {
+        self.anchor_state_with(
+            self.keys.as_ref().map_or(0, KeyState::generation),
+            self.keys.as_ref().map_or([0; 32], KeyState::fingerprint),
+        )
+    }
+
+    /// [`Inner::anchor_state`] with the registry's generation and hash
+    /// given (a caller holding the registry lock cannot ask for them).
+    /// Engine fields that do not decode are the page file's error: an
+    /// anchor never records "no lineage" for them.
+    fn anchor_state_with(
+        &self,
+        registry_generation: u64,
+        registry_hash: [u8; 32],
+    ) -> Result<AnchorState, Error> {
         let last = self.store.last_commit();
-        AnchorState {
+        Ok(AnchorState {
             db_id: self.store.db_id(),
             commit: last.txn,
-            registry_generation: self.keys.as_ref().map_or(0, KeyState::generation),
-            registry_hash: self.keys.as_ref().map_or([0; 32], KeyState::fingerprint),
+            registry_generation,
+            registry_hash,
             meta_tag: last.meta_tag,
-            lineage: lineage_of(&last.app_meta),
-        }
+            lineage: lineage_of(&last.app_meta, &self.dir.join(DATA_FILE))?,
+        })
     }
 
     /// The keys the freshness anchor is authenticated with.
@@ -159,7 +174,8 @@ impl Inner {
         let Some(f) = &self.freshness else {
             return Ok(());
         };
-        f.record(self.anchor_state(), &self.anchor_keys(), force)
+        self.anchor_state()
+            .and_then(|state| f.record(state, &self.anchor_keys(), force))
             .map_err(|e| self.anchor_failed(e))
     }
 
@@ -187,15 +203,9 @@ impl Inner {
         let Some(f) = &self.freshness else {
             return Ok(());
         };
-        let last = self.store.last_commit();
-        let state = AnchorState {
-            db_id: self.store.db_id(),
-            commit: last.txn,
-            registry_generation: generation,
-            registry_hash,
-            meta_tag: last.meta_tag,
-            lineage: lineage_of(&last.app_meta),
-        };
+        let state = self
+            .anchor_state_with(generation, registry_hash)
+            .map_err(|e| self.anchor_failed(e))?;
         f.record_always(state, &AnchorKeys::new(keys.to_vec()))
             .map_err(|e| self.anchor_failed(e))
     }
@@ -235,5 +245,36 @@ impl Inner {
             self.store.new_session().map_err(err)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Engine fields that do not decode are the page file's error, never
+    /// "no lineage" (which an anchor would read as a page file written
+    /// before lineages, and a runtime anchor update would record as zeros,
+    /// turning the lineage check off); a version 2 meta page has none.
+    #[test]
+    fn undecodable_engine_fields_are_an_error_not_no_lineage() {
+        let data = Path::new(DATA_FILE);
+        let mut bytes = EngineMeta {
+            lineage: Some([9; 16]),
+            ..EngineMeta::default()
+        }
+        .encode();
+        assert_eq!(lineage_of(&bytes, data).unwrap(), [9; 16]);
+        let v2 = EngineMeta::default().encode();
+        assert_eq!(lineage_of(&v2, data).unwrap(), [0; 16]);
+        bytes[4] = 0x7f;
+        assert!(matches!(
+            lineage_of(&bytes, data),
+            Err(Error::Corruption { .. })
+        ));
+        assert!(matches!(
+            lineage_of(&bytes[..40], data),
+            Err(Error::Corruption { .. })
+        ));
     }
 }

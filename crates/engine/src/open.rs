@@ -229,7 +229,20 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
                     .as_ref()
                     .map_or([0; 32], KeyState::fingerprint),
                 meta_tag: report.newest_meta_tag,
-                lineage: crate::keycommit::lineage_of(&report.newest_app_meta),
+                lineage: crate::keycommit::lineage_of(&report.newest_app_meta, &data)?,
+            };
+            // What the open serves, when it is not the newest meta page.
+            let served = match report.fell_back {
+                Some(_) => {
+                    let last = existing.store.last_commit();
+                    Some(AnchorState {
+                        commit: last.txn,
+                        meta_tag: last.meta_tag,
+                        lineage: crate::keycommit::lineage_of(&last.app_meta, &data)?,
+                        ..present
+                    })
+                }
+                None => None,
             };
             // A registry made by this open (a plaintext database opened
             // with a key for the first time) did not authenticate the
@@ -238,7 +251,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
                 Some(k) if !existing.registry_created => AnchorKeys::new(vec![k.anchor_key()]),
                 _ => AnchorKeys::none(),
             };
-            f.check(&dir, &present, &keys)?;
+            f.check(&dir, &present, served.as_ref(), &keys)?;
         }
         if let Some(report) = report {
             store_findings(&data, report, &mut open_findings);

@@ -528,3 +528,132 @@ fn a_backup_put_in_place_of_the_anchored_directory_is_a_rollback() {
         }
     }
 }
+
+/// The files of a real directory, recursively, but its lock files (an
+/// open takes them before anything else): what a refused open must leave
+/// as it found it.
+fn files_of(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let path = e.path();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files_of(&path));
+        } else if !path.to_string_lossy().ends_with("LOCK")
+            && !path.to_string_lossy().ends_with(".lock")
+        {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The transaction number in the clear header of meta slot `slot`.
+fn slot_txn(page_file: &[u8], slot: usize) -> u64 {
+    u64::from_be_bytes(
+        page_file[slot * 4096 + 56..slot * 4096 + 64]
+            .try_into()
+            .unwrap(),
+    )
+}
+
+/// The live database's meta pages authenticate in any copy of it (same
+/// database id, same data keys). One spliced into a backup or an older
+/// `cp -r` copy is the newest meta page there, and it carries the live
+/// commit number, tag and lineage, but its tree is not in that file: the
+/// open falls back to the copy's own meta page. The state actually served
+/// is then checked against the anchor too, so the copy is `Rollback`,
+/// whichever slot the live page went into, and nothing in the directory is
+/// written.
+#[test]
+fn a_live_meta_page_spliced_into_an_older_copy_is_a_rollback() {
+    let mut accepted = Vec::new();
+    for alg in [None, Some(EncryptionAlgorithm::Aes256Gcm)] {
+        for copy_kind in ["backup", "cp -r"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let live = tmp.path().join("live");
+            let copy = tmp.path().join("copy");
+            let anchor_path = tmp.path().join("db.anchor");
+            let config = |dir: &std::path::Path| {
+                let c = Config::new(dir).freshness_anchor(Arc::new(FileAnchor::new(&anchor_path)));
+                match alg {
+                    Some(a) => c.encryption_key(key(7)).encryption_algorithm(a),
+                    None => c,
+                }
+            };
+            let db = Db::open_with_config(config(&live)).unwrap();
+            db.put(b"balance", b"100").unwrap();
+            db.flush().unwrap();
+            let db = match copy_kind {
+                "backup" => {
+                    db.backup_to(&copy, &mut |_| {}).unwrap();
+                    db
+                }
+                _ => {
+                    db.close().unwrap();
+                    copy_tree(&live, &copy);
+                    Db::open_with_config(config(&live)).unwrap()
+                }
+            };
+            for i in 0..10u32 {
+                db.put(b"balance", format!("live-{i}").as_bytes()).unwrap();
+                db.put(format!("k{i}").as_bytes(), vec![1u8; 3000]).unwrap();
+                db.flush().unwrap();
+            }
+            db.close().unwrap();
+            let live_pages = std::fs::read(live.join("data.sealkv")).unwrap();
+            let newest_slot = if slot_txn(&live_pages, 1) > slot_txn(&live_pages, 2) {
+                1
+            } else {
+                2
+            };
+            for slot in [1usize, 2] {
+                let what = format!("{alg:?} {copy_kind} slot {slot}");
+                let attack = tmp.path().join(format!("attack{slot}"));
+                copy_tree(&copy, &attack);
+                let mut pages = std::fs::read(attack.join("data.sealkv")).unwrap();
+                let own_newest = slot_txn(&pages, 1).max(slot_txn(&pages, 2));
+                pages[slot * 4096..(slot + 1) * 4096]
+                    .copy_from_slice(&live_pages[slot * 4096..(slot + 1) * 4096]);
+                // The spliced page is the newest there: an open that does
+                // not refuse serves the copy's own, older meta page.
+                assert!(slot_txn(&pages, slot) > own_newest, "{what}");
+                std::fs::write(attack.join("data.sealkv"), &pages).unwrap();
+                let before = files_of(&attack);
+                for read_only in [true, false] {
+                    match Db::open_with_config(config(&attack).read_only(read_only)) {
+                        Err(Error::Rollback { what: why, .. }) => {
+                            if slot == newest_slot {
+                                assert!(why.contains("fell back"), "{what}: {why}");
+                            }
+                        }
+                        Err(e) => panic!("{what} read_only={read_only}: {e:?}"),
+                        Ok(db) => {
+                            accepted.push(format!(
+                                "{what} read_only={read_only}: opened, balance {:?}",
+                                db.get(b"balance").unwrap()
+                            ));
+                            continue;
+                        }
+                    }
+                    assert!(files_of(&attack) == before, "{what}: the directory changed");
+                }
+            }
+        }
+    }
+    assert!(accepted.is_empty(), "accepted as current: {accepted:#?}");
+}
