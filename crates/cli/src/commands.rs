@@ -5,7 +5,7 @@
 
 use std::ffi::OsStr;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
@@ -469,7 +469,44 @@ pub(crate) fn backup(g: &Global, dest: &Path) -> Result<(), CliError> {
 
 /// `restore BACKUP DEST`: checks the backup with the key, then puts a copy
 /// under a new data key in place.
+///
+/// With `--anchor-file PATH`, the anchor is pointed at the restored
+/// database once it is in place. A note beside PATH (`PATH.restoring`,
+/// naming DEST) lasts from before the restore until the anchor points at
+/// DEST: a run stopped in between (a crash, a failed anchor write) leaves
+/// DEST in place with the note, and the same command run again finishes
+/// the anchor step instead of refusing the existing DEST.
 pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliError> {
+    let pending = match &g.anchor_file {
+        Some(anchor) => Some(RestorePending::new(anchor, dest)?),
+        None => None,
+    };
+    if let Some(p) = &pending
+        && dest.exists()
+        && p.is_for_dest()?
+    {
+        anchor_restored(g, dest, p.anchor)?;
+        p.done()?;
+        if g.json {
+            return output::print_json(&json!({
+                "path": dest.display().to_string(),
+                "anchor_step_finished": true,
+            }));
+        }
+        return output::println(&format!(
+            "finished the restore into {}: the freshness anchor now points at it",
+            dest.display()
+        ));
+    }
+    if dest.exists() {
+        return Err(sealkv::Error::DestinationExists {
+            path: dest.to_path_buf(),
+        }
+        .into());
+    }
+    if let Some(p) = &pending {
+        p.begin()?;
+    }
     let mut config = sealkv::Config::new(backup)
         .create_if_missing(false)
         .crypto_provider(open::provider());
@@ -487,12 +524,21 @@ pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliE
         },
     );
     bar.finish_and_clear();
-    let report = report.map_err(|e| match e {
-        sealkv_backup::RestoreError::Db(e) => CliError::Db(e),
-        damaged => CliError::CheckFailed(damaged.to_string()),
+    let report = report.map_err(|e| {
+        // Nothing was put in place: nothing to finish.
+        if let Some(p) = &pending
+            && !dest.exists()
+        {
+            let _ = p.done();
+        }
+        match e {
+            sealkv_backup::RestoreError::Db(e) => CliError::Db(e),
+            damaged => CliError::CheckFailed(damaged.to_string()),
+        }
     })?;
-    if let Some(anchor) = &g.anchor_file {
-        anchor_restored(g, dest, anchor)?;
+    if let Some(p) = &pending {
+        anchor_restored(g, dest, p.anchor)?;
+        p.done()?;
     }
     if g.json {
         return output::print_json(&json!({
@@ -511,6 +557,62 @@ pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliE
         report.seq,
         report.path.display()
     ))
+}
+
+/// The note of a `restore --anchor-file PATH` under way: `PATH.restoring`,
+/// holding the absolute path of DEST.
+struct RestorePending<'a> {
+    anchor: &'a Path,
+    note: PathBuf,
+    dest: Vec<u8>,
+}
+
+impl<'a> RestorePending<'a> {
+    fn new(anchor: &'a Path, dest: &Path) -> Result<Self, CliError> {
+        let mut name = anchor.file_name().unwrap_or_default().to_os_string();
+        name.push(".restoring");
+        let dest = std::path::absolute(dest).map_err(|source| CliError::Io {
+            path: dest.to_path_buf(),
+            source,
+        })?;
+        Ok(RestorePending {
+            anchor,
+            note: anchor.with_file_name(name),
+            dest: dest.as_os_str().as_encoded_bytes().to_vec(),
+        })
+    }
+
+    fn io(&self) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+        |source| CliError::Io {
+            path: self.note.clone(),
+            source,
+        }
+    }
+
+    /// Whether the note names this DEST: a restore into it stopped before
+    /// its anchor step.
+    fn is_for_dest(&self) -> Result<bool, CliError> {
+        match std::fs::read(&self.note) {
+            Ok(held) => Ok(held == self.dest),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.io()(e)),
+        }
+    }
+
+    /// Writes the note, durably, before anything is restored.
+    fn begin(&self) -> Result<(), CliError> {
+        let mut file = std::fs::File::create(&self.note).map_err(self.io())?;
+        std::io::Write::write_all(&mut file, &self.dest).map_err(self.io())?;
+        file.sync_all().map_err(self.io())?;
+        open::sync_parent(&self.note)
+    }
+
+    /// Removes the note: the anchor points at DEST (or nothing was put in
+    /// place).
+    fn done(&self) -> Result<(), CliError> {
+        std::fs::remove_file(&self.note).map_err(self.io())?;
+        open::sync_parent(&self.note)
+    }
 }
 
 /// After `restore --anchor-file PATH`: a restore puts an older state back

@@ -272,13 +272,22 @@ pub(crate) fn put_anchor_in_place(staged: &Path, anchor: &Path) -> Result<(), Cl
         move |source| CliError::Io { path, source }
     };
     std::fs::rename(staged, anchor).map_err(io(anchor))?;
-    let parent = match anchor.parent() {
+    sync_parent(anchor)
+}
+
+/// Fsyncs the directory that holds `path`, so a rename or removal in it
+/// is durable.
+pub(crate) fn sync_parent(path: &Path) -> Result<(), CliError> {
+    let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     std::fs::File::open(parent)
         .and_then(|d| d.sync_all())
-        .map_err(io(parent))
+        .map_err(|source| CliError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })
 }
 
 /// The configuration for an existing database at `--db`.

@@ -301,6 +301,69 @@ fn restore_with_an_anchor_file_anchors_the_restored_database() {
     in_restored(&["get", "a"]).code(4);
 }
 
+/// `restore --anchor-file PATH` stopped after the restored database was
+/// in place but before the anchor pointed at it (here: the staged anchor
+/// cannot be written, as a crash at that point leaves it): the restored
+/// database is refused with the old anchor (exit 4), and running the same
+/// restore again finishes the anchor step instead of refusing the
+/// existing destination. A destination the command did not restore is
+/// still refused.
+#[test]
+fn restore_with_an_anchor_file_stopped_before_the_anchor_step_is_finished_by_a_rerun() {
+    let f = fixture();
+    let anchor = f.anchor.to_str().unwrap();
+    run(&f, &f.key, &["--anchor-file", anchor, "init"]).success();
+    run(&f, &f.key, &["--anchor-file", anchor, "put", "a", "1"]).success();
+    let backup = f.db.with_file_name("backup");
+    run(
+        &f,
+        &f.key,
+        &["--anchor-file", anchor, "backup", backup.to_str().unwrap()],
+    )
+    .success();
+    run(&f, &f.key, &["--anchor-file", anchor, "put", "a", "2"]).success();
+    run(&f, &f.key, &["--anchor-file", anchor, "flush"]).success();
+    let restored = f.db.with_file_name("restored");
+    let restore = |dest: &Path| {
+        sealkv()
+            .arg("--key-file")
+            .arg(&f.key)
+            .args(["--anchor-file", anchor, "restore"])
+            .arg(&backup)
+            .arg(dest)
+            .assert()
+    };
+    let mut staged = f.anchor.as_os_str().to_owned();
+    staged.push(".new");
+    let staged = PathBuf::from(staged);
+    std::fs::create_dir(&staged).unwrap();
+    let a = restore(&restored).failure();
+    assert!(restored.join("data.sealkv").exists(), "{}", stderr_of(&a));
+    let in_restored = |args: &[&str]| {
+        sealkv()
+            .arg("--db")
+            .arg(&restored)
+            .arg("--key-file")
+            .arg(&f.key)
+            .args(["--anchor-file", anchor])
+            .args(args)
+            .assert()
+    };
+    in_restored(&["get", "a"]).code(4);
+    std::fs::remove_dir(&staged).unwrap();
+    let a = restore(&restored).success();
+    assert!(stdout_of(&a).contains("restored"), "{}", stdout_of(&a));
+    let a = in_restored(&["get", "a"]).success();
+    assert_eq!(stdout_of(&a).trim(), "1");
+    // The live database is now the other copy; a second run finds nothing
+    // left to finish.
+    run(&f, &f.key, &["--anchor-file", anchor, "get", "a"]).code(4);
+    restore(&restored).failure();
+    let other = f.db.with_file_name("other");
+    copy_dir(&f.db, &other);
+    restore(&other).failure();
+}
+
 /// `import --anchor-file PATH`: the new database is anchored from its
 /// creation, as with `init`; an anchor that records a database already
 /// is refused (exit 4) before anything is imported.
