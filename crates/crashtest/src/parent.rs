@@ -498,9 +498,14 @@ fn older_registry_refused(
         // Without an anchor, after a rotation and two commits, both meta
         // slots are sealed under a data key the older registry lacks:
         // nothing it can open proves it older, and the page file is
-        // refused as damaged (the kind, naming the page file).
-        Err(sealkv::Error::Corruption { file, .. })
-            if !anchored && file == copy.join("data.sealkv") =>
+        // refused as damaged: the kind, naming the page file, and the
+        // cause, a meta page (slot 1 or 2) under a data key the registry
+        // does not hold. Any other damage is a failure of the run.
+        Err(sealkv::Error::Corruption { file, what })
+            if !anchored
+                && file == copy.join("data.sealkv")
+                && (what.starts_with("page 1 ") || what.starts_with("page 2 "))
+                && what.contains("which the key registry does not hold") =>
         {
             Ok("Corruption (no meta page it can open)")
         }
