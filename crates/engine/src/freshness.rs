@@ -189,7 +189,7 @@ impl Freshness {
                 return Err(Error::Rollback {
                     file: dir.to_path_buf(),
                     what: format!(
-                        "the directory holds another copy of this database ({held}) where the database its freshness anchor records (commit {}) was: a backup, a restored copy or an older copy was put in its place. Put the anchored database back, or point the anchor at this copy on purpose (a restore with the anchor does)",
+                        "the directory holds another copy of this database ({held}) where the database its freshness anchor records (commit {}) was: a backup, a restored copy or an older copy was put in its place. Put the anchored database back, or point the anchor at this copy on purpose (`sealkv restore --anchor-file` does; through the library, open the copy once with a new anchor and put that in place of the old one)",
                         a.commit
                     ),
                 });

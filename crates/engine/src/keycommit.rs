@@ -19,9 +19,17 @@
 //! the old key, which an older registry still holds, so it proves the
 //! newer generation even to an open with the older registry. An open that
 //! finds the registry newer than the meta page does the same, before the
-//! WAL opens and before the page file seals anything under the registry's
-//! active key ([`record_newer_registry_at_open`]): its meta page is sealed
-//! under the key the meta page it replaces is sealed under.
+//! page file seals anything under the registry's active key: its meta page
+//! is sealed under the key the meta page it replaces is sealed under. It
+//! commits before the WAL opens ([`record_newer_registry_at_open`]),
+//! unless the open fell back to the older meta slot: then nothing is
+//! committed before the WAL replay has shown that the log continues that
+//! older state, and the recording commits at the end of the open
+//! (`Inner::settle_at_open`). The WAL open in between starts a segment
+//! sealed under the registry's active key, so an older registry put back
+//! after a crash in that window is refused as `Corruption` naming that
+//! segment (a data key the registry does not hold), not as `Rollback`:
+//! still a refusal.
 
 use std::path::Path;
 
@@ -38,8 +46,9 @@ use crate::layout::DATA_FILE;
 use crate::meta::{EngineMeta, Lineage};
 use crate::poison::PoisonCause;
 
-/// At a writable open, before the WAL opens: a registry newer than the
-/// meta page records (a key operation a crash cut short after its registry
+/// At a writable open that did not fall back, before the WAL opens (one
+/// that fell back records it in `Inner::settle_at_open`): a registry
+/// newer than the meta page records (a key operation a crash cut short after its registry
 /// was written) is recorded at once, in a meta page sealed under
 /// `meta_key`, the data key of the meta page the store opened. The
 /// registry that meta page records holds that key, so the older registry

@@ -34,8 +34,8 @@
 //!   that it never goes backwards; `load` reads it.
 //! - **TPM**: an NV monotonic counter holds `commit` (it can only grow):
 //!   `store` increments it to `state.commit` (refusing to go down), `load`
-//!   answers `commit` with `registry_generation` 0 and zero
-//!   `registry_hash`, `meta_tag` and `lineage` (not recorded: every
+//!   answers [`AnchorState::new`]`(db_id, commit)`: `registry_generation`
+//!   0 and zero `registry_hash`, `meta_tag` and `lineage` (not recorded: every
 //!   registry change is itself a commit, so the commit number covers it; a
 //!   copy that went its own way to the same commit number, or a backup put
 //!   back before the database committed past it, is then not told apart).
@@ -59,7 +59,12 @@ pub use file::FileAnchor;
 pub use memory::MemoryAnchor;
 
 /// How far a database has come: what an anchor records.
+///
+/// Fields may be added (an anchor that does not record one answers zeros
+/// for it): build one with [`AnchorState::new`] and set the fields the
+/// anchor records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AnchorState {
     /// The database (as in every file header).
     pub db_id: DbId,
@@ -86,6 +91,19 @@ pub struct AnchorState {
 }
 
 impl AnchorState {
+    /// Database `db_id` at commit `commit`, with every other field zeros
+    /// (not recorded): what an anchor that keeps only a counter answers.
+    pub fn new(db_id: DbId, commit: u64) -> Self {
+        AnchorState {
+            db_id,
+            commit,
+            registry_generation: 0,
+            registry_hash: [0; 32],
+            meta_tag: [0; 16],
+            lineage: [0; 16],
+        }
+    }
+
     /// Whether a directory in state `self` is at or newer than `anchor`
     /// (the registry generation is compared only where the anchor recorded
     /// one).
@@ -274,6 +292,28 @@ mod tests {
             meta_tag: [4; 16],
             lineage,
         }
+    }
+
+    /// A state built with `new` records only the counter: it accepts any
+    /// lineage, meta tag and registry at or after its commit.
+    #[test]
+    fn a_counter_only_state_records_zeros_and_accepts_any_lineage() {
+        let counter = AnchorState::new(DbId([1; 16]), 5);
+        assert_eq!(
+            (
+                counter.registry_generation,
+                counter.registry_hash,
+                counter.meta_tag,
+                counter.lineage
+            ),
+            (0, [0; 32], [0; 16], [0; 16])
+        );
+        assert!(!state([8; 16]).other_lineage(&counter));
+        assert!(state([8; 16]).diverges_from(&counter).is_none());
+        assert!(state([8; 16]).is_at_or_after(&counter));
+        let mut older = state([8; 16]);
+        older.commit = 4;
+        assert!(!older.is_at_or_after(&counter));
     }
 
     /// An anchor that recorded a lineage refuses another, and a directory
