@@ -429,3 +429,47 @@ fn golden_anchor_files_still_authenticate_and_catch_the_older_directory() {
         }
     }
 }
+
+/// A page file of engine meta version 2 (no lineage) put back where a
+/// database whose anchor records a lineage was: `Rollback` saying the page
+/// file records no line of commits, read-only or not, and the page file is
+/// left as it was (the writable open draws no lineage for it first). The
+/// anchored database is the same golden copy after this build's first
+/// writable open (which drew its lineage), so only the put-back older
+/// format tells them apart.
+#[test]
+fn a_version_2_page_file_put_back_under_an_anchor_with_a_lineage_is_a_rollback() {
+    for (name, alg) in ANCHOR_MODES {
+        let (tmp, dir) = golden_copy("pagefile1-wal2-keys2-engine2", name);
+        let original = tmp.path().join("original");
+        copy_dir(&dir, &original);
+        let anchor = tmp.path().join("db.anchor");
+        let anchored = |read_only: bool| {
+            config(&dir, alg)
+                .read_only(read_only)
+                .freshness_anchor(Arc::new(FileAnchor::new(&anchor)))
+        };
+        let db = Db::open_with_config(anchored(false)).unwrap();
+        db.close().unwrap();
+        let recorded = newest_anchor_slot(&anchor);
+        assert_ne!(recorded.lineage, [0; 16], "{name}: no lineage recorded");
+        std::fs::remove_dir_all(&dir).unwrap();
+        copy_dir(&original, &dir);
+        let before = std::fs::read(dir.join("data.sealkv")).unwrap();
+        for read_only in [true, false] {
+            match Db::open_with_config(anchored(read_only)) {
+                Err(Error::Rollback { file, what }) if file == dir => {
+                    assert!(what.contains("written before lineages"), "{name}: {what}");
+                }
+                other => panic!(
+                    "{name} read_only={read_only}: {:?}",
+                    other.map(|_| "opened")
+                ),
+            }
+            assert!(
+                std::fs::read(dir.join("data.sealkv")).unwrap() == before,
+                "{name}: the refused open wrote to the page file"
+            );
+        }
+    }
+}
