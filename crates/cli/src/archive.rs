@@ -132,15 +132,19 @@ pub(crate) fn import(
     // refused first, as `init` refuses it.
     let staged = match &g.anchor_file {
         Some(anchor) => {
+            // Locked first: no other import or restore replaces the
+            // anchor between this check and the rename.
+            let staged = open::staged_anchor(anchor)?;
+            staged.cleared()?;
             sealkv::anchor::ensure_no_database_recorded(&FileAnchor::new(anchor), dest)?;
-            Some(open::staged_anchor(anchor)?)
+            Some(staged)
         }
         None => None,
     };
     let make = |dir: &Path| {
         let mut c = Config::new(dir).crypto_provider(open::provider());
         if let Some(staged) = &staged {
-            c = c.freshness_anchor(Arc::new(FileAnchor::new(staged)));
+            c = c.freshness_anchor(Arc::new(FileAnchor::new(&staged.path)));
         }
         if !g.plaintext {
             if let Some(k) = &db_key {
@@ -167,13 +171,13 @@ pub(crate) fn import(
     bar.finish_and_clear();
     let summary = match (imported, &staged, &g.anchor_file) {
         (Ok(summary), Some(staged), Some(anchor)) => {
-            open::put_anchor_in_place(staged, anchor)?;
+            open::put_anchor_in_place(&staged.path, anchor)?;
             summary
         }
         (Ok(summary), _, _) => summary,
         (Err(e), staged, _) => {
             if let Some(staged) = staged {
-                let _ = std::fs::remove_file(staged);
+                let _ = std::fs::remove_file(&staged.path);
             }
             return Err(nothing_imported(e, dest));
         }

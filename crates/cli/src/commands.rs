@@ -477,15 +477,20 @@ pub(crate) fn backup(g: &Global, dest: &Path) -> Result<(), CliError> {
 /// DEST in place with the note, and the same command run again finishes
 /// the anchor step instead of refusing the existing DEST.
 pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliError> {
+    // Locked first: one import or restore at a time replaces the anchor.
     let pending = match &g.anchor_file {
-        Some(anchor) => Some(RestorePending::new(anchor, dest)?),
+        Some(anchor) => Some((
+            RestorePending::new(anchor, dest)?,
+            open::staged_anchor(anchor)?,
+        )),
         None => None,
     };
-    if let Some(p) = &pending
+    let pending = pending.as_ref();
+    if let Some((p, staged)) = pending
         && dest.exists()
         && p.is_for_dest()?
     {
-        anchor_restored(g, dest, p.anchor)?;
+        anchor_restored(g, dest, p.anchor, staged)?;
         p.done()?;
         if g.json {
             return output::print_json(&json!({
@@ -504,7 +509,7 @@ pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliE
         }
         .into());
     }
-    if let Some(p) = &pending {
+    if let Some((p, _)) = pending {
         p.begin()?;
     }
     let mut config = sealkv::Config::new(backup)
@@ -526,7 +531,7 @@ pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliE
     bar.finish_and_clear();
     let report = report.map_err(|e| {
         // Nothing was put in place: nothing to finish.
-        if let Some(p) = &pending
+        if let Some((p, _)) = pending
             && !dest.exists()
         {
             let _ = p.done();
@@ -536,8 +541,8 @@ pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliE
             damaged => CliError::CheckFailed(damaged.to_string()),
         }
     })?;
-    if let Some(p) = &pending {
-        anchor_restored(g, dest, p.anchor)?;
+    if let Some((p, staged)) = pending {
+        anchor_restored(g, dest, p.anchor, staged)?;
         p.done()?;
     }
     if g.json {
@@ -620,21 +625,26 @@ impl<'a> RestorePending<'a> {
 /// pointed at the restored database. A new anchor is written beside PATH
 /// (the restored database opened once with it), then put in place over
 /// PATH.
-fn anchor_restored(g: &Global, dest: &Path, anchor: &Path) -> Result<(), CliError> {
-    let fresh = open::staged_anchor(anchor)?;
+fn anchor_restored(
+    g: &Global,
+    dest: &Path,
+    anchor: &Path,
+    staged: &open::StagedAnchor,
+) -> Result<(), CliError> {
+    let fresh = staged.cleared()?;
     let mut config = Config::new(dest)
         .create_if_missing(false)
         .crypto_provider(open::provider())
-        .freshness_anchor(std::sync::Arc::new(sealkv::anchor::FileAnchor::new(&fresh)));
+        .freshness_anchor(std::sync::Arc::new(sealkv::anchor::FileAnchor::new(fresh)));
     if let Some(source) = open::key_source(g)? {
         config = config.key_source(source);
     }
     let opened = Db::open_with_config(config).and_then(Db::close);
     if let Err(e) = opened {
-        let _ = std::fs::remove_file(&fresh);
+        let _ = std::fs::remove_file(fresh);
         return Err(e.into());
     }
-    open::put_anchor_in_place(&fresh, anchor)
+    open::put_anchor_in_place(fresh, anchor)
 }
 
 /// `rotate-key`: new writes are sealed under a new data key.

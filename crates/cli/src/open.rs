@@ -248,21 +248,62 @@ pub(crate) fn with_anchor(config: Config, g: &Global) -> Config {
     }
 }
 
-/// Where the anchor of a database built elsewhere (`import`, `restore`) is
-/// written until that database is in place: `PATH.new` beside `PATH`, so
-/// that `PATH` holds the old record or the new one, whole, whatever stops
-/// the command. A leftover from an earlier run is removed first.
-pub(crate) fn staged_anchor(anchor: &Path) -> Result<PathBuf, CliError> {
-    let mut name = anchor.file_name().unwrap_or_default().to_os_string();
-    name.push(".new");
-    let staged = anchor.with_file_name(name);
-    match std::fs::remove_file(&staged) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CliError::Io {
-            path: staged,
-            source: e,
-        }),
-        _ => Ok(staged),
+/// The anchor of a database built elsewhere (`import`, `restore`), staged
+/// beside the anchor it will replace, under a lock on that anchor.
+pub(crate) struct StagedAnchor {
+    /// `PATH.new` beside `PATH`: the new anchor is written there until the
+    /// database is in place, so `PATH` holds the old record or the new
+    /// one, whole, whatever stops the command.
+    pub(crate) path: PathBuf,
+    /// `PATH.lock`, held exclusively: a second `import` or `restore` with
+    /// the same `PATH` is refused while this one runs, instead of writing
+    /// the same staged file or renaming over `PATH` after this one checked
+    /// it.
+    _lock: Box<dyn sealkv::fileio::VfsLock>,
+}
+
+impl StagedAnchor {
+    /// The staged path, with a leftover from an earlier run removed.
+    pub(crate) fn cleared(&self) -> Result<&Path, CliError> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CliError::Io {
+                path: self.path.clone(),
+                source: e,
+            }),
+            _ => Ok(&self.path),
+        }
     }
+}
+
+/// Locks `anchor` for staging (see [`StagedAnchor`]).
+pub(crate) fn staged_anchor(anchor: &Path) -> Result<StagedAnchor, CliError> {
+    use sealkv::fileio::{LockKind, StdVfs, Vfs};
+    let beside = |suffix: &str| {
+        let mut name = anchor.file_name().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        anchor.with_file_name(name)
+    };
+    let lock_path = beside(".lock");
+    let lock = StdVfs::new()
+        .lock(&lock_path, LockKind::Exclusive)
+        .map_err(|e| {
+            let source = if e.kind() == std::io::ErrorKind::WouldBlock {
+                std::io::Error::new(
+                    e.kind(),
+                    "another import or restore is replacing this freshness anchor",
+                )
+            } else {
+                e
+            };
+            CliError::Io {
+                path: lock_path.clone(),
+                source,
+            }
+        })?;
+    Ok(StagedAnchor {
+        path: beside(".new"),
+        _lock: lock,
+    })
 }
 
 /// Renames the staged anchor over `anchor` and fsyncs its directory.

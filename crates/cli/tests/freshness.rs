@@ -364,6 +364,68 @@ fn restore_with_an_anchor_file_stopped_before_the_anchor_step_is_finished_by_a_r
     restore(&other).failure();
 }
 
+/// An `import` or `restore` with `--anchor-file PATH` holds `PATH.lock`
+/// while it replaces the anchor: a second one with the same PATH (here
+/// the lock is held by the test, as the first run would hold it) is
+/// refused before it creates or restores anything, and leaves PATH alone.
+#[test]
+fn a_second_import_or_restore_with_the_same_anchor_file_is_refused() {
+    let f = fixture();
+    run(&f, &f.key, &["init"]).success();
+    run(&f, &f.key, &["put", "a", "1"]).success();
+    let archive = f.db.with_file_name("data.skva");
+    run(&f, &f.key, &["export", archive.to_str().unwrap()]).success();
+    let backup = f.db.with_file_name("backup");
+    run(&f, &f.key, &["backup", backup.to_str().unwrap()]).success();
+    let anchor = f.anchor.to_str().unwrap();
+    let mut lock_name = f.anchor.as_os_str().to_owned();
+    lock_name.push(".lock");
+    let held = std::fs::File::create(PathBuf::from(lock_name)).unwrap();
+    held.try_lock().unwrap();
+    let imported = f.db.with_file_name("imported");
+    let a = sealkv()
+        .arg("--db")
+        .arg(&imported)
+        .arg("--key-file")
+        .arg(&f.key)
+        .args(["--anchor-file", anchor, "import"])
+        .arg(&archive)
+        .assert()
+        .failure();
+    assert!(
+        stderr_of(&a).contains("another import or restore"),
+        "{}",
+        stderr_of(&a)
+    );
+    let restored = f.db.with_file_name("restored");
+    let a = sealkv()
+        .arg("--key-file")
+        .arg(&f.key)
+        .args(["--anchor-file", anchor, "restore"])
+        .arg(&backup)
+        .arg(&restored)
+        .assert()
+        .failure();
+    assert!(
+        stderr_of(&a).contains("another import or restore"),
+        "{}",
+        stderr_of(&a)
+    );
+    assert!(!imported.exists() && !restored.exists());
+    assert!(!f.anchor.exists());
+    drop(held);
+    sealkv()
+        .arg("--db")
+        .arg(&imported)
+        .arg("--key-file")
+        .arg(&f.key)
+        .args(["--anchor-file", anchor, "import"])
+        .arg(&archive)
+        .assert()
+        .success();
+    assert!(f.anchor.exists());
+}
+
 /// `import --anchor-file PATH`: the new database is anchored from its
 /// creation, as with `init`; an anchor that records a database already
 /// is refused (exit 4) before anything is imported.
