@@ -108,6 +108,11 @@ pub struct Stats {
     /// Bytes the leaves could hold (`leaf_pages` times a page's body):
     /// [`Stats::leaf_fill`] is `leaf_bytes` over this.
     pub leaf_capacity: u64,
+    /// Cuts of the page file's free tail that failed since open (each
+    /// logged as a warning): the commits stood, and the file stays longer
+    /// until a later commit's cut succeeds. A sign of a failing disk or
+    /// file system.
+    pub page_file_cut_failures: u64,
     /// Decrypted-page cache hits and misses since open.
     pub cache_hits: u64,
     /// Decrypted-page cache misses since open.
@@ -209,6 +214,7 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
         leaf_pages: space.leaf_pages,
         leaf_bytes: space.leaf_bytes,
         leaf_capacity: space.leaf_capacity,
+        page_file_cut_failures: store.tail_cut_failures,
         cache_hits: store.cache_hits,
         cache_misses: store.cache_misses,
         encryption,
