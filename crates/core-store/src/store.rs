@@ -160,8 +160,8 @@ pub(crate) struct Inner {
     /// Cuts of the free tail that failed (see `StoreStats`).
     pub(crate) tail_cut_failures: AtomicU64,
     pub(crate) commits: AtomicU64,
-    /// The last [`Store::space`] answer, for its transaction.
-    pub(crate) space_memo: Mutex<Option<crate::space::SpaceStats>>,
+    /// What [`Store::space`] measured of each tree page's subtree.
+    pub(crate) space_memo: Mutex<crate::space::SpaceMemo>,
 }
 
 /// A page file: a copy-on-write B+tree of sealed pages.
@@ -516,7 +516,7 @@ impl Store {
                 pages_written: AtomicU64::new(0),
                 tail_cut_failures: AtomicU64::new(0),
                 commits: AtomicU64::new(0),
-                space_memo: Mutex::new(None),
+                space_memo: Mutex::new(crate::space::SpaceMemo::default()),
             }),
         })
     }

@@ -99,9 +99,11 @@ pub struct Stats {
     /// end the file are given back to the file system by a commit).
     pub free_pages: u64,
     /// Leaf pages of the tree. This and the other leaf figures come from a
-    /// walk of every tree page (through the cache; kept until the next
-    /// commit): zero when a damaged page stopped the walk (a warning is
-    /// logged; [`Db::verify`](crate::Db::verify) names the page).
+    /// walk of the tree (through the cache) that reads only the pages
+    /// written since the last `stats()` (what each page's subtree holds is
+    /// kept by page and tag): zero when a damaged page stopped the walk (a
+    /// warning is logged; [`Db::verify`](crate::Db::verify) names the
+    /// page).
     pub leaf_pages: u64,
     /// Bytes the leaves' entries use, over all leaves.
     pub leaf_bytes: u64,
