@@ -2,8 +2,9 @@
 //! the reliability and security docs quote, in one run, with one summary
 //! table.
 //!
-//! The proofs: the crash-kill harness (`crates/crashtest`), alone and with
-//! a freshness anchor file beside each database, the fault sweep
+//! The proofs: the crash-kill harness (`crates/crashtest`), alone, with
+//! a freshness anchor file beside each database and in compaction mode
+//! (compactions and range deletes under the kill), the fault sweep
 //! at every position in every mode (`it::faults`), the power cuts at every
 //! disk operation of the fuzz regressions and of the keyspace seeds
 //! (`it::fuzz`), the tamper matrices
@@ -41,10 +42,14 @@ enum Run {
         /// Extra environment of the full run.
         full_env: &'static [(&'static str, &'static str)],
     },
-    /// The crash-kill harness: its CI test (52 cycles, debug; with an
-    /// anchor, 24) when quick, the release binary otherwise. `anchored`
-    /// runs it with a freshness anchor file beside each database.
-    CrashKill { anchored: bool },
+    /// The crash-kill harness: its CI test `test` (52 cycles, debug; with
+    /// an anchor or in compaction mode, 24) when quick, the release binary
+    /// otherwise, with `flag` (`--anchor`: a freshness anchor file beside
+    /// each database; `--compact`: compaction mode).
+    CrashKill {
+        test: &'static str,
+        flag: Option<&'static str>,
+    },
 }
 
 /// One proof.
@@ -56,31 +61,30 @@ struct Proof {
     run: Run,
 }
 
-/// The crash-kill harness's CI test.
-const CRASH_TEST: &str = "fifty_two_kill_cycles_lose_no_acknowledged_batch";
-/// The same with a freshness anchor.
-const CRASH_ANCHOR_TEST: &str =
-    "kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback";
-
-/// The CI test of the crash-kill harness, with or without an anchor.
-fn crash_test(anchored: bool) -> &'static str {
-    if anchored {
-        CRASH_ANCHOR_TEST
-    } else {
-        CRASH_TEST
-    }
-}
-
 const PROOFS: &[Proof] = &[
     Proof {
         name: "crash-kill",
         title: "crash-kill harness (cycles)",
-        run: Run::CrashKill { anchored: false },
+        run: Run::CrashKill {
+            test: "fifty_two_kill_cycles_lose_no_acknowledged_batch",
+            flag: None,
+        },
     },
     Proof {
         name: "crash-kill-anchor",
         title: "crash-kill harness with a freshness anchor (cycles)",
-        run: Run::CrashKill { anchored: true },
+        run: Run::CrashKill {
+            test: "kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback",
+            flag: Some("--anchor"),
+        },
+    },
+    Proof {
+        name: "crash-kill-compact",
+        title: "crash-kill harness with compactions and range deletes (cycles)",
+        run: Run::CrashKill {
+            test: "kill_cycles_inside_compactions_and_range_deletes_lose_nothing",
+            flag: Some("--compact"),
+        },
     },
     Proof {
         name: "faults",
@@ -171,7 +175,7 @@ pub(crate) fn test_filters() -> Vec<&'static str> {
         .iter()
         .map(|p| match p.run {
             Run::Test { filter, .. } => filter,
-            Run::CrashKill { anchored } => crash_test(anchored),
+            Run::CrashKill { test, .. } => test,
         })
         .collect()
 }
@@ -228,17 +232,17 @@ fn command(proof: &Proof, a: &Args) -> (Vec<String>, Vec<(String, String)>) {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let mut env = Vec::new();
     let args = match (&proof.run, a.quick) {
-        (Run::CrashKill { anchored }, true) => s(&[
+        (Run::CrashKill { test, .. }, true) => s(&[
             "test",
             "-p",
             "sealkv-crashtest",
             "--test",
             "crash",
-            crash_test(*anchored),
+            test,
             "--",
             "--nocapture",
         ]),
-        (Run::CrashKill { anchored }, false) => {
+        (Run::CrashKill { flag, .. }, false) => {
             let mut v = s(&[
                 "run",
                 "--release",
@@ -253,9 +257,7 @@ fn command(proof: &Proof, a: &Args) -> (Vec<String>, Vec<(String, String)>) {
             ]);
             v.extend(["--cycles".into(), a.cycles.to_string()]);
             v.extend(["--seed".into(), a.seed.to_string()]);
-            if *anchored {
-                v.push("--anchor".into());
-            }
+            v.extend(flag.map(String::from));
             v
         }
         (
@@ -684,6 +686,8 @@ mod tests {
         let anchored = command(by_name("crash-kill-anchor"), &a).0;
         assert_eq!(anchored.last().map(String::as_str), Some("--anchor"));
         assert_eq!(build_command(by_name("crash-kill-anchor"), &a)[0], "build");
+        let compact = command(by_name("crash-kill-compact"), &a).0;
+        assert_eq!(compact.last().map(String::as_str), Some("--compact"));
     }
 
     #[test]

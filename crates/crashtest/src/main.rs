@@ -1,7 +1,7 @@
 //! `sealkv-crash`: the crash-kill harness.
 //!
 //! ```text
-//! sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--anchor] [--verbose]
+//! sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--anchor] [--compact] [--verbose]
 //! ```
 //!
 //! Each cycle starts a child process (this same binary, `child`
@@ -31,6 +31,13 @@
 //! file beside the directory, updated after every commit: a kill between
 //! a commit and the anchor's update must not make the reopen a `Rollback`.
 //!
+//! With `--compact` (compaction mode), the child's stream 0 compacts the
+//! page file (`Db::compact`) at random and clears the scratch keyspace with
+//! `Keyspace::delete_range` instead of dropping it, and makes no key
+//! operations; the parent also aims its kills at `begin compact` and
+//! `begin clear`, and a clear cut short may leave a tail of the fill in key
+//! order, never a hole. The same checks run after each kill.
+//!
 //! The child is a subcommand of the same binary rather than a binary of
 //! its own so parent and child are always the same build, and so the
 //! harness needs no dependency from a test-helper crate on the engine
@@ -54,7 +61,7 @@ use crate::child::ChildArgs;
 use crate::mode::Mode;
 use crate::parent::RunArgs;
 
-const USAGE: &str = "usage: sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--anchor] [--verbose]";
+const USAGE: &str = "usage: sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--anchor] [--compact] [--verbose]";
 
 fn number(v: Option<&String>, what: &str) -> Result<u64, String> {
     v.ok_or(format!("{what} needs a value"))?
@@ -73,6 +80,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
         dir: None,
         verbose: false,
         anchored: false,
+        compact: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -83,6 +91,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             "--dir" => run.dir = Some(PathBuf::from(it.next().ok_or("--dir needs a path")?)),
             "--verbose" => run.verbose = true,
             "--anchor" => run.anchored = true,
+            "--compact" => run.compact = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -92,7 +101,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
 
 fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
     let (mut dir, mut mode, mut next, mut seed) = (None, None, Vec::new(), 0);
-    let mut anchored = false;
+    let (mut anchored, mut compact) = (false, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -108,6 +117,7 @@ fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
             }
             "--seed" => seed = number(it.next(), "--seed")?,
             "--anchor" => anchored = true,
+            "--compact" => compact = true,
             other => return Err(format!("unknown child argument {other:?}")),
         }
     }
@@ -117,6 +127,7 @@ fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
         next,
         seed,
         anchored,
+        compact,
     })
 }
 
@@ -146,6 +157,9 @@ fn main() -> ExitCode {
                     "freshness anchor: a file beside each database, updated after every commit"
                 );
                 "crash-kill-anchor"
+            } else if run.compact {
+                println!("compaction mode: compactions and range deletes under the kill");
+                "crash-kill-compact"
             } else {
                 "crash-kill"
             };
