@@ -425,7 +425,8 @@ tasks:
   criterion [ARGS]          the criterion suite (cargo bench -p sealkv-benches)
   crash [--cycles N] [--mode M] [--seed S] [--anchor]
                             the crash-kill harness, in release (--anchor: with a
-                            freshness anchor file beside each database)
+                            freshness anchor file beside each database; --mode hsm:
+                            under a key wrapper, a SoftHSM2 token where installed)
   proof [--quick] [--cycles N] [--seed S] [--jobs N]
                             every long proof and one summary table of their
                             counts (written into docs/RELIABILITY.md)

@@ -2,8 +2,10 @@
 //! the reliability and security docs quote, in one run, with one summary
 //! table.
 //!
-//! The proofs: the crash-kill harness (`crates/crashtest`), alone and with
-//! a freshness anchor file beside each database, the fault sweep
+//! The proofs: the crash-kill harness (`crates/crashtest`), alone, with
+//! a freshness anchor file beside each database, and under an HSM key (a
+//! SoftHSM2 token where installed; a quarter of the cycles, the share of
+//! each mode of the plain run), the fault sweep
 //! at every position in every mode (`it::faults`), the power cuts at every
 //! disk operation of the fuzz regressions and of the keyspace seeds
 //! (`it::fuzz`), the tamper matrices
@@ -41,10 +43,14 @@ enum Run {
         /// Extra environment of the full run.
         full_env: &'static [(&'static str, &'static str)],
     },
-    /// The crash-kill harness: its CI test (52 cycles, debug; with an
-    /// anchor, 24) when quick, the release binary otherwise. `anchored`
-    /// runs it with a freshness anchor file beside each database.
-    CrashKill { anchored: bool },
+    /// The crash-kill harness: its CI test `test` (debug) when quick, the
+    /// release binary otherwise, with `args`, `--seed` and the run's
+    /// `--cycles` divided by `cycles_divisor`.
+    CrashKill {
+        test: &'static str,
+        args: &'static [&'static str],
+        cycles_divisor: u64,
+    },
 }
 
 /// One proof.
@@ -56,31 +62,34 @@ struct Proof {
     run: Run,
 }
 
-/// The crash-kill harness's CI test.
-const CRASH_TEST: &str = "fifty_two_kill_cycles_lose_no_acknowledged_batch";
-/// The same with a freshness anchor.
-const CRASH_ANCHOR_TEST: &str =
-    "kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback";
-
-/// The CI test of the crash-kill harness, with or without an anchor.
-fn crash_test(anchored: bool) -> &'static str {
-    if anchored {
-        CRASH_ANCHOR_TEST
-    } else {
-        CRASH_TEST
-    }
-}
-
 const PROOFS: &[Proof] = &[
     Proof {
         name: "crash-kill",
         title: "crash-kill harness (cycles)",
-        run: Run::CrashKill { anchored: false },
+        run: Run::CrashKill {
+            test: "fifty_two_kill_cycles_lose_no_acknowledged_batch",
+            args: &["--mode", "all"],
+            cycles_divisor: 1,
+        },
     },
     Proof {
         name: "crash-kill-anchor",
         title: "crash-kill harness with a freshness anchor (cycles)",
-        run: Run::CrashKill { anchored: true },
+        run: Run::CrashKill {
+            test: "kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback",
+            args: &["--mode", "all", "--anchor"],
+            cycles_divisor: 1,
+        },
+    },
+    Proof {
+        name: "crash-kill-hsm",
+        title: "crash-kill harness under an HSM key, SoftHSM2 where installed (cycles)",
+        // The share of the cycles each mode of `all` gets.
+        run: Run::CrashKill {
+            test: "kill_cycles_under_an_hsm_key_lose_nothing_and_refuse_an_older_registry",
+            args: &["--mode", "hsm"],
+            cycles_divisor: 4,
+        },
     },
     Proof {
         name: "faults",
@@ -171,7 +180,7 @@ pub(crate) fn test_filters() -> Vec<&'static str> {
         .iter()
         .map(|p| match p.run {
             Run::Test { filter, .. } => filter,
-            Run::CrashKill { anchored } => crash_test(anchored),
+            Run::CrashKill { test, .. } => test,
         })
         .collect()
 }
@@ -228,17 +237,24 @@ fn command(proof: &Proof, a: &Args) -> (Vec<String>, Vec<(String, String)>) {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let mut env = Vec::new();
     let args = match (&proof.run, a.quick) {
-        (Run::CrashKill { anchored }, true) => s(&[
+        (Run::CrashKill { test, .. }, true) => s(&[
             "test",
             "-p",
             "sealkv-crashtest",
             "--test",
             "crash",
-            crash_test(*anchored),
+            test,
             "--",
             "--nocapture",
         ]),
-        (Run::CrashKill { anchored }, false) => {
+        (
+            Run::CrashKill {
+                args,
+                cycles_divisor,
+                ..
+            },
+            false,
+        ) => {
             let mut v = s(&[
                 "run",
                 "--release",
@@ -248,14 +264,11 @@ fn command(proof: &Proof, a: &Args) -> (Vec<String>, Vec<(String, String)>) {
                 "--bin",
                 "sealkv-crash",
                 "--",
-                "--mode",
-                "all",
             ]);
-            v.extend(["--cycles".into(), a.cycles.to_string()]);
+            v.extend(s(args));
+            let cycles = (a.cycles / cycles_divisor).max(1);
+            v.extend(["--cycles".into(), cycles.to_string()]);
             v.extend(["--seed".into(), a.seed.to_string()]);
-            if *anchored {
-                v.push("--anchor".into());
-            }
             v
         }
         (
@@ -682,8 +695,13 @@ mod tests {
         );
         assert_eq!(build_command(by_name("crash-kill"), &a)[0], "build");
         let anchored = command(by_name("crash-kill-anchor"), &a).0;
-        assert_eq!(anchored.last().map(String::as_str), Some("--anchor"));
+        assert!(anchored.iter().any(|x| x == "--anchor"), "{anchored:?}");
         assert_eq!(build_command(by_name("crash-kill-anchor"), &a)[0], "build");
+        let hsm = command(by_name("crash-kill-hsm"), &a).0.join(" ");
+        assert!(
+            hsm.ends_with("sealkv-crash -- --mode hsm --cycles 1 --seed 1"),
+            "{hsm}"
+        );
     }
 
     #[test]

@@ -61,8 +61,8 @@ pub(crate) fn run(args: &ChildArgs) -> Result<(), String> {
     let threads: Vec<_> = (0..STREAMS)
         .map(|t| {
             let db = db.clone();
-            let (next, seed, sealed) = (args.next[t], args.seed ^ t as u64, args.mode.sealed());
-            std::thread::spawn(move || writer(&db, t, next, seed, sealed && t == 0))
+            let (next, seed, mode) = (args.next[t], args.seed ^ t as u64, args.mode);
+            std::thread::spawn(move || writer(&db, t, next, seed, mode.sealed() && t == 0, mode))
         })
         .collect();
     for t in threads {
@@ -77,9 +77,16 @@ pub(crate) fn run(args: &ChildArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Stream `t`'s writer; with `ops`, it also flushes, rotates and
-/// re-encrypts.
-fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), String> {
+/// Stream `t`'s writer; with `ops`, it also flushes, rotates, rekeys (to
+/// `mode`'s key) and re-encrypts.
+fn writer(
+    db: &Db,
+    t: usize,
+    next: u64,
+    seed: u64,
+    ops: bool,
+    mode: crate::mode::Mode,
+) -> Result<(), String> {
     let fail = |e: String| {
         let _ = writeln!(std::io::stderr(), "sealkv-crash child: {e}");
         std::process::exit(3)
@@ -116,12 +123,11 @@ fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: bool) -> Result<(), Stri
                 .and_then(|()| say("end rotate"))
         } else if ops && roll < 50 {
             // To the same key: the registry changes (a new generation,
-            // every key re-wrapped), the key the parent opens with does not.
+            // every key re-wrapped; under a key wrapper, a new root key
+            // wrapped by it), the key the parent opens with does not.
             say("begin rekey")
                 .and_then(|()| {
-                    let key = sealkv::crypto::MasterKey::from_bytes(&crate::mode::KEY)
-                        .map_err(|e| e.to_string())?;
-                    db.rekey(sealkv::crypto::KeySource::Key(key))
+                    db.rekey(mode.key_source()?)
                         .map_err(|e| format!("rekey: {e}"))
                 })
                 .and_then(|()| say("end rekey"))
