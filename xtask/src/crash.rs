@@ -1,10 +1,11 @@
 //! `cargo xtask crash [--cycles N] [--mode plaintext|aes|chacha|siv|hsm|all]
-//! [--seed S] [--dir D] [--anchor] [--software-wrapper] [--verbose]`: the crash-kill harness
+//! [--seed S] [--dir D] [--anchor] [--compact] [--software-wrapper] [--verbose]`: the crash-kill harness
 //! (`crates/crashtest`, binary `sealkv-crash`), built in release. A child
 //! process writes batches under `SyncMode::Always` and is SIGKILLed at
 //! random instants, aimed at flushes, key operations and re-encryption;
 //! the parent reopens and checks every acknowledged batch. `--anchor` runs
-//! both with a freshness anchor file beside each database; `--mode hsm`
+//! both with a freshness anchor file beside each database; `--compact`
+//! adds compactions and range deletes to the child's work; `--mode hsm`
 //! runs a database under a key wrapper (a SoftHSM2 token where installed,
 //! else or with `--software-wrapper` the in-process test wrapper). Exits nonzero
 //! on any finding. CI runs a small number of cycles as a test.

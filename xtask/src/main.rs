@@ -20,8 +20,8 @@
 //!   `--peers`, builds with the `peers` feature too (redb, SQLite, LMDB and
 //!   fjall beside sealkv).
 //! - `criterion [ARGS]`: the criterion suite (`cargo bench -p sealkv-benches`).
-//! - `crash [--cycles N] [--mode M] [--seed S] [--anchor]`: the crash-kill
-//!   harness, in release (see `crash.rs`).
+//! - `crash [--cycles N] [--mode M] [--seed S] [--anchor] [--compact]`: the
+//!   crash-kill harness, in release (see `crash.rs`).
 //! - `proof [--quick] [--cycles N] [--seed S]`: every long proof the docs
 //!   quote (crash-kill cycles, every fault position, every crash point of
 //!   the fuzz regressions, the full tamper matrices) and one summary table
@@ -423,10 +423,12 @@ tasks:
   bench [ARGS]              the one-run report (`sealkv bench ARGS`, release, ring),
                             written into docs/PERFORMANCE.md; --peers adds redb and SQLite
   criterion [ARGS]          the criterion suite (cargo bench -p sealkv-benches)
-  crash [--cycles N] [--mode M] [--seed S] [--anchor]
+  crash [--cycles N] [--mode M] [--seed S] [--anchor] [--compact]
                             the crash-kill harness, in release (--anchor: with a
-                            freshness anchor file beside each database; --mode hsm:
-                            under a key wrapper, a SoftHSM2 token where installed)
+                            freshness anchor file beside each database;
+                            --compact: compactions and range deletes too;
+                            --mode hsm: under a key wrapper, a SoftHSM2 token
+                            where installed)
   proof [--quick] [--cycles N] [--seed S] [--jobs N]
                             every long proof and one summary table of their
                             counts (written into docs/RELIABILITY.md)

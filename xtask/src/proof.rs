@@ -3,7 +3,8 @@
 //! table.
 //!
 //! The proofs: the crash-kill harness (`crates/crashtest`), alone, with
-//! a freshness anchor file beside each database, and under an HSM key (a
+//! a freshness anchor file beside each database, in compaction mode
+//! (compactions and range deletes under the kill), and under an HSM key (a
 //! SoftHSM2 token where installed; a quarter of the cycles, the share of
 //! each mode of the plain run), the fault sweep
 //! at every position in every mode (`it::faults`), the power cuts at every
@@ -78,6 +79,15 @@ const PROOFS: &[Proof] = &[
         run: Run::CrashKill {
             test: "kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback",
             args: &["--mode", "all", "--anchor"],
+            cycles_divisor: 1,
+        },
+    },
+    Proof {
+        name: "crash-kill-compact",
+        title: "crash-kill harness with compactions and range deletes (cycles)",
+        run: Run::CrashKill {
+            test: "kill_cycles_inside_compactions_and_range_deletes_lose_nothing",
+            args: &["--mode", "all", "--compact"],
             cycles_divisor: 1,
         },
     },
@@ -702,6 +712,8 @@ mod tests {
             hsm.ends_with("sealkv-crash -- --mode hsm --cycles 1 --seed 1"),
             "{hsm}"
         );
+        let compact = command(by_name("crash-kill-compact"), &a).0;
+        assert!(compact.iter().any(|x| x == "--compact"), "{compact:?}");
     }
 
     #[test]

@@ -130,6 +130,10 @@ pub struct StoreStats {
     pub pages_written: u64,
     /// Commits made by this handle.
     pub commits: u64,
+    /// Cuts of the file's free tail that failed (the commits stood; the
+    /// file stays longer until a later commit's cut succeeds): a sign of a
+    /// failing disk or file system.
+    pub tail_cut_failures: u64,
     /// Live read snapshots.
     pub readers: usize,
     /// The transaction the oldest live read snapshot holds, if any.
@@ -170,9 +174,11 @@ pub(crate) struct Inner {
     pub(crate) read_only: bool,
     pub(crate) pages_read: AtomicU64,
     pub(crate) pages_written: AtomicU64,
+    /// Cuts of the free tail that failed (see `StoreStats`).
+    pub(crate) tail_cut_failures: AtomicU64,
     pub(crate) commits: AtomicU64,
-    /// The last [`Store::space`] answer, for its transaction.
-    pub(crate) space_memo: Mutex<Option<crate::space::SpaceStats>>,
+    /// What [`Store::space`] measured of each tree page's subtree.
+    pub(crate) space_memo: Mutex<crate::space::SpaceMemo>,
 }
 
 /// A page file: a copy-on-write B+tree of sealed pages.
@@ -530,8 +536,9 @@ impl Store {
                 read_only,
                 pages_read: AtomicU64::new(0),
                 pages_written: AtomicU64::new(0),
+                tail_cut_failures: AtomicU64::new(0),
                 commits: AtomicU64::new(0),
-                space_memo: Mutex::new(None),
+                space_memo: Mutex::new(crate::space::SpaceMemo::default()),
             }),
         })
     }
@@ -608,6 +615,7 @@ impl Store {
             pages_read: i.pages_read.load(Ordering::Relaxed),
             pages_written: i.pages_written.load(Ordering::Relaxed),
             commits: i.commits.load(Ordering::Relaxed),
+            tail_cut_failures: i.tail_cut_failures.load(Ordering::Relaxed),
             readers,
             oldest_reader,
         }

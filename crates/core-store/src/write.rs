@@ -378,8 +378,9 @@ fn grow_to(inner: &Inner, file_len: &mut u64, pages: u64) -> Result<()> {
 /// 64 pages: no cutting and growing on every commit). The commit is
 /// durable already and the pages cut hold nothing any state needs, so a
 /// failed cut (or a crash before it reaches the disk) only leaves the file
-/// longer: the next commit tries again. Not fsynced, for the same reason.
-/// `exact` cuts whatever is free (a compaction's last step).
+/// longer: the next commit tries again. A failure is counted
+/// (`StoreStats::tail_cut_failures`), not returned. Not fsynced, for the
+/// same reason. `exact` cuts whatever is free (a compaction's last step).
 fn shrink_file(inner: &Inner, ws: &mut WriterState, keep: u64, exact: bool) {
     let p = inner.sealer.page_size as u64;
     let keep_len = keep * p;
@@ -388,8 +389,14 @@ fn shrink_file(inner: &Inner, ws: &mut WriterState, keep: u64, exact: bool) {
     } else {
         (ws.file_len / 8).max(64 * p)
     };
-    if ws.file_len > keep_len + slack && inner.file.set_len(keep_len).is_ok() {
-        ws.file_len = keep_len;
+    if ws.file_len <= keep_len + slack {
+        return;
+    }
+    match inner.file.set_len(keep_len) {
+        Ok(()) => ws.file_len = keep_len,
+        Err(_) => {
+            inner.tail_cut_failures.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -15,6 +15,13 @@
 //! `end rekey`, `begin field key` / `end field key`, `begin reencrypt` /
 //! `step` / `end reencrypt`, `begin fill G` / `end fill G` and `begin
 //! drop` / `end drop` around the operations the parent aims at.
+//!
+//! In compaction mode (`--compact`) stream 0 makes no key operations and
+//! drops no keyspace: it compacts (`begin compact` / `end compact MOVED`,
+//! the pages moved) and clears the scratch keyspace with `delete_range`
+//! (`begin clear` / `end clear`) instead, so the page file has free pages
+//! among live ones for each compaction to move pages into, while the other
+//! streams write and delete.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -37,6 +44,8 @@ pub(crate) struct ChildArgs {
     pub(crate) seed: u64,
     /// Open with the freshness anchor beside the directory.
     pub(crate) anchored: bool,
+    /// Compaction mode: stream 0 compacts and clears the scratch keyspace.
+    pub(crate) compact: bool,
 }
 
 /// After this many batches a child stops by itself (the parent always
@@ -62,7 +71,12 @@ pub(crate) fn run(args: &ChildArgs) -> Result<(), String> {
         .map(|t| {
             let db = db.clone();
             let (next, seed, mode) = (args.next[t], args.seed ^ t as u64, args.mode);
-            std::thread::spawn(move || writer(&db, t, next, seed, mode.sealed() && t == 0, mode))
+            let ops = match (t, args.compact) {
+                (0, true) => Ops::Compact,
+                (0, false) if mode.sealed() => Ops::Keys,
+                _ => Ops::None,
+            };
+            std::thread::spawn(move || writer(&db, t, next, seed, ops, mode))
         })
         .collect();
     for t in threads {
@@ -77,14 +91,25 @@ pub(crate) fn run(args: &ChildArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Stream `t`'s writer; with `ops`, it also flushes, rotates, rekeys (to
-/// `mode`'s key) and re-encrypts.
+/// What a writer does besides its batches (and stream 0's flushes and
+/// scratch keyspace steps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ops {
+    None,
+    /// Rotates, rekeys, makes field keys and re-encrypts.
+    Keys,
+    /// Compacts; the scratch keyspace is cleared, not dropped.
+    Compact,
+}
+
+/// Stream `t`'s writer; stream 0 also flushes and fills the scratch
+/// keyspace, and does `ops` (a rekey goes to `mode`'s key).
 fn writer(
     db: &Db,
     t: usize,
     next: u64,
     seed: u64,
-    ops: bool,
+    ops: Ops,
     mode: crate::mode::Mode,
 ) -> Result<(), String> {
     let fail = |e: String| {
@@ -99,13 +124,20 @@ fn writer(
         ),
         None => None,
     };
-    // Whether the scratch keyspace exists (a kill may have left it).
+    // Whether the scratch keyspace exists (a kill may have left it); in
+    // compaction mode, whether it holds keys.
     let mut scratch_live = t == 0
         && db
             .keyspaces()
             .map_err(|e| format!("keyspaces: {e}"))?
             .iter()
             .any(|n| n == scratch::SCRATCH);
+    if ops == Ops::Compact && scratch_live {
+        scratch_live = db
+            .keyspace(scratch::SCRATCH)
+            .and_then(|ks| ks.iter().map(|mut it| it.next().is_some()))
+            .map_err(|e| format!("reading keyspace {:?}: {e}", scratch::SCRATCH))?;
+    }
     let mut b = next;
     while b < next + MAX_BATCHES {
         let roll = rng.below(1000);
@@ -113,7 +145,13 @@ fn writer(
             say("begin flush")
                 .and_then(|()| db.flush().map_err(|e| format!("flush: {e}")))
                 .and_then(|()| say("end flush"))
-        } else if ops && roll < 40 {
+        } else if ops == Ops::Compact && roll < 75 {
+            say("begin compact")
+                .and_then(|()| db.compact().map_err(|e| format!("compact: {e}")))
+                .and_then(|r| say(&format!("end compact {}", r.pages_moved)))
+        } else if ops == Ops::Compact && roll >= 940 {
+            clear_step(db, &mut scratch_live, &mut rng)
+        } else if ops == Ops::Keys && roll < 40 {
             say("begin rotate")
                 .and_then(|()| {
                     db.rotate_data_key()
@@ -121,7 +159,7 @@ fn writer(
                         .map_err(|e| format!("rotate_data_key: {e}"))
                 })
                 .and_then(|()| say("end rotate"))
-        } else if ops && roll < 50 {
+        } else if ops == Ops::Keys && roll < 50 {
             // To the same key: the registry changes (a new generation,
             // every key re-wrapped; under a key wrapper, a new root key
             // wrapped by it), the key the parent opens with does not.
@@ -131,7 +169,7 @@ fn writer(
                         .map_err(|e| format!("rekey: {e}"))
                 })
                 .and_then(|()| say("end rekey"))
-        } else if ops && roll < 60 {
+        } else if ops == Ops::Keys && roll < 60 {
             say("begin field key")
                 .and_then(|()| {
                     let id = db
@@ -141,7 +179,7 @@ fn writer(
                         .map_err(|e| format!("destroy_field_key: {e}"))
                 })
                 .and_then(|()| say("end field key"))
-        } else if ops && roll < 67 {
+        } else if ops == Ops::Keys && roll < 67 {
             let mut step = |_: &sealkv::ReencryptProgress| match say("step") {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()),
@@ -183,6 +221,23 @@ fn writer(
         }
     }
     Ok(())
+}
+
+/// Fills the scratch keyspace if it holds nothing, else clears it with
+/// `delete_range`.
+fn clear_step(db: &Db, full: &mut bool, rng: &mut SplitMix64) -> Result<(), String> {
+    if *full {
+        say("begin clear")?;
+        scratch::clear(db)?;
+        *full = false;
+        say("end clear")
+    } else {
+        let g = rng.next_u64();
+        say(&format!("begin fill {g}"))?;
+        *full = true;
+        scratch::create_and_fill(db, g)?;
+        say(&format!("end fill {g}"))
+    }
 }
 
 /// Fills a new scratch keyspace if none exists, else drops it.

@@ -1,7 +1,7 @@
 //! `sealkv-crash`: the crash-kill harness.
 //!
 //! ```text
-//! sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|hsm|all] [--seed S] [--dir D] [--anchor] [--software-wrapper] [--verbose]
+//! sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|hsm|all] [--seed S] [--dir D] [--anchor] [--compact] [--software-wrapper] [--verbose]
 //! ```
 //!
 //! Each cycle starts a child process (this same binary, `child`
@@ -30,6 +30,13 @@
 //! directory. With `--anchor`, both processes open with a freshness anchor
 //! file beside the directory, updated after every commit: a kill between
 //! a commit and the anchor's update must not make the reopen a `Rollback`.
+//!
+//! With `--compact` (compaction mode), the child's stream 0 compacts the
+//! page file (`Db::compact`) at random and clears the scratch keyspace with
+//! `Keyspace::delete_range` instead of dropping it, and makes no key
+//! operations; the parent also aims its kills at `begin compact` and
+//! `begin clear`, and a clear cut short may leave a tail of the fill in key
+//! order, never a hole. The same checks run after each kill.
 //!
 //! `--mode hsm` (not part of `all`) runs a database whose master key is a
 //! key wrapper's: a SoftHSM2 token made in a temporary directory when
@@ -63,7 +70,7 @@ use crate::child::ChildArgs;
 use crate::mode::Mode;
 use crate::parent::RunArgs;
 
-const USAGE: &str = "usage: sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|hsm|all] [--seed S] [--dir D] [--anchor] [--software-wrapper] [--verbose]";
+const USAGE: &str = "usage: sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|hsm|all] [--seed S] [--dir D] [--anchor] [--compact] [--software-wrapper] [--verbose]";
 
 fn number(v: Option<&String>, what: &str) -> Result<u64, String> {
     v.ok_or(format!("{what} needs a value"))?
@@ -83,6 +90,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
         verbose: false,
         anchored: false,
         software_wrapper: false,
+        compact: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -94,6 +102,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             "--verbose" => run.verbose = true,
             "--anchor" => run.anchored = true,
             "--software-wrapper" => run.software_wrapper = true,
+            "--compact" => run.compact = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -103,7 +112,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
 
 fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
     let (mut dir, mut mode, mut next, mut seed) = (None, None, Vec::new(), 0);
-    let mut anchored = false;
+    let (mut anchored, mut compact) = (false, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -119,6 +128,7 @@ fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
             }
             "--seed" => seed = number(it.next(), "--seed")?,
             "--anchor" => anchored = true,
+            "--compact" => compact = true,
             other => return Err(format!("unknown child argument {other:?}")),
         }
     }
@@ -128,6 +138,7 @@ fn parse_child(args: &[String]) -> Result<ChildArgs, String> {
         next,
         seed,
         anchored,
+        compact,
     })
 }
 
@@ -172,6 +183,9 @@ fn main() -> ExitCode {
                     "freshness anchor: a file beside each database, updated after every commit"
                 );
                 "crash-kill-anchor"
+            } else if run.compact {
+                println!("compaction mode: compactions and range deletes under the kill");
+                "crash-kill-compact"
             } else if run.modes == [Mode::Hsm] {
                 "crash-kill-hsm"
             } else {

@@ -30,6 +30,8 @@ pub(crate) struct RunArgs {
     /// The HSM mode uses the in-process test wrapper even where SoftHSM2
     /// is installed.
     pub(crate) software_wrapper: bool,
+    /// Compaction mode: children compact and clear with `delete_range`.
+    pub(crate) compact: bool,
 }
 
 /// A cycle gives up waiting for its kill point after this long and kills
@@ -38,7 +40,7 @@ const CYCLE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The lines a kill can be aimed at (the child prints each before the
 /// operation it names).
-const MARKERS: [&str; 10] = [
+const MARKERS: [&str; 12] = [
     "begin write",
     "begin flush",
     "begin txn",
@@ -49,6 +51,18 @@ const MARKERS: [&str; 10] = [
     "begin field key",
     "begin reencrypt",
     "step",
+    "begin compact",
+    "begin clear",
+];
+
+/// The markers of a compaction-mode child.
+const COMPACT_MARKERS: [&str; 6] = [
+    "begin write",
+    "begin flush",
+    "begin txn",
+    "begin fill",
+    "begin compact",
+    "begin clear",
 ];
 
 /// When to kill the child.
@@ -68,7 +82,7 @@ enum Plan {
 }
 
 impl Plan {
-    fn choose(rng: &mut SplitMix64, sealed: bool) -> Plan {
+    fn choose(rng: &mut SplitMix64, sealed: bool, compact: bool) -> Plan {
         let r = rng.below(100);
         if r < 10 {
             return Plan::AfterSpawn(Duration::from_micros(rng.below(40_000)));
@@ -78,18 +92,26 @@ impl Plan {
         }
         // Plaintext children write, commit transactions, fill and drop
         // keyspaces and flush; only sealed ones touch keys.
-        let markers: &[&'static str] = if sealed { &MARKERS } else { &MARKERS[..5] };
+        // Compaction-mode children compact and clear instead.
+        let markers: &[&'static str] = match (compact, sealed) {
+            (true, _) => &COMPACT_MARKERS,
+            (false, true) => &MARKERS[..10],
+            (false, false) => &MARKERS[..5],
+        };
         let marker = markers[rng.below(markers.len() as u64) as usize];
         let nth = match marker {
             "begin write" | "begin txn" => 1 + rng.below(40),
-            "begin flush" | "step" => 1 + rng.below(2),
+            "begin flush" | "step" | "begin compact" => 1 + rng.below(2),
             _ => 1,
         };
-        // Right away, inside the first half millisecond, or within 5 ms.
-        let delay = match rng.below(3) {
+        // Right away, inside the first half millisecond, or within 5 ms;
+        // a compaction (several commits, each fsynced) also within 50 ms.
+        let spread = if marker == "begin compact" { 4 } else { 3 };
+        let delay = match rng.below(spread) {
             0 => Duration::ZERO,
             1 => Duration::from_micros(rng.below(500)),
-            _ => Duration::from_micros(rng.below(5_000)),
+            2 => Duration::from_micros(rng.below(5_000)),
+            _ => Duration::from_micros(rng.below(50_000)),
         };
         Plan::AtMarker { marker, nth, delay }
     }
@@ -128,6 +150,15 @@ struct ModeFigures {
     drops_in_flight_done: u64,
     /// What the scratch keyspace held at the last check.
     scratch: Scratch,
+    /// Compactions acknowledged, and the pages they moved.
+    compactions: u64,
+    pages_moved: u64,
+    /// Compactions in flight at the kill.
+    compactions_in_flight: u64,
+    /// Scratch keyspace clears (`delete_range`) acknowledged, and those in
+    /// flight at the kill.
+    clears: u64,
+    clears_in_flight: u64,
 }
 
 /// Everything a run found.
@@ -181,6 +212,20 @@ impl Summary {
             total(|f| f.drops_in_flight),
             total(|f| f.drops_in_flight_done)
         );
+        let compacted = total(|f| f.compactions + f.compactions_in_flight + f.clears);
+        if compacted > 0 {
+            println!(
+                "compactions: {} ({} pages moved), {} in flight at the kill",
+                total(|f| f.compactions),
+                total(|f| f.pages_moved),
+                total(|f| f.compactions_in_flight)
+            );
+            println!(
+                "range deletes (keyspace clears): {}, {} in flight at the kill",
+                total(|f| f.clears),
+                total(|f| f.clears_in_flight)
+            );
+        }
         let kills: Vec<_> = self.kills.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("kills: {}", kills.join(", "));
         println!("lost acknowledged batches: {}", self.lost);
@@ -214,8 +259,20 @@ impl Summary {
         // The same figures as `PROOF` lines for `cargo xtask proof` (see
         // `sealkv_testkit::proof`): one per mode, one for the checks.
         for (mode, f) in &self.per_mode {
+            let compaction = if compacted > 0 {
+                format!(
+                    " compactions={} pages_moved={} compactions_in_flight={} clears={} clears_in_flight={}",
+                    f.compactions,
+                    f.pages_moved,
+                    f.compactions_in_flight,
+                    f.clears,
+                    f.clears_in_flight
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "PROOF name={proof} part={} cases={} acked={} in_flight_applied={} torn_tails={} transactions={} retries={} drops={} drops_in_flight={} drops_in_flight_done={}",
+                "PROOF name={proof} part={} cases={} acked={} in_flight_applied={} torn_tails={} transactions={} retries={} drops={} drops_in_flight={} drops_in_flight_done={}{compaction}",
                 mode.name(),
                 f.cycles,
                 f.acked,
@@ -262,6 +319,11 @@ struct Observed {
     retries: u64,
     /// What stream 0 did to the scratch keyspace, in order.
     scratch: Vec<scratch::Event>,
+    /// Compactions acknowledged, the pages they moved, and whether one was
+    /// in flight at the end.
+    compactions: u64,
+    pages_moved: u64,
+    compacting: bool,
     opened_at: Option<Instant>,
     out_of_order: Option<String>,
 }
@@ -288,6 +350,12 @@ impl Observed {
                 .unwrap_or(0);
         } else if let Some(event) = scratch::Event::parse(line) {
             self.scratch.push(event);
+        } else if line == "begin compact" {
+            self.compacting = true;
+        } else if let Some(moved) = line.strip_prefix("end compact ") {
+            self.compacting = false;
+            self.compactions += 1;
+            self.pages_moved += moved.parse::<u64>().unwrap_or(0);
         }
         for m in MARKERS {
             if line.starts_with(m) {
@@ -329,7 +397,7 @@ fn spawn_child(
     mode: Mode,
     next: &[u64; STREAMS],
     seed: u64,
-    anchored: bool,
+    (anchored, compact): (bool, bool),
 ) -> Result<Child, String> {
     let next: Vec<String> = next.iter().map(u64::to_string).collect();
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
@@ -341,6 +409,7 @@ fn spawn_child(
         .args(["--next", &next.join(",")])
         .args(["--seed", &seed.to_string()])
         .args(anchored.then_some("--anchor"))
+        .args(compact.then_some("--compact"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -362,10 +431,10 @@ fn run_child(
     dir: &Path,
     mode: Mode,
     next: &[u64; STREAMS],
-    (seed, anchored): (u64, bool),
+    (seed, flags): (u64, (bool, bool)),
     plan: Plan,
 ) -> Result<Killed, String> {
-    let mut child = spawn_child(dir, mode, next, seed, anchored)?;
+    let mut child = spawn_child(dir, mode, next, seed, flags)?;
     let start = Instant::now();
     let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().ok_or("no stdout pipe")?;
@@ -589,10 +658,13 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         let slot = (cycle % args.modes.len() as u64) as usize;
         let (mode, mut figures) = summary.per_mode[slot].clone();
         let dir = base.join(mode.name());
-        let plan = Plan::choose(&mut rng, mode.sealed());
+        let plan = Plan::choose(&mut rng, mode.sealed(), args.compact);
         let next = figures.last.map(|l| l + 1);
         let older_keys = std::fs::read(dir.join("KEYS")).ok();
-        let seed = (SplitMix64::mix(args.seed ^ cycle), args.anchored);
+        let seed = (
+            SplitMix64::mix(args.seed ^ cycle),
+            (args.anchored, args.compact),
+        );
         let killed = run_child(&dir, mode, &next, seed, plan)?;
         let obs = &killed.observed;
         let acked: Vec<u64> = (0..STREAMS)
@@ -650,6 +722,16 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
             .filter(|e| **e == scratch::Event::EndDrop)
             .count() as u64;
         figures.scratch = checked.scratch.state;
+        figures.compactions += obs.compactions;
+        figures.pages_moved += obs.pages_moved;
+        figures.compactions_in_flight += u64::from(obs.compacting);
+        figures.clears += obs
+            .scratch
+            .iter()
+            .filter(|e| **e == scratch::Event::EndClear)
+            .count() as u64;
+        figures.clears_in_flight +=
+            u64::from(obs.scratch.last() == Some(&scratch::Event::BeginClear));
         if obs.scratch.last() == Some(&scratch::Event::BeginDrop) {
             figures.drops_in_flight += 1;
             figures.drops_in_flight_done += u64::from(figures.scratch == Scratch::Absent);

@@ -11,6 +11,12 @@
 //! it ([`check`]): absent once a drop was acknowledged; exactly fill `G`
 //! once fill `G` was acknowledged; while a fill or a drop was in flight,
 //! the state before it or after it, never a mix.
+//!
+//! In compaction mode the keyspace is cleared instead of dropped: `begin
+//! clear` / `end clear` around a `delete_range` of all of it, which deletes
+//! in bounded batches, each atomic, in key order. A clear cut short by the
+//! kill may leave a tail of the fill (its keys from some key on, none
+//! missing after it), never a hole.
 
 use sealkv::{Db, Keyspace, WriteBatch};
 use sealkv_fileio::SplitMix64;
@@ -30,6 +36,9 @@ pub(crate) enum Scratch {
     Empty,
     /// It holds exactly the keys of fill `G`.
     Filled(u64),
+    /// It holds the keys of fill `G` from some key on, at least one and
+    /// not all (a clear cut short).
+    Tail(u64),
 }
 
 /// What the child said it did to the scratch keyspace, in order.
@@ -43,6 +52,10 @@ pub(crate) enum Event {
     BeginDrop,
     /// `end drop`: the drop acknowledged.
     EndDrop,
+    /// `begin clear`: deleting every key of it with `delete_range`.
+    BeginClear,
+    /// `end clear`: the clear acknowledged.
+    EndClear,
 }
 
 impl Event {
@@ -57,6 +70,8 @@ impl Event {
         match line {
             "begin drop" => Some(Event::BeginDrop),
             "end drop" => Some(Event::EndDrop),
+            "begin clear" => Some(Event::BeginClear),
+            "end clear" => Some(Event::EndClear),
             _ => None,
         }
     }
@@ -77,6 +92,16 @@ pub(crate) fn fill(g: u64) -> Pairs {
             (format!("f/{g:016x}/{i:05}").into_bytes(), v)
         })
         .collect()
+}
+
+/// Deletes every key of the scratch keyspace with `delete_range` (in
+/// bounded batches, in key order); the keyspace stays.
+pub(crate) fn clear(db: &Db) -> Result<u64, String> {
+    let ks = db
+        .keyspace(SCRATCH)
+        .map_err(|e| format!("opening keyspace {SCRATCH:?}: {e}"))?;
+    ks.delete_range::<&[u8]>(..)
+        .map_err(|e| format!("clearing keyspace {SCRATCH:?}: {e}"))
 }
 
 /// Creates the scratch keyspace and writes fill `g` into it in one batch;
@@ -123,6 +148,20 @@ pub(crate) fn allowed(before: Scratch, events: &[Event]) -> Vec<Scratch> {
             Event::EndFill(g) => out = vec![Scratch::Filled(g)],
             Event::BeginDrop => add(&mut out, Scratch::Absent),
             Event::EndDrop => out = vec![Scratch::Absent],
+            Event::BeginClear => {
+                let tails: Vec<Scratch> = out
+                    .iter()
+                    .filter_map(|s| match *s {
+                        Scratch::Filled(g) | Scratch::Tail(g) => Some(Scratch::Tail(g)),
+                        _ => None,
+                    })
+                    .collect();
+                for t in tails {
+                    add(&mut out, t);
+                }
+                add(&mut out, Scratch::Empty);
+            }
+            Event::EndClear => out = vec![Scratch::Empty],
         }
     }
     out
@@ -173,18 +212,32 @@ pub(crate) fn check(db: &Db, allowed: &[Scratch]) -> Found {
                     Scratch::Filled(g) => Some(*g),
                     _ => None,
                 });
+                let tails = allowed.iter().filter_map(|s| match s {
+                    Scratch::Tail(g) => Some(*g),
+                    _ => None,
+                });
                 let mut closest = None;
                 let mut matched = None;
                 for g in fills {
                     let diffs = differences(&contents, &fill(g));
                     if diffs.is_empty() {
-                        matched = Some(g);
+                        matched = Some(Scratch::Filled(g));
+                        break;
+                    }
+                    closest = Some((g, diffs));
+                }
+                for g in tails.filter(|_| matched.is_none()) {
+                    let all = fill(g);
+                    let from = all.len().saturating_sub(contents.len());
+                    let diffs = differences(&contents, &all[from..]);
+                    if diffs.is_empty() && from > 0 {
+                        matched = Some(Scratch::Tail(g));
                         break;
                     }
                     closest = Some((g, diffs));
                 }
                 match (matched, closest) {
-                    (Some(g), _) => Scratch::Filled(g),
+                    (Some(s), _) => s,
                     (None, Some((g, diffs))) => {
                         let shown: Vec<_> = diffs.iter().take(4).cloned().collect();
                         return finding(format!(
@@ -216,6 +269,7 @@ pub(crate) fn check(db: &Db, allowed: &[Scratch]) -> Found {
         Scratch::Absent => "absent".to_string(),
         Scratch::Empty => "present and empty".to_string(),
         Scratch::Filled(g) => format!("present with fill {g}"),
+        Scratch::Tail(g) => format!("present with a tail of fill {g}"),
     };
     finding(format!(
         "{what}, where it may only be {allowed:?}{}",
@@ -233,6 +287,8 @@ mod tests {
         assert_eq!(Event::parse("end fill 7"), Some(Event::EndFill(7)));
         assert_eq!(Event::parse("begin drop"), Some(Event::BeginDrop));
         assert_eq!(Event::parse("end drop"), Some(Event::EndDrop));
+        assert_eq!(Event::parse("begin clear"), Some(Event::BeginClear));
+        assert_eq!(Event::parse("end clear"), Some(Event::EndClear));
         assert_eq!(Event::parse("begin flush"), None);
         assert_eq!(Event::parse("begin fill x"), None);
     }
@@ -263,6 +319,38 @@ mod tests {
             [Absent]
         );
         assert_eq!(allowed(Empty, &[BeginDrop]), [Empty, Absent]);
+        assert_eq!(
+            allowed(Filled(4), &[BeginClear]),
+            [Filled(4), Tail(4), Empty]
+        );
+        assert_eq!(allowed(Tail(4), &[BeginClear]), [Tail(4), Empty]);
+        assert_eq!(
+            allowed(Filled(4), &[BeginClear, EndClear, BeginFill(5)]),
+            [Empty, Filled(5)]
+        );
+    }
+
+    /// A clear cut short leaves a tail of the fill; a hole in it, or a
+    /// tail where no clear was in flight, is a finding.
+    #[test]
+    fn a_tail_checks_clean_only_while_a_clear_was_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let g = (0..50).find(|g| fill(*g).len() > 10).unwrap();
+        let ks = create_and_fill(&db, g).unwrap();
+        let keys = fill(g);
+        ks.delete_range(keys[0].0.clone()..keys[3].0.clone())
+            .unwrap();
+        let in_flight = allowed(Scratch::Filled(g), &[Event::BeginClear]);
+        let found = check(&db, &in_flight);
+        assert_eq!((found.state, found.finding), (Scratch::Tail(g), None));
+        let what = check(&db, &[Scratch::Filled(g)]).finding.unwrap();
+        assert!(what.contains("missing"), "{what}");
+        ks.delete(&keys[6].0).unwrap();
+        assert!(check(&db, &in_flight).finding.is_some());
+        assert_eq!(clear(&db).unwrap() as usize, keys.len() - 4);
+        let found = check(&db, &in_flight);
+        assert_eq!((found.state, found.finding), (Scratch::Empty, None));
     }
 
     #[test]

@@ -7,9 +7,15 @@
 //! on disk (as `sealkv bench --peers` counts them), then compacts (`Db::compact`) and prints them
 //! again, with the file's size over the bytes of the records left.
 //!
+//! With `reads`, after the deletes it also times cold reads before and
+//! after the compaction: it closes and reopens the database (the page
+//! cache empty, the OS cache warm), gets every record left in random order
+//! and scans them all, every value checked.
+//!
 //! ```text
 //! cargo run --release -p sealkv --example space -- 1000000 random aes
 //! cargo run --release -p sealkv --example space -- 1000000 sequential plain
+//! cargo run --release -p sealkv --example space -- 1000000 random aes reads
 //! ```
 
 #![allow(clippy::print_stdout)]
@@ -93,6 +99,56 @@ fn compact(
     Ok(())
 }
 
+/// Closes `db`, reopens it with `config` (the page cache empty), and
+/// times gets of the records left (`i % 10 == 0`, in random order) and a
+/// full scan, every value checked.
+fn cold_reads(
+    db: Db,
+    config: &Config,
+    phase: &str,
+    n: u64,
+    random: bool,
+) -> Result<Db, Box<dyn std::error::Error>> {
+    db.close()?;
+    let db = Db::open_with_config(config.clone())?;
+    let mut left: Vec<u64> = (0..n).filter(|i| i % 10 == 0).collect();
+    let mut rng = SplitMix64::new(7);
+    for i in (1..left.len()).rev() {
+        left.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let start = Instant::now();
+    for &i in &left {
+        let v = db.get(key(i, random))?.ok_or("a record left is missing")?;
+        if v.len() != 100 {
+            return Err("a value of the wrong length".into());
+        }
+    }
+    let gets = left.len() as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let mut seen = 0u64;
+    for item in db.iter()? {
+        let (_, v) = item?;
+        if v.len() != 100 {
+            return Err("a value of the wrong length".into());
+        }
+        seen += 1;
+    }
+    if seen != left.len() as u64 {
+        return Err(format!("the scan saw {seen} records, not {}", left.len()).into());
+    }
+    let scan = seen as f64 / start.elapsed().as_secs_f64();
+    let s = db.stats()?;
+    println!(
+        "{phase:<28} cold gets {:>9.0}/s  cold scan {:>10.0}/s  ({} records, {} leaves, file {:.1} MB)",
+        gets,
+        scan,
+        seen,
+        s.leaf_pages,
+        s.file_bytes as f64 / 1e6
+    );
+    Ok(db)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let n: u64 = args
@@ -106,6 +162,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(other) => return Err(format!("order {other:?}: random or sequential").into()),
     };
     let mode = args.next().unwrap_or_else(|| "aes".into());
+    let reads = match args.next().as_deref() {
+        None => false,
+        Some("reads") => true,
+        Some(other) => return Err(format!("{other:?}: expected reads or nothing").into()),
+    };
     let dir = tempfile::tempdir()?;
     let mut config = Config::new(dir.path().join("db"));
     match mode.as_str() {
@@ -113,7 +174,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "aes" => config = config.encryption_key(MasterKey::from_hex(&"42".repeat(32))?),
         other => return Err(format!("mode {other:?}: expected plain or aes").into()),
     }
-    let db = Db::open_with_config(config)?;
+    let db = Db::open_with_config(config.clone())?;
     let start = Instant::now();
     let value = [0x5Au8; 100];
     batches(&db, 0..n, |b, i| {
@@ -136,7 +197,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     })?;
     report(&db, "delete 9 in 10", start)?;
+    let db = if reads {
+        cold_reads(db, &config, "delete 9 in 10", n + 1000, random)?
+    } else {
+        db
+    };
     compact(&db, "delete, compact", start, (n + 1000).div_ceil(10))?;
+    let db = if reads {
+        cold_reads(db, &config, "delete, compact", n + 1000, random)?
+    } else {
+        db
+    };
     db.close()?;
     Ok(())
 }

@@ -11,7 +11,7 @@
 
 use sealkv_core_store::{CompactReport, StoreError};
 
-use crate::db::Db;
+use crate::db::{Db, Inner};
 use crate::error::Error;
 use crate::poison::PoisonCause;
 
@@ -29,6 +29,7 @@ impl Db {
         self.check_writable()?;
         self.inner.flush_all()?;
         let st = self.inner.lock_flush()?;
+        let cuts_failed = self.inner.store.stats().tail_cut_failures;
         let report = match self.inner.store.compact() {
             Ok(r) => r,
             Err(e @ (StoreError::Io(_) | StoreError::Poisoned)) => {
@@ -41,6 +42,7 @@ impl Db {
         };
         self.inner.committed(false)?;
         drop(st);
+        self.inner.warn_failed_cuts(cuts_failed);
         tracing::debug!(
             before = report.bytes_before,
             after = report.bytes_after,
@@ -48,5 +50,22 @@ impl Db {
             "page file compacted"
         );
         Ok(report)
+    }
+}
+
+impl Inner {
+    /// Logs a warning if a cut of the page file's free tail failed since
+    /// the count was `before` (the commits stood; the file stays longer
+    /// until a later cut succeeds; `Stats::page_file_cut_failures` counts
+    /// them).
+    pub(crate) fn warn_failed_cuts(&self, before: u64) {
+        let now = self.store.stats().tail_cut_failures;
+        if now > before {
+            tracing::warn!(
+                failed = now - before,
+                total = now,
+                "the page file's free tail could not be cut; it stays until a later commit cuts it"
+            );
+        }
     }
 }

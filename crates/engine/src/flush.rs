@@ -197,6 +197,7 @@ impl Inner {
     /// Readers keep reading the frozen memtable, which shadows those keys,
     /// until the last commit is done.
     fn flush_one(&self, st: &mut FlushState, frozen: &Frozen) -> Result<(), Error> {
+        let cuts_failed = self.store.stats().tail_cut_failures;
         let written = tracing::enabled!(tracing::Level::DEBUG).then(|| self.store.stats());
         tracing::debug!(
             up_to_seq = frozen.last_seq,
@@ -279,6 +280,7 @@ impl Inner {
                 .saturating_sub(w.pages_written)),
             "flush committed"
         );
+        self.warn_failed_cuts(cuts_failed);
         self.signal.done.notify_all();
         Ok(())
     }

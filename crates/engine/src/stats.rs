@@ -99,15 +99,22 @@ pub struct Stats {
     /// end the file are given back to the file system by a commit).
     pub free_pages: u64,
     /// Leaf pages of the tree. This and the other leaf figures come from a
-    /// walk of every tree page (through the cache; kept until the next
-    /// commit): zero when a damaged page stopped the walk (a warning is
-    /// logged; [`Db::verify`](crate::Db::verify) names the page).
+    /// walk of the tree (through the cache) that reads only the pages
+    /// written since the last `stats()` (what each page's subtree holds is
+    /// kept by page and tag): zero when a damaged page stopped the walk (a
+    /// warning is logged; [`Db::verify`](crate::Db::verify) names the
+    /// page).
     pub leaf_pages: u64,
     /// Bytes the leaves' entries use, over all leaves.
     pub leaf_bytes: u64,
     /// Bytes the leaves could hold (`leaf_pages` times a page's body):
     /// [`Stats::leaf_fill`] is `leaf_bytes` over this.
     pub leaf_capacity: u64,
+    /// Cuts of the page file's free tail that failed since open (each
+    /// logged as a warning): the commits stood, and the file stays longer
+    /// until a later commit's cut succeeds. A sign of a failing disk or
+    /// file system.
+    pub page_file_cut_failures: u64,
     /// Decrypted-page cache hits and misses since open.
     pub cache_hits: u64,
     /// Decrypted-page cache misses since open.
@@ -209,6 +216,7 @@ pub(crate) fn collect(db: &Inner) -> Result<Stats, Error> {
         leaf_pages: space.leaf_pages,
         leaf_bytes: space.leaf_bytes,
         leaf_capacity: space.leaf_capacity,
+        page_file_cut_failures: store.tail_cut_failures,
         cache_hits: store.cache_hits,
         cache_misses: store.cache_misses,
         encryption,

@@ -208,11 +208,11 @@ impl Commit<'_> {
             self.moved += 1;
         }
         self.free(r);
-        self.write_whole(&items).map(Some)
+        self.write_whole(&items, r.page).map(Some)
     }
 
-    /// Writes `items`, the entries of one page, back into one new page.
-    fn write_whole(&mut self, items: &Items) -> Result<ChildRef> {
+    /// Writes `items`, the entries of page `old`, back into one new page.
+    fn write_whole(&mut self, items: &Items, old: u64) -> Result<ChildRef> {
         let count = items.len() as u16;
         match items {
             Items::Leaf { arena, .. } => self.write_page(PageKind::Leaf, |b| {
@@ -220,14 +220,7 @@ impl Commit<'_> {
                 b[2..2 + arena.len()].copy_from_slice(arena);
             }),
             Items::Branch(v) => {
-                let mut body = Vec::with_capacity(self.body_len());
-                body.extend_from_slice(&count.to_be_bytes());
-                for (k, c) in v {
-                    put_branch(&mut body, k, *c);
-                }
-                if body.len() > self.body_len() {
-                    return Err(StoreError::corrupt(0, "a branch grew while it moved"));
-                }
+                let body = branch_body(v, self.body_len(), old)?;
                 self.write_page(PageKind::Branch, |b| {
                     b[..body.len()].copy_from_slice(&body);
                 })
@@ -280,5 +273,40 @@ impl Commit<'_> {
             next = n;
         }
         Ok(pages)
+    }
+}
+
+/// The body of a branch holding `entries`, moved from page `old`: what it
+/// held, so it fits in `body_len` bytes; if it does not, the page it came
+/// from was not what it claimed, and the error names it.
+fn branch_body(entries: &[(Vec<u8>, ChildRef)], body_len: usize, old: u64) -> Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(body_len);
+    body.extend_from_slice(&(entries.len() as u16).to_be_bytes());
+    for (k, c) in entries {
+        put_branch(&mut body, k, *c);
+    }
+    if body.len() > body_len {
+        return Err(StoreError::corrupt(old, "a branch grew while it moved"));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_branch_too_big_to_move_names_its_page() {
+        let child = ChildRef {
+            page: 9,
+            tag: [0; TAG_LEN],
+        };
+        let entries = vec![(vec![7u8; 100], child), (vec![8u8; 100], child)];
+        let fits = branch_body(&entries, 4096, 41).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&fits[..2], &2u16.to_be_bytes());
+        match branch_body(&entries, 200, 41) {
+            Err(StoreError::Corruption { page, .. }) => assert_eq!(page, 41),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -212,3 +212,32 @@ fn a_crash_at_every_step_of_a_compaction_keeps_the_entries() {
         assert!(cases >= 20, "{cases} crash points");
     }
 }
+
+/// A cut of the file's free tail that fails is no error for the commit
+/// (it is durable, and the pages cut hold nothing): the compaction
+/// succeeds with the file as long as it was, the failure is counted in
+/// `stats()`, and the next compaction cuts it.
+#[test]
+fn a_failed_tail_cut_is_counted_and_the_next_compaction_cuts() {
+    let sim = SimVfs::new();
+    let store = create(&sim, Some(keyring()));
+    thinned(&store);
+    let want = all(&store.read());
+    drop(store);
+    let fv = Arc::new(FaultyVfs::over_sim(&sim));
+    let vfs: Arc<dyn Vfs> = fv.clone();
+    let store = Store::open(vfs, &path(), opts(Some(keyring()))).unwrap().0;
+    assert_eq!(store.stats().tail_cut_failures, 0);
+    fv.arm(FaultPlan::from(OpKind::SetLen, 1));
+    let report = store.compact().unwrap();
+    assert!(fv.injected() > 0, "no cut was tried");
+    assert!(report.pages_moved > 0, "{report:?}");
+    assert_eq!(report.bytes_after, report.bytes_before, "{report:?}");
+    assert_eq!(store.stats().tail_cut_failures, fv.injected());
+    assert_eq!(all(&store.read()), want);
+    assert!(store.verify().unwrap().is_clean());
+    fv.disarm();
+    let done = store.compact().unwrap();
+    assert!(done.bytes_after * 3 < report.bytes_before, "{done:?}");
+    assert_eq!(all(&store.read()), want);
+}

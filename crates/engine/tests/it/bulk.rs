@@ -277,3 +277,30 @@ fn a_crash_anywhere_in_a_bulk_delete_leaves_whole_batches() {
     }
     assert!(cases > 10, "{cases} crash points");
 }
+
+/// A cut of the page file's tail that fails leaves the compaction done
+/// (its commits stood) and the file as long; `Stats` counts it, and the
+/// next compaction cuts.
+#[test]
+fn a_failed_cut_is_counted_in_stats_and_not_an_error() {
+    let sim = SimVfs::new();
+    let faulty = FaultyVfs::over_sim(&sim);
+    let db = Db::open_with_config(sim_config(&sim, None).vfs(Arc::new(faulty.clone()))).unwrap();
+    crash_load(&db);
+    crash_work(&db).unwrap();
+    assert_eq!(db.stats().unwrap().page_file_cut_failures, 0);
+    faulty.arm(FaultPlan::from(OpKind::SetLen, 1));
+    let report = db.compact().unwrap();
+    assert!(faulty.injected() > 0, "no cut was tried");
+    assert!(report.pages_moved > 0, "{report:?}");
+    assert_eq!(report.bytes_after, report.bytes_before, "{report:?}");
+    assert_eq!(
+        db.stats().unwrap().page_file_cut_failures,
+        faulty.injected()
+    );
+    faulty.disarm();
+    let done = db.compact().unwrap();
+    assert!(done.bytes_after < report.bytes_before, "{done:?}");
+    assert_eq!(db.prefix("q/").unwrap().count(), 50);
+    assert!(db.verify().unwrap().is_clean());
+}

@@ -7,6 +7,7 @@ mod backup;
 mod basic;
 mod bulk;
 mod chunked_flush;
+mod compact_race;
 mod crash;
 mod encryption;
 mod faults;

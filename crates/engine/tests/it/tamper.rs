@@ -10,6 +10,12 @@
 //! data (never allowed). [`expected`] says, per file kind and tamper, which
 //! kinds are allowed, and why; any other kind fails the test.
 //!
+//! The matrix runs twice: on the database as its writes left it, and on
+//! one compacted (a range deleted, then `Db::compact`: live pages moved
+//! into freed slots and resealed, the file cut), whose older copy is the
+//! file just before the compaction, so the stale copies put back are the
+//! pages the compaction moved away from.
+//!
 //! The counts go into `docs/SECURITY.md`; run with `--nocapture` to print
 //! them.
 
@@ -89,9 +95,6 @@ struct Fixture {
     roles: BTreeMap<u64, &'static str>,
 }
 
-/// Builds a database with branches, leaves, overflow, free-list and free
-/// pages, a WAL tail, and (sealed) two data keys; also an older copy of its
-/// files and a second database under the same key.
 /// The files under the database directory, named relative to it.
 fn files_of(vfs: &SimVfs) -> Files {
     let root = format!("{}/", dir().display());
@@ -102,14 +105,20 @@ fn files_of(vfs: &SimVfs) -> Files {
         .collect()
 }
 
+/// Builds a database with branches, leaves, overflow, free-list and free
+/// pages, a WAL tail, and (sealed) two data keys; also an older copy of its
+/// files. With `compacted`, a range of its keys is then deleted and the
+/// database compacted, and the older copy is the one just before the
+/// compaction.
 fn build(
     alg: Option<EncryptionAlgorithm>,
     seed: u8,
+    compacted: bool,
 ) -> (Files, Files, Model, Vec<(u64, &'static str)>) {
     let vfs = SimVfs::new();
     let db = Db::open_with_config(sim_config(&vfs, alg)).unwrap();
     let mut model = Model::new();
-    let mut put = |db: &Db, i: u32, round: u8| {
+    let put = |db: &Db, model: &mut Model, i: u32, round: u8| {
         let key = format!("tamper/{i:05}").into_bytes();
         let len = if i.is_multiple_of(50) { 9000 } else { 60 };
         let value = vec![seed ^ round ^ (i as u8); len];
@@ -117,27 +126,47 @@ fn build(
         model.insert(key, value);
     };
     for i in 0..300 {
-        put(&db, i, 1);
+        put(&db, &mut model, i, 1);
     }
     db.flush().unwrap();
-    let older = files_of(&vfs);
+    let mut older = files_of(&vfs);
     for i in (0..100).chain(300..400) {
-        put(&db, i, 2);
+        put(&db, &mut model, i, 2);
     }
     db.flush().unwrap();
     // Two more commits over the same keys: pages freed by the ones before
     // are reused, so the older copy holds stale versions of live pages.
     for round in 3..5 {
         for i in (0..300).step_by(7) {
-            put(&db, i, round);
+            put(&db, &mut model, i, round);
         }
         db.flush().unwrap();
     }
     if alg.is_some() {
         db.rotate_data_key().unwrap();
     }
+    if compacted {
+        let (lo, hi) = (b"tamper/00060".to_vec(), b"tamper/00330".to_vec());
+        db.delete_range(lo.clone()..hi.clone()).unwrap();
+        model.retain(|k, _| *k < lo || *k >= hi);
+        db.flush().unwrap();
+        // The older page file is the one just before the compaction (the
+        // older registry stays the one from before the rotation).
+        let before = files_of(&vfs);
+        for (name, bytes) in &mut older {
+            if let Some((_, b)) = before
+                .iter()
+                .find(|(n, _)| n == name && n.ends_with(".sealkv"))
+            {
+                *bytes = b.clone();
+            }
+        }
+        let report = db.compact().unwrap();
+        assert!(report.pages_moved > 0, "{report:?}");
+        assert!(report.bytes_after < report.bytes_before, "{report:?}");
+    }
     for i in 400..440 {
-        put(&db, i, 3);
+        put(&db, &mut model, i, 3);
     }
     let roles = db.page_roles().unwrap();
     // A process crash (the files as the OS holds them; every write was
@@ -146,9 +175,9 @@ fn build(
     (files_of(&vfs), older, model, roles)
 }
 
-fn fixture(alg: Option<EncryptionAlgorithm>) -> Fixture {
-    let (good, older, model, roles) = build(alg, 0x11);
-    let (other, _, _, _) = build(alg, 0x22);
+fn fixture(alg: Option<EncryptionAlgorithm>, compacted: bool) -> Fixture {
+    let (good, older, model, roles) = build(alg, 0x11, compacted);
+    let (other, _, _, _) = build(alg, 0x22, compacted);
     Fixture {
         alg,
         good,
@@ -439,9 +468,10 @@ fn full() -> bool {
     std::env::var_os("SEALKV_TAMPER_FULL").is_some()
 }
 
-/// The expected outcomes of each case, by kind (never `Wrong`): the
-/// table docs/SECURITY.md gives with its counts.
-fn expected(kind: &str, case: &str) -> &'static [Outcome] {
+/// The expected outcomes of each case, by kind (never `Wrong`), for the
+/// fixture as written or `compacted`: the table docs/SECURITY.md gives
+/// with its counts.
+fn expected(kind: &str, case: &str, compacted: bool) -> &'static [Outcome] {
     use Outcome::*;
     let tree = matches!(kind, "branch page" | "leaf page" | "overflow page");
     match (kind, case) {
@@ -457,6 +487,11 @@ fn expected(kind: &str, case: &str) -> &'static [Outcome] {
         ("WAL segment (live)", "flip a byte") => &[Corruption, TornTail],
         ("WAL segment (live)", "segment from another database") => &[Corruption],
         ("WAL segment (live)", "segment removed") => &[CrashLike],
+        // A compaction's commits follow the rotation: both meta slots
+        // are sealed under the new data key, which the older registry
+        // lacks, so it opens no meta page and is refused as Corruption
+        // (with a freshness anchor, Rollback).
+        ("key registry", "older copy") if compacted => &[Corruption],
         // The meta page records a newer registry.
         ("key registry", "older copy") => &[Rollback],
         // The file hash catches any byte before the key check.
@@ -506,6 +541,23 @@ fn expected(kind: &str, case: &str) -> &'static [Outcome] {
 
 #[test]
 fn tamper_matrix_never_returns_wrong_data() {
+    let (report, problems) = matrices(false);
+    println!("{report}");
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The same matrix on a compacted database: pages moved and resealed by
+/// the compaction, the older copy's pages the ones it moved away from.
+#[test]
+fn tamper_matrix_never_returns_wrong_data_on_a_compacted_file() {
+    let (report, problems) = matrices(true);
+    println!("{report}");
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// Runs the matrix in each mode and prints its `PROOF` lines; returns the
+/// table and every outcome its row does not allow.
+fn matrices(compacted: bool) -> (String, Vec<String>) {
     let mut report = String::new();
     let mut problems = Vec::new();
     for alg in [
@@ -513,9 +565,14 @@ fn tamper_matrix_never_returns_wrong_data() {
         Some(EncryptionAlgorithm::Aes256Gcm),
         Some(EncryptionAlgorithm::ChaCha20Poly1305),
     ] {
-        let f = fixture(alg);
+        let f = fixture(alg, compacted);
         let m = run_matrix(&f);
         let mode = alg.map_or("plaintext".to_string(), |a| a.to_string());
+        let mode = if compacted {
+            format!("compacted-{mode}")
+        } else {
+            mode
+        };
         writeln!(report, "\n{mode}").unwrap();
         let mut total = 0;
         let mut per_kind: BTreeMap<Outcome, usize> = BTreeMap::new();
@@ -527,7 +584,7 @@ fn tamper_matrix_never_returns_wrong_data() {
                 .map(|o| outcomes.get(o).copied().unwrap_or(0).to_string())
                 .collect();
             writeln!(report, "| {kind} | {case} | {n} | {} |", counts.join(" | ")).unwrap();
-            let allowed = expected(kind, case);
+            let allowed = expected(kind, case, compacted);
             for (o, c) in outcomes {
                 *per_kind.entry(*o).or_insert(0) += c;
                 if !allowed.contains(o) {
@@ -568,6 +625,5 @@ fn tamper_matrix_never_returns_wrong_data() {
             ],
         );
     }
-    println!("{report}");
-    assert!(problems.is_empty(), "{problems:#?}");
+    (report, problems)
 }
