@@ -426,7 +426,9 @@ tasks:
   crash [--cycles N] [--mode M] [--seed S] [--anchor] [--compact]
                             the crash-kill harness, in release (--anchor: with a
                             freshness anchor file beside each database;
-                            --compact: compactions and range deletes too)
+                            --compact: compactions and range deletes too;
+                            --mode hsm: under a key wrapper, a SoftHSM2 token
+                            where installed)
   proof [--quick] [--cycles N] [--seed S] [--jobs N]
                             every long proof and one summary table of their
                             counts (written into docs/RELIABILITY.md)

@@ -3,8 +3,10 @@
 //! table.
 //!
 //! The proofs: the crash-kill harness (`crates/crashtest`), alone, with
-//! a freshness anchor file beside each database and in compaction mode
-//! (compactions and range deletes under the kill), the fault sweep
+//! a freshness anchor file beside each database, in compaction mode
+//! (compactions and range deletes under the kill), and under an HSM key (a
+//! SoftHSM2 token where installed; a quarter of the cycles, the share of
+//! each mode of the plain run), the fault sweep
 //! at every position in every mode (`it::faults`), the power cuts at every
 //! disk operation of the fuzz regressions and of the keyspace seeds
 //! (`it::fuzz`), the tamper matrices
@@ -42,13 +44,13 @@ enum Run {
         /// Extra environment of the full run.
         full_env: &'static [(&'static str, &'static str)],
     },
-    /// The crash-kill harness: its CI test `test` (52 cycles, debug; with
-    /// an anchor or in compaction mode, 24) when quick, the release binary
-    /// otherwise, with `flag` (`--anchor`: a freshness anchor file beside
-    /// each database; `--compact`: compaction mode).
+    /// The crash-kill harness: its CI test `test` (debug) when quick, the
+    /// release binary otherwise, with `args`, `--seed` and the run's
+    /// `--cycles` divided by `cycles_divisor`.
     CrashKill {
         test: &'static str,
-        flag: Option<&'static str>,
+        args: &'static [&'static str],
+        cycles_divisor: u64,
     },
 }
 
@@ -67,7 +69,8 @@ const PROOFS: &[Proof] = &[
         title: "crash-kill harness (cycles)",
         run: Run::CrashKill {
             test: "fifty_two_kill_cycles_lose_no_acknowledged_batch",
-            flag: None,
+            args: &["--mode", "all"],
+            cycles_divisor: 1,
         },
     },
     Proof {
@@ -75,7 +78,8 @@ const PROOFS: &[Proof] = &[
         title: "crash-kill harness with a freshness anchor (cycles)",
         run: Run::CrashKill {
             test: "kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback",
-            flag: Some("--anchor"),
+            args: &["--mode", "all", "--anchor"],
+            cycles_divisor: 1,
         },
     },
     Proof {
@@ -83,7 +87,18 @@ const PROOFS: &[Proof] = &[
         title: "crash-kill harness with compactions and range deletes (cycles)",
         run: Run::CrashKill {
             test: "kill_cycles_inside_compactions_and_range_deletes_lose_nothing",
-            flag: Some("--compact"),
+            args: &["--mode", "all", "--compact"],
+            cycles_divisor: 1,
+        },
+    },
+    Proof {
+        name: "crash-kill-hsm",
+        title: "crash-kill harness under an HSM key, SoftHSM2 where installed (cycles)",
+        // The share of the cycles each mode of `all` gets.
+        run: Run::CrashKill {
+            test: "kill_cycles_under_an_hsm_key_lose_nothing_and_refuse_an_older_registry",
+            args: &["--mode", "hsm"],
+            cycles_divisor: 4,
         },
     },
     Proof {
@@ -242,7 +257,14 @@ fn command(proof: &Proof, a: &Args) -> (Vec<String>, Vec<(String, String)>) {
             "--",
             "--nocapture",
         ]),
-        (Run::CrashKill { flag, .. }, false) => {
+        (
+            Run::CrashKill {
+                args,
+                cycles_divisor,
+                ..
+            },
+            false,
+        ) => {
             let mut v = s(&[
                 "run",
                 "--release",
@@ -252,12 +274,11 @@ fn command(proof: &Proof, a: &Args) -> (Vec<String>, Vec<(String, String)>) {
                 "--bin",
                 "sealkv-crash",
                 "--",
-                "--mode",
-                "all",
             ]);
-            v.extend(["--cycles".into(), a.cycles.to_string()]);
+            v.extend(s(args));
+            let cycles = (a.cycles / cycles_divisor).max(1);
+            v.extend(["--cycles".into(), cycles.to_string()]);
             v.extend(["--seed".into(), a.seed.to_string()]);
-            v.extend(flag.map(String::from));
             v
         }
         (
@@ -684,10 +705,15 @@ mod tests {
         );
         assert_eq!(build_command(by_name("crash-kill"), &a)[0], "build");
         let anchored = command(by_name("crash-kill-anchor"), &a).0;
-        assert_eq!(anchored.last().map(String::as_str), Some("--anchor"));
+        assert!(anchored.iter().any(|x| x == "--anchor"), "{anchored:?}");
         assert_eq!(build_command(by_name("crash-kill-anchor"), &a)[0], "build");
+        let hsm = command(by_name("crash-kill-hsm"), &a).0.join(" ");
+        assert!(
+            hsm.ends_with("sealkv-crash -- --mode hsm --cycles 1 --seed 1"),
+            "{hsm}"
+        );
         let compact = command(by_name("crash-kill-compact"), &a).0;
-        assert_eq!(compact.last().map(String::as_str), Some("--compact"));
+        assert!(compact.iter().any(|x| x == "--compact"), "{compact:?}");
     }
 
     #[test]

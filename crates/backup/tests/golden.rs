@@ -1,6 +1,8 @@
 //! Golden export archives: archives written by earlier builds and
 //! committed under `tests/golden/archive<version>/` (version 1: records of
-//! the default keyspace only; version 2: named keyspaces too). Every build
+//! the default keyspace only; version 2: named keyspaces too; version 3:
+//! also an archive sealed under a key wrapper, the in-process
+//! [`SoftwareWrapper`] with a fixed test key, whose unwrap is deterministic). Every build
 //! must still verify and import each of them into exactly the records they
 //! were written from, so a format change can never orphan a user's
 //! archives (bump the version and keep reading the old one, or fail with a
@@ -14,12 +16,23 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sealkv::crypto::{EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passphrase};
-use sealkv::{Config, Db};
-use sealkv_backup::archive::{self, ArchiveError, ExportOptions, ImportOptions};
+use std::sync::Arc;
 
-/// Each committed set: its directory and whether it holds named keyspaces.
-const SETS: [(&str, bool); 2] = [("archive1", false), ("archive2", true)];
+use sealkv::crypto::{
+    EncryptionAlgorithm, KdfParams, KeySource, MasterKey, Passphrase, SoftwareWrapper,
+};
+use sealkv::{Config, Db};
+use sealkv_backup::archive::{
+    self, ArchiveError, ExportOptions, ImportOptions, KeyKind, Protection,
+};
+
+/// Each committed set: its directory, its format version, and whether it
+/// holds named keyspaces.
+const SETS: [(&str, u16, bool); 3] = [
+    ("archive1", 1, false),
+    ("archive2", 2, true),
+    ("archive3", 3, true),
+];
 
 fn golden_dir(set: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -73,33 +86,53 @@ fn passphrase() -> KeySource {
     }
 }
 
-/// (file, the key that opens it, the algorithm it was sealed with).
-fn archives() -> Vec<(&'static str, Option<KeySource>, EncryptionAlgorithm)> {
+/// The key wrapper of the golden wrapped archive: the in-process test
+/// wrapper under a fixed key (test data, not a secret).
+fn wrapper() -> KeySource {
+    KeySource::Wrapper(Arc::new(SoftwareWrapper::new(
+        "golden",
+        MasterKey::from_bytes(&[0x63; 32]).unwrap(),
+    )))
+}
+
+/// (file, the key that opens it, the algorithm it was sealed with) of a
+/// set of format `version`.
+fn archives(version: u16) -> Vec<(&'static str, Option<KeySource>, EncryptionAlgorithm)> {
     use EncryptionAlgorithm::*;
-    vec![
+    let mut all = vec![
         ("plaintext.skva", None, Aes256Gcm),
         ("aes-256-gcm.skva", Some(raw_key()), Aes256Gcm),
         ("passphrase.skva", Some(passphrase()), Aes256Gcm),
         ("chacha20-poly1305.skva", Some(raw_key()), ChaCha20Poly1305),
         ("aes-256-gcm-siv.skva", Some(raw_key()), Aes256GcmSiv),
-    ]
+    ];
+    if version >= 3 {
+        all.push(("software-wrapper.skva", Some(wrapper()), Aes256Gcm));
+    }
+    all
 }
 
 #[test]
 fn every_golden_archive_verifies_and_imports_as_written() {
     let want = records();
-    for (set, named) in SETS {
+    for (set, version, named) in SETS {
         let want_named = if named { keyspaces() } else { BTreeMap::new() };
         let want_records = want.len() + want_named.values().map(BTreeMap::len).sum::<usize>();
-        for (file, key, _) in archives() {
+        for (file, key, _) in archives(version) {
             let path = golden_dir(set).join(file);
             let summary = archive::verify_archive(&path, key.as_ref(), &mut |_| {}).unwrap();
             assert_eq!(summary.records, want_records as u64, "{set}/{file}");
-            assert_eq!(
-                summary.header.version,
-                if named { 2 } else { 1 },
-                "{set}/{file}"
-            );
+            assert_eq!(summary.header.version, version, "{set}/{file}");
+            if matches!(key, Some(KeySource::Wrapper(_))) {
+                assert!(
+                    matches!(
+                        &summary.header.protection,
+                        Protection::Sealed { kind: KeyKind::Wrapped(w), .. }
+                            if w.wrapper_kind == "software" && w.key_id == "golden"
+                    ),
+                    "{set}/{file}"
+                );
+            }
             let dir = tempfile::tempdir().unwrap();
             let dest = dir.path().join("imported");
             archive::import(
@@ -140,18 +173,24 @@ fn every_golden_archive_verifies_and_imports_as_written() {
 
 #[test]
 fn a_golden_sealed_archive_refuses_a_wrong_key() {
-    let wrong = KeySource::Key(MasterKey::from_bytes(&[0x62; 32]).unwrap());
-    for (set, _) in SETS {
-        for (file, key, _) in archives() {
+    let wrong_key = KeySource::Key(MasterKey::from_bytes(&[0x62; 32]).unwrap());
+    let wrong_wrapper = KeySource::Wrapper(Arc::new(SoftwareWrapper::new(
+        "golden",
+        MasterKey::from_bytes(&[0x64; 32]).unwrap(),
+    )));
+    for (set, version, _) in SETS {
+        for (file, key, _) in archives(version) {
             if key.is_none() {
                 continue;
             }
             let path = golden_dir(set).join(file);
-            let e = archive::verify_archive(&path, Some(&wrong), &mut |_| {}).unwrap_err();
-            assert!(
-                matches!(e, ArchiveError::WrongKey { .. }),
-                "{set}/{file}: {e:?}"
-            );
+            for wrong in [&wrong_key, &wrong_wrapper] {
+                let e = archive::verify_archive(&path, Some(wrong), &mut |_| {}).unwrap_err();
+                assert!(
+                    matches!(e, ArchiveError::WrongKey { .. }),
+                    "{set}/{file}: {e:?}"
+                );
+            }
         }
     }
 }
@@ -170,10 +209,10 @@ fn write_golden() {
             ks.put(k, v).unwrap();
         }
     }
-    let (set, _) = SETS[SETS.len() - 1];
+    let (set, version, _) = SETS[SETS.len() - 1];
     let dir = golden_dir(set);
     std::fs::create_dir_all(&dir).unwrap();
-    for (file, key, algorithm) in archives() {
+    for (file, key, algorithm) in archives(version) {
         if dir.join(file).exists() {
             continue; // written by an earlier build: never rewritten
         }

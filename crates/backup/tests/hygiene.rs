@@ -1,6 +1,7 @@
 //! Key hygiene: a full workload in every mode — create, writes,
 //! flush, reopen, rotation, rekey, re-encryption, field-level encryption,
-//! physical backup and restore, export and import, a key wrapper, a wrong
+//! physical backup and restore, export and import, a key wrapper (and an
+//! archive sealed under it), a wrong
 //! key, damaged files — with every `tracing` event captured at TRACE level. No form of
 //! any key or passphrase may appear in the captured logs, nor in the
 //! `Debug` or `Display` of any error returned or of the key-carrying types
@@ -428,10 +429,31 @@ fn no_key_byte_reaches_a_log_line_an_error_or_debug_output_and_files_are_private
     ev.ok("close", db.close());
     let e = ev.err(
         "open with another wrapping key",
-        Db::open_with_config(Config::new(root.path().join("w")).key_source(wrong)),
+        Db::open_with_config(Config::new(root.path().join("w")).key_source(wrong.clone())),
     );
     assert!(matches!(e, Error::WrongKey), "{e:?}");
     let db = ev.ok("reopen (wrapper)", Db::open_with_config(cfg));
+    // An archive sealed under the wrapper: a random archive key of its
+    // own (in the census), wrapped; a wrong wrapper's error text.
+    let wrapped_archive = root.path().join("wrapped.skva");
+    let summary = ev.ok(
+        "export (wrapper)",
+        archive::export(
+            &db,
+            &wrapped_archive,
+            &ExportOptions::sealed(wrapper.clone()),
+            &mut |_| {},
+        ),
+    );
+    ev.debug("ArchiveSummary (wrapper)", &summary);
+    ev.err(
+        "verify archive with another wrapping key",
+        archive::verify_archive(&wrapped_archive, Some(&wrong), &mut |_| {}),
+    );
+    ev.ok(
+        "verify archive (wrapper)",
+        archive::verify_archive(&wrapped_archive, Some(&wrapper), &mut |_| {}),
+    );
     ev.ok("close", db.close());
     check_private(&root.path().join("w"));
 

@@ -1,5 +1,7 @@
 //! A database under an in-process [`SoftwareWrapper`]: the whole life of a
-//! wrapped-key database (see `support/wrapped_lifecycle.rs`).
+//! wrapped-key database (see `support/wrapped_lifecycle.rs`), and export
+//! archives sealed under the wrapper: wrong keys, tampered wrapper
+//! sections, outages.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,6 +13,10 @@ use sealkv::crypto::{
     KeyError, KeySource, KeyWrapper, MasterKey, SecretKey, SoftwareWrapper, WrapError,
 };
 use sealkv::{Config, Db, Error, SyncMode};
+use sealkv_backup::archive::format::HEADER_LEN;
+use sealkv_backup::archive::{
+    ArchiveError, ExportOptions, ImportOptions, Location, export, import, verify_archive,
+};
 
 #[path = "support/wrapped_lifecycle.rs"]
 mod wrapped_lifecycle;
@@ -117,4 +123,264 @@ fn an_outage_of_the_wrapper_fails_opens_but_not_an_open_database() {
     assert!(db.verify().unwrap().is_clean());
     let backup = Db::open_with_config(config(&tmp.path().join("backup"))).unwrap();
     assert!(backup.get(b"during").unwrap().is_some());
+}
+
+/// A small database under `wrapper` and an archive of it sealed under the
+/// wrapper itself; returns the archive's path.
+fn wrapped_archive(root: &std::path::Path, wrapper: Arc<dyn KeyWrapper>) -> std::path::PathBuf {
+    let db = Db::open_with_config(
+        Config::new(root.join("db"))
+            .sync_mode(SyncMode::Always)
+            .key_wrapper(wrapper.clone()),
+    )
+    .unwrap();
+    for i in 0..50u32 {
+        db.put(format!("k{i:03}"), format!("v{i}")).unwrap();
+    }
+    let path = root.join("wrapped.skva");
+    export(
+        &db,
+        &path,
+        &ExportOptions::sealed(KeySource::Wrapper(wrapper)).chunk_size(256),
+        &mut |_| {},
+    )
+    .unwrap();
+    db.close().unwrap();
+    path
+}
+
+/// Where the wrapper section's fields are in an archive's bytes: (kind,
+/// key id, wrapped key) as byte ranges, and the section's whole range.
+fn section_fields(
+    bytes: &[u8],
+) -> (
+    std::ops::Range<usize>,
+    std::ops::Range<usize>,
+    std::ops::Range<usize>,
+    std::ops::Range<usize>,
+) {
+    let at = HEADER_LEN;
+    let len = u32::from_le_bytes(bytes[84..88].try_into().unwrap()) as usize;
+    let kind = at + 1..at + 1 + bytes[at] as usize;
+    let id = kind.end + 1..kind.end + 1 + bytes[kind.end] as usize;
+    let wlen = u16::from_le_bytes(bytes[id.end..id.end + 2].try_into().unwrap()) as usize;
+    let wrapped = id.end + 2..id.end + 2 + wlen;
+    assert_eq!(wrapped.end + 4, at + len, "the section ends with its CRC");
+    (kind, id, wrapped, at..at + len)
+}
+
+/// Recomputes the wrapper section's CRC, as a forger would.
+fn fix_section_crc(bytes: &mut [u8]) {
+    let (_, _, wrapped, section) = section_fields(bytes);
+    let crc = crc32c_of(&bytes[section.start..wrapped.end]);
+    bytes[wrapped.end..section.end].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// CRC32C (Castagnoli), bitwise: the tests need no dependency for it.
+fn crc32c_of(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn verify_with(path: &std::path::Path, wrapper: Arc<dyn KeyWrapper>) -> Result<u64, ArchiveError> {
+    verify_archive(path, Some(&KeySource::Wrapper(wrapper)), &mut |_| {}).map(|s| s.records)
+}
+
+#[test]
+fn an_archive_sealed_under_a_wrapper_reads_with_it_alone_and_no_other_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = wrapper("hsm", 7);
+    let path = wrapped_archive(tmp.path(), w.clone());
+    assert_eq!(verify_with(&path, w.clone()).unwrap(), 50);
+    let bytes = std::fs::read(&path).unwrap();
+    let (kind, id, wrapped, _) = section_fields(&bytes);
+    assert_eq!(&bytes[kind], b"software");
+    assert_eq!(&bytes[id], b"hsm");
+    assert_eq!(wrapped.len(), 60);
+    // Another wrapping key under the same id, another id, a raw key, a
+    // passphrase, no key: each refused, and never as damage.
+    for other in [wrapper("hsm", 8), wrapper("other", 7)] {
+        assert!(matches!(
+            verify_with(&path, other),
+            Err(ArchiveError::WrongKey { .. })
+        ));
+    }
+    let raw = KeySource::Key(MasterKey::from_bytes(&[7; 32]).unwrap());
+    assert!(matches!(
+        verify_archive(&path, Some(&raw), &mut |_| {}),
+        Err(ArchiveError::WrongKey { .. })
+    ));
+    assert!(matches!(
+        verify_archive(&path, None, &mut |_| {}),
+        Err(ArchiveError::MissingKey { .. })
+    ));
+    // Two archives of one database under one wrapper never share an
+    // archive key: their wrapped keys and salts differ.
+    let second = tmp.path().join("second.skva");
+    let db =
+        Db::open_with_config(Config::new(tmp.path().join("db")).key_wrapper(w.clone())).unwrap();
+    export(
+        &db,
+        &second,
+        &ExportOptions::sealed(KeySource::Wrapper(w.clone())),
+        &mut |_| {},
+    )
+    .unwrap();
+    let other = std::fs::read(&second).unwrap();
+    let (_, _, wrapped_2, _) = section_fields(&other);
+    assert_ne!(&bytes[wrapped.clone()], &other[wrapped_2]);
+    assert_ne!(&bytes[20..52], &other[20..52]);
+    // The wrapper is the wrong key for an archive under a raw key.
+    let raw_archive = tmp.path().join("raw.skva");
+    export(&db, &raw_archive, &ExportOptions::sealed(raw), &mut |_| {}).unwrap();
+    assert!(matches!(
+        verify_with(&raw_archive, w),
+        Err(ArchiveError::WrongKey { .. })
+    ));
+}
+
+#[test]
+fn a_tampered_wrapper_section_fails_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = wrapper("hsm", 7);
+    let path = wrapped_archive(tmp.path(), w.clone());
+    let good = std::fs::read(&path).unwrap();
+    let (kind, id, wrapped, section) = section_fields(&good);
+    let bad = tmp.path().join("bad.skva");
+    let check = |bytes: &[u8], key: Arc<dyn KeyWrapper>, what: &str| -> ArchiveError {
+        std::fs::write(&bad, bytes).unwrap();
+        match verify_with(&bad, key) {
+            Ok(n) => panic!("{what}: the tampered archive read {n} records"),
+            Err(e) => e,
+        }
+    };
+    // Any byte of the section flipped, its CRC left alone: damage.
+    for i in section.clone() {
+        let mut b = good.clone();
+        b[i] ^= 0x01;
+        let e = check(&b, w.clone(), &format!("section byte {i}"));
+        assert!(
+            matches!(e, ArchiveError::Corruption { .. }),
+            "byte {i}: {e:?}"
+        );
+    }
+    // A forger who also fixes the CRC: the kind no longer names the
+    // wrapper (refused before any unwrap)...
+    let mut b = good.clone();
+    b[kind.start] ^= 0x01;
+    fix_section_crc(&mut b);
+    let e = check(&b, w.clone(), "kind");
+    assert!(matches!(e, ArchiveError::WrongKey { .. }), "{e:?}");
+    // ...another key id, even to a wrapper holding the same key under
+    // that id: the wrap context binds the id, so the unwrap fails...
+    let mut b = good.clone();
+    b[id.start] = b'H';
+    fix_section_crc(&mut b);
+    let e = check(&b, w.clone(), "key id");
+    assert!(matches!(e, ArchiveError::WrongKey { .. }), "{e:?}");
+    let e = check(&b, wrapper("Hsm", 7), "key id, matching wrapper");
+    assert!(matches!(e, ArchiveError::WrongKey { .. }), "{e:?}");
+    // ...and any byte of the wrapped key changed: the unwrap fails.
+    for i in wrapped.clone() {
+        let mut b = good.clone();
+        b[i] ^= 0x80;
+        fix_section_crc(&mut b);
+        let e = check(&b, w.clone(), &format!("wrapped byte {i}"));
+        assert!(
+            matches!(e, ArchiveError::WrongKey { .. }),
+            "byte {i}: {e:?}"
+        );
+    }
+    // The wrapper section of another archive under the same wrapper: its
+    // key is bound to the other archive's salt.
+    let other_root = tmp.path().join("other");
+    std::fs::create_dir_all(&other_root).unwrap();
+    let other = std::fs::read(wrapped_archive(&other_root, w.clone())).unwrap();
+    let (_, _, _, other_section) = section_fields(&other);
+    assert_eq!(other_section, section, "same wrapper, same section length");
+    let mut b = good.clone();
+    b[section.clone()].copy_from_slice(&other[other_section]);
+    let e = check(&b, w.clone(), "another archive's section");
+    assert!(matches!(e, ArchiveError::WrongKey { .. }), "{e:?}");
+    // A version-2 header naming key kind 3 (header CRC fixed): unsupported.
+    let mut b = good.clone();
+    b[8..10].copy_from_slice(&2u16.to_le_bytes());
+    let crc = crc32c_of(&b[..160]);
+    b[160..164].copy_from_slice(&crc.to_le_bytes());
+    let e = check(&b, w.clone(), "version 2");
+    assert!(matches!(e, ArchiveError::Unsupported { .. }), "{e:?}");
+    // Cut inside the section: truncated at the header.
+    let e = check(&good[..section.start + 5], w.clone(), "cut");
+    assert!(
+        matches!(
+            e,
+            ArchiveError::Truncated {
+                at: Location::Header,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // The untouched archive still reads.
+    assert_eq!(verify_with(&path, w).unwrap(), 50);
+}
+
+#[test]
+fn an_outage_of_the_wrapper_fails_an_export_or_import_as_an_outage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(Flaky {
+        inner: SoftwareWrapper::new("hsm", MasterKey::from_bytes(&[9; 32]).unwrap()),
+        down: AtomicBool::new(false),
+    });
+    let path = wrapped_archive(tmp.path(), flaky.clone());
+    flaky.down.store(true, Ordering::SeqCst);
+    let outage = |r: Result<u64, ArchiveError>| {
+        matches!(
+            r,
+            Err(ArchiveError::Key(KeyError::Wrap(WrapError::Unavailable(_))))
+        )
+    };
+    assert!(outage(verify_with(&path, flaky.clone())));
+    let dest = tmp.path().join("imported");
+    let key = KeySource::Wrapper(flaky.clone());
+    assert!(outage(
+        import(
+            &path,
+            Some(&key),
+            &dest,
+            &|p: &std::path::Path| Config::new(p),
+            &ImportOptions::new(),
+            &mut |_| {},
+        )
+        .map(|s| s.records)
+    ));
+    assert!(!dest.exists());
+    // An export cannot wrap its archive key: no archive is left behind.
+    flaky.down.store(false, Ordering::SeqCst);
+    let db = Db::open_with_config(Config::new(tmp.path().join("db")).key_wrapper(flaky.clone()))
+        .unwrap();
+    flaky.down.store(true, Ordering::SeqCst);
+    let refused = tmp.path().join("refused.skva");
+    assert!(outage(
+        export(&db, &refused, &ExportOptions::sealed(key), &mut |_| {}).map(|s| s.records)
+    ));
+    assert!(!refused.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("sealkv-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    flaky.down.store(false, Ordering::SeqCst);
+    assert_eq!(verify_with(&path, flaky).unwrap(), 50);
 }

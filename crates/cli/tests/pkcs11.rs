@@ -162,6 +162,38 @@ fn pkcs11_keygen_open_rekey_and_wrong_labels_through_the_cli() {
     let got = run_ok(hsm("master"), &["get", "user:1"]);
     assert!(got.contains("Ada"));
 
+    // Export sealed under the token key alone, verify and import it with
+    // the same options; another key label is the wrong key.
+    let archive = tmp.path().join("export.skva");
+    let archive_arg = archive.to_str().unwrap();
+    run_ok(hsm("master"), &["export", archive_arg]);
+    let checked = run_ok(hsm("master"), &["verify-archive", archive_arg]);
+    assert!(checked.contains("1 records"), "{checked}");
+    hsm("second")
+        .args(["verify-archive", archive_arg])
+        .assert()
+        .code(3);
+    let imported = tmp.path().join("imported");
+    let mut into = sealkv();
+    into.env("SOFTHSM2_CONF", &conf)
+        .env("SEALKV_PKCS11_PIN", PIN)
+        .arg("--db")
+        .arg(&imported)
+        .arg("--pkcs11-module")
+        .arg(&module)
+        .args(["--pkcs11-token", TOKEN, "--pkcs11-key", "master"]);
+    run_ok(into, &["import", archive_arg]);
+    let mut read = sealkv();
+    read.env("SOFTHSM2_CONF", &conf)
+        .env("SEALKV_PKCS11_PIN", PIN)
+        .arg("--db")
+        .arg(&imported)
+        .arg("--pkcs11-module")
+        .arg(&module)
+        .args(["--pkcs11-token", TOKEN, "--pkcs11-key", "master"]);
+    let got = run_ok(read, &["get", "user:1"]);
+    assert!(got.contains("Ada"), "{got}");
+
     // A module that is not there: a clear error naming it.
     let out = sealkv()
         .env("SEALKV_PKCS11_PIN", PIN)
@@ -203,6 +235,14 @@ fn pkcs11_keygen_open_rekey_and_wrong_labels_through_the_cli() {
         .assert()
         .code(6);
     assert!(stderr(&out).contains("unavailable"), "{}", stderr(&out));
+    // The archive sealed under the token cannot be read without it: the
+    // same outage, exit 6.
+    let out = hsm("master")
+        .env("SOFTHSM2_CONF", &gone)
+        .args(["verify-archive", archive_arg])
+        .assert()
+        .code(6);
+    all_output.borrow_mut().push_str(&stderr(&out));
     let help = stdout(&sealkv().arg("--help").assert().success());
     assert!(help.contains("6 key wrapper unreachable"), "{help}");
 

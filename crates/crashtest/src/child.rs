@@ -70,13 +70,13 @@ pub(crate) fn run(args: &ChildArgs) -> Result<(), String> {
     let threads: Vec<_> = (0..STREAMS)
         .map(|t| {
             let db = db.clone();
-            let (next, seed, sealed) = (args.next[t], args.seed ^ t as u64, args.mode.sealed());
+            let (next, seed, mode) = (args.next[t], args.seed ^ t as u64, args.mode);
             let ops = match (t, args.compact) {
                 (0, true) => Ops::Compact,
-                (0, false) if sealed => Ops::Keys,
+                (0, false) if mode.sealed() => Ops::Keys,
                 _ => Ops::None,
             };
-            std::thread::spawn(move || writer(&db, t, next, seed, ops))
+            std::thread::spawn(move || writer(&db, t, next, seed, ops, mode))
         })
         .collect();
     for t in threads {
@@ -103,8 +103,15 @@ enum Ops {
 }
 
 /// Stream `t`'s writer; stream 0 also flushes and fills the scratch
-/// keyspace, and does `ops`.
-fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: Ops) -> Result<(), String> {
+/// keyspace, and does `ops` (a rekey goes to `mode`'s key).
+fn writer(
+    db: &Db,
+    t: usize,
+    next: u64,
+    seed: u64,
+    ops: Ops,
+    mode: crate::mode::Mode,
+) -> Result<(), String> {
     let fail = |e: String| {
         let _ = writeln!(std::io::stderr(), "sealkv-crash child: {e}");
         std::process::exit(3)
@@ -154,12 +161,11 @@ fn writer(db: &Db, t: usize, next: u64, seed: u64, ops: Ops) -> Result<(), Strin
                 .and_then(|()| say("end rotate"))
         } else if ops == Ops::Keys && roll < 50 {
             // To the same key: the registry changes (a new generation,
-            // every key re-wrapped), the key the parent opens with does not.
+            // every key re-wrapped; under a key wrapper, a new root key
+            // wrapped by it), the key the parent opens with does not.
             say("begin rekey")
                 .and_then(|()| {
-                    let key = sealkv::crypto::MasterKey::from_bytes(&crate::mode::KEY)
-                        .map_err(|e| e.to_string())?;
-                    db.rekey(sealkv::crypto::KeySource::Key(key))
+                    db.rekey(mode.key_source()?)
                         .map_err(|e| format!("rekey: {e}"))
                 })
                 .and_then(|()| say("end rekey"))

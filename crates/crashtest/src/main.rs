@@ -1,7 +1,7 @@
 //! `sealkv-crash`: the crash-kill harness.
 //!
 //! ```text
-//! sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--anchor] [--compact] [--verbose]
+//! sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|hsm|all] [--seed S] [--dir D] [--anchor] [--compact] [--software-wrapper] [--verbose]
 //! ```
 //!
 //! Each cycle starts a child process (this same binary, `child`
@@ -38,6 +38,14 @@
 //! `begin clear`, and a clear cut short may leave a tail of the fill in key
 //! order, never a hole. The same checks run after each kill.
 //!
+//! `--mode hsm` (not part of `all`) runs a database whose master key is a
+//! key wrapper's: a SoftHSM2 token made in a temporary directory when
+//! SoftHSM2 is installed (the run then goes on in a second process under
+//! it, see `hsm.rs`), else — or with `--software-wrapper` — the in-process
+//! test wrapper; the report's first line says which. Its rekeys draw a new
+//! root key wrapped by the token, and the older-`KEYS` put-back runs as in
+//! the other sealed modes. Its `PROOF` lines are named `crash-kill-hsm`.
+//!
 //! The child is a subcommand of the same binary rather than a binary of
 //! its own so parent and child are always the same build, and so the
 //! harness needs no dependency from a test-helper crate on the engine
@@ -48,6 +56,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod child;
+mod hsm;
 mod mode;
 mod parent;
 mod scratch;
@@ -61,7 +70,7 @@ use crate::child::ChildArgs;
 use crate::mode::Mode;
 use crate::parent::RunArgs;
 
-const USAGE: &str = "usage: sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|all] [--seed S] [--dir D] [--anchor] [--compact] [--verbose]";
+const USAGE: &str = "usage: sealkv-crash [--cycles N] [--mode plaintext|aes|chacha|siv|hsm|all] [--seed S] [--dir D] [--anchor] [--compact] [--software-wrapper] [--verbose]";
 
 fn number(v: Option<&String>, what: &str) -> Result<u64, String> {
     v.ok_or(format!("{what} needs a value"))?
@@ -80,6 +89,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
         dir: None,
         verbose: false,
         anchored: false,
+        software_wrapper: false,
         compact: false,
     };
     let mut it = args.iter();
@@ -91,6 +101,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             "--dir" => run.dir = Some(PathBuf::from(it.next().ok_or("--dir needs a path")?)),
             "--verbose" => run.verbose = true,
             "--anchor" => run.anchored = true,
+            "--software-wrapper" => run.software_wrapper = true,
             "--compact" => run.compact = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -149,6 +160,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if run.modes.contains(&Mode::Hsm) {
+        if !run.software_wrapper
+            && let Some(code) = hsm::reexec_with_token(&args)
+        {
+            return code.unwrap_or_else(|e| {
+                eprintln!("sealkv-crash: {e}");
+                ExitCode::from(2)
+            });
+        }
+        if let Err(e) = hsm::ensure_key() {
+            eprintln!("sealkv-crash: {e}");
+            return ExitCode::from(2);
+        }
+        println!("hsm mode: the master key is {}", hsm::describe());
+    }
     let started = Instant::now();
     match parent::run(&run) {
         Ok(summary) => {
@@ -160,6 +186,8 @@ fn main() -> ExitCode {
             } else if run.compact {
                 println!("compaction mode: compactions and range deletes under the kill");
                 "crash-kill-compact"
+            } else if run.modes == [Mode::Hsm] {
+                "crash-kill-hsm"
             } else {
                 "crash-kill"
             };

@@ -27,6 +27,9 @@ pub(crate) struct RunArgs {
     pub(crate) verbose: bool,
     /// Open with a freshness anchor file beside each database directory.
     pub(crate) anchored: bool,
+    /// The HSM mode uses the in-process test wrapper even where SoftHSM2
+    /// is installed.
+    pub(crate) software_wrapper: bool,
     /// Compaction mode: children compact and clear with `delete_range`.
     pub(crate) compact: bool,
 }
@@ -172,6 +175,8 @@ pub(crate) struct Summary {
     /// `KEYS` was put back in a copy of the directory, by how the open of
     /// that copy refused it.
     put_backs: BTreeMap<&'static str, u64>,
+    /// SoftHSM2 token files a kill damaged, put back (HSM mode).
+    token_repairs: u64,
     pub(crate) findings: Vec<String>,
 }
 
@@ -240,6 +245,13 @@ impl Summary {
                 put_backs.join(", ")
             }
         );
+        if self.per_mode.iter().any(|(m, _)| *m == Mode::Hsm) {
+            // Only a run on a SoftHSM2 token can have any.
+            println!(
+                "SoftHSM2 token files a kill left damaged, put back: {}",
+                self.token_repairs
+            );
+        }
         println!("findings: {}", self.findings.len());
         for f in &self.findings {
             println!("  FINDING: {f}");
@@ -278,13 +290,19 @@ impl Summary {
             .iter()
             .map(|(k, n)| format!(" kills_{}={n}", k.replace(' ', "_")))
             .collect();
+        let hsm = self.per_mode.iter().any(|(m, _)| *m == Mode::Hsm);
         println!(
-            "PROOF name={proof} part=checks lost={} wrong={} verify_findings={} findings={}{}",
+            "PROOF name={proof} part=checks lost={} wrong={} verify_findings={} findings={}{}{}",
             self.lost,
             self.partial + self.wrong_keyspaces,
             self.verify_findings,
             self.findings.len(),
-            kills.concat()
+            kills.concat(),
+            if hsm {
+                format!(" token_repairs={}", self.token_repairs)
+            } else {
+                String::new()
+            }
         );
     }
 }
@@ -634,6 +652,13 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         ..Summary::default()
     };
     let mut rng = SplitMix64::new(args.seed);
+    // The HSM mode's SoftHSM2 token files, put back when a kill damaged
+    // them (see `hsm::TokenSnapshot`).
+    let token = if args.modes.contains(&Mode::Hsm) {
+        crate::hsm::TokenSnapshot::take()?
+    } else {
+        None
+    };
     for cycle in 0..args.cycles {
         let slot = (cycle % args.modes.len() as u64) as usize;
         let (mode, mut figures) = summary.per_mode[slot].clone();
@@ -667,6 +692,9 @@ pub(crate) fn run(args: &RunArgs) -> Result<Summary, String> {
         }
         if let Some(why) = &obs.out_of_order {
             findings.push(format!("the child acknowledged out of order: {why}"));
+        }
+        if let Some(token) = &token {
+            summary.token_repairs += token.restore_damaged()?;
         }
         let may_hold = scratch::allowed(figures.scratch, &obs.scratch);
         let checked = reopen_and_check(&dir, (mode, args.anchored), &acked, &attempted, &may_hold);

@@ -1,7 +1,8 @@
 //! The crash-kill harness, small: 52 kill-and-reopen cycles, 13 in each
 //! mode (plaintext and each algorithm), with blind batches, transactions
-//! and keyspace drops under the kill. `cargo xtask crash --cycles N`
-//! runs it big, in release.
+//! and keyspace drops under the kill; the same with a freshness anchor, in
+//! compaction mode, and in the HSM mode (a key wrapper's master key).
+//! `cargo xtask crash --cycles N` runs it big, in release.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -176,4 +177,85 @@ fn kill_cycles_inside_compactions_and_range_deletes_lose_nothing() {
         .find(|l| l.starts_with("kills:"))
         .unwrap_or_else(|| panic!("no kills line:\n{stdout}"));
     assert!(kills.contains("at begin compact"), "{kills}");
+}
+
+/// Where SoftHSM2's module is, if installed.
+fn softhsm_installed() -> bool {
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/local/lib/softhsm/libsofthsm2.so",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).is_file())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Runs the harness in the HSM mode; returns its stdout.
+fn hsm_run(cycles: &str, seed: &str, extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sealkv-crash"))
+        .args(["--cycles", cycles, "--mode", "hsm", "--seed", seed])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The report, `PROOF` lines included, for `cargo xtask proof`.
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "harness failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert_eq!(figure(&stdout, "lost acknowledged batches:"), 0);
+    assert_eq!(figure(&stdout, "partial or wrong batches:"), 0);
+    assert_eq!(figure(&stdout, "verify findings:"), 0);
+    assert_eq!(figure(&stdout, "findings:"), 0);
+    let put_back = stdout
+        .lines()
+        .find(|l| l.starts_with("older KEYS put back"))
+        .unwrap_or_else(|| panic!("no put-back line:\n{stdout}"));
+    assert!(!put_back.contains("no cycle changed KEYS"), "{put_back}");
+    stdout
+}
+
+/// The harness on a database whose master key is a key wrapper's: a
+/// SoftHSM2 token where SoftHSM2 is installed (required under CI), and the
+/// in-process test wrapper. Kills land in its opens (the token's unwrap)
+/// and its rekeys (a new root key wrapped by the token); an older `KEYS`
+/// put back after a key operation is refused as in the raw-key modes.
+#[test]
+fn kill_cycles_under_an_hsm_key_lose_nothing_and_refuse_an_older_registry() {
+    assert!(
+        softhsm_installed() || !in_ci(),
+        "SoftHSM2 is not installed, and CI must run the HSM crash mode"
+    );
+    let stdout = hsm_run("16", "17", &[]);
+    let first = stdout.lines().next().unwrap_or_default();
+    if softhsm_installed() {
+        assert!(first.contains("a SoftHSM2 token"), "{first}");
+    } else {
+        println!("\n*** SoftHSM2 is not installed: the HSM mode ran on the test wrapper ***\n");
+        assert!(first.contains("test wrapper"), "{first}");
+    }
+    assert!(
+        stdout.contains("PROOF name=crash-kill-hsm part=hsm cases=16 "),
+        "{stdout}"
+    );
+    let software = hsm_run("8", "5", &["--software-wrapper"]);
+    assert!(
+        software
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains("test wrapper"),
+        "{software}"
+    );
 }

@@ -238,9 +238,9 @@ impl MasterKey {
         &self.0
     }
 
-    /// A master key made of `secret` (a registry root key a key wrapper
-    /// unwrapped).
-    pub(crate) fn from_secret(secret: SecretKey) -> Self {
+    /// A master key made of `secret`: a root or archive key drawn for a
+    /// [`KeyWrapper`](crate::KeyWrapper) to wrap, or one it unwrapped.
+    pub fn from_secret(secret: SecretKey) -> Self {
         MasterKey(secret)
     }
 }

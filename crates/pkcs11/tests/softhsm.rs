@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use sealkv::crypto::{KeySource, KeyWrapper, WrapError};
+use sealkv::crypto::{KeyError, KeySource, KeyWrapper, WrapError};
 use sealkv::{Config, Db, Error};
+use sealkv_backup::archive::{ArchiveError, ExportOptions, export, verify_archive};
 use sealkv_pkcs11::{Pin, Pkcs11Wrapper};
 
 #[path = "../../backup/tests/support/wrapped_lifecycle.rs"]
@@ -119,17 +120,36 @@ fn run_child(test: &str, module: &Path, conf: &Path, dir: &Path, phase: &str) {
 }
 
 /// A token taken away (pulled out, a network HSM down) after a database was
-/// made under it: opening is an outage, `Unavailable`, never `WrongKey`
-/// (which would send an operator after the wrong problem).
+/// made under it and exported under it: opening the database and reading
+/// the archive are outages, `Unavailable`, never `WrongKey` (which would
+/// send an operator after the wrong problem).
 #[test]
 fn a_token_that_is_gone_is_an_outage_not_a_wrong_key() {
     const TEST: &str = "a_token_that_is_gone_is_an_outage_not_a_wrong_key";
     if let Some(dir) = std::env::var_os(CHILD) {
         let (module, db) = (module().unwrap(), Path::new(&dir).join("db"));
         let w = wrapper(&module, TOKEN, "master", PIN);
+        let archive = Path::new(&dir).join("export.skva");
         if std::env::var(PHASE).unwrap() == "create" {
             w.generate_key().unwrap();
-            open(&db, w).unwrap().close().unwrap();
+            let w = Arc::new(w);
+            let opened = Db::open_with_config(Config::new(&db).key_wrapper(w.clone())).unwrap();
+            opened.put(b"k", b"v").unwrap();
+            let key = KeySource::Wrapper(w);
+            export(
+                &opened,
+                &archive,
+                &ExportOptions::sealed(key.clone()),
+                &mut |_| {},
+            )
+            .unwrap();
+            assert_eq!(
+                verify_archive(&archive, Some(&key), &mut |_| {})
+                    .unwrap()
+                    .records,
+                1
+            );
+            opened.close().unwrap();
             return;
         }
         // No token of that label on any slot now.
@@ -137,9 +157,15 @@ fn a_token_that_is_gone_is_an_outage_not_a_wrong_key() {
             Err(WrapError::Unavailable(msg)) => assert!(msg.contains(TOKEN), "{msg}"),
             other => panic!("key_id with the token gone: {other:?}"),
         }
-        match open(&db, w) {
+        let w = Arc::new(w);
+        match Db::open_with_config(Config::new(&db).key_wrapper(w.clone())) {
             Err(e) if is_outage(&e) => {}
             other => panic!("expected an outage, got {:?}", other.map(|_| ())),
+        }
+        // An archive sealed under the token: reading it is an outage too.
+        match verify_archive(&archive, Some(&KeySource::Wrapper(w)), &mut |_| {}) {
+            Err(ArchiveError::Key(KeyError::Wrap(WrapError::Unavailable(_)))) => {}
+            other => panic!("archive with the token gone: {:?}", other.map(|_| ())),
         }
         return;
     }

@@ -4,18 +4,37 @@
 //! See `docs/FORMAT.md` ("Logical export archives") for the same layout in
 //! prose.
 
-use sealkv::crypto::{AlgorithmId, DbId, KdfParams, TAG_LEN};
+use sealkv::crypto::{
+    AlgorithmId, DbId, KdfParams, MAX_WRAPPED_LEN, MAX_WRAPPER_KIND_LEN, MAX_WRAPPING_KEY_ID_LEN,
+    TAG_LEN,
+};
 
 /// The first 8 bytes of every archive.
 pub const MAGIC: [u8; 8] = *b"SEALKVAR";
 /// The format version this build writes. Version 2 adds keyspace markers
-/// to the record stream; this build reads versions 1 and 2.
-pub const VERSION: u16 = 2;
+/// to the record stream, version 3 archives sealed under a key wrapper (key
+/// kind 3, a wrapper section after the fixed header); this build reads
+/// versions 1 to 3.
+pub const VERSION: u16 = 3;
+/// The format version that introduced the wrapper section, named in every
+/// wrap context (a later version keeps naming it for the archives it reads).
+pub const WRAPPED_SINCE: u16 = 3;
 /// The oldest format version this build reads (no keyspace markers: every
 /// record is in the default keyspace).
 pub const OLDEST_VERSION: u16 = 1;
-/// Bytes in the header.
+/// Bytes in the fixed header. An archive sealed under a key wrapper (key
+/// kind 3) has a wrapper section of [`MIN_WRAPPER_SECTION_LEN`] to
+/// [`MAX_WRAPPER_SECTION_LEN`] bytes right after it; the header is both.
 pub const HEADER_LEN: usize = 164;
+/// Offset of the wrapper section's length in the fixed header (key kind 3).
+pub(crate) const WRAPPER_LEN_AT: usize = 84;
+/// The shortest wrapper section: one-byte kind and key id, one byte of
+/// wrapped key, and the lengths and CRC around them.
+pub const MIN_WRAPPER_SECTION_LEN: usize = 1 + 1 + 1 + 1 + 2 + 1 + 4;
+/// The longest wrapper section: the longest kind, key id and wrapped key a
+/// [`KeyWrapper`](sealkv::crypto::KeyWrapper) may report.
+pub const MAX_WRAPPER_SECTION_LEN: usize =
+    1 + MAX_WRAPPER_KIND_LEN + 1 + MAX_WRAPPING_KEY_ID_LEN + 2 + MAX_WRAPPED_LEN + 4;
 /// Offset of the key-check value in the header (it covers the bytes
 /// before it).
 pub(crate) const KEY_CHECK_AT: usize = 128;
@@ -53,7 +72,7 @@ pub const MAX_RECORD_KEY_LEN: u32 = 64 << 10;
 pub const MAX_RECORD_VALUE_LEN: u32 = sealkv::MAX_VALUE_LEN as u32;
 
 /// Whether and how the chunks are protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protection {
     /// CRC32C checksums only: anyone can read the records.
     PlaintextUnencrypted,
@@ -67,7 +86,7 @@ pub enum Protection {
 }
 
 /// How a sealed archive's key is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyKind {
     /// A raw 256-bit key (a master key, or a separate backup key file).
     Raw,
@@ -79,6 +98,131 @@ pub enum KeyKind {
         /// The Argon2id cost.
         params: KdfParams,
     },
+    /// A random archive key of this archive alone, wrapped by a
+    /// [`KeyWrapper`](sealkv::crypto::KeyWrapper) (an HSM or KMS key that
+    /// never leaves it); version 3 on.
+    Wrapped(WrappedArchiveKey),
+}
+
+/// The wrapper section of an archive sealed under a key wrapper: which
+/// wrapper and wrapping key wrapped the archive key, and the wrapped key.
+/// All of it is public.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedArchiveKey {
+    /// The wrapper's kind (`pkcs11`, `software`), 1 to 32 ASCII bytes.
+    pub wrapper_kind: String,
+    /// The wrapping key's stable id, 1 to 255 bytes.
+    pub key_id: String,
+    /// What the wrapper's `wrap` returned for the archive key, 1 to 1,024
+    /// bytes.
+    pub wrapped: Vec<u8>,
+}
+
+impl std::fmt::Debug for WrappedArchiveKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrappedArchiveKey")
+            .field("wrapper_kind", &self.wrapper_kind)
+            .field("key_id", &self.key_id)
+            .field("wrapped_len", &self.wrapped.len())
+            .finish()
+    }
+}
+
+impl WrappedArchiveKey {
+    /// The section's bytes: kind length (u8) and kind, key id length (u8)
+    /// and key id, wrapped length (u16) and wrapped key, then a CRC32C of
+    /// the bytes before it. `None` if a length is out of range.
+    pub(crate) fn encode(&self) -> Option<Vec<u8>> {
+        let kind = self.wrapper_kind.as_bytes();
+        let id = self.key_id.as_bytes();
+        if kind.is_empty()
+            || kind.len() > MAX_WRAPPER_KIND_LEN
+            || !kind.is_ascii()
+            || id.is_empty()
+            || id.len() > MAX_WRAPPING_KEY_ID_LEN
+            || self.wrapped.is_empty()
+            || self.wrapped.len() > MAX_WRAPPED_LEN
+        {
+            return None;
+        }
+        let mut b = Vec::with_capacity(1 + kind.len() + 1 + id.len() + 2 + self.wrapped.len() + 4);
+        b.push(u8::try_from(kind.len()).ok()?);
+        b.extend_from_slice(kind);
+        b.push(u8::try_from(id.len()).ok()?);
+        b.extend_from_slice(id);
+        b.extend_from_slice(&u16::try_from(self.wrapped.len()).ok()?.to_le_bytes());
+        b.extend_from_slice(&self.wrapped);
+        let crc = crc32c::crc32c(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        Some(b)
+    }
+
+    /// Decodes a wrapper section of exactly `b.len()` bytes.
+    pub(crate) fn decode(b: &[u8]) -> Result<WrappedArchiveKey, HeaderProblem> {
+        let corrupt = |s: &str| HeaderProblem::Corrupt(s.to_string());
+        let Some(body_len) = b.len().checked_sub(4) else {
+            return Err(corrupt("wrapper section shorter than its checksum"));
+        };
+        let (body, crc) = b.split_at(body_len);
+        if u32_at(crc, 0) != crc32c::crc32c(body) {
+            return Err(corrupt("wrapper section checksum mismatch"));
+        }
+        let mut rest = body;
+        let mut take = |n: usize| -> Result<&[u8], HeaderProblem> {
+            if rest.len() < n {
+                return Err(corrupt("wrapper section lengths overrun it"));
+            }
+            let (now, after) = rest.split_at(n);
+            rest = after;
+            Ok(now)
+        };
+        let kind_len = usize::from(take(1)?.first().copied().unwrap_or(0));
+        let kind = take(kind_len)?.to_vec();
+        let id_len = usize::from(take(1)?.first().copied().unwrap_or(0));
+        let id = take(id_len)?.to_vec();
+        let wrapped_len = usize::from(u16_at(take(2)?, 0));
+        let wrapped = take(wrapped_len)?.to_vec();
+        if !rest.is_empty() {
+            return Err(corrupt("wrapper section lengths do not add up"));
+        }
+        if kind.is_empty() || kind.len() > MAX_WRAPPER_KIND_LEN || !kind.is_ascii() {
+            return Err(corrupt("wrapper kind out of range"));
+        }
+        let (Ok(wrapper_kind), Ok(key_id)) = (String::from_utf8(kind), String::from_utf8(id))
+        else {
+            return Err(corrupt("wrapping key id is not UTF-8"));
+        };
+        if key_id.is_empty() || wrapped.is_empty() || wrapped.len() > MAX_WRAPPED_LEN {
+            return Err(corrupt("wrapper section length out of range"));
+        }
+        Ok(WrappedArchiveKey {
+            wrapper_kind,
+            key_id,
+            wrapped,
+        })
+    }
+}
+
+/// The context a key wrapper binds an archive key to (its AEAD's associated
+/// data, a KMS's encryption context): `SEALKVAR`, the format version that
+/// introduced the wrapper section (3, u16 little-endian), the archive salt
+/// (32 bytes), the source database id (16 bytes), then the wrapper kind and
+/// the key id, each as a u16 little-endian length and its bytes. A wrapped
+/// key copied into another archive (another salt), or recorded under
+/// another kind or key id, fails at the unwrap.
+pub fn wrap_context(salt: &[u8; 32], source_db: &DbId, kind: &str, key_id: &str) -> Vec<u8> {
+    let mut c = Vec::with_capacity(8 + 2 + 32 + 16 + 4 + kind.len() + key_id.len());
+    c.extend_from_slice(&MAGIC);
+    c.extend_from_slice(&WRAPPED_SINCE.to_le_bytes());
+    c.extend_from_slice(salt);
+    c.extend_from_slice(source_db.as_bytes());
+    for part in [kind.as_bytes(), key_id.as_bytes()] {
+        // Both are bounded far below u16::MAX when written and when read.
+        let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
+        c.extend_from_slice(&len.to_le_bytes());
+        c.extend_from_slice(part);
+    }
+    c
 }
 
 /// The archive header: everything every chunk's AAD covers.
@@ -143,19 +287,29 @@ fn arr_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
 }
 
 impl Header {
-    /// The header's bytes, with the key-check value and the CRC filled in
-    /// (`key_check` computes the former over the first 128 bytes; plaintext
-    /// archives leave it zero).
-    pub(crate) fn encode(&self, key_check: impl FnOnce(&[u8]) -> [u8; 32]) -> [u8; HEADER_LEN] {
+    /// The header's bytes — the fixed 164 and, for key kind 3, the wrapper
+    /// section — with the key-check value and the CRC filled in
+    /// (`key_check` computes the former over bytes 0..128 followed by the
+    /// wrapper section; plaintext archives leave it zero). `None` if the
+    /// wrapper section's lengths are out of range.
+    pub(crate) fn encode(&self, key_check: impl FnOnce(&[u8]) -> [u8; 32]) -> Option<Vec<u8>> {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
         b[8..10].copy_from_slice(&self.version.to_le_bytes());
-        let (mode, kind, alg, kdf) = match self.protection {
-            Protection::PlaintextUnencrypted => (0u8, 0u8, 0u16, None),
+        let (mode, kind, alg) = match &self.protection {
+            Protection::PlaintextUnencrypted => (0u8, 0u8, 0u16),
             Protection::Sealed { algorithm, kind } => match kind {
-                KeyKind::Raw => (1, 1, algorithm.0, None),
-                KeyKind::Passphrase { salt, params } => (1, 2, algorithm.0, Some((salt, params))),
+                KeyKind::Raw => (1, 1, algorithm.0),
+                KeyKind::Passphrase { .. } => (1, 2, algorithm.0),
+                KeyKind::Wrapped(_) => (1, 3, algorithm.0),
             },
+        };
+        let section = match &self.protection {
+            Protection::Sealed {
+                kind: KeyKind::Wrapped(w),
+                ..
+            } => w.encode()?,
+            _ => Vec::new(),
         };
         b[10] = mode;
         b[11] = kind;
@@ -165,24 +319,46 @@ impl Header {
         b[52..68].copy_from_slice(self.source_db.as_bytes());
         b[68..76].copy_from_slice(&self.snapshot_seq.to_le_bytes());
         b[76..84].copy_from_slice(&self.created_unix.to_le_bytes());
-        if let Some((salt, params)) = kdf {
+        if let Protection::Sealed {
+            kind: KeyKind::Passphrase { salt, params },
+            ..
+        } = &self.protection
+        {
             b[84..88].copy_from_slice(&params.memory_kib.to_le_bytes());
             b[88..92].copy_from_slice(&params.iterations.to_le_bytes());
             b[92..96].copy_from_slice(&params.parallelism.to_le_bytes());
-            b[96..128].copy_from_slice(&salt);
+            b[96..128].copy_from_slice(salt);
+        }
+        if !section.is_empty() {
+            let len = u32::try_from(section.len()).ok()?;
+            b[WRAPPER_LEN_AT..WRAPPER_LEN_AT + 4].copy_from_slice(&len.to_le_bytes());
         }
         if mode == 1 {
-            let check = key_check(&b[..KEY_CHECK_AT]);
+            let mut covered = Vec::with_capacity(KEY_CHECK_AT + section.len());
+            covered.extend_from_slice(&b[..KEY_CHECK_AT]);
+            covered.extend_from_slice(&section);
+            let check = key_check(&covered);
             b[KEY_CHECK_AT..CRC_AT].copy_from_slice(&check);
         }
         let crc = crc32c::crc32c(&b[..CRC_AT]);
         b[CRC_AT..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
-        b
+        let mut out = b.to_vec();
+        out.extend_from_slice(&section);
+        Some(out)
     }
 
-    /// Decodes header bytes. Checks, in order: length, magic, CRC, version,
-    /// then every field's range. The key check is left to the caller.
-    pub(crate) fn decode(b: &[u8]) -> Result<Header, HeaderProblem> {
+    /// The bytes the key check covers: bytes 0..128 of the fixed header,
+    /// then the wrapper section (empty unless key kind 3).
+    pub(crate) fn key_check_input(bytes: &[u8]) -> Vec<u8> {
+        let mut covered = bytes.get(..KEY_CHECK_AT).unwrap_or_default().to_vec();
+        covered.extend_from_slice(bytes.get(HEADER_LEN..).unwrap_or_default());
+        covered
+    }
+
+    /// The length of the wrapper section that follows the fixed header
+    /// `b` (0 unless key kind 3). Checks, in order: length, magic, CRC,
+    /// version, the section length's range.
+    pub(crate) fn wrapper_section_len(b: &[u8]) -> Result<usize, HeaderProblem> {
         let corrupt = |s: &str| Err(HeaderProblem::Corrupt(s.to_string()));
         if b.len() < HEADER_LEN {
             return corrupt("shorter than a header");
@@ -199,6 +375,27 @@ impl Header {
                 "format version {version} (this build reads {OLDEST_VERSION} to {VERSION})"
             )));
         }
+        if version < WRAPPED_SINCE || b.get(10..12) != Some(&[1, 3][..]) {
+            return Ok(0);
+        }
+        let len = u32_at(b, WRAPPER_LEN_AT) as usize;
+        if !(MIN_WRAPPER_SECTION_LEN..=MAX_WRAPPER_SECTION_LEN).contains(&len) {
+            return corrupt("wrapper section length out of range");
+        }
+        Ok(len)
+    }
+
+    /// Decodes header bytes: the fixed header and the wrapper section
+    /// [`Header::wrapper_section_len`] names, exactly. Checks, in order:
+    /// length, magic, CRC, version, then every field's range. The key
+    /// check is left to the caller.
+    pub(crate) fn decode(b: &[u8]) -> Result<Header, HeaderProblem> {
+        let corrupt = |s: &str| Err(HeaderProblem::Corrupt(s.to_string()));
+        let section_len = Self::wrapper_section_len(b)?;
+        if b.len() != HEADER_LEN + section_len {
+            return corrupt("header length does not match its wrapper section");
+        }
+        let version = u16_at(b, 8);
         let mode = b.get(10).copied().unwrap_or(0xff);
         let kind = b.get(11).copied().unwrap_or(0xff);
         let alg = AlgorithmId(u16_at(b, 12));
@@ -239,9 +436,21 @@ impl Header {
                     },
                 }
             }
+            (1, 3) if version >= WRAPPED_SINCE => {
+                if b.get(WRAPPER_LEN_AT + 4..KEY_CHECK_AT)
+                    .is_none_or(|r| r.iter().any(|&x| x != 0))
+                {
+                    return corrupt("key fields of another key kind are set");
+                }
+                let section = b.get(HEADER_LEN..).unwrap_or_default();
+                Protection::Sealed {
+                    algorithm: alg,
+                    kind: KeyKind::Wrapped(WrappedArchiveKey::decode(section)?),
+                }
+            }
             _ => {
                 return Err(HeaderProblem::Unsupported(format!(
-                    "protection mode {mode}, key kind {kind}"
+                    "protection mode {mode}, key kind {kind} in format version {version}"
                 )));
             }
         };
@@ -278,9 +487,10 @@ pub(crate) fn parse_frame(f: &[u8; FRAME_LEN]) -> Option<(bool, u32)> {
     Some((f[0] & FLAG_LAST != 0, u32_at(f, 4)))
 }
 
-/// The AAD of chunk `index`: the whole header, the index, and the frame.
-pub(crate) fn aad(header: &[u8; HEADER_LEN], index: u64, frame: &[u8; FRAME_LEN]) -> Vec<u8> {
-    let mut a = Vec::with_capacity(HEADER_LEN + 8 + FRAME_LEN);
+/// The AAD of chunk `index`: the whole header (the wrapper section
+/// included), the index, and the frame.
+pub(crate) fn aad(header: &[u8], index: u64, frame: &[u8; FRAME_LEN]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(header.len() + 8 + FRAME_LEN);
     a.extend_from_slice(header);
     a.extend_from_slice(&index.to_le_bytes());
     a.extend_from_slice(frame);
@@ -363,10 +573,91 @@ mod tests {
                     params: KdfParams::FLOOR,
                 },
             },
+            wrapped(),
         ] {
             let h = header(p);
-            let b = h.encode(|_| [5; 32]);
+            let b = h.encode(|_| [5; 32]).unwrap();
+            assert_eq!(
+                Header::wrapper_section_len(&b[..HEADER_LEN]),
+                Ok(b.len() - HEADER_LEN)
+            );
             assert_eq!(Header::decode(&b), Ok(h));
+        }
+    }
+
+    fn wrapped() -> Protection {
+        Protection::Sealed {
+            algorithm: AlgorithmId(1),
+            kind: KeyKind::Wrapped(WrappedArchiveKey {
+                wrapper_kind: "pkcs11".into(),
+                key_id: "label=master;id=01".into(),
+                wrapped: vec![7; 60],
+            }),
+        }
+    }
+
+    #[test]
+    fn the_key_check_covers_the_wrapper_section() {
+        let mut seen = Vec::new();
+        let b = header(wrapped())
+            .encode(|covered| {
+                seen = covered.to_vec();
+                [5; 32]
+            })
+            .unwrap();
+        assert_eq!(seen, Header::key_check_input(&b));
+        assert_eq!(&seen[KEY_CHECK_AT..], &b[HEADER_LEN..]);
+    }
+
+    #[test]
+    fn any_flipped_byte_of_a_wrapped_header_is_refused() {
+        let b = header(wrapped()).encode(|_| [5; 32]).unwrap();
+        for i in 0..b.len() {
+            let mut c = b.clone();
+            c[i] ^= 0x10;
+            let refused = Header::wrapper_section_len(&c).and_then(|len| {
+                let total = (HEADER_LEN + len).min(c.len());
+                Header::decode(&c[..total])
+            });
+            assert!(refused.is_err(), "byte {i}");
+        }
+        assert!(Header::decode(&b[..b.len() - 1]).is_err());
+        let mut longer = b.clone();
+        longer.push(0);
+        assert!(Header::decode(&longer).is_err());
+    }
+
+    #[test]
+    fn a_wrapped_key_kind_in_an_older_version_is_unsupported() {
+        let mut h = header(wrapped());
+        h.version = 2;
+        let b = h.encode(|_| [5; 32]).unwrap();
+        assert!(matches!(
+            Header::decode(&b[..HEADER_LEN]),
+            Err(HeaderProblem::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn wrapper_sections_with_lengths_out_of_range_are_not_written() {
+        for w in [
+            WrappedArchiveKey {
+                wrapper_kind: String::new(),
+                key_id: "k".into(),
+                wrapped: vec![1],
+            },
+            WrappedArchiveKey {
+                wrapper_kind: "k".into(),
+                key_id: "x".repeat(256),
+                wrapped: vec![1],
+            },
+            WrappedArchiveKey {
+                wrapper_kind: "k".into(),
+                key_id: "k".into(),
+                wrapped: vec![1; MAX_WRAPPED_LEN + 1],
+            },
+        ] {
+            assert_eq!(w.encode(), None);
         }
     }
 
@@ -376,9 +667,9 @@ mod tests {
             algorithm: AlgorithmId(1),
             kind: KeyKind::Raw,
         });
-        let b = h.encode(|_| [5; 32]);
+        let b = h.encode(|_| [5; 32]).unwrap();
         for i in 0..HEADER_LEN {
-            let mut c = b;
+            let mut c = b.clone();
             c[i] ^= 0x10;
             assert!(Header::decode(&c).is_err(), "byte {i}");
         }

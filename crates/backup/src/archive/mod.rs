@@ -1,7 +1,9 @@
 //! Logical export archives: the records of a snapshot in one portable file,
 //! sealed in chunks, and the import and verify that read them back.
 //!
-//! An archive is a 164-byte header followed by chunks. Each chunk holds up
+//! An archive is a header (164 bytes, then a wrapper section when it is
+//! sealed under a [`KeyWrapper`](sealkv::crypto::KeyWrapper): a random
+//! archive key of its own, wrapped by it) followed by chunks. Each chunk holds up
 //! to `chunk_size` bytes of a stream of length-prefixed records (a record
 //! may span chunks) and is sealed with the STREAM construction: chunk `i`
 //! under the archive's own chunk key with nonce `i || last flag` and AAD
@@ -26,7 +28,7 @@ mod writer;
 use std::path::PathBuf;
 
 pub use error::{ArchiveError, Location};
-pub use format::{Header, KeyKind, Protection, Trailer};
+pub use format::{Header, KeyKind, Protection, Trailer, WrappedArchiveKey};
 pub use import::{ImportOptions, import};
 pub use reader::{ArchiveReader, Entry, Record, verify_archive, verify_archive_with};
 pub use writer::{ArchiveWriter, ExportOptions, export, export_snapshot};

@@ -14,10 +14,10 @@ use sealkv::crypto::{CryptoProvider, KeySource};
 use super::error::{ArchiveError, Location, io};
 use super::format::{
     CHUNK_TAG_LEN, CRC_AT, FRAME_LEN, HEADER_LEN, Header, HeaderProblem, KEY_CHECK_AT,
-    KEYSPACE_MARK, MAX_KEYSPACE_NAME_LEN, MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN, Protection,
-    RECORD_PREFIX_LEN, TRAILER_LEN, Trailer, parse_frame, parse_record_prefix,
+    KEYSPACE_MARK, KeyKind, MAX_KEYSPACE_NAME_LEN, MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN,
+    Protection, RECORD_PREFIX_LEN, TRAILER_LEN, Trailer, parse_frame, parse_record_prefix,
 };
-use super::stream::{ChunkOpening, import_key, opening};
+use super::stream::{ChunkOpening, import_key, opening, unwrap_archive_key};
 use super::{ArchiveSummary, Progress};
 
 /// One record: key and value.
@@ -53,7 +53,8 @@ fn read_full(input: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<usize
 pub struct ArchiveReader<R: Read> {
     input: R,
     path: PathBuf,
-    header_bytes: [u8; HEADER_LEN],
+    /// The header's bytes (the fixed header and any wrapper section).
+    header_bytes: Vec<u8>,
     header: Header,
     cipher: ChunkOpening,
     /// The current chunk's plaintext (its tag cut off).
@@ -87,7 +88,11 @@ impl<R: Read> ArchiveReader<R> {
     /// Reads and checks the header of the archive on `input` (named `path`
     /// in errors) and, if it is sealed, checks `key` against it: a sealed
     /// archive without a key is `MissingKey`, a key whose key check does
-    /// not match is `WrongKey`. A plaintext archive ignores `key`.
+    /// not match is `WrongKey`. An archive sealed under a key wrapper needs
+    /// that wrapper (`key` a [`KeySource::Wrapper`]): another kind of key,
+    /// another wrapper or wrapping key is `WrongKey`, an unreachable one
+    /// `Key(Wrap(Unavailable))`. A plaintext archive is refused when a key
+    /// is given (`NotSealed`).
     pub fn open(
         mut input: R,
         path: &Path,
@@ -95,7 +100,7 @@ impl<R: Read> ArchiveReader<R> {
         provider: &CryptoProvider,
     ) -> Result<Self, ArchiveError> {
         let file = path.to_path_buf();
-        let mut header_bytes = [0u8; HEADER_LEN];
+        let mut header_bytes = vec![0u8; HEADER_LEN];
         let n = read_full(&mut input, &mut header_bytes, path)?;
         if n < HEADER_LEN {
             return Err(ArchiveError::Truncated {
@@ -104,7 +109,7 @@ impl<R: Read> ArchiveReader<R> {
                 what: "the file is shorter than an archive header",
             });
         }
-        let header = Header::decode(&header_bytes).map_err(|p| match p {
+        let problem = |p| match p {
             HeaderProblem::Corrupt(what) => ArchiveError::Corruption {
                 file: file.clone(),
                 at: Location::Header,
@@ -114,7 +119,20 @@ impl<R: Read> ArchiveReader<R> {
                 file: file.clone(),
                 what,
             },
-        })?;
+        };
+        // The wrapper section's length is read only from a fixed header
+        // whose CRC holds: it bounds what is read next.
+        let section_len = Header::wrapper_section_len(&header_bytes).map_err(problem)?;
+        header_bytes.resize(HEADER_LEN + section_len, 0);
+        let section = header_bytes.get_mut(HEADER_LEN..).unwrap_or_default();
+        if read_full(&mut input, section, path)? < section_len {
+            return Err(ArchiveError::Truncated {
+                file,
+                at: Location::Header,
+                what: "the file ends inside the header's wrapper section",
+            });
+        }
+        let header = Header::decode(&header_bytes).map_err(problem)?;
         let master = match &header.protection {
             // A key given means a sealed archive is expected: a plaintext
             // one in its place (anyone can write one, with any records)
@@ -125,17 +143,22 @@ impl<R: Read> ArchiveReader<R> {
             Protection::PlaintextUnencrypted => None,
             Protection::Sealed { kind, .. } => {
                 let source = key.ok_or_else(|| ArchiveError::MissingKey { file: file.clone() })?;
-                Some(import_key(source, kind, path, provider)?)
+                Some(match kind {
+                    KeyKind::Wrapped(w) => {
+                        unwrap_archive_key(source, w, &header.salt, &header.source_db, path)?
+                    }
+                    other => import_key(source, other, path, provider)?,
+                })
             }
         };
         let (cipher, keys) = opening(&header.protection, master.as_ref(), &header.salt, provider)?;
         if let Some(keys) = keys {
-            let (body, rest) = header_bytes.split_at(KEY_CHECK_AT);
-            let check = rest.get(..CRC_AT - KEY_CHECK_AT).unwrap_or_default();
-            if !keys.verify_key_check(body, check) {
+            let check = header_bytes.get(KEY_CHECK_AT..CRC_AT).unwrap_or_default();
+            if !keys.verify_key_check(&Header::key_check_input(&header_bytes), check) {
                 return Err(ArchiveError::WrongKey { file });
             }
         }
+        let next_offset = header_bytes.len() as u64;
         Ok(ArchiveReader {
             input,
             path: file,
@@ -146,7 +169,7 @@ impl<R: Read> ArchiveReader<R> {
             pos: 0,
             at: Location::Header,
             next_index: 0,
-            next_offset: HEADER_LEN as u64,
+            next_offset,
             trailer: None,
             failed: false,
             counted: Trailer::default(),

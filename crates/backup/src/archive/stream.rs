@@ -7,16 +7,17 @@
 //! [`checksum_tag`] over the same AAD and body in the tag's place: it catches
 //! accidents (bit rot, a cut, chunks out of order), not an attacker.
 
-use sealkv::crypto::archive::{
-    ARCHIVE_SALT_LEN, ArchiveKeys, ArchiveReadKeys, ChunkOpener, ChunkSealer,
-};
+use sealkv::crypto::archive::{ARCHIVE_SALT_LEN, ArchiveReadKeys, ChunkOpener, ChunkSealer};
 use sealkv::crypto::{
-    CryptoError, CryptoProvider, KdfParams, KeySource, MasterKey, checksum_tag, hazmat,
-    verify_checksum_tag,
+    CryptoError, CryptoProvider, DbId, KdfParams, KeyError, KeySource, KeyWrapper, MAX_WRAPPED_LEN,
+    MAX_WRAPPER_KIND_LEN, MAX_WRAPPING_KEY_ID_LEN, MasterKey, SecretKey, WrapError, checksum_tag,
+    hazmat, verify_checksum_tag,
 };
 
 use super::error::ArchiveError;
-use super::format::{CHUNK_TAG_LEN, FLAG_LAST, FRAME_LEN, HEADER_LEN, KeyKind, Protection, aad};
+use super::format::{
+    CHUNK_TAG_LEN, FLAG_LAST, FRAME_LEN, KeyKind, Protection, WrappedArchiveKey, aad, wrap_context,
+};
 
 /// Seals the chunks of a new archive.
 pub(crate) enum ChunkSealing {
@@ -42,7 +43,7 @@ impl ChunkSealing {
     /// its tag.
     pub(crate) fn seal(
         &mut self,
-        header: &[u8; HEADER_LEN],
+        header: &[u8],
         index: u64,
         frame: &[u8; FRAME_LEN],
         body: &mut [u8],
@@ -67,7 +68,7 @@ impl ChunkOpening {
     /// Verifies and (when sealed) decrypts chunk `index` in place.
     pub(crate) fn open(
         &self,
-        header: &[u8; HEADER_LEN],
+        header: &[u8],
         index: u64,
         frame: &[u8; FRAME_LEN],
         body: &mut [u8],
@@ -90,9 +91,10 @@ impl ChunkOpening {
     }
 }
 
-/// The archive key and how a reader will get it again, for a new archive
-/// sealed under `source`. A passphrase is stretched under a fresh Argon2id
-/// salt recorded in the header.
+/// The archive key of a new archive sealed under `source` (not a key
+/// wrapper: see [`wrap_archive_key`]), and how a reader will get it again.
+/// A passphrase is stretched under a fresh Argon2id salt recorded in the
+/// header.
 pub(crate) fn export_key(
     source: &KeySource,
     provider: &CryptoProvider,
@@ -111,6 +113,102 @@ pub(crate) fn export_key(
             None => KeyKind::Raw,
         },
     ))
+}
+
+/// A wrapper's failure: a wrapping key that is not there or does not open
+/// the wrapped key is the wrong key for `file`; an outage or a broken
+/// wrapper stays what it is.
+fn wrap_error(e: WrapError, file: &std::path::Path) -> ArchiveError {
+    match e {
+        WrapError::WrongKey(_) => ArchiveError::WrongKey {
+            file: file.to_path_buf(),
+        },
+        other => ArchiveError::Key(KeyError::Wrap(other)),
+    }
+}
+
+/// Wraps the archive key `secret` of a new archive with salt `salt` (of the
+/// database `source_db`) under `wrapper`, bound to the archive's wrap
+/// context, and unwraps it once again to compare before anything depends
+/// on it: a wrapper that cannot unwrap its own output fails the export
+/// rather than writing an archive nobody can read.
+pub(crate) fn wrap_archive_key(
+    wrapper: &dyn KeyWrapper,
+    secret: &SecretKey,
+    salt: &[u8; ARCHIVE_SALT_LEN],
+    source_db: &DbId,
+) -> Result<WrappedArchiveKey, ArchiveError> {
+    let failed = |what: String| ArchiveError::Key(KeyError::Wrap(WrapError::Failed(what)));
+    let wrapper_kind = wrapper.kind().to_string();
+    let key_id = wrapper
+        .key_id()
+        .map_err(|e| ArchiveError::Key(KeyError::Wrap(e)))?;
+    if wrapper_kind.is_empty()
+        || wrapper_kind.len() > MAX_WRAPPER_KIND_LEN
+        || !wrapper_kind.is_ascii()
+    {
+        return Err(failed(format!(
+            "wrapper kind must be 1 to {MAX_WRAPPER_KIND_LEN} ASCII bytes"
+        )));
+    }
+    if key_id.is_empty() || key_id.len() > MAX_WRAPPING_KEY_ID_LEN {
+        return Err(failed(format!(
+            "wrapping key id must be 1 to {MAX_WRAPPING_KEY_ID_LEN} bytes"
+        )));
+    }
+    let context = wrap_context(salt, source_db, &wrapper_kind, &key_id);
+    let wrapped = wrapper
+        .wrap(secret, &context)
+        .map_err(|e| ArchiveError::Key(KeyError::Wrap(e)))?;
+    if wrapped.is_empty() || wrapped.len() > MAX_WRAPPED_LEN {
+        return Err(failed(format!(
+            "wrapped key of {} bytes (1 to {MAX_WRAPPED_LEN} allowed)",
+            wrapped.len()
+        )));
+    }
+    let again = wrapper
+        .unwrap(&wrapped, &context)
+        .map_err(|e| ArchiveError::Key(KeyError::Wrap(e)))?;
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        secret.expose(),
+        again.expose(),
+    )) {
+        return Err(failed("the wrapper does not unwrap what it wrapped".into()));
+    }
+    Ok(WrappedArchiveKey {
+        wrapper_kind,
+        key_id,
+        wrapped,
+    })
+}
+
+/// The archive key of an archive wrapped as `w` (of the database
+/// `source_db`, with salt `salt`), unwrapped by `source`'s wrapper. Another
+/// kind of key, a wrapper of another kind or naming another wrapping key
+/// (no unwrap is tried), or a wrapped key that does not open: `WrongKey`.
+/// An unreachable wrapper: `Key(Wrap(Unavailable))`.
+pub(crate) fn unwrap_archive_key(
+    source: &KeySource,
+    w: &WrappedArchiveKey,
+    salt: &[u8; ARCHIVE_SALT_LEN],
+    source_db: &DbId,
+    file: &std::path::Path,
+) -> Result<MasterKey, ArchiveError> {
+    let wrong = || ArchiveError::WrongKey {
+        file: file.to_path_buf(),
+    };
+    let wrapper = source.wrapper().ok_or_else(wrong)?;
+    if wrapper.kind() != w.wrapper_kind {
+        return Err(wrong());
+    }
+    if wrapper.key_id().map_err(|e| wrap_error(e, file))? != w.key_id {
+        return Err(wrong());
+    }
+    let context = wrap_context(salt, source_db, &w.wrapper_kind, &w.key_id);
+    let key = wrapper
+        .unwrap(&w.wrapped, &context)
+        .map_err(|e| wrap_error(e, file))?;
+    Ok(MasterKey::from_secret(key))
 }
 
 /// The archive key `source` gives for an archive whose header records
@@ -133,58 +231,24 @@ pub(crate) fn import_key(
                 provider, passphrase, salt, params,
             )?)
         }
-        (KeySource::Passphrase { .. }, KeyKind::Raw) => Err(wrong()),
+        (KeySource::Passphrase { .. } | KeySource::Wrapper(_), KeyKind::Raw) => Err(wrong()),
         (_, KeyKind::Passphrase { .. }) => Err(wrong()),
         (other, KeyKind::Raw) => Ok(other.master_key(provider)?),
+        (_, KeyKind::Wrapped(_)) => Err(ArchiveError::InvalidOptions(
+            "a wrapped archive key is unwrapped with its header's salt".into(),
+        )),
     }
 }
 
-/// The keys of a new archive sealed under `key` with `algorithm` (their
-/// salt drawn for it), or `None` for a plaintext archive.
-pub(crate) fn new_keys(
-    protection: &Protection,
-    key: Option<&MasterKey>,
-    provider: &CryptoProvider,
-) -> Result<Option<ArchiveKeys>, ArchiveError> {
-    match (protection, key) {
-        (Protection::Sealed { algorithm, .. }, Some(key)) => {
-            // An algorithm the provider lacks fails before anything is drawn.
-            provider.algorithm(*algorithm)?;
-            Ok(Some(ArchiveKeys::generate(provider, key)?))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// The salt a new archive's header records: its keys' own, or for a
-/// plaintext archive (which seals nothing) a random one all the same.
-pub(crate) fn header_salt(
-    keys: Option<&ArchiveKeys>,
+/// The salt a plaintext archive's header records: it seals nothing, but
+/// every archive gets a random one all the same (its checksums then differ
+/// from any other archive's).
+pub(crate) fn plaintext_salt(
     provider: &CryptoProvider,
 ) -> Result<[u8; ARCHIVE_SALT_LEN], ArchiveError> {
-    match keys {
-        Some(keys) => Ok(*keys.salt()),
-        None => {
-            let mut salt = [0u8; ARCHIVE_SALT_LEN];
-            sealkv::crypto::random::mixed_fill(provider, &mut salt)?;
-            Ok(salt)
-        }
-    }
-}
-
-/// The chunk sealing of a new archive, taking its keys (one archive, one
-/// sealer).
-pub(crate) fn sealing(
-    protection: &Protection,
-    keys: Option<ArchiveKeys>,
-    provider: &CryptoProvider,
-) -> Result<ChunkSealing, ArchiveError> {
-    match (protection, keys) {
-        (Protection::Sealed { algorithm, .. }, Some(keys)) => Ok(ChunkSealing::Sealed(
-            keys.into_sealer(provider, *algorithm)?,
-        )),
-        _ => Ok(ChunkSealing::Plaintext),
-    }
+    let mut salt = [0u8; ARCHIVE_SALT_LEN];
+    sealkv::crypto::random::mixed_fill(provider, &mut salt)?;
+    Ok(salt)
 }
 
 /// The chunk opening and key check of an archive being read, from the salt

@@ -6,17 +6,20 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sealkv::crypto::{AlgorithmId, CryptoProvider, DbId, EncryptionAlgorithm, KeySource};
+use sealkv::crypto::archive::ArchiveKeys;
+use sealkv::crypto::{
+    AlgorithmId, CryptoProvider, DbId, EncryptionAlgorithm, KeySource, MasterKey, SecretKey,
+};
 use sealkv::{Db, Snapshot};
 
 use super::error::{ArchiveError, io};
 use super::files::TempFile;
 use super::format::{
-    CHUNK_TAG_LEN, DEFAULT_CHUNK_SIZE, FRAME_LEN, HEADER_LEN, Header, KEYSPACE_MARK, KeyKind,
-    MAX_CHUNK_SIZE, MAX_KEYSPACE_NAME_LEN, MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN,
-    MIN_CHUNK_SIZE, Protection, RECORD_PREFIX_LEN, Trailer, VERSION, frame, record_prefix,
+    CHUNK_TAG_LEN, DEFAULT_CHUNK_SIZE, FRAME_LEN, Header, KEYSPACE_MARK, KeyKind, MAX_CHUNK_SIZE,
+    MAX_KEYSPACE_NAME_LEN, MAX_RECORD_KEY_LEN, MAX_RECORD_VALUE_LEN, MIN_CHUNK_SIZE, Protection,
+    RECORD_PREFIX_LEN, Trailer, VERSION, frame, record_prefix,
 };
-use super::stream::{ChunkSealing, export_key, header_salt, new_keys, sealing};
+use super::stream::{ChunkSealing, export_key, plaintext_salt, wrap_archive_key};
 use super::{ArchiveSummary, Progress};
 
 /// How to write an archive.
@@ -47,7 +50,9 @@ impl std::fmt::Debug for ExportOptions {
 
 impl ExportOptions {
     /// A sealed archive under `key` (the database's master key, a separate
-    /// backup key, or a passphrase), AES-256-GCM, 256 KiB chunks.
+    /// backup key, a passphrase, or a key wrapper: then a random archive
+    /// key of this archive alone, wrapped by it), AES-256-GCM, 256 KiB
+    /// chunks.
     pub fn sealed(key: KeySource) -> Self {
         ExportOptions {
             key: Some(key),
@@ -128,7 +133,9 @@ impl ExportOptions {
 /// [`ArchiveWriter::begin_keyspace`], names in ascending order.
 pub struct ArchiveWriter<W: Write> {
     out: W,
-    header: [u8; HEADER_LEN],
+    /// The header's bytes (the fixed header and any wrapper section): every
+    /// chunk's AAD starts with them.
+    header: Vec<u8>,
     cipher: ChunkSealing,
     chunk_size: usize,
     buf: Vec<u8>,
@@ -171,37 +178,76 @@ impl<W: Write> ArchiveWriter<W> {
             )));
         }
         let provider = &options.provider;
-        let (key, protection) = match &options.key {
-            None => (None, Protection::PlaintextUnencrypted),
+        let created_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let (bytes, header, cipher) = match &options.key {
+            None => {
+                let header = Header {
+                    version: VERSION,
+                    protection: Protection::PlaintextUnencrypted,
+                    chunk_size: options.chunk_size,
+                    salt: plaintext_salt(provider)?,
+                    source_db,
+                    snapshot_seq,
+                    created_unix,
+                };
+                let bytes = encode(&header, None)?;
+                (bytes, header, ChunkSealing::Plaintext)
+            }
             Some(source) => {
-                let (key, kind): (_, KeyKind) = export_key(source, provider)?;
-                (
-                    Some(key),
-                    Protection::Sealed {
+                // An algorithm the provider lacks fails before anything is
+                // drawn or wrapped.
+                provider.algorithm(options.algorithm)?;
+                // Under a key wrapper, the archive key is this archive's
+                // alone: drawn here, wrapped once its salt is known.
+                let (key, kind, secret) = match source.wrapper() {
+                    Some(_) => {
+                        let secret = SecretKey::random_from(provider)?;
+                        (MasterKey::from_secret(secret.clone()), None, Some(secret))
+                    }
+                    None => {
+                        let (key, kind) = export_key(source, provider)?;
+                        (key, Some(kind), None)
+                    }
+                };
+                let keys = ArchiveKeys::generate(provider, &key)?;
+                drop(key);
+                let kind = match (kind, secret, source.wrapper()) {
+                    (Some(kind), _, _) => kind,
+                    (None, Some(secret), Some(wrapper)) => KeyKind::Wrapped(wrap_archive_key(
+                        wrapper.as_ref(),
+                        &secret,
+                        keys.salt(),
+                        &source_db,
+                    )?),
+                    _ => {
+                        return Err(ArchiveError::InvalidOptions(
+                            "no archive key was drawn for the key wrapper".into(),
+                        ));
+                    }
+                };
+                let header = Header {
+                    version: VERSION,
+                    protection: Protection::Sealed {
                         algorithm: options.algorithm,
                         kind,
                     },
-                )
+                    chunk_size: options.chunk_size,
+                    salt: *keys.salt(),
+                    source_db,
+                    snapshot_seq,
+                    created_unix,
+                };
+                let bytes = encode(&header, Some(&keys))?;
+                let cipher = ChunkSealing::Sealed(keys.into_sealer(provider, options.algorithm)?);
+                (bytes, header, cipher)
             }
         };
-        let keys = new_keys(&protection, key.as_ref(), provider)?;
-        let salt = header_salt(keys.as_ref(), provider)?;
-        let header = Header {
-            version: VERSION,
-            protection,
-            chunk_size: options.chunk_size,
-            salt,
-            source_db,
-            snapshot_seq,
-            created_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        };
-        let bytes = header.encode(|b| keys.as_ref().map(|k| k.key_check(b)).unwrap_or([0; 32]));
-        let cipher = sealing(&protection, keys, provider)?;
         out.write_all(&bytes).map_err(io(path))?;
         let chunk_size = options.chunk_size as usize;
+        let written = bytes.len() as u64;
         Ok(ArchiveWriter {
             out,
             header: bytes,
@@ -210,7 +256,7 @@ impl<W: Write> ArchiveWriter<W> {
             buf: Vec::with_capacity(chunk_size),
             index: 0,
             trailer: Trailer::default(),
-            written: HEADER_LEN as u64,
+            written,
             last_key: None,
             keyspace: None,
             failed: false,
@@ -360,6 +406,13 @@ impl<W: Write> ArchiveWriter<W> {
         summary.chunks = self.index;
         Ok((self.out, summary))
     }
+}
+
+/// The header's bytes, its key check made with `keys` (none: plaintext).
+fn encode(header: &Header, keys: Option<&ArchiveKeys>) -> Result<Vec<u8>, ArchiveError> {
+    header
+        .encode(|b| keys.map(|k| k.key_check(b)).unwrap_or([0; 32]))
+        .ok_or_else(|| ArchiveError::InvalidOptions("a wrapper section out of range".into()))
 }
 
 /// Progress is reported about every this many records.

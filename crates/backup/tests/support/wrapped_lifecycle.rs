@@ -1,6 +1,7 @@
 //! The life of a database whose master key is a [`KeyWrapper`]: create,
 //! write, reopen, verify, rotate, re-encrypt, back up and restore, export
-//! and import, rekey to another wrapping key and back to a raw key. Shared
+//! and import (an archive sealed under the wrapper itself, and one under a
+//! separate key), rekey to another wrapping key and back to a raw key. Shared
 //! by the in-process wrapper's test and the PKCS#11 token's test, so both
 //! prove the same things.
 
@@ -12,7 +13,9 @@ use std::sync::Arc;
 use sealkv::crypto::registry::KekKind;
 use sealkv::crypto::{KeySource, KeyWrapper, MasterKey};
 use sealkv::{Config, Db, Error, SyncMode};
-use sealkv_backup::archive::{ExportOptions, ImportOptions, export, import};
+use sealkv_backup::archive::{
+    ArchiveError, ExportOptions, ImportOptions, KeyKind, Protection, export, import, verify_archive,
+};
 use sealkv_backup::{RestoreOptions, restore, verify_backup};
 
 fn config(dir: &Path, key: &KeySource) -> Config {
@@ -37,6 +40,8 @@ pub(crate) fn run(
     other: Arc<dyn KeyWrapper>,
     wrong: Arc<dyn KeyWrapper>,
 ) {
+    let wrapper_kind = wrapper.kind().to_string();
+    let wrapper_key_id = wrapper.key_id().unwrap();
     let key = KeySource::Wrapper(wrapper);
     let dir = root.join("db");
     let mut want = BTreeMap::new();
@@ -98,31 +103,70 @@ pub(crate) fn run(
         Err(Error::WrongKey)
     ));
 
-    // Export under a separate archive key, import into a database under
-    // the wrapper. An archive sealed under the wrapper itself is refused
-    // with a typed error: archives record a raw key or a passphrase.
-    let archive_key = KeySource::Key(MasterKey::from_bytes(&[0x55; 32]).unwrap());
+    // Export sealed under the wrapper itself (a random archive key of that
+    // archive alone, wrapped by it), verify, and import into a database
+    // under the wrapper: the wrapper is the only key given.
     let archive = root.join("export.skva");
-    export(
+    let summary = export(
         &db,
         &archive,
-        &ExportOptions::sealed(archive_key.clone()),
+        &ExportOptions::sealed(key.clone()),
         &mut |_| {},
     )
     .unwrap();
-    assert!(
-        export(
-            &db,
-            &root.join("refused.skva"),
-            &ExportOptions::sealed(key.clone()),
-            &mut |_| {}
-        )
-        .is_err()
-    );
+    assert_eq!(summary.header.version, 3);
+    assert!(matches!(
+        &summary.header.protection,
+        Protection::Sealed {
+            kind: KeyKind::Wrapped(w),
+            ..
+        } if w.wrapper_kind == wrapper_kind && w.key_id == wrapper_key_id
+    ));
+    let checked = verify_archive(&archive, Some(&key), &mut |_| {}).unwrap();
+    assert_eq!(checked.records, want.len() as u64);
+    for refused in [KeySource::Wrapper(wrong.clone()), raw.clone()] {
+        assert!(
+            matches!(
+                verify_archive(&archive, Some(&refused), &mut |_| {}),
+                Err(ArchiveError::WrongKey { .. })
+            ),
+            "{refused:?}"
+        );
+    }
     let imported = root.join("imported");
     let import_key = key.clone();
     import(
         &archive,
+        Some(&key),
+        &imported,
+        &move |p: &Path| config(p, &import_key),
+        &ImportOptions::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let copy = Db::open_with_config(config(&imported, &key)).unwrap();
+    assert!(contents(&copy) == want);
+    copy.close().unwrap();
+
+    // Export under a separate archive key still works, and the wrapper is
+    // the wrong key for it.
+    let archive_key = KeySource::Key(MasterKey::from_bytes(&[0x55; 32]).unwrap());
+    let separate = root.join("separate.skva");
+    export(
+        &db,
+        &separate,
+        &ExportOptions::sealed(archive_key.clone()),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(matches!(
+        verify_archive(&separate, Some(&key), &mut |_| {}),
+        Err(ArchiveError::WrongKey { .. })
+    ));
+    let imported = root.join("imported-separate");
+    let import_key = key.clone();
+    import(
+        &separate,
         Some(&archive_key),
         &imported,
         &move |p: &Path| config(p, &import_key),

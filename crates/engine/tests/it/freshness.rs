@@ -10,7 +10,7 @@ use sealkv::crypto::{EncryptionAlgorithm, KeySource, SoftwareWrapper};
 use sealkv::{Db, Error};
 use sealkv_fileio::{SimVfs, Vfs};
 
-use crate::support::{dir, key, sim_config};
+use crate::support::{Master, dir, key, sim_config};
 
 /// The key operations that change the registry.
 #[derive(Debug, Clone, Copy)]
@@ -61,10 +61,16 @@ fn remove_header_only_newest_segments(vfs: &SimVfs) -> usize {
     removed
 }
 
-/// Builds a database, copies its `KEYS`, runs `op`, and stops the
-/// process (`close` or a kill); returns the older `KEYS`.
-fn run_op(vfs: &SimVfs, alg: EncryptionAlgorithm, op: KeyOp, kill: bool) -> Vec<u8> {
-    let db = Db::open_with_config(sim_config(vfs, Some(alg))).unwrap();
+/// Builds a database under `master`, copies its `KEYS`, runs `op`, and
+/// stops the process (`close` or a kill); returns the older `KEYS`.
+fn run_op(
+    vfs: &SimVfs,
+    alg: EncryptionAlgorithm,
+    master: Master,
+    op: KeyOp,
+    kill: bool,
+) -> Vec<u8> {
+    let db = Db::open_with_config(master.config(vfs, alg)).unwrap();
     for i in 0..40u32 {
         db.put(format!("k{i:03}"), i.to_be_bytes()).unwrap();
     }
@@ -77,7 +83,7 @@ fn run_op(vfs: &SimVfs, alg: EncryptionAlgorithm, op: KeyOp, kill: bool) -> Vec<
     db.flush().unwrap();
     let older = vfs.read_file(&keys_path()).unwrap();
     match op {
-        KeyOp::Rekey => db.rekey(KeySource::Key(key(99))).unwrap(),
+        KeyOp::Rekey => db.rekey(master.rekey_target()).unwrap(),
         KeyOp::Rotate => {
             db.rotate_data_key().unwrap();
         }
@@ -101,29 +107,35 @@ fn run_op(vfs: &SimVfs, alg: EncryptionAlgorithm, op: KeyOp, kill: bool) -> Vec<
 }
 
 /// {every key operation} x {the older `KEYS` put back, with and without
-/// removing header-only newest segments} x {every algorithm} x {close, a
-/// kill}: `Rollback` naming `KEYS`, in every cell.
+/// removing header-only newest segments} x {a raw key under every
+/// algorithm, a key wrapper (a registry v2 wrapper section; a rekey goes
+/// to another wrapping key)} x {close, a kill}: `Rollback` naming `KEYS`,
+/// in every cell.
 #[test]
 fn an_older_registry_put_back_after_any_key_operation_is_a_rollback() {
     let mut failures = Vec::new();
     let mut cells = 0;
-    for alg in EncryptionAlgorithm::ALL {
+    let masters = EncryptionAlgorithm::ALL
+        .map(|alg| (alg, Master::Raw))
+        .into_iter()
+        .chain([(EncryptionAlgorithm::Aes256Gcm, Master::Wrapped)]);
+    for (alg, master) in masters {
         for op in KEY_OPS {
             for strip in [false, true] {
                 for kill in [false, true] {
                     cells += 1;
                     let vfs = SimVfs::new();
-                    let older = run_op(&vfs, alg, op, kill);
+                    let older = run_op(&vfs, alg, master, op, kill);
                     vfs.write_file(&keys_path(), &older);
                     if strip {
                         remove_header_only_newest_segments(&vfs);
                     }
                     // The older registry opens under the key it was written
-                    // with (key 7, the old master key after a rekey).
-                    match Db::open_with_config(sim_config(&vfs, Some(alg))) {
+                    // with (the old master key after a rekey).
+                    match Db::open_with_config(master.config(&vfs, alg)) {
                         Err(Error::Rollback { file, .. }) if file.ends_with("KEYS") => {}
                         other => failures.push(format!(
-                            "{alg} {op:?} strip={strip} kill={kill}: {:?}",
+                            "{alg} {master:?} {op:?} strip={strip} kill={kill}: {:?}",
                             other.map(|_| "opened")
                         )),
                     }
@@ -131,27 +143,30 @@ fn an_older_registry_put_back_after_any_key_operation_is_a_rollback() {
             }
         }
     }
-    assert_eq!(cells, 60);
+    assert_eq!(cells, 80);
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
 /// After each key operation, the database reopens with everything in it
-/// (no false `Rollback`), and the operation's effect is there.
+/// (no false `Rollback`), and the operation's effect is there: under a raw
+/// key with every algorithm, and under a key wrapper.
 #[test]
 fn every_key_operation_reopens_with_its_effect() {
-    for alg in EncryptionAlgorithm::ALL {
+    let masters = EncryptionAlgorithm::ALL
+        .map(|alg| (alg, Master::Raw))
+        .into_iter()
+        .chain([(EncryptionAlgorithm::Aes256Gcm, Master::Wrapped)]);
+    for (alg, master) in masters {
         for op in KEY_OPS {
             for kill in [false, true] {
                 let vfs = SimVfs::new();
-                run_op(&vfs, alg, op, kill);
+                run_op(&vfs, alg, master, op, kill);
                 let config = match op {
-                    KeyOp::Rekey => sim_config(&vfs, None)
-                        .encryption_key(key(99))
-                        .encryption_algorithm(alg),
-                    _ => sim_config(&vfs, Some(alg)),
+                    KeyOp::Rekey => master.config(&vfs, alg).key_source(master.rekey_target()),
+                    _ => master.config(&vfs, alg),
                 };
                 let db = Db::open_with_config(config)
-                    .unwrap_or_else(|e| panic!("{alg} {op:?} kill={kill}: {e}"));
+                    .unwrap_or_else(|e| panic!("{alg} {master:?} {op:?} kill={kill}: {e}"));
                 for i in 0..40u32 {
                     assert_eq!(
                         db.get(format!("k{i:03}")).unwrap(),

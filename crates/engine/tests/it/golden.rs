@@ -42,12 +42,12 @@ fn golden_key() -> MasterKey {
     MasterKey::from_bytes(&[0x60; 32]).unwrap()
 }
 
-fn golden_root() -> PathBuf {
+pub(crate) fn golden_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
 /// What every golden database holds (field-sealed values aside).
-fn expected() -> BTreeMap<Vec<u8>, Vec<u8>> {
+pub(crate) fn expected() -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut m = BTreeMap::new();
     for i in 0..120u32 {
         if i % 7 == 3 {
@@ -64,7 +64,7 @@ fn expected() -> BTreeMap<Vec<u8>, Vec<u8>> {
 }
 
 /// What the golden databases' keyspace `users` holds.
-fn users_expected() -> BTreeMap<Vec<u8>, Vec<u8>> {
+pub(crate) fn users_expected() -> BTreeMap<Vec<u8>, Vec<u8>> {
     (0..30u32)
         .map(|i| {
             (
@@ -87,7 +87,12 @@ fn config(dir: &Path, alg: Option<EncryptionAlgorithm>) -> Config {
 /// data key), part only in the WAL (under a second one, after a rotation),
 /// a field-sealed value, then a crash-like stop (no close).
 fn write_one(dir: &Path, alg: Option<EncryptionAlgorithm>) {
-    let db = Db::open_with_config(config(dir, alg)).unwrap();
+    write_with(config(dir, alg), alg.is_some());
+}
+
+/// [`write_one`] with `config`; `sealed`: it has a key.
+pub(crate) fn write_with(config: Config, sealed: bool) {
+    let db = Db::open_with_config(config).unwrap();
     let all: Vec<(Vec<u8>, Vec<u8>)> = expected().into_iter().collect();
     for i in 0..120u32 {
         let key = format!("golden/{i:04}").into_bytes();
@@ -98,7 +103,7 @@ fn write_one(dir: &Path, alg: Option<EncryptionAlgorithm>) {
         db.put(k, v).unwrap();
     }
     db.flush().unwrap();
-    if alg.is_some() {
+    if sealed {
         db.rotate_data_key().unwrap();
         let field = db.create_field_key().unwrap();
         assert_eq!(field, KeyId(3));
@@ -137,7 +142,7 @@ fn write_golden_files() {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -150,7 +155,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn contents(db: &Db) -> BTreeMap<Vec<u8>, Vec<u8>> {
+pub(crate) fn contents(db: &Db) -> BTreeMap<Vec<u8>, Vec<u8>> {
     db.range::<&[u8]>(..)
         .unwrap()
         .filter(|r| !r.as_ref().is_ok_and(|(k, _)| k.starts_with(b"sealed/")))

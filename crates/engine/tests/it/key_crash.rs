@@ -9,7 +9,8 @@
 //! the operation reaches: with and without a file anchor on the same
 //! simulated disk (whose own writes are points of the sweep too). Once the
 //! registry the operation wrote reached the disk and an open recorded it,
-//! the older `KEYS` put back is `Rollback` at every point.
+//! the older `KEYS` put back is `Rollback` at every point. The sweep runs
+//! under a raw master key and under a key wrapper.
 
 // The sweep prints its counts (with --nocapture).
 #![allow(clippy::print_stderr)]
@@ -19,11 +20,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sealkv::anchor::FileAnchor;
-use sealkv::crypto::{EncryptionAlgorithm, KeySource};
+use sealkv::crypto::EncryptionAlgorithm;
 use sealkv::{Config, Db, Error};
 use sealkv_fileio::{FaultPlan, FaultyVfs, OpKind, SimVfs, Vfs};
 
-use crate::support::{dir, key, sim_config};
+use crate::support::{Master, dir};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeyOp {
@@ -53,8 +54,18 @@ const KINDS: [OpKind; 6] = [
 
 const ANCHOR: &str = "/anchors/db.anchor";
 
-fn config(vfs: Arc<dyn Vfs>, sim: &SimVfs, alg: EncryptionAlgorithm, anchored: bool) -> Config {
-    let c = sim_config(sim, Some(alg)).vfs(vfs.clone());
+/// A sweep's database: its algorithm, its master key, and whether a file
+/// anchor is configured.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    alg: EncryptionAlgorithm,
+    master: Master,
+    anchored: bool,
+}
+
+fn config(vfs: Arc<dyn Vfs>, sim: &SimVfs, setup: Setup) -> Config {
+    let c = setup.master.config(sim, setup.alg).vfs(vfs.clone());
+    let anchored = setup.anchored;
     if anchored {
         c.freshness_anchor(Arc::new(FileAnchor::with_vfs(vfs, ANCHOR)))
     } else {
@@ -76,9 +87,9 @@ fn prepare(db: &Db, op: KeyOp) -> sealkv::crypto::KeyId {
     field
 }
 
-fn run(db: &Db, op: KeyOp, field: sealkv::crypto::KeyId) -> Result<(), Error> {
+fn run(db: &Db, op: KeyOp, field: sealkv::crypto::KeyId, master: Master) -> Result<(), Error> {
     match op {
-        KeyOp::Rekey => db.rekey(KeySource::Key(key(99))),
+        KeyOp::Rekey => db.rekey(master.rekey_target()),
         KeyOp::Rotate => db.rotate_data_key().map(drop),
         KeyOp::CreateFieldKey => db.create_field_key().map(drop),
         KeyOp::DestroyFieldKey => db.destroy_field_key(field),
@@ -87,15 +98,15 @@ fn run(db: &Db, op: KeyOp, field: sealkv::crypto::KeyId) -> Result<(), Error> {
 }
 
 /// Operation counts of `op` by kind, unfaulted.
-fn counts(op: KeyOp, alg: EncryptionAlgorithm, anchored: bool) -> Vec<(OpKind, u64)> {
+fn counts(op: KeyOp, setup: Setup) -> Vec<(OpKind, u64)> {
     let sim = SimVfs::new();
     sim.create_dir_all(std::path::Path::new("/anchors"))
         .unwrap();
     let faulty = FaultyVfs::over_sim(&sim);
-    let db = Db::open_with_config(config(Arc::new(faulty.clone()), &sim, alg, anchored)).unwrap();
+    let db = Db::open_with_config(config(Arc::new(faulty.clone()), &sim, setup)).unwrap();
     let field = prepare(&db, op);
     let before = faulty.counts();
-    run(&db, op, field).unwrap();
+    run(&db, op, field, setup.master).unwrap();
     let after = faulty.counts();
     KINDS
         .iter()
@@ -105,13 +116,13 @@ fn counts(op: KeyOp, alg: EncryptionAlgorithm, anchored: bool) -> Vec<(OpKind, u
 
 /// Reopens after the power cut with the old master key or, after a rekey
 /// that reached the disk, the new one.
-fn reopen(sim: &SimVfs, alg: EncryptionAlgorithm, anchored: bool) -> Result<Db, Error> {
+fn reopen(sim: &SimVfs, setup: Setup) -> Result<Db, Error> {
     let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
-    match Db::open_with_config(config(vfs.clone(), sim, alg, anchored)) {
+    match Db::open_with_config(config(vfs.clone(), sim, setup)) {
         Err(Error::WrongKey) => Db::open_with_config(
-            config(vfs, sim, alg, anchored)
-                .encryption_key(key(99))
-                .encryption_algorithm(alg),
+            config(vfs, sim, setup)
+                .key_source(setup.master.rekey_target())
+                .encryption_algorithm(setup.alg),
         ),
         other => other,
     }
@@ -138,13 +149,7 @@ fn keys_path() -> PathBuf {
 /// recorded it: the older `KEYS` put back, with the newest header-only WAL
 /// segments removed, is `Rollback`. The directory is then put back as it
 /// was.
-fn assert_older_registry_is_a_rollback(
-    sim: &SimVfs,
-    alg: EncryptionAlgorithm,
-    anchored: bool,
-    older: &[u8],
-    what: &str,
-) {
+fn assert_older_registry_is_a_rollback(sim: &SimVfs, setup: Setup, older: &[u8], what: &str) {
     let newer = sim.read_file(&keys_path()).unwrap();
     let mut segments: Vec<PathBuf> = sim
         .files()
@@ -163,7 +168,7 @@ fn assert_older_registry_is_a_rollback(
     }
     sim.write_file(&keys_path(), older);
     let vfs: Arc<dyn Vfs> = Arc::new(sim.clone());
-    match Db::open_with_config(config(vfs, sim, alg, anchored)) {
+    match Db::open_with_config(config(vfs, sim, setup)) {
         Err(Error::Rollback { .. }) => {}
         other => panic!(
             "{what}: the older KEYS put back: {:?}",
@@ -176,33 +181,31 @@ fn assert_older_registry_is_a_rollback(
     }
 }
 
-fn sweep(
-    op: KeyOp,
-    alg: EncryptionAlgorithm,
-    anchored: bool,
-    sample: Option<u64>,
-    put_back: &mut u64,
-) -> u64 {
+fn sweep(op: KeyOp, setup: Setup, sample: Option<u64>, put_back: &mut u64) -> u64 {
     let mut cases = 0;
-    for (kind, n) in counts(op, alg, anchored) {
+    let Setup {
+        alg,
+        master,
+        anchored,
+    } = setup;
+    for (kind, n) in counts(op, setup) {
         for nth in positions(n, sample) {
-            let what = format!("{alg} {op:?} anchored={anchored}: {kind:?} #{nth}");
+            let what = format!("{alg} {master:?} {op:?} anchored={anchored}: {kind:?} #{nth}");
             let sim = SimVfs::new();
             sim.create_dir_all(std::path::Path::new("/anchors"))
                 .unwrap();
             let faulty = FaultyVfs::over_sim(&sim);
-            let db = Db::open_with_config(config(Arc::new(faulty.clone()), &sim, alg, anchored))
-                .unwrap();
+            let db = Db::open_with_config(config(Arc::new(faulty.clone()), &sim, setup)).unwrap();
             let field = prepare(&db, op);
             let older = sim.read_file(&keys_path()).unwrap();
             faulty.arm(FaultPlan::once(kind, nth));
-            let result = run(&db, op, field);
+            let result = run(&db, op, field, master);
             assert!(faulty.injected() > 0, "{what}: the fault did not fire");
             faulty.disarm();
             std::mem::forget(db);
             sim.crash();
             cases += 1;
-            let db = reopen(&sim, alg, anchored).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let db = reopen(&sim, setup).unwrap_or_else(|e| panic!("{what}: {e}"));
             for i in 0..40u32 {
                 assert_eq!(
                     db.get(format!("k{i:03}")).unwrap(),
@@ -222,11 +225,11 @@ fn sweep(
             assert!(report.is_clean(), "{what}: {:?}", report.findings);
             db.close().unwrap();
             if sim.read_file(&keys_path()).unwrap() != older {
-                assert_older_registry_is_a_rollback(&sim, alg, anchored, &older, &what);
+                assert_older_registry_is_a_rollback(&sim, setup, &older, &what);
                 *put_back += 1;
             }
             // What the open recorded holds: a second open agrees.
-            let db = reopen(&sim, alg, anchored).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let db = reopen(&sim, setup).unwrap_or_else(|e| panic!("{what}: {e}"));
             db.put(b"after", b"1").unwrap();
             db.close().unwrap();
         }
@@ -234,17 +237,26 @@ fn sweep(
     cases
 }
 
-/// Every operation under one algorithm in turn (the orderings do not
-/// depend on the cipher), with and without an anchor, `sample` positions
-/// per kind of file operation (all with `None`). Returns the cases.
-fn sweep_all(sample: Option<u64>) -> (u64, u64) {
+/// Every operation under `master`, under one algorithm in turn (the
+/// orderings do not depend on the cipher; AES-256-GCM under a key
+/// wrapper), with and without an anchor, `sample` positions per kind of
+/// file operation (all with `None`). Returns the cases.
+fn sweep_all(sample: Option<u64>, master: Master) -> (u64, u64) {
     let mut total = 0;
     let mut put_back = 0;
     for (i, op) in KEY_OPS.into_iter().enumerate() {
-        let alg = EncryptionAlgorithm::ALL[i % 3];
+        let alg = match master {
+            Master::Raw => EncryptionAlgorithm::ALL[i % 3],
+            Master::Wrapped => EncryptionAlgorithm::Aes256Gcm,
+        };
         for anchored in [false, true] {
-            let n = sweep(op, alg, anchored, sample, &mut put_back);
-            eprintln!("{op:?} {alg} anchored={anchored}: {n} crash points");
+            let setup = Setup {
+                alg,
+                master,
+                anchored,
+            };
+            let n = sweep(op, setup, sample, &mut put_back);
+            eprintln!("{op:?} {alg} {master:?} anchored={anchored}: {n} crash points");
             total += n;
         }
     }
@@ -253,7 +265,7 @@ fn sweep_all(sample: Option<u64>) -> (u64, u64) {
 
 #[test]
 fn a_power_cut_in_a_key_operation_reopens_without_a_false_rollback() {
-    let (total, put_back) = sweep_all(Some(3));
+    let (total, put_back) = sweep_all(Some(3), Master::Raw);
     eprintln!("{total} crash points, {put_back} with the older KEYS put back");
     assert!(total > 100, "only {total} crash points");
     assert!(
@@ -266,6 +278,22 @@ fn a_power_cut_in_a_key_operation_reopens_without_a_false_rollback() {
 #[test]
 #[ignore = "long: every crash point; cargo test --release -p sealkv --test it -- --ignored key_crash"]
 fn a_power_cut_anywhere_in_a_key_operation_reopens_without_a_false_rollback() {
-    let (total, put_back) = sweep_all(None);
+    for master in [Master::Raw, Master::Wrapped] {
+        let (total, put_back) = sweep_all(None, master);
+        eprintln!("{master:?}: {total} crash points, {put_back} with the older KEYS put back");
+    }
+}
+
+/// The same under a key wrapper (the registry holds a root key wrapped by
+/// it, and a rekey goes to another wrapping key): fewer positions per
+/// kind, the orderings being the raw key's.
+#[test]
+fn a_power_cut_in_a_key_operation_under_a_key_wrapper_reopens_without_a_false_rollback() {
+    let (total, put_back) = sweep_all(Some(2), Master::Wrapped);
     eprintln!("{total} crash points, {put_back} with the older KEYS put back");
+    assert!(total > 60, "only {total} crash points");
+    assert!(
+        put_back > 10,
+        "only {put_back} cases put the older KEYS back"
+    );
 }

@@ -16,6 +16,7 @@ mod freshness;
 mod fuzz;
 mod get_race;
 mod golden;
+mod golden_wrapped;
 mod hookvfs;
 mod key_crash;
 mod keys;
