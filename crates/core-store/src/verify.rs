@@ -469,15 +469,28 @@ impl Store {
                 e,
             ))
         };
-        let pages = inner.file.len().map_err(io)? / ps;
+        let mut pages = inner.file.len().map_err(io)? / ps;
         // Read in runs of pages; look only at each page's header.
         let run = (1u64 << 20).div_ceil(ps).max(1);
         let mut buf = Vec::new();
         let mut page = META_A;
+        // Commits go on meanwhile, and one may give the file's free tail
+        // back between the length read and a run read: the pages past the
+        // new end hold nothing, so the census goes on to the new end. A
+        // file that keeps reading short of its own length is an error.
+        let mut cuts_seen = 0;
         while page < pages {
             let n = run.min(pages - page);
             buf.resize((n * ps) as usize, 0);
-            inner.file.read_exact_at(&mut buf, page * ps).map_err(io)?;
+            match inner.file.read_exact_at(&mut buf, page * ps) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && cuts_seen < 3 => {
+                    cuts_seen += 1;
+                    pages = inner.file.len().map_err(io)? / ps;
+                    continue;
+                }
+                Err(e) => return Err(io(e)),
+            }
             for chunk in buf.chunks_exact(ps as usize) {
                 let Some(head) = chunk.get(..8) else { continue };
                 if chunk.iter().all(|&b| b == 0) {
