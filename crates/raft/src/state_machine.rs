@@ -50,6 +50,10 @@ const CURRENT_SNAPSHOT: &[u8] = b"snapshot";
 const APPLY_BATCH_BYTES: usize = 16 << 20;
 
 type Membership = StoredMembership<NodeId, BasicNode>;
+
+/// One application record of a state machine: `(keyspace, key, value)`,
+/// the default keyspace named `""`.
+pub type Record = (String, Vec<u8>, Vec<u8>);
 type Meta = SnapshotMeta<NodeId, BasicNode>;
 
 /// Which archive file holds the current snapshot, and what it is.
@@ -343,7 +347,7 @@ impl Shared {
         }
     }
 
-    fn contents(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, StoreError> {
+    fn contents(&self) -> Result<Vec<Record>, StoreError> {
         let snap = self.current.read().db.snapshot()?;
         let mut out = Vec::new();
         for item in snap.iter() {
@@ -489,7 +493,7 @@ impl Reader {
 
     /// Every application record, as `(keyspace, key, value)` (the default
     /// keyspace as `""`), in keyspace then key order, from one snapshot.
-    pub fn contents(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn contents(&self) -> Result<Vec<Record>, StoreError> {
         self.shared.contents()
     }
 

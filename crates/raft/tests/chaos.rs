@@ -1,6 +1,7 @@
 //! Chaos: a three-node cluster under leader kills, restarts and dropped
 //! messages. Every acknowledged write must be on every node at the end,
 //! the state machines equal, and every node's databases verify clean.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stderr)]
 
 mod common;
 

@@ -7,6 +7,7 @@
 //! node's log through the storage API, printing `begin …` before and
 //! `ack …` / `end …` after each operation. The parent SIGKILLs it right
 //! after a chosen `begin` line, reopens the storage and checks it.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
 

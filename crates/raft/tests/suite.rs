@@ -1,5 +1,6 @@
 //! openraft's own storage conformance suite against sealkv-raft, on an
 //! encrypted node and on a plaintext one.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use openraft::StorageError;
 use openraft::testing::{StoreBuilder, Suite};

@@ -1,5 +1,5 @@
 //! A cluster of sealkv-raft nodes in one process, for the tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
