@@ -97,6 +97,18 @@ impl Cluster {
         cluster
     }
 
+    /// Starts a new node `id` (with a key of its own if the cluster is
+    /// encrypted); it is not a member until the leader adds it.
+    pub(crate) async fn start_new(&mut self, id: NodeId) {
+        let key = self
+            .cluster_key
+            .is_some()
+            .then(|| MasterKey::random().expect("key"));
+        self.keys.insert(id, key);
+        self.ids.push(id);
+        self.restart(id).await;
+    }
+
     /// Starts node `id` from its directory (new or not).
     pub(crate) async fn restart(&mut self, id: NodeId) {
         let options = node_options(
