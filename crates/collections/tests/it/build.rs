@@ -175,3 +175,107 @@ fn records_of_an_older_schema_version_are_upgraded_on_read() {
         Err(Error::NoUpgrade { version: 1, .. })
     ));
 }
+
+/// A power cut while an index is being built over stored records: at the
+/// next open that declares the index, the build goes on from where it
+/// stopped, and every record is found through it exactly once.
+#[test]
+fn an_index_build_cut_by_a_power_failure_goes_on_at_the_next_open() {
+    use std::sync::Arc;
+
+    use sealkv::SyncMode;
+    use sealkv_fileio::{FaultPlan, FaultyVfs, OpKind, SimVfs};
+
+    // Three build steps.
+    const RECORDS: u64 = 600;
+    let config = |vfs: Arc<dyn sealkv_fileio::Vfs>| {
+        sealkv::Config::new("/db")
+            .vfs(vfs)
+            .sync_mode(SyncMode::Always)
+            .encryption_key(crate::support::key())
+    };
+    let name = |i: u64| format!("n{i}");
+    // Index entries stored: the three indexes of `schema()` per record
+    // once built.
+    let entries = |db: &sealkv::Db| {
+        db.keyspace("sealkv.collection.users")
+            .unwrap()
+            .prefix([0x02])
+            .unwrap()
+            .count() as u64
+    };
+    let mut cut_midway = 0;
+    let mut cut_before_any = 0;
+    let mut cut_after_filling = 0;
+    let mut completed = false;
+    for nth_sync in 1.. {
+        let sim = SimVfs::new();
+        let db = sealkv::Db::open_with_config(config(Arc::new(sim.clone()))).unwrap();
+        let plain = Collection::open(&db, base()).unwrap();
+        db.transaction(|tx| {
+            let mut plain = plain.in_tx(tx);
+            for i in 0..RECORDS {
+                let tenant = if i % 2 == 0 { "acme" } else { "globex" };
+                plain.insert(&user(
+                    i,
+                    tenant,
+                    &name(i),
+                    (i % 50) as u32,
+                    &format!("u{i}@x"),
+                ))?;
+            }
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        drop(plain);
+        drop(db);
+
+        let faulty = FaultyVfs::over_sim(&sim);
+        faulty.arm(FaultPlan::from(OpKind::Sync, nth_sync));
+        // The open itself syncs too: a cut there leaves nothing built.
+        let cut = match sealkv::Db::open_with_config(config(Arc::new(faulty.clone()))) {
+            Ok(db) => {
+                let built = Collection::open(&db, schema());
+                let cut = built.is_err();
+                // A killed process: nothing dropped, nothing more synced.
+                std::mem::forget(built);
+                std::mem::forget(db);
+                cut
+            }
+            Err(_) => true,
+        };
+        if faulty.injected() == 0 {
+            // The whole build ran before the armed sync: every cut point
+            // has been tried.
+            assert!(!cut);
+            completed = true;
+            break;
+        }
+        assert!(cut, "the build reported success past a failed sync");
+        sim.crash_torn(nth_sync);
+
+        let db = sealkv::Db::open_with_config(config(Arc::new(sim.clone()))).unwrap();
+        match entries(&db) {
+            0 => cut_before_any += 1,
+            n if n < 3 * RECORDS => cut_midway += 1,
+            // Every entry written, the index not yet marked built.
+            n if n == 3 * RECORDS => cut_after_filling += 1,
+            n => panic!("{n} entries before the build went on"),
+        }
+        let users = Collection::open(&db, schema()).unwrap();
+        assert_eq!(entries(&db), 3 * RECORDS, "cut at sync {nth_sync}");
+        for i in (0..RECORDS).step_by(97) {
+            assert_eq!(users.find_unique("name", &name(i)).unwrap().unwrap().id, i);
+        }
+        assert_eq!(users.find("age", &7u32).unwrap().len(), 12);
+        let report = users.verify().unwrap();
+        assert!(report.is_clean(), "cut at sync {nth_sync}: {report:?}");
+        assert_eq!((report.records, report.entries), (RECORDS, 3 * RECORDS));
+    }
+    assert!(completed);
+    // The build commits a step of records at a time: some cuts left part
+    // of the index built, and the next open finished it.
+    assert!(cut_midway >= 2, "{cut_midway} cuts inside the build");
+    assert!(cut_before_any >= 1, "{cut_before_any} cuts before it");
+    assert!(cut_after_filling >= 1, "{cut_after_filling} cuts after it");
+}
