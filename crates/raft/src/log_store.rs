@@ -7,6 +7,14 @@
 //! openraft relies on after a crash — appends, votes, truncations, purges —
 //! is synced before openraft hears of it.
 //!
+//! Appends are group-committed: `append` writes its entries at once (they
+//! are readable when it returns, as openraft requires) without waiting for
+//! the disk, and hands openraft's callback to the log's syncer thread,
+//! which makes one synced write that covers every append before it (the
+//! WAL is sequential) and only then calls the callbacks of all of them. So
+//! concurrent client writes share an fsync, and no callback runs before
+//! its entries are on disk.
+//!
 //! Crash safety of the multi-key changes:
 //!
 //! - an append is one synced batch (or, if very large, several, in log
@@ -20,6 +28,8 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
@@ -40,6 +50,8 @@ pub const META_KEYSPACE: &str = "raft.meta";
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const PURGED: &[u8] = b"purged";
+/// Rewritten by each group sync: the synced write that covers the appends.
+const SYNCED: &[u8] = b"synced";
 
 /// Deletions per batch in truncations and purges.
 const DELETE_CHUNK: usize = 4096;
@@ -57,6 +69,66 @@ struct LogInner {
     db: Db,
     log: Keyspace,
     meta: Keyspace,
+    syncer: Syncer,
+}
+
+/// The thread that syncs appends and calls their callbacks.
+struct Syncer {
+    queue: parking_lot::Mutex<Option<mpsc::Sender<LogFlushed<SealRaft>>>>,
+    thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Syncer {
+    fn start(db: Db, meta: Keyspace) -> Result<Syncer, StoreError> {
+        let (tx, rx) = mpsc::channel::<LogFlushed<SealRaft>>();
+        let thread = std::thread::Builder::new()
+            .name("sealkv-raft-sync".into())
+            .spawn(move || {
+                let mut round: u64 = 0;
+                while let Ok(first) = rx.recv() {
+                    let mut waiting = vec![first];
+                    waiting.extend(rx.try_iter());
+                    round = round.wrapping_add(1);
+                    let mut batch = WriteBatch::new();
+                    batch.put_in(&meta, SYNCED, round.to_be_bytes());
+                    let synced = db.write_with(&batch, Durability::Sync);
+                    for callback in waiting {
+                        let result = match &synced {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(std::io::Error::other(e.to_string())),
+                        };
+                        callback.log_io_completed(result);
+                    }
+                }
+            })
+            .map_err(StoreError::io("sealkv-raft-sync thread"))?;
+        Ok(Syncer {
+            queue: parking_lot::Mutex::new(Some(tx)),
+            thread: parking_lot::Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Calls `callback` once everything written so far is synced.
+    fn after_sync(&self, callback: LogFlushed<SealRaft>) -> Result<(), StoreError> {
+        let queue = self.queue.lock();
+        match queue.as_ref().map(|q| q.send(callback)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(StoreError::io("sealkv-raft-sync thread")(
+                std::io::Error::other("the log's syncer has stopped"),
+            )),
+        }
+    }
+}
+
+impl Drop for LogInner {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has synced what is
+        // queued; waiting for it releases its handle on the database.
+        self.syncer.queue.lock().take();
+        if let Some(thread) = self.syncer.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Debug for LogStore {
@@ -72,8 +144,14 @@ impl LogStore {
     pub(crate) fn new(db: Db) -> Result<Self, StoreError> {
         let log = db.keyspace(LOG_KEYSPACE)?;
         let meta = db.keyspace(META_KEYSPACE)?;
+        let syncer = Syncer::start(db.clone(), meta.clone())?;
         Ok(LogStore {
-            inner: Arc::new(LogInner { db, log, meta }),
+            inner: Arc::new(LogInner {
+                db,
+                log,
+                meta,
+                syncer,
+            }),
         })
     }
 
@@ -194,12 +272,13 @@ impl LogStore {
             let value = encode(&entry, "log entry")?;
             batch.put_in(&self.inner.log, index_key(entry.log_id.index), value);
             if batch.size_in_bytes() >= APPEND_BATCH_BYTES {
-                self.inner.db.write_with(&batch, Durability::Sync)?;
+                self.inner.db.write_with(&batch, Durability::Buffered)?;
                 batch.clear();
             }
         }
         if !batch.is_empty() {
-            self.inner.db.write_with(&batch, Durability::Sync)?;
+            // Synced by the syncer before openraft hears of it.
+            self.inner.db.write_with(&batch, Durability::Buffered)?;
         }
         Ok(())
     }
@@ -311,11 +390,13 @@ impl RaftLogStorage<SealRaft> for LogStore {
         I::IntoIter: Send,
     {
         match self.append_entries(entries) {
-            Ok(()) => {
-                // Synced: openraft may now count these entries as durable.
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
+            // openraft counts the entries durable only once the syncer has
+            // synced them and called back.
+            Ok(()) => self
+                .inner
+                .syncer
+                .after_sync(callback)
+                .storage(ErrorSubject::Logs, ErrorVerb::Write),
             Err(e) => {
                 callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
                 Err(e.storage(ErrorSubject::Logs, ErrorVerb::Write))
