@@ -302,3 +302,60 @@ fn a_restored_backup_and_its_original_both_writing_never_share_a_key_and_nonce()
         );
     }
 }
+
+/// A restore is a database of its own: put where the live database was
+/// and opened with the live database's freshness anchor, it is `Rollback`
+/// (another line of commits), however far its own commits went; with an
+/// anchor of its own it opens and is anchored like any database.
+#[test]
+fn a_restored_copy_is_its_own_line_of_commits_for_a_freshness_anchor() {
+    use std::sync::Arc;
+
+    use sealkv::anchor::FileAnchor;
+
+    for alg in [None, Some(EncryptionAlgorithm::ChaCha20Poly1305)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = tmp.path().join("live");
+        let backup = tmp.path().join("backup");
+        let restored = tmp.path().join("restored");
+        let anchor = tmp.path().join("live.anchor");
+        let anchored = |dir: &Path, anchor: &Path| {
+            config(dir, alg).freshness_anchor(Arc::new(FileAnchor::new(anchor)))
+        };
+        let db = Db::open_with_config(anchored(&live, &anchor)).unwrap();
+        db.put(b"k", b"1").unwrap();
+        db.backup_to(&backup, &mut |_| {}).unwrap();
+        db.close().unwrap();
+        restore(
+            &config(&backup, alg),
+            &restored,
+            &RestoreOptions::new(),
+            &mut |_| {},
+        )
+        .unwrap();
+        // The restored copy moves on, well past the live commit number.
+        let db = Db::open_with_config(config(&restored, alg)).unwrap();
+        for i in 0..5u8 {
+            db.put(b"k", [i]).unwrap();
+            db.flush().unwrap();
+        }
+        db.close().unwrap();
+        std::fs::remove_dir_all(&live).unwrap();
+        std::fs::rename(&restored, &live).unwrap();
+        match Db::open_with_config(anchored(&live, &anchor)) {
+            Err(Error::Rollback { what, .. }) => {
+                assert!(what.contains("another copy"), "{alg:?}: {what}");
+            }
+            other => panic!("{alg:?}: {:?}", other.map(|_| "opened")),
+        }
+        // Anchored on its own, it opens.
+        let own = tmp.path().join("restored.anchor");
+        let db = Db::open_with_config(anchored(&live, &own)).unwrap();
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&[4u8][..]));
+        db.close().unwrap();
+        Db::open_with_config(anchored(&live, &own))
+            .unwrap()
+            .close()
+            .unwrap();
+    }
+}

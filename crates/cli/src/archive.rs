@@ -1,10 +1,12 @@
 //! The archive commands: export, import, verify-archive.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::json;
 
 use sealkv::Config;
+use sealkv::anchor::FileAnchor;
 use sealkv::crypto::KeySource;
 use sealkv_backup::ArchiveError;
 use sealkv_backup::archive::{self, ArchiveSummary, ExportOptions, ImportOptions, Protection};
@@ -123,9 +125,23 @@ pub(crate) fn import(
         ));
     }
     let archive_key = archive_key(g, archive_key_file, plaintext_archive)?;
-    // The new database is anchored from its creation, as with `init`.
+    // The new database is anchored from its creation, as with `init`, in
+    // an anchor beside `--anchor-file` that is put in place only once the
+    // database is: a failed import leaves no anchor naming a database it
+    // did not create. An anchor that records a database already is
+    // refused first, as `init` refuses it.
+    let staged = match &g.anchor_file {
+        Some(anchor) => {
+            sealkv::anchor::ensure_no_database_recorded(&FileAnchor::new(anchor), dest)?;
+            Some(open::staged_anchor(anchor)?)
+        }
+        None => None,
+    };
     let make = |dir: &Path| {
-        let mut c = open::with_anchor(Config::new(dir).crypto_provider(open::provider()), g);
+        let mut c = Config::new(dir).crypto_provider(open::provider());
+        if let Some(staged) = &staged {
+            c = c.freshness_anchor(Arc::new(FileAnchor::new(staged)));
+        }
         if !g.plaintext {
             if let Some(k) = &db_key {
                 c = c.encrypt_at_rest(true).key_source(k.clone());
@@ -137,7 +153,7 @@ pub(crate) fn import(
         c
     };
     let bar = progress::bytes(0, "import");
-    let summary = archive::import(
+    let imported = archive::import(
         file,
         archive_key.as_ref(),
         dest,
@@ -147,9 +163,21 @@ pub(crate) fn import(
             bar.set_length(p.bytes_total.unwrap_or(p.bytes_done));
             bar.set_position(p.bytes_done);
         },
-    )
-    .map_err(|e| nothing_imported(e, dest))?;
+    );
     bar.finish_and_clear();
+    let summary = match (imported, &staged, &g.anchor_file) {
+        (Ok(summary), Some(staged), Some(anchor)) => {
+            open::put_anchor_in_place(staged, anchor)?;
+            summary
+        }
+        (Ok(summary), _, _) => summary,
+        (Err(e), staged, _) => {
+            if let Some(staged) = staged {
+                let _ = std::fs::remove_file(staged);
+            }
+            return Err(nothing_imported(e, dest));
+        }
+    };
     if g.json {
         return output::print_json(&json!({
             "path": dest.display().to_string(),

@@ -514,18 +514,12 @@ pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliE
 }
 
 /// After `restore --anchor-file PATH`: a restore puts an older state back
-/// on purpose, so the anchor is pointed at the restored database. A new
-/// anchor is written beside PATH (the restored database opened once with
-/// it), then renamed over PATH and its directory fsynced: PATH holds the
-/// old record or the new one, whole, whatever stops the command.
+/// on purpose, as a database of its own (its own lineage), so the anchor is
+/// pointed at the restored database. A new anchor is written beside PATH
+/// (the restored database opened once with it), then put in place over
+/// PATH.
 fn anchor_restored(g: &Global, dest: &Path, anchor: &Path) -> Result<(), CliError> {
-    let mut name = anchor.file_name().unwrap_or_default().to_os_string();
-    name.push(".new");
-    let fresh = anchor.with_file_name(name);
-    match std::fs::remove_file(&fresh) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&fresh)(e)),
-        _ => {}
-    }
+    let fresh = open::staged_anchor(anchor)?;
     let mut config = Config::new(dest)
         .create_if_missing(false)
         .crypto_provider(open::provider())
@@ -538,14 +532,7 @@ fn anchor_restored(g: &Global, dest: &Path, anchor: &Path) -> Result<(), CliErro
         let _ = std::fs::remove_file(&fresh);
         return Err(e.into());
     }
-    std::fs::rename(&fresh, anchor).map_err(io(anchor))?;
-    let parent = match anchor.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(parent)
-        .and_then(|d| d.sync_all())
-        .map_err(io(parent))
+    open::put_anchor_in_place(&fresh, anchor)
 }
 
 /// `rotate-key`: new writes are sealed under a new data key.

@@ -248,6 +248,39 @@ pub(crate) fn with_anchor(config: Config, g: &Global) -> Config {
     }
 }
 
+/// Where the anchor of a database built elsewhere (`import`, `restore`) is
+/// written until that database is in place: `PATH.new` beside `PATH`, so
+/// that `PATH` holds the old record or the new one, whole, whatever stops
+/// the command. A leftover from an earlier run is removed first.
+pub(crate) fn staged_anchor(anchor: &Path) -> Result<PathBuf, CliError> {
+    let mut name = anchor.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    let staged = anchor.with_file_name(name);
+    match std::fs::remove_file(&staged) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CliError::Io {
+            path: staged,
+            source: e,
+        }),
+        _ => Ok(staged),
+    }
+}
+
+/// Renames the staged anchor over `anchor` and fsyncs its directory.
+pub(crate) fn put_anchor_in_place(staged: &Path, anchor: &Path) -> Result<(), CliError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CliError::Io { path, source }
+    };
+    std::fs::rename(staged, anchor).map_err(io(anchor))?;
+    let parent = match anchor.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io(parent))
+}
+
 /// The configuration for an existing database at `--db`.
 pub(crate) fn config(g: &Global) -> Result<Config, CliError> {
     let mut config = Config::new(db_dir(g)?)

@@ -350,3 +350,83 @@ fn import_with_an_anchor_file_anchors_the_new_database() {
     assert!(stderr_of(&a).contains("anchor"), "{}", stderr_of(&a));
     assert!(!second.exists());
 }
+
+/// A backup put in place of the live directory before the live database
+/// committed past the backup's last commit number: the backup is another
+/// line of commits, so the live database's anchor refuses it (exit 4,
+/// saying another copy stands there); `restore --anchor-file` of the same
+/// backup points the anchor at the restored copy, which then opens.
+#[test]
+fn a_backup_put_in_place_of_the_anchored_directory_exits_4() {
+    let f = fixture();
+    let anchor = f.anchor.to_str().unwrap();
+    run(&f, &f.key, &["--anchor-file", anchor, "init"]).success();
+    run(&f, &f.key, &["--anchor-file", anchor, "put", "a", "1"]).success();
+    let backup = f.db.with_file_name("backup");
+    run(
+        &f,
+        &f.key,
+        &["--anchor-file", anchor, "backup", backup.to_str().unwrap()],
+    )
+    .success();
+    run(&f, &f.key, &["--anchor-file", anchor, "put", "a", "2"]).success();
+    let kept = f.db.with_file_name("backup-kept");
+    copy_dir(&backup, &kept);
+    std::fs::remove_dir_all(&f.db).unwrap();
+    std::fs::rename(&backup, &f.db).unwrap();
+    let a = run(&f, &f.key, &["--anchor-file", anchor, "get", "a"]).code(4);
+    assert!(stderr_of(&a).contains("another copy"), "{}", stderr_of(&a));
+    let restored = f.db.with_file_name("restored");
+    sealkv()
+        .arg("--key-file")
+        .arg(&f.key)
+        .args(["--anchor-file", anchor, "restore"])
+        .arg(&kept)
+        .arg(&restored)
+        .assert()
+        .success();
+    let a = sealkv()
+        .arg("--db")
+        .arg(&restored)
+        .arg("--key-file")
+        .arg(&f.key)
+        .args(["--anchor-file", anchor, "get", "a"])
+        .assert()
+        .success();
+    assert_eq!(stdout_of(&a).trim(), "1");
+}
+
+/// A failed `import --anchor-file PATH` leaves no anchor naming the
+/// database it did not create (nor its temporary file beside PATH).
+#[test]
+fn a_failed_import_leaves_no_anchor() {
+    let f = fixture();
+    run(&f, &f.key, &["init"]).success();
+    for i in 0..200 {
+        run(&f, &f.key, &["put", &format!("k{i}"), "v"]).success();
+    }
+    let archive = f.db.with_file_name("data.skva");
+    run(&f, &f.key, &["export", archive.to_str().unwrap()]).success();
+    // Damage near the end: the import has created its database (and, with
+    // an anchor, anchored it) by the time it meets the damage.
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 1;
+    std::fs::write(&archive, &bytes).unwrap();
+    let imported = f.db.with_file_name("imported");
+    let a = sealkv()
+        .arg("--db")
+        .arg(&imported)
+        .arg("--key-file")
+        .arg(&f.key)
+        .args(["--anchor-file", f.anchor.to_str().unwrap(), "import"])
+        .arg(&archive)
+        .assert()
+        .failure();
+    assert!(!imported.exists(), "{}", stderr_of(&a));
+    assert!(!f.anchor.exists(), "the failed import left an anchor");
+    assert!(
+        !f.anchor.with_file_name("db.anchor.new").exists(),
+        "the failed import left the anchor's temporary file"
+    );
+}

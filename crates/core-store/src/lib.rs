@@ -46,6 +46,6 @@ pub use fuzz::{fuzz_open, fuzz_page};
 pub use node::ChildRef;
 pub use read::{Entry, PinnedRead, Range, ReadTxn};
 pub use space::SpaceStats;
-pub use store::{OpenReport, Store, StoreOptions, StoreStats};
+pub use store::{LastCommit, OpenReport, Store, StoreOptions, StoreStats};
 pub use verify::{PageRole, Problem, VerifyReport};
 pub use write::{CompactReport, Op, WriteTxn};

@@ -123,8 +123,13 @@ impl PageSealer {
                     Ok(t) => t,
                     Err(CryptoError::SessionExhausted(_)) => {
                         // 2^32 seals in this writer session: start a new one (new
-                        // salt, new subkeys) and go on under it.
-                        let fresh = Arc::new(keyring.start_session()?);
+                        // salt, new subkeys) under the same data key and go on
+                        // under it. The same key, not the active one: a
+                        // session started under a held key (to seal a meta
+                        // page an older registry must still open) stays
+                        // under it; moving to the active key is the
+                        // caller's, after a rotation.
+                        let fresh = Arc::new(keyring.start_session_under(session.dek())?);
                         *slot.write() = fresh.clone();
                         session = fresh;
                         session.sealer(domain).draw()?
@@ -270,5 +275,58 @@ fn want_name(want: &[PageKind]) -> &'static str {
     match want {
         [k] => k.name(),
         _ => "tree",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use sealkv_crypto_envelope::{CryptoProvider, DataKey, EncryptionAlgorithm, SecretKey};
+
+    /// A session that runs out of nonces is replaced by one under the
+    /// same data key, not the keyring's active one: a session started
+    /// under an older held key keeps sealing under it.
+    #[test]
+    fn an_exhausted_session_restarts_under_its_own_data_key() {
+        let alg = EncryptionAlgorithm::Aes256Gcm.id();
+        let keyring = Keyring::new(DbId([7; 16]), Arc::new(CryptoProvider::default()));
+        for (id, secret) in [(1, [1; 32]), (2, [2; 32])] {
+            keyring.insert(DataKey::new(
+                KeyId(id),
+                alg,
+                SecretKey::from_bytes(&secret).unwrap(),
+            ));
+        }
+        keyring.set_active(KeyId(2)).unwrap();
+        let keyring = Arc::new(keyring);
+        let sealer = PageSealer {
+            db_id: DbId([7; 16]),
+            algorithm: alg.0,
+            page_size: 4096,
+            mode: Mode::Sealed {
+                session: Some(RwLock::new(Arc::new(keyring.start_session().unwrap()))),
+                keyring: keyring.clone(),
+            },
+        };
+        sealer.new_session(Some(KeyId(1))).unwrap();
+        let Mode::Sealed {
+            session: Some(slot),
+            ..
+        } = &sealer.mode
+        else {
+            unreachable!()
+        };
+        let before = slot.read().clone();
+        before.sealer(Domain::Meta).spend_all();
+        let mut buf = vec![0u8; 4096];
+        sealer.seal(&mut buf, PageKind::Meta, 1, 9).unwrap();
+        let header = PageHeader::read(&buf, 1).unwrap();
+        assert_eq!(
+            header.dek, 1,
+            "the new session left the key it was started under"
+        );
+        assert_ne!(header.salt, before.salt().0, "no new session was started");
+        sealer.open(&mut buf, 1, &[PageKind::Meta]).unwrap();
     }
 }

@@ -89,6 +89,23 @@ pub struct OpenReport {
     /// of `newest_txn`: it tells that meta page from any other of the same
     /// transaction number (another copy's).
     pub newest_meta_tag: Tag,
+    /// The application metadata of the meta page of `newest_txn`
+    /// (authenticated with it): what the newest commit recorded, even
+    /// when the open fell back past it.
+    pub newest_app_meta: Vec<u8>,
+}
+
+/// The last committed transaction, read as one: its number, its meta
+/// page's tag and its application metadata always belong together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LastCommit {
+    /// The transaction number.
+    pub txn: u64,
+    /// The tag of its meta page.
+    pub meta_tag: Tag,
+    /// Its application metadata.
+    pub app_meta: Vec<u8>,
 }
 
 /// Counters, for monitoring.
@@ -289,6 +306,7 @@ impl Store {
             free_pages: 0,
             meta_key: None,
             newest_meta_tag: meta_tag,
+            newest_app_meta: meta.app_meta.clone(),
         };
         let store = Store::assemble(Parts {
             path,
@@ -420,6 +438,9 @@ impl Store {
         metas.sort_by_key(|m| std::cmp::Reverse(m.1.txn));
         let newest_txn = metas.first().map(|m| m.1.txn);
         let newest_meta_tag = metas.first().map_or_else(Tag::default, |m| m.3);
+        let newest_app_meta = metas
+            .first()
+            .map_or_else(Vec::new, |m| m.1.app_meta.clone());
         if let Some(slot) = unwritten
             && newest_txn != Some(0)
         {
@@ -439,6 +460,7 @@ impl Store {
                         free_pages: free.entries.len() as u64,
                         meta_key: sealer.sealed().then_some(KeyId(dek)),
                         newest_meta_tag,
+                        newest_app_meta: newest_app_meta.clone(),
                     };
                     let store = Store::assemble(Parts {
                         path,
@@ -553,6 +575,18 @@ impl Store {
     /// tell this file's commit from another copy's of the same number.
     pub fn meta_tag(&self) -> Tag {
         self.inner.snapshot().meta_tag
+    }
+
+    /// The last committed transaction's number, meta page tag and
+    /// application metadata, from one committed state (separate reads
+    /// could straddle a commit).
+    pub fn last_commit(&self) -> LastCommit {
+        let snap = self.inner.snapshot();
+        LastCommit {
+            txn: snap.meta.txn,
+            meta_tag: snap.meta_tag,
+            app_meta: snap.meta.app_meta.clone(),
+        }
     }
 
     /// Counters.

@@ -495,8 +495,12 @@ fn older_registry_refused(
     let _ = std::fs::remove_file(crate::mode::anchor_path(&copy));
     match opened? {
         Err(sealkv::Error::Rollback { .. }) => Ok("Rollback"),
-        Err(sealkv::Error::Corruption { what, .. })
-            if !anchored && what.contains("does not hold") =>
+        // Without an anchor, after a rotation and two commits, both meta
+        // slots are sealed under a data key the older registry lacks:
+        // nothing it can open proves it older, and the page file is
+        // refused as damaged (the kind, naming the page file).
+        Err(sealkv::Error::Corruption { file, .. })
+            if !anchored && file == copy.join("data.sealkv") =>
         {
             Ok("Corruption (no meta page it can open)")
         }

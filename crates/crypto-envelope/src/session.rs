@@ -220,6 +220,15 @@ impl DomainSealer {
         self.next.load(Ordering::Relaxed).min(SEALS_PER_SESSION)
     }
 
+    /// Marks every nonce of this sealer spent: the next draw refuses with
+    /// [`CryptoError::SessionExhausted`]. It only ever moves the counter
+    /// forward, so it cannot make a nonce be drawn twice; it is for retiring
+    /// a session early, and for testing what a caller does at the limit
+    /// without sealing 2^32 times.
+    pub fn spend_all(&self) {
+        self.next.fetch_max(SEALS_PER_SESSION, Ordering::Relaxed);
+    }
+
     /// Draws the next nonce, or refuses once [`SEALS_PER_SESSION`] are spent.
     pub fn draw(&self) -> Result<NonceTicket, CryptoError> {
         let counter = self.next.fetch_add(1, Ordering::Relaxed);

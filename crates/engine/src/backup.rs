@@ -20,6 +20,8 @@
 //! 3. The copy is opened as a database of its own — a new writer session,
 //!    so nothing is ever sealed again under the live session's subkeys (a
 //!    nonce is never used twice under one key, not even by two copies) —
+//!    given a lineage id of its own (its first commit; a freshness anchor
+//!    of the live database then refuses the copy put in its place),
 //!    its data key rotated if asked, and three commits
 //!    write fresh meta pages and free lists that record the zeroed pages.
 //!    It is closed, fsynced, and only then renamed to the destination.
@@ -429,6 +431,9 @@ fn finish_copy(
         .map_or((None, None), |(source, live)| (Some(source), Some(live)));
     config.key = key;
     config.registry_copy_of = live_registry;
+    // The copy is a database of its own from here: a new line of commits,
+    // so that put where the live database was, its anchor tells it apart.
+    config.new_lineage = true;
     // The live database's freshness anchor records the live database: the
     // copy has the same id, and its commits recorded there would make the
     // live directory look older than its anchor.

@@ -71,6 +71,10 @@ pub struct Config {
     /// registry, which opens the copy's (identical) registry without asking
     /// the key source again.
     pub(crate) registry_copy_of: Option<sealkv_crypto_envelope::registry::KeyRegistry>,
+    /// Set only by a backup finishing its copy: the copy becomes a
+    /// database of its own, so its open draws a new lineage id and commits
+    /// it before anything else.
+    pub(crate) new_lineage: bool,
     pub(crate) vfs: Arc<dyn Vfs>,
     pub(crate) anchor: Option<Arc<dyn FreshnessAnchor>>,
     pub(crate) anchor_policy: AnchorPolicy,
@@ -130,6 +134,7 @@ impl Config {
             transaction_retries: DEFAULT_TRANSACTION_RETRIES,
             provider: Arc::new(CryptoProvider::default()),
             registry_copy_of: None,
+            new_lineage: false,
             vfs: Arc::new(StdVfs::new()),
             anchor: None,
             anchor_policy: AnchorPolicy::default(),

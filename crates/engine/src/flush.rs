@@ -210,6 +210,7 @@ impl Inner {
             anchor_segment: frozen.next_segment,
             registry_generation: self.keys.as_ref().map_or(0, KeyState::generation),
             registry_hash: self.keys.as_ref().map_or([0; 32], KeyState::fingerprint),
+            lineage: st.meta.lineage,
             reencrypt_cursor: st.meta.reencrypt_cursor.clone(),
         };
         // The meta of the commits before the last: the WAL position as it

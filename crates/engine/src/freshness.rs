@@ -13,6 +13,38 @@ use crate::error::Error;
 use crate::keys::KeyState;
 use crate::layout::KEYS_FILE;
 
+/// Before a new database is created in `dir` with `anchor`: an anchor that
+/// already holds a state records a database that was there (or was pointed
+/// at this anchor). Creating an empty one in its place would accept the
+/// removal of the whole directory: [`Error::Rollback`]. There is no
+/// registry yet to authenticate a keyed record with, so a whole one (its
+/// checksum holds) counts; an anchor that cannot be read is the I/O error,
+/// and a damaged one the anchor's damage, never a rollback.
+///
+/// The engine runs this itself when it creates a database with an anchor;
+/// a tool that creates the database elsewhere and moves the anchor into
+/// place afterwards (as `import` does) runs it on the anchor it will
+/// replace.
+pub fn ensure_no_database_recorded(anchor: &dyn FreshnessAnchor, dir: &Path) -> Result<(), Error> {
+    let what = match anchor.load(&AnchorKeys::none()) {
+        Ok(None) => return Ok(()),
+        Ok(Some(a)) => format!(
+            "the freshness anchor records database {} at commit {}, and the directory holds no database",
+            a.db_id, a.commit
+        ),
+        Err(AnchorError::Unauthenticated { .. }) => {
+            "the freshness anchor holds a record of a database with a key, and the directory holds no database".to_string()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Err(Error::Rollback {
+        file: dir.to_path_buf(),
+        what: format!(
+            "{what}: it was removed or replaced. Restore it, or remove the anchor (or configure another) to create a new database here"
+        ),
+    })
+}
+
 /// What the anchor was last told (or answered at open).
 #[derive(Debug, Default)]
 struct Recorded {
@@ -41,31 +73,10 @@ impl Freshness {
         self.recorded.lock()
     }
 
-    /// Before a new database is created in `dir`: an anchor that already
-    /// holds a state records a database that was here (or was pointed at
-    /// this anchor). Creating an empty one in its place would accept the
-    /// removal of the whole directory: `Rollback`. There is no registry
-    /// yet to authenticate a keyed record with, so a whole one (its
-    /// checksum holds) counts; an anchor that cannot be read is the I/O
-    /// error, and a damaged one the anchor's damage, never a rollback.
+    /// Before a new database is created in `dir`: see
+    /// [`ensure_no_database_recorded`].
     pub(crate) fn check_new(&self, dir: &Path) -> Result<(), Error> {
-        let what = match self.anchor.load(&AnchorKeys::none()) {
-            Ok(None) => return Ok(()),
-            Ok(Some(a)) => format!(
-                "the freshness anchor records database {} at commit {}, and the directory holds no database",
-                a.db_id, a.commit
-            ),
-            Err(AnchorError::Unauthenticated { .. }) => {
-                "the freshness anchor holds a record of a database with a key, and the directory holds no database".to_string()
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Err(Error::Rollback {
-            file: dir.to_path_buf(),
-            what: format!(
-                "{what}: it was removed or replaced. Restore it, or remove the anchor (or configure another) to create a new database here"
-            ),
-        })
+        ensure_no_database_recorded(self.anchor.as_ref(), dir)
     }
 
     /// At the open of an existing database, with its key registry alone
@@ -128,6 +139,20 @@ impl Freshness {
                     anchor: a.db_id,
                     directory: present.db_id,
                 }));
+            }
+            if present.other_lineage(a) {
+                let held = if present.lineage == [0; 16] {
+                    "a page file that records no line of commits (written before lineages)"
+                } else {
+                    "another line of commits"
+                };
+                return Err(Error::Rollback {
+                    file: dir.to_path_buf(),
+                    what: format!(
+                        "the directory holds another copy of this database ({held}) where the database its freshness anchor records (commit {}) was: a backup, a restored copy or an older copy was put in its place. Put the anchored database back, or point the anchor at this copy on purpose (a restore with the anchor does)",
+                        a.commit
+                    ),
+                });
             }
             if let Some(why) = present.diverges_from(a) {
                 return Err(Error::Rollback {

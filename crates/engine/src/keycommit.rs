@@ -35,7 +35,7 @@ use crate::error::Error;
 use crate::flush::FlushState;
 use crate::keys::KeyState;
 use crate::layout::DATA_FILE;
-use crate::meta::EngineMeta;
+use crate::meta::{EngineMeta, Lineage};
 use crate::poison::PoisonCause;
 
 /// At a writable open, before the WAL opens: a registry newer than the
@@ -79,6 +79,16 @@ pub(crate) fn record_newer_registry_at_open(
     Ok(())
 }
 
+/// The lineage a committed meta page's engine fields record (zeros for
+/// none: a page file of version 2 not yet rewritten, which is what an
+/// anchor records as "no lineage").
+pub(crate) fn lineage_of(app_meta: &[u8]) -> Lineage {
+    EngineMeta::decode(app_meta, Path::new(DATA_FILE))
+        .ok()
+        .and_then(|m| m.lineage)
+        .unwrap_or_default()
+}
+
 impl Inner {
     /// Runs `change` on the key registry under the flush lock (so it
     /// serialises with flushes and with other key operations), then
@@ -118,14 +128,18 @@ impl Inner {
         self.committed(true)
     }
 
-    /// What the directory holds now, for the freshness anchor.
+    /// What the directory holds now, for the freshness anchor: the last
+    /// commit's number, meta page tag and lineage read as one committed
+    /// state, with the registry.
     pub(crate) fn anchor_state(&self) -> AnchorState {
+        let last = self.store.last_commit();
         AnchorState {
             db_id: self.store.db_id(),
-            commit: self.store.stats().txn,
+            commit: last.txn,
             registry_generation: self.keys.as_ref().map_or(0, KeyState::generation),
             registry_hash: self.keys.as_ref().map_or([0; 32], KeyState::fingerprint),
-            meta_tag: self.store.meta_tag(),
+            meta_tag: last.meta_tag,
+            lineage: lineage_of(&last.app_meta),
         }
     }
 
@@ -173,28 +187,53 @@ impl Inner {
         let Some(f) = &self.freshness else {
             return Ok(());
         };
+        let last = self.store.last_commit();
         let state = AnchorState {
             db_id: self.store.db_id(),
-            commit: self.store.stats().txn,
+            commit: last.txn,
             registry_generation: generation,
             registry_hash,
-            meta_tag: self.store.meta_tag(),
+            meta_tag: last.meta_tag,
+            lineage: lineage_of(&last.app_meta),
         };
         f.record_always(state, &AnchorKeys::new(keys.to_vec()))
             .map_err(|e| self.anchor_failed(e))
     }
 
     /// At the end of a writable open: marks the creation complete (a
-    /// registry at generation 1), records a registry newer than the meta
-    /// page (a key operation a crash interrupted after its registry was
-    /// written), and brings the freshness anchor up to date.
-    pub(crate) fn settle_at_open(&self) -> Result<(), Error> {
+    /// registry at generation 1), draws a lineage for a page file that has
+    /// none (version 2) or for a copy that becomes a database of its own,
+    /// records a registry newer than the meta page (a key operation a
+    /// crash interrupted after its registry was written, or one whose
+    /// recording the open deferred past a fall-back), and brings the
+    /// freshness anchor up to date.
+    ///
+    /// `meta_key` is the data key of the meta page the store opened, when
+    /// the registry is newer than it: the recording commit is sealed under
+    /// it, as [`record_newer_registry_at_open`] explains.
+    pub(crate) fn settle_at_open(&self, meta_key: Option<KeyId>) -> Result<(), Error> {
         let mut st = self.lock_flush()?;
         if let Some(keys) = &self.keys
             && keys.generation() == 1
         {
             keys.advance_generation()?;
         }
-        self.record_registry(&mut st)
+        let err = |e| crate::errmap::store(&self.dir, e);
+        let under_meta_key = meta_key.filter(|_| !self.registry_recorded(&st));
+        if let Some(id) = under_meta_key {
+            self.store.new_session_under(id).map_err(err)?;
+        }
+        if st.meta.lineage.is_none() || self.config.new_lineage {
+            st.meta.lineage = Some(crate::meta::new_lineage(&self.config.provider)?);
+            let txn = self.store.write().map_err(|e| self.store_error(e))?;
+            let cursor = st.meta.reencrypt_cursor.clone();
+            self.commit_meta(&mut st, txn, cursor)?;
+            tracing::debug!("a new lineage id recorded in the page file");
+        }
+        self.record_registry(&mut st)?;
+        if under_meta_key.is_some() {
+            self.store.new_session().map_err(err)?;
+        }
+        Ok(())
     }
 }

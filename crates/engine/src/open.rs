@@ -162,6 +162,10 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
 
     let create = !exists(&*vfs, &data)?;
     let mut open_findings = OpenFindings::default();
+    // The data key of the meta page a fell-back open stepped back to: the
+    // recording of a newer registry, deferred past the WAL replay, seals
+    // under it.
+    let mut deferred_meta_key = None;
     let OpenedFiles {
         keys,
         sealed,
@@ -199,6 +203,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         let first_meta = EngineMeta {
             registry_generation: keys.as_ref().map_or(0, KeyState::generation),
             registry_hash: keys.as_ref().map_or([0; 32], KeyState::fingerprint),
+            lineage: Some(crate::meta::new_lineage(&config.provider)?),
             ..EngineMeta::default()
         };
         let store = crate::storeglue::create(&config, &data, db_id, ring, first_meta.encode())?;
@@ -224,6 +229,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
                     .as_ref()
                     .map_or([0; 32], KeyState::fingerprint),
                 meta_tag: report.newest_meta_tag,
+                lineage: crate::keycommit::lineage_of(&report.newest_app_meta),
             };
             // A registry made by this open (a plaintext database opened
             // with a key for the first time) did not authenticate the
@@ -242,12 +248,20 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         // what the open saw in it.
         open_findings.txn = existing.store.stats().txn;
         if let (false, Some(k), Some(report)) = (config.read_only, &existing.keys, report) {
-            crate::keycommit::record_newer_registry_at_open(
-                &existing.store,
-                k,
-                report.meta_key,
-                &dir,
-            )?;
+            if report.fell_back.is_some() {
+                // The open stepped back to the older meta slot: nothing is
+                // committed over the file before the WAL replay has shown
+                // that the log continues that older state. The recording
+                // commit waits for the end of the open.
+                deferred_meta_key = report.meta_key;
+            } else {
+                crate::keycommit::record_newer_registry_at_open(
+                    &existing.store,
+                    k,
+                    report.meta_key,
+                    &dir,
+                )?;
+            }
         }
         existing
     };
@@ -327,7 +341,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         // Before anything else can commit: a registry newer than the page
         // file records is recorded now, a new database marked complete,
         // the freshness anchor brought up to date.
-        inner.settle_at_open()?;
+        inner.settle_at_open(deferred_meta_key)?;
         let handle = flush::spawn(Arc::downgrade(&inner), signal, config.wal_flush_interval)
             .map_err(io(FileOp::Open, &dir))?;
         *inner.flusher.lock() = Some(handle);

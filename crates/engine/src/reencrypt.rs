@@ -353,6 +353,7 @@ impl Inner {
             anchor_segment: st.meta.anchor_segment,
             registry_generation: self.keys.as_ref().map_or(0, KeyState::generation),
             registry_hash: self.keys.as_ref().map_or([0; 32], KeyState::fingerprint),
+            lineage: st.meta.lineage,
             reencrypt_cursor: cursor,
         };
         txn.set_app_meta(&meta.encode())

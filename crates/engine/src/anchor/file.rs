@@ -21,12 +21,16 @@ use sealkv_fileio::{FileError, FileOp, OpenMode, StdVfs, Vfs, VfsFile, write_ato
 use super::{AnchorError, AnchorKeys, AnchorState, FreshnessAnchor};
 
 const MAGIC: &[u8; 8] = b"SKVANCHR";
-const VERSION: u16 = 1;
+/// Version 2 records the lineage; version 1 (read, never written) did not.
+const VERSION: u16 = 2;
+const VERSION_1: u16 = 1;
 /// Slot size: one sector, so one slot's write is one sector's.
 const SLOT: usize = 512;
 const FILE_LEN: usize = 2 * SLOT;
-/// Bytes 0..104 of a slot: what the tags authenticate.
-const BODY: usize = 104;
+/// Bytes 0..120 of a slot: what the tags authenticate.
+const BODY: usize = 120;
+/// Version 1's body: no lineage.
+const BODY_V1: usize = 104;
 /// At most two tags (a rekey's old and new master keys).
 const MAX_TAGS: usize = 2;
 const CRC_LEN: usize = 16;
@@ -55,6 +59,14 @@ fn word(bytes: &[u8], at: usize) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
+/// The `N` bytes of `bytes` at `at` (zeros past its end).
+fn array<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    bytes
+        .get(at..at + N)
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+        .unwrap_or([0; N])
+}
+
 /// Slot bytes (`SLOT` long) for `state` with `sequence`.
 fn encode(state: &AnchorState, sequence: u64, keys: &AnchorKeys) -> Vec<u8> {
     let mut body = [0u8; BODY];
@@ -69,6 +81,7 @@ fn encode(state: &AnchorState, sequence: u64, keys: &AnchorKeys) -> Vec<u8> {
     body[48..56].copy_from_slice(&sequence.to_be_bytes());
     body[56..88].copy_from_slice(&state.registry_hash);
     body[88..104].copy_from_slice(&state.meta_tag);
+    body[104..120].copy_from_slice(&state.lineage);
     let mut out = Vec::with_capacity(SLOT);
     out.extend_from_slice(&body);
     for t in keys.tags(&body).iter().take(MAX_TAGS) {
@@ -84,29 +97,31 @@ fn decode(slot: &[u8], keys: &AnchorKeys) -> Result<Slot, Bad> {
     if slot.iter().all(|&b| b == 0) {
         return Err(Bad::Empty);
     }
-    let body = slot.get(..BODY).ok_or(Bad::Damaged("slot cut short"))?;
-    if body.get(..8) != Some(&MAGIC[..]) {
+    if slot.get(..8) != Some(&MAGIC[..]) {
         return Err(Bad::Damaged("bad magic: not a sealkv freshness anchor"));
     }
-    let count = usize::from(u16::from_be_bytes([
-        body.get(10).copied().unwrap_or(0),
-        body.get(11).copied().unwrap_or(0),
-    ]));
+    let at = |i: usize| slot.get(i).copied().unwrap_or(0);
+    // The version sets the body's length; the checksum below covers it,
+    // so a damaged version is caught there or here.
+    let body_len = match u16::from_be_bytes([at(8), at(9)]) {
+        VERSION => BODY,
+        VERSION_1 => BODY_V1,
+        _ => return Err(Bad::Damaged("unknown version")),
+    };
+    let body = slot.get(..body_len).ok_or(Bad::Damaged("slot cut short"))?;
+    let count = usize::from(u16::from_be_bytes([at(10), at(11)]));
     if count > MAX_TAGS {
         return Err(Bad::Damaged("too many tags"));
     }
-    let end = BODY + count * ANCHOR_TAG_LEN;
+    let end = body_len + count * ANCHOR_TAG_LEN;
     let (Some(covered), Some(crc)) = (slot.get(..end), slot.get(end..end + CRC_LEN)) else {
         return Err(Bad::Damaged("slot cut short"));
     };
     if !verify_checksum_tag(b"sealkv/anchor/v1", covered, crc) {
         return Err(Bad::Damaged("checksum mismatch (a torn write, or damage)"));
     }
-    if body.get(8..10) != Some(&VERSION.to_be_bytes()[..]) {
-        return Err(Bad::Damaged("unknown version"));
-    }
     let tags: Vec<[u8; ANCHOR_TAG_LEN]> = covered
-        .get(BODY..)
+        .get(body_len..)
         .unwrap_or_default()
         .chunks_exact(ANCHOR_TAG_LEN)
         .filter_map(|c| <[u8; ANCHOR_TAG_LEN]>::try_from(c).ok())
@@ -114,19 +129,15 @@ fn decode(slot: &[u8], keys: &AnchorKeys) -> Result<Slot, Bad> {
     if !keys.verify(body, &tags) {
         return Err(Bad::Unauthenticated);
     }
-    let mut id = [0u8; 16];
-    id.copy_from_slice(body.get(16..32).unwrap_or(&[0; 16]));
-    let mut registry_hash = [0u8; 32];
-    registry_hash.copy_from_slice(body.get(56..88).unwrap_or(&[0; 32]));
-    let mut meta_tag = [0u8; 16];
-    meta_tag.copy_from_slice(body.get(88..104).unwrap_or(&[0; 16]));
     Ok(Slot {
         state: AnchorState {
-            db_id: DbId(id),
+            db_id: DbId(array(body, 16)),
             commit: word(body, 32),
             registry_generation: word(body, 40),
-            registry_hash,
-            meta_tag,
+            registry_hash: array(body, 56),
+            meta_tag: array(body, 88),
+            // Version 1 recorded no lineage: zeros.
+            lineage: array(body, 104),
         },
         sequence: word(body, 48),
     })
@@ -345,7 +356,57 @@ mod tests {
             registry_generation: commit / 2,
             registry_hash: [commit as u8; 32],
             meta_tag: [5; 16],
+            lineage: [6; 16],
         }
+    }
+
+    /// A version 1 slot (no lineage), as a build before lineages wrote it.
+    fn encode_v1(state: &AnchorState, sequence: u64) -> Vec<u8> {
+        let mut body = [0u8; BODY_V1];
+        body[..8].copy_from_slice(MAGIC);
+        body[8..10].copy_from_slice(&VERSION_1.to_be_bytes());
+        body[16..32].copy_from_slice(state.db_id.as_bytes());
+        body[32..40].copy_from_slice(&state.commit.to_be_bytes());
+        body[40..48].copy_from_slice(&state.registry_generation.to_be_bytes());
+        body[48..56].copy_from_slice(&sequence.to_be_bytes());
+        body[56..88].copy_from_slice(&state.registry_hash);
+        body[88..104].copy_from_slice(&state.meta_tag);
+        let mut out = body.to_vec();
+        let crc = checksum_tag(b"sealkv/anchor/v1", &out);
+        out.extend_from_slice(&crc);
+        out.resize(SLOT, 0);
+        out
+    }
+
+    /// A file of version 1 reads with no lineage; the next update writes
+    /// version 2 into the other slot, and the newest state wins.
+    #[test]
+    fn a_version_1_file_reads_without_a_lineage_and_is_upgraded() {
+        let sim = SimVfs::new();
+        sim.create_dir_all(Path::new("/anchors")).unwrap();
+        let path = Path::new("/anchors/db.anchor");
+        let old = AnchorState {
+            lineage: [0; 16],
+            ..state(3)
+        };
+        let mut bytes = encode_v1(&old, 1);
+        bytes.resize(FILE_LEN, 0);
+        sim.write_file(path, &bytes);
+        let keys = AnchorKeys::none();
+        let a = FileAnchor::with_vfs(Arc::new(sim.clone()), path);
+        assert_eq!(a.load(&keys).unwrap(), Some(old));
+        a.store(&state(4), &keys).unwrap();
+        let b = FileAnchor::with_vfs(Arc::new(sim.clone()), path);
+        assert_eq!(b.load(&keys).unwrap(), Some(state(4)));
+        let bytes = sim.read_file(path).unwrap();
+        assert_eq!(&bytes[SLOT + 8..SLOT + 10], &VERSION.to_be_bytes());
+        // A version this build does not know is damage, named.
+        let mut unknown = encode_v1(&old, 1);
+        unknown[9] = 9;
+        assert!(matches!(
+            decode(&unknown, &keys),
+            Err(Bad::Damaged("unknown version"))
+        ));
     }
 
     #[test]

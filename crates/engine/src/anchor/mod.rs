@@ -35,9 +35,12 @@
 //! - **TPM**: an NV monotonic counter holds `commit` (it can only grow):
 //!   `store` increments it to `state.commit` (refusing to go down), `load`
 //!   answers `commit` with `registry_generation` 0 and zero
-//!   `registry_hash` and `meta_tag` (not recorded: every registry change
-//!   is itself a commit, so the commit number covers it; a copy that went
-//!   its own way to the same commit number is then not told apart).
+//!   `registry_hash`, `meta_tag` and `lineage` (not recorded: every
+//!   registry change is itself a commit, so the commit number covers it; a
+//!   copy that went its own way to the same commit number, or a backup put
+//!   back before the database committed past it, is then not told apart).
+//!   Keep `lineage` beside the counter (an NV index written with the
+//!   counter's first increment, or a sealed file) to catch those too.
 //!
 //! [`MemoryAnchor`] keeps the state in memory, for tests.
 
@@ -51,6 +54,7 @@ use sealkv_crypto_envelope::DbId;
 use sealkv_crypto_envelope::registry::{ANCHOR_TAG_LEN, AnchorKey};
 use sealkv_fileio::FileError;
 
+pub use crate::freshness::ensure_no_database_recorded;
 pub use file::FileAnchor;
 pub use memory::MemoryAnchor;
 
@@ -73,6 +77,12 @@ pub struct AnchorState {
     /// recorded by this anchor): it tells this page file's commit from
     /// another copy's of the same number.
     pub meta_tag: [u8; 16],
+    /// The random id of the line of commits the page file belongs to
+    /// (zeros: none, or not recorded by this anchor). A database draws one
+    /// when it is created, and every copy that becomes a database of its
+    /// own (a backup, a restore) draws its own, so a copy put where the
+    /// anchored database was is told apart whatever its commit number.
+    pub lineage: [u8; 16],
 }
 
 impl AnchorState {
@@ -81,6 +91,16 @@ impl AnchorState {
     /// one).
     pub fn is_at_or_after(&self, anchor: &AnchorState) -> bool {
         self.commit >= anchor.commit && self.registry_generation >= anchor.registry_generation
+    }
+
+    /// Whether a directory in state `self` belongs to another line of
+    /// commits than the one `anchor` records: a copy that became a
+    /// database of its own (a backup, a restore), put where the anchored
+    /// database was. An anchor that recorded no lineage (zeros) accepts
+    /// any; one that did refuses a directory without one (a page file of
+    /// a format older than lineages, put back).
+    pub fn other_lineage(&self, anchor: &AnchorState) -> bool {
+        anchor.lineage != [0; 16] && self.lineage != anchor.lineage
     }
 
     /// What of a directory in state `self` is not what `anchor` records at
@@ -239,4 +259,34 @@ pub trait FreshnessAnchor: Send + Sync + fmt::Debug {
     /// returns), authenticated with `keys` where the implementation
     /// authenticates. States only grow.
     fn store(&self, state: &AnchorState, keys: &AnchorKeys) -> Result<(), AnchorError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(lineage: [u8; 16]) -> AnchorState {
+        AnchorState {
+            db_id: DbId([1; 16]),
+            commit: 5,
+            registry_generation: 2,
+            registry_hash: [3; 32],
+            meta_tag: [4; 16],
+            lineage,
+        }
+    }
+
+    /// An anchor that recorded a lineage refuses another, and a directory
+    /// without one (a page file written before lineages, put back); one
+    /// that recorded none (written before lineages) accepts any.
+    #[test]
+    fn a_recorded_lineage_refuses_another_and_none() {
+        let anchor = state([7; 16]);
+        assert!(!state([7; 16]).other_lineage(&anchor));
+        assert!(state([8; 16]).other_lineage(&anchor));
+        assert!(state([0; 16]).other_lineage(&anchor));
+        let unrecorded = state([0; 16]);
+        assert!(!state([8; 16]).other_lineage(&unrecorded));
+        assert!(!state([0; 16]).other_lineage(&unrecorded));
+    }
 }

@@ -484,3 +484,47 @@ fn a_copy_that_diverged_to_the_anchored_commit_is_a_rollback() {
         }
     }
 }
+
+/// A physical backup ends a few commits past its snapshot, so a backup put
+/// in place of the live directory before the live database has committed
+/// past the backup's last commit number is not "older" by commit number.
+/// The backup is its own line of commits (a new lineage id in its meta
+/// page), and the anchor records the live one's: `Rollback`, saying that
+/// another copy stands where the anchored database was.
+#[test]
+fn a_backup_put_in_place_of_the_anchored_directory_is_a_rollback() {
+    for alg in [None, Some(EncryptionAlgorithm::Aes256Gcm)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = tmp.path().join("live");
+        let backup = tmp.path().join("backup");
+        let anchor_path = tmp.path().join("db.anchor");
+        let config = |dir: &std::path::Path| {
+            let c = Config::new(dir).freshness_anchor(Arc::new(FileAnchor::new(&anchor_path)));
+            match alg {
+                Some(a) => c.encryption_key(key(7)).encryption_algorithm(a),
+                None => c,
+            }
+        };
+        let db = Db::open_with_config(config(&live)).unwrap();
+        db.put(b"balance", b"100").unwrap();
+        db.backup_to(&backup, &mut |_| {}).unwrap();
+        // One more live commit: the backup's own commits since its
+        // snapshot leave it at or past the live commit number.
+        db.put(b"balance", b"0").unwrap();
+        db.flush().unwrap();
+        db.close().unwrap();
+        std::fs::remove_dir_all(&live).unwrap();
+        std::fs::rename(&backup, &live).unwrap();
+        for read_only in [true, false] {
+            match Db::open_with_config(config(&live).read_only(read_only)) {
+                Err(Error::Rollback { what, .. }) => {
+                    assert!(what.contains("another copy"), "{alg:?}: {what}");
+                }
+                other => panic!(
+                    "{alg:?} read_only={read_only}: {:?}",
+                    other.map(|_| "opened")
+                ),
+            }
+        }
+    }
+}

@@ -575,3 +575,82 @@ fn an_older_registry_put_back_after_a_rekey_to_or_from_a_wrapper_is_a_rollback()
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// An open that falls back to the older meta slot and finds the registry
+/// newer than the meta page commits nothing before the WAL replay has
+/// shown that the log continues the older state: with a log segment
+/// missing, the open is refused and the damaged page file is left exactly
+/// as it was (for `verify` and for the operator), not committed over.
+#[test]
+fn a_fall_back_open_commits_nothing_before_the_log_is_checked() {
+    for alg in EncryptionAlgorithm::ALL {
+        let vfs = SimVfs::new();
+        let config = |vfs: &SimVfs| {
+            sim_config(vfs, Some(alg))
+                .memtable_size(4 << 20)
+                .wal_segment_size(64 << 10)
+        };
+        let db = Db::open_with_config(config(&vfs)).unwrap();
+        for i in 0..50u32 {
+            db.put(format!("k{i:03}"), vec![i as u8; 4000]).unwrap();
+        }
+        db.flush().unwrap();
+        let used = db.page_roles().unwrap().last().unwrap().0 + 1;
+        let data = dir().join("data.sealkv");
+        let flushed = vfs.read_file(&data).unwrap();
+        let log: Vec<_> = segments(&vfs)
+            .into_iter()
+            .map(|p| (vfs.read_file(&p).unwrap(), p))
+            .collect();
+        let older_keys = vfs.read_file(&dir().join("KEYS")).unwrap();
+        // A key operation whose registry is written but whose recording
+        // commit is lost (as a crash right after the registry leaves it),
+        // and the page file's tail cut away.
+        db.create_field_key().unwrap();
+        std::mem::forget(db);
+        for seg in segments(&vfs) {
+            vfs.remove_file(&seg).unwrap();
+        }
+        for (bytes, path) in &log {
+            vfs.write_file(path, bytes);
+        }
+        vfs.write_file(&data, &flushed[..used as usize / 2 * 4096]);
+        // The process is gone (its lock with it).
+        let vfs = vfs.fork_crashed_torn(0);
+        // The open falls back (the newest tree is cut away).
+        let probe = vfs.fork_crashed_torn(0);
+        let db = Db::open_with_config(config(&probe).read_only(true)).unwrap();
+        let report = db.verify().unwrap();
+        assert!(
+            report.findings.iter().any(|f| f.what.contains("fell back")),
+            "{alg}: {:?}",
+            report.findings
+        );
+        drop(db);
+        // With the log intact, the open records the newer registry after
+        // the replay, in a meta page the older registry still opens: put
+        // back, that one is a rollback.
+        let intact = vfs.fork_crashed_torn(0);
+        let db = Db::open_with_config(config(&intact)).unwrap();
+        assert_eq!(db.get("k049").unwrap().as_deref(), Some(&[49u8; 4000][..]));
+        db.close().unwrap();
+        intact.write_file(&dir().join("KEYS"), &older_keys);
+        let err = Db::open_with_config(config(&intact))
+            .map(|_| "opened")
+            .unwrap_err();
+        assert!(matches!(err, Error::Rollback { .. }), "{alg}: {err:?}");
+        // ...and with the log not continuing the older state.
+        let segs = segments(&vfs);
+        assert!(segs.len() > 2, "{alg}: {segs:?}");
+        vfs.remove_file(&segs[0]).unwrap();
+        let before = vfs.read_file(&data).unwrap();
+        let err = Db::open_with_config(config(&vfs))
+            .map(|_| "opened")
+            .unwrap_err();
+        assert!(matches!(err, Error::Corruption { .. }), "{alg}: {err:?}");
+        assert!(
+            vfs.read_file(&data).unwrap() == before,
+            "{alg}: the refused open wrote to the page file"
+        );
+    }
+}

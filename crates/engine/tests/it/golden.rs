@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sealkv::anchor::FileAnchor;
+use sealkv::anchor::{FileAnchor, FreshnessAnchor};
 use sealkv::crypto::{EncryptionAlgorithm, KeyId, MasterKey};
 use sealkv::{Config, Db, Error, SyncMode};
 
@@ -21,6 +21,7 @@ use sealkv::{Config, Db, Error, SyncMode};
 const SETS: &[&str] = &[
     "pagefile1-wal2-keys1-engine2",
     "pagefile1-wal2-keys2-engine2",
+    "pagefile1-wal2-keys2-engine3",
 ];
 
 /// Committed sets this build refuses, with the format version it must
@@ -169,7 +170,7 @@ fn golden_databases_of_an_older_format_are_refused_by_name() {
                 match Db::open_with_config(config(&dir, alg).read_only(read_only)) {
                     Err(sealkv::Error::UnsupportedFormat {
                         found: f,
-                        supported: 2,
+                        supported: 3,
                         ..
                     }) => assert_eq!(f, *found, "{set}/{name}"),
                     other => panic!("{set}/{name}: {:?}", other.map(|_| ())),
@@ -230,43 +231,104 @@ fn every_golden_database_opens_verifies_and_reads_as_written() {
     }
 }
 
-/// Golden freshness anchor files (anchor format version 1), one without a
-/// key and one authenticated under the golden master key.
-const ANCHOR_SET: &str = "anchor1";
+/// Golden freshness anchor files: (set, the golden database set each was
+/// written beside, anchor format version, commits this build's run makes
+/// beyond the recorded one). Each set holds one anchor without a key and
+/// one authenticated under the golden master key. A page file without a
+/// lineage (engine meta version 2) gains one in a commit of its own at
+/// this build's first writable open.
+const ANCHOR_SETS: &[(&str, &str, u16, u64)] = &[
+    ("anchor1", "pagefile1-wal2-keys1-engine2", 1, 1),
+    ("anchor2", "pagefile1-wal2-keys2-engine3", 2, 0),
+];
 
 const ANCHOR_MODES: [(&str, Option<EncryptionAlgorithm>); 2] = [
     ("plaintext", None),
     ("aes-256-gcm", Some(EncryptionAlgorithm::Aes256Gcm)),
 ];
 
-/// A copy of golden database `name` of the first set in a new temporary
+/// A copy of golden database `name` of `set` in a new temporary
 /// directory: (the directory holding it, the database's path).
-fn golden_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
+fn golden_copy(set: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("db");
-    copy_dir(&golden_root().join(SETS[0]).join(name), &dir);
+    copy_dir(&golden_root().join(set).join(name), &dir);
     (tmp, dir)
 }
 
-/// Writes each golden anchor: a copy of the golden database opened with a
-/// new anchor file, one write, a close; the anchor then records a state
-/// newer than the committed database's.
+/// Runs what each golden anchor was written by: a copy of golden database
+/// `name` of `set` opened with a new anchor file `anchor`, one write, a
+/// close. The anchor then records a state newer than the golden
+/// database's. Returns the copy's `KEYS` afterwards (none without a key).
+fn anchor_one_write_ahead(
+    set: &str,
+    name: &str,
+    alg: Option<EncryptionAlgorithm>,
+    anchor: &Path,
+) -> Option<Vec<u8>> {
+    let (_tmp, dir) = golden_copy(set, name);
+    let config = config(&dir, alg).freshness_anchor(Arc::new(FileAnchor::new(anchor)));
+    let db = Db::open_with_config(config).unwrap();
+    db.put(b"golden/anchor", b"ahead of the golden database")
+        .unwrap();
+    db.close().unwrap();
+    std::fs::read(dir.join("KEYS")).ok()
+}
+
+/// Writes the newest set of golden anchors (see [`anchor_one_write_ahead`]).
 #[test]
 #[ignore = "writes the golden anchor files; run by hand after an anchor format change"]
 fn write_golden_anchors() {
-    let root = golden_root().join(ANCHOR_SET);
+    let (set, db_set, _, _) = ANCHOR_SETS[ANCHOR_SETS.len() - 1];
+    let root = golden_root().join(set);
     std::fs::create_dir_all(&root).unwrap();
     for (name, alg) in ANCHOR_MODES {
         let target = root.join(format!("{name}.anchor"));
         assert!(!target.exists(), "{} exists", target.display());
-        let (tmp, dir) = golden_copy(name);
+        let tmp = tempfile::tempdir().unwrap();
         let anchor = tmp.path().join("db.anchor");
-        let config = config(&dir, alg).freshness_anchor(Arc::new(FileAnchor::new(&anchor)));
-        let db = Db::open_with_config(config).unwrap();
-        db.put(b"golden/anchor", b"ahead of the golden database")
-            .unwrap();
-        db.close().unwrap();
+        anchor_one_write_ahead(db_set, name, alg, &anchor);
         std::fs::copy(&anchor, &target).unwrap();
+    }
+}
+
+/// The newest slot of an anchor file, decoded by hand from the layout in
+/// docs/FORMAT.md ("Freshness anchor file"): (version, db id, commit,
+/// registry generation, registry hash, meta tag, lineage).
+#[derive(Debug, PartialEq, Eq)]
+struct AnchorSlot {
+    version: u16,
+    db_id: [u8; 16],
+    commit: u64,
+    registry_generation: u64,
+    registry_hash: [u8; 32],
+    meta_tag: [u8; 16],
+    lineage: [u8; 16],
+    tags: u16,
+}
+
+fn newest_anchor_slot(path: &Path) -> AnchorSlot {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(bytes.len(), 1024, "{}", path.display());
+    let slot = bytes
+        .chunks_exact(512)
+        .filter(|s| &s[..8] == b"SKVANCHR")
+        .max_by_key(|s| u64::from_be_bytes(s[48..56].try_into().unwrap()))
+        .unwrap();
+    let version = u16::from_be_bytes(slot[8..10].try_into().unwrap());
+    AnchorSlot {
+        version,
+        db_id: slot[16..32].try_into().unwrap(),
+        commit: u64::from_be_bytes(slot[32..40].try_into().unwrap()),
+        registry_generation: u64::from_be_bytes(slot[40..48].try_into().unwrap()),
+        registry_hash: slot[56..88].try_into().unwrap(),
+        meta_tag: slot[88..104].try_into().unwrap(),
+        lineage: if version >= 2 {
+            slot[104..120].try_into().unwrap()
+        } else {
+            [0; 16]
+        },
+        tags: u16::from_be_bytes(slot[10..12].try_into().unwrap()),
     }
 }
 
@@ -274,30 +336,95 @@ fn write_golden_anchors() {
 /// opening that database with it is a `Rollback` naming the directory: the
 /// file still parses and authenticates (an anchor this build could not
 /// read would be `Anchor(Corrupt)` instead), and the check still holds.
+/// Its fields are what the same run records today: the database, the
+/// commit, the registry's generation and hash (the SHA-256 trailer of
+/// `KEYS`), a meta tag, and (from version 2) the lineage of the golden
+/// database's page file.
 #[test]
 fn golden_anchor_files_still_authenticate_and_catch_the_older_directory() {
-    for (name, alg) in ANCHOR_MODES {
-        let (tmp, dir) = golden_copy(name);
-        let anchor = tmp.path().join("db.anchor");
-        std::fs::copy(
-            golden_root()
-                .join(ANCHOR_SET)
-                .join(format!("{name}.anchor")),
-            &anchor,
-        )
-        .unwrap();
-        for read_only in [true, false] {
-            let config = config(&dir, alg)
-                .read_only(read_only)
-                .freshness_anchor(Arc::new(FileAnchor::new(&anchor)));
-            match Db::open_with_config(config) {
-                Err(Error::Rollback { file, what }) if file == dir => {
-                    assert!(what.contains("anchor"), "{name}: {what}");
+    for &(set, db_set, version, extra) in ANCHOR_SETS {
+        for (name, alg) in ANCHOR_MODES {
+            let what = format!("{set}/{name}");
+            let golden = golden_root().join(set).join(format!("{name}.anchor"));
+            let recorded = newest_anchor_slot(&golden);
+            let tmp = tempfile::tempdir().unwrap();
+            let fresh_anchor = tmp.path().join("fresh.anchor");
+            let keys_after = anchor_one_write_ahead(db_set, name, alg, &fresh_anchor);
+            let fresh = newest_anchor_slot(&fresh_anchor);
+            assert_eq!(recorded.version, version, "{what}");
+            assert_eq!(recorded.tags, u16::from(alg.is_some()), "{what}");
+            assert_eq!(recorded.db_id, fresh.db_id, "{what}");
+            assert_eq!(recorded.commit + extra, fresh.commit, "{what}");
+            assert_eq!(
+                recorded.registry_generation, fresh.registry_generation,
+                "{what}"
+            );
+            assert_eq!(recorded.registry_hash, fresh.registry_hash, "{what}");
+            match alg {
+                Some(_) => {
+                    assert!(recorded.registry_generation > 1, "{what}");
+                    let keys = keys_after.unwrap();
+                    assert_eq!(
+                        recorded.registry_hash[..],
+                        keys[keys.len() - 32..],
+                        "{what}"
+                    );
                 }
-                other => panic!(
-                    "{name} read_only={read_only}: {:?}",
-                    other.map(|_| "opened")
-                ),
+                None => {
+                    assert_eq!(recorded.registry_generation, 0, "{what}");
+                    assert_eq!(recorded.registry_hash, [0; 32], "{what}");
+                }
+            }
+            assert_ne!(recorded.meta_tag, [0; 16], "{what}: no meta tag recorded");
+            if version >= 2 {
+                assert_ne!(recorded.lineage, [0; 16], "{what}: no lineage recorded");
+                assert_eq!(recorded.lineage, fresh.lineage, "{what}");
+            } else {
+                assert_eq!(recorded.lineage, [0; 16], "{what}");
+            }
+            // The library reads a key-less one as the same fields.
+            if alg.is_none() {
+                let state = FileAnchor::new(&golden)
+                    .load(&sealkv::anchor::AnchorKeys::none())
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    (
+                        *state.db_id.as_bytes(),
+                        state.commit,
+                        state.registry_generation,
+                        state.registry_hash,
+                        state.meta_tag,
+                        state.lineage
+                    ),
+                    (
+                        recorded.db_id,
+                        recorded.commit,
+                        recorded.registry_generation,
+                        recorded.registry_hash,
+                        recorded.meta_tag,
+                        recorded.lineage
+                    ),
+                    "{what}"
+                );
+            }
+
+            let (tmp, dir) = golden_copy(db_set, name);
+            let anchor = tmp.path().join("db.anchor");
+            std::fs::copy(&golden, &anchor).unwrap();
+            for read_only in [true, false] {
+                let config = config(&dir, alg)
+                    .read_only(read_only)
+                    .freshness_anchor(Arc::new(FileAnchor::new(&anchor)));
+                match Db::open_with_config(config) {
+                    Err(Error::Rollback { file, what: why }) if file == dir => {
+                        assert!(why.contains("anchor"), "{what}: {why}");
+                    }
+                    other => panic!(
+                        "{what} read_only={read_only}: {:?}",
+                        other.map(|_| "opened")
+                    ),
+                }
             }
         }
     }
