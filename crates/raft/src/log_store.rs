@@ -1,0 +1,416 @@
+//! The raft log, the vote and the committed id: openraft's
+//! [`RaftLogStorage`] on a sealkv database of their own.
+//!
+//! Entries live in the keyspace `raft.log` under their index (8 bytes,
+//! big-endian, so key order is log order), in postcard; the vote, the
+//! committed id and the last purged id in `raft.meta`. Every write that
+//! openraft relies on after a crash — appends, votes, truncations, purges —
+//! is synced before openraft hears of it.
+//!
+//! Appends are group-committed: `append` writes its entries at once (they
+//! are readable when it returns, as openraft requires) without waiting for
+//! the disk, and hands openraft's callback to the log's syncer thread,
+//! which makes one synced write that covers every append before it (the
+//! WAL is sequential) and only then calls the callbacks of all of them. So
+//! concurrent client writes share an fsync, and no callback runs before
+//! its entries are on disk.
+//!
+//! Crash safety of the multi-key changes:
+//!
+//! - an append is one synced batch (or, if very large, several, in log
+//!   order): a crash keeps a prefix of it, never a hole;
+//! - a truncation deletes from the end of the log backwards, each batch
+//!   synced, so a crash leaves a shorter prefix of the old log;
+//! - a purge records the new purged id first (with the first deletions),
+//!   and readers ignore every entry at or below it, so what an interrupted
+//!   purge leaves is never read and is removed by the next purge.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{
+    Entry, ErrorSubject, ErrorVerb, LogId, LogState, RaftLogReader, StorageError, Vote,
+};
+use sealkv::{Db, Durability, Keyspace, WriteBatch};
+
+use crate::codec::{decode, encode, index_key, key_index};
+use crate::error::{IntoStorage, StoreError};
+use crate::types::{NodeId, SealRaft};
+
+/// The keyspace of the log entries.
+pub const LOG_KEYSPACE: &str = "raft.log";
+/// The keyspace of the vote, the committed id, the last purged id and the
+/// current snapshot's record.
+pub const META_KEYSPACE: &str = "raft.meta";
+
+const VOTE: &[u8] = b"vote";
+const COMMITTED: &[u8] = b"committed";
+const PURGED: &[u8] = b"purged";
+/// Rewritten by each group sync: the synced write that covers the appends.
+const SYNCED: &[u8] = b"synced";
+
+/// Deletions per batch in truncations and purges.
+const DELETE_CHUNK: usize = 4096;
+/// An append is split into batches of about this many bytes.
+const APPEND_BATCH_BYTES: usize = 16 << 20;
+
+/// openraft's log storage on a sealkv database. Cheap to clone: clones
+/// share the database (a clone is also the log reader openraft asks for).
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<LogInner>,
+}
+
+struct LogInner {
+    db: Db,
+    log: Keyspace,
+    meta: Keyspace,
+    syncer: Syncer,
+}
+
+/// The thread that syncs appends and calls their callbacks.
+struct Syncer {
+    queue: parking_lot::Mutex<Option<mpsc::Sender<LogFlushed<SealRaft>>>>,
+    thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Syncer {
+    fn start(db: Db, meta: Keyspace) -> Result<Syncer, StoreError> {
+        let (tx, rx) = mpsc::channel::<LogFlushed<SealRaft>>();
+        let thread = std::thread::Builder::new()
+            .name("sealkv-raft-sync".into())
+            .spawn(move || {
+                let mut round: u64 = 0;
+                while let Ok(first) = rx.recv() {
+                    let mut waiting = vec![first];
+                    waiting.extend(rx.try_iter());
+                    round = round.wrapping_add(1);
+                    let mut batch = WriteBatch::new();
+                    batch.put_in(&meta, SYNCED, round.to_be_bytes());
+                    let synced = db.write_with(&batch, Durability::Sync);
+                    for callback in waiting {
+                        let result = match &synced {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(std::io::Error::other(e.to_string())),
+                        };
+                        callback.log_io_completed(result);
+                    }
+                }
+            })
+            .map_err(StoreError::io("sealkv-raft-sync thread"))?;
+        Ok(Syncer {
+            queue: parking_lot::Mutex::new(Some(tx)),
+            thread: parking_lot::Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Calls `callback` once everything written so far is synced.
+    fn after_sync(&self, callback: LogFlushed<SealRaft>) -> Result<(), StoreError> {
+        let queue = self.queue.lock();
+        match queue.as_ref().map(|q| q.send(callback)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(StoreError::io("sealkv-raft-sync thread")(
+                std::io::Error::other("the log's syncer has stopped"),
+            )),
+        }
+    }
+}
+
+impl Drop for LogInner {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has synced what is
+        // queued; waiting for it releases its handle on the database.
+        self.syncer.queue.lock().take();
+        if let Some(thread) = self.syncer.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("path", &self.inner.db.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogStore {
+    /// The log storage in `db` (its keyspaces created if missing).
+    pub(crate) fn new(db: Db) -> Result<Self, StoreError> {
+        let log = db.keyspace(LOG_KEYSPACE)?;
+        let meta = db.keyspace(META_KEYSPACE)?;
+        let syncer = Syncer::start(db.clone(), meta.clone())?;
+        Ok(LogStore {
+            inner: Arc::new(LogInner {
+                db,
+                log,
+                meta,
+                syncer,
+            }),
+        })
+    }
+
+    /// The database the log lives in.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub(crate) fn meta(&self) -> &Keyspace {
+        &self.inner.meta
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+        what: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.inner.meta.get(key)? {
+            Some(bytes) => Ok(Some(decode(&bytes, what)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_meta<T: serde::Serialize>(
+        &self,
+        key: &[u8],
+        value: &T,
+        what: &'static str,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::new();
+        batch.put_in(&self.inner.meta, key, encode(value, what)?);
+        self.inner.db.write_with(&batch, durability)?;
+        Ok(())
+    }
+
+    /// The last purged log id.
+    pub fn purged(&self) -> Result<Option<LogId<NodeId>>, StoreError> {
+        self.get_meta(PURGED, "purged log id")
+    }
+
+    /// The id of the last entry present (ignoring what a purge left), or
+    /// `None` for an empty log.
+    fn last_present(&self, purged: Option<u64>) -> Result<Option<LogId<NodeId>>, StoreError> {
+        let Some(last) = self.inner.log.iter()?.next_back() else {
+            return Ok(None);
+        };
+        let (key, value) = last?;
+        let index = key_index(&key)?;
+        if purged.is_some_and(|p| index <= p) {
+            return Ok(None);
+        }
+        let entry: Entry<SealRaft> = decode(&value, "log entry")?;
+        if entry.log_id.index != index {
+            return Err(StoreError::LogHole { index });
+        }
+        Ok(Some(entry.log_id))
+    }
+
+    /// The entries whose index is in `range`, in order, skipping what a
+    /// purge left; refuses a hole.
+    pub fn entries(
+        &self,
+        range: impl RangeBounds<u64>,
+    ) -> Result<Vec<Entry<SealRaft>>, StoreError> {
+        let purged = self.purged()?.map(|id| id.index);
+        let start = match range.start_bound() {
+            Bound::Included(&i) => Some(i),
+            Bound::Excluded(&i) => i.checked_add(1),
+            Bound::Unbounded => Some(0),
+        };
+        let Some(mut start) = start else {
+            return Ok(Vec::new());
+        };
+        if let Some(p) = purged {
+            start = start.max(p.saturating_add(1));
+        }
+        let end = match range.end_bound() {
+            Bound::Included(&i) => Bound::Included(index_key(i)),
+            Bound::Excluded(&i) => Bound::Excluded(index_key(i)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for item in self
+            .inner
+            .log
+            .range((Bound::Included(index_key(start)), end))?
+        {
+            let (key, value) = item?;
+            let index = key_index(&key)?;
+            let entry: Entry<SealRaft> = decode(&value, "log entry")?;
+            let expected = out
+                .last()
+                .map_or(index, |e: &Entry<SealRaft>| e.log_id.index + 1);
+            if entry.log_id.index != index || index != expected {
+                return Err(StoreError::LogHole { index: expected });
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// The keys of every entry in `range` (purge leftovers included).
+    fn keys_in(&self, range: (Bound<[u8; 8]>, Bound<[u8; 8]>)) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut keys = Vec::new();
+        for item in self.inner.log.range(range)? {
+            keys.push(item?.0);
+        }
+        Ok(keys)
+    }
+
+    fn append_entries(
+        &self,
+        entries: impl IntoIterator<Item = Entry<SealRaft>>,
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::new();
+        for entry in entries {
+            let value = encode(&entry, "log entry")?;
+            batch.put_in(&self.inner.log, index_key(entry.log_id.index), value);
+            if batch.size_in_bytes() >= APPEND_BATCH_BYTES {
+                self.inner.db.write_with(&batch, Durability::Buffered)?;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            // Synced by the syncer before openraft hears of it.
+            self.inner.db.write_with(&batch, Durability::Buffered)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every entry from `index` on, last first.
+    fn truncate_from(&self, index: u64) -> Result<(), StoreError> {
+        let keys = self.keys_in((Bound::Included(index_key(index)), Bound::Unbounded))?;
+        for chunk in keys.rchunks(DELETE_CHUNK) {
+            let mut batch = WriteBatch::new();
+            for key in chunk {
+                batch.delete_in(&self.inner.log, key);
+            }
+            self.inner.db.write_with(&batch, Durability::Sync)?;
+        }
+        Ok(())
+    }
+
+    /// Records `log_id` as purged, then deletes every entry up to it.
+    fn purge_upto(&self, log_id: &LogId<NodeId>) -> Result<(), StoreError> {
+        let keys = self.keys_in((Bound::Unbounded, Bound::Included(index_key(log_id.index))))?;
+        let mut chunks = keys.chunks(DELETE_CHUNK);
+        let mut batch = WriteBatch::new();
+        batch.put_in(&self.inner.meta, PURGED, encode(log_id, "purged log id")?);
+        loop {
+            if let Some(chunk) = chunks.next() {
+                for key in chunk {
+                    batch.delete_in(&self.inner.log, key);
+                }
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            self.inner.db.write_with(&batch, Durability::Sync)?;
+            batch.clear();
+        }
+    }
+
+    fn log_state(&self) -> Result<LogState<SealRaft>, StoreError> {
+        let purged = self.purged()?;
+        let last = self.last_present(purged.map(|p| p.index))?;
+        Ok(LogState {
+            last_log_id: last.or(purged),
+            last_purged_log_id: purged,
+        })
+    }
+}
+
+impl RaftLogReader<SealRaft> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<SealRaft>>, StorageError<NodeId>> {
+        self.entries(range)
+            .storage(ErrorSubject::Logs, ErrorVerb::Read)
+    }
+}
+
+impl RaftLogStorage<SealRaft> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<SealRaft>, StorageError<NodeId>> {
+        self.log_state()
+            .storage(ErrorSubject::Logs, ErrorVerb::Read)
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.put_meta(VOTE, vote, "vote", Durability::Sync)
+            .storage(ErrorSubject::Vote, ErrorVerb::Write)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        self.get_meta(VOTE, "vote")
+            .storage(ErrorSubject::Vote, ErrorVerb::Read)
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        // A hint for restarts (committed entries are durable on a quorum):
+        // it need not be synced.
+        self.put_meta(
+            COMMITTED,
+            &committed,
+            "committed log id",
+            Durability::Buffered,
+        )
+        .storage(ErrorSubject::Store, ErrorVerb::Write)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        let stored: Option<Option<LogId<NodeId>>> = self
+            .get_meta(COMMITTED, "committed log id")
+            .storage(ErrorSubject::Store, ErrorVerb::Read)?;
+        Ok(stored.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<SealRaft>,
+    ) -> Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<SealRaft>> + Send,
+        I::IntoIter: Send,
+    {
+        match self.append_entries(entries) {
+            // openraft counts the entries durable only once the syncer has
+            // synced them and called back.
+            Ok(()) => self
+                .inner
+                .syncer
+                .after_sync(callback)
+                .storage(ErrorSubject::Logs, ErrorVerb::Write),
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(e.storage(ErrorSubject::Logs, ErrorVerb::Write))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.truncate_from(log_id.index)
+            .storage(ErrorSubject::Log(log_id), ErrorVerb::Delete)
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.purge_upto(&log_id)
+            .storage(ErrorSubject::Log(log_id), ErrorVerb::Delete)
+    }
+}
