@@ -76,12 +76,43 @@ fn take_lock(config: &Config) -> Result<Box<dyn VfsLock>, Error> {
 /// the keys of a page file moved away — only renamed to
 /// `KEYS.interrupted[.N]`, durably, so the creation can start over.
 fn set_aside_interrupted_registry(vfs: &dyn Vfs, dir: &Path, keys: &Path) -> Result<(), Error> {
+    set_aside(vfs, dir, keys, KEYS_FILE)?;
+    tracing::warn!(
+        path = %keys.display(),
+        "a key registry without a page file (an interrupted creation) was set aside"
+    );
+    Ok(())
+}
+
+/// Whether the page file holds nothing at all: empty, or zeros no longer
+/// than a new page file's first pages. That is what a creation stopped
+/// before its first write reached the file leaves (the process killed
+/// between creating the file and writing it, or its write lost): no page
+/// file with a commit in it is ever shorter, or all zeros.
+fn page_file_holds_nothing(vfs: &dyn Vfs, data: &Path) -> Result<bool, Error> {
+    let file = vfs
+        .open(data, sealkv_fileio::OpenMode::Read)
+        .map_err(io(FileOp::Open, data))?;
+    let len = file.len().map_err(io(FileOp::Read, data))?;
+    let first_pages = 3 * u64::from(sealkv_core_store::MAX_PAGE_SIZE);
+    if len > first_pages {
+        return Ok(false);
+    }
+    let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(io(FileOp::Read, data))?;
+    Ok(bytes.iter().all(|&b| b == 0))
+}
+
+/// Renames `path` (the file `name` in `dir`) to `name.interrupted[.N]`,
+/// durably: what an interrupted creation left is kept, never deleted.
+fn set_aside(vfs: &dyn Vfs, dir: &Path, path: &Path, name: &str) -> Result<(), Error> {
     let mut n = 0u32;
     let target = loop {
         let name = if n == 0 {
-            format!("{KEYS_FILE}.interrupted")
+            format!("{name}.interrupted")
         } else {
-            format!("{KEYS_FILE}.interrupted.{n}")
+            format!("{name}.interrupted.{n}")
         };
         let candidate = dir.join(name);
         if !exists(vfs, &candidate)? {
@@ -94,13 +125,8 @@ fn set_aside_interrupted_registry(vfs: &dyn Vfs, dir: &Path, keys: &Path) -> Res
             ));
         }
     };
-    tracing::warn!(
-        from = %keys.display(),
-        to = %target.display(),
-        "a key registry without a page file (an interrupted creation) was set aside"
-    );
-    vfs.rename(keys, &target)
-        .map_err(io(FileOp::Rename, keys))?;
+    vfs.rename(path, &target)
+        .map_err(io(FileOp::Rename, path))?;
     vfs.sync_dir(dir).map_err(io(FileOp::SyncDir, dir))
 }
 
@@ -160,7 +186,27 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
     let lock = take_lock(&config)?;
     let freshness = Freshness::new(&config);
 
-    let create = !exists(&*vfs, &data)?;
+    let mut create = !exists(&*vfs, &data)?;
+    // A page file that holds nothing beside no WAL segment: a creation
+    // stopped before its first pages reached the file. It is set aside and
+    // the creation starts over (a registry beside it is checked first: a
+    // completed creation's registry is a lost page file, refused).
+    if !create
+        && !config.read_only
+        && config.create_if_missing
+        && !wal_has_segments(&*vfs, &dir)?
+        && page_file_holds_nothing(&*vfs, &data)?
+    {
+        if exists(&*vfs, &keys_path)? {
+            registry_without_page_file(&config, &data, &keys_path)?;
+        }
+        set_aside(&*vfs, &dir, &data, DATA_FILE)?;
+        tracing::warn!(
+            path = %data.display(),
+            "a page file that holds nothing (an interrupted creation) was set aside"
+        );
+        create = true;
+    }
     let mut open_findings = OpenFindings::default();
     // The data key of the meta page a fell-back open stepped back to: the
     // recording of a newer registry, deferred past the WAL replay, seals
