@@ -474,8 +474,9 @@ pub(crate) fn backup(g: &Global, dest: &Path) -> Result<(), CliError> {
 /// database once it is in place. A note beside PATH (`PATH.restoring`,
 /// naming DEST) lasts from before the restore until the anchor points at
 /// DEST: a run stopped in between (a crash, a failed anchor write) leaves
-/// DEST in place with the note, and the same command run again finishes
-/// the anchor step instead of refusing the existing DEST.
+/// DEST in place with the note, and the same command run again says so
+/// and how to finish (remove DEST, restore again) instead of only
+/// refusing the existing DEST.
 pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliError> {
     // Locked first: one import or restore at a time replaces the anchor.
     let pending = match &g.anchor_file {
@@ -486,22 +487,17 @@ pub(crate) fn restore(g: &Global, backup: &Path, dest: &Path) -> Result<(), CliE
         None => None,
     };
     let pending = pending.as_ref();
-    if let Some((p, staged)) = pending
+    // A DEST the note names is what a stopped run left; nothing binds it
+    // to the backup (it may have been replaced since), so it is never
+    // anchored as it is: the operator removes it and restores again.
+    if let Some((p, _)) = pending
         && dest.exists()
         && p.is_for_dest()?
     {
-        anchor_restored(g, dest, p.anchor, staged)?;
-        p.done()?;
-        if g.json {
-            return output::print_json(&json!({
-                "path": dest.display().to_string(),
-                "anchor_step_finished": true,
-            }));
-        }
-        return output::println(&format!(
-            "finished the restore into {}: the freshness anchor now points at it",
-            dest.display()
-        ));
+        return Err(CliError::RestoreStopped {
+            dest: dest.to_path_buf(),
+            anchor: p.anchor.to_path_buf(),
+        });
     }
     if dest.exists() {
         return Err(sealkv::Error::DestinationExists {

@@ -32,6 +32,15 @@ pub(crate) enum CliError {
     /// The destination exists and we do not overwrite.
     #[error("{} already exists; refusing to overwrite it", .0.display())]
     Exists(PathBuf),
+    /// `restore --anchor-file` into a DEST that a stopped run of it left
+    /// before the anchor pointed there.
+    #[error(
+        "{} is what a restore that stopped before its anchor step left: the freshness anchor {} still records the database it recorded before. Remove {} and run the restore again",
+        dest.display(),
+        anchor.display(),
+        dest.display()
+    )]
+    RestoreStopped { dest: PathBuf, anchor: PathBuf },
     /// I/O on a named file.
     #[error("{}: {source}", path.display())]
     Io {
@@ -119,6 +128,7 @@ impl CliError {
             CliError::Archive(e) => archive_code(e),
             CliError::Stopped { source, .. } => source.code(),
             CliError::Exists(_)
+            | CliError::RestoreStopped { .. }
             | CliError::Io { .. }
             | CliError::Input(_)
             | CliError::Output { .. }

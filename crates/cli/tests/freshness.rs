@@ -304,12 +304,12 @@ fn restore_with_an_anchor_file_anchors_the_restored_database() {
 /// `restore --anchor-file PATH` stopped after the restored database was
 /// in place but before the anchor pointed at it (here: the staged anchor
 /// cannot be written, as a crash at that point leaves it): the restored
-/// database is refused with the old anchor (exit 4), and running the same
-/// restore again finishes the anchor step instead of refusing the
-/// existing destination. A destination the command did not restore is
-/// still refused.
+/// database is refused with the old anchor (exit 4); running the same
+/// restore again says what was left and anchors nothing (exit 5); once
+/// the destination is removed, the restore runs whole. An existing
+/// destination is refused.
 #[test]
-fn restore_with_an_anchor_file_stopped_before_the_anchor_step_is_finished_by_a_rerun() {
+fn restore_with_an_anchor_file_stopped_before_the_anchor_step_is_redone_from_scratch() {
     let f = fixture();
     let anchor = f.anchor.to_str().unwrap();
     run(&f, &f.key, &["--anchor-file", anchor, "init"]).success();
@@ -351,17 +351,36 @@ fn restore_with_an_anchor_file_stopped_before_the_anchor_step_is_finished_by_a_r
     };
     in_restored(&["get", "a"]).code(4);
     std::fs::remove_dir(&staged).unwrap();
-    let a = restore(&restored).success();
-    assert!(stdout_of(&a).contains("restored"), "{}", stdout_of(&a));
+    // The rerun says what was left and how to finish; it anchors nothing
+    // (the directory may have been replaced since).
+    let a = restore(&restored).code(5);
+    assert!(
+        stderr_of(&a).contains("a restore that stopped before its anchor step"),
+        "{}",
+        stderr_of(&a)
+    );
+    in_restored(&["get", "a"]).code(4);
+    std::fs::remove_dir_all(&restored).unwrap();
+    restore(&restored).success();
     let a = in_restored(&["get", "a"]).success();
     assert_eq!(stdout_of(&a).trim(), "1");
     // The live database is now the other copy; a second run finds nothing
     // left to finish.
     run(&f, &f.key, &["--anchor-file", anchor, "get", "a"]).code(4);
-    restore(&restored).failure();
+    let a = restore(&restored).code(5);
+    assert!(
+        stderr_of(&a).contains("already exists"),
+        "{}",
+        stderr_of(&a)
+    );
     let other = f.db.with_file_name("other");
     copy_dir(&f.db, &other);
-    restore(&other).failure();
+    let a = restore(&other).code(5);
+    assert!(
+        stderr_of(&a).contains("already exists"),
+        "{}",
+        stderr_of(&a)
+    );
 }
 
 /// An `import` or `restore` with `--anchor-file PATH` holds `PATH.lock`
