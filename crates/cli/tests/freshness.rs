@@ -152,6 +152,32 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `sealkv --db DB --key-file KEY --anchor-file ANCHOR ARGS...`.
+fn anchored(db: &Path, key: &Path, anchor: &str, args: &[&str]) -> assert_cmd::assert::Assert {
+    sealkv()
+        .arg("--db")
+        .arg(db)
+        .arg("--key-file")
+        .arg(key)
+        .args(["--anchor-file", anchor])
+        .args(args)
+        .assert()
+}
+
+/// A copy of the anchored database `db`, put back after one more commit,
+/// is refused (exit 4).
+fn an_older_copy_put_back_exits_4(db: &Path, key: &Path, anchor: &str) {
+    let mut name = db.file_name().unwrap().to_os_string();
+    name.push("-copy");
+    let copy = db.with_file_name(name);
+    copy_dir(db, &copy);
+    anchored(db, key, anchor, &["put", "b", "1"]).success();
+    anchored(db, key, anchor, &["flush"]).success();
+    std::fs::remove_dir_all(db).unwrap();
+    std::fs::rename(&copy, db).unwrap();
+    anchored(db, key, anchor, &["get", "a"]).code(4);
+}
+
 /// Half of the page file cut after a load whose records are all still in
 /// the WAL: the open falls back to the older meta slot (losing nothing),
 /// and `verify` says so.
@@ -278,27 +304,12 @@ fn restore_with_an_anchor_file_anchors_the_restored_database() {
         .arg(&restored)
         .assert()
         .success();
-    let in_restored = |args: &[&str]| {
-        sealkv()
-            .arg("--db")
-            .arg(&restored)
-            .arg("--key-file")
-            .arg(&f.key)
-            .args(["--anchor-file", anchor])
-            .args(args)
-            .assert()
-    };
+    let in_restored = |args: &[&str]| anchored(&restored, &f.key, anchor, args);
     let a = in_restored(&["get", "a"]).success();
     assert_eq!(stdout_of(&a).trim(), "1");
     // The anchor now follows the restored database: an older copy of it
     // put back is caught.
-    let copy = f.db.with_file_name("restored-copy");
-    copy_dir(&restored, &copy);
-    in_restored(&["put", "b", "1"]).success();
-    in_restored(&["flush"]).success();
-    std::fs::remove_dir_all(&restored).unwrap();
-    std::fs::rename(&copy, &restored).unwrap();
-    in_restored(&["get", "a"]).code(4);
+    an_older_copy_put_back_exits_4(&restored, &f.key, anchor);
 }
 
 /// `restore --anchor-file PATH` stopped after the restored database was
@@ -339,16 +350,7 @@ fn restore_with_an_anchor_file_stopped_before_the_anchor_step_is_redone_from_scr
     std::fs::create_dir(&staged).unwrap();
     let a = restore(&restored).failure();
     assert!(restored.join("data.sealkv").exists(), "{}", stderr_of(&a));
-    let in_restored = |args: &[&str]| {
-        sealkv()
-            .arg("--db")
-            .arg(&restored)
-            .arg("--key-file")
-            .arg(&f.key)
-            .args(["--anchor-file", anchor])
-            .args(args)
-            .assert()
-    };
+    let in_restored = |args: &[&str]| anchored(&restored, &f.key, anchor, args);
     in_restored(&["get", "a"]).code(4);
     std::fs::remove_dir(&staged).unwrap();
     // The rerun says what was left and how to finish; it anchors nothing
@@ -469,25 +471,10 @@ fn import_with_an_anchor_file_anchors_the_new_database() {
     };
     import(&imported).success();
     assert!(f.anchor.exists(), "the import did not anchor the database");
-    let in_imported = |args: &[&str]| {
-        sealkv()
-            .arg("--db")
-            .arg(&imported)
-            .arg("--key-file")
-            .arg(&f.key)
-            .args(["--anchor-file", anchor])
-            .args(args)
-            .assert()
-    };
+    let in_imported = |args: &[&str]| anchored(&imported, &f.key, anchor, args);
     let a = in_imported(&["get", "a"]).success();
     assert_eq!(stdout_of(&a).trim(), "1");
-    let copy = f.db.with_file_name("imported-copy");
-    copy_dir(&imported, &copy);
-    in_imported(&["put", "b", "1"]).success();
-    in_imported(&["flush"]).success();
-    std::fs::remove_dir_all(&imported).unwrap();
-    std::fs::rename(&copy, &imported).unwrap();
-    in_imported(&["get", "a"]).code(4);
+    an_older_copy_put_back_exits_4(&imported, &f.key, anchor);
     // The anchor records a database: a second import beside it is refused.
     let second = f.db.with_file_name("second");
     let a = import(&second).code(4);

@@ -16,25 +16,32 @@ fn figure(stdout: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {label:?} in:\n{stdout}"))
 }
 
-#[test]
-fn fifty_two_kill_cycles_lose_no_acknowledged_batch() {
+/// Runs the harness in a temporary directory with `args`, prints its report
+/// (the `PROOF` lines are read by `cargo xtask proof`, which runs these
+/// tests with --nocapture), asserts that it succeeded and returns the
+/// directory (kept until dropped) and its standard output.
+fn run_harness(args: &[&str]) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sealkv-crash"))
-        .args(["--cycles", "52", "--mode", "all", "--seed", "7"])
+        .args(args)
         .arg("--dir")
         .arg(dir.path())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // The harness's report, `PROOF` lines included, for `cargo xtask proof`
-    // (which runs this test with --nocapture).
     println!("{stdout}");
     assert!(
         out.status.success(),
         "harness failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
+    (dir, stdout)
+}
+
+#[test]
+fn fifty_two_kill_cycles_lose_no_acknowledged_batch() {
+    let (_dir, stdout) = run_harness(&["--cycles", "52", "--mode", "all", "--seed", "7"]);
     assert!(stdout.starts_with("crash-kill: 52 cycles"), "{stdout}");
     assert_eq!(figure(&stdout, "lost acknowledged batches:"), 0);
     assert_eq!(figure(&stdout, "partial or wrong batches:"), 0);
@@ -77,24 +84,9 @@ fn bad_arguments_are_refused() {
 /// rollback (or an anchor error).
 #[test]
 fn kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sealkv-crash"))
-        .args([
-            "--cycles", "24", "--mode", "all", "--seed", "11", "--anchor",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // The report, `PROOF` lines included, for `cargo xtask proof`.
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "harness failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    let (dir, stdout) = run_harness(&[
+        "--cycles", "24", "--mode", "all", "--seed", "11", "--anchor",
+    ]);
     assert!(stdout.starts_with("freshness anchor:"), "{stdout}");
     assert!(stdout.contains("PROOF name=crash-kill-anchor "), "{stdout}");
     assert_eq!(figure(&stdout, "lost acknowledged batches:"), 0);
@@ -128,30 +120,15 @@ fn kill_cycles_with_a_freshness_anchor_reopen_without_a_false_rollback() {
 /// clean, and a clear cut short leaves a tail in key order, never a hole.
 #[test]
 fn kill_cycles_inside_compactions_and_range_deletes_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sealkv-crash"))
-        .args([
-            "--cycles",
-            "24",
-            "--mode",
-            "all",
-            "--seed",
-            "13",
-            "--compact",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // The report, `PROOF` lines included, for `cargo xtask proof`.
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "harness failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    let (_dir, stdout) = run_harness(&[
+        "--cycles",
+        "24",
+        "--mode",
+        "all",
+        "--seed",
+        "13",
+        "--compact",
+    ]);
     assert!(stdout.starts_with("compaction mode:"), "{stdout}");
     assert!(
         stdout.contains("PROOF name=crash-kill-compact "),
@@ -197,22 +174,12 @@ fn in_ci() -> bool {
 
 /// Runs the harness in the HSM mode; returns its stdout.
 fn hsm_run(cycles: &str, seed: &str, extra: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sealkv-crash"))
-        .args(["--cycles", cycles, "--mode", "hsm", "--seed", seed])
-        .args(extra)
-        .arg("--dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // The report, `PROOF` lines included, for `cargo xtask proof`.
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "harness failed ({}):\n{stdout}\n{stderr}",
-        out.status
+    let (_dir, stdout) = run_harness(
+        &[
+            &["--cycles", cycles, "--mode", "hsm", "--seed", seed][..],
+            extra,
+        ]
+        .concat(),
     );
     assert_eq!(figure(&stdout, "lost acknowledged batches:"), 0);
     assert_eq!(figure(&stdout, "partial or wrong batches:"), 0);
