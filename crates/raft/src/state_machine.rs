@@ -228,14 +228,13 @@ impl Shared {
     fn build(&self) -> Result<Snapshot<SealRaft>, StoreError> {
         let (db, snap, meta_ks) = {
             let current = self.current.read();
-            // Flushed first, so the state the snapshot holds survives a
-            // crash: the log it lets openraft purge is never needed again.
+            // The snapshot first, then the flush: everything the snapshot
+            // holds is then durable, so the log it lets openraft purge is
+            // never needed again. (Flushing first would let an apply slip
+            // in between, into the snapshot but not onto the disk.)
+            let snap = current.db.snapshot()?;
             current.db.flush()?;
-            (
-                current.db.clone(),
-                current.db.snapshot()?,
-                current.meta.clone(),
-            )
+            (current.db.clone(), snap, current.meta.clone())
         };
         let applied: Option<LogId<NodeId>> =
             read_record(&snap, &meta_ks, APPLIED, "applied log id")?;
