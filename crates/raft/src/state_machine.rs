@@ -80,6 +80,10 @@ pub(crate) struct Shared {
     apply_lock: Mutex<()>,
     /// Serializes changes of the current snapshot.
     snapshot_lock: Mutex<()>,
+    /// Held (shared) by each snapshot build while it exports from a state
+    /// machine database; an install takes it exclusively before it closes
+    /// and removes the database it replaced.
+    exports: RwLock<()>,
     next_file: AtomicU64,
 }
 
@@ -157,16 +161,16 @@ impl Shared {
     }
 
     /// Makes archive `file` (described by `meta`) the current snapshot,
-    /// then removes the one it replaces. A snapshot older than the current
-    /// one is not made current (and its file is removed).
-    fn set_current_snapshot(&self, meta: &Meta, file: u64) -> Result<(), StoreError> {
+    /// then removes the one it replaces; `false` if it is older than the
+    /// current one, which stays current (and `file` is removed).
+    fn set_current_snapshot(&self, meta: &Meta, file: u64) -> Result<bool, StoreError> {
         let _guard = self.snapshot_lock.lock();
         let previous = self.record()?;
         if let Some(prev) = &previous
             && prev.meta.last_log_id > meta.last_log_id
         {
             remove_file_if_present(&self.dir.archive(file))?;
-            return Ok(());
+            return Ok(false);
         }
         let record = SnapshotRecord {
             meta: meta.clone(),
@@ -184,7 +188,7 @@ impl Shared {
         {
             remove_file_if_present(&self.dir.archive(prev.file))?;
         }
-        Ok(())
+        Ok(true)
     }
 
     fn apply(
@@ -226,6 +230,9 @@ impl Shared {
     }
 
     fn build(&self) -> Result<Snapshot<SealRaft>, StoreError> {
+        // An install that replaces the database meanwhile keeps it open
+        // until this export is done.
+        let exporting = self.exports.read();
         let (db, snap, meta_ks) = {
             let current = self.current.read();
             // The snapshot first, then the flush: everything the snapshot
@@ -249,6 +256,7 @@ impl Shared {
             &self.options.export_options(),
             &mut |_| {},
         )?;
+        drop((snap, db, meta_ks, exporting));
         let snapshot_id = match &applied {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, file),
             None => format!("0-0-{file}"),
@@ -258,8 +266,15 @@ impl Shared {
             last_membership: membership,
             snapshot_id,
         };
-        self.set_current_snapshot(&meta, file)?;
         let std_file = std::fs::File::open(&path).map_err(StoreError::io(&path))?;
+        if !self.set_current_snapshot(&meta, file)? {
+            // An install made a newer snapshot current meanwhile: that one
+            // is the node's snapshot now.
+            drop(std_file);
+            return self.current_snapshot()?.ok_or(StoreError::Corrupt {
+                what: "snapshot record (missing after an install)",
+            });
+        }
         Ok(Snapshot {
             meta,
             snapshot: Box::new(SnapshotFile::new(path, tokio::fs::File::from_std(std_file))),
@@ -325,10 +340,13 @@ impl Shared {
         let old = std::mem::replace(&mut *self.current.write(), next);
         let old_dir = self.dir.state_machine(old.generation);
         drop(old.meta);
+        // Builds still exporting from the old database finish first.
+        let drained = self.exports.write();
         old.db.close()?;
+        drop(drained);
         remove_dir_if_present(&old_dir)?;
         drop(applying);
-        self.set_current_snapshot(meta, file)
+        self.set_current_snapshot(meta, file).map(|_| ())
     }
 
     fn get(&self, keyspace: Option<&str>, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -453,6 +471,7 @@ impl StateMachine {
                 }),
                 apply_lock: Mutex::new(()),
                 snapshot_lock: Mutex::new(()),
+                exports: RwLock::new(()),
                 next_file: AtomicU64::new(next_file),
             }),
         })
