@@ -64,6 +64,14 @@ pub(crate) struct SnapshotRecord {
     pub(crate) file: u64,
 }
 
+/// What [`Shared::record_current`] did.
+enum Recorded {
+    /// The current snapshot is newer: nothing was recorded.
+    Superseded,
+    /// The snapshot is current; the one it replaced (its archive kept).
+    Replaced(Option<SnapshotRecord>),
+}
+
 /// The state machine database in use.
 struct Current {
     db: Db,
@@ -164,31 +172,60 @@ impl Shared {
     /// then removes the one it replaces; `false` if it is older than the
     /// current one, which stays current (and `file` is removed).
     fn set_current_snapshot(&self, meta: &Meta, file: u64) -> Result<bool, StoreError> {
+        match self.record_current(meta, file)? {
+            Recorded::Superseded => Ok(false),
+            Recorded::Replaced(previous) => {
+                self.retire(previous, file)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Records archive `file` (described by `meta`) as the current
+    /// snapshot, durably, keeping the archive of the one it replaces (see
+    /// [`Shared::retire`]); a snapshot older than the current one is not
+    /// recorded and its file is removed.
+    fn record_current(&self, meta: &Meta, file: u64) -> Result<Recorded, StoreError> {
         let _guard = self.snapshot_lock.lock();
         let previous = self.record()?;
         if let Some(prev) = &previous
             && prev.meta.last_log_id > meta.last_log_id
         {
             remove_file_if_present(&self.dir.archive(file))?;
-            return Ok(false);
+            return Ok(Recorded::Superseded);
         }
         let record = SnapshotRecord {
             meta: meta.clone(),
             file,
         };
+        self.write_record(Some(&record))?;
+        Ok(Recorded::Replaced(previous))
+    }
+
+    /// Writes (or, for `None`, removes) the current snapshot's record,
+    /// synced.
+    fn write_record(&self, record: Option<&SnapshotRecord>) -> Result<(), StoreError> {
         let mut batch = WriteBatch::new();
-        batch.put_in(
-            self.log.meta(),
-            CURRENT_SNAPSHOT,
-            encode(&record, "snapshot record")?,
-        );
+        match record {
+            Some(record) => batch.put_in(
+                self.log.meta(),
+                CURRENT_SNAPSHOT,
+                encode(record, "snapshot record")?,
+            ),
+            None => batch.delete_in(self.log.meta(), CURRENT_SNAPSHOT),
+        };
         self.log.db().write_with(&batch, Durability::Sync)?;
+        Ok(())
+    }
+
+    /// Removes the archive of `previous`, replaced by archive `file`.
+    fn retire(&self, previous: Option<SnapshotRecord>, file: u64) -> Result<(), StoreError> {
         if let Some(prev) = previous
             && prev.file != file
         {
             remove_file_if_present(&self.dir.archive(prev.file))?;
         }
-        Ok(true)
+        Ok(())
     }
 
     fn apply(
@@ -302,7 +339,35 @@ impl Shared {
     }
 
     /// Installs archive `file` (complete and synced) as the state machine.
+    ///
+    /// openraft purges the log up to the snapshot as soon as it hands it
+    /// over, so the archive is recorded as the current snapshot (durably)
+    /// before the import starts: if a crash interrupts the import, opening
+    /// the node runs it again ([`StateMachine::finish_install`]) instead of
+    /// keeping a state machine the log can no longer bring up to date.
     fn install(&self, meta: &Meta, file: u64) -> Result<(), StoreError> {
+        let Recorded::Replaced(previous) = self.record_current(meta, file)? else {
+            // Older than the node's current snapshot: nothing to install.
+            return Ok(());
+        };
+        match self.import_current(meta, file) {
+            Ok(()) => self.retire(previous, file),
+            Err(e) => {
+                // A bad archive (damaged, under another key, lying about
+                // what it holds) changed nothing: the previous snapshot is
+                // current again.
+                {
+                    let _guard = self.snapshot_lock.lock();
+                    self.write_record(previous.as_ref())?;
+                }
+                remove_file_if_present(&self.dir.archive(file))?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Imports archive `file`, the current snapshot, as the state machine.
+    fn import_current(&self, meta: &Meta, file: u64) -> Result<(), StoreError> {
         let archive = self.dir.archive(file);
         let staging = self.dir.staging();
         remove_dir_if_present(&staging)?;
@@ -328,7 +393,6 @@ impl Shared {
         })();
         if let Err(e) = result {
             remove_dir_if_present(&staging)?;
-            remove_file_if_present(&archive)?;
             return Err(e);
         }
         let applying = self.apply_lock.lock();
@@ -346,7 +410,7 @@ impl Shared {
         drop(drained);
         remove_dir_if_present(&old_dir)?;
         drop(applying);
-        self.set_current_snapshot(meta, file).map(|_| ())
+        Ok(())
     }
 
     fn get(&self, keyspace: Option<&str>, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -475,6 +539,19 @@ impl StateMachine {
                 next_file: AtomicU64::new(next_file),
             }),
         })
+    }
+
+    /// Completes an install a crash interrupted: if the state machine is
+    /// behind the current snapshot `record`, imports the snapshot's archive.
+    pub(crate) fn finish_install(&self, record: &SnapshotRecord) -> Result<(), StoreError> {
+        let applied = {
+            let current = self.shared.current.read();
+            applied_in(&current.db, &current.meta)?.0
+        };
+        if applied < record.meta.last_log_id {
+            self.shared.import_current(&record.meta, record.file)?;
+        }
+        Ok(())
     }
 
     /// A reader of this state machine for the application.
