@@ -451,13 +451,28 @@ impl Shared {
 /// Adds `request`'s write to `batch`, or refuses it — the same way on every
 /// node, since it depends only on the request and the database's limits.
 fn stage(db: &Db, batch: &mut WriteBatch, request: Request) -> Result<Response, StoreError> {
+    let (key, value) = match &request {
+        Request::Put { key, value, .. } => (key, Some(value)),
+        Request::Delete { key, .. } => (key, None),
+    };
+    // Every refusal is decided before the keyspace is looked up: looking
+    // one up creates it, durably, even for a request then refused.
+    if request
+        .keyspace()
+        .is_some_and(|n| n.starts_with(RESERVED_PREFIX))
+    {
+        return Ok(Response::Refused(format!(
+            "keyspaces named {RESERVED_PREFIX}* belong to replication"
+        )));
+    }
+    if key.len() > db.max_key_len() {
+        return Ok(Response::Refused("key too large".into()));
+    }
+    if value.is_some_and(|v| v.len() > MAX_VALUE_LEN) {
+        return Ok(Response::Refused("value too large".into()));
+    }
     let keyspace = match request.keyspace() {
         None => None,
-        Some(name) if name.starts_with(RESERVED_PREFIX) => {
-            return Ok(Response::Refused(format!(
-                "keyspaces named {RESERVED_PREFIX}* belong to replication"
-            )));
-        }
         Some(name) => match db.keyspace(name) {
             Ok(ks) => Some(ks),
             Err(sealkv::Error::InvalidKeyspaceName { .. }) => {
@@ -466,16 +481,6 @@ fn stage(db: &Db, batch: &mut WriteBatch, request: Request) -> Result<Response, 
             Err(e) => return Err(e.into()),
         },
     };
-    let (key, value) = match &request {
-        Request::Put { key, value, .. } => (key, Some(value)),
-        Request::Delete { key, .. } => (key, None),
-    };
-    if key.len() > db.max_key_len() {
-        return Ok(Response::Refused("key too large".into()));
-    }
-    if value.is_some_and(|v| v.len() > MAX_VALUE_LEN) {
-        return Ok(Response::Refused("value too large".into()));
-    }
     match (&keyspace, value) {
         (Some(ks), Some(v)) => batch.put_in(ks, key, v),
         (Some(ks), None) => batch.delete_in(ks, key),
