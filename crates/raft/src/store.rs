@@ -232,7 +232,10 @@ pub fn open(options: StoreOptions) -> Result<(LogStore, StateMachine), StoreErro
             what: "snapshot record (its archive is missing)",
         });
     }
-    let sm = StateMachine::open(dir, options, log.clone(), generation, highest + 1)?;
+    let next_file = highest.checked_add(1).ok_or(StoreError::Corrupt {
+        what: "snapshot file number",
+    })?;
+    let sm = StateMachine::open(dir, options, log.clone(), generation, next_file)?;
     if let Some(r) = &record {
         sm.finish_install(r)?;
     }
