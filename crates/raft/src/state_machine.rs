@@ -89,8 +89,9 @@ pub(crate) struct Shared {
     /// Serializes changes of the current snapshot.
     snapshot_lock: Mutex<()>,
     /// Held (shared) by each snapshot build while it exports from a state
-    /// machine database; an install takes it exclusively before it closes
-    /// and removes the database it replaced.
+    /// machine database, and by `Reader::contents` while it iterates one;
+    /// an install takes it exclusively before it closes and removes the
+    /// database it replaced.
     exports: RwLock<()>,
     next_file: AtomicU64,
 }
@@ -429,6 +430,8 @@ impl Shared {
     }
 
     fn contents(&self) -> Result<Vec<Record>, StoreError> {
+        // An install meanwhile keeps the database open until this is done.
+        let _reading = self.exports.read();
         let snap = self.current.read().db.snapshot()?;
         let mut out = Vec::new();
         for item in snap.iter() {
