@@ -2,7 +2,9 @@
 //! [`RaftLogStorage`] on a sealkv database of their own.
 //!
 //! Entries live in the keyspace `raft.log` under their index (8 bytes,
-//! big-endian, so key order is log order), in postcard; the vote, the
+//! big-endian, so key order is log order), in postcard; an entry larger
+//! than one value is split over several keys after its index (so
+//! every request openraft accepts can be logged); the vote, the
 //! committed id and the last purged id in `raft.meta`. Every write that
 //! openraft relies on after a crash — appends, votes, truncations, purges —
 //! is synced before openraft hears of it.
@@ -18,9 +20,12 @@
 //! Crash safety of the multi-key changes:
 //!
 //! - an append is one synced batch (or, if very large, several, in log
-//!   order): a crash keeps a prefix of it, never a hole;
+//!   order): a crash keeps a prefix of it, never a hole; a split entry
+//!   the crash left incomplete at the end of the log was never
+//!   acknowledged and is removed when the log is opened;
 //! - a truncation deletes from the end of the log backwards, each batch
-//!   synced, so a crash leaves a shorter prefix of the old log;
+//!   synced, so a crash leaves a shorter prefix of the old log (and at
+//!   most an incomplete split entry at its end, removed at open);
 //! - a purge records the new purged id first (with the first deletions),
 //!   and readers ignore every entry at or below it, so what an interrupted
 //!   purge leaves is never read and is removed by the next purge.
@@ -37,7 +42,7 @@ use openraft::{
 };
 use sealkv::{Db, Durability, Keyspace, WriteBatch};
 
-use crate::codec::{decode, encode, index_key, key_index};
+use crate::codec::{LogKey, decode, encode, index_key, log_key, part_key};
 use crate::error::{IntoStorage, StoreError};
 use crate::types::{NodeId, SealRaft};
 
@@ -57,6 +62,76 @@ const SYNCED: &[u8] = b"synced";
 const DELETE_CHUNK: usize = 4096;
 /// An append is split into batches of about this many bytes.
 const APPEND_BATCH_BYTES: usize = 16 << 20;
+/// An entry whose encoding is larger than this is split into parts of at
+/// most this many bytes (well under [`sealkv::MAX_VALUE_LEN`]).
+const PART_BYTES: usize = 4 << 20;
+
+/// Rebuilds entries from the log keyspace's items, in key order: a whole
+/// entry from its one value, a split one from its parts.
+#[derive(Default)]
+struct Assembler {
+    /// The split entry being rebuilt: its index, part count, parts so far
+    /// and bytes.
+    pending: Option<(u64, u32, u32, Vec<u8>)>,
+}
+
+impl Assembler {
+    /// Takes the next item; returns an entry when one is complete.
+    fn push(&mut self, key: &[u8], value: Vec<u8>) -> Result<Option<Entry<SealRaft>>, StoreError> {
+        let key = log_key(key)?;
+        let bytes = match (self.pending.take(), key) {
+            (None, LogKey::Whole(_)) => value,
+            (
+                None,
+                LogKey::Part {
+                    index,
+                    parts,
+                    part: 0,
+                },
+            ) => {
+                self.pending = Some((index, parts, 1, value));
+                return Ok(None);
+            }
+            (
+                Some((index, parts, next, mut bytes)),
+                LogKey::Part {
+                    index: i,
+                    parts: n,
+                    part,
+                },
+            ) if i == index && n == parts && part == next => {
+                bytes.extend_from_slice(&value);
+                if next + 1 < parts {
+                    self.pending = Some((index, parts, next + 1, bytes));
+                    return Ok(None);
+                }
+                bytes
+            }
+            (pending, key) => {
+                let index = pending.map_or(key.index(), |p| p.0);
+                return Err(StoreError::LogHole { index });
+            }
+        };
+        let entry: Entry<SealRaft> = decode(&bytes, "log entry")?;
+        if entry.log_id.index != key.index() {
+            return Err(StoreError::LogHole { index: key.index() });
+        }
+        Ok(Some(entry))
+    }
+
+    /// The index of a split entry left incomplete, if any.
+    fn incomplete(&self) -> Option<u64> {
+        self.pending.as_ref().map(|p| p.0)
+    }
+}
+
+/// The key bound just past every key of entry `index`.
+fn after_index(index: u64) -> Bound<[u8; 8]> {
+    match index.checked_add(1) {
+        Some(next) => Bound::Excluded(index_key(next)),
+        None => Bound::Unbounded,
+    }
+}
 
 /// openraft's log storage on a sealkv database. Cheap to clone: clones
 /// share the database (a clone is also the log reader openraft asks for).
@@ -145,14 +220,43 @@ impl LogStore {
         let log = db.keyspace(LOG_KEYSPACE)?;
         let meta = db.keyspace(META_KEYSPACE)?;
         let syncer = Syncer::start(db.clone(), meta.clone())?;
-        Ok(LogStore {
+        let store = LogStore {
             inner: Arc::new(LogInner {
                 db,
                 log,
                 meta,
                 syncer,
             }),
-        })
+        };
+        store.remove_incomplete_tail()?;
+        Ok(store)
+    }
+
+    /// Removes the parts of a split entry a crash left incomplete at the
+    /// end of the log (an append or a truncation it interrupted): that
+    /// entry was never reported durable.
+    fn remove_incomplete_tail(&self) -> Result<(), StoreError> {
+        let Some(last) = self.inner.log.iter()?.next_back() else {
+            return Ok(());
+        };
+        let LogKey::Part { index, .. } = log_key(&last?.0)? else {
+            return Ok(());
+        };
+        let keys = self.keys_in((Bound::Included(index_key(index)), after_index(index)))?;
+        let mut assembler = Assembler::default();
+        for key in &keys {
+            if let Some(value) = self.inner.log.get(key)? {
+                assembler.push(key, value)?;
+            }
+        }
+        if assembler.incomplete().is_some() {
+            let mut batch = WriteBatch::new();
+            for key in &keys {
+                batch.delete_in(&self.inner.log, key);
+            }
+            self.inner.db.write_with(&batch, Durability::Sync)?;
+        }
+        Ok(())
     }
 
     /// The database the log lives in.
@@ -199,16 +303,15 @@ impl LogStore {
         let Some(last) = self.inner.log.iter()?.next_back() else {
             return Ok(None);
         };
-        let (key, value) = last?;
-        let index = key_index(&key)?;
+        let (key, _) = last?;
+        let index = log_key(&key)?.index();
         if purged.is_some_and(|p| index <= p) {
             return Ok(None);
         }
-        let entry: Entry<SealRaft> = decode(&value, "log entry")?;
-        if entry.log_id.index != index {
-            return Err(StoreError::LogHole { index });
+        match self.entries(index..=index)?.pop() {
+            Some(entry) => Ok(Some(entry.log_id)),
+            None => Err(StoreError::LogHole { index }),
         }
-        Ok(Some(entry.log_id))
     }
 
     /// The entries whose index is in `range`, in order, skipping what a
@@ -230,26 +333,32 @@ impl LogStore {
             start = start.max(p.saturating_add(1));
         }
         let end = match range.end_bound() {
-            Bound::Included(&i) => Bound::Included(index_key(i)),
+            Bound::Included(&i) => after_index(i),
             Bound::Excluded(&i) => Bound::Excluded(index_key(i)),
             Bound::Unbounded => Bound::Unbounded,
         };
         let mut out = Vec::new();
+        let mut assembler = Assembler::default();
         for item in self
             .inner
             .log
             .range((Bound::Included(index_key(start)), end))?
         {
             let (key, value) = item?;
-            let index = key_index(&key)?;
-            let entry: Entry<SealRaft> = decode(&value, "log entry")?;
+            let Some(entry) = assembler.push(&key, value)? else {
+                continue;
+            };
+            let index = entry.log_id.index;
             let expected = out
                 .last()
                 .map_or(index, |e: &Entry<SealRaft>| e.log_id.index + 1);
-            if entry.log_id.index != index || index != expected {
+            if index != expected {
                 return Err(StoreError::LogHole { index: expected });
             }
             out.push(entry);
+        }
+        if let Some(index) = assembler.incomplete() {
+            return Err(StoreError::LogHole { index });
         }
         Ok(out)
     }
@@ -269,8 +378,23 @@ impl LogStore {
     ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::new();
         for entry in entries {
+            let index = entry.log_id.index;
             let value = encode(&entry, "log entry")?;
-            batch.put_in(&self.inner.log, index_key(entry.log_id.index), value);
+            if value.len() <= PART_BYTES {
+                batch.put_in(&self.inner.log, index_key(index), value);
+            } else {
+                let chunks = value.chunks(PART_BYTES);
+                let parts = u32::try_from(chunks.len()).map_err(|_| StoreError::Corrupt {
+                    what: "log entry (too large to split)",
+                })?;
+                for (part, chunk) in (0..parts).zip(chunks) {
+                    batch.put_in(&self.inner.log, part_key(index, parts, part), chunk);
+                    if batch.size_in_bytes() >= APPEND_BATCH_BYTES {
+                        self.inner.db.write_with(&batch, Durability::Buffered)?;
+                        batch.clear();
+                    }
+                }
+            }
             if batch.size_in_bytes() >= APPEND_BATCH_BYTES {
                 self.inner.db.write_with(&batch, Durability::Buffered)?;
                 batch.clear();
@@ -298,7 +422,7 @@ impl LogStore {
 
     /// Records `log_id` as purged, then deletes every entry up to it.
     fn purge_upto(&self, log_id: &LogId<NodeId>) -> Result<(), StoreError> {
-        let keys = self.keys_in((Bound::Unbounded, Bound::Included(index_key(log_id.index))))?;
+        let keys = self.keys_in((Bound::Unbounded, after_index(log_id.index)))?;
         let mut chunks = keys.chunks(DELETE_CHUNK);
         let mut batch = WriteBatch::new();
         batch.put_in(&self.inner.meta, PURGED, encode(log_id, "purged log id")?);

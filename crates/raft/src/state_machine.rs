@@ -64,6 +64,14 @@ pub(crate) struct SnapshotRecord {
     pub(crate) file: u64,
 }
 
+/// What [`Shared::record_current`] did.
+enum Recorded {
+    /// The current snapshot is newer: nothing was recorded.
+    Superseded,
+    /// The snapshot is current; the one it replaced (its archive kept).
+    Replaced(Option<SnapshotRecord>),
+}
+
 /// The state machine database in use.
 struct Current {
     db: Db,
@@ -80,6 +88,11 @@ pub(crate) struct Shared {
     apply_lock: Mutex<()>,
     /// Serializes changes of the current snapshot.
     snapshot_lock: Mutex<()>,
+    /// Held (shared) by each snapshot build while it exports from a state
+    /// machine database, and by `Reader::contents` while it iterates one;
+    /// an install takes it exclusively before it closes and removes the
+    /// database it replaced.
+    exports: RwLock<()>,
     next_file: AtomicU64,
 }
 
@@ -157,28 +170,57 @@ impl Shared {
     }
 
     /// Makes archive `file` (described by `meta`) the current snapshot,
-    /// then removes the one it replaces. A snapshot older than the current
-    /// one is not made current (and its file is removed).
-    fn set_current_snapshot(&self, meta: &Meta, file: u64) -> Result<(), StoreError> {
+    /// then removes the one it replaces; `false` if it is older than the
+    /// current one, which stays current (and `file` is removed).
+    fn set_current_snapshot(&self, meta: &Meta, file: u64) -> Result<bool, StoreError> {
+        match self.record_current(meta, file)? {
+            Recorded::Superseded => Ok(false),
+            Recorded::Replaced(previous) => {
+                self.retire(previous, file)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Records archive `file` (described by `meta`) as the current
+    /// snapshot, durably, keeping the archive of the one it replaces (see
+    /// [`Shared::retire`]); a snapshot older than the current one is not
+    /// recorded and its file is removed.
+    fn record_current(&self, meta: &Meta, file: u64) -> Result<Recorded, StoreError> {
         let _guard = self.snapshot_lock.lock();
         let previous = self.record()?;
         if let Some(prev) = &previous
             && prev.meta.last_log_id > meta.last_log_id
         {
             remove_file_if_present(&self.dir.archive(file))?;
-            return Ok(());
+            return Ok(Recorded::Superseded);
         }
         let record = SnapshotRecord {
             meta: meta.clone(),
             file,
         };
+        self.write_record(Some(&record))?;
+        Ok(Recorded::Replaced(previous))
+    }
+
+    /// Writes (or, for `None`, removes) the current snapshot's record,
+    /// synced.
+    fn write_record(&self, record: Option<&SnapshotRecord>) -> Result<(), StoreError> {
         let mut batch = WriteBatch::new();
-        batch.put_in(
-            self.log.meta(),
-            CURRENT_SNAPSHOT,
-            encode(&record, "snapshot record")?,
-        );
+        match record {
+            Some(record) => batch.put_in(
+                self.log.meta(),
+                CURRENT_SNAPSHOT,
+                encode(record, "snapshot record")?,
+            ),
+            None => batch.delete_in(self.log.meta(), CURRENT_SNAPSHOT),
+        };
         self.log.db().write_with(&batch, Durability::Sync)?;
+        Ok(())
+    }
+
+    /// Removes the archive of `previous`, replaced by archive `file`.
+    fn retire(&self, previous: Option<SnapshotRecord>, file: u64) -> Result<(), StoreError> {
         if let Some(prev) = previous
             && prev.file != file
         {
@@ -226,16 +268,18 @@ impl Shared {
     }
 
     fn build(&self) -> Result<Snapshot<SealRaft>, StoreError> {
+        // An install that replaces the database meanwhile keeps it open
+        // until this export is done.
+        let exporting = self.exports.read();
         let (db, snap, meta_ks) = {
             let current = self.current.read();
-            // Flushed first, so the state the snapshot holds survives a
-            // crash: the log it lets openraft purge is never needed again.
+            // The snapshot first, then the flush: everything the snapshot
+            // holds is then durable, so the log it lets openraft purge is
+            // never needed again. (Flushing first would let an apply slip
+            // in between, into the snapshot but not onto the disk.)
+            let snap = current.db.snapshot()?;
             current.db.flush()?;
-            (
-                current.db.clone(),
-                current.db.snapshot()?,
-                current.meta.clone(),
-            )
+            (current.db.clone(), snap, current.meta.clone())
         };
         let applied: Option<LogId<NodeId>> =
             read_record(&snap, &meta_ks, APPLIED, "applied log id")?;
@@ -250,6 +294,7 @@ impl Shared {
             &self.options.export_options(),
             &mut |_| {},
         )?;
+        drop((snap, db, meta_ks, exporting));
         let snapshot_id = match &applied {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, file),
             None => format!("0-0-{file}"),
@@ -259,8 +304,15 @@ impl Shared {
             last_membership: membership,
             snapshot_id,
         };
-        self.set_current_snapshot(&meta, file)?;
         let std_file = std::fs::File::open(&path).map_err(StoreError::io(&path))?;
+        if !self.set_current_snapshot(&meta, file)? {
+            // An install made a newer snapshot current meanwhile: that one
+            // is the node's snapshot now.
+            drop(std_file);
+            return self.current_snapshot()?.ok_or(StoreError::Corrupt {
+                what: "snapshot record (missing after an install)",
+            });
+        }
         Ok(Snapshot {
             meta,
             snapshot: Box::new(SnapshotFile::new(path, tokio::fs::File::from_std(std_file))),
@@ -288,7 +340,35 @@ impl Shared {
     }
 
     /// Installs archive `file` (complete and synced) as the state machine.
+    ///
+    /// openraft purges the log up to the snapshot as soon as it hands it
+    /// over, so the archive is recorded as the current snapshot (durably)
+    /// before the import starts: if a crash interrupts the import, opening
+    /// the node runs it again ([`StateMachine::finish_install`]) instead of
+    /// keeping a state machine the log can no longer bring up to date.
     fn install(&self, meta: &Meta, file: u64) -> Result<(), StoreError> {
+        let Recorded::Replaced(previous) = self.record_current(meta, file)? else {
+            // Older than the node's current snapshot: nothing to install.
+            return Ok(());
+        };
+        match self.import_current(meta, file) {
+            Ok(()) => self.retire(previous, file),
+            Err(e) => {
+                // A bad archive (damaged, under another key, lying about
+                // what it holds) changed nothing: the previous snapshot is
+                // current again.
+                {
+                    let _guard = self.snapshot_lock.lock();
+                    self.write_record(previous.as_ref())?;
+                }
+                remove_file_if_present(&self.dir.archive(file))?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Imports archive `file`, the current snapshot, as the state machine.
+    fn import_current(&self, meta: &Meta, file: u64) -> Result<(), StoreError> {
         let archive = self.dir.archive(file);
         let staging = self.dir.staging();
         remove_dir_if_present(&staging)?;
@@ -314,7 +394,6 @@ impl Shared {
         })();
         if let Err(e) = result {
             remove_dir_if_present(&staging)?;
-            remove_file_if_present(&archive)?;
             return Err(e);
         }
         let applying = self.apply_lock.lock();
@@ -326,10 +405,13 @@ impl Shared {
         let old = std::mem::replace(&mut *self.current.write(), next);
         let old_dir = self.dir.state_machine(old.generation);
         drop(old.meta);
+        // Builds still exporting from the old database finish first.
+        let drained = self.exports.write();
         old.db.close()?;
+        drop(drained);
         remove_dir_if_present(&old_dir)?;
         drop(applying);
-        self.set_current_snapshot(meta, file)
+        Ok(())
     }
 
     fn get(&self, keyspace: Option<&str>, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -348,6 +430,8 @@ impl Shared {
     }
 
     fn contents(&self) -> Result<Vec<Record>, StoreError> {
+        // An install meanwhile keeps the database open until this is done.
+        let _reading = self.exports.read();
         let snap = self.current.read().db.snapshot()?;
         let mut out = Vec::new();
         for item in snap.iter() {
@@ -370,13 +454,28 @@ impl Shared {
 /// Adds `request`'s write to `batch`, or refuses it — the same way on every
 /// node, since it depends only on the request and the database's limits.
 fn stage(db: &Db, batch: &mut WriteBatch, request: Request) -> Result<Response, StoreError> {
+    let (key, value) = match &request {
+        Request::Put { key, value, .. } => (key, Some(value)),
+        Request::Delete { key, .. } => (key, None),
+    };
+    // Every refusal is decided before the keyspace is looked up: looking
+    // one up creates it, durably, even for a request then refused.
+    if request
+        .keyspace()
+        .is_some_and(|n| n.starts_with(RESERVED_PREFIX))
+    {
+        return Ok(Response::Refused(format!(
+            "keyspaces named {RESERVED_PREFIX}* belong to replication"
+        )));
+    }
+    if key.len() > db.max_key_len() {
+        return Ok(Response::Refused("key too large".into()));
+    }
+    if value.is_some_and(|v| v.len() > MAX_VALUE_LEN) {
+        return Ok(Response::Refused("value too large".into()));
+    }
     let keyspace = match request.keyspace() {
         None => None,
-        Some(name) if name.starts_with(RESERVED_PREFIX) => {
-            return Ok(Response::Refused(format!(
-                "keyspaces named {RESERVED_PREFIX}* belong to replication"
-            )));
-        }
         Some(name) => match db.keyspace(name) {
             Ok(ks) => Some(ks),
             Err(sealkv::Error::InvalidKeyspaceName { .. }) => {
@@ -385,16 +484,6 @@ fn stage(db: &Db, batch: &mut WriteBatch, request: Request) -> Result<Response, 
             Err(e) => return Err(e.into()),
         },
     };
-    let (key, value) = match &request {
-        Request::Put { key, value, .. } => (key, Some(value)),
-        Request::Delete { key, .. } => (key, None),
-    };
-    if key.len() > db.max_key_len() {
-        return Ok(Response::Refused("key too large".into()));
-    }
-    if value.is_some_and(|v| v.len() > MAX_VALUE_LEN) {
-        return Ok(Response::Refused("value too large".into()));
-    }
     match (&keyspace, value) {
         (Some(ks), Some(v)) => batch.put_in(ks, key, v),
         (Some(ks), None) => batch.delete_in(ks, key),
@@ -454,9 +543,23 @@ impl StateMachine {
                 }),
                 apply_lock: Mutex::new(()),
                 snapshot_lock: Mutex::new(()),
+                exports: RwLock::new(()),
                 next_file: AtomicU64::new(next_file),
             }),
         })
+    }
+
+    /// Completes an install a crash interrupted: if the state machine is
+    /// behind the current snapshot `record`, imports the snapshot's archive.
+    pub(crate) fn finish_install(&self, record: &SnapshotRecord) -> Result<(), StoreError> {
+        let applied = {
+            let current = self.shared.current.read();
+            applied_in(&current.db, &current.meta)?.0
+        };
+        if applied < record.meta.last_log_id {
+            self.shared.import_current(&record.meta, record.file)?;
+        }
+        Ok(())
     }
 
     /// A reader of this state machine for the application.

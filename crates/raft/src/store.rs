@@ -170,7 +170,8 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 /// What a crash left is cleaned up first: a state machine database older
 /// than the newest complete one (an install that did not finish removing
 /// it), a half-imported snapshot, archives that are not the current
-/// snapshot's (an export or a transfer that did not finish).
+/// snapshot's (an export or a transfer that did not finish); and an install
+/// a crash interrupted is finished (the snapshot's archive imported again).
 pub fn open(options: StoreOptions) -> Result<(LogStore, StateMachine), StoreError> {
     let dir = NodeDir {
         root: options.dir.clone(),
@@ -231,6 +232,12 @@ pub fn open(options: StoreOptions) -> Result<(LogStore, StateMachine), StoreErro
             what: "snapshot record (its archive is missing)",
         });
     }
-    let sm = StateMachine::open(dir, options, log.clone(), generation, highest + 1)?;
+    let next_file = highest.checked_add(1).ok_or(StoreError::Corrupt {
+        what: "snapshot file number",
+    })?;
+    let sm = StateMachine::open(dir, options, log.clone(), generation, next_file)?;
+    if let Some(r) = &record {
+        sm.finish_install(r)?;
+    }
     Ok((log, sm))
 }

@@ -91,7 +91,8 @@ impl Request {
 }
 
 impl fmt::Debug for Request {
-    // Keys and values may be secrets: only their sizes reach a log.
+    // Keys, values and keyspace names may be secrets (a name can say what
+    // the data is about): only their sizes reach a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Request::Put {
@@ -100,13 +101,13 @@ impl fmt::Debug for Request {
                 value,
             } => f
                 .debug_struct("Put")
-                .field("keyspace", keyspace)
+                .field("keyspace_len", &keyspace.as_ref().map(String::len))
                 .field("key_len", &key.len())
                 .field("value_len", &value.len())
                 .finish(),
             Request::Delete { keyspace, key } => f
                 .debug_struct("Delete")
-                .field("keyspace", keyspace)
+                .field("keyspace_len", &keyspace.as_ref().map(String::len))
                 .field("key_len", &key.len())
                 .finish(),
         }

@@ -342,3 +342,98 @@ fn crash_mid_append_keeps_a_prefix_consistent_log() {
         raft.shutdown().await.expect("shutdown");
     });
 }
+
+const CHILD_SOURCE: &str = "SEALKV_RAFT_CRASH_SOURCE";
+
+/// The child of the install test: installs the source node's current
+/// snapshot into the target node until it is killed.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "the child of crash_mid_install_finishes_the_install_at_open"]
+async fn install_child() {
+    let (Ok(target), Ok(source)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_SOURCE)) else {
+        return;
+    };
+    let key = test_key();
+    let (_source_log, mut source_sm) = storage(std::path::Path::new(&source), &key);
+    let snapshot = source_sm
+        .get_current_snapshot()
+        .await
+        .expect("read the source's snapshot")
+        .expect("the source has a snapshot");
+    let (_log, mut sm) = storage(std::path::Path::new(&target), &key);
+    say("begin install".into());
+    sm.install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .expect("install");
+    say("end install".into());
+}
+
+#[test]
+fn crash_mid_install_finishes_the_install_at_open() {
+    let root = tempfile::tempdir().expect("temporary directory");
+    let source = root.path().join("source");
+    let key = test_key();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // A snapshot large enough that its import takes a while.
+    let snapshot_id = runtime.block_on(async {
+        let (_log, mut sm) = storage(&source, &key);
+        let entries: Vec<_> = (1..=10_000).map(|i| entry(1, i)).collect();
+        sm.apply(entries).await.expect("apply");
+        sm.build_snapshot()
+            .await
+            .expect("snapshot")
+            .meta
+            .last_log_id
+    });
+    let staging = |target: &std::path::Path| common::node_dir(target, NODE).join("sm-incoming");
+    let mut mid_import = 0;
+    for attempt in 0..10 {
+        let target = root.path().join(format!("target-{attempt}"));
+        let exe = std::env::current_exe().expect("test binary");
+        let mut child = Command::new(exe)
+            .args([
+                "install_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, &target)
+            .env(CHILD_SOURCE, &source)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the child");
+        let stdout = child.stdout.take().expect("child stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let begun = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.ends_with("begin install"));
+        assert!(begun, "the child began the install");
+        // Killed as soon as the import has started.
+        while !staging(&target).exists() && child.try_wait().expect("child").is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill().expect("kill the child");
+        let _ = child.wait();
+        if !staging(&target).exists() {
+            continue;
+        }
+        mid_import += 1;
+        runtime.block_on(async {
+            let (_log, mut sm) = storage(&target, &key);
+            let applied = sm.applied_state().await.expect("applied").0;
+            assert_eq!(
+                applied, snapshot_id,
+                "the interrupted install is finished at open"
+            );
+            let value = sm
+                .reader()
+                .get(None, 10_000u64.to_be_bytes())
+                .expect("read");
+            assert_eq!(value, Some(value_of(1, 10_000)));
+        });
+    }
+    assert!(mid_import > 0, "no kill landed in the middle of an import");
+}

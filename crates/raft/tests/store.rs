@@ -177,11 +177,15 @@ async fn a_snapshot_installs_and_survives_a_reopen() {
 }
 
 #[test]
-fn debug_output_shows_no_key_or_value() {
-    let request = Request::put_in("users", "secret-key", "secret-value");
+fn debug_output_shows_no_keyspace_key_or_value() {
+    // Keyspace names may say what the data is about: only sizes show.
+    let request = Request::put_in("secret-keyspace", "secret-key", "secret-value");
     let shown = format!("{request:?}");
     assert!(!shown.contains("secret"), "{shown}");
-    assert!(shown.contains("users"));
+    assert!(shown.contains("keyspace_len: Some(15)"), "{shown}");
+    let shown = format!("{:?}", Request::delete("secret-key"));
+    assert!(!shown.contains("secret"), "{shown}");
+    assert!(shown.contains("keyspace_len: None"), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,4 +223,81 @@ async fn a_new_node_joins_through_a_snapshot() {
     for id in cluster.ids.clone() {
         cluster.kill(id).await;
     }
+}
+
+/// `request` written through whichever node leads (a large write may
+/// take long enough for leadership to move).
+async fn write_through_leader(
+    cluster: &common::Cluster,
+    request: Request,
+) -> openraft::raft::ClientWriteResponse<SealRaft> {
+    for _ in 0..20 {
+        let leader = cluster.leader().await;
+        match cluster.nodes[&leader]
+            .raft
+            .client_write(request.clone())
+            .await
+        {
+            Ok(reply) => return reply,
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::ClientWriteError::ForwardToLeader(_),
+            )) => continue,
+            Err(e) => panic!("the write fails: {e}"),
+        }
+    }
+    panic!("no leader took the write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_of_the_largest_size_is_replicated_and_a_larger_one_refused() {
+    let mut cluster = common::Cluster::start(3, true, 1000).await;
+    // Its log entry is larger than one sealkv value: it is split.
+    let largest = vec![7u8; sealkv::MAX_VALUE_LEN];
+    let reply = write_through_leader(&cluster, Request::put("largest", largest.clone())).await;
+    assert_eq!(reply.data, Response::Applied);
+    let larger = Request::put("larger", vec![7u8; sealkv::MAX_VALUE_LEN + 1]);
+    let reply = write_through_leader(&cluster, larger).await;
+    assert!(
+        matches!(&reply.data, Response::Refused(why) if why.contains("value")),
+        "{:?}",
+        reply.data
+    );
+    cluster.settle().await;
+    for id in cluster.ids.clone() {
+        let reader = &cluster.nodes[&id].reader;
+        assert_eq!(
+            reader.get(None, b"largest").unwrap().as_deref(),
+            Some(&largest[..])
+        );
+        assert_eq!(reader.get(None, b"larger").unwrap(), None);
+    }
+    for id in cluster.ids.clone() {
+        cluster.kill(id).await;
+    }
+}
+
+#[tokio::test]
+async fn a_split_log_entry_reads_back_whole_after_a_reopen() {
+    use openraft::RaftLogReader;
+    use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::random().unwrap();
+    let (options, _) = encrypted(dir.path(), &key);
+    let large = normal(1, Request::put("k", vec![9u8; sealkv::MAX_VALUE_LEN]));
+    let after = normal(2, Request::put("k2", "v"));
+    {
+        let (mut log, _sm) = open(options.clone()).unwrap();
+        log.blocking_append([large.clone(), after.clone()])
+            .await
+            .unwrap();
+        let read = log.try_get_log_entries(1..=2).await.unwrap();
+        assert_eq!(read, vec![large.clone(), after.clone()]);
+    }
+    let (mut log, _sm) = open(options).unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_log_id, Some(log_id(2)));
+    assert_eq!(log.try_get_log_entries(1..2).await.unwrap(), vec![large]);
+    // Truncating the split entry removes all of it.
+    log.truncate(log_id(1)).await.unwrap();
+    assert_eq!(log.get_log_state().await.unwrap().last_log_id, None);
 }
