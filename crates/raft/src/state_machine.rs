@@ -33,7 +33,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use crate::codec::{decode, encode};
 use crate::error::{IntoStorage, StoreError};
 use crate::log_store::LogStore;
-use crate::snapshot::SnapshotFile;
+use crate::snapshot::{SnapshotFile, check_archive};
 use crate::store::{NodeDir, StoreOptions};
 use crate::types::{NodeId, RESERVED_PREFIX, Request, Response, SealRaft};
 
@@ -336,7 +336,11 @@ impl Shared {
         let file = self.next_file.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.incoming(file);
         let std_file = private_file(&path)?;
-        Ok(SnapshotFile::new(path, tokio::fs::File::from_std(std_file)))
+        Ok(SnapshotFile::incoming(
+            path,
+            tokio::fs::File::from_std(std_file),
+            self.options.snapshot_key_source().cloned(),
+        ))
     }
 
     /// Installs archive `file` (complete and synced) as the state machine.
@@ -687,11 +691,18 @@ impl StateMachine {
         let source = data.path().to_path_buf();
         let io = |e| StoreError::io(source.clone())(e);
         data.file_mut().flush().await.map_err(io)?;
+        if !data.verified() {
+            // Not received through openraft's transfer (which checks it
+            // before the install): checked here, where a failure stops the
+            // node.
+            check_archive(&source, self.shared.options.snapshot_key_source())?;
+        }
         let file = self.shared.next_file.fetch_add(1, Ordering::Relaxed);
         let dest = self.shared.dir.archive(file);
         let ours = self.shared.dir.is_incoming(&source);
         if ours {
             data.file_mut().sync_all().await.map_err(io)?;
+            data.keep();
             drop(data);
             std::fs::rename(&source, &dest).map_err(StoreError::io(&dest))?;
         } else {
