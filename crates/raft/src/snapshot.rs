@@ -8,11 +8,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use sealkv::crypto::{CryptoProvider, KeySource};
-use sealkv_backup::archive::ArchiveReader;
+use sealkv_backup::archive::{ArchiveReader, Entry};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 use tokio::task::JoinHandle;
 
 use crate::error::StoreError;
+use crate::state_machine::{CLUSTER, SM_KEYSPACE};
 
 /// The archive format's magic (`FORMAT.md`, archive header bytes 0..8).
 const ARCHIVE_MAGIC: &[u8; 8] = b"SEALKVAR";
@@ -44,6 +45,8 @@ pub struct SnapshotFile {
 struct Incoming {
     /// The key the archive must open under (`None`: a plaintext node).
     key: Option<KeySource>,
+    /// The cluster id the archive must record.
+    cluster: Vec<u8>,
     /// Where the next write lands.
     position: u64,
     /// Whether the archive header's first bytes were checked.
@@ -79,14 +82,20 @@ impl SnapshotFile {
         }
     }
 
-    /// A new file a snapshot sealed under `key` (plaintext for `None`) is
-    /// received into.
-    pub(crate) fn incoming(path: PathBuf, file: tokio::fs::File, key: Option<KeySource>) -> Self {
+    /// A new file a snapshot of cluster `cluster` sealed under `key`
+    /// (plaintext for `None`) is received into.
+    pub(crate) fn incoming(
+        path: PathBuf,
+        file: tokio::fs::File,
+        key: Option<KeySource>,
+        cluster: Vec<u8>,
+    ) -> Self {
         SnapshotFile {
             path,
             file,
             incoming: Some(Incoming {
                 key,
+                cluster,
                 position: 0,
                 header_checked: false,
                 check: None,
@@ -153,9 +162,14 @@ fn check_head(head: &[u8], sealed: bool) -> std::io::Result<()> {
 }
 
 /// Reads the whole archive at `path`, authenticating every chunk under
-/// `key` (a plaintext archive for `None`): what a received snapshot passes
-/// before openraft is told it arrived.
-pub(crate) fn check_archive(path: &Path, key: Option<&KeySource>) -> Result<(), StoreError> {
+/// `key` (a plaintext archive for `None`), and checks that it records the
+/// cluster id `cluster`: what a received snapshot passes before openraft is
+/// told it arrived.
+pub(crate) fn check_archive(
+    path: &Path,
+    key: Option<&KeySource>,
+    cluster: &[u8],
+) -> Result<(), StoreError> {
     let file = std::fs::File::open(path).map_err(StoreError::io(path))?;
     let mut reader = ArchiveReader::open(
         BufReader::with_capacity(1 << 20, file),
@@ -163,7 +177,18 @@ pub(crate) fn check_archive(path: &Path, key: Option<&KeySource>) -> Result<(), 
         key,
         &CryptoProvider::default(),
     )?;
-    while reader.next_entry()?.is_some() {}
+    let mut recorded = None;
+    while let Some(entry) = reader.next_entry()? {
+        if let Entry::Record(k, v) = entry
+            && reader.keyspace() == Some(SM_KEYSPACE)
+            && k == CLUSTER
+        {
+            recorded = Some(v);
+        }
+    }
+    if recorded.as_deref() != Some(cluster) {
+        return Err(StoreError::OtherCluster { what: "snapshot" });
+    }
     Ok(())
 }
 
@@ -217,8 +242,9 @@ impl AsyncWrite for SnapshotFile {
                 ready!(Pin::new(&mut this.file).poll_flush(cx))?;
                 let path = this.path.clone();
                 let key = incoming.key.clone();
+                let cluster = incoming.cluster.clone();
                 incoming.check = Some(tokio::task::spawn_blocking(move || {
-                    check_archive(&path, key.as_ref())
+                    check_archive(&path, key.as_ref(), &cluster)
                 }));
             }
             let Some(check) = incoming.check.as_mut() else {

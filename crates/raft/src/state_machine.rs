@@ -41,6 +41,9 @@ use crate::types::{NodeId, RESERVED_PREFIX, Request, Response, SealRaft};
 pub const SM_KEYSPACE: &str = "raft.sm";
 
 const APPLIED: &[u8] = b"applied";
+/// The cluster id ([`StoreOptions::cluster_id`]), recorded by every node
+/// so that every snapshot carries it.
+pub(crate) const CLUSTER: &[u8] = b"cluster";
 const MEMBERSHIP: &[u8] = b"membership";
 /// The current snapshot's record, in the log database (which is never
 /// replaced, unlike the state machine's).
@@ -340,6 +343,7 @@ impl Shared {
             path,
             tokio::fs::File::from_std(std_file),
             self.options.snapshot_key_source().cloned(),
+            self.options.cluster().to_vec(),
         ))
     }
 
@@ -535,6 +539,19 @@ impl StateMachine {
     ) -> Result<Self, StoreError> {
         let db = options.config_for(&dir.state_machine(generation)).open()?;
         let meta = db.keyspace(SM_KEYSPACE)?;
+        match meta.get(CLUSTER)? {
+            Some(recorded) if recorded != options.cluster() => {
+                return Err(StoreError::OtherCluster {
+                    what: "state machine",
+                });
+            }
+            Some(_) => {}
+            None => {
+                let mut batch = WriteBatch::new();
+                batch.put_in(&meta, CLUSTER, options.cluster());
+                db.write_with(&batch, Durability::Sync)?;
+            }
+        }
         Ok(StateMachine {
             shared: Arc::new(Shared {
                 dir,
@@ -695,7 +712,11 @@ impl StateMachine {
             // Not received through openraft's transfer (which checks it
             // before the install): checked here, where a failure stops the
             // node.
-            check_archive(&source, self.shared.options.snapshot_key_source())?;
+            check_archive(
+                &source,
+                self.shared.options.snapshot_key_source(),
+                self.shared.options.cluster(),
+            )?;
         }
         let file = self.shared.next_file.fetch_add(1, Ordering::Relaxed);
         let dest = self.shared.dir.archive(file);

@@ -1,6 +1,6 @@
-//! A snapshot damaged on its way to a follower is refused without taking
-//! the follower down: it keeps its state and catches up from the leader's
-//! next transfer.
+//! A snapshot damaged on its way to a follower, in clear, or of another
+//! cluster is refused without taking the follower down: it keeps its state
+//! and catches up from the leader's next transfer.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
@@ -12,7 +12,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
 use sealkv::Config;
 use sealkv::crypto::{KeySource, MasterKey};
-use sealkv_raft::{Request, StateMachine, StoreOptions, open};
+use sealkv_raft::{Request, StateMachine, StoreError, StoreOptions, open};
 use tokio::io::AsyncWriteExt;
 
 fn sealed(dir: &Path, cluster_key: &MasterKey) -> StoreOptions {
@@ -150,4 +150,45 @@ async fn a_follower_refuses_a_damaged_snapshot_and_catches_up_later() {
     for id in cluster.ids.clone() {
         cluster.kill(id).await;
     }
+}
+
+#[tokio::test]
+async fn a_snapshot_of_another_cluster_under_the_same_key_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let cluster_key = MasterKey::random().unwrap();
+    let alpha = sealed(&root.path().join("a"), &cluster_key).cluster_id("alpha");
+    let bytes = snapshot_bytes(alpha).await;
+    for (name, id, accepted) in [("b", "beta", false), ("c", "alpha", true)] {
+        let options = sealed(&root.path().join(name), &cluster_key).cluster_id(id);
+        let mut sm = open(options).unwrap().1;
+        let mut data = sm.begin_receiving_snapshot().await.unwrap();
+        data.write_all(&bytes).await.unwrap();
+        let result = data.shutdown().await;
+        if accepted {
+            result.unwrap();
+        } else {
+            let err = result.unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+            assert!(err.to_string().contains("another cluster"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn a_node_directory_opened_with_another_cluster_id_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let cluster_key = MasterKey::random().unwrap();
+    let key = MasterKey::random().unwrap();
+    let options = |id: &str| {
+        let key = key.clone();
+        StoreOptions::new(root.path(), move |p| {
+            Config::new(p).encryption_key(key.clone())
+        })
+        .snapshot_key(KeySource::Key(cluster_key.clone()))
+        .cluster_id(id)
+    };
+    drop(open(options("alpha")).unwrap());
+    let err = open(options("beta")).unwrap_err();
+    assert!(matches!(err, StoreError::OtherCluster { .. }), "{err:?}");
+    drop(open(options("alpha")).unwrap());
 }
