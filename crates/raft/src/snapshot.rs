@@ -164,19 +164,14 @@ fn check_head(head: &[u8], sealed: bool) -> std::io::Result<()> {
 /// Reads the whole archive at `path`, authenticating every chunk under
 /// `key` (a plaintext archive for `None`), and checks that it records the
 /// cluster id `cluster`: what a received snapshot passes before openraft is
-/// told it arrived.
+/// told it arrived, and the current one before it is sent. Returns the
+/// archive's salt.
 pub(crate) fn check_archive(
     path: &Path,
     key: Option<&KeySource>,
     cluster: &[u8],
-) -> Result<(), StoreError> {
-    let file = std::fs::File::open(path).map_err(StoreError::io(path))?;
-    let mut reader = ArchiveReader::open(
-        BufReader::with_capacity(1 << 20, file),
-        path,
-        key,
-        &CryptoProvider::default(),
-    )?;
+) -> Result<[u8; 32], StoreError> {
+    let mut reader = open_archive(path, key)?;
     let mut recorded = None;
     while let Some(entry) = reader.next_entry()? {
         if let Entry::Record(k, v) = entry
@@ -189,7 +184,26 @@ pub(crate) fn check_archive(
     if recorded.as_deref() != Some(cluster) {
         return Err(StoreError::OtherCluster { what: "snapshot" });
     }
-    Ok(())
+    Ok(reader.header().salt)
+}
+
+fn open_archive(
+    path: &Path,
+    key: Option<&KeySource>,
+) -> Result<ArchiveReader<BufReader<std::fs::File>>, StoreError> {
+    let file = std::fs::File::open(path).map_err(StoreError::io(path))?;
+    Ok(ArchiveReader::open(
+        BufReader::with_capacity(1 << 20, file),
+        path,
+        key,
+        &CryptoProvider::default(),
+    )?)
+}
+
+/// The salt in the header of the archive at `path` (whose key check it
+/// passes under `key`).
+pub(crate) fn archive_salt(path: &Path, key: Option<&KeySource>) -> Result<[u8; 32], StoreError> {
+    Ok(open_archive(path, key)?.header().salt)
 }
 
 impl AsyncRead for SnapshotFile {
@@ -244,7 +258,7 @@ impl AsyncWrite for SnapshotFile {
                 let key = incoming.key.clone();
                 let cluster = incoming.cluster.clone();
                 incoming.check = Some(tokio::task::spawn_blocking(move || {
-                    check_archive(&path, key.as_ref(), &cluster)
+                    check_archive(&path, key.as_ref(), &cluster).map(|_salt| ())
                 }));
             }
             let Some(check) = incoming.check.as_mut() else {

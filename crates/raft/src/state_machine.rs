@@ -33,7 +33,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use crate::codec::{decode, encode};
 use crate::error::{IntoStorage, StoreError};
 use crate::log_store::LogStore;
-use crate::snapshot::{SnapshotFile, check_archive};
+use crate::snapshot::{SnapshotFile, archive_salt, check_archive};
 use crate::store::{NodeDir, StoreOptions};
 use crate::types::{NodeId, RESERVED_PREFIX, Request, Response, SealRaft};
 
@@ -46,8 +46,11 @@ const APPLIED: &[u8] = b"applied";
 pub(crate) const CLUSTER: &[u8] = b"cluster";
 const MEMBERSHIP: &[u8] = b"membership";
 /// The current snapshot's record, in the log database (which is never
-/// replaced, unlike the state machine's).
-const CURRENT_SNAPSHOT: &[u8] = b"snapshot";
+/// replaced, unlike the state machine's): a [`SnapshotRecord`].
+const CURRENT_SNAPSHOT: &[u8] = b"snapshot.v2";
+/// Where a record without the archive's salt ([`LegacyRecord`]) is read
+/// from; replaced by [`CURRENT_SNAPSHOT`] on the next change.
+const LEGACY_SNAPSHOT: &[u8] = b"snapshot";
 
 /// An apply is split into batches of about this many bytes.
 const APPLY_BATCH_BYTES: usize = 16 << 20;
@@ -65,6 +68,17 @@ pub(crate) struct SnapshotRecord {
     pub(crate) meta: Meta,
     /// The archive's number: `snapshots/snapshot-<file>.archive`.
     pub(crate) file: u64,
+    /// The archive's salt (random per archive): which archive it is, so
+    /// another one put in its place is not sent. `None` in a record
+    /// written before salts were recorded.
+    pub(crate) salt: Option<[u8; 32]>,
+}
+
+/// A snapshot record as first written, without the salt.
+#[derive(Deserialize)]
+struct LegacyRecord {
+    meta: Meta,
+    file: u64,
 }
 
 /// What [`Shared::record_current`] did.
@@ -166,10 +180,7 @@ impl Shared {
     }
 
     fn record(&self) -> Result<Option<SnapshotRecord>, StoreError> {
-        match self.log.meta().get(CURRENT_SNAPSHOT)? {
-            Some(bytes) => Ok(Some(decode(&bytes, "snapshot record")?)),
-            None => Ok(None),
-        }
+        read_snapshot_record(&self.log)
     }
 
     /// Makes archive `file` (described by `meta`) the current snapshot,
@@ -198,9 +209,11 @@ impl Shared {
             remove_file_if_present(&self.dir.archive(file))?;
             return Ok(Recorded::Superseded);
         }
+        let salt = archive_salt(&self.dir.archive(file), self.options.snapshot_key_source())?;
         let record = SnapshotRecord {
             meta: meta.clone(),
             file,
+            salt: Some(salt),
         };
         self.write_record(Some(&record))?;
         Ok(Recorded::Replaced(previous))
@@ -218,6 +231,7 @@ impl Shared {
             ),
             None => batch.delete_in(self.log.meta(), CURRENT_SNAPSHOT),
         };
+        batch.delete_in(self.log.meta(), LEGACY_SNAPSHOT);
         self.log.db().write_with(&batch, Durability::Sync)?;
         Ok(())
     }
@@ -322,12 +336,33 @@ impl Shared {
         })
     }
 
+    /// The current snapshot, for openraft to send. Its archive is checked
+    /// first (read whole and authenticated, and its salt compared with the
+    /// record's): a damaged archive, or another one put in its place, is
+    /// not sent; a new snapshot is built from the state machine instead.
     fn current_snapshot(&self) -> Result<Option<Snapshot<SealRaft>>, StoreError> {
-        let _guard = self.snapshot_lock.lock();
+        let guard = self.snapshot_lock.lock();
         let Some(record) = self.record()? else {
             return Ok(None);
         };
         let path = self.dir.archive(record.file);
+        let checked = check_archive(
+            &path,
+            self.options.snapshot_key_source(),
+            self.options.cluster(),
+        );
+        let sound = match checked {
+            Ok(salt) => record.salt.is_none_or(|recorded| recorded == salt),
+            Err(e) => {
+                tracing::warn!(error = %e, "the current snapshot's archive fails its check");
+                false
+            }
+        };
+        if !sound {
+            tracing::warn!(path = %path.display(), "building a new snapshot in place of a bad archive");
+            drop(guard);
+            return self.build().map(Some);
+        }
         let file = std::fs::File::open(&path).map_err(StoreError::io(&path))?;
         Ok(Some(Snapshot {
             meta: record.meta,
@@ -592,8 +627,18 @@ impl StateMachine {
 }
 
 pub(crate) fn read_snapshot_record(log: &LogStore) -> Result<Option<SnapshotRecord>, StoreError> {
-    match log.meta().get(CURRENT_SNAPSHOT)? {
-        Some(bytes) => Ok(Some(decode(&bytes, "snapshot record")?)),
+    if let Some(bytes) = log.meta().get(CURRENT_SNAPSHOT)? {
+        return Ok(Some(decode(&bytes, "snapshot record")?));
+    }
+    match log.meta().get(LEGACY_SNAPSHOT)? {
+        Some(bytes) => {
+            let legacy: LegacyRecord = decode(&bytes, "snapshot record")?;
+            Ok(Some(SnapshotRecord {
+                meta: legacy.meta,
+                file: legacy.file,
+                salt: None,
+            }))
+        }
         None => Ok(None),
     }
 }

@@ -192,3 +192,59 @@ fn a_node_directory_opened_with_another_cluster_id_is_refused() {
     assert!(matches!(err, StoreError::OtherCluster { .. }), "{err:?}");
     drop(open(options("alpha")).unwrap());
 }
+
+/// Sends `snapshot` to a new follower of the same cluster the way openraft
+/// does (chunks into `begin_receiving_snapshot`, `shutdown`, install).
+async fn send_to_new_follower(
+    dir: &Path,
+    cluster_key: &MasterKey,
+    snapshot: openraft::Snapshot<sealkv_raft::SealRaft>,
+) -> Result<StateMachine, String> {
+    let bytes = std::fs::read(snapshot.snapshot.path()).unwrap();
+    let mut sm = follower(dir, cluster_key);
+    let mut data = sm.begin_receiving_snapshot().await.unwrap();
+    data.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    data.shutdown().await.map_err(|e| e.to_string())?;
+    sm.install_snapshot(&snapshot.meta, data)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(sm)
+}
+
+#[tokio::test]
+async fn a_damaged_or_replaced_local_archive_is_not_sent() {
+    for replaced in [false, true] {
+        let root = tempfile::tempdir().unwrap();
+        let cluster_key = MasterKey::random().unwrap();
+        let (_log, mut leader) = open(sealed(&root.path().join("a"), &cluster_key)).unwrap();
+        let put = |i: u64| Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+            payload: EntryPayload::Normal(Request::put(i.to_be_bytes(), "v")),
+        };
+        leader.apply([put(1)]).await.unwrap();
+        let first = leader.build_snapshot().await.unwrap();
+        let older = std::fs::read(first.snapshot.path()).unwrap();
+        leader.apply([put(2)]).await.unwrap();
+        let second = leader.build_snapshot().await.unwrap();
+        let path = second.snapshot.path().to_path_buf();
+        drop((first, second));
+        if replaced {
+            // An older archive of the same node, valid under the same key.
+            std::fs::write(&path, &older).unwrap();
+        } else {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 1;
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let current = leader.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta.last_log_id.map(|id| id.index), Some(2));
+        let follower = send_to_new_follower(&root.path().join("b"), &cluster_key, current)
+            .await
+            .unwrap_or_else(|e| panic!("replaced {replaced}: the follower refused: {e}"));
+        assert_eq!(
+            follower.reader().applied().unwrap().map(|id| id.index),
+            Some(2)
+        );
+    }
+}
