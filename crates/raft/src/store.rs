@@ -190,6 +190,8 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 /// it), a half-imported snapshot, archives that are not the current
 /// snapshot's (an export or a transfer that did not finish); and an install
 /// a crash interrupted is finished (the snapshot's archive imported again).
+/// A log purged past what the state machine holds, with no snapshot to
+/// cover the gap, is refused ([`StoreError::PurgedPastState`]).
 pub fn open(options: StoreOptions) -> Result<(LogStore, StateMachine), StoreError> {
     let dir = NodeDir {
         root: options.dir.clone(),
@@ -256,6 +258,18 @@ pub fn open(options: StoreOptions) -> Result<(LogStore, StateMachine), StoreErro
     let sm = StateMachine::open(dir, options, log.clone(), generation, next_file)?;
     if let Some(r) = &record {
         sm.finish_install(r)?;
+        log.raise_purge_limit(r.meta.last_log_id)?;
+    }
+    // The log must reach back to what the state machine holds: entries
+    // purged past it can come from nowhere (openraft would fail on the
+    // first read of them).
+    let purged = log.durable_purged()?;
+    let applied = sm.reader().applied()?;
+    if purged > applied {
+        return Err(StoreError::PurgedPastState {
+            purged: purged.map_or(0, |id| id.index),
+            applied: applied.map(|id| id.index),
+        });
     }
     Ok((log, sm))
 }
