@@ -171,6 +171,7 @@ impl Shared {
             .options
             .config_for(&self.dir.state_machine(generation))
             .open()?;
+        self.options.refuse_clear_snapshots_of(&db)?;
         let meta = db.keyspace(SM_KEYSPACE)?;
         Ok(Current {
             db,
@@ -584,6 +585,7 @@ impl StateMachine {
         next_file: u64,
     ) -> Result<Self, StoreError> {
         let db = options.config_for(&dir.state_machine(generation)).open()?;
+        options.refuse_clear_snapshots_of(&db)?;
         let meta = db.keyspace(SM_KEYSPACE)?;
         match meta.get(CLUSTER)? {
             Some(recorded) if recorded != options.cluster() => {

@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sealkv::Config;
 use sealkv::crypto::KeySource;
+use sealkv::{Config, Db};
 use sealkv_backup::ExportOptions;
 
 use crate::error::StoreError;
@@ -51,7 +51,8 @@ impl StoreOptions {
     /// it carries the node's key, cipher and tuning.
     ///
     /// Snapshots are unsealed archives until [`StoreOptions::snapshot_key`]
-    /// names a key; an encrypted node refuses to open without one.
+    /// names a key; a node any of whose databases is encrypted refuses to
+    /// open without one.
     pub fn new(
         dir: impl Into<PathBuf>,
         config: impl Fn(&Path) -> Config + Send + Sync + 'static,
@@ -101,6 +102,19 @@ impl StoreOptions {
 
     pub(crate) fn snapshot_key_source(&self) -> Option<&KeySource> {
         self.snapshot_key.as_ref()
+    }
+
+    /// Refuses an encrypted database of a node without a snapshot key:
+    /// its snapshots would be written in clear. Every database the node
+    /// opens is checked (the configuration may differ by path).
+    pub(crate) fn refuse_clear_snapshots_of(&self, db: &Db) -> Result<(), StoreError> {
+        if db.stats()?.encryption.encrypt_at_rest && self.snapshot_key.is_none() {
+            return Err(StoreError::InvalidOptions(
+                "an encrypted node needs a snapshot key: its snapshots would be written in clear"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn export_options(&self) -> ExportOptions {
@@ -199,12 +213,7 @@ pub fn open(options: StoreOptions) -> Result<(LogStore, StateMachine), StoreErro
     create_private_dir(dir.root())?;
     create_private_dir(&dir.snapshots())?;
     let log_db = options.config_for(&dir.log()).open()?;
-    if log_db.stats()?.encryption.encrypt_at_rest && options.snapshot_key.is_none() {
-        return Err(StoreError::InvalidOptions(
-            "an encrypted node needs a snapshot key: its snapshots would be written in clear"
-                .into(),
-        ));
-    }
+    options.refuse_clear_snapshots_of(&log_db)?;
     let log = LogStore::new(log_db)?;
     let record = read_snapshot_record(&log)?;
 

@@ -64,6 +64,24 @@ fn an_encrypted_node_without_a_snapshot_key_is_refused() {
     assert!(matches!(err, StoreError::InvalidOptions(_)), "{err:?}");
 }
 
+#[test]
+fn an_encrypted_state_machine_without_a_snapshot_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::random().unwrap();
+    // Only the state machine databases are encrypted: their snapshots
+    // would still be written in clear.
+    let options = StoreOptions::new(dir.path(), move |p| {
+        let config = Config::new(p);
+        if p.ends_with("log") {
+            config
+        } else {
+            config.encryption_key(key.clone())
+        }
+    });
+    let err = open(options).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidOptions(_)), "{err:?}");
+}
+
 #[tokio::test]
 async fn requests_to_reserved_or_invalid_keyspaces_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
