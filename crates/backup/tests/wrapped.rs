@@ -312,6 +312,24 @@ fn a_tampered_wrapper_section_fails_closed() {
     b[section.clone()].copy_from_slice(&other[other_section]);
     let e = check(&b, w.clone(), "another archive's section");
     assert!(matches!(e, ArchiveError::WrongKey { .. }), "{e:?}");
+    // The header's key check changed (its CRC fixed) while the wrapped key
+    // opens: the right wrapper unwrapped the right key, so the header is
+    // damaged, not the key wrong.
+    let mut b = good.clone();
+    b[128] ^= 0x01;
+    let crc = crc32c_of(&b[..160]);
+    b[160..164].copy_from_slice(&crc.to_le_bytes());
+    let e = check(&b, w.clone(), "key check");
+    assert!(
+        matches!(
+            e,
+            ArchiveError::Corruption {
+                at: Location::Header,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // A version-2 header naming key kind 3 (header CRC fixed): unsupported.
     let mut b = good.clone();
     b[8..10].copy_from_slice(&2u16.to_le_bytes());
