@@ -274,7 +274,9 @@ fn a_tampered_wrapper_section_fails_closed() {
             "byte {i}: {e:?}"
         );
     }
-    // A forger who also fixes the CRC: the kind no longer names the
+    // A forger who also fixes the CRC (each case below fails the unwrap,
+    // `WrongKey`; a key that unwrapped unbound would fail the key check
+    // instead, `Corruption`): the kind no longer names the
     // wrapper (refused before any unwrap)...
     let mut b = good.clone();
     b[kind.start] ^= 0x01;
@@ -312,6 +314,18 @@ fn a_tampered_wrapper_section_fails_closed() {
     b[section.clone()].copy_from_slice(&other[other_section]);
     let e = check(&b, w.clone(), "another archive's section");
     assert!(matches!(e, ArchiveError::WrongKey { .. }), "{e:?}");
+    // The archive salt (bytes 20..52) or the source database id (52..68)
+    // changed, the header CRC fixed: the wrap context binds both, so the
+    // unwrap itself fails (an unbound key would unwrap and then fail the
+    // key check, which is `Corruption`).
+    for (what, at) in [("salt", 20), ("database id", 52)] {
+        let mut b = good.clone();
+        b[at] ^= 0x01;
+        let crc = crc32c_of(&b[..160]);
+        b[160..164].copy_from_slice(&crc.to_le_bytes());
+        let e = check(&b, w.clone(), what);
+        assert!(matches!(e, ArchiveError::WrongKey { .. }), "{what}: {e:?}");
+    }
     // The header's key check changed (its CRC fixed) while the wrapped key
     // opens: the right wrapper unwrapped the right key, so the header is
     // damaged, not the key wrong.
