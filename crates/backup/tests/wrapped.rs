@@ -416,3 +416,38 @@ fn an_outage_of_the_wrapper_fails_an_export_or_import_as_an_outage() {
     flaky.down.store(false, Ordering::SeqCst);
     assert_eq!(verify_with(&path, flaky).unwrap(), 50);
 }
+
+/// Writes the `archive_verify` fuzz seed of key kind 3: five records
+/// exported under the software wrapper the fuzz target reads with (key id
+/// `fuzz`, key `0x5a` x 32), so mutants start past the wrapper section.
+/// Run with `cargo test -p sealkv-backup --test wrapped -- --ignored`.
+#[test]
+#[ignore = "writes the fuzz seed into fuzz/corpus"]
+fn write_fuzz_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = wrapper("fuzz", 0x5a);
+    let db = Db::open_with_config(
+        Config::new(tmp.path().join("db"))
+            .sync_mode(SyncMode::Always)
+            .key_wrapper(w.clone()),
+    )
+    .unwrap();
+    for i in 0..5u32 {
+        db.put(format!("k{i}"), format!("v{i}")).unwrap();
+    }
+    let path = tmp.path().join("wrapped.skva");
+    export(
+        &db,
+        &path,
+        &ExportOptions::sealed(KeySource::Wrapper(w.clone())).chunk_size(64),
+        &mut |_| {},
+    )
+    .unwrap();
+    db.close().unwrap();
+    assert_eq!(verify_with(&path, w).unwrap(), 5);
+    sealkv_testkit::write_fuzz_seed(
+        "archive_verify",
+        "wrapped.skva",
+        &std::fs::read(&path).unwrap(),
+    );
+}
