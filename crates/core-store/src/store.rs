@@ -2,6 +2,7 @@
 //! loading, reader tracking.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -901,14 +902,21 @@ impl Inner {
         let mut r = self.readers.lock();
         let snap = self.snapshot();
         let txn = snap.meta.txn;
-        *r.entry(txn).or_default() += 1;
-        let idle_before = r
-            .range(..txn)
-            .next_back()
-            .filter(|&(_, &c)| c == 0)
-            .map(|(&t, _)| t);
-        if let Some(t) = idle_before {
-            r.remove(&t);
+        match r.entry(txn) {
+            Entry::Occupied(mut held) => *held.get_mut() += 1,
+            Entry::Vacant(slot) => {
+                slot.insert(1);
+                // A newer snapshot's first reader: the zero the previous
+                // newest one may have kept goes.
+                let idle_before = r
+                    .range(..txn)
+                    .next_back()
+                    .filter(|&(_, &c)| c == 0)
+                    .map(|(&t, _)| t);
+                if let Some(t) = idle_before {
+                    r.remove(&t);
+                }
+            }
         }
         snap
     }
