@@ -50,6 +50,11 @@ impl StoreOptions {
     /// state machine databases, the ones snapshots are imported into), so
     /// it carries the node's key, cipher and tuning.
     ///
+    /// The node's own files (its directories, the snapshot archives, the
+    /// renames of an install) are on the operating system's file system
+    /// (`std::fs`): a [`Config::vfs`] reaches the databases only, so a
+    /// node does not run on a virtual file system.
+    ///
     /// Snapshots are unsealed archives until [`StoreOptions::snapshot_key`]
     /// names a key; a node any of whose databases is encrypted refuses to
     /// open without one.
