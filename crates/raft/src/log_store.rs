@@ -6,8 +6,9 @@
 //! than one value is split over several keys after its index (so
 //! every request openraft accepts can be logged); the vote, the
 //! committed id and the last purged id in `raft.meta`. Every write that
-//! openraft relies on after a crash — appends, votes, truncations, purges —
-//! is synced before openraft hears of it.
+//! openraft relies on after a crash — appends, votes, truncations — is
+//! synced before openraft hears of it; a purge is synced as far as it
+//! reaches the disk (a purge a crash undoes only keeps more of the log).
 //!
 //! Appends are group-committed: `append` writes its entries at once (they
 //! are readable when it returns, as openraft requires) without waiting for
