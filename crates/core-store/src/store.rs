@@ -2,6 +2,7 @@
 //! loading, reader tracking.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -602,7 +603,7 @@ impl Store {
         let snap = i.snapshot();
         let (readers, oldest_reader) = {
             let r = i.readers.lock();
-            (r.values().sum(), r.keys().next().copied())
+            (r.values().sum(), oldest_held(&r))
         };
         let (cache_bytes, cache_hits, cache_misses) = i.cache.counters();
         StoreStats {
@@ -892,26 +893,58 @@ impl Inner {
     }
 
     /// Registers a reader at the current snapshot.
+    ///
+    /// The newest snapshot's count stays in the map at zero when its last
+    /// reader goes (see [`Inner::unregister_reader`]), so a run of point
+    /// reads between two commits inserts and removes no map entry; it is
+    /// removed here once a newer snapshot takes a reader.
     pub(crate) fn register_reader(&self) -> Arc<Snapshot> {
         let mut r = self.readers.lock();
         let snap = self.snapshot();
-        *r.entry(snap.meta.txn).or_default() += 1;
+        let txn = snap.meta.txn;
+        match r.entry(txn) {
+            Entry::Occupied(mut held) => *held.get_mut() += 1,
+            Entry::Vacant(slot) => {
+                slot.insert(1);
+                // A newer snapshot's first reader: the zero the previous
+                // newest one may have kept goes.
+                let idle_before = r
+                    .range(..txn)
+                    .next_back()
+                    .filter(|&(_, &c)| c == 0)
+                    .map(|(&t, _)| t);
+                if let Some(t) = idle_before {
+                    r.remove(&t);
+                }
+            }
+        }
         snap
     }
 
+    /// Unregisters a reader of snapshot `txn`. A count that drops to zero
+    /// is removed, except the newest one's (kept for the next reader of
+    /// the same snapshot): the map holds at most that one zero.
     pub(crate) fn unregister_reader(&self, txn: u64) {
         let mut r = self.readers.lock();
+        let newest = r.keys().next_back().copied();
         if let Some(c) = r.get_mut(&txn) {
-            *c -= 1;
-            if *c == 0 {
+            *c = c.saturating_sub(1);
+            if *c == 0 && newest != Some(txn) {
                 r.remove(&txn);
             }
         }
     }
 
+    /// The oldest snapshot a reader holds, if any.
     pub(crate) fn oldest_reader(&self) -> Option<u64> {
-        self.readers.lock().keys().next().copied()
+        oldest_held(&self.readers.lock())
     }
+}
+
+/// The oldest snapshot of `readers` with a reader (a count kept at zero
+/// holds nothing).
+pub(crate) fn oldest_held(readers: &BTreeMap<u64, usize>) -> Option<u64> {
+    readers.iter().find(|&(_, &c)| c > 0).map(|(&t, _)| t)
 }
 
 /// Overflow page body: `u64 next | next tag | u32 len | data`.

@@ -100,6 +100,56 @@ fn a_pinned_read_keeps_its_view_and_its_pages_until_dropped() {
 }
 
 #[test]
+fn snapshots_whose_readers_left_hold_no_pages_back() {
+    let sim = SimVfs::new();
+    let store = sealed_store_of_1500(&sim);
+    let old = store.read();
+    let pages: Vec<(u64, Vec<u8>)> = old
+        .pages()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, r)| matches!(r, PageRole::Tree))
+        .map(|(p, _)| (p, old.raw_page(p).unwrap()))
+        .collect();
+    let rewrite = |g: u32| {
+        let mut w = store.write().unwrap();
+        for i in 0..1500u32 {
+            w.put(&key(i), &val(i, g)).unwrap();
+        }
+        w.commit().unwrap();
+    };
+    rewrite(1);
+    // A reader of the newest snapshot comes and goes while an older one
+    // stays: the older one is still the oldest held.
+    let pin = store.pin();
+    assert!(pin.txn() > old.txn());
+    drop(pin);
+    assert_eq!(store.stats().readers, 1);
+    assert_eq!(store.stats().oldest_reader, Some(old.txn()));
+    drop(old);
+    assert_eq!(store.stats().readers, 0);
+    assert_eq!(store.stats().oldest_reader, None);
+    // Point reads between commits, each reader gone before the next
+    // commit: no snapshot stays held, so the first tree's pages are
+    // reused.
+    for g in 2..12u32 {
+        for i in (0..1500u32).step_by(97) {
+            assert_eq!(store.pin().get(&key(i)).unwrap(), Some(val(i, g - 1)));
+        }
+        assert_eq!(store.stats().oldest_reader, None, "generation {g}");
+        rewrite(g);
+    }
+    assert_eq!(store.stats().readers, 0);
+    let r = store.read();
+    let reused = pages
+        .iter()
+        .filter(|(p, bytes)| r.raw_page(*p).unwrap() != *bytes)
+        .count();
+    assert!(reused > 0, "pages no reader holds are reused");
+    assert_eq!(store.stats().oldest_reader, Some(r.txn()));
+}
+
+#[test]
 fn freed_and_reused_page_is_never_served_from_cache() {
     let sim = SimVfs::new();
     let store = create(&sim, Some(keyring()));
