@@ -50,21 +50,13 @@ enum Expected {
 /// Where an operation runs: in a caller's transaction, or in one of its
 /// own (retried on conflict).
 pub(crate) enum At<'a> {
-    Tx(&'a mut Transaction),
+    /// A caller's transaction; `generation_checked`: an earlier operation
+    /// of the same handle has read the schema generation in it already.
+    Tx {
+        tx: &'a mut Transaction,
+        generation_checked: &'a mut bool,
+    },
     Own(&'a Db),
-}
-
-impl At<'_> {
-    /// Runs `f` in the caller's transaction, or in one of its own.
-    pub(crate) fn run<R>(
-        self,
-        mut f: impl FnMut(&mut Transaction) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        match self {
-            At::Tx(tx) => f(tx),
-            At::Own(db) => db.transaction(f),
-        }
-    }
 }
 
 /// A declared index with its stored id.
@@ -210,6 +202,35 @@ where
 
     pub(crate) fn collection_name(&self) -> String {
         self.inner.schema.name.clone()
+    }
+
+    /// Runs `f` where `at` says, once the transaction has checked that no
+    /// other handle replaced the schema. A transaction checks once: the
+    /// generation it read is part of what it read, so a replacement
+    /// committed meanwhile makes it conflict (and run again, checking
+    /// again), and nothing inside it changes the generation (only
+    /// [`Collection::open`] does, in a transaction of its own).
+    pub(crate) fn run<R>(
+        &self,
+        at: At<'_>,
+        mut f: impl FnMut(&mut Transaction) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        match at {
+            At::Tx {
+                tx,
+                generation_checked,
+            } => {
+                if !*generation_checked {
+                    self.check_generation(tx)?;
+                    *generation_checked = true;
+                }
+                f(tx)
+            }
+            At::Own(db) => db.transaction(|tx| {
+                self.check_generation(tx)?;
+                f(tx)
+            }),
+        }
     }
 
     /// Refuses to work on a schema another handle replaced.
