@@ -376,9 +376,13 @@ where
         tenant: Option<&[u8]>,
     ) -> Result<Vec<T>, Error> {
         let mut out = Vec::with_capacity(pks.len());
+        let mut rkey = Vec::new();
         for pk in pks {
+            rkey.clear();
+            rkey.push(RECORD_TAG);
+            rkey.extend_from_slice(pk);
             let stored = tx
-                .get_in(&self.inner.ks, layout::record_key(pk))?
+                .get_in(&self.inner.ks, &rkey)?
                 .ok_or_else(|| self.corrupt("an index entry names a missing record"))?;
             let record = self.decode(pk, &stored, Some(tx))?;
             if tenant.is_some() && self.tenant_of(&record)?.as_deref() != tenant {
