@@ -354,9 +354,11 @@ pub(crate) enum Command {
         /// "aes-256-gcm" or "aes-256-gcm (ring)"): for profiling one mode.
         #[arg(long, value_name = "MODE")]
         only: Option<String>,
-        /// Also run redb and SQLite on fillrandom, readrandom after reopen,
-        /// scan and single durable puts, and print encrypted sealkv over the
-        /// best of them (needs a build with `--features peers`).
+        /// Also run redb, SQLite, LMDB and fjall on the comparison workloads
+        /// (fills, reads after reopen, scan, overwrite, durable single puts,
+        /// YCSB A-F, transactions, collections against SQLite), and print
+        /// encrypted sealkv over the best of them (needs a build with
+        /// `--features peers`).
         #[arg(long)]
         peers: bool,
         /// sealkv's page cache in MiB (default: the configuration's, 256),

@@ -250,7 +250,7 @@ async fn write_through_leader(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_of_the_largest_size_is_replicated_and_a_larger_one_refused() {
-    let mut cluster = common::Cluster::start(3, true, 1000).await;
+    let mut cluster = common::Cluster::start_with(3, true, common::patient_raft_config()).await;
     // Its log entry is larger than one sealkv value: it is split.
     let largest = vec![7u8; sealkv::MAX_VALUE_LEN];
     let reply = write_through_leader(&cluster, Request::put("largest", largest.clone())).await;

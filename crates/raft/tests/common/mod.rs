@@ -46,6 +46,19 @@ pub(crate) fn raft_config(snapshot_every: u64) -> Arc<openraft::Config> {
     Arc::new(config.validate().expect("valid raft config"))
 }
 
+/// openraft settings for writes that take long to seal and sync (values of
+/// many MiB in a debug build on a busy machine): elections slow enough that
+/// one such append does not cost the leader its term.
+pub(crate) fn patient_raft_config() -> Arc<openraft::Config> {
+    let config = openraft::Config {
+        heartbeat_interval: 500,
+        election_timeout_min: 5_000,
+        election_timeout_max: 10_000,
+        ..Default::default()
+    };
+    Arc::new(config.validate().expect("valid raft config"))
+}
+
 /// The storage options of node `id` under `root`.
 pub(crate) fn node_options(
     root: &Path,
@@ -68,6 +81,16 @@ pub(crate) fn node_dir(root: &Path, id: NodeId) -> PathBuf {
 impl Cluster {
     /// `n` nodes, started and initialized; encrypted or plaintext.
     pub(crate) async fn start(n: u64, encrypted: bool, snapshot_every: u64) -> Cluster {
+        Cluster::start_with(n, encrypted, raft_config(snapshot_every)).await
+    }
+
+    /// `n` nodes under the openraft settings `config`, started and
+    /// initialized; encrypted or plaintext.
+    pub(crate) async fn start_with(
+        n: u64,
+        encrypted: bool,
+        config: Arc<openraft::Config>,
+    ) -> Cluster {
         let ids: Vec<NodeId> = (1..=n).collect();
         let keys = ids
             .iter()
@@ -80,7 +103,7 @@ impl Cluster {
             ids: ids.clone(),
             keys,
             cluster_key: encrypted.then(|| MasterKey::random().expect("key")),
-            config: raft_config(snapshot_every),
+            config,
         };
         for &id in &ids {
             cluster.restart(id).await;
