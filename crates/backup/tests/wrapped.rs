@@ -274,7 +274,9 @@ fn a_tampered_wrapper_section_fails_closed() {
             "byte {i}: {e:?}"
         );
     }
-    // A forger who also fixes the CRC: the kind no longer names the
+    // A forger who also fixes the CRC (each case below fails the unwrap,
+    // `WrongKey`; a key that unwrapped unbound would fail the key check
+    // instead, `Corruption`): the kind no longer names the
     // wrapper (refused before any unwrap)...
     let mut b = good.clone();
     b[kind.start] ^= 0x01;
@@ -312,6 +314,36 @@ fn a_tampered_wrapper_section_fails_closed() {
     b[section.clone()].copy_from_slice(&other[other_section]);
     let e = check(&b, w.clone(), "another archive's section");
     assert!(matches!(e, ArchiveError::WrongKey { .. }), "{e:?}");
+    // The archive salt (bytes 20..52) or the source database id (52..68)
+    // changed, the header CRC fixed: the wrap context binds both, so the
+    // unwrap itself fails (an unbound key would unwrap and then fail the
+    // key check, which is `Corruption`).
+    for (what, at) in [("salt", 20), ("database id", 52)] {
+        let mut b = good.clone();
+        b[at] ^= 0x01;
+        let crc = crc32c_of(&b[..160]);
+        b[160..164].copy_from_slice(&crc.to_le_bytes());
+        let e = check(&b, w.clone(), what);
+        assert!(matches!(e, ArchiveError::WrongKey { .. }), "{what}: {e:?}");
+    }
+    // The header's key check changed (its CRC fixed) while the wrapped key
+    // opens: the right wrapper unwrapped the right key, so the header is
+    // damaged, not the key wrong.
+    let mut b = good.clone();
+    b[128] ^= 0x01;
+    let crc = crc32c_of(&b[..160]);
+    b[160..164].copy_from_slice(&crc.to_le_bytes());
+    let e = check(&b, w.clone(), "key check");
+    assert!(
+        matches!(
+            e,
+            ArchiveError::Corruption {
+                at: Location::Header,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // A version-2 header naming key kind 3 (header CRC fixed): unsupported.
     let mut b = good.clone();
     b[8..10].copy_from_slice(&2u16.to_le_bytes());
@@ -383,4 +415,39 @@ fn an_outage_of_the_wrapper_fails_an_export_or_import_as_an_outage() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     flaky.down.store(false, Ordering::SeqCst);
     assert_eq!(verify_with(&path, flaky).unwrap(), 50);
+}
+
+/// Writes the `archive_verify` fuzz seed of key kind 3: five records
+/// exported under the software wrapper the fuzz target reads with (key id
+/// `fuzz`, key `0x5a` x 32), so mutants start past the wrapper section.
+/// Run with `cargo test -p sealkv-backup --test wrapped -- --ignored`.
+#[test]
+#[ignore = "writes the fuzz seed into fuzz/corpus"]
+fn write_fuzz_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = wrapper("fuzz", 0x5a);
+    let db = Db::open_with_config(
+        Config::new(tmp.path().join("db"))
+            .sync_mode(SyncMode::Always)
+            .key_wrapper(w.clone()),
+    )
+    .unwrap();
+    for i in 0..5u32 {
+        db.put(format!("k{i}"), format!("v{i}")).unwrap();
+    }
+    let path = tmp.path().join("wrapped.skva");
+    export(
+        &db,
+        &path,
+        &ExportOptions::sealed(KeySource::Wrapper(w.clone())).chunk_size(64),
+        &mut |_| {},
+    )
+    .unwrap();
+    db.close().unwrap();
+    assert_eq!(verify_with(&path, w).unwrap(), 5);
+    sealkv_testkit::write_fuzz_seed(
+        "archive_verify",
+        "wrapped.skva",
+        &std::fs::read(&path).unwrap(),
+    );
 }

@@ -9,7 +9,9 @@ use sealkv::Config;
 use sealkv::anchor::FileAnchor;
 use sealkv::crypto::KeySource;
 use sealkv_backup::ArchiveError;
-use sealkv_backup::archive::{self, ArchiveSummary, ExportOptions, ImportOptions, Protection};
+use sealkv_backup::archive::{
+    self, ArchiveSummary, ExportOptions, ImportOptions, KeyKind, Protection,
+};
 
 use crate::args::Global;
 use crate::exit::CliError;
@@ -33,8 +35,23 @@ fn archive_key(
 fn describe(s: &ArchiveSummary) -> String {
     let protection = match s.header.protection {
         Protection::PlaintextUnencrypted => "PLAINTEXT (unencrypted, checksummed)".to_string(),
-        Protection::Sealed { algorithm, .. } => {
-            format!("sealed with {}", open::algorithm_name(algorithm))
+        Protection::Sealed {
+            algorithm,
+            ref kind,
+        } => {
+            let under = match kind {
+                KeyKind::Raw => "a raw key".to_string(),
+                KeyKind::Passphrase { .. } => "a passphrase (Argon2id)".to_string(),
+                KeyKind::Wrapped(w) => format!(
+                    "its own archive key, wrapped by the {} wrapper's key {}",
+                    w.wrapper_kind.escape_debug(),
+                    w.key_id.escape_debug()
+                ),
+            };
+            format!(
+                "sealed with {} under {under}",
+                open::algorithm_name(algorithm)
+            )
         }
     };
     format!(
@@ -50,9 +67,21 @@ fn describe(s: &ArchiveSummary) -> String {
 
 /// An archive's summary as JSON.
 fn summary_json(s: &ArchiveSummary) -> serde_json::Value {
-    let (protection, algorithm) = match s.header.protection {
-        Protection::PlaintextUnencrypted => ("plaintext", None),
-        Protection::Sealed { algorithm, .. } => ("sealed", Some(open::algorithm_name(algorithm))),
+    let (protection, algorithm, key) = match &s.header.protection {
+        Protection::PlaintextUnencrypted => ("plaintext", None, json!(null)),
+        Protection::Sealed { algorithm, kind } => (
+            "sealed",
+            Some(open::algorithm_name(*algorithm)),
+            match kind {
+                KeyKind::Raw => json!({ "kind": "raw" }),
+                KeyKind::Passphrase { .. } => json!({ "kind": "passphrase" }),
+                KeyKind::Wrapped(w) => json!({
+                    "kind": "wrapped",
+                    "wrapper": w.wrapper_kind,
+                    "wrapping_key_id": w.key_id,
+                }),
+            },
+        ),
     };
     json!({
         "records": s.records,
@@ -61,6 +90,7 @@ fn summary_json(s: &ArchiveSummary) -> serde_json::Value {
         "archive_bytes": s.archive_bytes,
         "protection": protection,
         "algorithm": algorithm,
+        "key": key,
         "source_db": s.header.source_db.to_string(),
         "snapshot_seq": s.header.snapshot_seq,
     })

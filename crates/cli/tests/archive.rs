@@ -82,7 +82,10 @@ fn export_verify_import_round_trip_under_the_database_key() {
         .success();
     let text = stdout(&out);
     assert!(text.starts_with("ok: 3 records"), "{text}");
-    assert!(text.contains("sealed with"), "{text}");
+    assert!(
+        text.contains("sealed with aes-256-gcm under a raw key"),
+        "{text}"
+    );
 
     // Migration: import into a ChaCha database under a new key, the archive
     // opened with the old one.

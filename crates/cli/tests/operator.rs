@@ -888,6 +888,7 @@ fn every_report_has_a_json_form() {
         (v["records"].clone(), v["protection"].clone()),
         (1.into(), "sealed".into())
     );
+    assert_eq!(v["key"]["kind"], "raw", "{v}");
     let out = sealkv()
         .args([
             "--db",

@@ -169,6 +169,10 @@ fn pkcs11_keygen_open_rekey_and_wrong_labels_through_the_cli() {
     run_ok(hsm("master"), &["export", archive_arg]);
     let checked = run_ok(hsm("master"), &["verify-archive", archive_arg]);
     assert!(checked.contains("1 records"), "{checked}");
+    assert!(
+        checked.contains("under its own archive key, wrapped by the pkcs11 wrapper's key"),
+        "{checked}"
+    );
     hsm("second")
         .args(["verify-archive", archive_arg])
         .assert()

@@ -91,7 +91,9 @@ impl<R: Read> ArchiveReader<R> {
     /// not match is `WrongKey`. An archive sealed under a key wrapper needs
     /// that wrapper (`key` a [`KeySource::Wrapper`]): another kind of key,
     /// another wrapper or wrapping key is `WrongKey`, an unreachable one
-    /// `Key(Wrap(Unavailable))`. A plaintext archive is refused when a key
+    /// `Key(Wrap(Unavailable))`, and a key check that fails once the
+    /// wrapper has opened the key is `Corruption` of the header (the
+    /// wrapper authenticated the key). A plaintext archive is refused when a key
     /// is given (`NotSealed`).
     pub fn open(
         mut input: R,
@@ -155,7 +157,20 @@ impl<R: Read> ArchiveReader<R> {
         if let Some(keys) = keys {
             let check = header_bytes.get(KEY_CHECK_AT..CRC_AT).unwrap_or_default();
             if !keys.verify_key_check(&Header::key_check_input(&header_bytes), check) {
-                return Err(ArchiveError::WrongKey { file });
+                // A wrapped key that opened is the right key (the wrapper
+                // authenticates it, bound to this archive's salt and
+                // database): a key check that fails after it is damage.
+                return Err(match &header.protection {
+                    Protection::Sealed {
+                        kind: KeyKind::Wrapped(_),
+                        ..
+                    } => ArchiveError::Corruption {
+                        file,
+                        at: Location::Header,
+                        what: "the key check does not match the unwrapped archive key".into(),
+                    },
+                    _ => ArchiveError::WrongKey { file },
+                });
             }
         }
         let next_offset = header_bytes.len() as u64;
