@@ -2,7 +2,10 @@
 //! writes through the leader, linearizable reads, the leader killed and a
 //! new one elected, the old leader restarted from its sealed files and
 //! caught up, every acknowledged write on every node, and no node's
-//! directory holding a byte of the plaintext.
+//! directory holding a byte of the plaintext — checked while the nodes run
+//! (WAL, memtable flushes, snapshots in flight) and after they stop, for
+//! the records of every keyspace written (the default one and a named
+//! one).
 //!
 //! ```sh
 //! cargo run --release -p sealkv-raft --example cluster
@@ -20,11 +23,76 @@ use sealkv::Config;
 use sealkv::crypto::{KeySource, MasterKey};
 use sealkv_raft::local::Router;
 use sealkv_raft::{NodeId, Reader, Request, Response, SealRaft, StoreOptions, open};
-use sealkv_testkit::{Canaries, read_tree, scan_for_plaintext};
+use sealkv_testkit::{Canaries, scan_for_plaintext};
 
 const NODES: [NodeId; 3] = [1, 2, 3];
 const WRITES: usize = 300;
 const TIMEOUT: Duration = Duration::from_secs(20);
+/// The named keyspace the odd-numbered writes go to.
+const KEYSPACE: &str = "accounts";
+
+/// The keyspace write `i` goes to: the default one or [`KEYSPACE`].
+fn keyspace_of(i: usize) -> Option<&'static str> {
+    (i % 2 == 1).then_some(KEYSPACE)
+}
+
+/// Write `i` of the run: canary key and value, in its keyspace.
+fn canary_write(canaries: &Canaries, i: usize) -> Request {
+    match keyspace_of(i) {
+        None => Request::put(canaries.key(i), canaries.value(i)),
+        Some(ks) => Request::put_in(ks, canaries.key(i), canaries.value(i)),
+    }
+}
+
+/// A file's path and its bytes.
+type NamedFile = (String, Vec<u8>);
+
+/// Every file under `dir` as it is now, the nodes running: a file removed
+/// while the walk reads it (an old snapshot, a finished transfer) is
+/// skipped.
+fn read_tree_live(dir: &Path) -> Result<Vec<NamedFile>, Box<dyn Error>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            match std::fs::read(&path) {
+                Ok(bytes) => out.push((path.display().to_string(), bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Fails if any file under `root` holds a canary; says what it scanned.
+fn canary_check(root: &Path, canaries: &Canaries, when: &str) -> Result<(), Box<dyn Error>> {
+    let files = read_tree_live(root)?;
+    let leaks = scan_for_plaintext(&files, canaries);
+    if !leaks.is_empty() {
+        return Err(format!("plaintext found {when}: {leaks:?}").into());
+    }
+    let archives = files
+        .iter()
+        .filter(|(name, _)| name.ends_with(".archive"))
+        .count();
+    println!(
+        "canary check {when}: {} files ({archives} snapshot archives) hold none of the {} canaries",
+        files.len(),
+        2 * WRITES
+    );
+    Ok(())
+}
 
 /// One running node: its raft handle and its state machine's reader.
 struct Node {
@@ -100,11 +168,12 @@ async fn write(nodes: &BTreeMap<NodeId, Node>, request: Request) -> Result<(), B
 /// everything committed before the read, then reads its state machine.
 async fn read(
     nodes: &BTreeMap<NodeId, Node>,
+    keyspace: Option<&str>,
     key: &[u8],
 ) -> Result<Option<Vec<u8>>, Box<dyn Error>> {
     let id = leader(nodes).await?;
     nodes[&id].raft.ensure_linearizable().await?;
-    Ok(nodes[&id].reader.get(None, key)?)
+    Ok(nodes[&id].reader.get(keyspace, key)?)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -131,14 +200,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let canaries = Canaries::new(WRITES);
     for i in 0..WRITES / 2 {
-        write(&nodes, Request::put(canaries.key(i), canaries.value(i))).await?;
+        write(&nodes, canary_write(&canaries, i)).await?;
     }
-    let got = read(&nodes, canaries.key(0)).await?;
+    let got = read(&nodes, keyspace_of(0), canaries.key(0)).await?;
     assert_eq!(got.as_deref(), Some(canaries.value(0)));
     println!(
         "{} writes acknowledged; a linearizable read sees them",
         WRITES / 2
     );
+    canary_check(root, &canaries, "while running")?;
 
     // The leader dies.
     let dead = nodes.remove(&first).ok_or("leader not running")?;
@@ -149,9 +219,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("node {first} killed; node {second} elected");
 
     for i in WRITES / 2..WRITES {
-        write(&nodes, Request::put(canaries.key(i), canaries.value(i))).await?;
+        write(&nodes, canary_write(&canaries, i)).await?;
     }
-    let got = read(&nodes, canaries.key(WRITES - 1)).await?;
+    let got = read(&nodes, keyspace_of(WRITES - 1), canaries.key(WRITES - 1)).await?;
     assert_eq!(got.as_deref(), Some(canaries.value(WRITES - 1)));
     println!("{} more writes acknowledged by node {second}", WRITES / 2);
 
@@ -178,7 +248,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // Nothing acknowledged is lost, on any node.
     for (id, node) in &nodes {
         for i in 0..WRITES {
-            let got = node.reader.get(None, canaries.key(i))?;
+            let got = node.reader.get(keyspace_of(i), canaries.key(i))?;
             if got.as_deref() != Some(canaries.value(i)) {
                 return Err(format!("node {id} lost write {i}").into());
             }
@@ -189,25 +259,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     println!("all {WRITES} acknowledged writes on all 3 nodes; verify clean");
+    canary_check(root, &canaries, "with the old leader caught up")?;
 
-    // Stop everything, then look for the plaintext in every file.
+    // Stop everything, then look again: what closing writes is sealed too.
     for (id, node) in std::mem::take(&mut nodes) {
         router.remove(id);
         node.raft.shutdown().await?;
     }
-    let files = read_tree(root);
-    let leaks = scan_for_plaintext(&files, &canaries);
-    if !leaks.is_empty() {
-        return Err(format!("plaintext found: {leaks:?}").into());
-    }
-    let archives = files
-        .iter()
-        .filter(|(name, _)| name.ends_with(".archive"))
-        .count();
-    println!(
-        "canary check: {} files ({archives} snapshot archives) hold none of the {} canaries",
-        files.len(),
-        2 * WRITES
-    );
+    canary_check(root, &canaries, "after shutdown")?;
     Ok(())
 }

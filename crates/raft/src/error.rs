@@ -49,6 +49,13 @@ pub enum StoreError {
     /// A snapshot to install does not hold what its metadata says.
     #[error("the snapshot to install does not match its metadata")]
     SnapshotMismatch,
+    /// A snapshot, or the node's state machine, records another cluster id
+    /// than the node's ([`crate::StoreOptions::cluster_id`]).
+    #[error("the {what} belongs to another cluster")]
+    OtherCluster {
+        /// What: the snapshot or the state machine.
+        what: &'static str,
+    },
 }
 
 impl StoreError {

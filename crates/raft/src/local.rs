@@ -44,6 +44,9 @@ struct RouterInner {
     random: Mutex<u64>,
     dropped: AtomicU64,
     delivered: AtomicU64,
+    /// Snapshot transfers still to damage.
+    to_damage: AtomicU32,
+    damaged: AtomicU64,
 }
 
 impl std::fmt::Debug for Router {
@@ -94,6 +97,35 @@ impl Router {
     /// How many messages were dropped so far.
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Damages the next `transfers` snapshot transfers: one bit of the
+    /// last chunk of each is flipped on the way, as a faulty link or a
+    /// faulty peer would.
+    pub fn damage_snapshots(&self, transfers: u32) {
+        self.inner.to_damage.store(transfers, Ordering::Relaxed);
+    }
+
+    /// How many snapshot transfers were damaged so far.
+    pub fn damaged(&self) -> u64 {
+        self.inner.damaged.load(Ordering::Relaxed)
+    }
+
+    /// Flips a bit of `rpc` if it ends a transfer that is to be damaged.
+    fn maybe_damage(&self, rpc: &mut InstallSnapshotRequest<SealRaft>) {
+        if !rpc.done || rpc.data.is_empty() {
+            return;
+        }
+        let take = self
+            .inner
+            .to_damage
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if take.is_ok()
+            && let Some(last) = rpc.data.last_mut()
+        {
+            *last ^= 1;
+            self.inner.damaged.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// How many requests reached their node so far.
@@ -190,13 +222,14 @@ impl RaftNetwork<SealRaft> for Connection {
 
     async fn install_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<SealRaft>,
+        mut rpc: InstallSnapshotRequest<SealRaft>,
         _option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
         let raft = self.router.deliver(self.target).map_err(unreachable)?;
+        self.router.maybe_damage(&mut rpc);
         let reply = raft
             .install_snapshot(rpc)
             .await

@@ -292,6 +292,17 @@ impl LogStore {
         Ok(())
     }
 
+    /// Saves `vote`, synced, then flushes the database: a freshness anchor
+    /// advances only with a page-file commit, so without the flush an older
+    /// copy of the log database put back after the vote would open as
+    /// current (the vote rolled back). Votes change once per election, so
+    /// the flush is rare.
+    fn put_vote(&self, vote: &Vote<NodeId>) -> Result<(), StoreError> {
+        self.put_meta(VOTE, vote, "vote", Durability::Sync)?;
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
     /// The last purged log id.
     pub fn purged(&self) -> Result<Option<LogId<NodeId>>, StoreError> {
         self.get_meta(PURGED, "purged log id")
@@ -473,7 +484,7 @@ impl RaftLogStorage<SealRaft> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.put_meta(VOTE, vote, "vote", Durability::Sync)
+        self.put_vote(vote)
             .storage(ErrorSubject::Vote, ErrorVerb::Write)
     }
 

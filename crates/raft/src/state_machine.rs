@@ -33,7 +33,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use crate::codec::{decode, encode};
 use crate::error::{IntoStorage, StoreError};
 use crate::log_store::LogStore;
-use crate::snapshot::SnapshotFile;
+use crate::snapshot::{SnapshotFile, archive_salt, check_archive};
 use crate::store::{NodeDir, StoreOptions};
 use crate::types::{NodeId, RESERVED_PREFIX, Request, Response, SealRaft};
 
@@ -41,10 +41,16 @@ use crate::types::{NodeId, RESERVED_PREFIX, Request, Response, SealRaft};
 pub const SM_KEYSPACE: &str = "raft.sm";
 
 const APPLIED: &[u8] = b"applied";
+/// The cluster id ([`StoreOptions::cluster_id`]), recorded by every node
+/// so that every snapshot carries it.
+pub(crate) const CLUSTER: &[u8] = b"cluster";
 const MEMBERSHIP: &[u8] = b"membership";
 /// The current snapshot's record, in the log database (which is never
-/// replaced, unlike the state machine's).
-const CURRENT_SNAPSHOT: &[u8] = b"snapshot";
+/// replaced, unlike the state machine's): a [`SnapshotRecord`].
+const CURRENT_SNAPSHOT: &[u8] = b"snapshot.v2";
+/// Where a record without the archive's salt ([`LegacyRecord`]) is read
+/// from; replaced by [`CURRENT_SNAPSHOT`] on the next change.
+const LEGACY_SNAPSHOT: &[u8] = b"snapshot";
 
 /// An apply is split into batches of about this many bytes.
 const APPLY_BATCH_BYTES: usize = 16 << 20;
@@ -62,6 +68,17 @@ pub(crate) struct SnapshotRecord {
     pub(crate) meta: Meta,
     /// The archive's number: `snapshots/snapshot-<file>.archive`.
     pub(crate) file: u64,
+    /// The archive's salt (random per archive): which archive it is, so
+    /// another one put in its place is not sent. `None` in a record
+    /// written before salts were recorded.
+    pub(crate) salt: Option<[u8; 32]>,
+}
+
+/// A snapshot record as first written, without the salt.
+#[derive(Deserialize)]
+struct LegacyRecord {
+    meta: Meta,
+    file: u64,
 }
 
 /// What [`Shared::record_current`] did.
@@ -163,10 +180,7 @@ impl Shared {
     }
 
     fn record(&self) -> Result<Option<SnapshotRecord>, StoreError> {
-        match self.log.meta().get(CURRENT_SNAPSHOT)? {
-            Some(bytes) => Ok(Some(decode(&bytes, "snapshot record")?)),
-            None => Ok(None),
-        }
+        read_snapshot_record(&self.log)
     }
 
     /// Makes archive `file` (described by `meta`) the current snapshot,
@@ -195,9 +209,11 @@ impl Shared {
             remove_file_if_present(&self.dir.archive(file))?;
             return Ok(Recorded::Superseded);
         }
+        let salt = archive_salt(&self.dir.archive(file), self.options.snapshot_key_source())?;
         let record = SnapshotRecord {
             meta: meta.clone(),
             file,
+            salt: Some(salt),
         };
         self.write_record(Some(&record))?;
         Ok(Recorded::Replaced(previous))
@@ -215,6 +231,7 @@ impl Shared {
             ),
             None => batch.delete_in(self.log.meta(), CURRENT_SNAPSHOT),
         };
+        batch.delete_in(self.log.meta(), LEGACY_SNAPSHOT);
         self.log.db().write_with(&batch, Durability::Sync)?;
         Ok(())
     }
@@ -319,12 +336,33 @@ impl Shared {
         })
     }
 
+    /// The current snapshot, for openraft to send. Its archive is checked
+    /// first (read whole and authenticated, and its salt compared with the
+    /// record's): a damaged archive, or another one put in its place, is
+    /// not sent; a new snapshot is built from the state machine instead.
     fn current_snapshot(&self) -> Result<Option<Snapshot<SealRaft>>, StoreError> {
-        let _guard = self.snapshot_lock.lock();
+        let guard = self.snapshot_lock.lock();
         let Some(record) = self.record()? else {
             return Ok(None);
         };
         let path = self.dir.archive(record.file);
+        let checked = check_archive(
+            &path,
+            self.options.snapshot_key_source(),
+            self.options.cluster(),
+        );
+        let sound = match checked {
+            Ok(salt) => record.salt.is_none_or(|recorded| recorded == salt),
+            Err(e) => {
+                tracing::warn!(error = %e, "the current snapshot's archive fails its check");
+                false
+            }
+        };
+        if !sound {
+            tracing::warn!(path = %path.display(), "building a new snapshot in place of a bad archive");
+            drop(guard);
+            return self.build().map(Some);
+        }
         let file = std::fs::File::open(&path).map_err(StoreError::io(&path))?;
         Ok(Some(Snapshot {
             meta: record.meta,
@@ -336,7 +374,12 @@ impl Shared {
         let file = self.next_file.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.incoming(file);
         let std_file = private_file(&path)?;
-        Ok(SnapshotFile::new(path, tokio::fs::File::from_std(std_file)))
+        Ok(SnapshotFile::incoming(
+            path,
+            tokio::fs::File::from_std(std_file),
+            self.options.snapshot_key_source().cloned(),
+            self.options.cluster().to_vec(),
+        ))
     }
 
     /// Installs archive `file` (complete and synced) as the state machine.
@@ -531,6 +574,19 @@ impl StateMachine {
     ) -> Result<Self, StoreError> {
         let db = options.config_for(&dir.state_machine(generation)).open()?;
         let meta = db.keyspace(SM_KEYSPACE)?;
+        match meta.get(CLUSTER)? {
+            Some(recorded) if recorded != options.cluster() => {
+                return Err(StoreError::OtherCluster {
+                    what: "state machine",
+                });
+            }
+            Some(_) => {}
+            None => {
+                let mut batch = WriteBatch::new();
+                batch.put_in(&meta, CLUSTER, options.cluster());
+                db.write_with(&batch, Durability::Sync)?;
+            }
+        }
         Ok(StateMachine {
             shared: Arc::new(Shared {
                 dir,
@@ -571,8 +627,18 @@ impl StateMachine {
 }
 
 pub(crate) fn read_snapshot_record(log: &LogStore) -> Result<Option<SnapshotRecord>, StoreError> {
-    match log.meta().get(CURRENT_SNAPSHOT)? {
-        Some(bytes) => Ok(Some(decode(&bytes, "snapshot record")?)),
+    if let Some(bytes) = log.meta().get(CURRENT_SNAPSHOT)? {
+        return Ok(Some(decode(&bytes, "snapshot record")?));
+    }
+    match log.meta().get(LEGACY_SNAPSHOT)? {
+        Some(bytes) => {
+            let legacy: LegacyRecord = decode(&bytes, "snapshot record")?;
+            Ok(Some(SnapshotRecord {
+                meta: legacy.meta,
+                file: legacy.file,
+                salt: None,
+            }))
+        }
         None => Ok(None),
     }
 }
@@ -687,11 +753,22 @@ impl StateMachine {
         let source = data.path().to_path_buf();
         let io = |e| StoreError::io(source.clone())(e);
         data.file_mut().flush().await.map_err(io)?;
+        if !data.verified() {
+            // Not received through openraft's transfer (which checks it
+            // before the install): checked here, where a failure stops the
+            // node.
+            check_archive(
+                &source,
+                self.shared.options.snapshot_key_source(),
+                self.shared.options.cluster(),
+            )?;
+        }
         let file = self.shared.next_file.fetch_add(1, Ordering::Relaxed);
         let dest = self.shared.dir.archive(file);
         let ours = self.shared.dir.is_incoming(&source);
         if ours {
             data.file_mut().sync_all().await.map_err(io)?;
+            data.keep();
             drop(data);
             std::fs::rename(&source, &dest).map_err(StoreError::io(&dest))?;
         } else {

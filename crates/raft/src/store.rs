@@ -32,6 +32,7 @@ pub struct StoreOptions {
     dir: PathBuf,
     config: Arc<ConfigFn>,
     snapshot_key: Option<KeySource>,
+    cluster_id: Vec<u8>,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -59,6 +60,7 @@ impl StoreOptions {
             dir: dir.into(),
             config: Arc::new(config),
             snapshot_key: None,
+            cluster_id: Vec::new(),
         }
     }
 
@@ -70,6 +72,22 @@ impl StoreOptions {
     pub fn snapshot_key(mut self, key: KeySource) -> Self {
         self.snapshot_key = Some(key);
         self
+    }
+
+    /// The id of the cluster the node belongs to (default: empty). The
+    /// state machine records it, so every snapshot carries it, and a node
+    /// refuses a snapshot of another cluster even when it opens under the
+    /// same snapshot key; a node's directory opened with another id is
+    /// refused ([`StoreError::OtherCluster`]). Give each cluster that shares
+    /// a snapshot key with another an id of its own. It is not secret.
+    #[must_use]
+    pub fn cluster_id(mut self, id: impl Into<Vec<u8>>) -> Self {
+        self.cluster_id = id.into();
+        self
+    }
+
+    pub(crate) fn cluster(&self) -> &[u8] {
+        &self.cluster_id
     }
 
     /// The node's directory.
