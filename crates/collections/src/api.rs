@@ -41,6 +41,8 @@ use crate::ops::Records;
 pub struct InTx<'a, T, K> {
     collection: &'a Collection<T, K>,
     tx: &'a mut Transaction,
+    /// The schema generation was checked in `tx` (see [`Collection::run`]).
+    generation_checked: bool,
 }
 
 impl<T, K> std::fmt::Debug for InTx<'_, T, K> {
@@ -65,6 +67,7 @@ where
         InTx {
             collection: self,
             tx,
+            generation_checked: false,
         }
     }
 
@@ -180,7 +183,10 @@ where
     K: SortKey + 'static,
 {
     fn at(&mut self) -> At<'_> {
-        At::Tx(self.tx)
+        At::Tx {
+            tx: self.tx,
+            generation_checked: &mut self.generation_checked,
+        }
     }
 
     /// [`Collection::insert`] in this transaction. A refused insert leaves

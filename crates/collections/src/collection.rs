@@ -50,21 +50,13 @@ enum Expected {
 /// Where an operation runs: in a caller's transaction, or in one of its
 /// own (retried on conflict).
 pub(crate) enum At<'a> {
-    Tx(&'a mut Transaction),
+    /// A caller's transaction; `generation_checked`: an earlier operation
+    /// of the same handle has read the schema generation in it already.
+    Tx {
+        tx: &'a mut Transaction,
+        generation_checked: &'a mut bool,
+    },
     Own(&'a Db),
-}
-
-impl At<'_> {
-    /// Runs `f` in the caller's transaction, or in one of its own.
-    pub(crate) fn run<R>(
-        self,
-        mut f: impl FnMut(&mut Transaction) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        match self {
-            At::Tx(tx) => f(tx),
-            At::Own(db) => db.transaction(f),
-        }
-    }
 }
 
 /// A declared index with its stored id.
@@ -212,6 +204,35 @@ where
         self.inner.schema.name.clone()
     }
 
+    /// Runs `f` where `at` says, once the transaction has checked that no
+    /// other handle replaced the schema. A transaction checks once: the
+    /// generation it read is part of what it read, so a replacement
+    /// committed meanwhile makes it conflict (and run again, checking
+    /// again), and nothing inside it changes the generation (only
+    /// [`Collection::open`] does, in a transaction of its own).
+    pub(crate) fn run<R>(
+        &self,
+        at: At<'_>,
+        mut f: impl FnMut(&mut Transaction) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        match at {
+            At::Tx {
+                tx,
+                generation_checked,
+            } => {
+                if !*generation_checked {
+                    self.check_generation(tx)?;
+                    *generation_checked = true;
+                }
+                f(tx)
+            }
+            At::Own(db) => db.transaction(|tx| {
+                self.check_generation(tx)?;
+                f(tx)
+            }),
+        }
+    }
+
     /// Refuses to work on a schema another handle replaced.
     pub(crate) fn check_generation(&self, tx: &mut Transaction) -> Result<(), Error> {
         let stored = tx.get_in(&self.inner.ks, layout::GENERATION_KEY)?;
@@ -223,14 +244,19 @@ where
         Ok(())
     }
 
-    /// Runs a key extractor, refusing one that reads a sealed field.
-    fn plain_key(&self, what: &str, f: impl FnOnce(&mut Vec<u8>)) -> Result<Vec<u8>, Error> {
+    /// Runs a key extractor, refusing one that reads a sealed field;
+    /// `what` names the key in the error (made only then).
+    fn plain_key(
+        &self,
+        what: impl FnOnce() -> String,
+        f: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
         let ((), read_sealed) = sealed::reads_sealed(|| f(&mut out));
         if read_sealed {
             return Err(Error::SealedFieldInKey {
                 collection: self.collection_name(),
-                what: what.to_owned(),
+                what: what(),
             });
         }
         Ok(out)
@@ -239,14 +265,19 @@ where
     /// The encoding of `record`'s primary key.
     pub(crate) fn primary_key_of(&self, record: &T) -> Result<Vec<u8>, Error> {
         let primary = &self.inner.schema.primary;
-        self.plain_key("the primary key", |out| primary(record).encode_key(out))
+        self.plain_key(
+            || "the primary key".into(),
+            |out| primary(record).encode_key(out),
+        )
     }
 
     /// The encoding of `record`'s tenant, if the collection has tenants.
     pub(crate) fn tenant_of(&self, record: &T) -> Result<Option<Vec<u8>>, Error> {
         match &self.inner.schema.tenant {
             None => Ok(None),
-            Some(f) => self.plain_key("the tenant", |out| f(record, out)).map(Some),
+            Some(f) => self
+                .plain_key(|| "the tenant".into(), |out| f(record, out))
+                .map(Some),
         }
     }
 
@@ -302,9 +333,8 @@ where
     ) -> Result<Vec<u8>, Error> {
         let extract = &index.decl.extract;
         if !index.decl.spec.blind {
-            return self.plain_key(&format!("plain index {:?}", index.decl.name), |out| {
-                extract(record, out)
-            });
+            let what = || format!("plain index {:?}", index.decl.name);
+            return self.plain_key(what, |out| extract(record, out));
         }
         let mut value = Vec::new();
         extract(record, &mut value);
@@ -412,12 +442,12 @@ where
         pk: &[u8],
         stored: &[u8],
     ) -> Result<(T, Vec<sealed::OpenedField>), Error> {
-        let split = record::split(stored).ok_or_else(|| self.corrupt("a record is damaged"))?;
-        let version = split.head.version;
+        let (version, body) =
+            record::body_of(stored).ok_or_else(|| self.corrupt("a record is damaged"))?;
         let current = self.inner.schema.version;
         let scope = SealScope::new(&self.inner.db, None, self.binding(pk));
         let (decoded, outcome) = if version == current {
-            sealed::within(scope, || postcard::from_bytes::<T>(split.body))
+            sealed::within(scope, || postcard::from_bytes::<T>(body))
         } else if version > current {
             return Err(Error::NewerSchema {
                 collection: self.collection_name(),
@@ -434,7 +464,7 @@ where
                         collection: self.collection_name(),
                         version,
                     })?;
-            sealed::within(scope, || upgrade(split.body))
+            sealed::within(scope, || upgrade(body))
         };
         match (decoded, outcome.error) {
             // A sealed field that does not open: changed, or moved from

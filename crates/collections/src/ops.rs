@@ -31,12 +31,12 @@ where
 {
     /// See [`Collection::insert`].
     pub(crate) fn insert_at(&self, at: At<'_>, record: &T) -> Result<(), Error> {
-        at.run(|tx| self.write(tx, record, Mode::Insert).map(|_| ()))
+        self.run(at, |tx| self.write(tx, record, Mode::Insert).map(|_| ()))
     }
 
     /// See [`Collection::upsert`].
     pub(crate) fn upsert_at(&self, at: At<'_>, record: &T) -> Result<bool, Error> {
-        at.run(|tx| self.write(tx, record, Mode::Upsert))
+        self.run(at, |tx| self.write(tx, record, Mode::Upsert))
     }
 
     /// See [`Collection::update`].
@@ -46,7 +46,7 @@ where
         key: &K,
         mut change: impl FnMut(&mut T),
     ) -> Result<Option<T>, Error> {
-        at.run(|tx| {
+        self.run(at, |tx| {
             let Some(mut record) = self.get_tx(tx, &key.to_key_bytes())? else {
                 return Ok(None);
             };
@@ -64,8 +64,7 @@ where
     /// See [`Collection::delete`].
     pub(crate) fn delete_at(&self, at: At<'_>, key: &K) -> Result<bool, Error> {
         let pk = key.to_key_bytes();
-        at.run(|tx| {
-            self.check_generation(tx)?;
+        self.run(at, |tx| {
             let rkey = layout::record_key(&pk);
             let Some(old) = tx.get_in(&self.inner.ks, &rkey)? else {
                 return Ok(false);
@@ -84,16 +83,13 @@ where
     /// See [`Collection::get`].
     pub(crate) fn get_at(&self, at: At<'_>, key: &K) -> Result<Option<T>, Error> {
         let pk = key.to_key_bytes();
-        at.run(|tx| self.get_tx(tx, &pk))
+        self.run(at, |tx| self.get_tx(tx, &pk))
     }
 
     /// See [`Collection::contains`].
     pub(crate) fn contains_at(&self, at: At<'_>, key: &K) -> Result<bool, Error> {
         let rkey = layout::record_key(&key.to_key_bytes());
-        at.run(|tx| {
-            self.check_generation(tx)?;
-            Ok(tx.get_in(&self.inner.ks, &rkey)?.is_some())
-        })
+        self.run(at, |tx| Ok(tx.get_in(&self.inner.ks, &rkey)?.is_some()))
     }
 
     /// See [`Collection::find`].
@@ -111,7 +107,7 @@ where
             });
         }
         let encoded = value.to_key_bytes();
-        at.run(|tx| self.find_tx(tx, index, &encoded, None))
+        self.run(at, |tx| self.find_tx(tx, index, &encoded, None))
     }
 
     /// See [`Collection::find_in_tenant`].
@@ -140,7 +136,7 @@ where
         let index = self.queryable::<V>(index)?;
         let encoded = value.to_key_bytes();
         let tenant = tenant.to_key_bytes();
-        at.run(|tx| self.find_tx(tx, index, &encoded, Some(&tenant)))
+        self.run(at, |tx| self.find_tx(tx, index, &encoded, Some(&tenant)))
     }
 
     /// See [`Collection::find_unique`].
@@ -187,8 +183,7 @@ where
             Bound::Excluded(v) => Bound::Excluded(with_prefix(v)),
             Bound::Unbounded => past(prefix.clone()),
         };
-        at.run(|tx| {
-            self.check_generation(tx)?;
+        self.run(at, |tx| {
             let pks = tx
                 .range_in(&self.inner.ks, (lower.clone(), upper.clone()))?
                 .map(|item| item.map(|(_, pk)| pk))
@@ -199,8 +194,7 @@ where
 
     /// See [`Collection::count`].
     pub(crate) fn count_at(&self, at: At<'_>) -> Result<u64, Error> {
-        at.run(|tx| {
-            self.check_generation(tx)?;
+        self.run(at, |tx| {
             let mut n = 0u64;
             for item in tx.prefix_in(&self.inner.ks, [RECORD_TAG])? {
                 item?;
@@ -233,8 +227,7 @@ where
             Bound::Excluded(k) => Bound::Excluded(with_tag(k)),
             Bound::Unbounded => past(vec![RECORD_TAG]),
         };
-        let iter = at.run(|tx| {
-            self.check_generation(tx)?;
+        let iter = self.run(at, |tx| {
             Ok(tx.range_in(&self.inner.ks, (lower.clone(), upper.clone()))?)
         })?;
         Ok(Records {
@@ -245,7 +238,6 @@ where
 
     /// Reads the record with primary key encoding `pk`.
     pub(crate) fn get_tx(&self, tx: &mut Transaction, pk: &[u8]) -> Result<Option<T>, Error> {
-        self.check_generation(tx)?;
         match tx.get_in(&self.inner.ks, layout::record_key(pk))? {
             None => Ok(None),
             Some(stored) => self.decode(pk, &stored, Some(tx)).map(Some),
@@ -257,7 +249,6 @@ where
     /// before the first write, so a refused write leaves the transaction as
     /// it was.
     fn write(&self, tx: &mut Transaction, record: &T, mode: Mode) -> Result<bool, Error> {
-        self.check_generation(tx)?;
         let Encoded {
             pk,
             value,
@@ -345,7 +336,6 @@ where
         value: &[u8],
         tenant: Option<&[u8]>,
     ) -> Result<Vec<T>, Error> {
-        self.check_generation(tx)?;
         let stored_value = if index.decl.spec.blind {
             let key = match self.key_for(tx, tenant, false)? {
                 Some((key, _)) => key,
@@ -386,9 +376,13 @@ where
         tenant: Option<&[u8]>,
     ) -> Result<Vec<T>, Error> {
         let mut out = Vec::with_capacity(pks.len());
+        let mut rkey = Vec::new();
         for pk in pks {
+            rkey.clear();
+            rkey.push(RECORD_TAG);
+            rkey.extend_from_slice(pk);
             let stored = tx
-                .get_in(&self.inner.ks, layout::record_key(pk))?
+                .get_in(&self.inner.ks, &rkey)?
                 .ok_or_else(|| self.corrupt("an index entry names a missing record"))?;
             let record = self.decode(pk, &stored, Some(tx))?;
             if tenant.is_some() && self.tenant_of(&record)?.as_deref() != tenant {

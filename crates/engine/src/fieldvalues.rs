@@ -82,18 +82,21 @@ impl Db {
     /// tags are `HMAC-SHA256(index key, value)` (see
     /// [`sealkv_crypto_envelope::blind`]). Destroying the field key makes
     /// every tag under it unlinkable. A destroyed key answers
-    /// [`Error::KeyDestroyed`].
+    /// [`Error::KeyDestroyed`]. Derived keys are kept per field key and
+    /// scope (a tag costs one HMAC, not a derivation too) until the field
+    /// key is destroyed.
     pub fn blind_index_key(
         &self,
         field_key: KeyId,
         scope: &[&[u8]],
     ) -> Result<BlindIndexKey, Error> {
-        let fk = self.field_keys()?.field_key(field_key)?;
-        Ok(BlindIndexKey::derive(
-            &self.inner.config.provider,
-            &fk,
-            &self.id(),
-            scope,
-        )?)
+        let keys = self.field_keys()?;
+        // Asked every time: a destroyed or unknown key answers as such,
+        // whatever was derived from it before.
+        let fk = keys.field_key(field_key)?;
+        keys.blind_keys.get_or_derive(field_key, scope, || {
+            BlindIndexKey::derive(&self.inner.config.provider, &fk, &self.id(), scope)
+                .map_err(Error::from)
+        })
     }
 }

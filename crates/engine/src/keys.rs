@@ -15,6 +15,7 @@ use parking_lot::{Mutex, MutexGuard};
 use sealkv_crypto_envelope::registry::{AnchorKey, KeyPurpose, KeyRegistry, RegistryFile};
 use sealkv_crypto_envelope::{AlgorithmId, DataKey, DbId, KeyId, KeySource, Keyring};
 
+use crate::blindkeys::BlindKeys;
 use crate::config::Config;
 use crate::error::Error;
 use crate::stats::EncryptionStatus;
@@ -30,6 +31,8 @@ pub(crate) struct KeyState {
     fingerprint: Mutex<[u8; 32]>,
     source: Mutex<KeySource>,
     keyring: Arc<Keyring>,
+    /// Blind-index keys derived from the field keys.
+    pub(crate) blind_keys: BlindKeys,
 }
 
 impl KeyState {
@@ -113,6 +116,7 @@ impl KeyState {
             registry: Mutex::new(registry),
             source: Mutex::new(source),
             keyring,
+            blind_keys: BlindKeys::default(),
         })
     }
 
@@ -219,6 +223,7 @@ impl KeyState {
         let mut next = reg.clone();
         next.destroy_field_key(id).map_err(|e| self.map(e))?;
         self.commit(&mut reg, next)?;
+        self.blind_keys.forget(id);
         tracing::debug!(field_key = %id, "field key destroyed");
         Ok(())
     }

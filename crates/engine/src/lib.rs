@@ -26,6 +26,7 @@ pub use sealkv_fileio as fileio;
 pub mod anchor;
 mod backup;
 mod batch;
+mod blindkeys;
 mod bulk;
 mod compact;
 mod config;

@@ -266,6 +266,40 @@ fn a_stale_handle_is_refused_after_the_schema_changes() {
 }
 
 #[test]
+fn a_transaction_whose_schema_changes_after_its_check_does_not_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path(), false);
+    let old = users(&db);
+    let mut tx = db.begin_transaction().unwrap();
+    let mut in_tx = old.in_tx(&mut tx);
+    // The first operation checks the generation, the second relies on it.
+    in_tx.insert(&user(1, "acme", "ada", 36, "a@x")).unwrap();
+    let _new = Collection::open(
+        &db,
+        crate::support::schema().index("tenant", Index::plain(), |u| u.tenant.clone()),
+    )
+    .unwrap();
+    in_tx.insert(&user(2, "acme", "bo", 1, "b@x")).unwrap();
+    // The generation it read changed meanwhile: the commit is refused.
+    assert!(matches!(tx.commit(), Err(sealkv::Error::Conflict)));
+    // Run again, the transaction's first check sees the new schema.
+    let err = db
+        .transaction(|tx| old.in_tx(tx).insert(&user(1, "acme", "ada", 36, "a@x")))
+        .unwrap_err();
+    assert!(matches!(err, Error::SchemaChanged { .. }), "{err:?}");
+    let fresh = Collection::open(
+        &db,
+        crate::support::schema().index("tenant", Index::plain(), |u| u.tenant.clone()),
+    )
+    .unwrap();
+    assert_eq!(
+        fresh.count().unwrap(),
+        0,
+        "nothing of the refused transaction"
+    );
+}
+
+#[test]
 fn index_names_are_one_to_max_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let db = open_db(dir.path(), false);

@@ -74,3 +74,21 @@ fn a_database_without_a_key_has_no_field_keys() {
         Err(Error::MissingKey)
     ));
 }
+
+#[test]
+fn a_blind_index_key_used_before_its_field_key_is_destroyed_is_refused_after() {
+    let vfs = SimVfs::new();
+    let db = Db::open_with_config(plaintext_with_key(&vfs)).unwrap();
+    let (doomed, kept) = (
+        db.create_field_key().unwrap(),
+        db.create_field_key().unwrap(),
+    );
+    let before = db.blind_index_key(kept, &[b"s"]).unwrap().tag(b"v");
+    db.blind_index_key(doomed, &[b"s"]).unwrap();
+    db.destroy_field_key(doomed).unwrap();
+    assert!(matches!(
+        db.blind_index_key(doomed, &[b"s"]),
+        Err(Error::KeyDestroyed(_))
+    ));
+    assert_eq!(db.blind_index_key(kept, &[b"s"]).unwrap().tag(b"v"), before);
+}
