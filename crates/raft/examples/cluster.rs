@@ -86,12 +86,32 @@ fn canary_check(root: &Path, canaries: &Canaries, when: &str) -> Result<(), Box<
         .iter()
         .filter(|(name, _)| name.ends_with(".archive"))
         .count();
+    // Snapshots are built every 100 entries: a check that saw no archive
+    // did not check them.
+    if archives == 0 {
+        return Err(format!("canary check {when}: no snapshot archive to scan").into());
+    }
     println!(
         "canary check {when}: {} files ({archives} snapshot archives) hold none of the {} canaries",
         files.len(),
         2 * WRITES
     );
     Ok(())
+}
+
+/// The newest state machine generation in node `id`'s directory: each
+/// snapshot install makes a new one (`sm-<generation>`).
+fn sm_generation(root: &Path, id: NodeId) -> Result<u64, Box<dyn Error>> {
+    let mut newest = 0;
+    for entry in std::fs::read_dir(root.join(format!("node-{id}")))? {
+        let name = entry?.file_name();
+        let generation = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("sm-"))
+            .and_then(|g| g.parse::<u64>().ok());
+        newest = newest.max(generation.unwrap_or(0));
+    }
+    Ok(newest)
 }
 
 /// One running node: its raft handle and its state machine's reader.
@@ -215,6 +235,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     router.remove(first);
     dead.raft.shutdown().await?;
     drop(dead);
+    let generation_before = sm_generation(root, first)?;
     let second = leader(&nodes).await?;
     println!("node {first} killed; node {second} elected");
 
@@ -239,8 +260,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .await?;
     }
     let installed = nodes[&first].raft.metrics().borrow().snapshot;
+    // The new leader purged its log past what the old one had: the old
+    // leader can only have caught up by installing a snapshot, which makes
+    // a new state machine generation.
+    let generation_after = sm_generation(root, first)?;
+    if generation_after <= generation_before {
+        return Err(format!(
+            "node {first} caught up without installing a snapshot \
+             (state machine generation {generation_before} -> {generation_after})"
+        )
+        .into());
+    }
     println!(
-        "node {first} restarted and caught up to index {}; its snapshot: up to index {}",
+        "node {first} restarted and caught up to index {} through a snapshot install \
+         (state machine generation {generation_before} -> {generation_after}); \
+         its snapshot: up to index {}",
         last_index.unwrap_or(0),
         installed.map_or("none".to_string(), |id| id.index.to_string()),
     );

@@ -46,6 +46,21 @@ pub enum StoreError {
         /// The index where the run breaks.
         index: u64,
     },
+    /// The log is purged past the last entry the state machine has
+    /// applied, and no snapshot covers the entries in between: the node
+    /// cannot bring its state machine up to date from its own directory.
+    /// Rebuild it from another node (a new directory, joining the cluster
+    /// as a new node).
+    #[error(
+        "the raft log is purged up to index {purged} but the state machine has applied \
+         only up to {applied:?}, and no snapshot covers the entries between"
+    )]
+    PurgedPastState {
+        /// The last purged index.
+        purged: u64,
+        /// The last applied index (`None`: nothing applied).
+        applied: Option<u64>,
+    },
     /// A snapshot to install does not hold what its metadata says.
     #[error("the snapshot to install does not match its metadata")]
     SnapshotMismatch,

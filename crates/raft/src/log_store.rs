@@ -6,8 +6,9 @@
 //! than one value is split over several keys after its index (so
 //! every request openraft accepts can be logged); the vote, the
 //! committed id and the last purged id in `raft.meta`. Every write that
-//! openraft relies on after a crash — appends, votes, truncations, purges —
-//! is synced before openraft hears of it.
+//! openraft relies on after a crash — appends, votes, truncations — is
+//! synced before openraft hears of it; a purge is synced as far as it
+//! reaches the disk (a purge a crash undoes only keeps more of the log).
 //!
 //! Appends are group-committed: `append` writes its entries at once (they
 //! are readable when it returns, as openraft requires) without waiting for
@@ -29,6 +30,17 @@
 //! - a purge records the new purged id first (with the first deletions),
 //!   and readers ignore every entry at or below it, so what an interrupted
 //!   purge leaves is never read and is removed by the next purge.
+//!
+//! A purge never reaches the disk past the node's current snapshot (its
+//! *purge limit*): openraft purges a follower's log up to a received
+//! snapshot as soon as it hands the snapshot over, before the state
+//! machine has installed it. The part of such a purge above the limit is
+//! kept pending, in memory: openraft sees it (readers ignore the entries
+//! it covers, the log state reports it), and it is written once the
+//! snapshot is installed and the limit rises. A crash or a failed install
+//! in between leaves the log as it was, which still brings the state
+//! machine up to date. A pending purge is also written when an append
+//! would otherwise leave a hole on disk below its entries.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -145,6 +157,17 @@ struct LogInner {
     log: Keyspace,
     meta: Keyspace,
     syncer: Syncer,
+    purge: parking_lot::Mutex<PurgeState>,
+}
+
+/// How far a purge may reach the disk, and what openraft asked beyond it.
+#[derive(Default)]
+struct PurgeState {
+    /// The last log id the node's current snapshot covers: the disk is not
+    /// purged past it.
+    limit: Option<LogId<NodeId>>,
+    /// A purge openraft asked for past the limit, not yet on disk.
+    pending: Option<LogId<NodeId>>,
 }
 
 /// The thread that syncs appends and calls their callbacks.
@@ -226,6 +249,7 @@ impl LogStore {
                 log,
                 meta,
                 syncer,
+                purge: parking_lot::Mutex::new(PurgeState::default()),
             }),
         };
         store.remove_incomplete_tail()?;
@@ -303,9 +327,31 @@ impl LogStore {
         Ok(())
     }
 
-    /// The last purged log id.
+    /// The last purged log id, as openraft sees it: a purge still pending
+    /// (past the node's current snapshot) included.
     pub fn purged(&self) -> Result<Option<LogId<NodeId>>, StoreError> {
+        let pending = self.inner.purge.lock().pending;
+        Ok(self.durable_purged()?.max(pending))
+    }
+
+    /// The last purged log id on disk.
+    pub(crate) fn durable_purged(&self) -> Result<Option<LogId<NodeId>>, StoreError> {
         self.get_meta(PURGED, "purged log id")
+    }
+
+    /// Lets purges reach the disk up to `limit` (the last log id the node's
+    /// current snapshot covers, now installed), and writes the part of a
+    /// pending purge it allows.
+    pub(crate) fn raise_purge_limit(&self, limit: Option<LogId<NodeId>>) -> Result<(), StoreError> {
+        let mut state = self.inner.purge.lock();
+        state.limit = state.limit.max(limit);
+        if let (Some(pending), Some(limit)) = (state.pending, state.limit) {
+            self.purge_on_disk(&pending.min(limit))?;
+            if limit >= pending {
+                state.pending = None;
+            }
+        }
+        Ok(())
     }
 
     /// The id of the last entry present (ignoring what a purge left), or
@@ -387,6 +433,10 @@ impl LogStore {
         &self,
         entries: impl IntoIterator<Item = Entry<SealRaft>>,
     ) -> Result<(), StoreError> {
+        let mut entries = entries.into_iter().peekable();
+        if let Some(first) = entries.peek() {
+            self.purge_pending_below(first.log_id.index)?;
+        }
         let mut batch = WriteBatch::new();
         for entry in entries {
             let index = entry.log_id.index;
@@ -431,8 +481,50 @@ impl LogStore {
         Ok(())
     }
 
-    /// Records `log_id` as purged, then deletes every entry up to it.
+    /// Writes a pending purge if an append at `first` would otherwise leave
+    /// a hole on disk (the log on disk ends below `first - 1`): entries
+    /// after a hole could not be read back after a restart. openraft
+    /// appends past a snapshot's purge only once the snapshot is installed,
+    /// which writes the purge first; this covers its other purges (a log
+    /// behind its state machine at start).
+    fn purge_pending_below(&self, first: u64) -> Result<(), StoreError> {
+        let mut state = self.inner.purge.lock();
+        let Some(pending) = state.pending else {
+            return Ok(());
+        };
+        let last_key = match self.inner.log.iter()?.next_back() {
+            Some(item) => Some(log_key(&item?.0)?.index()),
+            None => None,
+        };
+        let durable = self.durable_purged()?.map(|id| id.index);
+        let on_disk_next = last_key.max(durable).map_or(0, |i| i.saturating_add(1));
+        if first > on_disk_next {
+            self.purge_on_disk(&pending)?;
+            state.pending = None;
+        }
+        Ok(())
+    }
+
+    /// Purges up to `log_id` as openraft asks: on disk up to the purge
+    /// limit, the rest pending until the limit rises.
     fn purge_upto(&self, log_id: &LogId<NodeId>) -> Result<(), StoreError> {
+        let mut state = self.inner.purge.lock();
+        if state.limit >= Some(*log_id) {
+            return self.purge_on_disk(log_id);
+        }
+        if let Some(limit) = state.limit {
+            self.purge_on_disk(&limit)?;
+        }
+        state.pending = state.pending.max(Some(*log_id));
+        Ok(())
+    }
+
+    /// Records `log_id` as purged on disk, then deletes every entry up to
+    /// it; a purge at or below the one on disk changes nothing.
+    fn purge_on_disk(&self, log_id: &LogId<NodeId>) -> Result<(), StoreError> {
+        if self.durable_purged()? >= Some(*log_id) {
+            return Ok(());
+        }
         let keys = self.keys_in((Bound::Unbounded, after_index(log_id.index)))?;
         let mut chunks = keys.chunks(DELETE_CHUNK);
         let mut batch = WriteBatch::new();

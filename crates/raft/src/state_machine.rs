@@ -171,6 +171,7 @@ impl Shared {
             .options
             .config_for(&self.dir.state_machine(generation))
             .open()?;
+        self.options.refuse_clear_snapshots_of(&db)?;
         let meta = db.keyspace(SM_KEYSPACE)?;
         Ok(Current {
             db,
@@ -322,7 +323,11 @@ impl Shared {
             snapshot_id,
         };
         let std_file = std::fs::File::open(&path).map_err(StoreError::io(&path))?;
-        if !self.set_current_snapshot(&meta, file)? {
+        let current = self.set_current_snapshot(&meta, file)?;
+        if current {
+            self.log.raise_purge_limit(meta.last_log_id)?;
+        }
+        if !current {
             // An install made a newer snapshot current meanwhile: that one
             // is the node's snapshot now.
             drop(std_file);
@@ -384,18 +389,25 @@ impl Shared {
 
     /// Installs archive `file` (complete and synced) as the state machine.
     ///
-    /// openraft purges the log up to the snapshot as soon as it hands it
-    /// over, so the archive is recorded as the current snapshot (durably)
-    /// before the import starts: if a crash interrupts the import, opening
-    /// the node runs it again ([`StateMachine::finish_install`]) instead of
-    /// keeping a state machine the log can no longer bring up to date.
+    /// The archive is recorded as the current snapshot (durably) before
+    /// the import starts: if a crash interrupts the import, opening the
+    /// node runs it again ([`StateMachine::finish_install`]). openraft asks
+    /// for the log to be purged up to the snapshot as soon as it hands it
+    /// over; the log keeps that purge pending until the import has
+    /// succeeded (see [`LogStore`]), so a crash before the record or a
+    /// failed import leaves the log that still brings the state machine up
+    /// to date.
     fn install(&self, meta: &Meta, file: u64) -> Result<(), StoreError> {
         let Recorded::Replaced(previous) = self.record_current(meta, file)? else {
             // Older than the node's current snapshot: nothing to install.
             return Ok(());
         };
         match self.import_current(meta, file) {
-            Ok(()) => self.retire(previous, file),
+            Ok(()) => {
+                // Installed: the log may now be purged up to it.
+                self.log.raise_purge_limit(meta.last_log_id)?;
+                self.retire(previous, file)
+            }
             Err(e) => {
                 // A bad archive (damaged, under another key, lying about
                 // what it holds) changed nothing: the previous snapshot is
@@ -573,6 +585,7 @@ impl StateMachine {
         next_file: u64,
     ) -> Result<Self, StoreError> {
         let db = options.config_for(&dir.state_machine(generation)).open()?;
+        options.refuse_clear_snapshots_of(&db)?;
         let meta = db.keyspace(SM_KEYSPACE)?;
         match meta.get(CLUSTER)? {
             Some(recorded) if recorded != options.cluster() => {

@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sealkv::Config;
 use sealkv::crypto::KeySource;
+use sealkv::{Config, Db};
 use sealkv_backup::ExportOptions;
 
 use crate::error::StoreError;
@@ -50,8 +50,14 @@ impl StoreOptions {
     /// state machine databases, the ones snapshots are imported into), so
     /// it carries the node's key, cipher and tuning.
     ///
+    /// The node's own files (its directories, the snapshot archives, the
+    /// renames of an install) are on the operating system's file system
+    /// (`std::fs`): a [`Config::vfs`] reaches the databases only, so a
+    /// node does not run on a virtual file system.
+    ///
     /// Snapshots are unsealed archives until [`StoreOptions::snapshot_key`]
-    /// names a key; an encrypted node refuses to open without one.
+    /// names a key; a node any of whose databases is encrypted refuses to
+    /// open without one.
     pub fn new(
         dir: impl Into<PathBuf>,
         config: impl Fn(&Path) -> Config + Send + Sync + 'static,
@@ -101,6 +107,19 @@ impl StoreOptions {
 
     pub(crate) fn snapshot_key_source(&self) -> Option<&KeySource> {
         self.snapshot_key.as_ref()
+    }
+
+    /// Refuses an encrypted database of a node without a snapshot key:
+    /// its snapshots would be written in clear. Every database the node
+    /// opens is checked (the configuration may differ by path).
+    pub(crate) fn refuse_clear_snapshots_of(&self, db: &Db) -> Result<(), StoreError> {
+        if db.stats()?.encryption.encrypt_at_rest && self.snapshot_key.is_none() {
+            return Err(StoreError::InvalidOptions(
+                "an encrypted node needs a snapshot key: its snapshots would be written in clear"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn export_options(&self) -> ExportOptions {
@@ -190,6 +209,8 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 /// it), a half-imported snapshot, archives that are not the current
 /// snapshot's (an export or a transfer that did not finish); and an install
 /// a crash interrupted is finished (the snapshot's archive imported again).
+/// A log purged past what the state machine holds, with no snapshot to
+/// cover the gap, is refused ([`StoreError::PurgedPastState`]).
 pub fn open(options: StoreOptions) -> Result<(LogStore, StateMachine), StoreError> {
     let dir = NodeDir {
         root: options.dir.clone(),
@@ -197,12 +218,7 @@ pub fn open(options: StoreOptions) -> Result<(LogStore, StateMachine), StoreErro
     create_private_dir(dir.root())?;
     create_private_dir(&dir.snapshots())?;
     let log_db = options.config_for(&dir.log()).open()?;
-    if log_db.stats()?.encryption.encrypt_at_rest && options.snapshot_key.is_none() {
-        return Err(StoreError::InvalidOptions(
-            "an encrypted node needs a snapshot key: its snapshots would be written in clear"
-                .into(),
-        ));
-    }
+    options.refuse_clear_snapshots_of(&log_db)?;
     let log = LogStore::new(log_db)?;
     let record = read_snapshot_record(&log)?;
 
@@ -256,6 +272,18 @@ pub fn open(options: StoreOptions) -> Result<(LogStore, StateMachine), StoreErro
     let sm = StateMachine::open(dir, options, log.clone(), generation, next_file)?;
     if let Some(r) = &record {
         sm.finish_install(r)?;
+        log.raise_purge_limit(r.meta.last_log_id)?;
+    }
+    // The log must reach back to what the state machine holds: entries
+    // purged past it can come from nowhere (openraft would fail on the
+    // first read of them).
+    let purged = log.durable_purged()?;
+    let applied = sm.reader().applied()?;
+    if purged > applied {
+        return Err(StoreError::PurgedPastState {
+            purged: purged.map_or(0, |id| id.index),
+            applied: applied.map(|id| id.index),
+        });
     }
     Ok((log, sm))
 }

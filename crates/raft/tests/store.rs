@@ -64,6 +64,24 @@ fn an_encrypted_node_without_a_snapshot_key_is_refused() {
     assert!(matches!(err, StoreError::InvalidOptions(_)), "{err:?}");
 }
 
+#[test]
+fn an_encrypted_state_machine_without_a_snapshot_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::random().unwrap();
+    // Only the state machine databases are encrypted: their snapshots
+    // would still be written in clear.
+    let options = StoreOptions::new(dir.path(), move |p| {
+        let config = Config::new(p);
+        if p.ends_with("log") {
+            config
+        } else {
+            config.encryption_key(key.clone())
+        }
+    });
+    let err = open(options).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidOptions(_)), "{err:?}");
+}
+
 #[tokio::test]
 async fn requests_to_reserved_or_invalid_keyspaces_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -300,4 +318,62 @@ async fn a_split_log_entry_reads_back_whole_after_a_reopen() {
     // Truncating the split entry removes all of it.
     log.truncate(log_id(1)).await.unwrap();
     assert_eq!(log.get_log_state().await.unwrap().last_log_id, None);
+}
+
+/// What an append or a truncation of a split entry interrupted by a crash
+/// leaves at the end of the log: the leading parts of the entry (an append
+/// writes its parts in order; a truncation deletes them last first). The
+/// node removes them at open, and the log goes on from the entry before.
+#[tokio::test]
+async fn a_split_entry_left_incomplete_at_the_end_is_removed_at_open() {
+    use openraft::RaftLogReader;
+    use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+    use sealkv::{Durability, WriteBatch};
+    // 16 MiB encodes to 5 parts of at most 4 MiB.
+    let large = normal(2, Request::put("k", vec![9u8; sealkv::MAX_VALUE_LEN]));
+    let before = normal(1, Request::put("k1", "v"));
+    for kept in 1..=4usize {
+        let dir = tempfile::tempdir().unwrap();
+        let key = MasterKey::random().unwrap();
+        let (options, _) = encrypted(dir.path(), &key);
+        {
+            let (mut log, _sm) = open(options.clone()).unwrap();
+            log.blocking_append([before.clone(), large.clone()])
+                .await
+                .unwrap();
+            // The crash's work: only the first `kept` parts stay.
+            let keyspace = log.db().keyspace(sealkv_raft::LOG_KEYSPACE).unwrap();
+            let keys: Vec<Vec<u8>> = keyspace.iter().unwrap().map(|i| i.unwrap().0).collect();
+            let parts: Vec<&Vec<u8>> = keys.iter().filter(|k| k.len() == 16).collect();
+            assert_eq!(parts.len(), 5, "the entry is split in five parts");
+            let mut batch = WriteBatch::new();
+            for part in &parts[kept..] {
+                batch.delete_in(&keyspace, part);
+            }
+            log.db().write_with(&batch, Durability::Sync).unwrap();
+            assert!(
+                log.try_get_log_entries(1..=2).await.is_err(),
+                "kept {kept}: the incomplete entry is a hole before the reopen"
+            );
+        }
+        let (mut log, _sm) = open(options).unwrap();
+        let keyspace = log.db().keyspace(sealkv_raft::LOG_KEYSPACE).unwrap();
+        assert_eq!(
+            keyspace.iter().unwrap().count(),
+            1,
+            "kept {kept}: only entry 1 stays on disk"
+        );
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id, Some(log_id(1)), "kept {kept}");
+        assert_eq!(
+            log.try_get_log_entries(1..).await.unwrap(),
+            vec![before.clone()]
+        );
+        let next = normal(2, Request::put("k2", "v2"));
+        log.blocking_append([next.clone()]).await.unwrap();
+        assert_eq!(
+            log.try_get_log_entries(1..).await.unwrap(),
+            vec![before.clone(), next]
+        );
+    }
 }
