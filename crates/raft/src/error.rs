@@ -61,6 +61,11 @@ pub enum StoreError {
         /// The last applied index (`None`: nothing applied).
         applied: Option<u64>,
     },
+    /// An append had to wait for a snapshot's install (its entries follow
+    /// a purge only that snapshot covers), and the install failed. Nothing
+    /// of the append was written.
+    #[error("the snapshot install an append waited for failed")]
+    InstallFailed,
     /// A snapshot to install does not hold what its metadata says.
     #[error("the snapshot to install does not match its metadata")]
     SnapshotMismatch,

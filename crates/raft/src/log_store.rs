@@ -39,8 +39,12 @@
 //! it covers, the log state reports it), and it is written once the
 //! snapshot is installed and the limit rises. A crash or a failed install
 //! in between leaves the log as it was, which still brings the state
-//! machine up to date. A pending purge is also written when an append
-//! would otherwise leave a hole on disk below its entries.
+//! machine up to date. openraft may append past such a purge before the
+//! install has finished (after a new leader's append, or when it answers a
+//! snapshot sent again at once); an append that would leave a hole on disk
+//! below its entries waits until the install raises the limit over the
+//! pending purge, and fails if the install fails: the purge never reaches
+//! the disk ahead of the snapshot that covers it.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -158,6 +162,9 @@ struct LogInner {
     meta: Keyspace,
     syncer: Syncer,
     purge: parking_lot::Mutex<PurgeState>,
+    /// Bumped whenever the purge limit rises or an install fails: wakes an
+    /// append waiting for a pending purge to be allowed on disk.
+    purge_changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// How far a purge may reach the disk, and what openraft asked beyond it.
@@ -168,6 +175,18 @@ struct PurgeState {
     limit: Option<LogId<NodeId>>,
     /// A purge openraft asked for past the limit, not yet on disk.
     pending: Option<LogId<NodeId>>,
+    /// An install failed since the limit last rose: the pending purge may
+    /// never be allowed, so an append waiting for it fails.
+    install_failed: bool,
+}
+
+/// What an append must do about a pending purge before writing.
+enum BeforeAppend {
+    /// Nothing: the append leaves no hole on disk (or the purge is written).
+    Write,
+    /// Wait: the append would leave a hole on disk, and only the install of
+    /// the snapshot that covers the pending purge may write it.
+    Wait,
 }
 
 /// The thread that syncs appends and calls their callbacks.
@@ -250,6 +269,7 @@ impl LogStore {
                 meta,
                 syncer,
                 purge: parking_lot::Mutex::new(PurgeState::default()),
+                purge_changed: tokio::sync::watch::Sender::new(0),
             }),
         };
         store.remove_incomplete_tail()?;
@@ -345,13 +365,30 @@ impl LogStore {
     pub(crate) fn raise_purge_limit(&self, limit: Option<LogId<NodeId>>) -> Result<(), StoreError> {
         let mut state = self.inner.purge.lock();
         state.limit = state.limit.max(limit);
-        if let (Some(pending), Some(limit)) = (state.pending, state.limit) {
-            self.purge_on_disk(&pending.min(limit))?;
-            if limit >= pending {
-                state.pending = None;
-            }
-        }
-        Ok(())
+        state.install_failed = false;
+        let written = match (state.pending, state.limit) {
+            (Some(pending), Some(limit)) => self.purge_on_disk(&pending.min(limit)).map(|()| {
+                if limit >= pending {
+                    state.pending = None;
+                }
+            }),
+            _ => Ok(()),
+        };
+        drop(state);
+        self.inner
+            .purge_changed
+            .send_modify(|n| *n = n.wrapping_add(1));
+        written
+    }
+
+    /// Records that installing a snapshot failed: an append waiting for
+    /// the pending purge that snapshot would have allowed fails instead of
+    /// waiting on.
+    pub(crate) fn install_failed(&self) {
+        self.inner.purge.lock().install_failed = true;
+        self.inner
+            .purge_changed
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The id of the last entry present (ignoring what a purge left), or
@@ -429,14 +466,28 @@ impl LogStore {
         Ok(keys)
     }
 
+    /// Waits until an append at `first` leaves no hole on disk: until the
+    /// purge limit covers the pending purge below it, which is then
+    /// written. Fails if an install fails meanwhile.
+    async fn make_room_for(&self, first: u64) -> Result<(), StoreError> {
+        loop {
+            // Subscribed before the check: a change after it wakes us.
+            let mut changed = self.inner.purge_changed.subscribe();
+            match self.purge_pending_below(first)? {
+                BeforeAppend::Write => return Ok(()),
+                BeforeAppend::Wait => {
+                    if changed.changed().await.is_err() {
+                        return Err(StoreError::InstallFailed);
+                    }
+                }
+            }
+        }
+    }
+
     fn append_entries(
         &self,
         entries: impl IntoIterator<Item = Entry<SealRaft>>,
     ) -> Result<(), StoreError> {
-        let mut entries = entries.into_iter().peekable();
-        if let Some(first) = entries.peek() {
-            self.purge_pending_below(first.log_id.index)?;
-        }
         let mut batch = WriteBatch::new();
         for entry in entries {
             let index = entry.log_id.index;
@@ -482,15 +533,16 @@ impl LogStore {
     }
 
     /// Writes a pending purge if an append at `first` would otherwise leave
-    /// a hole on disk (the log on disk ends below `first - 1`): entries
-    /// after a hole could not be read back after a restart. openraft
-    /// appends past a snapshot's purge only once the snapshot is installed,
-    /// which writes the purge first; this covers its other purges (a log
-    /// behind its state machine at start).
-    fn purge_pending_below(&self, first: u64) -> Result<(), StoreError> {
+    /// a hole on disk (the log on disk ends below `first - 1`: entries
+    /// after a hole could not be read back after a restart), provided the
+    /// purge limit covers it; otherwise the append must wait for the
+    /// install that raises the limit (openraft may append past a snapshot's
+    /// purge while the state machine is still installing it), or fail if
+    /// that install failed.
+    fn purge_pending_below(&self, first: u64) -> Result<BeforeAppend, StoreError> {
         let mut state = self.inner.purge.lock();
         let Some(pending) = state.pending else {
-            return Ok(());
+            return Ok(BeforeAppend::Write);
         };
         let last_key = match self.inner.log.iter()?.next_back() {
             Some(item) => Some(log_key(&item?.0)?.index()),
@@ -498,11 +550,18 @@ impl LogStore {
         };
         let durable = self.durable_purged()?.map(|id| id.index);
         let on_disk_next = last_key.max(durable).map_or(0, |i| i.saturating_add(1));
-        if first > on_disk_next {
+        if first <= on_disk_next {
+            return Ok(BeforeAppend::Write);
+        }
+        if state.limit >= Some(pending) {
             self.purge_on_disk(&pending)?;
             state.pending = None;
+            return Ok(BeforeAppend::Write);
         }
-        Ok(())
+        if state.install_failed {
+            return Err(StoreError::InstallFailed);
+        }
+        Ok(BeforeAppend::Wait)
     }
 
     /// Purges up to `log_id` as openraft asks: on disk up to the purge
@@ -616,7 +675,12 @@ impl RaftLogStorage<SealRaft> for LogStore {
         I: IntoIterator<Item = Entry<SealRaft>> + Send,
         I::IntoIter: Send,
     {
-        match self.append_entries(entries) {
+        let mut entries = entries.into_iter().peekable();
+        let room = match entries.peek() {
+            Some(first) => self.make_room_for(first.log_id.index).await,
+            None => Ok(()),
+        };
+        match room.and_then(|()| self.append_entries(entries)) {
             // openraft counts the entries durable only once the syncer has
             // synced them and called back.
             Ok(()) => self

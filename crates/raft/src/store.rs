@@ -285,5 +285,9 @@ pub fn open(options: StoreOptions) -> Result<(LogStore, StateMachine), StoreErro
             applied: applied.map(|id| id.index),
         });
     }
+    // What the state machine holds on disk covers the log up to its
+    // applied id: openraft purges up to it at start when the log ends
+    // before it, and that purge may reach the disk.
+    log.raise_purge_limit(applied)?;
     Ok((log, sm))
 }

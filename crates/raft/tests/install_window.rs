@@ -105,14 +105,14 @@ async fn check_catches_up(root: &Path, snapshot: &Snapshot<SealRaft>) {
         "the log is purged to {:?} but the state machine is at {applied:?}",
         state.last_purged_log_id
     );
-    // The follower's log starts at index 1.
-    let from = applied.map_or(1, |a| a.index + 1);
-    if let Some(last) = state.last_log_id
-        && last.index >= from
-    {
-        let read = log.try_get_log_entries(from..=last.index).await.unwrap();
-        assert_eq!(read.len() as u64, last.index + 1 - from, "no hole");
-    }
+    // Nothing applied: the log still holds the follower's entries 1 and 2,
+    // without a hole, and nothing past them.
+    assert_eq!(applied, None);
+    assert_eq!(state.last_purged_log_id, None);
+    assert_eq!(state.last_log_id, Some(log_id(2)));
+    let read = log.try_get_log_entries(1..=2).await.unwrap();
+    let ids: Vec<_> = read.iter().map(|e| e.log_id).collect();
+    assert_eq!(ids, vec![log_id(1), log_id(2)], "no hole");
     let data = receive_and_purge(&mut log, &mut sm, snapshot).await;
     sm.install_snapshot(&snapshot.meta, data).await.unwrap();
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(3)));
@@ -198,29 +198,126 @@ async fn an_install_that_fails_after_the_purge_leaves_a_node_that_catches_up() {
     check_catches_up(&root, &snapshot).await;
 }
 
+/// Entry 4, the first after the leader's snapshot.
+fn entry_after_snapshot() -> Entry<SealRaft> {
+    Entry {
+        log_id: log_id(4),
+        payload: EntryPayload::Normal(Request::put("c", "3")),
+    }
+}
+
+/// Starts appending entry 4 as openraft may while the state machine is
+/// still installing the snapshot (a new leader's append, or the answer
+/// to a snapshot sent again), and checks that the append waits.
+async fn start_append_during_install(
+    log: &LogStore,
+) -> tokio::task::JoinHandle<Result<(), openraft::StorageError<u64>>> {
+    let mut appender = log.clone();
+    let append =
+        tokio::spawn(async move { appender.blocking_append([entry_after_snapshot()]).await });
+    // Lets the append run up to where it waits (a current-thread runtime).
+    tokio::task::yield_now().await;
+    assert!(
+        !append.is_finished(),
+        "the append waits for the install of the snapshot it follows"
+    );
+    append
+}
+
+#[tokio::test]
+async fn an_append_during_an_install_that_fails_fails_and_leaves_a_node_that_catches_up() {
+    let temp = tempfile::tempdir().unwrap();
+    let (snapshot, _leader) = leader_snapshot(&temp.path().join("a")).await;
+    let root = temp.path().join("b");
+    let (mut log, mut sm) = follower(&root).await;
+    let data = receive_and_purge(&mut log, &mut sm, &snapshot).await;
+    let append = start_append_during_install(&log).await;
+    let mut lying = snapshot.meta.clone();
+    lying.last_log_id = Some(log_id(99));
+    let err = sm.install_snapshot(&lying, data).await.unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+    let err = append.await.unwrap().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("install an append waited for failed"),
+        "{err}"
+    );
+    // openraft stops the node on a storage error.
+    drop((log, sm));
+    check_catches_up(&root, &snapshot).await;
+}
+
+#[tokio::test]
+async fn a_crash_during_an_append_waiting_for_the_install_leaves_a_node_that_catches_up() {
+    let temp = tempfile::tempdir().unwrap();
+    let (snapshot, _leader) = leader_snapshot(&temp.path().join("a")).await;
+    let root = temp.path().join("b");
+    let (mut log, mut sm) = follower(&root).await;
+    let data = receive_and_purge(&mut log, &mut sm, &snapshot).await;
+    let append = start_append_during_install(&log).await;
+    // The node dies before the install: the waiting append goes with it.
+    append.abort();
+    assert!(append.await.unwrap_err().is_cancelled());
+    drop((log, sm, data));
+    check_catches_up(&root, &snapshot).await;
+}
+
+#[tokio::test]
+async fn an_append_after_a_good_install_writes_the_purge_and_follows_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let (snapshot, _leader) = leader_snapshot(&temp.path().join("a")).await;
+    let root = temp.path().join("b");
+    let (mut log, mut sm) = follower(&root).await;
+    let data = receive_and_purge(&mut log, &mut sm, &snapshot).await;
+    let append = start_append_during_install(&log).await;
+    sm.install_snapshot(&snapshot.meta, data).await.unwrap();
+    append.await.unwrap().unwrap();
+    drop((log, sm));
+    let (mut log, _sm) = open(options(&root)).unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(3)));
+    assert_eq!(state.last_log_id, Some(log_id(4)));
+    let read = log.try_get_log_entries(4..=4).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].log_id, log_id(4));
+}
+
 #[tokio::test]
 async fn a_log_purged_past_its_state_machine_is_refused_at_open() {
     let temp = tempfile::tempdir().unwrap();
     let root = temp.path().join("b");
-    let (mut log, sm) = follower(&root).await;
-    // A purge past everything (no snapshot covers it) stays pending, and an
-    // append after it writes it, so that no hole reaches the disk.
-    log.purge(log_id(5)).await.unwrap();
-    let next = Entry {
-        log_id: log_id(6),
-        payload: EntryPayload::Normal(Request::put("c", "3")),
-    };
-    log.blocking_append([next]).await.unwrap();
-    let state = log.get_log_state().await.unwrap();
-    assert_eq!(state.last_purged_log_id, Some(log_id(5)));
-    assert_eq!(state.last_log_id, Some(log_id(6)));
-    drop((log, sm));
+    {
+        let (mut log, mut sm) = open(options(&root)).unwrap();
+        log.blocking_append(entries()).await.unwrap();
+        sm.apply(entries()).await.unwrap();
+    }
+    // Reopened, the state machine's applied id lets the log be purged up
+    // to it on disk.
+    {
+        let (mut log, _sm) = open(options(&root)).unwrap();
+        log.purge(log_id(3)).await.unwrap();
+    }
+    // The state machine is lost; the purged log cannot rebuild it.
+    let mut lost = 0;
+    for dir in std::fs::read_dir(&root).unwrap() {
+        let path = dir.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("sm-")
+        {
+            std::fs::remove_dir_all(&path).unwrap();
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 1, "the state machine was removed");
     let err = open(options(&root)).unwrap_err();
     assert!(
         matches!(
             err,
             StoreError::PurgedPastState {
-                purged: 5,
+                purged: 3,
                 applied: None
             }
         ),
