@@ -40,12 +40,7 @@ async fn chaos(ops: usize, seed: u64, encrypted: bool) -> Outcome {
     let mut attempted: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>> = BTreeMap::new();
     let (mut kills, mut restarts) = (0, 0);
     for op in 0..ops {
-        let down: Vec<_> = cluster
-            .ids
-            .iter()
-            .copied()
-            .filter(|id| !cluster.nodes.contains_key(id))
-            .collect();
+        let down = cluster.down();
         match rng.below(100) {
             // Kill the leader (one node down at most, so a quorum remains).
             0..=2 if down.is_empty() => {
@@ -90,12 +85,7 @@ async fn chaos(ops: usize, seed: u64, encrypted: bool) -> Outcome {
         }
     }
     cluster.router.set_drop_rate(0.0, 1);
-    let down: Vec<_> = cluster
-        .ids
-        .iter()
-        .copied()
-        .filter(|id| !cluster.nodes.contains_key(id))
-        .collect();
+    let down = cluster.down();
     for id in down {
         cluster.restart(id).await;
         restarts += 1;

@@ -224,14 +224,52 @@ async fn start_append_during_install(
     append
 }
 
-#[tokio::test]
-async fn an_append_during_an_install_that_fails_fails_and_leaves_a_node_that_catches_up() {
+/// A follower that received a snapshot and purged its log up to it, with
+/// an append of the next entry waiting for the install (the state each
+/// test below starts from). The temporary directory and the leader are
+/// kept alive with it.
+struct Waiting {
+    _temp: tempfile::TempDir,
+    root: std::path::PathBuf,
+    snapshot: Snapshot<SealRaft>,
+    _leader: StateMachine,
+    log: LogStore,
+    sm: StateMachine,
+    data: Box<sealkv_raft::SnapshotFile>,
+    append: tokio::task::JoinHandle<Result<(), openraft::StorageError<u64>>>,
+}
+
+async fn an_append_waiting_for_the_install() -> Waiting {
     let temp = tempfile::tempdir().unwrap();
-    let (snapshot, _leader) = leader_snapshot(&temp.path().join("a")).await;
+    let (snapshot, leader) = leader_snapshot(&temp.path().join("a")).await;
     let root = temp.path().join("b");
     let (mut log, mut sm) = follower(&root).await;
     let data = receive_and_purge(&mut log, &mut sm, &snapshot).await;
     let append = start_append_during_install(&log).await;
+    Waiting {
+        _temp: temp,
+        root,
+        snapshot,
+        _leader: leader,
+        log,
+        sm,
+        data,
+        append,
+    }
+}
+
+#[tokio::test]
+async fn an_append_during_an_install_that_fails_fails_and_leaves_a_node_that_catches_up() {
+    let Waiting {
+        _temp,
+        root,
+        snapshot,
+        _leader,
+        log,
+        mut sm,
+        data,
+        append,
+    } = an_append_waiting_for_the_install().await;
     let mut lying = snapshot.meta.clone();
     lying.last_log_id = Some(log_id(99));
     let err = sm.install_snapshot(&lying, data).await.unwrap_err();
@@ -249,12 +287,16 @@ async fn an_append_during_an_install_that_fails_fails_and_leaves_a_node_that_cat
 
 #[tokio::test]
 async fn a_crash_during_an_append_waiting_for_the_install_leaves_a_node_that_catches_up() {
-    let temp = tempfile::tempdir().unwrap();
-    let (snapshot, _leader) = leader_snapshot(&temp.path().join("a")).await;
-    let root = temp.path().join("b");
-    let (mut log, mut sm) = follower(&root).await;
-    let data = receive_and_purge(&mut log, &mut sm, &snapshot).await;
-    let append = start_append_during_install(&log).await;
+    let Waiting {
+        _temp,
+        root,
+        snapshot,
+        _leader,
+        log,
+        sm,
+        data,
+        append,
+    } = an_append_waiting_for_the_install().await;
     // The node dies before the install: the waiting append goes with it.
     append.abort();
     assert!(append.await.unwrap_err().is_cancelled());
@@ -264,12 +306,16 @@ async fn a_crash_during_an_append_waiting_for_the_install_leaves_a_node_that_cat
 
 #[tokio::test]
 async fn an_append_after_a_good_install_writes_the_purge_and_follows_it() {
-    let temp = tempfile::tempdir().unwrap();
-    let (snapshot, _leader) = leader_snapshot(&temp.path().join("a")).await;
-    let root = temp.path().join("b");
-    let (mut log, mut sm) = follower(&root).await;
-    let data = receive_and_purge(&mut log, &mut sm, &snapshot).await;
-    let append = start_append_during_install(&log).await;
+    let Waiting {
+        _temp,
+        root,
+        snapshot,
+        _leader,
+        log,
+        mut sm,
+        data,
+        append,
+    } = an_append_waiting_for_the_install().await;
     sm.install_snapshot(&snapshot.meta, data).await.unwrap();
     append.await.unwrap().unwrap();
     drop((log, sm));

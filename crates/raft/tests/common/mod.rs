@@ -157,6 +157,15 @@ impl Cluster {
         }
     }
 
+    /// The nodes of the cluster that are not running.
+    pub(crate) fn down(&self) -> Vec<NodeId> {
+        self.ids
+            .iter()
+            .copied()
+            .filter(|id| !self.nodes.contains_key(id))
+            .collect()
+    }
+
     /// The leader the running nodes agree on, waiting up to `PATIENCE`.
     pub(crate) async fn leader(&self) -> NodeId {
         let deadline = tokio::time::Instant::now() + PATIENCE;
