@@ -12,12 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
+use sealkv_crypto_envelope::field::{FieldOpener, FieldSession};
 use sealkv_crypto_envelope::registry::{AnchorKey, KeyPurpose, KeyRegistry, RegistryFile};
 use sealkv_crypto_envelope::{AlgorithmId, DataKey, DbId, KeyId, KeySource, Keyring};
 
 use crate::blindkeys::BlindKeys;
 use crate::config::Config;
 use crate::error::Error;
+use crate::fieldsessions::FieldSessions;
 use crate::stats::EncryptionStatus;
 
 /// The open key registry and what was derived from it.
@@ -33,6 +35,8 @@ pub(crate) struct KeyState {
     keyring: Arc<Keyring>,
     /// Blind-index keys derived from the field keys.
     pub(crate) blind_keys: BlindKeys,
+    /// Field sessions sealing randomized values, and openers built.
+    field_sessions: FieldSessions,
 }
 
 impl KeyState {
@@ -117,6 +121,7 @@ impl KeyState {
             source: Mutex::new(source),
             keyring,
             blind_keys: BlindKeys::default(),
+            field_sessions: FieldSessions::default(),
         })
     }
 
@@ -217,6 +222,28 @@ impl KeyState {
         self.reg().field_key(id).map_err(|e| self.map(e))
     }
 
+    /// The session sealing randomized values under field key `id`. The
+    /// registry is asked first and held meanwhile, so a destroyed key
+    /// answers `KeyDestroyed` and no session of it is started after its
+    /// destruction dropped the others.
+    pub(crate) fn field_session(&self, id: KeyId) -> Result<Arc<FieldSession>, Error> {
+        let reg = self.reg();
+        let key = reg.field_key(id).map_err(|e| self.map(e))?;
+        Ok(self.field_sessions.session(reg.provider(), &key)?)
+    }
+
+    /// The opener of field key `id`'s session `salt`, asking the registry
+    /// first (a destroyed key answers `KeyDestroyed` whatever is cached).
+    pub(crate) fn field_opener(
+        &self,
+        id: KeyId,
+        salt: &[u8; 32],
+    ) -> Result<Arc<FieldOpener>, Error> {
+        let reg = self.reg();
+        let key = reg.field_key(id).map_err(|e| self.map(e))?;
+        Ok(self.field_sessions.opener(reg.provider(), &key, salt)?)
+    }
+
     /// Destroys field key `id` for good.
     pub(crate) fn destroy_field_key(&self, id: KeyId) -> Result<(), Error> {
         let mut reg = self.reg();
@@ -224,6 +251,7 @@ impl KeyState {
         next.destroy_field_key(id).map_err(|e| self.map(e))?;
         self.commit(&mut reg, next)?;
         self.blind_keys.forget(id);
+        self.field_sessions.forget(id);
         tracing::debug!(field_key = %id, "field key destroyed");
         Ok(())
     }

@@ -1,0 +1,171 @@
+//! Field sessions and openers of one open database, so a randomized field
+//! value costs one AEAD call to seal or open, not a salt, a derivation and
+//! a key schedule.
+//!
+//! Sealing: one [`FieldSession`] per field key (a fresh salt, its subkey
+//! derived once, a counter nonce per value), started at the first seal
+//! under that key in this handle and replaced by a new one (a new salt)
+//! once it has sealed its 2^32 values. Every handle, every reopen and
+//! every copy of the directory starts its own sessions, so no
+//! (salt, counter) pair repeats whatever happens to the files.
+//!
+//! Opening: one [`FieldOpener`] per (field key, session salt) met, up to
+//! [`MAX_OPENERS`]; the handle's own sessions' openers are in it from their
+//! start. The caller asks the registry for the field key before every
+//! lookup (so a destroyed key answers as such whatever is cached), and
+//! destroying a field key drops its sessions and openers here at once.
+//! The subkeys live only inside the ciphers, whose key schedules the
+//! built-in RustCrypto ciphers wipe on drop (`ring`'s do not:
+//! SECURITY.md). `Debug` shows only counts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use sealkv_crypto_envelope::field::{FieldError, FieldOpener, FieldSession};
+use sealkv_crypto_envelope::{CryptoProvider, DataKey, KeyId};
+
+/// The most openers kept; past it the cache starts over (the sessions go
+/// on sealing, and their values' openers are built again when read).
+const MAX_OPENERS: usize = 4096;
+
+/// The sessions sealing under each field key and the openers built.
+#[derive(Default)]
+pub(crate) struct FieldSessions {
+    sealing: Mutex<HashMap<KeyId, Arc<FieldSession>>>,
+    openers: Mutex<HashMap<(KeyId, [u8; 32]), Arc<FieldOpener>>>,
+}
+
+impl std::fmt::Debug for FieldSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FieldSessions")
+            .field("sessions", &self.sealing.lock().len())
+            .field("openers", &self.openers.lock().len())
+            .finish()
+    }
+}
+
+impl FieldSessions {
+    /// The session sealing under `key`: the current one, or a new one when
+    /// there is none or it has sealed all its values. The caller has just
+    /// taken `key` from the registry (so it is not destroyed) and holds the
+    /// registry lock, which keeps a destruction from passing between.
+    pub(crate) fn session(
+        &self,
+        provider: &CryptoProvider,
+        key: &DataKey,
+    ) -> Result<Arc<FieldSession>, FieldError> {
+        let mut sealing = self.sealing.lock();
+        if let Some(s) = sealing.get(&key.id) {
+            if !s.is_exhausted() {
+                return Ok(s.clone());
+            }
+        }
+        let session = Arc::new(FieldSession::start(provider, key)?);
+        tracing::debug!(field_key = %key.id, "field session started");
+        self.keep_opener(session.opener().clone());
+        sealing.insert(key.id, session.clone());
+        Ok(session)
+    }
+
+    /// The opener of `key`'s session `salt`, built the first time. The
+    /// caller has just taken `key` from the registry, under its lock.
+    pub(crate) fn opener(
+        &self,
+        provider: &CryptoProvider,
+        key: &DataKey,
+        salt: &[u8; 32],
+    ) -> Result<Arc<FieldOpener>, FieldError> {
+        if let Some(o) = self.openers.lock().get(&(key.id, *salt)) {
+            return Ok(o.clone());
+        }
+        let opener = Arc::new(FieldOpener::new(provider, key, salt)?);
+        self.keep_opener(opener.clone());
+        Ok(opener)
+    }
+
+    fn keep_opener(&self, opener: Arc<FieldOpener>) {
+        let mut openers = self.openers.lock();
+        if openers.len() >= MAX_OPENERS {
+            openers.clear();
+        }
+        openers.insert((opener.key_id(), *opener.salt()), opener);
+    }
+
+    /// Drops every session and opener of field key `id`.
+    pub(crate) fn forget(&self, id: KeyId) {
+        self.sealing.lock().remove(&id);
+        self.openers.lock().retain(|(key, _), _| *key != id);
+    }
+
+    /// How many openers are cached (for tests).
+    #[cfg(test)]
+    fn openers_len(&self) -> usize {
+        self.openers.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealkv_crypto_envelope::field::{FieldFormat, SEALS_PER_FIELD_SESSION, header};
+    use sealkv_crypto_envelope::{EncryptionAlgorithm, SecretKey};
+
+    fn key(id: u32) -> DataKey {
+        DataKey::new(
+            KeyId(id),
+            EncryptionAlgorithm::Aes256Gcm.id(),
+            SecretKey::from_bytes(&[id as u8; 32]).unwrap(),
+        )
+    }
+
+    fn salt_and_counter(sealed: &[u8]) -> ([u8; 32], u32) {
+        match header(sealed).unwrap().format {
+            FieldFormat::V2 { salt, counter } => (salt, counter),
+            FieldFormat::V1 => panic!("format 1 written"),
+        }
+    }
+
+    #[test]
+    fn one_session_per_key_until_it_is_exhausted_then_a_new_salt() {
+        let p = CryptoProvider::default();
+        let cache = FieldSessions::default();
+        let (k1, k2) = (key(1), key(2));
+        let s1 = cache.session(&p, &k1).unwrap();
+        assert!(Arc::ptr_eq(&s1, &cache.session(&p, &k1).unwrap()));
+        let s2 = cache.session(&p, &k2).unwrap();
+        assert_ne!(s1.salt(), s2.salt());
+        // Its own opener is cached from the start.
+        assert!(Arc::ptr_eq(
+            s1.opener(),
+            &cache.opener(&p, &k1, s1.salt()).unwrap()
+        ));
+        assert_eq!(cache.openers_len(), 2);
+
+        // Near the end: the last counter is sealed, never 2^32, and the
+        // next seal goes to a new session under a new salt at counter 0.
+        s1.skip_to(SEALS_PER_FIELD_SESSION - 1);
+        let last = s1.seal(b"r", b"v").unwrap();
+        assert_eq!(salt_and_counter(&last), (*s1.salt(), u32::MAX));
+        assert!(matches!(
+            s1.seal(b"r", b"v"),
+            Err(FieldError::SessionExhausted)
+        ));
+        let next = cache.session(&p, &k1).unwrap();
+        assert!(!Arc::ptr_eq(&s1, &next));
+        let first = next.seal(b"r", b"v").unwrap();
+        assert_eq!(salt_and_counter(&first), (*next.salt(), 0));
+        assert_ne!(next.salt(), s1.salt());
+        // Both sessions' values still open.
+        let o = cache.opener(&p, &k1, s1.salt()).unwrap();
+        assert_eq!(o.open(b"r", &last).unwrap(), b"v");
+
+        cache.forget(KeyId(1));
+        assert_eq!(cache.openers_len(), 1, "only key 2's opener stays");
+        assert!(cache.sealing.lock().get(&KeyId(1)).is_none());
+        assert_eq!(
+            format!("{cache:?}"),
+            "FieldSessions { sessions: 1, openers: 1 }"
+        );
+    }
+}
