@@ -135,7 +135,8 @@ const FIXED_NONCE: [u8; NONCE_LEN] = [0; NONCE_LEN];
 /// How a value was sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldMode {
-    /// Fresh salt per value; bound to the record key.
+    /// A session's salt and a counter per value (format 2), or a salt per
+    /// value (format 1); bound to the record key.
     Randomized,
     /// Same value, same ciphertext; bound to a field id.
     Deterministic,
