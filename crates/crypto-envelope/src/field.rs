@@ -218,27 +218,32 @@ pub fn header(sealed: &[u8]) -> Result<FieldHeader, FieldError> {
     let h = sealed
         .get(..V1_HEADER_LEN)
         .ok_or(FieldError::Malformed("shorter than its header"))?;
+    let v2 = match h[0] {
+        FIELD_MAGIC => false,
+        FIELD_MAGIC_V2 => true,
+        _ => return Err(FieldError::Malformed("bad magic byte")),
+    };
     let mode = match h[1] {
         1 => FieldMode::Randomized,
         2 => FieldMode::Deterministic,
         _ => return Err(FieldError::Malformed("unknown mode")),
     };
-    let format = match h[0] {
-        FIELD_MAGIC => FieldFormat::V1,
-        FIELD_MAGIC_V2 => {
-            if mode != FieldMode::Randomized {
-                return Err(FieldError::Malformed("format 2 is randomized only"));
-            }
-            let rest = sealed
-                .get(V1_HEADER_LEN..V2_HEADER_LEN)
-                .ok_or(FieldError::Malformed("truncated session salt or counter"))?;
-            let (salt, counter) = rest.split_at(SALT_LEN);
-            FieldFormat::V2 {
-                salt: salt.try_into().expect("split at the salt's length"),
-                counter: u32::from_be_bytes(counter.try_into().expect("4 bytes left")),
-            }
+    let format = if v2 {
+        if mode != FieldMode::Randomized {
+            return Err(FieldError::Malformed("format 2 is randomized only"));
         }
-        _ => return Err(FieldError::Malformed("bad magic byte")),
+        let rest = sealed
+            .get(V1_HEADER_LEN..V2_HEADER_LEN)
+            .ok_or(FieldError::Malformed("truncated session salt or counter"))?;
+        let mut salt = [0u8; SALT_LEN];
+        salt.copy_from_slice(&rest[..SALT_LEN]);
+        let c = &rest[SALT_LEN..];
+        FieldFormat::V2 {
+            salt,
+            counter: u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+        }
+    } else {
+        FieldFormat::V1
     };
     Ok(FieldHeader {
         mode,
