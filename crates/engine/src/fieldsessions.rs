@@ -29,11 +29,14 @@ use sealkv_crypto_envelope::{CryptoProvider, DataKey, KeyId};
 /// on sealing, and their values' openers are built again when read).
 const MAX_OPENERS: usize = 4096;
 
+/// A field key and one of its session salts: what names an opener.
+type SessionOf = (KeyId, [u8; 32]);
+
 /// The sessions sealing under each field key and the openers built.
 #[derive(Default)]
 pub(crate) struct FieldSessions {
     sealing: Mutex<HashMap<KeyId, Arc<FieldSession>>>,
-    openers: Mutex<HashMap<(KeyId, [u8; 32]), Arc<FieldOpener>>>,
+    openers: Mutex<HashMap<SessionOf, Arc<FieldOpener>>>,
 }
 
 impl std::fmt::Debug for FieldSessions {
@@ -56,10 +59,8 @@ impl FieldSessions {
         key: &DataKey,
     ) -> Result<Arc<FieldSession>, FieldError> {
         let mut sealing = self.sealing.lock();
-        if let Some(s) = sealing.get(&key.id) {
-            if !s.is_exhausted() {
-                return Ok(s.clone());
-            }
+        if let Some(s) = sealing.get(&key.id).filter(|s| !s.is_exhausted()) {
+            return Ok(s.clone());
         }
         let session = Arc::new(FieldSession::start(provider, key)?);
         tracing::debug!(field_key = %key.id, "field session started");
