@@ -208,6 +208,12 @@ pub enum FieldError {
     /// A field session sealed its 2^32 values; start a new session.
     #[error("field session exhausted its counters; start a new session")]
     SessionExhausted,
+    /// The field session was started by another process: this one is a
+    /// child forked after it started and holds a copy of its salt and
+    /// counter, so sealing in it would repeat the parent's nonces. The
+    /// session is retired; start a new one.
+    #[error("field session started in another process (forked); start a new session")]
+    SessionForked,
     /// A cipher or randomness failure.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
@@ -643,6 +649,27 @@ mod tests {
         // A new session is a new salt.
         let next = FieldSession::start(&p, &k).unwrap();
         assert_ne!(next.salt(), session.salt());
+    }
+
+    #[test]
+    fn a_session_refuses_to_seal_in_another_process_than_its_own() {
+        let p = CryptoProvider::default();
+        let k = fixed_key();
+        let session = FieldSession::start(&p, &k).unwrap();
+        let before = session.seal(b"r", b"parent").unwrap();
+        // What a forked child sees: the session started in another process
+        // (its parent), with the parent's salt and counter.
+        session.pretend_started_by(std::process::id().wrapping_add(1));
+        assert!(matches!(
+            session.seal(b"r", b"child"),
+            Err(FieldError::SessionForked)
+        ));
+        assert!(session.is_exhausted(), "retired: a new session takes over");
+        assert!(matches!(
+            session.seal(b"r", b"child"),
+            Err(FieldError::SessionExhausted | FieldError::SessionForked)
+        ));
+        assert_eq!(session.opener().open(b"r", &before).unwrap(), b"parent");
     }
 
     #[test]

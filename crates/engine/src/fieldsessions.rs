@@ -5,7 +5,8 @@
 //! Sealing: one [`FieldSession`] per field key (a fresh salt, its subkey
 //! derived once, a counter nonce per value), started at the first seal
 //! under that key in this handle and replaced by a new one (a new salt)
-//! once it has sealed its 2^32 values. Every handle, every reopen and
+//! once it has sealed its 2^32 values or refused to seal in a process
+//! forked after it started. Every handle, every reopen and
 //! every copy of the directory starts its own sessions, so no
 //! (salt, counter) pair repeats whatever happens to the files.
 //!

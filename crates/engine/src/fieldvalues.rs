@@ -59,7 +59,8 @@ impl Db {
 
     /// Seals `value` for `context` in the current session of `field_key`,
     /// moving to a new session (a new salt) when that one has sealed its
-    /// 2^32 values. Every randomized value the engine writes goes through
+    /// 2^32 values or was started by another process (before a fork).
+    /// Every randomized value the engine writes goes through
     /// here.
     pub(crate) fn seal_randomized(
         &self,
@@ -68,12 +69,14 @@ impl Db {
         value: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let keys = self.field_keys()?;
-        // A session exhausted between being handed out and sealing is
-        // replaced on the next ask; two rounds of 2^32 seals by other
-        // threads in between cannot happen, three tries are plenty.
+        // A session exhausted between being handed out and sealing, or
+        // found to be started by another process (this one is a forked
+        // child), is retired and replaced on the next ask; two rounds of
+        // 2^32 seals by other threads in between cannot happen, three
+        // tries are plenty.
         for _ in 0..3 {
             match keys.field_session(field_key)?.seal(context, value) {
-                Err(FieldError::SessionExhausted) => continue,
+                Err(FieldError::SessionExhausted | FieldError::SessionForked) => continue,
                 sealed => return Ok(sealed?),
             }
         }
@@ -89,6 +92,19 @@ impl Db {
         self.field_keys()?
             .field_session(field_key)?
             .skip_to(counter);
+        Ok(())
+    }
+
+    /// Makes this handle's current session of `field_key` (started if
+    /// there is none) look started by another process, as it looks to a
+    /// child forked after it started: lets the engine's tests reach the
+    /// fork check without forking.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn pretend_field_session_forked(&self, field_key: KeyId) -> Result<(), Error> {
+        self.field_keys()?
+            .field_session(field_key)?
+            .pretend_started_by(std::process::id().wrapping_add(1));
         Ok(())
     }
 

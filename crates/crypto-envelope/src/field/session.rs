@@ -13,11 +13,13 @@
 //! (2^32) seals, so it never wraps; two sessions share a salt with
 //! probability about `n^2 / 2^257` for `n` sessions. Nothing is persisted,
 //! so a copied directory written on both sides, a crash and reopen, or two
-//! handles on one database all seal under new salts.
+//! handles on one database all seal under new salts. A session records the
+//! process that started it and refuses to seal in any other: a child
+//! forked after it started holds a copy of its salt and counter.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::{
     FieldError, FieldFormat, FieldMode, MAGIC_V2, SALT_LEN, TAG_LEN, V1_HEADER_LEN, V2_HEADER_LEN,
@@ -138,11 +140,15 @@ impl FieldOpener {
 /// salt, a subkey derived once, a counter nonce per value. Safe to share
 /// between threads (`Arc`); each seal takes its own counter. After
 /// [`SEALS_PER_FIELD_SESSION`] seals it refuses with
-/// [`FieldError::SessionExhausted`]: start a new session. Its `Debug`
-/// shows no key bytes.
+/// [`FieldError::SessionExhausted`], and in a process forked after it
+/// started with [`FieldError::SessionForked`]: start a new session. Its
+/// `Debug` shows no key bytes.
 pub struct FieldSession {
     opener: Arc<FieldOpener>,
     next: AtomicU64,
+    /// The process that started it: a forked child holds a byte-identical
+    /// copy of the session (salt and counter), so it must not seal in it.
+    pid: AtomicU32,
 }
 
 impl fmt::Debug for FieldSession {
@@ -172,7 +178,17 @@ impl FieldSession {
         Ok(FieldSession {
             opener: Arc::new(FieldOpener::new(provider, key, &salt)?),
             next: AtomicU64::new(0),
+            pid: AtomicU32::new(std::process::id()),
         })
+    }
+
+    /// Makes the session look started by process `pid`, as it looks to a
+    /// child forked after it started: lets tests reach the fork check
+    /// without forking.
+    #[cfg(any(test, feature = "test-hooks"))]
+    #[doc(hidden)]
+    pub fn pretend_started_by(&self, pid: u32) {
+        self.pid.store(pid, Ordering::Relaxed);
     }
 
     /// The field key it seals under.
@@ -224,7 +240,18 @@ impl FieldSession {
 
     /// Seals `value` for `context` (the record key: the value opens only
     /// with it) under the next counter.
+    /// In a process other than the one that started the session (a child
+    /// forked after it started), it refuses with
+    /// [`FieldError::SessionForked`] and retires the session in that
+    /// process: parent and child would otherwise draw the same counters
+    /// under the same salt.
     pub fn seal(&self, context: &[u8], value: &[u8]) -> Result<Vec<u8>, FieldError> {
+        if self.pid.load(Ordering::Relaxed) != std::process::id() {
+            // Only this process's copy of the counter moves: the parent's
+            // session goes on.
+            self.next.store(SEALS_PER_FIELD_SESSION, Ordering::Relaxed);
+            return Err(FieldError::SessionForked);
+        }
         let counter = self.draw()?;
         let o = &self.opener;
         let mut out = Vec::with_capacity(V2_HEADER_LEN + value.len() + TAG_LEN);

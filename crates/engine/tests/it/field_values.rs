@@ -253,6 +253,32 @@ fn a_session_at_its_last_counter_hands_over_to_a_new_salt() {
 }
 
 #[test]
+fn a_session_started_in_another_process_is_replaced_by_a_new_salt() {
+    // A child forked after a session started holds the parent's salt and
+    // counter: sealing in it would repeat the parent's (subkey, nonce).
+    let vfs = SimVfs::new();
+    let db = Db::open_with_config(plaintext_with_key(&vfs)).unwrap();
+    let fk = db.create_field_key().unwrap();
+    let parent = db.seal_field(fk, b"c", b"parent").unwrap();
+    let (parent_salt, parent_counter) = salt_and_counter(&parent);
+    db.pretend_field_session_forked(fk).unwrap();
+    let child = db.seal_field(fk, b"c", b"child").unwrap();
+    let (child_salt, child_counter) = salt_and_counter(&child);
+    assert_ne!(child_salt, parent_salt, "the child seals under a new salt");
+    assert_eq!((parent_counter, child_counter), (0, 0));
+    // The new session is the child's own: it goes on with its counter.
+    let again = db.seal_field(fk, b"c", b"again").unwrap();
+    assert_eq!(salt_and_counter(&again), (child_salt, 1));
+    for (v, want) in [
+        (&parent, &b"parent"[..]),
+        (&child, b"child"),
+        (&again, b"again"),
+    ] {
+        assert_eq!(db.open_field(b"c", v).unwrap(), want);
+    }
+}
+
+#[test]
 fn destroying_a_field_key_makes_its_format_2_values_unreadable_at_once_cached_or_not() {
     let vfs = SimVfs::new();
     let db = Db::open_with_config(plaintext_with_key(&vfs)).unwrap();
