@@ -6,7 +6,10 @@
 //! derived once, a counter nonce per value), started at the first seal
 //! under that key in this handle and replaced by a new one (a new salt)
 //! once it has sealed its 2^32 values or refused to seal in a process
-//! forked after it started. Every handle, every reopen and
+//! forked after it started. At most [`MAX_SESSIONS`] are kept: a handle
+//! that writes for many tenants, each under its own field key, drops one
+//! session for each new one past the bound (a dropped key's next seal
+//! starts a new session, with a new salt). Every handle, every reopen and
 //! every copy of the directory starts its own sessions, so no
 //! (salt, counter) pair repeats whatever happens to the files.
 //!
@@ -29,6 +32,12 @@ use sealkv_crypto_envelope::{CryptoProvider, DataKey, KeyId};
 /// The most openers kept; past it the cache starts over (the sessions go
 /// on sealing, and their values' openers are built again when read).
 const MAX_OPENERS: usize = 4096;
+
+/// The most sealing sessions kept (one per field key sealed under: with a
+/// key per tenant, one per tenant written for). Past it one is dropped for
+/// each new one; dropping is always safe, the next seal under its key
+/// starts a new session with a fresh salt.
+const MAX_SESSIONS: usize = 1024;
 
 /// A field key and one of its session salts: what names an opener.
 type SessionOf = (KeyId, [u8; 32]);
@@ -66,6 +75,13 @@ impl FieldSessions {
         let session = Arc::new(FieldSession::start(provider, key)?);
         tracing::debug!(field_key = %key.id, "field session started");
         self.keep_opener(session.opener().clone());
+        if sealing.len() >= MAX_SESSIONS && !sealing.contains_key(&key.id) {
+            // Any one will do: its key's next seal starts a new session
+            // (a new salt), and its values open through the openers.
+            if let Some(evicted) = sealing.keys().next().copied() {
+                sealing.remove(&evicted);
+            }
+        }
         sealing.insert(key.id, session.clone());
         Ok(session)
     }
@@ -169,5 +185,41 @@ mod tests {
             format!("{cache:?}"),
             "FieldSessions { sessions: 1, openers: 1 }"
         );
+    }
+
+    #[test]
+    fn the_sealing_sessions_stay_within_their_bound_and_go_on_sealing() {
+        let p = CryptoProvider::default();
+        let cache = FieldSessions::default();
+        let keys: Vec<DataKey> = (0..MAX_SESSIONS as u32 + 100).map(key).collect();
+        for k in &keys {
+            let sealed = cache.session(&p, k).unwrap().seal(b"r", b"v").unwrap();
+            let (salt, _) = salt_and_counter(&sealed);
+            assert_eq!(
+                cache
+                    .opener(&p, k, &salt)
+                    .unwrap()
+                    .open(b"r", &sealed)
+                    .unwrap(),
+                b"v"
+            );
+            assert!(cache.sealing.lock().len() <= MAX_SESSIONS);
+        }
+        assert_eq!(cache.sealing.lock().len(), MAX_SESSIONS, "full, never past");
+        // Every key, evicted or not, seals on (an evicted one under a new
+        // salt) and its values open.
+        for k in &keys {
+            let sealed = cache.session(&p, k).unwrap().seal(b"r", b"w").unwrap();
+            let (salt, _) = salt_and_counter(&sealed);
+            assert_eq!(
+                cache
+                    .opener(&p, k, &salt)
+                    .unwrap()
+                    .open(b"r", &sealed)
+                    .unwrap(),
+                b"w"
+            );
+        }
+        assert!(cache.sealing.lock().len() <= MAX_SESSIONS);
     }
 }
