@@ -15,7 +15,9 @@
 //!
 //! Opening: one [`FieldOpener`] per (field key, session salt) met, up to
 //! [`MAX_OPENERS`]; the handle's own sessions' openers are in it from their
-//! start. The caller asks the registry for the field key before every
+//! start, another session's once one of its values has opened (a header's
+//! salt is not authenticated until the value is, so an opener built for a
+//! forged one is never kept). The caller asks the registry for the field key before every
 //! lookup (so a destroyed key answers as such whatever is cached), and
 //! destroying a field key drops its sessions and openers here at once.
 //! The subkeys live only inside the ciphers, whose key schedules the
@@ -86,23 +88,17 @@ impl FieldSessions {
         Ok(session)
     }
 
-    /// The opener of `key`'s session `salt`, built the first time. The
-    /// caller has just taken `key` from the registry, under its lock.
-    pub(crate) fn opener(
-        &self,
-        provider: &CryptoProvider,
-        key: &DataKey,
-        salt: &[u8; 32],
-    ) -> Result<Arc<FieldOpener>, FieldError> {
-        if let Some(o) = self.openers.lock().get(&(key.id, *salt)) {
-            return Ok(o.clone());
-        }
-        let opener = Arc::new(FieldOpener::new(provider, key, salt)?);
-        self.keep_opener(opener.clone());
-        Ok(opener)
+    /// The cached opener of field key `id`'s session `salt`, if any. The
+    /// caller has just taken the key from the registry, under its lock.
+    pub(crate) fn cached_opener(&self, id: KeyId, salt: &[u8; 32]) -> Option<Arc<FieldOpener>> {
+        self.openers.lock().get(&(id, *salt)).cloned()
     }
 
-    fn keep_opener(&self, opener: Arc<FieldOpener>) {
+    /// Keeps `opener` for the next values of its session. The caller holds
+    /// the registry lock and has just found the key there (so no
+    /// destruction passes between), and the opener has opened a value (so
+    /// its salt is one a session drew, not a forged header's).
+    pub(crate) fn keep_opener(&self, opener: Arc<FieldOpener>) {
         let mut openers = self.openers.lock();
         if openers.len() >= MAX_OPENERS {
             openers.clear();
@@ -117,8 +113,8 @@ impl FieldSessions {
     }
 
     /// How many openers are cached (for tests).
-    #[cfg(test)]
-    fn openers_len(&self) -> usize {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn openers_len(&self) -> usize {
         self.openers.lock().len()
     }
 }
@@ -156,7 +152,7 @@ mod tests {
         // Its own opener is cached from the start.
         assert!(Arc::ptr_eq(
             s1.opener(),
-            &cache.opener(&p, &k1, s1.salt()).unwrap()
+            &cache.cached_opener(k1.id, s1.salt()).unwrap()
         ));
         assert_eq!(cache.openers_len(), 2);
 
@@ -175,7 +171,7 @@ mod tests {
         assert_eq!(salt_and_counter(&first), (*next.salt(), 0));
         assert_ne!(next.salt(), s1.salt());
         // Both sessions' values still open.
-        let o = cache.opener(&p, &k1, s1.salt()).unwrap();
+        let o = cache.cached_opener(k1.id, s1.salt()).unwrap();
         assert_eq!(o.open(b"r", &last).unwrap(), b"v");
 
         cache.forget(KeyId(1));
@@ -197,7 +193,7 @@ mod tests {
             let (salt, _) = salt_and_counter(&sealed);
             assert_eq!(
                 cache
-                    .opener(&p, k, &salt)
+                    .cached_opener(k.id, &salt)
                     .unwrap()
                     .open(b"r", &sealed)
                     .unwrap(),
@@ -213,7 +209,7 @@ mod tests {
             let (salt, _) = salt_and_counter(&sealed);
             assert_eq!(
                 cache
-                    .opener(&p, k, &salt)
+                    .cached_opener(k.id, &salt)
                     .unwrap()
                     .open(b"r", &sealed)
                     .unwrap(),

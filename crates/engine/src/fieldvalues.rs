@@ -108,6 +108,14 @@ impl Db {
         Ok(())
     }
 
+    /// How many field-session openers this handle keeps: lets the
+    /// engine's tests see what a read put in the cache.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn field_openers_cached(&self) -> Result<usize, Error> {
+        Ok(self.field_keys()?.field_openers_cached())
+    }
+
     /// Opens a field-sealed value for `context` with the key its header
     /// names: format 2 through the cached opener of its session, format 1
     /// (and deterministic values) by deriving their subkey. The registry
@@ -116,9 +124,9 @@ impl Db {
         let header = field::header(sealed)?;
         let keys = self.field_keys()?;
         match header.format {
-            FieldFormat::V2 { salt, .. } => Ok(keys
-                .field_opener(header.key_id, &salt)?
-                .open(context, sealed)?),
+            FieldFormat::V2 { salt, .. } => {
+                keys.open_in_session(header.key_id, &salt, context, sealed)
+            }
             FieldFormat::V1 => {
                 let fk = keys.field_key(header.key_id)?;
                 Ok(field::open(

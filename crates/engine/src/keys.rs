@@ -232,16 +232,43 @@ impl KeyState {
         Ok(self.field_sessions.session(reg.provider(), &key)?)
     }
 
-    /// The opener of field key `id`'s session `salt`, asking the registry
-    /// first (a destroyed key answers `KeyDestroyed` whatever is cached).
-    pub(crate) fn field_opener(
+    /// Opens `sealed`, a format-2 value of field key `id`'s session
+    /// `salt`, for `context`, asking the registry first (a destroyed key
+    /// answers `KeyDestroyed` whatever is cached). A session met for the
+    /// first time gets its opener built outside the registry lock (the
+    /// salt comes from the header, unauthenticated: a forged one must not
+    /// hold up every other field seal and open), and kept only once the
+    /// value has opened and the key is still there.
+    pub(crate) fn open_in_session(
         &self,
         id: KeyId,
         salt: &[u8; 32],
-    ) -> Result<Arc<FieldOpener>, Error> {
+        context: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let (key, provider) = {
+            let reg = self.reg();
+            let key = reg.field_key(id).map_err(|e| self.map(e))?;
+            if let Some(opener) = self.field_sessions.cached_opener(id, salt) {
+                drop(reg);
+                return Ok(opener.open(context, sealed)?);
+            }
+            (key, reg.provider().clone())
+        };
+        let opener = FieldOpener::new(&provider, &key, salt)?;
+        let value = opener.open(context, sealed)?;
         let reg = self.reg();
-        let key = reg.field_key(id).map_err(|e| self.map(e))?;
-        Ok(self.field_sessions.opener(reg.provider(), &key, salt)?)
+        // Destroyed meanwhile: it answers so, and nothing of it is kept.
+        reg.field_key(id).map_err(|e| self.map(e))?;
+        self.field_sessions.keep_opener(Arc::new(opener));
+        drop(reg);
+        Ok(value)
+    }
+
+    /// How many field-session openers are cached (for tests).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn field_openers_cached(&self) -> usize {
+        self.field_sessions.openers_len()
     }
 
     /// Destroys field key `id` for good.

@@ -279,6 +279,40 @@ fn a_session_started_in_another_process_is_replaced_by_a_new_salt() {
 }
 
 #[test]
+fn a_value_with_a_forged_salt_fails_to_authenticate_and_caches_no_opener() {
+    let vfs = SimVfs::new();
+    {
+        let db = Db::open_with_config(plaintext_with_key(&vfs)).unwrap();
+        let fk = db.create_field_key().unwrap();
+        db.put_sealed(b"rec", b"v", fk).unwrap();
+        db.close().unwrap();
+    }
+    let db = Db::open_with_config(plaintext_with_key(&vfs)).unwrap();
+    let genuine = db.get(b"rec").unwrap().unwrap();
+    assert_eq!(db.field_openers_cached().unwrap(), 0, "a fresh handle");
+    // Salts that no session of this key drew: the header names them, but
+    // only the tag can tell whether they are true.
+    for i in 0..32u8 {
+        let mut forged = genuine.clone();
+        forged[8 + usize::from(i)] ^= 0x5a;
+        assert!(matches!(
+            db.open_field(b"rec", &forged),
+            Err(Error::Field(FieldError::Authentication))
+        ));
+    }
+    assert_eq!(
+        db.field_openers_cached().unwrap(),
+        0,
+        "no opener built from a forged salt was kept"
+    );
+    // The genuine value opens, and its session's opener is kept.
+    assert_eq!(db.get_sealed(b"rec", None).unwrap().unwrap(), b"v");
+    assert_eq!(db.field_openers_cached().unwrap(), 1);
+    assert_eq!(db.open_field(b"rec", &genuine).unwrap(), b"v");
+    assert_eq!(db.field_openers_cached().unwrap(), 1, "a hit, not a second");
+}
+
+#[test]
 fn destroying_a_field_key_makes_its_format_2_values_unreadable_at_once_cached_or_not() {
     let vfs = SimVfs::new();
     let db = Db::open_with_config(plaintext_with_key(&vfs)).unwrap();
