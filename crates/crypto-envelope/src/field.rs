@@ -673,6 +673,55 @@ mod tests {
     }
 
     #[test]
+    fn a_value_relabelled_to_the_other_format_does_not_open() {
+        let p = CryptoProvider::default();
+        let k = fixed_key();
+        // Format 2 read as format 1: the same salt bytes, but format 1's
+        // subkey label and nonce, and byte 0 is in the AAD.
+        let v2 = FieldSession::start(&p, &k)
+            .unwrap()
+            .seal(b"user/1/email", b"ada@example.com")
+            .unwrap();
+        let mut as_v1 = v2.clone();
+        as_v1[0] = FIELD_MAGIC;
+        assert_eq!(header(&as_v1).unwrap().format, FieldFormat::V1);
+        assert!(matches!(
+            open(&p, &k, b"user/1/email", &as_v1),
+            Err(FieldError::Authentication)
+        ));
+        // Format-1 randomized read as format 2: its salt taken for a
+        // session's, the first ciphertext bytes for a counter.
+        let mut as_v2 = hex::decode(V1_VECTOR).unwrap();
+        as_v2[0] = FIELD_MAGIC_V2;
+        assert!(matches!(
+            header(&as_v2).unwrap().format,
+            FieldFormat::V2 { .. }
+        ));
+        assert!(matches!(
+            open(&p, &k, b"user/1/email", &as_v2),
+            Err(FieldError::Authentication)
+        ));
+        let opener = FieldOpener::new(&p, &k, &[0x5a; 32]).unwrap();
+        assert!(matches!(
+            opener.open(b"user/1/email", &as_v2),
+            Err(FieldError::Authentication)
+        ));
+        // A deterministic value labelled format 2: format 2 has no
+        // deterministic mode.
+        let siv = key(2, EncryptionAlgorithm::Aes256GcmSiv);
+        let mut det = seal_deterministic(&p, &siv, b"email", b"ada@example.com").unwrap();
+        det[0] = FIELD_MAGIC_V2;
+        assert!(matches!(
+            header(&det),
+            Err(FieldError::Malformed("format 2 is randomized only"))
+        ));
+        assert!(matches!(
+            open(&p, &siv, b"email", &det),
+            Err(FieldError::Malformed("format 2 is randomized only"))
+        ));
+    }
+
+    #[test]
     fn debug_shows_no_key_bytes() {
         let p = CryptoProvider::default();
         let k = fixed_key();

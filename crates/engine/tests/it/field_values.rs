@@ -145,6 +145,13 @@ fn randomized_values_are_format_2_and_open_in_their_context_only() {
         db.open_field(b"ctx/2", &a),
         Err(Error::Field(FieldError::Authentication))
     ));
+    // Relabelled as format 1 (0xF2 to 0xF1): parsed, refused by its tag.
+    let mut as_v1 = a.clone();
+    as_v1[0] = 0xF1;
+    assert!(matches!(
+        db.open_field(b"ctx/1", &as_v1),
+        Err(Error::Field(FieldError::Authentication))
+    ));
 }
 
 #[test]
