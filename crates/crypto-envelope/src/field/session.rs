@@ -165,12 +165,21 @@ impl FieldSession {
     /// ([`crate::random::mixed_fill`]) and derives the subkey.
     pub fn start(provider: &CryptoProvider, key: &DataKey) -> Result<Self, FieldError> {
         let salt = crate::random::salt(provider)?;
-        Self::with_salt(provider, key, salt)
+        Self::under(provider, key, salt)
     }
 
     /// A session under a chosen salt: only for known-answer vectors (a
-    /// chosen salt could repeat one).
+    /// chosen salt could repeat one), so only in tests.
+    #[cfg(test)]
     pub(crate) fn with_salt(
+        provider: &CryptoProvider,
+        key: &DataKey,
+        salt: [u8; SALT_LEN],
+    ) -> Result<Self, FieldError> {
+        Self::under(provider, key, salt)
+    }
+
+    fn under(
         provider: &CryptoProvider,
         key: &DataKey,
         salt: [u8; SALT_LEN],
