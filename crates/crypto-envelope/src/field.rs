@@ -152,7 +152,9 @@ impl FieldMode {
 }
 
 /// Which format a field-sealed value is in, with what it records there.
+/// A later format is a new variant, so a `match` needs a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FieldFormat {
     /// Format 1 (`0xF1`): randomized values carry a per-value salt,
     /// deterministic ones nothing more.
@@ -168,7 +170,9 @@ pub enum FieldFormat {
 }
 
 /// What the header of a field-sealed value says (public information).
+/// Read with [`header`]; a later format may add fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FieldHeader {
     /// The mode.
     pub mode: FieldMode,

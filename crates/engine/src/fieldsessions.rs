@@ -136,7 +136,7 @@ mod tests {
     fn salt_and_counter(sealed: &[u8]) -> ([u8; 32], u32) {
         match header(sealed).unwrap().format {
             FieldFormat::V2 { salt, counter } => (salt, counter),
-            FieldFormat::V1 => panic!("format 1 written"),
+            other => panic!("not format 2: {other:?}"),
         }
     }
 

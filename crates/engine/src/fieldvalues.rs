@@ -127,7 +127,8 @@ impl Db {
             FieldFormat::V2 { salt, .. } => {
                 keys.open_in_session(header.key_id, &salt, context, sealed)
             }
-            FieldFormat::V1 => {
+            // Format 1, or any the envelope opens without a session.
+            _ => {
                 let fk = keys.field_key(header.key_id)?;
                 Ok(field::open(
                     &self.inner.config.provider,
