@@ -345,3 +345,35 @@ fn destroying_a_field_key_makes_its_format_2_values_unreadable_at_once_cached_or
     assert!(destroyed(db.get_sealed(b"rec", None).map(drop)));
     assert_eq!(db.open_field(b"c", &stays).unwrap(), b"stays");
 }
+
+#[test]
+fn an_opener_built_on_read_for_an_earlier_handles_session_dies_with_its_key() {
+    let vfs = SimVfs::new();
+    let fk = {
+        let db = Db::open_with_config(plaintext_with_key(&vfs)).unwrap();
+        let fk = db.create_field_key().unwrap();
+        db.put_sealed(b"rec", b"earlier", fk).unwrap();
+        db.close().unwrap();
+        fk
+    };
+    let db = Db::open_with_config(plaintext_with_key(&vfs)).unwrap();
+    // Read in this handle: the earlier handle's session gets an opener here.
+    assert_eq!(db.get_sealed(b"rec", None).unwrap().unwrap(), b"earlier");
+    assert_eq!(
+        db.field_openers_cached().unwrap(),
+        1,
+        "its opener is cached"
+    );
+    db.destroy_field_key(fk).unwrap();
+    assert_eq!(db.field_openers_cached().unwrap(), 0, "dropped by destroy");
+    assert!(matches!(
+        db.get_sealed(b"rec", None),
+        Err(Error::KeyDestroyed(id)) if id == fk
+    ));
+    let sealed = db.get(b"rec").unwrap().unwrap();
+    assert!(matches!(
+        db.open_field(b"rec", &sealed),
+        Err(Error::KeyDestroyed(id)) if id == fk
+    ));
+    assert_eq!(db.field_openers_cached().unwrap(), 0, "none built again");
+}
