@@ -51,8 +51,11 @@
 //!
 //! Its length (ciphertext = value + 16-byte tag + header: 44 bytes in
 //! format 2, 40 in format-1 randomized, 8 deterministic; pad values first
-//! if lengths matter), the field key id, and in format 2 which values one
-//! session sealed and in what order (the salt and counter are in clear).
+//! if lengths matter), the field key id, and in format 2 the linkage of
+//! its session, since the salt and counter are in clear: which values one
+//! session sealed, in what order, how many it sealed between two of them,
+//! and (by a change of salt) where a new session began. docs/SECURITY.md
+//! says where the engine's values are readable.
 //!
 //! # Format
 //!
