@@ -368,9 +368,14 @@ pub(crate) struct View {
 
 impl View {
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let search = InternalKey::search(key.to_vec(), self.at);
-        if let Some(slot) = newest_in(&self.mems, &search) {
-            return Ok(slot);
+        // A memtable whose byte count is zero holds no version at or below
+        // `at` (see `iter_stored_range`): with every one empty, no search
+        // key is made and none is searched.
+        if self.mems.iter().any(|m| m.approx_bytes() != 0) {
+            let search = InternalKey::search(key.to_vec(), self.at);
+            if let Some(slot) = newest_in(&self.mems, &search) {
+                return Ok(slot);
+            }
         }
         self.db.counters.tree_reads.fetch_add(1, Ordering::Relaxed);
         self.tree.get(key).map_err(|e| self.db.store_error(e))
