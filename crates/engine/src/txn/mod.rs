@@ -23,6 +23,7 @@
 
 pub(crate) mod conflict;
 mod iter;
+mod reader;
 
 use std::collections::BTreeMap;
 use std::ops::RangeBounds;
@@ -42,6 +43,7 @@ use crate::keyspace::{Keyspace, KeyspaceState, UserBounds, bounds, prefix_bounds
 use crate::write::Commit;
 use conflict::ReadSet;
 pub use iter::TxnIter;
+pub use reader::TxnReader;
 
 /// Ranges covered by a transaction's iterators, recorded as they go.
 pub(crate) type Covered = Arc<Mutex<Vec<OwnedRange>>>;

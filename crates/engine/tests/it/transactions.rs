@@ -183,6 +183,54 @@ fn every_key_read_counts_at_commit() {
 }
 
 #[test]
+fn a_reader_reads_as_the_transaction_does_while_writers_commit() {
+    let (_sim, db) = db();
+    let ks = db.keyspace("ks").unwrap();
+    let key = |i: u32| format!("key{i:05}").into_bytes();
+    for i in 0..2_000 {
+        ks.put(key(i), b"old").unwrap();
+    }
+    db.flush().unwrap();
+    let mut tx = db.begin_transaction().unwrap();
+    tx.put_in(&ks, key(10), b"mine").unwrap();
+    tx.delete_in(&ks, key(20)).unwrap();
+    // Writers commit over keys the reader is about to read.
+    for i in (0..2_000).step_by(3) {
+        ks.put(key(i), b"new").unwrap();
+    }
+    ks.put(key(5_000), b"new").unwrap();
+    // The overlap happened: a fresh read sees the writes.
+    assert_eq!(ks.get(key(0)).unwrap().as_deref(), Some(&b"new"[..]));
+    {
+        let mut reader = tx.reader_in(&ks).unwrap();
+        // Ascending runs, a jump back, keys absent from the snapshot.
+        let order = (0..2_000).step_by(7).chain((0..50).rev()).chain([5_000, 3]);
+        for i in order {
+            let want: Option<&[u8]> = match i {
+                10 => Some(b"mine"),
+                20 | 5_000 => None,
+                _ => Some(b"old"),
+            };
+            assert_eq!(reader.get(key(i)).unwrap().as_deref(), want, "key {i}");
+        }
+    }
+    // What the reader read counts: the commit is refused.
+    assert!(matches!(tx.commit(), Err(Error::Conflict)));
+    assert_eq!(ks.get(key(10)).unwrap().as_deref(), Some(&b"old"[..]));
+
+    // A reader over a keyspace dropped meanwhile is refused, as the
+    // transaction's own reads are.
+    let mut tx = db.begin_transaction().unwrap();
+    let mut reader = tx.reader_in(&ks).unwrap();
+    assert!(reader.get(key(1)).unwrap().is_some());
+    assert!(db.drop_keyspace("ks").unwrap());
+    assert!(matches!(
+        reader.get(key(1)),
+        Err(Error::KeyspaceDropped { .. })
+    ));
+}
+
+#[test]
 fn reads_only_never_conflict_and_blind_writes_are_never_refused() {
     let (_sim, db) = db();
     db.put(b"a", b"0").unwrap();
