@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// sealkv: an embedded key-value store with encryption at rest.
 #[derive(Debug, Parser)]
@@ -365,9 +365,25 @@ pub(crate) enum Command {
         /// e.g. to compare at a peer's cache size.
         #[arg(long, value_name = "MIB")]
         cache_mib: Option<u64>,
+        /// Only these workloads: `key-value` (fills, reads, scan,
+        /// overwrite, syncwrite, YCSB, transactions, mix) or `collections`
+        /// (the coll-* workloads); default all.
+        #[arg(long, value_enum, default_value_t = BenchSuite::All)]
+        suite: BenchSuite,
     },
     /// The guided tour: an encrypted database, a scan for plaintext, a
     /// backup, a key rotation.
     #[command(after_help = "Example:\n  sealkv demo")]
     Demo,
+}
+
+/// The workloads `sealkv bench --suite` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BenchSuite {
+    /// Every workload.
+    All,
+    /// The key-value workloads.
+    KeyValue,
+    /// The typed-collection workloads.
+    Collections,
 }

@@ -103,6 +103,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             only,
             peers,
             cache_mib,
+            suite,
         } => bench::run(
             g.db.as_deref(),
             &bench::Options {
@@ -113,6 +114,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 json: g.json,
                 peers: *peers,
                 cache_mib: *cache_mib,
+                suite: match suite {
+                    args::BenchSuite::All => bench::Suite::All,
+                    args::BenchSuite::KeyValue => bench::Suite::KeyValue,
+                    args::BenchSuite::Collections => bench::Suite::Collections,
+                },
             },
         ),
     }

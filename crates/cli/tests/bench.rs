@@ -247,6 +247,60 @@ fn only_keeps_plaintext_and_the_named_mode_and_refuses_unknown_names() {
         .stdout("");
 }
 
+/// `--suite` times one suite alone: its workloads' rows and legend lines,
+/// no other's; the disk-space table only with the key-value load; an
+/// unknown suite is a usage error.
+#[test]
+fn suite_times_only_its_workloads_and_refuses_unknown_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (people, records): (Vec<&str>, Vec<&str>) =
+        WORKLOADS.into_iter().partition(|w| w.starts_with("coll-"));
+    for (suite, want, other) in [
+        ("collections", &people, &records),
+        ("key-value", &records, &people),
+    ] {
+        let out = bench_in(tmp.path(), "200", "1")
+            .args(["--only", "aes-256-gcm", "--suite", suite, "--json"])
+            .assert()
+            .success();
+        let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        let names: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let o: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert!(o["encrypted_ops_per_sec"].as_f64().unwrap() > 0.0, "{o}");
+                o["workload"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(&names, want, "{suite}");
+
+        let out = bench_in(tmp.path(), "200", "1")
+            .args(["--only", "aes-256-gcm", "--suite", suite])
+            .assert()
+            .success();
+        let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        for w in want.iter() {
+            assert!(text.contains(&format!("| {w} |")), "{suite} {w}: {text}");
+            assert!(text.contains(&format!("- `{w}`")), "{suite} {w}: {text}");
+        }
+        for w in other.iter() {
+            assert!(!text.contains(&format!("| {w} |")), "{suite} {w}: {text}");
+            assert!(!text.contains(&format!("- `{w}`")), "{suite} {w}: {text}");
+        }
+        assert_eq!(
+            text.contains("#### Disk space"),
+            suite == "key-value",
+            "{suite}: {text}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    sealkv()
+        .args(["bench", "--suite", "everything"])
+        .assert()
+        .code(2)
+        .stdout("");
+}
+
 #[test]
 fn zero_records_is_a_usage_error() {
     sealkv()

@@ -76,6 +76,25 @@ pub trait Mac: Send + Sync {
 
     /// The MAC under `key` (any length) of the concatenation of `parts`.
     fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> [u8; 32];
+
+    /// `key` prepared for many MACs: HMAC's two pad states hashed once, so
+    /// each MAC under it hashes only its data (a blind index tags one value
+    /// per record under one key). `None`, the default, when the part
+    /// cannot keep the states wiped on drop: callers then use
+    /// [`Mac::hmac_sha256`] with the key each time. What it returns must
+    /// give exactly [`Mac::hmac_sha256`]'s MACs (the self-test checks) and
+    /// wipe its states when dropped: they are as secret as the key.
+    fn keyed(&self, key: &[u8]) -> Option<Box<dyn KeyedMac>> {
+        let _ = key;
+        None
+    }
+}
+
+/// HMAC-SHA256 under one key, its pad states hashed once ([`Mac::keyed`]).
+/// Dropping it wipes them.
+pub trait KeyedMac: Send + Sync {
+    /// The MAC of the concatenation of `parts`.
+    fn hmac_sha256(&self, parts: &[&[u8]]) -> [u8; 32];
 }
 
 /// Argon2id, version 0x13 (RFC 9106), without secret or associated data:

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use sealkv_crypto_envelope::primitives::{
-    Kdf, Mac, PasswordHash, PrimitiveError, RandomError, SecureRandom,
+    Kdf, KeyedMac, Mac, PasswordHash, PrimitiveError, RandomError, SecureRandom,
 };
 use sealkv_crypto_envelope::selftest::{self, Check, vectors};
 use sealkv_crypto_envelope::{
@@ -873,6 +873,39 @@ impl Mac for FirstPartMac {
     }
 }
 
+/// Faithful with the key given each time; its prepared key drops the
+/// key's last byte, as a part that mishandles long keys might.
+struct ShortPreparedMac;
+
+fn rfc_hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{KeyInit, Mac as _};
+    let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+impl Mac for ShortPreparedMac {
+    fn name(&self) -> &'static str {
+        "short prepared key"
+    }
+    fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        rfc_hmac(key, parts)
+    }
+    fn keyed(&self, key: &[u8]) -> Option<Box<dyn KeyedMac>> {
+        Some(Box::new(Prepared(key[..key.len() - 1].to_vec())))
+    }
+}
+
+struct Prepared(Vec<u8>);
+
+impl KeyedMac for Prepared {
+    fn hmac_sha256(&self, parts: &[&[u8]]) -> [u8; 32] {
+        rfc_hmac(&self.0, parts)
+    }
+}
+
 struct WrongVersionArgon2;
 
 impl PasswordHash for WrongVersionArgon2 {
@@ -929,6 +962,10 @@ fn broken_parts_are_refused_and_faithful_ones_accepted() {
     assert_eq!(
         part_check(p().with_mac(Arc::new(FirstPartMac))),
         Check::MacDataParts
+    );
+    assert_eq!(
+        part_check(p().with_mac(Arc::new(ShortPreparedMac))),
+        Check::MacKeyed { vector: 0 }
     );
     assert_eq!(
         part_check(p().with_password_hash(Arc::new(WrongVersionArgon2))),

@@ -31,6 +31,7 @@ use crate::exit::CliError;
 use engine::Engine;
 use records::{Model, remove_dir};
 use target::{Mode, Target};
+pub(crate) use workload::Suite;
 use workload::{Measure, Shape, Workload};
 
 /// The options of one `sealkv bench` run.
@@ -51,6 +52,8 @@ pub(crate) struct Options {
     pub(crate) peers: bool,
     /// sealkv's page cache in MiB, if not the configuration's default.
     pub(crate) cache_mib: Option<u64>,
+    /// The workloads timed.
+    pub(crate) suite: Suite,
 }
 
 /// The usage error of `--peers` in a build without the feature.
@@ -81,6 +84,8 @@ pub(crate) struct Results {
     pub(crate) modes: Vec<Mode>,
     /// The peer engines' names (empty without `--peers`).
     pub(crate) peers: Vec<&'static str>,
+    /// The workloads timed (the others have no samples).
+    pub(crate) suite: Suite,
     /// `samples[workload][engine]`, the engines being the modes then the
     /// peers: one measure per round (none for a workload the peers do not
     /// run).
@@ -154,14 +159,7 @@ pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliErr
         } else {
             Vec::new()
         };
-        let results = measure(
-            tmp.path(),
-            &modes,
-            &peers,
-            shape,
-            options.rounds,
-            options.cache_mib,
-        )?;
+        let results = measure(tmp.path(), &modes, &peers, shape, options)?;
         if options.json {
             let mut o = String::new();
             report::print_json(&mut o, &results);
@@ -177,16 +175,21 @@ pub(crate) fn run(parent: Option<&Path>, options: &Options) -> Result<(), CliErr
     Ok(())
 }
 
-/// Runs every workload for every mode and peer, `rounds` times,
-/// interleaved.
+/// Runs every workload of the suite for every mode and peer, `rounds`
+/// times, interleaved.
 fn measure(
     root: &Path,
     modes: &[Mode],
     peers: &[Box<dyn Engine>],
     shape: Shape,
-    rounds: u32,
-    cache_mib: Option<u64>,
+    options: &Options,
 ) -> Result<Results, CliError> {
+    let Options {
+        rounds,
+        cache_mib,
+        suite,
+        ..
+    } = *options;
     let targets: Vec<Target> = modes
         .iter()
         .enumerate()
@@ -210,11 +213,11 @@ fn measure(
     let mut given_up = vec![vec![0u64; count]; Workload::ALL.len()];
     // A bar over the runs, on standard error when it is a terminal (the
     // peers' runs of workloads they skip count too: they take no time).
-    let runs = u64::from(rounds) * (Workload::ALL.len() * count) as u64;
+    let runs = u64::from(rounds) * (suite.workloads().count() * count) as u64;
     let bar = crate::progress::count(runs, "bench", " runs");
     report::reset_peak_rss();
     for round in 0..rounds as usize {
-        for (w, workload) in Workload::ALL.into_iter().enumerate() {
+        for (w, workload) in suite.workloads() {
             // Rotate the order of the engines each round, so none always
             // runs first (cold) or last.
             for k in 0..count {
@@ -251,6 +254,7 @@ fn measure(
         shape,
         modes: modes.to_vec(),
         peers: peers.iter().map(|p| p.name()).collect(),
+        suite,
         samples,
         space,
         given_up,

@@ -262,7 +262,7 @@ pub(crate) fn print_markdown(
         }
         out!(o, "{header}");
         out!(o, "{rule}");
-        for (w, workload) in Workload::ALL.into_iter().enumerate() {
+        for (w, workload) in results.suite.workloads() {
             let med = medians(results, w);
             let base = med.first().copied().unwrap_or(0.0);
             let mut line = format!("| {} |", workload.name());
@@ -300,7 +300,10 @@ pub(crate) fn print_markdown(
             results,
             options.cache_mib.unwrap_or_else(default_cache_mib),
         );
-        print_space_markdown(o, results);
+        // Disk space is sampled after the key-value load and overwrite.
+        if results.suite.includes(Workload::FillRandom) {
+            print_space_markdown(o, results);
+        }
     }
     out!(o);
     out!(
@@ -310,7 +313,10 @@ pub(crate) fn print_markdown(
          the OS page cache stays warm):"
     );
     out!(o);
-    for w in Workload::ALL {
+    for w in Workload::ALL
+        .into_iter()
+        .filter(|w| options.suite.includes(*w))
+    {
         let own = if w.is_people() {
             " (sealkv and SQLite)"
         } else if w.peers_run() {
@@ -378,7 +384,7 @@ fn print_peers_markdown(o: &mut String, results: &Results, cache_mib: u64) {
     }
     out!(o, "{header}");
     out!(o, "{rule}");
-    for (w, workload) in Workload::ALL.into_iter().enumerate() {
+    for (w, workload) in results.suite.workloads() {
         let Some(peers) = peer_medians(results, w) else {
             continue;
         };
@@ -514,7 +520,7 @@ pub(crate) fn print_json(o: &mut String, results: &Results) {
             .map(|(n, x)| (n.to_string(), json!(x)))
             .collect()
     };
-    for (w, workload) in Workload::ALL.into_iter().enumerate() {
+    for (w, workload) in results.suite.workloads() {
         let med = medians(results, w);
         let plain = med.first().copied().unwrap_or(0.0);
         let enc = med.get(1).copied().unwrap_or(0.0);

@@ -308,7 +308,17 @@ fn the_runs_leave_no_database_behind_and_sample_the_disk_space() {
         records: 200,
         value_len: 100,
     };
-    let results = measure(tmp.path(), &modes, &[], shape, 2, None).unwrap();
+    let options = Options {
+        records: shape.records,
+        rounds: 2,
+        value_len: Some(shape.value_len),
+        only: None,
+        json: false,
+        peers: false,
+        cache_mib: None,
+        suite: Suite::All,
+    };
+    let results = measure(tmp.path(), &modes, &[], shape, &options).unwrap();
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     assert_eq!(results.samples.len(), Workload::ALL.len());
     for per_engine in &results.samples {

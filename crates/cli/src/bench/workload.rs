@@ -45,6 +45,41 @@ impl Measure {
     }
 }
 
+/// Which workloads a run times: `sealkv bench --suite`. Each suite is
+/// whole on its own (the key-value workloads start from their own fill,
+/// the collections ones from a fresh database), so any of them runs alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Suite {
+    /// Every workload.
+    #[default]
+    All,
+    /// The key-value workloads: fills, reads, scan, overwrite, syncwrite,
+    /// YCSB, transactions, mix.
+    KeyValue,
+    /// The typed-collection workloads (`coll-*`).
+    Collections,
+}
+
+impl Suite {
+    /// Whether this suite times `workload`.
+    pub(crate) fn includes(self, workload: Workload) -> bool {
+        match self {
+            Suite::All => true,
+            Suite::KeyValue => !workload.is_people(),
+            Suite::Collections => workload.is_people(),
+        }
+    }
+
+    /// The workloads it times, with their places in [`Workload::ALL`], in
+    /// the order they run.
+    pub(crate) fn workloads(self) -> impl Iterator<Item = (usize, Workload)> {
+        Workload::ALL
+            .into_iter()
+            .enumerate()
+            .filter(move |(_, w)| self.includes(*w))
+    }
+}
+
 /// The workloads, in the order they run (each needs the ones before it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Workload {

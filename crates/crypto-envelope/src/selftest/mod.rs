@@ -185,6 +185,12 @@ pub enum Check {
     KdfInfoParts,
     /// HMAC gave another output for the data in parts than whole.
     MacDataParts,
+    /// HMAC under a prepared key ([`Mac::keyed`](crate::primitives::Mac::keyed))
+    /// gave another output than the published vector.
+    MacKeyed {
+        /// Which.
+        vector: usize,
+    },
     /// The random source failed, or gave the same bytes twice.
     RandomSource(&'static str),
 }
@@ -267,6 +273,10 @@ impl fmt::Display for Check {
             Check::MacDataParts => {
                 f.write_str("data in parts: HMAC gave another output for the data split in parts")
             }
+            Check::MacKeyed { vector } => write!(
+                f,
+                "prepared key: HMAC under a prepared key gave another output for published vector {vector}"
+            ),
             Check::RandomSource(why) => write!(f, "random source: {why}"),
         }
     }

@@ -71,6 +71,15 @@ pub fn check_mac(mac: &dyn Mac) -> Result<(), SelfTestFailure> {
                 return Err(fail(Check::MacDataParts));
             }
         }
+        // A prepared key gives the same MACs, twice over (the states are
+        // copied per MAC, not consumed).
+        if let Some(keyed) = mac.keyed(&key) {
+            for _ in 0..2 {
+                if keyed.hmac_sha256(&[&data])[..] != expected[..] {
+                    return Err(fail(Check::MacKeyed { vector: i }));
+                }
+            }
+        }
         debug_assert!(!v.source.is_empty());
     }
     Ok(())
