@@ -375,21 +375,24 @@ where
         recheck: Option<(&Active<T>, &[u8])>,
         tenant: Option<&[u8]>,
     ) -> Result<Vec<T>, Error> {
-        // Read first, all through one reader (which keeps its place in
-        // the tree: the primary keys of one index value ascend), then
-        // decode (which may read the tenant's key in the transaction).
+        // Read first, then decode (which may read the tenant's key in the
+        // transaction). Several records through one reader, which keeps
+        // its place in the tree (the primary keys of one index value
+        // ascend); one (a unique lookup) by a plain read, which sets up no
+        // path to keep.
+        let missing = || self.corrupt("an index entry names a missing record");
         let mut values = Vec::with_capacity(pks.len());
-        {
+        if let [pk] = pks {
+            let stored = tx.get_in(&self.inner.ks, layout::record_key(pk))?;
+            values.push(stored.ok_or_else(missing)?);
+        } else {
             let mut reader = tx.reader_in(&self.inner.ks)?;
             let mut rkey = Vec::new();
             for pk in pks {
                 rkey.clear();
                 rkey.push(RECORD_TAG);
                 rkey.extend_from_slice(pk);
-                let stored = reader
-                    .get(&rkey)?
-                    .ok_or_else(|| self.corrupt("an index entry names a missing record"))?;
-                values.push(stored);
+                values.push(reader.get(&rkey)?.ok_or_else(missing)?);
             }
         }
         let mut out = Vec::with_capacity(pks.len());
