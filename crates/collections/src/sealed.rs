@@ -17,7 +17,8 @@
 //! In memory a `Sealed<V>` holds its value in clear. When a collection
 //! writes the record, each `Sealed` field is serialized on its own (with
 //! postcard) and sealed with the engine's field-level encryption
-//! ([`sealkv::Db::seal_field`]: randomized, a fresh salt per value) under the
+//! ([`sealkv::Db::seal_field`]: randomized, in the handle's field session
+//! of the key: a salt per session, a counter nonce per value) under the
 //! collection's field key, or the record's tenant's, bound to the record's
 //! collection and primary key: moved into another record it does not open.
 //! The sealed bytes go into the record in the field's place. So the value

@@ -7,10 +7,14 @@
 //! [`Db::seal_field`], open with [`Db::open_field`], and look sealed values
 //! up by equality through a [`BlindIndexKey`] from
 //! [`Db::blind_index_key`]. The field key never leaves the engine.
+//!
+//! Randomized values are sealed in field format 2 by the handle's field
+//! session of their key and opened through cached openers
+//! ([`crate::fieldsessions`]): a seal or an open is one AEAD call.
 
 use sealkv_crypto_envelope::KeyId;
 use sealkv_crypto_envelope::blind::BlindIndexKey;
-use sealkv_crypto_envelope::field;
+use sealkv_crypto_envelope::field::{self, FieldError, FieldFormat};
 
 use crate::db::Db;
 use crate::error::Error;
@@ -21,8 +25,9 @@ impl Db {
         self.inner.keys.as_ref().ok_or(Error::MissingKey)
     }
 
-    /// Seals `value` under field key `field_key` with a fresh random salt,
-    /// bound to `context` (the place the value is stored, such as its
+    /// Seals `value` under field key `field_key` in this handle's field
+    /// session of that key (field format 2: a salt drawn once per session,
+    /// a counter nonce per value), bound to `context` (the place the value is stored, such as its
     /// record key: it opens only with the same context), as
     /// [`Db::put_sealed`] does, without storing it. A destroyed key
     /// answers [`Error::KeyDestroyed`].
@@ -49,13 +54,90 @@ impl Db {
         context: &[u8],
         value: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let fk = self.field_keys()?.field_key(field_key)?;
-        Ok(field::seal_randomized(
-            &self.inner.config.provider,
-            &fk,
-            context,
-            value,
-        )?)
+        self.seal_randomized(field_key, context, value)
+    }
+
+    /// Seals `value` for `context` in the current session of `field_key`,
+    /// moving to a new session (a new salt) when that one has sealed its
+    /// 2^32 values or was started by another process (before a fork).
+    /// Every randomized value the engine writes goes through
+    /// here.
+    pub(crate) fn seal_randomized(
+        &self,
+        field_key: KeyId,
+        context: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let keys = self.field_keys()?;
+        // A session exhausted between being handed out and sealing, or
+        // found to be started by another process (this one is a forked
+        // child), is retired and replaced on the next ask; two rounds of
+        // 2^32 seals by other threads in between cannot happen, three
+        // tries are plenty.
+        for _ in 0..3 {
+            match keys.field_session(field_key)?.seal(context, value) {
+                Err(FieldError::SessionExhausted | FieldError::SessionForked) => continue,
+                sealed => return Ok(sealed?),
+            }
+        }
+        Err(FieldError::SessionExhausted.into())
+    }
+
+    /// Moves the counter of this handle's current session of `field_key`
+    /// (started if there is none) forward to `counter`, never back: lets
+    /// the engine's tests reach a session's end without 2^32 seals.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn skip_field_session_to(&self, field_key: KeyId, counter: u64) -> Result<(), Error> {
+        self.field_keys()?
+            .field_session(field_key)?
+            .skip_to(counter);
+        Ok(())
+    }
+
+    /// Makes this handle's current session of `field_key` (started if
+    /// there is none) look started by another process, as it looks to a
+    /// child forked after it started: lets the engine's tests reach the
+    /// fork check without forking.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn pretend_field_session_forked(&self, field_key: KeyId) -> Result<(), Error> {
+        self.field_keys()?
+            .field_session(field_key)?
+            .pretend_started_by(std::process::id().wrapping_add(1));
+        Ok(())
+    }
+
+    /// How many field-session openers this handle keeps: lets the
+    /// engine's tests see what a read put in the cache.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn field_openers_cached(&self) -> Result<usize, Error> {
+        Ok(self.field_keys()?.field_openers_cached())
+    }
+
+    /// Opens a field-sealed value for `context` with the key its header
+    /// names: format 2 through the cached opener of its session, format 1
+    /// (and deterministic values) by deriving their subkey. The registry
+    /// is asked for the key first either way.
+    pub(crate) fn open_sealed(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        let header = field::header(sealed)?;
+        let keys = self.field_keys()?;
+        match header.format {
+            FieldFormat::V2 { salt, .. } => {
+                keys.open_in_session(header.key_id, &salt, context, sealed)
+            }
+            // Format 1, or any the envelope opens without a session.
+            _ => {
+                let fk = keys.field_key(header.key_id)?;
+                Ok(field::open(
+                    &self.inner.config.provider,
+                    &fk,
+                    context,
+                    sealed,
+                )?)
+            }
+        }
     }
 
     /// Opens a value sealed by [`Db::seal_field`] (or stored by
@@ -65,14 +147,7 @@ impl Db {
     /// destroyed one answers [`Error::KeyDestroyed`], a changed value or
     /// another context [`Error::Field`].
     pub fn open_field(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
-        let header = field::header(sealed)?;
-        let fk = self.field_keys()?.field_key(header.key_id)?;
-        Ok(field::open(
-            &self.inner.config.provider,
-            &fk,
-            context,
-            sealed,
-        )?)
+        self.open_sealed(context, sealed)
     }
 
     /// The blind-index key of `scope` (the parts that name what is indexed:

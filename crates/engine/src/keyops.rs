@@ -123,7 +123,8 @@ impl Db {
     }
 
     /// Stores `value` under `key`, sealed on its own with field key
-    /// `field_key` (randomized: a fresh salt per value, bound to `key`). The
+    /// `field_key` (randomized, bound to `key`: field format 2, sealed by
+    /// this handle's field session of that key, as [`Db::seal_field`]). The
     /// value stays ciphertext in the memtable, the WAL and the pages, even
     /// with `encrypt_at_rest` off; read it with [`Db::get_sealed`].
     pub fn put_sealed(
@@ -133,8 +134,7 @@ impl Db {
         field_key: KeyId,
     ) -> Result<(), Error> {
         let key = key.as_ref();
-        let fk = self.keys()?.field_key(field_key)?;
-        let sealed = field::seal_randomized(&self.inner.config.provider, &fk, key, value.as_ref())?;
+        let sealed = self.seal_randomized(field_key, key, value.as_ref())?;
         self.put(key, sealed)
     }
 
@@ -184,16 +184,17 @@ impl Db {
             return Ok(None);
         };
         let header = field::header(&sealed)?;
-        let fk = self.keys()?.field_key(header.key_id)?;
         let context = match header.mode {
             FieldMode::Randomized => key,
-            FieldMode::Deterministic => field_id.ok_or(Error::MissingFieldId)?,
+            FieldMode::Deterministic => match field_id {
+                Some(id) => id,
+                None => {
+                    // A destroyed key says so before the missing field id.
+                    self.keys()?.field_key(header.key_id)?;
+                    return Err(Error::MissingFieldId);
+                }
+            },
         };
-        Ok(Some(field::open(
-            &self.inner.config.provider,
-            &fk,
-            context,
-            &sealed,
-        )?))
+        Ok(Some(self.open_sealed(context, &sealed)?))
     }
 }

@@ -12,12 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
+use sealkv_crypto_envelope::field::{FieldOpener, FieldSession};
 use sealkv_crypto_envelope::registry::{AnchorKey, KeyPurpose, KeyRegistry, RegistryFile};
 use sealkv_crypto_envelope::{AlgorithmId, DataKey, DbId, KeyId, KeySource, Keyring};
 
 use crate::blindkeys::BlindKeys;
 use crate::config::Config;
 use crate::error::Error;
+use crate::fieldsessions::FieldSessions;
 use crate::stats::EncryptionStatus;
 
 /// The open key registry and what was derived from it.
@@ -33,6 +35,8 @@ pub(crate) struct KeyState {
     keyring: Arc<Keyring>,
     /// Blind-index keys derived from the field keys.
     pub(crate) blind_keys: BlindKeys,
+    /// Field sessions sealing randomized values, and openers built.
+    field_sessions: FieldSessions,
 }
 
 impl KeyState {
@@ -117,6 +121,7 @@ impl KeyState {
             source: Mutex::new(source),
             keyring,
             blind_keys: BlindKeys::default(),
+            field_sessions: FieldSessions::default(),
         })
     }
 
@@ -217,6 +222,55 @@ impl KeyState {
         self.reg().field_key(id).map_err(|e| self.map(e))
     }
 
+    /// The session sealing randomized values under field key `id`. The
+    /// registry is asked first and held meanwhile, so a destroyed key
+    /// answers `KeyDestroyed` and no session of it is started after its
+    /// destruction dropped the others.
+    pub(crate) fn field_session(&self, id: KeyId) -> Result<Arc<FieldSession>, Error> {
+        let reg = self.reg();
+        let key = reg.field_key(id).map_err(|e| self.map(e))?;
+        Ok(self.field_sessions.session(reg.provider(), &key)?)
+    }
+
+    /// Opens `sealed`, a format-2 value of field key `id`'s session
+    /// `salt`, for `context`, asking the registry first (a destroyed key
+    /// answers `KeyDestroyed` whatever is cached). A session met for the
+    /// first time gets its opener built outside the registry lock (the
+    /// salt comes from the header, unauthenticated: a forged one must not
+    /// hold up every other field seal and open), and kept only once the
+    /// value has opened and the key is still there.
+    pub(crate) fn open_in_session(
+        &self,
+        id: KeyId,
+        salt: &[u8; 32],
+        context: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let (key, provider) = {
+            let reg = self.reg();
+            let key = reg.field_key(id).map_err(|e| self.map(e))?;
+            if let Some(opener) = self.field_sessions.cached_opener(id, salt) {
+                drop(reg);
+                return Ok(opener.open(context, sealed)?);
+            }
+            (key, reg.provider().clone())
+        };
+        let opener = FieldOpener::new(&provider, &key, salt)?;
+        let value = opener.open(context, sealed)?;
+        let reg = self.reg();
+        // Destroyed meanwhile: it answers so, and nothing of it is kept.
+        reg.field_key(id).map_err(|e| self.map(e))?;
+        self.field_sessions.keep_opener(Arc::new(opener));
+        drop(reg);
+        Ok(value)
+    }
+
+    /// How many field-session openers are cached (for tests).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn field_openers_cached(&self) -> usize {
+        self.field_sessions.openers_len()
+    }
+
     /// Destroys field key `id` for good.
     pub(crate) fn destroy_field_key(&self, id: KeyId) -> Result<(), Error> {
         let mut reg = self.reg();
@@ -224,6 +278,7 @@ impl KeyState {
         next.destroy_field_key(id).map_err(|e| self.map(e))?;
         self.commit(&mut reg, next)?;
         self.blind_keys.forget(id);
+        self.field_sessions.forget(id);
         tracing::debug!(field_key = %id, "field key destroyed");
         Ok(())
     }

@@ -33,6 +33,7 @@ mod config;
 mod db;
 mod errmap;
 mod error;
+mod fieldsessions;
 mod fieldvalues;
 mod flush;
 mod freshness;

@@ -478,3 +478,72 @@ fn a_version_2_page_file_put_back_under_an_anchor_with_a_lineage_is_a_rollback()
         }
     }
 }
+
+/// Field-sealed values of format 2, sealed once by `Db::seal_field` under
+/// field key 3 of each sealed database of [`FIELD_VECTOR_SET`] for
+/// [`FIELD_VECTOR_CONTEXT`], and pinned: a later build must open them as
+/// it opens the format-1 value the set holds (`sealed/one`).
+const FIELD_VECTORS: [(&str, Option<EncryptionAlgorithm>, &str); 2] = [
+    (
+        "aes-256-gcm",
+        Some(EncryptionAlgorithm::Aes256Gcm),
+        concat!(
+            "f201010003000000",
+            "d2d6b8dea6bc8f31cc18ce1fd3c00ee5db85bfc7a90749dcae02f1e5825f304a",
+            "00000000",
+            "f797103b6f9974f6cb2cb289883d6324ee7b3f4a8f850c4585001b54f6164f878e24df06309f",
+        ),
+    ),
+    (
+        "chacha20-poly1305",
+        Some(EncryptionAlgorithm::ChaCha20Poly1305),
+        concat!(
+            "f201020003000000",
+            "4c0d3ea83de157427bef0d75d85062e757cce922e3800c9c5aa1045c9f590cec",
+            "00000000",
+            "8db65799a5e6dcf70f42d6930153a76fdf1fea8fed70141a1258564e152c36041545b0eb7b17",
+        ),
+    ),
+];
+
+#[test]
+fn golden_field_values_of_format_1_and_2_open() {
+    for (name, alg, vector) in FIELD_VECTORS {
+        let (_tmp, dir) = golden_copy(FIELD_VECTOR_SET, name);
+        let db = Db::open_with_config(config(&dir, alg).read_only(true)).unwrap();
+        let v1 = db.get(b"sealed/one").unwrap().unwrap();
+        assert_eq!(v1[0], 0xF1, "{name}: the set holds a format-1 value");
+        assert_eq!(
+            db.open_field(b"sealed/one", &v1).unwrap(),
+            b"a field-sealed value"
+        );
+        let v2 = from_hex(vector);
+        assert_eq!(v2[0], 0xF2);
+        assert_eq!(
+            db.open_field(FIELD_VECTOR_CONTEXT, &v2).unwrap(),
+            FIELD_VECTOR_VALUE,
+            "{name}"
+        );
+        // This build writes format 2 under the same key, and it opens.
+        let fresh = db
+            .seal_field(KeyId(3), FIELD_VECTOR_CONTEXT, FIELD_VECTOR_VALUE)
+            .unwrap();
+        assert_eq!((fresh[0], fresh.len()), (0xF2, v2.len()));
+        assert_eq!(
+            db.open_field(FIELD_VECTOR_CONTEXT, &fresh).unwrap(),
+            FIELD_VECTOR_VALUE
+        );
+    }
+}
+
+/// The golden set whose field key 3 seals the pinned format-2 values.
+const FIELD_VECTOR_SET: &str = "pagefile1-wal2-keys2-engine3";
+const FIELD_VECTOR_CONTEXT: &[u8] = b"golden/field-format-2";
+const FIELD_VECTOR_VALUE: &[u8] = b"a format-2 field value";
+
+fn from_hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
