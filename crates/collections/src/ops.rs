@@ -375,16 +375,29 @@ where
         recheck: Option<(&Active<T>, &[u8])>,
         tenant: Option<&[u8]>,
     ) -> Result<Vec<T>, Error> {
+        // Read first, then decode (which may read the tenant's key in the
+        // transaction). Several records through one reader, which keeps
+        // its place in the tree (the primary keys of one index value
+        // ascend); one (a unique lookup) by a plain read, which sets up no
+        // path to keep.
+        let missing = || self.corrupt("an index entry names a missing record");
+        let mut values = Vec::with_capacity(pks.len());
+        if let [pk] = pks {
+            let stored = tx.get_in(&self.inner.ks, layout::record_key(pk))?;
+            values.push(stored.ok_or_else(missing)?);
+        } else {
+            let mut reader = tx.reader_in(&self.inner.ks)?;
+            let mut rkey = Vec::new();
+            for pk in pks {
+                rkey.clear();
+                rkey.push(RECORD_TAG);
+                rkey.extend_from_slice(pk);
+                values.push(reader.get(&rkey)?.ok_or_else(missing)?);
+            }
+        }
         let mut out = Vec::with_capacity(pks.len());
-        let mut rkey = Vec::new();
-        for pk in pks {
-            rkey.clear();
-            rkey.push(RECORD_TAG);
-            rkey.extend_from_slice(pk);
-            let stored = tx
-                .get_in(&self.inner.ks, &rkey)?
-                .ok_or_else(|| self.corrupt("an index entry names a missing record"))?;
-            let record = self.decode(pk, &stored, Some(tx))?;
+        for (pk, stored) in pks.iter().zip(&values) {
+            let record = self.decode(pk, stored, Some(tx))?;
             if tenant.is_some() && self.tenant_of(&record)?.as_deref() != tenant {
                 continue;
             }

@@ -6,7 +6,8 @@
 //!   what opening found: [`OpenReport`]; counters: [`StoreStats`].
 //! - Reading: [`Store::read`] gives a [`ReadTxn`] ([`ReadTxn::get`],
 //!   [`ReadTxn::range`], a double-ended [`Range`] of [`Entry`]s);
-//!   [`Store::pin`] a [`PinnedRead`] for point lookups.
+//!   [`Store::pin`] a [`PinnedRead`] for point lookups; [`ReadTxn::finder`]
+//!   a [`Finder`] for runs of them.
 //! - Writing: [`Store::write`] gives the one [`WriteTxn`] ([`Op`]s, app
 //!   meta, [`WriteTxn::commit`]).
 //! - Space: [`Store::space`] gives [`SpaceStats`] (file size, live and
@@ -44,7 +45,7 @@ pub use format::{
 #[doc(hidden)]
 pub use fuzz::{fuzz_open, fuzz_page};
 pub use node::ChildRef;
-pub use read::{Entry, PinnedRead, Range, ReadTxn};
+pub use read::{Entry, Finder, PinnedRead, Range, ReadTxn};
 pub use space::SpaceStats;
 pub use store::{LastCommit, OpenReport, Store, StoreOptions, StoreStats};
 pub use verify::{PageRole, Problem, VerifyReport};

@@ -248,6 +248,142 @@ impl ReadTxn {
     }
 }
 
+/// Point lookups in one [`ReadTxn`] that keep the path the last one took:
+/// the next lookup checks, level by level from the root, whether its key
+/// still routes through the same child (one or two key comparisons a
+/// level), and searches only from the first level where it does not. A
+/// run of ascending keys that lie close together (the records an index
+/// range names, in key order) is found mostly from the leaf or its parent
+/// instead of from the root. Keys may come in any order: one that routes
+/// elsewhere descends from where its path leaves the last one's.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use std::{path::Path, sync::Arc};
+/// # use sealkv_core_store::{Store, StoreOptions};
+/// # use sealkv_fileio::{SimVfs, Vfs};
+/// # let vfs: Arc<dyn Vfs> = Arc::new(SimVfs::new());
+/// # vfs.create_dir_all(Path::new("/db"))?;
+/// # let (store, _) = Store::create(vfs, Path::new("/db/data"), StoreOptions::default())?;
+/// let mut w = store.write()?;
+/// w.put(b"a", b"1")?;
+/// w.put(b"c", b"3")?;
+/// w.commit()?;
+/// let snapshot = store.read();
+/// let mut finder = snapshot.finder();
+/// assert_eq!(finder.get(b"a")?.as_deref(), Some(&b"1"[..]));
+/// assert_eq!(finder.get(b"b")?, None);
+/// assert_eq!(finder.get(b"c")?.as_deref(), Some(&b"3"[..]));
+/// # Ok(())
+/// # }
+/// ```
+pub struct Finder<'a> {
+    txn: &'a ReadTxn,
+    /// The last lookup's path: each branch with the child it took, then
+    /// the leaf (its index unused).
+    path: Vec<(Node, usize)>,
+}
+
+impl std::fmt::Debug for Finder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Finder")
+            .field("txn", &self.txn.txn())
+            .field("depth", &self.path.len())
+            .finish()
+    }
+}
+
+impl ReadTxn {
+    /// A [`Finder`] for point lookups in this snapshot.
+    pub fn finder(&self) -> Finder<'_> {
+        Finder {
+            txn: self,
+            path: Vec::new(),
+        }
+    }
+}
+
+impl Finder<'_> {
+    /// The value of `key`, if present: what [`ReadTxn::get`] gives.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let meta = &self.txn.snap.meta;
+        let Some(root) = meta.root else {
+            return Ok(None);
+        };
+        let page_count = meta.page_count;
+        // The first level whose chosen child does not route `key`: a
+        // branch's child `i` takes the keys from its key (every smaller
+        // one too, for the first) up to the next child's key (every larger
+        // one too, for the last), within what the levels above route to
+        // the branch.
+        let kept = self
+            .path
+            .iter()
+            .take_while(|(node, i)| {
+                !node.leaf
+                    && (*i == 0 || node.key(*i) <= key)
+                    && (*i + 1 >= node.len() || key < node.key(*i + 1))
+            })
+            .count();
+        // The first level that does not route `key` as before (a branch:
+        // the leaf is searched whatever happens) picks its child again,
+        // looking a few children on first; below it, lookups from the
+        // root's way.
+        let mut next = match self.path.get_mut(kept) {
+            Some((node, i)) if !node.leaf => {
+                *i = rerouted(node, *i, key);
+                let child = node.child(*i);
+                self.path.truncate(kept + 1);
+                child
+            }
+            _ => {
+                self.path.truncate(kept);
+                match self.path.last() {
+                    Some((node, i)) => node.child(*i),
+                    None => root,
+                }
+            }
+        };
+        loop {
+            check_depth(&self.path, next.page)?;
+            let node = self.txn.inner.load_node(next, page_count)?;
+            if node.leaf {
+                let found = node.search(key).map(|i| node.val(i));
+                let value = match found {
+                    Ok(v) => Some(value_of(&self.txn.inner, v, page_count)?),
+                    Err(_) => None,
+                };
+                self.path.push((node, 0));
+                return Ok(value);
+            }
+            let i = node.route(key);
+            next = node.child(i);
+            self.path.push((node, i));
+        }
+    }
+}
+
+/// Children a [`Finder`] looks on past the one its last lookup took
+/// before it searches the branch.
+const LOOK_ON: usize = 4;
+
+/// The child of branch `node` that routes `key`, when child `i` routed the
+/// last key: one of the next few if `key` lies past child `i` (a run of
+/// ascending keys moves on a child or two at a time), else found by a
+/// search.
+fn rerouted(node: &Node, i: usize, key: &[u8]) -> usize {
+    if i == 0 || node.key(i) <= key {
+        // `key` is past child `i`'s keys: child `j` routes it if it lies
+        // below child `j + 1`'s first key.
+        for j in i + 1..node.len().min(i + 1 + LOOK_ON) {
+            if j + 1 >= node.len() || key < node.key(j + 1) {
+                return j;
+            }
+        }
+    }
+    node.route(key)
+}
+
 /// An ordered, double-ended iterator over a range of a snapshot. Items are
 /// `Result`s: after an error the iterator ends. It keeps its snapshot's
 /// pages from reuse even after the `ReadTxn` is dropped.

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use parking_lot::{Mutex, RwLock};
-use sealkv_core_store::{ReadTxn, Store};
+use sealkv_core_store::{Finder, ReadTxn, Store};
 use sealkv_core_wal::Wal;
 use sealkv_fileio::VfsLock;
 
@@ -368,12 +368,36 @@ pub(crate) struct View {
 
 impl View {
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let search = InternalKey::search(key.to_vec(), self.at);
-        if let Some(slot) = newest_in(&self.mems, &search) {
+        if let Some(slot) = self.get_in_memtables(key) {
             return Ok(slot);
         }
         self.db.counters.tree_reads.fetch_add(1, Ordering::Relaxed);
         self.tree.get(key).map_err(|e| self.db.store_error(e))
+    }
+
+    /// [`View::get`] with the tree read through `finder` (made from this
+    /// view's tree), which keeps its place from one read to the next.
+    pub(crate) fn get_found(
+        &self,
+        finder: &mut Finder<'_>,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, Error> {
+        if let Some(slot) = self.get_in_memtables(key) {
+            return Ok(slot);
+        }
+        self.db.counters.tree_reads.fetch_add(1, Ordering::Relaxed);
+        finder.get(key).map_err(|e| self.db.store_error(e))
+    }
+
+    /// The newest version of `key` in the memtables, if one holds one.
+    fn get_in_memtables(&self, key: &[u8]) -> Option<crate::memtable::Slot> {
+        // A memtable whose byte count is zero holds no version at or below
+        // `at` (see `iter_stored_range`): with every one empty, no search
+        // key is made and none is searched.
+        if self.mems.iter().all(|m| m.approx_bytes() == 0) {
+            return None;
+        }
+        newest_in(&self.mems, &InternalKey::search(key.to_vec(), self.at))
     }
 
     /// The user keys of keyspace `prefix` within `user` bounds.

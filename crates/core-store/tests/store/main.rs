@@ -7,6 +7,7 @@ mod crash;
 mod engine_repro;
 mod errors;
 mod fill;
+mod finder;
 mod freelist;
 mod fuzz;
 mod model;

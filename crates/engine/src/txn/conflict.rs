@@ -27,7 +27,7 @@ use crate::memtable::Seq;
 /// (an index, built the first time a transaction is checked against the
 /// batch) only if some transaction needs it, since most batches leave the
 /// window unchecked.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct KeySet {
     bytes: Vec<u8>,
     /// End offset of each key in `bytes`, in the order added.
@@ -41,10 +41,22 @@ impl KeySet {
     pub(crate) fn new<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut set = KeySet::default();
         for k in keys {
-            set.bytes.extend_from_slice(k);
-            set.ends.push(set.bytes.len());
+            set.push(k);
         }
         set
+    }
+
+    /// Adds `key` (before the set is sorted): a copy into the one buffer,
+    /// so adding key after key allocates only as the buffer grows.
+    fn push(&mut self, key: &[u8]) {
+        debug_assert!(self.order.is_none(), "a key added to a sorted set");
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// The keys in the order added.
+    fn iter_added(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.len()).map(|i| self.added(i))
     }
 
     fn len(&self) -> usize {
@@ -132,14 +144,15 @@ impl KeySet {
 /// covered.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ReadSet {
-    keys: Vec<Vec<u8>>,
+    /// Keys read, in one buffer (no allocation per read).
+    keys: KeySet,
     ranges: Vec<OwnedRange>,
 }
 
 impl ReadSet {
     /// Records a point read of `key`.
     pub(crate) fn key(&mut self, key: &[u8]) {
-        self.keys.push(key.to_vec());
+        self.keys.push(key);
     }
 
     /// Records that every key within `(lower, upper)` was read.
@@ -149,12 +162,12 @@ impl ReadSet {
 
     /// Whether nothing was read.
     pub(crate) fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.ranges.is_empty()
+        self.keys.len() == 0 && self.ranges.is_empty()
     }
 
     /// Whether `written` changes anything this set read.
     fn touched_by(&self, written: &KeySet) -> bool {
-        self.keys.iter().any(|k| written.contains(k))
+        self.keys.iter_added().any(|k| written.contains(k))
             || self.ranges.iter().any(|(lo, hi)| {
                 written.meets(
                     lo.as_ref().map(Vec::as_slice),

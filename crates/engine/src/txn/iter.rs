@@ -73,10 +73,19 @@ impl TxnIter {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };
-        let mut sources = view.sources(borrowed(&lower), borrowed(&upper));
-        sources.insert(0, Box::new(WriteSet { items }));
+        let strip = prefix.as_bytes().len();
+        // Without a write of its own in the range, the transaction sees
+        // its snapshot's range as it is: no merge with an empty source
+        // (and none at all if the memtables hold nothing).
+        let inner = if items.is_empty() {
+            view.iter_stored_range(borrowed(&lower), borrowed(&upper), strip)
+        } else {
+            let mut sources = view.sources(borrowed(&lower), borrowed(&upper));
+            sources.insert(0, Box::new(WriteSet { items }));
+            DbIter::merged(sources, strip)
+        };
         TxnIter {
-            inner: DbIter::merged(sources, prefix.as_bytes().len()),
+            inner,
             prefix,
             lower,
             upper,
@@ -101,7 +110,14 @@ impl TxnIter {
                 } else {
                     &mut self.front
                 };
-                *end = Some(k.clone());
+                // The last key kept in one buffer, reused key after key.
+                match end {
+                    Some(last) => {
+                        last.clear();
+                        last.extend_from_slice(k);
+                    }
+                    None => *end = Some(k.clone()),
+                }
             }
             Some(Err(_)) => {}
         }

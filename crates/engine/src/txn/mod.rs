@@ -23,6 +23,7 @@
 
 pub(crate) mod conflict;
 mod iter;
+mod reader;
 
 use std::collections::BTreeMap;
 use std::ops::RangeBounds;
@@ -42,6 +43,7 @@ use crate::keyspace::{Keyspace, KeyspaceState, UserBounds, bounds, prefix_bounds
 use crate::write::Commit;
 use conflict::ReadSet;
 pub use iter::TxnIter;
+pub use reader::TxnReader;
 
 /// Ranges covered by a transaction's iterators, recorded as they go.
 pub(crate) type Covered = Arc<Mutex<Vec<OwnedRange>>>;
@@ -86,6 +88,9 @@ pub struct Transaction {
     durability: Durability,
     /// Registered in the conflict window (until commit or drop).
     registered: bool,
+    /// The stored key of the read under way, in a buffer kept from one
+    /// read to the next (no allocation per read).
+    stored: Vec<u8>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -137,6 +142,7 @@ impl Transaction {
             covered: Covered::default(),
             durability: Durability::AsConfigured,
             registered: true,
+            stored: Vec::new(),
         })
     }
 
@@ -174,13 +180,17 @@ impl Transaction {
     }
 
     fn get_at(&mut self, ks: Option<&Keyspace>, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let stored = self.target(ks)?.key(key);
-        if let Some(own) = self.writes.get(&stored) {
+        let prefix = self.target(ks)?;
+        let stored = &mut self.stored;
+        stored.clear();
+        stored.extend_from_slice(prefix.as_bytes());
+        stored.extend_from_slice(key);
+        if let Some(own) = self.writes.get(stored.as_slice()) {
             // Its own write: nothing another transaction does changes it.
             return Ok(own.clone());
         }
-        let value = self.view.get(&stored)?;
-        self.reads.key(&stored);
+        let value = self.view.get(stored)?;
+        self.reads.key(stored);
         Ok(value)
     }
 

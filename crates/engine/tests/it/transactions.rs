@@ -113,6 +113,124 @@ fn a_key_appearing_in_an_iterated_range_refuses_the_commit() {
 }
 
 #[test]
+fn reads_without_own_writes_see_the_snapshot_while_writers_commit() {
+    let (_sim, db) = db();
+    for k in [&b"k1"[..], b"k3", b"k5"] {
+        db.put(k, b"old").unwrap();
+    }
+    // Nothing in the memtables: the transaction's reads go to the tree
+    // alone.
+    db.flush().unwrap();
+    assert_eq!(db.stats().unwrap().memtable_bytes, 0);
+    let mut tx = db.begin_transaction().unwrap();
+    let mut iter = tx.range::<&[u8]>(..).unwrap();
+    assert_eq!(iter.next().unwrap().unwrap().0, b"k1");
+    // Writers commit into the range while the iterator is open.
+    db.put(b"k2", b"new").unwrap();
+    db.put(b"k3", b"new").unwrap();
+    db.delete(b"k5").unwrap();
+    // The overlap happened: the memtable holds the writes, a fresh read
+    // sees them.
+    assert!(db.stats().unwrap().memtable_bytes > 0);
+    assert_eq!(db.get(b"k2").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(db.get(b"k5").unwrap(), None);
+    let old = |k: &[u8]| (k.to_vec(), b"old".to_vec());
+    assert_eq!(collect(iter), vec![old(b"k3"), old(b"k5")]);
+    assert_eq!(tx.get(b"k2").unwrap(), None);
+    assert_eq!(tx.get(b"k3").unwrap().as_deref(), Some(&b"old"[..]));
+    // And after the writes reach the tree.
+    db.flush().unwrap();
+    assert_eq!(db.stats().unwrap().memtable_bytes, 0);
+    assert_eq!(tx.get(b"k5").unwrap().as_deref(), Some(&b"old"[..]));
+    assert_eq!(
+        collect(tx.range::<&[u8]>(..).unwrap().rev()),
+        vec![old(b"k5"), old(b"k3"), old(b"k1")]
+    );
+    // What it read counts: a write of its own is refused.
+    tx.put(b"mine", b"x").unwrap();
+    assert!(matches!(tx.commit(), Err(Error::Conflict)));
+    assert_eq!(db.get(b"mine").unwrap(), None);
+}
+
+#[test]
+fn every_key_read_counts_at_commit() {
+    let (_sim, db) = db();
+    let keys: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| format!("key{i:05}").into_bytes())
+        .collect();
+    for k in &keys {
+        db.put(k, b"v").unwrap();
+    }
+    db.flush().unwrap();
+    // Another writer changes one key read among many (the 150th); a
+    // transaction that read them all is refused, one that read all but
+    // it commits.
+    for skip in [None, Some(150)] {
+        let mut tx = db.begin_transaction().unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            if Some(i) != skip {
+                assert_eq!(tx.get(k).unwrap().as_deref(), Some(&b"v"[..]));
+            }
+        }
+        tx.put(b"mine", b"x").unwrap();
+        db.put(&keys[150], b"changed").unwrap();
+        let outcome = tx.commit();
+        match skip {
+            None => assert!(matches!(outcome, Err(Error::Conflict)), "{outcome:?}"),
+            Some(_) => outcome.unwrap(),
+        }
+    }
+}
+
+#[test]
+fn a_reader_reads_as_the_transaction_does_while_writers_commit() {
+    let (_sim, db) = db();
+    let ks = db.keyspace("ks").unwrap();
+    let key = |i: u32| format!("key{i:05}").into_bytes();
+    for i in 0..2_000 {
+        ks.put(key(i), b"old").unwrap();
+    }
+    db.flush().unwrap();
+    let mut tx = db.begin_transaction().unwrap();
+    tx.put_in(&ks, key(10), b"mine").unwrap();
+    tx.delete_in(&ks, key(20)).unwrap();
+    // Writers commit over keys the reader is about to read.
+    for i in (0..2_000).step_by(3) {
+        ks.put(key(i), b"new").unwrap();
+    }
+    ks.put(key(5_000), b"new").unwrap();
+    // The overlap happened: a fresh read sees the writes.
+    assert_eq!(ks.get(key(0)).unwrap().as_deref(), Some(&b"new"[..]));
+    {
+        let mut reader = tx.reader_in(&ks).unwrap();
+        // Ascending runs, a jump back, keys absent from the snapshot.
+        let order = (0..2_000).step_by(7).chain((0..50).rev()).chain([5_000, 3]);
+        for i in order {
+            let want: Option<&[u8]> = match i {
+                10 => Some(b"mine"),
+                20 | 5_000 => None,
+                _ => Some(b"old"),
+            };
+            assert_eq!(reader.get(key(i)).unwrap().as_deref(), want, "key {i}");
+        }
+    }
+    // What the reader read counts: the commit is refused.
+    assert!(matches!(tx.commit(), Err(Error::Conflict)));
+    assert_eq!(ks.get(key(10)).unwrap().as_deref(), Some(&b"old"[..]));
+
+    // A reader over a keyspace dropped meanwhile is refused, as the
+    // transaction's own reads are.
+    let mut tx = db.begin_transaction().unwrap();
+    let mut reader = tx.reader_in(&ks).unwrap();
+    assert!(reader.get(key(1)).unwrap().is_some());
+    assert!(db.drop_keyspace("ks").unwrap());
+    assert!(matches!(
+        reader.get(key(1)),
+        Err(Error::KeyspaceDropped { .. })
+    ));
+}
+
+#[test]
 fn reads_only_never_conflict_and_blind_writes_are_never_refused() {
     let (_sim, db) = db();
     db.put(b"a", b"0").unwrap();

@@ -1,0 +1,101 @@
+//! A `Finder`'s lookups against a `BTreeMap` model and against
+//! `ReadTxn::get`: keys in runs that ascend (the path kept from one lookup
+//! to the next), keys in any order (the path left where the next key
+//! routes elsewhere), absent keys between, before and after the stored
+//! ones, values in overflow chains, and a snapshot older than later
+//! commits.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use sealkv_fileio::SimVfs;
+
+use crate::common::*;
+
+fn k(i: u16) -> Vec<u8> {
+    format!("k{i:05}").into_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn finder_lookups_match_the_model(
+        keys in prop::collection::btree_map(0u16..4000, (0usize..200, any::<u8>()), 0..1500),
+        big in prop::collection::vec(0u16..4000, 0..4),
+        runs in prop::collection::vec((0u16..4100, 1u16..60, 1u16..9), 1..40),
+        scattered in prop::collection::vec(0u16..4100, 0..100),
+        encrypted in any::<bool>(),
+    ) {
+        let sim = SimVfs::new();
+        let store = create(&sim, encrypted.then(keyring));
+        let mut model = BTreeMap::new();
+        let mut w = store.write().unwrap();
+        for (i, (len, b)) in &keys {
+            let len = if big.contains(i) { 9000 } else { *len };
+            let v: Vec<u8> = (0..len).map(|j| b.wrapping_add(j as u8)).collect();
+            w.put(&k(*i), &v).unwrap();
+            model.insert(k(*i), v);
+        }
+        w.commit().unwrap();
+        let snapshot = store.read();
+        // A later commit changes every key: the snapshot's finder does not
+        // see it.
+        let mut w = store.write().unwrap();
+        for i in keys.keys() {
+            w.put(&k(*i), b"later").unwrap();
+        }
+        w.commit().unwrap();
+
+        let mut probes = Vec::new();
+        for (start, len, step) in runs {
+            probes.extend((0..len).map(|j| start.saturating_add(j * step)));
+        }
+        probes.extend(scattered);
+        let mut finder = snapshot.finder();
+        for p in probes {
+            let want = model.get(&k(p)).cloned();
+            prop_assert_eq!(&finder.get(&k(p)).unwrap(), &want, "key {}", p);
+            prop_assert_eq!(snapshot.get(&k(p)).unwrap(), want);
+        }
+        // Keys outside every stored one: before the first, after the last.
+        prop_assert_eq!(finder.get(b"a").unwrap(), None);
+        prop_assert_eq!(finder.get(b"z").unwrap(), None);
+        prop_assert_eq!(finder.get(b"").unwrap(), None);
+    }
+}
+
+#[test]
+fn an_ascending_run_descends_from_below_the_root() {
+    let sim = SimVfs::new();
+    let store = create(&sim, Some(keyring()));
+    let mut w = store.write().unwrap();
+    for i in 0..20_000u32 {
+        w.put(&key(i), &val(i, 0)).unwrap();
+    }
+    w.commit().unwrap();
+    let snapshot = store.read();
+    let nodes = |s: &sealkv_core_store::Store| {
+        let st = s.stats();
+        st.cache_hits + st.cache_misses
+    };
+    // A lookup from the root visits every level.
+    let before = nodes(&store);
+    assert_eq!(snapshot.get(&key(0)).unwrap(), Some(val(0, 0)));
+    let depth = nodes(&store) - before;
+    assert!(depth >= 3, "a tree of {depth} levels");
+    // A run of ascending keys visits fewer than that per key: most stay
+    // in the leaf or the branch above it.
+    let mut finder = snapshot.finder();
+    let before = nodes(&store);
+    let run: Vec<u32> = (0..20_000u32).step_by(7).collect();
+    for &i in &run {
+        assert_eq!(finder.get(&key(i)).unwrap(), Some(val(i, 0)));
+    }
+    let visited = nodes(&store) - before;
+    assert!(
+        visited < run.len() as u64 * 3 / 2,
+        "{visited} nodes for {} keys in a tree of {depth} levels",
+        run.len()
+    );
+}
