@@ -188,33 +188,22 @@ mod tests {
         let p = CryptoProvider::default();
         let cache = FieldSessions::default();
         let keys: Vec<DataKey> = (0..MAX_SESSIONS as u32 + 100).map(key).collect();
-        for k in &keys {
-            let sealed = cache.session(&p, k).unwrap().seal(b"r", b"v").unwrap();
+        // Seals `value` under `k` and opens it through the kept opener.
+        let seal_and_open = |k: &DataKey, value: &[u8]| {
+            let sealed = cache.session(&p, k).unwrap().seal(b"r", value).unwrap();
             let (salt, _) = salt_and_counter(&sealed);
-            assert_eq!(
-                cache
-                    .cached_opener(k.id, &salt)
-                    .unwrap()
-                    .open(b"r", &sealed)
-                    .unwrap(),
-                b"v"
-            );
+            let opener = cache.cached_opener(k.id, &salt).unwrap();
+            assert_eq!(opener.open(b"r", &sealed).unwrap(), value);
+        };
+        for k in &keys {
+            seal_and_open(k, b"v");
             assert!(cache.sealing.lock().len() <= MAX_SESSIONS);
         }
         assert_eq!(cache.sealing.lock().len(), MAX_SESSIONS, "full, never past");
         // Every key, evicted or not, seals on (an evicted one under a new
         // salt) and its values open.
         for k in &keys {
-            let sealed = cache.session(&p, k).unwrap().seal(b"r", b"w").unwrap();
-            let (salt, _) = salt_and_counter(&sealed);
-            assert_eq!(
-                cache
-                    .cached_opener(k.id, &salt)
-                    .unwrap()
-                    .open(b"r", &sealed)
-                    .unwrap(),
-                b"w"
-            );
+            seal_and_open(k, b"w");
         }
         assert!(cache.sealing.lock().len() <= MAX_SESSIONS);
     }
