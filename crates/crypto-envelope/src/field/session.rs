@@ -109,9 +109,9 @@ impl FieldOpener {
         &self.salt
     }
 
-    /// Opens a format-2 value of this session, sealed for `context`. A
-    /// value of another key is `WrongKey`; of another session (salt) or
-    /// format, `Malformed`.
+    /// Opens a format-2 value sealed in the field session the opener
+    /// belongs to, for `context`. A value of another key is `WrongKey`; of
+    /// another session (salt) or format, `Malformed`.
     pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, FieldError> {
         let h = header(sealed)?;
         check_key(&h, self.key_id, self.algorithm)?;
@@ -210,7 +210,8 @@ impl FieldSession {
         &self.opener.salt
     }
 
-    /// The opener of this session's values (same subkey, same cipher).
+    /// The opener of the values this field session seals (same subkey,
+    /// same cipher).
     pub fn opener(&self) -> &Arc<FieldOpener> {
         &self.opener
     }
