@@ -237,6 +237,58 @@ fn session_salt_and_counter_pairs_never_repeat_across_threads_reopens_and_copies
     assert_eq!(seen.len(), seals);
 }
 
+/// Two read-only handles of one directory open at once in one process (a
+/// writer excludes every other handle; readers share the directory), each
+/// sealing on its own thread: each handle has its own session, so no
+/// (salt, counter) pair is shared, and each opens the other's values.
+#[test]
+fn two_open_handles_of_one_directory_share_no_pair() {
+    const PER_HANDLE: usize = 400;
+    let vfs = SimVfs::new();
+    let fk = {
+        let db = Db::open_with_config(plaintext_with_key(&vfs)).unwrap();
+        let fk = db.create_field_key().unwrap();
+        db.close().unwrap();
+        fk
+    };
+    let first = Db::open_with_config(plaintext_with_key(&vfs).read_only(true)).unwrap();
+    let second = Db::open_with_config(plaintext_with_key(&vfs).read_only(true)).unwrap();
+    let barrier = std::sync::Barrier::new(2);
+    let sealed: Vec<Vec<Vec<u8>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = [&first, &second]
+            .into_iter()
+            .map(|db| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    (0..PER_HANDLE)
+                        .map(|i| db.seal_field(fk, b"ctx", &i.to_be_bytes()).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let salts: Vec<HashSet<[u8; 32]>> = sealed
+        .iter()
+        .map(|vs| vs.iter().map(|v| salt_and_counter(v).0).collect())
+        .collect();
+    assert_eq!((salts[0].len(), salts[1].len()), (1, 1), "one session each");
+    assert!(salts[0].is_disjoint(&salts[1]), "the handles' salts differ");
+    let pairs: HashSet<_> = sealed
+        .iter()
+        .flatten()
+        .map(|v| salt_and_counter(v))
+        .collect();
+    assert_eq!(pairs.len(), 2 * PER_HANDLE, "no pair repeats");
+    // Each handle opens the other's values.
+    for (db, theirs) in [(&first, &sealed[1]), (&second, &sealed[0])] {
+        for (i, v) in theirs.iter().enumerate() {
+            assert_eq!(db.open_field(b"ctx", v).unwrap(), i.to_be_bytes());
+        }
+    }
+}
+
 #[test]
 fn a_session_at_its_last_counter_hands_over_to_a_new_salt() {
     let vfs = SimVfs::new();
