@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::flush::{FlushSignal, FlushState, Frozen};
 use crate::iter::{DbIter, MemSource, borrowed};
+use crate::keyfilter::KeyHash;
 use crate::keys::KeyState;
 use crate::keyspace::catalog::Catalog;
 use crate::keyspace::prefix::{DEFAULT, MAX_PREFIX_LEN, Prefix};
@@ -394,10 +395,7 @@ impl View {
         // A memtable whose byte count is zero holds no version at or below
         // `at` (see `iter_stored_range`): with every one empty, no search
         // key is made and none is searched.
-        if self.mems.iter().all(|m| m.approx_bytes() == 0) {
-            return None;
-        }
-        newest_in(&self.mems, &InternalKey::search(key.to_vec(), self.at))
+        newest_in(&self.mems, key, self.at)
     }
 
     /// The user keys of keyspace `prefix` within `user` bounds.
@@ -454,9 +452,23 @@ impl View {
 /// first): `Some(None)` for a tombstone, `None` if none of them has one.
 fn newest_in<'a>(
     mems: impl IntoIterator<Item = &'a Arc<Memtable>>,
-    search: &InternalKey,
+    key: &[u8],
+    at: Seq,
 ) -> Option<crate::memtable::Slot> {
-    mems.into_iter().find_map(|m| m.get_at(search))
+    // The key filters rule out most memtables that lack the key; the search
+    // key is built once, for the first memtable they leave.
+    let hash = KeyHash::of(key);
+    let mut search = None;
+    for m in mems {
+        if !m.may_hold(hash) {
+            continue;
+        }
+        let search = search.get_or_insert_with(|| InternalKey::search(key.to_vec(), at));
+        if let Some(slot) = m.get_at(search) {
+            return Some(slot);
+        }
+    }
+    None
 }
 
 impl Inner {
@@ -470,15 +482,13 @@ impl Inner {
         let mems = self.mems.read();
         let at = self.publisher.visible();
         let tree = self.store.pin();
-        // One search key for every memtable, and its key for the tree.
-        let search = InternalKey::search(stored, at);
         let memtables = std::iter::once(&mems.active).chain(mems.frozen.iter().map(|f| &f.mem));
-        if let Some(slot) = newest_in(memtables, &search) {
+        if let Some(slot) = newest_in(memtables, &stored, at) {
             return Ok(slot);
         }
         drop(mems);
         self.counters.tree_reads.fetch_add(1, Ordering::Relaxed);
-        tree.get(search.key()).map_err(|e| self.store_error(e))
+        tree.get(&stored).map_err(|e| self.store_error(e))
     }
 
     /// The current consistent read state.

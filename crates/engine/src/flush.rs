@@ -166,7 +166,10 @@ impl Inner {
             }
         };
         let mut mems = self.mems.write();
-        let old = std::mem::replace(&mut mems.active, Arc::new(Memtable::new()));
+        let old = std::mem::replace(
+            &mut mems.active,
+            Arc::new(Memtable::sized_for(self.config.memtable_size)),
+        );
         debug_assert!(old.max_seq() <= last_seq);
         mems.frozen.push_front(Frozen {
             mem: old,
