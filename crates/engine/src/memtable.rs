@@ -134,6 +134,15 @@ impl Memtable {
         self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
     }
 
+    /// [`insert`](Self::insert) of buffers the memtable keeps as they are.
+    pub(crate) fn insert_owned(&self, key: Vec<u8>, seq: Seq, value: Slot) {
+        let size = key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
+        self.filter.insert(KeyHash::of(&key));
+        self.map.insert(InternalKey { key, seq }, value);
+        self.bytes.fetch_add(size, AtomicOrdering::Relaxed);
+        self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
+    }
+
     /// The newest version of `key` with a sequence number at most `at`:
     /// `None` if the memtable has none, `Some(None)` for a tombstone.
     #[cfg(test)]

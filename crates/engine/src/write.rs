@@ -19,6 +19,7 @@
 //! exclusively, so a frozen memtable holds exactly the batches up to the
 //! sequence number recorded at the freeze.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -28,7 +29,7 @@ use crate::batch::WriteBatch;
 use crate::db::Inner;
 use crate::error::Error;
 use crate::keyspace::KeyspaceState;
-use crate::memtable::Seq;
+use crate::memtable::{Memtable, Seq};
 use crate::poison::PoisonCause;
 use crate::txn::conflict::{KeySet, ReadSet, Refusal};
 
@@ -61,12 +62,57 @@ enum Refused {
     Conflict(Refusal),
 }
 
+/// A transaction's writes by stored key: a value, or `None` for a delete.
+pub(crate) type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
 impl Inner {
     /// Commits `batch` (see the module docs); returns its sequence number.
     pub(crate) fn commit(
         self: &Arc<Self>,
         batch: &WriteBatch,
         how: Commit<'_>,
+    ) -> Result<Seq, Error> {
+        let written = KeySet::new(batch.ops().map(|op| match op {
+            BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
+        }));
+        self.commit_then_apply(batch, how, written, |active, seq| {
+            for op in batch.ops() {
+                match op {
+                    BatchOp::Put { key, value } => active.insert(key, seq, Some(value)),
+                    BatchOp::Delete { key } => active.insert(key, seq, None),
+                }
+            }
+        })
+    }
+
+    /// [`commit`](Self::commit) of a batch built from `writes`, holding
+    /// exactly its entries: the memtable takes the entries' buffers
+    /// instead of copying them out of the batch.
+    pub(crate) fn commit_writes(
+        self: &Arc<Self>,
+        batch: &WriteBatch,
+        how: Commit<'_>,
+        writes: Writes,
+    ) -> Result<Seq, Error> {
+        debug_assert_eq!(writes.len(), batch.len());
+        let key_bytes = writes.keys().map(Vec::len).sum();
+        let written = KeySet::with_capacity(writes.len(), key_bytes, writes.keys());
+        self.commit_then_apply(batch, how, written, move |active, seq| {
+            for (key, value) in writes {
+                active.insert_owned(key, seq, value);
+            }
+        })
+    }
+
+    /// Admits, logs, applies (with `apply`, into the active memtable, under
+    /// the sequence number given) and publishes `batch`, whose keys are
+    /// `written`.
+    fn commit_then_apply(
+        self: &Arc<Self>,
+        batch: &WriteBatch,
+        how: Commit<'_>,
+        written: KeySet,
+        apply: impl FnOnce(&Memtable, Seq),
     ) -> Result<Seq, Error> {
         // A transaction or a keyspace handle may outlive `close()`.
         if self.closed.load(Ordering::Acquire) {
@@ -75,9 +121,6 @@ impl Inner {
         self.poisoned.check()?;
         let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
         self.wait_for_backlog()?;
-        let written = KeySet::new(batch.ops().map(|op| match op {
-            BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
-        }));
         let gate = self.gate.read();
         let mut refused = None;
         let admitted = wal.append_with(&batch.inner, how.durability, |seq| {
@@ -122,12 +165,7 @@ impl Inner {
             }
         };
         let active = self.mems.read().active.clone();
-        for op in batch.ops() {
-            match op {
-                BatchOp::Put { key, value } => active.insert(key, seq, Some(value)),
-                BatchOp::Delete { key } => active.insert(key, seq, None),
-            }
-        }
+        apply(&active, seq);
         self.publisher.finish(seq);
         drop(gate);
         // Acknowledged means visible to every later read: wait for the

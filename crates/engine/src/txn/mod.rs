@@ -40,7 +40,7 @@ use crate::error::Error;
 use crate::iter::OwnedRange;
 use crate::keyspace::prefix::Prefix;
 use crate::keyspace::{Keyspace, KeyspaceState, UserBounds, bounds, prefix_bounds};
-use crate::write::Commit;
+use crate::write::{Commit, Writes};
 use conflict::ReadSet;
 pub use iter::TxnIter;
 pub use reader::TxnReader;
@@ -81,7 +81,7 @@ pub struct Transaction {
     db: Db,
     view: View,
     /// Buffered writes by stored key (keyspace prefix included).
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: Writes,
     keyspaces: Vec<Arc<KeyspaceState>>,
     reads: ReadSet,
     covered: Covered,
@@ -361,11 +361,16 @@ impl Transaction {
         if self.writes.is_empty() {
             return Ok(());
         }
-        let mut batch = WriteBatch::new();
-        for (key, value) in std::mem::take(&mut self.writes) {
+        let writes = std::mem::take(&mut self.writes);
+        let bytes = writes
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        let mut batch = WriteBatch::with_capacity(writes.len(), bytes);
+        for (key, value) in &writes {
             match value {
-                Some(v) => batch.raw_put(&[], &key, &v),
-                None => batch.raw_delete(&[], &key),
+                Some(v) => batch.raw_put(&[], key, v),
+                None => batch.raw_delete(&[], key),
             };
         }
         for ks in &self.keyspaces {
@@ -377,12 +382,13 @@ impl Transaction {
             self.reads.range(lo, hi);
         }
         let inner = self.db.inner.clone();
-        let result = inner.commit(
+        let result = inner.commit_writes(
             &batch,
             Commit {
                 check: Some((self.view.at, &self.reads)),
                 ..Commit::plain(self.durability)
             },
+            writes,
         );
         self.unregister();
         if result.is_ok() {
