@@ -19,7 +19,6 @@
 //! exclusively, so a frozen memtable holds exactly the batches up to the
 //! sequence number recorded at the freeze.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -32,6 +31,7 @@ use crate::keyspace::KeyspaceState;
 use crate::memtable::{Memtable, Seq};
 use crate::poison::PoisonCause;
 use crate::txn::conflict::{KeySet, ReadSet, Refusal};
+use crate::txn::writes::WriteSet;
 
 /// How one batch is committed.
 pub(crate) struct Commit<'a> {
@@ -62,9 +62,6 @@ enum Refused {
     Conflict(Refusal),
 }
 
-/// A transaction's writes by stored key: a value, or `None` for a delete.
-pub(crate) type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
-
 impl Inner {
     /// Commits `batch` (see the module docs); returns its sequence number.
     pub(crate) fn commit(
@@ -92,13 +89,13 @@ impl Inner {
         self: &Arc<Self>,
         batch: &WriteBatch,
         how: Commit<'_>,
-        writes: Writes,
+        writes: WriteSet,
     ) -> Result<Seq, Error> {
         debug_assert_eq!(writes.len(), batch.len());
         let key_bytes = writes.keys().map(Vec::len).sum();
         let written = KeySet::with_capacity(writes.len(), key_bytes, writes.keys());
         self.commit_then_apply(batch, how, written, move |active, seq| {
-            for (key, value) in writes {
+            for (key, value) in writes.into_writes() {
                 active.insert_owned(key, seq, value);
             }
         })

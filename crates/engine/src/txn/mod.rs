@@ -24,8 +24,8 @@
 pub(crate) mod conflict;
 mod iter;
 mod reader;
+pub(crate) mod writes;
 
-use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -40,10 +40,11 @@ use crate::error::Error;
 use crate::iter::OwnedRange;
 use crate::keyspace::prefix::Prefix;
 use crate::keyspace::{Keyspace, KeyspaceState, UserBounds, bounds, prefix_bounds};
-use crate::write::{Commit, Writes};
+use crate::write::Commit;
 use conflict::ReadSet;
 pub use iter::TxnIter;
 pub use reader::TxnReader;
+use writes::WriteSet;
 
 /// Ranges covered by a transaction's iterators, recorded as they go.
 pub(crate) type Covered = Arc<Mutex<Vec<OwnedRange>>>;
@@ -81,7 +82,7 @@ pub struct Transaction {
     db: Db,
     view: View,
     /// Buffered writes by stored key (keyspace prefix included).
-    writes: Writes,
+    writes: WriteSet,
     keyspaces: Vec<Arc<KeyspaceState>>,
     reads: ReadSet,
     covered: Covered,
@@ -136,7 +137,7 @@ impl Transaction {
         Ok(Transaction {
             db: db.clone(),
             view,
-            writes: BTreeMap::new(),
+            writes: WriteSet::default(),
             keyspaces: Vec::new(),
             reads: ReadSet::default(),
             covered: Covered::default(),
@@ -367,7 +368,7 @@ impl Transaction {
             .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
             .sum();
         let mut batch = WriteBatch::with_capacity(writes.len(), bytes);
-        for (key, value) in &writes {
+        for (key, value) in writes.iter() {
             match value {
                 Some(v) => batch.raw_put(&[], key, v),
                 None => batch.raw_delete(&[], key),
