@@ -28,10 +28,9 @@ use crate::batch::WriteBatch;
 use crate::db::Inner;
 use crate::error::Error;
 use crate::keyspace::KeyspaceState;
-use crate::memtable::{Memtable, Seq};
+use crate::memtable::{Memtable, Seq, Slot};
 use crate::poison::PoisonCause;
 use crate::txn::conflict::{KeySet, ReadSet, Refusal};
-use crate::txn::writes::WriteSet;
 
 /// How one batch is committed.
 pub(crate) struct Commit<'a> {
@@ -82,20 +81,20 @@ impl Inner {
         })
     }
 
-    /// [`commit`](Self::commit) of a batch built from `writes`, holding
-    /// exactly its entries: the memtable takes the entries' buffers
-    /// instead of copying them out of the batch.
+    /// [`commit`](Self::commit) of a batch built from `writes` (each key
+    /// once), holding exactly its entries in that order: the memtable takes
+    /// the entries' buffers instead of copying them out of the batch.
     pub(crate) fn commit_writes(
         self: &Arc<Self>,
         batch: &WriteBatch,
         how: Commit<'_>,
-        writes: WriteSet,
+        writes: Vec<(Vec<u8>, Slot)>,
     ) -> Result<Seq, Error> {
         debug_assert_eq!(writes.len(), batch.len());
-        let key_bytes = writes.keys().map(Vec::len).sum();
-        let written = KeySet::with_capacity(writes.len(), key_bytes, writes.keys());
+        let key_bytes = writes.iter().map(|(k, _)| k.len()).sum();
+        let written = KeySet::with_capacity(writes.len(), key_bytes, writes.iter().map(|(k, _)| k));
         self.commit_then_apply(batch, how, written, move |active, seq| {
-            for (key, value) in writes.into_writes() {
+            for (key, value) in writes {
                 active.insert_owned(key, seq, value);
             }
         })

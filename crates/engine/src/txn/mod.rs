@@ -40,6 +40,7 @@ use crate::error::Error;
 use crate::iter::OwnedRange;
 use crate::keyspace::prefix::Prefix;
 use crate::keyspace::{Keyspace, KeyspaceState, UserBounds, bounds, prefix_bounds};
+use crate::memtable::Slot;
 use crate::write::Commit;
 use conflict::ReadSet;
 pub use iter::TxnIter;
@@ -362,13 +363,18 @@ impl Transaction {
         if self.writes.is_empty() {
             return Ok(());
         }
-        let writes = std::mem::take(&mut self.writes);
+        // In key order: the memtable's inserts then follow neighbouring
+        // paths through its skip list (warm in the cache), and the same
+        // writes make the same log record.
+        let mut writes: Vec<(Vec<u8>, Slot)> =
+            std::mem::take(&mut self.writes).into_writes().collect();
+        writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let bytes = writes
             .iter()
             .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
             .sum();
         let mut batch = WriteBatch::with_capacity(writes.len(), bytes);
-        for (key, value) in writes.iter() {
+        for (key, value) in &writes {
             match value {
                 Some(v) => batch.raw_put(&[], key, v),
                 None => batch.raw_delete(&[], key),

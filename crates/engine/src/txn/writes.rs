@@ -6,8 +6,7 @@
 //! path. Each entry keeps its key's hash, so the table grows without
 //! hashing its keys again. Order is needed only by an iterator over the
 //! transaction's view, which sorts the writes within its range once, when
-//! it is made. The commit logs and applies the writes in no particular
-//! order: a batch holds each key once, so its order changes nothing.
+//! it is made, and by the commit, which sorts them all once.
 
 use std::hash::{BuildHasher, RandomState};
 use std::ops::Bound;
@@ -65,11 +64,6 @@ impl WriteSet {
     /// The writes, by reference, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Slot)> {
         self.table.iter().map(|(_, k, v)| (k, v))
-    }
-
-    /// The stored keys written.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &Vec<u8>> {
-        self.table.iter().map(|(_, k, _)| k)
     }
 
     /// Copies of the writes within `(lower, upper)`, in key order.
