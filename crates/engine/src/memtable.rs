@@ -35,6 +35,11 @@ impl InternalKey {
     pub(crate) fn search(key: Vec<u8>, at: Seq) -> Self {
         InternalKey { key, seq: at }
     }
+
+    /// The key searched for.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
 }
 
 impl Ord for InternalKey {
