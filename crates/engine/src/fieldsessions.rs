@@ -48,7 +48,22 @@ type SessionOf = (KeyId, [u8; 32]);
 #[derive(Default)]
 pub(crate) struct FieldSessions {
     sealing: Mutex<HashMap<KeyId, Arc<FieldSession>>>,
-    openers: Mutex<HashMap<SessionOf, Arc<FieldOpener>>>,
+    openers: Mutex<Openers>,
+}
+
+/// The openers built, and the last one asked for: the values read one
+/// after another were mostly sealed in one session, and comparing one
+/// opener's key id and salt is cheaper than hashing them.
+#[derive(Default)]
+struct Openers {
+    by_session: HashMap<SessionOf, Arc<FieldOpener>>,
+    last: Option<Arc<FieldOpener>>,
+}
+
+impl Openers {
+    fn len(&self) -> usize {
+        self.by_session.len()
+    }
 }
 
 impl std::fmt::Debug for FieldSessions {
@@ -91,7 +106,16 @@ impl FieldSessions {
     /// The cached opener of field key `id`'s session `salt`, if any. The
     /// caller has just taken the key from the registry, under its lock.
     pub(crate) fn cached_opener(&self, id: KeyId, salt: &[u8; 32]) -> Option<Arc<FieldOpener>> {
-        self.openers.lock().get(&(id, *salt)).cloned()
+        let mut openers = self.openers.lock();
+        if let Some(last) = &openers.last
+            && last.key_id() == id
+            && last.salt() == salt
+        {
+            return Some(last.clone());
+        }
+        let found = openers.by_session.get(&(id, *salt)).cloned()?;
+        openers.last = Some(found.clone());
+        Some(found)
     }
 
     /// Keeps `opener` for the next values of its session. The caller holds
@@ -101,15 +125,26 @@ impl FieldSessions {
     pub(crate) fn keep_opener(&self, opener: Arc<FieldOpener>) {
         let mut openers = self.openers.lock();
         if openers.len() >= MAX_OPENERS {
-            openers.clear();
+            openers.by_session.clear();
         }
-        openers.insert((opener.key_id(), *opener.salt()), opener);
+        openers
+            .by_session
+            .insert((opener.key_id(), *opener.salt()), opener.clone());
+        openers.last = Some(opener);
     }
 
     /// Drops every session and opener of field key `id`.
     pub(crate) fn forget(&self, id: KeyId) {
         self.sealing.lock().remove(&id);
-        self.openers.lock().retain(|(key, _), _| *key != id);
+        let mut openers = self.openers.lock();
+        openers.by_session.retain(|(key, _), _| *key != id);
+        if openers
+            .last
+            .as_ref()
+            .is_some_and(|last| last.key_id() == id)
+        {
+            openers.last = None;
+        }
     }
 
     /// How many openers are cached (for tests).
@@ -174,7 +209,13 @@ mod tests {
         let o = cache.cached_opener(k1.id, s1.salt()).unwrap();
         assert_eq!(o.open(b"r", &last).unwrap(), b"v");
 
+        // Key 1's opener was the last one asked for: forgetting the key
+        // drops it there too.
+        assert!(cache.cached_opener(k1.id, next.salt()).is_some());
         cache.forget(KeyId(1));
+        assert!(cache.cached_opener(k1.id, next.salt()).is_none());
+        assert!(cache.cached_opener(k1.id, s1.salt()).is_none());
+        assert!(cache.cached_opener(k2.id, s2.salt()).is_some());
         assert_eq!(cache.openers_len(), 1, "only key 2's opener stays");
         assert!(cache.sealing.lock().get(&KeyId(1)).is_none());
         assert_eq!(

@@ -248,11 +248,14 @@ impl KeyState {
     ) -> Result<Vec<u8>, Error> {
         let (key, provider) = {
             let reg = self.reg();
-            let key = reg.field_key(id).map_err(|e| self.map(e))?;
+            // Asked without copying the key out: a cached opener needs
+            // only to know that the key still lives.
+            reg.check_field_key(id).map_err(|e| self.map(e))?;
             if let Some(opener) = self.field_sessions.cached_opener(id, salt) {
                 drop(reg);
                 return Ok(opener.open(context, sealed)?);
             }
+            let key = reg.field_key(id).map_err(|e| self.map(e))?;
             (key, reg.provider().clone())
         };
         let opener = FieldOpener::new(&provider, &key, salt)?;
