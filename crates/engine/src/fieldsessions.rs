@@ -76,6 +76,14 @@ impl std::fmt::Debug for FieldSessions {
 }
 
 impl FieldSessions {
+    /// The session sealing under field key `id`, if one has values left.
+    /// The caller has just found the key in the registry and holds its
+    /// lock, as for [`FieldSessions::session`].
+    pub(crate) fn current(&self, id: KeyId) -> Option<Arc<FieldSession>> {
+        let sealing = self.sealing.lock();
+        sealing.get(&id).filter(|s| !s.is_exhausted()).cloned()
+    }
+
     /// The session sealing under `key`: the current one, or a new one when
     /// there is none or it has sealed all its values. The caller has just
     /// taken `key` from the registry (so it is not destroyed) and holds the
@@ -180,8 +188,10 @@ mod tests {
         let p = CryptoProvider::default();
         let cache = FieldSessions::default();
         let (k1, k2) = (key(1), key(2));
+        assert!(cache.current(k1.id).is_none());
         let s1 = cache.session(&p, &k1).unwrap();
         assert!(Arc::ptr_eq(&s1, &cache.session(&p, &k1).unwrap()));
+        assert!(Arc::ptr_eq(&s1, &cache.current(k1.id).unwrap()));
         let s2 = cache.session(&p, &k2).unwrap();
         assert_ne!(s1.salt(), s2.salt());
         // Its own opener is cached from the start.
@@ -200,8 +210,13 @@ mod tests {
             s1.seal(b"r", b"v"),
             Err(FieldError::SessionExhausted)
         ));
+        assert!(
+            cache.current(k1.id).is_none(),
+            "an exhausted session is not current"
+        );
         let next = cache.session(&p, &k1).unwrap();
         assert!(!Arc::ptr_eq(&s1, &next));
+        assert!(Arc::ptr_eq(&next, &cache.current(k1.id).unwrap()));
         let first = next.seal(b"r", b"v").unwrap();
         assert_eq!(salt_and_counter(&first), (*next.salt(), 0));
         assert_ne!(next.salt(), s1.salt());
@@ -213,6 +228,7 @@ mod tests {
         // drops it there too.
         assert!(cache.cached_opener(k1.id, next.salt()).is_some());
         cache.forget(KeyId(1));
+        assert!(cache.current(k1.id).is_none());
         assert!(cache.cached_opener(k1.id, next.salt()).is_none());
         assert!(cache.cached_opener(k1.id, s1.salt()).is_none());
         assert!(cache.cached_opener(k2.id, s2.salt()).is_some());

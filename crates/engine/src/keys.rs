@@ -222,12 +222,22 @@ impl KeyState {
         self.reg().field_key(id).map_err(|e| self.map(e))
     }
 
+    /// Whether field key `id` is usable, as [`KeyState::field_key`]
+    /// answers, without copying the key.
+    pub(crate) fn check_field_key(&self, id: KeyId) -> Result<(), Error> {
+        self.reg().check_field_key(id).map_err(|e| self.map(e))
+    }
+
     /// The session sealing randomized values under field key `id`. The
     /// registry is asked first and held meanwhile, so a destroyed key
     /// answers `KeyDestroyed` and no session of it is started after its
     /// destruction dropped the others.
     pub(crate) fn field_session(&self, id: KeyId) -> Result<Arc<FieldSession>, Error> {
         let reg = self.reg();
+        reg.check_field_key(id).map_err(|e| self.map(e))?;
+        if let Some(session) = self.field_sessions.current(id) {
+            return Ok(session);
+        }
         let key = reg.field_key(id).map_err(|e| self.map(e))?;
         Ok(self.field_sessions.session(reg.provider(), &key)?)
     }
