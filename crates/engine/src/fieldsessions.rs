@@ -112,7 +112,7 @@ impl FieldSessions {
     }
 
     /// The cached opener of field key `id`'s session `salt`, if any. The
-    /// caller has just taken the key from the registry, under its lock.
+    /// caller has just checked the key in the registry and holds its lock.
     pub(crate) fn cached_opener(&self, id: KeyId, salt: &[u8; 32]) -> Option<Arc<FieldOpener>> {
         let mut openers = self.openers.lock();
         if let Some(last) = &openers.last
