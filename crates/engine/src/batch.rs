@@ -105,6 +105,18 @@ impl WriteBatch {
         self.raw_delete(ks.state.prefix.as_bytes(), key)
     }
 
+    /// An empty batch with room for `ops` operations of `bytes` bytes of
+    /// stored keys and values in all, so building it allocates once.
+    pub(crate) fn with_capacity(ops: usize, bytes: usize) -> Self {
+        // The log's encoding adds at most a tag and two u32 lengths per
+        // operation (a hint: a wrong one costs a reallocation, no more).
+        const OP_OVERHEAD: usize = 9;
+        WriteBatch {
+            inner: Batch::with_capacity(bytes.saturating_add(ops.saturating_mul(OP_OVERHEAD))),
+            ..Self::default()
+        }
+    }
+
     /// Adds a put of the stored key `prefix` + `key`, checked for nothing
     /// but the value's size (the engine's own records).
     pub(crate) fn raw_put(&mut self, prefix: &[u8], key: &[u8], value: &[u8]) -> &mut Self {

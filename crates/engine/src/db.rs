@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::flush::{FlushSignal, FlushState, Frozen};
 use crate::iter::{DbIter, MemSource, borrowed};
+use crate::keyfilter::KeyHash;
 use crate::keys::KeyState;
 use crate::keyspace::catalog::Catalog;
 use crate::keyspace::prefix::{DEFAULT, MAX_PREFIX_LEN, Prefix};
@@ -391,13 +392,19 @@ impl View {
 
     /// The newest version of `key` in the memtables, if one holds one.
     fn get_in_memtables(&self, key: &[u8]) -> Option<crate::memtable::Slot> {
-        // A memtable whose byte count is zero holds no version at or below
-        // `at` (see `iter_stored_range`): with every one empty, no search
-        // key is made and none is searched.
-        if self.mems.iter().all(|m| m.approx_bytes() == 0) {
+        // A memtable that is empty (a byte count of zero: see
+        // `iter_stored_range`) or whose key filter rules the key out holds
+        // no version of it at or below `at`; with every one ruled out, no
+        // search key is made and none is searched.
+        let hash = KeyHash::of(key);
+        if !self.mems.iter().any(|m| m.may_hold(hash)) {
             return None;
         }
-        newest_in(&self.mems, &InternalKey::search(key.to_vec(), self.at))
+        newest_in(
+            &self.mems,
+            hash,
+            &InternalKey::search(key.to_vec(), self.at),
+        )
     }
 
     /// The user keys of keyspace `prefix` within `user` bounds.
@@ -450,13 +457,18 @@ impl View {
     }
 }
 
-/// The newest version of `key` at or below `at` in `mems` (newest memtable
-/// first): `Some(None)` for a tombstone, `None` if none of them has one.
+/// The newest version of `search`'s key at or below its sequence number in
+/// `mems` (newest memtable first), searching only the memtables whose key
+/// filter leaves `hash`, the key's hash: `Some(None)` for a tombstone,
+/// `None` if none of them has one.
 fn newest_in<'a>(
     mems: impl IntoIterator<Item = &'a Arc<Memtable>>,
+    hash: KeyHash,
     search: &InternalKey,
 ) -> Option<crate::memtable::Slot> {
-    mems.into_iter().find_map(|m| m.get_at(search))
+    mems.into_iter()
+        .filter(|m| m.may_hold(hash))
+        .find_map(|m| m.get_at(search))
 }
 
 impl Inner {
@@ -471,9 +483,10 @@ impl Inner {
         let at = self.publisher.visible();
         let tree = self.store.pin();
         // One search key for every memtable, and its key for the tree.
+        let hash = KeyHash::of(&stored);
         let search = InternalKey::search(stored, at);
         let memtables = std::iter::once(&mems.active).chain(mems.frozen.iter().map(|f| &f.mem));
-        if let Some(slot) = newest_in(memtables, &search) {
+        if let Some(slot) = newest_in(memtables, hash, &search) {
             return Ok(slot);
         }
         drop(mems);

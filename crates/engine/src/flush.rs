@@ -165,8 +165,11 @@ impl Inner {
                 });
             }
         };
+        // Made (its key filter allocated and zeroed) before readers are
+        // held off by the memtable lock.
+        let fresh = Arc::new(Memtable::sized_for(self.config.memtable_size));
         let mut mems = self.mems.write();
-        let old = std::mem::replace(&mut mems.active, Arc::new(Memtable::new()));
+        let old = std::mem::replace(&mut mems.active, fresh);
         debug_assert!(old.max_seq() <= last_seq);
         mems.frozen.push_front(Frozen {
             mem: old,

@@ -41,6 +41,7 @@ mod freshness;
 mod fuzz;
 mod iter;
 mod keycommit;
+mod keyfilter;
 mod keyops;
 mod keys;
 mod keyspace;

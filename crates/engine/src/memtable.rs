@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use crossbeam_skiplist::SkipMap;
 use crossbeam_skiplist::map::{Entry, Iter};
 
+use crate::keyfilter::{KeyFilter, KeyHash};
+
 /// A sequence number: every batch written gets the next one.
 pub(crate) type Seq = u64;
 
@@ -65,9 +67,11 @@ const MAX_PREALLOC: usize = 256;
 
 /// Recent writes, shared by reference (`Arc`) between the writer, readers,
 /// iterators and the flusher.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Memtable {
     map: SkipMap<InternalKey, Slot>,
+    /// Every key inserted, so most reads of a key not here skip the map.
+    filter: KeyFilter,
     bytes: AtomicUsize,
     max_seq: AtomicU64,
 }
@@ -103,14 +107,27 @@ fn upper_bound(b: Bound<&[u8]>) -> Bound<InternalKey> {
 }
 
 impl Memtable {
-    /// An empty memtable.
+    /// An empty memtable with the smallest key filter.
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
-        Self::default()
+        Self::sized_for(0)
+    }
+
+    /// An empty memtable whose key filter suits a size bound of
+    /// `memtable_bytes`.
+    pub(crate) fn sized_for(memtable_bytes: u64) -> Self {
+        Memtable {
+            map: SkipMap::new(),
+            filter: KeyFilter::sized_for(memtable_bytes),
+            bytes: AtomicUsize::new(0),
+            max_seq: AtomicU64::new(0),
+        }
     }
 
     /// Records `key` -> `value` (`None`: a delete) at `seq`.
     pub(crate) fn insert(&self, key: &[u8], seq: Seq, value: Option<&[u8]>) {
         let size = key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
+        self.filter.insert(KeyHash::of(key));
         self.map.insert(
             InternalKey {
                 key: key.to_vec(),
@@ -122,23 +139,43 @@ impl Memtable {
         self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
     }
 
+    /// [`insert`](Self::insert) of buffers the memtable keeps as they are.
+    pub(crate) fn insert_owned(&self, key: Vec<u8>, seq: Seq, value: Slot) {
+        let size = key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
+        self.filter.insert(KeyHash::of(&key));
+        self.map.insert(InternalKey { key, seq }, value);
+        self.bytes.fetch_add(size, AtomicOrdering::Relaxed);
+        self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
+    }
+
     /// The newest version of `key` with a sequence number at most `at`:
     /// `None` if the memtable has none, `Some(None)` for a tombstone.
     #[cfg(test)]
     pub(crate) fn get(&self, key: &[u8], at: Seq) -> Option<Slot> {
+        if !self.may_hold(KeyHash::of(key)) {
+            return None;
+        }
         self.get_at(&InternalKey::search(key.to_vec(), at))
     }
 
+    /// False if this memtable holds no version, at or below the reader's
+    /// sequence number, of a key with hash `hash`: then
+    /// [`get_at`](Self::get_at) would answer `None`, and need not run.
+    pub(crate) fn may_hold(&self, hash: KeyHash) -> bool {
+        // An empty table holds nothing: a writer adds to the byte count
+        // (and sets the key's filter bits) after its insert and before it
+        // publishes its batch, and the reader loaded `at` (acquire) after
+        // that publication, so a count of zero means no version at or
+        // below `at`. (Not the skip list's `len`, which crossbeam documents
+        // as approximate under concurrent change.)
+        self.approx_bytes() != 0 && self.filter.may_hold(hash)
+    }
+
     /// The newest version at or below `search`'s sequence number of its
-    /// key (the caller builds the search key once for every memtable).
+    /// key (the caller builds the search key once for every memtable, and
+    /// skips those that [`may_hold`](Self::may_hold) rules out).
     pub(crate) fn get_at(&self, search: &InternalKey) -> Option<Slot> {
         if self.approx_bytes() == 0 {
-            // An empty table: nothing to search. A writer adds to the byte
-            // count after its insert and before it publishes its batch, and
-            // the reader loaded `at` (acquire) after that publication, so a
-            // count of zero means no version at or below `at`. (Not the
-            // skip list's `len`, which crossbeam documents as approximate
-            // under concurrent change.)
             return None;
         }
         let entry = self.map.range(search..).next()?;
@@ -340,6 +377,7 @@ mod tests {
             hi in bound(),
             limit in 1usize..8,
             reverse in any::<bool>(),
+            probes in prop::collection::vec(prop::collection::vec(0u8..5, 0..4), 0..8),
         ) {
             let m = Memtable::new();
             let mut model = Model::new();
@@ -349,8 +387,13 @@ mod tests {
                 model.entry(k.clone()).or_default().insert(seq, v.clone());
             }
             let at = (ops.len() as f64 * at_frac) as Seq;
-            for k in model.keys() {
-                let want = model[k].range(..=at).next_back().map(|(_, v)| v.clone());
+            // Keys written and keys perhaps never written (the key filter
+            // must rule out only the latter).
+            for k in model.keys().chain(&probes) {
+                let want = model
+                    .get(k)
+                    .and_then(|versions| versions.range(..=at).next_back())
+                    .map(|(_, v)| v.clone());
                 prop_assert_eq!(m.get(k, at), want);
             }
             // Valid bounds only (BTreeMap::range panics on inverted ones).

@@ -326,7 +326,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
     };
     let meta = EngineMeta::decode(store.read().app_meta(), &data)?;
 
-    let active = Arc::new(Memtable::new());
+    let active = Arc::new(Memtable::sized_for(config.memtable_size));
     // The WAL replay checks that the log continues the page file exactly,
     // so a fallback to the older meta that would skip acknowledged writes
     // is refused there.

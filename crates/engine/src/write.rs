@@ -28,7 +28,7 @@ use crate::batch::WriteBatch;
 use crate::db::Inner;
 use crate::error::Error;
 use crate::keyspace::KeyspaceState;
-use crate::memtable::Seq;
+use crate::memtable::{Memtable, Seq, Slot};
 use crate::poison::PoisonCause;
 use crate::txn::conflict::{KeySet, ReadSet, Refusal};
 
@@ -68,6 +68,48 @@ impl Inner {
         batch: &WriteBatch,
         how: Commit<'_>,
     ) -> Result<Seq, Error> {
+        let written = KeySet::new(batch.ops().map(|op| match op {
+            BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
+        }));
+        self.commit_then_apply(batch, how, written, |active, seq| {
+            for op in batch.ops() {
+                match op {
+                    BatchOp::Put { key, value } => active.insert(key, seq, Some(value)),
+                    BatchOp::Delete { key } => active.insert(key, seq, None),
+                }
+            }
+        })
+    }
+
+    /// [`commit`](Self::commit) of a batch built from `writes` (each key
+    /// once), holding exactly its entries in that order: the memtable takes
+    /// the entries' buffers instead of copying them out of the batch.
+    pub(crate) fn commit_writes(
+        self: &Arc<Self>,
+        batch: &WriteBatch,
+        how: Commit<'_>,
+        writes: Vec<(Vec<u8>, Slot)>,
+    ) -> Result<Seq, Error> {
+        debug_assert_eq!(writes.len(), batch.len());
+        let key_bytes = writes.iter().map(|(k, _)| k.len()).sum();
+        let written = KeySet::with_capacity(writes.len(), key_bytes, writes.iter().map(|(k, _)| k));
+        self.commit_then_apply(batch, how, written, move |active, seq| {
+            for (key, value) in writes {
+                active.insert_owned(key, seq, value);
+            }
+        })
+    }
+
+    /// Admits, logs, applies (with `apply`, into the active memtable, under
+    /// the sequence number given) and publishes `batch`, whose keys are
+    /// `written`.
+    fn commit_then_apply(
+        self: &Arc<Self>,
+        batch: &WriteBatch,
+        how: Commit<'_>,
+        written: KeySet,
+        apply: impl FnOnce(&Memtable, Seq),
+    ) -> Result<Seq, Error> {
         // A transaction or a keyspace handle may outlive `close()`.
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -75,9 +117,6 @@ impl Inner {
         self.poisoned.check()?;
         let wal = self.wal.as_ref().ok_or(Error::ReadOnly)?;
         self.wait_for_backlog()?;
-        let written = KeySet::new(batch.ops().map(|op| match op {
-            BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
-        }));
         let gate = self.gate.read();
         let mut refused = None;
         let admitted = wal.append_with(&batch.inner, how.durability, |seq| {
@@ -122,12 +161,7 @@ impl Inner {
             }
         };
         let active = self.mems.read().active.clone();
-        for op in batch.ops() {
-            match op {
-                BatchOp::Put { key, value } => active.insert(key, seq, Some(value)),
-                BatchOp::Delete { key } => active.insert(key, seq, None),
-            }
-        }
+        apply(&active, seq);
         self.publisher.finish(seq);
         drop(gate);
         // Acknowledged means visible to every later read: wait for the

@@ -46,6 +46,24 @@ impl KeySet {
         set
     }
 
+    /// The set of `keys`, `count` keys of `bytes` bytes in all, allocated
+    /// at that size up front.
+    pub(crate) fn with_capacity<'a>(
+        count: usize,
+        bytes: usize,
+        keys: impl IntoIterator<Item = &'a Vec<u8>>,
+    ) -> Self {
+        let mut set = KeySet {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(count),
+            order: None,
+        };
+        for k in keys {
+            set.push(k);
+        }
+        set
+    }
+
     /// Adds `key` (before the set is sorted): a copy into the one buffer,
     /// so adding key after key allocates only as the buffer grows.
     fn push(&mut self, key: &[u8]) {

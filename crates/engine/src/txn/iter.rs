@@ -1,10 +1,11 @@
 //! A transaction's iterator: its own writes over its snapshot, recording
 //! what it covers as read.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Bound;
 
 use super::Covered;
+use super::writes::WriteSet;
 use crate::Error;
 use crate::db::View;
 use crate::iter::{DbIter, borrowed};
@@ -15,11 +16,11 @@ use crate::merge::{KeyValue, SortedSource};
 
 /// A transaction's buffered writes within a range, as a source newer than
 /// anything in the snapshot.
-struct WriteSet {
+struct OwnWrites {
     items: VecDeque<ScanItem>,
 }
 
-impl SortedSource<Error> for WriteSet {
+impl SortedSource<Error> for OwnWrites {
     fn next_front(&mut self) -> Result<Option<ScanItem>, Error> {
         Ok(self.items.pop_front())
     }
@@ -58,21 +59,14 @@ impl std::fmt::Debug for TxnIter {
 impl TxnIter {
     pub(super) fn new(
         view: &View,
-        writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        writes: &WriteSet,
         prefix: Prefix,
         (lo, hi): UserBounds,
         covered: Covered,
     ) -> TxnIter {
         let lower = prefix.lower(borrowed(&lo));
         let upper = prefix.upper(borrowed(&hi));
-        let items: VecDeque<ScanItem> = if range_is_empty(&lower, &upper) {
-            VecDeque::new()
-        } else {
-            writes
-                .range::<Vec<u8>, _>((lower.clone(), upper.clone()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
+        let items: VecDeque<ScanItem> = writes.in_range(&lower, &upper).into();
         let strip = prefix.as_bytes().len();
         // Without a write of its own in the range, the transaction sees
         // its snapshot's range as it is: no merge with an empty source
@@ -81,7 +75,7 @@ impl TxnIter {
             view.iter_stored_range(borrowed(&lower), borrowed(&upper), strip)
         } else {
             let mut sources = view.sources(borrowed(&lower), borrowed(&upper));
-            sources.insert(0, Box::new(WriteSet { items }));
+            sources.insert(0, Box::new(OwnWrites { items }));
             DbIter::merged(sources, strip)
         };
         TxnIter {
@@ -152,16 +146,5 @@ impl Drop for TxnIter {
         if let Some(k) = &self.back {
             covered.push((Bound::Included(self.prefix.key(k)), self.upper.clone()));
         }
-    }
-}
-
-/// Whether `(lower, upper)` holds no key (`BTreeMap::range` panics on an
-/// inverted range, which a caller may pass).
-fn range_is_empty(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
-    match (lower, upper) {
-        (Bound::Included(a), Bound::Included(b)) => a > b,
-        (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
-        | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
-        _ => false,
     }
 }

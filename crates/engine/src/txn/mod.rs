@@ -24,8 +24,8 @@
 pub(crate) mod conflict;
 mod iter;
 mod reader;
+pub(crate) mod writes;
 
-use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -40,10 +40,12 @@ use crate::error::Error;
 use crate::iter::OwnedRange;
 use crate::keyspace::prefix::Prefix;
 use crate::keyspace::{Keyspace, KeyspaceState, UserBounds, bounds, prefix_bounds};
+use crate::memtable::Slot;
 use crate::write::Commit;
 use conflict::ReadSet;
 pub use iter::TxnIter;
 pub use reader::TxnReader;
+use writes::WriteSet;
 
 /// Ranges covered by a transaction's iterators, recorded as they go.
 pub(crate) type Covered = Arc<Mutex<Vec<OwnedRange>>>;
@@ -81,7 +83,7 @@ pub struct Transaction {
     db: Db,
     view: View,
     /// Buffered writes by stored key (keyspace prefix included).
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: WriteSet,
     keyspaces: Vec<Arc<KeyspaceState>>,
     reads: ReadSet,
     covered: Covered,
@@ -136,7 +138,7 @@ impl Transaction {
         Ok(Transaction {
             db: db.clone(),
             view,
-            writes: BTreeMap::new(),
+            writes: WriteSet::default(),
             keyspaces: Vec::new(),
             reads: ReadSet::default(),
             covered: Covered::default(),
@@ -361,11 +363,21 @@ impl Transaction {
         if self.writes.is_empty() {
             return Ok(());
         }
-        let mut batch = WriteBatch::new();
-        for (key, value) in std::mem::take(&mut self.writes) {
+        // In key order: the memtable's inserts then follow neighbouring
+        // paths through its skip list (warm in the cache), and the same
+        // writes make the same log record.
+        let mut writes: Vec<(Vec<u8>, Slot)> =
+            std::mem::take(&mut self.writes).into_writes().collect();
+        writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let bytes = writes
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        let mut batch = WriteBatch::with_capacity(writes.len(), bytes);
+        for (key, value) in &writes {
             match value {
-                Some(v) => batch.raw_put(&[], &key, &v),
-                None => batch.raw_delete(&[], &key),
+                Some(v) => batch.raw_put(&[], key, v),
+                None => batch.raw_delete(&[], key),
             };
         }
         for ks in &self.keyspaces {
@@ -377,12 +389,13 @@ impl Transaction {
             self.reads.range(lo, hi);
         }
         let inner = self.db.inner.clone();
-        let result = inner.commit(
+        let result = inner.commit_writes(
             &batch,
             Commit {
                 check: Some((self.view.at, &self.reads)),
                 ..Commit::plain(self.durability)
             },
+            writes,
         );
         self.unregister();
         if result.is_ok() {

@@ -1,12 +1,11 @@
 //! A transaction's point reader: a run of reads that keeps its place in
 //! the tree.
 
-use std::collections::BTreeMap;
-
 use sealkv_core_store::Finder;
 
 use super::Transaction;
 use super::conflict::ReadSet;
+use super::writes::WriteSet;
 use crate::Error;
 use crate::db::View;
 use crate::keyspace::Keyspace;
@@ -42,7 +41,7 @@ use crate::keyspace::prefix::Prefix;
 /// ```
 pub struct TxnReader<'t> {
     view: &'t View,
-    writes: &'t BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: &'t WriteSet,
     reads: &'t mut ReadSet,
     stored: &'t mut Vec<u8>,
     ks: &'t Keyspace,

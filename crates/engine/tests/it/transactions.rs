@@ -528,3 +528,101 @@ fn concurrent_transfers_are_serializable() {
 fn concurrent_transfers_are_serializable_long() {
     bank(8, 5_000, 10);
 }
+
+/// One step of a transaction in the model test.
+#[derive(Debug, Clone)]
+enum TxStep {
+    Put(u8, u8),
+    Delete(u8),
+    Get(u8),
+    /// Keys in `lo..hi`, forwards or backwards.
+    Range(u8, u8, bool),
+}
+
+fn tx_step() -> impl proptest::strategy::Strategy<Value = TxStep> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0u8..12, any::<u8>()).prop_map(|(k, v)| TxStep::Put(k, v)),
+        (0u8..12).prop_map(TxStep::Delete),
+        (0u8..12).prop_map(TxStep::Get),
+        (0u8..12, 0u8..12, any::<bool>()).prop_map(|(a, b, rev)| TxStep::Range(a, b, rev)),
+    ]
+}
+
+/// The model's contents: (in the keyspace, not the default one; key) ->
+/// value.
+type ModelContents = BTreeMap<(bool, Vec<u8>), Vec<u8>>;
+
+/// Keys share a long prefix, as a collection's keys do.
+fn model_key(k: u8) -> Vec<u8> {
+    let mut key = b"shared/prefix/".to_vec();
+    key.push(k);
+    key
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+    /// A transaction over a snapshot reads its own writes over the
+    /// snapshot, in a keyspace and the default one alike, and its commit
+    /// leaves exactly the model's contents.
+    #[test]
+    fn a_transaction_reads_and_commits_as_a_model_does(
+        before in proptest::collection::btree_map(0u8..12, proptest::prelude::any::<u8>(), 0..8),
+        steps in proptest::collection::vec((proptest::prelude::any::<bool>(), tx_step()), 0..60),
+    ) {
+        let (_sim, db) = db();
+        let ks = db.keyspace("ks").unwrap();
+        let mut model = ModelContents::new();
+        for (k, v) in &before {
+            db.put(model_key(*k), [*v]).unwrap();
+            ks.put(model_key(*k), [*v, 1]).unwrap();
+            model.insert((false, model_key(*k)), vec![*v]);
+            model.insert((true, model_key(*k)), vec![*v, 1]);
+        }
+        let mut tx = db.begin_transaction().unwrap();
+        for (in_ks, step) in &steps {
+            let in_ks = *in_ks;
+            match step {
+                TxStep::Put(k, v) => {
+                    if in_ks { tx.put_in(&ks, model_key(*k), [*v]).unwrap() } else { tx.put(model_key(*k), [*v]).unwrap() }
+                    model.insert((in_ks, model_key(*k)), vec![*v]);
+                }
+                TxStep::Delete(k) => {
+                    if in_ks { tx.delete_in(&ks, model_key(*k)).unwrap() } else { tx.delete(model_key(*k)).unwrap() }
+                    model.remove(&(in_ks, model_key(*k)));
+                }
+                TxStep::Get(k) => {
+                    let got = if in_ks { tx.get_in(&ks, model_key(*k)).unwrap() } else { tx.get(model_key(*k)).unwrap() };
+                    proptest::prop_assert_eq!(got.as_ref(), model.get(&(in_ks, model_key(*k))));
+                }
+                TxStep::Range(a, b, rev) => {
+                    let (lo, hi) = (model_key(*a), model_key(*b));
+                    let iter = if in_ks {
+                        tx.range_in(&ks, lo.clone()..hi.clone()).unwrap()
+                    } else {
+                        tx.range(lo.clone()..hi.clone()).unwrap()
+                    };
+                    let got = if *rev { collect(iter.rev()) } else { collect(iter) };
+                    let mut want: Vec<(Vec<u8>, Vec<u8>)> = model
+                        .iter()
+                        .filter(|((m, k), _)| *m == in_ks && *k >= lo && *k < hi)
+                        .map(|((_, k), v)| (k.clone(), v.clone()))
+                        .collect();
+                    if *rev {
+                        want.reverse();
+                    }
+                    proptest::prop_assert_eq!(got, want);
+                }
+            }
+        }
+        tx.commit().unwrap();
+        // As a list: a key yielded twice would show.
+        let stored = collect(db.prefix(b"").unwrap())
+            .into_iter()
+            .map(|(k, v)| ((false, k), v))
+            .chain(collect(ks.prefix(b"").unwrap()).into_iter().map(|(k, v)| ((true, k), v)))
+            .collect::<Vec<_>>();
+        proptest::prop_assert_eq!(stored, model.into_iter().collect::<Vec<_>>());
+    }
+}
