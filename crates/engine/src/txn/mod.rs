@@ -42,7 +42,7 @@ use crate::keyspace::prefix::Prefix;
 use crate::keyspace::{Keyspace, KeyspaceState, UserBounds, bounds, prefix_bounds};
 use crate::write::Commit;
 use conflict::ReadSet;
-pub use iter::TxnIter;
+pub use iter::{EntryRef, TxnIter};
 pub use reader::TxnReader;
 
 /// Ranges covered by a transaction's iterators, recorded as they go.
