@@ -16,7 +16,7 @@ use crate::keyref::{Checked, Owner, StoredKey};
 use crate::layout::{self, IndexMeta, Meta};
 use crate::record::{self, Head};
 use crate::schema::{IndexDecl, MAX_COLLECTION_NAME_LEN, MAX_INDEX_NAME_LEN, Schema};
-use crate::sealed::{self, SealScope};
+use crate::sealed;
 use crate::tenants;
 
 /// The length of a stored blind-index tag, in bytes: the first 16 bytes of
@@ -283,14 +283,12 @@ where
 
     /// What a record's sealed fields are bound to: its collection and
     /// primary key.
-    pub(crate) fn binding(&self, pk: &[u8]) -> Vec<u8> {
+    pub(crate) fn write_binding(&self, pk: &[u8], b: &mut Vec<u8>) {
         let name = self.inner.schema.name.as_bytes();
-        let mut b = Vec::with_capacity(32 + name.len() + pk.len());
         b.extend_from_slice(b"sealkv/collections/v1/record");
         b.extend_from_slice(&(name.len() as u32).to_be_bytes());
         b.extend_from_slice(name);
         b.extend_from_slice(pk);
-        b
     }
 
     /// The field key of a record (its tenant's, or the collection's).
@@ -368,18 +366,22 @@ where
         for index in &self.inner.indexes {
             entries.push((index.id, self.index_value(index, record, key)?));
         }
-        let scope = SealScope::new(&self.inner.db, key, self.binding(&pk));
-        let (body, outcome) = sealed::within(scope, || postcard::to_allocvec(record));
-        let body = match (body, outcome.error) {
-            (_, Some(e)) => return Err(e),
-            (Ok(b), None) => b,
-            (Err(e), None) => return Err(self.codec("encode", &e)),
-        };
         let head = Head {
             version: self.inner.schema.version,
             entries,
         };
-        let value = record::join(&head, &body).map_err(|e| self.codec("encode", &e))?;
+        let start = record::start(&head).map_err(|e| self.codec("encode", &e))?;
+        let (value, outcome) = sealed::within(
+            &self.inner.db,
+            key,
+            |b| self.write_binding(&pk, b),
+            || postcard::to_extend(record, start),
+        );
+        let value = match (value, outcome.error) {
+            (_, Some(e)) => return Err(e),
+            (Ok(v), None) => v,
+            (Err(e), None) => return Err(self.codec("encode", &e)),
+        };
         Ok(Encoded {
             pk,
             value,
@@ -419,7 +421,7 @@ where
             },
             _ => Expected::Exact(self.inner.field_key),
         };
-        for field in opened {
+        for field in opened.iter() {
             let right = match expected {
                 Expected::Exact(key) => Some(field.key) == key,
                 // An iteration sees the committed key, and the transaction
@@ -437,17 +439,14 @@ where
     }
 
     /// Decodes a stored record; returns it with the sealed fields it met.
-    fn decode_fields(
-        &self,
-        pk: &[u8],
-        stored: &[u8],
-    ) -> Result<(T, Vec<sealed::OpenedField>), Error> {
+    fn decode_fields(&self, pk: &[u8], stored: &[u8]) -> Result<(T, sealed::OpenedFields), Error> {
         let (version, body) =
             record::body_of(stored).ok_or_else(|| self.corrupt("a record is damaged"))?;
         let current = self.inner.schema.version;
-        let scope = SealScope::new(&self.inner.db, None, self.binding(pk));
+        let db = &self.inner.db;
+        let bind = |b: &mut Vec<u8>| self.write_binding(pk, b);
         let (decoded, outcome) = if version == current {
-            sealed::within(scope, || postcard::from_bytes::<T>(body))
+            sealed::within(db, None, bind, || postcard::from_bytes::<T>(body))
         } else if version > current {
             return Err(Error::NewerSchema {
                 collection: self.collection_name(),
@@ -464,7 +463,7 @@ where
                         collection: self.collection_name(),
                         version,
                     })?;
-            sealed::within(scope, || upgrade(body))
+            sealed::within(db, None, bind, || upgrade(body))
         };
         match (decoded, outcome.error) {
             // A sealed field that does not open: changed, or moved from

@@ -57,7 +57,9 @@ pub(crate) fn index_prefix(id: u32) -> Vec<u8> {
 
 /// The key of an index entry: `02 id value`, then `pk` unless unique.
 pub(crate) fn entry_key(id: u32, unique: bool, value: &[u8], pk: &[u8]) -> Vec<u8> {
-    let mut k = index_prefix(id);
+    let mut k = Vec::with_capacity(5 + value.len() + pk.len());
+    k.push(INDEX_TAG);
+    k.extend_from_slice(&id.to_be_bytes());
     k.extend_from_slice(value);
     if !unique {
         k.extend_from_slice(pk);

@@ -290,7 +290,7 @@ where
         }
         for (id, value) in &old_entries {
             if let Some(unique) = self.unique_of(*id)
-                && !entries.contains(&(*id, value.clone()))
+                && !entries.iter().any(|(i, v)| i == id && v == value)
             {
                 tx.delete_in(ks, layout::entry_key(*id, unique, value, &pk))?;
             }

@@ -33,10 +33,18 @@ pub(crate) struct Stored<'a> {
     pub(crate) body: &'a [u8],
 }
 
+/// The start of a stored record, up to its body: the body is encoded
+/// after it into the same buffer.
+pub(crate) fn start(head: &Head) -> Result<Vec<u8>, postcard::Error> {
+    let entries: usize = head.entries.iter().map(|(_, v)| v.len() + 8).sum();
+    let mut out = Vec::with_capacity(64 + entries);
+    out.push(RECORD_FORMAT);
+    postcard::to_extend(head, out)
+}
+
 /// Joins head and body into a stored record.
 pub(crate) fn join(head: &Head, body: &[u8]) -> Result<Vec<u8>, postcard::Error> {
-    let mut out = vec![RECORD_FORMAT];
-    out.extend_from_slice(&postcard::to_allocvec(head)?);
+    let mut out = start(head)?;
     out.extend_from_slice(body);
     Ok(out)
 }

@@ -35,8 +35,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::marker::PhantomData;
 
-use serde::de::{Deserialize, Deserializer, Error as _};
+use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Error as _, Serialize, Serializer};
 
 use sealkv::Db;
@@ -154,35 +155,31 @@ impl<V: Serialize> Serialize for Sealed<V> {
 
 impl<'de, V: serde::de::DeserializeOwned> Deserialize<'de> for Sealed<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let sealed: Vec<u8> = serde_bytes_vec(deserializer)?;
-        match with_scope(|scope| scope.open(&sealed)).map_err(D::Error::custom)? {
+        deserializer.deserialize_byte_buf(SealedBytes(PhantomData))
+    }
+}
+
+/// Reads a sealed field's byte string (postcard writes `serialize_bytes`
+/// as one) and opens it where it lies: a decode from a slice lends the
+/// bytes, and only an erased value keeps a copy of them.
+struct SealedBytes<V>(PhantomData<V>);
+
+impl<'de, V: serde::de::DeserializeOwned> serde::de::Visitor<'de> for SealedBytes<V> {
+    type Value = Sealed<V>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sealed bytes")
+    }
+    fn visit_bytes<E: serde::de::Error>(self, sealed: &[u8]) -> Result<Sealed<V>, E> {
+        match with_scope(|scope| scope.open(sealed)).map_err(E::custom)? {
             Opened::Erased => Ok(Sealed {
-                state: State::Erased(sealed),
+                state: State::Erased(sealed.to_vec()),
             }),
             Opened::Plain(plain) => {
-                let v = postcard::from_bytes(&plain).map_err(D::Error::custom)?;
+                let v = postcard::from_bytes(&plain).map_err(E::custom)?;
                 Ok(Sealed::new(v))
             }
         }
     }
-}
-
-/// Reads a byte string (postcard writes `serialize_bytes` as one).
-fn serde_bytes_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    struct Bytes;
-    impl<'de> serde::de::Visitor<'de> for Bytes {
-        type Value = Vec<u8>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("sealed bytes")
-        }
-        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
-        }
-        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(v)
-        }
-    }
-    d.deserialize_byte_buf(Bytes)
 }
 
 /// What opening a sealed field gave.
@@ -193,19 +190,24 @@ enum Opened {
 
 /// Where the sealed fields of the record being encoded or decoded on this
 /// thread are sealed: the database, the field key, the record's binding.
-pub(crate) struct SealScope {
-    db: Db,
+/// Scopes are kept per thread and used again, so a record decoded costs
+/// no allocation here.
+#[derive(Default)]
+struct SealScope {
+    /// `None` only while the scope is kept unused (so a kept scope holds no
+    /// database open).
+    db: Option<Db>,
     /// `None`: the database has no key, so nothing can be sealed.
     key: Option<KeyId>,
     binding: Vec<u8>,
     /// The first error met, with its type (serde carries only a message).
     error: Option<Error>,
-    /// The fields opened, in order: the key each header names.
-    opened: Vec<OpenedField>,
+    /// The fields opened: the key each header names.
+    opened: OpenedFields,
 }
 
 /// A sealed field a decode met.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OpenedField {
     /// The field key its header names.
     pub(crate) key: KeyId,
@@ -214,26 +216,49 @@ pub(crate) struct OpenedField {
     pub(crate) erased: bool,
 }
 
+/// The distinct [`OpenedField`]s a decode met (what the record's key
+/// check needs): the first kept inline, since a record's sealed fields
+/// almost always share one key.
+#[derive(Debug, Default)]
+pub(crate) struct OpenedFields {
+    first: Option<OpenedField>,
+    others: Vec<OpenedField>,
+}
+
+impl OpenedFields {
+    fn note(&mut self, field: OpenedField) {
+        match self.first {
+            None => self.first = Some(field),
+            Some(first) if first == field => {}
+            Some(_) => {
+                if !self.others.contains(&field) {
+                    self.others.push(field);
+                }
+            }
+        }
+    }
+
+    /// Whether no sealed field was met.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// Each distinct field met.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &OpenedField> {
+        self.first.iter().chain(&self.others)
+    }
+}
+
 /// What an encode or a decode met in its sealed fields.
 #[derive(Debug, Default)]
 pub(crate) struct ScopeOutcome {
     /// The first typed error.
     pub(crate) error: Option<Error>,
     /// The fields opened (a decode).
-    pub(crate) opened: Vec<OpenedField>,
+    pub(crate) opened: OpenedFields,
 }
 
 impl SealScope {
-    pub(crate) fn new(db: &Db, key: Option<KeyId>, binding: Vec<u8>) -> Self {
-        SealScope {
-            db: db.clone(),
-            key,
-            binding,
-            error: None,
-            opened: Vec::new(),
-        }
-    }
-
     fn fail(&mut self, e: Error) -> &'static str {
         let msg = match &e {
             Error::SealedOutsideCollection => "sealed field without a key",
@@ -244,11 +269,10 @@ impl SealScope {
     }
 
     fn seal(&mut self, plain: &[u8]) -> Result<Vec<u8>, &'static str> {
-        let Some(key) = self.key else {
+        let (Some(db), Some(key)) = (&self.db, self.key) else {
             return Err(self.fail(Error::SealedOutsideCollection));
         };
-        self.db
-            .seal_field(key, &self.binding, plain)
+        db.seal_field(key, &self.binding, plain)
             .map_err(|e| self.fail(e.into()))
     }
 
@@ -257,59 +281,103 @@ impl SealScope {
             Ok(header) => header.key_id,
             Err(e) => return Err(self.fail(sealkv::Error::Field(e).into())),
         };
+        let Some(db) = &self.db else {
+            return Err(self.fail(Error::SealedOutsideCollection));
+        };
         // Whether the key is the record's is decided by the caller, once
         // the record (and so its tenant) is known.
-        let (opened, erased) = match self.db.open_field(&self.binding, sealed) {
+        let (opened, erased) = match db.open_field(&self.binding, sealed) {
             Ok(plain) => (Ok(Opened::Plain(plain)), false),
             Err(sealkv::Error::KeyDestroyed(_)) => (Ok(Opened::Erased), true),
             Err(e) => (Err(self.fail(e.into())), false),
         };
-        self.opened.push(OpenedField { key, erased });
+        self.opened.note(OpenedField { key, erased });
         opened
     }
 }
 
+/// The scopes of this thread: the one in use last (a decode inside a
+/// decode, say in a schema upgrade, stacks another), and the spare ones.
+struct Scopes {
+    active: Vec<SealScope>,
+    spare: Vec<SealScope>,
+}
+
+/// The spare scopes a thread keeps, and the largest binding buffer kept
+/// with one.
+const SPARE_SCOPES: usize = 4;
+const KEPT_BINDING: usize = 4096;
+
 thread_local! {
-    /// The scope of the record being encoded or decoded on this thread.
-    static SCOPE: RefCell<Option<SealScope>> = const { RefCell::new(None) };
+    static SCOPES: RefCell<Scopes> = const {
+        RefCell::new(Scopes {
+            active: Vec::new(),
+            spare: Vec::new(),
+        })
+    };
     /// Counts reads of sealed values, to catch a key extractor reading one.
     static SEALED_READS: Cell<u64> = const { Cell::new(0) };
 }
 
 fn with_scope<R>(f: impl FnOnce(&mut SealScope) -> Result<R, &'static str>) -> Result<R, String> {
-    SCOPE.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        match slot.as_mut() {
+    SCOPES.with(|cell| {
+        let mut scopes = cell.borrow_mut();
+        match scopes.active.last_mut() {
             Some(scope) => f(scope).map_err(str::to_owned),
             None => Err("a Sealed field is serialized only by a collection".to_owned()),
         }
     })
 }
 
-/// Runs `f` (an encode or a decode) with `scope` installed on this thread;
-/// returns its result and what its sealed fields met.
-pub(crate) fn within<R>(scope: SealScope, f: impl FnOnce() -> R) -> (R, ScopeOutcome) {
-    let previous = SCOPE.with(|cell| cell.borrow_mut().replace(scope));
-    // Restored even if `f` unwinds.
-    struct Restore(Option<Option<SealScope>>);
-    impl Drop for Restore {
+/// Ends the scope on top of this thread's stack and keeps it as a spare;
+/// returns what its sealed fields met.
+fn end_scope(cell: &RefCell<Scopes>) -> ScopeOutcome {
+    let mut scopes = cell.borrow_mut();
+    let Some(mut scope) = scopes.active.pop() else {
+        return ScopeOutcome::default();
+    };
+    let outcome = ScopeOutcome {
+        error: scope.error.take(),
+        opened: std::mem::take(&mut scope.opened),
+    };
+    scope.db = None;
+    if scopes.spare.len() < SPARE_SCOPES && scope.binding.capacity() <= KEPT_BINDING {
+        scopes.spare.push(scope);
+    }
+    outcome
+}
+
+/// Runs `f` (an encode or a decode) with a scope of `db` and field key
+/// `key` installed on this thread, its binding written by `bind`; returns
+/// `f`'s result and what its sealed fields met.
+pub(crate) fn within<R>(
+    db: &Db,
+    key: Option<KeyId>,
+    bind: impl FnOnce(&mut Vec<u8>),
+    f: impl FnOnce() -> R,
+) -> (R, ScopeOutcome) {
+    SCOPES.with(|cell| {
+        let mut scopes = cell.borrow_mut();
+        let mut scope = scopes.spare.pop().unwrap_or_default();
+        scope.db = Some(db.clone());
+        scope.key = key;
+        scope.binding.clear();
+        bind(&mut scope.binding);
+        scopes.active.push(scope);
+    });
+    // Ended even if `f` unwinds.
+    struct End(bool);
+    impl Drop for End {
         fn drop(&mut self) {
-            if let Some(previous) = self.0.take() {
-                let _ = SCOPE.try_with(|cell| *cell.borrow_mut() = previous);
+            if self.0 {
+                let _ = SCOPES.try_with(end_scope);
             }
         }
     }
-    let mut restore = Restore(Some(previous));
+    let mut end = End(true);
     let out = f();
-    let mine = SCOPE.with(|cell| {
-        let previous = restore.0.take().flatten();
-        std::mem::replace(&mut *cell.borrow_mut(), previous)
-    });
-    let outcome = mine.map_or_else(ScopeOutcome::default, |s| ScopeOutcome {
-        error: s.error,
-        opened: s.opened,
-    });
-    (out, outcome)
+    end.0 = false;
+    (out, SCOPES.with(end_scope))
 }
 
 fn note_read() {
@@ -321,4 +389,80 @@ pub(crate) fn reads_sealed<R>(f: impl FnOnce() -> R) -> (R, bool) {
     let before = SEALED_READS.with(Cell::get);
     let out = f();
     (out, SEALED_READS.with(Cell::get) != before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes_in_use() -> (usize, bool) {
+        SCOPES.with(|cell| {
+            let scopes = cell.borrow();
+            let holds_db = scopes.spare.iter().any(|s| s.db.is_some());
+            (scopes.active.len(), holds_db)
+        })
+    }
+
+    #[test]
+    fn a_scope_inside_a_scope_keeps_its_own_outcome_and_no_database_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sealkv::Config::new(dir.path()).open().unwrap();
+        let (inner, outer) = within(
+            &db,
+            None,
+            |b| b.extend_from_slice(b"outer"),
+            || {
+                let (encoded, inner) = within(
+                    &db,
+                    None,
+                    |b| b.extend_from_slice(b"inner"),
+                    || postcard::to_allocvec(&Sealed::new(7u8)),
+                );
+                assert!(encoded.is_err(), "no key: nothing seals");
+                with_scope(|scope| {
+                    assert_eq!(scope.binding, b"outer");
+                    Ok(())
+                })
+                .unwrap();
+                inner
+            },
+        );
+        assert!(matches!(inner.error, Some(Error::SealedOutsideCollection)));
+        assert!(outer.error.is_none(), "the inner scope's error stays there");
+        assert!(outer.opened.is_empty());
+        assert_eq!(scopes_in_use(), (0, false));
+        // No scope kept a handle: the database closes and opens again.
+        db.close().unwrap();
+        sealkv::Config::new(dir.path()).open().unwrap();
+    }
+
+    #[test]
+    fn a_scope_ends_when_its_decode_unwinds() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sealkv::Config::new(dir.path()).open().unwrap();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            within(&db, None, |_| {}, || panic!("a decode that panics"))
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(scopes_in_use(), (0, false));
+    }
+
+    #[test]
+    fn distinct_opened_fields_are_each_kept_once() {
+        let mut opened = OpenedFields::default();
+        assert!(opened.is_empty());
+        let a = OpenedField {
+            key: KeyId(1),
+            erased: false,
+        };
+        let b = OpenedField {
+            key: KeyId(2),
+            erased: true,
+        };
+        for f in [a, a, b, a, b] {
+            opened.note(f);
+        }
+        assert!(!opened.is_empty());
+        assert_eq!(opened.iter().copied().collect::<Vec<_>>(), [a, b]);
+    }
 }

@@ -66,7 +66,9 @@ pub const MAX_SCOPE_PART_LEN: usize = 4096;
 /// nothing of the key; the key is zeroized on drop.
 #[derive(Clone)]
 pub struct BlindIndexKey {
-    key: SecretKey,
+    /// Shared by the clones (a cache hands out one per tag), wiped when
+    /// the last one drops.
+    key: Arc<SecretKey>,
     mac: Arc<dyn Mac>,
     /// The key's HMAC pad states, hashed once, when the provider's MAC
     /// prepares keys ([`Mac::keyed`]): a tag then hashes only its value.
@@ -114,7 +116,11 @@ impl BlindIndexKey {
         )?;
         let mac = provider.mac()?;
         let prepared = mac.keyed(key.expose()).map(Arc::from);
-        Ok(BlindIndexKey { key, mac, prepared })
+        Ok(BlindIndexKey {
+            key: Arc::new(key),
+            mac,
+            prepared,
+        })
     }
 
     /// `HMAC-SHA256(index key, value)`.

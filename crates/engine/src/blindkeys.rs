@@ -3,10 +3,11 @@
 //! field key and scope instead of once per value.
 //!
 //! The cache is keyed by field key id and scope, and holds only keys of
-//! field keys that were usable when derived. Every lookup first asks the
-//! registry for the field key (so a destroyed or unknown key answers as
-//! it would without the cache), and destroying a field key drops its
-//! derived keys here at once (zeroized: [`BlindIndexKey`] wipes its key on
+//! field keys that were usable when kept: a key is derived outside the
+//! registry lock and kept only if the field key is still there under it.
+//! Every lookup first asks the registry for the field key (so a destroyed
+//! or unknown key answers as it would without the cache), and destroying
+//! a field key drops its derived keys here at once (zeroized: [`BlindIndexKey`] wipes its key on
 //! drop), so no key of a shredded field key outlives it in memory.
 
 use std::collections::HashMap;
@@ -48,25 +49,29 @@ fn encode(scope: &[&[u8]]) -> Vec<u8> {
 }
 
 impl BlindKeys {
-    /// The key of `scope` under field key `id`, derived by `derive` the
-    /// first time. The caller has checked that the field key is usable.
-    pub(crate) fn get_or_derive<E>(
-        &self,
-        id: KeyId,
-        scope: &[&[u8]],
-        derive: impl FnOnce() -> Result<BlindIndexKey, E>,
-    ) -> Result<BlindIndexKey, E> {
-        let slot = (id, encode(scope));
-        if let Some(key) = self.keys.lock().get(&slot) {
-            return Ok(key.clone());
-        }
-        let key = derive()?;
+    /// The key of `scope` under field key `id`, if it was derived. The
+    /// caller has just checked, under the registry lock, that the field
+    /// key is usable.
+    pub(crate) fn get(&self, id: KeyId, scope: &[&[u8]]) -> Option<BlindIndexKey> {
+        self.keys.lock().get(&(id, encode(scope))).cloned()
+    }
+
+    /// Keeps `key`, derived for `scope` under field key `id`. The caller
+    /// holds the registry lock and has just found the field key usable
+    /// there, so no destruction passes between (its [`BlindKeys::forget`]
+    /// runs under the same lock).
+    pub(crate) fn keep(&self, id: KeyId, scope: &[&[u8]], key: BlindIndexKey) {
         let mut keys = self.keys.lock();
         if keys.len() >= MAX_KEYS {
             keys.clear();
         }
-        keys.insert(slot, key.clone());
-        Ok(key)
+        keys.insert((id, encode(scope)), key);
+    }
+
+    /// How many derived keys are kept (for tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.keys.lock().len()
     }
 
     /// Drops every key derived from field key `id`.
@@ -100,6 +105,23 @@ mod tests {
             SecretKey::from_bytes(&[byte; 32])?,
         );
         BlindIndexKey::derive(&CryptoProvider::default(), &fk, &DbId([1; 16]), &[b"s"])
+    }
+
+    impl BlindKeys {
+        /// `get`, or `derive` and `keep`.
+        fn get_or_derive(
+            &self,
+            id: KeyId,
+            scope: &[&[u8]],
+            derive: impl FnOnce() -> Result<BlindIndexKey, sealkv_crypto_envelope::CryptoError>,
+        ) -> Result<BlindIndexKey, sealkv_crypto_envelope::CryptoError> {
+            if let Some(key) = self.get(id, scope) {
+                return Ok(key);
+            }
+            let key = derive()?;
+            self.keep(id, scope, key.clone());
+            Ok(key)
+        }
     }
 
     #[test]

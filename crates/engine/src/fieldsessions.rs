@@ -48,7 +48,22 @@ type SessionOf = (KeyId, [u8; 32]);
 #[derive(Default)]
 pub(crate) struct FieldSessions {
     sealing: Mutex<HashMap<KeyId, Arc<FieldSession>>>,
-    openers: Mutex<HashMap<SessionOf, Arc<FieldOpener>>>,
+    openers: Mutex<Openers>,
+}
+
+/// The openers built, and the last one asked for: the values read one
+/// after another were mostly sealed in one session, and comparing one
+/// opener's key id and salt is cheaper than hashing them.
+#[derive(Default)]
+struct Openers {
+    by_session: HashMap<SessionOf, Arc<FieldOpener>>,
+    last: Option<Arc<FieldOpener>>,
+}
+
+impl Openers {
+    fn len(&self) -> usize {
+        self.by_session.len()
+    }
 }
 
 impl std::fmt::Debug for FieldSessions {
@@ -61,6 +76,14 @@ impl std::fmt::Debug for FieldSessions {
 }
 
 impl FieldSessions {
+    /// The session sealing under field key `id`, if one has values left.
+    /// The caller has just found the key in the registry and holds its
+    /// lock, as for [`FieldSessions::session`].
+    pub(crate) fn current(&self, id: KeyId) -> Option<Arc<FieldSession>> {
+        let sealing = self.sealing.lock();
+        sealing.get(&id).filter(|s| !s.is_exhausted()).cloned()
+    }
+
     /// The session sealing under `key`: the current one, or a new one when
     /// there is none or it has sealed all its values. The caller has just
     /// taken `key` from the registry (so it is not destroyed) and holds the
@@ -89,9 +112,18 @@ impl FieldSessions {
     }
 
     /// The cached opener of field key `id`'s session `salt`, if any. The
-    /// caller has just taken the key from the registry, under its lock.
+    /// caller has just checked the key in the registry and holds its lock.
     pub(crate) fn cached_opener(&self, id: KeyId, salt: &[u8; 32]) -> Option<Arc<FieldOpener>> {
-        self.openers.lock().get(&(id, *salt)).cloned()
+        let mut openers = self.openers.lock();
+        if let Some(last) = &openers.last
+            && last.key_id() == id
+            && last.salt() == salt
+        {
+            return Some(last.clone());
+        }
+        let found = openers.by_session.get(&(id, *salt)).cloned()?;
+        openers.last = Some(found.clone());
+        Some(found)
     }
 
     /// Keeps `opener` for the next values of its session. The caller holds
@@ -101,15 +133,26 @@ impl FieldSessions {
     pub(crate) fn keep_opener(&self, opener: Arc<FieldOpener>) {
         let mut openers = self.openers.lock();
         if openers.len() >= MAX_OPENERS {
-            openers.clear();
+            openers.by_session.clear();
         }
-        openers.insert((opener.key_id(), *opener.salt()), opener);
+        openers
+            .by_session
+            .insert((opener.key_id(), *opener.salt()), opener.clone());
+        openers.last = Some(opener);
     }
 
     /// Drops every session and opener of field key `id`.
     pub(crate) fn forget(&self, id: KeyId) {
         self.sealing.lock().remove(&id);
-        self.openers.lock().retain(|(key, _), _| *key != id);
+        let mut openers = self.openers.lock();
+        openers.by_session.retain(|(key, _), _| *key != id);
+        if openers
+            .last
+            .as_ref()
+            .is_some_and(|last| last.key_id() == id)
+        {
+            openers.last = None;
+        }
     }
 
     /// How many openers are cached (for tests).
@@ -145,8 +188,10 @@ mod tests {
         let p = CryptoProvider::default();
         let cache = FieldSessions::default();
         let (k1, k2) = (key(1), key(2));
+        assert!(cache.current(k1.id).is_none());
         let s1 = cache.session(&p, &k1).unwrap();
         assert!(Arc::ptr_eq(&s1, &cache.session(&p, &k1).unwrap()));
+        assert!(Arc::ptr_eq(&s1, &cache.current(k1.id).unwrap()));
         let s2 = cache.session(&p, &k2).unwrap();
         assert_ne!(s1.salt(), s2.salt());
         // Its own opener is cached from the start.
@@ -165,8 +210,13 @@ mod tests {
             s1.seal(b"r", b"v"),
             Err(FieldError::SessionExhausted)
         ));
+        assert!(
+            cache.current(k1.id).is_none(),
+            "an exhausted session is not current"
+        );
         let next = cache.session(&p, &k1).unwrap();
         assert!(!Arc::ptr_eq(&s1, &next));
+        assert!(Arc::ptr_eq(&next, &cache.current(k1.id).unwrap()));
         let first = next.seal(b"r", b"v").unwrap();
         assert_eq!(salt_and_counter(&first), (*next.salt(), 0));
         assert_ne!(next.salt(), s1.salt());
@@ -174,7 +224,14 @@ mod tests {
         let o = cache.cached_opener(k1.id, s1.salt()).unwrap();
         assert_eq!(o.open(b"r", &last).unwrap(), b"v");
 
+        // Key 1's opener was the last one asked for: forgetting the key
+        // drops it there too.
+        assert!(cache.cached_opener(k1.id, next.salt()).is_some());
         cache.forget(KeyId(1));
+        assert!(cache.current(k1.id).is_none());
+        assert!(cache.cached_opener(k1.id, next.salt()).is_none());
+        assert!(cache.cached_opener(k1.id, s1.salt()).is_none());
+        assert!(cache.cached_opener(k2.id, s2.salt()).is_some());
         assert_eq!(cache.openers_len(), 1, "only key 2's opener stays");
         assert!(cache.sealing.lock().get(&KeyId(1)).is_none());
         assert_eq!(

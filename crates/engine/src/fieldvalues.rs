@@ -165,12 +165,9 @@ impl Db {
         field_key: KeyId,
         scope: &[&[u8]],
     ) -> Result<BlindIndexKey, Error> {
-        let keys = self.field_keys()?;
-        // Asked every time: a destroyed or unknown key answers as such,
-        // whatever was derived from it before.
-        let fk = keys.field_key(field_key)?;
-        keys.blind_keys.get_or_derive(field_key, scope, || {
-            BlindIndexKey::derive(&self.inner.config.provider, &fk, &self.id(), scope)
+        let db_id = self.id();
+        self.field_keys()?.blind_index_key(field_key, scope, |fk| {
+            BlindIndexKey::derive(&self.inner.config.provider, fk, &db_id, scope)
                 .map_err(Error::from)
         })
     }

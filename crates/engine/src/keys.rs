@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
+use sealkv_crypto_envelope::blind::BlindIndexKey;
 use sealkv_crypto_envelope::field::{FieldOpener, FieldSession};
 use sealkv_crypto_envelope::registry::{AnchorKey, KeyPurpose, KeyRegistry, RegistryFile};
 use sealkv_crypto_envelope::{AlgorithmId, DataKey, DbId, KeyId, KeySource, Keyring};
@@ -228,6 +229,10 @@ impl KeyState {
     /// destruction dropped the others.
     pub(crate) fn field_session(&self, id: KeyId) -> Result<Arc<FieldSession>, Error> {
         let reg = self.reg();
+        reg.check_field_key(id).map_err(|e| self.map(e))?;
+        if let Some(session) = self.field_sessions.current(id) {
+            return Ok(session);
+        }
         let key = reg.field_key(id).map_err(|e| self.map(e))?;
         Ok(self.field_sessions.session(reg.provider(), &key)?)
     }
@@ -248,11 +253,14 @@ impl KeyState {
     ) -> Result<Vec<u8>, Error> {
         let (key, provider) = {
             let reg = self.reg();
-            let key = reg.field_key(id).map_err(|e| self.map(e))?;
+            // Asked without copying the key out: a cached opener needs
+            // only to know that the key still lives.
+            reg.check_field_key(id).map_err(|e| self.map(e))?;
             if let Some(opener) = self.field_sessions.cached_opener(id, salt) {
                 drop(reg);
                 return Ok(opener.open(context, sealed)?);
             }
+            let key = reg.field_key(id).map_err(|e| self.map(e))?;
             (key, reg.provider().clone())
         };
         let opener = FieldOpener::new(&provider, &key, salt)?;
@@ -263,6 +271,37 @@ impl KeyState {
         self.field_sessions.keep_opener(Arc::new(opener));
         drop(reg);
         Ok(value)
+    }
+
+    /// The blind-index key of `scope` under field key `id`: the one kept,
+    /// or one `derive`d from the field key. Asked of the registry every
+    /// time (a destroyed or unknown key answers as such, whatever was
+    /// derived from it before). A key is derived outside the registry lock
+    /// (a derivation must not hold up every other field key use) and kept
+    /// only if the field key is still there once it is taken again, so no
+    /// key derived from a destroyed field key stays in memory.
+    pub(crate) fn blind_index_key(
+        &self,
+        id: KeyId,
+        scope: &[&[u8]],
+        derive: impl FnOnce(&DataKey) -> Result<BlindIndexKey, Error>,
+    ) -> Result<BlindIndexKey, Error> {
+        let key = {
+            let reg = self.reg();
+            reg.check_field_key(id).map_err(|e| self.map(e))?;
+            if let Some(kept) = self.blind_keys.get(id, scope) {
+                return Ok(kept);
+            }
+            reg.field_key(id).map_err(|e| self.map(e))?
+        };
+        let derived = derive(&key)?;
+        drop(key);
+        let reg = self.reg();
+        // Destroyed meanwhile: it answers so, and nothing of it is kept.
+        reg.check_field_key(id).map_err(|e| self.map(e))?;
+        self.blind_keys.keep(id, scope, derived.clone());
+        drop(reg);
+        Ok(derived)
     }
 
     /// How many field-session openers are cached (for tests).
@@ -394,4 +433,54 @@ fn algorithm_of(reg: &KeyRegistry) -> AlgorithmId {
 /// The SHA-256 trailer of the registry's (deterministic) encoding.
 fn fingerprint_of(reg: &KeyRegistry) -> [u8; 32] {
     reg.fingerprint()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealkv_crypto_envelope::{CryptoProvider, EncryptionAlgorithm};
+
+    fn keys(dir: &Path) -> KeyState {
+        let key = crate::crypto::MasterKey::from_bytes(&[7; 32]).unwrap();
+        let config = Config::new(dir).encryption_key(key);
+        let path = RegistryFile::new(config.vfs.clone(), &config.path)
+            .path()
+            .to_path_buf();
+        KeyState::create(&config, &path, DbId([1; 16])).unwrap()
+    }
+
+    fn derive(fk: &DataKey) -> Result<BlindIndexKey, Error> {
+        let p = CryptoProvider::default();
+        Ok(BlindIndexKey::derive(&p, fk, &DbId([1; 16]), &[b"s"])?)
+    }
+
+    #[test]
+    fn a_field_key_destroyed_while_its_blind_key_derives_leaves_nothing_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = keys(dir.path());
+        let id = keys
+            .add_field_key(EncryptionAlgorithm::Aes256Gcm.id())
+            .unwrap();
+        let mut destroyed = false;
+        let answer = keys.blind_index_key(id, &[b"s"], |fk| {
+            let derived = derive(fk);
+            keys.destroy_field_key(id).unwrap();
+            destroyed = true;
+            derived
+        });
+        assert!(destroyed, "the key was destroyed mid-derivation");
+        assert!(matches!(answer, Err(Error::KeyDestroyed(k)) if k == id));
+        assert_eq!(keys.blind_keys.len(), 0);
+
+        // A live key's derivation is kept, and the next ask served from it.
+        let live = keys
+            .add_field_key(EncryptionAlgorithm::Aes256Gcm.id())
+            .unwrap();
+        let first = keys.blind_index_key(live, &[b"s"], derive).unwrap();
+        assert_eq!(keys.blind_keys.len(), 1);
+        let again = keys
+            .blind_index_key(live, &[b"s"], |_| panic!("derived twice"))
+            .unwrap();
+        assert_eq!(first.tag(b"v"), again.tag(b"v"));
+    }
 }

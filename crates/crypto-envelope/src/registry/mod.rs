@@ -747,6 +747,17 @@ impl KeyRegistry {
     }
 
     fn usable(&self, id: KeyId, purpose: KeyPurpose) -> Result<DataKey, RegistryError> {
+        let (e, m) = self.usable_entry(id, purpose)?;
+        Ok(DataKey::new(id, e.info.algorithm, m.secret.clone()))
+    }
+
+    /// The entry of key `id` and its material, if it is a usable key of
+    /// `purpose`: what [`KeyRegistry::usable`] copies out.
+    fn usable_entry(
+        &self,
+        id: KeyId,
+        purpose: KeyPurpose,
+    ) -> Result<(&Entry, &Material), RegistryError> {
         let e = self.entries.get(&id).ok_or(RegistryError::UnknownKey(id))?;
         if e.info.purpose != purpose {
             return Err(RegistryError::WrongPurpose {
@@ -756,7 +767,7 @@ impl KeyRegistry {
             });
         }
         match (&e.material, e.info.state) {
-            (Some(m), _) => Ok(DataKey::new(id, e.info.algorithm, m.secret.clone())),
+            (Some(m), _) => Ok((e, m)),
             (None, KeyState::Destroyed) => Err(RegistryError::KeyDestroyed(id)),
             (None, _) => Err(RegistryError::KeyRetired(id)),
         }
@@ -770,6 +781,14 @@ impl KeyRegistry {
     /// Field key `id`, for [`crate::field`].
     pub fn field_key(&self, id: KeyId) -> Result<DataKey, RegistryError> {
         self.usable(id, KeyPurpose::Field)
+    }
+
+    /// Whether field key `id` is usable: the answer [`KeyRegistry::field_key`]
+    /// gives, without copying the key out (for a caller that already holds
+    /// what it derived from the key and only asks whether it may still use
+    /// it).
+    pub fn check_field_key(&self, id: KeyId) -> Result<(), RegistryError> {
+        self.usable_entry(id, KeyPurpose::Field).map(|_| ())
     }
 
     /// Puts every readable data key into `keyring`, removes retired ones

@@ -164,3 +164,33 @@ fn advancing_the_generation_changes_nothing_else() {
     assert_eq!(reopened.keys(), before);
     assert_eq!(reopened.active_data_key(), reg.active_data_key());
 }
+
+#[test]
+fn checking_a_field_key_answers_as_taking_it_does() {
+    let (mut reg, _) = registry();
+    let live = reg
+        .add_field_key(EncryptionAlgorithm::Aes256GcmSiv.id())
+        .unwrap();
+    let doomed = reg
+        .add_field_key(EncryptionAlgorithm::Aes256GcmSiv.id())
+        .unwrap();
+    reg.destroy_field_key(doomed).unwrap();
+    let data = reg.active_data_key();
+    let unknown = KeyId(9_999);
+    let kind = |r: Result<(), RegistryError>| match r {
+        Ok(()) => "ok",
+        Err(RegistryError::KeyDestroyed(_)) => "destroyed",
+        Err(RegistryError::UnknownKey(_)) => "unknown",
+        Err(RegistryError::WrongPurpose { .. }) => "wrong purpose",
+        Err(_) => "other",
+    };
+    let answers: Vec<_> = [live, doomed, data, unknown]
+        .into_iter()
+        .map(|id| {
+            let checked = kind(reg.check_field_key(id));
+            assert_eq!(checked, kind(reg.field_key(id).map(|_| ())), "{id}");
+            checked
+        })
+        .collect();
+    assert_eq!(answers, ["ok", "destroyed", "wrong purpose", "unknown"]);
+}
