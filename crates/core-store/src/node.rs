@@ -37,11 +37,6 @@ pub struct ChildRef {
 /// Bytes of one index record: the key's head and the entry's offset.
 const RECORD: usize = 8;
 
-/// Index records a search counts in one pass rather than bisects (16
-/// cache lines: the whole index of a node of a 4 KiB page, which holds
-/// about 20 to 150 entries).
-const WINDOW: usize = 128;
-
 /// What a cached node costs besides its buffer: the `Arc`'s two counters
 /// and the allocator's header (32), and the cache's map entry and clock
 /// slot (about 96).
@@ -70,6 +65,14 @@ pub(crate) struct Node {
     /// Length of the shared prefix (bytes `0..prefix` of `data`).
     prefix: u16,
     data: Arc<[u8]>,
+}
+
+/// A key as [`Node::probe`] placed it against one node.
+pub(crate) struct Probe<'k> {
+    key: &'k [u8],
+    /// The head of the key past the node's shared prefix, or, for a key
+    /// that does not start with it, its order against the prefix.
+    head: std::result::Result<u32, Ordering>,
 }
 
 impl Node {
@@ -159,28 +162,29 @@ impl Node {
         usize::from(self.count)
     }
 
-    /// The `u32` at `at` in the index (0 past it: decoding built every
-    /// record `len()` asks for).
+    /// The index records, one per entry (decoding built every one).
     #[inline]
-    fn word(&self, at: usize) -> u32 {
-        self.data
-            .get(at..at + 4)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u32::from_ne_bytes)
+    fn records(&self) -> &[[u8; RECORD]] {
+        let at = usize::from(self.prefix);
+        let index = self
+            .data
+            .get(at..at + self.len() * RECORD)
+            .unwrap_or_default();
+        index.as_chunks::<RECORD>().0
     }
 
-    /// The head of key `i`.
+    /// The head of key `i` (0 past the last).
+    #[inline]
     fn head(&self, i: usize) -> u32 {
-        self.word(usize::from(self.prefix) + i * RECORD)
+        self.records().get(i).map_or(0, record_head)
     }
 
     /// Where entry `i` starts in `data`; `i == len()` gives the end.
     #[inline]
     fn start(&self, i: usize) -> usize {
-        if i < self.len() {
-            self.word(usize::from(self.prefix) + i * RECORD + 4) as usize
-        } else {
-            self.data.len()
+        match self.records().get(i) {
+            Some(r) => record_start(r),
+            None => self.data.len(),
         }
     }
 
@@ -251,68 +255,98 @@ impl Node {
         lo
     }
 
-    /// Where the run of heads equal to `h` starts and ends (heads are
-    /// sorted). Bisection narrows the index down to at most [`WINDOW`]
-    /// records holding the start, then one pass counts the heads below and
-    /// at most `h` in them: in that pass no load waits for another (each
-    /// probe of a bisection waits for the one before), so the window's
-    /// cache lines are fetched together. A run going past the window is
-    /// followed by bisection.
-    fn head_run(&self, h: u32) -> (usize, usize) {
-        let n = self.len();
-        let (mut lo, mut hi) = (0, n);
-        while hi - lo > WINDOW {
-            let mid = lo + (hi - lo) / 2;
-            if self.head(mid) < h {
-                lo = mid + 1;
-            } else {
-                hi = mid;
+    /// The first index whose head is at least `h` (`len()` if none), by a
+    /// bisection without a branch on the data: each step halves the span
+    /// with a conditional move, so a search of a node of `n` entries is
+    /// `log2(n)` head loads and no mispredicted jump, whatever the key.
+    #[inline]
+    fn first_head_at_least(&self, h: u32) -> usize {
+        let records = self.records();
+        let head = |i: usize| records.get(i).map_or(0, record_head);
+        let (mut base, mut span) = (0, records.len());
+        if span == 0 {
+            return 0;
+        }
+        // The answer lies in `base..=base + span`.
+        while span > 1 {
+            let half = span / 2;
+            if head(base + half) < h {
+                base += half;
             }
+            span -= half;
         }
-        let p = usize::from(self.prefix);
-        let window = self
-            .data
-            .get(p + lo * RECORD..p + hi * RECORD)
-            .unwrap_or_default();
-        let (mut below, mut at_most) = (lo, lo);
-        for r in window.chunks_exact(RECORD) {
-            let x = r.first_chunk::<4>().map_or(0, |b| u32::from_ne_bytes(*b));
-            below += usize::from(x < h);
-            at_most += usize::from(x <= h);
-        }
-        if at_most == hi {
-            at_most = self.partition(hi, n, |x| x == h);
-        }
-        (below, at_most)
+        base + usize::from(head(base) < h)
     }
 
-    /// Leaf: the index of `key` or where it would go.
-    pub(crate) fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
-        let n = self.len();
-        if n == 0 {
-            return Err(0);
-        }
+    /// Where `key` stands against this node's keys, for
+    /// [`Node::cmp_probe`]: its shared prefix compared once, and the head
+    /// of the rest.
+    #[inline]
+    pub(crate) fn probe<'k>(&self, key: &'k [u8]) -> Probe<'k> {
         let shared = self
             .data
             .get(..usize::from(self.prefix))
             .unwrap_or_default();
-        let Some(rest) = key.strip_prefix(shared) else {
+        let head = match key.strip_prefix(shared) {
+            Some(rest) => Ok(head(rest)),
             // A key without the shared prefix sorts before every key of
             // the node or after every one, as it sorts against the prefix.
-            return if key < shared { Err(0) } else { Err(n) };
+            None => Err(key.cmp(shared)),
+        };
+        Probe { key, head }
+    }
+
+    /// The order of key `i` against the probed key: by heads, and by
+    /// whole keys only where the heads tie.
+    #[inline]
+    pub(crate) fn cmp_probe(&self, i: usize, probe: &Probe<'_>) -> Ordering {
+        match probe.head {
+            Ok(h) => match self.head(i).cmp(&h) {
+                Ordering::Equal => self.key(i).cmp(probe.key),
+                other => other,
+            },
+            Err(key_vs_prefix) => key_vs_prefix.reverse(),
+        }
+    }
+
+    /// Leaf: the index of `key` or where it would go.
+    #[inline]
+    pub(crate) fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
+        self.search_probe(&self.probe(key))
+    }
+
+    /// [`Node::search`] of a probed key.
+    #[inline]
+    pub(crate) fn search_probe(&self, probe: &Probe<'_>) -> std::result::Result<usize, usize> {
+        let n = self.len();
+        let h = match probe.head {
+            Ok(h) => h,
+            Err(Ordering::Greater) => return Err(n),
+            Err(_) => return Err(0),
         };
         // Heads are in key order: every key whose head is below `key`'s is
         // smaller than it, every key whose head is above is larger; only
-        // the run of equal heads needs whole keys (a binary search, so a
-        // node whose keys share more than its prefix stays logarithmic).
-        let h = head(rest);
-        let (mut lo, mut hi) = self.head_run(h);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.key(mid).cmp(key) {
-                Ordering::Less => lo = mid + 1,
-                Ordering::Greater => hi = mid,
-                Ordering::Equal => return Ok(mid),
+        // the run of equal heads needs whole keys. Mostly that run is one
+        // key or none (the 4 bytes after the shared prefix tell keys
+        // apart); a longer one is bisected by whole keys, so a node whose
+        // keys share more than its prefix stays logarithmic.
+        let mut lo = self.first_head_at_least(h);
+        if lo < n && self.head(lo) == h {
+            match self.cmp_probe(lo, probe) {
+                Ordering::Equal => return Ok(lo),
+                Ordering::Greater => return Err(lo),
+                Ordering::Less => lo += 1,
+            }
+            if lo < n && self.head(lo) == h {
+                let mut hi = self.partition(lo, n, |x| x == h);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    match self.cmp_probe(mid, probe) {
+                        Ordering::Less => lo = mid + 1,
+                        Ordering::Greater => hi = mid,
+                        Ordering::Equal => return Ok(mid),
+                    }
+                }
             }
         }
         Err(lo)
@@ -320,7 +354,13 @@ impl Node {
 
     /// Branch: the child that routes `key`.
     pub(crate) fn route(&self, key: &[u8]) -> usize {
-        match self.search(key) {
+        self.route_probe(&self.probe(key))
+    }
+
+    /// [`Node::route`] of a probed key.
+    #[inline]
+    pub(crate) fn route_probe(&self, probe: &Probe<'_>) -> usize {
+        match self.search_probe(probe) {
             Ok(i) => i,
             Err(0) => 0,
             Err(i) => i - 1,
@@ -341,6 +381,20 @@ impl Node {
     }
 }
 
+/// The head an index record holds.
+#[inline]
+fn record_head(r: &[u8; RECORD]) -> u32 {
+    let [a, b, c, d, ..] = *r;
+    u32::from_ne_bytes([a, b, c, d])
+}
+
+/// Where the entry of an index record starts in a node's `data`.
+#[inline]
+fn record_start(r: &[u8; RECORD]) -> usize {
+    let [.., a, b, c, d] = *r;
+    u32::from_ne_bytes([a, b, c, d]) as usize
+}
+
 /// The key of the entry starting at `at` in `b` (empty past the end: the
 /// decoder checked every entry it indexed).
 #[inline]
@@ -351,10 +405,33 @@ fn entry_key_at(b: &[u8], at: usize) -> &[u8] {
 
 /// The first 4 bytes of `rest` (zero-padded) as a big-endian number: in the
 /// order of the byte strings, though not strictly (a tie says nothing).
+#[inline]
 fn head(rest: &[u8]) -> u32 {
-    let mut w = [0u8; 4];
-    w.iter_mut().zip(rest).for_each(|(d, s)| *d = *s);
-    u32::from_be_bytes(w)
+    // The top half of the padded word of `rest`'s first 8 bytes.
+    (word_be(rest) >> 32) as u32
+}
+
+/// The first 8 bytes of `s` (zero-padded) as a big-endian number: for a
+/// short `s`, two loads that overlap (or for 1 to 3 bytes, three bytes
+/// that cover it), each shifted to its place, instead of a loop a byte.
+#[inline]
+fn word_be(s: &[u8]) -> u64 {
+    let n = s.len();
+    if let Some(w) = s.first_chunk::<8>() {
+        return u64::from_be_bytes(*w);
+    }
+    if n >= 4 {
+        let first = s.first_chunk::<4>().map_or(0, |w| u32::from_be_bytes(*w));
+        let last = s.last_chunk::<4>().map_or(0, |w| u32::from_be_bytes(*w));
+        // `last` ends at byte `n - 1` of the word (from the top).
+        return u64::from(first) << 32 | u64::from(last) << (8 * (8 - n));
+    }
+    let byte = |i: usize| u64::from(s.get(i).copied().unwrap_or(0)) << (56 - 8 * i);
+    if n == 0 {
+        0
+    } else {
+        byte(0) | byte(n / 2) | byte(n - 1)
+    }
 }
 
 /// The start offset of each entry of `body`, plus the end of the last one,
@@ -464,18 +541,44 @@ mod tests {
         }
     }
 
+    /// Entries in a large node: more than a 4 KiB page holds of short keys.
+    const LARGE: usize = 128;
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
-        /// Nodes larger than the counted window: the search bisects first,
-        /// and runs of equal heads (every key starting "user") cross the
-        /// window's end.
+        /// Large nodes: long runs of equal heads (every key starting
+        /// "user"), bisected by whole keys.
         #[test]
         fn search_agrees_with_a_linear_search_in_large_nodes(
-            keys in prop::collection::btree_set(key(), WINDOW + 1..4 * WINDOW),
+            keys in prop::collection::btree_set(key(), LARGE + 1..4 * LARGE),
             probes in prop::collection::vec(key(), 1..40),
         ) {
             agrees_with_a_linear_search(&keys, &probes)?;
+        }
+    }
+
+    /// Bytes with many zeros and 0xff, so padding and sign mistakes show.
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(vec![0u8, 1, 0x7f, 0x80, 0xff]), 0..20)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Heads order keys (a smaller head, a smaller key) and read the
+        /// first bytes of a key as one zero-padded number.
+        #[test]
+        fn heads_read_keys_in_order(a in bytes(), b in bytes()) {
+            prop_assert!(head(&a) >= head(&b) || a < b);
+            prop_assert!(head(&a) <= head(&b) || a > b);
+            let padded = |s: &[u8]| {
+                let mut w = [0u8; 8];
+                w.iter_mut().zip(s).for_each(|(d, s)| *d = *s);
+                u64::from_be_bytes(w)
+            };
+            prop_assert_eq!(word_be(&a), padded(&a));
+            prop_assert_eq!(u64::from(head(&a)), padded(&a) >> 32);
         }
     }
 
@@ -520,7 +623,7 @@ mod tests {
         assert!(body.len() <= 65536 - 64, "{}", body.len());
         body.resize(65536 - 64, 0);
         let node = Node::decode_used(true, &body, 5).unwrap_or_else(|e| panic!("{e}"));
-        assert!(node.len() > 2 * WINDOW);
+        assert!(node.len() > 2 * LARGE);
         let sorted: Vec<&Vec<u8>> = keys.iter().collect();
         for (i, k) in sorted.iter().enumerate() {
             assert_eq!(node.search(k), Ok(i));

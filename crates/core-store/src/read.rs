@@ -1,11 +1,12 @@
 //! Read snapshots: point lookups and ordered ranges over one committed root.
 
+use std::borrow::Cow;
 use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::error::{Result, StoreError};
 use crate::format::MAX_DEPTH;
-use crate::node::{ChildRef, Node, ValRef};
+use crate::node::{ChildRef, Node, Probe, ValRef};
 use crate::store::{Inner, Snapshot, Store};
 
 /// A read snapshot: a consistent view of one committed transaction.
@@ -121,16 +122,6 @@ impl PinnedRead<'_> {
 
 /// A key-value pair.
 pub type Entry = (Vec<u8>, Vec<u8>);
-
-#[inline]
-pub(crate) fn value_of(inner: &Inner, v: ValRef<'_>, page_count: u64) -> Result<Vec<u8>> {
-    match v {
-        ValRef::Inline(b) => Ok(b.to_vec()),
-        ValRef::Overflow { len, page, tag } => {
-            inner.read_overflow(ChildRef { page, tag }, len, page_count)
-        }
-    }
-}
 
 /// What one level of a point lookup found.
 enum Step {
@@ -306,60 +297,113 @@ impl ReadTxn {
 impl Finder<'_> {
     /// The value of `key`, if present: what [`ReadTxn::get`] gives.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut value = Vec::new();
+        Ok(self.get_into(key, &mut value)?.then_some(value))
+    }
+
+    /// [`Finder::get`] into a buffer the caller keeps: `out` is cleared,
+    /// then holds the value of `key` if it is present (`true`) and stays
+    /// empty if not (`false`). A run of lookups through one buffer
+    /// allocates only while the buffer grows.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use std::{path::Path, sync::Arc};
+    /// # use sealkv_core_store::{Store, StoreOptions};
+    /// # use sealkv_fileio::{SimVfs, Vfs};
+    /// # let vfs: Arc<dyn Vfs> = Arc::new(SimVfs::new());
+    /// # vfs.create_dir_all(Path::new("/db"))?;
+    /// # let (store, _) = Store::create(vfs, Path::new("/db/data"), StoreOptions::default())?;
+    /// let mut w = store.write()?;
+    /// w.put(b"a", b"1")?;
+    /// w.commit()?;
+    /// let snapshot = store.read();
+    /// let mut finder = snapshot.finder();
+    /// let mut value = Vec::new();
+    /// assert!(finder.get_into(b"a", &mut value)?);
+    /// assert_eq!(value, b"1");
+    /// assert!(!finder.get_into(b"b", &mut value)?);
+    /// assert!(value.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_into(&mut self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        out.clear();
         let meta = &self.txn.snap.meta;
         let Some(root) = meta.root else {
-            return Ok(None);
+            return Ok(false);
         };
         let page_count = meta.page_count;
-        // The first level whose chosen child does not route `key`: a
-        // branch's child `i` takes the keys from its key (every smaller
-        // one too, for the first) up to the next child's key (every larger
-        // one too, for the last), within what the levels above route to
-        // the branch.
-        let kept = self
-            .path
-            .iter()
-            .take_while(|(node, i)| {
-                !node.leaf
-                    && (*i == 0 || node.key(*i) <= key)
-                    && (*i + 1 >= node.len() || key < node.key(*i + 1))
-            })
-            .count();
-        // The first level that does not route `key` as before (a branch:
-        // the leaf is searched whatever happens) picks its child again,
-        // looking a few children on first; below it, lookups from the
-        // root's way.
-        let mut next = match self.path.get_mut(kept) {
-            Some((node, i)) if !node.leaf => {
-                *i = rerouted(node, *i, key);
-                let child = node.child(*i);
-                self.path.truncate(kept + 1);
+        // Level by level from the root, the kept path's branches while
+        // each still routes `key` through the child it took; the first
+        // that does not picks its child again, looking a few children on
+        // first, and the path below it is dropped.
+        let mut rerouted_to = None;
+        for (depth, (node, i)) in self.path.iter_mut().enumerate() {
+            if node.leaf {
+                break;
+            }
+            if let Err(j) = reroute(node, *i, &node.probe(key)) {
+                *i = j;
+                rerouted_to = Some((depth, node.child(j)));
+                break;
+            }
+        }
+        let mut next = match rerouted_to {
+            Some((depth, child)) => {
+                self.path.truncate(depth + 1);
                 child
             }
-            _ => {
-                self.path.truncate(kept);
-                match self.path.last() {
-                    Some((node, i)) => node.child(*i),
-                    None => root,
-                }
-            }
+            // Every branch routes `key` as before: the leaf the path holds
+            // is the one to search (the very node the last lookup read and
+            // authenticated, of this snapshot), without a cache lookup.
+            None => match self.path.last() {
+                Some((leaf, _)) if leaf.leaf => return self.found_in(leaf, key, page_count, out),
+                // A descent that failed part way: on from its last branch.
+                Some((branch, i)) => branch.child(*i),
+                None => root,
+            },
         };
         loop {
             check_depth(&self.path, next.page)?;
             let node = self.txn.inner.load_node(next, page_count)?;
             if node.leaf {
-                let found = node.search(key).map(|i| node.val(i));
-                let value = match found {
-                    Ok(v) => Some(value_of(&self.txn.inner, v, page_count)?),
-                    Err(_) => None,
-                };
+                let found = self.found_in(&node, key, page_count, out);
                 self.path.push((node, 0));
-                return Ok(value);
+                return found;
             }
             let i = node.route(key);
             next = node.child(i);
             self.path.push((node, i));
         }
+    }
+
+    /// Copies the value of `key` in `leaf` to `out` (empty before), if
+    /// the leaf holds it.
+    #[inline]
+    fn found_in(
+        &self,
+        leaf: &Node,
+        key: &[u8],
+        page_count: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        let Ok(i) = leaf.search(key) else {
+            return Ok(false);
+        };
+        match leaf.val(i) {
+            // An empty buffer (a `get`) is allocated to the value's size
+            // at once.
+            ValRef::Inline(v) if out.capacity() == 0 => *out = v.to_vec(),
+            ValRef::Inline(v) => out.extend_from_slice(v),
+            ValRef::Overflow { len, page, tag } => {
+                *out = self
+                    .txn
+                    .inner
+                    .read_overflow(ChildRef { page, tag }, len, page_count)?;
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -367,21 +411,25 @@ impl Finder<'_> {
 /// before it searches the branch.
 const LOOK_ON: usize = 4;
 
-/// The child of branch `node` that routes `key`, when child `i` routed the
-/// last key: one of the next few if `key` lies past child `i` (a run of
-/// ascending keys moves on a child or two at a time), else found by a
-/// search.
-fn rerouted(node: &Node, i: usize, key: &[u8]) -> usize {
-    if i == 0 || node.key(i) <= key {
-        // `key` is past child `i`'s keys: child `j` routes it if it lies
-        // below child `j + 1`'s first key.
-        for j in i + 1..node.len().min(i + 1 + LOOK_ON) {
-            if j + 1 >= node.len() || key < node.key(j + 1) {
-                return j;
-            }
+/// Whether child `i` of branch `node`, which routed the last key, routes
+/// the probed key too (`Ok(i)`), else the child that does (`Err`): one of
+/// the next few if the key lies past child `i` (a run of ascending keys
+/// moves on a child or two at a time), else found by a search. Child `i`
+/// takes the keys from its key (every smaller one too, for the first) up
+/// to the next child's key (every larger one too, for the last).
+#[inline]
+fn reroute(node: &Node, i: usize, key: &Probe<'_>) -> std::result::Result<usize, usize> {
+    if i > 0 && node.cmp_probe(i, key).is_gt() {
+        return Err(node.route_probe(key));
+    }
+    // `key` is at or past child `i`'s first key: child `j` routes it if
+    // it lies below child `j + 1`'s (each step one comparison).
+    for j in i..node.len().min(i + 1 + LOOK_ON) {
+        if j + 1 >= node.len() || node.cmp_probe(j + 1, key).is_gt() {
+            return if j == i { Ok(i) } else { Err(j) };
         }
     }
-    node.route(key)
+    Err(node.route_probe(key))
 }
 
 /// An ordered, double-ended iterator over a range of a snapshot. Items are
@@ -546,98 +594,190 @@ impl Range {
         }
     }
 
+    /// Moves the front one entry on: `false` (and the range done) at the
+    /// end; then the entry is [`Range::front_entry`], which
+    /// [`Range::visit_entry`] checks against the bounds.
     #[inline]
-    fn step_front(&mut self) -> Result<Option<Entry>> {
+    fn step_front(&mut self) -> Result<bool> {
         if self.front.is_none() {
             self.front = Some(self.seek_front()?);
         }
         let mut path = self.front.take().unwrap_or_default();
         let out = self.next_front_in(&mut path);
         self.front = Some(path);
-        self.front_yielded |= matches!(out, Ok(Some(_)));
-        if !matches!(out, Ok(Some(_))) {
-            self.done = true;
-        }
+        let moved = matches!(out, Ok(true));
+        self.front_yielded |= moved;
+        self.done |= !moved;
         out
     }
 
+    /// Moves the back one entry back, like [`Range::step_front`]; then
+    /// the entry is [`Range::back_entry`].
     #[inline]
-    fn step_back(&mut self) -> Result<Option<Entry>> {
+    fn step_back(&mut self) -> Result<bool> {
         if self.back.is_none() {
             self.back = Some(self.seek_back()?);
         }
         let mut path = self.back.take().unwrap_or_default();
         let out = self.next_back_in(&mut path);
         self.back = Some(path);
-        self.back_yielded |= matches!(out, Ok(Some(_)));
-        if !matches!(out, Ok(Some(_))) {
-            self.done = true;
-        }
+        let moved = matches!(out, Ok(true));
+        self.back_yielded |= moved;
+        self.done |= !moved;
         out
     }
 
-    /// Moves the front `path` one entry on and copies that entry out:
-    /// `None` past the upper bound, at the end, or where the back has been.
+    /// Moves the front `path` one entry on: `false` at the end.
     #[inline]
-    fn next_front_in(&self, path: &mut Vec<(Node, usize)>) -> Result<Option<Entry>> {
+    fn next_front_in(&self, path: &mut Vec<(Node, usize)>) -> Result<bool> {
         loop {
             let Some((node, i)) = path.last_mut() else {
-                return Ok(None);
+                return Ok(false);
             };
             if *i < node.len() {
                 *i += 1;
                 break;
             }
             if !self.advance_front(path)? {
-                return Ok(None);
+                return Ok(false);
             }
         }
-        let Some((node, i)) = path.last() else {
-            return Ok(None);
-        };
-        let (key, val) = node.entry(i.saturating_sub(1));
-        if self.past_upper(key) || self.back_last().is_some_and(|b| key >= b) {
-            return Ok(None);
-        }
-        let value = self.value(val)?;
-        Ok(Some((key.to_vec(), value)))
+        Ok(true)
     }
 
-    /// Moves the back `path` one entry back and copies that entry out:
-    /// `None` before the lower bound, at the start, or where the front has
-    /// been.
+    /// Moves the back `path` one entry back: `false` at the start.
     #[inline]
-    fn next_back_in(&self, path: &mut Vec<(Node, usize)>) -> Result<Option<Entry>> {
+    fn next_back_in(&self, path: &mut Vec<(Node, usize)>) -> Result<bool> {
         loop {
             let Some((_, i)) = path.last_mut() else {
-                return Ok(None);
+                return Ok(false);
             };
             if *i > 0 {
                 *i -= 1;
                 break;
             }
             if !self.advance_back(path)? {
-                return Ok(None);
+                return Ok(false);
             }
         }
-        let Some((node, i)) = path.last() else {
-            return Ok(None);
-        };
-        let (key, val) = node.entry(*i);
-        if self.before_lower(key) || self.front_last().is_some_and(|f| key <= f) {
-            return Ok(None);
-        }
-        let value = self.value(val)?;
-        Ok(Some((key.to_vec(), value)))
+        Ok(true)
     }
 
-    /// An entry's value as this range yields it (empty for keys only).
+    /// The entry the front stepped onto last, in place in its leaf.
     #[inline]
-    fn value(&self, val: ValRef<'_>) -> Result<Vec<u8>> {
-        if self.keys_only {
-            return Ok(Vec::new());
+    fn front_entry(&self) -> Option<(&[u8], ValRef<'_>)> {
+        let (node, i) = self.front.as_ref()?.last()?;
+        Some(node.entry(i.checked_sub(1)?))
+    }
+
+    /// The entry the back stepped onto last, in place in its leaf.
+    #[inline]
+    fn back_entry(&self) -> Option<(&[u8], ValRef<'_>)> {
+        let (node, i) = self.back.as_ref()?.last()?;
+        Some(node.entry(*i))
+    }
+
+    /// `f` of the entry an end stepped onto (`front` or the back), its key
+    /// borrowed from the leaf, its value too or, in overflow pages, read
+    /// whole (empty for keys only); `None` if the entry lies past the
+    /// range's bound at that end or where the other end has been.
+    #[inline]
+    fn visit_entry<R>(
+        &self,
+        front: bool,
+        f: impl FnOnce(&[u8], Cow<'_, [u8]>) -> R,
+    ) -> Result<Option<R>> {
+        let entry = if front {
+            self.front_entry()
+        } else {
+            self.back_entry()
+        };
+        let Some((key, val)) = entry else {
+            return Ok(None);
+        };
+        let outside = if front {
+            self.past_upper(key) || self.back_last().is_some_and(|b| key >= b)
+        } else {
+            self.before_lower(key) || self.front_last().is_some_and(|f| key <= f)
+        };
+        if outside {
+            return Ok(None);
         }
-        value_of(&self.inner, val, self.page_count)
+        let value = match val {
+            _ if self.keys_only => Cow::Borrowed(&[][..]),
+            ValRef::Inline(v) => Cow::Borrowed(v),
+            ValRef::Overflow { len, page, tag } => Cow::Owned(self.inner.read_overflow(
+                ChildRef { page, tag },
+                len,
+                self.page_count,
+            )?),
+        };
+        Ok(Some(f(key, value)))
+    }
+
+    /// One step from an end (`front` or the back) and `f` of the entry
+    /// stepped onto: `None` once the range is done, and after an error.
+    #[inline]
+    fn next_visit<R>(
+        &mut self,
+        front: bool,
+        f: impl FnOnce(&[u8], Cow<'_, [u8]>) -> R,
+    ) -> Option<Result<R>> {
+        if self.done {
+            return None;
+        }
+        let stepped = if front {
+            self.step_front()
+        } else {
+            self.step_back()
+        };
+        let out = match stepped {
+            Ok(true) => self.visit_entry(front, f),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match out {
+            Ok(Some(r)) => Some(Ok(r)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// The next entry from the front, given to `f` as borrowed key and
+    /// value instead of copied out (what [`Iterator::next`] yields,
+    /// without two allocations an entry): `None` once the range is done,
+    /// and after an error.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use std::{ops::Bound, path::Path, sync::Arc};
+    /// # use sealkv_core_store::{Store, StoreOptions};
+    /// # use sealkv_fileio::{SimVfs, Vfs};
+    /// # let vfs: Arc<dyn Vfs> = Arc::new(SimVfs::new());
+    /// # vfs.create_dir_all(Path::new("/db"))?;
+    /// # let (store, _) = Store::create(vfs, Path::new("/db/data"), StoreOptions::default())?;
+    /// let mut w = store.write()?;
+    /// w.put(b"a", b"1")?;
+    /// w.put(b"b", b"22")?;
+    /// w.commit()?;
+    /// let snapshot = store.read();
+    /// let mut range = snapshot.iter();
+    /// let mut total = 0;
+    /// while let Some(len) = range.next_with(|_key, value| value.len()) {
+    ///     total += len?;
+    /// }
+    /// assert_eq!(total, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn next_with<R>(&mut self, f: impl FnOnce(&[u8], &[u8]) -> R) -> Option<Result<R>> {
+        self.next_visit(true, |k, v| f(k, &v))
     }
 
     /// The key the front yielded last, read in place from the leaf its
@@ -668,34 +808,14 @@ impl Iterator for Range {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.step_front() {
-            Ok(Some(e)) => Some(Ok(e)),
-            Ok(None) => None,
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.next_visit(true, |k, v| (k.to_vec(), v.into_owned()))
     }
 }
 
 impl DoubleEndedIterator for Range {
     #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.step_back() {
-            Ok(Some(e)) => Some(Ok(e)),
-            Ok(None) => None,
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.next_visit(false, |k, v| (k.to_vec(), v.into_owned()))
     }
 }
 

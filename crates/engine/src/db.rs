@@ -390,6 +390,25 @@ impl View {
         finder.get(key).map_err(|e| self.db.store_error(e))
     }
 
+    /// [`View::get_found`] into `out` (cleared): whether `key` is
+    /// present.
+    pub(crate) fn get_found_into(
+        &self,
+        finder: &mut Finder<'_>,
+        key: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Error> {
+        if let Some(slot) = self.get_in_memtables(key) {
+            out.clear();
+            out.extend_from_slice(slot.as_deref().unwrap_or_default());
+            return Ok(slot.is_some());
+        }
+        self.db.counters.tree_reads.fetch_add(1, Ordering::Relaxed);
+        finder
+            .get_into(key, out)
+            .map_err(|e| self.db.store_error(e))
+    }
+
     /// The newest version of `key` in the memtables, if one holds one.
     fn get_in_memtables(&self, key: &[u8]) -> Option<crate::memtable::Slot> {
         // A memtable that is empty (a byte count of zero: see

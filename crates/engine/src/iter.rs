@@ -167,6 +167,31 @@ impl DbIter {
     }
 }
 
+impl DbIter {
+    /// The next entry from the front into `key` and `value` (both
+    /// replaced): what [`Iterator::next`] yields, without allocating per
+    /// entry when only the tree is read.
+    #[inline]
+    pub(crate) fn next_into(
+        &mut self,
+        key: &mut Vec<u8>,
+        value: &mut Vec<u8>,
+    ) -> Option<Result<(), Error>> {
+        match &mut self.inner {
+            Sources::Tree(t) => t.next_into(self.strip, key, value),
+            Sources::Merge(m) => match m.next()? {
+                Ok((k, v)) => {
+                    key.clear();
+                    key.extend_from_slice(k.get(self.strip.min(k.len())..).unwrap_or_default());
+                    *value = v;
+                    Some(Ok(()))
+                }
+                Err(e) => Some(Err(e)),
+            },
+        }
+    }
+}
+
 impl Iterator for DbIter {
     type Item = Result<(Vec<u8>, Vec<u8>), Error>;
 

@@ -79,5 +79,5 @@ pub use sealkv_core_store::CompactReport;
 pub use sealkv_core_wal::Durability;
 pub use snapshot::Snapshot;
 pub use stats::{EncryptionStatus, Stats};
-pub use txn::{CompareAndSwapError, Transaction, TxnIter, TxnReader};
+pub use txn::{CompareAndSwapError, EntryRef, Transaction, TxnIter, TxnReader};
 pub use verify::{Finding, VerifyReport};

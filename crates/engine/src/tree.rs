@@ -53,6 +53,25 @@ impl TreeSource {
         Some(self.range.next()?.map_err(|e| self.db.store_error(e)))
     }
 
+    /// The next entry from the front copied into `key` (without its first
+    /// `strip` bytes) and `value`, both cleared first: no allocation but
+    /// while they grow; after an error, `None`.
+    #[inline]
+    pub(crate) fn next_into(
+        &mut self,
+        strip: usize,
+        key: &mut Vec<u8>,
+        value: &mut Vec<u8>,
+    ) -> Option<Result<(), Error>> {
+        let copied = self.range.next_with(|k, v| {
+            key.clear();
+            key.extend_from_slice(k.get(strip.min(k.len())..).unwrap_or_default());
+            value.clear();
+            value.extend_from_slice(v);
+        })?;
+        Some(copied.map_err(|e| self.db.store_error(e)))
+    }
+
     /// The next entry from the back, like [`TreeSource::next_entry`].
     #[inline]
     pub(crate) fn next_back_entry(&mut self) -> Option<Result<KeyValue, Error>> {

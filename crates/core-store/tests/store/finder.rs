@@ -1,9 +1,9 @@
-//! A `Finder`'s lookups against a `BTreeMap` model and against
-//! `ReadTxn::get`: keys in runs that ascend (the path kept from one lookup
-//! to the next), keys in any order (the path left where the next key
-//! routes elsewhere), absent keys between, before and after the stored
-//! ones, values in overflow chains, and a snapshot older than later
-//! commits.
+//! A `Finder`'s lookups (`get`, and `get_into` through one reused buffer)
+//! against a `BTreeMap` model and against `ReadTxn::get`: keys in runs
+//! that ascend (the path kept from one lookup to the next), keys in any
+//! order (the path left where the next key routes elsewhere), absent keys
+//! between, before and after the stored ones, values in overflow chains,
+//! and a snapshot older than later commits.
 
 use std::collections::BTreeMap;
 
@@ -53,10 +53,17 @@ proptest! {
         }
         probes.extend(scattered);
         let mut finder = snapshot.finder();
+        // A second finder reads through one buffer it keeps, as a run of
+        // `get_into` does.
+        let mut into = snapshot.finder();
+        let mut buf = b"stale".to_vec();
         for p in probes {
             let want = model.get(&k(p)).cloned();
             prop_assert_eq!(&finder.get(&k(p)).unwrap(), &want, "key {}", p);
-            prop_assert_eq!(snapshot.get(&k(p)).unwrap(), want);
+            prop_assert_eq!(snapshot.get(&k(p)).unwrap(), want.clone());
+            let found = into.get_into(&k(p), &mut buf).unwrap();
+            prop_assert_eq!(found, want.is_some(), "key {}", p);
+            prop_assert_eq!(&buf, &want.unwrap_or_default(), "key {}", p);
         }
         // Keys outside every stored one: before the first, after the last.
         prop_assert_eq!(finder.get(b"a").unwrap(), None);
@@ -98,4 +105,38 @@ fn an_ascending_run_descends_from_below_the_root() {
         "{visited} nodes for {} keys in a tree of {depth} levels",
         run.len()
     );
+}
+
+#[test]
+fn keys_in_the_leaf_of_the_last_lookup_are_found_without_the_cache() {
+    let sim = SimVfs::new();
+    let store = create(&sim, Some(keyring()));
+    let mut w = store.write().unwrap();
+    for i in 0..20_000u32 {
+        w.put(&key(i), &val(i, 0)).unwrap();
+    }
+    w.commit().unwrap();
+    let snapshot = store.read();
+    let nodes = |s: &sealkv_core_store::Store| {
+        let st = s.stats();
+        st.cache_hits + st.cache_misses
+    };
+    let mut finder = snapshot.finder();
+    let mut value = Vec::new();
+    assert!(finder.get_into(&key(1000), &mut value).unwrap());
+    // Its neighbours (and a key absent between them) sit in the same leaf
+    // (a leaf holds dozens of these entries): no node is looked up again.
+    let before = nodes(&store);
+    for i in [1001, 1002, 1000, 1001] {
+        assert!(finder.get_into(&key(i), &mut value).unwrap());
+        assert_eq!(value, val(i, 0));
+    }
+    let mut between = key(1001);
+    between.push(0);
+    assert!(!finder.get_into(&between, &mut value).unwrap());
+    assert!(value.is_empty());
+    assert_eq!(nodes(&store), before);
+    // A key far away descends again.
+    assert!(finder.get_into(&key(19_000), &mut value).unwrap());
+    assert!(nodes(&store) > before);
 }

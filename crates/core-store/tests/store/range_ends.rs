@@ -32,7 +32,8 @@ proptest! {
         big in prop::collection::vec(0u16..1500, 0..4),
         lower in (any::<u8>(), 0u16..1500),
         upper in (any::<u8>(), 0u16..1500),
-        dirs in prop::collection::vec(any::<bool>(), 0..700),
+        // 0: `next`, 1: `next_back`, 2: `next_with` (borrowed, copied out).
+        steps in prop::collection::vec(0u8..3, 0..700),
         encrypted in any::<bool>(),
     ) {
         let sim = SimVfs::new();
@@ -66,11 +67,14 @@ proptest! {
         };
         let r = store.read();
         let mut it = r.range(as_ref(&lo), as_ref(&hi));
-        for front in dirs.iter().copied().chain(std::iter::repeat_n(true, 2)) {
-            let (got, exp) = if front {
-                (it.next(), want.pop_front())
-            } else {
-                (it.next_back(), want.pop_back())
+        for step in steps.iter().copied().chain(std::iter::repeat_n(0, 2)) {
+            let (got, exp) = match step {
+                0 => (it.next(), want.pop_front()),
+                1 => (it.next_back(), want.pop_back()),
+                _ => (
+                    it.next_with(|k, v| (k.to_vec(), v.to_vec())),
+                    want.pop_front(),
+                ),
             };
             prop_assert_eq!(got.transpose().unwrap(), exp);
         }

@@ -30,6 +30,10 @@ impl SortedSource<Error> for OwnWrites {
     }
 }
 
+/// A key and its value borrowed from a [`TxnIter`] until its next call
+/// (what [`TxnIter::next_ref`] yields).
+pub type EntryRef<'a> = (&'a [u8], &'a [u8]);
+
 /// The keys of a range as a transaction sees them, in order (or reversed
 /// with [`Iterator::rev`]). What it yields — and every key between the
 /// range's start and the last key yielded, present or not — counts as read
@@ -45,6 +49,11 @@ pub struct TxnIter {
     /// The last user key yielded from each end.
     front: Option<Vec<u8>>,
     back: Option<Vec<u8>>,
+    /// The key [`TxnIter::next_ref`] reads into before it becomes
+    /// `front` (the two swap places: neither is allocated per entry).
+    scratch: Vec<u8>,
+    /// The value [`TxnIter::next_ref`] yielded last.
+    value: Vec<u8>,
     /// An end returned `None`: the whole range was seen.
     exhausted: bool,
     covered: Covered,
@@ -85,6 +94,8 @@ impl TxnIter {
             upper,
             front: None,
             back: None,
+            scratch: Vec::new(),
+            value: Vec::new(),
             exhausted: false,
             covered,
         }
@@ -116,6 +127,52 @@ impl TxnIter {
             Some(Err(_)) => {}
         }
         item
+    }
+}
+
+impl TxnIter {
+    /// The next entry from the front, borrowed from the iterator until
+    /// its next call: what [`Iterator::next`] yields (and counting as
+    /// read the same way), without allocating a key and a value per
+    /// entry. A loop over a range reads with
+    /// `while let Some(entry) = iter.next_ref() { let (key, value) = entry?; … }`;
+    /// it mixes freely with [`Iterator::next`] and
+    /// [`DoubleEndedIterator::next_back`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = sealkv::Db::open(dir.path())?;
+    /// db.put(b"a", b"1")?;
+    /// db.put(b"b", b"22")?;
+    /// db.transaction(|tx| {
+    ///     let mut iter = tx.range::<&[u8]>(..)?;
+    ///     let mut seen = Vec::new();
+    ///     while let Some(entry) = iter.next_ref() {
+    ///         let (key, value) = entry?;
+    ///         seen.push((key.to_vec(), value.len()));
+    ///     }
+    ///     assert_eq!(seen, [(b"a".to_vec(), 1), (b"b".to_vec(), 2)]);
+    ///     Ok::<_, sealkv::Error>(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn next_ref(&mut self) -> Option<Result<EntryRef<'_>, Error>> {
+        match self.inner.next_into(&mut self.scratch, &mut self.value) {
+            None => {
+                self.exhausted = true;
+                None
+            }
+            Some(Err(e)) => Some(Err(e)),
+            Some(Ok(())) => {
+                // The key read becomes the last one yielded from the
+                // front; the one before it is the next scratch buffer.
+                let last = self.front.get_or_insert_with(Vec::new);
+                std::mem::swap(last, &mut self.scratch);
+                Some(Ok((last.as_slice(), self.value.as_slice())))
+            }
+        }
     }
 }
 

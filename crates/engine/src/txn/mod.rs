@@ -43,7 +43,7 @@ use crate::keyspace::{Keyspace, KeyspaceState, UserBounds, bounds, prefix_bounds
 use crate::memtable::Slot;
 use crate::write::Commit;
 use conflict::ReadSet;
-pub use iter::TxnIter;
+pub use iter::{EntryRef, TxnIter};
 pub use reader::TxnReader;
 use writes::WriteSet;
 

@@ -80,11 +80,8 @@ impl TxnReader<'_> {
         // Refused as the transaction's own reads are: a closed database,
         // a dropped keyspace.
         self.ks.live()?;
-        let stored = &mut *self.stored;
-        stored.clear();
-        stored.extend_from_slice(self.prefix.as_bytes());
-        stored.extend_from_slice(key.as_ref());
-        if let Some(own) = self.writes.get(stored.as_slice()) {
+        let stored = stored_key(self.stored, self.prefix, key.as_ref());
+        if let Some(own) = self.writes.get(stored) {
             // Its own write: nothing another transaction does changes it.
             return Ok(own.clone());
         }
@@ -92,4 +89,53 @@ impl TxnReader<'_> {
         self.reads.key(stored);
         Ok(value)
     }
+
+    /// [`TxnReader::get`] into a buffer the caller keeps: `out` is
+    /// cleared, then holds the value if `key` is present (`true`) and
+    /// stays empty if not (`false`). The key counts as read either way. A
+    /// run of reads through one buffer allocates only while it grows;
+    /// the value can be decoded from `out` before the next read.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = sealkv::Db::open(dir.path())?;
+    /// let users = db.keyspace("users")?;
+    /// users.put(1u32.to_be_bytes(), "ada")?;
+    /// db.transaction(|tx| {
+    ///     let mut reader = tx.reader_in(&users)?;
+    ///     let mut value = Vec::new();
+    ///     assert!(reader.get_into(1u32.to_be_bytes(), &mut value)?);
+    ///     assert_eq!(value, b"ada");
+    ///     assert!(!reader.get_into(2u32.to_be_bytes(), &mut value)?);
+    ///     assert!(value.is_empty());
+    ///     Ok::<_, sealkv::Error>(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_into(&mut self, key: impl AsRef<[u8]>, out: &mut Vec<u8>) -> Result<bool, Error> {
+        // Refused as the transaction's own reads are: a closed database,
+        // a dropped keyspace.
+        self.ks.live()?;
+        let stored = stored_key(self.stored, self.prefix, key.as_ref());
+        if let Some(own) = self.writes.get(stored) {
+            // Its own write: nothing another transaction does changes it.
+            out.clear();
+            out.extend_from_slice(own.as_deref().unwrap_or_default());
+            return Ok(own.is_some());
+        }
+        let found = self.view.get_found_into(&mut self.finder, stored, out)?;
+        self.reads.key(stored);
+        Ok(found)
+    }
+}
+
+/// `key` in the keyspace of `prefix`, as the tree stores it, in the
+/// transaction's reused key buffer.
+fn stored_key<'s>(stored: &'s mut Vec<u8>, prefix: Prefix, key: &[u8]) -> &'s [u8] {
+    stored.clear();
+    stored.extend_from_slice(prefix.as_bytes());
+    stored.extend_from_slice(key);
+    stored
 }
