@@ -29,6 +29,7 @@ mod keyref;
 mod layout;
 mod ops;
 mod record;
+mod runs;
 mod schema;
 pub mod sealed;
 pub mod tenants;

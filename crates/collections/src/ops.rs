@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::key::{SortKey, kind_of, prefix_successor};
 use crate::layout::{self, RECORD_TAG};
 use crate::record;
+use crate::runs::Runs;
 use crate::tenants;
 
 /// How a write treats a record already stored under the primary key.
@@ -184,10 +185,12 @@ where
             Bound::Unbounded => past(prefix.clone()),
         };
         self.run(at, |tx| {
-            let pks = tx
-                .range_in(&self.inner.ks, (lower.clone(), upper.clone()))?
-                .map(|item| item.map(|(_, pk)| pk))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut pks = Runs::default();
+            let mut entries = tx.range_in(&self.inner.ks, (lower.clone(), upper.clone()))?;
+            while let Some(entry) = entries.next_ref() {
+                pks.push(entry?.1);
+            }
+            drop(entries);
             self.records_of(tx, &pks, None, None)
         })
     }
@@ -352,13 +355,17 @@ where
         };
         let mut prefix = layout::index_prefix(index.id);
         prefix.extend_from_slice(&stored_value);
-        let pks = if index.decl.spec.unique {
-            tx.get_in(&self.inner.ks, &prefix)?.into_iter().collect()
+        let mut pks = Runs::default();
+        if index.decl.spec.unique {
+            if let Some(pk) = tx.get_in(&self.inner.ks, &prefix)? {
+                pks.push(&pk);
+            }
         } else {
-            tx.prefix_in(&self.inner.ks, &prefix)?
-                .map(|item| item.map(|(_, pk)| pk))
-                .collect::<Result<Vec<_>, _>>()?
-        };
+            let mut entries = tx.prefix_in(&self.inner.ks, &prefix)?;
+            while let Some(entry) = entries.next_ref() {
+                pks.push(entry?.1);
+            }
+        }
         let recheck = index.decl.spec.blind.then_some((index, value));
         self.records_of(tx, &pks, recheck, tenant)
     }
@@ -371,7 +378,7 @@ where
     fn records_of(
         &self,
         tx: &mut Transaction,
-        pks: &[Vec<u8>],
+        pks: &Runs,
         recheck: Option<(&Active<T>, &[u8])>,
         tenant: Option<&[u8]>,
     ) -> Result<Vec<T>, Error> {
@@ -381,22 +388,28 @@ where
         // ascend); one (a unique lookup) by a plain read, which sets up no
         // path to keep.
         let missing = || self.corrupt("an index entry names a missing record");
-        let mut values = Vec::with_capacity(pks.len());
-        if let [pk] = pks {
-            let stored = tx.get_in(&self.inner.ks, layout::record_key(pk))?;
-            values.push(stored.ok_or_else(missing)?);
+        let mut stored = Runs::default();
+        if pks.len() == 1 {
+            for pk in pks.iter() {
+                let value = tx.get_in(&self.inner.ks, layout::record_key(pk))?;
+                stored.push(&value.ok_or_else(missing)?);
+            }
         } else {
             let mut reader = tx.reader_in(&self.inner.ks)?;
             let mut rkey = Vec::new();
-            for pk in pks {
+            let mut value = Vec::new();
+            for pk in pks.iter() {
                 rkey.clear();
                 rkey.push(RECORD_TAG);
                 rkey.extend_from_slice(pk);
-                values.push(reader.get(&rkey)?.ok_or_else(missing)?);
+                if !reader.get_into(&rkey, &mut value)? {
+                    return Err(missing());
+                }
+                stored.push(&value);
             }
         }
         let mut out = Vec::with_capacity(pks.len());
-        for (pk, stored) in pks.iter().zip(&values) {
+        for (pk, stored) in pks.iter().zip(stored.iter()) {
             let record = self.decode(pk, stored, Some(tx))?;
             if tenant.is_some() && self.tenant_of(&record)?.as_deref() != tenant {
                 continue;
