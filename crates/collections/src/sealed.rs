@@ -296,23 +296,24 @@ impl SealScope {
     }
 }
 
-/// The scopes of this thread: the one in use last (a decode inside a
-/// decode, say in a schema upgrade, stacks another), and the spare ones.
+/// The scopes of this thread, kept in place and used again: the first
+/// `depth` are in use (a decode inside a decode, say in a schema upgrade,
+/// uses the next one), the rest are spare.
 struct Scopes {
-    active: Vec<SealScope>,
-    spare: Vec<SealScope>,
+    pool: Vec<SealScope>,
+    depth: usize,
 }
 
-/// The spare scopes a thread keeps, and the largest binding buffer kept
-/// with one.
-const SPARE_SCOPES: usize = 4;
+/// The scopes a thread keeps, and the largest binding buffer kept with
+/// one.
+const KEPT_SCOPES: usize = 4;
 const KEPT_BINDING: usize = 4096;
 
 thread_local! {
     static SCOPES: RefCell<Scopes> = const {
         RefCell::new(Scopes {
-            active: Vec::new(),
-            spare: Vec::new(),
+            pool: Vec::new(),
+            depth: 0,
         })
     };
     /// Counts reads of sealed values, to catch a key extractor reading one.
@@ -322,18 +323,26 @@ thread_local! {
 fn with_scope<R>(f: impl FnOnce(&mut SealScope) -> Result<R, &'static str>) -> Result<R, String> {
     SCOPES.with(|cell| {
         let mut scopes = cell.borrow_mut();
-        match scopes.active.last_mut() {
+        let depth = scopes.depth;
+        match depth
+            .checked_sub(1)
+            .and_then(|top| scopes.pool.get_mut(top))
+        {
             Some(scope) => f(scope).map_err(str::to_owned),
             None => Err("a Sealed field is serialized only by a collection".to_owned()),
         }
     })
 }
 
-/// Ends the scope on top of this thread's stack and keeps it as a spare;
-/// returns what its sealed fields met.
+/// Ends the scope in use last on this thread; returns what its sealed
+/// fields met. A scope ends holding no database handle.
 fn end_scope(cell: &RefCell<Scopes>) -> ScopeOutcome {
     let mut scopes = cell.borrow_mut();
-    let Some(mut scope) = scopes.active.pop() else {
+    let Some(top) = scopes.depth.checked_sub(1) else {
+        return ScopeOutcome::default();
+    };
+    scopes.depth = top;
+    let Some(scope) = scopes.pool.get_mut(top) else {
         return ScopeOutcome::default();
     };
     let outcome = ScopeOutcome {
@@ -341,14 +350,17 @@ fn end_scope(cell: &RefCell<Scopes>) -> ScopeOutcome {
         opened: std::mem::take(&mut scope.opened),
     };
     scope.db = None;
-    if scopes.spare.len() < SPARE_SCOPES && scope.binding.capacity() <= KEPT_BINDING {
-        scopes.spare.push(scope);
+    if scope.binding.capacity() > KEPT_BINDING {
+        scope.binding = Vec::new();
+    }
+    if top >= KEPT_SCOPES {
+        scopes.pool.truncate(top);
     }
     outcome
 }
 
 /// Runs `f` (an encode or a decode) with a scope of `db` and field key
-/// `key` installed on this thread, its binding written by `bind`; returns
+/// `key` in use on this thread, its binding written by `bind`; returns
 /// `f`'s result and what its sealed fields met.
 pub(crate) fn within<R>(
     db: &Db,
@@ -358,12 +370,17 @@ pub(crate) fn within<R>(
 ) -> (R, ScopeOutcome) {
     SCOPES.with(|cell| {
         let mut scopes = cell.borrow_mut();
-        let mut scope = scopes.spare.pop().unwrap_or_default();
-        scope.db = Some(db.clone());
-        scope.key = key;
-        scope.binding.clear();
-        bind(&mut scope.binding);
-        scopes.active.push(scope);
+        let depth = scopes.depth;
+        if scopes.pool.len() == depth {
+            scopes.pool.push(SealScope::default());
+        }
+        scopes.depth = depth + 1;
+        if let Some(scope) = scopes.pool.get_mut(depth) {
+            scope.db = Some(db.clone());
+            scope.key = key;
+            scope.binding.clear();
+            bind(&mut scope.binding);
+        }
     });
     // Ended even if `f` unwinds.
     struct End(bool);
@@ -398,8 +415,8 @@ mod tests {
     fn scopes_in_use() -> (usize, bool) {
         SCOPES.with(|cell| {
             let scopes = cell.borrow();
-            let holds_db = scopes.spare.iter().any(|s| s.db.is_some());
-            (scopes.active.len(), holds_db)
+            let holds_db = scopes.pool.iter().any(|s| s.db.is_some());
+            (scopes.depth, holds_db)
         })
     }
 
