@@ -72,8 +72,9 @@ proptest! {
     }
 }
 
-#[test]
-fn an_ascending_run_descends_from_below_the_root() {
+/// A store of keys 0..20,000 (a tree of three levels or more), and the
+/// simulated disk under it.
+fn twenty_thousand_keys() -> (SimVfs, sealkv_core_store::Store) {
     let sim = SimVfs::new();
     let store = create(&sim, Some(keyring()));
     let mut w = store.write().unwrap();
@@ -81,11 +82,19 @@ fn an_ascending_run_descends_from_below_the_root() {
         w.put(&key(i), &val(i, 0)).unwrap();
     }
     w.commit().unwrap();
+    (sim, store)
+}
+
+/// The nodes `store` has looked up so far (cache hits and misses).
+fn nodes(store: &sealkv_core_store::Store) -> u64 {
+    let st = store.stats();
+    st.cache_hits + st.cache_misses
+}
+
+#[test]
+fn an_ascending_run_descends_from_below_the_root() {
+    let (_sim, store) = twenty_thousand_keys();
     let snapshot = store.read();
-    let nodes = |s: &sealkv_core_store::Store| {
-        let st = s.stats();
-        st.cache_hits + st.cache_misses
-    };
     // A lookup from the root visits every level.
     let before = nodes(&store);
     assert_eq!(snapshot.get(&key(0)).unwrap(), Some(val(0, 0)));
@@ -109,18 +118,8 @@ fn an_ascending_run_descends_from_below_the_root() {
 
 #[test]
 fn keys_in_the_leaf_of_the_last_lookup_are_found_without_the_cache() {
-    let sim = SimVfs::new();
-    let store = create(&sim, Some(keyring()));
-    let mut w = store.write().unwrap();
-    for i in 0..20_000u32 {
-        w.put(&key(i), &val(i, 0)).unwrap();
-    }
-    w.commit().unwrap();
+    let (_sim, store) = twenty_thousand_keys();
     let snapshot = store.read();
-    let nodes = |s: &sealkv_core_store::Store| {
-        let st = s.stats();
-        st.cache_hits + st.cache_misses
-    };
     let mut finder = snapshot.finder();
     let mut value = Vec::new();
     assert!(finder.get_into(&key(1000), &mut value).unwrap());
