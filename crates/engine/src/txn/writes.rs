@@ -9,7 +9,7 @@
 //! it is made, and by the commit, which sorts them all once.
 
 use std::hash::{BuildHasher, RandomState};
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
@@ -68,9 +68,13 @@ impl WriteSet {
 
     /// Copies of the writes within `(lower, upper)`, in key order.
     pub(crate) fn in_range(&self, lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> Vec<ScanItem> {
+        let range = (
+            lower.as_ref().map(Vec::as_slice),
+            upper.as_ref().map(Vec::as_slice),
+        );
         let mut items: Vec<ScanItem> = self
             .iter()
-            .filter(|(k, _)| within(k, lower, upper))
+            .filter(|(k, _)| range.contains(&k.as_slice()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -81,21 +85,6 @@ impl WriteSet {
     pub(crate) fn into_writes(self) -> impl Iterator<Item = (Vec<u8>, Slot)> {
         self.table.into_iter().map(|(_, k, v)| (k, v))
     }
-}
-
-/// Whether `key` lies within `(lower, upper)`.
-fn within(key: &[u8], lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
-    let above = match lower {
-        Bound::Unbounded => true,
-        Bound::Included(l) => key >= l.as_slice(),
-        Bound::Excluded(l) => key > l.as_slice(),
-    };
-    let below = match upper {
-        Bound::Unbounded => true,
-        Bound::Included(u) => key <= u.as_slice(),
-        Bound::Excluded(u) => key < u.as_slice(),
-    };
-    above && below
 }
 
 #[cfg(test)]
