@@ -31,6 +31,11 @@ pub(crate) struct WriteSet {
 impl WriteSet {
     /// The write of `key`, if the transaction made one.
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Slot> {
+        // A transaction that has written nothing (every read-only one)
+        // skips hashing the key.
+        if self.table.is_empty() {
+            return None;
+        }
         let hash = self.hasher.hash_one(key);
         self.table
             .find(hash, |(h, k, _)| *h == hash && k.as_slice() == key)
