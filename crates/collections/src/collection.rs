@@ -402,10 +402,22 @@ where
         tx: Option<&mut Transaction>,
     ) -> Result<T, Error> {
         let (record, opened) = self.decode_fields(pk, stored)?;
+        self.check_opened(&record, &opened, tx)?;
+        Ok(record)
+    }
+
+    /// Refuses a decoded record whose sealed fields (`opened`) were not
+    /// all sealed under the record's key; `tx` as for [`Self::decode`].
+    pub(crate) fn check_opened(
+        &self,
+        record: &T,
+        opened: &sealed::OpenedFields,
+        tx: Option<&mut Transaction>,
+    ) -> Result<(), Error> {
         if opened.is_empty() {
-            return Ok(record);
+            return Ok(());
         }
-        let expected = match (&self.inner.tenants, self.tenant_of(&record)?) {
+        let expected = match (&self.inner.tenants, self.tenant_of(record)?) {
             (Some(tks), Some(tenant)) => match tx {
                 // Exactly the key this transaction sees (its own new
                 // tenant's too).
@@ -435,11 +447,15 @@ where
                 return Err(self.corrupt("a sealed field is not sealed under its record's key"));
             }
         }
-        Ok(record)
+        Ok(())
     }
 
     /// Decodes a stored record; returns it with the sealed fields it met.
-    fn decode_fields(&self, pk: &[u8], stored: &[u8]) -> Result<(T, sealed::OpenedFields), Error> {
+    pub(crate) fn decode_fields(
+        &self,
+        pk: &[u8],
+        stored: &[u8],
+    ) -> Result<(T, sealed::OpenedFields), Error> {
         let (version, body) =
             record::body_of(stored).ok_or_else(|| self.corrupt("a record is damaged"))?;
         let current = self.inner.schema.version;

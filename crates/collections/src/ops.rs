@@ -382,17 +382,18 @@ where
         recheck: Option<(&Active<T>, &[u8])>,
         tenant: Option<&[u8]>,
     ) -> Result<Vec<T>, Error> {
-        // Read first, then decode (which may read the tenant's key in the
-        // transaction). Several records through one reader, which keeps
-        // its place in the tree (the primary keys of one index value
-        // ascend); one (a unique lookup) by a plain read, which sets up no
-        // path to keep.
+        // Each record is decoded as it is read, straight from the read
+        // buffer; the check of its sealed fields' key, which may read the
+        // tenant's key in the transaction, waits until the reads are done.
+        // Several records through one reader, which keeps its place in
+        // the tree (the primary keys of one index value ascend); one (a
+        // unique lookup) by a plain read, which sets up no path to keep.
         let missing = || self.corrupt("an index entry names a missing record");
-        let mut stored = Runs::default();
+        let mut decoded = Vec::with_capacity(pks.len());
         if pks.len() == 1 {
             for pk in pks.iter() {
                 let value = tx.get_in(&self.inner.ks, layout::record_key(pk))?;
-                stored.push(&value.ok_or_else(missing)?);
+                decoded.push(self.decode_fields(pk, &value.ok_or_else(missing)?)?);
             }
         } else {
             let mut reader = tx.reader_in(&self.inner.ks)?;
@@ -405,12 +406,12 @@ where
                 if !reader.get_into(&rkey, &mut value)? {
                     return Err(missing());
                 }
-                stored.push(&value);
+                decoded.push(self.decode_fields(pk, &value)?);
             }
         }
         let mut out = Vec::with_capacity(pks.len());
-        for (pk, stored) in pks.iter().zip(stored.iter()) {
-            let record = self.decode(pk, stored, Some(tx))?;
+        for (record, opened) in decoded {
+            self.check_opened(&record, &opened, Some(tx))?;
             if tenant.is_some() && self.tenant_of(&record)?.as_deref() != tenant {
                 continue;
             }
