@@ -291,11 +291,26 @@ fn encode_header(mode: FieldMode, key: &DataKey) -> [u8; V1_HEADER_LEN] {
     h
 }
 
-fn aad(header: &[u8], context: &[u8]) -> Vec<u8> {
-    let mut a = Vec::with_capacity(header.len() + context.len());
-    a.extend_from_slice(header);
-    a.extend_from_slice(context);
-    a
+/// The longest associated data assembled on the stack; a longer context
+/// is assembled on the heap.
+const AAD_ON_STACK: usize = 256;
+
+/// Runs `f` on a value's associated data: its `header`, then `context`.
+/// Assembled on the stack when it fits, so sealing or opening a short value
+/// allocates nothing for it.
+fn with_aad<R>(header: &[u8], context: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    let len = header.len() + context.len();
+    if len > AAD_ON_STACK {
+        let mut a = Vec::with_capacity(len);
+        a.extend_from_slice(header);
+        a.extend_from_slice(context);
+        return f(&a);
+    }
+    let mut a = [0u8; AAD_ON_STACK];
+    let (head, rest) = a.split_at_mut(header.len());
+    head.copy_from_slice(header);
+    rest[..context.len()].copy_from_slice(context);
+    f(&a[..len])
 }
 
 /// The per-value subkey of format 1's randomized mode.
@@ -374,8 +389,10 @@ fn seal_randomized_v1(
     out.resize(body_start + value.len() + TAG_LEN, 0);
     let (head, rest) = out.split_at_mut(body_start);
     let (body, tag) = rest.split_at_mut(value.len());
-    aead.seal_in_place_detached(&FIXED_NONCE, &aad(head, record_key), body, tag)
-        .map_err(CryptoError::from)?;
+    with_aad(head, record_key, |aad| {
+        aead.seal_in_place_detached(&FIXED_NONCE, aad, body, tag)
+    })
+    .map_err(CryptoError::from)?;
     Ok(out)
 }
 
@@ -399,8 +416,10 @@ pub fn seal_deterministic(
     out.resize(V1_HEADER_LEN + value.len() + TAG_LEN, 0);
     let (head, rest) = out.split_at_mut(V1_HEADER_LEN);
     let (body, tag) = rest.split_at_mut(value.len());
-    aead.seal_in_place_detached(&FIXED_NONCE, &aad(head, field_id), body, tag)
-        .map_err(CryptoError::from)?;
+    with_aad(head, field_id, |aad| {
+        aead.seal_in_place_detached(&FIXED_NONCE, aad, body, tag)
+    })
+    .map_err(CryptoError::from)?;
     Ok(out)
 }
 
@@ -442,8 +461,10 @@ pub fn open(
     let mut body = sealed[head_len..head_len + body_len].to_vec();
     let tag = &sealed[head_len + body_len..];
     let aead = provider.new_aead(key.algorithm, &subkey)?;
-    aead.open_in_place_detached(&FIXED_NONCE, &aad(head, context), &mut body, tag)
-        .map_err(|_| FieldError::Authentication)?;
+    with_aad(head, context, |aad| {
+        aead.open_in_place_detached(&FIXED_NONCE, aad, &mut body, tag)
+    })
+    .map_err(|_| FieldError::Authentication)?;
     Ok(body)
 }
 
@@ -555,6 +576,58 @@ mod tests {
             session.opener().open(b"user/1/email", &pinned).unwrap(),
             b"ada@example.com"
         );
+    }
+
+    #[test]
+    fn a_context_longer_than_the_stack_buffer_binds_every_byte() {
+        let p = CryptoProvider::default();
+        let k = fixed_key();
+        let session = FieldSession::with_salt(&p, &k, [0x5a; 32]).unwrap();
+        for len in [
+            AAD_ON_STACK - V2_HEADER_LEN,
+            AAD_ON_STACK + 1,
+            3 * AAD_ON_STACK,
+        ] {
+            let context = vec![7u8; len];
+            let sealed = session.seal(&context, b"value").unwrap();
+            assert_eq!(open(&p, &k, &context, &sealed).unwrap(), b"value");
+            let mut other = context.clone();
+            if let Some(last) = other.last_mut() {
+                *last ^= 1;
+            }
+            assert!(matches!(
+                open(&p, &k, &other, &sealed),
+                Err(FieldError::Authentication)
+            ));
+        }
+    }
+
+    #[test]
+    fn open_into_replaces_what_the_buffer_held_and_leaves_it_empty_on_failure() {
+        let p = CryptoProvider::default();
+        let k = fixed_key();
+        let session = FieldSession::with_salt(&p, &k, [0x5a; 32]).unwrap();
+        let long = session
+            .seal(b"ctx", b"a much longer value than the next")
+            .unwrap();
+        let short = session.seal(b"ctx", b"short").unwrap();
+        let mut out = Vec::new();
+        session.opener().open_into(b"ctx", &long, &mut out).unwrap();
+        assert_eq!(out, b"a much longer value than the next");
+        session
+            .opener()
+            .open_into(b"ctx", &short, &mut out)
+            .unwrap();
+        assert_eq!(out, b"short");
+        let mut forged = short.clone();
+        if let Some(last) = forged.last_mut() {
+            *last ^= 1;
+        }
+        assert!(matches!(
+            session.opener().open_into(b"ctx", &forged, &mut out),
+            Err(FieldError::Authentication)
+        ));
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::{
     FieldError, FieldFormat, FieldMode, MAGIC_V2, SALT_LEN, TAG_LEN, V1_HEADER_LEN, V2_HEADER_LEN,
-    aad, check_key, header,
+    check_key, header, with_aad,
 };
 use crate::algorithm::AlgorithmId;
 use crate::error::CryptoError;
@@ -113,6 +113,22 @@ impl FieldOpener {
     /// belongs to, for `context`. A value of another key is `WrongKey`; of
     /// another session (salt) or format, `Malformed`.
     pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, FieldError> {
+        let mut out = Vec::new();
+        self.open_into(context, sealed, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`open`](Self::open) into `out`, which it replaces: a reader of
+    /// many values keeps one buffer, and wipes it once done with each
+    /// value (the bytes past a shorter value are the last one's). On an
+    /// error `out` is left empty, nothing decrypted in it.
+    pub fn open_into(
+        &self,
+        context: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), FieldError> {
+        out.clear();
         let h = header(sealed)?;
         check_key(&h, self.key_id, self.algorithm)?;
         let FieldFormat::V2 { salt, counter } = h.format else {
@@ -127,12 +143,17 @@ impl FieldOpener {
             .ok_or(FieldError::Malformed("truncated body"))?;
         let (head, rest) = sealed.split_at(V2_HEADER_LEN);
         let (body, tag) = rest.split_at(body_len);
-        let mut out = body.to_vec();
-        self.aead
-            .get()?
-            .open_in_place_detached(&nonce_for(counter), &aad(head, context), &mut out, tag)
-            .map_err(|_| FieldError::Authentication)?;
-        Ok(out)
+        let aead = self.aead.get()?;
+        out.extend_from_slice(body);
+        // The cipher wipes what a failed open decrypted.
+        let opened = with_aad(head, context, |aad| {
+            aead.open_in_place_detached(&nonce_for(counter), aad, out, tag)
+        });
+        if opened.is_err() {
+            out.clear();
+            return Err(FieldError::Authentication);
+        }
+        Ok(())
     }
 }
 
@@ -276,10 +297,11 @@ impl FieldSession {
         out.resize(V2_HEADER_LEN + value.len() + TAG_LEN, 0);
         let (head, rest) = out.split_at_mut(V2_HEADER_LEN);
         let (body, tag) = rest.split_at_mut(value.len());
-        o.aead
-            .get()?
-            .seal_in_place_detached(&nonce_for(counter), &aad(head, context), body, tag)
-            .map_err(CryptoError::from)?;
+        let aead = o.aead.get()?;
+        with_aad(head, context, |aad| {
+            aead.seal_in_place_detached(&nonce_for(counter), aad, body, tag)
+        })
+        .map_err(CryptoError::from)?;
         Ok(out)
     }
 }
