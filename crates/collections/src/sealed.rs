@@ -39,6 +39,7 @@ use std::marker::PhantomData;
 
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Error as _, Serialize, Serializer};
+use zeroize::{Zeroize, Zeroizing};
 
 use sealkv::Db;
 use sealkv::crypto::{KeyId, field};
@@ -143,13 +144,64 @@ impl<V: Serialize> Serialize for Sealed<V> {
         let sealed = match &self.state {
             State::Erased(bytes) => bytes.clone(),
             State::Open(v) => {
-                // Encoded before the scope is borrowed: a sealed field
-                // inside `v` seals through the same scope.
-                let plain = postcard::to_allocvec(v).map_err(S::Error::custom)?;
-                with_scope(|scope| scope.seal(&plain)).map_err(S::Error::custom)?
+                // Encoded into the scope's buffer, taken out meanwhile (a
+                // sealed field inside `v` seals through the same scope),
+                // then wiped and kept for the next value.
+                let mut plain = with_scope(|scope| Ok(std::mem::take(&mut scope.plain)))
+                    .map_err(S::Error::custom)?;
+                plain.clear();
+                let sealed = postcard::serialize_with_flavor(v, WipingAppend(&mut plain))
+                    .map_err(S::Error::custom)
+                    .and_then(|()| {
+                        with_scope(|scope| scope.seal(&plain)).map_err(S::Error::custom)
+                    });
+                plain.zeroize();
+                let _ = with_scope(|scope| {
+                    scope.keep_plain(plain);
+                    Ok(())
+                });
+                sealed?
             }
         };
         serializer.serialize_bytes(&sealed)
+    }
+}
+
+/// A postcard output appending to a plaintext buffer, which it grows by
+/// hand: the bytes of an outgrown allocation are wiped before it is freed,
+/// where a `Vec`'s own growth would leave them in freed memory.
+struct WipingAppend<'a>(&'a mut Vec<u8>);
+
+impl WipingAppend<'_> {
+    fn reserve(&mut self, more: usize) {
+        let needed = self.0.len().saturating_add(more);
+        if needed <= self.0.capacity() {
+            return;
+        }
+        let mut grown = Vec::with_capacity(needed.max(self.0.capacity().saturating_mul(2)).max(64));
+        grown.extend_from_slice(self.0);
+        self.0.zeroize();
+        *self.0 = grown;
+    }
+}
+
+impl postcard::ser_flavors::Flavor for WipingAppend<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.reserve(data.len());
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.reserve(1);
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
@@ -174,9 +226,17 @@ impl<'de, V: serde::de::DeserializeOwned> serde::de::Visitor<'de> for SealedByte
             Opened::Erased => Ok(Sealed {
                 state: State::Erased(sealed.to_vec()),
             }),
-            Opened::Plain(plain) => {
-                let v = postcard::from_bytes(&plain).map_err(E::custom)?;
-                Ok(Sealed::new(v))
+            Opened::Plain(mut plain) => {
+                let v = postcard::from_bytes(&plain);
+                // Wiped now, and kept for the next value (a `Zeroizing`
+                // buffer is wiped however it is dropped, an unwind
+                // included).
+                plain.zeroize();
+                let _ = with_scope(|scope| {
+                    scope.keep_plain(plain);
+                    Ok(())
+                });
+                Ok(Sealed::new(v.map_err(E::custom)?))
             }
         }
     }
@@ -184,7 +244,8 @@ impl<'de, V: serde::de::DeserializeOwned> serde::de::Visitor<'de> for SealedByte
 
 /// What opening a sealed field gave.
 enum Opened {
-    Plain(Vec<u8>),
+    /// The plaintext, in the scope's buffer (taken out while it is read).
+    Plain(Zeroizing<Vec<u8>>),
     Erased,
 }
 
@@ -204,6 +265,8 @@ struct SealScope {
     error: Option<Error>,
     /// The fields opened: the key each header names.
     opened: OpenedFields,
+    /// The buffer a sealed value is opened into, wiped between values.
+    plain: Zeroizing<Vec<u8>>,
 }
 
 /// A sealed field a decode met.
@@ -276,6 +339,14 @@ impl SealScope {
             .map_err(|e| self.fail(e.into()))
     }
 
+    /// Keeps `plain` (wiped) as the buffer of the next open, unless it
+    /// grew past what a scope keeps.
+    fn keep_plain(&mut self, plain: Zeroizing<Vec<u8>>) {
+        if plain.capacity() <= KEPT_BINDING {
+            self.plain = plain;
+        }
+    }
+
     fn open(&mut self, sealed: &[u8]) -> Result<Opened, &'static str> {
         let key = match field::header(sealed) {
             Ok(header) => header.key_id,
@@ -286,10 +357,18 @@ impl SealScope {
         };
         // Whether the key is the record's is decided by the caller, once
         // the record (and so its tenant) is known.
-        let (opened, erased) = match db.open_field(&self.binding, sealed) {
-            Ok(plain) => (Ok(Opened::Plain(plain)), false),
-            Err(sealkv::Error::KeyDestroyed(_)) => (Ok(Opened::Erased), true),
-            Err(e) => (Err(self.fail(e.into())), false),
+        let mut plain = std::mem::take(&mut self.plain);
+        let (opened, erased) = match db.open_field_into(&self.binding, sealed, &mut plain) {
+            Ok(()) => (Ok(Opened::Plain(plain)), false),
+            // Nothing opened is left in the buffer.
+            Err(sealkv::Error::KeyDestroyed(_)) => {
+                self.plain = plain;
+                (Ok(Opened::Erased), true)
+            }
+            Err(e) => {
+                self.plain = plain;
+                (Err(self.fail(e.into())), false)
+            }
         };
         self.opened.note(OpenedField { key, erased });
         opened
@@ -462,6 +541,57 @@ mod tests {
         }));
         assert!(unwound.is_err());
         assert_eq!(scopes_in_use(), (0, false));
+    }
+
+    #[test]
+    fn wiping_append_writes_what_postcard_writes() {
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            name: &'a str,
+            tags: Vec<u32>,
+        }
+        for len in [0, 1, 63, 64, 65, 1_000, 10_000] {
+            let name = "x".repeat(len);
+            let row = Row {
+                name: &name,
+                tags: (0..u32::try_from(len % 97).unwrap()).collect(),
+            };
+            let mut out = Vec::with_capacity(3);
+            out.push(9);
+            postcard::serialize_with_flavor(&row, WipingAppend(&mut out)).unwrap();
+            let mut want = vec![9];
+            want.extend(postcard::to_allocvec(&row).unwrap());
+            assert_eq!(out, want, "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_sealed_value_leaves_the_kept_plaintext_buffer_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sealkv::Config::new(dir.path())
+            .encryption_key(sealkv::crypto::MasterKey::from_bytes(&[7; 32]).unwrap())
+            .open()
+            .unwrap();
+        let key = db.create_field_key().unwrap();
+        let plain_buffers_empty =
+            || SCOPES.with(|cell| cell.borrow().pool.iter().all(|s| s.plain.is_empty()));
+        let bind = |b: &mut Vec<u8>| b.extend_from_slice(b"record 1");
+        let value = Sealed::new("a secret value".to_string());
+        let (encoded, outcome) = within(&db, Some(key), bind, || postcard::to_allocvec(&value));
+        assert!(outcome.error.is_none());
+        let encoded = encoded.unwrap();
+        assert!(!encoded.windows(6).any(|w| w == b"secret"));
+        assert!(plain_buffers_empty());
+        let (decoded, outcome) = within(&db, None, bind, || {
+            postcard::from_bytes::<Sealed<String>>(&encoded)
+        });
+        assert!(outcome.error.is_none());
+        assert_eq!(outcome.opened.iter().count(), 1);
+        assert_eq!(
+            decoded.unwrap().into_value().as_deref(),
+            Some("a secret value")
+        );
+        assert!(plain_buffers_empty());
     }
 
     #[test]

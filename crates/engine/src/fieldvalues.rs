@@ -15,6 +15,7 @@
 use sealkv_crypto_envelope::KeyId;
 use sealkv_crypto_envelope::blind::BlindIndexKey;
 use sealkv_crypto_envelope::field::{self, FieldError, FieldFormat};
+use zeroize::Zeroizing;
 
 use crate::db::Db;
 use crate::error::Error;
@@ -121,21 +122,37 @@ impl Db {
     /// (and deterministic values) by deriving their subkey. The registry
     /// is asked for the key first either way.
     pub(crate) fn open_sealed(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.open_sealed_into(context, sealed, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Db::open_sealed`] into `out`, which it replaces; on an error `out`
+    /// is left holding nothing opened.
+    fn open_sealed_into(
+        &self,
+        context: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        out.clear();
         let header = field::header(sealed)?;
         let keys = self.field_keys()?;
         match header.format {
             FieldFormat::V2 { salt, .. } => {
-                keys.open_in_session(header.key_id, &salt, context, sealed)
+                keys.open_in_session(header.key_id, &salt, context, sealed, out)
             }
             // Format 1, or any the envelope opens without a session.
             _ => {
                 let fk = keys.field_key(header.key_id)?;
-                Ok(field::open(
+                let opened = Zeroizing::new(field::open(
                     &self.inner.config.provider,
                     &fk,
                     context,
                     sealed,
-                )?)
+                )?);
+                out.extend_from_slice(&opened);
+                Ok(())
             }
         }
     }
@@ -148,6 +165,20 @@ impl Db {
     /// another context [`Error::Field`].
     pub fn open_field(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
         self.open_sealed(context, sealed)
+    }
+
+    /// [`Db::open_field`] into `out`, which it replaces: a reader of many
+    /// values keeps one buffer instead of allocating one per value. The
+    /// plaintext is the caller's to wipe (e.g. with `zeroize`) once used;
+    /// bytes past a shorter value are the previous one's. On an error
+    /// `out` is left holding nothing opened.
+    pub fn open_field_into(
+        &self,
+        context: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        self.open_sealed_into(context, sealed, out)
     }
 
     /// The blind-index key of `scope` (the parts that name what is indexed:

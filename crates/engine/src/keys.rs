@@ -16,6 +16,7 @@ use sealkv_crypto_envelope::blind::BlindIndexKey;
 use sealkv_crypto_envelope::field::{FieldOpener, FieldSession};
 use sealkv_crypto_envelope::registry::{AnchorKey, KeyPurpose, KeyRegistry, RegistryFile};
 use sealkv_crypto_envelope::{AlgorithmId, DataKey, DbId, KeyId, KeySource, Keyring};
+use zeroize::Zeroize;
 
 use crate::blindkeys::BlindKeys;
 use crate::config::Config;
@@ -250,7 +251,8 @@ impl KeyState {
         salt: &[u8; 32],
         context: &[u8],
         sealed: &[u8],
-    ) -> Result<Vec<u8>, Error> {
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
         let (key, provider) = {
             let reg = self.reg();
             // Asked without copying the key out: a cached opener needs
@@ -258,19 +260,23 @@ impl KeyState {
             reg.check_field_key(id).map_err(|e| self.map(e))?;
             if let Some(opener) = self.field_sessions.cached_opener(id, salt) {
                 drop(reg);
-                return Ok(opener.open(context, sealed)?);
+                return Ok(opener.open_into(context, sealed, out)?);
             }
             let key = reg.field_key(id).map_err(|e| self.map(e))?;
             (key, reg.provider().clone())
         };
         let opener = FieldOpener::new(&provider, &key, salt)?;
-        let value = opener.open(context, sealed)?;
+        opener.open_into(context, sealed, out)?;
         let reg = self.reg();
-        // Destroyed meanwhile: it answers so, and nothing of it is kept.
-        reg.field_key(id).map_err(|e| self.map(e))?;
+        // Destroyed meanwhile: it answers so, and nothing of it is kept,
+        // the value it opened included.
+        if let Err(e) = reg.field_key(id) {
+            out.zeroize();
+            return Err(self.map(e));
+        }
         self.field_sessions.keep_opener(Arc::new(opener));
         drop(reg);
-        Ok(value)
+        Ok(())
     }
 
     /// The blind-index key of `scope` under field key `id`: the one kept,
