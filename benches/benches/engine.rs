@@ -7,6 +7,9 @@
 //!
 //! The figure that matters is each encrypted/plaintext throughput ratio.
 //! `engine/open` times an open and close of an existing database.
+//! `engine/txn-range` times a range of ten keys read inside a transaction
+//! that holds many writes of its own (a lookup by index in the middle of a
+//! large write transaction).
 
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)]
 
@@ -157,5 +160,35 @@ fn bench_open(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_fill, bench_read, bench_open);
+/// A range of ten keys read, again and again, inside one transaction that
+/// wrote `writes` keys of its own (unflushed, plaintext: the cost is the
+/// transaction's own writes merged into the range).
+fn bench_txn_range(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine/txn-range");
+    for writes in [100u64, 5_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path(), false);
+        let mut tx = db.begin_transaction().unwrap();
+        for i in 0..writes {
+            // 7,919 is prime: a permutation of 0..writes.
+            tx.put(key(i * 7_919 % writes), b"v").unwrap();
+        }
+        let mut start = 0u64;
+        group.bench_with_input(
+            BenchmarkId::from_parameter(writes),
+            &writes,
+            |b, &writes| {
+                b.iter(|| {
+                    start = (start + 13) % (writes - 10);
+                    let rows = tx.range(key(start)..key(start + 10)).unwrap().count();
+                    assert_eq!(rows, 10);
+                })
+            },
+        );
+        tx.rollback();
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_fill, bench_read, bench_open, bench_txn_range);
 criterion_main!(benches);

@@ -68,7 +68,7 @@ impl std::fmt::Debug for TxnIter {
 impl TxnIter {
     pub(super) fn new(
         view: &View,
-        writes: &WriteSet,
+        writes: &mut WriteSet,
         prefix: Prefix,
         (lo, hi): UserBounds,
         covered: Covered,

@@ -230,7 +230,7 @@ impl Transaction {
         let prefix = self.target(ks)?;
         Ok(TxnIter::new(
             &self.view,
-            &self.writes,
+            &mut self.writes,
             prefix,
             user,
             self.covered.clone(),
