@@ -579,6 +579,20 @@ mod tests {
     }
 
     #[test]
+    fn associated_data_is_the_header_then_the_context_on_the_stack_or_not() {
+        let header: Vec<u8> = (0..V2_HEADER_LEN).map(|i| i as u8).collect();
+        for len in 0..=AAD_ON_STACK + 44 {
+            let context: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let want = [header.as_slice(), &context].concat();
+            assert_eq!(with_aad(&header, &context, <[u8]>::to_vec), want, "{len}");
+            assert_eq!(
+                with_aad(&context, &header, <[u8]>::to_vec),
+                [context.as_slice(), &header].concat()
+            );
+        }
+    }
+
+    #[test]
     fn a_context_longer_than_the_stack_buffer_binds_every_byte() {
         let p = CryptoProvider::default();
         let k = fixed_key();

@@ -21,6 +21,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use zeroize::Zeroize;
+
 use super::{
     FieldError, FieldFormat, FieldMode, MAGIC_V2, SALT_LEN, TAG_LEN, V1_HEADER_LEN, V2_HEADER_LEN,
     check_key, header, with_aad,
@@ -120,8 +122,9 @@ impl FieldOpener {
 
     /// [`open`](Self::open) into `out`, which it replaces: a reader of
     /// many values keeps one buffer, and wipes it once done with each
-    /// value (the bytes past a shorter value are the last one's). On an
-    /// error `out` is left empty, nothing decrypted in it.
+    /// value (`clear` does not wipe: the bytes past a shorter value are
+    /// the last one's). On an error `out` is left empty (length 0), and
+    /// what a failed authentication decrypted is wiped.
     pub fn open_into(
         &self,
         context: &[u8],
@@ -285,6 +288,8 @@ impl FieldSession {
         }
         let counter = self.draw()?;
         let o = &self.opener;
+        // Asked before the value is copied: a refusal leaves no copy.
+        let aead = o.aead.get()?;
         let mut out = Vec::with_capacity(V2_HEADER_LEN + value.len() + TAG_LEN);
         out.push(MAGIC_V2);
         out.push(FieldMode::Randomized.byte());
@@ -297,11 +302,14 @@ impl FieldSession {
         out.resize(V2_HEADER_LEN + value.len() + TAG_LEN, 0);
         let (head, rest) = out.split_at_mut(V2_HEADER_LEN);
         let (body, tag) = rest.split_at_mut(value.len());
-        let aead = o.aead.get()?;
-        with_aad(head, context, |aad| {
+        let sealed = with_aad(head, context, |aad| {
             aead.seal_in_place_detached(&nonce_for(counter), aad, body, tag)
-        })
-        .map_err(CryptoError::from)?;
+        });
+        if let Err(e) = sealed {
+            // A failed seal may leave the value, or part of it, in clear.
+            out.zeroize();
+            return Err(CryptoError::from(e).into());
+        }
         Ok(out)
     }
 }
