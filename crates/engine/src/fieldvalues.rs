@@ -128,7 +128,7 @@ impl Db {
     }
 
     /// [`Db::open_sealed`] into `out`, which it replaces; on an error `out`
-    /// is left holding nothing opened.
+    /// is left empty.
     fn open_sealed_into(
         &self,
         context: &[u8],
@@ -169,9 +169,11 @@ impl Db {
 
     /// [`Db::open_field`] into `out`, which it replaces: a reader of many
     /// values keeps one buffer instead of allocating one per value. The
-    /// plaintext is the caller's to wipe (e.g. with `zeroize`) once used;
-    /// bytes past a shorter value are the previous one's. On an error
-    /// `out` is left holding nothing opened.
+    /// plaintext is the caller's to wipe (e.g. with `zeroize`) once used:
+    /// the buffer is cleared, not wiped, before a value goes in, so bytes
+    /// past a shorter value are the previous one's. On an error `out` is
+    /// left empty (length 0), and what a failed authentication decrypted
+    /// is wiped.
     pub fn open_field_into(
         &self,
         context: &[u8],

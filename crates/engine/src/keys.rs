@@ -253,6 +253,21 @@ impl KeyState {
         sealed: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
+        self.open_in_session_then(id, salt, context, sealed, out, || {})
+    }
+
+    /// [`KeyState::open_in_session`], running `opened` once a new
+    /// session's opener has opened the value and before the registry is
+    /// asked again (where a test destroys the key).
+    fn open_in_session_then(
+        &self,
+        id: KeyId,
+        salt: &[u8; 32],
+        context: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+        opened: impl FnOnce(),
+    ) -> Result<(), Error> {
         let (key, provider) = {
             let reg = self.reg();
             // Asked without copying the key out: a cached opener needs
@@ -267,6 +282,7 @@ impl KeyState {
         };
         let opener = FieldOpener::new(&provider, &key, salt)?;
         opener.open_into(context, sealed, out)?;
+        opened();
         let reg = self.reg();
         // Destroyed meanwhile: it answers so, and nothing of it is kept,
         // the value it opened included.
@@ -488,5 +504,44 @@ mod tests {
             .blind_index_key(live, &[b"s"], |_| panic!("derived twice"))
             .unwrap();
         assert_eq!(first.tag(b"v"), again.tag(b"v"));
+    }
+
+    #[test]
+    fn a_field_key_destroyed_while_a_new_session_opens_leaves_nothing_opened_or_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = keys(dir.path());
+        let id = keys
+            .add_field_key(EncryptionAlgorithm::Aes256Gcm.id())
+            .unwrap();
+        let sealed = keys
+            .field_session(id)
+            .unwrap()
+            .seal(b"ctx", b"value")
+            .unwrap();
+        let header = sealkv_crypto_envelope::field::header(&sealed).unwrap();
+        let sealkv_crypto_envelope::field::FieldFormat::V2 { salt, .. } = header.format else {
+            panic!("a session seals format 2");
+        };
+        // The sealing session's opener is not the reading one's: a fresh
+        // state builds its own.
+        let key = crate::crypto::MasterKey::from_bytes(&[7; 32]).unwrap();
+        let config = Config::new(dir.path()).encryption_key(key);
+        let path = RegistryFile::new(config.vfs.clone(), &config.path)
+            .path()
+            .to_path_buf();
+        let reader = KeyState::open(&config, &path).unwrap();
+        let mut out = b"what the buffer held".to_vec();
+        let mut destroyed = false;
+        let answer = reader.open_in_session_then(id, &salt, b"ctx", &sealed, &mut out, || {
+            reader.destroy_field_key(id).unwrap();
+            destroyed = true;
+        });
+        assert!(
+            destroyed,
+            "the key was destroyed between the open and the check"
+        );
+        assert!(matches!(answer, Err(Error::KeyDestroyed(k)) if k == id));
+        assert!(out.is_empty(), "the opened value is wiped");
+        assert_eq!(reader.field_sessions.openers_len(), 0);
     }
 }

@@ -44,6 +44,43 @@ fn sealed_values_open_in_their_context_only_and_die_with_their_key() {
 }
 
 #[test]
+fn open_field_into_replaces_what_the_buffer_held_in_either_format() {
+    let vfs = SimVfs::new();
+    let db = Db::open_with_config(plaintext_with_key(&vfs)).unwrap();
+    let randomized = db.create_field_key().unwrap();
+    let deterministic = db.create_deterministic_field_key().unwrap();
+    let format_2 = db.seal_field(randomized, b"ctx", b"two").unwrap();
+    let format_1 = db
+        .deterministic_token(b"one", deterministic, b"field")
+        .unwrap();
+    let mut out = b"a longer value the buffer held before".to_vec();
+    db.open_field_into(b"ctx", &format_2, &mut out).unwrap();
+    assert_eq!(out, b"two");
+    out.extend_from_slice(b" and more");
+    db.open_field_into(b"field", &format_1, &mut out).unwrap();
+    assert_eq!(out, b"one");
+    // A refused open leaves nothing in the buffer, opened or held before.
+    assert!(matches!(
+        db.open_field_into(b"other", &format_2, &mut out),
+        Err(Error::Field(_))
+    ));
+    assert!(out.is_empty());
+    out.extend_from_slice(b"held");
+    assert!(matches!(
+        db.open_field_into(b"other", &format_1, &mut out),
+        Err(Error::Field(_))
+    ));
+    assert!(out.is_empty());
+    db.destroy_field_key(randomized).unwrap();
+    out.extend_from_slice(b"held");
+    assert!(matches!(
+        db.open_field_into(b"ctx", &format_2, &mut out),
+        Err(Error::KeyDestroyed(k)) if k == randomized
+    ));
+    assert!(out.is_empty());
+}
+
+#[test]
 fn blind_index_keys_are_stable_per_scope_and_key_and_survive_reopen() {
     let vfs = SimVfs::new();
     let db = Db::open_with_config(plaintext_with_key(&vfs)).unwrap();
