@@ -155,7 +155,7 @@ impl<V: Serialize> Serialize for Sealed<V> {
                     .and_then(|()| {
                         with_scope(|scope| scope.seal(&plain)).map_err(S::Error::custom)
                     });
-                plain.zeroize();
+                wipe(&mut plain);
                 let _ = with_scope(|scope| {
                     scope.keep_plain(plain);
                     Ok(())
@@ -175,14 +175,29 @@ struct WipingAppend<'a>(&'a mut Vec<u8>);
 impl WipingAppend<'_> {
     fn reserve(&mut self, more: usize) {
         let needed = self.0.len().saturating_add(more);
-        if needed <= self.0.capacity() {
-            return;
+        if needed > self.0.capacity() {
+            drop(grow(self.0, needed));
         }
-        let mut grown = Vec::with_capacity(needed.max(self.0.capacity().saturating_mul(2)).max(64));
-        grown.extend_from_slice(self.0);
-        self.0.zeroize();
-        *self.0 = grown;
     }
+}
+
+/// Moves `buf`'s bytes into an allocation of at least `needed` bytes (and
+/// twice the old one, so appends stay amortized); returns the outgrown
+/// one, wiped.
+fn grow(buf: &mut Vec<u8>, needed: usize) -> Vec<u8> {
+    let mut grown = Vec::with_capacity(needed.max(buf.capacity().saturating_mul(2)).max(64));
+    grown.extend_from_slice(buf);
+    let mut outgrown = std::mem::replace(buf, grown);
+    wipe(&mut outgrown);
+    outgrown
+}
+
+/// Overwrites every byte `buf` holds with zeros, keeping its length. What
+/// lies past the length was never written, or was wiped the same way while
+/// it was held (every user of a wiped buffer clears it first and wipes
+/// what it wrote), so the whole allocation is clean.
+fn wipe(buf: &mut Vec<u8>) {
+    buf.as_mut_slice().zeroize();
 }
 
 impl postcard::ser_flavors::Flavor for WipingAppend<'_> {
@@ -231,7 +246,7 @@ impl<'de, V: serde::de::DeserializeOwned> serde::de::Visitor<'de> for SealedByte
                 // Wiped now, and kept for the next value (a `Zeroizing`
                 // buffer is wiped however it is dropped, an unwind
                 // included).
-                plain.zeroize();
+                wipe(&mut plain);
                 let _ = with_scope(|scope| {
                     scope.keep_plain(plain);
                     Ok(())
@@ -360,12 +375,14 @@ impl SealScope {
         let mut plain = std::mem::take(&mut self.plain);
         let (opened, erased) = match db.open_field_into(&self.binding, sealed, &mut plain) {
             Ok(()) => (Ok(Opened::Plain(plain)), false),
-            // Nothing opened is left in the buffer.
+            // Nothing opened is left in the buffer; wiped all the same.
             Err(sealkv::Error::KeyDestroyed(_)) => {
+                wipe(&mut plain);
                 self.plain = plain;
                 (Ok(Opened::Erased), true)
             }
             Err(e) => {
+                wipe(&mut plain);
                 self.plain = plain;
                 (Err(self.fail(e.into())), false)
             }
@@ -566,22 +583,28 @@ mod tests {
     }
 
     #[test]
-    fn a_sealed_value_leaves_the_kept_plaintext_buffer_empty() {
+    fn a_sealed_value_leaves_the_kept_plaintext_buffer_wiped() {
         let dir = tempfile::tempdir().unwrap();
         let db = sealkv::Config::new(dir.path())
             .encryption_key(sealkv::crypto::MasterKey::from_bytes(&[7; 32]).unwrap())
             .open()
             .unwrap();
         let key = db.create_field_key().unwrap();
-        let plain_buffers_empty =
-            || SCOPES.with(|cell| cell.borrow().pool.iter().all(|s| s.plain.is_empty()));
+        // Kept (not dropped), holding the last value's length, all zeros.
+        let plain_buffers_wiped = || {
+            SCOPES.with(|cell| {
+                let scopes = cell.borrow();
+                scopes.pool.iter().any(|s| !s.plain.is_empty())
+                    && scopes.pool.iter().all(|s| s.plain.iter().all(|&b| b == 0))
+            })
+        };
         let bind = |b: &mut Vec<u8>| b.extend_from_slice(b"record 1");
         let value = Sealed::new("a secret value".to_string());
         let (encoded, outcome) = within(&db, Some(key), bind, || postcard::to_allocvec(&value));
         assert!(outcome.error.is_none());
         let encoded = encoded.unwrap();
         assert!(!encoded.windows(6).any(|w| w == b"secret"));
-        assert!(plain_buffers_empty());
+        assert!(plain_buffers_wiped());
         let (decoded, outcome) = within(&db, None, bind, || {
             postcard::from_bytes::<Sealed<String>>(&encoded)
         });
@@ -591,7 +614,17 @@ mod tests {
             decoded.unwrap().into_value().as_deref(),
             Some("a secret value")
         );
-        assert!(plain_buffers_empty());
+        assert!(plain_buffers_wiped());
+    }
+
+    #[test]
+    fn an_outgrown_buffer_is_wiped_and_its_bytes_moved() {
+        let mut buf = Vec::with_capacity(4);
+        buf.extend_from_slice(b"abcd");
+        let outgrown = grow(&mut buf, 5);
+        assert_eq!(outgrown, [0; 4]);
+        assert_eq!(buf, b"abcd");
+        assert!(buf.capacity() >= 64);
     }
 
     #[test]
