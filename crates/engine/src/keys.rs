@@ -462,13 +462,30 @@ mod tests {
     use super::*;
     use sealkv_crypto_envelope::{CryptoProvider, EncryptionAlgorithm};
 
-    fn keys(dir: &Path) -> KeyState {
+    /// A keyed configuration for `dir` and the path of its key registry.
+    fn config_and_registry(dir: &Path) -> (Config, PathBuf) {
         let key = crate::crypto::MasterKey::from_bytes(&[7; 32]).unwrap();
         let config = Config::new(dir).encryption_key(key);
         let path = RegistryFile::new(config.vfs.clone(), &config.path)
             .path()
             .to_path_buf();
+        (config, path)
+    }
+
+    fn keys(dir: &Path) -> KeyState {
+        let (config, path) = config_and_registry(dir);
         KeyState::create(&config, &path, DbId([1; 16])).unwrap()
+    }
+
+    /// A key state in a fresh directory (kept alive with it), holding one
+    /// AES-256-GCM field key.
+    fn keys_with_a_field_key() -> (tempfile::TempDir, KeyState, KeyId) {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = keys(dir.path());
+        let id = keys
+            .add_field_key(EncryptionAlgorithm::Aes256Gcm.id())
+            .unwrap();
+        (dir, keys, id)
     }
 
     fn derive(fk: &DataKey) -> Result<BlindIndexKey, Error> {
@@ -478,11 +495,7 @@ mod tests {
 
     #[test]
     fn a_field_key_destroyed_while_its_blind_key_derives_leaves_nothing_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = keys(dir.path());
-        let id = keys
-            .add_field_key(EncryptionAlgorithm::Aes256Gcm.id())
-            .unwrap();
+        let (_dir, keys, id) = keys_with_a_field_key();
         let mut destroyed = false;
         let answer = keys.blind_index_key(id, &[b"s"], |fk| {
             let derived = derive(fk);
@@ -508,11 +521,7 @@ mod tests {
 
     #[test]
     fn a_field_key_destroyed_while_a_new_session_opens_leaves_nothing_opened_or_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = keys(dir.path());
-        let id = keys
-            .add_field_key(EncryptionAlgorithm::Aes256Gcm.id())
-            .unwrap();
+        let (dir, keys, id) = keys_with_a_field_key();
         let sealed = keys
             .field_session(id)
             .unwrap()
@@ -524,11 +533,7 @@ mod tests {
         };
         // The sealing session's opener is not the reading one's: a fresh
         // state builds its own.
-        let key = crate::crypto::MasterKey::from_bytes(&[7; 32]).unwrap();
-        let config = Config::new(dir.path()).encryption_key(key);
-        let path = RegistryFile::new(config.vfs.clone(), &config.path)
-            .path()
-            .to_path_buf();
+        let (config, path) = config_and_registry(dir.path());
         let reader = KeyState::open(&config, &path).unwrap();
         let mut out = b"what the buffer held".to_vec();
         let mut destroyed = false;
