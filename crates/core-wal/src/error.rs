@@ -82,6 +82,17 @@ pub enum Error {
     /// The log was closed.
     #[error("the WAL is closed")]
     Closed,
+    /// A write through a handle opened by another process: this one is a
+    /// child forked after the open, which must open the log itself.
+    #[error(
+        "the WAL was opened by process {opened_by}; process {current} (forked after the open) must open it itself to write"
+    )]
+    ForkedProcess {
+        /// The process that opened the log.
+        opened_by: u32,
+        /// The process that tried to write.
+        current: u32,
+    },
     /// The options are inconsistent.
     #[error("invalid WAL options: {0}")]
     InvalidOptions(&'static str),

@@ -69,6 +69,7 @@ impl Wal {
             });
         }
         let total = body.len() + RECORD_OVERHEAD;
+        sh.check_process()?;
         let mut st = sh.state.lock();
         if let Some(p) = &st.poisoned {
             return Err(Error::Poisoned { cause: p.clone() });
@@ -197,6 +198,7 @@ impl Wal {
         f: impl FnOnce(&Shared, &mut Current) -> Result<T>,
     ) -> Result<T> {
         let sh = &*self.shared;
+        sh.check_process()?;
         let mut st = sh.state.lock();
         loop {
             if let Some(p) = &st.poisoned {

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -128,6 +128,11 @@ struct Shared {
     cond: Condvar,
     current: Mutex<Current>,
     stop: AtomicBool,
+    /// The process that opened the log. A child forked after the open
+    /// holds a copy of its writer session (salt and nonce counter) and of
+    /// its position in the segment: appending there would reuse nonces and
+    /// interleave two writers in one file, so a write refuses.
+    opened_by: AtomicU32,
 }
 
 /// A sealed, segmented write-ahead log (see the crate docs).
@@ -263,6 +268,7 @@ impl Wal {
                 last_sync: Instant::now(),
             }),
             stop: AtomicBool::new(false),
+            opened_by: AtomicU32::new(std::process::id()),
         });
         let syncer = match options.sync_mode {
             SyncMode::Interval(d) => Some(spawn_syncer(Arc::downgrade(&shared), d)),
@@ -310,6 +316,14 @@ impl Wal {
         Ok(recovered.report)
     }
 
+    /// Lets tests reach the fork check without forking: the log takes
+    /// itself for opened by process `pid`.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn pretend_opened_by(&self, pid: u32) {
+        self.shared.opened_by.store(pid, Ordering::Relaxed);
+    }
+
     /// The sequence number the next append will get.
     pub fn next_seq(&self) -> Seq {
         Seq(self.shared.state.lock().next_seq)
@@ -338,5 +352,19 @@ impl Wal {
 impl Drop for Wal {
     fn drop(&mut self) {
         self.stop_syncer();
+    }
+}
+
+impl Shared {
+    /// Refuses a write in a process other than the one that opened the
+    /// log (a child forked after the open).
+    fn check_process(&self) -> Result<()> {
+        let opened_by = self.opened_by.load(Ordering::Relaxed);
+        let current = std::process::id();
+        if opened_by == current {
+            Ok(())
+        } else {
+            Err(Error::ForkedProcess { opened_by, current })
+        }
     }
 }

@@ -82,6 +82,7 @@ impl Wal {
     /// written; the directory is fsynced after. Returns how many.
     pub fn retire(&self, up_to: Seq) -> Result<usize> {
         let sh = &*self.shared;
+        sh.check_process()?;
         let victims: Vec<u64> = {
             let st = sh.state.lock();
             let firsts: Vec<(u64, u64)> = st.segments.iter().map(|(a, b)| (*a, *b)).collect();

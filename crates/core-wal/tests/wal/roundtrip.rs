@@ -201,3 +201,27 @@ fn a_log_wholly_older_than_first_seq_is_dropped_and_numbering_continues() {
     let (_w, _, seen) = open(&v, &o).unwrap();
     assert_eq!(seen.len(), 1);
 }
+
+#[test]
+fn a_log_opened_by_another_process_refuses_every_write_and_changes_nothing() {
+    for prot in PROTECTIONS {
+        let opts = options(prot);
+        let (s, v) = sim();
+        let (wal, _, _) = open(&v, &opts).unwrap();
+        for i in 0..5 {
+            wal.append(&batch(i, 100)).unwrap();
+        }
+        wal.sync().unwrap();
+        let before: Vec<Vec<u8>> = s.files().iter().map(|p| s.read_file(p).unwrap()).collect();
+        // What a child forked after the open holds.
+        wal.pretend_opened_by(std::process::id().wrapping_add(1));
+        let forked = |e: sealkv_core_wal::Error| matches!(e, sealkv_core_wal::Error::ForkedProcess { current, .. } if current == std::process::id());
+        assert!(forked(wal.append(&batch(9, 100)).unwrap_err()));
+        assert!(forked(wal.sync().unwrap_err()));
+        assert!(forked(wal.retire(Seq(5)).unwrap_err()));
+        let after: Vec<Vec<u8>> = s.files().iter().map(|p| s.read_file(p).unwrap()).collect();
+        assert_eq!(before, after);
+        wal.pretend_opened_by(std::process::id());
+        assert_eq!(wal.append(&batch(9, 100)).unwrap(), Seq(6));
+    }
+}
