@@ -58,6 +58,17 @@ pub enum StoreError {
     /// The store was opened read-only.
     #[error("the store is open read-only")]
     ReadOnly,
+    /// A write through a handle opened by another process: this one is a
+    /// child forked after the open, which must open the store itself.
+    #[error(
+        "the page file was opened by process {opened_by}; process {current} (forked after the open) must open it itself to write"
+    )]
+    ForkedProcess {
+        /// The process that opened the store.
+        opened_by: u32,
+        /// The process that tried to write.
+        current: u32,
+    },
     /// Another handle or process holds the file's lock.
     #[error("the page file is locked by another handle or process")]
     Locked,

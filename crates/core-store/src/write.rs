@@ -88,11 +88,24 @@ impl Drop for WriteTxn<'_> {
 }
 
 impl Store {
+    /// Lets tests reach the fork check without forking: the store takes
+    /// itself for opened by process `pid`.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn pretend_opened_by(&self, pid: u32) {
+        self.inner.opened_by.store(pid, Ordering::Relaxed);
+    }
+
     /// Starts the write transaction, waiting while another thread holds it.
     pub fn write(&self) -> Result<WriteTxn<'_>> {
         let inner = &self.inner;
         if inner.read_only {
             return Err(StoreError::ReadOnly);
+        }
+        let opened_by = inner.opened_by.load(Ordering::Relaxed);
+        let current = std::process::id();
+        if opened_by != current {
+            return Err(StoreError::ForkedProcess { opened_by, current });
         }
         let me = std::thread::current().id();
         let mut g = inner.gate.lock();

@@ -271,3 +271,26 @@ fn a_meta_slot_under_an_unknown_key_falls_back_to_the_other() {
         "{e:?}"
     );
 }
+
+#[test]
+fn a_store_opened_by_another_process_refuses_to_write() {
+    let sim = SimVfs::new();
+    let store = create(&sim, Some(keyring()));
+    let mut w = store.write().unwrap();
+    w.put(b"k", b"v").unwrap();
+    w.commit().unwrap();
+    // What a child forked after the open holds.
+    store.pretend_opened_by(std::process::id().wrapping_add(1));
+    let e = store.write().map(|_| ()).unwrap_err();
+    assert!(
+        matches!(e, StoreError::ForkedProcess { current, .. } if current == std::process::id()),
+        "{e:?}"
+    );
+    assert!(matches!(
+        store.compact().unwrap_err(),
+        StoreError::ForkedProcess { .. }
+    ));
+    assert_eq!(store.read().get(b"k").unwrap().unwrap(), b"v");
+    store.pretend_opened_by(std::process::id());
+    store.write().unwrap().commit().unwrap();
+}
