@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use parking_lot::{Mutex, RwLock};
@@ -94,6 +94,13 @@ pub(crate) struct Inner {
     /// What the open repaired or stepped around: `verify` reports it.
     pub(crate) open_findings: crate::verify::OpenFindings,
     pub(crate) _lock: Box<dyn VfsLock>,
+    /// The process that opened the database. A child forked after the
+    /// open holds copies of the writer sessions (salts and nonce
+    /// counters) and of the log's and the page file's positions; the
+    /// directory lock (an `flock`) is shared with it. A write there would
+    /// reuse nonces and race the parent in the same files, so every write
+    /// refuses ([`Error::ForkedProcess`]); reads go on.
+    pub(crate) opened_by: AtomicU32,
 }
 
 /// The source of [`Inner::instance`].
@@ -308,6 +315,7 @@ impl Db {
     /// WAL it no longer needs.
     pub fn flush(&self) -> Result<(), Error> {
         self.check_open()?;
+        self.inner.check_process()?;
         self.inner.flush_all()
     }
 
@@ -348,13 +356,27 @@ impl Db {
         Ok(())
     }
 
-    /// Refuses changes to a closed, read-only or poisoned database.
+    /// Refuses changes to a closed, read-only or poisoned database, and
+    /// in a child forked after the open.
     pub(crate) fn check_writable(&self) -> Result<(), Error> {
         self.check_open()?;
         if self.inner.wal.is_none() {
             return Err(Error::ReadOnly);
         }
+        self.inner.check_process()?;
         self.inner.poisoned.check()
+    }
+
+    /// Lets tests reach the fork check without forking: the handle (its
+    /// log and page file too) takes itself for opened by process `pid`.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn pretend_opened_by(&self, pid: u32) {
+        self.inner.opened_by.store(pid, Ordering::Relaxed);
+        self.inner.store.pretend_opened_by(pid);
+        if let Some(wal) = &self.inner.wal {
+            wal.pretend_opened_by(pid);
+        }
     }
 }
 
@@ -580,6 +602,18 @@ impl Inner {
 
     pub(crate) fn stats(&self) -> Result<Stats, Error> {
         crate::stats::collect(self)
+    }
+
+    /// Refuses a write in a process other than the one that opened the
+    /// database (see [`Inner::opened_by`]).
+    pub(crate) fn check_process(&self) -> Result<(), Error> {
+        let opened_by = self.opened_by.load(Ordering::Relaxed);
+        let current = std::process::id();
+        if opened_by == current {
+            Ok(())
+        } else {
+            Err(Error::ForkedProcess { opened_by, current })
+        }
     }
 
     pub(crate) fn store_error(&self, e: sealkv_core_store::StoreError) -> Error {

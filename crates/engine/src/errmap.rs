@@ -69,6 +69,7 @@ pub(crate) fn wal(dir: &Path, e: sealkv_core_wal::Error) -> Error {
             outcome_unknown: false,
         },
         W::Io(e) => Error::Io(e),
+        W::ForkedProcess { opened_by, current } => Error::ForkedProcess { opened_by, current },
         other => Error::Wal(other),
     }
 }
@@ -97,6 +98,7 @@ pub(crate) fn store(dir: &Path, e: sealkv_core_store::StoreError) -> Error {
                 .into(),
         },
         S::Io(e) => Error::Io(e),
+        S::ForkedProcess { opened_by, current } => Error::ForkedProcess { opened_by, current },
         other => Error::Store(other),
     }
 }

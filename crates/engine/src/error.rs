@@ -199,6 +199,20 @@ pub enum Error {
     /// The database was closed.
     #[error("the database is closed")]
     Closed,
+    /// A write through a handle opened by another process: this process is
+    /// a child forked after the open. It holds copies of the handle's
+    /// writer sessions and file positions, so writing would reuse nonces
+    /// and race the parent; it opens the database itself instead (once the
+    /// parent has closed it). Nothing was written.
+    #[error(
+        "this handle was opened by process {opened_by}; process {current}, forked after the open, must open the database itself to write"
+    )]
+    ForkedProcess {
+        /// The process that opened the handle.
+        opened_by: u32,
+        /// The process that tried to write.
+        current: u32,
+    },
     /// A key or value exceeds the limits.
     #[error("{what} of {len} bytes exceeds the limit of {limit}")]
     TooLarge {

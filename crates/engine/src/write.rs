@@ -151,6 +151,12 @@ impl Inner {
                     None => Error::Conflict,
                 });
             }
+            // Refused before anything was drawn, reserved or written (a
+            // child forked after the open): known not written, and nothing
+            // to poison. The log checks the process once for every append.
+            Err(e @ sealkv_core_wal::Error::ForkedProcess { .. }) => {
+                return Err(self.wal_error(e));
+            }
             Err(e) => {
                 // The batch's outcome is unknown (it may be in the log).
                 let cause = self.poison(PoisonCause::wal(e));

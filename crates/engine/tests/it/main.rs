@@ -12,6 +12,7 @@ mod crash;
 mod encryption;
 mod faults;
 mod field_values;
+mod forked;
 mod freshness;
 mod fuzz;
 mod get_race;
