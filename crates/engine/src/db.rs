@@ -564,6 +564,10 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Ok(());
         }
+        if let Err(forked) = self.check_process() {
+            self.abandon_in_forked_child();
+            return Err(forked);
+        }
         tracing::debug!(path = %self.dir.display(), "database closing");
         let flushed = if self.poisoned.is_set() {
             Ok(())
@@ -590,6 +594,17 @@ impl Inner {
             wal.sync().map_err(|e| self.wal_error(e))?;
         }
         flushed
+    }
+
+    /// Closes a handle in a child forked after the open without writing
+    /// (no flush, no anchor update, no log sync: those belong to the
+    /// parent) and without joining the flusher, a thread of the parent
+    /// that does not exist in the child.
+    fn abandon_in_forked_child(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Some(flusher) = self.flusher.lock().take() {
+            std::mem::forget(flusher);
+        }
     }
 
     /// Stops writes for good, recording `cause` unless an earlier failure
@@ -629,7 +644,12 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // The last handle is gone: stop the flusher (it holds only a weak
         // reference) and make the log durable. Unflushed memtables are in
-        // the WAL and are replayed at the next open.
+        // the WAL and are replayed at the next open. In a forked child,
+        // nothing: the parent's handle owns the files.
+        if self.check_process().is_err() {
+            self.abandon_in_forked_child();
+            return;
+        }
         self.signal.stop();
         if let Some(wal) = &self.wal
             && !self.closed.load(Ordering::Acquire)

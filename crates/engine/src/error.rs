@@ -202,8 +202,9 @@ pub enum Error {
     /// A write through a handle opened by another process: this process is
     /// a child forked after the open. It holds copies of the handle's
     /// writer sessions and file positions, so writing would reuse nonces
-    /// and race the parent; it opens the database itself instead (once the
-    /// parent has closed it). Nothing was written.
+    /// and race the parent. Nothing was written. The child drops the
+    /// inherited handle (which then writes nothing) and opens the database
+    /// itself once the parent has closed its own.
     #[error(
         "this handle was opened by process {opened_by}; process {current}, forked after the open, must open the database itself to write"
     )]

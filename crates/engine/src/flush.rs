@@ -129,6 +129,8 @@ impl Inner {
         if !self.poisoned.is_set() && self.mems.read().frozen_bytes() <= bound {
             return Ok(());
         }
+        // A forked child has no flusher to wait for.
+        self.check_process()?;
         let mut st = self.signal.state.lock();
         loop {
             self.poisoned.check()?;
@@ -148,6 +150,8 @@ impl Inner {
         let Some(wal) = self.wal.as_ref() else {
             return Ok(false);
         };
+        // Before the log is rolled: a refusal there would poison.
+        self.check_process()?;
         let _gate = self.gate.write();
         {
             let mems = self.mems.read();

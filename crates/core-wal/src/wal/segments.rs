@@ -23,6 +23,7 @@ impl Wal {
     /// no-op that returns it.
     pub fn roll(&self) -> Result<u64> {
         let sh = &*self.shared;
+        sh.check_process()?;
         let target = {
             let mut st = sh.state.lock();
             if st.res_end > HEADER_LEN as u64 {
@@ -45,6 +46,7 @@ impl Wal {
     /// has spent its nonces.
     pub fn new_session(&self) -> Result<u64> {
         let sh = &*self.shared;
+        sh.check_process()?;
         let target = {
             let mut st = sh.state.lock();
             if let Some(p) = &st.poisoned {

@@ -47,6 +47,12 @@ impl Wal {
     pub(super) fn stop_syncer(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.syncer.take() {
+            if self.shared.check_process().is_err() {
+                // A forked child: the syncer is a thread of the parent,
+                // which does not exist here to be joined.
+                std::mem::forget(h);
+                return;
+            }
             h.thread().unpark();
             let _ = h.join();
         }

@@ -216,12 +216,23 @@ fn a_log_opened_by_another_process_refuses_every_write_and_changes_nothing() {
         // What a child forked after the open holds.
         wal.pretend_opened_by(std::process::id().wrapping_add(1));
         let forked = |e: sealkv_core_wal::Error| matches!(e, sealkv_core_wal::Error::ForkedProcess { current, .. } if current == std::process::id());
+        let rolls = wal.stats().rolls;
         assert!(forked(wal.append(&batch(9, 100)).unwrap_err()));
         assert!(forked(wal.sync().unwrap_err()));
         assert!(forked(wal.retire(Seq(5)).unwrap_err()));
+        assert!(forked(wal.roll().unwrap_err()));
+        assert!(forked(wal.new_session().unwrap_err()));
         let after: Vec<Vec<u8>> = s.files().iter().map(|p| s.read_file(p).unwrap()).collect();
         assert_eq!(before, after);
+        assert_eq!(wal.next_seq(), Seq(6), "no sequence number reserved");
+        assert_eq!(wal.stats().rolls, rolls, "no segment reserved");
         wal.pretend_opened_by(std::process::id());
         assert_eq!(wal.append(&batch(9, 100)).unwrap(), Seq(6));
+        // A close in the child writes nothing either (no sealed tail).
+        let before: Vec<Vec<u8>> = s.files().iter().map(|p| s.read_file(p).unwrap()).collect();
+        wal.pretend_opened_by(std::process::id().wrapping_add(1));
+        assert!(forked(wal.close().unwrap_err()));
+        let after: Vec<Vec<u8>> = s.files().iter().map(|p| s.read_file(p).unwrap()).collect();
+        assert_eq!(before, after);
     }
 }
