@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::ThreadId;
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -184,7 +184,7 @@ pub(crate) struct Inner {
     /// holds a copy of its writer session (salt and nonce counter) and of
     /// its free list: a commit there would reuse nonces and race the
     /// parent's writes to the same pages, so a write refuses.
-    pub(crate) opened_by: AtomicU32,
+    pub(crate) opened_by: sealkv_fileio::OpenedBy,
 }
 
 /// A page file: a copy-on-write B+tree of sealed pages.
@@ -545,7 +545,7 @@ impl Store {
                 tail_cut_failures: AtomicU64::new(0),
                 commits: AtomicU64::new(0),
                 space_memo: Mutex::new(crate::space::SpaceMemo::default()),
-                opened_by: AtomicU32::new(std::process::id()),
+                opened_by: sealkv_fileio::OpenedBy::current(),
             }),
         })
     }

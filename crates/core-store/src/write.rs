@@ -93,7 +93,7 @@ impl Store {
     #[cfg(feature = "fuzzing")]
     #[doc(hidden)]
     pub fn pretend_opened_by(&self, pid: u32) {
-        self.inner.opened_by.store(pid, Ordering::Relaxed);
+        self.inner.opened_by.pretend(pid);
     }
 
     /// Starts the write transaction, waiting while another thread holds it.
@@ -102,10 +102,11 @@ impl Store {
         if inner.read_only {
             return Err(StoreError::ReadOnly);
         }
-        let opened_by = inner.opened_by.load(Ordering::Relaxed);
-        let current = std::process::id();
-        if opened_by != current {
-            return Err(StoreError::ForkedProcess { opened_by, current });
+        if let Err(f) = inner.opened_by.check() {
+            return Err(StoreError::ForkedProcess {
+                opened_by: f.opened_by,
+                current: f.current,
+            });
         }
         let me = std::thread::current().id();
         let mut g = inner.gate.lock();

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use parking_lot::{Mutex, RwLock};
@@ -100,7 +100,7 @@ pub(crate) struct Inner {
     /// directory lock (an `flock`) is shared with it. A write there would
     /// reuse nonces and race the parent in the same files, so every write
     /// refuses ([`Error::ForkedProcess`]); reads go on.
-    pub(crate) opened_by: AtomicU32,
+    pub(crate) opened_by: sealkv_fileio::OpenedBy,
 }
 
 /// The source of [`Inner::instance`].
@@ -372,7 +372,7 @@ impl Db {
     #[cfg(feature = "fuzzing")]
     #[doc(hidden)]
     pub fn pretend_opened_by(&self, pid: u32) {
-        self.inner.opened_by.store(pid, Ordering::Relaxed);
+        self.inner.opened_by.pretend(pid);
         self.inner.store.pretend_opened_by(pid);
         if let Some(wal) = &self.inner.wal {
             wal.pretend_opened_by(pid);
@@ -622,13 +622,10 @@ impl Inner {
     /// Refuses a write in a process other than the one that opened the
     /// database (see [`Inner::opened_by`]).
     pub(crate) fn check_process(&self) -> Result<(), Error> {
-        let opened_by = self.opened_by.load(Ordering::Relaxed);
-        let current = std::process::id();
-        if opened_by == current {
-            Ok(())
-        } else {
-            Err(Error::ForkedProcess { opened_by, current })
-        }
+        self.opened_by.check().map_err(|f| Error::ForkedProcess {
+            opened_by: f.opened_by,
+            current: f.current,
+        })
     }
 
     pub(crate) fn store_error(&self, e: sealkv_core_store::StoreError) -> Error {

@@ -387,7 +387,7 @@ pub(crate) fn open(config: Config) -> Result<Db, Error> {
         flusher: Mutex::new(None),
         poisoned: Poison::default(),
         closed: AtomicBool::new(false),
-        opened_by: std::sync::atomic::AtomicU32::new(std::process::id()),
+        opened_by: sealkv_fileio::OpenedBy::current(),
         counters: Counters::default(),
         torn_tails: AtomicU64::new(replay.torn_tails),
         catalog: Catalog::default(),

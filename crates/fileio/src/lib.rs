@@ -17,6 +17,7 @@
 mod atomic;
 mod error;
 mod faulty;
+mod process;
 mod rng;
 mod scratch;
 mod sim;
@@ -26,6 +27,7 @@ mod vfs;
 pub use atomic::{read_bounded, read_whole, write_atomic};
 pub use error::{FileError, FileOp};
 pub use faulty::{FaultKind, FaultPlan, FaultyVfs, OpCounts, OpKind};
+pub use process::{Forked, OpenedBy};
 pub use rng::SplitMix64;
 pub use scratch::{Scratch, ScratchKind};
 pub use sim::{SECTOR, SimVfs};

@@ -29,13 +29,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 use sealkv_crypto_envelope::{DbId, Keyring};
-use sealkv_fileio::{FileError, FileOp, Vfs, VfsFile};
+use sealkv_fileio::{FileError, FileOp, OpenedBy, Vfs, VfsFile};
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
@@ -132,7 +132,7 @@ struct Shared {
     /// holds a copy of its writer session (salt and nonce counter) and of
     /// its position in the segment: appending there would reuse nonces and
     /// interleave two writers in one file, so a write refuses.
-    opened_by: AtomicU32,
+    opened_by: OpenedBy,
 }
 
 /// A sealed, segmented write-ahead log (see the crate docs).
@@ -268,7 +268,7 @@ impl Wal {
                 last_sync: Instant::now(),
             }),
             stop: AtomicBool::new(false),
-            opened_by: AtomicU32::new(std::process::id()),
+            opened_by: OpenedBy::current(),
         });
         let syncer = match options.sync_mode {
             SyncMode::Interval(d) => Some(spawn_syncer(Arc::downgrade(&shared), d)),
@@ -321,7 +321,7 @@ impl Wal {
     #[cfg(feature = "fuzzing")]
     #[doc(hidden)]
     pub fn pretend_opened_by(&self, pid: u32) {
-        self.shared.opened_by.store(pid, Ordering::Relaxed);
+        self.shared.opened_by.pretend(pid);
     }
 
     /// The sequence number the next append will get.
@@ -359,12 +359,9 @@ impl Shared {
     /// Refuses a write in a process other than the one that opened the
     /// log (a child forked after the open).
     fn check_process(&self) -> Result<()> {
-        let opened_by = self.opened_by.load(Ordering::Relaxed);
-        let current = std::process::id();
-        if opened_by == current {
-            Ok(())
-        } else {
-            Err(Error::ForkedProcess { opened_by, current })
-        }
+        self.opened_by.check().map_err(|f| Error::ForkedProcess {
+            opened_by: f.opened_by,
+            current: f.current,
+        })
     }
 }
