@@ -242,6 +242,11 @@ fn a_crash_anywhere_in_a_bulk_delete_leaves_whole_batches() {
         kinds.map(|k| after.get(k) - before.get(k))
     };
     let mut cases = 0;
+    // Crash points past the last operation this run made: the memtable
+    // freezes during the delete, and how much the background flusher
+    // writes before the work's own flush depends on timing, so a run may
+    // make a few operations fewer than the dry run counted.
+    let mut past_the_end = 0;
     for (ki, kind) in kinds.into_iter().enumerate() {
         for nth in 1..=counts[ki] {
             let sim = SimVfs::new();
@@ -254,7 +259,14 @@ fn a_crash_anywhere_in_a_bulk_delete_leaves_whole_batches() {
             faulty.arm(FaultPlan::from(kind, nth));
             let done = crash_work(&db);
             std::mem::forget(db);
-            assert!(faulty.injected() > 0, "{kind:?} #{nth}: no fault fired");
+            if faulty.injected() == 0 {
+                assert!(
+                    done.is_ok(),
+                    "{kind:?} #{nth}: no fault fired, yet the work failed"
+                );
+                past_the_end += 1;
+                continue;
+            }
             assert!(done.is_err(), "{kind:?} #{nth}: the work did not fail");
             sim.crash_torn(nth);
             let db = Db::open_with_config(sim_config(&sim, None)).unwrap();
@@ -276,6 +288,10 @@ fn a_crash_anywhere_in_a_bulk_delete_leaves_whole_batches() {
         }
     }
     assert!(cases > 10, "{cases} crash points");
+    assert!(
+        past_the_end <= 3,
+        "{past_the_end} crash points past the work's last operation"
+    );
 }
 
 /// A cut of the page file's tail that fails leaves the compaction done
