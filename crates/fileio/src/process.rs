@@ -4,7 +4,7 @@
 //! everything the parent's handle keeps in memory (writer sessions with
 //! their nonce counters, file positions, free lists) and shares its
 //! `flock`: a write from the child would reuse nonces and race the parent
-//! in the same files. Each layer that writes keeps an [`OpenedBy`] and
+//! in the same files. Each layer that writes or seals keeps an [`OpenedBy`] and
 //! refuses to write when [`OpenedBy::check`] says the process changed.
 //! The check compares process ids: a guard against the common mistake
 //! (a handle used across a `fork`), not a proof.

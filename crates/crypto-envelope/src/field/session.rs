@@ -19,8 +19,9 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use sealkv_fileio::OpenedBy;
 use zeroize::Zeroize;
 
 use super::{
@@ -172,7 +173,7 @@ pub struct FieldSession {
     next: AtomicU64,
     /// The process that started it: a forked child holds a byte-identical
     /// copy of the session (salt and counter), so it must not seal in it.
-    pid: AtomicU32,
+    started_by: OpenedBy,
 }
 
 impl fmt::Debug for FieldSession {
@@ -211,7 +212,7 @@ impl FieldSession {
         Ok(FieldSession {
             opener: Arc::new(FieldOpener::new(provider, key, &salt)?),
             next: AtomicU64::new(0),
-            pid: AtomicU32::new(std::process::id()),
+            started_by: OpenedBy::current(),
         })
     }
 
@@ -221,7 +222,7 @@ impl FieldSession {
     #[cfg(any(test, feature = "test-hooks"))]
     #[doc(hidden)]
     pub fn pretend_started_by(&self, pid: u32) {
-        self.pid.store(pid, Ordering::Relaxed);
+        self.started_by.pretend(pid);
     }
 
     /// The field key it seals under.
@@ -280,7 +281,7 @@ impl FieldSession {
     /// process: parent and child would otherwise draw the same counters
     /// under the same salt.
     pub fn seal(&self, context: &[u8], value: &[u8]) -> Result<Vec<u8>, FieldError> {
-        if self.pid.load(Ordering::Relaxed) != std::process::id() {
+        if self.started_by.check().is_err() {
             // Only this process's copy of the counter moves: the parent's
             // session goes on.
             self.next.store(SEALS_PER_FIELD_SESSION, Ordering::Relaxed);
